@@ -1,0 +1,58 @@
+//! The resolved plan `devstack check` prints.
+
+use super::{CommandLine, Config};
+use std::fmt::Write;
+
+fn command(cmd: &CommandLine) -> String {
+    match cmd {
+        CommandLine::Shell(s) => format!("sh -c {s:?}"),
+        CommandLine::Exec(argv) => format!("{argv:?}"),
+    }
+}
+
+pub fn describe(cfg: &Config) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "stack `{}` from {}", cfg.name, cfg.file.display());
+    let _ = writeln!(out, "start order:");
+    for (n, &i) in cfg.order.iter().enumerate() {
+        let s = &cfg.services[i];
+        let kind = if s.is_task() { " (one-shot task)" } else { "" };
+        let _ = writeln!(out, "  {}. {}{kind}", n + 1, s.name);
+        if !s.deps.is_empty() {
+            let deps: Vec<String> = s
+                .deps
+                .iter()
+                .map(|d| format!("{} ({:?})", cfg.services[d.service].name, d.condition).to_lowercase())
+                .collect();
+            let _ = writeln!(out, "       after: {}", deps.join(", "));
+        }
+        if let Some(b) = &s.build {
+            let _ = writeln!(out, "       build: {}", command(b));
+        }
+        if let Some(r) = &s.run {
+            let _ = writeln!(out, "       run:   {}", command(r));
+        }
+        let rel = s.cwd.strip_prefix(&cfg.root).unwrap_or(&s.cwd);
+        let rel = if rel.as_os_str().is_empty() { ".".into() } else { rel.display().to_string() };
+        let _ = writeln!(out, "       cwd:   {rel}");
+        if let Some(p) = s.port {
+            let _ = writeln!(out, "       port:  {p}");
+        }
+        if !s.watch.is_empty() {
+            let _ = writeln!(out, "       watch: {}", s.watch.join(", "));
+        }
+        if s.run.is_some() {
+            let _ = writeln!(
+                out,
+                "       restart: {}, stop: {} then KILL after {}",
+                serde_json::to_value(s.restart).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                s.stop_signal.as_str(),
+                crate::engine::secs(s.grace)
+            );
+        }
+        if !s.autostart {
+            let _ = writeln!(out, "       autostart: off");
+        }
+    }
+    out
+}

@@ -1,0 +1,678 @@
+//! The engine: owns every service's state, starts them in dependency order, applies the restart
+//! policy, stops them in reverse order. Interfaces send `Command`s and read `ServiceView`s.
+
+mod status;
+
+pub use status::{ServiceView, Status, secs};
+
+use crate::config::{Condition, Config, Restart};
+use crate::logs::{LogHub, OutputFeed, Stream};
+use crate::process::{self, Exit, GroupRecord};
+use portable_pty::MasterPty;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// Backoff doubles from here …
+const BACKOFF_START: Duration = Duration::from_secs(1);
+/// … up to here,
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// and starts over once a process has run this long.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Start(usize),
+    Stop(usize),
+    Restart(usize),
+    Rebuild(usize),
+    Kill(usize),
+    /// Stop everything in reverse dependency order, then end the engine.
+    Shutdown,
+    /// SIGKILL everything now, then end the engine.
+    ForceShutdown,
+}
+
+enum Msg {
+    Cmd(Command),
+    Exited { service: usize, id: u64, exit: Exit },
+}
+
+/// What the caller may do with a running engine.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::UnboundedSender<Msg>,
+    views: watch::Receiver<Vec<ServiceView>>,
+}
+
+impl Handle {
+    pub fn send(&self, cmd: Command) {
+        let _ = self.tx.send(Msg::Cmd(cmd));
+    }
+
+    pub fn views(&self) -> watch::Receiver<Vec<ServiceView>> {
+        self.views.clone()
+    }
+}
+
+pub struct Options {
+    /// Services asked for; empty means every `autostart` service. Dependencies come along.
+    pub only: Vec<usize>,
+    /// End the engine once nothing runs and nothing will (headless `up`, `ci`).
+    pub exit_when_settled: bool,
+}
+
+/// How the engine ended.
+pub struct Outcome {
+    /// Services that ended in failure, with their final status.
+    pub failures: Vec<(String, Status)>,
+}
+
+struct Proc {
+    id: u64,
+    pid: i32,
+    started: Instant,
+    stopping: bool,
+    kill_at: Option<Instant>,
+    _master: Box<dyn MasterPty + Send>,
+}
+
+/// What to do once a run process we stopped has exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Rest,
+    Run,
+}
+
+struct Svc {
+    status: Status,
+    want_up: bool,
+    build: Option<Proc>,
+    run: Option<Proc>,
+    then: Then,
+    /// The last build succeeded, so the run command can start without another one.
+    built: bool,
+    /// A rebuild was asked for while a build ran: exactly one more follows it.
+    rebuild_queued: bool,
+    restarts: u32,
+    backoff: u32,
+}
+
+pub struct Engine {
+    cfg: Arc<Config>,
+    logs: Arc<LogHub>,
+    svcs: Vec<Svc>,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    views: watch::Sender<Vec<ServiceView>>,
+    record: GroupRecord,
+    next_id: u64,
+    shutting_down: bool,
+    exit_when_settled: bool,
+}
+
+impl Engine {
+    pub fn new(cfg: Arc<Config>, logs: Arc<LogHub>, opts: Options) -> (Engine, Handle) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let wanted = wanted_set(&cfg, &opts.only);
+        let svcs = wanted
+            .iter()
+            .map(|&want_up| Svc {
+                status: if want_up { Status::Pending } else { Status::Stopped },
+                want_up,
+                build: None,
+                run: None,
+                then: Then::Rest,
+                built: false,
+                rebuild_queued: false,
+                restarts: 0,
+                backoff: 0,
+            })
+            .collect();
+        let record = GroupRecord::new(state_dir(&cfg).join("pgroups"));
+        let (views, views_rx) = watch::channel(Vec::new());
+        let engine = Engine {
+            cfg,
+            logs,
+            svcs,
+            tx: tx.clone(),
+            rx,
+            views,
+            record,
+            next_id: 0,
+            shutting_down: false,
+            exit_when_settled: opts.exit_when_settled,
+        };
+        (engine, Handle { tx, views: views_rx })
+    }
+
+    /// Kill what a previous run that died without cleaning up left behind.
+    pub fn reap_leftovers(&self) -> Vec<String> {
+        self.record.reap_leftovers()
+    }
+
+    pub async fn run(mut self) -> Outcome {
+        loop {
+            self.reconcile();
+            self.publish();
+            let busy = self.svcs.iter().any(|s| s.build.is_some() || s.run.is_some());
+            if !busy && (self.shutting_down || (self.exit_when_settled && self.all_settled())) {
+                break;
+            }
+            let deadline = self.next_deadline();
+            tokio::select! {
+                msg = self.rx.recv() => match msg {
+                    Some(Msg::Cmd(cmd)) => self.command(cmd),
+                    Some(Msg::Exited { service, id, exit }) => self.exited(service, id, exit),
+                    None => break,
+                },
+                _ = sleep_until(deadline) => self.timers(),
+            }
+        }
+        Outcome {
+            failures: self
+                .svcs
+                .iter()
+                .zip(&self.cfg.services)
+                .filter(|(s, _)| s.status.is_failure())
+                .map(|(s, c)| (c.name.clone(), s.status.clone()))
+                .collect(),
+        }
+    }
+
+    fn all_settled(&self) -> bool {
+        self.svcs.iter().all(|s| s.status.is_settled())
+    }
+
+    fn name(&self, i: usize) -> &str {
+        &self.cfg.services[i].name
+    }
+
+    fn say(&self, i: usize, text: impl AsRef<str>) {
+        self.logs.system(i, text);
+    }
+
+    fn set(&mut self, i: usize, status: Status) {
+        self.svcs[i].status = status;
+    }
+
+    // ---- commands -------------------------------------------------------------------------
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Start(i) => self.start(i),
+            Command::Stop(i) => {
+                self.svcs[i].want_up = false;
+                self.stop(i, Then::Rest);
+                if self.svcs[i].run.is_none() && self.svcs[i].build.is_none() {
+                    self.set(i, Status::Stopped);
+                }
+            }
+            Command::Restart(i) => {
+                let svc = &mut self.svcs[i];
+                svc.want_up = true;
+                svc.backoff = 0;
+                if svc.run.is_some() {
+                    self.say(i, "restarting");
+                    self.stop(i, Then::Run);
+                } else if svc.build.is_none() {
+                    self.set(i, Status::Pending);
+                }
+            }
+            Command::Rebuild(i) => self.rebuild(i),
+            Command::Kill(i) => {
+                self.svcs[i].want_up = false;
+                for pid in self.pids(i) {
+                    process::kill_session(pid);
+                }
+                self.say(i, "killed (SIGKILL to the process group)");
+                if self.svcs[i].run.is_none() && self.svcs[i].build.is_none() {
+                    self.set(i, Status::Stopped);
+                }
+            }
+            Command::Shutdown => {
+                if !self.shutting_down {
+                    self.shutting_down = true;
+                    for i in 0..self.svcs.len() {
+                        self.svcs[i].want_up = false;
+                        if let Some(b) = &self.svcs[i].build
+                            && !b.stopping
+                        {
+                            self.stop_proc(i, false);
+                        }
+                        if self.svcs[i].run.is_none() && !self.svcs[i].status.is_settled() {
+                            self.set(i, Status::Stopped);
+                        }
+                    }
+                }
+            }
+            Command::ForceShutdown => {
+                self.shutting_down = true;
+                for i in 0..self.svcs.len() {
+                    self.svcs[i].want_up = false;
+                    for pid in self.pids(i) {
+                        process::kill_session(pid);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Want `i` and everything it depends on up.
+    fn start(&mut self, i: usize) {
+        for dep in self.cfg.services[i].deps.clone() {
+            self.start(dep.service);
+        }
+        let svc = &mut self.svcs[i];
+        svc.want_up = true;
+        svc.backoff = 0;
+        if svc.run.is_none() && svc.build.is_none() && !matches!(svc.status, Status::Completed) {
+            svc.status = Status::Pending;
+        }
+    }
+
+    fn rebuild(&mut self, i: usize) {
+        if self.cfg.services[i].build.is_none() {
+            // Nothing to build: a rebuild is a restart.
+            return self.command(Command::Restart(i));
+        }
+        self.svcs[i].want_up = true;
+        if self.svcs[i].build.is_some() {
+            self.svcs[i].rebuild_queued = true;
+            self.say(i, "a build is running; one more will follow it");
+        } else if self.deps_state(i).is_ok() {
+            self.spawn_build(i);
+        } else {
+            self.svcs[i].built = false;
+            self.set(i, Status::Pending);
+        }
+    }
+
+    fn pids(&self, i: usize) -> Vec<i32> {
+        let s = &self.svcs[i];
+        s.build.iter().chain(s.run.iter()).map(|p| p.pid).collect()
+    }
+
+    /// Stop the service's processes with its stop signal; `then` says what follows the run
+    /// process's exit.
+    fn stop(&mut self, i: usize, then: Then) {
+        if self.svcs[i].build.is_some() {
+            self.stop_proc(i, false);
+        }
+        if self.svcs[i].run.is_some() {
+            self.svcs[i].then = then;
+            self.stop_proc(i, true);
+        } else if matches!(self.svcs[i].status, Status::Restarting { .. } | Status::Pending | Status::Blocked(_)) {
+            self.svcs[i].status = Status::Stopped;
+        }
+    }
+
+    fn stop_proc(&mut self, i: usize, run: bool) {
+        let spec = &self.cfg.services[i];
+        let (signal, grace) = (spec.stop_signal, spec.grace);
+        let svc = &mut self.svcs[i];
+        let proc = if run { svc.run.as_mut() } else { svc.build.as_mut() };
+        let Some(proc) = proc else { return };
+        if proc.stopping {
+            return;
+        }
+        proc.stopping = true;
+        proc.kill_at = Some(Instant::now() + grace);
+        let pid = proc.pid;
+        if run {
+            svc.status = Status::Stopping;
+        }
+        process::signal_group(pid, signal);
+        let what = if run { "stopping" } else { "stopping the build" };
+        self.say(i, format!("{what}: sent {} to process group {pid}", signal.as_str().trim_start_matches("SIG")));
+    }
+
+    // ---- starting ----------------------------------------------------------------------------
+
+    /// Start whatever is wanted and whose dependencies allow it; block what cannot start; during
+    /// shutdown, stop whatever nothing running depends on any more.
+    fn reconcile(&mut self) {
+        if self.shutting_down {
+            for i in self.cfg.order.clone().into_iter().rev() {
+                let has_live_dependent = self.cfg.services.iter().enumerate().any(|(k, s)| {
+                    s.deps.iter().any(|d| d.service == i) && (self.svcs[k].run.is_some() || self.svcs[k].build.is_some())
+                });
+                if self.svcs[i].run.as_ref().is_some_and(|p| !p.stopping) && !has_live_dependent {
+                    self.stop(i, Then::Rest);
+                }
+            }
+            return;
+        }
+        for i in self.cfg.order.clone() {
+            let svc = &self.svcs[i];
+            if !svc.want_up || svc.run.is_some() || svc.build.is_some() {
+                continue;
+            }
+            if !matches!(svc.status, Status::Pending | Status::Blocked(_)) {
+                continue;
+            }
+            match self.deps_state(i) {
+                Ok(()) => {
+                    if self.cfg.services[i].build.is_some() && !self.svcs[i].built {
+                        self.spawn_build(i);
+                    } else {
+                        self.spawn_run(i);
+                    }
+                }
+                Err(Some(reason)) => {
+                    if self.svcs[i].status != Status::Blocked(reason.clone()) {
+                        self.say(i, format!("blocked: {reason}"));
+                        self.set(i, Status::Blocked(reason));
+                    }
+                }
+                Err(None) => self.set(i, Status::Pending),
+            }
+        }
+    }
+
+    /// Ok when every dependency meets its condition; Err(Some(why)) when one never will.
+    fn deps_state(&self, i: usize) -> Result<(), Option<String>> {
+        let mut waiting = false;
+        for dep in &self.cfg.services[i].deps {
+            let j = dep.service;
+            let status = &self.svcs[j].status;
+            let name = self.name(j);
+            let met = match dep.condition {
+                Condition::Completed => *status == Status::Completed,
+                // Health probes arrive with a later part of the engine; until then a running
+                // service counts as healthy.
+                Condition::Started | Condition::Healthy => {
+                    matches!(status, Status::Running | Status::Completed)
+                }
+            };
+            if met {
+                continue;
+            }
+            let failed = match status {
+                Status::Blocked(_) | Status::BuildFailed(_) | Status::Failed(_) | Status::Crashed(_) => true,
+                Status::Exited(_) | Status::Stopped => !self.svcs[j].want_up || dep.condition == Condition::Completed,
+                _ => false,
+            };
+            if failed {
+                return Err(Some(format!("dependency `{name}` is {status}")));
+            }
+            waiting = true;
+        }
+        if waiting { Err(None) } else { Ok(()) }
+    }
+
+    fn spawn_build(&mut self, i: usize) {
+        let spec = &self.cfg.services[i];
+        let cmd = spec.build.clone().expect("has a build");
+        self.say(i, format!("build started: {}", describe(&cmd)));
+        if self.svcs[i].run.is_none() {
+            self.set(i, Status::Building);
+        }
+        self.spawn(i, false, &cmd);
+    }
+
+    fn spawn_run(&mut self, i: usize) {
+        let cmd = self.cfg.services[i].run.clone().expect("has a run command");
+        self.spawn(i, true, &cmd);
+    }
+
+    fn spawn(&mut self, i: usize, run: bool, cmd: &crate::config::CommandLine) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let spec = &self.cfg.services[i];
+        let stream = if run { Stream::Out } else { Stream::Build };
+        let mut feed = OutputFeed::new(self.logs.clone(), i, stream);
+        let tx = self.tx.clone();
+        let result = process::spawn(
+            cmd,
+            &spec.cwd,
+            &spec.env,
+            move |chunk| feed.feed(chunk),
+            move |exit| {
+                let _ = tx.send(Msg::Exited { service: i, id, exit });
+            },
+        );
+        match result {
+            Ok(spawned) => {
+                let name = spec.name.clone();
+                self.record.add(spawned.pid, &name);
+                let proc = Proc {
+                    id,
+                    pid: spawned.pid,
+                    started: Instant::now(),
+                    stopping: false,
+                    kill_at: None,
+                    _master: spawned.master,
+                };
+                if run {
+                    self.say(i, format!("spawned pid {}: {}", spawned.pid, describe(cmd)));
+                    self.svcs[i].run = Some(proc);
+                    self.set(i, Status::Running);
+                } else {
+                    self.svcs[i].build = Some(proc);
+                }
+            }
+            Err(e) => {
+                self.say(i, format!("{e:#}"));
+                let exit = Exit::Code(127);
+                self.set(i, if !run { Status::BuildFailed(exit) } else { Status::Crashed(exit) });
+            }
+        }
+    }
+
+    // ---- exits and timers ----------------------------------------------------------------------
+
+    fn exited(&mut self, i: usize, id: u64, exit: Exit) {
+        let svc = &mut self.svcs[i];
+        let was_build = svc.build.as_ref().is_some_and(|p| p.id == id);
+        let proc = if was_build {
+            svc.build.take()
+        } else if svc.run.as_ref().is_some_and(|p| p.id == id) {
+            svc.run.take()
+        } else {
+            return;
+        };
+        let proc = proc.expect("matched above");
+        // Whatever the leader left behind in its session goes with it.
+        process::kill_session(proc.pid);
+        self.record.remove(proc.pid);
+        let ran = proc.started.elapsed();
+        if was_build {
+            self.build_exited(i, proc, exit, ran);
+        } else {
+            self.run_exited(i, proc, exit, ran);
+        }
+    }
+
+    fn build_exited(&mut self, i: usize, proc: Proc, exit: Exit, took: Duration) {
+        let task = self.cfg.services[i].is_task();
+        if proc.stopping {
+            self.say(i, format!("build stopped ({exit})"));
+            if self.svcs[i].run.is_none() {
+                self.set(i, if self.svcs[i].want_up { Status::Pending } else { Status::Stopped });
+            }
+            return;
+        }
+        if self.svcs[i].rebuild_queued && !self.shutting_down {
+            self.svcs[i].rebuild_queued = false;
+            self.say(i, format!("build finished ({exit}); building again for the changes made during it"));
+            return self.spawn_build(i);
+        }
+        if !exit.success() {
+            self.svcs[i].built = false;
+            if task {
+                self.say(i, format!("task failed ({exit}) after {}", secs(took)));
+                self.set(i, Status::Failed(exit));
+            } else if self.svcs[i].run.is_some() {
+                self.say(i, format!("build failed ({exit}); the previous process keeps running"));
+            } else {
+                self.say(i, format!("build failed ({exit})"));
+                self.set(i, Status::BuildFailed(exit));
+            }
+            return;
+        }
+        self.svcs[i].built = true;
+        if task {
+            self.say(i, format!("task completed in {}", secs(took)));
+            self.set(i, Status::Completed);
+        } else if self.shutting_down || !self.svcs[i].want_up {
+            self.set(i, Status::Stopped);
+        } else if self.svcs[i].run.is_some() {
+            self.say(i, format!("build finished in {}; restarting", secs(took)));
+            self.stop(i, Then::Run);
+        } else {
+            self.say(i, format!("build finished in {}", secs(took)));
+            self.spawn_run(i);
+        }
+    }
+
+    fn run_exited(&mut self, i: usize, proc: Proc, exit: Exit, ran: Duration) {
+        let spec = &self.cfg.services[i];
+        if proc.stopping {
+            self.say(i, format!("stopped ({exit})"));
+            let then = std::mem::replace(&mut self.svcs[i].then, Then::Rest);
+            if then == Then::Run && self.svcs[i].want_up && !self.shutting_down {
+                return self.spawn_run(i);
+            }
+            let status = if self.svcs[i].want_up { Status::Exited(exit) } else { Status::Stopped };
+            return self.set(i, status);
+        }
+        let again = !self.shutting_down
+            && self.svcs[i].want_up
+            && match spec.restart {
+                Restart::No => false,
+                Restart::OnFailure => !exit.success(),
+                Restart::Always => true,
+            };
+        if !again {
+            self.say(i, format!("exited with {exit}"));
+            let status = if exit.success() { Status::Exited(exit) } else { Status::Crashed(exit) };
+            return self.set(i, status);
+        }
+        let svc = &mut self.svcs[i];
+        if ran >= STABLE_AFTER {
+            svc.backoff = 0;
+        }
+        let delay = backoff(svc.backoff);
+        svc.backoff += 1;
+        svc.restarts += 1;
+        let n = svc.restarts;
+        svc.status = Status::Restarting {
+            at: Instant::now() + delay,
+            exit,
+        };
+        self.say(i, format!("exited with {exit}; restarting in {} (restart #{n})", secs(delay)));
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.svcs
+            .iter()
+            .flat_map(|s| {
+                let backoff = match s.status {
+                    Status::Restarting { at, .. } => Some(at),
+                    _ => None,
+                };
+                let kills = s.build.iter().chain(s.run.iter()).filter_map(|p| p.kill_at);
+                backoff.into_iter().chain(kills)
+            })
+            .min()
+    }
+
+    fn timers(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.svcs.len() {
+            if let Status::Restarting { at, .. } = self.svcs[i].status
+                && at <= now
+            {
+                self.set(i, Status::Pending);
+            }
+            let grace = self.cfg.services[i].grace;
+            let mut late = Vec::new();
+            let svc = &mut self.svcs[i];
+            for proc in svc.build.iter_mut().chain(svc.run.iter_mut()) {
+                if proc.kill_at.is_some_and(|t| t <= now) {
+                    proc.kill_at = None;
+                    late.push(proc.pid);
+                }
+            }
+            for pid in late {
+                self.say(i, format!("still running {} after the stop signal: sent KILL", secs(grace)));
+                process::kill_session(pid);
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let views = self
+            .svcs
+            .iter()
+            .zip(&self.cfg.services)
+            .map(|(s, spec)| {
+                let live = s.run.as_ref().or(s.build.as_ref());
+                ServiceView {
+                    name: spec.name.clone(),
+                    state: s.status.name(),
+                    detail: s.status.to_string(),
+                    pid: live.map(|p| p.pid),
+                    port: spec.port,
+                    restarts: s.restarts,
+                    since: s.run.as_ref().map(|p| p.started),
+                    uptime_secs: s.run.as_ref().map(|p| p.started.elapsed().as_secs()),
+                }
+            })
+            .collect();
+        self.views.send_replace(views);
+    }
+}
+
+/// 1s, 2s, 4s … capped at 30s.
+fn backoff(step: u32) -> Duration {
+    BACKOFF_START.saturating_mul(1u32 << step.min(16)).min(BACKOFF_MAX)
+}
+
+fn describe(cmd: &crate::config::CommandLine) -> String {
+    match cmd {
+        crate::config::CommandLine::Shell(s) => s.clone(),
+        crate::config::CommandLine::Exec(argv) => argv.join(" "),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `.devstack/` beside the config file.
+pub fn state_dir(cfg: &Config) -> std::path::PathBuf {
+    cfg.root.join(".devstack")
+}
+
+/// Which services start: the ones asked for (or every autostart one) and all they depend on.
+fn wanted_set(cfg: &Config, only: &[usize]) -> Vec<bool> {
+    let mut wanted = vec![false; cfg.services.len()];
+    let mut stack: Vec<usize> = if only.is_empty() {
+        (0..cfg.services.len()).filter(|&i| cfg.services[i].autostart).collect()
+    } else {
+        only.to_vec()
+    };
+    while let Some(i) = stack.pop() {
+        if !std::mem::replace(&mut wanted[i], true) {
+            stack.extend(cfg.services[i].deps.iter().map(|d| d.service));
+        }
+    }
+    wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let secs: Vec<u64> = (0..8).map(|s| backoff(s).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff(40), BACKOFF_MAX);
+    }
+}

@@ -1,0 +1,113 @@
+//! What a service is doing, as the engine sees it and every interface shows it.
+
+use crate::process::Exit;
+use serde::Serialize;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Wanted, waiting for its dependencies.
+    Pending,
+    /// Wanted, but a dependency failed; the reason names it.
+    Blocked(String),
+    Building,
+    Running,
+    Stopping,
+    /// Crashed (or exited, with `restart = "always"`) and will start again at this instant.
+    Restarting { at: Instant, exit: Exit },
+    /// Ended and will not be restarted.
+    Exited(Exit),
+    /// Ended with a failure and will not be restarted.
+    Crashed(Exit),
+    BuildFailed(Exit),
+    /// A one-shot task that succeeded.
+    Completed,
+    /// A one-shot task that failed.
+    Failed(Exit),
+    /// Not running, by choice: stopped, or `autostart = false`.
+    Stopped,
+}
+
+impl Status {
+    /// The short state name of DESIGN §3, for tables and JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Blocked(_) => "blocked",
+            Status::Building => "building",
+            Status::Running => "running",
+            Status::Stopping => "stopping",
+            Status::Restarting { .. } => "restarting",
+            Status::Exited(_) => "exited",
+            Status::Crashed(_) => "crashed",
+            Status::BuildFailed(_) => "build-failed",
+            Status::Completed => "completed",
+            Status::Failed(_) => "failed",
+            Status::Stopped => "stopped",
+        }
+    }
+
+    /// Ended in a way that needs the user's attention.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Status::Blocked(_) | Status::Crashed(_) | Status::BuildFailed(_) | Status::Failed(_)
+        )
+    }
+
+    /// Nothing more will happen to this service unless someone asks.
+    pub fn is_settled(&self) -> bool {
+        matches!(
+            self,
+            Status::Blocked(_)
+                | Status::Exited(_)
+                | Status::Crashed(_)
+                | Status::BuildFailed(_)
+                | Status::Completed
+                | Status::Failed(_)
+                | Status::Stopped
+        )
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Blocked(why) => write!(f, "blocked: {why}"),
+            Status::Restarting { at, exit } => {
+                let left = at.saturating_duration_since(Instant::now());
+                write!(f, "restarting in {} ({exit})", secs(left))
+            }
+            Status::Exited(e) | Status::Crashed(e) | Status::BuildFailed(e) | Status::Failed(e) => {
+                write!(f, "{} ({e})", self.name())
+            }
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// `1.5s`, `30s`, `250ms`
+pub fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d.subsec_millis() == 0 || d >= Duration::from_secs(10) {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// One service as the interfaces see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    pub name: String,
+    pub state: &'static str,
+    pub detail: String,
+    pub pid: Option<i32>,
+    pub port: Option<u16>,
+    pub restarts: u32,
+    #[serde(skip)]
+    pub since: Option<Instant>,
+    pub uptime_secs: Option<u64>,
+}

@@ -1,0 +1,95 @@
+//! Headless output: every line as `name | text`, names padded and coloured, devstack's own events
+//! marked. Lines of one batch go out in one write, so services never interleave mid-line.
+
+use crate::logs::{LineTap, LogLine, Stream, strip_sgr};
+use std::io::Write;
+
+const PALETTE: [u8; 6] = [36, 33, 32, 35, 34, 31];
+
+pub struct Printer {
+    prefixes: Vec<String>,
+    color: bool,
+}
+
+impl Printer {
+    pub fn new(names: &[String], color: bool) -> Self {
+        let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let prefixes = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                if color {
+                    format!("\x1b[{}m{n:<width$}\x1b[0m | ", PALETTE[i % PALETTE.len()])
+                } else {
+                    format!("{n:<width$} | ")
+                }
+            })
+            .collect();
+        Printer { prefixes, color }
+    }
+
+    pub fn format(&self, lines: &[LogLine], out: &mut Vec<u8>) {
+        for line in lines {
+            out.extend_from_slice(self.prefixes[line.service].as_bytes());
+            let marker = match (line.stream, self.color) {
+                (Stream::Out, _) => "",
+                (Stream::Build, false) => "[build] ",
+                (Stream::Build, true) => "\x1b[2m[build]\x1b[0m ",
+                (Stream::System, false) => "[devstack] ",
+                (Stream::System, true) => "\x1b[1;35m[devstack]\x1b[0m ",
+            };
+            out.extend_from_slice(marker.as_bytes());
+            if self.color {
+                out.extend_from_slice(line.text.as_bytes());
+                if line.text.contains('\x1b') {
+                    out.extend_from_slice(b"\x1b[0m");
+                }
+            } else {
+                out.extend_from_slice(strip_sgr(&line.text).as_bytes());
+            }
+            out.push(b'\n');
+        }
+    }
+}
+
+impl LineTap for Printer {
+    fn lines(&self, lines: &[LogLine]) {
+        let mut buf = Vec::with_capacity(lines.len() * 100);
+        self.format(lines, &mut buf);
+        // A closed stdout (a pipe into `head`) must not stop the stack.
+        let _ = std::io::stdout().lock().write_all(&buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn line(service: usize, stream: Stream, text: &str) -> LogLine {
+        LogLine {
+            service,
+            stream,
+            time: SystemTime::now(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn pads_names_marks_events_and_strips_colour_without_a_terminal() {
+        let p = Printer::new(&["db".into(), "gateway".into()], false);
+        let mut out = Vec::new();
+        p.format(
+            &[
+                line(0, Stream::Out, "\x1b[31mready\x1b[0m"),
+                line(1, Stream::System, "spawned pid 7"),
+                line(1, Stream::Build, "Compiling"),
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "db      | ready\ngateway | [devstack] spawned pid 7\ngateway | [build] Compiling\n"
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! Service output: splitting a byte stream into lines, sanitising them, the bounded in-memory
+//! buffers, the rotated log files under `.devstack/logs/`, and handing lines to the live view.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Longest line kept whole; longer ones are cut here and the pieces marked.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Marker at the end of a piece of a line that was cut at `MAX_LINE`.
+pub const CONTINUED: &str = " ⏎";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// What the running service printed.
+    Out,
+    /// What its build step printed.
+    Build,
+    /// devstack's own events about the service.
+    System,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub service: usize,
+    pub stream: Stream,
+    pub time: SystemTime,
+    /// Printable text; the only escape sequences left are SGR colours (`ESC [ ... m`).
+    pub text: String,
+}
+
+/// Splits a byte stream into lines: `\n` ends a line, `\r\n` too, and a line longer than `MAX_LINE`
+/// is cut into marked pieces so that one endless line cannot grow memory without bound.
+#[derive(Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    pub fn push(&mut self, mut chunk: &[u8], emit: &mut impl FnMut(&[u8], bool)) {
+        while let Some(nl) = memchr::memchr(b'\n', chunk) {
+            let (line, rest) = (&chunk[..nl], &chunk[nl + 1..]);
+            if self.partial.is_empty() && line.len() <= MAX_LINE {
+                emit(line, false);
+            } else {
+                self.partial.extend_from_slice(line);
+                self.drain_long(emit);
+                emit(&self.partial, false);
+                self.partial.clear();
+            }
+            chunk = rest;
+        }
+        self.partial.extend_from_slice(chunk);
+        self.drain_long(emit);
+    }
+
+    /// Emit whatever is left (the stream ended without a final newline).
+    pub fn finish(&mut self, emit: &mut impl FnMut(&[u8], bool)) {
+        if !self.partial.is_empty() {
+            emit(&self.partial, false);
+            self.partial.clear();
+        }
+    }
+
+    fn drain_long(&mut self, emit: &mut impl FnMut(&[u8], bool)) {
+        let mut start = 0;
+        while self.partial.len() - start > MAX_LINE {
+            let mut cut = start + MAX_LINE;
+            // Don't split a UTF-8 character.
+            while cut > start + MAX_LINE - 4 && (self.partial[cut] & 0b1100_0000) == 0b1000_0000 {
+                cut -= 1;
+            }
+            emit(&self.partial[start..cut], true);
+            start = cut;
+        }
+        self.partial.drain(..start);
+    }
+}
+
+/// Make one raw line safe to show: invalid UTF-8 becomes U+FFFD, SGR colours are kept, every other
+/// control sequence (titles, OSC 52 clipboard writes, cursor moves, screen clears) is dropped.
+/// A carriage return starts the line over, as a terminal would show it.
+pub fn sanitize(raw: &[u8]) -> String {
+    let mut raw = raw;
+    while let [rest @ .., b'\r'] = raw {
+        raw = rest;
+    }
+    if raw.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\t') {
+        // Plain ASCII: nothing to interpret.
+        return String::from_utf8(raw.to_vec()).expect("ASCII is UTF-8");
+    }
+    let mut out = Sanitizer {
+        text: String::with_capacity(raw.len()),
+    };
+    let mut parser = vte::Parser::new();
+    parser.advance(&mut out, raw);
+    out.text
+}
+
+struct Sanitizer {
+    text: String,
+}
+
+impl vte::Perform for Sanitizer {
+    fn print(&mut self, c: char) {
+        // C1 controls can act as escape introducers on some terminals.
+        if !('\u{80}'..='\u{9f}').contains(&c) {
+            self.text.push(c);
+        }
+    }
+
+    fn execute(&mut self, byte: u8) {
+        match byte {
+            b'\t' => self.text.push('\t'),
+            b'\r' => self.text.clear(),
+            0x08 => {
+                self.text.pop();
+            }
+            _ => {}
+        }
+    }
+
+    fn csi_dispatch(&mut self, params: &vte::Params, intermediates: &[u8], ignore: bool, action: char) {
+        if action != 'm' || ignore || !intermediates.is_empty() {
+            return;
+        }
+        self.text.push_str("\x1b[");
+        for (i, param) in params.iter().enumerate() {
+            if i > 0 {
+                self.text.push(';');
+            }
+            for (j, sub) in param.iter().enumerate() {
+                if j > 0 {
+                    self.text.push(':');
+                }
+                self.text.push_str(&sub.to_string());
+            }
+        }
+        self.text.push('m');
+    }
+}
+
+/// Remove the SGR sequences `sanitize` keeps.
+pub fn strip_sgr(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\x1b') {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('\x1b') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        rest = match rest.find('m') {
+            Some(end) => &rest[end + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out.into()
+}
+
+/// Receives every line as it is logged (the headless printer, the TUI).
+pub trait LineTap: Send + Sync {
+    fn lines(&self, lines: &[LogLine]);
+}
+
+/// A log file that is rotated to `.1`, `.2` … once it passes `max_bytes`.
+pub struct RotatingFile {
+    path: PathBuf,
+    out: BufWriter<File>,
+    size: u64,
+    max_bytes: u64,
+    keep: usize,
+}
+
+impl RotatingFile {
+    pub fn open(path: PathBuf, max_bytes: u64, keep: usize) -> io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(RotatingFile {
+            path,
+            out: BufWriter::with_capacity(64 * 1024, file),
+            size,
+            max_bytes,
+            keep,
+        })
+    }
+
+    pub fn write_line(&mut self, line: &str) -> io::Result<()> {
+        if self.size >= self.max_bytes {
+            self.rotate()?;
+        }
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.size += line.len() as u64 + 1;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        let numbered = |n: usize| PathBuf::from(format!("{}.{n}", self.path.display()));
+        let _ = fs::remove_file(numbered(self.keep));
+        for n in (1..self.keep).rev() {
+            let _ = fs::rename(numbered(n), numbered(n + 1));
+        }
+        fs::rename(&self.path, numbered(1))?;
+        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.out = BufWriter::with_capacity(64 * 1024, file);
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// Size at which a service's log file is rotated, and how many rotated files are kept.
+pub const LOG_FILE_MAX: u64 = 64 * 1024 * 1024;
+pub const LOG_FILES_KEPT: usize = 3;
+/// In-memory scrollback per service.
+pub const BUFFER_LINES: usize = 10_000;
+
+struct ServiceLog {
+    file: Option<RotatingFile>,
+    buffer: VecDeque<LogLine>,
+}
+
+/// Every service's log: file, in-memory buffer, and the live tap.
+pub struct LogHub {
+    services: Vec<Mutex<ServiceLog>>,
+    tap: Option<Arc<dyn LineTap>>,
+}
+
+impl LogHub {
+    /// Open `dir/<name>.log` for every service. A file that cannot be opened is reported on the
+    /// service's log and skipped; the live view still gets every line.
+    pub fn new(dir: &Path, names: &[String], tap: Option<Arc<dyn LineTap>>) -> Self {
+        let _ = fs::create_dir_all(dir);
+        let mut errors = Vec::new();
+        let services = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let path = dir.join(format!("{name}.log"));
+                let file = RotatingFile::open(path.clone(), LOG_FILE_MAX, LOG_FILES_KEPT)
+                    .map_err(|e| errors.push((i, format!("cannot write {}: {e}", path.display()))))
+                    .ok();
+                Mutex::new(ServiceLog {
+                    file,
+                    buffer: VecDeque::new(),
+                })
+            })
+            .collect();
+        let hub = LogHub { services, tap };
+        for (i, e) in errors {
+            hub.system(i, e);
+        }
+        hub
+    }
+
+    /// Log a batch of lines of one service: file first, then the live view, then the buffer.
+    pub fn push(&self, service: usize, lines: Vec<LogLine>) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut log = self.services[service].lock().expect("log lock");
+        if let Some(file) = &mut log.file {
+            let stamp = humantime::format_rfc3339_millis(lines[0].time).to_string();
+            let mut buf = String::new();
+            for line in &lines {
+                buf.clear();
+                buf.push_str(&stamp);
+                buf.push_str(match line.stream {
+                    Stream::Out => " ",
+                    Stream::Build => " [build] ",
+                    Stream::System => " [devstack] ",
+                });
+                buf.push_str(&strip_sgr(&line.text));
+                if file.write_line(&buf).is_err() {
+                    break;
+                }
+            }
+            let _ = file.flush();
+        }
+        if let Some(tap) = &self.tap {
+            tap.lines(&lines);
+        }
+        for line in lines {
+            if log.buffer.len() == BUFFER_LINES {
+                log.buffer.pop_front();
+            }
+            log.buffer.push_back(line);
+        }
+    }
+
+    /// One of devstack's own events about a service.
+    pub fn system(&self, service: usize, text: impl AsRef<str>) {
+        let time = SystemTime::now();
+        let lines = text
+            .as_ref()
+            .lines()
+            .map(|l| LogLine {
+                service,
+                stream: Stream::System,
+                time,
+                text: sanitize(l.as_bytes()),
+            })
+            .collect();
+        self.push(service, lines);
+    }
+
+    /// The last `n` buffered lines of a service.
+    pub fn tail(&self, service: usize, n: usize) -> Vec<LogLine> {
+        let log = self.services[service].lock().expect("log lock");
+        log.buffer.iter().skip(log.buffer.len().saturating_sub(n)).cloned().collect()
+    }
+}
+
+/// Turns one process's raw output into logged lines.
+pub struct OutputFeed {
+    hub: Arc<LogHub>,
+    service: usize,
+    stream: Stream,
+    splitter: LineSplitter,
+}
+
+impl OutputFeed {
+    pub fn new(hub: Arc<LogHub>, service: usize, stream: Stream) -> Self {
+        OutputFeed {
+            hub,
+            service,
+            stream,
+            splitter: LineSplitter::default(),
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut lines = Vec::new();
+        let time = SystemTime::now();
+        let (service, stream) = (self.service, self.stream);
+        self.splitter.push(chunk, &mut |raw, cut| lines.push(make_line(service, stream, time, raw, cut)));
+        self.hub.push(self.service, lines);
+    }
+
+    pub fn finish(&mut self) {
+        let mut lines = Vec::new();
+        let time = SystemTime::now();
+        let (service, stream) = (self.service, self.stream);
+        self.splitter.finish(&mut |raw, cut| lines.push(make_line(service, stream, time, raw, cut)));
+        self.hub.push(self.service, lines);
+    }
+}
+
+fn make_line(service: usize, stream: Stream, time: SystemTime, raw: &[u8], cut: bool) -> LogLine {
+    let mut text = sanitize(raw);
+    if cut {
+        text.push_str(CONTINUED);
+    }
+    LogLine {
+        service,
+        stream,
+        time,
+        text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&[u8]]) -> Vec<(Vec<u8>, bool)> {
+        let mut s = LineSplitter::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, &mut |l, cut| out.push((l.to_vec(), cut)));
+        }
+        s.finish(&mut |l, cut| out.push((l.to_vec(), cut)));
+        out
+    }
+
+    #[test]
+    fn lines_join_across_chunks_and_crlf_is_one_ending() {
+        let lines = split(&[b"hel", b"lo\r\nwor", b"ld\n", b"tail"]);
+        let text: Vec<String> = lines.iter().map(|(l, _)| sanitize(l)).collect();
+        assert_eq!(text, ["hello", "world", "tail"]);
+    }
+
+    #[test]
+    fn an_endless_line_is_cut_into_marked_pieces() {
+        let big = vec![b'a'; MAX_LINE * 3 + 10];
+        let lines = split(&[&big, b"\n"]);
+        assert_eq!(lines.len(), 4);
+        assert!(lines[..3].iter().all(|(l, cut)| *cut && l.len() == MAX_LINE));
+        assert_eq!(lines[3], (vec![b'a'; 10], false));
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_utf8_character() {
+        let mut big = vec![b'a'; MAX_LINE - 1];
+        big.extend_from_slice("é".as_bytes());
+        big.extend_from_slice(b"zz");
+        let lines = split(&[&big]);
+        assert!(std::str::from_utf8(&lines[0].0).is_ok());
+        assert_eq!(lines[0].0.len(), MAX_LINE - 1);
+    }
+
+    #[test]
+    fn keeps_colours_drops_other_sequences() {
+        let raw = b"\x1b]0;title\x07\x1b]52;c;aGVsbG8=\x07\x1b[2J\x1b[1;31mred\x1b[0m \x1b[10;5Hok";
+        assert_eq!(sanitize(raw), "\x1b[1;31mred\x1b[0m ok");
+        assert_eq!(strip_sgr(&sanitize(raw)), "red ok");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_carriage_return_restarts_the_line() {
+        assert_eq!(sanitize(b"ab\xffcd"), "ab\u{fffd}cd");
+        assert_eq!(sanitize(b"10%\r50%\r100%"), "100%");
+        assert_eq!(sanitize(b"bell\x07 nul\x00"), "bell nul");
+    }
+
+    #[test]
+    fn rotation_keeps_every_line_across_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let mut f = RotatingFile::open(path.clone(), 100, 5).unwrap();
+        for i in 0..30 {
+            f.write_line(&format!("line {i:02}")).unwrap();
+        }
+        f.flush().unwrap();
+        let mut all = String::new();
+        for n in (1..=5).rev() {
+            all += &fs::read_to_string(format!("{}.{n}", path.display())).unwrap_or_default();
+        }
+        all += &fs::read_to_string(&path).unwrap();
+        let expected: String = (0..30).map(|i| format!("line {i:02}\n")).collect();
+        assert_eq!(all, expected);
+    }
+}

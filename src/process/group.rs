@@ -1,0 +1,33 @@
+//! Signals to a service's process group, and the last-resort kill of its whole session.
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// Send `sig` to the process group `pgid`. Returns false when the group is gone.
+pub fn signal_group(pgid: i32, sig: Signal) -> bool {
+    killpg(Pid::from_raw(pgid), sig).is_ok()
+}
+
+/// SIGKILL every process of the session `sid` (its leader's group and any group a grandchild made
+/// with job control). Only processes that stayed in the session can be found; one that called
+/// `setsid` itself has left on purpose.
+#[cfg(target_os = "linux")]
+pub fn kill_session(sid: i32) {
+    signal_group(sid, Signal::SIGKILL);
+    let Ok(all) = procfs::process::all_processes() else {
+        return;
+    };
+    for proc in all.flatten() {
+        if let Ok(stat) = proc.stat()
+            && stat.session == sid
+            && stat.state != 'Z'
+        {
+            let _ = nix::sys::signal::kill(Pid::from_raw(stat.pid), Signal::SIGKILL);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn kill_session(sid: i32) {
+    signal_group(sid, Signal::SIGKILL);
+}

@@ -1,0 +1,146 @@
+//! Running one command in its own pseudo-terminal as the leader of its own session and process
+//! group; reading its output; waiting for it; signalling its whole group.
+
+mod group;
+mod record;
+
+pub use group::{kill_session, signal_group};
+pub use record::GroupRecord;
+
+use crate::config::CommandLine;
+use anyhow::{Context, Result};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use std::io::Read;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "code {c}"),
+            Exit::Signal(s) => match nix::sys::signal::Signal::try_from(*s) {
+                Ok(sig) => write!(f, "signal {}", sig.as_str().trim_start_matches("SIG")),
+                Err(_) => write!(f, "signal {s}"),
+            },
+        }
+    }
+}
+
+/// A started process. Its pid is also its process group and session id.
+pub struct Spawned {
+    pub pid: i32,
+    /// Kept open so that the service keeps its terminal; dropping it hangs the terminal up.
+    pub master: Box<dyn MasterPty + Send>,
+}
+
+/// How long output still draining from a finished process's terminal may delay its exit report.
+const DRAIN_WAIT: Duration = Duration::from_millis(500);
+
+/// Start `cmd` in a new PTY. `output` gets every chunk the terminal produces, on a thread of its
+/// own; `on_exit` is called once the process has exited and its output has been read.
+pub fn spawn(
+    cmd: &CommandLine,
+    cwd: &Path,
+    env: &[(String, String)],
+    mut output: impl FnMut(&[u8]) + Send + 'static,
+    on_exit: impl FnOnce(Exit) + Send + 'static,
+) -> Result<Spawned> {
+    let pty = native_pty_system();
+    let pair = pty
+        .openpty(PtySize {
+            rows: 50,
+            cols: 200,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .context("cannot open a pseudo-terminal")?;
+    let argv: Vec<&str> = match cmd {
+        CommandLine::Shell(s) => vec!["sh", "-c", s],
+        CommandLine::Exec(argv) => argv.iter().map(String::as_str).collect(),
+    };
+    // A relative program path names a file under the service's folder, not on PATH.
+    let program = if argv[0].contains('/') {
+        cwd.join(argv[0]).into_os_string()
+    } else {
+        argv[0].into()
+    };
+    let mut builder = CommandBuilder::new(program);
+    builder.args(&argv[1..]);
+    builder.cwd(cwd);
+    if std::env::var_os("TERM").is_none() {
+        builder.env("TERM", "xterm-256color");
+    }
+    for (k, v) in env {
+        builder.env(k, v);
+    }
+    let child = pair
+        .slave
+        .spawn_command(builder)
+        .with_context(|| format!("cannot start `{}` in {}", argv.join(" "), cwd.display()))?;
+    // Our copy of the slave side must close, or reading the master never sees the end.
+    drop(pair.slave);
+    let pid = child.process_id().context("the child has no pid")? as i32;
+    drop(child); // reaped below with waitpid, which also tells a signal from an exit code
+
+    let mut reader = pair.master.try_clone_reader().context("cannot read the pseudo-terminal")?;
+    let (drained_tx, drained_rx) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("pty-read-{pid}"))
+        .spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => output(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // EIO: every process holding the terminal has closed it.
+                    Err(_) => break,
+                }
+            }
+            drop(output);
+            let _ = drained_tx.send(());
+        })
+        .context("cannot start a reader thread")?;
+    std::thread::Builder::new()
+        .name(format!("wait-{pid}"))
+        .spawn(move || {
+            let exit = wait_for(pid);
+            // Let the last lines arrive before the exit is reported; a grandchild that keeps the
+            // terminal open must not hold the report back for long.
+            let _ = drained_rx.recv_timeout(DRAIN_WAIT);
+            on_exit(exit);
+        })
+        .context("cannot start a waiter thread")?;
+    Ok(Spawned {
+        pid,
+        master: pair.master,
+    })
+}
+
+fn wait_for(pid: i32) -> Exit {
+    loop {
+        match waitpid(Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return Exit::Code(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Exit::Signal(sig as i32),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return Exit::Code(-1),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Running the real `devstack` binary against a throwaway stack, and cleaning up after it even
+//! when a test fails: dropping a `Stack` kills devstack and every process left in its folder.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_devstack");
+
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    output: Arc<Mutex<String>>,
+}
+
+impl Stack {
+    /// A folder holding `devstack.toml` with this text.
+    pub fn new(toml: &str) -> Stack {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("devstack.toml"), toml).expect("write config");
+        Stack {
+            dir,
+            child: None,
+            output: Arc::default(),
+        }
+    }
+
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(self.path().join("devstack.toml"), toml).expect("write config");
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).current_dir(self.path()).env_remove("NO_COLOR");
+        cmd
+    }
+
+    /// Start `devstack ARGS`, collecting stdout and stderr together.
+    pub fn start(&mut self, args: &[&str]) {
+        self.spawn(args, true);
+    }
+
+    /// Start `devstack ARGS` with its output thrown away (floods).
+    pub fn start_quiet(&mut self, args: &[&str]) {
+        self.spawn(args, false);
+    }
+
+    fn spawn(&mut self, args: &[&str], capture: bool) {
+        let mut cmd = self.command(args);
+        if capture {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        } else {
+            cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        }
+        self.output.lock().unwrap().clear();
+        let mut child = cmd.spawn().expect("start devstack");
+        let readers: Vec<Box<dyn std::io::Read + Send>> = [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for r in readers {
+            let out = self.output.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(r);
+                let mut line = Vec::new();
+                while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                    out.lock().unwrap().push_str(&String::from_utf8_lossy(&line));
+                    line.clear();
+                }
+            });
+        }
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("started").id() as i32
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Wait until the output contains `needle`; panics with the output after `secs`.
+    pub fn wait_for(&self, needle: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let out = self.output();
+            if out.contains(needle) {
+                return out;
+            }
+            if Instant::now() > deadline {
+                panic!("`{needle}` did not appear within {secs}s; output:\n{out}");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("signal devstack");
+    }
+
+    /// Wait for devstack to exit; panics with the output after `secs`.
+    pub fn wait_exit(&mut self, secs: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let child = self.child.as_mut().expect("started");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                // Let the reader threads catch the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("devstack did not exit within {secs}s; output:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Every log file of a service, rotated ones first, stripped of timestamps.
+    pub fn log_lines(&self, service: &str) -> Vec<String> {
+        let dir = self.path().join(".devstack/logs");
+        let mut text = String::new();
+        for n in (1..=9).rev() {
+            if let Ok(t) = std::fs::read(dir.join(format!("{service}.log.{n}"))) {
+                text.push_str(&String::from_utf8_lossy(&t));
+            }
+        }
+        text.push_str(&String::from_utf8_lossy(&std::fs::read(dir.join(format!("{service}.log"))).unwrap_or_default()));
+        text.lines().map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_string()).collect()
+    }
+
+    /// Pids of live (non-zombie) processes whose working folder is inside this stack's folder.
+    pub fn leftovers(&self) -> Vec<i32> {
+        processes_under(self.path())
+    }
+}
+
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Wait until none of `pids` is alive; false after `secs`.
+pub fn all_gone(pids: &[i32], secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if pids.iter().all(|&p| !alive(p)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+fn processes_under(dir: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let dir: PathBuf = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir)))
+        .filter(|&pid| alive(pid))
+        .collect()
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in processes_under(self.dir.path()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Pull `name=<number>` out of the output (fixtures print their pids like `child=1234`).
+pub fn number_after(out: &str, key: &str) -> i32 {
+    out.match_indices(key)
+        .find_map(|(at, _)| {
+            let digits: String = out[at + key.len()..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            digits.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no `{key}<number>` in output:\n{out}"))
+}
+
+/// Lines of the output that contain `needle`, in order.
+pub fn lines_with<'a>(out: &'a str, needle: &str) -> Vec<&'a str> {
+    out.lines().filter(|l| l.contains(needle)).collect()
+}

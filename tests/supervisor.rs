@@ -1,0 +1,237 @@
+//! The supervisor against real processes and real signals, through the real binary.
+
+mod common;
+
+use common::{Stack, all_gone, alive, lines_with, number_after};
+use nix::sys::signal::Signal;
+
+/// The service name each of these lines is prefixed with, in order.
+fn names(lines: &[&str]) -> Vec<String> {
+    lines.iter().map(|l| l.split(" |").next().unwrap().trim().to_string()).collect()
+}
+
+#[test]
+fn start_order_follows_dependencies_and_stop_order_is_the_reverse() {
+    let mut stack = Stack::new(
+        r#"
+        [services.web]
+        run = "echo web up; sleep 300"
+        depends_on = ["api"]
+        [services.api]
+        run = "echo api up; sleep 300"
+        depends_on = ["db"]
+        [services.db]
+        run = "echo db up; sleep 300"
+        "#,
+    );
+    stack.start(&["up", "--headless"]);
+    stack.wait_for("web | web up", 20);
+    stack.signal(Signal::SIGINT);
+    assert!(stack.wait_exit(20).success());
+    let out = stack.output();
+    assert_eq!(names(&lines_with(&out, "spawned pid")), ["db", "api", "web"], "{out}");
+    assert_eq!(names(&lines_with(&out, "] stopped")), ["web", "api", "db"], "{out}");
+    assert!(stack.leftovers().is_empty());
+}
+
+#[test]
+fn a_crashing_service_restarts_with_growing_backoff_and_counts_restarts() {
+    let mut stack = Stack::new(
+        r#"
+        [services.flaky]
+        run = "echo attempt; exit 3"
+        "#,
+    );
+    stack.start(&["up"]);
+    let out = stack.wait_for("restarting in 4s (restart #3)", 30);
+    let restarts = lines_with(&out, "restarting in");
+    assert!(restarts[0].ends_with("exited with code 3; restarting in 1s (restart #1)"), "{out}");
+    assert!(restarts[1].ends_with("restarting in 2s (restart #2)"), "{out}");
+    assert_eq!(lines_with(&out, "| attempt").len(), 3);
+    stack.signal(Signal::SIGTERM);
+    stack.wait_exit(20);
+}
+
+#[test]
+fn restart_no_leaves_a_crashed_service_exited() {
+    let mut stack = Stack::new(
+        r#"
+        [services.once]
+        run = "echo bye; exit 3"
+        restart = "no"
+        "#,
+    );
+    stack.start(&["up"]);
+    // Nothing is left to run, so devstack ends, reporting the failure.
+    let status = stack.wait_exit(20);
+    let out = stack.output();
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("once | [devstack] exited with code 3"), "{out}");
+    assert!(!out.contains("restarting"), "{out}");
+    assert!(out.contains("once crashed (code 3)"), "{out}");
+}
+
+#[test]
+fn a_service_ignoring_sigterm_is_killed_after_its_grace() {
+    let mut stack = Stack::new(
+        r#"
+        [services.stubborn]
+        run = "trap '' TERM; echo pid=$$; while :; do sleep 0.1; done"
+        grace = "700ms"
+        "#,
+    );
+    stack.start(&["up"]);
+    let pid = number_after(&stack.wait_for("pid=", 20), "pid=");
+    stack.signal(Signal::SIGINT);
+    assert!(stack.wait_exit(20).success());
+    let out = stack.output();
+    assert!(out.contains("sent TERM to process group"), "{out}");
+    assert!(out.contains("still running 700ms after the stop signal: sent KILL"), "{out}");
+    assert!(out.contains("stopped (signal KILL)"), "{out}");
+    assert!(!alive(pid));
+}
+
+#[test]
+fn grandchildren_die_with_their_service() {
+    let mut stack = Stack::new(
+        r#"
+        [services.parent]
+        run = "sleep 300 & echo child=$!; (trap '' TERM HUP; sleep 300) & echo stubborn=$!; wait"
+        grace = "1s"
+        "#,
+    );
+    stack.start(&["up"]);
+    let out = stack.wait_for("stubborn=", 20);
+    let pids = [number_after(&out, "child="), number_after(&out, "stubborn=")];
+    assert!(pids.iter().all(|&p| alive(p)));
+    stack.signal(Signal::SIGTERM);
+    stack.wait_exit(20);
+    assert!(all_gone(&pids, 5), "grandchildren survived: {pids:?}");
+}
+
+#[test]
+fn sigkill_of_devstack_leaves_no_survivor() {
+    let mut stack = Stack::new(
+        r#"
+        [services.a]
+        run = "sleep 300 & echo child=$!; echo leader=$$; wait"
+        [services.b]
+        run = "echo b=$$; exec sleep 300"
+        "#,
+    );
+    stack.start(&["up"]);
+    stack.wait_for("b=", 20);
+    let out = stack.wait_for("leader=", 20);
+    let pids = [number_after(&out, "child="), number_after(&out, "leader="), number_after(&out, "b=")];
+    stack.signal(Signal::SIGKILL);
+    stack.wait_exit(10);
+    assert!(all_gone(&pids, 3), "survivors of SIGKILL: {pids:?}");
+}
+
+#[test]
+fn the_next_run_reaps_a_group_that_outlived_a_killed_devstack() {
+    // Ignoring SIGHUP gets past the terminal hang-up; the record under .devstack/ must catch it.
+    let toml = r#"
+        [services.deaf]
+        run = "trap '' HUP TERM; echo deaf=$$; while :; do sleep 0.1; done"
+        restart = "no"
+        "#;
+    let mut first = Stack::new(toml);
+    first.start(&["up"]);
+    let pid = number_after(&first.wait_for("deaf=", 20), "deaf=");
+    first.signal(Signal::SIGKILL);
+    first.wait_exit(10);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(alive(pid), "the fixture should outlive the hang-up");
+
+    // A new run in the same folder.
+    first.write_config(&toml.replace("deaf=", "again="));
+    first.start(&["up"]);
+    let out = first.wait_for("again=", 20);
+    assert!(out.contains(&format!("reaped leftover process group {pid} of `deaf` from a previous run")), "{out}");
+    assert!(all_gone(&[pid], 3));
+    first.signal(Signal::SIGINT);
+    first.wait_exit(20);
+}
+
+#[test]
+fn a_build_failure_blocks_dependents_and_is_reported() {
+    let mut stack = Stack::new(
+        r#"
+        [services.lib]
+        build = "echo 'error[E0425]: cannot find value'; exit 2"
+        run = "sleep 300"
+        [services.app]
+        run = "echo should-not-run"
+        depends_on = ["lib"]
+        "#,
+    );
+    stack.start(&["up"]);
+    assert_eq!(stack.wait_exit(20).code(), Some(1));
+    let out = stack.output();
+    assert!(out.contains("lib | [build] error[E0425]: cannot find value"), "{out}");
+    assert!(out.contains("lib | [devstack] build failed (code 2)"), "{out}");
+    assert!(out.contains("app | [devstack] blocked: dependency `lib` is build-failed (code 2)"), "{out}");
+    assert!(!out.contains("should-not-run"), "{out}");
+}
+
+#[test]
+fn a_one_shot_task_gates_its_dependents() {
+    let mut stack = Stack::new(
+        r#"
+        [services.migrate]
+        build = "sleep 0.3; echo migrated"
+        [services.api]
+        run = "echo api-started; sleep 300"
+        depends_on = ["migrate"]
+        "#,
+    );
+    stack.start(&["up"]);
+    let out = stack.wait_for("api-started", 20);
+    let done = out.find("task completed").expect("task completed");
+    assert!(done < out.find("api-started").unwrap(), "{out}");
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(20);
+}
+
+#[test]
+fn up_with_names_starts_only_those_and_their_dependencies() {
+    let mut stack = Stack::new(
+        r#"
+        [services.db]
+        run = "echo db-up; sleep 300"
+        [services.api]
+        run = "echo api-up; sleep 300"
+        depends_on = ["db"]
+        [services.other]
+        run = "echo other-up; sleep 300"
+        "#,
+    );
+    stack.start(&["up", "api"]);
+    stack.wait_for("api-up", 20);
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(20);
+    let out = stack.output();
+    assert!(out.contains("db-up") && !out.contains("other-up"), "{out}");
+}
+
+#[test]
+fn services_get_port_name_and_url_variables() {
+    let mut stack = Stack::new(
+        r#"
+        [env]
+        GREETING = "hi"
+        [services.user-db]
+        run = "sleep 300"
+        port = 45431
+        [services.api]
+        run = "echo port=$PORT svc=$DEVSTACK_SERVICE db=$USER_DB_URL greet=$GREETING; sleep 300"
+        port = 45432
+        "#,
+    );
+    stack.start(&["up"]);
+    let out = stack.wait_for("greet=", 20);
+    assert!(out.contains("port=45432 svc=api db=http://127.0.0.1:45431 greet=hi"), "{out}");
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(20);
+}
