@@ -106,8 +106,8 @@ struct Sanitizer {
 
 impl vte::Perform for Sanitizer {
     fn print(&mut self, c: char) {
-        // C1 controls can act as escape introducers on some terminals.
-        if !('\u{80}'..='\u{9f}').contains(&c) {
+        // DEL, and C1 controls, which some terminals take as escape introducers.
+        if !c.is_control() {
             self.text.push(c);
         }
     }
@@ -123,7 +123,13 @@ impl vte::Perform for Sanitizer {
         }
     }
 
-    fn csi_dispatch(&mut self, params: &vte::Params, intermediates: &[u8], ignore: bool, action: char) {
+    fn csi_dispatch(
+        &mut self,
+        params: &vte::Params,
+        intermediates: &[u8],
+        ignore: bool,
+        action: char,
+    ) {
         if action != 'm' || ignore || !intermediates.is_empty() {
             return;
         }
@@ -211,7 +217,10 @@ impl RotatingFile {
             let _ = fs::rename(numbered(n), numbered(n + 1));
         }
         fs::rename(&self.path, numbered(1))?;
-        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.out = BufWriter::with_capacity(64 * 1024, file);
         self.size = 0;
         Ok(())
@@ -316,7 +325,11 @@ impl LogHub {
     /// The last `n` buffered lines of a service.
     pub fn tail(&self, service: usize, n: usize) -> Vec<LogLine> {
         let log = self.services[service].lock().expect("log lock");
-        log.buffer.iter().skip(log.buffer.len().saturating_sub(n)).cloned().collect()
+        log.buffer
+            .iter()
+            .skip(log.buffer.len().saturating_sub(n))
+            .cloned()
+            .collect()
     }
 }
 
@@ -342,7 +355,9 @@ impl OutputFeed {
         let mut lines = Vec::new();
         let time = SystemTime::now();
         let (service, stream) = (self.service, self.stream);
-        self.splitter.push(chunk, &mut |raw, cut| lines.push(make_line(service, stream, time, raw, cut)));
+        self.splitter.push(chunk, &mut |raw, cut| {
+            lines.push(make_line(service, stream, time, raw, cut))
+        });
         self.hub.push(self.service, lines);
     }
 
@@ -350,7 +365,8 @@ impl OutputFeed {
         let mut lines = Vec::new();
         let time = SystemTime::now();
         let (service, stream) = (self.service, self.stream);
-        self.splitter.finish(&mut |raw, cut| lines.push(make_line(service, stream, time, raw, cut)));
+        self.splitter
+            .finish(&mut |raw, cut| lines.push(make_line(service, stream, time, raw, cut)));
         self.hub.push(self.service, lines);
     }
 }
@@ -394,7 +410,11 @@ mod tests {
         let big = vec![b'a'; MAX_LINE * 3 + 10];
         let lines = split(&[&big, b"\n"]);
         assert_eq!(lines.len(), 4);
-        assert!(lines[..3].iter().all(|(l, cut)| *cut && l.len() == MAX_LINE));
+        assert!(
+            lines[..3]
+                .iter()
+                .all(|(l, cut)| *cut && l.len() == MAX_LINE)
+        );
         assert_eq!(lines[3], (vec![b'a'; 10], false));
     }
 
@@ -419,7 +439,10 @@ mod tests {
     fn invalid_utf8_is_replaced_and_carriage_return_restarts_the_line() {
         assert_eq!(sanitize(b"ab\xffcd"), "ab\u{fffd}cd");
         assert_eq!(sanitize(b"10%\r50%\r100%"), "100%");
-        assert_eq!(sanitize(b"bell\x07 nul\x00"), "bell nul");
+        assert_eq!(
+            sanitize(b"bell\x07 nul\x00 del\x7f c1\xc2\x9b"),
+            "bell nul del c1"
+        );
     }
 
     #[test]

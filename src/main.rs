@@ -42,13 +42,17 @@ fn main() -> ExitCode {
         Ok(cfg) => cfg,
         Err(code) => return code,
     };
-    match cli.command.unwrap_or(Cmd::Up { services: Vec::new() }) {
+    match cli.command.unwrap_or(Cmd::Up {
+        services: Vec::new(),
+    }) {
         Cmd::Check => {
             print!("{}", config::describe(&cfg));
             ExitCode::SUCCESS
         }
         Cmd::Up { services } => {
-            let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+            let color = !cli.no_color
+                && std::env::var_os("NO_COLOR").is_none()
+                && std::io::stdout().is_terminal();
             up(cfg, &services, color)
         }
     }
@@ -82,10 +86,13 @@ fn resolve_names(cfg: &Config, names: &[String]) -> Result<Vec<usize>, String> {
     names
         .iter()
         .map(|n| {
-            cfg.services.iter().position(|s| &s.name == n).ok_or_else(|| {
-                let all: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
-                format!("unknown service `{n}`; services are: {}", all.join(", "))
-            })
+            cfg.services
+                .iter()
+                .position(|s| &s.name == n)
+                .ok_or_else(|| {
+                    let all: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
+                    format!("unknown service `{n}`; services are: {}", all.join(", "))
+                })
         })
         .collect()
 }
@@ -101,7 +108,11 @@ fn up(cfg: Config, services: &[String], color: bool) -> ExitCode {
     let cfg = Arc::new(cfg);
     let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
     let dir = engine::state_dir(&cfg);
-    let logs = Arc::new(LogHub::new(&dir.join("logs"), &names, Some(Arc::new(Printer::new(&names, color)))));
+    let logs = Arc::new(LogHub::new(
+        &dir.join("logs"),
+        &names,
+        Some(Arc::new(Printer::new(&names, color))),
+    ));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -2,12 +2,15 @@
 
 mod common;
 
-use common::{Stack, all_gone, alive, lines_with, number_after};
+use common::{Stack, alive, all_gone, lines_with, number_after};
 use nix::sys::signal::Signal;
 
 /// The service name each of these lines is prefixed with, in order.
 fn names(lines: &[&str]) -> Vec<String> {
-    lines.iter().map(|l| l.split(" |").next().unwrap().trim().to_string()).collect()
+    lines
+        .iter()
+        .map(|l| l.split(" |").next().unwrap().trim().to_string())
+        .collect()
 }
 
 #[test]
@@ -29,8 +32,16 @@ fn start_order_follows_dependencies_and_stop_order_is_the_reverse() {
     stack.signal(Signal::SIGINT);
     assert!(stack.wait_exit(20).success());
     let out = stack.output();
-    assert_eq!(names(&lines_with(&out, "spawned pid")), ["db", "api", "web"], "{out}");
-    assert_eq!(names(&lines_with(&out, "] stopped")), ["web", "api", "db"], "{out}");
+    assert_eq!(
+        names(&lines_with(&out, "spawned pid")),
+        ["db", "api", "web"],
+        "{out}"
+    );
+    assert_eq!(
+        names(&lines_with(&out, "] stopped")),
+        ["web", "api", "db"],
+        "{out}"
+    );
     assert!(stack.leftovers().is_empty());
 }
 
@@ -45,8 +56,14 @@ fn a_crashing_service_restarts_with_growing_backoff_and_counts_restarts() {
     stack.start(&["up"]);
     let out = stack.wait_for("restarting in 4s (restart #3)", 30);
     let restarts = lines_with(&out, "restarting in");
-    assert!(restarts[0].ends_with("exited with code 3; restarting in 1s (restart #1)"), "{out}");
-    assert!(restarts[1].ends_with("restarting in 2s (restart #2)"), "{out}");
+    assert!(
+        restarts[0].ends_with("exited with code 3; restarting in 1s (restart #1)"),
+        "{out}"
+    );
+    assert!(
+        restarts[1].ends_with("restarting in 2s (restart #2)"),
+        "{out}"
+    );
     assert_eq!(lines_with(&out, "| attempt").len(), 3);
     stack.signal(Signal::SIGTERM);
     stack.wait_exit(20);
@@ -66,7 +83,10 @@ fn restart_no_leaves_a_crashed_service_exited() {
     let status = stack.wait_exit(20);
     let out = stack.output();
     assert_eq!(status.code(), Some(1), "{out}");
-    assert!(out.contains("once | [devstack] exited with code 3"), "{out}");
+    assert!(
+        out.contains("once | [devstack] exited with code 3"),
+        "{out}"
+    );
     assert!(!out.contains("restarting"), "{out}");
     assert!(out.contains("once crashed (code 3)"), "{out}");
 }
@@ -86,7 +106,10 @@ fn a_service_ignoring_sigterm_is_killed_after_its_grace() {
     assert!(stack.wait_exit(20).success());
     let out = stack.output();
     assert!(out.contains("sent TERM to process group"), "{out}");
-    assert!(out.contains("still running 700ms after the stop signal: sent KILL"), "{out}");
+    assert!(
+        out.contains("still running 700ms after the stop signal: sent KILL"),
+        "{out}"
+    );
     assert!(out.contains("stopped (signal KILL)"), "{out}");
     assert!(!alive(pid));
 }
@@ -102,7 +125,10 @@ fn grandchildren_die_with_their_service() {
     );
     stack.start(&["up"]);
     let out = stack.wait_for("stubborn=", 20);
-    let pids = [number_after(&out, "child="), number_after(&out, "stubborn=")];
+    let pids = [
+        number_after(&out, "child="),
+        number_after(&out, "stubborn="),
+    ];
     assert!(pids.iter().all(|&p| alive(p)));
     stack.signal(Signal::SIGTERM);
     stack.wait_exit(20);
@@ -122,7 +148,11 @@ fn sigkill_of_devstack_leaves_no_survivor() {
     stack.start(&["up"]);
     stack.wait_for("b=", 20);
     let out = stack.wait_for("leader=", 20);
-    let pids = [number_after(&out, "child="), number_after(&out, "leader="), number_after(&out, "b=")];
+    let pids = [
+        number_after(&out, "child="),
+        number_after(&out, "leader="),
+        number_after(&out, "b="),
+    ];
     stack.signal(Signal::SIGKILL);
     stack.wait_exit(10);
     assert!(all_gone(&pids, 3), "survivors of SIGKILL: {pids:?}");
@@ -148,7 +178,12 @@ fn the_next_run_reaps_a_group_that_outlived_a_killed_devstack() {
     first.write_config(&toml.replace("deaf=", "again="));
     first.start(&["up"]);
     let out = first.wait_for("again=", 20);
-    assert!(out.contains(&format!("reaped leftover process group {pid} of `deaf` from a previous run")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "reaped leftover process group {pid} of `deaf` from a previous run"
+        )),
+        "{out}"
+    );
     assert!(all_gone(&[pid], 3));
     first.signal(Signal::SIGINT);
     first.wait_exit(20);
@@ -169,9 +204,18 @@ fn a_build_failure_blocks_dependents_and_is_reported() {
     stack.start(&["up"]);
     assert_eq!(stack.wait_exit(20).code(), Some(1));
     let out = stack.output();
-    assert!(out.contains("lib | [build] error[E0425]: cannot find value"), "{out}");
-    assert!(out.contains("lib | [devstack] build failed (code 2)"), "{out}");
-    assert!(out.contains("app | [devstack] blocked: dependency `lib` is build-failed (code 2)"), "{out}");
+    assert!(
+        out.contains("lib | [build] error[E0425]: cannot find value"),
+        "{out}"
+    );
+    assert!(
+        out.contains("lib | [devstack] build failed (code 2)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("app | [devstack] blocked: dependency `lib` is build-failed (code 2)"),
+        "{out}"
+    );
     assert!(!out.contains("should-not-run"), "{out}");
 }
 
@@ -231,7 +275,10 @@ fn services_get_port_name_and_url_variables() {
     );
     stack.start(&["up"]);
     let out = stack.wait_for("greet=", 20);
-    assert!(out.contains("port=45432 svc=api db=http://127.0.0.1:45431 greet=hi"), "{out}");
+    assert!(
+        out.contains("port=45432 svc=api db=http://127.0.0.1:45431 greet=hi"),
+        "{out}"
+    );
     stack.signal(Signal::SIGINT);
     stack.wait_exit(20);
 }

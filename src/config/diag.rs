@@ -72,7 +72,13 @@ impl fmt::Display for Diagnostic {
             Some(loc) => {
                 let gutter = loc.line.to_string().len();
                 let pad = " ".repeat(gutter);
-                writeln!(f, "{pad}--> {}:{}:{}", self.file.display(), loc.line, loc.col)?;
+                writeln!(
+                    f,
+                    "{pad}--> {}:{}:{}",
+                    self.file.display(),
+                    loc.line,
+                    loc.col
+                )?;
                 writeln!(f, "{pad} |")?;
                 writeln!(f, "{} | {}", loc.line, loc.text)?;
                 let indent: String = loc
@@ -112,7 +118,10 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// The closest candidate to `word`, if it is close enough to be a plausible typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))

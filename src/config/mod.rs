@@ -112,7 +112,8 @@ pub fn parse(
     src: &str,
     process_env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
-    let raw: RawFile = toml::from_str(src).map_err(|e| ConfigErrors(vec![syntax_error(file, src, &e)]))?;
+    let raw: RawFile =
+        toml::from_str(src).map_err(|e| ConfigErrors(vec![syntax_error(file, src, &e)]))?;
     Resolver {
         file,
         src,
@@ -159,7 +160,11 @@ impl Resolver<'_> {
     }
 
     /// Interpolate a spanned string, reporting an undefined variable at its own column.
-    fn expand(&mut self, value: &Spanned<String>, lookup: &dyn Fn(&str) -> Result<String, String>) -> String {
+    fn expand(
+        &mut self,
+        value: &Spanned<String>,
+        lookup: &dyn Fn(&str) -> Result<String, String>,
+    ) -> String {
         match interpolate(value.get_ref(), lookup) {
             Ok(s) => s,
             Err(e) => {
@@ -182,21 +187,36 @@ impl Resolver<'_> {
                 .unwrap_or_else(|| "stack".into())
         });
         let stack_grace = raw.stack.grace.map_or(DEFAULT_GRACE, |d| d.0);
-        let debounce = raw.stack.debounce.map_or(Duration::from_millis(200), |d| d.0);
+        let debounce = raw
+            .stack
+            .debounce
+            .map_or(Duration::from_millis(200), |d| d.0);
 
         // Services in the order they are written.
-        let mut raw_services: Vec<(Spanned<String>, RawService)> = raw.services.into_iter().collect();
+        let mut raw_services: Vec<(Spanned<String>, RawService)> =
+            raw.services.into_iter().collect();
         raw_services.sort_by_key(|(name, _)| name.span().start);
-        let names: Vec<String> = raw_services.iter().map(|(n, _)| n.get_ref().clone()).collect();
-        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let names: Vec<String> = raw_services
+            .iter()
+            .map(|(n, _)| n.get_ref().clone())
+            .collect();
+        let index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         let ports: Vec<Option<u16>> = raw_services
             .iter()
-            .map(|(_, s)| s.port.as_ref().map(|p| *p.get_ref()))
+            .map(|(_, s)| s.port.as_ref().map(|p| p.get_ref().0))
             .collect();
 
         for (name, _) in &raw_services {
             let n = name.get_ref();
-            if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 self.error(
                     name.span(),
                     format!("invalid service name `{n}`: use letters, digits, `-` and `_`"),
@@ -208,7 +228,9 @@ impl Resolver<'_> {
         let service_port = |name: &str| -> Option<Result<String, String>> {
             let rest = name.strip_prefix("services.")?;
             let Some((svc, field)) = rest.rsplit_once('.') else {
-                return Some(Err(format!("`${{{name}}}`: write `${{services.NAME.port}}`")));
+                return Some(Err(format!(
+                    "`${{{name}}}`: write `${{services.NAME.port}}`"
+                )));
             };
             Some(match (index.get(svc), field) {
                 (Some(&i), "port") => ports[i]
@@ -231,15 +253,21 @@ impl Resolver<'_> {
                         match item {
                             Ok(kv) => stack_env.push(kv),
                             Err(e) => {
-                                self.error(env_file.span(), format!("cannot parse env_file {}: {e}", path.display()));
+                                self.error(
+                                    env_file.span(),
+                                    format!("cannot parse env_file {}: {e}", path.display()),
+                                );
                                 break;
                             }
                         }
                     }
                 }
                 Err(e) => {
-                    self.error(env_file.span(), format!("cannot read env_file {}: {e}", path.display()))
-                        .help = Some("create the file, or remove `env_file`".into());
+                    self.error(
+                        env_file.span(),
+                        format!("cannot read env_file {}: {e}", path.display()),
+                    )
+                    .help = Some("create the file, or remove `env_file`".into());
                 }
             }
         }
@@ -288,7 +316,10 @@ impl Resolver<'_> {
                 Some(c) => {
                     let dir = root.join(self.expand(c, &lookup));
                     if !dir.is_dir() {
-                        self.error(c.span(), format!("cwd `{}` is not a directory", dir.display()));
+                        self.error(
+                            c.span(),
+                            format!("cwd `{}` is not a directory", dir.display()),
+                        );
                     }
                     dir
                 }
@@ -300,12 +331,10 @@ impl Resolver<'_> {
                 self.error(name_span.span(), format!("service `{name}` has neither `run` nor `build`"))
                     .help = Some("add `run = \"...\"` (a long-running process) or `build = \"...\"` (a one-shot task)".into());
             }
-            if let Some(p) = &raw.port
-                && *p.get_ref() == 0
-            {
-                self.error(p.span(), "port 0 is not a port; use 1-65535");
-            }
-            let health = raw.health.as_ref().and_then(|h| self.health(h, ports[i], &lookup));
+            let health = raw
+                .health
+                .as_ref()
+                .and_then(|h| self.health(h, ports[i], &lookup));
             services.push(Service {
                 name,
                 build,
@@ -335,7 +364,10 @@ impl Resolver<'_> {
                     continue;
                 };
                 if j == i {
-                    self.error(dep.name.span(), format!("dependency cycle: {target} → {target}"));
+                    self.error(
+                        dep.name.span(),
+                        format!("dependency cycle: {target} → {target}"),
+                    );
                     continue;
                 }
                 let default = if services[j].is_task() {
@@ -364,8 +396,15 @@ impl Resolver<'_> {
         if let Some(cycle) = find_cycle(&services) {
             let path: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
             let (a, b) = (cycle[0], cycle[1]);
-            let at = services[a].deps.iter().position(|d| d.service == b).expect("edge of the cycle");
-            self.error(dep_spans[a][at].clone(), format!("dependency cycle: {}", path.join(" → ")));
+            let at = services[a]
+                .deps
+                .iter()
+                .position(|d| d.service == b)
+                .expect("edge of the cycle");
+            self.error(
+                dep_spans[a][at].clone(),
+                format!("dependency cycle: {}", path.join(" → ")),
+            );
         }
 
         if !self.errors.is_empty() {
@@ -386,10 +425,14 @@ impl Resolver<'_> {
         let mut seen: BTreeMap<u16, &str> = BTreeMap::new();
         for (name, raw) in services {
             if let Some(port) = &raw.port {
-                let p = *port.get_ref();
+                let p = port.get_ref().0;
                 if let Some(first) = seen.get(&p) {
-                    let msg = format!("port {p} is used by both `{first}` and `{}`", name.get_ref());
-                    self.error(port.span(), msg).help = Some("give each service its own port".into());
+                    let msg = format!(
+                        "port {p} is used by both `{first}` and `{}`",
+                        name.get_ref()
+                    );
+                    self.error(port.span(), msg).help =
+                        Some("give each service its own port".into());
                 } else {
                     seen.insert(p, name.get_ref());
                 }
@@ -404,7 +447,9 @@ impl Resolver<'_> {
     ) -> CommandLine {
         // Offsets inside an array aren't tracked; the whole value is underlined there.
         match cmd.get_ref() {
-            CommandLine::Shell(s) => CommandLine::Shell(self.expand(&Spanned::new(cmd.span(), s.clone()), lookup)),
+            CommandLine::Shell(s) => {
+                CommandLine::Shell(self.expand(&Spanned::new(cmd.span(), s.clone()), lookup))
+            }
             CommandLine::Exec(argv) => CommandLine::Exec(
                 argv.iter()
                     .map(|a| match interpolate(a, lookup) {
@@ -426,22 +471,44 @@ impl Resolver<'_> {
         lookup: &dyn Fn(&str) -> Result<String, String>,
     ) -> Option<Health> {
         let raw = h.get_ref();
-        let given = [raw.http.is_some(), raw.tcp.is_some(), raw.cmd.is_some(), raw.log.is_some()];
+        let given = [
+            raw.http.is_some(),
+            raw.tcp.is_some(),
+            raw.cmd.is_some(),
+            raw.log.is_some(),
+        ];
         if given.iter().filter(|g| **g).count() != 1 {
-            self.error(h.span(), "a health check needs exactly one of `http`, `tcp`, `cmd` or `log`");
+            self.error(
+                h.span(),
+                "a health check needs exactly one of `http`, `tcp`, `cmd` or `log`",
+            );
             return None;
         }
         let probe = if let Some(http) = &raw.http {
             let path = self.expand(http, lookup);
-            if !(path.starts_with('/') || path.starts_with("http://") || path.starts_with("https://")) {
-                self.error(http.span(), format!("`http = \"{path}\"`: write a path like \"/healthz\" or a full http:// URL"));
+            if !(path.starts_with('/')
+                || path.starts_with("http://")
+                || path.starts_with("https://"))
+            {
+                self.error(
+                    http.span(),
+                    format!(
+                        "`http = \"{path}\"`: write a path like \"/healthz\" or a full http:// URL"
+                    ),
+                );
             } else if path.starts_with('/') && port.is_none() {
-                self.error(http.span(), "an http probe by path needs the service to have a `port`");
+                self.error(
+                    http.span(),
+                    "an http probe by path needs the service to have a `port`",
+                );
             }
             Probe::Http(path)
         } else if let Some(tcp) = &raw.tcp {
             if !tcp.get_ref() {
-                self.error(tcp.span(), "`tcp = false` checks nothing; remove [health] or set `tcp = true`");
+                self.error(
+                    tcp.span(),
+                    "`tcp = false` checks nothing; remove [health] or set `tcp = true`",
+                );
             } else if port.is_none() {
                 self.error(tcp.span(), "a tcp probe needs the service to have a `port`");
             }
@@ -489,7 +556,10 @@ fn unknown_service_message(name: &str, names: &[String]) -> String {
         Some(best) => format!("did you mean `{best}`? "),
         None => String::new(),
     };
-    format!("unknown service `{name}`; {hint}services are: {}", names.join(", "))
+    format!(
+        "unknown service `{name}`; {hint}services are: {}",
+        names.join(", ")
+    )
 }
 
 /// The span of `offset..offset+len` inside a string value, when the source spells it out plainly;
@@ -512,13 +582,21 @@ fn find_cycle(services: &[Service]) -> Option<Vec<usize>> {
         Active,
         Done,
     }
-    fn visit(i: usize, services: &[Service], marks: &mut [Mark], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn visit(
+        i: usize,
+        services: &[Service],
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         marks[i] = Mark::Active;
         path.push(i);
         for dep in &services[i].deps {
             match marks[dep.service] {
                 Mark::Active => {
-                    let from = path.iter().position(|&p| p == dep.service).expect("on the path");
+                    let from = path
+                        .iter()
+                        .position(|&p| p == dep.service)
+                        .expect("on the path");
                     let mut cycle = path[from..].to_vec();
                     cycle.push(dep.service);
                     return Some(cycle);
@@ -564,7 +642,9 @@ mod tests {
     use super::*;
 
     fn parse_str(src: &str) -> Result<Config, ConfigErrors> {
-        parse(Path::new("/tmp/devstack.toml"), src, &|n| (n == "HOME").then(|| "/home/me".into()))
+        parse(Path::new("/tmp/devstack.toml"), src, &|n| {
+            (n == "HOME").then(|| "/home/me".into())
+        })
     }
 
     #[test]
@@ -582,7 +662,11 @@ mod tests {
             "#,
         )
         .unwrap();
-        let names: Vec<&str> = cfg.order.iter().map(|&i| cfg.services[i].name.as_str()).collect();
+        let names: Vec<&str> = cfg
+            .order
+            .iter()
+            .map(|&i| cfg.services[i].name.as_str())
+            .collect();
         assert_eq!(names, ["db", "api", "web"]);
     }
 
@@ -601,12 +685,21 @@ mod tests {
         )
         .unwrap();
         let api = &cfg.services[1];
-        let get = |k: &str| api.env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            api.env
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("PORT"), Some("8080"));
         assert_eq!(get("DEVSTACK_SERVICE"), Some("api"));
         assert_eq!(get("USER_DB_URL"), Some("http://127.0.0.1:5432"));
         assert_eq!(get("DB"), Some("pg://localhost:5432"));
-        assert_eq!(api.run, Some(CommandLine::Shell("y --db 5432 --home /home/me".into())));
+        assert_eq!(
+            api.run,
+            Some(CommandLine::Shell("y --db 5432 --home /home/me".into()))
+        );
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub fn describe(cfg: &Config) -> String {
             let deps: Vec<String> = s
                 .deps
                 .iter()
-                .map(|d| format!("{} ({:?})", cfg.services[d.service].name, d.condition).to_lowercase())
+                .map(|d| {
+                    format!("{} ({:?})", cfg.services[d.service].name, d.condition).to_lowercase()
+                })
                 .collect();
             let _ = writeln!(out, "       after: {}", deps.join(", "));
         }
@@ -33,7 +35,11 @@ pub fn describe(cfg: &Config) -> String {
             let _ = writeln!(out, "       run:   {}", command(r));
         }
         let rel = s.cwd.strip_prefix(&cfg.root).unwrap_or(&s.cwd);
-        let rel = if rel.as_os_str().is_empty() { ".".into() } else { rel.display().to_string() };
+        let rel = if rel.as_os_str().is_empty() {
+            ".".into()
+        } else {
+            rel.display().to_string()
+        };
         let _ = writeln!(out, "       cwd:   {rel}");
         if let Some(p) = s.port {
             let _ = writeln!(out, "       port:  {p}");
@@ -45,7 +51,10 @@ pub fn describe(cfg: &Config) -> String {
             let _ = writeln!(
                 out,
                 "       restart: {}, stop: {} then KILL after {}",
-                serde_json::to_value(s.restart).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                serde_json::to_value(s.restart)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
                 s.stop_signal.as_str(),
                 crate::engine::secs(s.grace)
             );

@@ -33,7 +33,7 @@ pub struct RawService {
     pub build: Option<Spanned<CommandLine>>,
     pub run: Option<Spanned<CommandLine>>,
     pub cwd: Option<Spanned<String>>,
-    pub port: Option<Spanned<u16>>,
+    pub port: Option<Spanned<Port>>,
     pub proxy: Option<bool>,
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<EnvValue>>,
@@ -272,5 +272,21 @@ impl<'de> Deserialize<'de> for Deps {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// A TCP port, 1-65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Port(pub u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u16::try_from(n) {
+            Ok(p) if p > 0 => Ok(Port(p)),
+            _ => Err(de::Error::custom(format!(
+                "port {n} is out of range; use 1-65535"
+            ))),
+        }
     }
 }

@@ -118,7 +118,11 @@ impl Engine {
         let svcs = wanted
             .iter()
             .map(|&want_up| Svc {
-                status: if want_up { Status::Pending } else { Status::Stopped },
+                status: if want_up {
+                    Status::Pending
+                } else {
+                    Status::Stopped
+                },
                 want_up,
                 build: None,
                 run: None,
@@ -143,7 +147,13 @@ impl Engine {
             shutting_down: false,
             exit_when_settled: opts.exit_when_settled,
         };
-        (engine, Handle { tx, views: views_rx })
+        (
+            engine,
+            Handle {
+                tx,
+                views: views_rx,
+            },
+        )
     }
 
     /// Kill what a previous run that died without cleaning up left behind.
@@ -155,7 +165,10 @@ impl Engine {
         loop {
             self.reconcile();
             self.publish();
-            let busy = self.svcs.iter().any(|s| s.build.is_some() || s.run.is_some());
+            let busy = self
+                .svcs
+                .iter()
+                .any(|s| s.build.is_some() || s.run.is_some());
             if !busy && (self.shutting_down || (self.exit_when_settled && self.all_settled())) {
                 break;
             }
@@ -302,7 +315,10 @@ impl Engine {
         if self.svcs[i].run.is_some() {
             self.svcs[i].then = then;
             self.stop_proc(i, true);
-        } else if matches!(self.svcs[i].status, Status::Restarting { .. } | Status::Pending | Status::Blocked(_)) {
+        } else if matches!(
+            self.svcs[i].status,
+            Status::Restarting { .. } | Status::Pending | Status::Blocked(_)
+        ) {
             self.svcs[i].status = Status::Stopped;
         }
     }
@@ -311,7 +327,11 @@ impl Engine {
         let spec = &self.cfg.services[i];
         let (signal, grace) = (spec.stop_signal, spec.grace);
         let svc = &mut self.svcs[i];
-        let proc = if run { svc.run.as_mut() } else { svc.build.as_mut() };
+        let proc = if run {
+            svc.run.as_mut()
+        } else {
+            svc.build.as_mut()
+        };
         let Some(proc) = proc else { return };
         if proc.stopping {
             return;
@@ -323,8 +343,18 @@ impl Engine {
             svc.status = Status::Stopping;
         }
         process::signal_group(pid, signal);
-        let what = if run { "stopping" } else { "stopping the build" };
-        self.say(i, format!("{what}: sent {} to process group {pid}", signal.as_str().trim_start_matches("SIG")));
+        let what = if run {
+            "stopping"
+        } else {
+            "stopping the build"
+        };
+        self.say(
+            i,
+            format!(
+                "{what}: sent {} to process group {pid}",
+                signal.as_str().trim_start_matches("SIG")
+            ),
+        );
     }
 
     // ---- starting ----------------------------------------------------------------------------
@@ -335,7 +365,8 @@ impl Engine {
         if self.shutting_down {
             for i in self.cfg.order.clone().into_iter().rev() {
                 let has_live_dependent = self.cfg.services.iter().enumerate().any(|(k, s)| {
-                    s.deps.iter().any(|d| d.service == i) && (self.svcs[k].run.is_some() || self.svcs[k].build.is_some())
+                    s.deps.iter().any(|d| d.service == i)
+                        && (self.svcs[k].run.is_some() || self.svcs[k].build.is_some())
                 });
                 if self.svcs[i].run.as_ref().is_some_and(|p| !p.stopping) && !has_live_dependent {
                     self.stop(i, Then::Rest);
@@ -389,8 +420,13 @@ impl Engine {
                 continue;
             }
             let failed = match status {
-                Status::Blocked(_) | Status::BuildFailed(_) | Status::Failed(_) | Status::Crashed(_) => true,
-                Status::Exited(_) | Status::Stopped => !self.svcs[j].want_up || dep.condition == Condition::Completed,
+                Status::Blocked(_)
+                | Status::BuildFailed(_)
+                | Status::Failed(_)
+                | Status::Crashed(_) => true,
+                Status::Exited(_) | Status::Stopped => {
+                    !self.svcs[j].want_up || dep.condition == Condition::Completed
+                }
                 _ => false,
             };
             if failed {
@@ -429,7 +465,11 @@ impl Engine {
             &spec.env,
             move |chunk| feed.feed(chunk),
             move |exit| {
-                let _ = tx.send(Msg::Exited { service: i, id, exit });
+                let _ = tx.send(Msg::Exited {
+                    service: i,
+                    id,
+                    exit,
+                });
             },
         );
         match result {
@@ -455,7 +495,14 @@ impl Engine {
             Err(e) => {
                 self.say(i, format!("{e:#}"));
                 let exit = Exit::Code(127);
-                self.set(i, if !run { Status::BuildFailed(exit) } else { Status::Crashed(exit) });
+                self.set(
+                    i,
+                    if !run {
+                        Status::BuildFailed(exit)
+                    } else {
+                        Status::Crashed(exit)
+                    },
+                );
             }
         }
     }
@@ -489,13 +536,23 @@ impl Engine {
         if proc.stopping {
             self.say(i, format!("build stopped ({exit})"));
             if self.svcs[i].run.is_none() {
-                self.set(i, if self.svcs[i].want_up { Status::Pending } else { Status::Stopped });
+                self.set(
+                    i,
+                    if self.svcs[i].want_up {
+                        Status::Pending
+                    } else {
+                        Status::Stopped
+                    },
+                );
             }
             return;
         }
         if self.svcs[i].rebuild_queued && !self.shutting_down {
             self.svcs[i].rebuild_queued = false;
-            self.say(i, format!("build finished ({exit}); building again for the changes made during it"));
+            self.say(
+                i,
+                format!("build finished ({exit}); building again for the changes made during it"),
+            );
             return self.spawn_build(i);
         }
         if !exit.success() {
@@ -504,7 +561,10 @@ impl Engine {
                 self.say(i, format!("task failed ({exit}) after {}", secs(took)));
                 self.set(i, Status::Failed(exit));
             } else if self.svcs[i].run.is_some() {
-                self.say(i, format!("build failed ({exit}); the previous process keeps running"));
+                self.say(
+                    i,
+                    format!("build failed ({exit}); the previous process keeps running"),
+                );
             } else {
                 self.say(i, format!("build failed ({exit})"));
                 self.set(i, Status::BuildFailed(exit));
@@ -534,7 +594,11 @@ impl Engine {
             if then == Then::Run && self.svcs[i].want_up && !self.shutting_down {
                 return self.spawn_run(i);
             }
-            let status = if self.svcs[i].want_up { Status::Exited(exit) } else { Status::Stopped };
+            let status = if self.svcs[i].want_up {
+                Status::Exited(exit)
+            } else {
+                Status::Stopped
+            };
             return self.set(i, status);
         }
         let again = !self.shutting_down
@@ -546,7 +610,11 @@ impl Engine {
             };
         if !again {
             self.say(i, format!("exited with {exit}"));
-            let status = if exit.success() { Status::Exited(exit) } else { Status::Crashed(exit) };
+            let status = if exit.success() {
+                Status::Exited(exit)
+            } else {
+                Status::Crashed(exit)
+            };
             return self.set(i, status);
         }
         let svc = &mut self.svcs[i];
@@ -561,7 +629,13 @@ impl Engine {
             at: Instant::now() + delay,
             exit,
         };
-        self.say(i, format!("exited with {exit}; restarting in {} (restart #{n})", secs(delay)));
+        self.say(
+            i,
+            format!(
+                "exited with {exit}; restarting in {} (restart #{n})",
+                secs(delay)
+            ),
+        );
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -596,7 +670,13 @@ impl Engine {
                 }
             }
             for pid in late {
-                self.say(i, format!("still running {} after the stop signal: sent KILL", secs(grace)));
+                self.say(
+                    i,
+                    format!(
+                        "still running {} after the stop signal: sent KILL",
+                        secs(grace)
+                    ),
+                );
                 process::kill_session(pid);
             }
         }
@@ -627,7 +707,9 @@ impl Engine {
 
 /// 1s, 2s, 4s … capped at 30s.
 fn backoff(step: u32) -> Duration {
-    BACKOFF_START.saturating_mul(1u32 << step.min(16)).min(BACKOFF_MAX)
+    BACKOFF_START
+        .saturating_mul(1u32 << step.min(16))
+        .min(BACKOFF_MAX)
 }
 
 fn describe(cmd: &crate::config::CommandLine) -> String {
@@ -653,7 +735,9 @@ pub fn state_dir(cfg: &Config) -> std::path::PathBuf {
 fn wanted_set(cfg: &Config, only: &[usize]) -> Vec<bool> {
     let mut wanted = vec![false; cfg.services.len()];
     let mut stack: Vec<usize> = if only.is_empty() {
-        (0..cfg.services.len()).filter(|&i| cfg.services[i].autostart).collect()
+        (0..cfg.services.len())
+            .filter(|&i| cfg.services[i].autostart)
+            .collect()
     } else {
         only.to_vec()
     };

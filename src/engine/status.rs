@@ -15,7 +15,10 @@ pub enum Status {
     Running,
     Stopping,
     /// Crashed (or exited, with `restart = "always"`) and will start again at this instant.
-    Restarting { at: Instant, exit: Exit },
+    Restarting {
+        at: Instant,
+        exit: Exit,
+    },
     /// Ended and will not be restarted.
     Exited(Exit),
     /// Ended with a failure and will not be restarted.

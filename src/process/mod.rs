@@ -98,7 +98,10 @@ pub fn spawn(
     let pid = child.process_id().context("the child has no pid")? as i32;
     drop(child); // reaped below with waitpid, which also tells a signal from an exit code
 
-    let mut reader = pair.master.try_clone_reader().context("cannot read the pseudo-terminal")?;
+    let mut reader = pair
+        .master
+        .try_clone_reader()
+        .context("cannot read the pseudo-terminal")?;
     let (drained_tx, drained_rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name(format!("pty-read-{pid}"))

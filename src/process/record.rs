@@ -78,13 +78,20 @@ impl GroupRecord {
 
 #[cfg(target_os = "linux")]
 fn start_time(pid: i32) -> Option<u64> {
-    procfs::process::Process::new(pid).ok()?.stat().ok().map(|s| s.starttime)
+    procfs::process::Process::new(pid)
+        .ok()?
+        .stat()
+        .ok()
+        .map(|s| s.starttime)
 }
 
 #[cfg(target_os = "linux")]
 fn session_alive(sid: i32) -> bool {
     procfs::process::all_processes()
-        .map(|all| all.flatten().any(|p| p.stat().is_ok_and(|s| s.session == sid && s.state != 'Z')))
+        .map(|all| {
+            all.flatten()
+                .any(|p| p.stat().is_ok_and(|s| s.session == sid && s.state != 'Z'))
+        })
         .unwrap_or(false)
 }
 

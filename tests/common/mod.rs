@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_devstack");
 
 pub struct Stack {
-    pub dir: tempfile::TempDir,
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
     child: Option<Child>,
     output: Arc<Mutex<String>>,
 }
@@ -19,10 +20,21 @@ pub struct Stack {
 impl Stack {
     /// A folder holding `devstack.toml` with this text.
     pub fn new(toml: &str) -> Stack {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("devstack.toml"), toml).expect("write config");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("devstack.toml"), toml).expect("write config");
         Stack {
-            dir,
+            dir: tmp.path().to_path_buf(),
+            _tmp: Some(tmp),
+            child: None,
+            output: Arc::default(),
+        }
+    }
+
+    /// The stack of an existing folder (the demo stack at the repository root).
+    pub fn at(dir: &Path) -> Stack {
+        Stack {
+            dir: dir.to_path_buf(),
+            _tmp: None,
             child: None,
             output: Arc::default(),
         }
@@ -33,12 +45,14 @@ impl Stack {
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
-        cmd.args(args).current_dir(self.path()).env_remove("NO_COLOR");
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_remove("NO_COLOR");
         cmd
     }
 
@@ -62,8 +76,14 @@ impl Stack {
         self.output.lock().unwrap().clear();
         let mut child = cmd.spawn().expect("start devstack");
         let readers: Vec<Box<dyn std::io::Read + Send>> = [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -74,7 +94,9 @@ impl Stack {
                 let mut reader = BufReader::new(r);
                 let mut line = Vec::new();
                 while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-                    out.lock().unwrap().push_str(&String::from_utf8_lossy(&line));
+                    out.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&line));
                     line.clear();
                 }
             });
@@ -106,7 +128,8 @@ impl Stack {
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("signal devstack");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)
+            .expect("signal devstack");
     }
 
     /// Wait for devstack to exit; panics with the output after `secs`.
@@ -120,7 +143,10 @@ impl Stack {
                 return status;
             }
             if Instant::now() > deadline {
-                panic!("devstack did not exit within {secs}s; output:\n{}", self.output());
+                panic!(
+                    "devstack did not exit within {secs}s; output:\n{}",
+                    self.output()
+                );
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -135,11 +161,16 @@ impl Stack {
                 text.push_str(&String::from_utf8_lossy(&t));
             }
         }
-        text.push_str(&String::from_utf8_lossy(&std::fs::read(dir.join(format!("{service}.log"))).unwrap_or_default()));
-        text.lines().map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_string()).collect()
+        text.push_str(&String::from_utf8_lossy(
+            &std::fs::read(dir.join(format!("{service}.log"))).unwrap_or_default(),
+        ));
+        text.lines()
+            .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_string())
+            .collect()
     }
 
-    /// Pids of live (non-zombie) processes whose working folder is inside this stack's folder.
+    /// Pids of live (non-zombie) processes whose working folder is inside this stack's folder, other
+    /// than the test's own session (the test runner, cargo).
     pub fn leftovers(&self) -> Vec<i32> {
         processes_under(self.path())
     }
@@ -147,7 +178,10 @@ impl Stack {
 
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
@@ -168,10 +202,17 @@ fn processes_under(dir: &Path) -> Vec<i32> {
         return Vec::new();
     };
     let dir: PathBuf = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let own_session = nix::unistd::getsid(None).map(|p| p.as_raw()).unwrap_or(-1);
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir)))
+        .filter(|&pid| {
+            nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid)))
+                .is_ok_and(|s| s.as_raw() != own_session)
+        })
+        .filter(|&pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
+        })
         .filter(|&pid| alive(pid))
         .collect()
 }
@@ -182,8 +223,11 @@ impl Drop for Stack {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for pid in processes_under(self.dir.path()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        for pid in processes_under(&self.dir) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -192,7 +236,10 @@ impl Drop for Stack {
 pub fn number_after(out: &str, key: &str) -> i32 {
     out.match_indices(key)
         .find_map(|(at, _)| {
-            let digits: String = out[at + key.len()..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            let digits: String = out[at + key.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
             digits.parse().ok()
         })
         .unwrap_or_else(|| panic!("no `{key}<number>` in output:\n{out}"))
