@@ -5,3 +5,4 @@ pub mod engine;
 pub mod headless;
 pub mod logs;
 pub mod process;
+pub mod statedir;

@@ -3,6 +3,7 @@ use devstack::config::{self, Config};
 use devstack::engine::{self, Command, Engine, Options};
 use devstack::headless::Printer;
 use devstack::logs::LogHub;
+use devstack::statedir::StateDir;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,9 +108,16 @@ fn up(cfg: Config, services: &[String], color: bool) -> ExitCode {
     };
     let cfg = Arc::new(cfg);
     let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
-    let dir = engine::state_dir(&cfg);
+    let state = StateDir::new(&cfg.root);
+    let _lock = match state.lock() {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let logs = Arc::new(LogHub::new(
-        &dir.join("logs"),
+        &state.logs(),
         &names,
         Some(Arc::new(Printer::new(&names, color))),
     ));

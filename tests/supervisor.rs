@@ -282,3 +282,48 @@ fn services_get_port_name_and_url_variables() {
     stack.signal(Signal::SIGINT);
     stack.wait_exit(20);
 }
+
+#[test]
+fn a_second_signal_kills_at_once_and_sighup_stops_the_stack() {
+    let mut stack = Stack::new(
+        r#"
+        [services.slow]
+        run = "trap '' TERM; echo slow=$$; while :; do sleep 0.1; done"
+        grace = "60s"
+        "#,
+    );
+    stack.start(&["up"]);
+    let pid = number_after(&stack.wait_for("slow=", 20), "slow=");
+    stack.signal(Signal::SIGHUP);
+    stack.wait_for("sent TERM to process group", 10);
+    assert!(alive(pid), "TERM is ignored; the grace period is long");
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(10);
+    assert!(stack.output().contains("killing every service"));
+    assert!(all_gone(&[pid], 3));
+}
+
+#[test]
+fn a_second_devstack_in_the_same_folder_is_refused_and_leaves_the_first_alone() {
+    let mut first = Stack::new(
+        r#"
+        [services.s]
+        run = "echo first=$$; sleep 300"
+        "#,
+    );
+    first.start(&["up"]);
+    let pid = number_after(&first.wait_for("first=", 20), "first=");
+    let out = first.command(&["up"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("already running this stack (pid {})", first.pid())),
+        "{err}"
+    );
+    assert!(
+        alive(pid),
+        "the second run must not reap the first one's services"
+    );
+    first.signal(Signal::SIGINT);
+    first.wait_exit(20);
+}

@@ -710,6 +710,24 @@ mod tests {
     }
 
     #[test]
+    fn env_file_then_env_table_then_service_env_win_in_that_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env"), "A=from-file\nB=from-file\n").unwrap();
+        let src = "[stack]\nenv_file = \".env\"\n[env]\nB = \"table ${A}\"\n[services.s]\nrun = \"x\"\nenv = { C = \"${B}!\" }\n";
+        let cfg = parse(&dir.path().join("devstack.toml"), src, &|_| None).unwrap();
+        let env = &cfg.services[0].env;
+        let get = |k: &str| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("A"), Some("from-file"));
+        assert_eq!(get("B"), Some("table from-file"));
+        assert_eq!(get("C"), Some("table from-file!"));
+    }
+
+    #[test]
     fn undefined_variable_points_at_the_reference() {
         let err = parse_str("[services.a]\nrun = \"echo ${NOPE}\"\n").unwrap_err();
         let loc = err.0[0].location.as_ref().unwrap();

@@ -8,6 +8,7 @@ pub use status::{ServiceView, Status, secs};
 use crate::config::{Condition, Config, Restart};
 use crate::logs::{LogHub, OutputFeed, Stream};
 use crate::process::{self, Exit, GroupRecord};
+use crate::statedir::StateDir;
 use portable_pty::MasterPty;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -133,7 +134,7 @@ impl Engine {
                 backoff: 0,
             })
             .collect();
-        let record = GroupRecord::new(state_dir(&cfg).join("pgroups"));
+        let record = GroupRecord::new(StateDir::new(&cfg.root).groups());
         let (views, views_rx) = watch::channel(Vec::new());
         let engine = Engine {
             cfg,
@@ -724,11 +725,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// `.devstack/` beside the config file.
-pub fn state_dir(cfg: &Config) -> std::path::PathBuf {
-    cfg.root.join(".devstack")
 }
 
 /// Which services start: the ones asked for (or every autostart one) and all they depend on.
