@@ -3,6 +3,7 @@
 pub mod config;
 pub mod engine;
 pub mod headless;
+pub mod health;
 pub mod logs;
 pub mod process;
 pub mod statedir;

@@ -339,7 +339,11 @@ pub struct OutputFeed {
     service: usize,
     stream: Stream,
     splitter: LineSplitter,
+    matcher: Option<Matcher>,
 }
+
+/// Called once, on the first line the regex matches (the `log` health probe).
+pub type Matcher = (regex::Regex, Box<dyn FnOnce() + Send>);
 
 impl OutputFeed {
     pub fn new(hub: Arc<LogHub>, service: usize, stream: Stream) -> Self {
@@ -348,26 +352,43 @@ impl OutputFeed {
             service,
             stream,
             splitter: LineSplitter::default(),
+            matcher: None,
         }
     }
 
-    pub fn feed(&mut self, chunk: &[u8]) {
-        let mut lines = Vec::new();
-        let time = SystemTime::now();
-        let (service, stream) = (self.service, self.stream);
-        self.splitter.push(chunk, &mut |raw, cut| {
-            lines.push(make_line(service, stream, time, raw, cut))
-        });
-        self.hub.push(self.service, lines);
+    pub fn with_matcher(mut self, matcher: Matcher) -> Self {
+        self.matcher = Some(matcher);
+        self
     }
 
-    pub fn finish(&mut self) {
+    /// Split `chunk` into lines (or, at the end of the stream, flush the last partial line) and
+    /// log them.
+    fn take(&mut self, chunk: Option<&[u8]>) {
         let mut lines = Vec::new();
         let time = SystemTime::now();
         let (service, stream) = (self.service, self.stream);
-        self.splitter
-            .finish(&mut |raw, cut| lines.push(make_line(service, stream, time, raw, cut)));
+        let mut emit = |raw: &[u8], cut| lines.push(make_line(service, stream, time, raw, cut));
+        match chunk {
+            Some(chunk) => self.splitter.push(chunk, &mut emit),
+            None => self.splitter.finish(&mut emit),
+        }
+        if let Some((re, _)) = &self.matcher
+            && lines.iter().any(|l| re.is_match(&strip_sgr(&l.text)))
+        {
+            let (_, found) = self.matcher.take().expect("checked above");
+            found();
+        }
         self.hub.push(self.service, lines);
+    }
+}
+
+impl crate::process::OutputSink for OutputFeed {
+    fn chunk(&mut self, data: &[u8]) {
+        self.take(Some(data));
+    }
+
+    fn end(&mut self) {
+        self.take(None);
     }
 }
 

@@ -146,3 +146,22 @@ fn crlf_and_invalid_utf8_are_cleaned_up() {
     assert!(out.contains("w | bad \u{fffd} byte\n"), "{out:?}");
     assert!(out.contains("w | progress 100%\n"), "{out:?}");
 }
+
+#[test]
+fn a_last_line_without_a_newline_is_not_lost() {
+    let mut stack = Stack::new(
+        r#"
+        [services.w]
+        run = "printf 'first\\nno newline at the end'"
+        restart = "no"
+        "#,
+    );
+    stack.start(&["up"]);
+    assert!(stack.wait_exit(30).success());
+    let out = stack.output();
+    let at = out.find("w | no newline at the end\n").expect(&out);
+    assert!(
+        at < out.find("exited with code 0").unwrap(),
+        "the line comes before the exit: {out}"
+    );
+}

@@ -458,21 +458,15 @@ impl Engine {
         let id = self.next_id;
         let spec = &self.cfg.services[i];
         let stream = if run { Stream::Out } else { Stream::Build };
-        let mut feed = OutputFeed::new(self.logs.clone(), i, stream);
+        let feed = OutputFeed::new(self.logs.clone(), i, stream);
         let tx = self.tx.clone();
-        let result = process::spawn(
-            cmd,
-            &spec.cwd,
-            &spec.env,
-            move |chunk| feed.feed(chunk),
-            move |exit| {
-                let _ = tx.send(Msg::Exited {
-                    service: i,
-                    id,
-                    exit,
-                });
-            },
-        );
+        let result = process::spawn(cmd, &spec.cwd, &spec.env, feed, move |exit| {
+            let _ = tx.send(Msg::Exited {
+                service: i,
+                id,
+                exit,
+            });
+        });
         match result {
             Ok(spawned) => {
                 let name = spec.name.clone();

@@ -17,6 +17,13 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Where a process's terminal output goes, chunk by chunk, on the reader thread.
+pub trait OutputSink: Send + 'static {
+    fn chunk(&mut self, data: &[u8]);
+    /// The terminal closed: no more output.
+    fn end(&mut self);
+}
+
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -58,7 +65,7 @@ pub fn spawn(
     cmd: &CommandLine,
     cwd: &Path,
     env: &[(String, String)],
-    mut output: impl FnMut(&[u8]) + Send + 'static,
+    mut output: impl OutputSink,
     on_exit: impl FnOnce(Exit) + Send + 'static,
 ) -> Result<Spawned> {
     let pty = native_pty_system();
@@ -110,12 +117,13 @@ pub fn spawn(
             loop {
                 match reader.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => output(&buf[..n]),
+                    Ok(n) => output.chunk(&buf[..n]),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     // EIO: every process holding the terminal has closed it.
                     Err(_) => break,
                 }
             }
+            output.end();
             drop(output);
             let _ = drained_tx.send(());
         })

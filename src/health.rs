@@ -1,0 +1,173 @@
+//! Health probes: `http` (GET, 2xx/3xx is healthy), `tcp` (a connection is accepted), `cmd` (exit
+//! 0). The `log` probe is a regex over the service's output and lives with the output feed.
+//! Each running service with a probe gets one task that probes and reports; the engine keeps the
+//! counts (retries, start period) and decides what a result means.
+
+use crate::config::Probe;
+use http_body_util::Empty;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::task::AbortHandle;
+
+/// While a service has not been healthy yet it is probed this often (or at its `interval`, if
+/// shorter), so that dependents start promptly; afterwards at its `interval`.
+const STARTUP_INTERVAL: Duration = Duration::from_millis(50);
+const STARTUP_INTERVAL_CMD: Duration = Duration::from_millis(200);
+
+/// Everything a probe needs to reach one service.
+#[derive(Clone)]
+pub struct Target {
+    pub probe: Probe,
+    pub port: Option<u16>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// Probe `target` forever, calling `report` with each result. Abort the handle to stop.
+pub fn spawn_loop(
+    target: Target,
+    report: impl Fn(Result<(), String>) + Send + 'static,
+) -> AbortHandle {
+    tokio::spawn(async move {
+        let startup = match target.probe {
+            Probe::Cmd(_) => STARTUP_INTERVAL_CMD,
+            _ => STARTUP_INTERVAL,
+        }
+        .min(target.interval);
+        let mut healthy_once = false;
+        loop {
+            let result = check(&target).await;
+            healthy_once |= result.is_ok();
+            report(result);
+            tokio::time::sleep(if healthy_once {
+                target.interval
+            } else {
+                startup
+            })
+            .await;
+        }
+    })
+    .abort_handle()
+}
+
+/// Run the probe once, within its timeout.
+pub async fn check(target: &Target) -> Result<(), String> {
+    let run = async {
+        match &target.probe {
+            Probe::Http(url) => http(url, target.port).await,
+            Probe::Tcp => {
+                let port = target.port.ok_or("the service has no port")?;
+                TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("tcp 127.0.0.1:{port}: {e}"))
+            }
+            Probe::Cmd(cmd) => command(cmd, target).await,
+            Probe::Log(_) => Err("a log probe is matched by the output feed".into()),
+        }
+    };
+    match tokio::time::timeout(target.timeout, run).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "no answer within {}",
+            crate::engine::secs(target.timeout)
+        )),
+    }
+}
+
+async fn http(url: &str, port: Option<u16>) -> Result<(), String> {
+    let full = if url.starts_with('/') {
+        format!(
+            "http://127.0.0.1:{}{url}",
+            port.ok_or("the service has no port")?
+        )
+    } else {
+        url.to_string()
+    };
+    let uri: hyper::Uri = full
+        .parse()
+        .map_err(|e| format!("bad probe URL {full}: {e}"))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("no host in {full}"))?
+        .to_string();
+    let addr = (host.as_str(), uri.port_u16().unwrap_or(80));
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("GET {full}: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("GET {full}: {e}"))?;
+    tokio::spawn(conn);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let request = hyper::Request::get(path)
+        .header(
+            hyper::header::HOST,
+            uri.authority().map_or(host.clone(), |a| a.to_string()),
+        )
+        .header(hyper::header::USER_AGENT, "devstack-health")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("GET {full}: {e}"))?;
+    let status = response.status();
+    if status.is_success() || status.is_redirection() {
+        Ok(())
+    } else {
+        Err(format!("GET {full}: HTTP {}", status.as_u16()))
+    }
+}
+
+async fn command(cmd: &str, target: &Target) -> Result<(), String> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(&target.cwd)
+        .envs(target.env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
+    // If the timeout drops this future, take the probe's whole group down with it.
+    let mut guard = GroupGuard(child.id());
+    let mut stderr = child.stderr.take();
+    let status = child.wait().await.map_err(|e| e.to_string())?;
+    guard.0 = None;
+    if status.success() {
+        return Ok(());
+    }
+    let mut err = String::new();
+    if let Some(s) = stderr.as_mut() {
+        use tokio::io::AsyncReadExt;
+        let _ = s.read_to_string(&mut err).await;
+    }
+    let last = err.lines().last().unwrap_or("").trim();
+    let code = status
+        .code()
+        .map_or("a signal".to_string(), |c| format!("code {c}"));
+    Err(if last.is_empty() {
+        format!("`{cmd}` exited with {code}")
+    } else {
+        format!("`{cmd}` exited with {code}: {last}")
+    })
+}
+
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            crate::process::signal_group(pid as i32, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
