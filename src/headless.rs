@@ -9,6 +9,7 @@ const PALETTE: [u8; 6] = [36, 33, 32, 35, 34, 31];
 pub struct Printer {
     prefixes: Vec<String>,
     color: bool,
+    to_stderr: bool,
 }
 
 impl Printer {
@@ -25,7 +26,17 @@ impl Printer {
                 }
             })
             .collect();
-        Printer { prefixes, color }
+        Printer {
+            prefixes,
+            color,
+            to_stderr: false,
+        }
+    }
+
+    /// Print to stderr instead (`devstack run`, whose command owns stdout).
+    pub fn to_stderr(mut self) -> Self {
+        self.to_stderr = true;
+        self
     }
 
     pub fn format(&self, lines: &[LogLine], out: &mut Vec<u8>) {
@@ -57,7 +68,11 @@ impl LineTap for Printer {
         let mut buf = Vec::with_capacity(lines.len() * 100);
         self.format(lines, &mut buf);
         // A closed stdout (a pipe into `head`) must not stop the stack.
-        let _ = std::io::stdout().lock().write_all(&buf);
+        let _ = if self.to_stderr {
+            std::io::stderr().lock().write_all(&buf)
+        } else {
+            std::io::stdout().lock().write_all(&buf)
+        };
     }
 }
 

@@ -6,6 +6,9 @@ use common::Stack;
 use nix::sys::signal::Signal;
 use std::io::{Read, Write};
 
+/// The demo stack has fixed ports and one folder: its tests take turns.
+static DEMO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn get(port: u16, path: &str) -> String {
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     write!(
@@ -20,6 +23,7 @@ fn get(port: u16, path: &str) -> String {
 
 #[test]
 fn the_demo_stack_runs_and_its_services_call_each_other() {
+    let _one_at_a_time = DEMO.lock().unwrap_or_else(|e| e.into_inner());
     let mut stack = Stack::at(env!("CARGO_MANIFEST_DIR").as_ref());
     stack.start(&["up", "--headless"]);
     stack.wait_for("gateway | listening on 127.0.0.1:7100", 180);
@@ -43,4 +47,28 @@ fn the_demo_stack_runs_and_its_services_call_each_other() {
     stack.signal(Signal::SIGINT);
     assert!(stack.wait_exit(30).success(), "{}", stack.output());
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+}
+
+#[test]
+fn ci_and_run_pass_on_the_demo_stack() {
+    let _one_at_a_time = DEMO.lock().unwrap_or_else(|e| e.into_inner());
+    // Both use the demo's fixed ports, so they run one after the other in this one test.
+    let root: &std::path::Path = env!("CARGO_MANIFEST_DIR").as_ref();
+    let demo = Stack::at(root);
+    let out = demo.command(&["ci", "--timeout", "3m"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("ci: every service is ready"), "{stderr}");
+
+    let out = demo
+        .command(&["run", "--", "sh", "-c", "curl -fsS $GATEWAY_URL/api/users"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("linus"));
+    assert!(demo.leftovers().is_empty(), "{:?}", demo.leftovers());
 }

@@ -288,12 +288,7 @@ impl Resolver<'_> {
             stack_env.push((key.get_ref().clone(), v));
         }
 
-        let mut urls: Vec<(String, String)> = Vec::new();
-        for (name, port) in names.iter().zip(&ports) {
-            if let Some(p) = port {
-                urls.push((url_var(name), format!("http://127.0.0.1:{p}")));
-            }
-        }
+        let urls = url_env(names.iter().map(String::as_str).zip(ports.iter().copied()));
 
         let mut services = Vec::with_capacity(raw_services.len());
         for (i, (name_span, raw)) in raw_services.iter().enumerate() {
@@ -534,6 +529,19 @@ impl Resolver<'_> {
             start_period: dur(raw.start_period, 0),
         })
     }
+}
+
+impl Config {
+    /// `<NAME>_URL=http://127.0.0.1:<port>` for every service with a port.
+    pub fn url_env(&self) -> Vec<(String, String)> {
+        url_env(self.services.iter().map(|s| (s.name.as_str(), s.port)))
+    }
+}
+
+fn url_env<'a>(services: impl Iterator<Item = (&'a str, Option<u16>)>) -> Vec<(String, String)> {
+    services
+        .filter_map(|(name, port)| Some((url_var(name), format!("http://127.0.0.1:{}", port?))))
+        .collect()
 }
 
 /// `SOME-svc` → `SOME_SVC_URL`

@@ -1,11 +1,13 @@
 //! The engine: owns every service's state, starts them in dependency order, applies the restart
 //! policy, stops them in reverse order. Interfaces send `Command`s and read `ServiceView`s.
 
+pub mod ready;
 mod status;
 
-pub use status::{ServiceView, Status, secs};
+pub use status::{HealthState, ServiceView, Status, secs};
 
-use crate::config::{Condition, Config, Restart};
+use crate::config::{Condition, Config, Probe, Restart};
+use crate::health;
 use crate::logs::{LogHub, OutputFeed, Stream};
 use crate::process::{self, Exit, GroupRecord};
 use crate::statedir::StateDir;
@@ -13,6 +15,7 @@ use portable_pty::MasterPty;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
 
 /// Backoff doubles from here …
 const BACKOFF_START: Duration = Duration::from_secs(1);
@@ -20,6 +23,8 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// and starts over once a process has run this long.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// This many restarts in a row, each after a short run, is a crash loop.
+pub const CRASH_LOOP: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -36,7 +41,16 @@ pub enum Command {
 
 enum Msg {
     Cmd(Command),
-    Exited { service: usize, id: u64, exit: Exit },
+    Exited {
+        service: usize,
+        id: u64,
+        exit: Exit,
+    },
+    Probe {
+        service: usize,
+        id: u64,
+        result: Result<(), String>,
+    },
 }
 
 /// What the caller may do with a running engine.
@@ -76,6 +90,16 @@ struct Proc {
     stopping: bool,
     kill_at: Option<Instant>,
     _master: Box<dyn MasterPty + Send>,
+    /// The health probe task of a run process.
+    probe: Option<AbortHandle>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(probe) = &self.probe {
+            probe.abort();
+        }
+    }
 }
 
 /// What to do once a run process we stopped has exited.
@@ -83,6 +107,8 @@ struct Proc {
 enum Then {
     Rest,
     Run,
+    /// Start again after the restart backoff, as after a crash (an unhealthy service).
+    Backoff,
 }
 
 struct Svc {
@@ -97,6 +123,17 @@ struct Svc {
     rebuild_queued: bool,
     restarts: u32,
     backoff: u32,
+    health: Health,
+}
+
+/// Health of the current run process, as its probe last said.
+#[derive(Debug, Clone, Default)]
+struct Health {
+    state: HealthState,
+    /// Consecutive failed probes.
+    fails: u32,
+    ever_healthy: bool,
+    last_error: Option<String>,
 }
 
 pub struct Engine {
@@ -132,6 +169,7 @@ impl Engine {
                 rebuild_queued: false,
                 restarts: 0,
                 backoff: 0,
+                health: Health::default(),
             })
             .collect();
         let record = GroupRecord::new(StateDir::new(&cfg.root).groups());
@@ -148,6 +186,7 @@ impl Engine {
             shutting_down: false,
             exit_when_settled: opts.exit_when_settled,
         };
+        engine.publish();
         (
             engine,
             Handle {
@@ -178,6 +217,7 @@ impl Engine {
                 msg = self.rx.recv() => match msg {
                     Some(Msg::Cmd(cmd)) => self.command(cmd),
                     Some(Msg::Exited { service, id, exit }) => self.exited(service, id, exit),
+                    Some(Msg::Probe { service, id, result }) => self.probed(service, id, result),
                     None => break,
                 },
                 _ = sleep_until(deadline) => self.timers(),
@@ -411,10 +451,9 @@ impl Engine {
             let name = self.name(j);
             let met = match dep.condition {
                 Condition::Completed => *status == Status::Completed,
-                // Health probes arrive with a later part of the engine; until then a running
-                // service counts as healthy.
-                Condition::Started | Condition::Healthy => {
-                    matches!(status, Status::Running | Status::Completed)
+                Condition::Started => matches!(status, Status::Running | Status::Completed),
+                Condition::Healthy => {
+                    *status == Status::Running && self.svcs[j].health.state == HealthState::Healthy
                 }
             };
             if met {
@@ -458,7 +497,18 @@ impl Engine {
         let id = self.next_id;
         let spec = &self.cfg.services[i];
         let stream = if run { Stream::Out } else { Stream::Build };
-        let feed = OutputFeed::new(self.logs.clone(), i, stream);
+        let mut feed = OutputFeed::new(self.logs.clone(), i, stream);
+        if let (true, Some(Probe::Log(re))) = (run, spec.health.as_ref().map(|h| &h.probe)) {
+            let tx = self.tx.clone();
+            let found = move || {
+                let _ = tx.send(Msg::Probe {
+                    service: i,
+                    id,
+                    result: Ok(()),
+                });
+            };
+            feed = feed.with_matcher((re.clone(), Box::new(found)));
+        }
         let tx = self.tx.clone();
         let result = process::spawn(cmd, &spec.cwd, &spec.env, feed, move |exit| {
             let _ = tx.send(Msg::Exited {
@@ -478,10 +528,13 @@ impl Engine {
                     stopping: false,
                     kill_at: None,
                     _master: spawned.master,
+                    probe: None,
                 };
                 if run {
                     self.say(i, format!("spawned pid {}: {}", spawned.pid, describe(cmd)));
                     self.svcs[i].run = Some(proc);
+                    self.svcs[i].health = Health::default();
+                    self.start_probe(i, id);
                     self.set(i, Status::Running);
                 } else {
                     self.svcs[i].build = Some(proc);
@@ -586,8 +639,12 @@ impl Engine {
         if proc.stopping {
             self.say(i, format!("stopped ({exit})"));
             let then = std::mem::replace(&mut self.svcs[i].then, Then::Rest);
-            if then == Then::Run && self.svcs[i].want_up && !self.shutting_down {
-                return self.spawn_run(i);
+            if self.svcs[i].want_up && !self.shutting_down {
+                match then {
+                    Then::Run => return self.spawn_run(i),
+                    Then::Backoff => return self.schedule_restart(i, exit, ran),
+                    Then::Rest => {}
+                }
             }
             let status = if self.svcs[i].want_up {
                 Status::Exited(exit)
@@ -612,6 +669,11 @@ impl Engine {
             };
             return self.set(i, status);
         }
+        self.schedule_restart(i, exit, ran);
+    }
+
+    /// Start again after the backoff, which grows with each restart that follows a short run.
+    fn schedule_restart(&mut self, i: usize, exit: Exit, ran: Duration) {
         let svc = &mut self.svcs[i];
         if ran >= STABLE_AFTER {
             svc.backoff = 0;
@@ -631,6 +693,86 @@ impl Engine {
                 secs(delay)
             ),
         );
+    }
+
+    // ---- health ------------------------------------------------------------------------------
+
+    /// Start the probe loop of run process `id`, for the probes that poll.
+    fn start_probe(&mut self, i: usize, id: u64) {
+        let spec = &self.cfg.services[i];
+        let Some(h) = &spec.health else { return };
+        if matches!(h.probe, Probe::Log(_)) {
+            return; // matched by the output feed
+        }
+        let target = health::Target {
+            probe: h.probe.clone(),
+            port: spec.port,
+            cwd: spec.cwd.clone(),
+            env: spec.env.clone(),
+            interval: h.interval,
+            timeout: h.timeout,
+        };
+        let tx = self.tx.clone();
+        let handle = health::spawn_loop(target, move |result| {
+            let _ = tx.send(Msg::Probe {
+                service: i,
+                id,
+                result,
+            });
+        });
+        if let Some(proc) = &mut self.svcs[i].run {
+            proc.probe = Some(handle);
+        }
+    }
+
+    fn probed(&mut self, i: usize, id: u64, result: Result<(), String>) {
+        let Some(proc) = self.svcs[i]
+            .run
+            .as_ref()
+            .filter(|p| p.id == id && !p.stopping)
+        else {
+            return; // an older process, or one on its way out
+        };
+        let ran = proc.started.elapsed();
+        let spec = self.cfg.services[i]
+            .health
+            .as_ref()
+            .expect("probed services have a probe");
+        let (retries, start_period) = (spec.retries, spec.start_period);
+        let health = &mut self.svcs[i].health;
+        match result {
+            Ok(()) => {
+                health.fails = 0;
+                health.last_error = None;
+                health.ever_healthy = true;
+                if health.state != HealthState::Healthy {
+                    health.state = HealthState::Healthy;
+                    self.say(i, format!("health: healthy after {}", secs(ran)));
+                }
+            }
+            Err(e) => {
+                health.last_error = Some(e.clone());
+                if !health.ever_healthy && ran < start_period {
+                    return; // failures while it starts don't count
+                }
+                health.fails += 1;
+                if health.fails < retries || health.state == HealthState::Unhealthy {
+                    return;
+                }
+                let was_healthy = health.state == HealthState::Healthy;
+                health.state = HealthState::Unhealthy;
+                let n = health.fails;
+                self.say(i, format!("health: unhealthy after {n} failed checks: {e}"));
+                let restart = self.cfg.services[i].restart != Restart::No;
+                if was_healthy && restart {
+                    self.say(
+                        i,
+                        "restarting: it was healthy and stopped answering its probe",
+                    );
+                    self.stop(i, Then::Backoff);
+                }
+            }
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -684,9 +826,21 @@ impl Engine {
             .zip(&self.cfg.services)
             .map(|(s, spec)| {
                 let live = s.run.as_ref().or(s.build.as_ref());
+                let probed = spec.health.is_some() && s.run.is_some();
                 ServiceView {
                     name: spec.name.clone(),
                     state: s.status.name(),
+                    health: probed.then(|| s.health.state.name()),
+                    health_error: s.health.last_error.clone().filter(|_| probed),
+                    ready: match s.status {
+                        Status::Completed => true,
+                        Status::Running => !probed || s.health.state == HealthState::Healthy,
+                        _ => false,
+                    },
+                    wanted: s.want_up,
+                    settled: s.status.is_settled(),
+                    crash_loop: s.backoff >= CRASH_LOOP
+                        && matches!(s.status, Status::Restarting { .. }),
                     detail: s.status.to_string(),
                     pid: live.map(|p| p.pid),
                     port: spec.port,

@@ -101,11 +101,41 @@ pub fn secs(d: Duration) -> String {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HealthState {
+    #[default]
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+impl HealthState {
+    pub fn name(self) -> &'static str {
+        match self {
+            HealthState::Unknown => "unknown",
+            HealthState::Healthy => "healthy",
+            HealthState::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 /// One service as the interfaces see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceView {
     pub name: String,
     pub state: &'static str,
+    /// None for a service without a probe (or not running).
+    pub health: Option<&'static str>,
+    pub health_error: Option<String>,
+    /// Running and healthy (or without a probe), or a completed task.
+    pub ready: bool,
+    /// Meant to be up (asked for, or a dependency of something asked for).
+    pub wanted: bool,
+    /// Restarting again and again after short runs.
+    pub crash_loop: bool,
+    /// Nothing more will happen to it unless someone asks.
+    #[serde(skip)]
+    pub settled: bool,
     pub detail: String,
     pub pid: Option<i32>,
     pub port: Option<u16>,

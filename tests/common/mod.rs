@@ -10,6 +10,26 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_devstack");
 
+/// The test fixture program (fixtures/testsvc.rs), built by `cargo test` with the examples.
+pub fn testsvc() -> String {
+    let bin = Path::new(BIN).parent().unwrap().join("examples/testsvc");
+    assert!(
+        bin.exists(),
+        "build the examples first (cargo test does): {}",
+        bin.display()
+    );
+    bin.display().to_string()
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub struct Stack {
     dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
@@ -46,6 +66,16 @@ impl Stack {
 
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// Create or remove a file in the stack's folder (fixtures read them as switches).
+    pub fn touch(&self, name: &str, present: bool) {
+        let p = self.path().join(name);
+        if present {
+            std::fs::write(p, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(p);
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -169,10 +199,19 @@ impl Stack {
             .collect()
     }
 
-    /// Pids of live (non-zombie) processes whose working folder is inside this stack's folder, other
-    /// than the test's own session (the test runner, cargo).
-    pub fn leftovers(&self) -> Vec<i32> {
+    /// Live (non-zombie) processes whose working folder is inside this stack's folder, other than
+    /// the test's own session (the test runner, cargo), as `pid command line`.
+    pub fn leftovers(&self) -> Vec<String> {
+        // A process SIGKILLed just before devstack exited may take a moment to be gone.
+        let pids = processes_under(self.path());
+        all_gone(&pids, 3);
         processes_under(self.path())
+            .into_iter()
+            .map(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                format!("{pid} {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
+            })
+            .collect()
     }
 }
 

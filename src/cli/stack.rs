@@ -1,0 +1,251 @@
+//! Commands that run the stack in this process: `up` (headless), `ci`, `run`.
+
+use super::note;
+use devstack::config::Config;
+use devstack::engine::ready::{Verdict, not_ready, verdict};
+use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, secs};
+use devstack::headless::Printer;
+use devstack::logs::{LogHub, strip_sgr};
+use devstack::statedir::{RunLock, StateDir};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A stack about to run in this process: config, logs, and the folder lock.
+struct Session {
+    cfg: Arc<Config>,
+    logs: Arc<LogHub>,
+    only: Vec<usize>,
+    _lock: RunLock,
+}
+
+impl Session {
+    fn open(cfg: Config, services: &[String], printer: Printer) -> Result<Session, ExitCode> {
+        let only = resolve_names(&cfg, services).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        })?;
+        let state = StateDir::new(&cfg.root);
+        let lock = state.lock().map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })?;
+        let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
+        let logs = Arc::new(LogHub::new(&state.logs(), &names, Some(Arc::new(printer))));
+        Ok(Session {
+            cfg: Arc::new(cfg),
+            logs,
+            only,
+            _lock: lock,
+        })
+    }
+
+    /// Run the engine on a fresh runtime; `drive` gets its handle while it runs.
+    fn run<T>(
+        self,
+        exit_when_settled: bool,
+        drive: impl AsyncFnOnce(Handle, &Session) -> T,
+    ) -> (T, Outcome) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        runtime.block_on(async {
+            let (engine, handle) = Engine::new(
+                self.cfg.clone(),
+                self.logs.clone(),
+                Options {
+                    only: self.only.clone(),
+                    exit_when_settled,
+                },
+            );
+            for said in engine.reap_leftovers() {
+                note(&said);
+            }
+            tokio::spawn(shutdown_on_signals(handle.clone()));
+            let engine = tokio::spawn(engine.run());
+            let result = drive(handle, &self).await;
+            let outcome = engine.await.expect("the engine task ends cleanly");
+            (result, outcome)
+        })
+    }
+}
+
+fn resolve_names(cfg: &Config, names: &[String]) -> Result<Vec<usize>, String> {
+    names
+        .iter()
+        .map(|n| {
+            cfg.services
+                .iter()
+                .position(|s| &s.name == n)
+                .ok_or_else(|| {
+                    let all: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
+                    format!("unknown service `{n}`; services are: {}", all.join(", "))
+                })
+        })
+        .collect()
+}
+
+fn printer(cfg: &Config, color: bool) -> Printer {
+    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
+    Printer::new(&names, color)
+}
+
+pub fn up(cfg: Config, services: &[String], color: bool) -> ExitCode {
+    let printer = printer(&cfg, color);
+    let session = match Session::open(cfg, services, printer) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let ((), outcome) = session.run(true, async |_, _| {});
+    if outcome.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for (name, status) in &outcome.failures {
+            note(&format!("{name} {status}"));
+        }
+        ExitCode::FAILURE
+    }
+}
+
+/// Wait until the stack is ready; on failure or timeout, say which service and why, with its
+/// last log lines.
+async fn wait_ready(handle: &Handle, session: &Session, timeout: Duration) -> Result<Duration, ()> {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut views = handle.views();
+    loop {
+        let current = views.borrow_and_update().clone();
+        match verdict(&current) {
+            Verdict::Ready => return Ok(started.elapsed()),
+            Verdict::Failed { service, why } => {
+                note(&format!("`{service}` failed: {why}"));
+                show_tail(session, &service);
+                return Err(());
+            }
+            Verdict::Waiting => {}
+        }
+        tokio::select! {
+            changed = views.changed() => if changed.is_err() { return Err(()) },
+            _ = tokio::time::sleep_until(deadline) => {
+                note(&format!("not ready after {}:", secs(timeout)));
+                let waiting = not_ready(&current);
+                for (name, what) in &waiting {
+                    note(&format!("  `{name}` is {what}"));
+                }
+                for (name, _) in &waiting {
+                    show_tail(session, name);
+                }
+                return Err(());
+            }
+        }
+    }
+}
+
+/// The last 30 lines a service logged, on stderr.
+fn show_tail(session: &Session, service: &str) {
+    let Some(i) = session.cfg.services.iter().position(|s| s.name == service) else {
+        return;
+    };
+    let lines = session.logs.tail(i, 30);
+    note(&format!("last {} lines of `{service}`:", lines.len()));
+    for line in lines {
+        eprintln!("  {service} | {}", strip_sgr(&line.text));
+    }
+}
+
+pub fn ci(cfg: Config, services: &[String], timeout: Duration, color: bool) -> ExitCode {
+    let printer = printer(&cfg, color);
+    let session = match Session::open(cfg, services, printer) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (ready, _) = session.run(false, async |handle, session| {
+        let ready = wait_ready(&handle, session, timeout).await;
+        handle.send(Command::Shutdown);
+        ready
+    });
+    match ready {
+        Ok(took) => {
+            note(&format!("ci: every service is ready (took {})", secs(took)));
+            ExitCode::SUCCESS
+        }
+        Err(()) => {
+            note("ci: failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn run(
+    cfg: Config,
+    services: &[String],
+    timeout: Duration,
+    command: &[String],
+    color: bool,
+) -> ExitCode {
+    let urls = cfg.url_env();
+    let printer = printer(&cfg, color).to_stderr();
+    let session = match Session::open(cfg, services, printer) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (code, _) = session.run(false, async |handle, session| {
+        let code = match wait_ready(&handle, session, timeout).await {
+            Err(()) => ExitCode::FAILURE,
+            Ok(_) => {
+                let mut cmd = tokio::process::Command::new(&command[0]);
+                cmd.args(&command[1..])
+                    .envs(urls.iter().map(|(k, v)| (k, v)));
+                match cmd.status().await {
+                    Ok(status) => exit_code(status),
+                    Err(e) => {
+                        note(&format!("cannot run `{}`: {e}", command[0]));
+                        ExitCode::from(127)
+                    }
+                }
+            }
+        };
+        handle.send(Command::Shutdown);
+        code
+    });
+    code
+}
+
+/// A child's status as ours: its code, or 128 + the signal that killed it (as shells do).
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => ExitCode::from(c as u8),
+        (None, Some(sig)) => ExitCode::from(128 + sig as u8),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// The first Ctrl-C, SIGTERM or SIGHUP stops the stack gracefully; the next kills it.
+async fn shutdown_on_signals(handle: engine::Handle) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return;
+    };
+    let mut first = true;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        if first {
+            note("stopping the stack (again to kill everything at once)");
+            handle.send(Command::Shutdown);
+            first = false;
+        } else {
+            note("killing every service");
+            handle.send(Command::ForceShutdown);
+        }
+    }
+}
