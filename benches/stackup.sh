@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Stack-up overhead of `devstack ci`: a 10-service stack in three dependency levels
+# (1 → 3 → 6 services), each ready DELAY seconds after it starts (a `log` probe matches its
+# "ready" line). The slowest chain's own readiness time is 3 × DELAY; the overhead is the ci wall
+# time (start, wait for ready, stop everything) minus that. Target: <= 150 ms.
+# Usage: benches/stackup.sh [DELAY_SECONDS] [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DELAY=${1:-0.3}
+RUNS=${2:-5}
+cargo build --release --quiet
+BIN=$PWD/target/release/devstack
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+{
+    svc() { # name, deps
+        printf '[services.%s]\nrun = "sleep %s; echo ready; exec sleep 300"\ngrace = "1s"\n' "$1" "$DELAY"
+        [ -n "$2" ] && printf 'depends_on = [%s]\n' "$2"
+        printf '[services.%s.health]\nlog = "^ready$"\n\n' "$1"
+    }
+    svc s0 ""
+    for i in 1 2 3; do svc "s$i" '"s0"'; done
+    for i in 4 5 6 7 8 9; do svc "s$i" "\"s$(( (i % 3) + 1 ))\""; done
+} > "$work/devstack.toml"
+
+chain_ms=$(awk "BEGIN{print 3 * $DELAY * 1000}")
+best_wall=""; best_ready=""
+for _ in $(seq "$RUNS"); do
+    start=$(date +%s%N)
+    ready=$(cd "$work" && "$BIN" ci 2>&1 >/dev/null | sed -n 's/.*every service is ready (took \(.*\))/\1/p')
+    end=$(date +%s%N)
+    wall=$(( (end - start) / 1000000 ))
+    case "$ready" in *ms) ready_ms=${ready%ms} ;; *s) ready_ms=$(awk "BEGIN{print ${ready%s} * 1000}") ;; *) echo "ci failed"; exit 1 ;; esac
+    if [ -z "$best_wall" ] || [ "$wall" -lt "$best_wall" ]; then best_wall=$wall; best_ready=$ready_ms; fi
+done
+echo "10 services, 3 levels, each ready after ${DELAY}s: slowest chain ${chain_ms} ms"
+echo "devstack ci wall time (best of $RUNS): ${best_wall} ms, of which ready after ${best_ready} ms"
+echo "overhead: $(awk "BEGIN{print $best_wall - $chain_ms}") ms wall (target <= 150 ms); $(awk "BEGIN{print $best_ready - $chain_ms}") ms to ready"
