@@ -1,6 +1,7 @@
 //! devstack: run a stack of local services, with one engine driven by the TUI, headless mode and CLI.
 
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod headless;
 pub mod health;

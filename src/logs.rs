@@ -7,6 +7,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+use tokio::sync::broadcast;
 
 /// Longest line kept whole; longer ones are cut here and the pieces marked.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -238,11 +239,15 @@ struct ServiceLog {
     buffer: VecDeque<LogLine>,
 }
 
-/// Every service's log: file, in-memory buffer, and the live tap.
+/// Every service's log: file, in-memory buffer, the live tap, and followers.
 pub struct LogHub {
     services: Vec<Mutex<ServiceLog>>,
     tap: Option<Arc<dyn LineTap>>,
+    followers: broadcast::Sender<LogLine>,
 }
+
+/// Lines a follower may fall behind by before it is told it missed some.
+const FOLLOW_BACKLOG: usize = 4096;
 
 impl LogHub {
     /// Open `dir/<name>.log` for every service. A file that cannot be opened is reported on the
@@ -264,7 +269,11 @@ impl LogHub {
                 })
             })
             .collect();
-        let hub = LogHub { services, tap };
+        let hub = LogHub {
+            services,
+            tap,
+            followers: broadcast::channel(FOLLOW_BACKLOG).0,
+        };
         for (i, e) in errors {
             hub.system(i, e);
         }
@@ -298,6 +307,11 @@ impl LogHub {
         if let Some(tap) = &self.tap {
             tap.lines(&lines);
         }
+        if self.followers.receiver_count() > 0 {
+            for line in &lines {
+                let _ = self.followers.send(line.clone());
+            }
+        }
         for line in lines {
             if log.buffer.len() == BUFFER_LINES {
                 log.buffer.pop_front();
@@ -320,6 +334,45 @@ impl LogHub {
             })
             .collect();
         self.push(service, lines);
+    }
+
+    /// Every line logged from now on (`logs -f`). A follower too slow for a flood gets
+    /// `RecvError::Lagged` with the count it missed.
+    pub fn follow(&self) -> broadcast::Receiver<LogLine> {
+        self.followers.subscribe()
+    }
+
+    /// The last `n` lines of each of `services` (merged in time order), and every line logged
+    /// after them: no line is in both, none falls between.
+    pub fn tail_and_follow(
+        &self,
+        services: &[usize],
+        n: usize,
+    ) -> (Vec<LogLine>, broadcast::Receiver<LogLine>) {
+        let mut sorted = services.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        // push() sends to followers under its service's lock, so holding these locks while
+        // subscribing splits the stream cleanly.
+        let guards: Vec<_> = sorted
+            .iter()
+            .map(|&i| self.services[i].lock().expect("log lock"))
+            .collect();
+        let mut lines: Vec<LogLine> = guards
+            .iter()
+            .flat_map(|log| {
+                log.buffer
+                    .iter()
+                    .skip(log.buffer.len().saturating_sub(n))
+                    .cloned()
+            })
+            .collect();
+        let rx = self.followers.subscribe();
+        drop(guards);
+        lines.sort_by_key(|l| l.time);
+        let extra = lines.len().saturating_sub(n);
+        lines.drain(..extra);
+        (lines, rx)
     }
 
     /// The last `n` buffered lines of a service.

@@ -26,6 +26,15 @@ impl StateDir {
         self.dir.join("logs")
     }
 
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("devstack.sock")
+    }
+
+    /// Output of a detached stack (`up -d`).
+    pub fn detached_log(&self) -> PathBuf {
+        self.dir.join("devstack.out")
+    }
+
     pub fn groups(&self) -> PathBuf {
         self.dir.join("pgroups")
     }

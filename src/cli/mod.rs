@@ -1,5 +1,6 @@
 //! The command line: parsing, finding the config, and one module per group of commands.
 
+mod remote;
 mod stack;
 
 use clap::{Parser, Subcommand};
@@ -32,7 +33,57 @@ enum Cmd {
     Up {
         /// Services to start (default: every service with autostart)
         services: Vec<String>,
+        /// Run in the background; return once the stack answers on its control socket
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep running after every service has ended (used by --detach)
+        #[arg(long, hide = true)]
+        stay: bool,
     },
+    /// Status of the running stack
+    Ps {
+        /// Machine-readable output (see the README for the fields)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start services of the running stack (and what they depend on); waits until they are ready
+    Start {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Stop services of the running stack; waits until they have stopped
+    Stop {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Restart services of the running stack; waits until the new process is ready
+    Restart {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Rebuild and restart services of the running stack; waits for the result
+    Rebuild {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// SIGKILL the process groups of services of the running stack
+    Kill {
+        #[arg(required = true)]
+        services: Vec<String>,
+    },
+    /// Print logs of the running stack, or from the log files when none runs
+    Logs {
+        /// Services (default: all)
+        services: Vec<String>,
+        /// Keep printing new lines (`-f` here means this, not --file)
+        #[arg(long)]
+        follow: bool,
+        /// Lines to show from the end (merged across services)
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: usize,
+    },
+    /// Stop the running stack gracefully
+    Down,
     /// Validate devstack.toml and print the resolved plan
     Check,
     /// Start headless; exit 0 once every service is ready, 1 as soon as one fails
@@ -60,22 +111,57 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 90s or 5m)"))
 }
 
+/// `logs -f` follows, as `tail -f` does, while everywhere else `-f` names the config file: clap
+/// can't give one short flag two meanings, so `-f` after `logs` is read as `--follow`
+/// (`--file` still names the file there).
+fn args() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(at) = args.iter().position(|a| a == "logs") {
+        for arg in &mut args[at + 1..] {
+            if arg == "-f" {
+                *arg = "--follow".into();
+            }
+        }
+    }
+    args
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args());
     let cfg = match load(cli.file.as_deref()) {
         Ok(cfg) => cfg,
         Err(code) => return code,
     };
     let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none();
     let stdout_color = color && std::io::stdout().is_terminal();
-    match cli.command.unwrap_or(Cmd::Up {
+    let command = cli.command.unwrap_or(Cmd::Up {
         services: Vec::new(),
-    }) {
+        detach: false,
+        stay: false,
+    });
+    match command {
         Cmd::Check => {
             print!("{}", config::describe(&cfg));
             ExitCode::SUCCESS
         }
-        Cmd::Up { services } => stack::up(cfg, &services, stdout_color),
+        Cmd::Up {
+            services,
+            detach: true,
+            ..
+        } => remote::detach(&cfg, &services),
+        Cmd::Up { services, stay, .. } => stack::up(cfg, &services, stdout_color, stay),
+        Cmd::Ps { json } => remote::ps(&cfg, json),
+        Cmd::Start { services } => remote::act(&cfg, remote::Action::Start, &services),
+        Cmd::Stop { services } => remote::act(&cfg, remote::Action::Stop, &services),
+        Cmd::Restart { services } => remote::act(&cfg, remote::Action::Restart, &services),
+        Cmd::Rebuild { services } => remote::act(&cfg, remote::Action::Rebuild, &services),
+        Cmd::Kill { services } => remote::act(&cfg, remote::Action::Kill, &services),
+        Cmd::Logs {
+            services,
+            follow,
+            lines,
+        } => remote::logs(&cfg, &services, lines, follow, stdout_color),
+        Cmd::Down => remote::down(&cfg),
         Cmd::Ci { services, timeout } => stack::ci(cfg, &services, timeout, stdout_color),
         Cmd::Run {
             services,

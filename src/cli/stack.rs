@@ -2,6 +2,7 @@
 
 use super::note;
 use devstack::config::Config;
+use devstack::control;
 use devstack::engine::ready::{Verdict, not_ready, verdict};
 use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, secs};
 use devstack::headless::Printer;
@@ -16,6 +17,7 @@ struct Session {
     cfg: Arc<Config>,
     logs: Arc<LogHub>,
     only: Vec<usize>,
+    state: StateDir,
     _lock: RunLock,
 }
 
@@ -36,6 +38,7 @@ impl Session {
             cfg: Arc::new(cfg),
             logs,
             only,
+            state,
             _lock: lock,
         })
     }
@@ -63,9 +66,31 @@ impl Session {
                 note(&said);
             }
             tokio::spawn(shutdown_on_signals(handle.clone()));
+            // The control socket lives as long as the engine; dropping it removes the file.
+            let server = match control::server::bind(&self.state.socket()) {
+                Ok(socket) => {
+                    let ctx = Arc::new(control::server::Context {
+                        handle: handle.clone(),
+                        logs: self.logs.clone(),
+                        names: self.cfg.services.iter().map(|s| s.name.clone()).collect(),
+                    });
+                    Some(tokio::spawn(control::server::serve(socket, ctx)))
+                }
+                Err(e) => {
+                    note(&format!(
+                        "no control socket at {}: {e}",
+                        self.state.socket().display()
+                    ));
+                    None
+                }
+            };
             let engine = tokio::spawn(engine.run());
             let result = drive(handle, &self).await;
             let outcome = engine.await.expect("the engine task ends cleanly");
+            if let Some(server) = server {
+                server.abort();
+                let _ = server.await;
+            }
             (result, outcome)
         })
     }
@@ -91,13 +116,14 @@ fn printer(cfg: &Config, color: bool) -> Printer {
     Printer::new(&names, color)
 }
 
-pub fn up(cfg: Config, services: &[String], color: bool) -> ExitCode {
+/// `stay`: keep running when every service has ended (a detached stack waits for `down`).
+pub fn up(cfg: Config, services: &[String], color: bool, stay: bool) -> ExitCode {
     let printer = printer(&cfg, color);
     let session = match Session::open(cfg, services, printer) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let ((), outcome) = session.run(true, async |_, _| {});
+    let ((), outcome) = session.run(!stay, async |_, _| {});
     if outcome.failures.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -481,10 +481,12 @@ impl Resolver<'_> {
         }
         let probe = if let Some(http) = &raw.http {
             let path = self.expand(http, lookup);
-            if !(path.starts_with('/')
-                || path.starts_with("http://")
-                || path.starts_with("https://"))
-            {
+            if path.starts_with("https://") {
+                self.error(
+                    http.span(),
+                    "https probes are not supported; probe the service's plain http port",
+                );
+            } else if !(path.starts_with('/') || path.starts_with("http://")) {
                 self.error(
                     http.span(),
                     format!(

@@ -14,7 +14,7 @@ use crate::statedir::StateDir;
 use portable_pty::MasterPty;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 /// Backoff doubles from here …
@@ -40,7 +40,8 @@ pub enum Command {
 }
 
 enum Msg {
-    Cmd(Command),
+    /// A command, and who waits to hear that it was applied.
+    Cmd(Command, Option<oneshot::Sender<()>>),
     Exited {
         service: usize,
         id: u64,
@@ -58,15 +59,28 @@ enum Msg {
 pub struct Handle {
     tx: mpsc::UnboundedSender<Msg>,
     views: watch::Receiver<Vec<ServiceView>>,
+    events: broadcast::Sender<ServiceView>,
 }
 
 impl Handle {
     pub fn send(&self, cmd: Command) {
-        let _ = self.tx.send(Msg::Cmd(cmd));
+        let _ = self.tx.send(Msg::Cmd(cmd, None));
+    }
+
+    /// Send a command and wait until the engine has applied it and published the result (the
+    /// views then show its first effect). False when the engine is gone.
+    pub async fn apply(&self, cmd: Command) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Cmd(cmd, Some(tx))).is_ok() && rx.await.is_ok()
     }
 
     pub fn views(&self) -> watch::Receiver<Vec<ServiceView>> {
         self.views.clone()
+    }
+
+    /// Each change of a service's state, health, pid or restarts, as it happens.
+    pub fn events(&self) -> broadcast::Receiver<ServiceView> {
+        self.events.subscribe()
     }
 }
 
@@ -124,6 +138,8 @@ struct Svc {
     restarts: u32,
     backoff: u32,
     health: Health,
+    /// Run processes started so far.
+    spawns: u64,
 }
 
 /// Health of the current run process, as its probe last said.
@@ -143,10 +159,16 @@ pub struct Engine {
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     views: watch::Sender<Vec<ServiceView>>,
+    events: broadcast::Sender<ServiceView>,
     record: GroupRecord,
     next_id: u64,
     shutting_down: bool,
     exit_when_settled: bool,
+    /// Someone stopped or killed a service by command: they are working with the stack, so it
+    /// stays up even when nothing runs.
+    user_stopped: bool,
+    /// Commands applied since the last publish, whose senders wait to hear so.
+    acks: Vec<oneshot::Sender<()>>,
 }
 
 impl Engine {
@@ -170,10 +192,12 @@ impl Engine {
                 restarts: 0,
                 backoff: 0,
                 health: Health::default(),
+                spawns: 0,
             })
             .collect();
         let record = GroupRecord::new(StateDir::new(&cfg.root).groups());
         let (views, views_rx) = watch::channel(Vec::new());
+        let events = broadcast::channel(1024).0;
         let engine = Engine {
             cfg,
             logs,
@@ -181,10 +205,13 @@ impl Engine {
             tx: tx.clone(),
             rx,
             views,
+            events: events.clone(),
             record,
             next_id: 0,
             shutting_down: false,
             exit_when_settled: opts.exit_when_settled,
+            user_stopped: false,
+            acks: Vec::new(),
         };
         engine.publish();
         (
@@ -192,6 +219,7 @@ impl Engine {
             Handle {
                 tx,
                 views: views_rx,
+                events,
             },
         )
     }
@@ -205,17 +233,24 @@ impl Engine {
         loop {
             self.reconcile();
             self.publish();
+            for ack in self.acks.drain(..) {
+                let _ = ack.send(());
+            }
             let busy = self
                 .svcs
                 .iter()
                 .any(|s| s.build.is_some() || s.run.is_some());
-            if !busy && (self.shutting_down || (self.exit_when_settled && self.all_settled())) {
+            let settled = self.exit_when_settled && !self.user_stopped && self.all_settled();
+            if !busy && (self.shutting_down || settled) {
                 break;
             }
             let deadline = self.next_deadline();
             tokio::select! {
                 msg = self.rx.recv() => match msg {
-                    Some(Msg::Cmd(cmd)) => self.command(cmd),
+                    Some(Msg::Cmd(cmd, ack)) => {
+                        self.command(cmd);
+                        self.acks.extend(ack);
+                    }
                     Some(Msg::Exited { service, id, exit }) => self.exited(service, id, exit),
                     Some(Msg::Probe { service, id, result }) => self.probed(service, id, result),
                     None => break,
@@ -256,6 +291,7 @@ impl Engine {
         match cmd {
             Command::Start(i) => self.start(i),
             Command::Stop(i) => {
+                self.user_stopped = true;
                 self.svcs[i].want_up = false;
                 self.stop(i, Then::Rest);
                 if self.svcs[i].run.is_none() && self.svcs[i].build.is_none() {
@@ -263,9 +299,13 @@ impl Engine {
                 }
             }
             Command::Restart(i) => {
+                let task = self.cfg.services[i].is_task();
                 let svc = &mut self.svcs[i];
                 svc.want_up = true;
                 svc.backoff = 0;
+                if task {
+                    svc.built = false;
+                }
                 if svc.run.is_some() {
                     self.say(i, "restarting");
                     self.stop(i, Then::Run);
@@ -275,9 +315,13 @@ impl Engine {
             }
             Command::Rebuild(i) => self.rebuild(i),
             Command::Kill(i) => {
-                self.svcs[i].want_up = false;
-                for pid in self.pids(i) {
-                    process::kill_session(pid);
+                self.user_stopped = true;
+                let svc = &mut self.svcs[i];
+                svc.want_up = false;
+                for proc in svc.build.iter_mut().chain(svc.run.iter_mut()) {
+                    proc.stopping = true;
+                    proc.kill_at = None;
+                    process::kill_session(proc.pid);
                 }
                 self.say(i, "killed (SIGKILL to the process group)");
                 if self.svcs[i].run.is_none() && self.svcs[i].build.is_none() {
@@ -425,7 +469,8 @@ impl Engine {
             }
             match self.deps_state(i) {
                 Ok(()) => {
-                    if self.cfg.services[i].build.is_some() && !self.svcs[i].built {
+                    let spec = &self.cfg.services[i];
+                    if spec.build.is_some() && (!self.svcs[i].built || spec.is_task()) {
                         self.spawn_build(i);
                     } else {
                         self.spawn_run(i);
@@ -533,6 +578,7 @@ impl Engine {
                 if run {
                     self.say(i, format!("spawned pid {}: {}", spawned.pid, describe(cmd)));
                     self.svcs[i].run = Some(proc);
+                    self.svcs[i].spawns += 1;
                     self.svcs[i].health = Health::default();
                     self.start_probe(i, id);
                     self.set(i, Status::Running);
@@ -838,6 +884,12 @@ impl Engine {
                         _ => false,
                     },
                     wanted: s.want_up,
+                    spawns: s.spawns,
+                    building: s.build.is_some(),
+                    build_failed: spec.build.is_some()
+                        && !s.built
+                        && s.run.is_some()
+                        && s.build.is_none(),
                     settled: s.status.is_settled(),
                     crash_loop: s.backoff >= CRASH_LOOP
                         && matches!(s.status, Status::Restarting { .. }),
@@ -849,8 +901,16 @@ impl Engine {
                     uptime_secs: s.run.as_ref().map(|p| p.started.elapsed().as_secs()),
                 }
             })
-            .collect();
-        self.views.send_replace(views);
+            .collect::<Vec<ServiceView>>();
+        let old = self.views.send_replace(views);
+        if self.events.receiver_count() > 0 {
+            let now = self.views.borrow();
+            for (i, view) in now.iter().enumerate() {
+                if old.get(i).is_none_or(|o| !o.same_state(view)) {
+                    let _ = self.events.send(view.clone());
+                }
+            }
+        }
     }
 }
 

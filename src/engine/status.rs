@@ -131,6 +131,12 @@ pub struct ServiceView {
     pub ready: bool,
     /// Meant to be up (asked for, or a dependency of something asked for).
     pub wanted: bool,
+    /// Run processes started so far (a restart shows as a new one).
+    pub spawns: u64,
+    /// A build is running.
+    pub building: bool,
+    /// The last build failed; the previous process keeps running.
+    pub build_failed: bool,
     /// Restarting again and again after short runs.
     pub crash_loop: bool,
     /// Nothing more will happen to it unless someone asks.
@@ -143,4 +149,21 @@ pub struct ServiceView {
     #[serde(skip)]
     pub since: Option<Instant>,
     pub uptime_secs: Option<u64>,
+}
+
+impl ServiceView {
+    /// Same state, health, pid, restarts and build status (uptime and countdowns aside).
+    pub fn same_state(&self, other: &ServiceView) -> bool {
+        let key = |v: &ServiceView| {
+            (
+                v.state,
+                v.pid,
+                v.health,
+                v.restarts,
+                v.building,
+                v.build_failed,
+            )
+        };
+        key(self) == key(other)
+    }
 }
