@@ -8,3 +8,4 @@ pub mod health;
 pub mod logs;
 pub mod process;
 pub mod statedir;
+pub mod ui;

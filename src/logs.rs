@@ -231,19 +231,78 @@ impl RotatingFile {
 /// Size at which a service's log file is rotated, and how many rotated files are kept.
 pub const LOG_FILE_MAX: u64 = 64 * 1024 * 1024;
 pub const LOG_FILES_KEPT: usize = 3;
-/// In-memory scrollback per service.
+/// In-memory scrollback per service, and of all services merged: lines and bytes, whichever
+/// bound is reached first.
 pub const BUFFER_LINES: usize = 10_000;
+pub const BUFFER_BYTES: usize = 16 * 1024 * 1024;
+pub const MERGED_LINES: usize = 50_000;
+pub const MERGED_BYTES: usize = 64 * 1024 * 1024;
+
+/// A bounded buffer of recent lines that also counts every line it was ever given, so that a
+/// reader can tell how many arrived since it last looked.
+pub struct Ring {
+    lines: VecDeque<Arc<LogLine>>,
+    bytes: usize,
+    max_lines: usize,
+    max_bytes: usize,
+    total: u64,
+}
+
+impl Ring {
+    pub fn new(max_lines: usize, max_bytes: usize) -> Self {
+        Ring {
+            lines: VecDeque::new(),
+            bytes: 0,
+            max_lines,
+            max_bytes,
+            total: 0,
+        }
+    }
+
+    fn push(&mut self, line: Arc<LogLine>) {
+        self.bytes += line.text.len();
+        self.lines.push_back(line);
+        self.total += 1;
+        while self.lines.len() > self.max_lines
+            || (self.bytes > self.max_bytes && self.lines.len() > 1)
+        {
+            let old = self.lines.pop_front().expect("not empty");
+            self.bytes -= old.text.len();
+        }
+    }
+
+    pub fn lines(&self) -> &VecDeque<Arc<LogLine>> {
+        &self.lines
+    }
+
+    /// Lines ever pushed, including those since dropped.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    fn tail(&self, n: usize) -> impl Iterator<Item = &Arc<LogLine>> {
+        self.lines.iter().skip(self.lines.len().saturating_sub(n))
+    }
+}
 
 struct ServiceLog {
     file: Option<RotatingFile>,
-    buffer: VecDeque<LogLine>,
+    ring: Ring,
 }
 
-/// Every service's log: file, in-memory buffer, the live tap, and followers.
+/// Which buffer to read: one service's, or all merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Service(usize),
+    All,
+}
+
+/// Every service's log: file, in-memory buffers, the live tap, and followers.
 pub struct LogHub {
     services: Vec<Mutex<ServiceLog>>,
+    merged: Mutex<Ring>,
     tap: Option<Arc<dyn LineTap>>,
-    followers: broadcast::Sender<LogLine>,
+    followers: broadcast::Sender<Arc<LogLine>>,
 }
 
 /// Lines a follower may fall behind by before it is told it missed some.
@@ -265,12 +324,13 @@ impl LogHub {
                     .ok();
                 Mutex::new(ServiceLog {
                     file,
-                    buffer: VecDeque::new(),
+                    ring: Ring::new(BUFFER_LINES, BUFFER_BYTES),
                 })
             })
             .collect();
         let hub = LogHub {
             services,
+            merged: Mutex::new(Ring::new(MERGED_LINES, MERGED_BYTES)),
             tap,
             followers: broadcast::channel(FOLLOW_BACKLOG).0,
         };
@@ -280,7 +340,8 @@ impl LogHub {
         hub
     }
 
-    /// Log a batch of lines of one service: file first, then the live view, then the buffer.
+    /// Log a batch of lines of one service: file first, then the buffers, the live view and
+    /// followers.
     pub fn push(&self, service: usize, lines: Vec<LogLine>) {
         if lines.is_empty() {
             return;
@@ -307,16 +368,15 @@ impl LogHub {
         if let Some(tap) = &self.tap {
             tap.lines(&lines);
         }
-        if self.followers.receiver_count() > 0 {
-            for line in &lines {
+        let follow = self.followers.receiver_count() > 0;
+        let mut merged = self.merged.lock().expect("merged log lock");
+        for line in lines {
+            let line = Arc::new(line);
+            if follow {
                 let _ = self.followers.send(line.clone());
             }
-        }
-        for line in lines {
-            if log.buffer.len() == BUFFER_LINES {
-                log.buffer.pop_front();
-            }
-            log.buffer.push_back(line);
+            log.ring.push(line.clone());
+            merged.push(line);
         }
     }
 
@@ -336,10 +396,12 @@ impl LogHub {
         self.push(service, lines);
     }
 
-    /// Every line logged from now on (`logs -f`). A follower too slow for a flood gets
-    /// `RecvError::Lagged` with the count it missed.
-    pub fn follow(&self) -> broadcast::Receiver<LogLine> {
-        self.followers.subscribe()
+    /// Read a buffer in place (the TUI renders from here without copying it).
+    pub fn read<T>(&self, source: Source, f: impl FnOnce(&Ring) -> T) -> T {
+        match source {
+            Source::Service(i) => f(&self.services[i].lock().expect("log lock").ring),
+            Source::All => f(&self.merged.lock().expect("merged log lock")),
+        }
     }
 
     /// The last `n` lines of each of `services` (merged in time order), and every line logged
@@ -348,7 +410,7 @@ impl LogHub {
         &self,
         services: &[usize],
         n: usize,
-    ) -> (Vec<LogLine>, broadcast::Receiver<LogLine>) {
+    ) -> (Vec<Arc<LogLine>>, broadcast::Receiver<Arc<LogLine>>) {
         let mut sorted = services.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
@@ -358,14 +420,9 @@ impl LogHub {
             .iter()
             .map(|&i| self.services[i].lock().expect("log lock"))
             .collect();
-        let mut lines: Vec<LogLine> = guards
+        let mut lines: Vec<Arc<LogLine>> = guards
             .iter()
-            .flat_map(|log| {
-                log.buffer
-                    .iter()
-                    .skip(log.buffer.len().saturating_sub(n))
-                    .cloned()
-            })
+            .flat_map(|log| log.ring.tail(n).cloned())
             .collect();
         let rx = self.followers.subscribe();
         drop(guards);
@@ -376,13 +433,10 @@ impl LogHub {
     }
 
     /// The last `n` buffered lines of a service.
-    pub fn tail(&self, service: usize, n: usize) -> Vec<LogLine> {
-        let log = self.services[service].lock().expect("log lock");
-        log.buffer
-            .iter()
-            .skip(log.buffer.len().saturating_sub(n))
-            .cloned()
-            .collect()
+    pub fn tail(&self, service: usize, n: usize) -> Vec<Arc<LogLine>> {
+        self.read(Source::Service(service), |ring| {
+            ring.tail(n).cloned().collect()
+        })
     }
 }
 
@@ -393,6 +447,8 @@ pub struct OutputFeed {
     stream: Stream,
     splitter: LineSplitter,
     matcher: Option<Matcher>,
+    /// Logged as `spawned pid N: <this>` before the first line of output.
+    announce: Option<String>,
 }
 
 /// Called once, on the first line the regex matches (the `log` health probe).
@@ -406,7 +462,14 @@ impl OutputFeed {
             stream,
             splitter: LineSplitter::default(),
             matcher: None,
+            announce: None,
         }
+    }
+
+    /// Say `spawned pid N: command` when the process starts, ahead of its output.
+    pub fn with_announce(mut self, command: String) -> Self {
+        self.announce = Some(command);
+        self
     }
 
     pub fn with_matcher(mut self, matcher: Matcher) -> Self {
@@ -436,6 +499,13 @@ impl OutputFeed {
 }
 
 impl crate::process::OutputSink for OutputFeed {
+    fn started(&mut self, pid: i32) {
+        if let Some(command) = self.announce.take() {
+            self.hub
+                .system(self.service, format!("spawned pid {pid}: {command}"));
+        }
+    }
+
     fn chunk(&mut self, data: &[u8]) {
         self.take(Some(data));
     }

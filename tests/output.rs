@@ -109,7 +109,7 @@ fn colour_is_kept_on_a_terminal_and_stripped_with_no_color() {
     );
     // `script` gives devstack a terminal for its stdout.
     let on_terminal = |extra: &str| {
-        let cmd = format!("{} up {extra}", common::BIN);
+        let cmd = format!("{} up --headless {extra}", common::BIN);
         let out = std::process::Command::new("script")
             .args(["-qfec", &cmd, "/dev/null"])
             .current_dir(stack.path())

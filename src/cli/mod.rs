@@ -149,7 +149,14 @@ pub fn main() -> ExitCode {
             detach: true,
             ..
         } => remote::detach(&cfg, &services),
-        Cmd::Up { services, stay, .. } => stack::up(cfg, &services, stdout_color, stay),
+        Cmd::Up { services, stay, .. } => {
+            let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+            if terminal && !cli.headless && !stay {
+                stack::tui(cfg, &services)
+            } else {
+                stack::up(cfg, &services, stdout_color, stay)
+            }
+        }
         Cmd::Ps { json } => remote::ps(&cfg, json),
         Cmd::Start { services } => remote::act(&cfg, remote::Action::Start, &services),
         Cmd::Stop { services } => remote::act(&cfg, remote::Action::Stop, &services),

@@ -6,7 +6,7 @@ use devstack::control;
 use devstack::engine::ready::{Verdict, not_ready, verdict};
 use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, secs};
 use devstack::headless::Printer;
-use devstack::logs::{LogHub, strip_sgr};
+use devstack::logs::{LineTap, LogHub, strip_sgr};
 use devstack::statedir::{RunLock, StateDir};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ struct Session {
 }
 
 impl Session {
-    fn open(cfg: Config, services: &[String], printer: Printer) -> Result<Session, ExitCode> {
+    fn open(cfg: Config, services: &[String], tap: Arc<dyn LineTap>) -> Result<Session, ExitCode> {
         let only = resolve_names(&cfg, services).map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::from(2)
@@ -33,7 +33,7 @@ impl Session {
             ExitCode::FAILURE
         })?;
         let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
-        let logs = Arc::new(LogHub::new(&state.logs(), &names, Some(Arc::new(printer))));
+        let logs = Arc::new(LogHub::new(&state.logs(), &names, Some(tap)));
         Ok(Session {
             cfg: Arc::new(cfg),
             logs,
@@ -119,7 +119,7 @@ fn printer(cfg: &Config, color: bool) -> Printer {
 /// `stay`: keep running when every service has ended (a detached stack waits for `down`).
 pub fn up(cfg: Config, services: &[String], color: bool, stay: bool) -> ExitCode {
     let printer = printer(&cfg, color);
-    let session = match Session::open(cfg, services, printer) {
+    let session = match Session::open(cfg, services, Arc::new(printer)) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -131,6 +131,36 @@ pub fn up(cfg: Config, services: &[String], color: bool, stay: bool) -> ExitCode
             note(&format!("{name} {status}"));
         }
         ExitCode::FAILURE
+    }
+}
+
+/// The dashboard: the same engine, drawn in the terminal.
+pub fn tui(cfg: Config, services: &[String]) -> ExitCode {
+    let wake = Arc::new(devstack::ui::Wake::default());
+    let stack = cfg.name.clone();
+    let session = match Session::open(cfg, services, wake.clone()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (result, _) = session.run(false, async |handle, session| {
+        let names = session
+            .cfg
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        let app = devstack::ui::app::App::new(stack, names, session.logs.clone());
+        let result = devstack::ui::run(handle.clone(), app, wake).await;
+        // However the dashboard ended, the stack stops with it.
+        handle.send(Command::Shutdown);
+        result
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            note(&format!("the dashboard failed: {e}"));
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -182,7 +212,7 @@ fn show_tail(session: &Session, service: &str) {
 
 pub fn ci(cfg: Config, services: &[String], timeout: Duration, color: bool) -> ExitCode {
     let printer = printer(&cfg, color);
-    let session = match Session::open(cfg, services, printer) {
+    let session = match Session::open(cfg, services, Arc::new(printer)) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -212,7 +242,7 @@ pub fn run(
 ) -> ExitCode {
     let urls = cfg.url_env();
     let printer = printer(&cfg, color).to_stderr();
-    let session = match Session::open(cfg, services, printer) {
+    let session = match Session::open(cfg, services, Arc::new(printer)) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -543,6 +543,9 @@ impl Engine {
         let spec = &self.cfg.services[i];
         let stream = if run { Stream::Out } else { Stream::Build };
         let mut feed = OutputFeed::new(self.logs.clone(), i, stream);
+        if run {
+            feed = feed.with_announce(describe(cmd));
+        }
         if let (true, Some(Probe::Log(re))) = (run, spec.health.as_ref().map(|h| &h.probe)) {
             let tx = self.tx.clone();
             let found = move || {
@@ -576,7 +579,6 @@ impl Engine {
                     probe: None,
                 };
                 if run {
-                    self.say(i, format!("spawned pid {}: {}", spawned.pid, describe(cmd)));
                     self.svcs[i].run = Some(proc);
                     self.svcs[i].spawns += 1;
                     self.svcs[i].health = Health::default();
@@ -885,6 +887,8 @@ impl Engine {
                     },
                     wanted: s.want_up,
                     spawns: s.spawns,
+                    cpu_percent: None,
+                    mem_bytes: None,
                     building: s.build.is_some(),
                     build_failed: spec.build.is_some()
                         && !s.built

@@ -137,6 +137,10 @@ pub struct ServiceView {
     pub building: bool,
     /// The last build failed; the previous process keeps running.
     pub build_failed: bool,
+    /// CPU use of the service's whole process group, in % of one core (when sampled).
+    pub cpu_percent: Option<f32>,
+    /// Resident memory of the service's whole process group (when sampled).
+    pub mem_bytes: Option<u64>,
     /// Restarting again and again after short runs.
     pub crash_loop: bool,
     /// Nothing more will happen to it unless someone asks.

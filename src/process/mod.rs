@@ -19,6 +19,8 @@ use std::time::Duration;
 
 /// Where a process's terminal output goes, chunk by chunk, on the reader thread.
 pub trait OutputSink: Send + 'static {
+    /// The process runs as `pid`; called before its first output.
+    fn started(&mut self, _pid: i32) {}
     fn chunk(&mut self, data: &[u8]);
     /// The terminal closed: no more output.
     fn end(&mut self);
@@ -113,6 +115,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("pty-read-{pid}"))
         .spawn(move || {
+            output.started(pid);
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 match reader.read(&mut buf) {

@@ -199,8 +199,7 @@ impl Stack {
             .collect()
     }
 
-    /// Live (non-zombie) processes whose working folder is inside this stack's folder, other than
-    /// the test's own session (the test runner, cargo), as `pid command line`.
+    /// Live (non-zombie) service processes left in this stack's folder, as `pid command line`.
     pub fn leftovers(&self) -> Vec<String> {
         // A process SIGKILLed just before devstack exited may take a moment to be gone.
         let pids = processes_under(self.path());
@@ -236,21 +235,24 @@ pub fn all_gone(pids: &[i32], secs: u64) -> bool {
     false
 }
 
+/// Live processes started by a devstack (they carry `DEVSTACK_SERVICE` in their environment)
+/// whose working folder is inside `dir`.
 fn processes_under(dir: &Path) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     let dir: PathBuf = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let own_session = nix::unistd::getsid(None).map(|p| p.as_raw()).unwrap_or(-1);
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| {
-            nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid)))
-                .is_ok_and(|s| s.as_raw() != own_session)
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
         })
         .filter(|&pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|&b| b == 0)
+                    .any(|var| var.starts_with(b"DEVSTACK_SERVICE="))
+            })
         })
         .filter(|&pid| alive(pid))
         .collect()

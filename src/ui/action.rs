@@ -1,0 +1,46 @@
+//! Everything a user can do in the dashboard, as data: keys and mouse map to these, and
+//! `App::update` applies them.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    SelectNext,
+    SelectPrev,
+    SelectFirst,
+    SelectLast,
+    /// A click on a row of the service list.
+    SelectRow(u16),
+    ScrollUp(usize),
+    ScrollDown(usize),
+    PageUp,
+    PageDown,
+    ScrollTop,
+    /// Jump to the newest line and follow again.
+    ScrollBottom,
+    ToggleFocus,
+    Restart,
+    StartStop,
+    Rebuild,
+    Kill,
+    RestartAll,
+    ToggleAll,
+    ToggleFollow,
+    ToggleWrap,
+    ToggleTimestamps,
+    Zoom,
+    Help,
+    CloseOverlay,
+    AskQuit,
+    Quit,
+    ForceQuit,
+    SearchStart,
+    FilterStart,
+    InputChar(char),
+    InputBackspace,
+    InputSubmit,
+    InputCancel,
+    NextMatch,
+    PrevMatch,
+    ClearSearch,
+    Copy,
+    Traffic,
+}

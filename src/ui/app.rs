@@ -1,0 +1,383 @@
+//! The dashboard's state and how actions change it. No terminal, process or socket code: effects
+//! on the engine come back as `Effect`s for the caller to carry out.
+
+use super::action::Action;
+use crate::engine::{Command, ServiceView};
+use crate::logs::{LogHub, LogLine, Ring, Source, strip_sgr};
+use ratatui::layout::Rect;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Services,
+    Logs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    /// Typing a search (`/`).
+    Search(String),
+    /// Typing a filter (`&`): only matching lines are shown.
+    Filter(String),
+    Help,
+    ConfirmQuit,
+    /// Stopping the stack; the view lists what is still stopping.
+    ShuttingDown,
+}
+
+/// What an action asks of the world outside the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Engine(Command),
+    /// Put this text on the clipboard.
+    Copy(String),
+}
+
+/// How the log pane looks at its buffer.
+#[derive(Debug, Clone)]
+pub struct LogState {
+    pub follow: bool,
+    /// Lines between the bottom of the pane and the newest line, when not following.
+    pub offset: usize,
+    pub wrap: bool,
+    pub timestamps: bool,
+    pub search: Option<String>,
+    pub filter: Option<String>,
+    /// The buffer's line count when last drawn: new lines while paused push the offset up so
+    /// that the view stays where it is.
+    pub seen_total: u64,
+    /// The match `n`/`N` move from (an index among the shown lines).
+    pub current_match: Option<usize>,
+}
+
+impl Default for LogState {
+    fn default() -> Self {
+        LogState {
+            follow: true,
+            offset: 0,
+            wrap: false,
+            timestamps: false,
+            search: None,
+            filter: None,
+            seen_total: 0,
+            current_match: None,
+        }
+    }
+}
+
+pub struct App {
+    pub stack: String,
+    pub names: Vec<String>,
+    pub views: Vec<ServiceView>,
+    pub logs: Arc<LogHub>,
+    pub selected: usize,
+    pub focus: Focus,
+    pub mode: Mode,
+    /// The merged log of all services instead of the selected one.
+    pub all: bool,
+    pub zoom: bool,
+    pub log: LogState,
+    /// A one-line note in the footer (copied, not available …).
+    pub message: Option<String>,
+    /// Where the panes were drawn, for mouse clicks and page sizes.
+    pub list_area: Rect,
+    pub log_area: Rect,
+}
+
+/// Does `text` contain `needle`, ignoring case? (`needle` is already lower-case.)
+pub fn matches(text: &str, needle: &str) -> bool {
+    strip_sgr(text).to_lowercase().contains(needle)
+}
+
+/// The lines the log pane shows: the whole buffer, or the ones matching the filter.
+pub struct Shown<'a> {
+    ring: &'a Ring,
+    filtered: Option<Vec<usize>>,
+}
+
+impl<'a> Shown<'a> {
+    pub fn new(ring: &'a Ring, filter: Option<&str>) -> Self {
+        let filtered = filter.map(|f| {
+            let f = f.to_lowercase();
+            ring.lines()
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| matches(&l.text, &f))
+                .map(|(i, _)| i)
+                .collect()
+        });
+        Shown { ring, filtered }
+    }
+
+    pub fn len(&self) -> usize {
+        self.filtered
+            .as_ref()
+            .map_or(self.ring.lines().len(), Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, i: usize) -> &'a Arc<LogLine> {
+        let at = self.filtered.as_ref().map_or(i, |f| f[i]);
+        &self.ring.lines()[at]
+    }
+}
+
+impl App {
+    pub fn new(stack: String, names: Vec<String>, logs: Arc<LogHub>) -> Self {
+        App {
+            stack,
+            names,
+            views: Vec::new(),
+            logs,
+            selected: 0,
+            focus: Focus::Services,
+            mode: Mode::Normal,
+            all: false,
+            zoom: false,
+            log: LogState::default(),
+            message: None,
+            list_area: Rect::default(),
+            log_area: Rect::default(),
+        }
+    }
+
+    pub fn source(&self) -> Source {
+        if self.all {
+            Source::All
+        } else {
+            Source::Service(self.selected)
+        }
+    }
+
+    fn page(&self) -> usize {
+        (self.log_area.height.saturating_sub(2) as usize).max(1)
+    }
+
+    /// Show the log from the newest line again.
+    fn reset_log(&mut self) {
+        self.log.follow = true;
+        self.log.offset = 0;
+        self.log.current_match = None;
+    }
+
+    fn select(&mut self, i: usize) {
+        if i < self.names.len() && i != self.selected {
+            self.selected = i;
+            if !self.all {
+                self.reset_log();
+            }
+        }
+    }
+
+    fn scroll_up(&mut self, n: usize) {
+        let len = self.logs.read(self.source(), |ring| {
+            Shown::new(ring, self.log.filter.as_deref()).len()
+        });
+        let max = len.saturating_sub(self.page());
+        self.log.offset = (self.log.offset + n).min(max);
+        self.log.follow = false;
+        self.log.seen_total = self.logs.read(self.source(), Ring::total);
+    }
+
+    fn scroll_down(&mut self, n: usize) {
+        self.log.offset = self.log.offset.saturating_sub(n);
+        if self.log.offset == 0 {
+            self.log.follow = true;
+        }
+    }
+
+    /// Move to the closest match older (`older`) or newer than the current one (the newest
+    /// match when there is none yet), scrolling only when it is off the pane.
+    fn jump_to_match(&mut self, older: bool) {
+        let Some(needle) = self.log.search.clone().map(|s| s.to_lowercase()) else {
+            self.message = Some("no search: press / to search".into());
+            return;
+        };
+        let page = self.page();
+        let current = self.log.current_match;
+        let found = self.logs.read(self.source(), |ring| {
+            let shown = Shown::new(ring, self.log.filter.as_deref());
+            let len = shown.len();
+            let hit = |i: &usize| matches(&shown.get(*i).text, &needle);
+            let at = match (current.filter(|&c| c < len), older) {
+                (None, _) => (0..len).rev().find(hit),
+                (Some(c), true) => (0..c).rev().find(hit),
+                (Some(c), false) => (c + 1..len).find(hit),
+            }?;
+            // Lines from the bottom to the match; scroll only if it is off the pane.
+            let from_bottom = len - 1 - at;
+            let offset = if from_bottom >= self.log.offset && from_bottom < self.log.offset + page {
+                self.log.offset
+            } else {
+                from_bottom.saturating_sub(page / 2)
+            };
+            Some((at, offset, ring.total()))
+        });
+        match found {
+            Some((at, offset, total)) => {
+                self.log.current_match = Some(at);
+                self.log.offset = offset;
+                self.log.follow = offset == 0 && self.log.follow;
+                self.log.seen_total = total;
+            }
+            None => {
+                let search = self.log.search.as_deref().unwrap_or("");
+                self.message = Some(format!(
+                    "no {} match for \"{search}\"",
+                    if older { "older" } else { "newer" }
+                ));
+            }
+        }
+    }
+
+    /// Apply an action; what it asks of the engine or the terminal comes back as effects.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        self.message = None;
+        let here = self.selected;
+        let engine = |cmd| vec![Effect::Engine(cmd)];
+        match action {
+            Action::SelectNext => self.select((here + 1).min(self.names.len().saturating_sub(1))),
+            Action::SelectPrev => self.select(here.saturating_sub(1)),
+            Action::SelectFirst => self.select(0),
+            Action::SelectLast => self.select(self.names.len().saturating_sub(1)),
+            Action::SelectRow(row) => {
+                // Rows start under the border and the header line.
+                let first = self.list_area.y + 2;
+                if row >= first {
+                    self.select((row - first) as usize);
+                }
+                self.focus = Focus::Services;
+            }
+            Action::ScrollUp(n) => self.scroll_up(n),
+            Action::ScrollDown(n) => self.scroll_down(n),
+            Action::PageUp => self.scroll_up(self.page() / 2),
+            Action::PageDown => self.scroll_down(self.page() / 2),
+            Action::ScrollTop => self.scroll_up(usize::MAX / 2),
+            Action::ScrollBottom => self.reset_log(),
+            Action::ToggleFocus => {
+                self.focus = match self.focus {
+                    Focus::Services => Focus::Logs,
+                    Focus::Logs => Focus::Services,
+                }
+            }
+            Action::Restart => return engine(Command::Restart(here)),
+            Action::Rebuild => return engine(Command::Rebuild(here)),
+            Action::Kill => return engine(Command::Kill(here)),
+            Action::StartStop => {
+                let running = self
+                    .views
+                    .get(here)
+                    .is_some_and(|v| v.pid.is_some() || v.wanted);
+                return engine(if running {
+                    Command::Stop(here)
+                } else {
+                    Command::Start(here)
+                });
+            }
+            Action::RestartAll => {
+                return (0..self.names.len())
+                    .filter(|&i| self.views.get(i).is_some_and(|v| v.wanted))
+                    .map(|i| Effect::Engine(Command::Restart(i)))
+                    .collect();
+            }
+            Action::ToggleAll => {
+                self.all = !self.all;
+                self.reset_log();
+            }
+            Action::ToggleFollow => {
+                if self.log.follow {
+                    self.log.follow = false;
+                    self.log.seen_total = self.logs.read(self.source(), Ring::total);
+                } else {
+                    self.reset_log();
+                }
+            }
+            Action::ToggleWrap => self.log.wrap = !self.log.wrap,
+            Action::ToggleTimestamps => self.log.timestamps = !self.log.timestamps,
+            Action::Zoom => self.zoom = !self.zoom,
+            Action::Help => self.mode = Mode::Help,
+            Action::CloseOverlay => self.mode = Mode::Normal,
+            Action::AskQuit => self.mode = Mode::ConfirmQuit,
+            Action::Quit => {
+                if self.mode != Mode::ShuttingDown {
+                    self.mode = Mode::ShuttingDown;
+                    return engine(Command::Shutdown);
+                }
+            }
+            Action::ForceQuit => return engine(Command::ForceShutdown),
+            Action::SearchStart => self.mode = Mode::Search(String::new()),
+            Action::FilterStart => {
+                self.mode = Mode::Filter(self.log.filter.clone().unwrap_or_default())
+            }
+            Action::InputChar(c) => {
+                if let Mode::Search(text) | Mode::Filter(text) = &mut self.mode {
+                    text.push(c);
+                }
+            }
+            Action::InputBackspace => {
+                if let Mode::Search(text) | Mode::Filter(text) = &mut self.mode {
+                    text.pop();
+                }
+            }
+            Action::InputSubmit => match std::mem::replace(&mut self.mode, Mode::Normal) {
+                Mode::Search(text) => {
+                    self.log.search = (!text.is_empty()).then_some(text);
+                    self.log.current_match = None;
+                    if self.log.search.is_some() {
+                        self.jump_to_match(true);
+                    }
+                }
+                Mode::Filter(text) => {
+                    self.log.filter = (!text.is_empty()).then_some(text);
+                    self.reset_log();
+                }
+                other => self.mode = other,
+            },
+            Action::InputCancel => self.mode = Mode::Normal,
+            Action::NextMatch => self.jump_to_match(true),
+            Action::PrevMatch => self.jump_to_match(false),
+            Action::ClearSearch => {
+                self.log.search = None;
+                self.log.current_match = None;
+                self.log.filter = None;
+            }
+            Action::Copy => {
+                let text = self.visible_text();
+                self.message = Some(format!("copied {} lines", text.lines().count()));
+                return vec![Effect::Copy(text)];
+            }
+            Action::Traffic => {
+                self.message = Some(
+                    "the traffic pane comes with traffic capture, which is not built yet".into(),
+                );
+            }
+        }
+        Vec::new()
+    }
+
+    /// The lines the log pane shows now, as plain text.
+    pub fn visible_text(&self) -> String {
+        let page = self.page();
+        self.logs.read(self.source(), |ring| {
+            let shown = Shown::new(ring, self.log.filter.as_deref());
+            let end = shown.len().saturating_sub(self.log.offset);
+            let start = end.saturating_sub(page);
+            (start..end)
+                .map(|i| format!("{}\n", strip_sgr(&shown.get(i).text)))
+                .collect()
+        })
+    }
+
+    /// Before drawing: keep a paused view where it is while new lines arrive below it.
+    pub fn observe_new_lines(&mut self) {
+        let total = self.logs.read(self.source(), Ring::total);
+        if !self.log.follow && self.log.filter.is_none() {
+            self.log.offset += total.saturating_sub(self.log.seen_total) as usize;
+        }
+        self.log.seen_total = total;
+    }
+}

@@ -1,0 +1,515 @@
+//! Drawing: a pure function of the app state (and the log buffers) to a frame. Only the visible
+//! log lines are turned into text.
+
+use super::app::{App, Focus, Mode, Shown, matches};
+use crate::engine::ServiceView;
+use crate::logs::{LogLine, Stream, strip_sgr};
+use ansi_to_tui::IntoText;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use unicode_width::UnicodeWidthStr;
+
+const PALETTE: [Color; 6] = [
+    Color::Cyan,
+    Color::Yellow,
+    Color::Green,
+    Color::Magenta,
+    Color::Blue,
+    Color::LightRed,
+];
+
+pub fn draw(frame: &mut Frame, app: &mut App) {
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    draw_header(frame, app, header);
+    let list_height = (app.names.len() as u16 + 3)
+        .min(body.height * 45 / 100)
+        .max(4);
+    let (list, logs) = if app.zoom {
+        match app.focus {
+            Focus::Services => (body, Rect::default()),
+            Focus::Logs => (Rect::default(), body),
+        }
+    } else {
+        let [l, g] =
+            Layout::vertical([Constraint::Length(list_height), Constraint::Min(1)]).areas(body);
+        (l, g)
+    };
+    app.list_area = list;
+    app.log_area = logs;
+    if list.height > 0 {
+        draw_services(frame, app, list);
+    }
+    if logs.height > 0 {
+        app.observe_new_lines();
+        draw_logs(frame, app, logs);
+    }
+    draw_footer(frame, app, footer);
+    match &app.mode {
+        Mode::Help => draw_help(frame),
+        Mode::ConfirmQuit => draw_confirm(frame, app),
+        Mode::ShuttingDown => draw_shutdown(frame, app),
+        _ => {}
+    }
+}
+
+fn glyph(v: &ServiceView) -> (&'static str, Color) {
+    match v.state {
+        "running" if v.health == Some("unhealthy") => ("●", Color::Red),
+        "running" if v.ready => ("●", Color::Green),
+        "running" => ("●", Color::Yellow),
+        "completed" => ("✔", Color::Green),
+        "crashed" | "build-failed" | "failed" | "blocked" => ("✖", Color::Red),
+        "exited" | "stopped" => ("○", Color::DarkGray),
+        _ => ("◌", Color::Yellow),
+    }
+}
+
+/// What needs the user's attention, most serious first.
+fn problems(views: &[ServiceView]) -> Vec<String> {
+    views
+        .iter()
+        .filter_map(|v| {
+            if v.crash_loop {
+                Some(format!("{} is crash-looping", v.name))
+            } else if v.build_failed {
+                Some(format!("{}: build failed, old process kept", v.name))
+            } else if matches!(v.state, "crashed" | "build-failed" | "failed" | "blocked") {
+                Some(format!("{}: {}", v.name, v.detail))
+            } else if v.health == Some("unhealthy") {
+                Some(format!("{} is unhealthy", v.name))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
+    let wanted = app.views.iter().filter(|v| v.wanted).count();
+    let ready = app.views.iter().filter(|v| v.wanted && v.ready).count();
+    let mut spans = vec![
+        Span::styled(" devstack ", Style::new().bold().reversed()),
+        Span::raw(format!(" {} ", app.stack)),
+        Span::styled(
+            format!("│ {ready}/{wanted} ready "),
+            Style::new().fg(if ready == wanted {
+                Color::Green
+            } else {
+                Color::Yellow
+            }),
+        ),
+    ];
+    let problems = problems(&app.views);
+    if let Some(first) = problems.first() {
+        let more = if problems.len() > 1 {
+            format!(" (+{} more)", problems.len() - 1)
+        } else {
+            String::new()
+        };
+        spans.push(Span::styled(
+            format!("│ ⚠ {first}{more}"),
+            Style::new().fg(Color::Red).bold(),
+        ));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn uptime(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(s) if s < 60 => format!("{s}s"),
+        Some(s) if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        Some(s) => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn memory(bytes: Option<u64>) -> String {
+    match bytes {
+        None => "-".into(),
+        Some(b) if b >= 1 << 30 => format!("{:.1}G", b as f64 / (1u64 << 30) as f64),
+        Some(b) => format!("{:.0}M", b as f64 / (1u64 << 20) as f64),
+    }
+}
+
+fn pane_block(title: String, focused: bool) -> Block<'static> {
+    let style = if focused {
+        Style::new().fg(Color::Cyan)
+    } else {
+        Style::new().fg(Color::DarkGray)
+    };
+    Block::new()
+        .borders(Borders::ALL)
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Plain
+        })
+        .border_style(style)
+        .title(Span::styled(title, Style::new().bold()))
+}
+
+fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
+    let wide = area.width >= 100;
+    let mid = area.width >= 76;
+    let mut header = vec!["", "NAME", "STATE", "HEALTH", "PORT"];
+    let mut widths = vec![
+        Constraint::Length(1),
+        Constraint::Length(12),
+        Constraint::Min(10),
+        Constraint::Length(9),
+        Constraint::Length(5),
+    ];
+    if mid {
+        header.extend(["PID", "UPTIME"]);
+        widths.extend([Constraint::Length(7), Constraint::Length(7)]);
+    }
+    header.push("↻");
+    widths.push(Constraint::Length(3));
+    if wide {
+        header.extend(["CPU", "MEM"]);
+        widths.extend([Constraint::Length(6), Constraint::Length(6)]);
+    }
+    let name_width = app
+        .names
+        .iter()
+        .map(|n| n.width())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 24) as u16;
+    let state_width = app
+        .views
+        .iter()
+        .map(|v| v.detail.width())
+        .max()
+        .unwrap_or(5)
+        .clamp(8, 40) as u16;
+    widths[1] = Constraint::Length(name_width);
+    widths[2] = Constraint::Length(state_width);
+    let rows = app.views.iter().enumerate().map(|(i, v)| {
+        let (g, color) = glyph(v);
+        let mut cells = vec![
+            Cell::from(g).fg(color),
+            Cell::from(v.name.clone()).fg(PALETTE[i % PALETTE.len()]),
+            Cell::from(v.detail.clone()).fg(color),
+            Cell::from(v.health.unwrap_or("-")),
+            Cell::from(v.port.map_or("-".into(), |p| p.to_string())),
+        ];
+        if mid {
+            cells.push(Cell::from(v.pid.map_or("-".into(), |p| p.to_string())));
+            cells.push(Cell::from(uptime(v.uptime_secs)));
+        }
+        cells.push(Cell::from(v.restarts.to_string()));
+        if wide {
+            cells.push(Cell::from(
+                v.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%")),
+            ));
+            cells.push(Cell::from(memory(v.mem_bytes)));
+        }
+        let row = Row::new(cells);
+        if i == app.selected {
+            row.style(Style::new().add_modifier(Modifier::REVERSED))
+        } else {
+            row
+        }
+    });
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(Style::new().bold().fg(Color::Gray)))
+        .column_spacing(1)
+        .block(pane_block(
+            " services ".into(),
+            app.focus == Focus::Services,
+        ));
+    frame.render_widget(table, area);
+}
+
+/// Spans of a line's content: its colours, or, when it matches the search, plain text with the
+/// matches highlighted.
+fn content(text: &str, search: Option<&str>) -> Vec<Span<'static>> {
+    if let Some(needle) = search.filter(|n| !n.is_empty())
+        && matches(text, &needle.to_lowercase())
+    {
+        let plain = strip_sgr(text).into_owned();
+        let lower = plain.to_lowercase();
+        let needle = needle.to_lowercase();
+        let mut spans = Vec::new();
+        let mut at = 0;
+        // Lower-casing can change byte lengths outside ASCII; highlight only where it didn't.
+        if lower.len() == plain.len() {
+            while let Some(i) = lower[at..].find(&needle) {
+                let start = at + i;
+                spans.push(Span::raw(plain[at..start].to_string()));
+                spans.push(Span::styled(
+                    plain[start..start + needle.len()].to_string(),
+                    Style::new().black().on_yellow(),
+                ));
+                at = start + needle.len();
+            }
+        }
+        spans.push(Span::raw(plain[at..].to_string()));
+        return spans;
+    }
+    if !text.contains('\x1b') {
+        return vec![Span::raw(text.to_string())];
+    }
+    match text.as_bytes().into_text() {
+        Ok(parsed) => parsed.lines.into_iter().flat_map(|l| l.spans).collect(),
+        Err(_) => vec![Span::raw(strip_sgr(text).into_owned())],
+    }
+}
+
+fn render_line(app: &App, line: &LogLine) -> Line<'static> {
+    let mut spans = Vec::new();
+    if app.log.timestamps {
+        let stamp = humantime::format_rfc3339_millis(line.time).to_string();
+        spans.push(Span::styled(
+            format!("{} ", &stamp[11..23]),
+            Style::new().fg(Color::DarkGray),
+        ));
+    }
+    if app.all {
+        let name = &app.names[line.service];
+        let width = app.names.iter().map(|n| n.width()).max().unwrap_or(0);
+        spans.push(Span::styled(
+            format!("{name:<width$} │ "),
+            Style::new().fg(PALETTE[line.service % PALETTE.len()]),
+        ));
+    }
+    match line.stream {
+        Stream::System => {
+            spans.push(Span::styled("▸ ", Style::new().fg(Color::Magenta).bold()));
+            spans.extend(
+                content(&line.text, app.log.search.as_deref())
+                    .into_iter()
+                    .map(|s| s.fg(Color::Magenta).italic()),
+            );
+            return Line::from(spans);
+        }
+        Stream::Build => spans.push(Span::styled("build │ ", Style::new().fg(Color::Blue))),
+        Stream::Out => {}
+    }
+    spans.extend(content(&line.text, app.log.search.as_deref()));
+    Line::from(spans)
+}
+
+fn draw_logs(frame: &mut Frame, app: &App, area: Rect) {
+    let title = if app.all {
+        " logs: all services ".to_string()
+    } else {
+        format!(
+            " logs: {} ",
+            app.names.get(app.selected).map_or("", String::as_str)
+        )
+    };
+    let mut flags = Vec::new();
+    flags.push(if app.log.follow {
+        "follow".to_string()
+    } else {
+        format!("paused ↑{}", app.log.offset)
+    });
+    if app.log.wrap {
+        flags.push("wrap".into());
+    }
+    if let Some(f) = &app.log.filter {
+        flags.push(format!("filter: {f}"));
+    }
+    if let Some(s) = &app.log.search {
+        flags.push(format!("search: {s}"));
+    }
+    let block = pane_block(title, app.focus == Focus::Logs)
+        .title_bottom(Line::from(format!(" {} ", flags.join(" · "))).right_aligned());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let height = inner.height as usize;
+    let width = inner.width.max(1) as usize;
+    let (lines, skip) = app.logs.read(app.source(), |ring| {
+        let shown = Shown::new(ring, app.log.filter.as_deref());
+        let end = shown.len().saturating_sub(app.log.offset);
+        let mut lines = Vec::new();
+        let mut rows = 0;
+        let mut i = end;
+        while i > 0 && rows < height {
+            i -= 1;
+            let line = render_line(app, shown.get(i));
+            rows += if app.log.wrap {
+                line.width().div_ceil(width).max(1)
+            } else {
+                1
+            };
+            lines.push(line);
+        }
+        lines.reverse();
+        (lines, rows.saturating_sub(height))
+    });
+    let mut paragraph = Paragraph::new(lines).scroll((skip as u16, 0));
+    if app.log.wrap {
+        paragraph = paragraph.wrap(Wrap { trim: false });
+    }
+    frame.render_widget(paragraph, inner);
+}
+
+fn keys(pairs: &[(&str, &str)]) -> Vec<Span<'static>> {
+    pairs
+        .iter()
+        .flat_map(|(k, what)| {
+            [
+                Span::styled(format!(" {k}"), Style::new().fg(Color::Cyan).bold()),
+                Span::raw(format!(" {what} ")),
+            ]
+        })
+        .collect()
+}
+
+fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
+    let mut spans = match (&app.mode, app.focus) {
+        (Mode::Search(text), _) => vec![
+            Span::styled(format!(" search: {text}▏"), Style::new().bold()),
+            Span::raw("  Enter find · Esc cancel"),
+        ],
+        (Mode::Filter(text), _) => vec![
+            Span::styled(format!(" filter: {text}▏"), Style::new().bold()),
+            Span::raw("  Enter apply · empty clears · Esc cancel"),
+        ],
+        (Mode::ShuttingDown, _) => vec![Span::styled(
+            " stopping the stack… Ctrl-C again kills everything",
+            Style::new().fg(Color::Yellow).bold(),
+        )],
+        (Mode::ConfirmQuit, _) => keys(&[("y", "quit"), ("n", "stay")]),
+        (Mode::Help, _) => keys(&[("any key", "close")]),
+        (Mode::Normal, Focus::Services) => keys(&[
+            ("j/k", "select"),
+            ("Tab", "logs"),
+            ("r", "restart"),
+            ("s", "start/stop"),
+            ("b", "rebuild"),
+            ("x", "kill"),
+            ("a", "all logs"),
+            ("z", "zoom"),
+            ("?", "help"),
+            ("q", "quit"),
+        ]),
+        (Mode::Normal, Focus::Logs) => keys(&[
+            ("j/k", "scroll"),
+            ("G", "follow"),
+            ("/", "search"),
+            ("n/N", "match"),
+            ("&", "filter"),
+            ("w", "wrap"),
+            ("T", "time"),
+            ("y", "copy"),
+            ("Tab", "list"),
+            ("?", "help"),
+            ("q", "quit"),
+        ]),
+    };
+    if let Some(msg) = &app.message {
+        spans = vec![Span::styled(
+            format!(" {msg}"),
+            Style::new().fg(Color::Yellow),
+        )];
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn popup(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>, width: u16) -> Rect {
+    let area = frame.area();
+    let w = width.min(area.width.saturating_sub(2)).max(10);
+    let h = (lines.len() as u16 + 2)
+        .min(area.height.saturating_sub(2))
+        .max(3);
+    let rect = Rect::new(
+        area.x + (area.width.saturating_sub(w)) / 2,
+        area.y + (area.height.saturating_sub(h)) / 2,
+        w,
+        h,
+    );
+    frame.render_widget(Clear, rect);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(Span::styled(title.to_string(), Style::new().bold()));
+    frame.render_widget(Paragraph::new(lines).block(block), rect);
+    rect
+}
+
+pub const HELP: &[(&str, &str)] = &[
+    ("j/k ↑/↓", "select a service, or scroll the log"),
+    ("Enter/Tab", "move focus between the list and the log"),
+    ("r", "restart the service"),
+    ("s", "start or stop it"),
+    (
+        "b",
+        "rebuild it (the old process keeps running if the build fails)",
+    ),
+    ("x", "kill its process group (SIGKILL)"),
+    ("R", "restart every service"),
+    ("a", "all services' logs merged, or the selected one's"),
+    ("z", "zoom the focused pane"),
+    ("/  n  N", "search (ignoring case); older / newer match"),
+    ("&", "filter: show only matching lines"),
+    ("Esc", "clear search and filter"),
+    ("f  G/End", "follow on/off; jump to the end and follow"),
+    ("g/Home", "top of the log"),
+    ("PgUp/PgDn ^u/^d", "scroll half a page"),
+    ("w", "wrap long lines"),
+    ("T", "timestamps"),
+    ("y", "copy the visible lines (OSC 52)"),
+    ("mouse", "click a service; wheel scrolls"),
+    ("q  Ctrl-C", "stop the stack and quit (again: kill at once)"),
+];
+
+fn draw_help(frame: &mut Frame) {
+    let lines = HELP
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<16}"), Style::new().fg(Color::Cyan).bold()),
+                Span::raw(what.to_string()),
+            ])
+        })
+        .collect();
+    popup(frame, " keys ", lines, 84);
+}
+
+fn draw_confirm(frame: &mut Frame, app: &App) {
+    let running = app.views.iter().filter(|v| v.pid.is_some()).count();
+    let lines = vec![
+        Line::from(format!(
+            " Stop {running} running service{} and quit?",
+            if running == 1 { "" } else { "s" }
+        )),
+        Line::from(vec![
+            Span::styled(" y", Style::new().fg(Color::Cyan).bold()),
+            Span::raw(" yes   "),
+            Span::styled("n", Style::new().fg(Color::Cyan).bold()),
+            Span::raw(" no"),
+        ]),
+    ];
+    popup(frame, " quit ", lines, 44);
+}
+
+fn draw_shutdown(frame: &mut Frame, app: &App) {
+    let mut lines: Vec<Line> = app
+        .views
+        .iter()
+        .filter(|v| v.pid.is_some())
+        .map(|v| {
+            Line::from(format!(
+                " {:<16} {} (pid {})",
+                v.name,
+                v.detail,
+                v.pid.unwrap_or_default()
+            ))
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::from(" everything has stopped"));
+    }
+    popup(frame, " stopping ", lines, 60);
+}

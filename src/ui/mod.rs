@@ -1,0 +1,156 @@
+//! The dashboard: terminal setup and the event loop. State lives in `app`, keys in `keymap`,
+//! drawing in `draw`; this module only moves events between the terminal, the engine and them.
+
+pub mod action;
+pub mod app;
+pub mod draw;
+pub mod keymap;
+
+use crate::engine::Handle;
+use crate::logs::{LineTap, LogLine};
+use action::Action;
+use app::{App, Effect};
+use crossterm::event::{Event, EventStream, KeyEventKind, MouseButton, MouseEventKind};
+use crossterm::{execute, terminal};
+use futures_util::StreamExt;
+use ratatui::layout::{Position, Rect};
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// At most this many frames a second, however fast lines arrive.
+const FRAME: Duration = Duration::from_millis(16);
+
+/// Told about every logged line; wakes the dashboard to redraw.
+#[derive(Default)]
+pub struct Wake(Notify);
+
+impl LineTap for Wake {
+    fn lines(&self, _: &[LogLine]) {
+        self.0.notify_one();
+    }
+}
+
+/// Puts the terminal back however the dashboard ends, a panic included.
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+fn restore() {
+    let _ = terminal::disable_raw_mode();
+    let _ = execute!(
+        io::stdout(),
+        crossterm::event::DisableMouseCapture,
+        terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+/// Run the dashboard until the engine has ended (after a quit, or a signal).
+pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io::Result<()> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        previous(info);
+    }));
+    terminal::enable_raw_mode()?;
+    let _restore = Restore;
+    execute!(
+        io::stdout(),
+        terminal::EnterAlternateScreen,
+        crossterm::event::EnableMouseCapture
+    )?;
+    let mut term = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(io::stdout()))?;
+    term.clear()?;
+
+    let mut events = EventStream::new();
+    let mut views = handle.views();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME;
+    loop {
+        if dirty && last_draw.elapsed() >= FRAME {
+            app.views = views.borrow_and_update().clone();
+            term.draw(|frame| draw::draw(frame, &mut app))?;
+            dirty = false;
+            last_draw = Instant::now();
+        }
+        let until_frame = FRAME.saturating_sub(last_draw.elapsed());
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => {
+                    if let Some(action) = action_for(&app, event) {
+                        for effect in app.update(action) {
+                            apply(&handle, effect);
+                        }
+                    }
+                    dirty = true;
+                }
+                Some(Err(_)) | None => break,
+            },
+            changed = views.changed() => {
+                if changed.is_err() {
+                    break; // the engine has ended
+                }
+                dirty = true;
+            }
+            _ = wake.0.notified() => dirty = true,
+            _ = tick.tick() => dirty = true,
+            _ = tokio::time::sleep(until_frame), if dirty => {}
+        }
+    }
+    Ok(())
+}
+
+fn inside(area: Rect, column: u16, row: u16) -> bool {
+    area.contains(Position::new(column, row))
+}
+
+fn action_for(app: &App, event: Event) -> Option<Action> {
+    match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release => {
+            keymap::map(&app.mode, app.focus, key)
+        }
+        Event::Mouse(mouse) => {
+            let (c, r) = (mouse.column, mouse.row);
+            match mouse.kind {
+                MouseEventKind::Down(MouseButton::Left) if inside(app.list_area, c, r) => {
+                    Some(Action::SelectRow(r))
+                }
+                MouseEventKind::Down(MouseButton::Left)
+                    if inside(app.log_area, c, r) && app.focus != app::Focus::Logs =>
+                {
+                    Some(Action::ToggleFocus)
+                }
+                MouseEventKind::ScrollUp if inside(app.log_area, c, r) => Some(Action::ScrollUp(3)),
+                MouseEventKind::ScrollDown if inside(app.log_area, c, r) => {
+                    Some(Action::ScrollDown(3))
+                }
+                MouseEventKind::ScrollUp if inside(app.list_area, c, r) => Some(Action::SelectPrev),
+                MouseEventKind::ScrollDown if inside(app.list_area, c, r) => {
+                    Some(Action::SelectNext)
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn apply(handle: &Handle, effect: Effect) {
+    match effect {
+        Effect::Engine(cmd) => handle.send(cmd),
+        Effect::Copy(text) => {
+            // OSC 52: the terminal puts it on the clipboard (over ssh and tmux too).
+            use base64::Engine as _;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+            let mut out = io::stdout();
+            let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+            let _ = out.flush();
+        }
+    }
+}

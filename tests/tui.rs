@@ -1,0 +1,138 @@
+//! The real dashboard in a real terminal: tmux runs `devstack` on the demo stack, and the test
+//! types keys and reads the screen.
+
+mod common;
+
+use common::Stack;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux server of our own, killed with everything in it when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(dir: &std::path::Path, command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("devstack-test-{}", std::process::id()),
+        };
+        let status = tmux
+            .cmd(&[
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                "-c",
+            ])
+            .arg(dir)
+            .arg(command)
+            .status()
+            .expect("tmux is installed");
+        assert!(status.success());
+        tmux
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]).args(args);
+        c
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd(&["capture-pane", "-p", "-t", "t"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.cmd(&["send-keys", "-t", "t", k]).status().unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait until `ok` holds for the screen; panics with the screen after `secs`.
+    fn wait(&self, secs: u64, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not happen within {secs}s; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.cmd(&["has-session", "-t", "t"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]).output();
+    }
+}
+
+/// The pid shown in the service list for a running `service`.
+fn pid_of(screen: &str, service: &str) -> Option<i32> {
+    let row = screen
+        .lines()
+        .find(|l| l.contains(&format!(" {service} ")) && l.contains("running"))?;
+    // Columns: glyph, name, state, health, port, pid, …
+    let cols: Vec<&str> = row
+        .trim_matches(|c| c == '┃' || c == '│')
+        .split_whitespace()
+        .collect();
+    cols.get(5)?.parse().ok()
+}
+
+#[test]
+fn the_dashboard_runs_the_demo_stack_restarts_searches_and_quits_cleanly() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let demo = Stack::at(root.as_ref());
+    let tmux = Tmux::start(root.as_ref(), &format!("{} ; sleep 30", common::BIN));
+    let screen = tmux.wait(180, "every service ready", |s| s.contains("5/5 ready"));
+    for service in ["users", "orders", "gateway", "worker"] {
+        assert!(
+            pid_of(&screen, service).is_some(),
+            "{service} not running:\n{screen}"
+        );
+    }
+    let old = pid_of(&screen, "users").unwrap();
+
+    // migrate is selected first; users is the next row.
+    tmux.keys(&["j", "r"]);
+    let screen = tmux.wait(30, "users restarted with a new pid", |s| {
+        pid_of(s, "users").is_some_and(|p| p != old) && s.contains("5/5 ready")
+    });
+    assert!(screen.contains("logs: users"), "{screen}");
+
+    tmux.keys(&["/", "l", "i", "s", "t", "e", "n", "Enter"]);
+    let screen = tmux.wait(10, "the search applied", |s| s.contains("search: listen"));
+    assert!(screen.contains("listening on 127.0.0.1:7101"), "{screen}");
+    assert!(!screen.contains("no older match"), "{screen}");
+
+    tmux.keys(&["q"]);
+    tmux.wait(10, "the quit question", |s| s.contains("and quit?"));
+    tmux.keys(&["y"]);
+    // devstack exits and the pane falls back to `sleep`; the screen is the shell's again.
+    tmux.wait(30, "devstack to exit", |s| {
+        !s.contains("devstack") || !s.contains("ready")
+    });
+    assert!(demo.leftovers().is_empty(), "{:?}", demo.leftovers());
+    assert!(tmux.alive());
+}

@@ -1,0 +1,241 @@
+//! The dashboard rendered with ratatui's TestBackend: no terminal, no processes.
+
+use devstack::engine::ServiceView;
+use devstack::logs::{LogHub, LogLine, Stream};
+use devstack::ui::action::Action;
+use devstack::ui::app::App;
+use devstack::ui::draw::draw;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+fn view(name: &str, state: &'static str, detail: &str) -> ServiceView {
+    let running = state == "running";
+    ServiceView {
+        name: name.into(),
+        state,
+        detail: detail.into(),
+        health: running.then_some("healthy"),
+        health_error: None,
+        ready: running || state == "completed",
+        wanted: true,
+        spawns: 1,
+        building: false,
+        build_failed: false,
+        cpu_percent: running.then_some(0.4),
+        mem_bytes: running.then_some(12 << 20),
+        crash_loop: false,
+        settled: !running,
+        pid: running.then_some(4242),
+        port: None,
+        restarts: 0,
+        since: None,
+        uptime_secs: running.then_some(75),
+    }
+}
+
+/// The demo stack as it looks once up, with a few log lines per service.
+fn demo(dir: &std::path::Path) -> App {
+    let names: Vec<String> = ["migrate", "users", "orders", "gateway", "worker"]
+        .map(String::from)
+        .to_vec();
+    let hub = Arc::new(LogHub::new(dir, &names, None));
+    let line = |service, stream, text: &str| LogLine {
+        service,
+        stream,
+        time: SystemTime::UNIX_EPOCH,
+        text: text.into(),
+    };
+    hub.push(
+        0,
+        vec![
+            line(0, Stream::System, "build started: cargo build"),
+            line(0, Stream::Build, "applied migration 001_create_users"),
+        ],
+    );
+    hub.push(
+        1,
+        vec![
+            line(1, Stream::System, "spawned pid 4242: demo-svc users"),
+            line(1, Stream::Out, "listening on 127.0.0.1:7101"),
+        ],
+    );
+    hub.push(
+        1,
+        vec![
+            line(1, Stream::Out, "\x1b[32mGET\x1b[0m /users -> 200"),
+            line(1, Stream::Out, "GET /users -> 200"),
+        ],
+    );
+    hub.push(2, vec![line(2, Stream::Out, "listening on 127.0.0.1:7102")]);
+    hub.push(4, vec![line(4, Stream::Out, "polled orders: 87 bytes")]);
+    let mut app = App::new("shop".into(), names, hub);
+    let mut views = vec![
+        view("migrate", "completed", "completed"),
+        view("users", "running", "running"),
+        view("orders", "running", "running"),
+        view("gateway", "running", "running"),
+        view("worker", "running", "running"),
+    ];
+    views[1].port = Some(7101);
+    views[2].port = Some(7102);
+    views[3].port = Some(7100);
+    app.views = views;
+    app.selected = 1;
+    app
+}
+
+fn render(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| draw(f, app)).unwrap();
+    terminal
+}
+
+#[test]
+fn default_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    insta::assert_snapshot!(render(&mut app, 110, 24).backend());
+}
+
+#[test]
+fn a_crashed_service_shows_in_the_list_and_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    app.views[2] = view("orders", "restarting", "restarting in 4s (code 101)");
+    app.views[2].restarts = 3;
+    app.views[2].crash_loop = true;
+    app.views[3] = view("gateway", "crashed", "crashed (code 1)");
+    insta::assert_snapshot!(render(&mut app, 110, 24).backend());
+}
+
+#[test]
+fn a_build_failure_and_a_blocked_dependent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    app.views[1] = view("users", "build-failed", "build-failed (code 101)");
+    app.views[2] = view(
+        "orders",
+        "blocked",
+        "blocked: dependency `users` is build-failed (code 101)",
+    );
+    insta::assert_snapshot!(render(&mut app, 110, 24).backend());
+}
+
+#[test]
+fn the_merged_log_prefixes_every_line_with_its_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    app.update(Action::ToggleAll);
+    insta::assert_snapshot!(render(&mut app, 110, 24).backend());
+}
+
+#[test]
+fn search_highlights_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    app.update(Action::SearchStart);
+    for c in "users".chars() {
+        app.update(Action::InputChar(c));
+    }
+    app.update(Action::InputSubmit);
+    let terminal = render(&mut app, 110, 24);
+    insta::assert_snapshot!(terminal.backend());
+    // The match itself is highlighted, the rest of its line is not.
+    let buffer = terminal.backend().buffer();
+    let (row, col) = (0..24)
+        .find_map(|y| {
+            let text: String = (0..110)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect();
+            text.find("GET /users")
+                .map(|at| (y, text[..at].chars().count() as u16 + 5))
+        })
+        .expect("a matching line is shown");
+    assert_eq!(buffer[(col, row)].bg, Color::Yellow);
+    assert_ne!(buffer[(col - 1, row)].bg, Color::Yellow);
+}
+
+#[test]
+fn the_help_overlay_lists_the_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    app.update(Action::Help);
+    insta::assert_snapshot!(render(&mut app, 110, 30).backend());
+}
+
+#[test]
+fn a_narrow_terminal_keeps_the_essentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    insta::assert_snapshot!(render(&mut app, 60, 15).backend());
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    app.update(Action::Help);
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (59, 14), (60, 15), (200, 2)] {
+        render(&mut app, w, h);
+    }
+    app.update(Action::CloseOverlay);
+    app.update(Action::ToggleWrap);
+    for (w, h) in [(1, 1), (10, 3), (20, 5), (59, 14)] {
+        render(&mut app, w, h);
+    }
+}
+
+#[test]
+fn scrolling_up_pauses_and_new_lines_do_not_move_the_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    let hub = app.logs.clone();
+    let lines = |from: usize| {
+        (from..from + 50)
+            .map(|i| LogLine {
+                service: 1,
+                stream: Stream::Out,
+                time: SystemTime::UNIX_EPOCH,
+                text: format!("line {i}"),
+            })
+            .collect()
+    };
+    hub.push(1, lines(0));
+    render(&mut app, 110, 24);
+    app.update(Action::ToggleFocus);
+    app.update(Action::ScrollUp(5));
+    assert!(!app.log.follow);
+    let before = render(&mut app, 110, 24).backend().to_string();
+    hub.push(1, lines(50));
+    let after = render(&mut app, 110, 24).backend().to_string();
+    assert_eq!(
+        before.lines().nth(10),
+        after.lines().nth(10),
+        "the paused view stays put"
+    );
+    app.update(Action::ScrollBottom);
+    assert!(app.log.follow);
+    assert!(
+        render(&mut app, 110, 24)
+            .backend()
+            .to_string()
+            .contains("line 99")
+    );
+}
+
+#[test]
+fn the_filter_shows_only_matching_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    app.update(Action::FilterStart);
+    for c in "LISTEN".chars() {
+        app.update(Action::InputChar(c));
+    }
+    app.update(Action::InputSubmit);
+    let screen = render(&mut app, 110, 24).backend().to_string();
+    assert!(screen.contains("listening on 127.0.0.1:7101"));
+    assert!(!screen.contains("GET /users"));
+}
