@@ -18,6 +18,8 @@ struct Session {
     logs: Arc<LogHub>,
     only: Vec<usize>,
     state: StateDir,
+    /// Sample CPU and memory (the dashboard shows them).
+    sample_usage: bool,
     _lock: RunLock,
 }
 
@@ -39,6 +41,7 @@ impl Session {
             logs,
             only,
             state,
+            sample_usage: false,
             _lock: lock,
         })
     }
@@ -60,6 +63,7 @@ impl Session {
                 Options {
                     only: self.only.clone(),
                     exit_when_settled,
+                    sample_usage: self.sample_usage,
                 },
             );
             for said in engine.reap_leftovers() {
@@ -138,10 +142,11 @@ pub fn up(cfg: Config, services: &[String], color: bool, stay: bool) -> ExitCode
 pub fn tui(cfg: Config, services: &[String]) -> ExitCode {
     let wake = Arc::new(devstack::ui::Wake::default());
     let stack = cfg.name.clone();
-    let session = match Session::open(cfg, services, wake.clone()) {
+    let mut session = match Session::open(cfg, services, wake.clone()) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    session.sample_usage = true;
     let (result, _) = session.run(false, async |handle, session| {
         let names = session
             .cfg

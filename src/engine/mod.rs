@@ -12,6 +12,7 @@ use crate::logs::{LogHub, OutputFeed, Stream};
 use crate::process::{self, Exit, GroupRecord};
 use crate::statedir::StateDir;
 use portable_pty::MasterPty;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -25,6 +26,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// This many restarts in a row, each after a short run, is a crash loop.
 pub const CRASH_LOOP: u32 = 3;
+/// How often CPU and memory are sampled, when they are.
+const USAGE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -89,6 +92,8 @@ pub struct Options {
     pub only: Vec<usize>,
     /// End the engine once nothing runs and nothing will (headless `up`, `ci`).
     pub exit_when_settled: bool,
+    /// Sample CPU and memory of every service about once a second (the dashboard shows them).
+    pub sample_usage: bool,
 }
 
 /// How the engine ended.
@@ -140,6 +145,8 @@ struct Svc {
     health: Health,
     /// Run processes started so far.
     spawns: u64,
+    /// The last usage sample of the run process: CPU % since the one before, and memory.
+    usage: Option<(f32, u64)>,
 }
 
 /// Health of the current run process, as its probe last said.
@@ -169,6 +176,9 @@ pub struct Engine {
     user_stopped: bool,
     /// Commands applied since the last publish, whose senders wait to hear so.
     acks: Vec<oneshot::Sender<()>>,
+    sample_usage: bool,
+    /// The previous usage sample: when, and CPU time per session.
+    last_sample: Option<(Instant, HashMap<i32, Duration>)>,
 }
 
 impl Engine {
@@ -193,6 +203,7 @@ impl Engine {
                 backoff: 0,
                 health: Health::default(),
                 spawns: 0,
+                usage: None,
             })
             .collect();
         let record = GroupRecord::new(StateDir::new(&cfg.root).groups());
@@ -212,6 +223,8 @@ impl Engine {
             exit_when_settled: opts.exit_when_settled,
             user_stopped: false,
             acks: Vec::new(),
+            sample_usage: opts.sample_usage,
+            last_sample: None,
         };
         engine.publish();
         (
@@ -230,6 +243,8 @@ impl Engine {
     }
 
     pub async fn run(mut self) -> Outcome {
+        let mut usage_tick = tokio::time::interval(USAGE_EVERY);
+        usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.reconcile();
             self.publish();
@@ -256,6 +271,7 @@ impl Engine {
                     None => break,
                 },
                 _ = sleep_until(deadline) => self.timers(),
+                _ = usage_tick.tick(), if self.sample_usage => self.sample(),
             }
         }
         Outcome {
@@ -823,6 +839,33 @@ impl Engine {
         }
     }
 
+    /// CPU % (since the last sample) and memory of every running service's session.
+    fn sample(&mut self) {
+        let pids: Vec<i32> = self
+            .svcs
+            .iter()
+            .filter_map(|s| s.run.as_ref().map(|p| p.pid))
+            .collect();
+        let now = Instant::now();
+        let usage = process::sample_usage(&pids);
+        let previous = self.last_sample.take();
+        for svc in &mut self.svcs {
+            svc.usage = svc.run.as_ref().and_then(|p| {
+                let u = usage.get(&p.pid)?;
+                let cpu = previous.as_ref().and_then(|(then, cpu)| {
+                    let before = cpu.get(&p.pid)?;
+                    let spent = u.cpu.saturating_sub(*before).as_secs_f32();
+                    Some(100.0 * spent / now.duration_since(*then).as_secs_f32().max(0.001))
+                });
+                Some((cpu.unwrap_or(0.0), u.rss_bytes))
+            });
+        }
+        self.last_sample = Some((
+            now,
+            usage.into_iter().map(|(sid, u)| (sid, u.cpu)).collect(),
+        ));
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         self.svcs
             .iter()
@@ -887,8 +930,8 @@ impl Engine {
                     },
                     wanted: s.want_up,
                     spawns: s.spawns,
-                    cpu_percent: None,
-                    mem_bytes: None,
+                    cpu_percent: s.usage.filter(|_| s.run.is_some()).map(|u| u.0),
+                    mem_bytes: s.usage.filter(|_| s.run.is_some()).map(|u| u.1),
                     building: s.build.is_some(),
                     build_failed: spec.build.is_some()
                         && !s.built

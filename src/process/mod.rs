@@ -3,9 +3,11 @@
 
 mod group;
 mod record;
+mod usage;
 
 pub use group::{kill_session, signal_group};
 pub use record::GroupRecord;
+pub use usage::{Usage, sample as sample_usage};
 
 use crate::config::CommandLine;
 use anyhow::{Context, Result};
