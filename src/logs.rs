@@ -303,6 +303,8 @@ pub struct LogHub {
     merged: Mutex<Ring>,
     tap: Option<Arc<dyn LineTap>>,
     followers: broadcast::Sender<Arc<LogLine>>,
+    /// A terminal emulator per service, fed its raw output while someone types into it.
+    screens: Vec<Mutex<Option<vt100::Parser>>>,
 }
 
 /// Lines a follower may fall behind by before it is told it missed some.
@@ -333,6 +335,7 @@ impl LogHub {
             merged: Mutex::new(Ring::new(MERGED_LINES, MERGED_BYTES)),
             tap,
             followers: broadcast::channel(FOLLOW_BACKLOG).0,
+            screens: names.iter().map(|_| Mutex::new(None)).collect(),
         };
         for (i, e) in errors {
             hub.system(i, e);
@@ -432,6 +435,38 @@ impl LogHub {
         (lines, rx)
     }
 
+    /// Start emulating a service's terminal at this size, seeded with its recent lines, so that
+    /// what it draws (prompts, REPLs, full-screen programs) shows as it would in a terminal.
+    pub fn open_screen(&self, service: usize, rows: u16, cols: u16) {
+        let mut parser = vt100::Parser::new(rows.max(1), cols.max(1), 0);
+        for line in self.tail(service, rows as usize) {
+            if line.stream == Stream::Out {
+                parser.process(line.text.as_bytes());
+                parser.process(b"\r\n");
+            }
+        }
+        *self.screens[service].lock().expect("screen lock") = Some(parser);
+    }
+
+    pub fn close_screen(&self, service: usize) {
+        *self.screens[service].lock().expect("screen lock") = None;
+    }
+
+    /// Read a service's emulated terminal, if it has one open.
+    pub fn screen<T>(&self, service: usize, f: impl FnOnce(&vt100::Screen) -> T) -> Option<T> {
+        self.screens[service]
+            .lock()
+            .expect("screen lock")
+            .as_ref()
+            .map(|p| f(p.screen()))
+    }
+
+    fn feed_screen(&self, service: usize, raw: &[u8]) {
+        if let Some(parser) = self.screens[service].lock().expect("screen lock").as_mut() {
+            parser.process(raw);
+        }
+    }
+
     /// The last `n` buffered lines of a service.
     pub fn tail(&self, service: usize, n: usize) -> Vec<Arc<LogLine>> {
         self.read(Source::Service(service), |ring| {
@@ -485,7 +520,12 @@ impl OutputFeed {
         let (service, stream) = (self.service, self.stream);
         let mut emit = |raw: &[u8], cut| lines.push(make_line(service, stream, time, raw, cut));
         match chunk {
-            Some(chunk) => self.splitter.push(chunk, &mut emit),
+            Some(chunk) => {
+                if self.stream == Stream::Out {
+                    self.hub.feed_screen(self.service, chunk);
+                }
+                self.splitter.push(chunk, &mut emit)
+            }
             None => self.splitter.finish(&mut emit),
         }
         if let Some((re, _)) = &self.matcher

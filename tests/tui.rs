@@ -14,8 +14,10 @@ struct Tmux {
 
 impl Tmux {
     fn start(dir: &std::path::Path, command: &str) -> Tmux {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmux = Tmux {
-            socket: format!("devstack-test-{}", std::process::id()),
+            socket: format!("devstack-test-{}-{n}", std::process::id()),
         };
         let status = tmux
             .cmd(&[
@@ -135,4 +137,35 @@ fn the_dashboard_runs_the_demo_stack_restarts_searches_and_quits_cleanly() {
     });
     assert!(demo.leftovers().is_empty(), "{:?}", demo.leftovers());
     assert!(tmux.alive());
+}
+
+#[test]
+fn typing_into_a_service_reaches_its_terminal_and_ctrl_a_leaves() {
+    let stack = Stack::new(
+        r#"
+        [services.repl]
+        run = "echo ready; while read line; do echo got:$line; done"
+        "#,
+    );
+    let tmux = Tmux::start(stack.path(), &format!("{} ; sleep 30", common::BIN));
+    tmux.wait(20, "the service to start", |s| {
+        s.contains("1/1 ready") && s.contains("ready")
+    });
+    tmux.keys(&["i"]);
+    tmux.wait(10, "typing mode", |s| {
+        s.contains("typing into its terminal")
+    });
+    tmux.keys(&["h", "i", "Enter"]);
+    tmux.wait(10, "the service's answer", |s| s.contains("got:hi"));
+    tmux.keys(&["q"]);
+    // `q` went to the service, not to the dashboard.
+    let screen = tmux.screen();
+    assert!(!screen.contains("and quit?"), "{screen}");
+    tmux.keys(&["C-a"]);
+    tmux.wait(10, "back to the log", |s| {
+        s.contains("logs: repl") && s.contains("got:hi")
+    });
+    tmux.keys(&["q", "y"]);
+    tmux.wait(20, "devstack to exit", |s| !s.contains("logs: repl"));
+    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
 }

@@ -29,7 +29,7 @@ pub const CRASH_LOOP: u32 = 3;
 /// How often CPU and memory are sampled, when they are.
 const USAGE_EVERY: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Start(usize),
     Stop(usize),
@@ -40,6 +40,10 @@ pub enum Command {
     Shutdown,
     /// SIGKILL everything now, then end the engine.
     ForceShutdown,
+    /// Bytes typed into the service's terminal.
+    Input(usize, Vec<u8>),
+    /// Resize the service's terminal (rows, columns).
+    Resize(usize, u16, u16),
 }
 
 enum Msg {
@@ -108,7 +112,10 @@ struct Proc {
     started: Instant,
     stopping: bool,
     kill_at: Option<Instant>,
-    _master: Box<dyn MasterPty + Send>,
+    /// Kept open so the service keeps its terminal; input and resizes go through it.
+    master: Box<dyn MasterPty + Send>,
+    /// Feeds typed input to a writer thread (a full terminal must not block the engine).
+    input: Option<std::sync::mpsc::Sender<Vec<u8>>>,
     /// The health probe task of a run process.
     probe: Option<AbortHandle>,
 }
@@ -360,6 +367,18 @@ impl Engine {
                     }
                 }
             }
+            Command::Input(i, bytes) => self.type_into(i, bytes),
+            Command::Resize(i, rows, cols) => {
+                if let Some(proc) = &self.svcs[i].run {
+                    let size = portable_pty::PtySize {
+                        rows,
+                        cols,
+                        pixel_width: 0,
+                        pixel_height: 0,
+                    };
+                    let _ = proc.master.resize(size);
+                }
+            }
             Command::ForceShutdown => {
                 self.shutting_down = true;
                 for i in 0..self.svcs.len() {
@@ -369,6 +388,39 @@ impl Engine {
                     }
                 }
             }
+        }
+    }
+
+    fn type_into(&mut self, i: usize, bytes: Vec<u8>) {
+        let Some(proc) = &mut self.svcs[i].run else {
+            return;
+        };
+        if proc.input.is_none() {
+            let Ok(mut writer) = proc.master.take_writer() else {
+                return;
+            };
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let spawned = std::thread::Builder::new()
+                .name(format!("pty-write-{}", proc.pid))
+                .spawn(move || {
+                    use std::io::Write;
+                    while let Ok(bytes) = rx.recv() {
+                        if writer
+                            .write_all(&bytes)
+                            .and_then(|()| writer.flush())
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+            if spawned.is_err() {
+                return;
+            }
+            proc.input = Some(tx);
+        }
+        if let Some(tx) = &proc.input {
+            let _ = tx.send(bytes);
         }
     }
 
@@ -591,7 +643,8 @@ impl Engine {
                     started: Instant::now(),
                     stopping: false,
                     kill_at: None,
-                    _master: spawned.master,
+                    master: spawned.master,
+                    input: None,
                     probe: None,
                 };
                 if run {

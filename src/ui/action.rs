@@ -43,4 +43,10 @@ pub enum Action {
     ClearSearch,
     Copy,
     Traffic,
+    /// Type into the selected service's terminal (`i`).
+    EnterInput,
+    /// Back from typing (`Ctrl-a`).
+    LeaveInput,
+    /// Bytes for the service's terminal.
+    Type(Vec<u8>),
 }

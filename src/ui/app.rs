@@ -24,6 +24,8 @@ pub enum Mode {
     ConfirmQuit,
     /// Stopping the stack; the view lists what is still stopping.
     ShuttingDown,
+    /// Keys go to the selected service's terminal (`i`; `Ctrl-a` leaves).
+    Input,
 }
 
 /// What an action asks of the world outside the dashboard.
@@ -350,6 +352,23 @@ impl App {
                 self.message = Some(format!("copied {} lines", text.lines().count()));
                 return vec![Effect::Copy(text)];
             }
+            Action::EnterInput => {
+                if self.all || !self.views.get(here).is_some_and(|v| v.state == "running") {
+                    self.message = Some("select a running service to type into it".into());
+                    return Vec::new();
+                }
+                let rows = self.log_area.height.saturating_sub(2).max(1);
+                let cols = self.log_area.width.saturating_sub(2).max(1);
+                self.logs.open_screen(here, rows, cols);
+                self.mode = Mode::Input;
+                self.focus = Focus::Logs;
+                return engine(Command::Resize(here, rows, cols));
+            }
+            Action::LeaveInput => {
+                self.logs.close_screen(here);
+                self.mode = Mode::Normal;
+            }
+            Action::Type(bytes) => return engine(Command::Input(here, bytes)),
             Action::Traffic => {
                 self.message = Some(
                     "the traffic pane comes with traffic capture, which is not built yet".into(),

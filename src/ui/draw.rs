@@ -299,7 +299,29 @@ fn render_line(app: &App, line: &LogLine) -> Line<'static> {
     Line::from(spans)
 }
 
+/// The service's own terminal, while the user types into it.
+fn draw_screen(frame: &mut Frame, app: &App, area: Rect) {
+    let name = app.names.get(app.selected).map_or("", String::as_str);
+    let block = pane_block(
+        format!(" {name}: typing into its terminal · Ctrl-a leaves "),
+        true,
+    )
+    .border_style(Style::new().fg(Color::Green));
+    let shown = app.logs.screen(app.selected, |screen| {
+        frame.render_widget(
+            tui_term::widget::PseudoTerminal::new(screen).block(block.clone()),
+            area,
+        );
+    });
+    if shown.is_none() {
+        frame.render_widget(block, area);
+    }
+}
+
 fn draw_logs(frame: &mut Frame, app: &App, area: Rect) {
+    if app.mode == Mode::Input {
+        return draw_screen(frame, app, area);
+    }
     let title = if app.all {
         " logs: all services ".to_string()
     } else {
@@ -383,6 +405,13 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
         )],
         (Mode::ConfirmQuit, _) => keys(&[("y", "quit"), ("n", "stay")]),
         (Mode::Help, _) => keys(&[("any key", "close")]),
+        (Mode::Input, _) => vec![Span::styled(
+            format!(
+                " typing into {} · every key goes to it · Ctrl-a leaves",
+                app.names.get(app.selected).map_or("", String::as_str)
+            ),
+            Style::new().fg(Color::Green).bold(),
+        )],
         (Mode::Normal, Focus::Services) => keys(&[
             ("j/k", "select"),
             ("Tab", "logs"),
@@ -460,6 +489,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("w", "wrap long lines"),
     ("T", "timestamps"),
     ("y", "copy the visible lines (OSC 52)"),
+    ("i", "type into the service's terminal; Ctrl-a leaves"),
     ("mouse", "click a service; wheel scrolls"),
     ("q  Ctrl-C", "stop the stack and quit (again: kill at once)"),
 ];

@@ -6,6 +6,13 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 pub fn map(mode: &Mode, focus: Focus, key: KeyEvent) -> Option<Action> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if let Mode::Input = mode {
+        // Everything goes to the service, Ctrl-C included; only Ctrl-a comes back.
+        if ctrl && key.code == KeyCode::Char('a') {
+            return Some(Action::LeaveInput);
+        }
+        return key_bytes(key).map(Action::Type);
+    }
     if ctrl && key.code == KeyCode::Char('c') {
         return Some(match mode {
             Mode::ShuttingDown => Action::ForceQuit,
@@ -31,7 +38,39 @@ pub fn map(mode: &Mode, focus: Focus, key: KeyEvent) -> Option<Action> {
             _ => None,
         },
         Mode::Normal => normal(focus, key, ctrl),
+        Mode::Input => unreachable!("handled above"),
     }
+}
+
+/// What a terminal sends for a key.
+pub fn key_bytes(key: KeyEvent) -> Option<Vec<u8>> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    let mut bytes = match key.code {
+        KeyCode::Char(c) if ctrl && c.is_ascii_alphabetic() => {
+            vec![(c.to_ascii_lowercase() as u8) & 0x1f]
+        }
+        KeyCode::Char(c) => c.to_string().into_bytes(),
+        KeyCode::Enter => b"\r".to_vec(),
+        KeyCode::Backspace => vec![0x7f],
+        KeyCode::Tab => b"\t".to_vec(),
+        KeyCode::BackTab => b"\x1b[Z".to_vec(),
+        KeyCode::Esc => b"\x1b".to_vec(),
+        KeyCode::Up => b"\x1b[A".to_vec(),
+        KeyCode::Down => b"\x1b[B".to_vec(),
+        KeyCode::Right => b"\x1b[C".to_vec(),
+        KeyCode::Left => b"\x1b[D".to_vec(),
+        KeyCode::Home => b"\x1b[H".to_vec(),
+        KeyCode::End => b"\x1b[F".to_vec(),
+        KeyCode::Delete => b"\x1b[3~".to_vec(),
+        KeyCode::PageUp => b"\x1b[5~".to_vec(),
+        KeyCode::PageDown => b"\x1b[6~".to_vec(),
+        _ => return None,
+    };
+    if alt {
+        bytes.insert(0, 0x1b);
+    }
+    Some(bytes)
 }
 
 fn normal(focus: Focus, key: KeyEvent, ctrl: bool) -> Option<Action> {
@@ -70,6 +109,7 @@ fn normal(focus: Focus, key: KeyEvent, ctrl: bool) -> Option<Action> {
         KeyCode::Esc => Action::ClearSearch,
         KeyCode::Char('y') => Action::Copy,
         KeyCode::Char('t') => Action::Traffic,
+        KeyCode::Char('i') => Action::EnterInput,
         _ => return None,
     })
 }
@@ -204,6 +244,32 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn typing_mode_sends_every_key_to_the_service_until_ctrl_a() {
+        let mode = Mode::Input;
+        assert_eq!(
+            map(&Mode::Normal, Focus::Services, key(KeyCode::Char('i'))),
+            Some(Action::EnterInput)
+        );
+        assert_eq!(
+            map(&mode, Focus::Logs, key(KeyCode::Char('q'))),
+            Some(Action::Type(b"q".to_vec()))
+        );
+        assert_eq!(
+            map(&mode, Focus::Logs, key(KeyCode::Enter)),
+            Some(Action::Type(b"\r".to_vec()))
+        );
+        assert_eq!(
+            map(&mode, Focus::Logs, ctrl('c')),
+            Some(Action::Type(vec![3]))
+        );
+        assert_eq!(
+            map(&mode, Focus::Logs, key(KeyCode::Up)),
+            Some(Action::Type(b"\x1b[A".to_vec()))
+        );
+        assert_eq!(map(&mode, Focus::Logs, ctrl('a')), Some(Action::LeaveInput));
     }
 
     #[test]
