@@ -353,7 +353,7 @@ impl App {
                 return vec![Effect::Copy(text)];
             }
             Action::EnterInput => {
-                if self.all || !self.views.get(here).is_some_and(|v| v.state == "running") {
+                if self.all || self.views.get(here).is_none_or(|v| v.state != "running") {
                     self.message = Some("select a running service to type into it".into());
                     return Vec::new();
                 }
