@@ -60,29 +60,39 @@ fn frames(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut app = stack(dir.path());
     let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
-    c.bench_function("frame: one service's log (30 services, 100k lines buffered)", |b| {
+    c.bench_function(
+        "frame: one service's log (30 services, 100k lines buffered)",
+        |b| {
+            b.iter(|| {
+                terminal.draw(|f| draw(f, &mut app)).unwrap();
+            })
+        },
+    );
+    app.update(Action::ToggleAll);
+    c.bench_function("frame: merged log of all services", |b| {
         b.iter(|| {
             terminal.draw(|f| draw(f, &mut app)).unwrap();
         })
     });
-    app.update(Action::ToggleAll);
-    c.bench_function("frame: merged log of all services", |b| b.iter(|| {
-            terminal.draw(|f| draw(f, &mut app)).unwrap();
-        }));
     app.update(Action::ToggleWrap);
-    c.bench_function("frame: merged log, wrapped", |b| b.iter(|| {
+    c.bench_function("frame: merged log, wrapped", |b| {
+        b.iter(|| {
             terminal.draw(|f| draw(f, &mut app)).unwrap();
-        }));
+        })
+    });
     app.update(Action::FilterStart);
     for ch in "items/7".chars() {
         app.update(Action::InputChar(ch));
     }
     app.update(Action::InputSubmit);
-    c.bench_function("frame: merged log filtered (scans every buffered line)", |b| {
-        b.iter(|| {
-            terminal.draw(|f| draw(f, &mut app)).unwrap();
-        })
-    });
+    c.bench_function(
+        "frame: merged log filtered (scans every buffered line)",
+        |b| {
+            b.iter(|| {
+                terminal.draw(|f| draw(f, &mut app)).unwrap();
+            })
+        },
+    );
 }
 
 criterion_group!(benches, frames);

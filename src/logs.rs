@@ -117,9 +117,8 @@ impl vte::Perform for Sanitizer {
         match byte {
             b'\t' => self.text.push('\t'),
             b'\r' => self.text.clear(),
-            0x08 => {
-                self.text.pop();
-            }
+            // Backspace is dropped, not applied: erasing could take apart a kept colour code and
+            // let the characters after it rebuild another escape sequence.
             _ => {}
         }
     }
@@ -623,6 +622,9 @@ mod tests {
     fn invalid_utf8_is_replaced_and_carriage_return_restarts_the_line() {
         assert_eq!(sanitize(b"ab\xffcd"), "ab\u{fffd}cd");
         assert_eq!(sanitize(b"10%\r50%\r100%"), "100%");
+        // Backspaces must not unpick a kept colour code into a live sequence.
+        assert_eq!(sanitize(b"\x1b[0m\x08\x082J"), "\x1b[0m2J");
+        assert_eq!(sanitize(b"\x1b[0m\x08\x08\x08[?1049h"), "\x1b[0m[?1049h");
         assert_eq!(
             sanitize(b"bell\x07 nul\x00 del\x7f c1\xc2\x9b"),
             "bell nul del c1"

@@ -122,6 +122,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "devstack.toml:3:16",
     ),
     (
+        "completed on a service that keeps running",
+        "[services.a]\nrun = \"x\"\ndepends_on = { db = \"completed\" }\n[services.db]\nrun = \"y\"\n",
+        "`db` keeps running (it has `run`), so it never completes",
+        "devstack.toml:3:16",
+    ),
+    (
+        "probe interval too short",
+        "[services.a]\nrun = \"x\"\n[services.a.health]\ncmd = \"true\"\ninterval = \"0s\"\n",
+        "health `interval` must be at least 10ms",
+        "devstack.toml:3:1",
+    ),
+    (
+        "absurd duration",
+        "[services.a]\nrun = \"x\"\ngrace = \"500000000000y\"\n",
+        "is longer than a week",
+        "devstack.toml:3:9",
+    ),
+    (
         "unknown service port",
         "[services.a]\nrun = \"x ${services.nope.port}\"\n",
         "unknown service `nope`",

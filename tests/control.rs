@@ -105,7 +105,7 @@ fn ps_shows_every_service_as_a_table_and_as_json() {
 #[test]
 fn restart_gives_a_new_pid_and_waits_until_ready() {
     let stack = running(TWO);
-    let old = number_after(&stack.wait_for("api=", 20), "api=");
+    let old = stack.wait_number("api=", 20);
     let (code, out, err) = cli(&stack, &["restart", "api"]);
     assert_eq!(code, 0, "{err}");
     let new = number_after(&out, "(pid ");
@@ -123,7 +123,7 @@ fn restart_gives_a_new_pid_and_waits_until_ready() {
 #[test]
 fn stop_then_start() {
     let stack = running(TWO);
-    let old = number_after(&stack.wait_for("api=", 20), "api=");
+    let old = stack.wait_number("api=", 20);
     let (code, out, _) = cli(&stack, &["stop", "api"]);
     assert_eq!(code, 0);
     assert!(out.contains("api: stopped"), "{out}");
@@ -305,7 +305,7 @@ fn rebuild_restarts_on_success_and_keeps_the_old_process_on_failure() {
         run = "echo app=$$; sleep 300"
         "#,
     );
-    let old = number_after(&stack.wait_for("app=", 20), "app=");
+    let old = stack.wait_number("app=", 20);
     let (code, out, err) = cli(&stack, &["rebuild", "app"]);
     assert_eq!(code, 0, "{err}");
     let new = number_after(&out, "(pid ");
@@ -326,7 +326,7 @@ fn rebuild_restarts_on_success_and_keeps_the_old_process_on_failure() {
 #[test]
 fn kill_sigkills_the_group() {
     let stack = running("[services.hard]\nrun = \"trap '' TERM; echo hard=$$; sleep 300\"\n");
-    let pid = number_after(&stack.wait_for("hard=", 20), "hard=");
+    let pid = stack.wait_number("hard=", 20);
     let (code, _, err) = cli(&stack, &["kill", "hard"]);
     assert_eq!(code, 0, "{err}");
     assert!(!alive(pid));

@@ -101,7 +101,7 @@ fn a_service_ignoring_sigterm_is_killed_after_its_grace() {
         "#,
     );
     stack.start(&["up"]);
-    let pid = number_after(&stack.wait_for("pid=", 20), "pid=");
+    let pid = stack.wait_number("pid=", 20);
     stack.signal(Signal::SIGINT);
     assert!(stack.wait_exit(20).success());
     let out = stack.output();
@@ -124,10 +124,9 @@ fn grandchildren_die_with_their_service() {
         "#,
     );
     stack.start(&["up"]);
-    let out = stack.wait_for("stubborn=", 20);
     let pids = [
-        number_after(&out, "child="),
-        number_after(&out, "stubborn="),
+        stack.wait_number("child=", 20),
+        stack.wait_number("stubborn=", 20),
     ];
     assert!(pids.iter().all(|&p| alive(p)));
     stack.signal(Signal::SIGTERM);
@@ -146,12 +145,10 @@ fn sigkill_of_devstack_leaves_no_survivor() {
         "#,
     );
     stack.start(&["up"]);
-    stack.wait_for("b=", 20);
-    let out = stack.wait_for("leader=", 20);
     let pids = [
-        number_after(&out, "child="),
-        number_after(&out, "leader="),
-        number_after(&out, "b="),
+        stack.wait_number("child=", 20),
+        stack.wait_number("leader=", 20),
+        stack.wait_number("b=", 20),
     ];
     stack.signal(Signal::SIGKILL);
     stack.wait_exit(10);
@@ -168,7 +165,7 @@ fn the_next_run_reaps_a_group_that_outlived_a_killed_devstack() {
         "#;
     let mut first = Stack::new(toml);
     first.start(&["up"]);
-    let pid = number_after(&first.wait_for("deaf=", 20), "deaf=");
+    let pid = first.wait_number("deaf=", 20);
     first.signal(Signal::SIGKILL);
     first.wait_exit(10);
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -177,7 +174,8 @@ fn the_next_run_reaps_a_group_that_outlived_a_killed_devstack() {
     // A new run in the same folder.
     first.write_config(&toml.replace("deaf=", "again="));
     first.start(&["up"]);
-    let out = first.wait_for("again=", 20);
+    first.wait_number("again=", 20);
+    let out = first.output();
     assert!(
         out.contains(&format!(
             "reaped leftover process group {pid} of `deaf` from a previous run"
@@ -293,7 +291,7 @@ fn a_second_signal_kills_at_once_and_sighup_stops_the_stack() {
         "#,
     );
     stack.start(&["up"]);
-    let pid = number_after(&stack.wait_for("slow=", 20), "slow=");
+    let pid = stack.wait_number("slow=", 20);
     stack.signal(Signal::SIGHUP);
     stack.wait_for("sent TERM to process group", 10);
     assert!(alive(pid), "TERM is ignored; the grace period is long");
@@ -312,7 +310,7 @@ fn a_second_devstack_in_the_same_folder_is_refused_and_leaves_the_first_alone() 
         "#,
     );
     first.start(&["up"]);
-    let pid = number_after(&first.wait_for("first=", 20), "first=");
+    let pid = first.wait_number("first=", 20);
     let out = first.command(&["up"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -326,4 +324,54 @@ fn a_second_devstack_in_the_same_folder_is_refused_and_leaves_the_first_alone() 
     );
     first.signal(Signal::SIGINT);
     first.wait_exit(20);
+}
+
+#[test]
+fn a_grandchild_that_leaves_the_session_but_keeps_the_terminal_dies_too() {
+    let mut stack = Stack::new(
+        r#"
+        [services.sneaky]
+        run = "setsid sleep 300 & echo escaped=$!; sleep 0.3; echo leaving"
+        restart = "no"
+        "#,
+    );
+    stack.start(&["up"]);
+    let escaped = stack.wait_number("escaped=", 20);
+    assert!(stack.wait_exit(20).success(), "{}", stack.output());
+    assert!(all_gone(&[escaped], 3), "the setsid grandchild survived");
+}
+
+#[test]
+fn a_start_sent_while_stopping_starts_it_again() {
+    let mut stack = Stack::new(
+        r#"
+        [services.slow]
+        run = "trap 'sleep 0.5; exit 0' TERM; echo slow=$$; while :; do sleep 0.1; done"
+        "#,
+    );
+    stack.start(&["up"]);
+    let first = stack.wait_number("slow=", 20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !stack.command(&["ps"]).output().unwrap().status.success() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut stop = stack.command(&["stop", "slow"]).spawn().unwrap();
+    stack.wait_for("sent TERM", 10);
+    let out = stack.command(&["start", "slow"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stop.wait().unwrap();
+    let again = stack.wait_for("stopped (code 0)", 10);
+    let pids: Vec<i32> = lines_with(&again, "| slow=")
+        .iter()
+        .map(|l| number_after(l, "slow="))
+        .collect();
+    assert_eq!(pids.len(), 2, "{again}");
+    assert_ne!(pids[1], first);
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(20);
 }

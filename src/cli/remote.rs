@@ -23,6 +23,12 @@ pub enum Action {
     Kill,
 }
 
+/// A line on stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn out(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 fn connect(cfg: &Config) -> Option<Client> {
     Client::connect(&StateDir::new(&cfg.root).socket()).ok()
 }
@@ -63,10 +69,7 @@ pub fn ps(cfg: &Config, json_out: bool) -> ExitCode {
     };
     let services = answer["services"].as_array().cloned().unwrap_or_default();
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "services": services })).expect("JSON")
-        );
+        out(&serde_json::to_string_pretty(&json!({ "services": services })).expect("JSON"));
         return ExitCode::SUCCESS;
     }
     let text = |v: &Value| match v {
@@ -105,7 +108,7 @@ pub fn ps(cfg: &Config, json_out: bool) -> ExitCode {
             .zip(&widths)
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
-        println!("{}", cells.join("  ").trim_end());
+        out(cells.join("  ").trim_end());
     }
     ExitCode::SUCCESS
 }
@@ -127,11 +130,14 @@ pub fn act(cfg: &Config, action: Action, services: &[String]) -> ExitCode {
             Ok(answer) => {
                 let view = &answer["service"];
                 match view["pid"].as_i64() {
-                    Some(pid) => println!(
+                    Some(pid) => out(&format!(
                         "{name}: {done} (pid {pid}, {})",
                         view["detail"].as_str().unwrap_or("")
-                    ),
-                    None => println!("{name}: {done} ({})", view["detail"].as_str().unwrap_or("")),
+                    )),
+                    None => out(&format!(
+                        "{name}: {done} ({})",
+                        view["detail"].as_str().unwrap_or("")
+                    )),
                 }
             }
             Err(code) => return code,

@@ -151,6 +151,8 @@ struct Resolver<'a> {
 }
 
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// A probe can't usefully run more often, or answer faster, than this.
+const MIN_PROBE_TIME: Duration = Duration::from_millis(10);
 
 impl Resolver<'_> {
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) -> &mut Diagnostic {
@@ -282,7 +284,7 @@ impl Resolver<'_> {
                 .or_else(|| (self.process_env)(name))
                 .ok_or_else(|| undefined_message(name))
         };
-        for (key, value) in &raw.env {
+        for (key, value) in in_file_order(&raw.env) {
             let known = stack_env.clone();
             let v = self.expand(&value_string(value), &|n| lookup_in(&known, n));
             stack_env.push((key.get_ref().clone(), v));
@@ -300,7 +302,7 @@ impl Resolver<'_> {
             if let Some(p) = ports[i] {
                 env.push(("PORT".into(), p.to_string()));
             }
-            for (key, value) in &raw.env {
+            for (key, value) in in_file_order(&raw.env) {
                 let known = env.clone();
                 let v = self.expand(&value_string(value), &|n| lookup_in(&known, n));
                 env.push((key.get_ref().clone(), v));
@@ -373,6 +375,13 @@ impl Resolver<'_> {
                     Condition::Started
                 };
                 let condition = dep.condition.unwrap_or(default);
+                if condition == Condition::Completed && !services[j].is_task() {
+                    self.error(
+                        dep.name.span(),
+                        format!("`{target}` keeps running (it has `run`), so it never completes"),
+                    )
+                    .help = Some("wait for \"started\" or \"healthy\", or make it a one-shot task (only `build`)".into());
+                }
                 if condition == Condition::Healthy && services[j].health.is_none() {
                     self.error(
                         dep.name.span(),
@@ -523,6 +532,17 @@ impl Resolver<'_> {
             }
         };
         let dur = |d: Option<Dur>, default: u64| d.map_or(Duration::from_millis(default), |d| d.0);
+        for (value, what) in [(raw.interval, "interval"), (raw.timeout, "timeout")] {
+            if value.is_some_and(|d| d.0 < MIN_PROBE_TIME) {
+                self.error(
+                    h.span(),
+                    format!(
+                        "health `{what}` must be at least {}ms",
+                        MIN_PROBE_TIME.as_millis()
+                    ),
+                );
+            }
+        }
         Some(Health {
             probe,
             interval: dur(raw.interval, 1000),
@@ -544,6 +564,13 @@ fn url_env<'a>(services: impl Iterator<Item = (&'a str, Option<u16>)>) -> Vec<(S
     services
         .filter_map(|(name, port)| Some((url_var(name), format!("http://127.0.0.1:{}", port?))))
         .collect()
+}
+
+/// A table's entries in the order they are written (a later one may use an earlier one).
+fn in_file_order<K, V>(table: &BTreeMap<Spanned<K>, V>) -> Vec<(&Spanned<K>, &V)> {
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    entries
 }
 
 /// `SOME-svc` → `SOME_SVC_URL`
@@ -735,6 +762,19 @@ mod tests {
         assert_eq!(get("A"), Some("from-file"));
         assert_eq!(get("B"), Some("table from-file"));
         assert_eq!(get("C"), Some("table from-file!"));
+    }
+
+    #[test]
+    fn env_entries_resolve_in_the_order_they_are_written() {
+        let cfg = parse_str("[env]\nZ = \"1\"\nA = \"${Z}2\"\n[services.s]\nrun = \"x\"\nenv = { ZZ = \"3\", AA = \"${ZZ}4\" }\n").unwrap();
+        let env = &cfg.services[0].env;
+        let get = |k: &str| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!((get("A"), get("AA")), (Some("12"), Some("34")));
     }
 
     #[test]

@@ -150,6 +150,9 @@ impl<'de> Deserialize<'de> for EnvValue {
     }
 }
 
+/// No duration in the config needs to be longer (and instants far off overflow).
+const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// A duration written as `"250ms"`, `"5s"`, `"1m"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
@@ -163,11 +166,17 @@ impl<'de> Deserialize<'de> for Dur {
                 f.write_str("a duration string like \"250ms\", \"5s\" or \"1m\"")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
-                humantime::parse_duration(v).map(Dur).map_err(|e| {
+                let d = humantime::parse_duration(v).map_err(|e| {
                     E::custom(format!(
                         "invalid duration `{v}` ({e}); write a number with a unit, like \"250ms\", \"5s\" or \"1m\""
                     ))
-                })
+                })?;
+                if d > MAX_DURATION {
+                    return Err(E::custom(format!(
+                        "duration `{v}` is longer than a week; nothing here needs that long"
+                    )));
+                }
+                Ok(Dur(d))
             }
         }
         d.deserialize_any(V)

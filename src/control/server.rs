@@ -161,6 +161,7 @@ async fn answer(ctx: &Context, request: Request) -> Value {
         Ok(i) => i,
         Err(e) => return e,
     };
+    let before = ctx.handle.views().borrow()[i].pid;
     if !ctx.handle.apply(cmd(i)).await {
         return error("the stack is shutting down");
     }
@@ -172,7 +173,7 @@ async fn answer(ctx: &Context, request: Request) -> Value {
     let waited = tokio::time::timeout(ACTION_TIMEOUT, async {
         loop {
             let view = views.borrow_and_update()[i].clone();
-            if let Some(outcome) = effect(&view, stopping) {
+            if let Some(outcome) = effect(&view, stopping, before) {
                 return outcome;
             }
             if views.changed().await.is_err() {
@@ -193,12 +194,19 @@ async fn answer(ctx: &Context, request: Request) -> Value {
 
 /// Has an action on this service taken effect? Some(Ok) once it rests where it was sent,
 /// Some(Err) once it rests somewhere else, None while it is on its way.
-fn effect(view: &ServiceView, stopping: bool) -> Option<Result<ServiceView, String>> {
+/// `before`: the service's pid when the action was sent.
+fn effect(
+    view: &ServiceView,
+    stopping: bool,
+    before: Option<i32>,
+) -> Option<Result<ServiceView, String>> {
+    if stopping {
+        // Done once the process it had is gone (someone may already have started a new one).
+        let gone = view.pid.is_none() || (view.pid != before && view.state != "stopping");
+        return (gone && !view.building && view.state != "stopping").then(|| Ok(view.clone()));
+    }
     if view.building {
         return None;
-    }
-    if stopping {
-        return (view.pid.is_none() && view.settled).then(|| Ok(view.clone()));
     }
     if view.build_failed {
         return Some(Err(

@@ -278,7 +278,8 @@ impl Engine {
                     None => break,
                 },
                 _ = sleep_until(deadline) => self.timers(),
-                _ = usage_tick.tick(), if self.sample_usage => self.sample(),
+                // Once a second: fresh uptimes and countdowns, and CPU and memory if wanted.
+                _ = usage_tick.tick() => if self.sample_usage { self.sample() },
             }
         }
         Outcome {
@@ -339,13 +340,7 @@ impl Engine {
             Command::Rebuild(i) => self.rebuild(i),
             Command::Kill(i) => {
                 self.user_stopped = true;
-                let svc = &mut self.svcs[i];
-                svc.want_up = false;
-                for proc in svc.build.iter_mut().chain(svc.run.iter_mut()) {
-                    proc.stopping = true;
-                    proc.kill_at = None;
-                    process::kill_session(proc.pid);
-                }
+                self.kill(i);
                 self.say(i, "killed (SIGKILL to the process group)");
                 if self.svcs[i].run.is_none() && self.svcs[i].build.is_none() {
                     self.set(i, Status::Stopped);
@@ -382,10 +377,7 @@ impl Engine {
             Command::ForceShutdown => {
                 self.shutting_down = true;
                 for i in 0..self.svcs.len() {
-                    self.svcs[i].want_up = false;
-                    for pid in self.pids(i) {
-                        process::kill_session(pid);
-                    }
+                    self.kill(i);
                 }
             }
         }
@@ -432,7 +424,13 @@ impl Engine {
         let svc = &mut self.svcs[i];
         svc.want_up = true;
         svc.backoff = 0;
-        if svc.run.is_none() && svc.build.is_none() && !matches!(svc.status, Status::Completed) {
+        if svc.run.as_ref().is_some_and(|p| p.stopping) {
+            // Asked to start while it stops: start again once it has.
+            svc.then = Then::Run;
+        } else if svc.run.is_none()
+            && svc.build.is_none()
+            && !matches!(svc.status, Status::Completed)
+        {
             svc.status = Status::Pending;
         }
     }
@@ -446,7 +444,8 @@ impl Engine {
         if self.svcs[i].build.is_some() {
             self.svcs[i].rebuild_queued = true;
             self.say(i, "a build is running; one more will follow it");
-        } else if self.deps_state(i).is_ok() {
+        } else if self.svcs[i].run.is_some() || self.deps_state(i).is_ok() {
+            // A running service builds beside its old process, whatever its dependencies do.
             self.spawn_build(i);
         } else {
             self.svcs[i].built = false;
@@ -454,14 +453,22 @@ impl Engine {
         }
     }
 
-    fn pids(&self, i: usize) -> Vec<i32> {
-        let s = &self.svcs[i];
-        s.build.iter().chain(s.run.iter()).map(|p| p.pid).collect()
+    /// SIGKILL the service's processes, as a stop (their exits are not crashes).
+    fn kill(&mut self, i: usize) {
+        let svc = &mut self.svcs[i];
+        svc.want_up = false;
+        svc.rebuild_queued = false;
+        for proc in svc.build.iter_mut().chain(svc.run.iter_mut()) {
+            proc.stopping = true;
+            proc.kill_at = None;
+            process::kill_session(proc.pid);
+        }
     }
 
     /// Stop the service's processes with its stop signal; `then` says what follows the run
     /// process's exit.
     fn stop(&mut self, i: usize, then: Then) {
+        self.svcs[i].rebuild_queued = false;
         if self.svcs[i].build.is_some() {
             self.stop_proc(i, false);
         }
@@ -577,9 +584,10 @@ impl Engine {
                 | Status::BuildFailed(_)
                 | Status::Failed(_)
                 | Status::Crashed(_) => true,
-                Status::Exited(_) | Status::Stopped => {
-                    !self.svcs[j].want_up || dep.condition == Condition::Completed
-                }
+                // An exited service won't come back (with `restart = "always"` it would be
+                // restarting instead).
+                Status::Exited(_) => true,
+                Status::Stopped => !self.svcs[j].want_up,
                 _ => false,
             };
             if failed {
@@ -685,8 +693,8 @@ impl Engine {
             return;
         };
         let proc = proc.expect("matched above");
-        // Whatever the leader left behind in its session goes with it.
-        process::kill_session(proc.pid);
+        // Its session was cleared when it exited; nothing signals this pid any more.
+        process::reap(proc.pid);
         self.record.remove(proc.pid);
         let ran = proc.started.elapsed();
         if was_build {
@@ -745,9 +753,25 @@ impl Engine {
         } else if self.svcs[i].run.is_some() {
             self.say(i, format!("build finished in {}; restarting", secs(took)));
             self.stop(i, Then::Run);
+            self.restart_dependents_of(i);
         } else {
             self.say(i, format!("build finished in {}", secs(took)));
             self.spawn_run(i);
+        }
+    }
+
+    /// Dependents that asked for it (`restart = true`) restart when `i` was rebuilt.
+    fn restart_dependents_of(&mut self, i: usize) {
+        let name = self.name(i).to_string();
+        for k in 0..self.svcs.len() {
+            let asks = self.cfg.services[k]
+                .deps
+                .iter()
+                .any(|d| d.service == i && d.restart);
+            if asks && self.svcs[k].run.as_ref().is_some_and(|p| !p.stopping) {
+                self.say(k, format!("restarting: dependency `{name}` was rebuilt"));
+                self.stop(k, Then::Run);
+            }
         }
     }
 

@@ -27,6 +27,27 @@ pub fn kill_session(sid: i32) {
     }
 }
 
+/// SIGKILL every process that has the terminal `tty` open: a service's descendants that left
+/// its session (`setsid`) but kept its terminal, and so would keep it open forever.
+#[cfg(target_os = "linux")]
+pub fn kill_terminal_holders(tty: &std::path::Path) {
+    let Ok(all) = procfs::process::all_processes() else {
+        return;
+    };
+    for proc in all.flatten() {
+        let holds = proc.fd().is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| matches!(&fd.target, procfs::process::FDTarget::Path(p) if p == tty))
+        });
+        if holds {
+            let _ = nix::sys::signal::kill(Pid::from_raw(proc.pid), Signal::SIGKILL);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn kill_terminal_holders(_tty: &std::path::Path) {}
+
 #[cfg(not(target_os = "linux"))]
 pub fn kill_session(sid: i32) {
     signal_group(sid, Signal::SIGKILL);

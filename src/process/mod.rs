@@ -107,7 +107,8 @@ pub fn spawn(
     // Our copy of the slave side must close, or reading the master never sees the end.
     drop(pair.slave);
     let pid = child.process_id().context("the child has no pid")? as i32;
-    drop(child); // reaped below with waitpid, which also tells a signal from an exit code
+    drop(child); // waited for below, and reaped by the owner with `reap`
+    let tty = pair.master.tty_name();
 
     let mut reader = pair
         .master
@@ -137,9 +138,17 @@ pub fn spawn(
         .name(format!("wait-{pid}"))
         .spawn(move || {
             let exit = wait_for(pid);
-            // Let the last lines arrive before the exit is reported; a grandchild that keeps the
-            // terminal open must not hold the report back for long.
-            let _ = drained_rx.recv_timeout(DRAIN_WAIT);
+            // The leader is a zombie now, so its pid (= group = session id) can't be reused yet:
+            // whatever it left in its session goes with it.
+            kill_session(pid);
+            // Let the last lines arrive before the exit is reported. A process that left the
+            // session (setsid) but still holds the terminal would keep it open for good.
+            if drained_rx.recv_timeout(DRAIN_WAIT).is_err() {
+                if let Some(tty) = &tty {
+                    group::kill_terminal_holders(tty);
+                }
+                let _ = drained_rx.recv_timeout(DRAIN_WAIT);
+            }
             on_exit(exit);
         })
         .context("cannot start a waiter thread")?;
@@ -149,9 +158,21 @@ pub fn spawn(
     })
 }
 
+/// Wait until `pid` has exited, leaving it unreaped (a zombie) where the platform allows, so
+/// that its pid stays reserved until `reap`.
 fn wait_for(pid: i32) -> Exit {
+    #[cfg(target_os = "linux")]
+    let wait = || {
+        use nix::sys::wait::{Id, WaitPidFlag, waitid};
+        waitid(
+            Id::Pid(Pid::from_raw(pid)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        )
+    };
+    #[cfg(not(target_os = "linux"))]
+    let wait = || waitpid(Pid::from_raw(pid), None);
     loop {
-        match waitpid(Pid::from_raw(pid), None) {
+        match wait() {
             Ok(WaitStatus::Exited(_, code)) => return Exit::Code(code),
             Ok(WaitStatus::Signaled(_, sig, _)) => return Exit::Signal(sig as i32),
             Ok(_) => continue,
@@ -159,4 +180,12 @@ fn wait_for(pid: i32) -> Exit {
             Err(_) => return Exit::Code(-1),
         }
     }
+}
+
+/// Collect an exited process (after `on_exit`), releasing its pid.
+pub fn reap(pid: i32) {
+    let _ = waitpid(
+        Pid::from_raw(pid),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
 }

@@ -157,6 +157,23 @@ impl Stack {
         }
     }
 
+    /// Wait until the output holds `key<number>` (a fixture printing its pid) and return it.
+    pub fn wait_number(&self, key: &str, secs: u64) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(n) = find_number(&self.output(), key) {
+                return n;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no `{key}<number>` within {secs}s; output:\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)
             .expect("signal devstack");
@@ -273,17 +290,20 @@ impl Drop for Stack {
     }
 }
 
+/// `key<number>` found in `out`, if it is there yet.
+pub fn find_number(out: &str, key: &str) -> Option<i32> {
+    out.match_indices(key).find_map(|(at, _)| {
+        let digits: String = out[at + key.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse().ok()
+    })
+}
+
 /// Pull `name=<number>` out of the output (fixtures print their pids like `child=1234`).
 pub fn number_after(out: &str, key: &str) -> i32 {
-    out.match_indices(key)
-        .find_map(|(at, _)| {
-            let digits: String = out[at + key.len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            digits.parse().ok()
-        })
-        .unwrap_or_else(|| panic!("no `{key}<number>` in output:\n{out}"))
+    find_number(out, key).unwrap_or_else(|| panic!("no `{key}<number>` in output:\n{out}"))
 }
 
 /// Lines of the output that contain `needle`, in order.
