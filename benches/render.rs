@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 fn stack(dir: &std::path::Path) -> App {
     let names: Vec<String> = (0..30).map(|i| format!("service-{i:02}")).collect();
-    let hub = Arc::new(LogHub::new(dir, &names, None));
+    let hub = Arc::new(LogHub::new(dir, &names, None, 10_000));
     for round in 0..100 {
         for s in 0..30 {
             let lines = (0..34)

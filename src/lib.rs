@@ -1,5 +1,6 @@
 //! devstack: run a stack of local services, with one engine driven by the TUI, headless mode and CLI.
 
+pub mod clipboard;
 pub mod config;
 pub mod control;
 pub mod engine;

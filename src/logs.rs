@@ -230,11 +230,9 @@ impl RotatingFile {
 /// Size at which a service's log file is rotated, and how many rotated files are kept.
 pub const LOG_FILE_MAX: u64 = 64 * 1024 * 1024;
 pub const LOG_FILES_KEPT: usize = 3;
-/// In-memory scrollback per service, and of all services merged: lines and bytes, whichever
-/// bound is reached first.
-pub const BUFFER_LINES: usize = 10_000;
+/// In-memory scrollback per service, and of all services merged, in bytes (the line counts
+/// come from `[stack] scrollback`): whichever bound is reached first.
 pub const BUFFER_BYTES: usize = 16 * 1024 * 1024;
-pub const MERGED_LINES: usize = 50_000;
 pub const MERGED_BYTES: usize = 64 * 1024 * 1024;
 
 /// A bounded buffer of recent lines that also counts every line it was ever given, so that a
@@ -284,9 +282,11 @@ impl Ring {
     }
 }
 
+/// A service's log file and buffer, locked apart so that readers of the buffer (the dashboard)
+/// never wait on the disk.
 struct ServiceLog {
-    file: Option<RotatingFile>,
-    ring: Ring,
+    file: Mutex<Option<RotatingFile>>,
+    ring: Mutex<Ring>,
 }
 
 /// Which buffer to read: one service's, or all merged.
@@ -298,7 +298,7 @@ pub enum Source {
 
 /// Every service's log: file, in-memory buffers, the live tap, and followers.
 pub struct LogHub {
-    services: Vec<Mutex<ServiceLog>>,
+    services: Vec<ServiceLog>,
     merged: Mutex<Ring>,
     tap: Option<Arc<dyn LineTap>>,
     followers: broadcast::Sender<Arc<LogLine>>,
@@ -312,7 +312,14 @@ const FOLLOW_BACKLOG: usize = 4096;
 impl LogHub {
     /// Open `dir/<name>.log` for every service. A file that cannot be opened is reported on the
     /// service's log and skipped; the live view still gets every line.
-    pub fn new(dir: &Path, names: &[String], tap: Option<Arc<dyn LineTap>>) -> Self {
+    /// `scrollback`: lines kept in memory per service (all services merged keep five times as
+    /// many).
+    pub fn new(
+        dir: &Path,
+        names: &[String],
+        tap: Option<Arc<dyn LineTap>>,
+        scrollback: usize,
+    ) -> Self {
         let _ = fs::create_dir_all(dir);
         let mut errors = Vec::new();
         let services = names
@@ -323,15 +330,15 @@ impl LogHub {
                 let file = RotatingFile::open(path.clone(), LOG_FILE_MAX, LOG_FILES_KEPT)
                     .map_err(|e| errors.push((i, format!("cannot write {}: {e}", path.display()))))
                     .ok();
-                Mutex::new(ServiceLog {
-                    file,
-                    ring: Ring::new(BUFFER_LINES, BUFFER_BYTES),
-                })
+                ServiceLog {
+                    file: Mutex::new(file),
+                    ring: Mutex::new(Ring::new(scrollback, BUFFER_BYTES)),
+                }
             })
             .collect();
         let hub = LogHub {
             services,
-            merged: Mutex::new(Ring::new(MERGED_LINES, MERGED_BYTES)),
+            merged: Mutex::new(Ring::new(scrollback * 5, MERGED_BYTES)),
             tap,
             followers: broadcast::channel(FOLLOW_BACKLOG).0,
             screens: names.iter().map(|_| Mutex::new(None)).collect(),
@@ -348,8 +355,10 @@ impl LogHub {
         if lines.is_empty() {
             return;
         }
-        let mut log = self.services[service].lock().expect("log lock");
-        if let Some(file) = &mut log.file {
+        // The file lock is held throughout, so the file, the live view and the buffers all get a
+        // service's lines in one order.
+        let mut file = self.services[service].file.lock().expect("log file lock");
+        if let Some(file) = file.as_mut() {
             let stamp = humantime::format_rfc3339_millis(lines[0].time).to_string();
             let mut buf = String::new();
             for line in &lines {
@@ -371,13 +380,14 @@ impl LogHub {
             tap.lines(&lines);
         }
         let follow = self.followers.receiver_count() > 0;
+        let mut ring = self.services[service].ring.lock().expect("log lock");
         let mut merged = self.merged.lock().expect("merged log lock");
         for line in lines {
             let line = Arc::new(line);
             if follow {
                 let _ = self.followers.send(line.clone());
             }
-            log.ring.push(line.clone());
+            ring.push(line.clone());
             merged.push(line);
         }
     }
@@ -401,7 +411,7 @@ impl LogHub {
     /// Read a buffer in place (the TUI renders from here without copying it).
     pub fn read<T>(&self, source: Source, f: impl FnOnce(&Ring) -> T) -> T {
         match source {
-            Source::Service(i) => f(&self.services[i].lock().expect("log lock").ring),
+            Source::Service(i) => f(&self.services[i].ring.lock().expect("log lock")),
             Source::All => f(&self.merged.lock().expect("merged log lock")),
         }
     }
@@ -420,11 +430,11 @@ impl LogHub {
         // subscribing splits the stream cleanly.
         let guards: Vec<_> = sorted
             .iter()
-            .map(|&i| self.services[i].lock().expect("log lock"))
+            .map(|&i| self.services[i].ring.lock().expect("log lock"))
             .collect();
         let mut lines: Vec<Arc<LogLine>> = guards
             .iter()
-            .flat_map(|log| log.ring.tail(n).cloned())
+            .flat_map(|ring| ring.tail(n).cloned())
             .collect();
         let rx = self.followers.subscribe();
         drop(guards);
@@ -629,6 +639,25 @@ mod tests {
             sanitize(b"bell\x07 nul\x00 del\x7f c1\xc2\x9b"),
             "bell nul del c1"
         );
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_lines_within_its_bounds_and_counts_all() {
+        let line = |n: usize| {
+            Arc::new(LogLine {
+                service: 0,
+                stream: Stream::Out,
+                time: SystemTime::now(),
+                text: "x".repeat(n),
+            })
+        };
+        let mut ring = Ring::new(3, 1000);
+        for _ in 0..5 {
+            ring.push(line(10));
+        }
+        assert_eq!((ring.lines().len(), ring.total()), (3, 5));
+        ring.push(line(995));
+        assert_eq!(ring.lines().len(), 1, "the byte bound drops old lines too");
     }
 
     #[test]

@@ -41,7 +41,7 @@ fn demo(dir: &std::path::Path) -> App {
     let names: Vec<String> = ["migrate", "users", "orders", "gateway", "worker"]
         .map(String::from)
         .to_vec();
-    let hub = Arc::new(LogHub::new(dir, &names, None));
+    let hub = Arc::new(LogHub::new(dir, &names, None, 10_000));
     let line = |service, stream, text: &str| LogLine {
         service,
         stream,

@@ -35,7 +35,12 @@ impl Session {
             ExitCode::FAILURE
         })?;
         let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
-        let logs = Arc::new(LogHub::new(&state.logs(), &names, Some(tap)));
+        let logs = Arc::new(LogHub::new(
+            &state.logs(),
+            &names,
+            Some(tap),
+            cfg.scrollback,
+        ));
         Ok(Session {
             cfg: Arc::new(cfg),
             logs,

@@ -28,6 +28,8 @@ pub struct Config {
     pub root: PathBuf,
     pub name: String,
     pub debounce: Duration,
+    /// Log lines kept in memory per service (`[stack] scrollback`).
+    pub scrollback: usize,
     /// Services in file order; `Dep::service` indexes into this.
     pub services: Vec<Service>,
     /// A start order that respects every dependency (file order among equals).
@@ -193,6 +195,19 @@ impl Resolver<'_> {
             .stack
             .debounce
             .map_or(Duration::from_millis(200), |d| d.0);
+        let scrollback = raw
+            .stack
+            .scrollback
+            .as_ref()
+            .map_or(10_000, |n| *n.get_ref());
+        if let Some(n) = &raw.stack.scrollback
+            && !(100..=10_000_000).contains(n.get_ref())
+        {
+            self.error(
+                n.span(),
+                "scrollback is lines kept per service: use 100 to 10000000",
+            );
+        }
 
         // Services in the order they are written.
         let mut raw_services: Vec<(Spanned<String>, RawService)> =
@@ -420,6 +435,7 @@ impl Resolver<'_> {
             root,
             name,
             debounce,
+            scrollback,
             services,
             order,
         })

@@ -25,6 +25,7 @@ pub struct RawStack {
     pub env_file: Option<Spanned<String>>,
     pub grace: Option<Dur>,
     pub debounce: Option<Dur>,
+    pub scrollback: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]

@@ -488,7 +488,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("PgUp/PgDn ^u/^d", "scroll half a page"),
     ("w", "wrap long lines"),
     ("T", "timestamps"),
-    ("y", "copy the visible lines (OSC 52)"),
+    (
+        "y",
+        "copy the visible lines (OSC 52, wl-copy, xclip, pbcopy)",
+    ),
     ("i", "type into the service's terminal; Ctrl-a leaves"),
     ("mouse", "click a service; wheel scrolls"),
     ("q  Ctrl-C", "stop the stack and quit (again: kill at once)"),

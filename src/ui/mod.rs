@@ -14,7 +14,7 @@ use crossterm::event::{Event, EventStream, KeyEventKind, MouseButton, MouseEvent
 use crossterm::{execute, terminal};
 use futures_util::StreamExt;
 use ratatui::layout::{Position, Rect};
-use std::io::{self, Write};
+use std::io;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -144,13 +144,6 @@ fn action_for(app: &App, event: Event) -> Option<Action> {
 fn apply(handle: &Handle, effect: Effect) {
     match effect {
         Effect::Engine(cmd) => handle.send(cmd),
-        Effect::Copy(text) => {
-            // OSC 52: the terminal puts it on the clipboard (over ssh and tmux too).
-            use base64::Engine as _;
-            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
-            let mut out = io::stdout();
-            let _ = write!(out, "\x1b]52;c;{encoded}\x07");
-            let _ = out.flush();
-        }
+        Effect::Copy(text) => crate::clipboard::copy(&text),
     }
 }
