@@ -39,6 +39,7 @@ fn stack(dir: &std::path::Path) -> App {
             health_error: None,
             ready: true,
             wanted: true,
+            auto_rebuild: None,
             spawns: 1,
             building: false,
             build_failed: false,

@@ -10,3 +10,4 @@ pub mod logs;
 pub mod process;
 pub mod statedir;
 pub mod ui;
+pub mod watch;

@@ -44,6 +44,29 @@ fn the_demo_stack_runs_and_its_services_call_each_other() {
     );
     assert!(get(7101, "/healthz").starts_with("HTTP/1.1 200"));
 
+    // Touching the services' source rebuilds and restarts the services that watch it.
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/demo_svc.rs");
+    std::fs::File::options()
+        .write(true)
+        .open(&source)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+    stack.wait_for(
+        "users   | [devstack] rebuilding: fixtures/demo/demo_svc.rs changed",
+        20,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while common::lines_with(&stack.output(), "gateway | [devstack] health: healthy").len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no restart after the rebuild:\n{}",
+            stack.output()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(get(7100, "/api/orders").starts_with("HTTP/1.1 200"));
+
     stack.signal(Signal::SIGINT);
     assert!(stack.wait_exit(30).success(), "{}", stack.output());
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());

@@ -21,6 +21,7 @@ fn view(name: &str, state: &'static str, detail: &str) -> ServiceView {
         health_error: None,
         ready: running || state == "completed",
         wanted: true,
+        auto_rebuild: None,
         spawns: 1,
         building: false,
         build_failed: false,

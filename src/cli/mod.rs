@@ -84,6 +84,12 @@ enum Cmd {
     },
     /// Stop the running stack gracefully
     Down,
+    /// Rebuild a service of the running stack when its files change (auto), or only by hand
+    Watch {
+        service: String,
+        #[arg(value_parser = ["auto", "manual"])]
+        mode: String,
+    },
     /// Validate devstack.toml and print the resolved plan
     Check,
     /// Start headless; exit 0 once every service is ready, 1 as soon as one fails
@@ -169,6 +175,7 @@ pub fn main() -> ExitCode {
             lines,
         } => remote::logs(&cfg, &services, lines, follow, stdout_color),
         Cmd::Down => remote::down(&cfg),
+        Cmd::Watch { service, mode } => remote::watch(&cfg, &service, mode == "auto"),
         Cmd::Ci { services, timeout } => stack::ci(cfg, &services, timeout, stdout_color),
         Cmd::Run {
             services,

@@ -146,6 +146,32 @@ pub fn act(cfg: &Config, action: Action, services: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+pub fn watch(cfg: &Config, service: &str, auto: bool) -> ExitCode {
+    let Some(mut client) = connect(cfg) else {
+        return not_running(cfg);
+    };
+    let request = Request::Watch {
+        service: service.to_string(),
+        auto,
+    };
+    match ok(client.request(&request)) {
+        Ok(answer) if answer["service"]["auto_rebuild"].is_null() => {
+            note(&format!(
+                "{service} has no `watch` globs: nothing to rebuild on"
+            ));
+            ExitCode::FAILURE
+        }
+        Ok(_) => {
+            out(&format!(
+                "{service}: rebuild on change {}",
+                if auto { "on" } else { "off" }
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
 pub fn down(cfg: &Config) -> ExitCode {
     let Some(mut client) = connect(cfg) else {
         note("nothing is running here");

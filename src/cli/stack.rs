@@ -8,6 +8,7 @@ use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, secs};
 use devstack::headless::Printer;
 use devstack::logs::{LineTap, LogHub, strip_sgr};
 use devstack::statedir::{RunLock, StateDir};
+use devstack::watch::Change;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,8 @@ struct Session {
     state: StateDir,
     /// Sample CPU and memory (the dashboard shows them).
     sample_usage: bool,
+    /// Rebuild services when their watched files change (`up`, the dashboard; not `ci`, `run`).
+    watch: bool,
     _lock: RunLock,
 }
 
@@ -47,6 +50,7 @@ impl Session {
             only,
             state,
             sample_usage: false,
+            watch: false,
             _lock: lock,
         })
     }
@@ -93,6 +97,11 @@ impl Session {
                     None
                 }
             };
+            let _watcher = if self.watch {
+                self.start_watching(&handle)
+            } else {
+                None
+            };
             let engine = tokio::spawn(engine.run());
             let result = drive(handle, &self).await;
             let outcome = engine.await.expect("the engine task ends cleanly");
@@ -102,6 +111,37 @@ impl Session {
             }
             (result, outcome)
         })
+    }
+}
+
+impl Session {
+    /// Watch the services' files; changes go to the engine, notes to the services' logs.
+    fn start_watching(&self, handle: &Handle) -> Option<devstack::watch::WatchHandle> {
+        let (handle, logs) = (handle.clone(), self.logs.clone());
+        let watched: Vec<usize> = (0..self.cfg.services.len())
+            .filter(|&i| !self.cfg.services[i].watch.is_empty())
+            .collect();
+        let result = devstack::watch::start(&self.cfg, move |change| match change {
+            Change::Files { service, paths, at } => {
+                handle.send(Command::FilesChanged(service, paths, at))
+            }
+            Change::Note { services, text } => {
+                for &i in if services.is_empty() {
+                    &watched
+                } else {
+                    &services
+                } {
+                    logs.system(i, &text);
+                }
+            }
+        });
+        match result {
+            Ok(w) => w,
+            Err(e) => {
+                note(&format!("not watching files: {e:#}"));
+                None
+            }
+        }
     }
 }
 
@@ -128,10 +168,11 @@ fn printer(cfg: &Config, color: bool) -> Printer {
 /// `stay`: keep running when every service has ended (a detached stack waits for `down`).
 pub fn up(cfg: Config, services: &[String], color: bool, stay: bool) -> ExitCode {
     let printer = printer(&cfg, color);
-    let session = match Session::open(cfg, services, Arc::new(printer)) {
+    let mut session = match Session::open(cfg, services, Arc::new(printer)) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    session.watch = true;
     let ((), outcome) = session.run(!stay, async |_, _| {});
     if outcome.failures.is_empty() {
         ExitCode::SUCCESS
@@ -152,6 +193,7 @@ pub fn tui(cfg: Config, services: &[String]) -> ExitCode {
         Err(code) => return code,
     };
     session.sample_usage = true;
+    session.watch = true;
     let (result, _) = session.run(false, async |handle, session| {
         let names = session
             .cfg

@@ -47,6 +47,11 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// Rebuild on file changes (`auto`) or only when asked.
+    Watch {
+        service: String,
+        auto: bool,
+    },
     Traffic,
     Down,
     Subscribe,

@@ -146,6 +146,15 @@ async fn answer(ctx: &Context, request: Request) -> Value {
         Request::Traffic => {
             return json!({"ok": true, "edges": [], "note": "traffic capture is not built yet"});
         }
+        Request::Watch { service, auto } => {
+            return match index(ctx, service) {
+                Ok(i) => {
+                    ctx.handle.apply(Command::SetAuto(i, *auto)).await;
+                    json!({"ok": true, "service": ctx.handle.views().borrow()[i]})
+                }
+                Err(e) => e,
+            };
+        }
         Request::Down => {
             ctx.handle.send(Command::Shutdown);
             return json!({"ok": true});

@@ -26,6 +26,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// This many restarts in a row, each after a short run, is a crash loop.
 pub const CRASH_LOOP: u32 = 3;
+/// Rebuilds in a row asked for by changes made while the service was building, after which
+/// rebuilding on change turns off for it (its build writes into its own watched files).
+const SELF_TRIGGER_LIMIT: u32 = 3;
 /// How often CPU and memory are sampled, when they are.
 const USAGE_EVERY: Duration = Duration::from_secs(1);
 
@@ -44,6 +47,10 @@ pub enum Command {
     Input(usize, Vec<u8>),
     /// Resize the service's terminal (rows, columns).
     Resize(usize, u16, u16),
+    /// Watched files of the service changed (paths as shown to the user), first seen then.
+    FilesChanged(usize, Vec<String>, Instant),
+    /// Rebuild on file changes (true) or only when asked (false).
+    SetAuto(usize, bool),
 }
 
 enum Msg {
@@ -154,6 +161,13 @@ struct Svc {
     spawns: u64,
     /// The last usage sample of the run process: CPU % since the one before, and memory.
     usage: Option<(f32, u64)>,
+    /// Rebuild when watched files change (a service with `watch` starts with it on).
+    auto: bool,
+    /// When the last build ran (start, end): changes seen then may be the build's own writes.
+    last_build: Option<(Instant, Option<Instant>)>,
+    /// Rebuilds in a row asked for by changes made while the service was building: a build
+    /// that writes into its own watched files. At `SELF_TRIGGER_LIMIT` auto-rebuild turns off.
+    self_triggered: u32,
 }
 
 /// Health of the current run process, as its probe last said.
@@ -211,6 +225,9 @@ impl Engine {
                 health: Health::default(),
                 spawns: 0,
                 usage: None,
+                auto: true,
+                last_build: None,
+                self_triggered: 0,
             })
             .collect();
         let record = GroupRecord::new(StateDir::new(&cfg.root).groups());
@@ -363,6 +380,20 @@ impl Engine {
                 }
             }
             Command::Input(i, bytes) => self.type_into(i, bytes),
+            Command::FilesChanged(i, paths, at) => self.files_changed(i, paths, at),
+            Command::SetAuto(i, auto) => {
+                let svc = &mut self.svcs[i];
+                svc.auto = auto;
+                svc.self_triggered = 0;
+                self.say(
+                    i,
+                    if auto {
+                        "rebuild on change: on"
+                    } else {
+                        "rebuild on change: off (rebuild by hand)"
+                    },
+                );
+            }
             Command::Resize(i, rows, cols) => {
                 if let Some(proc) = &self.svcs[i].run {
                     let size = portable_pty::PtySize {
@@ -414,6 +445,50 @@ impl Engine {
         if let Some(tx) = &proc.input {
             let _ = tx.send(bytes);
         }
+    }
+
+    fn files_changed(&mut self, i: usize, paths: Vec<String>, at: Instant) {
+        let what = match paths.as_slice() {
+            [one] => format!("{one} changed"),
+            [a, b] => format!("{a} and {b} changed"),
+            [a, b, rest @ ..] => format!("{a}, {b} and {} more changed", rest.len()),
+            [] => return,
+        };
+        let svc = &self.svcs[i];
+        if !svc.want_up || self.shutting_down {
+            return;
+        }
+        if !svc.auto {
+            self.say(
+                i,
+                format!("{what} (rebuild on change is off: rebuild by hand)"),
+            );
+            return;
+        }
+        // Seen while it built (or within a debounce of the end): maybe the build's own writes.
+        let slack = self.cfg.debounce + Duration::from_millis(100);
+        let during_build = match svc.last_build {
+            Some((start, None)) => at >= start,
+            Some((start, Some(end))) => at >= start && at <= end + slack,
+            None => false,
+        };
+        let svc = &mut self.svcs[i];
+        svc.self_triggered = if during_build {
+            svc.self_triggered + 1
+        } else {
+            0
+        };
+        if svc.self_triggered >= SELF_TRIGGER_LIMIT {
+            svc.auto = false;
+            svc.self_triggered = 0;
+            let name = &self.cfg.services[i].name;
+            self.say(i, format!(
+                "{what} during each of the last {SELF_TRIGGER_LIMIT} builds: the build seems to write into its own watched files. Rebuild on change is now off; add those files to `ignore`, then turn it on again (m, or `devstack watch {name} auto`)"
+            ));
+            return;
+        }
+        self.say(i, format!("rebuilding: {what}"));
+        self.rebuild(i);
     }
 
     /// Want `i` and everything it depends on up.
@@ -602,6 +677,7 @@ impl Engine {
         let spec = &self.cfg.services[i];
         let cmd = spec.build.clone().expect("has a build");
         self.say(i, format!("build started: {}", describe(&cmd)));
+        self.svcs[i].last_build = Some((Instant::now(), None));
         if self.svcs[i].run.is_none() {
             self.set(i, Status::Building);
         }
@@ -706,6 +782,9 @@ impl Engine {
 
     fn build_exited(&mut self, i: usize, proc: Proc, exit: Exit, took: Duration) {
         let task = self.cfg.services[i].is_task();
+        if let Some((start, None)) = self.svcs[i].last_build {
+            self.svcs[i].last_build = Some((start, Some(Instant::now())));
+        }
         if proc.stopping {
             self.say(i, format!("build stopped ({exit})"));
             if self.svcs[i].run.is_none() {
@@ -1006,6 +1085,7 @@ impl Engine {
                         _ => false,
                     },
                     wanted: s.want_up,
+                    auto_rebuild: (!spec.watch.is_empty()).then_some(s.auto),
                     spawns: s.spawns,
                     cpu_percent: s.usage.filter(|_| s.run.is_some()).map(|u| u.0),
                     mem_bytes: s.usage.filter(|_| s.run.is_some()).map(|u| u.1),

@@ -131,6 +131,8 @@ pub struct ServiceView {
     pub ready: bool,
     /// Meant to be up (asked for, or a dependency of something asked for).
     pub wanted: bool,
+    /// Rebuilds when its watched files change (None: it watches nothing).
+    pub auto_rebuild: Option<bool>,
     /// Run processes started so far (a restart shows as a new one).
     pub spawns: u64,
     /// A build is running.

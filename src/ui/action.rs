@@ -49,4 +49,6 @@ pub enum Action {
     LeaveInput,
     /// Bytes for the service's terminal.
     Type(Vec<u8>),
+    /// Rebuild on file changes, or only by hand (`m`).
+    ToggleAuto,
 }

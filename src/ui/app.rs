@@ -369,6 +369,10 @@ impl App {
                 self.mode = Mode::Normal;
             }
             Action::Type(bytes) => return engine(Command::Input(here, bytes)),
+            Action::ToggleAuto => match self.views.get(here).and_then(|v| v.auto_rebuild) {
+                Some(auto) => return engine(Command::SetAuto(here, !auto)),
+                None => self.message = Some("this service has no `watch` globs".into()),
+            },
             Action::Traffic => {
                 self.message = Some(
                     "the traffic pane comes with traffic capture, which is not built yet".into(),

@@ -198,7 +198,12 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
         let mut cells = vec![
             Cell::from(g).fg(color),
             Cell::from(v.name.clone()).fg(PALETTE[i % PALETTE.len()]),
-            Cell::from(v.detail.clone()).fg(color),
+            Cell::from(if v.auto_rebuild == Some(false) {
+                format!("{} ⏸", v.detail)
+            } else {
+                v.detail.clone()
+            })
+            .fg(color),
             Cell::from(v.health.unwrap_or("-")),
             Cell::from(v.port.map_or("-".into(), |p| p.to_string())),
         ];
@@ -493,6 +498,7 @@ pub const HELP: &[(&str, &str)] = &[
         "copy the visible lines (OSC 52, wl-copy, xclip, pbcopy)",
     ),
     ("i", "type into the service's terminal; Ctrl-a leaves"),
+    ("m", "rebuild on file change on/off (⏸ = off)"),
     ("mouse", "click a service; wheel scrolls"),
     ("q  Ctrl-C", "stop the stack and quit (again: kill at once)"),
 ];

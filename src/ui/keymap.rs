@@ -110,6 +110,7 @@ fn normal(focus: Focus, key: KeyEvent, ctrl: bool) -> Option<Action> {
         KeyCode::Char('y') => Action::Copy,
         KeyCode::Char('t') => Action::Traffic,
         KeyCode::Char('i') => Action::EnterInput,
+        KeyCode::Char('m') => Action::ToggleAuto,
         _ => return None,
     })
 }
@@ -172,6 +173,7 @@ mod tests {
                 ('N', Action::PrevMatch),
                 ('?', Action::Help),
                 ('q', Action::AskQuit),
+                ('m', Action::ToggleAuto),
             ] {
                 assert_eq!(
                     map(&Mode::Normal, focus, key(KeyCode::Char(c))),

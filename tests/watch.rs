@@ -1,0 +1,213 @@
+//! File watching through the real binary: edits, bursts, atomic saves, ignores, builds.
+
+mod common;
+
+use common::{Stack, alive, lines_with};
+use nix::sys::signal::Signal;
+use std::time::Duration;
+
+/// A stack of one watched service, running; its folder has `src/` and `target/`.
+fn watched(extra: &str, build: &str) -> Stack {
+    let mut stack = Stack::new(&format!(
+        r#"
+        [stack]
+        debounce = "100ms"
+        [services.app]
+        build = "{build}"
+        run = "echo app=$$; sleep 300"
+        watch = ["src/**"]
+        {extra}
+        "#
+    ));
+    for dir in ["src/deep", "target/debug", "node_modules/x", "generated"] {
+        std::fs::create_dir_all(stack.path().join(dir)).unwrap();
+    }
+    std::fs::write(stack.path().join("src/main.rs"), "fn main() {}").unwrap();
+    stack.start(&["up"]);
+    stack.wait_number("app=", 20);
+    stack
+}
+
+fn write(stack: &Stack, file: &str, text: &str) {
+    let path = stack.path().join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn count(stack: &Stack, needle: &str) -> usize {
+    lines_with(&stack.output(), needle).len()
+}
+
+/// Wait for `n` lines with `needle`, then a quiet second in which no more arrive.
+fn settle_at(stack: &Stack, needle: &str, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while count(stack, needle) < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waiting for {n} × `{needle}`:\n{}",
+            stack.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        count(stack, needle),
+        n,
+        "exactly {n} × `{needle}`:\n{}",
+        stack.output()
+    );
+}
+
+fn stop(mut stack: Stack) {
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(20);
+}
+
+#[test]
+fn an_edit_triggers_exactly_one_build_and_restart() {
+    let stack = watched("", "echo building");
+    write(&stack, "src/main.rs", "fn main() { println!(\"hi\"); }");
+    settle_at(&stack, "build started", 2);
+    assert_eq!(count(&stack, "| app="), 2, "restarted once");
+    assert!(stack.output().contains("rebuilding: src/main.rs changed"));
+    stop(stack);
+}
+
+#[test]
+fn a_burst_of_fifty_writes_triggers_one_build() {
+    let stack = watched("", "echo building");
+    for i in 0..50 {
+        write(
+            &stack,
+            &format!("src/deep/f{}.rs", i % 5),
+            &format!("// {i}"),
+        );
+    }
+    settle_at(&stack, "build started", 2);
+    stop(stack);
+}
+
+#[test]
+fn an_atomic_save_triggers() {
+    let stack = watched("", "echo building");
+    write(&stack, "src/.main.rs.tmp1234", "fn main() { /* saved */ }");
+    std::fs::rename(
+        stack.path().join("src/.main.rs.tmp1234"),
+        stack.path().join("src/main.rs"),
+    )
+    .unwrap();
+    settle_at(&stack, "build started", 2);
+    assert!(
+        stack.output().contains("rebuilding: src/main.rs changed"),
+        "{}",
+        stack.output()
+    );
+    stop(stack);
+}
+
+#[test]
+fn ignored_paths_trigger_nothing() {
+    let stack = watched(r#"ignore = ["**/*.log"]"#, "echo building");
+    write(&stack, ".gitignore", "src/gen/\n");
+    write(&stack, ".devstackignore", "src/scratch.rs\n");
+    std::thread::sleep(Duration::from_millis(500));
+    let builds = count(&stack, "build started");
+    write(&stack, "src/gen/out.rs", "x");
+    write(&stack, "src/scratch.rs", "x");
+    write(&stack, "src/debug.log", "x");
+    write(&stack, "target/debug/app.rs", "x");
+    write(&stack, "src/target/x.rs", "x");
+    write(&stack, "src/.main.rs.swp", "x");
+    write(&stack, "src/main.rs~", "x");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        count(&stack, "build started"),
+        builds,
+        "an ignored path triggered:\n{}",
+        stack.output()
+    );
+    // The watcher is alive: a real edit still builds.
+    write(&stack, "src/main.rs", "fn main() { /* real */ }");
+    settle_at(&stack, "build started", builds + 1);
+    stop(stack);
+}
+
+#[test]
+fn a_change_during_a_build_queues_exactly_one_more() {
+    let stack = watched("", "echo building; sleep 1");
+    write(&stack, "src/main.rs", "// 1");
+    stack.wait_for("rebuilding: src/main.rs changed", 20);
+    std::thread::sleep(Duration::from_millis(300));
+    write(&stack, "src/main.rs", "// 2");
+    std::thread::sleep(Duration::from_millis(300));
+    write(&stack, "src/deep/x.rs", "// 3");
+    settle_at(&stack, "build started", 3);
+    assert!(
+        stack
+            .output()
+            .contains("a build is running; one more will follow it"),
+        "{}",
+        stack.output()
+    );
+    stop(stack);
+}
+
+#[test]
+fn a_failed_build_keeps_the_old_process_running() {
+    let stack = watched("", "test ! -f broken || { echo error: broken; exit 1; }");
+    let old = stack.wait_number("app=", 5);
+    std::fs::write(stack.path().join("broken"), "").unwrap();
+    // `broken` sits beside src/, unwatched; the edit below triggers the build.
+    write(&stack, "src/main.rs", "fn main() { broken }");
+    stack.wait_for(
+        "build failed (code 1); the previous process keeps running",
+        20,
+    );
+    assert!(alive(old));
+    assert_eq!(count(&stack, "| app="), 1);
+    stop(stack);
+}
+
+#[test]
+fn manual_mode_ignores_edits_until_a_rebuild() {
+    let stack = watched("", "echo building");
+    let out = stack.command(&["watch", "app", "manual"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    write(&stack, "src/main.rs", "// edited");
+    stack.wait_for(
+        "src/main.rs changed (rebuild on change is off: rebuild by hand)",
+        20,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(count(&stack, "build started"), 1);
+    let out = stack.command(&["rebuild", "app"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(count(&stack, "build started"), 2);
+    stop(stack);
+}
+
+#[test]
+fn a_build_writing_into_its_own_watched_files_does_not_loop() {
+    // Different content every time, so content hashes can't tell; the loop guard must.
+    let stack = watched("", "date +%N > src/gen.rs; sleep 0.2");
+    std::thread::sleep(Duration::from_secs(4));
+    let out = stack.output();
+    assert!(
+        out.contains("the build seems to write into its own watched files"),
+        "{out}"
+    );
+    let builds = count(&stack, "build started");
+    assert!(builds <= 5, "{builds} builds:\n{out}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        count(&stack, "build started"),
+        builds,
+        "still looping:\n{}",
+        stack.output()
+    );
+    stop(stack);
+}
