@@ -226,7 +226,18 @@ impl Watchers {
     }
 
     fn watch_dir(&mut self, dir: &Path) {
-        match self.native.watch(dir, RecursiveMode::NonRecursive) {
+        // DEVSTACK_MAX_WATCHES lowers the limit, to exercise the fallback without touching the
+        // system's setting.
+        let limited = std::env::var("DEVSTACK_MAX_WATCHES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|max| self.watched >= max);
+        let result = if limited {
+            Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch))
+        } else {
+            self.native.watch(dir, RecursiveMode::NonRecursive)
+        };
+        match result {
             Ok(()) => self.watched += 1,
             Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
                 if !self.said_limit {
@@ -303,6 +314,10 @@ pub fn start(
         }
         w.watched
     };
+    report(Change::Note {
+        services: Vec::new(),
+        text: format!("watching {watches} folders for changes"),
+    });
     let debounce = cfg.debounce;
     let thread_watchers = watchers.clone();
     std::thread::Builder::new()

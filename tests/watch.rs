@@ -211,3 +211,97 @@ fn a_build_writing_into_its_own_watched_files_does_not_loop() {
     );
     stop(stack);
 }
+
+#[test]
+fn past_the_inotify_limit_the_rest_is_polled_and_the_user_told() {
+    let stack = Stack::new(
+        r#"
+        [stack]
+        debounce = "100ms"
+        [services.app]
+        build = "echo building"
+        run = "echo app=$$; sleep 300"
+        watch = ["src/**"]
+        "#,
+    );
+    std::fs::create_dir_all(stack.path().join("src/deep")).unwrap();
+    let mut cmd = stack.command(&["up"]);
+    cmd.env("DEVSTACK_MAX_WATCHES", "1");
+    // Started by hand to set the variable; the Stack still cleans up what it finds.
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let wait = |needle: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !out.lock().unwrap().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no `{needle}`:\n{}",
+                out.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait("app=");
+    wait("the inotify watch limit is reached after 1 folders; polling the rest");
+    wait("fs.inotify.max_user_watches");
+    write(&stack, "src/deep/polled.rs", "// seen by polling");
+    wait("rebuilding: src/deep/polled.rs changed");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGINT,
+    )
+    .unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_dependent_that_asks_restarts_when_its_dependency_is_rebuilt() {
+    let mut stack = Stack::new(
+        r#"
+        [stack]
+        debounce = "100ms"
+        [services.lib]
+        build = "echo building"
+        run = "echo lib=$$; sleep 300"
+        watch = ["lib/**"]
+        [services.api]
+        run = "echo api=$$; sleep 300"
+        depends_on = { lib = { condition = "started", restart = true } }
+        [services.web]
+        run = "echo web=$$; sleep 300"
+        depends_on = ["lib"]
+        "#,
+    );
+    std::fs::create_dir_all(stack.path().join("lib")).unwrap();
+    stack.start(&["up"]);
+    stack.wait_number("api=", 20);
+    stack.wait_number("web=", 20);
+    write(&stack, "lib/x.rs", "// changed");
+    stack.wait_for(
+        "api | [devstack] restarting: dependency `lib` was rebuilt",
+        20,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while count(&stack, "| api=") < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", stack.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        count(&stack, "| web="),
+        1,
+        "web did not ask to be restarted"
+    );
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(20);
+}
