@@ -57,6 +57,11 @@ pub struct Service {
 }
 
 impl Service {
+    /// The value a variable has in the service's environment additions (the last one wins).
+    pub fn env_var(&self, name: &str) -> Option<&str> {
+        last_value(&self.env, name)
+    }
+
     /// A service with a build but nothing to run: it is done once the build succeeds.
     pub fn is_task(&self) -> bool {
         self.run.is_none()
@@ -292,10 +297,8 @@ impl Resolver<'_> {
             if let Some(r) = service_port(name) {
                 return r;
             }
-            env.iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+            last_value(env, name)
+                .map(str::to_string)
                 .or_else(|| (self.process_env)(name))
                 .ok_or_else(|| undefined_message(name))
         };
@@ -582,6 +585,14 @@ fn url_env<'a>(services: impl Iterator<Item = (&'a str, Option<u16>)>) -> Vec<(S
         .collect()
 }
 
+/// The last value of `name` in an ordered list of variables.
+fn last_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// A table's entries in the order they are written (a later one may use an earlier one).
 fn in_file_order<K, V>(table: &BTreeMap<Spanned<K>, V>) -> Vec<(&Spanned<K>, &V)> {
     let mut entries: Vec<_> = table.iter().collect();
@@ -738,13 +749,7 @@ mod tests {
         )
         .unwrap();
         let api = &cfg.services[1];
-        let get = |k: &str| {
-            api.env
-                .iter()
-                .rev()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |k: &str| api.env_var(k);
         assert_eq!(get("PORT"), Some("8080"));
         assert_eq!(get("DEVSTACK_SERVICE"), Some("api"));
         assert_eq!(get("USER_DB_URL"), Some("http://127.0.0.1:5432"));
@@ -768,13 +773,7 @@ mod tests {
         std::fs::write(dir.path().join(".env"), "A=from-file\nB=from-file\n").unwrap();
         let src = "[stack]\nenv_file = \".env\"\n[env]\nB = \"table ${A}\"\n[services.s]\nrun = \"x\"\nenv = { C = \"${B}!\" }\n";
         let cfg = parse(&dir.path().join("devstack.toml"), src, &|_| None).unwrap();
-        let env = &cfg.services[0].env;
-        let get = |k: &str| {
-            env.iter()
-                .rev()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |k: &str| cfg.services[0].env_var(k);
         assert_eq!(get("A"), Some("from-file"));
         assert_eq!(get("B"), Some("table from-file"));
         assert_eq!(get("C"), Some("table from-file!"));
@@ -783,13 +782,7 @@ mod tests {
     #[test]
     fn env_entries_resolve_in_the_order_they_are_written() {
         let cfg = parse_str("[env]\nZ = \"1\"\nA = \"${Z}2\"\n[services.s]\nrun = \"x\"\nenv = { ZZ = \"3\", AA = \"${ZZ}4\" }\n").unwrap();
-        let env = &cfg.services[0].env;
-        let get = |k: &str| {
-            env.iter()
-                .rev()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |k: &str| cfg.services[0].env_var(k);
         assert_eq!((get("A"), get("AA")), (Some("12"), Some("34")));
     }
 
