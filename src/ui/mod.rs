@@ -81,6 +81,8 @@ pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io
         }
         let until_frame = FRAME.saturating_sub(last_draw.elapsed());
         tokio::select! {
+            // Keys first: under a flood of lines the user must still be answered at once.
+            biased;
             event = events.next() => match event {
                 Some(Ok(event)) => {
                     if let Some(action) = action_for(&app, event) {
