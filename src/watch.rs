@@ -53,6 +53,8 @@ struct Rules {
     gitignores: Vec<(PathBuf, Gitignore)>,
     services: Vec<ServiceRules>,
     hashes: HashMap<PathBuf, u64>,
+    /// Folders being watched (a vanished one is not a changed file).
+    dirs: std::collections::HashSet<PathBuf>,
 }
 
 fn globset(patterns: &[String]) -> Result<GlobSet, globset::Error> {
@@ -130,7 +132,7 @@ impl Rules {
         // count only when nothing else of the service changed.
         let mut fleeting: HashMap<usize, Vec<String>> = HashMap::new();
         for path in paths {
-            if self.ignored(&path, path.is_dir()) || path.is_dir() {
+            if self.ignored(&path, path.is_dir()) || path.is_dir() || self.dirs.contains(&path) {
                 continue;
             }
             let wanted: Vec<usize> = self
@@ -178,10 +180,12 @@ pub struct WatchHandle {
 
 struct Watchers {
     native: RecommendedWatcher,
-    polling: Vec<PollWatcher>,
+    /// One polling watcher for every folder past the inotify limit.
+    polling: Option<PollWatcher>,
     tx: Sender<notify::Result<Event>>,
     rules: Arc<Mutex<Rules>>,
     watched: usize,
+    polled: usize,
     said_limit: bool,
     notes: Vec<Change>,
 }
@@ -237,6 +241,11 @@ impl Watchers {
         } else {
             self.native.watch(dir, RecursiveMode::NonRecursive)
         };
+        self.rules
+            .lock()
+            .expect("rules")
+            .dirs
+            .insert(dir.to_path_buf());
         match result {
             Ok(()) => self.watched += 1,
             Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
@@ -250,12 +259,16 @@ impl Watchers {
                         ),
                     });
                 }
-                let tx = self.tx.clone();
-                let config = notify::Config::default().with_poll_interval(Duration::from_secs(1));
-                if let Ok(mut poll) = PollWatcher::new(move |e| drop(tx.send(e)), config)
+                if self.polling.is_none() {
+                    let tx = self.tx.clone();
+                    let config =
+                        notify::Config::default().with_poll_interval(Duration::from_secs(1));
+                    self.polling = PollWatcher::new(move |e| drop(tx.send(e)), config).ok();
+                }
+                if let Some(poll) = &mut self.polling
                     && poll.watch(dir, RecursiveMode::NonRecursive).is_ok()
                 {
-                    self.polling.push(poll);
+                    self.polled += 1;
                 }
             }
             Err(_) => {} // gone already, or unreadable: nothing to watch there
@@ -290,6 +303,7 @@ pub fn start(
     }
     let rules = Arc::new(Mutex::new(Rules {
         root: root.clone(),
+        dirs: Default::default(),
         gitignores: Vec::new(),
         services,
         hashes: HashMap::new(),
@@ -299,10 +313,11 @@ pub fn start(
     let native = notify::recommended_watcher(move |e| drop(native_tx.send(e)))?;
     let watchers = Arc::new(Mutex::new(Watchers {
         native,
-        polling: Vec::new(),
+        polling: None,
         tx,
         rules: rules.clone(),
         watched: 0,
+        polled: 0,
         said_limit: false,
         notes: Vec::new(),
     }));
@@ -312,11 +327,19 @@ pub fn start(
         for note in w.notes.drain(..) {
             report(note);
         }
-        w.watched
+        (w.watched, w.polled)
     };
+    let (watches, polled) = watches;
     report(Change::Note {
         services: Vec::new(),
-        text: format!("watching {watches} folders for changes"),
+        text: if polled > 0 {
+            format!(
+                "watching {} folders for changes ({polled} of them by polling)",
+                watches + polled
+            )
+        } else {
+            format!("watching {watches} folders for changes")
+        },
     });
     let debounce = cfg.debounce;
     let thread_watchers = watchers.clone();
@@ -363,8 +386,12 @@ fn debounce_loop(
                 continue;
             }
             for path in event.paths {
-                // A new folder gets its own watches (unless ignored).
-                if matches!(event.kind, EventKind::Create(_)) && path.is_dir() {
+                // A new folder, or one moved in or renamed, gets its own watches (unless ignored).
+                let arrived = matches!(
+                    event.kind,
+                    EventKind::Create(_) | EventKind::Modify(notify::event::ModifyKind::Name(_))
+                );
+                if arrived && path.is_dir() && !rules.lock().expect("rules").dirs.contains(&path) {
                     let ignored = rules.lock().expect("rules").ignored(&path, true);
                     if !ignored {
                         let mut w = watchers.lock().expect("watchers");
@@ -431,6 +458,7 @@ mod tests {
         let i: Vec<String> = ignore.iter().map(|s| s.to_string()).collect();
         Rules {
             root: dir.to_path_buf(),
+            dirs: Default::default(),
             gitignores: Vec::new(),
             services: vec![ServiceRules {
                 service: 0,

@@ -240,3 +240,67 @@ fn the_filter_shows_only_matching_lines() {
     assert!(screen.contains("listening on 127.0.0.1:7101"));
     assert!(!screen.contains("GET /users"));
 }
+
+fn lines(service: usize, texts: impl IntoIterator<Item = String>) -> Vec<LogLine> {
+    texts
+        .into_iter()
+        .map(|text| LogLine {
+            service,
+            stream: Stream::Out,
+            time: SystemTime::UNIX_EPOCH,
+            text,
+        })
+        .collect()
+}
+
+#[test]
+fn the_selected_service_stays_in_view_in_a_long_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..27).map(|i| format!("svc-{i:02}")).collect();
+    let hub = Arc::new(LogHub::new(dir.path(), &names, None, 10_000));
+    let mut app = App::new("many".into(), names.clone(), hub);
+    app.views = names
+        .iter()
+        .map(|n| view(n, "running", "running"))
+        .collect();
+    for _ in 0..20 {
+        app.update(Action::SelectNext);
+    }
+    let screen = render(&mut app, 100, 24).backend().to_string();
+    assert!(screen.contains("svc-20"), "{screen}");
+    assert!(screen.contains("logs: svc-20"));
+}
+
+#[test]
+fn a_paused_view_stays_on_lines_that_still_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = vec!["spew".to_string()];
+    let hub = Arc::new(LogHub::new(dir.path(), &names, None, 100));
+    let mut app = App::new("s".into(), names.clone(), hub.clone());
+    app.views = vec![view("spew", "running", "running")];
+    hub.push(0, lines(0, (0..150).map(|i| format!("line {i}"))));
+    render(&mut app, 80, 24);
+    app.update(Action::ToggleFocus);
+    app.update(Action::ScrollUp(10));
+    hub.push(0, lines(0, (150..700).map(|i| format!("line {i}"))));
+    let screen = render(&mut app, 80, 24).backend().to_string();
+    assert!(screen.contains("line 6"), "the pane went blank:\n{screen}");
+}
+
+#[test]
+fn with_wrap_on_the_newest_line_stays_in_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = vec!["words".to_string()];
+    let hub = Arc::new(LogHub::new(dir.path(), &names, None, 10_000));
+    let mut app = App::new("s".into(), names.clone(), hub.clone());
+    app.views = vec![view("words", "running", "running")];
+    let word = "w".repeat(40);
+    hub.push(
+        0,
+        lines(0, (0..20).map(|i| format!("{word} {word} {word} {i}"))),
+    );
+    hub.push(0, lines(0, ["LAST-LINE".to_string()]));
+    app.update(Action::ToggleWrap);
+    let screen = render(&mut app, 100, 24).backend().to_string();
+    assert!(screen.contains("LAST-LINE"), "{screen}");
+}

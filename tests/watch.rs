@@ -305,3 +305,21 @@ fn a_dependent_that_asks_restarts_when_its_dependency_is_rebuilt() {
     stack.signal(Signal::SIGINT);
     stack.wait_exit(20);
 }
+
+#[test]
+fn several_saves_during_one_slow_build_are_not_a_loop() {
+    let stack = watched("", "echo building; sleep 2");
+    write(&stack, "src/main.rs", "// 0");
+    stack.wait_for("rebuilding: src/main.rs changed", 20);
+    for i in 1..=4 {
+        std::thread::sleep(Duration::from_millis(400));
+        write(&stack, "src/main.rs", &format!("// {i}"));
+    }
+    settle_at(&stack, "build started", 3);
+    let out = stack.output();
+    assert!(
+        !out.contains("seems to write into its own watched files"),
+        "{out}"
+    );
+    stop(stack);
+}

@@ -155,12 +155,6 @@ pub fn watch(cfg: &Config, service: &str, auto: bool) -> ExitCode {
         auto,
     };
     match ok(client.request(&request)) {
-        Ok(answer) if answer["service"]["auto_rebuild"].is_null() => {
-            note(&format!(
-                "{service} has no `watch` globs: nothing to rebuild on"
-            ));
-            ExitCode::FAILURE
-        }
         Ok(_) => {
             out(&format!(
                 "{service}: rebuild on change {}",

@@ -148,6 +148,9 @@ async fn answer(ctx: &Context, request: Request) -> Value {
         }
         Request::Watch { service, auto } => {
             return match index(ctx, service) {
+                Ok(i) if ctx.handle.views().borrow()[i].auto_rebuild.is_none() => error(format!(
+                    "{service} has no `watch` globs: nothing to rebuild on"
+                )),
                 Ok(i) => {
                     ctx.handle.apply(Command::SetAuto(i, *auto)).await;
                     json!({"ok": true, "service": ctx.handle.views().borrow()[i]})

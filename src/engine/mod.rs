@@ -165,9 +165,11 @@ struct Svc {
     auto: bool,
     /// When the last build ran (start, end): changes seen then may be the build's own writes.
     last_build: Option<(Instant, Option<Instant>)>,
-    /// Rebuilds in a row asked for by changes made while the service was building: a build
-    /// that writes into its own watched files. At `SELF_TRIGGER_LIMIT` auto-rebuild turns off.
+    /// Builds in a row during which (or right after which) watched files changed: a build that
+    /// writes into its own watched files. At `SELF_TRIGGER_LIMIT` auto-rebuild turns off.
     self_triggered: u32,
+    /// The start of the build last counted in `self_triggered` (each build counts once).
+    counted_build: Option<Instant>,
 }
 
 /// Health of the current run process, as its probe last said.
@@ -228,6 +230,7 @@ impl Engine {
                 auto: true,
                 last_build: None,
                 self_triggered: 0,
+                counted_build: None,
             })
             .collect();
         let record = GroupRecord::new(StateDir::new(&cfg.root).groups());
@@ -468,16 +471,20 @@ impl Engine {
         // Seen while it built (or within a debounce of the end): maybe the build's own writes.
         let slack = self.cfg.debounce + Duration::from_millis(100);
         let during_build = match svc.last_build {
-            Some((start, None)) => at >= start,
-            Some((start, Some(end))) => at >= start && at <= end + slack,
-            None => false,
+            Some((start, None)) => (at >= start).then_some(start),
+            Some((start, Some(end))) => (at >= start && at <= end + slack).then_some(start),
+            None => None,
         };
         let svc = &mut self.svcs[i];
-        svc.self_triggered = if during_build {
-            svc.self_triggered + 1
-        } else {
-            0
-        };
+        match during_build {
+            // Several saves during one slow build are one build's worth, not a loop.
+            Some(start) if svc.counted_build != Some(start) => {
+                svc.self_triggered += 1;
+                svc.counted_build = Some(start);
+            }
+            Some(_) => {}
+            None => svc.self_triggered = 0,
+        }
         if svc.self_triggered >= SELF_TRIGGER_LIMIT {
             svc.auto = false;
             svc.self_triggered = 0;

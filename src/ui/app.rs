@@ -85,6 +85,8 @@ pub struct App {
     /// Where the panes were drawn, for mouse clicks and page sizes.
     pub list_area: Rect,
     pub log_area: Rect,
+    /// The first service row the list shows (it scrolls to keep the selection visible).
+    pub list_offset: usize,
 }
 
 /// Does `text` contain `needle`, ignoring case? (`needle` is already lower-case.)
@@ -144,6 +146,7 @@ impl App {
             message: None,
             list_area: Rect::default(),
             log_area: Rect::default(),
+            list_offset: 0,
         }
     }
 
@@ -250,7 +253,7 @@ impl App {
                 // Rows start under the border and the header line.
                 let first = self.list_area.y + 2;
                 if row >= first {
-                    self.select((row - first) as usize);
+                    self.select((row - first) as usize + self.list_offset);
                 }
                 self.focus = Focus::Services;
             }
@@ -397,9 +400,15 @@ impl App {
 
     /// Before drawing: keep a paused view where it is while new lines arrive below it.
     pub fn observe_new_lines(&mut self) {
-        let total = self.logs.read(self.source(), Ring::total);
-        if !self.log.follow && self.log.filter.is_none() {
-            self.log.offset += total.saturating_sub(self.log.seen_total) as usize;
+        let (total, len) = self
+            .logs
+            .read(self.source(), |ring| (ring.total(), ring.lines().len()));
+        let new = total.saturating_sub(self.log.seen_total) as usize;
+        if !self.log.follow && self.log.filter.is_none() && new > 0 {
+            // Never past the oldest line still kept (old lines drop off the buffer's top).
+            self.log.offset = (self.log.offset + new).min(len.saturating_sub(self.page()));
+            // Indices moved with the buffer; the next n/N starts from the view again.
+            self.log.current_match = None;
         }
         self.log.seen_total = total;
     }

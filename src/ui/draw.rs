@@ -45,7 +45,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     app.list_area = list;
     app.log_area = logs;
     if list.height > 0 {
-        draw_services(frame, app, list);
+        app.list_offset = draw_services(frame, app, list);
     }
     if logs.height > 0 {
         app.observe_new_lines();
@@ -156,7 +156,8 @@ fn pane_block(title: String, focused: bool) -> Block<'static> {
         .title(Span::styled(title, Style::new().bold()))
 }
 
-fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
+/// Returns the first row shown (the list scrolls to keep the selection in view).
+fn draw_services(frame: &mut Frame, app: &App, area: Rect) -> usize {
     let wide = area.width >= 100;
     let mid = area.width >= 76;
     let mut header = vec!["", "NAME", "STATE", "HEALTH", "PORT"];
@@ -218,12 +219,7 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
             ));
             cells.push(Cell::from(memory(v.mem_bytes)));
         }
-        let row = Row::new(cells);
-        if i == app.selected {
-            row.style(Style::new().add_modifier(Modifier::REVERSED))
-        } else {
-            row
-        }
+        Row::new(cells)
     });
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(Style::new().bold().fg(Color::Gray)))
@@ -231,8 +227,13 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
         .block(pane_block(
             " services ".into(),
             app.focus == Focus::Services,
-        ));
-    frame.render_widget(table, area);
+        ))
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    let mut state = ratatui::widgets::TableState::default()
+        .with_offset(app.list_offset)
+        .with_selected(Some(app.selected));
+    frame.render_stateful_widget(table, area, &mut state);
+    state.offset()
 }
 
 /// Spans of a line's content: its colours, or, when it matches the search, plain text with the
@@ -366,7 +367,11 @@ fn draw_logs(frame: &mut Frame, app: &App, area: Rect) {
             i -= 1;
             let line = render_line(app, shown.get(i));
             rows += if app.log.wrap {
-                line.width().div_ceil(width).max(1)
+                // The rows ratatui's own word wrapping will take, so the newest line stays in view.
+                Paragraph::new(line.clone())
+                    .wrap(Wrap { trim: false })
+                    .line_count(width as u16)
+                    .max(1)
             } else {
                 1
             };

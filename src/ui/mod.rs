@@ -117,6 +117,8 @@ fn action_for(app: &App, event: Event) -> Option<Action> {
         Event::Key(key) if key.kind != KeyEventKind::Release => {
             keymap::map(&app.mode, app.focus, key)
         }
+        // In a popup, or while typing into a service, the mouse changes nothing.
+        Event::Mouse(_) if app.mode != app::Mode::Normal => None,
         Event::Mouse(mouse) => {
             let (c, r) = (mouse.column, mouse.row);
             match mouse.kind {
