@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TWO: &str = r#"
 [services.db]
@@ -25,15 +25,7 @@ log = "tick"
 fn running(toml: &str) -> Stack {
     let mut stack = Stack::new(toml);
     stack.start(&["up"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !stack.command(&["ps"]).output().unwrap().status.success() {
-        assert!(
-            Instant::now() < deadline,
-            "socket never answered: {}",
-            stack.output()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    stack.wait_socket(20);
     stack
 }
 
@@ -258,14 +250,7 @@ fn the_socket_is_private_and_a_stale_one_is_replaced() {
     assert!(UnixStream::connect(&path).is_err());
     let mut stack = stack;
     stack.start(&["up"]);
-    let stack = {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !stack.command(&["ps"]).output().unwrap().status.success() {
-            assert!(Instant::now() < deadline, "{}", stack.output());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        stack
-    };
+    stack.wait_socket(20);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     shut(stack);

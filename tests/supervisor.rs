@@ -351,11 +351,7 @@ fn a_start_sent_while_stopping_starts_it_again() {
     );
     stack.start(&["up"]);
     let first = stack.wait_number("slow=", 20);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !stack.command(&["ps"]).output().unwrap().status.success() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    stack.wait_socket(20);
     let mut stop = stack.command(&["stop", "slow"]).spawn().unwrap();
     stack.wait_for("sent TERM", 10);
     let out = stack.command(&["start", "slow"]).output().unwrap();

@@ -90,6 +90,16 @@ pub enum CommandLine {
     Exec(Vec<String>),
 }
 
+/// As the user wrote it: the shell string, or the arguments joined by spaces.
+impl fmt::Display for CommandLine {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            CommandLine::Shell(s) => f.write_str(s),
+            CommandLine::Exec(argv) => f.write_str(&argv.join(" ")),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for CommandLine {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

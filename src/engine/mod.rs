@@ -683,7 +683,7 @@ impl Engine {
     fn spawn_build(&mut self, i: usize) {
         let spec = &self.cfg.services[i];
         let cmd = spec.build.clone().expect("has a build");
-        self.say(i, format!("build started: {}", describe(&cmd)));
+        self.say(i, format!("build started: {cmd}"));
         self.svcs[i].last_build = Some((Instant::now(), None));
         if self.svcs[i].run.is_none() {
             self.set(i, Status::Building);
@@ -703,7 +703,7 @@ impl Engine {
         let stream = if run { Stream::Out } else { Stream::Build };
         let mut feed = OutputFeed::new(self.logs.clone(), i, stream);
         if run {
-            feed = feed.with_announce(describe(cmd));
+            feed = feed.with_announce(cmd.to_string());
         }
         if let (true, Some(Probe::Log(re))) = (run, spec.health.as_ref().map(|h| &h.probe)) {
             let tx = self.tx.clone();
@@ -1130,13 +1130,6 @@ fn backoff(step: u32) -> Duration {
     BACKOFF_START
         .saturating_mul(1u32 << step.min(16))
         .min(BACKOFF_MAX)
-}
-
-fn describe(cmd: &crate::config::CommandLine) -> String {
-    match cmd {
-        crate::config::CommandLine::Shell(s) => s.clone(),
-        crate::config::CommandLine::Exec(argv) => argv.join(" "),
-    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

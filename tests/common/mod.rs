@@ -157,6 +157,25 @@ impl Stack {
         }
     }
 
+    /// Wait until the stack's control socket answers (`devstack ps` succeeds).
+    pub fn wait_socket(&self, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !self
+            .command(&["ps"])
+            .output()
+            .expect("run devstack ps")
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the socket never answered; output:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Wait until the output holds `key<number>` (a fixture printing its pid) and return it.
     pub fn wait_number(&self, key: &str, secs: u64) -> i32 {
         let deadline = Instant::now() + Duration::from_secs(secs);
