@@ -126,48 +126,97 @@ async fn http(url: &str, port: Option<u16>) -> Result<(), String> {
 }
 
 async fn command(cmd: &str, target: &Target) -> Result<(), String> {
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(&target.cwd)
-        .envs(target.env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
-    // If the timeout drops this future, take the probe's whole group down with it.
-    let mut guard = GroupGuard(child.id());
-    let mut stderr = child.stderr.take();
-    let status = child.wait().await.map_err(|e| e.to_string())?;
-    guard.0 = None;
+    let service = target
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "DEVSTACK_SERVICE")
+        .map(|(_, v)| v.as_str());
+    let spawned = {
+        let mut own = crate::process::orphans::own();
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(&target.cwd)
+            .envs(target.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn();
+        if let Some(pid) = spawned_pid(&child) {
+            own.add(pid, service);
+        }
+        child
+    };
+    let mut child = spawned.map_err(|e| format!("cannot run `{cmd}`: {e}"))?;
+    let pid = child.id();
+    // However the probe ends (a timeout drops this future), its whole group goes with it:
+    // `sh -c "server & exit 0"` must not leave a server behind per probe.
+    let group = GroupGuard(pid);
+    // Read stderr beside the wait: a background child keeps the pipe open, and must not turn
+    // the probe's exit code into a timeout.
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let reader = child.stderr.take().map(|mut stderr| {
+        let tail = tail.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut buf).await {
+                let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                tail.extend_from_slice(&buf[..n]);
+                let extra = tail.len().saturating_sub(PROBE_OUTPUT_KEPT);
+                tail.drain(..extra);
+            }
+        })
+    });
+    let status = child.wait().await.map_err(|e| e.to_string());
+    drop(group);
+    if let Some(reader) = reader {
+        // The group is dead, so the pipe closes; a child that left the group may still hold it.
+        let abort = reader.abort_handle();
+        if tokio::time::timeout(Duration::from_millis(100), reader)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+    let status = status?;
     if status.success() {
         return Ok(());
     }
-    let mut err = String::new();
-    if let Some(s) = stderr.as_mut() {
-        use tokio::io::AsyncReadExt;
-        let _ = s.read_to_string(&mut err).await;
-    }
-    let last = err.lines().last().unwrap_or("").trim();
+    let err = String::from_utf8_lossy(&tail.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let last = err.lines().last().unwrap_or("").trim().to_string();
     let code = status
         .code()
         .map_or("a signal".to_string(), |c| format!("code {c}"));
     Err(if last.is_empty() {
         format!("`{cmd}` exited with {code}")
     } else {
-        format!("`{cmd}` exited with {code}: {last}")
+        format!(
+            "`{cmd}` exited with {code}: {}",
+            crate::logs::sanitize(last.as_bytes())
+        )
     })
 }
 
+fn spawned_pid(child: &std::io::Result<tokio::process::Child>) -> Option<i32> {
+    child.as_ref().ok()?.id().map(|p| p as i32)
+}
+
+/// The end of a failed `cmd` probe's error output kept for its message.
+const PROBE_OUTPUT_KEPT: usize = 4096;
+
+/// Kills a probe's process group when dropped, and forgets its leader.
 struct GroupGuard(Option<u32>);
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
             crate::process::signal_group(pid as i32, nix::sys::signal::Signal::SIGKILL);
+            crate::process::orphans::own().remove(pid as i32);
         }
     }
 }

@@ -58,8 +58,11 @@ enum Cmd {
     },
     /// Restart services of the running stack; waits until the new process is ready
     Restart {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "all")]
         services: Vec<String>,
+        /// Every service, in dependency order (one-shot tasks are not run again), as `R` does
+        #[arg(long, conflicts_with = "services")]
+        all: bool,
     },
     /// Rebuild and restart services of the running stack; waits for the result
     Rebuild {
@@ -166,7 +169,8 @@ pub fn main() -> ExitCode {
         Cmd::Ps { json } => remote::ps(&cfg, json),
         Cmd::Start { services } => remote::act(&cfg, remote::Action::Start, &services),
         Cmd::Stop { services } => remote::act(&cfg, remote::Action::Stop, &services),
-        Cmd::Restart { services } => remote::act(&cfg, remote::Action::Restart, &services),
+        Cmd::Restart { all: true, .. } => remote::restart_all(&cfg),
+        Cmd::Restart { services, .. } => remote::act(&cfg, remote::Action::Restart, &services),
         Cmd::Rebuild { services } => remote::act(&cfg, remote::Action::Rebuild, &services),
         Cmd::Kill { services } => remote::act(&cfg, remote::Action::Kill, &services),
         Cmd::Logs {

@@ -146,6 +146,20 @@ pub fn act(cfg: &Config, action: Action, services: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `restart --all`: every service in dependency order; waits until the stack is ready again.
+pub fn restart_all(cfg: &Config) -> ExitCode {
+    let Some(mut client) = connect(cfg) else {
+        return not_running(cfg);
+    };
+    match ok(client.request(&Request::RestartAll { wait: true })) {
+        Ok(_) => {
+            out("restarted every service");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
 pub fn watch(cfg: &Config, service: &str, auto: bool) -> ExitCode {
     let Some(mut client) = connect(cfg) else {
         return not_running(cfg);

@@ -65,6 +65,8 @@ impl Session {
             .enable_all()
             .build()
             .expect("tokio runtime");
+        // Descendants that escape their service's session come back to us, and die with it.
+        devstack::process::orphans::become_subreaper();
         runtime.block_on(async {
             let (engine, handle) = Engine::new(
                 self.cfg.clone(),

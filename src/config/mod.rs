@@ -567,7 +567,8 @@ impl Resolver<'_> {
             interval: dur(raw.interval, 1000),
             timeout: dur(raw.timeout, 1000),
             retries: raw.retries.unwrap_or(3).max(1),
-            start_period: dur(raw.start_period, 0),
+            // Until its first success a service is only starting; failures count after this.
+            start_period: dur(raw.start_period, 30_000),
         })
     }
 }

@@ -28,6 +28,12 @@ pub enum Request {
         #[serde(default = "yes")]
         wait: bool,
     },
+    /// Restart every wanted service in dependency order (the dashboard's `R`).
+    #[serde(rename = "restart-all")]
+    RestartAll {
+        #[serde(default = "yes")]
+        wait: bool,
+    },
     Rebuild {
         service: String,
         #[serde(default = "yes")]

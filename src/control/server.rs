@@ -162,6 +162,7 @@ async fn answer(ctx: &Context, request: Request) -> Value {
             ctx.handle.send(Command::Shutdown);
             return json!({"ok": true});
         }
+        Request::RestartAll { wait } => return restart_all(ctx, *wait).await,
         Request::Start { service, wait } => (service, *wait, Command::Start),
         Request::Stop { service, wait } => (service, *wait, Command::Stop),
         Request::Restart { service, wait } => (service, *wait, Command::Restart),
@@ -199,6 +200,46 @@ async fn answer(ctx: &Context, request: Request) -> Value {
         Ok(Err(e)) => error(format!("{service}: {e}")),
         Err(_) => error(format!(
             "{service}: no effect within {}s",
+            ACTION_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// Restart all; with `wait`, answer once every service that ran has a new process and the
+/// stack is ready again (or failed).
+async fn restart_all(ctx: &Context, wait: bool) -> Value {
+    let before: Vec<Option<i32>> = ctx.handle.views().borrow().iter().map(|v| v.pid).collect();
+    if !ctx.handle.apply(Command::RestartAll).await {
+        return error("the stack is shutting down");
+    }
+    if !wait {
+        return json!({"ok": true});
+    }
+    let mut views = ctx.handle.views();
+    let waited = tokio::time::timeout(ACTION_TIMEOUT, async {
+        loop {
+            let now = views.borrow_and_update().clone();
+            let renewed = now.iter().zip(&before).all(|(v, old)| {
+                !v.wanted || old.is_none() || v.settled || (v.pid != *old && v.pid.is_some())
+            });
+            if renewed {
+                match crate::engine::ready::verdict(&now) {
+                    Verdict::Ready => return Ok(now),
+                    Verdict::Failed { service, why } => return Err(format!("{service}: {why}")),
+                    Verdict::Waiting => {}
+                }
+            }
+            if views.changed().await.is_err() {
+                return Err("the stack stopped".to_string());
+            }
+        }
+    })
+    .await;
+    match waited {
+        Ok(Ok(now)) => json!({"ok": true, "services": now}),
+        Ok(Err(e)) => error(e),
+        Err(_) => error(format!(
+            "restart all: no effect within {}s",
             ACTION_TIMEOUT.as_secs()
         )),
     }

@@ -29,6 +29,11 @@ pub const CRASH_LOOP: u32 = 3;
 /// Rebuilds in a row asked for by changes made while the service was building, after which
 /// rebuilding on change turns off for it (its build writes into its own watched files).
 const SELF_TRIGGER_LIMIT: u32 = 3;
+/// Exits with 127 ("command not found" from `sh -c`) in a row after which a service is not
+/// restarted any more.
+const NOT_FOUND_LIMIT: u32 = 3;
+/// How often a service whose port another process holds looks again.
+const PORT_RETRY: Duration = Duration::from_secs(1);
 /// How often CPU and memory are sampled, when they are.
 const USAGE_EVERY: Duration = Duration::from_secs(1);
 
@@ -37,6 +42,9 @@ pub enum Command {
     Start(usize),
     Stop(usize),
     Restart(usize),
+    /// Restart every wanted service in dependency order (dependencies first, each dependent once
+    /// its conditions hold again); one-shot tasks are not run again.
+    RestartAll,
     Rebuild(usize),
     Kill(usize),
     /// Stop everything in reverse dependency order, then end the engine.
@@ -66,6 +74,8 @@ enum Msg {
         id: u64,
         result: Result<(), String>,
     },
+    /// The processes that escaped their service's session, alive now.
+    Escaped(Vec<process::orphans::Orphan>),
 }
 
 /// What the caller may do with a running engine.
@@ -135,6 +145,23 @@ impl Drop for Proc {
     }
 }
 
+/// How a run process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Exited,
+    /// It could not be started at all (the error was said).
+    NotStarted,
+}
+
+impl Ended {
+    fn describe(self, exit: Exit) -> String {
+        match self {
+            Ended::Exited => format!("exited with {exit}"),
+            Ended::NotStarted => "could not start".into(),
+        }
+    }
+}
+
 /// What to do once a run process we stopped has exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Then {
@@ -170,6 +197,21 @@ struct Svc {
     self_triggered: u32,
     /// The start of the build last counted in `self_triggered` (each build counts once).
     counted_build: Option<Instant>,
+    /// Exits with 127 from `sh -c` in a row (see `NOT_FOUND_LIMIT`).
+    not_found: u32,
+    /// While pending: what it waits for.
+    waiting: Option<String>,
+    /// Restart it once its dependencies are up again (`R`, restart all, in dependency order).
+    restart_wave: bool,
+}
+
+/// Why a service can't start yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Gate {
+    /// A dependency hasn't met its condition yet.
+    Wait(String),
+    /// A dependency failed and won't meet it.
+    Never(String),
 }
 
 /// Health of the current run process, as its probe last said.
@@ -231,6 +273,9 @@ impl Engine {
                 last_build: None,
                 self_triggered: 0,
                 counted_build: None,
+                not_found: 0,
+                waiting: None,
+                restart_wave: false,
             })
             .collect();
         let record = GroupRecord::new(StateDir::new(&cfg.root).groups());
@@ -270,6 +315,14 @@ impl Engine {
     }
 
     pub async fn run(mut self) -> Outcome {
+        // Kills escaped processes whose service is gone; the last of them once the engine ends.
+        let _keeper = {
+            let tx = self.tx.clone();
+            let names = self.cfg.services.iter().map(|s| s.name.clone()).collect();
+            process::orphans::keep(names, move |escaped| {
+                let _ = tx.send(Msg::Escaped(escaped));
+            })
+        };
         let mut usage_tick = tokio::time::interval(USAGE_EVERY);
         usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -295,6 +348,7 @@ impl Engine {
                     }
                     Some(Msg::Exited { service, id, exit }) => self.exited(service, id, exit),
                     Some(Msg::Probe { service, id, result }) => self.probed(service, id, result),
+                    Some(Msg::Escaped(escaped)) => self.record.set_escaped(escaped),
                     None => break,
                 },
                 _ = sleep_until(deadline) => self.timers(),
@@ -326,6 +380,7 @@ impl Engine {
     }
 
     fn set(&mut self, i: usize, status: Status) {
+        self.svcs[i].waiting = None;
         self.svcs[i].status = status;
     }
 
@@ -354,7 +409,22 @@ impl Engine {
                     self.say(i, "restarting");
                     self.stop(i, Then::Run);
                 } else if svc.build.is_none() {
+                    // Not running: as `start`, with whatever it depends on.
+                    self.start(i);
                     self.set(i, Status::Pending);
+                }
+            }
+            Command::RestartAll => {
+                for i in 0..self.svcs.len() {
+                    let svc = &mut self.svcs[i];
+                    if !svc.want_up || self.cfg.services[i].is_task() {
+                        continue; // tasks ran once; `r` on one runs it again
+                    }
+                    if svc.run.as_ref().is_some_and(|p| !p.stopping) {
+                        svc.restart_wave = true;
+                    } else if svc.run.is_none() && svc.build.is_none() {
+                        self.start(i);
+                    }
                 }
             }
             Command::Rebuild(i) => self.rebuild(i),
@@ -498,22 +568,23 @@ impl Engine {
         self.rebuild(i);
     }
 
-    /// Want `i` and everything it depends on up.
+    /// Want `i` and everything it depends on up (each service once, however the graph is
+    /// cross-linked).
     fn start(&mut self, i: usize) {
-        for dep in self.cfg.services[i].deps.clone() {
-            self.start(dep.service);
-        }
-        let svc = &mut self.svcs[i];
-        svc.want_up = true;
-        svc.backoff = 0;
-        if svc.run.as_ref().is_some_and(|p| p.stopping) {
-            // Asked to start while it stops: start again once it has.
-            svc.then = Then::Run;
-        } else if svc.run.is_none()
-            && svc.build.is_none()
-            && !matches!(svc.status, Status::Completed)
-        {
-            svc.status = Status::Pending;
+        let wanted = closure(&self.cfg, &[i]);
+        for k in (0..self.svcs.len()).filter(|&k| wanted[k]) {
+            let svc = &mut self.svcs[k];
+            svc.want_up = true;
+            svc.backoff = 0;
+            if svc.run.as_ref().is_some_and(|p| p.stopping) {
+                // Asked to start while it stops: start again once it has.
+                svc.then = Then::Run;
+            } else if svc.run.is_none()
+                && svc.build.is_none()
+                && !matches!(svc.status, Status::Completed)
+            {
+                svc.status = Status::Pending;
+            }
         }
     }
 
@@ -540,6 +611,7 @@ impl Engine {
         let svc = &mut self.svcs[i];
         svc.want_up = false;
         svc.rebuild_queued = false;
+        svc.restart_wave = false;
         for proc in svc.build.iter_mut().chain(svc.run.iter_mut()) {
             proc.stopping = true;
             proc.kill_at = None;
@@ -551,6 +623,7 @@ impl Engine {
     /// process's exit.
     fn stop(&mut self, i: usize, then: Then) {
         self.svcs[i].rebuild_queued = false;
+        self.svcs[i].restart_wave = false;
         if self.svcs[i].build.is_some() {
             self.stop_proc(i, false);
         }
@@ -559,7 +632,10 @@ impl Engine {
             self.stop_proc(i, true);
         } else if matches!(
             self.svcs[i].status,
-            Status::Restarting { .. } | Status::Pending | Status::Blocked(_)
+            Status::Restarting { .. }
+                | Status::Pending
+                | Status::Blocked(_)
+                | Status::PortBusy { .. }
         ) {
             self.svcs[i].status = Status::Stopped;
         }
@@ -616,13 +692,17 @@ impl Engine {
             }
             return;
         }
+        self.restart_wave();
+        let now = Instant::now();
         for i in self.cfg.order.clone() {
             let svc = &self.svcs[i];
             if !svc.want_up || svc.run.is_some() || svc.build.is_some() {
                 continue;
             }
-            if !matches!(svc.status, Status::Pending | Status::Blocked(_)) {
-                continue;
+            match svc.status {
+                Status::Pending | Status::Blocked(_) => {}
+                Status::PortBusy { retry, .. } if retry <= now => {}
+                _ => continue,
             }
             match self.deps_state(i) {
                 Ok(()) => {
@@ -633,20 +713,45 @@ impl Engine {
                         self.spawn_run(i);
                     }
                 }
-                Err(Some(reason)) => {
+                Err(Gate::Never(reason)) => {
                     if self.svcs[i].status != Status::Blocked(reason.clone()) {
                         self.say(i, format!("blocked: {reason}"));
                         self.set(i, Status::Blocked(reason));
                     }
                 }
-                Err(None) => self.set(i, Status::Pending),
+                Err(Gate::Wait(why)) => {
+                    self.set(i, Status::Pending);
+                    self.svcs[i].waiting = Some(why);
+                }
             }
         }
     }
 
-    /// Ok when every dependency meets its condition; Err(Some(why)) when one never will.
-    fn deps_state(&self, i: usize) -> Result<(), Option<String>> {
-        let mut waiting = false;
+    /// Restart all (`R`): each service restarts once none of its dependencies still waits to
+    /// restart and every one meets its condition again, so dependencies go first.
+    fn restart_wave(&mut self) {
+        for i in self.cfg.order.clone() {
+            if !self.svcs[i].restart_wave {
+                continue;
+            }
+            let spec = &self.cfg.services[i];
+            if spec.deps.iter().any(|d| self.svcs[d.service].restart_wave)
+                || matches!(self.deps_state(i), Err(Gate::Wait(_)))
+            {
+                continue;
+            }
+            self.svcs[i].restart_wave = false;
+            if self.svcs[i].run.as_ref().is_some_and(|p| !p.stopping) {
+                self.say(i, "restarting (restart all)");
+                self.stop(i, Then::Run);
+            }
+        }
+    }
+
+    /// Whether `i` may start now: every dependency meets its condition (Ok), one never will
+    /// (Err(Gate::Never)), or it waits for one (Err(Gate::Wait)); both say which and why.
+    fn deps_state(&self, i: usize) -> Result<(), Gate> {
+        let mut waiting = None;
         for dep in &self.cfg.services[i].deps {
             let j = dep.service;
             let status = &self.svcs[j].status;
@@ -663,6 +768,7 @@ impl Engine {
             }
             let failed = match status {
                 Status::Blocked(_)
+                | Status::PortBusy { .. }
                 | Status::BuildFailed(_)
                 | Status::Failed(_)
                 | Status::Crashed(_) => true,
@@ -673,11 +779,34 @@ impl Engine {
                 _ => false,
             };
             if failed {
-                return Err(Some(format!("dependency `{name}` is {status}")));
+                return Err(Gate::Never(format!("dependency `{name}` is {status}")));
             }
-            waiting = true;
+            if waiting.is_none() {
+                let until = match dep.condition {
+                    Condition::Completed => "to complete",
+                    Condition::Started => "to start",
+                    Condition::Healthy => "to be healthy",
+                };
+                let looping = if self.svcs[j].backoff >= CRASH_LOOP {
+                    "crash-looping, "
+                } else {
+                    ""
+                };
+                let now = match status {
+                    Status::Running if dep.condition == Condition::Healthy => {
+                        format!("running, health {}", self.svcs[j].health.state.name())
+                    }
+                    other => other.to_string(),
+                };
+                waiting = Some(format!(
+                    "waiting for `{name}` {until} (it is {looping}{now})"
+                ));
+            }
         }
-        if waiting { Err(None) } else { Ok(()) }
+        match waiting {
+            Some(why) => Err(Gate::Wait(why)),
+            None => Ok(()),
+        }
     }
 
     fn spawn_build(&mut self, i: usize) {
@@ -692,7 +821,22 @@ impl Engine {
     }
 
     fn spawn_run(&mut self, i: usize) {
-        let cmd = self.cfg.services[i].run.clone().expect("has a run command");
+        let spec = &self.cfg.services[i];
+        // Another process on the port would answer the probes and make this one crash-loop.
+        if let Some(port) = spec.port
+            && let Some(holder) = process::port_holder(port)
+        {
+            let why = format!("port {port} is in use by {holder}");
+            if !matches!(&self.svcs[i].status, Status::PortBusy { why: w, .. } if *w == why) {
+                self.say(
+                    i,
+                    format!("not starting: {why}; trying again every second until it is free"),
+                );
+            }
+            let retry = Instant::now() + PORT_RETRY;
+            return self.set(i, Status::PortBusy { why, retry });
+        }
+        let cmd = spec.run.clone().expect("has a run command");
         self.spawn(i, true, &cmd);
     }
 
@@ -748,17 +892,16 @@ impl Engine {
                     self.svcs[i].build = Some(proc);
                 }
             }
+            // A program that can't be started (often one being rebuilt right now) fails like
+            // one that exited at once: a failed build, or a crash the restart policy handles.
             Err(e) => {
                 self.say(i, format!("{e:#}"));
                 let exit = Exit::Code(127);
-                self.set(
-                    i,
-                    if !run {
-                        Status::BuildFailed(exit)
-                    } else {
-                        Status::Crashed(exit)
-                    },
-                );
+                if run {
+                    self.run_ended(i, false, exit, Duration::ZERO, Ended::NotStarted);
+                } else {
+                    self.build_exited(i, false, exit, Duration::ZERO);
+                }
             }
         }
     }
@@ -781,18 +924,19 @@ impl Engine {
         self.record.remove(proc.pid);
         let ran = proc.started.elapsed();
         if was_build {
-            self.build_exited(i, proc, exit, ran);
+            self.build_exited(i, proc.stopping, exit, ran);
         } else {
-            self.run_exited(i, proc, exit, ran);
+            self.run_ended(i, proc.stopping, exit, ran, Ended::Exited);
         }
     }
 
-    fn build_exited(&mut self, i: usize, proc: Proc, exit: Exit, took: Duration) {
+    /// A build ended (or could not start); `stopped`: we stopped it.
+    fn build_exited(&mut self, i: usize, stopped: bool, exit: Exit, took: Duration) {
         let task = self.cfg.services[i].is_task();
         if let Some((start, None)) = self.svcs[i].last_build {
             self.svcs[i].last_build = Some((start, Some(Instant::now())));
         }
-        if proc.stopping {
+        if stopped {
             self.say(i, format!("build stopped ({exit})"));
             if self.svcs[i].run.is_none() {
                 self.set(
@@ -861,15 +1005,16 @@ impl Engine {
         }
     }
 
-    fn run_exited(&mut self, i: usize, proc: Proc, exit: Exit, ran: Duration) {
+    /// The run process ended (or could not start: `how` says which); `stopped`: we stopped it.
+    fn run_ended(&mut self, i: usize, stopped: bool, exit: Exit, ran: Duration, how: Ended) {
         let spec = &self.cfg.services[i];
-        if proc.stopping {
+        if stopped {
             self.say(i, format!("stopped ({exit})"));
             let then = std::mem::replace(&mut self.svcs[i].then, Then::Rest);
             if self.svcs[i].want_up && !self.shutting_down {
                 match then {
                     Then::Run => return self.spawn_run(i),
-                    Then::Backoff => return self.schedule_restart(i, exit, ran),
+                    Then::Backoff => return self.schedule_restart(i, exit, ran, how),
                     Then::Rest => {}
                 }
             }
@@ -880,6 +1025,27 @@ impl Engine {
             };
             return self.set(i, status);
         }
+        // `sh -c` exits 127 when it can't find the command: a few of those in a row, each at
+        // once, is a mistake in `run`, not something a restart fixes. (A program that is missing
+        // for exec is retried: it is often being rebuilt.)
+        let not_found = exit == Exit::Code(127)
+            && ran < STABLE_AFTER
+            && matches!(spec.run, Some(crate::config::CommandLine::Shell(_)))
+            && how == Ended::Exited;
+        let svc = &mut self.svcs[i];
+        svc.not_found = if not_found { svc.not_found + 1 } else { 0 };
+        if svc.not_found >= NOT_FOUND_LIMIT {
+            svc.not_found = 0;
+            self.say(
+                i,
+                format!(
+                    "command not found: `{}` exited with code 127 {NOT_FOUND_LIMIT} times in a row; not restarting it (check `run` in {})",
+                    spec.run.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    self.cfg.file.display()
+                ),
+            );
+            return self.set(i, Status::Crashed(exit));
+        }
         let again = !self.shutting_down
             && self.svcs[i].want_up
             && match spec.restart {
@@ -888,7 +1054,7 @@ impl Engine {
                 Restart::Always => true,
             };
         if !again {
-            self.say(i, format!("exited with {exit}"));
+            self.say(i, how.describe(exit));
             let status = if exit.success() {
                 Status::Exited(exit)
             } else {
@@ -896,11 +1062,11 @@ impl Engine {
             };
             return self.set(i, status);
         }
-        self.schedule_restart(i, exit, ran);
+        self.schedule_restart(i, exit, ran, how);
     }
 
     /// Start again after the backoff, which grows with each restart that follows a short run.
-    fn schedule_restart(&mut self, i: usize, exit: Exit, ran: Duration) {
+    fn schedule_restart(&mut self, i: usize, exit: Exit, ran: Duration, how: Ended) {
         let svc = &mut self.svcs[i];
         if ran >= STABLE_AFTER {
             svc.backoff = 0;
@@ -916,7 +1082,8 @@ impl Engine {
         self.say(
             i,
             format!(
-                "exited with {exit}; restarting in {} (restart #{n})",
+                "{}; restarting in {} (restart #{n})",
+                how.describe(exit),
                 secs(delay)
             ),
         );
@@ -1035,6 +1202,7 @@ impl Engine {
             .flat_map(|s| {
                 let backoff = match s.status {
                     Status::Restarting { at, .. } => Some(at),
+                    Status::PortBusy { retry, .. } => Some(retry),
                     _ => None,
                 };
                 let kills = s.build.iter().chain(s.run.iter()).filter_map(|p| p.kill_at);
@@ -1081,9 +1249,23 @@ impl Engine {
             .map(|(s, spec)| {
                 let live = s.run.as_ref().or(s.build.as_ref());
                 let probed = spec.health.is_some() && s.run.is_some();
+                // With a probe, a process is only starting until its first success.
+                let starting = probed
+                    && s.status == Status::Running
+                    && !s.health.ever_healthy
+                    && s.health.state != HealthState::Unhealthy;
+                let detail = match (&s.waiting, starting) {
+                    (Some(why), _) if s.status == Status::Pending => format!("pending: {why}"),
+                    (_, true) => "starting (waiting for its first healthy check)".to_string(),
+                    _ => s.status.to_string(),
+                };
                 ServiceView {
                     name: spec.name.clone(),
-                    state: s.status.name(),
+                    state: if starting {
+                        "starting"
+                    } else {
+                        s.status.name()
+                    },
                     health: probed.then(|| s.health.state.name()),
                     health_error: s.health.last_error.clone().filter(|_| probed),
                     ready: match s.status {
@@ -1104,7 +1286,7 @@ impl Engine {
                     settled: s.status.is_settled(),
                     crash_loop: s.backoff >= CRASH_LOOP
                         && matches!(s.status, Status::Restarting { .. }),
-                    detail: s.status.to_string(),
+                    detail,
                     pid: live.map(|p| p.pid),
                     port: spec.port,
                     restarts: s.restarts,
@@ -1141,14 +1323,20 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Which services start: the ones asked for (or every autostart one) and all they depend on.
 fn wanted_set(cfg: &Config, only: &[usize]) -> Vec<bool> {
-    let mut wanted = vec![false; cfg.services.len()];
-    let mut stack: Vec<usize> = if only.is_empty() {
-        (0..cfg.services.len())
+    if only.is_empty() {
+        let autostart: Vec<usize> = (0..cfg.services.len())
             .filter(|&i| cfg.services[i].autostart)
-            .collect()
+            .collect();
+        closure(cfg, &autostart)
     } else {
-        only.to_vec()
-    };
+        closure(cfg, only)
+    }
+}
+
+/// `roots` and everything they depend on, directly or not: each service visited once.
+fn closure(cfg: &Config, roots: &[usize]) -> Vec<bool> {
+    let mut wanted = vec![false; cfg.services.len()];
+    let mut stack = roots.to_vec();
     while let Some(i) = stack.pop() {
         if !std::mem::replace(&mut wanted[i], true) {
             stack.extend(cfg.services[i].deps.iter().map(|d| d.service));

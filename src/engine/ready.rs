@@ -13,7 +13,8 @@ pub enum Verdict {
 
 pub fn verdict(views: &[ServiceView]) -> Verdict {
     for v in views.iter().filter(|v| v.wanted && !v.ready) {
-        if v.settled {
+        // Blocked by a failed dependency, or by another process on its port.
+        if v.settled || v.state == "blocked" {
             return Verdict::Failed {
                 service: v.name.clone(),
                 why: v.detail.clone(),

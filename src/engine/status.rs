@@ -11,6 +11,12 @@ pub enum Status {
     Pending,
     /// Wanted, but a dependency failed; the reason names it.
     Blocked(String),
+    /// Wanted, but its port is held by another process (the reason names it); tried again at
+    /// `retry`.
+    PortBusy {
+        why: String,
+        retry: Instant,
+    },
     Building,
     Running,
     Stopping,
@@ -37,7 +43,7 @@ impl Status {
     pub fn name(&self) -> &'static str {
         match self {
             Status::Pending => "pending",
-            Status::Blocked(_) => "blocked",
+            Status::Blocked(_) | Status::PortBusy { .. } => "blocked",
             Status::Building => "building",
             Status::Running => "running",
             Status::Stopping => "stopping",
@@ -55,7 +61,11 @@ impl Status {
     pub fn is_failure(&self) -> bool {
         matches!(
             self,
-            Status::Blocked(_) | Status::Crashed(_) | Status::BuildFailed(_) | Status::Failed(_)
+            Status::Blocked(_)
+                | Status::PortBusy { .. }
+                | Status::Crashed(_)
+                | Status::BuildFailed(_)
+                | Status::Failed(_)
         )
     }
 
@@ -77,7 +87,7 @@ impl Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Status::Blocked(why) => write!(f, "blocked: {why}"),
+            Status::Blocked(why) | Status::PortBusy { why, .. } => write!(f, "blocked: {why}"),
             Status::Restarting { at, exit } => {
                 let left = at.saturating_duration_since(Instant::now());
                 write!(f, "restarting in {} ({exit})", secs(left))

@@ -52,3 +52,36 @@ pub fn kill_terminal_holders(_tty: &std::path::Path) {}
 pub fn kill_session(sid: i32) {
     signal_group(sid, Signal::SIGKILL);
 }
+
+/// When `pid` started, in clock ticks since boot (tells a reused pid apart).
+#[cfg(target_os = "linux")]
+pub fn start_time(pid: i32) -> Option<u64> {
+    procfs::process::Process::new(pid)
+        .ok()?
+        .stat()
+        .ok()
+        .map(|s| s.starttime)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn start_time(_pid: i32) -> Option<u64> {
+    None
+}
+
+/// The session of a live (not zombie) process.
+#[cfg(target_os = "linux")]
+pub fn session_of(pid: i32) -> Option<i32> {
+    procfs::process::Process::new(pid)
+        .ok()?
+        .stat()
+        .ok()
+        .filter(|s| s.state != 'Z')
+        .map(|s| s.session)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn session_of(pid: i32) -> Option<i32> {
+    nix::unistd::getsid(Some(Pid::from_raw(pid)))
+        .ok()
+        .map(|p| p.as_raw())
+}

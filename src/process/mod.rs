@@ -2,10 +2,13 @@
 //! group; reading its output; waiting for it; signalling its whole group.
 
 mod group;
+pub mod orphans;
+mod ports;
 mod record;
 mod usage;
 
 pub use group::{kill_session, signal_group};
+pub use ports::port_holder;
 pub use record::GroupRecord;
 pub use usage::{Usage, sample as sample_usage};
 
@@ -100,6 +103,12 @@ pub fn spawn(
     for (k, v) in env {
         builder.env(k, v);
     }
+    let service = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "DEVSTACK_SERVICE")
+        .map(|(_, v)| v.as_str());
+    let mut own = orphans::own();
     let child = pair
         .slave
         .spawn_command(builder)
@@ -107,6 +116,8 @@ pub fn spawn(
     // Our copy of the slave side must close, or reading the master never sees the end.
     drop(pair.slave);
     let pid = child.process_id().context("the child has no pid")? as i32;
+    own.add(pid, service);
+    drop(own);
     drop(child); // waited for below, and reaped by the owner with `reap`
     let tty = pair.master.tty_name();
 
@@ -114,11 +125,12 @@ pub fn spawn(
         .master
         .try_clone_reader()
         .context("cannot read the pseudo-terminal")?;
+    // Said here, before `spawn` returns: ahead of the first output, and of any probe result.
+    output.started(pid);
     let (drained_tx, drained_rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name(format!("pty-read-{pid}"))
         .spawn(move || {
-            output.started(pid);
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 match reader.read(&mut buf) {
@@ -188,4 +200,5 @@ pub fn reap(pid: i32) {
         Pid::from_raw(pid),
         Some(nix::sys::wait::WaitPidFlag::WNOHANG),
     );
+    orphans::own().remove(pid);
 }

@@ -1,14 +1,18 @@
 //! The record of live process groups under `.devstack/`, so that a run that was killed with
 //! SIGKILL is cleaned up by the next one.
 
+use super::group::start_time;
+use super::orphans::Orphan;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-/// Each line: `pgid starttime service`. Written whenever a group is added or removed.
+/// Each line: `pgid starttime service` for a service's session, `+pid starttime service` for a
+/// process that escaped it. Written whenever one is added or removed.
 pub struct GroupRecord {
     path: PathBuf,
     groups: BTreeMap<i32, (u64, String)>,
+    escaped: Vec<Orphan>,
 }
 
 impl GroupRecord {
@@ -16,6 +20,7 @@ impl GroupRecord {
         GroupRecord {
             path,
             groups: BTreeMap::new(),
+            escaped: Vec::new(),
         }
     }
 
@@ -31,12 +36,24 @@ impl GroupRecord {
         }
     }
 
+    /// The escaped processes alive now (see `orphans`).
+    pub fn set_escaped(&mut self, escaped: Vec<Orphan>) {
+        if escaped != self.escaped {
+            self.escaped = escaped;
+            self.save();
+        }
+    }
+
     fn save(&self) {
-        let text: String = self
+        let groups = self
             .groups
             .iter()
-            .map(|(pgid, (start, name))| format!("{pgid} {start} {name}\n"))
-            .collect();
+            .map(|(pgid, (start, name))| format!("{pgid} {start} {name}\n"));
+        let escaped = self
+            .escaped
+            .iter()
+            .map(|o| format!("+{} {} {}\n", o.pid, o.start, o.service));
+        let text: String = groups.chain(escaped).collect();
         let tmp = self.path.with_extension("tmp");
         if fs::write(&tmp, text).is_ok() {
             let _ = fs::rename(&tmp, &self.path);
@@ -51,6 +68,10 @@ impl GroupRecord {
         };
         let mut said = Vec::new();
         for line in text.lines() {
+            let (escaped, line) = match line.strip_prefix('+') {
+                Some(rest) => (true, rest),
+                None => (false, line),
+            };
             let mut parts = line.splitn(3, ' ');
             let (Some(Ok(pgid)), Some(Ok(start)), Some(name)) = (
                 parts.next().map(str::parse::<i32>),
@@ -64,7 +85,14 @@ impl GroupRecord {
             {
                 continue; // the pid was reused by an unrelated process
             }
-            if session_alive(pgid) {
+            if escaped {
+                if let Some(session) = super::group::session_of(pgid) {
+                    super::orphans::kill_escaped(pgid, session);
+                    said.push(format!(
+                        "killed leftover process {pgid} of `{name}` (it had left its session) from a previous run"
+                    ));
+                }
+            } else if session_alive(pgid) {
                 super::kill_session(pgid);
                 said.push(format!(
                     "reaped leftover process group {pgid} of `{name}` from a previous run"
@@ -77,15 +105,6 @@ impl GroupRecord {
 }
 
 #[cfg(target_os = "linux")]
-fn start_time(pid: i32) -> Option<u64> {
-    procfs::process::Process::new(pid)
-        .ok()?
-        .stat()
-        .ok()
-        .map(|s| s.starttime)
-}
-
-#[cfg(target_os = "linux")]
 fn session_alive(sid: i32) -> bool {
     procfs::process::all_processes()
         .map(|all| {
@@ -93,11 +112,6 @@ fn session_alive(sid: i32) -> bool {
                 .any(|p| p.stat().is_ok_and(|s| s.session == sid && s.state != 'Z'))
         })
         .unwrap_or(false)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_time(_pid: i32) -> Option<u64> {
-    None
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -283,12 +283,7 @@ impl App {
                     Command::Start(here)
                 });
             }
-            Action::RestartAll => {
-                return (0..self.names.len())
-                    .filter(|&i| self.views.get(i).is_some_and(|v| v.wanted))
-                    .map(|i| Effect::Engine(Command::Restart(i)))
-                    .collect();
-            }
+            Action::RestartAll => return engine(Command::RestartAll),
             Action::ToggleAll => {
                 self.all = !self.all;
                 self.reset_log();
@@ -356,7 +351,12 @@ impl App {
                 return vec![Effect::Copy(text)];
             }
             Action::EnterInput => {
-                if self.all || self.views.get(here).is_none_or(|v| v.state != "running") {
+                if self.all
+                    || self
+                        .views
+                        .get(here)
+                        .is_none_or(|v| !matches!(v.state, "running" | "starting"))
+                {
                     self.message = Some("select a running service to type into it".into());
                     return Vec::new();
                 }
