@@ -38,7 +38,13 @@ impl GroupRecord {
             .map(|(pgid, (start, name))| format!("{pgid} {start} {name}\n"))
             .collect();
         let tmp = self.path.with_extension("tmp");
-        if fs::write(&tmp, text).is_ok() {
+        let _ = fs::remove_file(&tmp);
+        let written = crate::statedir::private_file()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+        if written.is_ok() {
             let _ = fs::rename(&tmp, &self.path);
         }
     }
