@@ -2,7 +2,7 @@
 //! buffers, the rotated log files under `.devstack/logs/`, and handing lines to the live view.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -184,7 +184,10 @@ pub struct RotatingFile {
 
 impl RotatingFile {
     pub fn open(path: PathBuf, max_bytes: u64, keep: usize) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = crate::statedir::private_file()
+            .create(true)
+            .append(true)
+            .open(&path)?;
         let size = file.metadata()?.len();
         Ok(RotatingFile {
             path,
@@ -217,7 +220,7 @@ impl RotatingFile {
             let _ = fs::rename(numbered(n), numbered(n + 1));
         }
         fs::rename(&self.path, numbered(1))?;
-        let file = OpenOptions::new()
+        let file = crate::statedir::private_file()
             .create(true)
             .append(true)
             .open(&self.path)?;

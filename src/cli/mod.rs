@@ -78,9 +78,14 @@ enum Cmd {
     Logs {
         /// Services (default: all)
         services: Vec<String>,
-        /// Keep printing new lines (`-f` here means this, not --file)
-        #[arg(long)]
+        /// Keep printing new lines, as `tail -f` does
+        #[arg(short, long)]
         follow: bool,
+        // An argument with the global one's id keeps clap from giving `logs` the global `-f`,
+        // which it then has for --follow; clap still fills `Cli::file` from this one.
+        /// The config file (`-f` means --follow here)
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
         /// Lines to show from the end (merged across services)
         #[arg(short = 'n', long, default_value_t = 100)]
         lines: usize,
@@ -120,27 +125,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 90s or 5m)"))
 }
 
-/// `logs -f` follows, as `tail -f` does, while everywhere else `-f` names the config file: clap
-/// can't give one short flag two meanings, so `-f` after `logs` is read as `--follow`
-/// (`--file` still names the file there).
-fn args() -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Some(at) = args.iter().position(|a| a == "logs") {
-        for arg in &mut args[at + 1..] {
-            if arg == "-f" {
-                *arg = "--follow".into();
-            }
-        }
-    }
-    args
-}
-
 pub fn main() -> ExitCode {
-    let cli = Cli::parse_from(args());
-    let cfg = match load(cli.file.as_deref()) {
-        Ok(cfg) => cfg,
-        Err(code) => return code,
-    };
+    let cli = Cli::parse();
     let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none();
     let stdout_color = color && std::io::stdout().is_terminal();
     let command = cli.command.unwrap_or(Cmd::Up {
@@ -148,47 +134,92 @@ pub fn main() -> ExitCode {
         detach: false,
         stay: false,
     });
+    let file = cli.file.as_deref();
+    let headless = cli.headless;
     match command {
-        Cmd::Check => {
+        Cmd::Check => with_config(file, |cfg| {
             print!("{}", config::describe(&cfg));
             ExitCode::SUCCESS
-        }
+        }),
         Cmd::Up {
             services,
             detach: true,
             ..
-        } => remote::detach(&cfg, &services),
-        Cmd::Up { services, stay, .. } => {
+        } => with_config(file, |cfg| remote::detach(&cfg, &services)),
+        Cmd::Up { services, stay, .. } => with_config(file, |cfg| {
             let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
-            if terminal && !cli.headless && !stay {
+            if terminal && !headless && !stay {
                 stack::tui(cfg, &services)
             } else {
                 stack::up(cfg, &services, stdout_color, stay)
             }
+        }),
+        Cmd::Ps { json } => with_stack(file, |s| remote::ps(s, json)),
+        Cmd::Start { services } => {
+            with_stack(file, |s| remote::act(s, remote::Action::Start, &services))
         }
-        Cmd::Ps { json } => remote::ps(&cfg, json),
-        Cmd::Start { services } => remote::act(&cfg, remote::Action::Start, &services),
-        Cmd::Stop { services } => remote::act(&cfg, remote::Action::Stop, &services),
-        Cmd::Restart { all: true, .. } => remote::restart_all(&cfg),
-        Cmd::Restart { services, .. } => remote::act(&cfg, remote::Action::Restart, &services),
-        Cmd::Rebuild { services } => remote::act(&cfg, remote::Action::Rebuild, &services),
-        Cmd::Kill { services } => remote::act(&cfg, remote::Action::Kill, &services),
+        Cmd::Stop { services } => {
+            with_stack(file, |s| remote::act(s, remote::Action::Stop, &services))
+        }
+        Cmd::Restart { all: true, .. } => with_stack(file, remote::restart_all),
+        Cmd::Restart { services, .. } => {
+            with_stack(file, |s| remote::act(s, remote::Action::Restart, &services))
+        }
+        Cmd::Rebuild { services } => {
+            with_stack(file, |s| remote::act(s, remote::Action::Rebuild, &services))
+        }
+        Cmd::Kill { services } => {
+            with_stack(file, |s| remote::act(s, remote::Action::Kill, &services))
+        }
+        Cmd::Watch { service, mode } => {
+            with_stack(file, |s| remote::watch(s, &service, mode == "auto"))
+        }
         Cmd::Logs {
             services,
             follow,
             lines,
-        } => remote::logs(&cfg, &services, lines, follow, stdout_color),
-        Cmd::Down => remote::down(&cfg),
-        Cmd::Watch { service, mode } => remote::watch(&cfg, &service, mode == "auto"),
-        Cmd::Ci { services, timeout } => stack::ci(cfg, &services, timeout, stdout_color),
+            file: _,
+        } => match remote::find(file) {
+            Some(stack) => remote::logs(stack, &services, lines, follow, stdout_color),
+            None => with_config(file, |cfg| {
+                remote::logs_from_files(&cfg, &services, lines, follow, stdout_color)
+            }),
+        },
+        Cmd::Down => match remote::find(file) {
+            Some(stack) => remote::down(stack),
+            None => with_config(file, |cfg| {
+                note(&format!("nothing is running in {}", cfg.root.display()));
+                ExitCode::SUCCESS
+            }),
+        },
+        Cmd::Ci { services, timeout } => {
+            with_config(file, |cfg| stack::ci(cfg, &services, timeout, stdout_color))
+        }
         Cmd::Run {
             services,
             timeout,
             command,
-        } => {
+        } => with_config(file, |cfg| {
             let stderr_color = color && std::io::stderr().is_terminal();
             stack::run(cfg, &services, timeout, &command, stderr_color)
-        }
+        }),
+    }
+}
+
+/// Run a command that needs the config; a bad or missing one exits 2.
+fn with_config(file: Option<&Path>, command: impl FnOnce(Config) -> ExitCode) -> ExitCode {
+    match load(file) {
+        Ok(cfg) => command(cfg),
+        Err(code) => code,
+    }
+}
+
+/// Run a command against the running stack, found without its config (which may have been
+/// broken or deleted while it runs); when none runs, the config says where none runs.
+fn with_stack(file: Option<&Path>, command: impl FnOnce(remote::Running) -> ExitCode) -> ExitCode {
+    match remote::find(file) {
+        Some(stack) => command(stack),
+        None => with_config(file, |cfg| remote::not_running(&cfg)),
     }
 }
 

@@ -2,15 +2,15 @@
 //! `stop`, `restart`, `rebuild`, `kill`, `logs`, `down`, and `up -d`, which starts one.
 
 use super::note;
-use devstack::config::Config;
+use devstack::config::{self, Config};
 use devstack::control::client::Client;
 use devstack::control::{Request, WireLine};
 use devstack::headless::Printer;
 use devstack::logs::{LineTap, LogLine, Stream};
-use devstack::statedir::StateDir;
+use devstack::statedir::{self, StateDir};
 use serde_json::{Value, json};
 use std::io::{BufRead, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,11 +29,43 @@ fn out(line: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
-fn connect(cfg: &Config) -> Option<Client> {
-    Client::connect(&StateDir::new(&cfg.root).socket()).ok()
+/// A stack that answers on its control socket, and a connection to it.
+pub struct Running {
+    state: StateDir,
+    client: Client,
 }
 
-fn not_running(cfg: &Config) -> ExitCode {
+fn connect(state: &StateDir) -> Option<Client> {
+    Client::connect(&state.socket_address()).ok()
+}
+
+/// The running stack a command means, found without reading its config (which may have been
+/// edited into an error, or deleted, while the stack runs): with `-f PATH`, the one in PATH's
+/// folder; otherwise the nearest folder, from here up, whose `.devstack/` has a stack answering,
+/// stopping at the nearest folder with a `devstack.toml` (the stack `up` would start here).
+/// None when that stack is not running.
+pub fn find(file: Option<&Path>) -> Option<Running> {
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let folders: Vec<PathBuf> = match file {
+        Some(f) => {
+            let f = std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf());
+            vec![f.parent().map_or(here, Path::to_path_buf)]
+        }
+        None => here.ancestors().map(Path::to_path_buf).collect(),
+    };
+    for folder in folders {
+        let state = StateDir::new(&folder);
+        if let Some(client) = connect(&state) {
+            return Some(Running { state, client });
+        }
+        if folder.join(config::FILE_NAME).is_file() {
+            return None;
+        }
+    }
+    None
+}
+
+pub fn not_running(cfg: &Config) -> ExitCode {
     note(&format!(
         "no stack is running in {} (start one with `devstack up`, or `devstack up -d` in the background)",
         cfg.root.display()
@@ -59,11 +91,8 @@ fn ok(answer: std::io::Result<Value>) -> Result<Value, ExitCode> {
     }
 }
 
-pub fn ps(cfg: &Config, json_out: bool) -> ExitCode {
-    let Some(mut client) = connect(cfg) else {
-        return not_running(cfg);
-    };
-    let answer = match ok(client.request(&Request::Ps)) {
+pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
+    let answer = match ok(stack.client.request(&Request::Ps)) {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -113,10 +142,7 @@ pub fn ps(cfg: &Config, json_out: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub fn act(cfg: &Config, action: Action, services: &[String]) -> ExitCode {
-    let Some(mut client) = connect(cfg) else {
-        return not_running(cfg);
-    };
+pub fn act(mut stack: Running, action: Action, services: &[String]) -> ExitCode {
     for name in services {
         let (service, wait) = (name.clone(), true);
         let (request, done) = match action {
@@ -126,7 +152,8 @@ pub fn act(cfg: &Config, action: Action, services: &[String]) -> ExitCode {
             Action::Rebuild => (Request::Rebuild { service, wait }, "rebuilt"),
             Action::Kill => (Request::Kill { service, wait }, "killed"),
         };
-        match ok(client.request(&request)) {
+        let sent = now_rfc3339();
+        match ok(stack.client.request(&request)) {
             Ok(answer) => {
                 let view = &answer["service"];
                 match view["pid"].as_i64() {
@@ -140,18 +167,59 @@ pub fn act(cfg: &Config, action: Action, services: &[String]) -> ExitCode {
                     )),
                 }
             }
-            Err(code) => return code,
+            Err(code) => {
+                if let Action::Rebuild = action {
+                    show_build_output(&mut stack.client, name, &sent);
+                }
+                return code;
+            }
         }
     }
     ExitCode::SUCCESS
 }
 
-/// `restart --all`: every service in dependency order; waits until the stack is ready again.
-pub fn restart_all(cfg: &Config) -> ExitCode {
-    let Some(mut client) = connect(cfg) else {
-        return not_running(cfg);
+/// Now, as the socket writes log line times (RFC 3339 with milliseconds, UTC), which sort as text.
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Build output lines shown when a rebuild fails.
+const BUILD_LINES_SHOWN: usize = 30;
+/// Log lines asked for to find them among what the old process keeps printing.
+const BUILD_LINES_SEARCHED: usize = 5000;
+
+/// The last lines a service's build printed since `since`, on stderr: a failed `rebuild` shows
+/// why it failed, as the build's output would in a terminal.
+fn show_build_output(client: &mut Client, service: &str, since: &str) {
+    let request = Request::Logs {
+        services: vec![service.to_string()],
+        lines: BUILD_LINES_SEARCHED,
+        follow: false,
     };
-    match ok(client.request(&Request::RestartAll { wait: true })) {
+    let Ok(answer) = client.request(&request) else {
+        return;
+    };
+    let lines: Vec<WireLine> = serde_json::from_value(answer["lines"].clone()).unwrap_or_default();
+    let build: Vec<&WireLine> = lines
+        .iter()
+        .filter(|l| l.stream == "build" && l.time.as_str() >= since)
+        .collect();
+    let shown = &build[build.len().saturating_sub(BUILD_LINES_SHOWN)..];
+    if shown.is_empty() {
+        return;
+    }
+    note(&format!(
+        "last {} lines of the build of `{service}`:",
+        shown.len()
+    ));
+    for line in shown {
+        eprintln!("  {service} | {}", line.text);
+    }
+}
+
+/// `restart --all`: every service in dependency order; waits until the stack is ready again.
+pub fn restart_all(mut stack: Running) -> ExitCode {
+    match ok(stack.client.request(&Request::RestartAll { wait: true })) {
         Ok(_) => {
             out("restarted every service");
             ExitCode::SUCCESS
@@ -160,15 +228,12 @@ pub fn restart_all(cfg: &Config) -> ExitCode {
     }
 }
 
-pub fn watch(cfg: &Config, service: &str, auto: bool) -> ExitCode {
-    let Some(mut client) = connect(cfg) else {
-        return not_running(cfg);
-    };
+pub fn watch(mut stack: Running, service: &str, auto: bool) -> ExitCode {
     let request = Request::Watch {
         service: service.to_string(),
         auto,
     };
-    match ok(client.request(&request)) {
+    match ok(stack.client.request(&request)) {
         Ok(_) => {
             out(&format!(
                 "{service}: rebuild on change {}",
@@ -180,17 +245,13 @@ pub fn watch(cfg: &Config, service: &str, auto: bool) -> ExitCode {
     }
 }
 
-pub fn down(cfg: &Config) -> ExitCode {
-    let Some(mut client) = connect(cfg) else {
-        note("nothing is running here");
-        return ExitCode::SUCCESS;
-    };
-    if let Err(code) = ok(client.request(&Request::Down)) {
+pub fn down(mut stack: Running) -> ExitCode {
+    if let Err(code) = ok(stack.client.request(&Request::Down)) {
         return code;
     }
     // The stack is down once its socket stops answering.
     let deadline = Instant::now() + Duration::from_secs(600);
-    while connect(cfg).is_some() {
+    while connect(&stack.state).is_some() {
         if Instant::now() > deadline {
             note("the stack is still stopping after 10 minutes");
             return ExitCode::FAILURE;
@@ -205,15 +266,23 @@ pub fn down(cfg: &Config) -> ExitCode {
 /// its control socket answers.
 pub fn detach(cfg: &Config, services: &[String]) -> ExitCode {
     use std::os::unix::process::CommandExt;
-    if connect(cfg).is_some() {
-        note("a stack is already running here; `devstack ps` shows it");
+    let state = StateDir::new(&cfg.root);
+    if connect(&state).is_some() {
+        let pid = state
+            .running_pid()
+            .map_or(String::new(), |pid| format!(" (pid {pid})"));
+        note(&format!(
+            "a stack is already running here{pid}; `devstack ps` shows it, `devstack down` stops it"
+        ));
         return ExitCode::FAILURE;
     }
-    let state = StateDir::new(&cfg.root);
-    let _ = std::fs::create_dir_all(state.logs());
+    if let Err(e) = state.create() {
+        note(&e);
+        return ExitCode::FAILURE;
+    }
     let log_path = state.detached_log();
     let open = || {
-        std::fs::OpenOptions::new()
+        statedir::private_file()
             .create(true)
             .append(true)
             .open(&log_path)
@@ -250,7 +319,7 @@ pub fn detach(cfg: &Config, services: &[String]) -> ExitCode {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if connect(cfg).is_some() {
+        if connect(&state).is_some() {
             note(&format!(
                 "stack started in the background (pid {}); output in {}; `devstack ps`, `devstack logs -f`, `devstack down`",
                 child.id(),
@@ -272,7 +341,8 @@ pub fn detach(cfg: &Config, services: &[String]) -> ExitCode {
         }
         if Instant::now() > deadline {
             note(&format!(
-                "the background stack did not answer within 60s; see {}",
+                "the background stack (pid {}) did not answer within 60s; see {}",
+                child.id(),
                 log_path.display()
             ));
             return ExitCode::FAILURE;
@@ -281,7 +351,33 @@ pub fn detach(cfg: &Config, services: &[String]) -> ExitCode {
     }
 }
 
+/// `logs` against a running stack: its service names come from the stack (its config may have
+/// changed since it started).
 pub fn logs(
+    mut stack: Running,
+    services: &[String],
+    lines: usize,
+    follow: bool,
+    color: bool,
+) -> ExitCode {
+    let answer = match ok(stack.client.request(&Request::Ps)) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let names: Vec<String> = answer["services"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(|s| s["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let printer = Printer::new(&names, color);
+    logs_live(stack.client, &names, &printer, services, lines, follow)
+}
+
+/// `logs` when no stack runs: from the log files of the services in the config.
+pub fn logs_from_files(
     cfg: &Config,
     services: &[String],
     lines: usize,
@@ -299,10 +395,7 @@ pub fn logs(
         }
     }
     let printer = Printer::new(&names, color);
-    match connect(cfg) {
-        Some(client) => logs_live(client, &names, &printer, services, lines, follow),
-        None => logs_from_files(cfg, &names, &printer, services, lines, follow),
-    }
+    read_files(cfg, &names, &printer, services, lines, follow)
 }
 
 fn print_line(printer: &Printer, names: &[String], wire: &WireLine) {
@@ -376,7 +469,7 @@ fn parse_file_line(service: &str, line: &str) -> Option<WireLine> {
     })
 }
 
-fn logs_from_files(
+fn read_files(
     cfg: &Config,
     names: &[String],
     printer: &Printer,

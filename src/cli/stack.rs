@@ -23,6 +23,8 @@ struct Session {
     sample_usage: bool,
     /// Rebuild services when their watched files change (`up`, the dashboard; not `ci`, `run`).
     watch: bool,
+    /// Stop at once without a control socket: nothing could reach the stack (`up -d`).
+    need_socket: bool,
     _lock: RunLock,
 }
 
@@ -51,6 +53,7 @@ impl Session {
             state,
             sample_usage: false,
             watch: false,
+            need_socket: false,
             _lock: lock,
         })
     }
@@ -96,6 +99,10 @@ impl Session {
                         "no control socket at {}: {e}",
                         self.state.socket().display()
                     ));
+                    if self.need_socket {
+                        note("stopping: nothing could reach this stack");
+                        handle.send(Command::Shutdown);
+                    }
                     None
                 }
             };
@@ -175,6 +182,7 @@ pub fn up(cfg: Config, services: &[String], color: bool, stay: bool) -> ExitCode
         Err(code) => return code,
     };
     session.watch = true;
+    session.need_socket = stay;
     let ((), outcome) = session.run(!stay, async |_, _| {});
     if outcome.failures.is_empty() {
         ExitCode::SUCCESS

@@ -4,6 +4,7 @@ use super::{Request, WireLine};
 use crate::engine::ready::Verdict;
 use crate::engine::{Command, Handle, ServiceView};
 use crate::logs::LogHub;
+use crate::statedir;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -34,16 +35,41 @@ pub struct Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
+        if let Ok(bound) = std::fs::read_link(&self.path) {
+            let _ = std::fs::remove_file(bound);
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
 /// Bind the socket at `path`, replacing a stale one (the caller holds the folder's lock, so no
-/// live stack owns it), readable and writable by the owner only.
+/// live stack owns it), readable and writable by the owner only. `path` is in a private folder,
+/// so the socket is never reachable by others before its mode is set. When `path` is too long
+/// for a socket address, the socket is bound at a short path in a private folder
+/// ([`statedir::short_socket`]) and `path` becomes a symlink to it, which clients follow.
 pub fn bind(path: &Path) -> std::io::Result<Socket> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(old) = std::fs::read_link(path)
+        && std::fs::symlink_metadata(&old).is_ok_and(|m| m.file_type().is_socket())
+    {
+        let _ = std::fs::remove_file(old);
+    }
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let at = if statedir::fits_socket_address(path) {
+        path.to_path_buf()
+    } else {
+        let short = statedir::short_socket(path)?;
+        let _ = std::fs::remove_file(&short);
+        short
+    };
+    let listener = UnixListener::bind(&at)?;
+    std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o600))?;
+    if at != path
+        && let Err(e) = std::os::unix::fs::symlink(&at, path)
+    {
+        let _ = std::fs::remove_file(&at);
+        return Err(e);
+    }
     Ok(Socket {
         listener,
         path: path.to_path_buf(),

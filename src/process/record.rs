@@ -55,7 +55,13 @@ impl GroupRecord {
             .map(|o| format!("+{} {} {}\n", o.pid, o.start, o.service));
         let text: String = groups.chain(escaped).collect();
         let tmp = self.path.with_extension("tmp");
-        if fs::write(&tmp, text).is_ok() {
+        let _ = fs::remove_file(&tmp);
+        let written = crate::statedir::private_file()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+        if written.is_ok() {
             let _ = fs::rename(&tmp, &self.path);
         }
     }
