@@ -60,6 +60,7 @@ fn tcp_probe_turns_healthy_and_unhealthy() {
         tcp = true
         interval = "100ms"
         retries = 2
+        start_period = "0s"
         "#,
         testsvc(),
         free_port()
@@ -325,7 +326,7 @@ fn ci_fails_on_timeout_naming_what_is_not_ready() {
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("not ready after 1s"), "{out}");
-    assert!(out.contains("`slow` is running, health"), "{out}");
+    assert!(out.contains("`slow` is starting"), "{out}");
     assert!(out.contains("`false` exited with code 1"), "{out}");
     assert!(out.contains("  slow | waiting"), "{out}");
 }

@@ -361,11 +361,20 @@ fn a_start_sent_while_stopping_starts_it_again() {
         String::from_utf8_lossy(&out.stderr)
     );
     stop.wait().unwrap();
-    let again = stack.wait_for("stopped (code 0)", 10);
-    let pids: Vec<i32> = lines_with(&again, "| slow=")
-        .iter()
-        .map(|l| number_after(l, "slow="))
-        .collect();
+    stack.wait_for("stopped (code 0)", 10);
+    // The new process says its pid a moment after the old one stopped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (again, pids) = loop {
+        let again = stack.output();
+        let pids: Vec<i32> = lines_with(&again, "| slow=")
+            .iter()
+            .map(|l| number_after(l, "slow="))
+            .collect();
+        if pids.len() >= 2 || std::time::Instant::now() > deadline {
+            break (again, pids);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    };
     assert_eq!(pids.len(), 2, "{again}");
     assert_ne!(pids[1], first);
     stack.signal(Signal::SIGINT);

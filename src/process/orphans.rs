@@ -134,7 +134,8 @@ struct Sweep {
 
 impl Sweep {
     /// Look at devstack's children once: collect dead escaped ones, kill those whose service
-    /// process is gone (all of them with `all`), return the others.
+    /// process is gone (all of them with `all`); return the others, and the processes that left
+    /// a service's session but still have a parent in it (for the record).
     #[cfg(target_os = "linux")]
     fn run(&mut self, services: &[String], all: bool) -> Vec<Orphan> {
         let me = std::process::id() as i32;
@@ -144,14 +145,28 @@ impl Sweep {
         let Ok(procs) = procfs::process::all_processes() else {
             return alive_now;
         };
+        // Every live process by parent, to find what left a service's session while its parent
+        // still runs (it becomes ours only once that parent is gone).
+        let mut children: BTreeMap<i32, Vec<(i32, i32, u64)>> = BTreeMap::new();
         for proc in procs.flatten() {
             let Ok(stat) = proc.stat() else { continue };
+            if stat.state != 'Z' {
+                children.entry(stat.ppid).or_default().push((
+                    stat.pid,
+                    stat.session,
+                    stat.starttime,
+                ));
+            }
             if stat.ppid != me || own.0.contains_key(&stat.pid) {
                 continue;
             }
             if stat.state == 'Z' {
                 if self.seen.remove(&stat.pid) || self.zombies.contains(&stat.pid) {
-                    super::reap(stat.pid);
+                    // Not `super::reap`: that takes the lock held here.
+                    let _ = nix::sys::wait::waitpid(
+                        Pid::from_raw(stat.pid),
+                        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                    );
                 } else {
                     zombies.insert(stat.pid);
                 }
@@ -179,6 +194,25 @@ impl Sweep {
             }
         }
         self.zombies = zombies;
+        if !all {
+            for (&leader, (service, _)) in &own.0 {
+                let mut stack = vec![leader];
+                while let Some(pid) = stack.pop() {
+                    for &(child, session, start) in children.get(&pid).into_iter().flatten() {
+                        if session != leader && !own.0.contains_key(&child) {
+                            alive_now.push(Orphan {
+                                pid: child,
+                                start,
+                                service: service.clone(),
+                            });
+                        }
+                        stack.push(child);
+                    }
+                }
+            }
+        }
+        alive_now.sort_by_key(|o| o.pid);
+        alive_now.dedup_by_key(|o| o.pid);
         alive_now
     }
 
