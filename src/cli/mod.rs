@@ -158,7 +158,7 @@ pub fn main() -> ExitCode {
         Cmd::Up { services, stay, .. } => {
             let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
             if terminal && !cli.headless && !stay {
-                stack::tui(cfg, &services)
+                stack::tui(cfg, &services, stdout_color)
             } else {
                 stack::up(cfg, &services, stdout_color, stay)
             }
