@@ -229,8 +229,14 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) -> usize {
             app.focus == Focus::Services,
         ))
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    // Never scrolled further than this size needs: after the terminal grows, the rows that now
+    // fit above are shown again (ratatui keeps any offset that shows the selection).
+    let rows_shown = area.height.saturating_sub(3) as usize; // borders and the header line
+    let offset = app
+        .list_offset
+        .min(app.views.len().saturating_sub(rows_shown));
     let mut state = ratatui::widgets::TableState::default()
-        .with_offset(app.list_offset)
+        .with_offset(offset)
         .with_selected(Some(app.selected));
     frame.render_stateful_widget(table, area, &mut state);
     state.offset()
