@@ -341,3 +341,30 @@ fn the_service_list_scrolls_back_when_the_terminal_grows() {
         );
     }
 }
+
+#[test]
+fn a_failed_rebuild_shows_on_the_service_row_in_red() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    // The engine's detail for a running service whose last build failed.
+    app.views[2].detail = "running · build failed".into();
+    app.views[2].build_failed = true;
+    let terminal = render(&mut app, 110, 24);
+    insta::assert_snapshot!(terminal.backend());
+    let buffer = terminal.backend().buffer();
+    let row = (0..24)
+        .find(|&y| {
+            let text: String = (0..110)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect();
+            text.contains("orders  running · build failed")
+        })
+        .expect("the orders row says build failed");
+    // The glyph and the state cell are red; a healthy running row's are green.
+    assert_eq!(buffer[(1, row)].fg, Color::Red);
+    let state = (0..110)
+        .find(|&x| buffer[(x, row)].symbol() == "r" && buffer[(x + 1, row)].symbol() == "u")
+        .unwrap();
+    assert_eq!(buffer[(state, row)].fg, Color::Red);
+    assert_eq!(buffer[(1, row - 1)].fg, Color::Green);
+}

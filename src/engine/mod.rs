@@ -4,7 +4,7 @@
 pub mod ready;
 mod status;
 
-pub use status::{HealthState, ServiceView, Status, secs};
+pub use status::{HealthState, ServiceView, Status, secs, uptime};
 
 use crate::config::{Condition, Config, Probe, Restart};
 use crate::health;
@@ -1081,6 +1081,8 @@ impl Engine {
             .map(|(s, spec)| {
                 let live = s.run.as_ref().or(s.build.as_ref());
                 let probed = spec.health.is_some() && s.run.is_some();
+                let build_failed =
+                    spec.build.is_some() && !s.built && s.run.is_some() && s.build.is_none();
                 ServiceView {
                     name: spec.name.clone(),
                     state: s.status.name(),
@@ -1097,14 +1099,16 @@ impl Engine {
                     cpu_percent: s.usage.filter(|_| s.run.is_some()).map(|u| u.0),
                     mem_bytes: s.usage.filter(|_| s.run.is_some()).map(|u| u.1),
                     building: s.build.is_some(),
-                    build_failed: spec.build.is_some()
-                        && !s.built
-                        && s.run.is_some()
-                        && s.build.is_none(),
+                    build_failed,
                     settled: s.status.is_settled(),
                     crash_loop: s.backoff >= CRASH_LOOP
                         && matches!(s.status, Status::Restarting { .. }),
-                    detail: s.status.to_string(),
+                    // Every table shows this: a failed rebuild belongs on the service's row.
+                    detail: if build_failed {
+                        format!("{} · build failed", s.status)
+                    } else {
+                        s.status.to_string()
+                    },
                     pid: live.map(|p| p.pid),
                     port: spec.port,
                     restarts: s.restarts,
