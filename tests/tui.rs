@@ -94,12 +94,12 @@ fn pid_of(screen: &str, service: &str) -> Option<i32> {
     let row = screen
         .lines()
         .find(|l| l.contains(&format!(" {service} ")) && l.contains("running"))?;
-    // Columns: glyph, name, state, health, port, pid, …
+    // Columns: glyph, name, state, health, pid, port, …
     let cols: Vec<&str> = row
         .trim_matches(|c| c == '┃' || c == '│')
         .split_whitespace()
         .collect();
-    cols.get(5)?.parse().ok()
+    cols.get(4)?.parse().ok()
 }
 
 #[test]

@@ -304,3 +304,67 @@ fn with_wrap_on_the_newest_line_stays_in_view() {
     let screen = render(&mut app, 100, 24).backend().to_string();
     assert!(screen.contains("LAST-LINE"), "{screen}");
 }
+
+#[test]
+fn the_service_list_scrolls_back_when_the_terminal_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..27).map(|i| format!("svc-{i:02}")).collect();
+    let hub = Arc::new(LogHub::new(dir.path(), &names, None, 10_000));
+    let mut app = App::new("many".into(), names.clone(), hub);
+    app.views = names
+        .iter()
+        .map(|n| view(n, "running", "running"))
+        .collect();
+    for _ in 0..26 {
+        app.update(Action::SelectNext);
+    }
+    // Small: the list shows the last rows, down to the selection.
+    let screen = render(&mut app, 100, 24).backend().to_string();
+    assert!(
+        screen.contains("svc-26") && !screen.contains("svc-00"),
+        "{screen}"
+    );
+    // A little taller: still scrolled, but no blank rows under the last service.
+    let screen = render(&mut app, 100, 50).backend().to_string();
+    let rows = screen.lines().filter(|l| l.contains("running")).count();
+    // The list takes 45% of the body (the height less header and footer), less borders and
+    // its header line.
+    assert_eq!(rows, (50 - 2) * 45 / 100 - 3, "{screen}");
+    assert!(screen.contains("svc-26"), "{screen}");
+    // Tall enough for every service: the list shows from the top again.
+    let screen = render(&mut app, 100, 80).backend().to_string();
+    assert_eq!(app.list_offset, 0);
+    for name in &names {
+        assert!(
+            screen.contains(name.as_str()),
+            "{name} not shown:\n{screen}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_rebuild_shows_on_the_service_row_in_red() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    // The engine's detail for a running service whose last build failed.
+    app.views[2].detail = "running · build failed".into();
+    app.views[2].build_failed = true;
+    let terminal = render(&mut app, 110, 24);
+    insta::assert_snapshot!(terminal.backend());
+    let buffer = terminal.backend().buffer();
+    let row = (0..24)
+        .find(|&y| {
+            let text: String = (0..110)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect();
+            text.contains("orders  running · build failed")
+        })
+        .expect("the orders row says build failed");
+    // The glyph and the state cell are red; a healthy running row's are green.
+    assert_eq!(buffer[(1, row)].fg, Color::Red);
+    let state = (0..110)
+        .find(|&x| buffer[(x, row)].symbol() == "r" && buffer[(x + 1, row)].symbol() == "u")
+        .unwrap();
+    assert_eq!(buffer[(state, row)].fg, Color::Red);
+    assert_eq!(buffer[(1, row - 1)].fg, Color::Green);
+}

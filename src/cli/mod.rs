@@ -149,7 +149,7 @@ pub fn main() -> ExitCode {
         Cmd::Up { services, stay, .. } => with_config(file, |cfg| {
             let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
             if terminal && !headless && !stay {
-                stack::tui(cfg, &services)
+                stack::tui(cfg, &services, stdout_color)
             } else {
                 stack::up(cfg, &services, stdout_color, stay)
             }

@@ -113,11 +113,9 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
         .map(String::from),
     ];
     for s in &services {
-        let uptime = s["uptime_secs"].as_u64().map_or("-".to_string(), |n| {
-            humantime::format_duration(Duration::from_secs(n))
-                .to_string()
-                .replace(' ', "")
-        });
+        let uptime = s["uptime_secs"]
+            .as_u64()
+            .map_or("-".to_string(), devstack::engine::uptime);
         rows.push([
             text(&s["name"]),
             text(&s["detail"]),

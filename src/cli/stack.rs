@@ -8,7 +8,9 @@ use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, secs};
 use devstack::headless::Printer;
 use devstack::logs::{LineTap, LogHub, strip_sgr};
 use devstack::statedir::{RunLock, StateDir};
+use devstack::ui::End;
 use devstack::watch::Change;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,12 +33,12 @@ struct Session {
 impl Session {
     fn open(cfg: Config, services: &[String], tap: Arc<dyn LineTap>) -> Result<Session, ExitCode> {
         let only = resolve_names(&cfg, services).map_err(|e| {
-            eprintln!("error: {e}");
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             ExitCode::from(2)
         })?;
         let state = StateDir::new(&cfg.root);
         let lock = state.lock().map_err(|e| {
-            eprintln!("error: {e}");
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             ExitCode::FAILURE
         })?;
         let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
@@ -194,8 +196,15 @@ pub fn up(cfg: Config, services: &[String], color: bool, stay: bool) -> ExitCode
     }
 }
 
-/// The dashboard: the same engine, drawn in the terminal.
-pub fn tui(cfg: Config, services: &[String]) -> ExitCode {
+/// The dashboard: the same engine, drawn in the terminal. A terminal that doesn't answer gets
+/// the headless output instead (`color`: for that).
+pub fn tui(cfg: Config, services: &[String], color: bool) -> ExitCode {
+    if let Err(e) = devstack::ui::probe() {
+        note(&format!(
+            "this terminal can't show the dashboard ({e}); running headless"
+        ));
+        return up(cfg, services, color, false);
+    }
     let wake = Arc::new(devstack::ui::Wake::default());
     let stack = cfg.name.clone();
     let mut session = match Session::open(cfg, services, wake.clone()) {
@@ -204,7 +213,7 @@ pub fn tui(cfg: Config, services: &[String]) -> ExitCode {
     };
     session.sample_usage = true;
     session.watch = true;
-    let (result, _) = session.run(false, async |handle, session| {
+    let (ended, _) = session.run(false, async |handle, session| {
         let names = session
             .cfg
             .services
@@ -212,15 +221,26 @@ pub fn tui(cfg: Config, services: &[String]) -> ExitCode {
             .map(|s| s.name.clone())
             .collect();
         let app = devstack::ui::app::App::new(stack, names, session.logs.clone());
-        let result = devstack::ui::run(handle.clone(), app, wake).await;
-        // However the dashboard ended, the stack stops with it.
+        // On a task of its own, so that even a panic in the dashboard ends here, and the
+        // stack still stops gracefully below.
+        let ended = tokio::spawn(devstack::ui::run(handle.clone(), app, wake)).await;
+        // However the dashboard ended, the stack stops with it (waiting out each grace).
         handle.send(Command::Shutdown);
-        result
+        ended
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    match ended {
+        Ok(Ok(End::Quit)) => ExitCode::SUCCESS,
+        Ok(Ok(End::TerminalLost(e))) => {
+            // Said to a terminal that may be gone: `note` never fails for that.
+            note(&format!("the terminal went away ({e}); stopped the stack"));
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
             note(&format!("the dashboard failed: {e}"));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            note(&format!("the dashboard crashed: {e}; stopped the stack"));
             ExitCode::FAILURE
         }
     }
@@ -268,7 +288,7 @@ fn show_tail(session: &Session, service: &str) {
     let lines = session.logs.tail(i, 30);
     note(&format!("last {} lines of `{service}`:", lines.len()));
     for line in lines {
-        eprintln!("  {service} | {}", strip_sgr(&line.text));
+        let _ = writeln!(std::io::stderr(), "  {service} | {}", strip_sgr(&line.text));
     }
 }
 
@@ -340,7 +360,8 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
     }
 }
 
-/// The first Ctrl-C, SIGTERM or SIGHUP stops the stack gracefully; the next kills it.
+/// The first Ctrl-C, SIGTERM or SIGHUP stops the stack gracefully; a Ctrl-C or SIGTERM after
+/// that kills it. A repeated SIGHUP does not: closing a terminal may send more than one.
 async fn shutdown_on_signals(handle: engine::Handle) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
@@ -350,18 +371,18 @@ async fn shutdown_on_signals(handle: engine::Handle) {
     ) else {
         return;
     };
-    let mut first = true;
+    let mut stopping = false;
     loop {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-            _ = hup.recv() => {}
-        }
-        if first {
-            note("stopping the stack (again to kill everything at once)");
+        let hangup = tokio::select! {
+            _ = int.recv() => false,
+            _ = term.recv() => false,
+            _ = hup.recv() => true,
+        };
+        if !stopping {
+            note("stopping the stack (Ctrl-C again to kill everything at once)");
             handle.send(Command::Shutdown);
-            first = false;
-        } else {
+            stopping = true;
+        } else if !hangup {
             note("killing every service");
             handle.send(Command::ForceShutdown);
         }

@@ -4,7 +4,7 @@
 pub mod ready;
 mod status;
 
-pub use status::{HealthState, ServiceView, Status, secs};
+pub use status::{HealthState, ServiceView, Status, secs, uptime};
 
 use crate::config::{Condition, Config, Probe, Restart};
 use crate::health;
@@ -1249,6 +1249,8 @@ impl Engine {
             .map(|(s, spec)| {
                 let live = s.run.as_ref().or(s.build.as_ref());
                 let probed = spec.health.is_some() && s.run.is_some();
+                let build_failed =
+                    spec.build.is_some() && !s.built && s.run.is_some() && s.build.is_none();
                 // With a probe, a process is only starting until its first success.
                 let starting = probed
                     && s.status == Status::Running
@@ -1257,6 +1259,7 @@ impl Engine {
                 let detail = match (&s.waiting, starting) {
                     (Some(why), _) if s.status == Status::Pending => format!("pending: {why}"),
                     (_, true) => "starting (waiting for its first healthy check)".to_string(),
+                    _ if build_failed => format!("{} · build failed", s.status),
                     _ => s.status.to_string(),
                 };
                 ServiceView {
@@ -1279,10 +1282,7 @@ impl Engine {
                     cpu_percent: s.usage.filter(|_| s.run.is_some()).map(|u| u.0),
                     mem_bytes: s.usage.filter(|_| s.run.is_some()).map(|u| u.1),
                     building: s.build.is_some(),
-                    build_failed: spec.build.is_some()
-                        && !s.built
-                        && s.run.is_some()
-                        && s.build.is_none(),
+                    build_failed,
                     settled: s.status.is_settled(),
                     crash_loop: s.backoff >= CRASH_LOOP
                         && matches!(s.status, Status::Restarting { .. }),

@@ -111,6 +111,17 @@ pub fn secs(d: Duration) -> String {
     }
 }
 
+/// How long a process has run, as every table shows it (`ps`, the dashboard): `42s`, `3m05s`,
+/// `2h07m`, `3d04h`; at most 7 characters below 1000 days.
+pub fn uptime(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HealthState {
     #[default]
@@ -181,5 +192,25 @@ impl ServiceView {
             )
         };
         key(self) == key(other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uptime;
+
+    #[test]
+    fn uptime_is_short_and_zero_padded() {
+        assert_eq!(uptime(0), "0s");
+        assert_eq!(uptime(59), "59s");
+        assert_eq!(uptime(60), "1m00s");
+        assert_eq!(uptime(75), "1m15s");
+        assert_eq!(uptime(3599), "59m59s");
+        assert_eq!(uptime(3600), "1h00m");
+        assert_eq!(uptime(3600 + 7 * 60 + 59), "1h07m");
+        assert_eq!(uptime(86_399), "23h59m");
+        assert_eq!(uptime(86_400), "1d00h");
+        assert_eq!(uptime(3 * 86_400 + 4 * 3600 + 5), "3d04h");
+        assert!(uptime(999 * 86_400 + 23 * 3600).len() <= 7);
     }
 }

@@ -2,7 +2,7 @@
 //! log lines are turned into text.
 
 use super::app::{App, Focus, Mode, Shown, matches};
-use crate::engine::ServiceView;
+use crate::engine::{ServiceView, uptime};
 use crate::logs::{LogLine, Stream, strip_sgr};
 use ansi_to_tui::IntoText;
 use ratatui::Frame;
@@ -62,7 +62,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
 
 fn glyph(v: &ServiceView) -> (&'static str, Color) {
     match v.state {
-        "running" if v.health == Some("unhealthy") => ("●", Color::Red),
+        "running" if v.health == Some("unhealthy") || v.build_failed => ("●", Color::Red),
         "running" if v.ready => ("●", Color::Green),
         "running" => ("●", Color::Yellow),
         "completed" => ("✔", Color::Green),
@@ -122,15 +122,6 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Line::from(spans), area);
 }
 
-fn uptime(secs: Option<u64>) -> String {
-    match secs {
-        None => "-".into(),
-        Some(s) if s < 60 => format!("{s}s"),
-        Some(s) if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        Some(s) => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
 fn memory(bytes: Option<u64>) -> String {
     match bytes {
         None => "-".into(),
@@ -160,17 +151,24 @@ fn pane_block(title: String, focused: bool) -> Block<'static> {
 fn draw_services(frame: &mut Frame, app: &App, area: Rect) -> usize {
     let wide = area.width >= 100;
     let mid = area.width >= 76;
-    let mut header = vec!["", "NAME", "STATE", "HEALTH", "PORT"];
+    // The columns of `ps`, in its order (PID and UPTIME only when there is room), then CPU and
+    // memory when wide.
+    let mut header = vec!["", "NAME", "STATE", "HEALTH"];
     let mut widths = vec![
         Constraint::Length(1),
         Constraint::Length(12),
         Constraint::Min(10),
         Constraint::Length(9),
-        Constraint::Length(5),
     ];
     if mid {
-        header.extend(["PID", "UPTIME"]);
-        widths.extend([Constraint::Length(7), Constraint::Length(7)]);
+        header.push("PID");
+        widths.push(Constraint::Length(7));
+    }
+    header.push("PORT");
+    widths.push(Constraint::Length(5));
+    if mid {
+        header.push("UPTIME");
+        widths.push(Constraint::Length(7));
     }
     header.push("↻");
     widths.push(Constraint::Length(3));
@@ -206,11 +204,13 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) -> usize {
             })
             .fg(color),
             Cell::from(v.health.unwrap_or("-")),
-            Cell::from(v.port.map_or("-".into(), |p| p.to_string())),
         ];
         if mid {
             cells.push(Cell::from(v.pid.map_or("-".into(), |p| p.to_string())));
-            cells.push(Cell::from(uptime(v.uptime_secs)));
+        }
+        cells.push(Cell::from(v.port.map_or("-".into(), |p| p.to_string())));
+        if mid {
+            cells.push(Cell::from(v.uptime_secs.map_or("-".into(), uptime)));
         }
         cells.push(Cell::from(v.restarts.to_string()));
         if wide {
@@ -229,8 +229,14 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) -> usize {
             app.focus == Focus::Services,
         ))
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    // Never scrolled further than this size needs: after the terminal grows, the rows that now
+    // fit above are shown again (ratatui keeps any offset that shows the selection).
+    let rows_shown = area.height.saturating_sub(3) as usize; // borders and the header line
+    let offset = app
+        .list_offset
+        .min(app.views.len().saturating_sub(rows_shown));
     let mut state = ratatui::widgets::TableState::default()
-        .with_offset(app.list_offset)
+        .with_offset(offset)
         .with_selected(Some(app.selected));
     frame.render_stateful_widget(table, area, &mut state);
     state.offset()

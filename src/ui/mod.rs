@@ -31,7 +31,42 @@ impl LineTap for Wake {
     }
 }
 
-/// Puts the terminal back however the dashboard ends, a panic included.
+/// How long the terminal may take to answer the cursor-position query before it is taken for
+/// one that never will (a dumb terminal, a broken one).
+const PROBE: Duration = Duration::from_secs(3);
+
+/// Is this a terminal the dashboard can drive? It must answer the cursor-position query
+/// (`ESC [ 6 n`): one that doesn't is dumb or broken, and would leave the dashboard (and any
+/// crossterm call that asks it) waiting. The wait is bounded whatever happens inside crossterm.
+pub fn probe() -> io::Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(crossterm::cursor::position());
+    });
+    match rx.recv_timeout(PROBE) {
+        Ok(answer) => answer.map(drop),
+        Err(_) => {
+            // crossterm turned raw mode on to read the answer and is still waiting for it.
+            let _ = terminal::disable_raw_mode();
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no answer to the cursor-position query",
+            ))
+        }
+    }
+}
+
+/// How the dashboard ended.
+#[derive(Debug)]
+pub enum End {
+    /// The engine has ended (after a quit, or a signal).
+    Quit,
+    /// The terminal went away (closed window, dropped SSH connection): reads or writes failed.
+    TerminalLost(io::Error),
+}
+
+/// Puts the terminal back however the dashboard ends, a panic included. Every write here may
+/// meet a terminal that is gone: errors are ignored, nothing prints.
 struct Restore;
 
 impl Drop for Restore {
@@ -50,8 +85,33 @@ fn restore() {
     );
 }
 
-/// Run the dashboard until the engine has ended (after a quit, or a signal).
-pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io::Result<()> {
+type Backend = ratatui::backend::CrosstermBackend<io::Stdout>;
+
+/// ratatui's `Terminal`, minus its `Drop`: that one reports a cursor it cannot show again with
+/// `eprintln!`, which panics when stderr is the terminal that went away. Here the cursor is
+/// shown if it can be; if not, the `Terminal` is leaked (`restore` tries once more, and the
+/// process is about to end).
+struct Screen(Option<ratatui::Terminal<Backend>>);
+
+impl Screen {
+    fn get(&mut self) -> &mut ratatui::Terminal<Backend> {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        if let Some(mut term) = self.0.take()
+            && term.show_cursor().is_err()
+        {
+            std::mem::forget(term);
+        }
+    }
+}
+
+/// Run the dashboard until the engine has ended (after a quit, or a signal), or the terminal
+/// has gone away. An error: the terminal could not be set up.
+pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io::Result<End> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore();
@@ -59,13 +119,16 @@ pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io
     }));
     terminal::enable_raw_mode()?;
     let _restore = Restore;
+    // A full clear without ratatui's `Terminal::clear`, which asks the terminal where its
+    // cursor is.
     execute!(
         io::stdout(),
         terminal::EnterAlternateScreen,
-        crossterm::event::EnableMouseCapture
+        crossterm::event::EnableMouseCapture,
+        terminal::Clear(terminal::ClearType::All)
     )?;
-    let mut term = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(io::stdout()))?;
-    term.clear()?;
+    let mut screen = Screen(Some(ratatui::Terminal::new(Backend::new(io::stdout()))?));
+    let term = screen.get();
 
     let mut events = EventStream::new();
     let mut views = handle.views();
@@ -75,7 +138,9 @@ pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             app.views = views.borrow_and_update().clone();
-            term.draw(|frame| draw::draw(frame, &mut app))?;
+            if let Err(e) = term.draw(|frame| draw::draw(frame, &mut app)) {
+                return Ok(End::TerminalLost(e));
+            }
             dirty = false;
             last_draw = Instant::now();
         }
@@ -92,11 +157,12 @@ pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io
                     }
                     dirty = true;
                 }
-                Some(Err(_)) | None => break,
+                Some(Err(e)) => return Ok(End::TerminalLost(e)),
+                None => return Ok(End::TerminalLost(io::ErrorKind::UnexpectedEof.into())),
             },
             changed = views.changed() => {
                 if changed.is_err() {
-                    break; // the engine has ended
+                    return Ok(End::Quit); // the engine has ended
                 }
                 dirty = true;
             }
@@ -105,7 +171,6 @@ pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io
             _ = tokio::time::sleep(until_frame), if dirty => {}
         }
     }
-    Ok(())
 }
 
 fn inside(area: Rect, column: u16, row: u16) -> bool {
