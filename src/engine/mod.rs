@@ -1259,6 +1259,11 @@ impl Engine {
                 let detail = match (&s.waiting, starting) {
                     (Some(why), _) if s.status == Status::Pending => format!("pending: {why}"),
                     (_, true) => "starting (waiting for its first healthy check)".to_string(),
+                    // Builds can be long: say for how long it has been building.
+                    _ if s.status == Status::Building => match s.last_build {
+                        Some((start, None)) => format!("building for {}", secs_whole(start)),
+                        _ => s.status.to_string(),
+                    },
                     _ if build_failed => format!("{} · build failed", s.status),
                     _ => s.status.to_string(),
                 };
@@ -1305,6 +1310,11 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whole seconds since `start` (`0s`, `12s`), for what changes every second.
+fn secs_whole(start: Instant) -> String {
+    format!("{}s", start.elapsed().as_secs())
 }
 
 /// 1s, 2s, 4s … capped at 30s.

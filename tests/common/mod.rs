@@ -329,3 +329,51 @@ pub fn number_after(out: &str, key: &str) -> i32 {
 pub fn lines_with<'a>(out: &'a str, needle: &str) -> Vec<&'a str> {
     out.lines().filter(|l| l.contains(needle)).collect()
 }
+
+/// The repository's demo stack (`devstack.toml` and `fixtures/demo`) copied into a folder of its
+/// own, with every port moved to a free one: the user's own demo may be running beside the tests,
+/// on its fixed ports and in its folder. The copy builds the demo's services itself.
+pub struct Demo {
+    pub stack: Stack,
+    /// The demo's port → the port the copy uses.
+    ports: std::collections::HashMap<u16, u16>,
+}
+
+impl Demo {
+    pub fn new() -> Demo {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let config = std::fs::read_to_string(root.join("devstack.toml")).expect("demo config");
+        let mut ports = std::collections::HashMap::new();
+        let moved: Vec<String> = config
+            .lines()
+            .map(|line| {
+                let Some(old) = line
+                    .strip_prefix("port = ")
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+                else {
+                    return line.to_string();
+                };
+                let new = *ports.entry(old).or_insert_with(free_port);
+                format!("port = {new}")
+            })
+            .collect();
+        let stack = Stack::new(&moved.join("\n"));
+        let dest = stack.path().join("fixtures/demo");
+        std::fs::create_dir_all(&dest).unwrap();
+        for entry in std::fs::read_dir(root.join("fixtures/demo"))
+            .unwrap()
+            .flatten()
+        {
+            let name = entry.file_name();
+            if entry.file_type().unwrap().is_file() && name != "Cargo.lock" {
+                std::fs::copy(entry.path(), dest.join(&name)).unwrap();
+            }
+        }
+        Demo { stack, ports }
+    }
+
+    /// Where the copy serves what the demo serves on `port`.
+    pub fn port(&self, port: u16) -> u16 {
+        self.ports[&port]
+    }
+}
