@@ -177,7 +177,8 @@ impl Resolver<'_> {
         match interpolate(value.get_ref(), lookup) {
             Ok(s) => s,
             Err(e) => {
-                let span = inner_span(self.src, value, e.offset, e.len);
+                let at = e.offset..e.offset + e.len;
+                let span = diag::value_span(self.src, value.span(), value.get_ref(), at);
                 self.error(span, e.message);
                 value.get_ref().clone()
             }
@@ -214,6 +215,13 @@ impl Resolver<'_> {
             );
         }
 
+        if raw.services.is_empty() {
+            self.errors.push(
+                Diagnostic::new(self.file, "no services: there is nothing to run").help(
+                    "add a [services.NAME] table with `run = \"...\"` (a long-running process) or `build = \"...\"` (a one-shot task); see the README for an example",
+                ),
+            );
+        }
         // Services in the order they are written.
         let mut raw_services: Vec<(Spanned<String>, RawService)> =
             raw.services.into_iter().collect();
@@ -624,18 +632,6 @@ fn unknown_service_message(name: &str, names: &[String]) -> String {
         "unknown service `{name}`; {hint}services are: {}",
         names.join(", ")
     )
-}
-
-/// The span of `offset..offset+len` inside a string value, when the source spells it out plainly;
-/// otherwise the value's whole span.
-fn inner_span(src: &str, value: &Spanned<String>, offset: usize, len: usize) -> Range<usize> {
-    let span = value.span();
-    let start = span.start + 1; // past the opening quote
-    let wanted = &value.get_ref()[..offset.min(value.get_ref().len())];
-    match src.get(start..start + offset) {
-        Some(text) if text == wanted => start + offset..start + offset + len,
-        _ => span,
-    }
 }
 
 /// A dependency cycle as a closed path of indices (first == last), if there is one.
