@@ -8,6 +8,7 @@
 //! the inotify limit is reached, the rest is polled, and the user is told how to raise it.
 
 use crate::config::Config;
+use crate::plural;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use ignore::gitignore::Gitignore;
 use notify::{Event, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
@@ -466,15 +467,6 @@ fn relative(path: &Path, base: &Path) -> PathBuf {
         .collect()
 }
 
-/// `1 folder`, `2 folders`.
-pub fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("{n} {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
     ignore::WalkBuilder::new(dir)
         .hidden(false)
@@ -568,13 +560,6 @@ mod tests {
             relative(Path::new("/other/a.rs"), root),
             Path::new("../../other/a.rs")
         );
-    }
-
-    #[test]
-    fn counts_agree_with_their_noun() {
-        assert_eq!(plural(1, "folder"), "1 folder");
-        assert_eq!(plural(0, "folder"), "0 folders");
-        assert_eq!(plural(2, "folder"), "2 folders");
     }
 
     #[test]
