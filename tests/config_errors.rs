@@ -325,13 +325,39 @@ fn the_plan_keeps_service_names_as_written() {
 
 #[test]
 fn the_plan_escapes_control_characters() {
-    let (code, stdout, stderr) = check(
-        "[stack]\nname = \"s\\u001b]0;t\\u0007\"\n[services.a]\nrun = \"x\"\nwatch = [\"\\u001b]0;w\\u0007\"]\n",
-    );
-    assert_eq!(code, Some(0), "{stderr}");
+    // The stack is named after its folder, here one with a window title in its name.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s\x1b]0;t\x07");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("devstack.toml"),
+        "[services.a]\nrun = \"x\\u0007\"\nwatch = [\"\\u001b]0;w\\u0007\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(common::BIN)
+        .arg("check")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert_no_control_bytes(&stdout);
     assert!(stdout.contains("stack `s\\u{1b}]0;t\\u{7}`"), "{stdout}");
     assert!(stdout.contains("watch: \\u{1b}]0;w\\u{7}"), "{stdout}");
+    assert!(stdout.contains("run:   sh -c \"x\\u{7}\""), "{stdout}");
+}
+
+#[test]
+fn a_stack_name_with_control_characters_is_an_error() {
+    let (code, _, stderr) =
+        check("[stack]\nname = \"s\\u001b]0;t\\u0007\"\n[services.a]\nrun = \"x\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_no_control_bytes(&stderr);
+    assert!(
+        stderr.contains("the stack's name has control characters"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("devstack.toml:2:8"), "{stderr}");
 }
 
 #[test]

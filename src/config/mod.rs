@@ -191,11 +191,20 @@ impl Resolver<'_> {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let name = raw.stack.name.clone().unwrap_or_else(|| {
-            root.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "stack".into())
-        });
+        // The name is a label in the dashboard's header: nothing in it may drive the terminal.
+        if let Some(n) = &raw.stack.name
+            && diag::printable(n.get_ref()) != n.get_ref().as_str()
+        {
+            self.error(n.span(), "the stack's name has control characters")
+                .help = Some("a name is a label: use printable characters".into());
+        }
+        let name = match &raw.stack.name {
+            Some(n) => n.get_ref().clone(),
+            None => root
+                .file_name()
+                .map(|n| diag::printable(&n.to_string_lossy()).into_owned())
+                .unwrap_or_else(|| "stack".into()),
+        };
         let stack_grace = raw.stack.grace.map_or(DEFAULT_GRACE, |d| d.0);
         let debounce = raw
             .stack
