@@ -110,9 +110,9 @@ fn printed_width(c: char) -> usize {
 pub fn value_span(src: &str, span: Range<usize>, value: &str, range: Range<usize>) -> Range<usize> {
     match source_offsets(src, span.clone(), value) {
         Some(map) => {
-            let start = map[range.start.min(value.len())];
-            let end = map[range.end.clamp(range.start, value.len())];
-            start..end.max(start)
+            let from = range.start.min(value.len());
+            let to = range.end.clamp(from, value.len());
+            map[from]..map[to]
         }
         None => span,
     }
@@ -322,6 +322,12 @@ mod tests {
     fn a_value_spelled_otherwise_gets_its_whole_span() {
         assert_eq!(value_span("k = 12", 4..6, "12", 0..1), 4..6);
         assert_eq!(value_span("k = \"ab\"", 4..8, "zz", 0..1), 4..8);
+        // Ranges past the value are clamped to it.
+        assert_eq!(value_span("k = \"ab\"", 4..8, "ab", 5..9), 7..7);
+        assert_eq!(
+            value_span("k = \"ab\"", 4..8, "ab", Range { start: 1, end: 0 }),
+            6..6
+        );
     }
 
     #[test]
