@@ -47,7 +47,7 @@ def stop(proc):
 def startup(folder):
     t0 = time.time()
     proc = start(folder)
-    m, _ = wait_line(proc, r"watching (\d+) folders")
+    m, _ = wait_line(proc, r"watching (\d+) folders?")
     took = time.time() - t0
     wait_line(proc, r"started=\d")
     stop(proc)

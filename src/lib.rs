@@ -11,3 +11,22 @@ pub mod process;
 pub mod statedir;
 pub mod ui;
 pub mod watch;
+
+/// A count and its noun, agreeing: `1 folder`, `2 folders`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(super::plural(1, "folder"), "1 folder");
+        assert_eq!(super::plural(0, "line"), "0 lines");
+        assert_eq!(super::plural(2, "line"), "2 lines");
+    }
+}

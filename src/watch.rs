@@ -1,4 +1,5 @@
-//! File watching: one watcher over the stack's folder for every service, debounced; which
+//! File watching: one watcher over the stack's folder for every service (and over the `cwd` of a
+//! service that lies outside it), debounced; which
 //! changes matter to which service (`watch` and `ignore` globs, `.gitignore`s, `.devstackignore`,
 //! built-in ignores); and whether a change changed anything (content hashes).
 //!
@@ -7,12 +8,13 @@
 //! the inotify limit is reached, the rest is polled, and the user is told how to raise it.
 
 use crate::config::Config;
+use crate::plural;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use ignore::gitignore::Gitignore;
 use notify::{Event, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,7 +50,11 @@ struct ServiceRules {
 
 /// Every rule, and what was seen of each file.
 struct Rules {
+    /// The stack's folder: changed paths are shown relative to it.
     root: PathBuf,
+    /// The folders walked and watched: the stack's, and each watching service's `cwd` outside it
+    /// (none inside another).
+    trees: Vec<PathBuf>,
     /// Ignore files and their matchers (`.git/info/exclude` under the root's key).
     gitignores: Vec<(PathBuf, Gitignore)>,
     services: Vec<ServiceRules>,
@@ -76,7 +82,7 @@ fn editor_temp(name: &str) -> bool {
 
 impl Rules {
     fn ignored(&self, path: &Path, is_dir: bool) -> bool {
-        let Ok(rel) = path.strip_prefix(&self.root) else {
+        let Some(rel) = self.trees.iter().find_map(|t| path.strip_prefix(t).ok()) else {
             return true;
         };
         if rel
@@ -148,11 +154,7 @@ impl Rules {
             if wanted.is_empty() || !self.content_changed(&path) {
                 continue;
             }
-            let shown = path
-                .strip_prefix(&self.root)
-                .unwrap_or(&path)
-                .display()
-                .to_string();
+            let shown = relative(&path, &self.root).display().to_string();
             let into = if gone_unseen {
                 &mut fleeting
             } else {
@@ -194,7 +196,7 @@ impl Watchers {
     /// Watch `dir` and the folders under it that the rules don't ignore.
     fn add_tree(&mut self, dir: &Path) {
         let rules = self.rules.clone();
-        let root = rules.lock().expect("rules").root.clone();
+        let trees = rules.lock().expect("rules").trees.clone();
         let walker = ignore::WalkBuilder::new(dir)
             .hidden(false)
             .parents(true)
@@ -215,10 +217,10 @@ impl Watchers {
                     .expect("rules")
                     .load_ignore_file(&path.join(name));
             }
-            if path == root {
-                let exclude = root.join(".git/info/exclude");
+            if trees.iter().any(|t| t == path) {
+                let exclude = path.join(".git/info/exclude");
                 if exclude.is_file() {
-                    let mut b = ignore::gitignore::GitignoreBuilder::new(&root);
+                    let mut b = ignore::gitignore::GitignoreBuilder::new(path);
                     b.add(&exclude);
                     if let Ok(gi) = b.build() {
                         rules.lock().expect("rules").gitignores.push((exclude, gi));
@@ -254,8 +256,8 @@ impl Watchers {
                     self.notes.push(Change::Note {
                         services: Vec::new(),
                         text: format!(
-                            "the inotify watch limit is reached after {} folders; polling the rest every second instead. Raise it: sudo sysctl fs.inotify.max_user_watches=524288",
-                            self.watched
+                            "the inotify watch limit is reached after {}; polling the rest every second instead. Raise it: sudo sysctl fs.inotify.max_user_watches=524288",
+                            plural(self.watched, "folder")
                         ),
                     });
                 }
@@ -301,8 +303,10 @@ pub fn start(
     for s in &mut services {
         s.cwd = s.cwd.canonicalize().unwrap_or_else(|_| s.cwd.clone());
     }
+    let trees = trees(std::iter::once(root.clone()).chain(services.iter().map(|s| s.cwd.clone())));
     let rules = Arc::new(Mutex::new(Rules {
         root: root.clone(),
+        trees: trees.clone(),
         dirs: Default::default(),
         gitignores: Vec::new(),
         services,
@@ -323,7 +327,9 @@ pub fn start(
     }));
     let watches = {
         let mut w = watchers.lock().expect("watchers");
-        w.add_tree(&root);
+        for tree in &trees {
+            w.add_tree(tree);
+        }
         for note in w.notes.drain(..) {
             report(note);
         }
@@ -334,11 +340,11 @@ pub fn start(
         services: Vec::new(),
         text: if polled > 0 {
             format!(
-                "watching {} folders for changes ({polled} of them by polling)",
-                watches + polled
+                "watching {} for changes ({polled} of them by polling)",
+                plural(watches + polled, "folder")
             )
         } else {
-            format!("watching {watches} folders for changes")
+            format!("watching {} for changes", plural(watches, "folder"))
         },
     });
     let debounce = cfg.debounce;
@@ -438,6 +444,29 @@ fn debounce_loop(
     }
 }
 
+/// The folders to walk: each given one that isn't inside another (a folder once).
+fn trees(folders: impl IntoIterator<Item = PathBuf>) -> Vec<PathBuf> {
+    let folders: BTreeSet<PathBuf> = folders.into_iter().collect();
+    folders
+        .iter()
+        .filter(|f| !folders.iter().any(|o| o != *f && f.starts_with(o)))
+        .cloned()
+        .collect()
+}
+
+/// `path` as seen from `base` (`src/x.rs`, or `../lib/x.rs` for a file beside the stack's folder).
+fn relative(path: &Path, base: &Path) -> PathBuf {
+    let common = path
+        .components()
+        .zip(base.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let up = base.components().count() - common;
+    std::iter::repeat_n(Component::ParentDir, up)
+        .chain(path.components().skip(common))
+        .collect()
+}
+
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
     ignore::WalkBuilder::new(dir)
         .hidden(false)
@@ -458,6 +487,7 @@ mod tests {
         let i: Vec<String> = ignore.iter().map(|s| s.to_string()).collect();
         Rules {
             root: dir.to_path_buf(),
+            trees: vec![dir.to_path_buf()],
             dirs: Default::default(),
             gitignores: Vec::new(),
             services: vec![ServiceRules {
@@ -497,6 +527,39 @@ mod tests {
         .map(|f| root.join(f))
         .collect();
         assert_eq!(r.route(paths), vec![(0, vec!["src/a.rs".to_string()])]);
+    }
+
+    #[test]
+    fn folders_inside_another_are_not_walked_twice() {
+        let t = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            trees([
+                t("/s/stack"),
+                t("/s/stack/api"),
+                t("/s/lib"),
+                t("/s/lib"),
+                t("/s/libx")
+            ]),
+            [t("/s/lib"), t("/s/libx"), t("/s/stack")]
+        );
+        assert_eq!(trees([t("/s/stack"), t("/s")]), [t("/s")]);
+    }
+
+    #[test]
+    fn paths_are_shown_from_the_stack_folder() {
+        let root = Path::new("/s/stack");
+        assert_eq!(
+            relative(Path::new("/s/stack/src/a.rs"), root),
+            Path::new("src/a.rs")
+        );
+        assert_eq!(
+            relative(Path::new("/s/lib/a.rs"), root),
+            Path::new("../lib/a.rs")
+        );
+        assert_eq!(
+            relative(Path::new("/other/a.rs"), root),
+            Path::new("../../other/a.rs")
+        );
     }
 
     #[test]

@@ -145,6 +145,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "unknown service `nope`",
         "devstack.toml:2:10",
     ),
+    (
+        "an escape inside an unclosed ${",
+        "[services.a]\nrun = \"x ${\\té\"\n",
+        "unclosed `${`",
+        "devstack.toml:2:10",
+    ),
+    (
+        "a reference after an escape",
+        "[services.a]\nrun = \"a\\tb ${DEVSTACK_TEST_NOPE}\"\n",
+        "undefined variable `DEVSTACK_TEST_NOPE`",
+        "devstack.toml:2:13",
+    ),
+    (
+        "a reference in a multi-line string",
+        "[services.a]\nrun = \"\"\"\nserve \\\n  --db ${DEVSTACK_TEST_NOPE}\"\"\"\n",
+        "undefined variable `DEVSTACK_TEST_NOPE`",
+        "devstack.toml:4:8",
+    ),
 ];
 
 #[test]
@@ -227,4 +245,145 @@ fn file_flag_overrides_and_a_missing_config_is_a_clear_error() {
         .assert()
         .success()
         .stdout(contains("1. x"));
+}
+
+/// `devstack check` on this config text: (exit code, stdout, stderr).
+fn check(toml: &str) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("devstack.toml"), toml).unwrap();
+    let out = Command::new(common::BIN)
+        .arg("check")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// No byte a terminal would act on, except line ends (and tabs, which the caret line repeats).
+fn assert_no_control_bytes(text: &str) {
+    assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "control characters printed: {text:?}"
+    );
+}
+
+#[test]
+fn control_bytes_in_a_bad_config_are_shown_escaped_with_the_caret_aligned() {
+    // A window title and a bell, raw in the file: the parser stops at the ESC.
+    let (code, _, stderr) = check("[services.a]\nrun = \"x\"\ngrace = \"\x1b]0;pwned\x07\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_no_control_bytes(&stderr);
+    assert!(
+        stderr.contains("3 | grace = \"\\u{1b}]0;pwned\\u{7}\"\n  |          ^^^^^^\n"),
+        "{stderr}"
+    );
+
+    // Written as TOML escapes, they reach names and values in messages.
+    let (code, _, stderr) = check(
+        "[services.\"a\\u001b]52;c;cHdu\\u0007\"]\nrun = \"x\"\ncwd = \"\\u001b]0;t\\u0007\"\n",
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_no_control_bytes(&stderr);
+    assert!(
+        stderr.contains("invalid service name `a\\u{1b}]52;c;cHdu\\u{7}`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\\u{1b}]0;t\\u{7}` is not a directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_caret_lines_up_under_wide_characters() {
+    let (code, _, stderr) = check("[services.a]\nrun = \"日本 ${DEVSTACK_TEST_NOPE}\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "2 | run = \"日本 ${DEVSTACK_TEST_NOPE}\"\n  |             ^^^^^^^^^^^^^^^^^^^^^\n"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_plan_keeps_service_names_as_written() {
+    let (code, stdout, stderr) = check(
+        "[services.MyDb]\nrun = \"db\"\n[services.Api]\nrun = \"api\"\ndepends_on = [\"MyDb\"]\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("1. MyDb"), "{stdout}");
+    assert!(stdout.contains("2. Api"), "{stdout}");
+    assert!(stdout.contains("after: MyDb (started)"), "{stdout}");
+}
+
+#[test]
+fn the_plan_escapes_control_characters() {
+    // The stack is named after its folder, here one with a window title in its name.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s\x1b]0;t\x07");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("devstack.toml"),
+        "[services.a]\nrun = \"x\\u0007\"\nwatch = [\"\\u001b]0;w\\u0007\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(common::BIN)
+        .arg("check")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_no_control_bytes(&stdout);
+    assert!(stdout.contains("stack `s\\u{1b}]0;t\\u{7}`"), "{stdout}");
+    assert!(stdout.contains("watch: \\u{1b}]0;w\\u{7}"), "{stdout}");
+    assert!(stdout.contains("run:   sh -c \"x\\u{7}\""), "{stdout}");
+}
+
+#[test]
+fn a_stack_name_with_control_characters_is_an_error() {
+    let (code, _, stderr) =
+        check("[stack]\nname = \"s\\u001b]0;t\\u0007\"\n[services.a]\nrun = \"x\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_no_control_bytes(&stderr);
+    assert!(
+        stderr.contains("the stack's name has control characters"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("devstack.toml:2:8"), "{stderr}");
+}
+
+#[test]
+fn a_config_without_services_is_an_error_for_check_and_up() {
+    for toml in [
+        "",
+        "# nothing yet\n",
+        "[stack]\nname = \"x\"\n",
+        "[env]\nA = \"1\"\n",
+    ] {
+        let (code, stdout, stderr) = check(toml);
+        assert_eq!(code, Some(2), "{toml:?}: {stdout}{stderr}");
+        assert!(stderr.contains("no services"), "{stderr}");
+        assert!(stderr.contains("devstack.toml"), "{stderr}");
+        assert!(
+            stderr.contains("= help: add a [services.NAME] table with `run"),
+            "{stderr}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("devstack.toml"), "").unwrap();
+    Command::new(common::BIN)
+        .args(["up", "--headless"])
+        .current_dir(dir.path())
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stderr(contains("no services"));
 }

@@ -253,7 +253,7 @@ fn past_the_inotify_limit_the_rest_is_polled_and_the_user_told() {
         }
     };
     wait("app=");
-    wait("the inotify watch limit is reached after 1 folders; polling the rest");
+    wait("the inotify watch limit is reached after 1 folder; polling the rest");
     wait("fs.inotify.max_user_watches");
     write(&stack, "src/deep/polled.rs", "// seen by polling");
     wait("rebuilding: src/deep/polled.rs changed");
@@ -321,5 +321,66 @@ fn several_saves_during_one_slow_build_are_not_a_loop() {
         !out.contains("seems to write into its own watched files"),
         "{out}"
     );
+    stop(stack);
+}
+
+#[test]
+fn a_service_whose_cwd_is_beside_the_stack_folder_is_watched_there() {
+    // <tmp>/stack/devstack.toml, and the service's sources in <tmp>/lib.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("stack");
+    let lib = tmp.path().join("lib");
+    for d in [dir.join("src"), lib.join("src/gen")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(lib.join("src/x.rs"), "// 0").unwrap();
+    std::fs::write(lib.join(".gitignore"), "src/gen/\n").unwrap();
+    // The process goes back into the stack's folder, where the test's cleanup looks for it.
+    std::fs::write(
+        dir.join("devstack.toml"),
+        format!(
+            r#"
+            [stack]
+            debounce = "100ms"
+            [services.app]
+            cwd = "../lib"
+            build = "echo building"
+            run = "echo app=$$; cd '{}' && exec sleep 300"
+            watch = ["src/**"]
+            "#,
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut stack = Stack::at(&dir);
+    stack.start(&["up"]);
+    stack.wait_number("app=", 20);
+    stack.wait_for(" for changes", 20);
+    // Its own tree's ignore rules hold.
+    std::fs::write(lib.join("src/gen/out.rs"), "// generated").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(count(&stack, "build started"), 1, "{}", stack.output());
+    std::fs::write(lib.join("src/x.rs"), "// 1").unwrap();
+    stack.wait_for("rebuilding: ../lib/src/x.rs changed", 20);
+    settle_at(&stack, "build started", 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while count(&stack, "| app=") < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", stack.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(stack);
+}
+
+#[test]
+fn one_watched_folder_is_one_folder() {
+    let mut stack = Stack::new(
+        r#"
+        [services.app]
+        run = "echo app=$$; sleep 300"
+        watch = ["*.rs"]
+        "#,
+    );
+    stack.start(&["up"]);
+    stack.wait_for("watching 1 folder for changes", 20);
     stop(stack);
 }

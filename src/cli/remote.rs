@@ -442,7 +442,8 @@ fn logs_live(
             print_line(printer, names, &line);
         } else if let Some(n) = msg["missed"].as_u64() {
             note(&format!(
-                "({n} lines went by too fast to show; the log files have them)"
+                "({} went by too fast to show; the log files have them)",
+                devstack::plural(n as usize, "line")
             ));
         }
     }

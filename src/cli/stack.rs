@@ -286,7 +286,10 @@ fn show_tail(session: &Session, service: &str) {
         return;
     };
     let lines = session.logs.tail(i, 30);
-    note(&format!("last {} lines of `{service}`:", lines.len()));
+    note(&format!(
+        "last {} of `{service}`:",
+        devstack::plural(lines.len(), "line")
+    ));
     for line in lines {
         let _ = writeln!(std::io::stderr(), "  {service} | {}", strip_sgr(&line.text));
     }

@@ -177,7 +177,8 @@ impl Resolver<'_> {
         match interpolate(value.get_ref(), lookup) {
             Ok(s) => s,
             Err(e) => {
-                let span = inner_span(self.src, value, e.offset, e.len);
+                let at = e.offset..e.offset + e.len;
+                let span = diag::value_span(self.src, value.span(), value.get_ref(), at);
                 self.error(span, e.message);
                 value.get_ref().clone()
             }
@@ -190,11 +191,20 @@ impl Resolver<'_> {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let name = raw.stack.name.clone().unwrap_or_else(|| {
-            root.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "stack".into())
-        });
+        // The name is a label in the dashboard's header: nothing in it may drive the terminal.
+        if let Some(n) = &raw.stack.name
+            && diag::printable(n.get_ref()) != n.get_ref().as_str()
+        {
+            self.error(n.span(), "the stack's name has control characters")
+                .help = Some("a name is a label: use printable characters".into());
+        }
+        let name = match &raw.stack.name {
+            Some(n) => n.get_ref().clone(),
+            None => root
+                .file_name()
+                .map(|n| diag::printable(&n.to_string_lossy()).into_owned())
+                .unwrap_or_else(|| "stack".into()),
+        };
         let stack_grace = raw.stack.grace.map_or(DEFAULT_GRACE, |d| d.0);
         let debounce = raw
             .stack
@@ -214,6 +224,13 @@ impl Resolver<'_> {
             );
         }
 
+        if raw.services.is_empty() {
+            self.errors.push(
+                Diagnostic::new(self.file, "no services: there is nothing to run").help(
+                    "add a [services.NAME] table with `run = \"...\"` (a long-running process) or `build = \"...\"` (a one-shot task); see the README for an example",
+                ),
+            );
+        }
         // Services in the order they are written.
         let mut raw_services: Vec<(Spanned<String>, RawService)> =
             raw.services.into_iter().collect();
@@ -625,18 +642,6 @@ fn unknown_service_message(name: &str, names: &[String]) -> String {
         "unknown service `{name}`; {hint}services are: {}",
         names.join(", ")
     )
-}
-
-/// The span of `offset..offset+len` inside a string value, when the source spells it out plainly;
-/// otherwise the value's whole span.
-fn inner_span(src: &str, value: &Spanned<String>, offset: usize, len: usize) -> Range<usize> {
-    let span = value.span();
-    let start = span.start + 1; // past the opening quote
-    let wanted = &value.get_ref()[..offset.min(value.get_ref().len())];
-    match src.get(start..start + offset) {
-        Some(text) if text == wanted => start + offset..start + offset + len,
-        _ => span,
-    }
 }
 
 /// A dependency cycle as a closed path of indices (first == last), if there is one.

@@ -1,7 +1,16 @@
 //! The resolved plan `devstack check` prints.
 
+use super::diag::printable;
 use super::{CommandLine, Config};
 use std::fmt::Write;
+
+/// A config enum as it is written in the file (`on-failure`, `healthy`).
+fn word(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
 
 fn command(cmd: &CommandLine) -> String {
     match cmd {
@@ -12,7 +21,12 @@ fn command(cmd: &CommandLine) -> String {
 
 pub fn describe(cfg: &Config) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "stack `{}` from {}", cfg.name, cfg.file.display());
+    let _ = writeln!(
+        out,
+        "stack `{}` from {}",
+        printable(&cfg.name),
+        printable(&cfg.file.display().to_string())
+    );
     let _ = writeln!(out, "start order:");
     for (n, &i) in cfg.order.iter().enumerate() {
         let s = &cfg.services[i];
@@ -22,9 +36,7 @@ pub fn describe(cfg: &Config) -> String {
             let deps: Vec<String> = s
                 .deps
                 .iter()
-                .map(|d| {
-                    format!("{} ({:?})", cfg.services[d.service].name, d.condition).to_lowercase()
-                })
+                .map(|d| format!("{} ({})", cfg.services[d.service].name, word(d.condition)))
                 .collect();
             let _ = writeln!(out, "       after: {}", deps.join(", "));
         }
@@ -40,21 +52,18 @@ pub fn describe(cfg: &Config) -> String {
         } else {
             rel.display().to_string()
         };
-        let _ = writeln!(out, "       cwd:   {rel}");
+        let _ = writeln!(out, "       cwd:   {}", printable(&rel));
         if let Some(p) = s.port {
             let _ = writeln!(out, "       port:  {p}");
         }
         if !s.watch.is_empty() {
-            let _ = writeln!(out, "       watch: {}", s.watch.join(", "));
+            let _ = writeln!(out, "       watch: {}", printable(&s.watch.join(", ")));
         }
         if s.run.is_some() {
             let _ = writeln!(
                 out,
                 "       restart: {}, stop: {} then KILL after {}",
-                serde_json::to_value(s.restart)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                word(s.restart),
                 s.stop_signal.as_str(),
                 crate::engine::secs(s.grace)
             );

@@ -21,7 +21,7 @@ pub struct RawFile {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawStack {
-    pub name: Option<String>,
+    pub name: Option<Spanned<String>>,
     pub env_file: Option<Spanned<String>>,
     pub grace: Option<Dur>,
     pub debounce: Option<Dur>,

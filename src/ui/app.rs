@@ -347,7 +347,10 @@ impl App {
             }
             Action::Copy => {
                 let text = self.visible_text();
-                self.message = Some(format!("copied {} lines", text.lines().count()));
+                self.message = Some(format!(
+                    "copied {}",
+                    crate::plural(text.lines().count(), "line")
+                ));
                 return vec![Effect::Copy(text)];
             }
             Action::EnterInput => {
