@@ -5,75 +5,13 @@
 
 mod common;
 
-use common::{Stack, alive, all_gone};
+use common::{ESCAPING, Stack, alive, all_gone, escaping_started, survivors};
 use nix::sys::signal::Signal;
-use std::time::{Duration, Instant};
-
-/// Each service leaves one kind of process behind and names it in `<kind>.pid`.
-const STACK: &str = r#"
-[stack]
-grace = "1s"
-
-[services.grandchildren]
-run = "sleep 300 & echo $! > grandchild.pid; sleep 300 & wait"
-
-[services.jobcontrol]
-run = "set -m; sleep 300 & echo $! > jobgroup.pid; wait"
-
-[services.daemon]
-run = "(setsid sh -c 'echo $$ > daemon.pid; exec sleep 300' </dev/null >/dev/null 2>&1 &); exec sleep 300"
-
-[services.setsid]
-run = "setsid sh -c 'echo $$ > setsid.pid; exec sleep 300' & wait"
-
-[services.stubborn]
-run = "trap '' TERM INT HUP; echo $$ > stubborn.pid; while :; do sleep 0.2; done"
-"#;
-
-const KINDS: [&str; 5] = ["grandchild", "jobgroup", "daemon", "setsid", "stubborn"];
-
-/// Start the stack headless and wait until every kind of process is there; their pids.
-fn started(stack: &mut Stack) -> Vec<i32> {
-    stack.start(&["up", "--headless"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let pids: Vec<i32> = KINDS
-            .iter()
-            .filter_map(|k| {
-                std::fs::read_to_string(stack.path().join(format!("{k}.pid")))
-                    .ok()?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        if pids.len() == KINDS.len() && pids.iter().all(|&p| alive(p)) {
-            // The keeper looks every 300 ms: let it see (and record) the daemon.
-            std::thread::sleep(Duration::from_millis(800));
-            return pids;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not every process started: {pids:?}\n{}",
-            stack.output()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn survivors(pids: &[i32]) -> Vec<(&'static str, i32)> {
-    all_gone(pids, 5);
-    KINDS
-        .iter()
-        .zip(pids)
-        .filter(|&(_, &p)| alive(p))
-        .map(|(k, &p)| (*k, p))
-        .collect()
-}
 
 fn stopped_by(signal: Signal) {
-    let mut stack = Stack::new(STACK);
-    let pids = started(&mut stack);
+    let mut stack = Stack::new(ESCAPING);
+    stack.start(&["up", "--headless"]);
+    let pids = escaping_started(&stack);
     stack.signal(signal);
     stack.wait_exit(30);
     assert_eq!(
@@ -101,8 +39,9 @@ fn nothing_survives_sighup() {
 
 #[test]
 fn nothing_survives_down() {
-    let mut stack = Stack::new(STACK);
-    let pids = started(&mut stack);
+    let mut stack = Stack::new(ESCAPING);
+    stack.start(&["up", "--headless"]);
+    let pids = escaping_started(&stack);
     stack.wait_socket(20);
     assert!(stack.command(&["down"]).status().unwrap().success());
     stack.wait_exit(30);
@@ -111,8 +50,9 @@ fn nothing_survives_down() {
 
 #[test]
 fn nothing_survives_sigkill_and_the_next_up() {
-    let mut stack = Stack::new(STACK);
-    let pids = started(&mut stack);
+    let mut stack = Stack::new(ESCAPING);
+    stack.start(&["up", "--headless"]);
+    let pids = escaping_started(&stack);
     stack.signal(Signal::SIGKILL);
     stack.wait_exit(10);
     // The next `up` in the folder kills what the hang-up didn't.
@@ -126,8 +66,9 @@ fn nothing_survives_sigkill_and_the_next_up() {
 
 #[test]
 fn a_double_forked_daemon_dies_with_its_service_while_the_stack_runs() {
-    let mut stack = Stack::new(STACK);
-    let pids = started(&mut stack);
+    let mut stack = Stack::new(ESCAPING);
+    stack.start(&["up", "--headless"]);
+    let pids = escaping_started(&stack);
     let daemon = pids[2];
     stack.wait_socket(20);
     assert!(

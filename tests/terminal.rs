@@ -276,3 +276,13 @@ fn a_terminal_that_never_answers_falls_back_to_headless_output() {
     assert_eq!(status.code(), Some(0), "{status}");
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
 }
+
+#[test]
+fn closing_the_terminal_leaves_no_process_of_any_kind() {
+    let stack = Stack::new(common::ESCAPING);
+    let mut term = Pty::spawn(stack.path(), true);
+    let pids = common::escaping_started(&stack);
+    term.close();
+    term.wait_exit(30);
+    assert_eq!(common::survivors(&pids), [], "{:?}", stack.leftovers());
+}

@@ -138,7 +138,9 @@ pub fn main() -> ExitCode {
     let headless = cli.headless;
     match command {
         Cmd::Check => with_config(file, |cfg| {
-            print!("{}", config::describe(&cfg));
+            use std::io::Write;
+            // `check | head` closes the pipe early: not worth a panic.
+            let _ = write!(std::io::stdout().lock(), "{}", config::describe(&cfg));
             ExitCode::SUCCESS
         }),
         Cmd::Up {
@@ -224,6 +226,7 @@ fn with_stack(file: Option<&Path>, command: impl FnOnce(remote::Running) -> Exit
 }
 
 fn load(file: Option<&Path>) -> Result<Config, ExitCode> {
+    use std::io::Write;
     let path = match file {
         Some(f) => f.to_path_buf(),
         None => {
@@ -231,10 +234,11 @@ fn load(file: Option<&Path>) -> Result<Config, ExitCode> {
             match config::find(&here) {
                 Some(p) => p,
                 None => {
-                    eprintln!(
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "error: no {} in {} or any parent folder\n  = help: create one, or point to it with -f PATH",
                         config::FILE_NAME,
-                        here.display()
+                        config::diag::printable(&here.display().to_string())
                     );
                     return Err(ExitCode::from(2));
                 }
@@ -242,7 +246,7 @@ fn load(file: Option<&Path>) -> Result<Config, ExitCode> {
         }
     };
     config::load(&path).map_err(|e| {
-        eprintln!("{e}");
+        let _ = writeln!(std::io::stderr(), "{e}");
         ExitCode::from(2)
     })
 }

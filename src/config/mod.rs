@@ -1,6 +1,6 @@
 //! `devstack.toml`: finding it, parsing it with spans, validating and interpolating it into a `Config`.
 
-mod diag;
+pub mod diag;
 mod interp;
 mod plan;
 mod raw;

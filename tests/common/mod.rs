@@ -377,3 +377,65 @@ impl Demo {
         self.ports[&port]
     }
 }
+
+/// Each service leaves one kind of process behind and names it in `<kind>.pid`.
+pub const ESCAPING: &str = r#"
+[stack]
+grace = "1s"
+
+[services.grandchildren]
+run = "sleep 300 & echo $! > grandchild.pid; sleep 300 & wait"
+
+[services.jobcontrol]
+run = "set -m; sleep 300 & echo $! > jobgroup.pid; wait"
+
+[services.daemon]
+run = "(setsid sh -c 'echo $$ > daemon.pid; exec sleep 300' </dev/null >/dev/null 2>&1 &); exec sleep 300"
+
+[services.setsid]
+run = "setsid sh -c 'echo $$ > setsid.pid; exec sleep 300' & wait"
+
+[services.stubborn]
+run = "trap '' TERM INT HUP; echo $$ > stubborn.pid; while :; do sleep 0.2; done"
+"#;
+
+pub const KINDS: [&str; 5] = ["grandchild", "jobgroup", "daemon", "setsid", "stubborn"];
+
+/// Wait until every kind of process of the `ESCAPING` stack is there; their pids.
+pub fn escaping_started(stack: &Stack) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pids: Vec<i32> = KINDS
+            .iter()
+            .filter_map(|k| {
+                std::fs::read_to_string(stack.path().join(format!("{k}.pid")))
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        if pids.len() == KINDS.len() && pids.iter().all(|&p| alive(p)) {
+            // The keeper looks every 300 ms: let it see (and record) the daemon.
+            std::thread::sleep(Duration::from_millis(800));
+            return pids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every process started: {pids:?}\n{}",
+            stack.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Which of them are still alive (after a moment for the last to go), by kind.
+pub fn survivors(pids: &[i32]) -> Vec<(&'static str, i32)> {
+    all_gone(pids, 5);
+    KINDS
+        .iter()
+        .zip(pids)
+        .filter(|&(_, &p)| alive(p))
+        .map(|(k, &p)| (*k, p))
+        .collect()
+}
