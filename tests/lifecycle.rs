@@ -4,25 +4,16 @@
 mod common;
 
 use common::{Stack, free_port, lines_with, testsvc};
-use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-fn stop(mut stack: Stack) {
-    stack.signal(Signal::SIGINT);
-    stack.wait_exit(30);
+fn stop(stack: Stack) {
+    stack.stop();
 }
 
 /// `ps --json` of the running stack.
 fn ps(stack: &Stack) -> Vec<Value> {
-    let out = stack.command(&["ps", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["services"].as_array().unwrap().clone()
+    stack.services().expect("the stack answers `ps`")
 }
 
 fn service(stack: &Stack, name: &str) -> Value {

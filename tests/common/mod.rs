@@ -176,6 +176,22 @@ impl Stack {
         }
     }
 
+    /// The services of `devstack ps --json`, or None while no stack answers.
+    pub fn services(&self) -> Option<Vec<serde_json::Value>> {
+        let out = self.command(&["ps", "--json"]).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["services"].as_array().cloned()
+    }
+
+    /// Ctrl-C to devstack, then wait for it to exit.
+    pub fn stop(mut self) {
+        self.signal(nix::sys::signal::Signal::SIGINT);
+        self.wait_exit(30);
+    }
+
     /// Wait until the output holds `key<number>` (a fixture printing its pid) and return it.
     pub fn wait_number(&self, key: &str, secs: u64) -> i32 {
         let deadline = Instant::now() + Duration::from_secs(secs);
