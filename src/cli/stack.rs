@@ -80,6 +80,7 @@ impl Session {
                     only: self.only.clone(),
                     exit_when_settled,
                     sample_usage: self.sample_usage,
+                    spawner: Arc::new(devstack::process::Pty),
                 },
             );
             for said in engine.reap_leftovers() {

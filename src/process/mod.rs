@@ -5,11 +5,13 @@ mod group;
 pub mod orphans;
 mod ports;
 mod record;
+mod spawner;
 mod usage;
 
 pub use group::{kill_session, signal_group};
 pub use ports::port_holder;
 pub use record::GroupRecord;
+pub use spawner::{EscapedReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal};
 pub use usage::{Usage, sample as sample_usage};
 
 use crate::config::CommandLine;
@@ -29,6 +31,18 @@ pub trait OutputSink: Send + 'static {
     fn chunk(&mut self, data: &[u8]);
     /// The terminal closed: no more output.
     fn end(&mut self);
+}
+
+impl<T: OutputSink + ?Sized> OutputSink for Box<T> {
+    fn started(&mut self, pid: i32) {
+        (**self).started(pid);
+    }
+    fn chunk(&mut self, data: &[u8]) {
+        (**self).chunk(data);
+    }
+    fn end(&mut self) {
+        (**self).end();
+    }
 }
 
 /// How a process ended.

@@ -1,0 +1,443 @@
+//! The life of a service's processes: starting what may start (in dependency order), builds,
+//! exits, the restart policy (backoff, crash loops, `command not found`), the grace before KILL,
+//! and the stop order on shutdown.
+
+use super::deps::{self, Gate};
+use super::{Engine, Health, Msg, Proc, Status, Then, secs};
+use crate::config::{CommandLine, Probe, Restart};
+use crate::logs::{OutputFeed, Stream};
+use crate::process::{Exit, SpawnRequest};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Backoff doubles from here …
+const BACKOFF_START: Duration = Duration::from_secs(1);
+/// … up to here,
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// and starts over once a process has run this long.
+pub(super) const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Exits with 127 ("command not found" from `sh -c`) in a row after which a service is not
+/// restarted any more.
+pub(super) const NOT_FOUND_LIMIT: u32 = 3;
+/// How often a service whose port another process holds looks again.
+pub(super) const PORT_RETRY: Duration = Duration::from_secs(1);
+
+/// How a run process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Exited,
+    /// It could not be started at all (the error was said).
+    NotStarted,
+}
+
+impl Ended {
+    fn describe(self, exit: Exit) -> String {
+        match self {
+            Ended::Exited => format!("exited with {exit}"),
+            Ended::NotStarted => "could not start".into(),
+        }
+    }
+}
+
+/// 1s, 2s, 4s … capped at 30s.
+pub(super) fn backoff(step: u32) -> Duration {
+    BACKOFF_START
+        .saturating_mul(1u32 << step.min(16))
+        .min(BACKOFF_MAX)
+}
+
+impl Engine {
+    /// Start whatever is wanted and whose dependencies allow it; block what cannot start; during
+    /// shutdown, stop whatever nothing running depends on any more.
+    pub(super) fn reconcile(&mut self) {
+        if self.shutting_down {
+            for i in self.cfg.order.clone().into_iter().rev() {
+                if self.svcs[i].run.as_ref().is_some_and(|p| !p.stopping)
+                    && !deps::has_live_dependent(&self.cfg, &self.svcs, i)
+                {
+                    self.stop(i, Then::Rest);
+                }
+            }
+            return;
+        }
+        self.restart_wave();
+        let now = Instant::now();
+        for i in self.cfg.order.clone() {
+            let svc = &self.svcs[i];
+            if !svc.want_up || !svc.idle() {
+                continue;
+            }
+            match svc.status {
+                Status::Pending | Status::Blocked(_) => {}
+                Status::PortBusy { retry, .. } if retry <= now => {}
+                _ => continue,
+            }
+            match self.gate(i) {
+                Ok(()) => {
+                    let spec = &self.cfg.services[i];
+                    if spec.build.is_some() && (!self.svcs[i].built || spec.is_task()) {
+                        self.spawn_build(i);
+                    } else {
+                        self.spawn_run(i);
+                    }
+                }
+                Err(Gate::Never(reason)) => {
+                    if self.svcs[i].status != Status::Blocked(reason.clone()) {
+                        self.say(i, format!("blocked: {reason}"));
+                        self.set(i, Status::Blocked(reason));
+                    }
+                }
+                Err(Gate::Wait(why)) => {
+                    self.set(i, Status::Pending);
+                    self.svcs[i].waiting = Some(why);
+                }
+            }
+        }
+    }
+
+    /// Restart all (`R`): each service restarts once none of its dependencies still waits to
+    /// restart and every one meets its condition again, so dependencies go first.
+    fn restart_wave(&mut self) {
+        for i in self.cfg.order.clone() {
+            if !self.svcs[i].restart_wave || !deps::wave_may_restart(&self.cfg, &self.svcs, i) {
+                continue;
+            }
+            self.svcs[i].restart_wave = false;
+            if self.svcs[i].run.as_ref().is_some_and(|p| !p.stopping) {
+                self.say(i, "restarting (restart all)");
+                self.stop(i, Then::Run);
+            }
+        }
+    }
+
+    pub(super) fn spawn_build(&mut self, i: usize) {
+        let cmd = self.cfg.services[i].build.clone().expect("has a build");
+        self.say(i, format!("build started: {cmd}"));
+        self.svcs[i].guard.build_started(Instant::now());
+        if self.svcs[i].run.is_none() {
+            self.set(i, Status::Building);
+        }
+        self.spawn(i, false, &cmd);
+    }
+
+    fn spawn_run(&mut self, i: usize) {
+        let spec = &self.cfg.services[i];
+        // Another process on the port would answer the probes and make this one crash-loop.
+        if let Some(port) = spec.port
+            && let Some(holder) = self.spawner.port_holder(port)
+        {
+            let why = format!("port {port} is in use by {holder}");
+            if !matches!(&self.svcs[i].status, Status::PortBusy { why: w, .. } if *w == why) {
+                self.say(
+                    i,
+                    format!("not starting: {why}; trying again every second until it is free"),
+                );
+            }
+            let retry = Instant::now() + PORT_RETRY;
+            return self.set(i, Status::PortBusy { why, retry });
+        }
+        let cmd = spec.run.clone().expect("has a run command");
+        self.spawn(i, true, &cmd);
+    }
+
+    fn spawn(&mut self, i: usize, run: bool, cmd: &CommandLine) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let spec = &self.cfg.services[i];
+        let stream = if run { Stream::Out } else { Stream::Build };
+        let mut feed = OutputFeed::new(self.logs.clone(), i, stream);
+        if run {
+            feed = feed.with_announce(cmd.to_string());
+        }
+        if let (true, Some(Probe::Log(re))) = (run, spec.health.as_ref().map(|h| &h.probe)) {
+            let tx = self.tx.clone();
+            let found = move || {
+                let _ = tx.send(Msg::Probe {
+                    service: i,
+                    id,
+                    result: Ok(()),
+                });
+            };
+            feed = feed.with_matcher((re.clone(), Box::new(found)));
+        }
+        let tx = self.tx.clone();
+        let request = SpawnRequest {
+            service: &spec.name,
+            cmd,
+            cwd: &spec.cwd,
+            env: &spec.env,
+        };
+        let on_exit = Box::new(move |exit| {
+            let _ = tx.send(Msg::Exited {
+                service: i,
+                id,
+                exit,
+            });
+        });
+        match self.spawner.spawn(request, Box::new(feed), on_exit) {
+            Ok(started) => {
+                self.record.add(started.pid, &spec.name);
+                let proc = Proc {
+                    id,
+                    pid: started.pid,
+                    started: Instant::now(),
+                    stopping: false,
+                    kill_at: None,
+                    terminal: started.terminal,
+                    probe: None,
+                };
+                if run {
+                    self.svcs[i].run = Some(proc);
+                    self.svcs[i].spawns += 1;
+                    self.svcs[i].health = Health::default();
+                    self.start_probe(i, id);
+                    self.set(i, Status::Running);
+                } else {
+                    self.svcs[i].build = Some(proc);
+                }
+            }
+            // A program that can't be started (often one being rebuilt right now) fails like
+            // one that exited at once: a failed build, or a crash the restart policy handles.
+            Err(e) => {
+                self.say(i, format!("{e:#}"));
+                let exit = Exit::Code(127);
+                if run {
+                    self.run_ended(i, false, exit, Duration::ZERO, Ended::NotStarted);
+                } else {
+                    self.build_exited(i, false, exit, Duration::ZERO);
+                }
+            }
+        }
+    }
+
+    pub(super) fn exited(&mut self, i: usize, id: u64, exit: Exit) {
+        let svc = &mut self.svcs[i];
+        let was_build = svc.build.as_ref().is_some_and(|p| p.id == id);
+        let proc = if was_build {
+            svc.build.take()
+        } else if svc.run.as_ref().is_some_and(|p| p.id == id) {
+            svc.run.take()
+        } else {
+            return;
+        };
+        let proc = proc.expect("matched above");
+        // Its session was cleared when it exited; nothing signals this pid any more.
+        self.spawner.reap(proc.pid);
+        self.record.remove(proc.pid);
+        let ran = proc.started.elapsed();
+        if was_build {
+            self.build_exited(i, proc.stopping, exit, ran);
+        } else {
+            self.run_ended(i, proc.stopping, exit, ran, Ended::Exited);
+        }
+    }
+
+    /// A build ended (or could not start); `stopped`: we stopped it.
+    fn build_exited(&mut self, i: usize, stopped: bool, exit: Exit, took: Duration) {
+        let task = self.cfg.services[i].is_task();
+        self.svcs[i].guard.build_ended(Instant::now());
+        if stopped {
+            self.say(i, format!("build stopped ({exit})"));
+            if self.svcs[i].run.is_none() {
+                let status = if self.svcs[i].want_up {
+                    Status::Pending
+                } else {
+                    Status::Stopped
+                };
+                self.set(i, status);
+            }
+            return;
+        }
+        if self.svcs[i].rebuild_queued && !self.shutting_down {
+            self.svcs[i].rebuild_queued = false;
+            self.say(
+                i,
+                format!("build finished ({exit}); building again for the changes made during it"),
+            );
+            return self.spawn_build(i);
+        }
+        if !exit.success() {
+            self.svcs[i].built = false;
+            if task {
+                self.say(i, format!("task failed ({exit}) after {}", secs(took)));
+                self.set(i, Status::Failed(exit));
+            } else if self.svcs[i].run.is_some() {
+                self.say(
+                    i,
+                    format!("build failed ({exit}); the previous process keeps running"),
+                );
+            } else {
+                self.say(i, format!("build failed ({exit})"));
+                self.set(i, Status::BuildFailed(exit));
+            }
+            return;
+        }
+        self.svcs[i].built = true;
+        if task {
+            self.say(i, format!("task completed in {}", secs(took)));
+            self.set(i, Status::Completed);
+        } else if self.shutting_down || !self.svcs[i].want_up {
+            self.set(i, Status::Stopped);
+        } else if self.svcs[i].run.is_some() {
+            self.say(i, format!("build finished in {}; restarting", secs(took)));
+            self.stop(i, Then::Run);
+            self.restart_dependents_of(i);
+        } else {
+            self.say(i, format!("build finished in {}", secs(took)));
+            self.spawn_run(i);
+        }
+    }
+
+    /// Dependents that asked for it (`restart = true`) restart when `i` was rebuilt.
+    fn restart_dependents_of(&mut self, i: usize) {
+        let name = self.name(i).to_string();
+        for k in deps::restart_on_rebuild(&self.cfg, i) {
+            if self.svcs[k].run.as_ref().is_some_and(|p| !p.stopping) {
+                self.say(k, format!("restarting: dependency `{name}` was rebuilt"));
+                self.stop(k, Then::Run);
+            }
+        }
+    }
+
+    /// The run process ended (or could not start: `how` says which); `stopped`: we stopped it.
+    fn run_ended(&mut self, i: usize, stopped: bool, exit: Exit, ran: Duration, how: Ended) {
+        let spec = &self.cfg.services[i];
+        if stopped {
+            self.say(i, format!("stopped ({exit})"));
+            let then = std::mem::replace(&mut self.svcs[i].then, Then::Rest);
+            if self.svcs[i].want_up && !self.shutting_down {
+                match then {
+                    Then::Run => return self.spawn_run(i),
+                    Then::Backoff => return self.schedule_restart(i, exit, ran, how),
+                    Then::Rest => {}
+                }
+            }
+            let status = if self.svcs[i].want_up {
+                Status::Exited(exit)
+            } else {
+                Status::Stopped
+            };
+            return self.set(i, status);
+        }
+        // `sh -c` exits 127 when it can't find the command: a few of those in a row, each at
+        // once, is a mistake in `run`, not something a restart fixes. (A program that is missing
+        // for exec is retried: it is often being rebuilt.)
+        let not_found = exit == Exit::Code(127)
+            && ran < STABLE_AFTER
+            && matches!(spec.run, Some(CommandLine::Shell(_)))
+            && how == Ended::Exited;
+        let svc = &mut self.svcs[i];
+        svc.not_found = if not_found { svc.not_found + 1 } else { 0 };
+        if svc.not_found >= NOT_FOUND_LIMIT {
+            svc.not_found = 0;
+            self.say(
+                i,
+                format!(
+                    "command not found: `{}` exited with code 127 {NOT_FOUND_LIMIT} times in a row; not restarting it (check `run` in {})",
+                    spec.run.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    self.cfg.file.display()
+                ),
+            );
+            return self.set(i, Status::Crashed(exit));
+        }
+        let again = !self.shutting_down
+            && self.svcs[i].want_up
+            && match spec.restart {
+                Restart::No => false,
+                Restart::OnFailure => !exit.success(),
+                Restart::Always => true,
+            };
+        if !again {
+            self.say(i, how.describe(exit));
+            let status = if exit.success() {
+                Status::Exited(exit)
+            } else {
+                Status::Crashed(exit)
+            };
+            return self.set(i, status);
+        }
+        self.schedule_restart(i, exit, ran, how);
+    }
+
+    /// Start again after the backoff, which grows with each restart that follows a short run.
+    fn schedule_restart(&mut self, i: usize, exit: Exit, ran: Duration, how: Ended) {
+        let svc = &mut self.svcs[i];
+        if ran >= STABLE_AFTER {
+            svc.backoff = 0;
+        }
+        let delay = backoff(svc.backoff);
+        svc.backoff += 1;
+        svc.restarts += 1;
+        let n = svc.restarts;
+        svc.status = Status::Restarting {
+            at: Instant::now() + delay,
+            exit,
+        };
+        self.say(
+            i,
+            format!(
+                "{}; restarting in {} (restart #{n})",
+                how.describe(exit),
+                secs(delay)
+            ),
+        );
+    }
+
+    /// The next instant a timer is due: a restart after its backoff, a port check, a KILL.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.svcs
+            .iter()
+            .flat_map(|s| {
+                let backoff = match s.status {
+                    Status::Restarting { at, .. } => Some(at),
+                    Status::PortBusy { retry, .. } => Some(retry),
+                    _ => None,
+                };
+                let kills = s.build.iter().chain(s.run.iter()).filter_map(|p| p.kill_at);
+                backoff.into_iter().chain(kills)
+            })
+            .min()
+    }
+
+    pub(super) fn timers(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.svcs.len() {
+            if let Status::Restarting { at, .. } = self.svcs[i].status
+                && at <= now
+            {
+                self.set(i, Status::Pending);
+            }
+            let grace = self.cfg.services[i].grace;
+            let mut late = Vec::new();
+            let svc = &mut self.svcs[i];
+            for proc in svc.build.iter_mut().chain(svc.run.iter_mut()) {
+                if proc.kill_at.is_some_and(|t| t <= now) {
+                    proc.kill_at = None;
+                    late.push(proc.pid);
+                }
+            }
+            for pid in late {
+                self.say(
+                    i,
+                    format!(
+                        "still running {} after the stop signal: sent KILL",
+                        secs(grace)
+                    ),
+                );
+                self.spawner.kill_session(pid);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let secs: Vec<u64> = (0..8).map(|s| backoff(s).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff(40), BACKOFF_MAX);
+    }
+}

@@ -1,0 +1,116 @@
+//! Health probes of run processes (what a result means: start period, retries, a liveness
+//! restart), and CPU/memory samples.
+
+use super::{Engine, HealthState, Msg, Then, secs};
+use crate::config::{Probe, Restart};
+use crate::health;
+use crate::process;
+use tokio::time::Instant;
+
+impl Engine {
+    /// Start the probe loop of run process `id`, for the probes that poll.
+    pub(super) fn start_probe(&mut self, i: usize, id: u64) {
+        let spec = &self.cfg.services[i];
+        let Some(h) = &spec.health else { return };
+        if matches!(h.probe, Probe::Log(_)) {
+            return; // matched by the output feed
+        }
+        let target = health::Target {
+            probe: h.probe.clone(),
+            port: spec.port,
+            cwd: spec.cwd.clone(),
+            env: spec.env.clone(),
+            interval: h.interval,
+            timeout: h.timeout,
+        };
+        let tx = self.tx.clone();
+        let report = Box::new(move |result| {
+            let _ = tx.send(Msg::Probe {
+                service: i,
+                id,
+                result,
+            });
+        });
+        let handle = self.spawner.probe(&spec.name, target, report);
+        if let Some(proc) = &mut self.svcs[i].run {
+            proc.probe = Some(handle);
+        }
+    }
+
+    pub(super) fn probed(&mut self, i: usize, id: u64, result: Result<(), String>) {
+        let Some(proc) = self.svcs[i]
+            .run
+            .as_ref()
+            .filter(|p| p.id == id && !p.stopping)
+        else {
+            return; // an older process, or one on its way out
+        };
+        let ran = proc.started.elapsed();
+        let spec = self.cfg.services[i]
+            .health
+            .as_ref()
+            .expect("probed services have a probe");
+        let (retries, start_period) = (spec.retries, spec.start_period);
+        let health = &mut self.svcs[i].health;
+        match result {
+            Ok(()) => {
+                health.fails = 0;
+                health.last_error = None;
+                health.ever_healthy = true;
+                if health.state != HealthState::Healthy {
+                    health.state = HealthState::Healthy;
+                    self.say(i, format!("health: healthy after {}", secs(ran)));
+                }
+            }
+            Err(e) => {
+                health.last_error = Some(e.clone());
+                if !health.ever_healthy && ran < start_period {
+                    return; // failures while it starts don't count
+                }
+                health.fails += 1;
+                if health.fails < retries || health.state == HealthState::Unhealthy {
+                    return;
+                }
+                let was_healthy = health.state == HealthState::Healthy;
+                health.state = HealthState::Unhealthy;
+                let n = health.fails;
+                self.say(i, format!("health: unhealthy after {n} failed checks: {e}"));
+                let restart = self.cfg.services[i].restart != Restart::No;
+                if was_healthy && restart {
+                    self.say(
+                        i,
+                        "restarting: it was healthy and stopped answering its probe",
+                    );
+                    self.stop(i, Then::Backoff);
+                }
+            }
+        }
+    }
+
+    /// CPU % (since the last sample) and memory of every running service's session.
+    pub(super) fn sample(&mut self) {
+        let pids: Vec<i32> = self
+            .svcs
+            .iter()
+            .filter_map(|s| s.run.as_ref().map(|p| p.pid))
+            .collect();
+        let now = Instant::now();
+        let usage = process::sample_usage(&pids);
+        let previous = self.last_sample.take();
+        for svc in &mut self.svcs {
+            svc.usage = svc.run.as_ref().and_then(|p| {
+                let u = usage.get(&p.pid)?;
+                let cpu = previous.as_ref().and_then(|(then, cpu)| {
+                    let before = cpu.get(&p.pid)?;
+                    let spent = u.cpu.saturating_sub(*before).as_secs_f32();
+                    Some(100.0 * spent / now.duration_since(*then).as_secs_f32().max(0.001))
+                });
+                Some((cpu.unwrap_or(0.0), u.rss_bytes))
+            });
+        }
+        self.last_sample = Some((
+            now,
+            usage.into_iter().map(|(sid, u)| (sid, u.cpu)).collect(),
+        ));
+    }
+}

@@ -1,0 +1,188 @@
+//! The engine on a fake spawner and tokio's paused clock: every test starts nothing, waits for
+//! nothing real, and says which behaviour it pins down.
+
+mod builds;
+mod fake;
+mod health;
+mod restarts;
+mod start_stop;
+
+use super::{Command, Engine, Handle, Options, Outcome, ServiceView};
+use crate::config::{self, Config};
+use crate::logs::LogHub;
+pub use crate::process::Exit;
+use fake::Fake;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+pub const CRASH: Exit = Exit::Code(1);
+pub const CLEAN: Exit = Exit::Code(0);
+
+pub struct Rig {
+    pub fake: Arc<Fake>,
+    pub handle: Handle,
+    cfg: Arc<Config>,
+    logs: Arc<LogHub>,
+    engine: Option<JoinHandle<Outcome>>,
+    dir: PathBuf,
+}
+
+/// An engine on `toml` (every autostart service wanted), running.
+pub fn rig(toml: &str) -> Rig {
+    rig_with(toml, &[], false)
+}
+
+/// An engine on `toml` that starts only `only` (and what they depend on).
+pub fn rig_with(toml: &str, only: &[&str], exit_when_settled: bool) -> Rig {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "devstack-engine-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("a temp folder");
+    let file = dir.join(config::FILE_NAME);
+    let cfg = config::parse(&file, toml, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = Arc::new(cfg);
+    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
+    let logs = Arc::new(LogHub::new(&dir.join("logs"), &names, None, 1000));
+    let fake = Arc::new(Fake::default());
+    let only = only
+        .iter()
+        .map(|n| names.iter().position(|m| m == n).expect("a service"))
+        .collect();
+    let (engine, handle) = Engine::new(
+        cfg.clone(),
+        logs.clone(),
+        Options {
+            only,
+            exit_when_settled,
+            sample_usage: false,
+            spawner: fake.clone(),
+        },
+    );
+    Rig {
+        fake,
+        handle,
+        cfg,
+        logs,
+        engine: Some(tokio::spawn(engine.run())),
+        dir,
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Some(engine) = &self.engine {
+            engine.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Rig {
+    pub fn index(&self, name: &str) -> usize {
+        self.cfg
+            .services
+            .iter()
+            .position(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no service {name}"))
+    }
+
+    pub fn view(&self, name: &str) -> ServiceView {
+        self.handle.views().borrow()[self.index(name)].clone()
+    }
+
+    pub fn state(&self, name: &str) -> &'static str {
+        self.view(name).state
+    }
+
+    pub fn detail(&self, name: &str) -> String {
+        self.view(name).detail
+    }
+
+    /// The service's log lines, devstack's own and its output.
+    pub fn log(&self, name: &str) -> Vec<String> {
+        self.logs
+            .tail(self.index(name), 10_000)
+            .iter()
+            .map(|l| l.text.clone())
+            .collect()
+    }
+
+    pub fn logged(&self, name: &str, needle: &str) -> bool {
+        self.log(name).iter().any(|l| l.contains(needle))
+    }
+
+    /// Apply a command by service name, and wait until the engine has.
+    pub async fn send(&self, cmd: fn(usize) -> Command, name: &str) {
+        assert!(self.handle.apply(cmd(self.index(name))).await);
+    }
+
+    pub async fn apply(&self, cmd: Command) {
+        assert!(self.handle.apply(cmd).await);
+    }
+
+    /// Let the engine handle everything sent to it so far, without moving the clock.
+    pub async fn settle(&self) {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Wait (moving the paused clock as needed, at most 10 minutes of it) until `check` holds.
+    pub async fn until(&self, what: &str, check: impl Fn(&Rig) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        loop {
+            self.settle().await;
+            if check(self) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never: {what}\nviews: {:#?}\nevents: {:#?}",
+                self.handle.views().borrow(),
+                self.fake.events()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Wait until `name` is in `state`.
+    pub async fn until_state(&self, name: &str, state: &str) {
+        self.until(&format!("{name} is {state}"), |r| r.state(name) == state)
+            .await;
+    }
+
+    /// Wait until the engine has ended, and say how.
+    pub async fn ended(&mut self) -> Outcome {
+        let engine = self.engine.take().expect("the engine runs");
+        tokio::time::timeout(Duration::from_secs(600), engine)
+            .await
+            .expect("the engine ends")
+            .expect("the engine task ends cleanly")
+    }
+
+    /// The live process of `cmd` exits, and the engine has seen it.
+    pub async fn exit(&self, cmd: &str, exit: Exit) {
+        self.fake.exit(cmd, exit);
+        self.settle().await;
+    }
+
+    pub async fn probe(&self, service: &str, result: Result<(), &str>) {
+        assert!(self.fake.probe(service, result), "{service} has no probe");
+        self.settle().await;
+    }
+}
+
+/// The time between consecutive spawns of `cmd`, in whole milliseconds.
+pub fn gaps(rig: &Rig, cmd: &str) -> Vec<u128> {
+    rig.fake
+        .spawn_times(cmd)
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect()
+}

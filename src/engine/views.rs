@@ -1,0 +1,82 @@
+//! What the interfaces see: one `ServiceView` per service, published after every change, and an
+//! event for each change of state.
+
+use super::{CRASH_LOOP, Engine, HealthState, ServiceView, Status};
+use tokio::time::Instant;
+
+impl Engine {
+    pub(super) fn publish(&self) {
+        let views = self
+            .svcs
+            .iter()
+            .zip(&self.cfg.services)
+            .map(|(s, spec)| {
+                let live = s.run.as_ref().or(s.build.as_ref());
+                let probed = spec.health.is_some() && s.run.is_some();
+                let build_failed =
+                    spec.build.is_some() && !s.built && s.run.is_some() && s.build.is_none();
+                // With a probe, a process is only starting until its first success.
+                let starting = probed
+                    && s.status == Status::Running
+                    && !s.health.ever_healthy
+                    && s.health.state != HealthState::Unhealthy;
+                let detail = match (&s.waiting, starting) {
+                    (Some(why), _) if s.status == Status::Pending => format!("pending: {why}"),
+                    (_, true) => "starting (waiting for its first healthy check)".to_string(),
+                    // Builds can be long: say for how long it has been building.
+                    _ if s.status == Status::Building => match s.guard.building_since() {
+                        Some(start) => format!("building for {}", secs_whole(start)),
+                        None => s.status.to_string(),
+                    },
+                    _ if build_failed => format!("{} · build failed", s.status),
+                    _ => s.status.to_string(),
+                };
+                ServiceView {
+                    name: spec.name.clone(),
+                    state: if starting {
+                        "starting"
+                    } else {
+                        s.status.name()
+                    },
+                    health: probed.then(|| s.health.state.name()),
+                    health_error: s.health.last_error.clone().filter(|_| probed),
+                    ready: match s.status {
+                        Status::Completed => true,
+                        Status::Running => !probed || s.health.state == HealthState::Healthy,
+                        _ => false,
+                    },
+                    wanted: s.want_up,
+                    auto_rebuild: (!spec.watch.is_empty()).then_some(s.auto),
+                    spawns: s.spawns,
+                    cpu_percent: s.usage.filter(|_| s.run.is_some()).map(|u| u.0),
+                    mem_bytes: s.usage.filter(|_| s.run.is_some()).map(|u| u.1),
+                    building: s.build.is_some(),
+                    build_failed,
+                    settled: s.status.is_settled(),
+                    crash_loop: s.backoff >= CRASH_LOOP
+                        && matches!(s.status, Status::Restarting { .. }),
+                    detail,
+                    pid: live.map(|p| p.pid),
+                    port: spec.port,
+                    restarts: s.restarts,
+                    since: s.run.as_ref().map(|p| p.started),
+                    uptime_secs: s.run.as_ref().map(|p| p.started.elapsed().as_secs()),
+                }
+            })
+            .collect::<Vec<ServiceView>>();
+        let old = self.views.send_replace(views);
+        if self.events.receiver_count() > 0 {
+            let now = self.views.borrow();
+            for (i, view) in now.iter().enumerate() {
+                if old.get(i).is_none_or(|o| !o.same_state(view)) {
+                    let _ = self.events.send(view.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Whole seconds since `start` (`0s`, `12s`), for what changes every second.
+fn secs_whole(start: Instant) -> String {
+    format!("{}s", start.elapsed().as_secs())
+}

@@ -1,0 +1,158 @@
+//! The seam under everything the engine does to processes: starting a command in a terminal,
+//! signalling and killing it, collecting it, the port check before a start, the health probe
+//! loop and the keeper of escaped processes. `Pty` does it for real; the engine's tests put a
+//! recording fake in its place.
+
+use super::{Exit, OutputSink, orphans::Orphan};
+use crate::config::CommandLine;
+use crate::health;
+use anyhow::Result;
+use nix::sys::signal::Signal;
+use portable_pty::MasterPty;
+use std::path::Path;
+use tokio::task::AbortHandle;
+
+/// What to start, and for which service.
+pub struct SpawnRequest<'a> {
+    pub service: &'a str,
+    pub cmd: &'a CommandLine,
+    pub cwd: &'a Path,
+    pub env: &'a [(String, String)],
+}
+
+/// A started process's terminal: typed input and resizes go through it. Dropping it hangs the
+/// terminal up.
+pub trait Terminal: Send {
+    fn write(&mut self, bytes: Vec<u8>);
+    fn resize(&self, rows: u16, cols: u16);
+}
+
+/// A started process. Its pid is also its process group and session id.
+pub struct Started {
+    pub pid: i32,
+    pub terminal: Box<dyn Terminal>,
+}
+
+/// Reports each probe result.
+pub type ProbeReport = Box<dyn Fn(Result<(), String>) + Send>;
+/// Reports the escaped processes alive now, whenever they change.
+pub type EscapedReport = Box<dyn Fn(Vec<Orphan>) + Send>;
+
+pub trait Spawner: Send + Sync + 'static {
+    /// Start `req.cmd` in a terminal of its own. `output` gets its output; `on_exit` is called
+    /// once, after it has exited and its output has been read.
+    fn spawn(
+        &self,
+        req: SpawnRequest<'_>,
+        output: Box<dyn OutputSink>,
+        on_exit: Box<dyn FnOnce(Exit) + Send>,
+    ) -> Result<Started>;
+    /// Send `sig` to the process group `pgid`. False when the group is gone.
+    fn signal(&self, pgid: i32, sig: Signal) -> bool;
+    /// SIGKILL every process of the session `sid`.
+    fn kill_session(&self, sid: i32);
+    /// Collect an exited process (after its `on_exit`), releasing its pid.
+    fn reap(&self, pid: i32);
+    /// Who listens on `port`, if anyone does.
+    fn port_holder(&self, port: u16) -> Option<String>;
+    /// Probe `target` of `service` until the handle is aborted, reporting each result.
+    fn probe(&self, service: &str, target: health::Target, report: ProbeReport) -> AbortHandle;
+    /// Keep the processes that escape the sessions of `services` (see `orphans`) until the
+    /// returned value is dropped.
+    fn keep_escaped(&self, services: Vec<String>, report: EscapedReport) -> Box<dyn Send>;
+}
+
+/// The real thing: pseudo-terminals, process groups, /proc.
+pub struct Pty;
+
+impl Spawner for Pty {
+    fn spawn(
+        &self,
+        req: SpawnRequest<'_>,
+        output: Box<dyn OutputSink>,
+        on_exit: Box<dyn FnOnce(Exit) + Send>,
+    ) -> Result<Started> {
+        let spawned = super::spawn(req.cmd, req.cwd, req.env, output, on_exit)?;
+        Ok(Started {
+            pid: spawned.pid,
+            terminal: Box::new(PtyTerminal {
+                pid: spawned.pid,
+                master: spawned.master,
+                input: None,
+            }),
+        })
+    }
+
+    fn signal(&self, pgid: i32, sig: Signal) -> bool {
+        super::signal_group(pgid, sig)
+    }
+
+    fn kill_session(&self, sid: i32) {
+        super::kill_session(sid);
+    }
+
+    fn reap(&self, pid: i32) {
+        super::reap(pid);
+    }
+
+    fn port_holder(&self, port: u16) -> Option<String> {
+        super::port_holder(port)
+    }
+
+    fn probe(&self, _service: &str, target: health::Target, report: ProbeReport) -> AbortHandle {
+        health::spawn_loop(target, report)
+    }
+
+    fn keep_escaped(&self, services: Vec<String>, report: EscapedReport) -> Box<dyn Send> {
+        Box::new(super::orphans::keep(services, report))
+    }
+}
+
+struct PtyTerminal {
+    pid: i32,
+    /// Kept open so the service keeps its terminal.
+    master: Box<dyn MasterPty + Send>,
+    /// Feeds typed input to a writer thread (a full terminal must not block the engine).
+    input: Option<std::sync::mpsc::Sender<Vec<u8>>>,
+}
+
+impl Terminal for PtyTerminal {
+    fn write(&mut self, bytes: Vec<u8>) {
+        if self.input.is_none() {
+            let Ok(mut writer) = self.master.take_writer() else {
+                return;
+            };
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let spawned = std::thread::Builder::new()
+                .name(format!("pty-write-{}", self.pid))
+                .spawn(move || {
+                    use std::io::Write;
+                    while let Ok(bytes) = rx.recv() {
+                        if writer
+                            .write_all(&bytes)
+                            .and_then(|()| writer.flush())
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+            if spawned.is_err() {
+                return;
+            }
+            self.input = Some(tx);
+        }
+        if let Some(tx) = &self.input {
+            let _ = tx.send(bytes);
+        }
+    }
+
+    fn resize(&self, rows: u16, cols: u16) {
+        let _ = self.master.resize(portable_pty::PtySize {
+            rows,
+            cols,
+            pixel_width: 0,
+            pixel_height: 0,
+        });
+    }
+}
