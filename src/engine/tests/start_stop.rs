@@ -339,3 +339,29 @@ async fn input_goes_to_the_terminal_of_the_running_process() {
         .await;
     assert_eq!(rig.fake.input(), [("db".to_string(), b"help\r".to_vec())]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn force_shutdown_kills_everything_at_once_and_ends_the_engine() {
+    let mut rig = rig(CHAIN);
+    rig.until("all running", |r| r.fake.count("web") == 1).await;
+    for cmd in ["db", "api", "web"] {
+        rig.fake.stubborn(cmd);
+    }
+    rig.apply(Command::ForceShutdown).await;
+    rig.ended().await;
+    for cmd in ["db", "api", "web"] {
+        assert_eq!(rig.fake.signals(cmd), [Signal::SIGKILL], "{cmd}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_during_the_backoff_cancels_the_restart() {
+    let rig = rig(CHAIN);
+    rig.until("all running", |r| r.fake.count("web") == 1).await;
+    rig.exit("web", CRASH).await;
+    assert_eq!(rig.state("web"), "restarting");
+    rig.send(Command::Stop, "web").await;
+    assert_eq!(rig.state("web"), "stopped");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(rig.fake.count("web"), 1);
+}
