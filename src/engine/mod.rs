@@ -1078,7 +1078,8 @@ impl Engine {
             .svcs
             .iter()
             .zip(&self.cfg.services)
-            .map(|(s, spec)| {
+            .enumerate()
+            .map(|(i, (s, spec))| {
                 let live = s.run.as_ref().or(s.build.as_ref());
                 let probed = spec.health.is_some() && s.run.is_some();
                 ServiceView {
@@ -1110,6 +1111,7 @@ impl Engine {
                     restarts: s.restarts,
                     since: s.run.as_ref().map(|p| p.started),
                     uptime_secs: s.run.as_ref().map(|p| p.started.elapsed().as_secs()),
+                    log_lost: self.logs.loss(i),
                 }
             })
             .collect::<Vec<ServiceView>>();
