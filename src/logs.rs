@@ -1242,4 +1242,130 @@ mod tests {
         let expected: String = (0..30).map(|i| format!("line {i:02}\n")).collect();
         assert_eq!(all, expected);
     }
+
+    fn file_with(path: &Path, lines: impl Iterator<Item = String>) {
+        let mut f = RotatingFile::open(path.to_path_buf(), 200, LOG_FILES_KEPT).unwrap();
+        for l in lines {
+            f.write_line(&l).unwrap();
+        }
+        f.flush().unwrap();
+    }
+
+    fn stamped(i: usize) -> String {
+        format!("2024-01-01T00:00:{i:02}.000Z line {i:02}")
+    }
+
+    fn texts(lines: impl Iterator<Item = LogLine>) -> Vec<String> {
+        lines.map(|l| l.text).collect()
+    }
+
+    #[test]
+    fn reading_back_takes_the_lines_before_the_skipped_ones_across_rotated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        // 7 lines a file: `.3` holds 0-6, `.2` 7-13, `.1` 14-20, the current file 21-23.
+        file_with(&path, (0..24).map(stamped));
+        assert!(numbered(&path, 3).exists(), "the lines span rotated files");
+        let want = |from: usize, to: usize| -> Vec<String> {
+            (from..to).map(|i| format!("line {i:02}")).collect()
+        };
+        let read = |skip, count| texts(FileLines::last(0, open_files(&path), skip, count));
+        assert_eq!(read(3, 5), want(16, 21));
+        assert_eq!(read(2, 5), want(17, 22));
+        assert_eq!(read(0, 4), want(20, 24));
+        assert_eq!(read(3, 100), want(0, 21));
+        assert_eq!(read(0, 100), want(0, 24));
+        assert_eq!(read(24, 5), Vec::<String>::new());
+        assert_eq!(read(30, 5), Vec::<String>::new());
+        let first = FileLines::last(0, open_files(&path), 23, 1).next().unwrap();
+        assert_eq!(
+            first.time,
+            humantime::parse_rfc3339("2024-01-01T00:00:00Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_cut_off_last_line_is_read_back_and_the_next_run_starts_a_new_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        fs::write(
+            &path,
+            format!(
+                "{}\n{}\n{}",
+                stamped(1),
+                stamped(2),
+                "2024-01-01T00:00:03.000Z cut"
+            ),
+        )
+        .unwrap();
+        let read = || texts(FileLines::last(0, open_files(&path), 0, 10));
+        assert_eq!(read(), ["line 01", "line 02", "cut"]);
+        file_with(&path, std::iter::once(stamped(4)));
+        assert_eq!(read(), ["line 01", "line 02", "cut", "line 04"]);
+    }
+
+    #[test]
+    fn a_file_that_fails_counts_what_it_lost_says_so_once_and_says_when_it_works_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("not yet");
+        let mut log = FileLog::new(sub.join("s.log"));
+        let batch = |n: usize| -> Vec<LogLine> {
+            (0..n)
+                .map(|i| LogLine {
+                    service: 0,
+                    stream: Stream::Out,
+                    time: SystemTime::now(),
+                    text: format!("l{i}"),
+                })
+                .collect()
+        };
+        let mut lines = batch(3);
+        log.write(0, &mut lines);
+        assert_eq!(lines.len(), 4, "a notice follows the lines");
+        assert!(lines[3].text.contains("No such file or directory; lines are kept in memory only until it can be written again"), "{}", lines[3].text);
+        assert_eq!((log.lost, log.seq), (3, 4));
+        let mut lines = batch(2);
+        log.write(0, &mut lines);
+        assert_eq!(lines.len(), 2, "said once; not tried again at once");
+        assert_eq!(log.loss().unwrap().lines, 5);
+        fs::create_dir(&sub).unwrap();
+        log.retry_at = Instant::now();
+        let mut lines = batch(2);
+        log.write(0, &mut lines);
+        assert_eq!(lines[0].text, "log file writable again; 5 lines were lost");
+        assert_eq!(lines.len(), 3);
+        let loss = log.loss().unwrap();
+        assert_eq!((loss.lines, loss.error), (5, None));
+        // Of the 9 lines logged, the last 3 are in the file.
+        assert_eq!(
+            (log.seq, log.written_since(0), log.written_since(7)),
+            (9, 3, 2)
+        );
+        log.prune(6);
+        assert_eq!(log.written_since(6), 3);
+        let read = texts(FileLines::last(0, open_files(&log.path), 0, 10));
+        assert_eq!(
+            read,
+            ["log file writable again; 5 lines were lost", "l0", "l1"]
+        );
+    }
+
+    #[test]
+    fn a_tail_merges_services_in_time_order_and_keeps_the_last_n() {
+        let at = |s: usize, secs: u64| {
+            Arc::new(LogLine {
+                service: s,
+                stream: Stream::Out,
+                time: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+                text: format!("{s}@{secs}"),
+            })
+        };
+        let none = || FileLines::last(0, Vec::new(), 0, 0);
+        let parts = vec![
+            (none(), vec![at(0, 1), at(0, 4), at(0, 5)]),
+            (none(), vec![at(1, 2), at(1, 3), at(1, 5)]),
+        ];
+        let got: Vec<String> = Tail::new(parts, 4).map(|l| l.text.clone()).collect();
+        assert_eq!(got, ["1@3", "0@4", "0@5", "1@5"]);
+    }
 }

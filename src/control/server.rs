@@ -28,6 +28,9 @@ const ACTION_TIMEOUT: Duration = Duration::from_secs(300);
 /// Connections served at once. Past it, the connection idle the longest (waiting for a request)
 /// is closed to make room; when every one is busy (streaming), the newcomer is refused.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Connections that may stream at once; the other slots are kept for requests (`ps` answers even
+/// when every stream is taken).
+pub const MAX_STREAMS: usize = MAX_CONNECTIONS - 16;
 /// A client that takes none of what it is sent for this long is dropped.
 pub const STALL: Duration = Duration::from_secs(10);
 /// Bytes a connection gathers before writing them: with the message being added, the most it
@@ -79,7 +82,7 @@ pub async fn serve(socket: Socket, ctx: Arc<Context>) {
                 None => {
                     // A new socket's buffer is empty: this neither blocks nor fails for room.
                     let refusal = error(format!(
-                        "too many connections: {MAX_CONNECTIONS} are open and busy (logs -f, subscribe); close some"
+                        "too many connections: {MAX_CONNECTIONS} are open and busy"
                     ));
                     let _ = stream.try_write(format!("{refusal}\n").as_bytes());
                 }
@@ -93,13 +96,22 @@ pub async fn serve(socket: Socket, ctx: Arc<Context>) {
 /// descriptor, and devstack has a limited number).
 #[derive(Default)]
 struct Slots {
-    open: Mutex<HashMap<u64, SlotState>>,
+    inner: Mutex<SlotsInner>,
     next: AtomicU64,
+}
+
+#[derive(Default)]
+struct SlotsInner {
+    open: HashMap<u64, SlotState>,
+    /// Connections streaming (`logs` with `follow`, `subscribe`): at most `MAX_STREAMS`, so that
+    /// a few slots always serve requests.
+    streams: usize,
 }
 
 struct SlotState {
     /// Waiting for a request since then; None while serving one.
     idle_since: Option<Instant>,
+    streaming: bool,
     close: Arc<Notify>,
 }
 
@@ -114,22 +126,24 @@ impl Slots {
     /// A place for a new connection: a free one, or the one of the connection idle the longest,
     /// which is told to close. None when every connection is busy.
     fn admit(self: &Arc<Self>) -> Option<Slot> {
-        let mut open = self.open.lock().expect("slots lock");
-        if open.len() >= MAX_CONNECTIONS {
-            let oldest = open
+        let mut inner = self.inner.lock().expect("slots lock");
+        if inner.open.len() >= MAX_CONNECTIONS {
+            let oldest = inner
+                .open
                 .iter()
                 .filter_map(|(id, s)| Some((*id, s.idle_since?)))
                 .min_by_key(|(_, since)| *since)?
                 .0;
-            let evicted = open.remove(&oldest).expect("found above");
+            let evicted = inner.open.remove(&oldest).expect("found above");
             evicted.close.notify_one();
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let close = Arc::new(Notify::new());
-        open.insert(
+        inner.open.insert(
             id,
             SlotState {
                 idle_since: None,
+                streaming: false,
                 close: close.clone(),
             },
         );
@@ -143,21 +157,36 @@ impl Slots {
 
 impl Slot {
     fn idle(&self, idle: bool) {
-        if let Some(s) = self
-            .slots
-            .open
-            .lock()
-            .expect("slots lock")
-            .get_mut(&self.id)
-        {
+        let mut inner = self.slots.inner.lock().expect("slots lock");
+        if let Some(s) = inner.open.get_mut(&self.id) {
             s.idle_since = idle.then(Instant::now);
         }
+    }
+
+    /// Make this connection a stream, if there is room for one more.
+    fn stream(&self) -> Result<(), Value> {
+        let mut inner = self.slots.inner.lock().expect("slots lock");
+        if inner.streams >= MAX_STREAMS {
+            return Err(error(format!(
+                "too many streams: {MAX_STREAMS} connections follow logs or subscribe; close some"
+            )));
+        }
+        if let Some(s) = inner.open.get_mut(&self.id)
+            && !s.streaming
+        {
+            s.streaming = true;
+            inner.streams += 1;
+        }
+        Ok(())
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.slots.open.lock().expect("slots lock").remove(&self.id);
+        let mut inner = self.slots.inner.lock().expect("slots lock");
+        if inner.open.remove(&self.id).is_some_and(|s| s.streaming) {
+            inner.streams -= 1;
+        }
     }
 }
 
@@ -209,8 +238,14 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {
                 services,
                 lines,
                 follow,
-            } => logs(&ctx, &mut reader, &mut out, &services, lines, follow).await,
-            Request::Subscribe => subscribe(&ctx, &mut reader, &mut out).await,
+            } => {
+                let follow = follow.then_some(&slot);
+                logs(&ctx, &mut reader, &mut out, &services, lines, follow).await
+            }
+            Request::Subscribe => match slot.stream() {
+                Ok(()) => subscribe(&ctx, &mut reader, &mut out).await,
+                Err(e) => out.send(&e).await.is_ok(),
+            },
             other => {
                 let answer = answer(&ctx, other).await;
                 out.send(&answer).await.is_ok()
@@ -428,13 +463,14 @@ async fn hung_up(reader: &mut BufReader<OwnedReadHalf>) {
     }
 }
 
+/// The last `lines` lines; with `follow` (the connection's slot), every line after them.
 async fn logs(
     ctx: &Context,
     reader: &mut BufReader<OwnedReadHalf>,
     out: &mut Out,
     services: &[String],
     lines: usize,
-    follow: bool,
+    follow: Option<&Slot>,
 ) -> bool {
     let wanted: Vec<usize> = if services.is_empty() {
         (0..ctx.names.len()).collect()
@@ -448,11 +484,16 @@ async fn logs(
             Err(e) => return out.send(&e).await.is_ok(),
         }
     };
+    if let Some(slot) = follow
+        && let Err(e) = slot.stream()
+    {
+        return out.send(&e).await.is_ok();
+    }
     let (tail, rx) = ctx.logs.tail_and_follow(&wanted, lines);
     if send_tail(ctx, out, tail).await.is_err() {
         return false;
     }
-    if !follow {
+    if follow.is_none() {
         return true;
     }
     stream(reader, out, rx, |line: Arc<LogLine>| {
