@@ -398,6 +398,8 @@ struct FileLog {
     /// Why the file can't be written; lines go to the buffers only until the next try.
     error: Option<String>,
     retry_at: Instant,
+    /// The error is a full disk.
+    full: bool,
     /// Lines this run could not write: in all, and since the file last worked.
     lost: u64,
     lost_now: u64,
@@ -415,6 +417,7 @@ impl FileLog {
             file: None,
             error: None,
             retry_at: Instant::now(),
+            full: false,
             lost: 0,
             lost_now: 0,
             seq: 0,
@@ -432,8 +435,16 @@ impl FileLog {
             let text = format!("log file writable again; {} lines were lost", self.lost_now);
             let notice = || system_line(service, &text);
             let now = Instant::now();
-            if now < self.retry_at || self.commit(std::slice::from_ref(&notice())).1.is_some() {
-                self.retry_at = self.retry_at.max(now + RETRY_EVERY);
+            let wait = now < self.retry_at;
+            // A disk that was full is tried once it has room again, not as soon as a line fits
+            // in the last block of the file (which would say "full" and "writable" in turns).
+            if wait
+                || (self.full && !has_room(&self.path))
+                || self.commit(std::slice::from_ref(&notice())).1.is_some()
+            {
+                if !wait {
+                    self.retry_at = now + RETRY_EVERY;
+                }
                 self.lose(lines.len());
                 self.gap(start..start + lines.len() as u64);
                 self.seq += lines.len() as u64;
@@ -449,6 +460,7 @@ impl FileLog {
         if let Some(e) = failed {
             self.lose(lines.len() - done);
             let why = describe(&e);
+            self.full = e.raw_os_error() == Some(libc::ENOSPC);
             let until = match e.raw_os_error() {
                 Some(libc::ENOSPC) | Some(libc::EDQUOT) => "space returns",
                 _ => "it can be written again",
@@ -550,6 +562,18 @@ impl FileLog {
             error: self.error.clone(),
         })
     }
+}
+
+/// Room on a full disk before its log files are tried again.
+const ROOM_TO_RETRY: u64 = 64 * 1024;
+
+/// Whether the disk holding `path` has room again (yes when that can't be told).
+#[allow(clippy::unnecessary_cast)] // the statvfs field types differ between platforms
+fn has_room(path: &Path) -> bool {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    nix::sys::statvfs::statvfs(dir)
+        .ok()
+        .is_none_or(|s| s.blocks_available() as u64 * s.fragment_size() as u64 >= ROOM_TO_RETRY)
 }
 
 /// An OS error as its short description ("No space left on device").
