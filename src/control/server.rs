@@ -142,7 +142,8 @@ impl Slots {
         inner.open.insert(
             id,
             SlotState {
-                idle_since: None,
+                // It has sent no request yet (its task may not even have run).
+                idle_since: Some(Instant::now()),
                 streaming: false,
                 close: close.clone(),
             },
