@@ -430,33 +430,33 @@ impl FileLog {
     /// fails, or works again, a line saying so is added to `lines`.
     fn write(&mut self, service: usize, lines: &mut Vec<LogLine>) {
         let start = self.seq;
-        let mut done = 0;
-        if self.error.is_some() {
-            let text = format!("log file writable again; {} lines were lost", self.lost_now);
-            let notice = || system_line(service, &text);
+        let retry = self.error.is_some();
+        if retry {
             let now = Instant::now();
             let wait = now < self.retry_at;
             // A disk that was full is tried once it has room again, not as soon as a line fits
             // in the last block of the file (which would say "full" and "writable" in turns).
-            if wait
-                || (self.full && !has_room(&self.path))
-                || self.commit(std::slice::from_ref(&notice())).1.is_some()
-            {
+            if wait || (self.full && !has_room(&self.path)) {
                 if !wait {
                     self.retry_at = now + RETRY_EVERY;
                 }
-                self.lose(lines.len());
-                self.gap(start..start + lines.len() as u64);
-                self.seq += lines.len() as u64;
+                self.skip(lines.len());
                 return;
             }
-            lines.insert(0, notice());
+            let text = format!("log file writable again; {} lines were lost", self.lost_now);
+            lines.insert(0, system_line(service, &text));
+        }
+        let (done, failed) = self.commit(lines);
+        if retry {
+            if done == 0 {
+                lines.remove(0);
+                self.retry_at = Instant::now() + RETRY_EVERY;
+                self.skip(lines.len());
+                return;
+            }
             self.error = None;
             self.lost_now = 0;
-            done = 1;
         }
-        let (n, failed) = self.commit(&lines[done..]);
-        done += n;
         if let Some(e) = failed {
             self.lose(lines.len() - done);
             let why = describe(&e);
@@ -521,6 +521,13 @@ impl FileLog {
                 (done, Some(e))
             }
         }
+    }
+
+    /// A batch the file does not get, while it can't be written.
+    fn skip(&mut self, lines: usize) {
+        self.lose(lines);
+        self.gap(self.seq..self.seq + lines as u64);
+        self.seq += lines as u64;
     }
 
     fn lose(&mut self, lines: usize) {
