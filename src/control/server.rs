@@ -3,8 +3,7 @@
 use super::{Request, WireLine};
 use crate::engine::ready::Verdict;
 use crate::engine::{Command, Handle, ServiceView};
-use crate::logs::LogHub;
-use crate::logs::{LogLine, Tail};
+use crate::logs::{LogHub, LogLine, Tail};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
