@@ -52,6 +52,7 @@ fn stack(dir: &std::path::Path) -> App {
             restarts: 0,
             since: None,
             uptime_secs: Some(300),
+            log_lost: None,
         })
         .collect();
     app

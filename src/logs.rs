@@ -1,12 +1,14 @@
 //! Service output: splitting a byte stream into lines, sanitising them, the bounded in-memory
 //! buffers, the rotated log files under `.devstack/logs/`, and handing lines to the live view.
 
+use serde::Serialize;
 use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 
 /// Longest line kept whole; longer ones are cut here and the pieces marked.
@@ -173,58 +175,148 @@ pub trait LineTap: Send + Sync {
     fn lines(&self, lines: &[LogLine]);
 }
 
-/// A log file that is rotated to `.1`, `.2` … once it passes `max_bytes`.
+/// The line format of the log files: `TIME [build] text`, `TIME [devstack] text` or `TIME text`,
+/// TIME in RFC 3339 with milliseconds (`stamp`, formatted once per batch by the caller), colour
+/// codes stripped. `parse_file_line` reads it back.
+fn format_file_line(stamp: &str, line: &LogLine, out: &mut String) {
+    out.push_str(stamp);
+    out.push_str(match line.stream {
+        Stream::Out => " ",
+        Stream::Build => " [build] ",
+        Stream::System => " [devstack] ",
+    });
+    out.push_str(&strip_sgr(&line.text));
+}
+
+/// A line of a log file as `format_file_line` wrote it; None when it does not start with a time.
+pub fn parse_file_line(service: usize, line: &str) -> Option<LogLine> {
+    let (time, rest) = line.split_once(' ')?;
+    let time = humantime::parse_rfc3339(time).ok()?;
+    let (stream, text) = if let Some(t) = rest.strip_prefix("[build] ") {
+        (Stream::Build, t)
+    } else if let Some(t) = rest.strip_prefix("[devstack] ") {
+        (Stream::System, t)
+    } else {
+        (Stream::Out, rest)
+    };
+    Some(LogLine {
+        service,
+        stream,
+        time,
+        // The file may have been written by someone else.
+        text: sanitize(text.as_bytes()),
+    })
+}
+
+/// A service's log file: `dir/<name>.log`.
+pub fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
+}
+
+/// The `n`th rotated file of `path`: `<path>.n`.
+fn numbered(path: &Path, n: usize) -> PathBuf {
+    PathBuf::from(format!("{}.{n}", path.display()))
+}
+
+/// Bytes queued before they are written even if the batch goes on.
+const PENDING_MAX: usize = 64 * 1024;
+
+/// A log file that is rotated to `.1`, `.2` … once it passes `max_bytes`. It only ever holds
+/// whole lines: a write that fails (a full disk) is cut back off.
 pub struct RotatingFile {
     path: PathBuf,
-    out: BufWriter<File>,
+    file: File,
+    /// Bytes in the file.
     size: u64,
+    /// Lines queued by `write_line` and not yet written, and how many.
+    pending: Vec<u8>,
+    pending_lines: u64,
+    /// Lines written since the file was opened.
+    written: u64,
     max_bytes: u64,
     keep: usize,
 }
 
 impl RotatingFile {
     pub fn open(path: PathBuf, max_bytes: u64, keep: usize) -> io::Result<Self> {
-        let file = crate::statedir::private_file()
+        let mut file = crate::statedir::private_file()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)?;
-        let size = file.metadata()?.len();
+        let mut size = file.metadata()?.len();
+        // A run that died mid-line left half a line: end it, so that ours start on their own.
+        if size > 0 {
+            use std::os::unix::fs::FileExt;
+            let mut last = [0u8];
+            file.read_exact_at(&mut last, size - 1)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+                size += 1;
+            }
+        }
         Ok(RotatingFile {
             path,
-            out: BufWriter::with_capacity(64 * 1024, file),
+            file,
             size,
+            pending: Vec::new(),
+            pending_lines: 0,
+            written: 0,
             max_bytes,
             keep,
         })
     }
 
+    /// Queue a line; `flush` writes the queue (so does a long queue, or a rotation).
     pub fn write_line(&mut self, line: &str) -> io::Result<()> {
-        if self.size >= self.max_bytes {
+        if self.size + self.pending.len() as u64 >= self.max_bytes {
+            self.flush()?;
             self.rotate()?;
         }
-        self.out.write_all(line.as_bytes())?;
-        self.out.write_all(b"\n")?;
-        self.size += line.len() as u64 + 1;
+        self.pending.extend_from_slice(line.as_bytes());
+        self.pending.push(b'\n');
+        self.pending_lines += 1;
+        if self.pending.len() >= PENDING_MAX {
+            self.flush()?;
+        }
         Ok(())
     }
 
+    /// Write the queued lines. If that fails, none of them stays: the file is cut back to where
+    /// it was and the queue is dropped.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = (&self.file).write_all(&self.pending);
+        match result {
+            Ok(()) => {
+                self.size += self.pending.len() as u64;
+                self.written += self.pending_lines;
+            }
+            Err(_) => {
+                let _ = self.file.set_len(self.size);
+            }
+        }
+        self.pending.clear();
+        self.pending_lines = 0;
+        if self.pending.capacity() > 4 * PENDING_MAX {
+            self.pending.shrink_to(PENDING_MAX);
+        }
+        result
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        let numbered = |n: usize| PathBuf::from(format!("{}.{n}", self.path.display()));
-        let _ = fs::remove_file(numbered(self.keep));
+        let _ = fs::remove_file(numbered(&self.path, self.keep));
         for n in (1..self.keep).rev() {
-            let _ = fs::rename(numbered(n), numbered(n + 1));
+            let _ = fs::rename(numbered(&self.path, n), numbered(&self.path, n + 1));
         }
-        fs::rename(&self.path, numbered(1))?;
-        let file = crate::statedir::private_file()
+        fs::rename(&self.path, numbered(&self.path, 1))?;
+        self.file = crate::statedir::private_file()
             .create(true)
+            .read(true)
             .append(true)
             .open(&self.path)?;
-        self.out = BufWriter::with_capacity(64 * 1024, file);
         self.size = 0;
         Ok(())
     }
@@ -285,11 +377,504 @@ impl Ring {
     }
 }
 
+/// How often a log file that failed (a full disk) is tried again while lines keep coming.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Lines that did not reach a service's log file, as `ps` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLoss {
+    pub file: String,
+    /// Lines of this run that are not in the file (the buffers still have the recent ones).
+    pub lines: u64,
+    /// Why the file can't be written now; None once it can again.
+    pub error: Option<String>,
+}
+
+/// A service's log file, and what became of the lines it could not take.
+struct FileLog {
+    path: PathBuf,
+    /// None until opened, and after a failure until it is tried again.
+    file: Option<RotatingFile>,
+    /// Why the file can't be written; lines go to the buffers only until the next try.
+    error: Option<String>,
+    retry_at: Instant,
+    /// The error is a full disk.
+    full: bool,
+    /// Lines this run could not write: in all, and since the file last worked.
+    lost: u64,
+    lost_now: u64,
+    /// Lines logged so far (each line's number is its place in this count), and the numbers of
+    /// those that are not in the file: reading back, this tells which of the file's last lines the
+    /// buffer holds.
+    seq: u64,
+    gaps: VecDeque<Range<u64>>,
+}
+
+impl FileLog {
+    fn new(path: PathBuf) -> Self {
+        FileLog {
+            path,
+            file: None,
+            error: None,
+            retry_at: Instant::now(),
+            full: false,
+            lost: 0,
+            lost_now: 0,
+            seq: 0,
+            gaps: VecDeque::new(),
+        }
+    }
+
+    /// Write a batch of lines, or count it lost while the file can't be written (trying again at
+    /// most once every `RETRY_EVERY`, so that a full disk costs nothing per line). When the file
+    /// fails, or works again, a line saying so is added to `lines`.
+    fn write(&mut self, service: usize, lines: &mut Vec<LogLine>) {
+        let start = self.seq;
+        let retry = self.error.is_some();
+        if retry {
+            let now = Instant::now();
+            let wait = now < self.retry_at;
+            // A disk that was full is tried once it has room again, not as soon as a line fits
+            // in the last block of the file (which would say "full" and "writable" in turns).
+            if wait || (self.full && !has_room(&self.path)) {
+                if !wait {
+                    self.retry_at = now + RETRY_EVERY;
+                }
+                self.skip(lines.len());
+                return;
+            }
+            let text = format!("log file writable again; {} lines were lost", self.lost_now);
+            lines.insert(0, system_line(service, &text));
+        }
+        let (done, failed) = self.commit(lines);
+        if retry {
+            if done == 0 {
+                lines.remove(0);
+                self.retry_at = Instant::now() + RETRY_EVERY;
+                self.skip(lines.len());
+                return;
+            }
+            self.error = None;
+            self.lost_now = 0;
+        }
+        if let Some(e) = failed {
+            self.lose(lines.len() - done);
+            let why = describe(&e);
+            self.full = e.raw_os_error() == Some(libc::ENOSPC);
+            let until = match e.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => "space returns",
+                _ => "it can be written again",
+            };
+            lines.push(system_line(
+                service,
+                &format!(
+                    "log file {}: {why}; lines are kept in memory only until {until}",
+                    self.path.display()
+                ),
+            ));
+            self.error = Some(why);
+            self.retry_at = Instant::now() + RETRY_EVERY;
+        }
+        self.gap(start + done as u64..start + lines.len() as u64);
+        self.seq += lines.len() as u64;
+    }
+
+    /// Write these lines to the file (opening it if needed): how many are in it, and the error
+    /// that stopped the rest.
+    fn commit(&mut self, lines: &[LogLine]) -> (usize, Option<io::Error>) {
+        if lines.is_empty() {
+            return (0, None);
+        }
+        let file = match self.file.take() {
+            Some(f) => self.file.insert(f),
+            None => match RotatingFile::open(self.path.clone(), LOG_FILE_MAX, LOG_FILES_KEPT) {
+                Ok(f) => self.file.insert(f),
+                Err(e) => return (0, Some(e)),
+            },
+        };
+        let before = file.written;
+        let mut stamp = (
+            lines[0].time,
+            humantime::format_rfc3339_millis(lines[0].time).to_string(),
+        );
+        let mut buf = String::new();
+        let result = lines
+            .iter()
+            .try_for_each(|line| {
+                if line.time != stamp.0 {
+                    stamp = (
+                        line.time,
+                        humantime::format_rfc3339_millis(line.time).to_string(),
+                    );
+                }
+                buf.clear();
+                format_file_line(&stamp.1, line, &mut buf);
+                file.write_line(&buf)
+            })
+            .and_then(|()| file.flush());
+        let done = (file.written - before) as usize;
+        match result {
+            Ok(()) => (done, None),
+            Err(e) => {
+                // Opened afresh on the next try (a failed rotation may have left it renamed).
+                self.file = None;
+                (done, Some(e))
+            }
+        }
+    }
+
+    /// A batch the file does not get, while it can't be written.
+    fn skip(&mut self, lines: usize) {
+        self.lose(lines);
+        self.gap(self.seq..self.seq + lines as u64);
+        self.seq += lines as u64;
+    }
+
+    fn lose(&mut self, lines: usize) {
+        self.lost += lines as u64;
+        self.lost_now += lines as u64;
+    }
+
+    fn gap(&mut self, range: Range<u64>) {
+        if range.is_empty() {
+            return;
+        }
+        match self.gaps.back_mut() {
+            Some(last) if last.end == range.start => last.end = range.end,
+            _ => self.gaps.push_back(range),
+        }
+    }
+
+    /// Forget the gaps before line `oldest` (the buffer no longer holds them).
+    fn prune(&mut self, oldest: u64) {
+        while self.gaps.front().is_some_and(|g| g.end <= oldest) {
+            self.gaps.pop_front();
+        }
+    }
+
+    /// How many of the lines numbered `from` onwards are in the file.
+    fn written_since(&self, from: u64) -> u64 {
+        let missing: u64 = self
+            .gaps
+            .iter()
+            .map(|g| g.end.min(self.seq).saturating_sub(g.start.max(from)))
+            .sum();
+        (self.seq - from) - missing
+    }
+
+    fn loss(&self) -> Option<LogLoss> {
+        (self.lost > 0 || self.error.is_some()).then(|| LogLoss {
+            file: self.path.display().to_string(),
+            lines: self.lost,
+            error: self.error.clone(),
+        })
+    }
+}
+
+/// Room on a full disk before its log files are tried again.
+const ROOM_TO_RETRY: u64 = 64 * 1024;
+
+/// Whether the disk holding `path` has room again (yes when that can't be told).
+#[allow(clippy::unnecessary_cast)] // the statvfs field types differ between platforms
+fn has_room(path: &Path) -> bool {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    nix::sys::statvfs::statvfs(dir)
+        .ok()
+        .is_none_or(|s| s.blocks_available() as u64 * s.fragment_size() as u64 >= ROOM_TO_RETRY)
+}
+
+/// An OS error as its short description ("No space left on device").
+fn describe(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
+fn system_line(service: usize, text: &str) -> LogLine {
+    LogLine {
+        service,
+        stream: Stream::System,
+        time: SystemTime::now(),
+        text: sanitize(text.as_bytes()),
+    }
+}
+
+/// A service's log files, oldest first (`.3`, `.2`, `.1`, then the current one), opened now, with
+/// their lengths now.
+fn open_files(path: &Path) -> Vec<(File, u64)> {
+    (0..=LOG_FILES_KEPT)
+        .rev()
+        .map(|n| {
+            if n == 0 {
+                path.to_path_buf()
+            } else {
+                numbered(path, n)
+            }
+        })
+        .filter_map(|p| {
+            let file = File::open(p).ok()?;
+            let len = file.metadata().ok()?.len();
+            Some((file, len))
+        })
+        .collect()
+}
+
+/// Lines read back from a service's log files, oldest first.
+pub struct FileLines {
+    service: usize,
+    /// What is left to read: files with the byte range to read of each.
+    ranges: VecDeque<(File, Range<u64>)>,
+    reader: Option<BufReader<io::Take<File>>>,
+    /// Lines left to give.
+    left: u64,
+    /// For a line without a time (a file someone else wrote to): the time of the one before.
+    last_time: SystemTime,
+    buf: Vec<u8>,
+}
+
+/// Longest file line read back whole (a line devstack wrote is at most `MAX_LINE` and a prefix).
+const FILE_LINE_MAX: usize = MAX_LINE + 256;
+
+impl FileLines {
+    /// The last `count` lines of `files` that come before their last `skip` lines.
+    /// Reads the files backwards, a chunk at a time, only as far as it must.
+    fn last(service: usize, files: Vec<(File, u64)>, skip: u64, count: u64) -> FileLines {
+        use std::os::unix::fs::FileExt;
+        let mut lines = FileLines {
+            service,
+            ranges: VecDeque::new(),
+            reader: None,
+            left: 0,
+            last_time: SystemTime::UNIX_EPOCH,
+            buf: Vec::new(),
+        };
+        if count == 0 {
+            return lines;
+        }
+        // Walk the starts of lines from the end; `end` is where the skipped lines begin, `start`
+        // where the wanted ones do (each as (file, offset)).
+        let mut seen = 0u64;
+        let mut end = files.len().checked_sub(1).map(|last| (last, files[last].1));
+        let mut start = None;
+        let mut chunk = vec![0u8; 64 * 1024];
+        'files: for (f, (file, len)) in files.iter().enumerate().rev() {
+            let mut hi = *len;
+            let mut line_start = |at: u64| {
+                seen += 1;
+                if seen == skip {
+                    end = Some((f, at));
+                }
+                if seen == skip + count {
+                    start = Some((f, at));
+                }
+                start.is_some()
+            };
+            while hi > 0 {
+                let lo = hi.saturating_sub(chunk.len() as u64);
+                let piece = &mut chunk[..(hi - lo) as usize];
+                if file.read_exact_at(piece, lo).is_err() {
+                    break;
+                }
+                for i in memchr::memrchr_iter(b'\n', piece) {
+                    let at = lo + i as u64 + 1;
+                    if at < *len && line_start(at) {
+                        break 'files;
+                    }
+                }
+                hi = lo;
+            }
+            if *len > 0 && line_start(0) {
+                break;
+            }
+        }
+        if seen <= skip {
+            return lines;
+        }
+        let (start, end) = (
+            start.unwrap_or_else(|| (files.iter().position(|(_, len)| *len > 0).unwrap_or(0), 0)),
+            end.expect("set once a line is seen"),
+        );
+        lines.left = (seen - skip).min(count);
+        for (f, (file, len)) in files.into_iter().enumerate() {
+            if f < start.0 || f > end.0 {
+                continue;
+            }
+            let from = if f == start.0 { start.1 } else { 0 };
+            let to = if f == end.0 { end.1 } else { len };
+            if from < to {
+                lines.ranges.push_back((file, from..to));
+            }
+        }
+        lines
+    }
+
+    fn len(&self) -> u64 {
+        self.left
+    }
+}
+
+impl Iterator for FileLines {
+    type Item = LogLine;
+
+    fn next(&mut self) -> Option<LogLine> {
+        while self.left > 0 {
+            let reader = match &mut self.reader {
+                Some(r) => r,
+                None => {
+                    let (mut file, range) = self.ranges.pop_front()?;
+                    if file.seek(SeekFrom::Start(range.start)).is_err() {
+                        continue;
+                    }
+                    self.reader
+                        .insert(BufReader::new(file.take(range.end - range.start)))
+                }
+            };
+            self.buf.clear();
+            match read_line_capped(reader, &mut self.buf, FILE_LINE_MAX) {
+                Ok(0) | Err(_) => {
+                    self.reader = None;
+                    continue;
+                }
+                Ok(_) => {}
+            }
+            self.left -= 1;
+            while let [rest @ .., b'\n' | b'\r'] = self.buf.as_slice() {
+                let n = rest.len();
+                self.buf.truncate(n);
+            }
+            let text = String::from_utf8_lossy(&self.buf);
+            let line = parse_file_line(self.service, &text).unwrap_or_else(|| LogLine {
+                service: self.service,
+                stream: Stream::Out,
+                time: self.last_time,
+                text: sanitize(text.as_bytes()),
+            });
+            self.last_time = line.time;
+            return Some(line);
+        }
+        None
+    }
+}
+
+/// Read up to and with the next `\n`, keeping at most `cap` bytes of it: the bytes consumed.
+fn read_line_capped(r: &mut impl BufRead, out: &mut Vec<u8>, cap: usize) -> io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let available = r.fill_buf()?;
+        if available.is_empty() {
+            return Ok(total);
+        }
+        let (used, ended) = match memchr::memchr(b'\n', available) {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        let keep = used.min(cap.saturating_sub(out.len()));
+        out.extend_from_slice(&available[..keep]);
+        r.consume(used);
+        total += used;
+        if ended {
+            return Ok(total);
+        }
+    }
+}
+
+/// The last lines of some services, merged in time order: for each service, what its buffer
+/// holds and, before that, what its log files hold. Read lazily, so that sending it takes little
+/// memory however many lines are asked for.
+pub struct Tail {
+    parts: Vec<TailPart>,
+    /// Lines to pass over first (each service gave up to `n`; the merge keeps the last `n`).
+    skip: u64,
+}
+
+struct TailPart {
+    files: FileLines,
+    buffered: std::vec::IntoIter<Arc<LogLine>>,
+    head: Option<Arc<LogLine>>,
+}
+
+impl TailPart {
+    fn advance(&mut self) {
+        self.head = self
+            .files
+            .next()
+            .map(Arc::new)
+            .or_else(|| self.buffered.next());
+    }
+}
+
+impl Tail {
+    fn new(parts: Vec<(FileLines, Vec<Arc<LogLine>>)>, n: usize) -> Tail {
+        let total: u64 = parts
+            .iter()
+            .map(|(files, buffered)| files.len() + buffered.len() as u64)
+            .sum();
+        let parts = parts
+            .into_iter()
+            .map(|(files, buffered)| {
+                let mut part = TailPart {
+                    files,
+                    buffered: buffered.into_iter(),
+                    head: None,
+                };
+                part.advance();
+                part
+            })
+            .collect();
+        Tail {
+            parts,
+            skip: total.saturating_sub(n as u64),
+        }
+    }
+}
+
+impl Iterator for Tail {
+    type Item = Arc<LogLine>;
+
+    fn next(&mut self) -> Option<Arc<LogLine>> {
+        loop {
+            let mut first: Option<(usize, SystemTime)> = None;
+            for (i, part) in self.parts.iter().enumerate() {
+                if let Some(line) = &part.head
+                    && first.is_none_or(|(_, t)| line.time < t)
+                {
+                    first = Some((i, line.time));
+                }
+            }
+            let part = &mut self.parts[first?.0];
+            let line = part.head.take().expect("picked for its head");
+            part.advance();
+            if self.skip > 0 {
+                self.skip -= 1;
+                continue;
+            }
+            return Some(line);
+        }
+    }
+}
+
+/// The last `n` lines of these services from their log files alone (no stack is running), merged
+/// in time order; rotated files included.
+pub fn read_files(dir: &Path, names: &[String], services: &[usize], n: usize) -> Tail {
+    let parts = services
+        .iter()
+        .map(|&i| {
+            let files = open_files(&log_path(dir, &names[i]));
+            (FileLines::last(i, files, 0, n as u64), Vec::new())
+        })
+        .collect();
+    Tail::new(parts, n)
+}
+
 /// A service's log file and buffer, locked apart so that readers of the buffer (the dashboard)
 /// never wait on the disk.
 struct ServiceLog {
-    file: Mutex<Option<RotatingFile>>,
+    file: Mutex<FileLog>,
     ring: Mutex<Ring>,
+    /// What `ps` shows of lines the file could not take (kept apart, so asking never waits on
+    /// the disk).
+    loss: Mutex<Option<LogLoss>>,
 }
 
 /// Which buffer to read: one service's, or all merged.
@@ -313,8 +898,9 @@ pub struct LogHub {
 const FOLLOW_BACKLOG: usize = 4096;
 
 impl LogHub {
-    /// Open `dir/<name>.log` for every service. A file that cannot be opened is reported on the
-    /// service's log and skipped; the live view still gets every line.
+    /// Log every service to `dir/<name>.log`. A file that cannot be written is reported on the
+    /// service's log and tried again as lines come; the live view and the buffers still get every
+    /// line.
     /// `scrollback`: lines kept in memory per service (all services merged keep five times as
     /// many).
     pub fn new(
@@ -324,66 +910,43 @@ impl LogHub {
         scrollback: usize,
     ) -> Self {
         let _ = fs::create_dir_all(dir);
-        let mut errors = Vec::new();
         let services = names
             .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let path = dir.join(format!("{name}.log"));
-                let file = RotatingFile::open(path.clone(), LOG_FILE_MAX, LOG_FILES_KEPT)
-                    .map_err(|e| errors.push((i, format!("cannot write {}: {e}", path.display()))))
-                    .ok();
-                ServiceLog {
-                    file: Mutex::new(file),
-                    ring: Mutex::new(Ring::new(scrollback, BUFFER_BYTES)),
-                }
+            .map(|name| ServiceLog {
+                file: Mutex::new(FileLog::new(log_path(dir, name))),
+                ring: Mutex::new(Ring::new(scrollback, BUFFER_BYTES)),
+                loss: Mutex::new(None),
             })
             .collect();
-        let hub = LogHub {
+        LogHub {
             services,
             merged: Mutex::new(Ring::new(scrollback * 5, MERGED_BYTES)),
             tap,
             followers: broadcast::channel(FOLLOW_BACKLOG).0,
             screens: names.iter().map(|_| Mutex::new(None)).collect(),
-        };
-        for (i, e) in errors {
-            hub.system(i, e);
         }
-        hub
     }
 
     /// Log a batch of lines of one service: file first, then the buffers, the live view and
     /// followers.
-    pub fn push(&self, service: usize, lines: Vec<LogLine>) {
+    pub fn push(&self, service: usize, mut lines: Vec<LogLine>) {
         if lines.is_empty() {
             return;
         }
+        let log = &self.services[service];
         // The file lock is held throughout, so the file, the live view and the buffers all get a
         // service's lines in one order.
-        let mut file = self.services[service].file.lock().expect("log file lock");
-        if let Some(file) = file.as_mut() {
-            let stamp = humantime::format_rfc3339_millis(lines[0].time).to_string();
-            let mut buf = String::new();
-            for line in &lines {
-                buf.clear();
-                buf.push_str(&stamp);
-                buf.push_str(match line.stream {
-                    Stream::Out => " ",
-                    Stream::Build => " [build] ",
-                    Stream::System => " [devstack] ",
-                });
-                buf.push_str(&strip_sgr(&line.text));
-                if file.write_line(&buf).is_err() {
-                    break;
-                }
-            }
-            let _ = file.flush();
+        let mut file = log.file.lock().expect("log file lock");
+        file.write(service, &mut lines);
+        let loss = file.loss();
+        if loss != *log.loss.lock().expect("loss lock") {
+            *log.loss.lock().expect("loss lock") = loss;
         }
         if let Some(tap) = &self.tap {
             tap.lines(&lines);
         }
         let follow = self.followers.receiver_count() > 0;
-        let mut ring = self.services[service].ring.lock().expect("log lock");
+        let mut ring = log.ring.lock().expect("log lock");
         let mut merged = self.merged.lock().expect("merged log lock");
         for line in lines {
             let line = Arc::new(line);
@@ -393,22 +956,27 @@ impl LogHub {
             ring.push(line.clone());
             merged.push(line);
         }
+        let oldest = file.seq - ring.lines().len() as u64;
+        file.prune(oldest);
     }
 
     /// One of devstack's own events about a service.
     pub fn system(&self, service: usize, text: impl AsRef<str>) {
-        let time = SystemTime::now();
         let lines = text
             .as_ref()
             .lines()
-            .map(|l| LogLine {
-                service,
-                stream: Stream::System,
-                time,
-                text: sanitize(l.as_bytes()),
-            })
+            .map(|l| system_line(service, l))
             .collect();
         self.push(service, lines);
+    }
+
+    /// Lines of this run that did not reach the service's log file, if any.
+    pub fn loss(&self, service: usize) -> Option<LogLoss> {
+        self.services[service]
+            .loss
+            .lock()
+            .expect("loss lock")
+            .clone()
     }
 
     /// Read a buffer in place (the TUI renders from here without copying it).
@@ -419,32 +987,57 @@ impl LogHub {
         }
     }
 
-    /// The last `n` lines of each of `services` (merged in time order), and every line logged
-    /// after them: no line is in both, none falls between.
+    /// The last `n` lines of each of `services` (merged in time order; from the log files, rotated
+    /// ones included, where the buffer holds fewer), and every line logged after them: no line is
+    /// in both, none falls between.
     pub fn tail_and_follow(
         &self,
         services: &[usize],
         n: usize,
-    ) -> (Vec<Arc<LogLine>>, broadcast::Receiver<Arc<LogLine>>) {
+    ) -> (Tail, broadcast::Receiver<Arc<LogLine>>) {
         let mut sorted = services.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        // push() sends to followers under its service's lock, so holding these locks while
-        // subscribing splits the stream cleanly.
-        let guards: Vec<_> = sorted
+        // push() writes the file, then sends to followers, under its service's file lock: holding
+        // these locks while subscribing splits the stream cleanly, and the files hold exactly the
+        // lines logged before.
+        let files: Vec<_> = sorted
+            .iter()
+            .map(|&i| self.services[i].file.lock().expect("log file lock"))
+            .collect();
+        let rings: Vec<_> = sorted
             .iter()
             .map(|&i| self.services[i].ring.lock().expect("log lock"))
             .collect();
-        let mut lines: Vec<Arc<LogLine>> = guards
+        let found: Vec<_> = files
             .iter()
-            .flat_map(|ring| ring.tail(n).cloned())
+            .zip(&rings)
+            .map(|(file, ring)| {
+                let buffered: Vec<Arc<LogLine>> = ring.tail(n).cloned().collect();
+                let held = ring.lines().len();
+                // The buffer's lines that are in the file are its last ones; the file's lines
+                // before those are older than anything buffered.
+                let skip = file.written_since(file.seq - held as u64);
+                let more = n.saturating_sub(held) as u64;
+                let opened = if more > 0 {
+                    open_files(&file.path)
+                } else {
+                    Vec::new()
+                };
+                (opened, skip, more, buffered)
+            })
             .collect();
         let rx = self.followers.subscribe();
-        drop(guards);
-        lines.sort_by_key(|l| l.time);
-        let extra = lines.len().saturating_sub(n);
-        lines.drain(..extra);
-        (lines, rx)
+        drop(rings);
+        drop(files);
+        let parts = sorted
+            .iter()
+            .zip(found)
+            .map(|(&i, (opened, skip, more, buffered))| {
+                (FileLines::last(i, opened, skip, more), buffered)
+            })
+            .collect();
+        (Tail::new(parts, n), rx)
     }
 
     /// Start emulating a service's terminal at this size, seeded with its recent lines, so that
@@ -679,5 +1272,131 @@ mod tests {
         all += &fs::read_to_string(&path).unwrap();
         let expected: String = (0..30).map(|i| format!("line {i:02}\n")).collect();
         assert_eq!(all, expected);
+    }
+
+    fn file_with(path: &Path, lines: impl Iterator<Item = String>) {
+        let mut f = RotatingFile::open(path.to_path_buf(), 200, LOG_FILES_KEPT).unwrap();
+        for l in lines {
+            f.write_line(&l).unwrap();
+        }
+        f.flush().unwrap();
+    }
+
+    fn stamped(i: usize) -> String {
+        format!("2024-01-01T00:00:{i:02}.000Z line {i:02}")
+    }
+
+    fn texts(lines: impl Iterator<Item = LogLine>) -> Vec<String> {
+        lines.map(|l| l.text).collect()
+    }
+
+    #[test]
+    fn reading_back_takes_the_lines_before_the_skipped_ones_across_rotated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        // 7 lines a file: `.3` holds 0-6, `.2` 7-13, `.1` 14-20, the current file 21-23.
+        file_with(&path, (0..24).map(stamped));
+        assert!(numbered(&path, 3).exists(), "the lines span rotated files");
+        let want = |from: usize, to: usize| -> Vec<String> {
+            (from..to).map(|i| format!("line {i:02}")).collect()
+        };
+        let read = |skip, count| texts(FileLines::last(0, open_files(&path), skip, count));
+        assert_eq!(read(3, 5), want(16, 21));
+        assert_eq!(read(2, 5), want(17, 22));
+        assert_eq!(read(0, 4), want(20, 24));
+        assert_eq!(read(3, 100), want(0, 21));
+        assert_eq!(read(0, 100), want(0, 24));
+        assert_eq!(read(24, 5), Vec::<String>::new());
+        assert_eq!(read(30, 5), Vec::<String>::new());
+        let first = FileLines::last(0, open_files(&path), 23, 1).next().unwrap();
+        assert_eq!(
+            first.time,
+            humantime::parse_rfc3339("2024-01-01T00:00:00Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_cut_off_last_line_is_read_back_and_the_next_run_starts_a_new_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        fs::write(
+            &path,
+            format!(
+                "{}\n{}\n{}",
+                stamped(1),
+                stamped(2),
+                "2024-01-01T00:00:03.000Z cut"
+            ),
+        )
+        .unwrap();
+        let read = || texts(FileLines::last(0, open_files(&path), 0, 10));
+        assert_eq!(read(), ["line 01", "line 02", "cut"]);
+        file_with(&path, std::iter::once(stamped(4)));
+        assert_eq!(read(), ["line 01", "line 02", "cut", "line 04"]);
+    }
+
+    #[test]
+    fn a_file_that_fails_counts_what_it_lost_says_so_once_and_says_when_it_works_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("not yet");
+        let mut log = FileLog::new(sub.join("s.log"));
+        let batch = |n: usize| -> Vec<LogLine> {
+            (0..n)
+                .map(|i| LogLine {
+                    service: 0,
+                    stream: Stream::Out,
+                    time: SystemTime::now(),
+                    text: format!("l{i}"),
+                })
+                .collect()
+        };
+        let mut lines = batch(3);
+        log.write(0, &mut lines);
+        assert_eq!(lines.len(), 4, "a notice follows the lines");
+        assert!(lines[3].text.contains("No such file or directory; lines are kept in memory only until it can be written again"), "{}", lines[3].text);
+        assert_eq!((log.lost, log.seq), (3, 4));
+        let mut lines = batch(2);
+        log.write(0, &mut lines);
+        assert_eq!(lines.len(), 2, "said once; not tried again at once");
+        assert_eq!(log.loss().unwrap().lines, 5);
+        fs::create_dir(&sub).unwrap();
+        log.retry_at = Instant::now();
+        let mut lines = batch(2);
+        log.write(0, &mut lines);
+        assert_eq!(lines[0].text, "log file writable again; 5 lines were lost");
+        assert_eq!(lines.len(), 3);
+        let loss = log.loss().unwrap();
+        assert_eq!((loss.lines, loss.error), (5, None));
+        // Of the 9 lines logged, the last 3 are in the file.
+        assert_eq!(
+            (log.seq, log.written_since(0), log.written_since(7)),
+            (9, 3, 2)
+        );
+        log.prune(6);
+        assert_eq!(log.written_since(6), 3);
+        let read = texts(FileLines::last(0, open_files(&log.path), 0, 10));
+        assert_eq!(
+            read,
+            ["log file writable again; 5 lines were lost", "l0", "l1"]
+        );
+    }
+
+    #[test]
+    fn a_tail_merges_services_in_time_order_and_keeps_the_last_n() {
+        let at = |s: usize, secs: u64| {
+            Arc::new(LogLine {
+                service: s,
+                stream: Stream::Out,
+                time: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+                text: format!("{s}@{secs}"),
+            })
+        };
+        let none = || FileLines::last(0, Vec::new(), 0, 0);
+        let parts = vec![
+            (none(), vec![at(0, 1), at(0, 4), at(0, 5)]),
+            (none(), vec![at(1, 2), at(1, 3), at(1, 5)]),
+        ];
+        let got: Vec<String> = Tail::new(parts, 4).map(|l| l.text.clone()).collect();
+        assert_eq!(got, ["1@3", "0@4", "0@5", "1@5"]);
     }
 }

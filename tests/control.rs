@@ -318,3 +318,52 @@ fn kill_sigkills_the_group() {
     assert_eq!(ps_json(&stack)[0]["state"], "stopped");
     shut(stack);
 }
+
+#[test]
+fn logs_reach_back_into_earlier_runs_and_rotated_files_in_time_order() {
+    let mut stack = Stack::new("[services.svc]\nrun = \"echo first-1; echo first-2; sleep 300\"\n");
+    // A rotated file, as a long-gone run left it.
+    let dir = stack.path().join(".devstack/logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("svc.log.1"),
+        "2020-01-01T00:00:00.000Z ancient-1\n2020-01-01T00:00:01.000Z [devstack] ancient-2\n",
+    )
+    .unwrap();
+    stack.start(&["up"]);
+    stack.wait_for("svc | first-2", 20);
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(30);
+    // The same folder, started again: its memory holds only this run.
+    stack.write_config("[services.svc]\nrun = \"echo second-1; sleep 300\"\n");
+    stack.start(&["up"]);
+    stack.wait_for("svc | second-1", 20);
+    stack.wait_socket(20);
+
+    let (code, out, err) = cli(&stack, &["logs", "-n", "1000", "svc"]);
+    assert_eq!(code, 0, "{err}");
+    let all: Vec<&str> = out.lines().collect();
+    let at = |text: &str| {
+        all.iter()
+            .position(|l| l.ends_with(text))
+            .unwrap_or_else(|| panic!("no `{text}` in:\n{out}"))
+    };
+    assert_eq!(all[0], "svc | ancient-1", "{out}");
+    let order = ["ancient-2", "first-1", "first-2", "second-1"].map(at);
+    assert!(order.is_sorted(), "out of order: {order:?}\n{out}");
+    // Whatever N, the files and the buffer meet without a gap or a repeat.
+    for n in 1..=all.len() {
+        let (_, tail, _) = cli(&stack, &["logs", "-n", &n.to_string(), "svc"]);
+        assert_eq!(
+            tail.lines().collect::<Vec<_>>(),
+            all[all.len() - n..],
+            "logs -n {n}"
+        );
+    }
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(30);
+    // With no stack running, the files alone give the same, rotated ones included.
+    let (code, out, _) = cli(&stack, &["logs", "-n", "1000", "svc"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with(&format!("{}\n", all.join("\n"))), "{out}");
+}

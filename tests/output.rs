@@ -165,3 +165,146 @@ fn a_last_line_without_a_newline_is_not_lost() {
         "the line comes before the exit: {out}"
     );
 }
+
+/// A small tmpfs mounted on a folder for the length of a test: a disk that really fills.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// None (and why, printed) when this test can't mount one: it needs root.
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let done = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match done {
+            Ok(out) if out.status.success() => Some(Tmpfs(dir.to_path_buf())),
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs (run the tests as root): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: devstack may still have its files open if the test failed.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn ps_log_lost(stack: &Stack) -> serde_json::Value {
+    let out = stack.command(&["ps", "--json"]).output().unwrap();
+    let ps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    ps["services"][0]["log_lost"].clone()
+}
+
+/// Poll `ps --json` until its `log_lost` passes `ok`.
+fn wait_log_lost(stack: &Stack, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let lost = ps_log_lost(stack);
+        if ok(&lost) {
+            return lost;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ps never showed it: {lost}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_full_disk_is_said_once_shown_in_ps_and_recovered_from() {
+    let mut stack = Stack::new(
+        r#"
+        [services.talk]
+        run = "i=0; while :; do i=$((i+1)); echo \"line $i ................................................................................................\"; sleep 0.005; done"
+        "#,
+    );
+    let dir = stack.path().join(".devstack/logs");
+    let Some(_disk) = Tmpfs::mount(&dir, "256k") else {
+        return;
+    };
+    stack.start(&["up", "--headless"]);
+    stack.wait_for("line 5 ", 20);
+    assert_eq!(ps_log_lost(&stack), serde_json::Value::Null);
+    // Fill what is left of the disk.
+    let fill = dir.join("fill");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&fill).unwrap();
+        while f.write_all(&[b'x'; 4096]).is_ok() {}
+    }
+    let full = "No space left on device; lines are kept in memory only until space returns";
+    stack.wait_for(full, 20);
+    let lost = wait_log_lost(&stack, |l| l["lines"].as_u64() > Some(0));
+    assert_eq!(lost["error"], "No space left on device", "{lost}");
+    assert!(
+        lost["file"].as_str().unwrap().ends_with("talk.log"),
+        "{lost}"
+    );
+    let text = stack.command(&["ps"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("talk: log file ") && text.contains(": No space left on device; "),
+        "{text}"
+    );
+    // Tried again every second meanwhile, and said only once.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        stack.output().matches(full).count(),
+        1,
+        "{}",
+        stack.output()
+    );
+
+    std::fs::remove_file(&fill).unwrap();
+    let out = stack.wait_for(" lines were lost\n", 20);
+    let lost_lines = common::number_after(&out, "log file writable again; ");
+    assert!(lost_lines > 0);
+    let lost = wait_log_lost(&stack, |l| l["error"].is_null());
+    assert_eq!(lost["lines"], lost_lines, "{lost}");
+
+    // Every line reached the buffer; the file misses exactly the lost ones, and takes lines again.
+    let numbers = |text: &str| -> Vec<i32> {
+        text.lines()
+            .filter_map(|l| l.split("line ").nth(1)?.split(' ').next()?.parse().ok())
+            .collect()
+    };
+    let logs = stack
+        .command(&["logs", "-n", "100000", "talk"])
+        .output()
+        .unwrap();
+    let shown = numbers(&String::from_utf8_lossy(&logs.stdout));
+    assert_eq!(
+        shown,
+        (1..=shown.len() as i32).collect::<Vec<_>>(),
+        "a line is missing"
+    );
+    let filed = numbers(&stack.log_lines("talk").join("\n"));
+    let newest = *filed.last().unwrap();
+    assert!(
+        newest > shown[shown.len() / 2],
+        "the file takes lines again"
+    );
+    assert_eq!(
+        filed.len() as i32 + lost_lines,
+        newest,
+        "only the lost lines are missing"
+    );
+    stack.signal(nix::sys::signal::Signal::SIGINT);
+    stack.wait_exit(30);
+}

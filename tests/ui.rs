@@ -34,6 +34,7 @@ fn view(name: &str, state: &'static str, detail: &str) -> ServiceView {
         restarts: 0,
         since: None,
         uptime_secs: running.then_some(75),
+        log_lost: None,
     }
 }
 

@@ -6,7 +6,7 @@ use devstack::config::{self, Config};
 use devstack::control::client::Client;
 use devstack::control::{Request, WireLine};
 use devstack::headless::Printer;
-use devstack::logs::{LineTap, LogLine, Stream};
+use devstack::logs::{self, LineTap, LogLine, Stream};
 use devstack::statedir::{self, StateDir};
 use serde_json::{Value, json};
 use std::io::{BufRead, Read, Seek, SeekFrom};
@@ -136,6 +136,23 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
         out(cells.join("  ").trim_end());
+    }
+    for s in &services {
+        let lost = &s["log_lost"];
+        if lost.is_object() {
+            let lines = lost["lines"].as_u64().unwrap_or(0);
+            let file = lost["file"].as_str().unwrap_or("its log file");
+            out(&match lost["error"].as_str() {
+                Some(e) => format!(
+                    "{}: log file {file}: {e}; {lines} lines not written (kept in memory only)",
+                    text(&s["name"])
+                ),
+                None => format!(
+                    "{}: {lines} lines are missing from log file {file} (it failed and works again)",
+                    text(&s["name"])
+                ),
+            });
+        }
     }
     ExitCode::SUCCESS
 }
@@ -445,27 +462,12 @@ fn logs_live(
                 "({} went by too fast to show; the log files have them)",
                 devstack::plural(n as usize, "line")
             ));
+        } else if let Some(e) = msg["error"].as_str() {
+            note(&format!("error: {e}"));
+            return ExitCode::FAILURE;
         }
     }
     ExitCode::SUCCESS
-}
-
-/// A line of a log file: `TIMESTAMP [build] text`, `TIMESTAMP [devstack] text` or `TIMESTAMP text`.
-fn parse_file_line(service: &str, line: &str) -> Option<WireLine> {
-    let (time, rest) = line.split_once(' ')?;
-    let (stream, text) = if let Some(t) = rest.strip_prefix("[build] ") {
-        ("build", t)
-    } else if let Some(t) = rest.strip_prefix("[devstack] ") {
-        ("devstack", t)
-    } else {
-        ("out", rest)
-    };
-    Some(WireLine {
-        service: service.to_string(),
-        stream: stream.into(),
-        time: time.into(),
-        text: text.into(),
-    })
 }
 
 fn read_files(
@@ -477,29 +479,25 @@ fn read_files(
     follow: bool,
 ) -> ExitCode {
     let dir = StateDir::new(&cfg.root).logs();
-    let wanted: Vec<&String> = if services.is_empty() {
-        names.iter().collect()
+    let wanted: Vec<usize> = if services.is_empty() {
+        (0..names.len()).collect()
     } else {
-        services.iter().collect()
+        services
+            .iter()
+            .filter_map(|s| names.iter().position(|n| n == s))
+            .collect()
     };
-    let mut all = Vec::new();
-    let mut offsets = Vec::new();
-    for name in &wanted {
-        let path = dir.join(format!("{name}.log"));
-        let text = std::fs::read(&path).unwrap_or_default();
-        offsets.push((name.to_string(), path, text.len() as u64));
-        let text = String::from_utf8_lossy(&text);
-        let own: Vec<&str> = text.lines().collect();
-        all.extend(
-            own[own.len().saturating_sub(lines)..]
-                .iter()
-                .filter_map(|l| parse_file_line(name, l)),
-        );
-    }
-    // RFC 3339 times sort as text.
-    all.sort_by(|a, b| a.time.cmp(&b.time));
-    for line in &all[all.len().saturating_sub(lines)..] {
-        print_line(printer, names, line);
+    // Where each file ends now: following prints what is appended after.
+    let mut offsets: Vec<(usize, PathBuf, u64)> = wanted
+        .iter()
+        .map(|&i| {
+            let path = logs::log_path(&dir, &names[i]);
+            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            (i, path, len)
+        })
+        .collect();
+    for line in logs::read_files(&dir, names, &wanted, lines) {
+        printer.lines(std::slice::from_ref(&line));
     }
     // Following files: poll for what is appended (a rotated file starts over).
     if !follow {
@@ -507,7 +505,7 @@ fn read_files(
     }
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        for (name, path, offset) in &mut offsets {
+        for (service, path, offset) in &mut offsets {
             let Ok(mut file) = std::fs::File::open(&*path) else {
                 continue;
             };
@@ -522,8 +520,9 @@ fn read_files(
             let mut line = String::new();
             while reader.read_line(&mut line).unwrap_or(0) > 0 && line.ends_with('\n') {
                 *offset += line.len() as u64;
-                if let Some(wire) = parse_file_line(name, line.trim_end_matches('\n')) {
-                    print_line(printer, names, &wire);
+                let text = line.trim_end_matches('\n');
+                if let Some(parsed) = logs::parse_file_line(*service, text) {
+                    printer.lines(&[parsed]);
                 }
                 line.clear();
             }

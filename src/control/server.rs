@@ -3,22 +3,41 @@
 use super::{Request, WireLine};
 use crate::engine::ready::Verdict;
 use crate::engine::{Command, Handle, ServiceView};
-use crate::logs::LogHub;
+use crate::logs::{LogHub, LogLine, Tail};
 use crate::statedir;
+use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::Notify;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::{self, Receiver};
 
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
 /// How long an action may take to show its effect before the request gives up.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(300);
+/// Connections served at once. Past it, the connection idle the longest (waiting for a request)
+/// is closed to make room; when every one is busy (streaming), the newcomer is refused.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Connections that may stream at once; the other slots are kept for requests (`ps` answers even
+/// when every stream is taken).
+pub const MAX_STREAMS: usize = MAX_CONNECTIONS - 16;
+/// A client that takes none of what it is sent for this long is dropped.
+pub const STALL: Duration = Duration::from_secs(10);
+/// Bytes a connection gathers before writing them: with the message being added, the most it
+/// holds.
+const CHUNK: usize = 32 * 1024;
+/// Follow messages gathered into one write at most.
+const BATCH: usize = 256;
 
 /// What every connection needs.
 pub struct Context {
@@ -78,27 +97,143 @@ pub fn bind(path: &Path) -> std::io::Result<Socket> {
 
 /// Accept connections until the task is dropped.
 pub async fn serve(socket: Socket, ctx: Arc<Context>) {
+    let slots = Arc::new(Slots::default());
     loop {
         match socket.listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(connection(stream, ctx.clone()));
-            }
+            Ok((stream, _)) => match slots.admit() {
+                Some(slot) => {
+                    tokio::spawn(connection(stream, ctx.clone(), slot));
+                }
+                None => {
+                    // A new socket's buffer is empty: this neither blocks nor fails for room.
+                    let refusal = error(format!(
+                        "too many connections: {MAX_CONNECTIONS} are open and busy"
+                    ));
+                    let _ = stream.try_write(format!("{refusal}\n").as_bytes());
+                }
+            },
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
 }
 
-async fn connection(stream: UnixStream, ctx: Arc<Context>) {
-    let (read, mut write) = stream.into_split();
+/// The open connections, so that there are never more than `MAX_CONNECTIONS` (each costs a file
+/// descriptor, and devstack has a limited number).
+#[derive(Default)]
+struct Slots {
+    inner: Mutex<SlotsInner>,
+    next: AtomicU64,
+}
+
+#[derive(Default)]
+struct SlotsInner {
+    open: HashMap<u64, SlotState>,
+    /// Connections streaming (`logs` with `follow`, `subscribe`): at most `MAX_STREAMS`, so that
+    /// a few slots always serve requests.
+    streams: usize,
+}
+
+struct SlotState {
+    /// Waiting for a request since then; None while serving one.
+    idle_since: Option<Instant>,
+    streaming: bool,
+    close: Arc<Notify>,
+}
+
+/// A connection's place among the open ones; given back when dropped.
+struct Slot {
+    slots: Arc<Slots>,
+    id: u64,
+    close: Arc<Notify>,
+}
+
+impl Slots {
+    /// A place for a new connection: a free one, or the one of the connection idle the longest,
+    /// which is told to close. None when every connection is busy.
+    fn admit(self: &Arc<Self>) -> Option<Slot> {
+        let mut inner = self.inner.lock().expect("slots lock");
+        if inner.open.len() >= MAX_CONNECTIONS {
+            let oldest = inner
+                .open
+                .iter()
+                .filter_map(|(id, s)| Some((*id, s.idle_since?)))
+                .min_by_key(|(_, since)| *since)?
+                .0;
+            let evicted = inner.open.remove(&oldest).expect("found above");
+            evicted.close.notify_one();
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let close = Arc::new(Notify::new());
+        inner.open.insert(
+            id,
+            SlotState {
+                // It has sent no request yet (its task may not even have run).
+                idle_since: Some(Instant::now()),
+                streaming: false,
+                close: close.clone(),
+            },
+        );
+        Some(Slot {
+            slots: self.clone(),
+            id,
+            close,
+        })
+    }
+}
+
+impl Slot {
+    fn idle(&self, idle: bool) {
+        let mut inner = self.slots.inner.lock().expect("slots lock");
+        if let Some(s) = inner.open.get_mut(&self.id) {
+            s.idle_since = idle.then(Instant::now);
+        }
+    }
+
+    /// Make this connection a stream, if there is room for one more.
+    fn stream(&self) -> Result<(), Value> {
+        let mut inner = self.slots.inner.lock().expect("slots lock");
+        if inner.streams >= MAX_STREAMS {
+            return Err(error(format!(
+                "too many streams: {MAX_STREAMS} connections follow logs or subscribe; close some"
+            )));
+        }
+        if let Some(s) = inner.open.get_mut(&self.id)
+            && !s.streaming
+        {
+            s.streaming = true;
+            inner.streams += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut inner = self.slots.inner.lock().expect("slots lock");
+        if inner.open.remove(&self.id).is_some_and(|s| s.streaming) {
+            inner.streams -= 1;
+        }
+    }
+}
+
+async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {
+    let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
+    let mut out = Out::new(write);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = match (&mut reader)
-            .take(MAX_REQUEST)
-            .read_until(b'\n', &mut buf)
-            .await
-        {
+        slot.idle(true);
+        let mut limited = (&mut reader).take(MAX_REQUEST);
+        let read = tokio::select! {
+            read = limited.read_until(b'\n', &mut buf) => read,
+            _ = slot.close.notified() => {
+                let _ = out.send(&error("closed to make room for a new connection (too many open)")).await;
+                return;
+            }
+        };
+        slot.idle(false);
+        let n = match read {
             Ok(n) => n,
             Err(_) => return,
         };
@@ -106,11 +241,9 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>) {
             return;
         }
         if !buf.ends_with(b"\n") && n as u64 == MAX_REQUEST {
-            let _ = send(
-                &mut write,
-                &error(format!("request longer than {MAX_REQUEST} bytes")),
-            )
-            .await;
+            let _ = out
+                .send(&error(format!("request longer than {MAX_REQUEST} bytes")))
+                .await;
             return;
         }
         let text = String::from_utf8_lossy(&buf);
@@ -120,10 +253,7 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>) {
         let request = match serde_json::from_str::<Request>(text.trim()) {
             Ok(r) => r,
             Err(e) => {
-                if send(&mut write, &error(format!("bad request: {e}")))
-                    .await
-                    .is_err()
-                {
+                if out.send(&error(format!("bad request: {e}"))).await.is_err() {
                     return;
                 }
                 continue;
@@ -134,11 +264,17 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>) {
                 services,
                 lines,
                 follow,
-            } => logs(&ctx, &mut reader, &mut write, &services, lines, follow).await,
-            Request::Subscribe => subscribe(&ctx, &mut reader, &mut write).await,
+            } => {
+                let follow = follow.then_some(&slot);
+                logs(&ctx, &mut reader, &mut out, &services, lines, follow).await
+            }
+            Request::Subscribe => match slot.stream() {
+                Ok(()) => subscribe(&ctx, &mut reader, &mut out).await,
+                Err(e) => out.send(&e).await.is_ok(),
+            },
             other => {
                 let answer = answer(&ctx, other).await;
-                send(&mut write, &answer).await.is_ok()
+                out.send(&answer).await.is_ok()
             }
         };
         if !keep_going {
@@ -147,10 +283,93 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>) {
     }
 }
 
-async fn send(w: &mut OwnedWriteHalf, value: &Value) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(value).expect("JSON values serialize");
-    line.push(b'\n');
-    w.write_all(&line).await
+/// A connection's writing side. Messages gather in a buffer of about `CHUNK` bytes and go out
+/// when it is full or the reply is complete; a client that takes nothing for `STALL` is dropped
+/// (the write fails), so that a client that stops reading holds neither memory nor its slot.
+struct Out {
+    w: OwnedWriteHalf,
+    buf: Vec<u8>,
+    /// What went out last ended a message (a note can follow without breaking one).
+    at_boundary: bool,
+}
+
+impl Out {
+    fn new(w: OwnedWriteHalf) -> Self {
+        Out {
+            w,
+            buf: Vec::with_capacity(CHUNK),
+            at_boundary: true,
+        }
+    }
+
+    /// Add a whole message.
+    async fn queue(&mut self, message: &impl Serialize) -> io::Result<()> {
+        self.part(message).await?;
+        self.raw(b"\n").await
+    }
+
+    /// Add part of a message: a JSON value.
+    async fn part(&mut self, value: &impl Serialize) -> io::Result<()> {
+        serde_json::to_writer(&mut self.buf, value).map_err(io::Error::other)?;
+        self.flush_if_full().await
+    }
+
+    /// Add part of a message: bytes as they are.
+    async fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        self.flush_if_full().await
+    }
+
+    async fn flush_if_full(&mut self) -> io::Result<()> {
+        if self.buf.len() >= CHUNK {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Send one message now.
+    async fn send(&mut self, message: &impl Serialize) -> io::Result<()> {
+        self.queue(message).await?;
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        let mut sent = 0;
+        while sent < self.buf.len() {
+            match tokio::time::timeout(STALL, self.w.write(&self.buf[sent..])).await {
+                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => sent += n,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    // Try to say why (its buffer is most likely full, but it may have room).
+                    let boundary = match sent {
+                        0 => self.at_boundary,
+                        n => self.buf[n - 1] == b'\n',
+                    };
+                    if boundary {
+                        let note = error(format!(
+                            "dropped: took nothing of what it was sent for {}s",
+                            STALL.as_secs()
+                        ));
+                        let _ = self.w.try_write(format!("{note}\n").as_bytes());
+                    }
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    ));
+                }
+            }
+        }
+        if let Some(&last) = self.buf.last() {
+            self.at_boundary = last == b'\n';
+        }
+        self.buf.clear();
+        // One long line may have grown it.
+        if self.buf.capacity() > 4 * CHUNK {
+            self.buf.shrink_to(CHUNK);
+        }
+        Ok(())
+    }
 }
 
 fn error(message: impl Into<String>) -> Value {
@@ -301,7 +520,7 @@ fn effect(
 }
 
 /// Wait for the client to hang up (anything it sends while streaming is ignored).
-async fn hung_up(reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>) {
+async fn hung_up(reader: &mut BufReader<OwnedReadHalf>) {
     let mut sink = [0u8; 1024];
     loop {
         match reader.read(&mut sink).await {
@@ -311,13 +530,14 @@ async fn hung_up(reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>) {
     }
 }
 
+/// The last `lines` lines; with `follow` (the connection's slot), every line after them.
 async fn logs(
     ctx: &Context,
-    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-    w: &mut OwnedWriteHalf,
+    reader: &mut BufReader<OwnedReadHalf>,
+    out: &mut Out,
     services: &[String],
     lines: usize,
-    follow: bool,
+    follow: Option<&Slot>,
 ) -> bool {
     let wanted: Vec<usize> = if services.is_empty() {
         (0..ctx.names.len()).collect()
@@ -328,62 +548,101 @@ async fn logs(
             .collect::<Result<_, _>>()
         {
             Ok(w) => w,
-            Err(e) => return send(w, &e).await.is_ok(),
+            Err(e) => return out.send(&e).await.is_ok(),
         }
     };
-    let (tail, mut rx) = ctx.logs.tail_and_follow(&wanted, lines);
-    let tail: Vec<WireLine> = tail.iter().map(|l| WireLine::new(l, &ctx.names)).collect();
-    if send(w, &json!({"ok": true, "lines": tail})).await.is_err() {
+    if let Some(slot) = follow
+        && let Err(e) = slot.stream()
+    {
+        return out.send(&e).await.is_ok();
+    }
+    let (tail, rx) = ctx.logs.tail_and_follow(&wanted, lines);
+    if send_tail(ctx, out, tail).await.is_err() {
         return false;
     }
-    if !follow {
+    if follow.is_none() {
         return true;
     }
+    stream(reader, out, rx, |line: Arc<LogLine>| {
+        wanted
+            .contains(&line.service)
+            .then(|| json!({"line": WireLine::new(&line, &ctx.names)}))
+    })
+    .await
+}
+
+/// `{"ok":true,"lines":[...]}`, written as it is read (the tail may reach into the log files).
+async fn send_tail(ctx: &Context, out: &mut Out, tail: Tail) -> io::Result<()> {
+    out.raw(br#"{"ok":true,"lines":["#).await?;
+    for (i, line) in tail.enumerate() {
+        if i > 0 {
+            out.raw(b",").await?;
+        }
+        out.part(&WireLine::new(&line, &ctx.names)).await?;
+    }
+    out.raw(b"]}\n").await?;
+    out.flush().await
+}
+
+/// Send what `rx` receives (as `message` makes it, if it does) until the client hangs up or
+/// stops reading; `{"missed":N}` when it fell so far behind that lines went by.
+async fn stream<T: Clone>(
+    reader: &mut BufReader<OwnedReadHalf>,
+    out: &mut Out,
+    mut rx: Receiver<T>,
+    message: impl Fn(T) -> Option<Value>,
+) -> bool {
     loop {
-        tokio::select! {
-            line = rx.recv() => {
-                let msg = match line {
-                    Ok(l) if wanted.contains(&l.service) => json!({"line": WireLine::new(&l, &ctx.names)}),
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(n)) => json!({"missed": n}),
-                    Err(RecvError::Closed) => return false,
-                };
-                if send(w, &msg).await.is_err() {
+        let first = tokio::select! {
+            first = rx.recv() => first,
+            _ = hung_up(reader) => return false,
+        };
+        // Gather what is already there into one write.
+        let mut next = Some(first);
+        let mut gathered = 0;
+        while let Some(received) = next.take() {
+            let msg = match received {
+                Ok(item) => message(item),
+                Err(RecvError::Lagged(n)) => Some(json!({"missed": n})),
+                Err(RecvError::Closed) => {
+                    let _ = out.flush().await;
                     return false;
                 }
+            };
+            if let Some(msg) = msg
+                && out.queue(&msg).await.is_err()
+            {
+                return false;
             }
-            _ = hung_up(reader) => return false,
+            gathered += 1;
+            if gathered < BATCH {
+                next = match rx.try_recv() {
+                    Ok(item) => Some(Ok(item)),
+                    Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                    Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                    Err(TryRecvError::Empty) => None,
+                };
+            }
+        }
+        if out.flush().await.is_err() {
+            return false;
         }
     }
 }
 
 /// A stream of state changes: `{"event":"state", "service": …}` with the service's view.
-async fn subscribe(
-    ctx: &Context,
-    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-    w: &mut OwnedWriteHalf,
-) -> bool {
-    let mut events = ctx.handle.events();
+async fn subscribe(ctx: &Context, reader: &mut BufReader<OwnedReadHalf>, out: &mut Out) -> bool {
+    let events: broadcast::Receiver<ServiceView> = ctx.handle.events();
     let now = ctx.handle.views().borrow().clone();
-    if send(w, &json!({"ok": true, "services": now}))
+    if out
+        .send(&json!({"ok": true, "services": now}))
         .await
         .is_err()
     {
         return false;
     }
-    loop {
-        tokio::select! {
-            event = events.recv() => {
-                let msg = match event {
-                    Ok(view) => json!({"event": "state", "service": view}),
-                    Err(RecvError::Lagged(n)) => json!({"missed": n}),
-                    Err(RecvError::Closed) => return false,
-                };
-                if send(w, &msg).await.is_err() {
-                    return false;
-                }
-            }
-            _ = hung_up(reader) => return false,
-        }
-    }
+    stream(reader, out, events, |view| {
+        Some(json!({"event": "state", "service": view}))
+    })
+    .await
 }

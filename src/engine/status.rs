@@ -177,6 +177,8 @@ pub struct ServiceView {
     #[serde(skip)]
     pub since: Option<Instant>,
     pub uptime_secs: Option<u64>,
+    /// Lines of this run that did not reach the log file (a full disk), if any.
+    pub log_lost: Option<crate::logs::LogLoss>,
 }
 
 impl ServiceView {

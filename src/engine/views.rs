@@ -10,7 +10,8 @@ impl Engine {
             .svcs
             .iter()
             .zip(&self.cfg.services)
-            .map(|(s, spec)| {
+            .enumerate()
+            .map(|(i, (s, spec))| {
                 let live = s.run.as_ref().or(s.build.as_ref());
                 let probed = spec.health.is_some() && s.run.is_some();
                 let build_failed =
@@ -32,6 +33,7 @@ impl Engine {
                     _ => s.status.to_string(),
                 };
                 ServiceView {
+                    log_lost: self.logs.loss(i),
                     name: spec.name.clone(),
                     state: if starting {
                         "starting"
