@@ -369,3 +369,27 @@ fn run_executes_the_command_against_the_ready_stack_and_passes_its_status() {
     assert_eq!(out.status.code(), Some(7));
     assert!(stack.leftovers().is_empty());
 }
+
+#[test]
+fn ci_and_run_stopped_before_the_stack_is_ready_fail_without_running_the_command() {
+    let toml = "[services.slow]\nrun = \"echo waiting; sleep 300\"\n[services.slow.health]\ncmd = \"false\"\ninterval = \"100ms\"\n";
+    for args in [
+        &["ci", "--timeout", "60s"][..],
+        &["run", "--timeout", "60s", "--", "sh", "-c", "echo CMD-RAN"][..],
+    ] {
+        let mut stack = Stack::new(toml);
+        stack.start(args);
+        stack.wait_for("slow | waiting", 30);
+        stack.signal(Signal::SIGTERM);
+        let code = stack.wait_exit(30).code();
+        let out = stack.output();
+        assert_eq!(code, Some(1), "{args:?}: {out}");
+        assert!(!out.contains("every service is ready"), "{out}");
+        assert!(!out.contains("CMD-RAN"), "the command ran: {out}");
+        assert!(
+            out.contains("`slow` was stopped before the stack was ready"),
+            "{out}"
+        );
+        assert!(stack.leftovers().is_empty());
+    }
+}

@@ -253,8 +253,22 @@ async fn wait_ready(handle: &Handle, session: &Session, timeout: Duration) -> Re
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut views = handle.views();
+    // A stop (Ctrl-C, SIGTERM, `devstack down`) unwants every service, which would leave no
+    // wanted service that isn't ready: that is no verdict of readiness.
+    let wanted: Vec<bool> = views.borrow().iter().map(|v| v.wanted).collect();
     loop {
         let current = views.borrow_and_update().clone();
+        if let Some(v) = current
+            .iter()
+            .zip(&wanted)
+            .find_map(|(v, &was)| (was && !v.wanted).then_some(v))
+        {
+            note(&format!(
+                "`{}` was stopped before the stack was ready ({})",
+                v.name, v.detail
+            ));
+            return Err(());
+        }
         match verdict(&current) {
             Verdict::Ready => return Ok(started.elapsed()),
             Verdict::Failed { service, why } => {
