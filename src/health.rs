@@ -142,11 +142,12 @@ async fn command(cmd: &str, target: &Target) -> Result<(), String> {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
+            .env(crate::process::orphans::PROBE_MARK, "1")
             .process_group(0)
             .kill_on_drop(true)
             .spawn();
         if let Some(pid) = spawned_pid(&child) {
-            own.add(pid, service);
+            own.add(pid, service, false);
         }
         child
     };

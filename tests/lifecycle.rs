@@ -436,3 +436,49 @@ fn restart_all_goes_in_dependency_order_and_does_not_rerun_tasks() {
     assert_eq!(api["ready"], true, "{api}");
     stop(stack);
 }
+
+#[test]
+fn a_restart_waits_for_its_own_old_process_to_release_the_port() {
+    let port = free_port();
+    let mut stack = Stack::new(&format!(
+        r#"
+        [services.web]
+        run = "setsid {} </dev/null >/dev/null 2>&1 & exec sleep 300"
+        port = {port}
+        [services.web.health]
+        tcp = true
+        "#,
+        testsvc()
+    ));
+    stack.start(&["up"]);
+    stack.wait_for("health: healthy", 20);
+    stack.wait_socket(20);
+    for _ in 0..3 {
+        let out = run_within(&stack, &["restart", "web"], 30);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            stack.output()
+        );
+    }
+    assert!(
+        !stack.output().contains("is in use by"),
+        "{}",
+        stack.output()
+    );
+    stop(stack);
+}
+
+#[test]
+fn stopping_run_stops_its_command_too() {
+    let mut stack = Stack::new("[services.svc]\nrun = \"sleep 300\"\n");
+    stack.start(&["run", "--", "sh", "-c", "echo cmd=$$; exec sleep 300"]);
+    let cmd = stack.wait_number("cmd=", 20);
+    let started = Instant::now();
+    stack.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = stack.wait_exit(20);
+    assert!(common::all_gone(&[cmd], 5), "CMD outlived `run`");
+    assert!(!status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}

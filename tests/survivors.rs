@@ -85,3 +85,127 @@ fn a_double_forked_daemon_dies_with_its_service_while_the_stack_runs() {
     stack.wait_exit(30);
     assert_eq!(survivors(&pids), []);
 }
+
+/// The pid a fixture process wrote into `name` in the stack's folder.
+fn pid_file(stack: &Stack, name: &str, secs: u64) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(stack.path().join(name))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {name}:\n{}",
+            stack.output()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_escaped_daemon_gets_its_stop_signal_before_kill() {
+    let mut stack = Stack::new(
+        r#"
+        [services.db]
+        run = "(setsid sh -c 'trap \"echo term > got-term; exit 0\" TERM; echo $$ > d.pid; while :; do sleep 0.1; done' </dev/null >/dev/null 2>&1 &); exec sleep 300"
+        [services.other]
+        run = "sleep 300"
+        "#,
+    );
+    stack.start(&["up"]);
+    let daemon = pid_file(&stack, "d.pid", 20);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    stack.wait_socket(20);
+    assert!(stack.command(&["stop", "db"]).status().unwrap().success());
+    assert!(all_gone(&[daemon], 10), "the daemon outlived its service");
+    assert!(
+        stack.path().join("got-term").exists(),
+        "the daemon was killed without its stop signal:\n{}",
+        stack.output()
+    );
+    stack.stop();
+}
+
+#[test]
+fn a_daemon_a_task_starts_lives_until_the_stack_stops() {
+    let mut stack = Stack::new(
+        r#"
+        [services.initdb]
+        build = "(setsid sh -c 'echo $$ > db.pid; exec sleep 300' </dev/null >/dev/null 2>&1 &); echo started"
+        [services.app]
+        run = "sleep 300"
+        depends_on = ["initdb"]
+        "#,
+    );
+    stack.start(&["up"]);
+    let daemon = pid_file(&stack, "db.pid", 20);
+    stack.wait_for("task completed", 20);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        alive(daemon),
+        "the task's daemon was killed after the task ended"
+    );
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(30);
+    assert!(
+        all_gone(&[daemon], 5),
+        "the task's daemon outlived the stack"
+    );
+}
+
+#[test]
+fn an_escaped_process_that_cleared_its_environment_still_dies_with_its_service() {
+    let mut stack = Stack::new(
+        r#"
+        [services.svc]
+        run = "setsid env -i sh -c 'echo $$ > e.pid; exec sleep 300' </dev/null >/dev/null 2>&1 & exec sleep 300"
+        "#,
+    );
+    stack.start(&["up"]);
+    let escaped = pid_file(&stack, "e.pid", 20);
+    // The keeper sees it leave the session while its parent still runs.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(30);
+    assert!(all_gone(&[escaped], 5), "it outlived the stack");
+    let record =
+        std::fs::read_to_string(stack.path().join(".devstack/pgroups")).unwrap_or_default();
+    assert!(
+        record.trim().is_empty(),
+        "a clean stop leaves the record empty: {record}"
+    );
+}
+
+#[test]
+fn what_a_cmd_probe_leaves_outside_its_group_dies_with_the_probe() {
+    let mut stack = Stack::new(
+        r#"
+        [services.svc]
+        run = "sleep 300"
+        [services.svc.health]
+        cmd = "setsid sleep 300 & echo $! >> probe.pids; true"
+        interval = "200ms"
+        "#,
+    );
+    stack.start(&["up"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let pids = loop {
+        let text = std::fs::read_to_string(stack.path().join("probe.pids")).unwrap_or_default();
+        let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        if pids.len() >= 6 {
+            break pids;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", stack.output());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let (done, _) = pids.split_at(pids.len() - 2);
+    assert!(
+        all_gone(done, 5),
+        "probes' escaped children pile up: {:?}",
+        done.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+    );
+    stack.stop();
+}

@@ -78,11 +78,14 @@ fn ok(answer: std::io::Result<Value>) -> Result<Value, ExitCode> {
     match answer {
         Ok(v) if v["ok"] == json!(true) => Ok(v),
         Ok(v) => {
-            note(&format!(
-                "error: {}",
-                v["error"].as_str().unwrap_or("unknown error")
-            ));
-            Err(ExitCode::FAILURE)
+            let error = v["error"].as_str().unwrap_or("unknown error");
+            note(&format!("error: {error}"));
+            // Naming a service the stack doesn't have is bad usage, as for `up` and `ci`.
+            Err(if error.starts_with("unknown service") {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Err(e) => {
             note(&format!("error: lost the connection to the stack: {e}"));
@@ -406,7 +409,7 @@ pub fn logs_from_files(
                 "error: unknown service `{s}`; services are: {}",
                 names.join(", ")
             ));
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     }
     let printer = Printer::new(&names, color);

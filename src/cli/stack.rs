@@ -4,7 +4,7 @@ use super::note;
 use devstack::config::Config;
 use devstack::control;
 use devstack::engine::ready::{Verdict, not_ready, verdict};
-use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, secs};
+use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, ServiceView, secs};
 use devstack::headless::Printer;
 use devstack::logs::{LineTap, LogHub, strip_sgr};
 use devstack::statedir::{RunLock, StateDir};
@@ -255,14 +255,10 @@ async fn wait_ready(handle: &Handle, session: &Session, timeout: Duration) -> Re
     let mut views = handle.views();
     // A stop (Ctrl-C, SIGTERM, `devstack down`) unwants every service, which would leave no
     // wanted service that isn't ready: that is no verdict of readiness.
-    let wanted: Vec<bool> = views.borrow().iter().map(|v| v.wanted).collect();
+    let wanted = wanted_now(handle);
     loop {
         let current = views.borrow_and_update().clone();
-        if let Some(v) = current
-            .iter()
-            .zip(&wanted)
-            .find_map(|(v, &was)| (was && !v.wanted).then_some(v))
-        {
+        if let Some(v) = unwanted(&wanted, &current) {
             note(&format!(
                 "`{}` was stopped before the stack was ready ({})",
                 v.name, v.detail
@@ -301,6 +297,9 @@ fn show_tail(session: &Session, service: &str) {
         return;
     };
     let lines = session.logs.tail(i, 30);
+    if lines.is_empty() {
+        return;
+    }
     note(&format!(
         "last {} of `{service}`:",
         devstack::plural(lines.len(), "line")
@@ -349,23 +348,93 @@ pub fn run(
     let (code, _) = session.run(false, async |handle, session| {
         let code = match wait_ready(&handle, session, timeout).await {
             Err(()) => ExitCode::FAILURE,
-            Ok(_) => {
-                let mut cmd = tokio::process::Command::new(&command[0]);
-                cmd.args(&command[1..])
-                    .envs(urls.iter().map(|(k, v)| (k, v)));
-                match cmd.status().await {
-                    Ok(status) => exit_code(status),
-                    Err(e) => {
-                        note(&format!("cannot run `{}`: {e}", command[0]));
-                        ExitCode::from(127)
-                    }
-                }
-            }
+            Ok(_) => run_command(&handle, command, &urls).await,
         };
         handle.send(Command::Shutdown);
         code
     });
     code
+}
+
+/// Run CMD beside the stack; a stop of the stack (Ctrl-C, SIGTERM, `devstack down`) stops it
+/// too, as a shell stops its job: SIGTERM, then SIGKILL after 5s.
+async fn run_command(handle: &Handle, command: &[String], env: &[(String, String)]) -> ExitCode {
+    let mut cmd = tokio::process::Command::new(&command[0]);
+    cmd.args(&command[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let spawned = {
+        // Registered, so the keeper of escaped processes never collects it in our place.
+        let mut own = devstack::process::orphans::own();
+        let child = cmd.spawn();
+        if let Some(pid) = child.as_ref().ok().and_then(|c| c.id()) {
+            own.add(pid as i32, None, false);
+        }
+        child
+    };
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            note(&format!("cannot run `{}`: {e}", command[0]));
+            return ExitCode::from(127);
+        }
+    };
+    let pid = child.id();
+    let wanted = wanted_now(handle);
+    let status = tokio::select! {
+        status = child.wait() => status,
+        () = stopped(handle, &wanted) => {
+            note(&format!("stopping `{}` with the stack", command[0]));
+            if let Some(pid) = pid {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    let _ = child.kill().await;
+                    child.wait().await
+                }
+            }
+        }
+    };
+    if let Some(pid) = pid {
+        devstack::process::orphans::own().remove(pid as i32);
+    }
+    match status {
+        Ok(status) => exit_code(status),
+        Err(e) => {
+            note(&format!("lost `{}`: {e}", command[0]));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Which services are wanted now.
+fn wanted_now(handle: &Handle) -> Vec<bool> {
+    handle.views().borrow().iter().map(|v| v.wanted).collect()
+}
+
+/// The first service of `wanted` that is wanted no more: a stop of the stack unwants every
+/// service.
+fn unwanted<'a>(wanted: &[bool], now: &'a [ServiceView]) -> Option<&'a ServiceView> {
+    now.iter()
+        .zip(wanted)
+        .find_map(|(v, &was)| (was && !v.wanted).then_some(v))
+}
+
+/// Resolves once the stack is being stopped (or has ended).
+async fn stopped(handle: &Handle, wanted: &[bool]) {
+    let mut views = handle.views();
+    loop {
+        if unwanted(wanted, &views.borrow_and_update()).is_some() {
+            return;
+        }
+        if views.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// A child's status as ours: its code, or 128 + the signal that killed it (as shells do).

@@ -57,7 +57,7 @@ pub(super) fn gate(cfg: &Config, svcs: &[Svc], i: usize) -> Result<(), Gate> {
         }
         let failed = match status {
             Status::Blocked(_)
-            | Status::PortBusy { .. }
+            | Status::PortBusy { ours: false, .. }
             | Status::BuildFailed(_)
             | Status::Failed(_)
             | Status::Crashed(_) => true,
@@ -82,9 +82,11 @@ pub(super) fn gate(cfg: &Config, svcs: &[Svc], i: usize) -> Result<(), Gate> {
                 ""
             };
             let now = match status {
-                Status::Running if dep.condition == Condition::Healthy => {
-                    format!("running, health {}", svcs[j].health.state.name())
-                }
+                Status::Running if !svcs[j].health.ever_healthy => match svcs[j].health.state {
+                    HealthState::Unhealthy => "running, unhealthy".to_string(),
+                    _ => "starting".to_string(),
+                },
+                Status::Running => format!("running, health {}", svcs[j].health.state.name()),
                 other => other.to_string(),
             };
             waiting = Some(format!(

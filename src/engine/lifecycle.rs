@@ -21,21 +21,16 @@ pub(super) const STABLE_AFTER: Duration = Duration::from_secs(10);
 pub(super) const NOT_FOUND_LIMIT: u32 = 3;
 /// How often a service whose port another process holds looks again.
 pub(super) const PORT_RETRY: Duration = Duration::from_secs(1);
+/// … and how often while its own previous process may still be releasing it,
+const PORT_RETRY_SOON: Duration = Duration::from_millis(100);
+/// for at most its grace and this long.
+const PORT_RELEASE: Duration = Duration::from_secs(2);
 
-/// How a run process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ended {
-    Exited,
-    /// It could not be started at all (the error was said).
-    NotStarted,
-}
-
-impl Ended {
-    fn describe(self, exit: Exit) -> String {
-        match self {
-            Ended::Exited => format!("exited with {exit}"),
-            Ended::NotStarted => "could not start".into(),
-        }
+/// How a run process ended, in words.
+fn ended(exit: Exit) -> String {
+    match exit {
+        Exit::NotStarted => "could not start".into(),
+        exit => format!("exited with {exit}"),
     }
 }
 
@@ -126,16 +121,28 @@ impl Engine {
         if let Some(port) = spec.port
             && let Some(holder) = self.spawner.port_holder(port)
         {
-            let why = format!("port {port} is in use by {holder}");
-            if !matches!(&self.svcs[i].status, Status::PortBusy { why: w, .. } if *w == why) {
+            // The service's own previous process (or one too far gone to show its sockets) may
+            // still be on its way out: wait a moment for it before calling the port taken.
+            let now = Instant::now();
+            let since = *self.svcs[i].port_wait.get_or_insert(now);
+            let leaving = holder.pid.is_none() || holder.service.as_deref() == Some(&spec.name);
+            let ours = leaving && now < since + spec.grace + PORT_RELEASE;
+            let why = if ours {
+                format!("waiting for port {port} to be released by {holder}")
+            } else {
+                format!("port {port} is in use by {holder}")
+            };
+            let said = matches!(&self.svcs[i].status, Status::PortBusy { why: w, .. } if *w == why);
+            if !said && !ours {
                 self.say(
                     i,
                     format!("not starting: {why}; trying again every second until it is free"),
                 );
             }
-            let retry = Instant::now() + PORT_RETRY;
-            return self.set(i, Status::PortBusy { why, retry });
+            let retry = now + if ours { PORT_RETRY_SOON } else { PORT_RETRY };
+            return self.set(i, Status::PortBusy { why, retry, ours });
         }
+        self.svcs[i].port_wait = None;
         let cmd = spec.run.clone().expect("has a run command");
         self.spawn(i, true, &cmd);
     }
@@ -200,9 +207,9 @@ impl Engine {
             // one that exited at once: a failed build, or a crash the restart policy handles.
             Err(e) => {
                 self.say(i, format!("{e:#}"));
-                let exit = Exit::Code(127);
+                let exit = Exit::NotStarted;
                 if run {
-                    self.run_ended(i, false, exit, Duration::ZERO, Ended::NotStarted);
+                    self.run_ended(i, false, exit, Duration::ZERO);
                 } else {
                     self.build_exited(i, false, exit, Duration::ZERO);
                 }
@@ -228,7 +235,7 @@ impl Engine {
         if was_build {
             self.build_exited(i, proc.stopping, exit, ran);
         } else {
-            self.run_ended(i, proc.stopping, exit, ran, Ended::Exited);
+            self.run_ended(i, proc.stopping, exit, ran);
         }
     }
 
@@ -299,8 +306,8 @@ impl Engine {
         }
     }
 
-    /// The run process ended (or could not start: `how` says which); `stopped`: we stopped it.
-    fn run_ended(&mut self, i: usize, stopped: bool, exit: Exit, ran: Duration, how: Ended) {
+    /// The run process ended (or could not start); `stopped`: we stopped it.
+    fn run_ended(&mut self, i: usize, stopped: bool, exit: Exit, ran: Duration) {
         let spec = &self.cfg.services[i];
         if stopped {
             self.say(i, format!("stopped ({exit})"));
@@ -308,7 +315,7 @@ impl Engine {
             if self.svcs[i].want_up && !self.shutting_down {
                 match then {
                     Then::Run => return self.spawn_run(i),
-                    Then::Backoff => return self.schedule_restart(i, exit, ran, how),
+                    Then::Backoff => return self.schedule_restart(i, exit, ran),
                     Then::Rest => {}
                 }
             }
@@ -324,8 +331,7 @@ impl Engine {
         // for exec is retried: it is often being rebuilt.)
         let not_found = exit == Exit::Code(127)
             && ran < STABLE_AFTER
-            && matches!(spec.run, Some(CommandLine::Shell(_)))
-            && how == Ended::Exited;
+            && matches!(spec.run, Some(CommandLine::Shell(_)));
         let svc = &mut self.svcs[i];
         svc.not_found = if not_found { svc.not_found + 1 } else { 0 };
         if svc.not_found >= NOT_FOUND_LIMIT {
@@ -348,7 +354,7 @@ impl Engine {
                 Restart::Always => true,
             };
         if !again {
-            self.say(i, how.describe(exit));
+            self.say(i, ended(exit));
             let status = if exit.success() {
                 Status::Exited(exit)
             } else {
@@ -356,11 +362,11 @@ impl Engine {
             };
             return self.set(i, status);
         }
-        self.schedule_restart(i, exit, ran, how);
+        self.schedule_restart(i, exit, ran);
     }
 
     /// Start again after the backoff, which grows with each restart that follows a short run.
-    fn schedule_restart(&mut self, i: usize, exit: Exit, ran: Duration, how: Ended) {
+    fn schedule_restart(&mut self, i: usize, exit: Exit, ran: Duration) {
         let svc = &mut self.svcs[i];
         if ran >= STABLE_AFTER {
             svc.backoff = 0;
@@ -377,7 +383,7 @@ impl Engine {
             i,
             format!(
                 "{}; restarting in {} (restart #{n})",
-                how.describe(exit),
+                ended(exit),
                 secs(delay)
             ),
         );

@@ -78,7 +78,7 @@ enum Msg {
         result: Result<(), String>,
     },
     /// The processes that escaped their service's session, alive now.
-    Escaped(Vec<process::orphans::Orphan>),
+    Escaped(process::orphans::Escaped),
 }
 
 /// What the caller may do with a running engine.
@@ -184,6 +184,8 @@ struct Svc {
     waiting: Option<String>,
     /// Restart it once its dependencies are up again (`R`, restart all, in dependency order).
     restart_wave: bool,
+    /// Since when its port has been found held, while it waits to start.
+    port_wait: Option<Instant>,
 }
 
 impl Svc {
@@ -210,6 +212,7 @@ impl Svc {
             not_found: 0,
             waiting: None,
             restart_wave: false,
+            port_wait: None,
         }
     }
 
@@ -290,6 +293,22 @@ impl Engine {
         )
     }
 
+    /// Escaped processes seen: recorded, and those being stopped said in their service's log.
+    fn escaped(&mut self, escaped: process::orphans::Escaped) {
+        for o in &escaped.stopping {
+            if let Some(i) = self.cfg.services.iter().position(|s| s.name == o.service) {
+                self.say(
+                    i,
+                    format!(
+                        "stopping process {} (it left the service's session; the run it came from has ended)",
+                        o.pid
+                    ),
+                );
+            }
+        }
+        self.record.set_escaped(escaped.alive);
+    }
+
     /// Kill what a previous run that died without cleaning up left behind.
     pub fn reap_leftovers(&self) -> Vec<String> {
         self.record.reap_leftovers()
@@ -297,11 +316,21 @@ impl Engine {
 
     pub async fn run(mut self) -> Outcome {
         // Kills escaped processes whose service is gone; the last of them once the engine ends.
-        let _keeper = {
+        let keeper = {
             let tx = self.tx.clone();
-            let names = self.cfg.services.iter().map(|s| s.name.clone()).collect();
+            let kept = self
+                .cfg
+                .services
+                .iter()
+                .map(|s| process::orphans::Kept {
+                    name: s.name.clone(),
+                    task: s.is_task(),
+                    stop_signal: s.stop_signal,
+                    grace: s.grace,
+                })
+                .collect();
             self.spawner.keep_escaped(
-                names,
+                kept,
                 Box::new(move |escaped| {
                     let _ = tx.send(Msg::Escaped(escaped));
                 }),
@@ -329,7 +358,7 @@ impl Engine {
                     }
                     Some(Msg::Exited { service, id, exit }) => self.exited(service, id, exit),
                     Some(Msg::Probe { service, id, result }) => self.probed(service, id, result),
-                    Some(Msg::Escaped(escaped)) => self.record.set_escaped(escaped),
+                    Some(Msg::Escaped(escaped)) => self.escaped(escaped),
                     None => break,
                 },
                 _ = sleep_until(deadline) => self.timers(),
@@ -337,6 +366,9 @@ impl Engine {
                 _ = usage_tick.tick() => if self.sample_usage { self.sample() },
             }
         }
+        // The last escaped processes go (with their stop signal and grace), off this thread.
+        let _ = tokio::task::spawn_blocking(move || drop(keeper)).await;
+        self.record.set_escaped(Vec::new());
         Outcome {
             failures: self
                 .svcs
@@ -361,8 +393,12 @@ impl Engine {
     }
 
     fn set(&mut self, i: usize, status: Status) {
-        self.svcs[i].waiting = None;
-        self.svcs[i].status = status;
+        let svc = &mut self.svcs[i];
+        svc.waiting = None;
+        if !matches!(status, Status::PortBusy { .. } | Status::Pending) {
+            svc.port_wait = None;
+        }
+        svc.status = status;
     }
 }
 

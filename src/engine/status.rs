@@ -12,11 +12,13 @@ pub enum Status {
     Pending,
     /// Wanted, but a dependency failed; the reason names it.
     Blocked(String),
-    /// Wanted, but its port is held by another process (the reason names it); tried again at
-    /// `retry`.
+    /// Wanted, but its port is held (the reason names by whom); tried again at `retry`. When
+    /// the holder is the service's own previous process on its way out (`ours`), this is a short
+    /// wait, shown as pending; anyone else's holds block it.
     PortBusy {
         why: String,
         retry: Instant,
+        ours: bool,
     },
     Building,
     Running,
@@ -44,6 +46,7 @@ impl Status {
     pub fn name(&self) -> &'static str {
         match self {
             Status::Pending => "pending",
+            Status::PortBusy { ours: true, .. } => "pending",
             Status::Blocked(_) | Status::PortBusy { .. } => "blocked",
             Status::Building => "building",
             Status::Running => "running",
@@ -63,7 +66,7 @@ impl Status {
         matches!(
             self,
             Status::Blocked(_)
-                | Status::PortBusy { .. }
+                | Status::PortBusy { ours: false, .. }
                 | Status::Crashed(_)
                 | Status::BuildFailed(_)
                 | Status::Failed(_)
@@ -88,6 +91,9 @@ impl Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Status::PortBusy {
+                why, ours: true, ..
+            } => write!(f, "pending: {why}"),
             Status::Blocked(why) | Status::PortBusy { why, .. } => write!(f, "blocked: {why}"),
             Status::Restarting { at, exit } => {
                 let left = at.saturating_duration_since(Instant::now());

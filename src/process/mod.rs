@@ -9,7 +9,7 @@ mod spawner;
 mod usage;
 
 pub use group::{kill_session, signal_group};
-pub use ports::port_holder;
+pub use ports::{PortHolder, port_holder};
 pub use record::GroupRecord;
 pub use spawner::{EscapedReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal};
 pub use usage::{Usage, sample as sample_usage};
@@ -50,6 +50,8 @@ impl<T: OutputSink + ?Sized> OutputSink for Box<T> {
 pub enum Exit {
     Code(i32),
     Signal(i32),
+    /// It could not be started at all (a missing program, a bad folder).
+    NotStarted,
 }
 
 impl Exit {
@@ -62,6 +64,7 @@ impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Exit::Code(c) => write!(f, "code {c}"),
+            Exit::NotStarted => f.write_str("could not start"),
             Exit::Signal(s) => match nix::sys::signal::Signal::try_from(*s) {
                 Ok(sig) => write!(f, "signal {}", sig.as_str().trim_start_matches("SIG")),
                 Err(_) => write!(f, "signal {s}"),
@@ -130,7 +133,7 @@ pub fn spawn(
     // Our copy of the slave side must close, or reading the master never sees the end.
     drop(pair.slave);
     let pid = child.process_id().context("the child has no pid")? as i32;
-    own.add(pid, service);
+    own.add(pid, service, true);
     drop(own);
     drop(child); // waited for below, and reaped by the owner with `reap`
     let tty = pair.master.tty_name();

@@ -1,22 +1,29 @@
 //! Descendants that escape a service's session: a daemon that forks twice, calls `setsid` and
 //! closes its terminal leaves no trace in the session or on the terminal. devstack is a child
 //! subreaper (`PR_SET_CHILD_SUBREAPER`), so such a process, once its parent is gone, becomes a
-//! child of devstack; it still carries its service's `DEVSTACK_SERVICE`, which says whose it is.
-//! A keeper thread looks at devstack's children: an escaped one lives as long as a process of its
-//! service that was started before it (the run it came from) does, and is killed once none does.
-//! What it finds alive is reported, so that the group record lets the next `up` kill it too.
+//! child of devstack. Whose it is: its `DEVSTACK_SERVICE`, or, for one that cleared its
+//! environment, what the keeper saw of it while its parent was still in the service.
+//!
+//! A keeper thread looks at devstack's children a few times a second. An escaped process lives
+//! as long as a process of its service that started before it (the run it came from) does, or,
+//! for a one-shot task's (a database a task started with `pg_ctl start`), as long as the stack;
+//! then it gets its service's stop signal and, after its grace, SIGKILL. What a `cmd` probe left
+//! behind goes at once. What the keeper finds alive is reported, so that the group record lets
+//! the next `up` kill it too after a SIGKILL of devstack.
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How often the keeper looks.
 const EVERY: Duration = Duration::from_millis(300);
+/// Set in a `cmd` probe's environment: what it leaves behind goes at once.
+pub const PROBE_MARK: &str = "DEVSTACK_PROBE";
 
-/// An escaped process of a service, alive.
+/// An escaped process of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Orphan {
     pub pid: i32,
@@ -25,8 +32,28 @@ pub struct Orphan {
     pub service: String,
 }
 
-/// The children devstack started itself (terminal leaders, probes): pid → (service, start time).
-pub struct Own(BTreeMap<i32, (String, u64)>);
+/// What the keeper saw in one look.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Escaped {
+    /// Alive and kept (for the record).
+    pub alive: Vec<Orphan>,
+    /// Sent their stop signal just now: the run they came from has ended.
+    pub stopping: Vec<Orphan>,
+}
+
+/// A service as the keeper needs it.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub name: String,
+    /// A one-shot task: what it starts may outlive it, until the stack stops.
+    pub task: bool,
+    pub stop_signal: Signal,
+    pub grace: Duration,
+}
+
+/// The children devstack started itself (terminal leaders, probes, `run`'s command):
+/// pid → (service, start time, leads its own session).
+pub struct Own(BTreeMap<i32, (String, u64, bool)>);
 
 static OWN: Mutex<Own> = Mutex::new(Own(BTreeMap::new()));
 
@@ -37,10 +64,14 @@ pub fn own() -> MutexGuard<'static, Own> {
 }
 
 impl Own {
-    pub fn add(&mut self, pid: i32, service: Option<&str>) {
+    /// `session`: the child leads a session of its own (a service's terminal), so whatever of
+    /// its descendants is in another session has escaped it.
+    pub fn add(&mut self, pid: i32, service: Option<&str>, session: bool) {
         let start = super::group::start_time(pid).unwrap_or(0);
-        self.0
-            .insert(pid, (service.unwrap_or_default().to_string(), start));
+        self.0.insert(
+            pid,
+            (service.unwrap_or_default().to_string(), start, session),
+        );
     }
 
     pub fn remove(&mut self, pid: i32) {
@@ -48,10 +79,11 @@ impl Own {
     }
 
     /// A live process of `service` started no later than `start`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fn has_owner(&self, service: &str, start: u64) -> bool {
         self.0
             .iter()
-            .any(|(&pid, (s, t))| s == service && *t <= start && alive(pid))
+            .any(|(&pid, (s, t, _))| s == service && *t <= start && alive(pid))
     }
 }
 
@@ -67,27 +99,31 @@ pub fn become_subreaper() -> bool {
     }
 }
 
-/// The keeper thread; stopped (after a last sweep that kills every escaped process left) when
-/// dropped.
+/// The keeper thread; stopped (after stopping every escaped process left, with each one's stop
+/// signal and grace) when dropped.
 pub struct Keeper {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
-    services: Vec<String>,
+    sweep: Arc<Mutex<Sweep>>,
+    services: Vec<Kept>,
 }
 
-/// Start keeping the escaped processes of `services`; `report` gets the live ones whenever they
-/// change.
-pub fn keep(services: Vec<String>, report: impl Fn(Vec<Orphan>) + Send + 'static) -> Keeper {
+/// Start keeping the escaped processes of `services`; `report` gets what the keeper sees
+/// whenever it changes.
+pub fn keep(services: Vec<Kept>, report: impl Fn(Escaped) + Send + 'static) -> Keeper {
     let stop = Arc::new(AtomicBool::new(false));
+    let sweep = Arc::new(Mutex::new(Sweep::default()));
     let thread = {
-        let (stop, services) = (stop.clone(), services.clone());
+        let (stop, services, sweep) = (stop.clone(), services.clone(), sweep.clone());
         std::thread::Builder::new()
             .name("orphans".into())
             .spawn(move || {
-                let mut sweep = Sweep::default();
-                let mut last = Vec::new();
+                let mut last = Escaped::default();
                 while !stop.load(Ordering::Relaxed) {
-                    let now = sweep.run(&services, false);
+                    let now = sweep
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .run(&services, false);
                     if now != last {
                         report(now.clone());
                         last = now;
@@ -100,6 +136,7 @@ pub fn keep(services: Vec<String>, report: impl Fn(Vec<Orphan>) + Send + 'static
     Keeper {
         stop,
         thread,
+        sweep,
         services,
     }
 }
@@ -110,12 +147,16 @@ impl Drop for Keeper {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        // The stack has stopped: whatever escaped goes now, and is collected.
-        let mut sweep = Sweep::default();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while sweep.run(&self.services, true).len() + sweep.killed > 0 && Instant::now() < deadline
-        {
-            sweep.killed = 0;
+        // The stack has stopped: whatever escaped goes now (stop signal, grace, KILL), and is
+        // collected.
+        let mut sweep = self.sweep.lock().unwrap_or_else(|e| e.into_inner());
+        let longest = self.services.iter().map(|s| s.grace).max();
+        let deadline = Instant::now() + longest.unwrap_or_default() + Duration::from_secs(1);
+        loop {
+            sweep.run(&self.services, true);
+            if (sweep.doomed.is_empty() && sweep.seen.is_empty()) || Instant::now() > deadline {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -128,29 +169,34 @@ struct Sweep {
     /// Unknown zombie children seen last time (collected the second time: by then whoever
     /// started them would have collected them).
     zombies: HashSet<i32>,
-    /// Killed in the last run.
-    killed: usize,
+    /// Processes seen leaving a service's session while their parent was in it, by pid: (start
+    /// time, service). Tells whose they are once they are ours, environment or not.
+    known: HashMap<i32, (u64, String)>,
+    /// Sent their stop signal: when they get SIGKILL.
+    doomed: HashMap<i32, Instant>,
 }
 
 impl Sweep {
-    /// Look at devstack's children once: collect dead escaped ones, kill those whose service
-    /// process is gone (all of them with `all`); return the others, and the processes that left
-    /// a service's session but still have a parent in it (for the record).
+    /// Look at devstack's children once: collect dead escaped ones, stop those whose service
+    /// process is gone (all of them with `all`); report the others, and the processes that left
+    /// a service's session but still have a parent in it.
     #[cfg(target_os = "linux")]
-    fn run(&mut self, services: &[String], all: bool) -> Vec<Orphan> {
+    fn run(&mut self, services: &[Kept], all: bool) -> Escaped {
         let me = std::process::id() as i32;
         let own = own();
-        let mut alive_now = Vec::new();
+        let mut seen = Escaped::default();
         let mut zombies = HashSet::new();
         let Ok(procs) = procfs::process::all_processes() else {
-            return alive_now;
+            return seen;
         };
         // Every live process by parent, to find what left a service's session while its parent
         // still runs (it becomes ours only once that parent is gone).
         let mut children: BTreeMap<i32, Vec<(i32, i32, u64)>> = BTreeMap::new();
+        let mut live = HashSet::new();
         for proc in procs.flatten() {
             let Ok(stat) = proc.stat() else { continue };
             if stat.state != 'Z' {
+                live.insert(stat.pid);
                 children.entry(stat.ppid).or_default().push((
                     stat.pid,
                     stat.session,
@@ -167,40 +213,71 @@ impl Sweep {
                         Pid::from_raw(stat.pid),
                         Some(nix::sys::wait::WaitPidFlag::WNOHANG),
                     );
+                    self.doomed.remove(&stat.pid);
                 } else {
                     zombies.insert(stat.pid);
                 }
                 continue;
             }
-            let Some(service) = proc.environ().ok().and_then(|env| {
-                env.get(std::ffi::OsStr::new("DEVSTACK_SERVICE"))
-                    .map(|s| s.to_string_lossy().into_owned())
-            }) else {
-                continue;
-            };
-            if !services.contains(&service) {
+            let env = proc.environ().unwrap_or_default();
+            if env.contains_key(std::ffi::OsStr::new(PROBE_MARK)) {
+                // What a health probe left behind: the probe is over.
+                kill_escaped(stat.pid, stat.session, Signal::SIGKILL);
+                self.seen.insert(stat.pid);
                 continue;
             }
-            self.seen.insert(stat.pid);
-            if !all && own.has_owner(&service, stat.starttime) {
-                alive_now.push(Orphan {
-                    pid: stat.pid,
-                    start: stat.starttime,
-                    service,
+            let name = env
+                .get(std::ffi::OsStr::new("DEVSTACK_SERVICE"))
+                .map(|s| s.to_string_lossy().into_owned())
+                .or_else(|| {
+                    self.known
+                        .get(&stat.pid)
+                        .filter(|(start, _)| *start == stat.starttime)
+                        .map(|(_, s)| s.clone())
                 });
-            } else {
-                kill_escaped(stat.pid, stat.session);
-                self.killed += 1;
+            let Some(svc) = name.and_then(|n| services.iter().find(|s| s.name == n)) else {
+                continue;
+            };
+            self.seen.insert(stat.pid);
+            let orphan = Orphan {
+                pid: stat.pid,
+                start: stat.starttime,
+                service: svc.name.clone(),
+            };
+            let owned = !all && (svc.task || own.has_owner(&svc.name, stat.starttime));
+            if owned {
+                seen.alive.push(orphan);
+                continue;
+            }
+            match self.doomed.get(&stat.pid) {
+                None => {
+                    kill_escaped(stat.pid, stat.session, svc.stop_signal);
+                    self.doomed.insert(stat.pid, Instant::now() + svc.grace);
+                    seen.stopping.push(orphan.clone());
+                    seen.alive.push(orphan);
+                }
+                Some(&at) if Instant::now() >= at => {
+                    kill_escaped(stat.pid, stat.session, Signal::SIGKILL);
+                }
+                Some(_) => seen.alive.push(orphan),
             }
         }
         self.zombies = zombies;
+        self.doomed.retain(|pid, _| live.contains(pid));
+        self.known.retain(|pid, _| live.contains(pid));
+        self.seen
+            .retain(|pid| live.contains(pid) || self.zombies.contains(pid));
         if !all {
-            for (&leader, (service, _)) in &own.0 {
+            for (&leader, (service, _, session)) in &own.0 {
+                if !session {
+                    continue;
+                }
                 let mut stack = vec![leader];
                 while let Some(pid) = stack.pop() {
-                    for &(child, session, start) in children.get(&pid).into_iter().flatten() {
-                        if session != leader && !own.0.contains_key(&child) {
-                            alive_now.push(Orphan {
+                    for &(child, sid, start) in children.get(&pid).into_iter().flatten() {
+                        if sid != leader && !own.0.contains_key(&child) {
+                            self.known.insert(child, (start, service.clone()));
+                            seen.alive.push(Orphan {
                                 pid: child,
                                 start,
                                 service: service.clone(),
@@ -211,23 +288,26 @@ impl Sweep {
                 }
             }
         }
-        alive_now.sort_by_key(|o| o.pid);
-        alive_now.dedup_by_key(|o| o.pid);
-        alive_now
+        seen.alive.sort_by_key(|o| o.pid);
+        seen.alive.dedup_by_key(|o| o.pid);
+        seen
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn run(&mut self, _services: &[String], _all: bool) -> Vec<Orphan> {
-        Vec::new()
+    fn run(&mut self, _services: &[Kept], _all: bool) -> Escaped {
+        Escaped::default()
     }
 }
 
-/// SIGKILL an escaped process, and its whole session when it leads one (a daemon's helpers).
-pub fn kill_escaped(pid: i32, session: i32) {
-    if session == pid {
+/// Signal an escaped process, and its whole session when it leads one (a daemon's helpers).
+pub fn kill_escaped(pid: i32, session: i32, sig: Signal) {
+    if sig == Signal::SIGKILL && session == pid {
         super::kill_session(pid);
+    } else if session == pid {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(pid), sig);
+        let _ = kill(Pid::from_raw(pid), sig);
     } else {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = kill(Pid::from_raw(pid), sig);
     }
 }
 

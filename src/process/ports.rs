@@ -1,9 +1,26 @@
 //! Who holds a TCP port: checked before a service starts, so that another process answering on
 //! the service's port is named instead of passing its health probe.
 
-/// The process listening on `port` (any address), as `pid N (command line)`, if one is.
+/// Who listens on a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortHolder {
+    /// None when no process shows the socket (it is exiting, or belongs to another user).
+    pub pid: Option<i32>,
+    /// Its `DEVSTACK_SERVICE`: a process a devstack service started.
+    pub service: Option<String>,
+    /// `pid N (command line)`, for messages.
+    pub text: String,
+}
+
+impl std::fmt::Display for PortHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The process listening on `port` (any address), if one is.
 #[cfg(target_os = "linux")]
-pub fn port_holder(port: u16) -> Option<String> {
+pub fn port_holder(port: u16) -> Option<PortHolder> {
     use procfs::net::TcpState;
     let inodes: Vec<u64> = [procfs::net::tcp(), procfs::net::tcp6()]
         .into_iter()
@@ -23,18 +40,34 @@ pub fn port_holder(port: u16) -> Option<String> {
         });
         if holds {
             let cmd = proc.cmdline().unwrap_or_default().join(" ");
-            return Some(format!("pid {} ({})", proc.pid, printable(&cmd, 80)));
+            let service = proc.environ().ok().and_then(|env| {
+                env.get(std::ffi::OsStr::new("DEVSTACK_SERVICE"))
+                    .map(|s| s.to_string_lossy().into_owned())
+            });
+            return Some(PortHolder {
+                pid: Some(proc.pid),
+                service,
+                text: format!("pid {} ({})", proc.pid, printable(&cmd, 80)),
+            });
         }
     }
-    Some("a process of another user".into())
+    Some(PortHolder {
+        pid: None,
+        service: None,
+        text: "a process devstack can't see (one that is exiting, or another user's)".into(),
+    })
 }
 
 /// Elsewhere: whether the port can be bound on loopback.
 #[cfg(not(target_os = "linux"))]
-pub fn port_holder(port: u16) -> Option<String> {
+pub fn port_holder(port: u16) -> Option<PortHolder> {
     std::net::TcpListener::bind(("127.0.0.1", port))
         .err()
-        .map(|_| "another process".into())
+        .map(|_| PortHolder {
+            pid: None,
+            service: None,
+            text: "another process".into(),
+        })
 }
 
 /// At most `max` characters, control characters shown as `?` (a command line is untrusted text).

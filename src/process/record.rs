@@ -93,7 +93,7 @@ impl GroupRecord {
             }
             if escaped {
                 if let Some(session) = super::group::session_of(pgid) {
-                    super::orphans::kill_escaped(pgid, session);
+                    super::orphans::kill_escaped(pgid, session, nix::sys::signal::Signal::SIGKILL);
                     said.push(format!(
                         "killed leftover process {pgid} of `{name}` (it had left its session) from a previous run"
                     ));

@@ -3,7 +3,10 @@
 //! loop and the keeper of escaped processes. `Pty` does it for real; the engine's tests put a
 //! recording fake in its place.
 
-use super::{Exit, OutputSink, orphans::Orphan};
+use super::{
+    Exit, OutputSink,
+    orphans::{Escaped, Kept},
+};
 use crate::config::CommandLine;
 use crate::health;
 use anyhow::Result;
@@ -36,7 +39,7 @@ pub struct Started {
 /// Reports each probe result.
 pub type ProbeReport = Box<dyn Fn(Result<(), String>) + Send>;
 /// Reports the escaped processes alive now, whenever they change.
-pub type EscapedReport = Box<dyn Fn(Vec<Orphan>) + Send>;
+pub type EscapedReport = Box<dyn Fn(Escaped) + Send>;
 
 pub trait Spawner: Send + Sync + 'static {
     /// Start `req.cmd` in a terminal of its own. `output` gets its output; `on_exit` is called
@@ -54,12 +57,12 @@ pub trait Spawner: Send + Sync + 'static {
     /// Collect an exited process (after its `on_exit`), releasing its pid.
     fn reap(&self, pid: i32);
     /// Who listens on `port`, if anyone does.
-    fn port_holder(&self, port: u16) -> Option<String>;
+    fn port_holder(&self, port: u16) -> Option<super::PortHolder>;
     /// Probe `target` of `service` until the handle is aborted, reporting each result.
     fn probe(&self, service: &str, target: health::Target, report: ProbeReport) -> AbortHandle;
     /// Keep the processes that escape the sessions of `services` (see `orphans`) until the
     /// returned value is dropped.
-    fn keep_escaped(&self, services: Vec<String>, report: EscapedReport) -> Box<dyn Send>;
+    fn keep_escaped(&self, services: Vec<Kept>, report: EscapedReport) -> Box<dyn Send>;
 }
 
 /// The real thing: pseudo-terminals, process groups, /proc.
@@ -95,7 +98,7 @@ impl Spawner for Pty {
         super::reap(pid);
     }
 
-    fn port_holder(&self, port: u16) -> Option<String> {
+    fn port_holder(&self, port: u16) -> Option<super::PortHolder> {
         super::port_holder(port)
     }
 
@@ -103,7 +106,7 @@ impl Spawner for Pty {
         health::spawn_loop(target, report)
     }
 
-    fn keep_escaped(&self, services: Vec<String>, report: EscapedReport) -> Box<dyn Send> {
+    fn keep_escaped(&self, services: Vec<Kept>, report: EscapedReport) -> Box<dyn Send> {
         Box::new(super::orphans::keep(services, report))
     }
 }

@@ -51,7 +51,7 @@ struct State {
     reaped: Vec<i32>,
     cannot_start: HashSet<String>,
     stubborn: HashSet<String>,
-    ports: HashMap<u16, String>,
+    ports: HashMap<u16, crate::process::PortHolder>,
     probes: HashMap<String, (ProbeReport, AbortHandle)>,
     input: Vec<(String, Vec<u8>)>,
 }
@@ -147,9 +147,21 @@ impl Fake {
 
     /// Another process holds `port` (`None`: it is free again).
     pub fn hold_port(&self, port: u16, holder: Option<&str>) {
+        self.hold_port_as(port, holder, None);
+    }
+
+    /// A process of `service` (a leftover of its previous run) holds `port`.
+    pub fn hold_port_as(&self, port: u16, holder: Option<&str>, service: Option<&str>) {
         let mut s = self.lock();
         match holder {
-            Some(h) => s.ports.insert(port, h.into()),
+            Some(h) => s.ports.insert(
+                port,
+                crate::process::PortHolder {
+                    pid: Some(42),
+                    service: service.map(Into::into),
+                    text: h.into(),
+                },
+            ),
             None => s.ports.remove(&port),
         };
     }
@@ -281,7 +293,7 @@ impl Spawner for Fake {
         self.lock().reaped.push(pid);
     }
 
-    fn port_holder(&self, port: u16) -> Option<String> {
+    fn port_holder(&self, port: u16) -> Option<crate::process::PortHolder> {
         self.lock().ports.get(&port).cloned()
     }
 
@@ -297,7 +309,11 @@ impl Spawner for Fake {
         handle
     }
 
-    fn keep_escaped(&self, _services: Vec<String>, _report: EscapedReport) -> Box<dyn Send> {
+    fn keep_escaped(
+        &self,
+        _services: Vec<crate::process::orphans::Kept>,
+        _report: EscapedReport,
+    ) -> Box<dyn Send> {
         Box::new(())
     }
 }

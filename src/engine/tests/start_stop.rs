@@ -117,7 +117,7 @@ depends_on = ["db"]
     assert_eq!(rig.state("api"), "pending");
     assert_eq!(
         rig.detail("api"),
-        "pending: waiting for `db` to be healthy (it is running, health unknown)"
+        "pending: waiting for `db` to be healthy (it is starting)"
     );
 }
 
@@ -254,6 +254,52 @@ port = 7331
     let said = rig.log("api");
     let notes = said.iter().filter(|l| l.contains("not starting")).count();
     assert_eq!(notes, 1, "said once, not every second: {said:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_port_still_held_by_its_own_previous_process_is_waited_for_not_blocked() {
+    let rig = rig(r#"
+[services.api]
+run = "api"
+port = 7331
+grace = "1s"
+"#);
+    rig.until("api runs", |r| r.fake.is_running("api")).await;
+    // Its old process's helper is still on its way out when the new one would start.
+    rig.fake
+        .hold_port_as(7331, Some("pid 42 (api-helper)"), Some("api"));
+    rig.handle.send(Command::Restart(0));
+    rig.until("waiting", |r| r.state("api") == "pending").await;
+    assert_eq!(
+        rig.detail("api"),
+        "pending: waiting for port 7331 to be released by pid 42 (api-helper)"
+    );
+    assert!(!rig.log("api").iter().any(|l| l.contains("not starting")));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rig.fake.hold_port(7331, None);
+    let freed = tokio::time::Instant::now();
+    rig.until("api runs again", |r| {
+        r.fake.count("api") == 2 && r.fake.is_running("api")
+    })
+    .await;
+    assert!(freed.elapsed() <= Duration::from_millis(100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_port_its_own_leftover_never_releases_blocks_after_the_grace() {
+    let rig = rig(r#"
+[services.api]
+run = "api"
+port = 7331
+grace = "1s"
+"#);
+    rig.fake
+        .hold_port_as(7331, Some("pid 42 (api-helper)"), Some("api"));
+    rig.until("blocked", |r| r.state("api") == "blocked").await;
+    assert_eq!(
+        rig.detail("api"),
+        "blocked: port 7331 is in use by pid 42 (api-helper)"
+    );
 }
 
 #[tokio::test(start_paused = true)]
