@@ -132,7 +132,7 @@ fn stop_then_start() {
 fn actions_on_unknown_services_fail_with_the_candidates() {
     let stack = running(TWO);
     let (code, _, err) = cli(&stack, &["restart", "apii"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "bad usage, as for `up` and `ci`");
     assert!(
         err.contains("unknown service `apii`; services are: db, api"),
         "{err}"
