@@ -11,7 +11,9 @@ mod usage;
 pub use group::{kill_session, signal_group};
 pub use ports::{PortHolder, port_holder};
 pub use record::GroupRecord;
-pub use spawner::{EscapedReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal};
+pub use spawner::{
+    EscapedReport, PortReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal,
+};
 pub use usage::{Usage, sample as sample_usage};
 
 use crate::config::CommandLine;

@@ -4,7 +4,8 @@
 
 use crate::health;
 use crate::process::{
-    EscapedReport, Exit, OutputSink, ProbeReport, SpawnRequest, Spawner, Started, Terminal,
+    EscapedReport, Exit, OutputSink, PortReport, ProbeReport, SpawnRequest, Spawner, Started,
+    Terminal,
 };
 use anyhow::{Result, bail};
 use nix::sys::signal::Signal;
@@ -293,8 +294,10 @@ impl Spawner for Fake {
         self.lock().reaped.push(pid);
     }
 
-    fn port_holder(&self, port: u16) -> Option<crate::process::PortHolder> {
-        self.lock().ports.get(&port).cloned()
+    /// Answers at once (the engine hears it with its next message).
+    fn check_port(&self, port: u16, report: PortReport) {
+        let holder = self.lock().ports.get(&port).cloned();
+        report(holder);
     }
 
     fn probe(&self, service: &str, _target: health::Target, report: ProbeReport) -> AbortHandle {

@@ -6,6 +6,7 @@ mod fake;
 mod health;
 mod restarts;
 mod start_stop;
+mod stuck_disk;
 
 use super::{Command, Engine, Handle, Options, Outcome, ServiceView};
 use crate::config::{self, Config};
