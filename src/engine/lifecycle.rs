@@ -247,7 +247,7 @@ impl Engine {
             // A program that can't be started (often one being rebuilt right now) fails like
             // one that exited at once: a failed build, or a crash the restart policy handles.
             Err(e) => {
-                self.say(i, format!("{e:#}"));
+                self.say(i, e.to_string());
                 let exit = Exit::NotStarted;
                 if run {
                     self.run_ended(i, false, exit, Duration::ZERO);

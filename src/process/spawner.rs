@@ -4,12 +4,11 @@
 //! recording fake in its place.
 
 use super::{
-    Exit, OutputSink,
+    Exit, OutputSink, SpawnError,
     orphans::{Escaped, Kept},
 };
 use crate::config::CommandLine;
 use crate::health;
-use anyhow::Result;
 use nix::sys::signal::Signal;
 use portable_pty::MasterPty;
 use std::path::Path;
@@ -51,7 +50,7 @@ pub trait Spawner: Send + Sync + 'static {
         req: SpawnRequest<'_>,
         output: Box<dyn OutputSink>,
         on_exit: Box<dyn FnOnce(Exit) + Send>,
-    ) -> Result<Started>;
+    ) -> Result<Started, SpawnError>;
     /// Send `sig` to the process group `pgid`. False when the group is gone.
     fn signal(&self, pgid: i32, sig: Signal) -> bool;
     /// SIGKILL every process of the session `sid`: its group now, the rest (found in `/proc`)
@@ -78,7 +77,7 @@ impl Spawner for Pty {
         req: SpawnRequest<'_>,
         output: Box<dyn OutputSink>,
         on_exit: Box<dyn FnOnce(Exit) + Send>,
-    ) -> Result<Started> {
+    ) -> Result<Started, SpawnError> {
         let spawned = super::spawn(req.cmd, req.cwd, req.env, output, on_exit)?;
         Ok(Started {
             pid: spawned.pid,
