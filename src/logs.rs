@@ -1242,10 +1242,8 @@ impl LogHub {
         }
     }
 
-    /// The last `n` buffered lines of a service (with those logged before this, unless the disk
-    /// is stuck).
+    /// The last `n` buffered lines of a service.
     pub fn tail(&self, service: usize, n: usize) -> Vec<Arc<LogLine>> {
-        self.settle(&[service], SETTLE_WAIT);
         self.read(Source::Service(service), |ring| {
             ring.tail(n).cloned().collect()
         })
