@@ -2,7 +2,7 @@
 //! `cargo bench --bench render`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use devstack::engine::ServiceView;
+use devstack::engine::{HealthState, ServiceView, State};
 use devstack::logs::{LogHub, LogLine, Stream};
 use devstack::ui::action::Action;
 use devstack::ui::app::App;
@@ -33,9 +33,9 @@ fn stack(dir: &std::path::Path) -> App {
         .iter()
         .map(|n| ServiceView {
             name: n.clone(),
-            state: "running",
+            state: State::Running,
             detail: "running".into(),
-            health: Some("healthy"),
+            health: Some(HealthState::Healthy),
             health_error: None,
             ready: true,
             wanted: true,

@@ -1,6 +1,6 @@
 //! The dashboard rendered with ratatui's TestBackend: no terminal, no processes.
 
-use devstack::engine::ServiceView;
+use devstack::engine::{HealthState, ServiceView, State};
 use devstack::logs::{LogHub, LogLine, Stream};
 use devstack::ui::action::Action;
 use devstack::ui::app::App;
@@ -11,15 +11,16 @@ use ratatui::style::Color;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-fn view(name: &str, state: &'static str, detail: &str) -> ServiceView {
-    let running = state == "running";
+fn view(name: &str, state: &str, detail: &str) -> ServiceView {
+    let state: State = state.parse().unwrap();
+    let running = state == State::Running;
     ServiceView {
         name: name.into(),
         state,
         detail: detail.into(),
-        health: running.then_some("healthy"),
+        health: running.then_some(HealthState::Healthy),
         health_error: None,
-        ready: running || state == "completed",
+        ready: running || state == State::Completed,
         wanted: true,
         auto_rebuild: None,
         spawns: 1,

@@ -354,12 +354,7 @@ impl App {
                 return vec![Effect::Copy(text)];
             }
             Action::EnterInput => {
-                if self.all
-                    || self
-                        .views
-                        .get(here)
-                        .is_none_or(|v| !matches!(v.state, "running" | "starting"))
-                {
+                if self.all || self.views.get(here).is_none_or(|v| !v.state.is_up()) {
                     self.message = Some("select a running service to type into it".into());
                     return Vec::new();
                 }

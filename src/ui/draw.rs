@@ -2,7 +2,7 @@
 //! log lines are turned into text.
 
 use super::app::{App, Focus, Mode, Shown, matches};
-use crate::engine::{ServiceView, uptime};
+use crate::engine::{HealthState, ServiceView, State, uptime};
 use crate::logs::{LogLine, Stream, strip_sgr};
 use ansi_to_tui::IntoText;
 use ratatui::Frame;
@@ -62,12 +62,14 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
 
 fn glyph(v: &ServiceView) -> (&'static str, Color) {
     match v.state {
-        "running" if v.health == Some("unhealthy") || v.build_failed => ("●", Color::Red),
-        "running" if v.ready => ("●", Color::Green),
-        "running" => ("●", Color::Yellow),
-        "completed" => ("✔", Color::Green),
-        "crashed" | "build-failed" | "failed" | "blocked" => ("✖", Color::Red),
-        "exited" | "stopped" => ("○", Color::DarkGray),
+        State::Running if v.health == Some(HealthState::Unhealthy) || v.build_failed => {
+            ("●", Color::Red)
+        }
+        State::Running if v.ready => ("●", Color::Green),
+        State::Running => ("●", Color::Yellow),
+        State::Completed => ("✔", Color::Green),
+        s if s.is_failure() => ("✖", Color::Red),
+        State::Exited | State::Stopped => ("○", Color::DarkGray),
         _ => ("◌", Color::Yellow),
     }
 }
@@ -81,9 +83,9 @@ fn problems(views: &[ServiceView]) -> Vec<String> {
                 Some(format!("{} is crash-looping", v.name))
             } else if v.build_failed {
                 Some(format!("{}: build failed, old process kept", v.name))
-            } else if matches!(v.state, "crashed" | "build-failed" | "failed" | "blocked") {
+            } else if v.state.is_failure() {
                 Some(format!("{}: {}", v.name, v.detail))
-            } else if v.health == Some("unhealthy") {
+            } else if v.health == Some(HealthState::Unhealthy) {
                 Some(format!("{} is unhealthy", v.name))
             } else {
                 None
@@ -203,7 +205,7 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) -> usize {
                 v.detail.clone()
             })
             .fg(color),
-            Cell::from(v.health.unwrap_or("-")),
+            Cell::from(v.health.map_or("-", HealthState::name)),
         ];
         if mid {
             cells.push(Cell::from(v.pid.map_or("-".into(), |p| p.to_string())));

@@ -8,6 +8,7 @@ mod restarts;
 mod start_stop;
 
 use super::{Command, Engine, Handle, Options, Outcome, ServiceView};
+pub use super::{HealthState, State};
 use crate::config::{self, Config};
 use crate::logs::LogHub;
 pub use crate::process::Exit;
@@ -96,7 +97,7 @@ impl Rig {
         self.handle.views().borrow()[self.index(name)].clone()
     }
 
-    pub fn state(&self, name: &str) -> &'static str {
+    pub fn state(&self, name: &str) -> State {
         self.view(name).state
     }
 
@@ -152,7 +153,7 @@ impl Rig {
     }
 
     /// Wait until `name` is in `state`.
-    pub async fn until_state(&self, name: &str, state: &str) {
+    pub async fn until_state(&self, name: &str, state: State) {
         self.until(&format!("{name} is {state}"), |r| r.state(name) == state)
             .await;
     }
