@@ -7,6 +7,7 @@ use devstack::ui::app::App;
 use devstack::ui::draw::draw;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
 use ratatui::style::Color;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -92,6 +93,7 @@ fn demo(dir: &std::path::Path) -> App {
 
 fn render(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    app.arrange(Rect::new(0, 0, width, height));
     terminal.draw(|f| draw(f, app)).unwrap();
     terminal
 }

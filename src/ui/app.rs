@@ -397,6 +397,20 @@ impl App {
     }
 
     /// Before drawing: keep a paused view where it is while new lines arrive below it.
+    /// Before each frame: where the panes go (for the mouse and page sizes), how far the list
+    /// scrolls, and what arrived in the log; drawing then only reads the app.
+    pub fn arrange(&mut self, area: Rect) {
+        let panes = super::draw::panes(self, area);
+        self.list_area = panes.list;
+        self.log_area = panes.logs;
+        if panes.list.height > 0 {
+            self.list_offset = super::draw::list_offset(self, panes.list);
+        }
+        if panes.logs.height > 0 {
+            self.observe_new_lines();
+        }
+    }
+
     pub fn observe_new_lines(&mut self) {
         let (total, len) = self
             .logs
