@@ -2,13 +2,14 @@
 //! `cargo bench --bench render`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use devstack::engine::ServiceView;
+use devstack::engine::{HealthState, ServiceView, State};
 use devstack::logs::{LogHub, LogLine, Stream};
 use devstack::ui::action::Action;
 use devstack::ui::app::App;
 use devstack::ui::draw::draw;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -33,9 +34,9 @@ fn stack(dir: &std::path::Path) -> App {
         .iter()
         .map(|n| ServiceView {
             name: n.clone(),
-            state: "running",
+            state: State::Running,
             detail: "running".into(),
-            health: Some("healthy"),
+            health: Some(HealthState::Healthy),
             health_error: None,
             ready: true,
             wanted: true,
@@ -66,20 +67,23 @@ fn frames(c: &mut Criterion) {
         "frame: one service's log (30 services, 100k lines buffered)",
         |b| {
             b.iter(|| {
-                terminal.draw(|f| draw(f, &mut app)).unwrap();
+                app.arrange(Rect::new(0, 0, 200, 60));
+                terminal.draw(|f| draw(f, &app)).unwrap();
             })
         },
     );
     app.update(Action::ToggleAll);
     c.bench_function("frame: merged log of all services", |b| {
         b.iter(|| {
-            terminal.draw(|f| draw(f, &mut app)).unwrap();
+            app.arrange(Rect::new(0, 0, 200, 60));
+            terminal.draw(|f| draw(f, &app)).unwrap();
         })
     });
     app.update(Action::ToggleWrap);
     c.bench_function("frame: merged log, wrapped", |b| {
         b.iter(|| {
-            terminal.draw(|f| draw(f, &mut app)).unwrap();
+            app.arrange(Rect::new(0, 0, 200, 60));
+            terminal.draw(|f| draw(f, &app)).unwrap();
         })
     });
     app.update(Action::FilterStart);
@@ -91,7 +95,8 @@ fn frames(c: &mut Criterion) {
         "frame: merged log filtered (scans every buffered line)",
         |b| {
             b.iter(|| {
-                terminal.draw(|f| draw(f, &mut app)).unwrap();
+                app.arrange(Rect::new(0, 0, 200, 60));
+                terminal.draw(|f| draw(f, &app)).unwrap();
             })
         },
     );

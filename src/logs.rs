@@ -381,7 +381,7 @@ impl Ring {
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Lines that did not reach a service's log file, as `ps` shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LogLoss {
     pub file: String,
     /// Lines of this run that are not in the file (the buffers still have the recent ones).

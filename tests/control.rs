@@ -10,16 +10,24 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-const TWO: &str = r#"
+/// The port `api` of `two()` declares (it never binds it), picked free once.
+static API_PORT: std::sync::LazyLock<u16> = std::sync::LazyLock::new(common::free_port);
+
+fn two() -> String {
+    format!(
+        r#"
 [services.db]
 run = "echo db=$$; sleep 300"
 [services.api]
 run = "echo api=$$; while :; do echo tick; sleep 0.2; done"
-port = 47311
+port = {}
 depends_on = ["db"]
 [services.api.health]
 log = "tick"
-"#;
+"#,
+        *API_PORT
+    )
+}
 
 /// A stack running in the foreground, with its socket answering.
 fn running(toml: &str) -> Stack {
@@ -67,7 +75,7 @@ fn shut(mut stack: Stack) {
 
 #[test]
 fn ps_shows_every_service_as_a_table_and_as_json() {
-    let stack = running(TWO);
+    let stack = running(&two());
     stack.wait_for("health: healthy", 20);
     let (code, out, _) = cli(&stack, &["ps"]);
     assert_eq!(code, 0);
@@ -82,21 +90,21 @@ fn ps_shows_every_service_as_a_table_and_as_json() {
         out.lines().any(|l| l.starts_with("api")
             && l.contains("running")
             && l.contains("healthy")
-            && l.contains("47311")),
+            && l.contains(&API_PORT.to_string())),
         "{out}"
     );
     let services = ps_json(&stack);
     assert_eq!(services[0]["name"], "db");
     assert_eq!(services[1]["state"], "running");
     assert_eq!(services[1]["health"], "healthy");
-    assert_eq!(services[1]["port"], 47311);
+    assert_eq!(services[1]["port"], *API_PORT);
     assert!(services[1]["pid"].as_i64().unwrap() > 0);
     shut(stack);
 }
 
 #[test]
 fn restart_gives_a_new_pid_and_waits_until_ready() {
-    let stack = running(TWO);
+    let stack = running(&two());
     let old = stack.wait_number("api=", 20);
     let (code, out, err) = cli(&stack, &["restart", "api"]);
     assert_eq!(code, 0, "{err}");
@@ -114,7 +122,7 @@ fn restart_gives_a_new_pid_and_waits_until_ready() {
 
 #[test]
 fn stop_then_start() {
-    let stack = running(TWO);
+    let stack = running(&two());
     let old = stack.wait_number("api=", 20);
     let (code, out, _) = cli(&stack, &["stop", "api"]);
     assert_eq!(code, 0);
@@ -130,7 +138,7 @@ fn stop_then_start() {
 
 #[test]
 fn actions_on_unknown_services_fail_with_the_candidates() {
-    let stack = running(TWO);
+    let stack = running(&two());
     let (code, _, err) = cli(&stack, &["restart", "apii"]);
     assert_eq!(code, 2, "bad usage, as for `up` and `ci`");
     assert!(
@@ -142,7 +150,7 @@ fn actions_on_unknown_services_fail_with_the_candidates() {
 
 #[test]
 fn logs_prints_the_tail_and_follow_streams_new_lines() {
-    let stack = running(TWO);
+    let stack = running(&two());
     stack.wait_for("| tick", 20);
     let (code, out, _) = cli(&stack, &["logs", "-n", "3", "api"]);
     assert_eq!(code, 0);
@@ -183,7 +191,7 @@ fn logs_read_the_files_when_no_stack_runs() {
 
 #[test]
 fn malformed_requests_get_errors_and_the_connection_stays_usable() {
-    let stack = running(TWO);
+    let stack = running(&two());
     let mut conn = socket(&stack);
     let bad = roundtrip(&mut conn, "this is not json");
     assert_eq!(bad["ok"], false);
@@ -217,7 +225,7 @@ fn malformed_requests_get_errors_and_the_connection_stays_usable() {
 
 #[test]
 fn subscribe_streams_state_changes() {
-    let stack = running(TWO);
+    let stack = running(&two());
     stack.wait_for("health: healthy", 20);
     let mut conn = socket(&stack);
     let first = roundtrip(&mut conn, r#"{"cmd":"subscribe"}"#);
@@ -243,7 +251,7 @@ fn subscribe_streams_state_changes() {
 
 #[test]
 fn the_socket_is_private_and_a_stale_one_is_replaced() {
-    let stack = Stack::new(TWO);
+    let stack = Stack::new(&two());
     std::fs::create_dir_all(stack.path().join(".devstack")).unwrap();
     let path = stack.path().join(".devstack/devstack.sock");
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap()); // a socket nobody serves
@@ -259,7 +267,7 @@ fn the_socket_is_private_and_a_stale_one_is_replaced() {
 
 #[test]
 fn up_detached_then_down_leaves_nothing_running() {
-    let stack = Stack::new(TWO);
+    let stack = Stack::new(&two());
     let (code, _, err) = cli(&stack, &["up", "-d"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("stack started in the background"), "{err}");

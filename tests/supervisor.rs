@@ -259,22 +259,26 @@ fn up_with_names_starts_only_those_and_their_dependencies() {
 
 #[test]
 fn services_get_port_name_and_url_variables() {
-    let mut stack = Stack::new(
+    let (db, api) = (common::free_port(), common::free_port());
+    let mut stack = Stack::new(&format!(
         r#"
         [env]
         GREETING = "hi"
         [services.user-db]
         run = "sleep 300"
-        port = 45431
+        port = {db}
         [services.api]
         run = "echo port=$PORT svc=$DEVSTACK_SERVICE db=$USER_DB_URL greet=$GREETING; sleep 300"
-        port = 45432
-        "#,
-    );
+        port = {api}
+        "#
+    ));
     stack.start(&["up"]);
-    let out = stack.wait_for("greet=", 20);
+    // (The spawn line shows the command itself, `greet=$GREETING`.)
+    let out = stack.wait_for("greet=hi", 20);
     assert!(
-        out.contains("port=45432 svc=api db=http://127.0.0.1:45431 greet=hi"),
+        out.contains(&format!(
+            "port={api} svc=api db=http://127.0.0.1:{db} greet=hi"
+        )),
         "{out}"
     );
     stack.signal(Signal::SIGINT);

@@ -134,7 +134,7 @@ fn a_daemon_a_task_starts_lives_until_the_stack_stops() {
     let mut stack = Stack::new(
         r#"
         [services.initdb]
-        build = "(setsid sh -c 'echo $$ > db.pid; exec sleep 300' </dev/null >/dev/null 2>&1 &); echo started"
+        build = "(setsid sh -c 'echo $$ > db.pid; exec sleep 300' </dev/null >/dev/null 2>&1 &); while [ ! -s db.pid ]; do sleep 0.05; done; echo started"
         [services.app]
         run = "sleep 300"
         depends_on = ["initdb"]

@@ -1,25 +1,27 @@
 //! The dashboard rendered with ratatui's TestBackend: no terminal, no processes.
 
-use devstack::engine::ServiceView;
+use devstack::engine::{HealthState, ServiceView, State};
 use devstack::logs::{LogHub, LogLine, Stream};
 use devstack::ui::action::Action;
 use devstack::ui::app::App;
 use devstack::ui::draw::draw;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
 use ratatui::style::Color;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-fn view(name: &str, state: &'static str, detail: &str) -> ServiceView {
-    let running = state == "running";
+fn view(name: &str, state: &str, detail: &str) -> ServiceView {
+    let state: State = state.parse().unwrap();
+    let running = state == State::Running;
     ServiceView {
         name: name.into(),
         state,
         detail: detail.into(),
-        health: running.then_some("healthy"),
+        health: running.then_some(HealthState::Healthy),
         health_error: None,
-        ready: running || state == "completed",
+        ready: running || state == State::Completed,
         wanted: true,
         auto_rebuild: None,
         spawns: 1,
@@ -91,6 +93,7 @@ fn demo(dir: &std::path::Path) -> App {
 
 fn render(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    app.arrange(Rect::new(0, 0, width, height));
     terminal.draw(|f| draw(f, app)).unwrap();
     terminal
 }

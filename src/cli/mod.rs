@@ -182,14 +182,16 @@ pub fn main() -> ExitCode {
             lines,
             file: _,
         } => match remote::find(file) {
-            Some(stack) => remote::logs(stack, &services, lines, follow, stdout_color),
-            None => with_config(file, |cfg| {
+            Err(code) => code,
+            Ok(Some(stack)) => remote::logs(stack, &services, lines, follow, stdout_color),
+            Ok(None) => with_config(file, |cfg| {
                 remote::logs_from_files(&cfg, &services, lines, follow, stdout_color)
             }),
         },
         Cmd::Down => match remote::find(file) {
-            Some(stack) => remote::down(stack),
-            None => with_config(file, |cfg| {
+            Err(code) => code,
+            Ok(Some(stack)) => remote::down(stack),
+            Ok(None) => with_config(file, |cfg| {
                 note(&format!("nothing is running in {}", cfg.root.display()));
                 ExitCode::SUCCESS
             }),
@@ -220,8 +222,9 @@ fn with_config(file: Option<&Path>, command: impl FnOnce(Config) -> ExitCode) ->
 /// broken or deleted while it runs); when none runs, the config says where none runs.
 fn with_stack(file: Option<&Path>, command: impl FnOnce(remote::Running) -> ExitCode) -> ExitCode {
     match remote::find(file) {
-        Some(stack) => command(stack),
-        None => with_config(file, |cfg| remote::not_running(&cfg)),
+        Err(code) => code,
+        Ok(Some(stack)) => command(stack),
+        Ok(None) => with_config(file, |cfg| remote::not_running(&cfg)),
     }
 }
 

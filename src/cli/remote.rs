@@ -3,12 +3,13 @@
 
 use super::note;
 use devstack::config::{self, Config};
-use devstack::control::client::Client;
-use devstack::control::{Request, WireLine};
+use devstack::control::client::{self, Client};
+use devstack::control::{LineStream, Message, Request, WireLine};
+use devstack::engine::ServiceView;
 use devstack::headless::Printer;
 use devstack::logs::{self, LineTap, LogLine, Stream};
 use devstack::statedir::{self, StateDir};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,8 +44,8 @@ fn connect(state: &StateDir) -> Option<Client> {
 /// edited into an error, or deleted, while the stack runs): with `-f PATH`, the one in PATH's
 /// folder; otherwise the nearest folder, from here up, whose `.devstack/` has a stack answering,
 /// stopping at the nearest folder with a `devstack.toml` (the stack `up` would start here).
-/// None when that stack is not running.
-pub fn find(file: Option<&Path>) -> Option<Running> {
+/// None when that stack is not running; an error (said) when it speaks another protocol.
+pub fn find(file: Option<&Path>) -> Result<Option<Running>, ExitCode> {
     let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let folders: Vec<PathBuf> = match file {
         Some(f) => {
@@ -55,14 +56,18 @@ pub fn find(file: Option<&Path>) -> Option<Running> {
     };
     for folder in folders {
         let state = StateDir::new(&folder);
-        if let Some(client) = connect(&state) {
-            return Some(Running { state, client });
+        if let Some(mut client) = connect(&state) {
+            // Always first, so that a stack of another devstack version says so clearly.
+            if let Err(e) = client.hello() {
+                return Err(fail(&state, e));
+            }
+            return Ok(Some(Running { state, client }));
         }
         if folder.join(config::FILE_NAME).is_file() {
-            return None;
+            return Ok(None);
         }
     }
-    None
+    Ok(None)
 }
 
 pub fn not_running(cfg: &Config) -> ExitCode {
@@ -73,42 +78,48 @@ pub fn not_running(cfg: &Config) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The answer, or its error printed.
-fn ok(answer: std::io::Result<Value>) -> Result<Value, ExitCode> {
-    match answer {
-        Ok(v) if v["ok"] == json!(true) => Ok(v),
-        Ok(v) => {
-            let error = v["error"].as_str().unwrap_or("unknown error");
-            note(&format!("error: {error}"));
-            // Naming a service the stack doesn't have is bad usage, as for `up` and `ci`.
-            Err(if error.starts_with("unknown service") {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            })
+/// Say why a request failed; the exit code for it.
+fn fail(state: &StateDir, e: client::Error) -> ExitCode {
+    match &e {
+        client::Error::NoHello => {
+            let pid = state
+                .running_pid()
+                .map_or(String::new(), |pid| format!(" (stack pid {pid})"));
+            note(&format!("error: {e}{pid}"));
         }
-        Err(e) => {
-            note(&format!("error: lost the connection to the stack: {e}"));
-            Err(ExitCode::FAILURE)
-        }
+        _ => note(&format!("error: {e}")),
+    }
+    match e {
+        // Naming a service the stack doesn't have is bad usage, as for `up` and `ci`.
+        client::Error::Stack(error) if error.starts_with("unknown service") => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
     }
 }
 
+impl Running {
+    /// Ask the stack; the answer, or its error said.
+    fn ask<T>(
+        &mut self,
+        request: impl FnOnce(&mut Client) -> Result<T, client::Error>,
+    ) -> Result<T, ExitCode> {
+        request(&mut self.client).map_err(|e| fail(&self.state, e))
+    }
+}
+
+/// `-` for what is not there.
+fn or_dash(v: Option<impl ToString>) -> String {
+    v.map_or("-".to_string(), |v| v.to_string())
+}
+
 pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
-    let answer = match ok(stack.client.request(&Request::Ps)) {
+    let services = match stack.ask(|c| c.ps()) {
         Ok(v) => v,
         Err(code) => return code,
     };
-    let services = answer["services"].as_array().cloned().unwrap_or_default();
     if json_out {
-        out(&serde_json::to_string_pretty(&json!({ "services": services })).expect("JSON"));
+        out(&ps_json(&services));
         return ExitCode::SUCCESS;
     }
-    let text = |v: &Value| match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     let mut rows = vec![
         [
             "NAME", "STATE", "HEALTH", "PID", "PORT", "UPTIME", "RESTARTS",
@@ -116,17 +127,14 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
         .map(String::from),
     ];
     for s in &services {
-        let uptime = s["uptime_secs"]
-            .as_u64()
-            .map_or("-".to_string(), devstack::engine::uptime);
         rows.push([
-            text(&s["name"]),
-            text(&s["detail"]),
-            text(&s["health"]),
-            text(&s["pid"]),
-            text(&s["port"]),
-            uptime,
-            text(&s["restarts"]),
+            s.name.clone(),
+            s.detail.clone(),
+            or_dash(s.health),
+            or_dash(s.pid),
+            or_dash(s.port),
+            or_dash(s.uptime_secs.map(devstack::engine::uptime)),
+            s.restarts.to_string(),
         ]);
     }
     let widths: Vec<usize> = (0..7)
@@ -141,23 +149,28 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
         out(cells.join("  ").trim_end());
     }
     for s in &services {
-        let lost = &s["log_lost"];
-        if lost.is_object() {
-            let lines = lost["lines"].as_u64().unwrap_or(0);
-            let file = lost["file"].as_str().unwrap_or("its log file");
-            out(&match lost["error"].as_str() {
+        if let Some(lost) = &s.log_lost {
+            let (name, file, lines) = (&s.name, &lost.file, lost.lines);
+            out(&match &lost.error {
                 Some(e) => format!(
-                    "{}: log file {file}: {e}; {lines} lines not written (kept in memory only)",
-                    text(&s["name"])
+                    "{name}: log file {file}: {e}; {lines} lines not written (kept in memory only)"
                 ),
                 None => format!(
-                    "{}: {lines} lines are missing from log file {file} (it failed and works again)",
-                    text(&s["name"])
+                    "{name}: {lines} lines are missing from log file {file} (it failed and works again)"
                 ),
             });
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `ps --json`: `{"services":[...]}`, pretty, with each view's keys sorted, as it has always
+/// been printed. Numbers are read back from the views' JSON text, so that a `cpu_percent` of
+/// `0.4` stays `0.4` (a JSON value would widen the `f32` to `0.4000000059604645`).
+fn ps_json(services: &[ServiceView]) -> String {
+    let text = serde_json::to_string(services).expect("views are JSON");
+    let services: serde_json::Value = serde_json::from_str(&text).expect("JSON reads back");
+    serde_json::to_string_pretty(&json!({ "services": services })).expect("JSON")
 }
 
 pub fn act(mut stack: Running, action: Action, services: &[String]) -> ExitCode {
@@ -171,20 +184,16 @@ pub fn act(mut stack: Running, action: Action, services: &[String]) -> ExitCode 
             Action::Kill => (Request::Kill { service, wait }, "killed"),
         };
         let sent = now_rfc3339();
-        match ok(stack.client.request(&request)) {
-            Ok(answer) => {
-                let view = &answer["service"];
-                match view["pid"].as_i64() {
-                    Some(pid) => out(&format!(
-                        "{name}: {done} (pid {pid}, {})",
-                        view["detail"].as_str().unwrap_or("")
-                    )),
-                    None => out(&format!(
-                        "{name}: {done} ({})",
-                        view["detail"].as_str().unwrap_or("")
-                    )),
-                }
-            }
+        match stack.ask(|c| c.act(&request)) {
+            Ok(view) => match view {
+                Some(ServiceView {
+                    pid: Some(pid),
+                    detail,
+                    ..
+                }) => out(&format!("{name}: {done} (pid {pid}, {detail})")),
+                Some(view) => out(&format!("{name}: {done} ({})", view.detail)),
+                None => out(&format!("{name}: {done}")),
+            },
             Err(code) => {
                 if let Action::Rebuild = action {
                     show_build_output(&mut stack.client, name, &sent);
@@ -209,18 +218,12 @@ const BUILD_LINES_SEARCHED: usize = 5000;
 /// The last lines a service's build printed since `since`, on stderr: a failed `rebuild` shows
 /// why it failed, as the build's output would in a terminal.
 fn show_build_output(client: &mut Client, service: &str, since: &str) {
-    let request = Request::Logs {
-        services: vec![service.to_string()],
-        lines: BUILD_LINES_SEARCHED,
-        follow: false,
-    };
-    let Ok(answer) = client.request(&request) else {
+    let Ok(lines) = client.logs(&[service.to_string()], BUILD_LINES_SEARCHED, false) else {
         return;
     };
-    let lines: Vec<WireLine> = serde_json::from_value(answer["lines"].clone()).unwrap_or_default();
     let build: Vec<&WireLine> = lines
         .iter()
-        .filter(|l| l.stream == "build" && l.time.as_str() >= since)
+        .filter(|l| l.stream == LineStream::Build && l.time.as_str() >= since)
         .collect();
     let shown = &build[build.len().saturating_sub(BUILD_LINES_SHOWN)..];
     if shown.is_empty() {
@@ -237,7 +240,7 @@ fn show_build_output(client: &mut Client, service: &str, since: &str) {
 
 /// `restart --all`: every service in dependency order; waits until the stack is ready again.
 pub fn restart_all(mut stack: Running) -> ExitCode {
-    match ok(stack.client.request(&Request::RestartAll { wait: true })) {
+    match stack.ask(|c| c.call(&Request::RestartAll { wait: true })) {
         Ok(_) => {
             out("restarted every service");
             ExitCode::SUCCESS
@@ -251,7 +254,7 @@ pub fn watch(mut stack: Running, service: &str, auto: bool) -> ExitCode {
         service: service.to_string(),
         auto,
     };
-    match ok(stack.client.request(&request)) {
+    match stack.ask(|c| c.call(&request)) {
         Ok(_) => {
             out(&format!(
                 "{service}: rebuild on change {}",
@@ -264,7 +267,7 @@ pub fn watch(mut stack: Running, service: &str, auto: bool) -> ExitCode {
 }
 
 pub fn down(mut stack: Running) -> ExitCode {
-    if let Err(code) = ok(stack.client.request(&Request::Down)) {
+    if let Err(code) = stack.ask(|c| c.call(&Request::Down)) {
         return code;
     }
     // The stack is down once its socket stops answering.
@@ -378,20 +381,12 @@ pub fn logs(
     follow: bool,
     color: bool,
 ) -> ExitCode {
-    let answer = match ok(stack.client.request(&Request::Ps)) {
-        Ok(v) => v,
+    let names: Vec<String> = match stack.ask(|c| c.ps()) {
+        Ok(views) => views.into_iter().map(|v| v.name).collect(),
         Err(code) => return code,
     };
-    let names: Vec<String> = answer["services"]
-        .as_array()
-        .map(|all| {
-            all.iter()
-                .filter_map(|s| s["name"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
     let printer = Printer::new(&names, color);
-    logs_live(stack.client, &names, &printer, services, lines, follow)
+    logs_live(stack, &names, &printer, services, lines, follow)
 }
 
 /// `logs` when no stack runs: from the log files of the services in the config.
@@ -420,57 +415,53 @@ fn print_line(printer: &Printer, names: &[String], wire: &WireLine) {
     let Some(service) = names.iter().position(|n| *n == wire.service) else {
         return;
     };
-    let stream = match wire.stream.as_str() {
-        "build" => Stream::Build,
-        "devstack" => Stream::System,
-        _ => Stream::Out,
-    };
     printer.lines(&[LogLine {
         service,
-        stream,
+        stream: Stream::from(wire.stream),
         time: SystemTime::now(),
         text: wire.text.clone(),
     }]);
 }
 
 fn logs_live(
-    mut client: Client,
+    mut stack: Running,
     names: &[String],
     printer: &Printer,
     services: &[String],
     lines: usize,
     follow: bool,
 ) -> ExitCode {
-    let request = Request::Logs {
-        services: services.to_vec(),
-        lines,
-        follow,
-    };
-    let answer = match ok(client.request(&request)) {
-        Ok(v) => v,
+    let tail = match stack.ask(|c| c.logs(services, lines, follow)) {
+        Ok(tail) => tail,
         Err(code) => return code,
     };
-    let tail: Vec<WireLine> = serde_json::from_value(answer["lines"].clone()).unwrap_or_default();
     for line in &tail {
         print_line(printer, names, line);
     }
     if !follow {
         return ExitCode::SUCCESS;
     }
-    while let Ok(Some(msg)) = client.next_message() {
-        if let Ok(line) = serde_json::from_value::<WireLine>(msg["line"].clone()) {
-            print_line(printer, names, &line);
-        } else if let Some(n) = msg["missed"].as_u64() {
-            note(&format!(
+    loop {
+        match stack.client.next_message() {
+            Ok(Some(Message::Line { line })) => print_line(printer, names, &line),
+            Ok(Some(Message::Missed { missed })) => note(&format!(
                 "({} went by too fast to show; the log files have them)",
-                devstack::plural(n as usize, "line")
-            ));
-        } else if let Some(e) = msg["error"].as_str() {
-            note(&format!("error: {e}"));
-            return ExitCode::FAILURE;
+                devstack::plural(missed as usize, "line")
+            )),
+            Ok(Some(Message::End(end))) => {
+                let error = match end {
+                    devstack::control::Response::Error { error } => client::Error::Stack(error),
+                    _ => client::Error::Garbled("the stream ended without a reason".into()),
+                };
+                return fail(&stack.state, error);
+            }
+            // Not asked for on this stream.
+            Ok(Some(Message::Event { .. })) => {}
+            // The stack stopped: so does the follow.
+            Ok(None) | Err(client::Error::Lost(_)) => return ExitCode::SUCCESS,
+            Err(e) => return fail(&stack.state, e),
         }
     }
-    ExitCode::SUCCESS
 }
 
 fn read_files(
@@ -530,5 +521,50 @@ fn read_files(
                 line.clear();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devstack::engine::{HealthState, State};
+
+    #[test]
+    fn ps_json_sorts_keys_and_keeps_numbers_short() {
+        let view = ServiceView {
+            name: "api".into(),
+            state: State::Running,
+            health: Some(HealthState::Healthy),
+            health_error: None,
+            ready: true,
+            wanted: true,
+            auto_rebuild: None,
+            spawns: 1,
+            building: false,
+            build_failed: false,
+            cpu_percent: Some(0.4),
+            mem_bytes: Some(12),
+            crash_loop: false,
+            settled: false,
+            detail: "running".into(),
+            pid: Some(7),
+            port: None,
+            restarts: 0,
+            since: None,
+            uptime_secs: Some(3),
+            log_lost: None,
+        };
+        let text = ps_json(&[view]);
+        assert!(text.contains(r#""cpu_percent": 0.4,"#), "{text}");
+        assert!(text.contains(r#""state": "running","#), "{text}");
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("      \""))
+            .map(|l| l.trim().split('"').nth(1).unwrap())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(keys.len(), 19, "{keys:?}");
     }
 }

@@ -1,7 +1,9 @@
-//! A blocking client of the control socket, for the CLI.
+//! A blocking client of the control socket, for the CLI: requests and answers as the types of
+//! [`super`], the same the server writes.
 
-use super::Request;
-use serde_json::Value;
+use super::{Answer, Message, PROTOCOL, Request, Response, WireLine};
+use crate::engine::ServiceView;
+use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -9,6 +11,52 @@ use std::path::Path;
 pub struct Client {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
+}
+
+/// Why a request got no answer it could use.
+#[derive(Debug)]
+pub enum Error {
+    /// The connection failed, or the stack closed it.
+    Lost(io::Error),
+    /// The stack answered `{"ok":false,"error":...}`.
+    Stack(String),
+    /// The stack's answer can't be read, or is not an answer to the request.
+    Garbled(String),
+    /// The stack does not know `hello`: a devstack from before protocol versions.
+    NoHello,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Lost(e) => write!(f, "lost the connection to the stack: {e}"),
+            Error::Stack(e) => f.write_str(e),
+            Error::Garbled(e) => write!(
+                f,
+                "cannot read the stack's answer ({e}); is it another devstack version?"
+            ),
+            Error::NoHello => write!(
+                f,
+                "this stack speaks no protocol version (it is an older devstack); this devstack speaks {PROTOCOL}: use the same devstack version"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Lost(e)
+    }
+}
+
+/// What a `hello` learnt of the stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub version: u32,
+    /// The stack's devstack version.
+    pub devstack: String,
 }
 
 impl Client {
@@ -21,27 +69,172 @@ impl Client {
         })
     }
 
-    /// Send one request; return its first answer line.
-    pub fn request(&mut self, request: &Request) -> io::Result<Value> {
+    /// Say which protocol this client speaks; an error when the stack speaks another one.
+    pub fn hello(&mut self) -> Result<Hello, Error> {
+        match self.send(&Request::Hello { version: PROTOCOL })? {
+            Response::Ok(Answer::Hello { version, devstack }) => Ok(Hello { version, devstack }),
+            Response::Ok(_) => Err(Error::Garbled("not an answer to `hello`".into())),
+            // What a stack from before `hello` says to it.
+            Response::Error { error } if error.contains("unknown variant `hello`") => {
+                Err(Error::NoHello)
+            }
+            Response::Error { error } => Err(Error::Stack(error)),
+        }
+    }
+
+    /// Send one request; its answer, or the stack's error.
+    pub fn call(&mut self, request: &Request) -> Result<Answer, Error> {
+        match self.send(request)? {
+            Response::Ok(answer) => Ok(answer),
+            Response::Error { error } => Err(Error::Stack(error)),
+        }
+    }
+
+    /// Every service's view.
+    pub fn ps(&mut self) -> Result<Vec<ServiceView>, Error> {
+        match self.call(&Request::Ps)? {
+            Answer::Services { services } => Ok(services),
+            _ => Err(Error::Garbled("not an answer to `ps`".into())),
+        }
+    }
+
+    /// An action on one service (`start`, `stop`, …): the service's view once it took effect, or
+    /// None when the request said not to wait.
+    pub fn act(&mut self, request: &Request) -> Result<Option<ServiceView>, Error> {
+        match self.call(request)? {
+            Answer::Service { service } => Ok(Some(service)),
+            Answer::Done {} => Ok(None),
+            _ => Err(Error::Garbled("not an answer to an action".into())),
+        }
+    }
+
+    /// The last `lines` log lines of `services` (all when empty); with `follow`, the lines after
+    /// them come from [`Client::next_message`].
+    pub fn logs(
+        &mut self,
+        services: &[String],
+        lines: usize,
+        follow: bool,
+    ) -> Result<Vec<WireLine>, Error> {
+        let request = Request::Logs {
+            services: services.to_vec(),
+            lines,
+            follow,
+        };
+        match self.call(&request)? {
+            Answer::Lines { lines } => Ok(lines),
+            _ => Err(Error::Garbled("not an answer to `logs`".into())),
+        }
+    }
+
+    fn send(&mut self, request: &Request) -> Result<Response, Error> {
         let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
         line.push(b'\n');
         self.writer.write_all(&line)?;
-        self.next_message()?.ok_or_else(|| {
-            io::Error::new(
+        self.read()?.ok_or_else(|| {
+            Error::Lost(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the stack closed the connection",
-            )
+            ))
         })
     }
 
-    /// The next line of a stream (`logs` with `follow`, `subscribe`); None when it ends.
-    pub fn next_message(&mut self) -> io::Result<Option<Value>> {
+    /// The next message of a stream (`logs` with `follow`, `subscribe`); None when it ends.
+    pub fn next_message(&mut self) -> Result<Option<Message>, Error> {
+        self.read()
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&mut self) -> Result<Option<T>, Error> {
         let mut line = String::new();
         if self.reader.read_line(&mut line)? == 0 {
             return Ok(None);
         }
         serde_json::from_str(&line)
             .map(Some)
-            .map_err(io::Error::other)
+            .map_err(|e| Error::Garbled(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// A stack that answers each request line with the next of `answers`.
+    fn fake_stack(answers: &[&str]) -> (Client, std::thread::JoinHandle<Vec<String>>) {
+        let answers: Vec<String> = answers.iter().map(|a| a.to_string()).collect();
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("devstack-client-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut writer = conn;
+            let mut heard = Vec::new();
+            for answer in answers {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                heard.push(line.trim_end().to_string());
+                writer.write_all(format!("{answer}\n").as_bytes()).unwrap();
+            }
+            let _ = std::fs::remove_dir_all(dir);
+            heard
+        });
+        let client = Client::connect(&path).unwrap();
+        (client, server)
+    }
+
+    #[test]
+    fn hello_says_the_protocol_and_reads_the_stacks_version() {
+        let (mut client, server) = fake_stack(&[r#"{"ok":true,"version":1,"devstack":"9.9.9"}"#]);
+        let hello = client.hello().unwrap();
+        assert_eq!(hello.devstack, "9.9.9");
+        let heard = server.join().unwrap();
+        assert_eq!(
+            heard,
+            [format!(r#"{{"cmd":"hello","version":{PROTOCOL}}}"#)]
+        );
+    }
+
+    #[test]
+    fn a_stack_of_another_protocol_is_a_clear_error() {
+        let refusal = r#"{"ok":false,"error":"this stack speaks protocol 7; this devstack speaks 1: use the same devstack version (stack pid 42)"}"#;
+        let (mut client, server) = fake_stack(&[refusal]);
+        let e = client.hello().unwrap_err();
+        assert!(matches!(e, Error::Stack(_)));
+        assert_eq!(
+            e.to_string(),
+            "this stack speaks protocol 7; this devstack speaks 1: use the same devstack version (stack pid 42)"
+        );
+        let _ = server.join();
+    }
+
+    #[test]
+    fn a_stack_from_before_hello_is_a_clear_error() {
+        let (mut client, server) = fake_stack(&[
+            r#"{"ok":false,"error":"bad request: unknown variant `hello`, expected one of `ps`, `start`"}"#,
+        ]);
+        let e = client.hello().unwrap_err();
+        assert!(matches!(e, Error::NoHello), "{e:?}");
+        assert!(
+            e.to_string().contains("use the same devstack version"),
+            "{e}"
+        );
+        let _ = server.join();
+    }
+
+    #[test]
+    fn an_unreadable_answer_is_an_error_not_another_answer() {
+        // A state this version does not know: the view can't be read.
+        let (mut client, server) =
+            fake_stack(&[r#"{"ok":true,"services":[{"name":"api","state":"hibernating"}]}"#]);
+        let e = client.ps().unwrap_err();
+        assert!(matches!(e, Error::Garbled(_)), "{e:?}");
+        assert!(e.to_string().contains("another devstack version"), "{e}");
+        let _ = server.join();
     }
 }

@@ -1,17 +1,28 @@
 //! The control socket (`.devstack/devstack.sock`): one JSON object per line each way. The server
 //! drives the same engine commands as the TUI; the client is what `devstack ps`, `restart`,
-//! `logs` … use.
+//! `logs` … use. Both speak through the types of this module: a [`Request`] goes one way; a
+//! [`Response`] comes back, then, on a stream, [`Message`]s.
 
 pub mod client;
 pub mod server;
 
+use crate::engine::ServiceView;
 use crate::logs::{LogLine, Stream, strip_sgr};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// The version of this protocol, exchanged by `hello`. Raise it when a request or an answer
+/// changes in a way the other side can't read; `hello` itself never changes.
+pub const PROTOCOL: u32 = 1;
 
 /// A request. `wait` (default true) makes an action answer once it took effect.
-#[derive(Debug, Deserialize, Serialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Request {
+    /// The client's protocol version; answered with the stack's, or an error when they differ.
+    /// Optional: a request without it is read as the current version.
+    Hello {
+        version: u32,
+    },
     Ps,
     Start {
         service: String,
@@ -71,12 +82,172 @@ fn default_lines() -> usize {
     100
 }
 
+/// An answer: `{"ok":true,...}` with what the request asked for, or `{"ok":false,"error":"..."}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "WireResponse")]
+pub enum Response {
+    Ok(Answer),
+    Error { error: String },
+}
+
+impl Response {
+    pub fn error(message: impl Into<String>) -> Response {
+        Response::Error {
+            error: message.into(),
+        }
+    }
+}
+
+/// What a successful answer carries beside `"ok":true` (its fields, side by side with `ok`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// `hello`: the stack's protocol and devstack version.
+    Hello { version: u32, devstack: String },
+    /// `traffic`: nothing yet (the edges come with traffic capture).
+    Traffic {
+        edges: Vec<serde_json::Value>,
+        note: String,
+    },
+    /// `ps`, `restart-all` (once it took effect), and the first answer of `subscribe`.
+    Services { services: Vec<ServiceView> },
+    /// An action on one service (once it took effect), `watch`.
+    Service { service: ServiceView },
+    /// `logs`: the tail (a follow's lines come after, as `Message::Line`).
+    Lines { lines: Vec<WireLine> },
+    /// Done: `down`, an action with `"wait":false`.
+    Done {},
+}
+
+impl Serialize for Response {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Ok<'a> {
+            ok: bool,
+            #[serde(flatten)]
+            answer: &'a Answer,
+        }
+        #[derive(Serialize)]
+        struct Error<'a> {
+            ok: bool,
+            error: &'a str,
+        }
+        match self {
+            Response::Ok(answer) => Ok { ok: true, answer }.serialize(s),
+            Response::Error { error } => Error { ok: false, error }.serialize(s),
+        }
+    }
+}
+
+/// A response as read: which answer it is follows from the fields it has (so that a field that
+/// can't be read is an error that says why, not another kind of answer).
+#[derive(Deserialize)]
+struct WireResponse {
+    ok: bool,
+    error: Option<String>,
+    version: Option<u32>,
+    devstack: Option<String>,
+    edges: Option<Vec<serde_json::Value>>,
+    note: Option<String>,
+    services: Option<Vec<ServiceView>>,
+    service: Option<ServiceView>,
+    lines: Option<Vec<WireLine>>,
+}
+
+impl TryFrom<WireResponse> for Response {
+    type Error = String;
+
+    fn try_from(w: WireResponse) -> Result<Response, String> {
+        if !w.ok {
+            return Ok(Response::Error {
+                error: w.error.ok_or("`\"ok\":false` without an `error`")?,
+            });
+        }
+        Ok(Response::Ok(match w {
+            WireResponse {
+                version: Some(version),
+                devstack: Some(devstack),
+                ..
+            } => Answer::Hello { version, devstack },
+            WireResponse {
+                edges: Some(edges),
+                note: Some(note),
+                ..
+            } => Answer::Traffic { edges, note },
+            WireResponse {
+                services: Some(services),
+                ..
+            } => Answer::Services { services },
+            WireResponse {
+                service: Some(service),
+                ..
+            } => Answer::Service { service },
+            WireResponse {
+                lines: Some(lines), ..
+            } => Answer::Lines { lines },
+            _ => Answer::Done {},
+        }))
+    }
+}
+
+/// What a stream (`logs` with `follow`, `subscribe`) sends after its first answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Message {
+    /// `{"line":{...}}`: a log line.
+    Line { line: WireLine },
+    /// `{"event":"state","service":{...}}`: a service's state changed.
+    Event { event: Event, service: ServiceView },
+    /// `{"missed":N}`: the client fell so far behind that N messages went by.
+    Missed { missed: u64 },
+    /// `{"ok":false,"error":"..."}`: the stream ends, and why (`dropped: ...`).
+    End(Response),
+}
+
+/// The kind of an event on a `subscribe` stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    State,
+}
+
+/// Which output a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineStream {
+    /// The service's run process.
+    Out,
+    /// Its build.
+    Build,
+    /// devstack, about the service.
+    Devstack,
+}
+
+impl From<Stream> for LineStream {
+    fn from(s: Stream) -> Self {
+        match s {
+            Stream::Out => LineStream::Out,
+            Stream::Build => LineStream::Build,
+            Stream::System => LineStream::Devstack,
+        }
+    }
+}
+
+impl From<LineStream> for Stream {
+    fn from(s: LineStream) -> Self {
+        match s {
+            LineStream::Out => Stream::Out,
+            LineStream::Build => Stream::Build,
+            LineStream::Devstack => Stream::System,
+        }
+    }
+}
+
 /// One log line on the wire.
-#[derive(Debug, Serialize, Deserialize, Clone)]
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq)]
 pub struct WireLine {
     pub service: String,
-    /// `out`, `build` or `devstack`
-    pub stream: String,
+    pub stream: LineStream,
     /// RFC 3339 with milliseconds
     pub time: String,
     /// Without colour codes.
@@ -87,14 +258,129 @@ impl WireLine {
     pub fn new(line: &LogLine, names: &[String]) -> Self {
         WireLine {
             service: names[line.service].clone(),
-            stream: match line.stream {
-                Stream::Out => "out",
-                Stream::Build => "build",
-                Stream::System => "devstack",
-            }
-            .into(),
+            stream: line.stream.into(),
             time: humantime::format_rfc3339_millis(line.time).to_string(),
             text: strip_sgr(&line.text).into_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn round_trip(response: Response, wire: serde_json::Value) {
+        assert_eq!(serde_json::to_value(&response).unwrap(), wire);
+        let text = serde_json::to_string(&response).unwrap();
+        assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), response);
+    }
+
+    /// The README's forms: `{"ok":true,...}` with the answer's fields beside `ok`, or
+    /// `{"ok":false,"error":"..."}`.
+    #[test]
+    fn responses_are_written_as_documented() {
+        round_trip(
+            Response::Ok(Answer::Hello {
+                version: 1,
+                devstack: "0.1.0".into(),
+            }),
+            json!({"ok": true, "version": 1, "devstack": "0.1.0"}),
+        );
+        round_trip(Response::Ok(Answer::Done {}), json!({"ok": true}));
+        round_trip(
+            Response::error("unknown service `x`"),
+            json!({"ok": false, "error": "unknown service `x`"}),
+        );
+        round_trip(
+            Response::Ok(Answer::Services { services: vec![] }),
+            json!({"ok": true, "services": []}),
+        );
+        round_trip(
+            Response::Ok(Answer::Traffic {
+                edges: vec![],
+                note: "n".into(),
+            }),
+            json!({"ok": true, "edges": [], "note": "n"}),
+        );
+        let line = WireLine {
+            service: "api".into(),
+            stream: LineStream::Devstack,
+            time: "2025-01-01T00:00:00.000Z".into(),
+            text: "hi".into(),
+        };
+        round_trip(
+            Response::Ok(Answer::Lines {
+                lines: vec![line.clone()],
+            }),
+            json!({"ok": true, "lines": [{"service": "api", "stream": "devstack", "time": "2025-01-01T00:00:00.000Z", "text": "hi"}]}),
+        );
+        // The server writes a tail piece by piece: the same bytes as the whole.
+        assert_eq!(
+            serde_json::to_string(&Response::Ok(Answer::Lines { lines: vec![] })).unwrap(),
+            r#"{"ok":true,"lines":[]}"#
+        );
+        let err = serde_json::from_str::<Response>(r#"{"ok":false}"#).unwrap_err();
+        assert!(err.to_string().contains("without an `error`"), "{err}");
+    }
+
+    #[test]
+    fn stream_messages_are_written_as_documented() {
+        let line = WireLine {
+            service: "api".into(),
+            stream: LineStream::Out,
+            time: "t".into(),
+            text: "x".into(),
+        };
+        let cases = [
+            (
+                Message::Line { line },
+                json!({"line": {"service": "api", "stream": "out", "time": "t", "text": "x"}}),
+            ),
+            (Message::Missed { missed: 3 }, json!({"missed": 3})),
+            (
+                Message::End(Response::error("dropped: took nothing")),
+                json!({"ok": false, "error": "dropped: took nothing"}),
+            ),
+        ];
+        for (message, wire) in cases {
+            assert_eq!(serde_json::to_value(&message).unwrap(), wire);
+            assert_eq!(serde_json::from_value::<Message>(wire).unwrap(), message);
+        }
+        assert_eq!(serde_json::to_value(Event::State).unwrap(), json!("state"));
+    }
+
+    #[test]
+    fn requests_are_written_as_documented() {
+        let cases = [
+            (
+                Request::Hello { version: PROTOCOL },
+                json!({"cmd": "hello", "version": PROTOCOL}),
+            ),
+            (Request::Ps, json!({"cmd": "ps"})),
+            (
+                Request::RestartAll { wait: false },
+                json!({"cmd": "restart-all", "wait": false}),
+            ),
+            (
+                Request::Watch {
+                    service: "api".into(),
+                    auto: true,
+                },
+                json!({"cmd": "watch", "service": "api", "auto": true}),
+            ),
+        ];
+        for (request, wire) in cases {
+            assert_eq!(serde_json::to_value(&request).unwrap(), wire);
+            assert_eq!(serde_json::from_value::<Request>(wire).unwrap(), request);
+        }
+        // Defaults, for people typing requests by hand.
+        assert_eq!(
+            serde_json::from_value::<Request>(json!({"cmd": "restart", "service": "api"})).unwrap(),
+            Request::Restart {
+                service: "api".into(),
+                wait: true
+            }
+        );
     }
 }

@@ -1,12 +1,11 @@
 //! The socket server: answers requests with the engine's views and commands.
 
-use super::{Request, WireLine};
+use super::{Answer, Event, Message, PROTOCOL, Request, Response, WireLine};
 use crate::engine::ready::Verdict;
-use crate::engine::{Command, Handle, ServiceView};
+use crate::engine::{Command, Handle, ServiceView, State};
 use crate::logs::{LogHub, LogLine, Tail};
 use crate::statedir;
 use serde::Serialize;
-use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -109,7 +108,7 @@ pub async fn serve(socket: Socket, ctx: Arc<Context>) {
                     let refusal = error(format!(
                         "too many connections: {MAX_CONNECTIONS} are open and busy"
                     ));
-                    let _ = stream.try_write(format!("{refusal}\n").as_bytes());
+                    let _ = stream.try_write(&line(&refusal));
                 }
             },
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -190,12 +189,12 @@ impl Slot {
     }
 
     /// Make this connection a stream, if there is room for one more.
-    fn stream(&self) -> Result<(), Value> {
+    fn stream(&self) -> Result<(), String> {
         let mut inner = self.slots.inner.lock().expect("slots lock");
         if inner.streams >= MAX_STREAMS {
-            return Err(error(format!(
+            return Err(format!(
                 "too many streams: {MAX_STREAMS} connections follow logs or subscribe; close some"
-            )));
+            ));
         }
         if let Some(s) = inner.open.get_mut(&self.id)
             && !s.streaming
@@ -270,7 +269,7 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {
             }
             Request::Subscribe => match slot.stream() {
                 Ok(()) => subscribe(&ctx, &mut reader, &mut out).await,
-                Err(e) => out.send(&e).await.is_ok(),
+                Err(e) => out.send(&error(e)).await.is_ok(),
             },
             other => {
                 let answer = answer(&ctx, other).await;
@@ -351,7 +350,7 @@ impl Out {
                             "dropped: took nothing of what it was sent for {}s",
                             STALL.as_secs()
                         ));
-                        let _ = self.w.try_write(format!("{note}\n").as_bytes());
+                        let _ = self.w.try_write(&line(&note));
                     }
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -372,24 +371,58 @@ impl Out {
     }
 }
 
-fn error(message: impl Into<String>) -> Value {
-    json!({"ok": false, "error": message.into()})
+/// A message as one line, for a write that can't wait.
+fn line(message: &impl Serialize) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(message).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
 }
 
-fn index(ctx: &Context, name: &str) -> Result<usize, Value> {
+fn error(message: impl Into<String>) -> Response {
+    Response::error(message)
+}
+
+fn done(answer: Answer) -> Response {
+    Response::Ok(answer)
+}
+
+/// A service's index, or the error naming the services there are.
+fn index(ctx: &Context, name: &str) -> Result<usize, String> {
     ctx.names.iter().position(|n| n == name).ok_or_else(|| {
-        error(format!(
+        format!(
             "unknown service `{name}`; services are: {}",
             ctx.names.join(", ")
-        ))
+        )
     })
 }
 
-async fn answer(ctx: &Context, request: Request) -> Value {
+/// `hello`: the stack's version when the client speaks the same protocol.
+fn hello(version: u32) -> Response {
+    if version == PROTOCOL {
+        done(Answer::Hello {
+            version: PROTOCOL,
+            devstack: env!("CARGO_PKG_VERSION").to_string(),
+        })
+    } else {
+        error(format!(
+            "this stack speaks protocol {PROTOCOL}; this devstack speaks {version}: use the same devstack version (stack pid {})",
+            std::process::id()
+        ))
+    }
+}
+
+async fn answer(ctx: &Context, request: Request) -> Response {
     let (service, wait, cmd): (&str, bool, fn(usize) -> Command) = match &request {
-        Request::Ps => return json!({"ok": true, "services": *ctx.handle.views().borrow()}),
+        Request::Hello { version } => return hello(*version),
+        Request::Ps => {
+            let services = ctx.handle.views().borrow().clone();
+            return done(Answer::Services { services });
+        }
         Request::Traffic => {
-            return json!({"ok": true, "edges": [], "note": "traffic capture is not built yet"});
+            return done(Answer::Traffic {
+                edges: Vec::new(),
+                note: "traffic capture is not built yet".into(),
+            });
         }
         Request::Watch { service, auto } => {
             return match index(ctx, service) {
@@ -398,14 +431,15 @@ async fn answer(ctx: &Context, request: Request) -> Value {
                 )),
                 Ok(i) => {
                     ctx.handle.apply(Command::SetAuto(i, *auto)).await;
-                    json!({"ok": true, "service": ctx.handle.views().borrow()[i]})
+                    let service = ctx.handle.views().borrow()[i].clone();
+                    done(Answer::Service { service })
                 }
-                Err(e) => e,
+                Err(e) => error(e),
             };
         }
         Request::Down => {
             ctx.handle.send(Command::Shutdown);
-            return json!({"ok": true});
+            return done(Answer::Done {});
         }
         Request::RestartAll { wait } => return restart_all(ctx, *wait).await,
         Request::Start { service, wait } => (service, *wait, Command::Start),
@@ -417,14 +451,14 @@ async fn answer(ctx: &Context, request: Request) -> Value {
     };
     let i = match index(ctx, service) {
         Ok(i) => i,
-        Err(e) => return e,
+        Err(e) => return error(e),
     };
     let before = ctx.handle.views().borrow()[i].pid;
     if !ctx.handle.apply(cmd(i)).await {
         return error("the stack is shutting down");
     }
     if !wait {
-        return json!({"ok": true});
+        return done(Answer::Done {});
     }
     let stopping = matches!(request, Request::Stop { .. } | Request::Kill { .. });
     let mut views = ctx.handle.views();
@@ -441,7 +475,7 @@ async fn answer(ctx: &Context, request: Request) -> Value {
     })
     .await;
     match waited {
-        Ok(Ok(view)) => json!({"ok": true, "service": view}),
+        Ok(Ok(service)) => done(Answer::Service { service }),
         Ok(Err(e)) => error(format!("{service}: {e}")),
         Err(_) => error(format!(
             "{service}: no effect within {}s",
@@ -452,13 +486,13 @@ async fn answer(ctx: &Context, request: Request) -> Value {
 
 /// Restart all; with `wait`, answer once every service that ran has a new process and the
 /// stack is ready again (or failed).
-async fn restart_all(ctx: &Context, wait: bool) -> Value {
+async fn restart_all(ctx: &Context, wait: bool) -> Response {
     let before: Vec<Option<i32>> = ctx.handle.views().borrow().iter().map(|v| v.pid).collect();
     if !ctx.handle.apply(Command::RestartAll).await {
         return error("the stack is shutting down");
     }
     if !wait {
-        return json!({"ok": true});
+        return done(Answer::Done {});
     }
     let mut views = ctx.handle.views();
     let waited = tokio::time::timeout(ACTION_TIMEOUT, async {
@@ -481,7 +515,7 @@ async fn restart_all(ctx: &Context, wait: bool) -> Value {
     })
     .await;
     match waited {
-        Ok(Ok(now)) => json!({"ok": true, "services": now}),
+        Ok(Ok(services)) => done(Answer::Services { services }),
         Ok(Err(e)) => error(e),
         Err(_) => error(format!(
             "restart all: no effect within {}s",
@@ -500,8 +534,9 @@ fn effect(
 ) -> Option<Result<ServiceView, String>> {
     if stopping {
         // Done once the process it had is gone (someone may already have started a new one).
-        let gone = view.pid.is_none() || (view.pid != before && view.state != "stopping");
-        return (gone && !view.building && view.state != "stopping").then(|| Ok(view.clone()));
+        let stopping = view.state == State::Stopping;
+        let gone = view.pid.is_none() || (view.pid != before && !stopping);
+        return (gone && !view.building && !stopping).then(|| Ok(view.clone()));
     }
     if view.building {
         return None;
@@ -548,13 +583,13 @@ async fn logs(
             .collect::<Result<_, _>>()
         {
             Ok(w) => w,
-            Err(e) => return out.send(&e).await.is_ok(),
+            Err(e) => return out.send(&error(e)).await.is_ok(),
         }
     };
     if let Some(slot) = follow
         && let Err(e) = slot.stream()
     {
-        return out.send(&e).await.is_ok();
+        return out.send(&error(e)).await.is_ok();
     }
     let (tail, rx) = ctx.logs.tail_and_follow(&wanted, lines);
     if send_tail(ctx, out, tail).await.is_err() {
@@ -564,14 +599,15 @@ async fn logs(
         return true;
     }
     stream(reader, out, rx, |line: Arc<LogLine>| {
-        wanted
-            .contains(&line.service)
-            .then(|| json!({"line": WireLine::new(&line, &ctx.names)}))
+        wanted.contains(&line.service).then(|| Message::Line {
+            line: WireLine::new(&line, &ctx.names),
+        })
     })
     .await
 }
 
-/// `{"ok":true,"lines":[...]}`, written as it is read (the tail may reach into the log files).
+/// `Response::Ok(Answer::Lines)`, `{"ok":true,"lines":[...]}`, written as it is read (the tail
+/// may reach into the log files) rather than gathered whole.
 async fn send_tail(ctx: &Context, out: &mut Out, tail: Tail) -> io::Result<()> {
     out.raw(br#"{"ok":true,"lines":["#).await?;
     for (i, line) in tail.enumerate() {
@@ -590,7 +626,7 @@ async fn stream<T: Clone>(
     reader: &mut BufReader<OwnedReadHalf>,
     out: &mut Out,
     mut rx: Receiver<T>,
-    message: impl Fn(T) -> Option<Value>,
+    message: impl Fn(T) -> Option<Message>,
 ) -> bool {
     loop {
         let first = tokio::select! {
@@ -603,7 +639,7 @@ async fn stream<T: Clone>(
         while let Some(received) = next.take() {
             let msg = match received {
                 Ok(item) => message(item),
-                Err(RecvError::Lagged(n)) => Some(json!({"missed": n})),
+                Err(RecvError::Lagged(n)) => Some(Message::Missed { missed: n }),
                 Err(RecvError::Closed) => {
                     let _ = out.flush().await;
                     return false;
@@ -635,14 +671,17 @@ async fn subscribe(ctx: &Context, reader: &mut BufReader<OwnedReadHalf>, out: &m
     let events: broadcast::Receiver<ServiceView> = ctx.handle.events();
     let now = ctx.handle.views().borrow().clone();
     if out
-        .send(&json!({"ok": true, "services": now}))
+        .send(&done(Answer::Services { services: now }))
         .await
         .is_err()
     {
         return false;
     }
-    stream(reader, out, events, |view| {
-        Some(json!({"event": "state", "service": view}))
+    stream(reader, out, events, |service| {
+        Some(Message::Event {
+            event: Event::State,
+            service,
+        })
     })
     .await
 }

@@ -22,7 +22,7 @@ mod status;
 mod tests;
 mod views;
 
-pub use status::{HealthState, ServiceView, Status, secs, uptime};
+pub use status::{HealthState, ServiceView, State, Status, secs, uptime};
 
 use crate::config::Config;
 use crate::logs::LogHub;

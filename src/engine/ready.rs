@@ -2,7 +2,7 @@
 //! wanted task completed. When has it failed? A wanted service settled without being ready
 //! (build failed, crashed, blocked, exited), or is crash-looping.
 
-use super::ServiceView;
+use super::{ServiceView, State};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -14,7 +14,7 @@ pub enum Verdict {
 pub fn verdict(views: &[ServiceView]) -> Verdict {
     for v in views.iter().filter(|v| v.wanted && !v.ready) {
         // Blocked by a failed dependency, or by another process on its port.
-        if v.settled || v.state == "blocked" {
+        if v.settled || v.state == State::Blocked {
             return Verdict::Failed {
                 service: v.name.clone(),
                 why: v.detail.clone(),

@@ -1,7 +1,7 @@
 //! What a service is doing, as the engine sees it and every interface shows it.
 
 use crate::process::Exit;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -42,22 +42,22 @@ pub enum Status {
 }
 
 impl Status {
-    /// The short state name of DESIGN §3, for tables and JSON.
-    pub fn name(&self) -> &'static str {
+    /// The state of DESIGN §3 it shows as, for tables and JSON.
+    pub fn state(&self) -> State {
         match self {
-            Status::Pending => "pending",
-            Status::PortBusy { ours: true, .. } => "pending",
-            Status::Blocked(_) | Status::PortBusy { .. } => "blocked",
-            Status::Building => "building",
-            Status::Running => "running",
-            Status::Stopping => "stopping",
-            Status::Restarting { .. } => "restarting",
-            Status::Exited(_) => "exited",
-            Status::Crashed(_) => "crashed",
-            Status::BuildFailed(_) => "build-failed",
-            Status::Completed => "completed",
-            Status::Failed(_) => "failed",
-            Status::Stopped => "stopped",
+            Status::Pending => State::Pending,
+            Status::PortBusy { ours: true, .. } => State::Pending,
+            Status::Blocked(_) | Status::PortBusy { .. } => State::Blocked,
+            Status::Building => State::Building,
+            Status::Running => State::Running,
+            Status::Stopping => State::Stopping,
+            Status::Restarting { .. } => State::Restarting,
+            Status::Exited(_) => State::Exited,
+            Status::Crashed(_) => State::Crashed,
+            Status::BuildFailed(_) => State::BuildFailed,
+            Status::Completed => State::Completed,
+            Status::Failed(_) => State::Failed,
+            Status::Stopped => State::Stopped,
         }
     }
 
@@ -100,9 +100,9 @@ impl fmt::Display for Status {
                 write!(f, "restarting in {} ({exit})", secs(left))
             }
             Status::Exited(e) | Status::Crashed(e) | Status::BuildFailed(e) | Status::Failed(e) => {
-                write!(f, "{} ({e})", self.name())
+                write!(f, "{} ({e})", self.state())
             }
-            other => f.write_str(other.name()),
+            other => write!(f, "{}", other.state()),
         }
     }
 }
@@ -129,7 +129,99 @@ pub fn uptime(secs: u64) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// A service's state as every interface shows it (DESIGN §3): the `state` of `ps --json`, the
+/// socket's views and the dashboard. Serialised as its name (`build-failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Wanted, waiting for its dependencies (or for its own old process to free its port).
+    Pending,
+    /// Wanted, but a dependency failed or another process holds its port.
+    Blocked,
+    Building,
+    /// Running, with a probe that has not succeeded yet.
+    Starting,
+    Running,
+    Stopping,
+    Restarting,
+    Exited,
+    Crashed,
+    BuildFailed,
+    Completed,
+    Failed,
+    Stopped,
+}
+
+impl State {
+    pub const ALL: [State; 13] = [
+        State::Pending,
+        State::Blocked,
+        State::Building,
+        State::Starting,
+        State::Running,
+        State::Stopping,
+        State::Restarting,
+        State::Exited,
+        State::Crashed,
+        State::BuildFailed,
+        State::Completed,
+        State::Failed,
+        State::Stopped,
+    ];
+
+    /// The name it is written as, in JSON and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Blocked => "blocked",
+            State::Building => "building",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Stopping => "stopping",
+            State::Restarting => "restarting",
+            State::Exited => "exited",
+            State::Crashed => "crashed",
+            State::BuildFailed => "build-failed",
+            State::Completed => "completed",
+            State::Failed => "failed",
+            State::Stopped => "stopped",
+        }
+    }
+
+    /// A process of the service runs (with or without a healthy probe).
+    pub fn is_up(self) -> bool {
+        matches!(self, State::Running | State::Starting)
+    }
+
+    /// Ended in a way that needs the user's attention, or can't start.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            State::Crashed | State::BuildFailed | State::Failed | State::Blocked
+        )
+    }
+}
+
+impl std::str::FromStr for State {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<State, String> {
+        State::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| format!("no state is called `{name}`"))
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a service's probe says. Serialised as `unknown`, `healthy`, `unhealthy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HealthState {
     #[default]
     Unknown,
@@ -147,13 +239,20 @@ impl HealthState {
     }
 }
 
-/// One service as the interfaces see it.
-#[derive(Debug, Clone, Serialize)]
+impl fmt::Display for HealthState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One service as the interfaces see it; on the control socket and in `ps --json` as the README
+/// documents it (field order included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceView {
     pub name: String,
-    pub state: &'static str,
+    pub state: State,
     /// None for a service without a probe (or not running).
-    pub health: Option<&'static str>,
+    pub health: Option<HealthState>,
     pub health_error: Option<String>,
     /// Running and healthy (or without a probe), or a completed task.
     pub ready: bool,
@@ -206,7 +305,112 @@ impl ServiceView {
 
 #[cfg(test)]
 mod tests {
-    use super::uptime;
+    use super::*;
+    use serde_json::json;
+
+    /// The names of DESIGN §3 and the README's `ps --json` table, each way.
+    #[test]
+    fn states_and_health_are_written_by_their_names() {
+        let names: Vec<String> = State::ALL
+            .iter()
+            .map(|s| {
+                serde_json::to_value(s)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "pending",
+                "blocked",
+                "building",
+                "starting",
+                "running",
+                "stopping",
+                "restarting",
+                "exited",
+                "crashed",
+                "build-failed",
+                "completed",
+                "failed",
+                "stopped"
+            ]
+        );
+        for s in State::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.name()));
+            assert_eq!(s.name().parse::<State>(), Ok(s));
+            assert_eq!(serde_json::from_value::<State>(json!(s.name())).unwrap(), s);
+        }
+        for (h, name) in [
+            (HealthState::Unknown, "unknown"),
+            (HealthState::Healthy, "healthy"),
+            (HealthState::Unhealthy, "unhealthy"),
+        ] {
+            assert_eq!(serde_json::to_value(h).unwrap(), json!(name));
+            assert_eq!(h.name(), name);
+        }
+    }
+
+    /// A view as the socket and `ps --json` write it: every field, in this order.
+    #[test]
+    fn a_view_is_written_as_the_readme_says() {
+        let view = ServiceView {
+            name: "api".into(),
+            state: State::BuildFailed,
+            health: Some(HealthState::Unhealthy),
+            health_error: Some("connection refused".into()),
+            ready: false,
+            wanted: true,
+            auto_rebuild: Some(true),
+            spawns: 3,
+            building: false,
+            build_failed: true,
+            cpu_percent: Some(1.5),
+            mem_bytes: Some(1024),
+            crash_loop: false,
+            settled: true,
+            detail: "build-failed (code 1)".into(),
+            pid: Some(42),
+            port: Some(8080),
+            restarts: 2,
+            since: Some(Instant::now()),
+            uptime_secs: Some(75),
+            log_lost: Some(crate::logs::LogLoss {
+                file: "/x/api.log".into(),
+                lines: 7,
+                error: Some("No space left on device".into()),
+            }),
+        };
+        let text = serde_json::to_string(&view).unwrap();
+        assert_eq!(
+            text,
+            r#"{"name":"api","state":"build-failed","health":"unhealthy","health_error":"connection refused","ready":false,"wanted":true,"auto_rebuild":true,"spawns":3,"building":false,"build_failed":true,"cpu_percent":1.5,"mem_bytes":1024,"crash_loop":false,"detail":"build-failed (code 1)","pid":42,"port":8080,"restarts":2,"uptime_secs":75,"log_lost":{"file":"/x/api.log","lines":7,"error":"No space left on device"}}"#
+        );
+        let without = ServiceView {
+            health: None,
+            health_error: None,
+            pid: None,
+            log_lost: None,
+            ..view.clone()
+        };
+        let value = serde_json::to_value(&without).unwrap();
+        assert_eq!(value["health"], json!(null));
+        assert_eq!(value["pid"], json!(null));
+        assert_eq!(value["log_lost"], json!(null));
+        // Read back, it is the same view but for what is not on the wire.
+        let back: ServiceView = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            back,
+            ServiceView {
+                settled: false,
+                since: None,
+                ..view
+            }
+        );
+    }
 
     #[test]
     fn uptime_is_short_and_zero_padded() {

@@ -1,7 +1,7 @@
 //! What the interfaces see: one `ServiceView` per service, published after every change, and an
 //! event for each change of state.
 
-use super::{CRASH_LOOP, Engine, HealthState, ServiceView, Status};
+use super::{CRASH_LOOP, Engine, HealthState, ServiceView, State, Status};
 use tokio::time::Instant;
 
 impl Engine {
@@ -36,11 +36,11 @@ impl Engine {
                     log_lost: self.logs.loss(i),
                     name: spec.name.clone(),
                     state: if starting {
-                        "starting"
+                        State::Starting
                     } else {
-                        s.status.name()
+                        s.status.state()
                     },
-                    health: probed.then(|| s.health.state.name()),
+                    health: probed.then_some(s.health.state),
                     health_error: s.health.last_error.clone().filter(|_| probed),
                     ready: match s.status {
                         Status::Completed => true,

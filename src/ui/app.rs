@@ -354,12 +354,7 @@ impl App {
                 return vec![Effect::Copy(text)];
             }
             Action::EnterInput => {
-                if self.all
-                    || self
-                        .views
-                        .get(here)
-                        .is_none_or(|v| !matches!(v.state, "running" | "starting"))
-                {
+                if self.all || self.views.get(here).is_none_or(|v| !v.state.is_up()) {
                     self.message = Some("select a running service to type into it".into());
                     return Vec::new();
                 }
@@ -402,6 +397,20 @@ impl App {
     }
 
     /// Before drawing: keep a paused view where it is while new lines arrive below it.
+    /// Before each frame: where the panes go (for the mouse and page sizes), how far the list
+    /// scrolls, and what arrived in the log; drawing then only reads the app.
+    pub fn arrange(&mut self, area: Rect) {
+        let panes = super::draw::panes(self, area);
+        self.list_area = panes.list;
+        self.log_area = panes.logs;
+        if panes.list.height > 0 {
+            self.list_offset = super::draw::list_offset(self, panes.list);
+        }
+        if panes.logs.height > 0 {
+            self.observe_new_lines();
+        }
+    }
+
     pub fn observe_new_lines(&mut self) {
         let (total, len) = self
             .logs

@@ -2,7 +2,7 @@
 //! log lines are turned into text.
 
 use super::app::{App, Focus, Mode, Shown, matches};
-use crate::engine::{ServiceView, uptime};
+use crate::engine::{HealthState, ServiceView, State, uptime};
 use crate::logs::{LogLine, Stream, strip_sgr};
 use ansi_to_tui::IntoText;
 use ratatui::Frame;
@@ -10,6 +10,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use std::sync::Arc;
 use unicode_width::UnicodeWidthStr;
 
 const PALETTE: [Color; 6] = [
@@ -21,14 +22,22 @@ const PALETTE: [Color; 6] = [
     Color::LightRed,
 ];
 
-pub fn draw(frame: &mut Frame, app: &mut App) {
+/// Where each pane goes in `area`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Panes {
+    pub header: Rect,
+    pub list: Rect,
+    pub logs: Rect,
+    pub footer: Rect,
+}
+
+pub fn panes(app: &App, area: Rect) -> Panes {
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
         Constraint::Length(1),
     ])
-    .areas(frame.area());
-    draw_header(frame, app, header);
+    .areas(area);
     let list_height = (app.names.len() as u16 + 3)
         .min(body.height * 45 / 100)
         .max(4);
@@ -42,16 +51,40 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
             Layout::vertical([Constraint::Length(list_height), Constraint::Min(1)]).areas(body);
         (l, g)
     };
-    app.list_area = list;
-    app.log_area = logs;
-    if list.height > 0 {
-        app.list_offset = draw_services(frame, app, list);
+    Panes {
+        header,
+        list,
+        logs,
+        footer,
     }
-    if logs.height > 0 {
-        app.observe_new_lines();
-        draw_logs(frame, app, logs);
+}
+
+/// The first row the service list shows in `list`: the selection stays in view, and the list is
+/// never scrolled further than its size needs (after the terminal grows, rows that now fit above
+/// are shown again).
+pub fn list_offset(app: &App, list: Rect) -> usize {
+    let rows = (list.height.saturating_sub(3) as usize).max(1); // borders and the header line
+    let mut offset = app.list_offset;
+    if app.selected < offset {
+        offset = app.selected;
+    } else if app.selected >= offset + rows {
+        offset = app.selected + 1 - rows;
     }
-    draw_footer(frame, app, footer);
+    offset.min(app.views.len().saturating_sub(rows))
+}
+
+/// One frame of the dashboard. It only reads the app (`App::arrange` placed the panes before),
+/// and holds a log buffer's lock only to pick the lines it shows.
+pub fn draw(frame: &mut Frame, app: &App) {
+    let p = panes(app, frame.area());
+    draw_header(frame, app, p.header);
+    if p.list.height > 0 {
+        draw_services(frame, app, p.list);
+    }
+    if p.logs.height > 0 {
+        draw_logs(frame, app, p.logs);
+    }
+    draw_footer(frame, app, p.footer);
     match &app.mode {
         Mode::Help => draw_help(frame),
         Mode::ConfirmQuit => draw_confirm(frame, app),
@@ -62,12 +95,14 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
 
 fn glyph(v: &ServiceView) -> (&'static str, Color) {
     match v.state {
-        "running" if v.health == Some("unhealthy") || v.build_failed => ("●", Color::Red),
-        "running" if v.ready => ("●", Color::Green),
-        "running" => ("●", Color::Yellow),
-        "completed" => ("✔", Color::Green),
-        "crashed" | "build-failed" | "failed" | "blocked" => ("✖", Color::Red),
-        "exited" | "stopped" => ("○", Color::DarkGray),
+        State::Running if v.health == Some(HealthState::Unhealthy) || v.build_failed => {
+            ("●", Color::Red)
+        }
+        State::Running if v.ready => ("●", Color::Green),
+        State::Running => ("●", Color::Yellow),
+        State::Completed => ("✔", Color::Green),
+        s if s.is_failure() => ("✖", Color::Red),
+        State::Exited | State::Stopped => ("○", Color::DarkGray),
         _ => ("◌", Color::Yellow),
     }
 }
@@ -81,9 +116,9 @@ fn problems(views: &[ServiceView]) -> Vec<String> {
                 Some(format!("{} is crash-looping", v.name))
             } else if v.build_failed {
                 Some(format!("{}: build failed, old process kept", v.name))
-            } else if matches!(v.state, "crashed" | "build-failed" | "failed" | "blocked") {
+            } else if v.state.is_failure() {
                 Some(format!("{}: {}", v.name, v.detail))
-            } else if v.health == Some("unhealthy") {
+            } else if v.health == Some(HealthState::Unhealthy) {
                 Some(format!("{} is unhealthy", v.name))
             } else {
                 None
@@ -148,7 +183,7 @@ fn pane_block(title: String, focused: bool) -> Block<'static> {
 }
 
 /// Returns the first row shown (the list scrolls to keep the selection in view).
-fn draw_services(frame: &mut Frame, app: &App, area: Rect) -> usize {
+fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
     let wide = area.width >= 100;
     let mid = area.width >= 76;
     // The columns of `ps`, in its order (PID and UPTIME only when there is room), then CPU and
@@ -203,7 +238,7 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) -> usize {
                 v.detail.clone()
             })
             .fg(color),
-            Cell::from(v.health.unwrap_or("-")),
+            Cell::from(v.health.map_or("-", HealthState::name)),
         ];
         if mid {
             cells.push(Cell::from(v.pid.map_or("-".into(), |p| p.to_string())));
@@ -229,17 +264,10 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) -> usize {
             app.focus == Focus::Services,
         ))
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
-    // Never scrolled further than this size needs: after the terminal grows, the rows that now
-    // fit above are shown again (ratatui keeps any offset that shows the selection).
-    let rows_shown = area.height.saturating_sub(3) as usize; // borders and the header line
-    let offset = app
-        .list_offset
-        .min(app.views.len().saturating_sub(rows_shown));
     let mut state = ratatui::widgets::TableState::default()
-        .with_offset(offset)
+        .with_offset(app.list_offset)
         .with_selected(Some(app.selected));
     frame.render_stateful_widget(table, area, &mut state);
-    state.offset()
 }
 
 /// Spans of a line's content: its colours, or, when it matches the search, plain text with the
@@ -363,29 +391,35 @@ fn draw_logs(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(block, area);
     let height = inner.height as usize;
     let width = inner.width.max(1) as usize;
-    let (lines, skip) = app.logs.read(app.source(), |ring| {
+    // The lines that can show (at most one a row), picked under the buffer's lock; turned into
+    // text after it is released, so a service's output never waits on a frame.
+    let picked: Vec<Arc<LogLine>> = app.logs.read(app.source(), |ring| {
         let shown = Shown::new(ring, app.log.filter.as_deref());
         let end = shown.len().saturating_sub(app.log.offset);
-        let mut lines = Vec::new();
-        let mut rows = 0;
-        let mut i = end;
-        while i > 0 && rows < height {
-            i -= 1;
-            let line = render_line(app, shown.get(i));
-            rows += if app.log.wrap {
-                // The rows ratatui's own word wrapping will take, so the newest line stays in view.
-                Paragraph::new(line.clone())
-                    .wrap(Wrap { trim: false })
-                    .line_count(width as u16)
-                    .max(1)
-            } else {
-                1
-            };
-            lines.push(line);
-        }
-        lines.reverse();
-        (lines, rows.saturating_sub(height))
+        (end.saturating_sub(height)..end)
+            .map(|i| shown.get(i).clone())
+            .collect()
     });
+    let mut lines = Vec::new();
+    let mut rows = 0;
+    for line in picked.iter().rev() {
+        if rows >= height {
+            break;
+        }
+        let line = render_line(app, line);
+        rows += if app.log.wrap {
+            // The rows ratatui's own word wrapping will take, so the newest line stays in view.
+            Paragraph::new(line.clone())
+                .wrap(Wrap { trim: false })
+                .line_count(width as u16)
+                .max(1)
+        } else {
+            1
+        };
+        lines.push(line);
+    }
+    lines.reverse();
+    let skip = rows.saturating_sub(height);
     let mut paragraph = Paragraph::new(lines).scroll((skip as u16, 0));
     if app.log.wrap {
         paragraph = paragraph.wrap(Wrap { trim: false });
@@ -428,31 +462,12 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             ),
             Style::new().fg(Color::Green).bold(),
         )],
-        (Mode::Normal, Focus::Services) => keys(&[
-            ("j/k", "select"),
-            ("Tab", "logs"),
-            ("r", "restart"),
-            ("s", "start/stop"),
-            ("b", "rebuild"),
-            ("x", "kill"),
-            ("a", "all logs"),
-            ("z", "zoom"),
-            ("?", "help"),
-            ("q", "quit"),
-        ]),
-        (Mode::Normal, Focus::Logs) => keys(&[
-            ("j/k", "scroll"),
-            ("G", "follow"),
-            ("/", "search"),
-            ("n/N", "match"),
-            ("&", "filter"),
-            ("w", "wrap"),
-            ("T", "time"),
-            ("y", "copy"),
-            ("Tab", "list"),
-            ("?", "help"),
-            ("q", "quit"),
-        ]),
+        (Mode::Normal, focus) => keys(
+            &super::keymap::KEYS
+                .iter()
+                .filter_map(|b| b.footer_in(focus))
+                .collect::<Vec<_>>(),
+        ),
     };
     if let Some(msg) = &app.message {
         spans = vec![Span::styled(
@@ -483,40 +498,10 @@ fn popup(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>, width: u16) 
     rect
 }
 
-pub const HELP: &[(&str, &str)] = &[
-    ("j/k ↑/↓", "select a service, or scroll the log"),
-    ("Enter/Tab", "move focus between the list and the log"),
-    ("r", "restart the service"),
-    ("s", "start or stop it"),
-    (
-        "b",
-        "rebuild it (the old process keeps running if the build fails)",
-    ),
-    ("x", "kill its process group (SIGKILL)"),
-    ("R", "restart every service"),
-    ("a", "all services' logs merged, or the selected one's"),
-    ("z", "zoom the focused pane"),
-    ("/  n  N", "search (ignoring case); older / newer match"),
-    ("&", "filter: show only matching lines"),
-    ("Esc", "clear search and filter"),
-    ("f  G/End", "follow on/off; jump to the end and follow"),
-    ("g/Home", "top of the log"),
-    ("PgUp/PgDn ^u/^d", "scroll half a page"),
-    ("w", "wrap long lines"),
-    ("T", "timestamps"),
-    (
-        "y",
-        "copy the visible lines (OSC 52, wl-copy, xclip, pbcopy)",
-    ),
-    ("i", "type into the service's terminal; Ctrl-a leaves"),
-    ("m", "rebuild on file change on/off (⏸ = off)"),
-    ("mouse", "click a service; wheel scrolls"),
-    ("q  Ctrl-C", "stop the stack and quit (again: kill at once)"),
-];
-
 fn draw_help(frame: &mut Frame) {
-    let lines = HELP
+    let lines = super::keymap::KEYS
         .iter()
+        .filter_map(|b| b.help)
         .map(|(k, what)| {
             Line::from(vec![
                 Span::styled(format!(" {k:<16}"), Style::new().fg(Color::Cyan).bold()),

@@ -73,46 +73,255 @@ pub fn key_bytes(key: KeyEvent) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// A key as the table names it: a key code, with or without Ctrl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key(pub KeyCode, pub bool);
+
+const fn k(c: char) -> Key {
+    Key(KeyCode::Char(c), false)
+}
+
+const fn code(c: KeyCode) -> Key {
+    Key(c, false)
+}
+
+const fn ctrl_key(c: char) -> Key {
+    Key(KeyCode::Char(c), true)
+}
+
+/// One row of the dashboard's keys: what the keys do in the service list and in the log, how
+/// the footer shows them (per pane), and the line in `?` help. The keymap, the footer and the
+/// help are all read from `KEYS`, so they can't disagree.
+pub struct Binding {
+    pub keys: &'static [Key],
+    /// The action in the service list, and in the log pane.
+    pub list: Option<Action>,
+    pub log: Option<Action>,
+    /// In the footer, per pane: the keys as shown, and a word.
+    pub list_footer: Option<(&'static str, &'static str)>,
+    pub log_footer: Option<(&'static str, &'static str)>,
+    /// In the help: the keys as shown and what they do (None: covered by the row above).
+    pub help: Option<(&'static str, &'static str)>,
+}
+
+/// A row whose keys do the same in both panes.
+macro_rules! both {
+    ($keys:expr, $action:expr, $help:expr $(,)?) => {
+        Binding {
+            keys: $keys,
+            list: Some($action),
+            log: Some($action),
+            list_footer: None,
+            log_footer: None,
+            help: Some($help),
+        }
+    };
+}
+
+impl Binding {
+    const fn footer(
+        mut self,
+        list: Option<(&'static str, &'static str)>,
+        log: Option<(&'static str, &'static str)>,
+    ) -> Binding {
+        self.list_footer = list;
+        self.log_footer = log;
+        self
+    }
+
+    /// The footer entry in `focus`, if it shows one there.
+    pub fn footer_in(&self, focus: Focus) -> Option<(&'static str, &'static str)> {
+        match focus {
+            Focus::Services => self.list_footer,
+            Focus::Logs => self.log_footer,
+        }
+    }
+
+    fn action_in(&self, focus: Focus) -> Option<&Action> {
+        match focus {
+            Focus::Services => self.list.as_ref(),
+            Focus::Logs => self.log.as_ref(),
+        }
+    }
+}
+
+use Action as A;
+
+pub const KEYS: &[Binding] = &[
+    Binding {
+        keys: &[k('j'), code(KeyCode::Down)],
+        list: Some(A::SelectNext),
+        log: Some(A::ScrollDown(1)),
+        list_footer: Some(("j/k", "select")),
+        log_footer: Some(("j/k", "scroll")),
+        help: Some(("j/k ↑/↓", "select a service, or scroll the log")),
+    },
+    Binding {
+        keys: &[k('k'), code(KeyCode::Up)],
+        list: Some(A::SelectPrev),
+        log: Some(A::ScrollUp(1)),
+        list_footer: None,
+        log_footer: None,
+        help: None,
+    },
+    both!(
+        &[
+            code(KeyCode::Enter),
+            code(KeyCode::Tab),
+            code(KeyCode::BackTab)
+        ],
+        A::ToggleFocus,
+        ("Enter/Tab", "move focus between the list and the log"),
+    )
+    .footer(Some(("Tab", "logs")), Some(("Tab", "list"))),
+    both!(&[k('r')], A::Restart, ("r", "restart the service")).footer(Some(("r", "restart")), None),
+    both!(&[k('s')], A::StartStop, ("s", "start or stop it"))
+        .footer(Some(("s", "start/stop")), None),
+    both!(
+        &[k('b')],
+        A::Rebuild,
+        (
+            "b",
+            "rebuild it (the old process keeps running if the build fails)",
+        ),
+    )
+    .footer(Some(("b", "rebuild")), None),
+    both!(
+        &[k('x')],
+        A::Kill,
+        ("x", "kill its process group (SIGKILL)")
+    )
+    .footer(Some(("x", "kill")), None),
+    both!(
+        &[k('R')],
+        A::RestartAll,
+        (
+            "R",
+            "restart every service, dependencies first (tasks don't run again)",
+        ),
+    ),
+    both!(
+        &[k('a')],
+        A::ToggleAll,
+        ("a", "all services' logs merged, or the selected one's"),
+    )
+    .footer(Some(("a", "all logs")), None),
+    both!(&[k('z')], A::Zoom, ("z", "zoom the focused pane")).footer(Some(("z", "zoom")), None),
+    both!(
+        &[k('/')],
+        A::SearchStart,
+        ("/  n  N", "search (ignoring case); older / newer match"),
+    )
+    .footer(None, Some(("/", "search"))),
+    Binding {
+        keys: &[k('n')],
+        list: Some(A::NextMatch),
+        log: Some(A::NextMatch),
+        list_footer: None,
+        log_footer: Some(("n/N", "match")),
+        help: None,
+    },
+    Binding {
+        keys: &[k('N')],
+        list: Some(A::PrevMatch),
+        log: Some(A::PrevMatch),
+        list_footer: None,
+        log_footer: None,
+        help: None,
+    },
+    both!(
+        &[k('&')],
+        A::FilterStart,
+        ("&", "filter: show only matching lines"),
+    )
+    .footer(None, Some(("&", "filter"))),
+    both!(
+        &[code(KeyCode::Esc)],
+        A::ClearSearch,
+        ("Esc", "clear search and filter"),
+    ),
+    both!(
+        &[k('f')],
+        A::ToggleFollow,
+        ("f  G/End", "follow on/off; jump to the end and follow"),
+    ),
+    Binding {
+        keys: &[k('G'), code(KeyCode::End)],
+        list: Some(A::SelectLast),
+        log: Some(A::ScrollBottom),
+        list_footer: None,
+        log_footer: Some(("G", "follow")),
+        help: None,
+    },
+    Binding {
+        keys: &[k('g'), code(KeyCode::Home)],
+        list: Some(A::SelectFirst),
+        log: Some(A::ScrollTop),
+        list_footer: None,
+        log_footer: None,
+        help: Some(("g/Home", "top of the log (first service in the list)")),
+    },
+    both!(
+        &[code(KeyCode::PageUp), ctrl_key('u')],
+        A::PageUp,
+        ("PgUp/PgDn ^u/^d", "scroll half a page"),
+    ),
+    Binding {
+        keys: &[code(KeyCode::PageDown), ctrl_key('d')],
+        list: Some(A::PageDown),
+        log: Some(A::PageDown),
+        list_footer: None,
+        log_footer: None,
+        help: None,
+    },
+    both!(&[k('w')], A::ToggleWrap, ("w", "wrap long lines")).footer(None, Some(("w", "wrap"))),
+    both!(&[k('T')], A::ToggleTimestamps, ("T", "timestamps")).footer(None, Some(("T", "time"))),
+    both!(
+        &[k('y')],
+        A::Copy,
+        (
+            "y",
+            "copy the visible lines (OSC 52, wl-copy, xclip, pbcopy)",
+        ),
+    )
+    .footer(None, Some(("y", "copy"))),
+    both!(
+        &[k('t')],
+        A::Traffic,
+        ("t", "traffic between the services (not built yet)")
+    ),
+    both!(
+        &[k('i')],
+        A::EnterInput,
+        ("i", "type into the service's terminal; Ctrl-a leaves"),
+    ),
+    both!(
+        &[k('m')],
+        A::ToggleAuto,
+        ("m", "rebuild on file change on/off (⏸ = off)"),
+    ),
+    Binding {
+        keys: &[],
+        list: None,
+        log: None,
+        list_footer: None,
+        log_footer: None,
+        help: Some(("mouse", "click a service; wheel scrolls")),
+    },
+    both!(&[k('?')], A::Help, ("?", "these keys")).footer(Some(("?", "help")), Some(("?", "help"))),
+    both!(
+        &[k('q')],
+        A::AskQuit,
+        ("q  Ctrl-C", "stop the stack and quit (again: kill at once)"),
+    )
+    .footer(Some(("q", "quit")), Some(("q", "quit"))),
+];
+
 fn normal(focus: Focus, key: KeyEvent, ctrl: bool) -> Option<Action> {
-    let logs = focus == Focus::Logs;
-    Some(match key.code {
-        KeyCode::Char('d') if ctrl => Action::PageDown,
-        KeyCode::Char('u') if ctrl => Action::PageUp,
-        _ if ctrl => return None,
-        KeyCode::Char('q') => Action::AskQuit,
-        KeyCode::Char('?') => Action::Help,
-        KeyCode::Enter | KeyCode::Tab | KeyCode::BackTab => Action::ToggleFocus,
-        KeyCode::Char('j') | KeyCode::Down if logs => Action::ScrollDown(1),
-        KeyCode::Char('k') | KeyCode::Up if logs => Action::ScrollUp(1),
-        KeyCode::Char('j') | KeyCode::Down => Action::SelectNext,
-        KeyCode::Char('k') | KeyCode::Up => Action::SelectPrev,
-        KeyCode::Char('g') | KeyCode::Home if logs => Action::ScrollTop,
-        KeyCode::Char('G') | KeyCode::End if logs => Action::ScrollBottom,
-        KeyCode::Char('g') | KeyCode::Home => Action::SelectFirst,
-        KeyCode::Char('G') | KeyCode::End => Action::SelectLast,
-        KeyCode::PageUp => Action::PageUp,
-        KeyCode::PageDown => Action::PageDown,
-        KeyCode::Char('r') => Action::Restart,
-        KeyCode::Char('s') => Action::StartStop,
-        KeyCode::Char('b') => Action::Rebuild,
-        KeyCode::Char('x') => Action::Kill,
-        KeyCode::Char('R') => Action::RestartAll,
-        KeyCode::Char('a') => Action::ToggleAll,
-        KeyCode::Char('f') => Action::ToggleFollow,
-        KeyCode::Char('w') => Action::ToggleWrap,
-        KeyCode::Char('T') => Action::ToggleTimestamps,
-        KeyCode::Char('z') => Action::Zoom,
-        KeyCode::Char('/') => Action::SearchStart,
-        KeyCode::Char('&') => Action::FilterStart,
-        KeyCode::Char('n') => Action::NextMatch,
-        KeyCode::Char('N') => Action::PrevMatch,
-        KeyCode::Esc => Action::ClearSearch,
-        KeyCode::Char('y') => Action::Copy,
-        KeyCode::Char('t') => Action::Traffic,
-        KeyCode::Char('i') => Action::EnterInput,
-        KeyCode::Char('m') => Action::ToggleAuto,
-        _ => return None,
-    })
+    let pressed = Key(key.code, ctrl);
+    KEYS.iter()
+        .find(|b| b.keys.contains(&pressed))
+        .and_then(|b| b.action_in(focus).cloned())
 }
 
 #[cfg(test)]
@@ -272,6 +481,55 @@ mod tests {
             Some(Action::Type(b"\x1b[A".to_vec()))
         );
         assert_eq!(map(&mode, Focus::Logs, ctrl('a')), Some(Action::LeaveInput));
+    }
+
+    fn event(key: Key) -> KeyEvent {
+        let mods = if key.1 {
+            KeyModifiers::CONTROL
+        } else {
+            KeyModifiers::NONE
+        };
+        KeyEvent::new(key.0, mods)
+    }
+
+    #[test]
+    fn every_key_of_the_table_does_what_the_table_says_and_none_is_bound_twice() {
+        let mut seen = Vec::new();
+        for b in KEYS {
+            for &key in b.keys {
+                assert!(!seen.contains(&key), "{key:?} is bound twice");
+                seen.push(key);
+                for focus in [Focus::Services, Focus::Logs] {
+                    assert_eq!(
+                        map(&Mode::Normal, focus, event(key)),
+                        b.action_in(focus).cloned(),
+                        "{key:?} in {focus:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_footer_and_the_help_show_only_keys_that_work() {
+        for b in KEYS {
+            for focus in [Focus::Services, Focus::Logs] {
+                if b.footer_in(focus).is_some() {
+                    assert!(!b.keys.is_empty() && b.action_in(focus).is_some());
+                }
+            }
+            if b.help.is_none() {
+                assert!(!b.keys.is_empty(), "a row nobody can see or press");
+            }
+        }
+        let footer = |focus| {
+            KEYS.iter()
+                .filter_map(|b| b.footer_in(focus))
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+        };
+        assert!(footer(Focus::Services).contains(&"r"));
+        assert!(footer(Focus::Logs).contains(&"/"));
     }
 
     #[test]

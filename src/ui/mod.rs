@@ -138,7 +138,12 @@ pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             app.views = views.borrow_and_update().clone();
-            if let Err(e) = term.draw(|frame| draw::draw(frame, &mut app)) {
+            let size = match term.size() {
+                Ok(size) => size,
+                Err(e) => return Ok(End::TerminalLost(e)),
+            };
+            app.arrange(Rect::new(0, 0, size.width, size.height));
+            if let Err(e) = term.draw(|frame| draw::draw(frame, &app)) {
                 return Ok(End::TerminalLost(e));
             }
             dirty = false;

@@ -44,9 +44,9 @@ async fn a_service_builds_before_it_runs() {
     let rig = rig(BUILT);
     rig.until("building", |r| r.fake.is_running("make api"))
         .await;
-    assert_eq!(rig.state("api"), "building");
+    assert_eq!(rig.state("api"), State::Building);
     assert!(!rig.fake.is_running("api"));
-    assert_eq!(rig.state("web"), "pending");
+    assert_eq!(rig.state("web"), State::Pending);
     rig.exit("make api", CLEAN).await;
     rig.until("api runs", |r| r.fake.is_running("api")).await;
 }
@@ -77,12 +77,12 @@ async fn a_failed_rebuild_keeps_the_old_process_running() {
     rig.send(Command::Rebuild, "api").await;
     assert_eq!(
         rig.state("api"),
-        "running",
+        State::Running,
         "the old process runs during the build"
     );
     rig.exit("make api", Exit::Code(2)).await;
     let view = rig.view("api");
-    assert_eq!(view.state, "running");
+    assert_eq!(view.state, State::Running);
     assert!(view.build_failed);
     assert_eq!(view.detail, "running · build failed");
     assert_eq!(view.pid, pid);
@@ -112,9 +112,9 @@ async fn a_failed_first_build_is_build_failed_and_blocks_dependents() {
     rig.until("building", |r| r.fake.is_running("make api"))
         .await;
     rig.exit("make api", Exit::Code(1)).await;
-    rig.until("web blocked", |r| r.state("web") == "blocked")
+    rig.until("web blocked", |r| r.state("web") == State::Blocked)
         .await;
-    assert_eq!(rig.state("api"), "build-failed");
+    assert_eq!(rig.state("api"), State::BuildFailed);
     assert_eq!(
         rig.detail("web"),
         "blocked: dependency `api` is build-failed (code 1)"
@@ -163,7 +163,7 @@ async fn a_failed_task_is_failed_and_not_run_again() {
     let rig = rig("[services.seed]\nbuild = \"seed\"\n");
     rig.until("seeding", |r| r.fake.is_running("seed")).await;
     rig.exit("seed", Exit::Code(1)).await;
-    assert_eq!(rig.state("seed"), "failed");
+    assert_eq!(rig.state("seed"), State::Failed);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(rig.fake.count("seed"), 1);
     // Restarting a task runs it again.
@@ -182,7 +182,7 @@ async fn shutdown_while_building_stops_the_build_and_runs_nothing() {
     assert_eq!(rig.fake.stopped_services(), ["api"]);
     assert_eq!(rig.fake.spawned(), ["make api"]);
     assert!(outcome.failures.is_empty());
-    assert_eq!(rig.state("api"), "stopped");
+    assert_eq!(rig.state("api"), State::Stopped);
 }
 
 #[tokio::test(start_paused = true)]

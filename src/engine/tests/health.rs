@@ -20,8 +20,8 @@ async fn starting_until_the_first_healthy_check_and_never_unhealthy_within_the_s
     for _ in 0..9 {
         rig.probe("api", Err("connection refused")).await;
         let view = rig.view("api");
-        assert_eq!(view.state, "starting");
-        assert_eq!(view.health, Some("unknown"));
+        assert_eq!(view.state, State::Starting);
+        assert_eq!(view.health, Some(HealthState::Unknown));
         assert_eq!(view.health_error.as_deref(), Some("connection refused"));
         assert_eq!(
             view.detail,
@@ -34,7 +34,7 @@ async fn starting_until_the_first_healthy_check_and_never_unhealthy_within_the_s
     let view = rig.view("api");
     assert_eq!(
         (view.state, view.health, view.ready),
-        ("running", Some("healthy"), true)
+        (State::Running, Some(HealthState::Healthy), true)
     );
     assert!(rig.logged("api", "health: healthy after 9s"));
 }
@@ -47,12 +47,15 @@ async fn failures_after_the_start_period_make_it_unhealthy_after_the_retries() {
     rig.probe("api", Err("HTTP 503")).await;
     assert_eq!(
         rig.view("api").health,
-        Some("unknown"),
+        Some(HealthState::Unknown),
         "one failure of two"
     );
     rig.probe("api", Err("HTTP 503")).await;
     let view = rig.view("api");
-    assert_eq!((view.state, view.health), ("running", Some("unhealthy")));
+    assert_eq!(
+        (view.state, view.health),
+        (State::Running, Some(HealthState::Unhealthy))
+    );
     assert!(rig.logged("api", "health: unhealthy after 2 failed checks: HTTP 503"));
     // Never healthy: not a liveness restart.
     assert!(rig.fake.signals("api").is_empty());
@@ -72,7 +75,7 @@ async fn healthy_then_unhealthy_restarts_with_backoff() {
         "api",
         "restarting: it was healthy and stopped answering its probe"
     ));
-    assert_eq!(rig.state("api"), "restarting");
+    assert_eq!(rig.state("api"), State::Restarting);
     assert_eq!(rig.view("api").restarts, 1);
     rig.until("api again", |r| r.fake.count("api") == 2).await;
     let gap = gaps(&rig, "api")[0];
@@ -83,7 +86,7 @@ async fn healthy_then_unhealthy_restarts_with_backoff() {
     );
     assert_eq!(
         rig.view("api").health,
-        Some("unknown"),
+        Some(HealthState::Unknown),
         "a new process starts unknown"
     );
 }
@@ -95,7 +98,7 @@ async fn unhealthy_with_restart_no_keeps_running() {
     rig.probe("api", Ok(())).await;
     rig.probe("api", Err("down")).await;
     rig.probe("api", Err("down")).await;
-    assert_eq!(rig.view("api").health, Some("unhealthy"));
+    assert_eq!(rig.view("api").health, Some(HealthState::Unhealthy));
     assert!(rig.fake.signals("api").is_empty());
 }
 
@@ -111,10 +114,10 @@ log = "listening on \\d+"
     assert!(!rig.fake.probes_started("api"), "nothing polls a log probe");
     rig.fake.say("api", "starting up");
     rig.settle().await;
-    assert_eq!(rig.state("api"), "starting");
+    assert_eq!(rig.state("api"), State::Starting);
     rig.fake.say("api", "listening on 8080");
     rig.settle().await;
-    assert_eq!(rig.view("api").health, Some("healthy"));
+    assert_eq!(rig.view("api").health, Some(HealthState::Healthy));
     assert!(rig.logged("api", "listening on 8080"));
 }
 
@@ -125,14 +128,14 @@ async fn a_result_for_an_older_process_is_ignored() {
     // Keep the first probe's reporter: it outlives its process.
     rig.fake.stubborn("api");
     rig.send(Command::Restart, "api").await;
-    assert_eq!(rig.state("api"), "stopping");
+    assert_eq!(rig.state("api"), State::Stopping);
     rig.probe("api", Ok(())).await;
     assert_ne!(
         rig.view("api").health,
-        Some("healthy"),
+        Some(HealthState::Healthy),
         "a stopping process is not probed"
     );
     rig.exit("api", Exit::Signal(15)).await;
     rig.until("api again", |r| r.fake.count("api") == 2).await;
-    assert_eq!(rig.view("api").health, Some("unknown"));
+    assert_eq!(rig.view("api").health, Some(HealthState::Unknown));
 }

@@ -9,6 +9,7 @@ mod start_stop;
 mod stuck_disk;
 
 use super::{Command, Engine, Handle, Options, Outcome, ServiceView};
+pub use super::{HealthState, State};
 use crate::config::{self, Config};
 use crate::logs::LogHub;
 pub use crate::process::Exit;
@@ -97,7 +98,7 @@ impl Rig {
         self.handle.views().borrow()[self.index(name)].clone()
     }
 
-    pub fn state(&self, name: &str) -> &'static str {
+    pub fn state(&self, name: &str) -> State {
         self.view(name).state
     }
 
@@ -155,7 +156,7 @@ impl Rig {
     }
 
     /// Wait until `name` is in `state`.
-    pub async fn until_state(&self, name: &str, state: &str) {
+    pub async fn until_state(&self, name: &str, state: State) {
         self.until(&format!("{name} is {state}"), |r| r.state(name) == state)
             .await;
     }

@@ -33,7 +33,7 @@ async fn backoff_doubles_from_one_second_up_to_thirty() {
 async fn restarting_says_when_and_why() {
     let rig = rig(API);
     crash_each_start(&rig, "api", 2).await;
-    assert_eq!(rig.state("api"), "restarting");
+    assert_eq!(rig.state("api"), State::Restarting);
     assert_eq!(rig.detail("api"), "restarting in 2s (code 1)");
     assert!(rig.logged("api", "exited with code 1; restarting in 2s (restart #2)"));
 }
@@ -98,7 +98,7 @@ async fn on_failure_does_not_restart_a_clean_exit() {
     let rig = rig(API);
     rig.until("api runs", |r| r.fake.is_running("api")).await;
     rig.exit("api", CLEAN).await;
-    assert_eq!(rig.state("api"), "exited");
+    assert_eq!(rig.state("api"), State::Exited);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(rig.fake.count("api"), 1);
 }
@@ -108,7 +108,7 @@ async fn always_restarts_a_clean_exit() {
     let rig = rig("[services.api]\nrun = \"api\"\nrestart = \"always\"\n");
     rig.until("api runs", |r| r.fake.is_running("api")).await;
     rig.exit("api", CLEAN).await;
-    assert_eq!(rig.state("api"), "restarting");
+    assert_eq!(rig.state("api"), State::Restarting);
     rig.until("api again", |r| r.fake.count("api") == 2).await;
 }
 
@@ -117,7 +117,7 @@ async fn restart_no_leaves_a_crash_crashed() {
     let rig = rig("[services.api]\nrun = \"api\"\nrestart = \"no\"\n");
     rig.until("api runs", |r| r.fake.is_running("api")).await;
     rig.exit("api", Exit::Signal(11)).await;
-    assert_eq!(rig.state("api"), "crashed");
+    assert_eq!(rig.state("api"), State::Crashed);
     assert_eq!(rig.detail("api"), "crashed (signal SEGV)");
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(rig.fake.count("api"), 1);
@@ -136,14 +136,14 @@ async fn a_program_that_cannot_start_crashes_and_is_retried_with_backoff() {
     rig.fake.cannot_start("./bin/api", false);
     rig.until("api runs", |r| r.fake.is_running("./bin/api"))
         .await;
-    assert_eq!(rig.state("api"), "running");
+    assert_eq!(rig.state("api"), State::Running);
 }
 
 #[tokio::test(start_paused = true)]
 async fn exit_127_from_sh_three_times_in_a_row_stops_retrying() {
     let rig = rig("[services.api]\nrun = \"apii --port 1\"\n");
     crash_127(&rig, "apii --port 1", 3).await;
-    assert_eq!(rig.state("api"), "crashed");
+    assert_eq!(rig.state("api"), State::Crashed);
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert_eq!(rig.fake.count("apii --port 1"), 3);
     assert!(rig.logged(
@@ -156,7 +156,7 @@ async fn exit_127_from_sh_three_times_in_a_row_stops_retrying() {
 async fn exit_127_from_an_exec_command_keeps_retrying() {
     let rig = rig("[services.api]\nrun = [\"api\"]\n");
     crash_127(&rig, "api", 4).await;
-    assert_eq!(rig.state("api"), "restarting");
+    assert_eq!(rig.state("api"), State::Restarting);
 }
 
 async fn crash_127(rig: &Rig, cmd: &str, n: usize) {
@@ -176,7 +176,10 @@ async fn a_stopped_process_is_not_a_crash() {
     rig.send(Command::Restart, "api").await;
     rig.until("api again", |r| r.fake.count("api") == 2).await;
     let view = rig.view("api");
-    assert_eq!((view.state, view.restarts, view.spawns), ("running", 0, 2));
+    assert_eq!(
+        (view.state, view.restarts, view.spawns),
+        (State::Running, 0, 2)
+    );
     let gaps = gaps(&rig, "api");
     assert_eq!(gaps, [0], "a restart by hand waits for no backoff");
 }

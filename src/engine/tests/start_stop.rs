@@ -20,7 +20,7 @@ async fn services_start_in_dependency_order() {
     rig.until("all running", |r| r.fake.count("web") == 1).await;
     assert_eq!(rig.fake.spawned(), ["db", "api", "web"]);
     for name in ["db", "api", "web"] {
-        assert_eq!(rig.state(name), "running");
+        assert_eq!(rig.state(name), State::Running);
     }
 }
 
@@ -60,7 +60,7 @@ run = "api"
 depends_on = { db = "started" }
 "#);
     rig.until("api runs", |r| r.fake.is_running("api")).await;
-    assert_eq!(rig.view("db").health, Some("unknown"));
+    assert_eq!(rig.view("db").health, Some(HealthState::Unknown));
 }
 
 #[tokio::test(start_paused = true)]
@@ -94,11 +94,11 @@ depends_on = { migrate = "completed" }
 "#);
     rig.until("migrate runs", |r| r.fake.is_running("migrate"))
         .await;
-    assert_eq!(rig.state("migrate"), "building");
-    assert_eq!(rig.state("api"), "pending");
+    assert_eq!(rig.state("migrate"), State::Building);
+    assert_eq!(rig.state("api"), State::Pending);
     rig.exit("migrate", CLEAN).await;
     rig.until("api runs", |r| r.fake.is_running("api")).await;
-    assert_eq!(rig.state("migrate"), "completed");
+    assert_eq!(rig.state("migrate"), State::Completed);
     assert!(rig.view("migrate").ready);
 }
 
@@ -114,7 +114,7 @@ run = "api"
 depends_on = ["db"]
 "#);
     rig.until("db runs", |r| r.fake.is_running("db")).await;
-    assert_eq!(rig.state("api"), "pending");
+    assert_eq!(rig.state("api"), State::Pending);
     assert_eq!(
         rig.detail("api"),
         "pending: waiting for `db` to be healthy (it is starting)"
@@ -136,14 +136,14 @@ depends_on = ["api"]
     rig.until("migrate runs", |r| r.fake.is_running("migrate"))
         .await;
     rig.exit("migrate", Exit::Code(3)).await;
-    rig.until("api blocked", |r| r.state("api") == "blocked")
+    rig.until("api blocked", |r| r.state("api") == State::Blocked)
         .await;
-    assert_eq!(rig.state("migrate"), "failed");
+    assert_eq!(rig.state("migrate"), State::Failed);
     assert_eq!(
         rig.detail("api"),
         "blocked: dependency `migrate` is failed (code 3)"
     );
-    rig.until("web blocked", |r| r.state("web") == "blocked")
+    rig.until("web blocked", |r| r.state("web") == State::Blocked)
         .await;
     assert!(rig.detail("web").contains("dependency `api` is blocked"));
     assert!(rig.logged("api", "blocked: dependency `migrate` is failed (code 3)"));
@@ -157,7 +157,9 @@ async fn restart_of_a_stopped_service_starts_its_stopped_dependencies() {
         rig.send(Command::Stop, name).await;
     }
     rig.until("all stopped", |r| {
-        ["db", "api", "web"].iter().all(|n| r.state(n) == "stopped")
+        ["db", "api", "web"]
+            .iter()
+            .all(|n| r.state(n) == State::Stopped)
     })
     .await;
     rig.send(Command::Restart, "web").await;
@@ -171,7 +173,7 @@ async fn stop_does_not_restart_and_shows_stopped() {
     let rig = rig(CHAIN);
     rig.until("all running", |r| r.fake.count("web") == 1).await;
     rig.send(Command::Stop, "web").await;
-    rig.until_state("web", "stopped").await;
+    rig.until_state("web", State::Stopped).await;
     assert_eq!(rig.fake.signals("web"), [Signal::SIGTERM]);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(rig.fake.count("web"), 1);
@@ -184,13 +186,13 @@ async fn start_while_stopping_starts_again_once_it_has_stopped() {
     rig.until("all running", |r| r.fake.count("web") == 1).await;
     rig.fake.stubborn("web");
     rig.send(Command::Stop, "web").await;
-    assert_eq!(rig.state("web"), "stopping");
+    assert_eq!(rig.state("web"), State::Stopping);
     rig.send(Command::Start, "web").await;
     assert_eq!(rig.fake.count("web"), 1, "not while the old one runs");
     rig.exit("web", Exit::Signal(15)).await;
     rig.until("web runs again", |r| r.fake.count("web") == 2)
         .await;
-    assert_eq!(rig.state("web"), "running");
+    assert_eq!(rig.state("web"), State::Running);
 }
 
 #[tokio::test(start_paused = true)]
@@ -198,7 +200,7 @@ async fn kill_sends_kill_to_the_session_and_does_not_restart() {
     let rig = rig(CHAIN);
     rig.until("all running", |r| r.fake.count("web") == 1).await;
     rig.send(Command::Kill, "web").await;
-    rig.until_state("web", "stopped").await;
+    rig.until_state("web", State::Stopped).await;
     assert_eq!(rig.fake.signals("web"), [Signal::SIGKILL]);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(rig.fake.count("web"), 1);
@@ -220,12 +222,12 @@ grace = "3s"
     assert_eq!(rig.fake.signals("api"), [Signal::SIGINT]);
     tokio::time::advance(Duration::from_millis(2900)).await;
     rig.settle().await;
-    assert_eq!(rig.state("api"), "stopping", "still within the grace");
+    assert_eq!(rig.state("api"), State::Stopping, "still within the grace");
     rig.until("killed", |r| r.fake.signals("api").len() == 2)
         .await;
     assert_eq!(rig.fake.signals("api"), [Signal::SIGINT, Signal::SIGKILL]);
     assert_eq!(stopped.elapsed().as_secs(), 3);
-    rig.until_state("api", "stopped").await;
+    rig.until_state("api", State::Stopped).await;
     assert!(rig.logged("api", "still running 3s after the stop signal: sent KILL"));
 }
 
@@ -237,7 +239,8 @@ run = "api"
 port = 7331
 "#);
     rig.fake.hold_port(7331, Some("pid 42 (nc -l 7331)"));
-    rig.until("blocked", |r| r.state("api") == "blocked").await;
+    rig.until("blocked", |r| r.state("api") == State::Blocked)
+        .await;
     assert_eq!(
         rig.detail("api"),
         "blocked: port 7331 is in use by pid 42 (nc -l 7331)"
@@ -269,7 +272,8 @@ grace = "1s"
     rig.fake
         .hold_port_as(7331, Some("pid 42 (api-helper)"), Some("api"));
     rig.handle.send(Command::Restart(0));
-    rig.until("waiting", |r| r.state("api") == "pending").await;
+    rig.until("waiting", |r| r.state("api") == State::Pending)
+        .await;
     assert_eq!(
         rig.detail("api"),
         "pending: waiting for port 7331 to be released by pid 42 (api-helper)"
@@ -295,7 +299,8 @@ grace = "1s"
 "#);
     rig.fake
         .hold_port_as(7331, Some("pid 42 (api-helper)"), Some("api"));
-    rig.until("blocked", |r| r.state("api") == "blocked").await;
+    rig.until("blocked", |r| r.state("api") == State::Blocked)
+        .await;
     assert_eq!(
         rig.detail("api"),
         "blocked: port 7331 is in use by pid 42 (api-helper)"
@@ -346,7 +351,7 @@ async fn only_the_asked_services_and_their_dependencies_start() {
     rig.until("api runs", |r| r.fake.is_running("api")).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(rig.fake.spawned(), ["db", "api"]);
-    assert_eq!(rig.state("web"), "stopped");
+    assert_eq!(rig.state("web"), State::Stopped);
     assert!(!rig.view("extra").wanted);
 }
 
@@ -405,9 +410,9 @@ async fn stop_during_the_backoff_cancels_the_restart() {
     let rig = rig(CHAIN);
     rig.until("all running", |r| r.fake.count("web") == 1).await;
     rig.exit("web", CRASH).await;
-    assert_eq!(rig.state("web"), "restarting");
+    assert_eq!(rig.state("web"), State::Restarting);
     rig.send(Command::Stop, "web").await;
-    assert_eq!(rig.state("web"), "stopped");
+    assert_eq!(rig.state("web"), State::Stopped);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(rig.fake.count("web"), 1);
 }
