@@ -34,7 +34,7 @@ fn the_engine_answers_commands_while_a_log_file_is_stuck() {
             let fifo = rig.dir.join("logs").join("web.log");
             nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
             fifo_tx.send(fifo).unwrap();
-            rig.until_state("web", "running").await;
+            rig.until_state("web", State::Running).await;
             // The service floods its output from a thread of its own, as a PTY reader does;
             // the log file takes 64 kB, then nothing.
             let (logs, web) = (rig.logs.clone(), rig.index("web"));
@@ -71,7 +71,7 @@ fn the_engine_answers_commands_while_a_log_file_is_stuck() {
             rig.until("web started again", |r| r.fake.count("web") == 2)
                 .await;
             rig.send(Command::Stop, "web").await;
-            rig.until_state("web", "stopped").await;
+            rig.until_state("web", State::Stopped).await;
             answered.send(()).unwrap();
             flood.join().unwrap();
         });
