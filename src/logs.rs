@@ -888,11 +888,11 @@ pub enum Source {
 
 /// Every service's log: file, in-memory buffers, the live tap, and followers.
 ///
-/// Lines are logged by a writer thread per service (started with its first line): whoever logs a
-/// line only queues it, so that a slow or stuck disk never holds up the engine. A service's
-/// output (`push`) waits while its queue is full, which slows the process down instead of
-/// dropping lines; devstack's own lines (`system`) never wait. One queue per service keeps a
-/// service's lines in the order they were logged.
+/// A service's output (`push`, on its PTY reader thread) is written by the thread that logs it,
+/// which waits for the disk: the back-pressure that slows a flood down to what the disk takes,
+/// never dropping a line. devstack's own lines (`system`, the engine's) are only queued and never
+/// wait: whoever writes next for that service writes them, in order, and a writer thread of the
+/// service's (started with its first such line) does when nobody else is writing.
 pub struct LogHub {
     sink: Arc<Sink>,
     /// A terminal emulator per service, fed its raw output while someone types into it.
@@ -909,34 +909,30 @@ struct Sink {
 
 /// Lines a follower may fall behind by before it is told it missed some.
 const FOLLOW_BACKLOG: usize = 4096;
-/// Bytes of a service's lines queued for its writer before its output waits (the writer holds
-/// as many again while it writes them).
-const QUEUE_BYTES: usize = 1024 * 1024;
-/// What a queued line costs besides its text.
-const LINE_COST: usize = 64;
 /// How long reading a tail waits for the lines logged before it to be written.
 const SETTLE_WAIT: Duration = Duration::from_secs(1);
 
-/// A service's queue: batches in the order they were logged.
+/// A service's queue: batches in the order they were logged, and who writes them.
 #[derive(Default)]
 struct Queue {
     state: Mutex<Queued>,
-    /// The writer waits here for batches.
+    /// The writer thread waits here for lines nobody else writes.
     work: Condvar,
-    /// Pushers wait here for room, and `settle` for batches to be written.
+    /// Those who logged lines wait here for them to be written.
     progress: Condvar,
 }
 
 #[derive(Default)]
 struct Queued {
     batches: Vec<Vec<LogLine>>,
-    bytes: usize,
     /// Batches queued, and written, so far.
     queued: u64,
     written: u64,
-    /// The writer thread runs (true), or could not be started (false: whoever logs writes).
+    /// Someone writes the queue now (one at a time, which keeps the order).
+    writing: bool,
+    /// The writer thread was started (true), or could not be (false).
     writer: Option<bool>,
-    /// The hub is gone: the writer ends once the queue is empty.
+    /// The hub is gone: the writer thread ends once the queue is empty.
     closed: bool,
 }
 
@@ -948,7 +944,6 @@ impl Queue {
 
 /// Every batch queued, as one.
 fn take_all(q: &mut Queued) -> Vec<LogLine> {
-    q.bytes = 0;
     let mut batches = std::mem::take(&mut q.batches).into_iter();
     let mut lines = batches.next().unwrap_or_default();
     for batch in batches {
@@ -958,27 +953,41 @@ fn take_all(q: &mut Queued) -> Vec<LogLine> {
 }
 
 impl Sink {
-    /// The writer thread of `service`: writes what is queued, a whole queue at a time.
-    fn writer(&self, service: usize) {
+    /// Write what `service` has queued until the queue is empty (the caller is the writer: it
+    /// took `writing`).
+    fn drain<'a>(
+        &'a self,
+        service: usize,
+        mut q: MutexGuard<'a, Queued>,
+    ) -> MutexGuard<'a, Queued> {
         let queue = &self.services[service].queue;
-        let mut q = queue.lock();
-        loop {
-            if q.batches.is_empty() {
-                if q.closed {
-                    return;
-                }
-                q = queue.work.wait(q).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
+        while !q.batches.is_empty() {
             let taken = q.queued;
             let lines = take_all(&mut q);
-            // Room for the pushers while these are written.
-            queue.progress.notify_all();
             drop(q);
             self.write(service, lines);
             q = queue.lock();
             q.written = taken;
             queue.progress.notify_all();
+        }
+        q.writing = false;
+        q
+    }
+
+    /// The writer thread of `service`: writes devstack's lines when nobody else is writing.
+    fn writer(&self, service: usize) {
+        let queue = &self.services[service].queue;
+        let mut q = queue.lock();
+        loop {
+            if q.batches.is_empty() || q.writing {
+                if q.closed && q.batches.is_empty() {
+                    return;
+                }
+                q = queue.work.wait(q).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            q.writing = true;
+            q = self.drain(service, q);
         }
     }
 
@@ -1057,38 +1066,45 @@ impl LogHub {
     }
 
     /// Log a batch of a service's output: file first, then the buffers, the live view and
-    /// followers, on the service's writer thread. Waits while the service's queue is full (the
-    /// back-pressure that slows a flood down to what the disk takes): not for the engine's
-    /// thread, which has `system`.
+    /// followers. Returns once they are written, waiting on the disk (and for whoever writes
+    /// the service's lines now): not for the engine's thread, which has `system`.
     pub fn push(&self, service: usize, lines: Vec<LogLine>) {
-        self.enqueue(service, lines, true);
-    }
-
-    /// One of devstack's own events about a service. Never waits.
-    pub fn system(&self, service: usize, text: impl AsRef<str>) {
-        let lines = text
-            .as_ref()
-            .lines()
-            .map(|l| system_line(service, l))
-            .collect();
-        self.enqueue(service, lines, false);
-    }
-
-    fn enqueue(&self, service: usize, lines: Vec<LogLine>, wait: bool) {
         if lines.is_empty() {
             return;
         }
         let queue = &self.sink.services[service].queue;
         let mut q = queue.lock();
-        while wait && q.bytes >= QUEUE_BYTES && q.writer == Some(true) {
-            q = queue.progress.wait(q).unwrap_or_else(|e| e.into_inner());
-        }
-        q.bytes += lines
-            .iter()
-            .map(|l| l.text.len() + LINE_COST)
-            .sum::<usize>();
         q.batches.push(lines);
         q.queued += 1;
+        let mine = q.queued;
+        while q.written < mine {
+            if q.writing {
+                q = queue.progress.wait(q).unwrap_or_else(|e| e.into_inner());
+            } else {
+                q.writing = true;
+                q = self.sink.drain(service, q);
+            }
+        }
+    }
+
+    /// One of devstack's own events about a service. Never waits: written by whoever writes
+    /// the service's lines next, or its writer thread.
+    pub fn system(&self, service: usize, text: impl AsRef<str>) {
+        let lines: Vec<LogLine> = text
+            .as_ref()
+            .lines()
+            .map(|l| system_line(service, l))
+            .collect();
+        if lines.is_empty() {
+            return;
+        }
+        let queue = &self.sink.services[service].queue;
+        let mut q = queue.lock();
+        q.batches.push(lines);
+        q.queued += 1;
+        if q.writing {
+            return; // written with what is being written now
+        }
         if q.writer.is_none() {
             let sink = self.sink.clone();
             let started = std::thread::Builder::new()
@@ -1098,16 +1114,11 @@ impl LogHub {
         }
         if q.writer == Some(true) {
             queue.work.notify_one();
-            return;
+        } else {
+            // No thread to write it: written here, as before there were any.
+            q.writing = true;
+            drop(self.sink.drain(service, q));
         }
-        // No writer thread: whoever logs writes (in order, under the file lock).
-        let taken = q.queued;
-        let lines = take_all(&mut q);
-        drop(q);
-        self.sink.write(service, lines);
-        let mut q = queue.lock();
-        q.written = q.written.max(taken);
-        queue.progress.notify_all();
     }
 
     /// Wait (at most `limit`) until the lines of `services` logged so far are written.
