@@ -1225,7 +1225,7 @@ impl LogHub {
     /// what it draws (prompts, REPLs, full-screen programs) shows as it would in a terminal.
     pub fn open_screen(&self, service: usize, rows: u16, cols: u16) {
         let mut parser = vt100::Parser::new(rows.max(1), cols.max(1), 0);
-        for line in self.tail(service, rows as usize) {
+        for line in self.buffered(service, rows as usize) {
             if line.stream == Stream::Out {
                 parser.process(line.text.as_bytes());
                 parser.process(b"\r\n");
@@ -1253,8 +1253,14 @@ impl LogHub {
         }
     }
 
-    /// The last `n` buffered lines of a service.
+    /// The last `n` buffered lines of a service, with those logged before this (devstack's own
+    /// are written by another thread: waits for them, `SETTLE_WAIT` at most).
     pub fn tail(&self, service: usize, n: usize) -> Vec<Arc<LogLine>> {
+        self.settle(&[service], SETTLE_WAIT);
+        self.buffered(service, n)
+    }
+
+    fn buffered(&self, service: usize, n: usize) -> Vec<Arc<LogLine>> {
         self.read(Source::Service(service), |ring| {
             ring.tail(n).cloned().collect()
         })
