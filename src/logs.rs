@@ -930,6 +930,8 @@ struct Queued {
     written: u64,
     /// Someone writes the queue now (one at a time, which keeps the order).
     writing: bool,
+    /// Threads waiting on `progress` (nobody to wake, no system call).
+    waiting: usize,
     /// The writer thread was started (true), or could not be (false).
     writer: Option<bool>,
     /// The hub is gone: the writer thread ends once the queue is empty.
@@ -968,7 +970,9 @@ impl Sink {
             self.write(service, lines);
             q = queue.lock();
             q.written = taken;
-            queue.progress.notify_all();
+            if q.waiting > 0 {
+                queue.progress.notify_all();
+            }
         }
         q.writing = false;
         q
@@ -1079,7 +1083,9 @@ impl LogHub {
         let mine = q.queued;
         while q.written < mine {
             if q.writing {
+                q.waiting += 1;
                 q = queue.progress.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.waiting -= 1;
             } else {
                 q.writing = true;
                 q = self.sink.drain(service, q);
@@ -1133,11 +1139,13 @@ impl LogHub {
                 if left.is_zero() {
                     break;
                 }
+                q.waiting += 1;
                 q = queue
                     .progress
                     .wait_timeout(q, left)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
+                q.waiting -= 1;
             }
         }
     }
