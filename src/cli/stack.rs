@@ -186,8 +186,6 @@ pub fn up(cfg: Config, services: &[String], color: bool, stay: bool) -> ExitCode
     };
     session.watch = true;
     session.need_socket = stay;
-    // A dashboard may attach (`devstack attach`): it shows CPU and memory.
-    session.sample_usage = true;
     let ((), outcome) = session.run(!stay, async |_, _| {});
     if outcome.failures.is_empty() {
         ExitCode::SUCCESS

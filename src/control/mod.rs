@@ -294,13 +294,13 @@ impl WireLine {
     }
 
     /// The line as the log buffers hold it; None for a service not among `names`.
-    pub fn to_log_line(&self, names: &[String]) -> Option<LogLine> {
+    pub fn into_log_line(self, names: &[String]) -> Option<LogLine> {
         Some(LogLine {
             service: names.iter().position(|n| *n == self.service)?,
             stream: self.stream.into(),
             time: humantime::parse_rfc3339(&self.time)
                 .unwrap_or_else(|_| std::time::SystemTime::now()),
-            text: self.text.clone(),
+            text: self.text,
         })
     }
 }

@@ -260,8 +260,8 @@ impl Remote {
         })?;
         logs.push(
             history
-                .iter()
-                .filter_map(|l| l.to_log_line(&names))
+                .into_iter()
+                .filter_map(|l| l.into_log_line(&names))
                 .collect(),
         );
 
@@ -354,7 +354,7 @@ fn follow_lines(
     loop {
         let message = follow.next_message();
         match message {
-            Ok(Some(Message::Line { line })) => batch.extend(line.to_log_line(names)),
+            Ok(Some(Message::Line { line })) => batch.extend(line.into_log_line(names)),
             Ok(Some(Message::Missed { missed })) => {
                 let _ = notes.send(format!(
                     "{} went by too fast to show here; the log files have them",
