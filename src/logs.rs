@@ -351,7 +351,7 @@ impl Ring {
         }
     }
 
-    fn push(&mut self, line: Arc<LogLine>) {
+    pub fn push(&mut self, line: Arc<LogLine>) {
         self.bytes += line.text.len();
         self.lines.push_back(line);
         self.total += 1;

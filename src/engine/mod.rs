@@ -383,7 +383,8 @@ impl Engine {
                 },
                 _ = sleep_until(deadline) => self.timers(),
                 // Once a second: fresh uptimes and countdowns, and CPU and memory if wanted.
-                _ = usage_tick.tick() => if self.sample_usage { self.sample() },
+                // Also while a client subscribes (an attached dashboard shows them).
+                _ = usage_tick.tick() => if self.sample_usage || self.events.receiver_count() > 0 { self.sample() },
             }
         }
         // The last escaped processes go (with their stop signal and grace); the record is
