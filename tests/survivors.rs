@@ -167,7 +167,7 @@ fn an_escaped_process_that_cleared_its_environment_still_dies_with_its_service()
     stack.start(&["up"]);
     let escaped = pid_file(&stack, "e.pid", 20);
     // The keeper sees it leave the session while its parent still runs.
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    common::wait_recorded(&stack, &[escaped]);
     stack.signal(Signal::SIGINT);
     stack.wait_exit(30);
     assert!(all_gone(&[escaped], 5), "it outlived the stack");

@@ -18,8 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How often the keeper looks.
+/// How often the keeper looks at devstack's children,
 const EVERY: Duration = Duration::from_millis(300);
+/// and every how many looks it walks the services' process trees (about every 2 s).
+const WALK_EVERY: u32 = 7;
 /// Set in a `cmd` probe's environment: what it leaves behind goes at once.
 pub const PROBE_MARK: &str = "DEVSTACK_PROBE";
 
@@ -174,6 +176,11 @@ struct Sweep {
     known: HashMap<i32, (u64, String)>,
     /// Sent their stop signal: when they get SIGKILL.
     doomed: HashMap<i32, Instant>,
+    /// Looks so far.
+    sweeps: u32,
+    /// How the process tree is read here (decided at the first look).
+    #[cfg(target_os = "linux")]
+    tree: Option<Tree>,
 }
 
 impl Sweep {
@@ -185,33 +192,67 @@ impl Sweep {
         let me = std::process::id() as i32;
         let mut seen = Escaped::default();
         let mut zombies = HashSet::new();
-        let Ok(procs) = procfs::process::all_processes() else {
-            return seen;
-        };
         // First look at /proc without the lock (starting a process takes it); then decide
-        // under it, where a child registered meanwhile is known to be devstack's own.
-        // Every live process by parent, to find what left a service's session while its parent
-        // still runs (it becomes ours only once that parent is gone).
-        let mut children: BTreeMap<i32, Vec<(i32, i32, u64)>> = BTreeMap::new();
+        // under it, where a child registered meanwhile is known to be devstack's own. Only
+        // devstack's children and the services' trees are read, through the kernel's lists of
+        // children, not every process on the machine.
+        let tree = self.tree.get_or_insert_with(Tree::new);
+        let (owned, leaders): (HashSet<i32>, Vec<(i32, String)>) = {
+            let own = own();
+            let leaders = own
+                .0
+                .iter()
+                .filter(|(_, (_, _, session))| *session)
+                .map(|(&pid, (service, _, _))| (pid, service.clone()))
+                .collect();
+            (own.0.keys().copied().collect(), leaders)
+        };
         let mut live = HashSet::new();
         let mut mine = Vec::new();
-        for proc in procs.flatten() {
-            let Ok(stat) = proc.stat() else { continue };
-            if stat.state != 'Z' {
-                live.insert(stat.pid);
-                children.entry(stat.ppid).or_default().push((
-                    stat.pid,
-                    stat.session,
-                    stat.starttime,
-                ));
+        // An orphan comes back to the subreaper's main thread (the kernel picks its first live
+        // thread); the children the other threads started are devstack's own.
+        for pid in tree.children_of_thread(me) {
+            if owned.contains(&pid) {
+                continue; // devstack's own (checked again under the lock)
             }
-            if stat.ppid == me {
-                let env = if stat.state == 'Z' {
-                    Default::default()
-                } else {
-                    proc.environ().unwrap_or_default()
-                };
-                mine.push((stat, env));
+            let Ok(proc) = procfs::process::Process::new(pid) else {
+                continue;
+            };
+            let Ok(stat) = proc.stat() else { continue };
+            let env = if stat.state == 'Z' {
+                Default::default()
+            } else {
+                live.insert(pid);
+                proc.environ().unwrap_or_default()
+            };
+            mine.push((stat, env));
+        }
+        // What left a service's session while its parent still runs (it becomes ours only once
+        // that parent is gone).
+        let mut walked = Vec::new();
+        // The services' trees are walked less often than devstack's children are looked at:
+        // an idle stack of 20 services must cost next to nothing.
+        self.sweeps += 1;
+        let walk = !all && self.sweeps % WALK_EVERY == 1;
+        if walk {
+            for (leader, service) in &leaders {
+                let mut stack = vec![*leader];
+                while let Some(pid) = stack.pop() {
+                    for child in tree.children(pid) {
+                        let Some(stat) = procfs::process::Process::new(child)
+                            .and_then(|p| p.stat())
+                            .ok()
+                            .filter(|s| s.state != 'Z')
+                        else {
+                            continue;
+                        };
+                        live.insert(child);
+                        if stat.session != *leader {
+                            walked.push((child, stat.starttime, service.clone()));
+                        }
+                        stack.push(child);
+                    }
+                }
             }
         }
         let own = own();
@@ -276,28 +317,19 @@ impl Sweep {
         }
         self.zombies = zombies;
         self.doomed.retain(|pid, _| live.contains(pid));
-        self.known.retain(|pid, _| live.contains(pid));
+        if walk {
+            self.known.retain(|pid, _| live.contains(pid));
+        }
         self.seen
             .retain(|pid| live.contains(pid) || self.zombies.contains(pid));
-        if !all {
-            for (&leader, (service, _, session)) in &own.0 {
-                if !session {
-                    continue;
-                }
-                let mut stack = vec![leader];
-                while let Some(pid) = stack.pop() {
-                    for &(child, sid, start) in children.get(&pid).into_iter().flatten() {
-                        if sid != leader && !own.0.contains_key(&child) {
-                            self.known.insert(child, (start, service.clone()));
-                            seen.alive.push(Orphan {
-                                pid: child,
-                                start,
-                                service: service.clone(),
-                            });
-                        }
-                        stack.push(child);
-                    }
-                }
+        for (pid, start, service) in walked {
+            if !own.0.contains_key(&pid) {
+                self.known.insert(pid, (start, service.clone()));
+                seen.alive.push(Orphan {
+                    pid,
+                    start,
+                    service,
+                });
             }
         }
         seen.alive.sort_by_key(|o| o.pid);
@@ -309,6 +341,72 @@ impl Sweep {
     fn run(&mut self, _services: &[Kept], _all: bool) -> Escaped {
         Escaped::default()
     }
+}
+
+/// The process tree as the keeper reads it: the kernel's list of each process's children
+/// (`/proc/PID/task/TID/children`), or, where the kernel doesn't keep one, a scan of every
+/// process.
+#[cfg(target_os = "linux")]
+enum Tree {
+    Lists,
+    Scanned(BTreeMap<i32, Vec<i32>>),
+}
+
+#[cfg(target_os = "linux")]
+impl Tree {
+    fn new() -> Tree {
+        if std::path::Path::new("/proc/self/task")
+            .read_dir()
+            .ok()
+            .and_then(|mut tasks| tasks.next())
+            .and_then(Result::ok)
+            .is_some_and(|t| t.path().join("children").exists())
+        {
+            return Tree::Lists;
+        }
+        let mut map: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        if let Ok(all) = procfs::process::all_processes() {
+            for stat in all.flatten().filter_map(|p| p.stat().ok()) {
+                map.entry(stat.ppid).or_default().push(stat.pid);
+            }
+        }
+        Tree::Scanned(map)
+    }
+
+    /// The children of the main thread of `pid` only.
+    fn children_of_thread(&self, pid: i32) -> Vec<i32> {
+        match self {
+            Tree::Scanned(_) => self.children(pid),
+            Tree::Lists => read_pids(&format!("/proc/{pid}/task/{pid}/children")),
+        }
+    }
+
+    fn children(&self, pid: i32) -> Vec<i32> {
+        match self {
+            Tree::Scanned(map) => map.get(&pid).cloned().unwrap_or_default(),
+            Tree::Lists => {
+                let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                    return Vec::new();
+                };
+                tasks
+                    .flatten()
+                    .flat_map(|t| read_pids(&t.path().join("children").to_string_lossy()))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The pids listed in a `children` file.
+#[cfg(target_os = "linux")]
+fn read_pids(path: &str) -> Vec<i32> {
+    std::fs::read_to_string(path)
+        .map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Signal an escaped process, and its whole session when it leads one (a daemon's helpers).

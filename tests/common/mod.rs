@@ -434,14 +434,36 @@ pub fn escaping_started(stack: &Stack) -> Vec<i32> {
             })
             .collect();
         if pids.len() == KINDS.len() && pids.iter().all(|&p| alive(p)) {
-            // The keeper looks every 300 ms: let it see (and record) the daemon.
-            std::thread::sleep(Duration::from_millis(800));
+            // The keeper looks every few hundred milliseconds: wait until it has seen (and
+            // recorded) the processes that left their sessions.
+            wait_recorded(stack, &[pids[2], pids[3]]);
             return pids;
         }
         assert!(
             Instant::now() < deadline,
             "not every process started: {pids:?}\n{}",
             stack.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Wait until the stack's process record (`.devstack/pgroups`) names each of `pids` as a process
+/// that left its service's session.
+pub fn wait_recorded(stack: &Stack, pids: &[i32]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let record =
+            std::fs::read_to_string(stack.path().join(".devstack/pgroups")).unwrap_or_default();
+        if pids
+            .iter()
+            .all(|p| record.lines().any(|l| l.starts_with(&format!("+{p} "))))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pids:?} never recorded: {record}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
