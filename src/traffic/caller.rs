@@ -1,8 +1,8 @@
 //! Who is calling: the service whose process holds the other end of an accepted connection.
 //!
 //! On Linux, at accept (the caller is still waiting for an answer, so its socket exists), the
-//! caller's socket is found in `/proc/net/tcp` (then `tcp6`, IPv4-mapped addresses unmapped) by
-//! its address pair, which gives its inode; the inode is then looked for among the open files of
+//! caller's socket is looked up by its address pair through netlink's sock_diag (falling back to
+//! `/proc/net/tcp` and `tcp6`, IPv4-mapped addresses unmapped), which gives its inode; the inode is then looked for among the open files of
 //! the processes of the stack's sessions only (every process devstack starts for a service leads
 //! a session of its own, which [`Sessions`] maps to the service). The processes of those sessions
 //! are cached: only a miss rescans `/proc`, and then only reads the `stat` of processes it has not
@@ -145,10 +145,11 @@ mod linux {
     /// A process seen young may still be between its fork and its `setsid`: its session is read
     /// again at the next rescan.
     const SETTLE: Duration = Duration::from_secs(2);
+    /// How many of the latest holders of a caller's socket are looked at before anything else.
+    const RECENT_FIRST: usize = 4;
 
     /// The inode of the socket whose local end is `peer` and remote end `local` (the caller's
-    /// socket, seen from its side). None if it is gone (no entry, or inode 0: closed, in
-    /// TIME_WAIT).
+    /// socket, seen from its side). None if it is gone (no such socket, or inode 0: closed).
     pub fn socket_inode(peer: SocketAddr, local: SocketAddr) -> Option<u64> {
         let unmapped = |a: SocketAddr| match a {
             SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
@@ -158,69 +159,156 @@ mod linux {
             a => a,
         };
         let (peer, local) = (unmapped(peer), unmapped(local));
+        let inode = match sock_diag(peer, local) {
+            Ok(found) => found,
+            // No sock_diag (an old or restricted kernel): the tables, much slower.
+            Err(_) => proc_net_tcp(peer, local, unmapped),
+        }?;
+        (inode != 0).then_some(inode)
+    }
+
+    /// An exact lookup by address pair through netlink's sock_diag (what `ss` uses): tens of
+    /// microseconds, where reading `/proc/net/tcp` costs milliseconds (the kernel walks its
+    /// whole table). An IPv6 socket with IPv4-mapped addresses is found by the IPv4 lookup.
+    fn sock_diag(peer: SocketAddr, local: SocketAddr) -> std::io::Result<Option<u64>> {
+        use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+        use netlink_packet_sock_diag::{
+            AF_INET, AF_INET6, IPPROTO_TCP, SockDiagMessage,
+            inet::{ExtensionFlags, InetRequest, SocketId, StateFlags},
+        };
+        use netlink_sys::{Socket, protocols::NETLINK_SOCK_DIAG};
+
+        let socket = Socket::new(NETLINK_SOCK_DIAG)?;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST;
+        let mut packet = NetlinkMessage::new(
+            header,
+            SockDiagMessage::InetRequest(InetRequest {
+                family: if peer.is_ipv4() { AF_INET } else { AF_INET6 },
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::empty(),
+                states: StateFlags::all(),
+                socket_id: SocketId {
+                    source_port: peer.port(),
+                    destination_port: local.port(),
+                    source_address: peer.ip(),
+                    destination_address: local.ip(),
+                    interface_id: 0,
+                    cookie: [0xff; 8], // INET_DIAG_NOCOOKIE: look up by addresses
+                },
+            })
+            .into(),
+        );
+        packet.finalize();
+        let mut request = vec![0; packet.buffer_len()];
+        packet.serialize(&mut request);
+        socket.send_to(&request, &netlink_sys::SocketAddr::new(0, 0), 0)?;
+        let mut reply = Vec::with_capacity(8192);
+        socket.recv(&mut reply, 0)?;
+        let message = <NetlinkMessage<SockDiagMessage>>::deserialize(&reply)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        match message.payload {
+            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
+                Ok(Some(u64::from(response.header.inode)))
+            }
+            // ENOENT: no such socket (the caller has gone).
+            NetlinkPayload::Error(e) if e.code.map(|c| c.get()) == Some(-libc::ENOENT) => Ok(None),
+            NetlinkPayload::Error(e) => Err(e.into()),
+            _ => Err(std::io::Error::other("unexpected sock_diag answer")),
+        }
+    }
+
+    fn proc_net_tcp(
+        peer: SocketAddr,
+        local: SocketAddr,
+        unmapped: impl Fn(SocketAddr) -> SocketAddr,
+    ) -> Option<u64> {
         let find = |entries: procfs::ProcResult<Vec<procfs::net::TcpNetEntry>>| {
             entries.ok()?.into_iter().find_map(|e| {
                 (unmapped(e.local_address) == peer && unmapped(e.remote_address) == local)
                     .then_some(e.inode)
             })
         };
-        let inode = find(procfs::net::tcp()).or_else(|| find(procfs::net::tcp6()))?;
-        (inode != 0).then_some(inode)
+        find(procfs::net::tcp()).or_else(|| find(procfs::net::tcp6()))
     }
 
     #[derive(Default)]
     pub struct Cache {
-        /// Every process seen: its session and when it was first seen.
-        procs: HashMap<i32, (i32, Instant)>,
+        /// Every process seen: its session and when it was first seen (None: at the first scan,
+        /// or settled).
+        procs: HashMap<i32, (i32, Option<Instant>)>,
+        scanned: bool,
         /// Processes that held a caller's socket, most recent last: looked at first.
         recent: Vec<i32>,
     }
 
     impl Cache {
-        /// The service whose session has a process holding socket `inode`.
+        /// The service whose session has a process holding socket `inode`. Looked at in the
+        /// order a caller is likeliest found: the last few processes that held a caller's
+        /// socket (a service's client pool), then processes new since the last lookup (a
+        /// short-lived `curl`), then the rest of the stack's processes.
         pub fn holder(&mut self, inode: u64, sessions: &Sessions) -> Option<Arc<str>> {
             let target = format!("socket:[{inode}]");
             let mut checked = Vec::new();
-            for pass in 0..2 {
-                if pass == 1 {
-                    self.rescan();
+            let recent: Vec<i32> = self
+                .recent
+                .iter()
+                .rev()
+                .take(RECENT_FIRST)
+                .copied()
+                .collect();
+            if let Some(found) = self.search(&recent, &target, sessions, &mut checked) {
+                return Some(found);
+            }
+            let new = self.rescan(sessions);
+            if let Some(found) = self.search(&new, &target, sessions, &mut checked) {
+                return Some(found);
+            }
+            let rest: Vec<i32> = self.procs.keys().copied().collect();
+            self.search(&rest, &target, sessions, &mut checked)
+        }
+
+        /// The first of `pids` (of the stack's sessions, not checked yet) that holds `target`.
+        fn search(
+            &mut self,
+            pids: &[i32],
+            target: &str,
+            sessions: &Sessions,
+            checked: &mut Vec<i32>,
+        ) -> Option<Arc<str>> {
+            for &pid in pids {
+                let Some(service) = self
+                    .procs
+                    .get(&pid)
+                    .and_then(|&(sid, _)| sessions.service(sid))
+                else {
+                    continue;
+                };
+                if checked.contains(&pid) {
+                    continue;
                 }
-                let candidates = self.candidates(sessions, &checked);
-                for (pid, service) in candidates {
-                    checked.push(pid);
-                    if holds(pid, &target) {
-                        self.recent.retain(|&p| p != pid);
-                        self.recent.push(pid);
-                        if self.recent.len() > 64 {
-                            self.recent.remove(0);
-                        }
-                        return Some(service);
+                checked.push(pid);
+                if holds(pid, target) {
+                    self.recent.retain(|&p| p != pid);
+                    self.recent.push(pid);
+                    if self.recent.len() > 64 {
+                        self.recent.remove(0);
                     }
+                    return Some(service);
                 }
             }
             None
         }
 
-        /// The stack's processes not yet checked, recent holders first.
-        fn candidates(&self, sessions: &Sessions, checked: &[i32]) -> Vec<(i32, Arc<str>)> {
-            let mut out: Vec<(i32, Arc<str>)> = self
-                .procs
-                .iter()
-                .filter(|(pid, _)| !checked.contains(pid))
-                .filter_map(|(&pid, &(sid, _))| sessions.service(sid).map(|s| (pid, s)))
-                .collect();
-            let rank = |pid: i32| self.recent.iter().position(|&p| p == pid);
-            out.sort_by_key(|(pid, _)| std::cmp::Reverse(rank(*pid)));
-            out
-        }
-
-        /// Forget processes that exited; read the session of new ones (and of young ones again).
-        fn rescan(&mut self) {
+        /// Forget processes that exited; read the session of new ones (and again of young ones
+        /// not in the stack: they may not have called `setsid` yet). Returns the new ones.
+        fn rescan(&mut self, sessions: &Sessions) -> Vec<i32> {
             let Ok(dir) = std::fs::read_dir("/proc") else {
-                return;
+                return Vec::new();
             };
             let now = Instant::now();
             let mut alive = HashMap::with_capacity(self.procs.len());
+            let mut new = Vec::new();
             for entry in dir.flatten() {
                 let Some(pid) = entry
                     .file_name()
@@ -230,16 +318,27 @@ mod linux {
                     continue;
                 };
                 let known = self.procs.get(&pid).copied();
-                let fresh = match known {
-                    Some((sid, seen)) if now.duration_since(seen) > SETTLE => Some((sid, seen)),
-                    _ => session_of(pid).map(|sid| (sid, known.map_or(now, |(_, seen)| seen))),
+                let young =
+                    |seen: Option<Instant>| seen.is_some_and(|t| now.duration_since(t) < SETTLE);
+                let entry = match known {
+                    Some((sid, seen)) if young(seen) && sessions.service(sid).is_none() => {
+                        session_of(pid).map(|sid| (sid, seen))
+                    }
+                    Some((sid, seen)) => Some((sid, seen.filter(|_| young(seen)))),
+                    None => {
+                        new.push(pid);
+                        // A process there at the first scan is not between fork and setsid.
+                        session_of(pid).map(|sid| (sid, self.scanned.then_some(now)))
+                    }
                 };
-                if let Some(v) = fresh {
+                if let Some(v) = entry {
                     alive.insert(pid, v);
                 }
             }
             self.procs = alive;
+            self.scanned = true;
             self.recent.retain(|pid| self.procs.contains_key(pid));
+            new
         }
     }
 
