@@ -1,57 +1,103 @@
 #!/usr/bin/env bash
-# CPU use of the dashboard, measured from /proc over a fixed window, each TUI in a tmux
-# terminal of 160x45:
-#   (a) idle: devstack with 20 quiet services (target <= 1% of one core)
-#   (b) flood: 10 services each printing ~10,000 lines a second, devstack and mprocs side by
-#       side on the same commands (target: devstack uses less CPU than mprocs)
-# Usage: benches/tui_cpu.sh [SECONDS]   (mprocs: `cargo install mprocs`, or MPROCS=/path/to/mprocs)
+# CPU (ticks and % of one core, from /proc over a fixed window) and peak memory (VmHWM) of the
+# dashboard, each TUI in a tmux terminal of 160x45:
+#   (a) idle: 20 quiet services for IDLE seconds (target: <= 2 ticks of the dashboard)
+#   (b) flood: 10 services each printing ~10,000 lines a second for FLOOD seconds, devstack and
+#       mprocs side by side on the same commands (target: the dashboard <= 25% of a core and
+#       <= 40 MB, below mprocs)
+# Each for the dashboard in the stack's own process (`devstack`), and attached (`devstack up -d`,
+# then `devstack attach`): there the attach process and the stack process are measured apart.
+# Usage: benches/tui_cpu.sh [FLOOD_SECONDS] [IDLE_SECONDS]
+#   (mprocs: `cargo install mprocs`, or MPROCS=/path/to/mprocs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WINDOW=${1:-10}
+FLOOD=${1:-10}
+IDLE=${2:-20}
 cargo build --release --quiet
 BIN=$PWD/target/release/devstack
 MPROCS=${MPROCS:-$(command -v mprocs || true)}
 work=$(mktemp -d)
 sock="devstack-bench-$$"
-cleanup() { tmux -L "$sock" kill-server 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+    tmux -L "$sock" kill-server 2>/dev/null || true
+    for d in idle flood; do (cd "$work/$d" 2>/dev/null && "$BIN" down >/dev/null 2>&1) || true; done
+    rm -rf "$work"
+}
 trap cleanup EXIT
 tps=$(getconf CLK_TCK)
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+peak_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+pct() { awk "BEGIN{printf \"%.1f\", $1 * 100 / $tps / $2}"; }
 
-# measure NAME DIR COMMAND: run COMMAND in a tmux pane, let it settle, print CPU % of one core.
-measure() {
-    tmux -L "$sock" new-session -d -s b -x 160 -y 45 -c "$2" "exec $3"
+# window SECONDS PID...: CPU ticks of each PID over the window, then its peak memory, as
+# "ticks pct% peakMB" per PID on one line each.
+window() {
+    local secs=$1
+    shift
+    local -a t0
+    local i=0
+    for p in "$@"; do t0[$i]=$(ticks "$p"); i=$((i + 1)); done
+    sleep "$secs"
+    i=0
+    for p in "$@"; do
+        local d=$(($(ticks "$p") - t0[$i]))
+        echo "$d ticks, $(pct "$d" "$secs")% of a core, peak $(peak_mb "$p") MB"
+        i=$((i + 1))
+    done
+}
+
+tui() { tmux -L "$sock" new-session -d -s b -x 160 -y 45 -c "$1" "exec $2"; }
+pane_pid() { tmux -L "$sock" display -p -t b '#{pane_pid}'; }
+stop_tui() { tmux -L "$sock" kill-server 2>/dev/null || true; sleep 1; }
+
+# in_process DIR SECONDS: the dashboard in the stack's own process.
+in_process() {
+    tui "$1" "$BIN"
     sleep 3
-    local pid t0 t1
-    pid=$(tmux -L "$sock" display -p -t b '#{pane_pid}')
-    t0=$(ticks "$pid")
-    sleep "$WINDOW"
-    t1=$(ticks "$pid")
-    tmux -L "$sock" kill-server 2>/dev/null || true
-    sleep 1
-    awk "BEGIN{printf \"%.2f\", ($t1 - $t0) * 100 / $tps / $WINDOW}"
+    window "$2" "$(pane_pid)"
+    stop_tui
+}
+
+# attached DIR SECONDS: `up -d`, then `attach`; the attach process, then the stack process.
+attached() {
+    (cd "$1" && "$BIN" up -d >/dev/null 2>&1)
+    local stack
+    stack=$(cat "$1/.devstack/lock")
+    tui "$1" "$BIN attach"
+    sleep 3
+    local out
+    out=$(window "$2" "$(pane_pid)" "$stack")
+    echo "  attach: $(echo "$out" | sed -n 1p)"
+    echo "  stack:  $(echo "$out" | sed -n 2p)"
+    stop_tui
+    (cd "$1" && "$BIN" down >/dev/null 2>&1)
 }
 
 mkdir -p "$work/idle" "$work/flood"
 for i in $(seq -w 1 20); do printf '[services.quiet%s]\nrun = "sleep 100000"\n' "$i"; done > "$work/idle/devstack.toml"
-FLOOD='while :; do seq -f "line %g of a flooding service, padded to look like a real log line" 1 1000; sleep 0.1; done'
+FLOOD_CMD='while :; do seq -f "line %g of a flooding service, padded to look like a real log line" 1 1000; sleep 0.1; done'
 {
-    for i in $(seq -w 1 10); do printf "[services.flood%s]\nrun = '%s'\n" "$i" "$FLOOD"; done
+    for i in $(seq -w 1 10); do printf "[services.flood%s]\nrun = '%s'\n" "$i" "$FLOOD_CMD"; done
 } > "$work/flood/devstack.toml"
 {
     echo "procs:"
-    for i in $(seq -w 1 10); do printf "  flood%s:\n    shell: '%s'\n" "$i" "$FLOOD"; done
+    for i in $(seq -w 1 10); do printf "  flood%s:\n    shell: '%s'\n" "$i" "$FLOOD_CMD"; done
 } > "$work/flood/mprocs.yaml"
 
-idle=$(measure idle "$work/idle" "$BIN")
-echo "idle, 20 quiet services:            devstack ${idle}% of one core (target <= 1%)"
-flood=$(measure flood "$work/flood" "$BIN")
-echo "flood, 10 x ~10k lines/s:           devstack ${flood}% of one core"
+echo "idle, 20 quiet services, ${IDLE}s (target: dashboard <= 2 ticks):"
+echo "  in-process: $(in_process "$work/idle" "$IDLE")"
+echo " attached:"
+attached "$work/idle" "$IDLE"
+echo "flood, 10 x ~10k lines/s, ${FLOOD}s (target: dashboard <= 25% of a core, <= 40 MB):"
+echo "  in-process: $(in_process "$work/flood" "$FLOOD")"
+echo " attached:"
+attached "$work/flood" "$FLOOD"
 if [ -n "$MPROCS" ]; then
-    mp=$(measure flood "$work/flood" "$MPROCS --config $work/flood/mprocs.yaml")
-    echo "flood, same commands:               mprocs   ${mp}% of one core"
-    awk "BEGIN{printf \"devstack / mprocs: %.2f (target < 1)\n\", $flood / ($mp > 0 ? $mp : 1)}"
+    tui "$work/flood" "$MPROCS --config $work/flood/mprocs.yaml"
+    sleep 3
+    echo "  mprocs:     $(window "$FLOOD" "$(pane_pid)")"
+    stop_tui
 else
     echo "mprocs not found: install it with 'cargo install mprocs' or set MPROCS"
 fi

@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 
@@ -351,7 +351,7 @@ impl Ring {
         }
     }
 
-    fn push(&mut self, line: Arc<LogLine>) {
+    pub fn push(&mut self, line: Arc<LogLine>) {
         self.bytes += line.text.len();
         self.lines.push_back(line);
         self.total += 1;
@@ -875,6 +875,8 @@ struct ServiceLog {
     /// What `ps` shows of lines the file could not take (kept apart, so asking never waits on
     /// the disk).
     loss: Mutex<Option<LogLoss>>,
+    /// Batches on their way to the service's writer thread.
+    queue: Queue,
 }
 
 /// Which buffer to read: one service's, or all merged.
@@ -885,54 +887,117 @@ pub enum Source {
 }
 
 /// Every service's log: file, in-memory buffers, the live tap, and followers.
+///
+/// A service's output (`push`, on its PTY reader thread) is written by the thread that logs it,
+/// which waits for the disk: the back-pressure that slows a flood down to what the disk takes,
+/// never dropping a line. devstack's own lines (`system`, the engine's) are only queued and never
+/// wait: whoever writes next for that service writes them, in order, and a writer thread of the
+/// service's (started with its first such line) does when nobody else is writing.
 pub struct LogHub {
-    services: Vec<ServiceLog>,
-    merged: Mutex<Ring>,
-    tap: Option<Arc<dyn LineTap>>,
-    followers: broadcast::Sender<Arc<LogLine>>,
+    sink: Arc<Sink>,
     /// A terminal emulator per service, fed its raw output while someone types into it.
     screens: Vec<Mutex<Option<vt100::Parser>>>,
 }
 
+/// What a batch of lines goes to, shared with the writer threads.
+struct Sink {
+    services: Vec<ServiceLog>,
+    merged: Mutex<Ring>,
+    tap: Option<Arc<dyn LineTap>>,
+    followers: broadcast::Sender<Arc<LogLine>>,
+}
+
 /// Lines a follower may fall behind by before it is told it missed some.
 const FOLLOW_BACKLOG: usize = 4096;
+/// How long reading a tail waits for the lines logged before it to be written.
+const SETTLE_WAIT: Duration = Duration::from_secs(1);
 
-impl LogHub {
-    /// Log every service to `dir/<name>.log`. A file that cannot be written is reported on the
-    /// service's log and tried again as lines come; the live view and the buffers still get every
-    /// line.
-    /// `scrollback`: lines kept in memory per service (all services merged keep five times as
-    /// many).
-    pub fn new(
-        dir: &Path,
-        names: &[String],
-        tap: Option<Arc<dyn LineTap>>,
-        scrollback: usize,
-    ) -> Self {
-        let _ = fs::create_dir_all(dir);
-        let services = names
-            .iter()
-            .map(|name| ServiceLog {
-                file: Mutex::new(FileLog::new(log_path(dir, name))),
-                ring: Mutex::new(Ring::new(scrollback, BUFFER_BYTES)),
-                loss: Mutex::new(None),
-            })
-            .collect();
-        LogHub {
-            services,
-            merged: Mutex::new(Ring::new(scrollback * 5, MERGED_BYTES)),
-            tap,
-            followers: broadcast::channel(FOLLOW_BACKLOG).0,
-            screens: names.iter().map(|_| Mutex::new(None)).collect(),
+/// A service's queue: batches in the order they were logged, and who writes them.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<Queued>,
+    /// The writer thread waits here for lines nobody else writes.
+    work: Condvar,
+    /// Those who logged lines wait here for them to be written.
+    progress: Condvar,
+}
+
+#[derive(Default)]
+struct Queued {
+    batches: Vec<Vec<LogLine>>,
+    /// Batches queued, and written, so far.
+    queued: u64,
+    written: u64,
+    /// Someone writes the queue now (one at a time, which keeps the order).
+    writing: bool,
+    /// Threads waiting on `progress` (nobody to wake, no system call).
+    waiting: usize,
+    /// The writer thread was started (true), or could not be (false).
+    writer: Option<bool>,
+    /// The hub is gone: the writer thread ends once the queue is empty.
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Queued> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Every batch queued, as one.
+fn take_all(q: &mut Queued) -> Vec<LogLine> {
+    let mut batches = std::mem::take(&mut q.batches).into_iter();
+    let mut lines = batches.next().unwrap_or_default();
+    for batch in batches {
+        lines.extend(batch);
+    }
+    lines
+}
+
+impl Sink {
+    /// Write what `service` has queued until the queue is empty (the caller is the writer: it
+    /// took `writing`).
+    fn drain<'a>(
+        &'a self,
+        service: usize,
+        mut q: MutexGuard<'a, Queued>,
+    ) -> MutexGuard<'a, Queued> {
+        let queue = &self.services[service].queue;
+        while !q.batches.is_empty() {
+            let taken = q.queued;
+            let lines = take_all(&mut q);
+            drop(q);
+            self.write(service, lines);
+            q = queue.lock();
+            q.written = taken;
+            if q.waiting > 0 {
+                queue.progress.notify_all();
+            }
+        }
+        q.writing = false;
+        q
+    }
+
+    /// The writer thread of `service`: writes devstack's lines when nobody else is writing.
+    fn writer(&self, service: usize) {
+        let queue = &self.services[service].queue;
+        let mut q = queue.lock();
+        loop {
+            if q.batches.is_empty() || q.writing {
+                if q.closed && q.batches.is_empty() {
+                    return;
+                }
+                q = queue.work.wait(q).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            q.writing = true;
+            q = self.drain(service, q);
         }
     }
 
     /// Log a batch of lines of one service: file first, then the buffers, the live view and
     /// followers.
-    pub fn push(&self, service: usize, mut lines: Vec<LogLine>) {
-        if lines.is_empty() {
-            return;
-        }
+    fn write(&self, service: usize, mut lines: Vec<LogLine>) {
         let log = &self.services[service];
         // The file lock is held throughout, so the file, the live view and the buffers all get a
         // service's lines in one order.
@@ -959,20 +1024,142 @@ impl LogHub {
         let oldest = file.seq - ring.lines().len() as u64;
         file.prune(oldest);
     }
+}
 
-    /// One of devstack's own events about a service.
+impl Drop for LogHub {
+    fn drop(&mut self) {
+        // The writers end once they have written what is queued.
+        for log in &self.sink.services {
+            log.queue.lock().closed = true;
+            log.queue.work.notify_all();
+        }
+    }
+}
+
+impl LogHub {
+    /// Log every service to `dir/<name>.log`. A file that cannot be written is reported on the
+    /// service's log and tried again as lines come; the live view and the buffers still get every
+    /// line.
+    /// `scrollback`: lines kept in memory per service (all services merged keep five times as
+    /// many).
+    pub fn new(
+        dir: &Path,
+        names: &[String],
+        tap: Option<Arc<dyn LineTap>>,
+        scrollback: usize,
+    ) -> Self {
+        let _ = fs::create_dir_all(dir);
+        let services = names
+            .iter()
+            .map(|name| ServiceLog {
+                file: Mutex::new(FileLog::new(log_path(dir, name))),
+                ring: Mutex::new(Ring::new(scrollback, BUFFER_BYTES)),
+                loss: Mutex::new(None),
+                queue: Queue::default(),
+            })
+            .collect();
+        LogHub {
+            sink: Arc::new(Sink {
+                services,
+                merged: Mutex::new(Ring::new(scrollback * 5, MERGED_BYTES)),
+                tap,
+                followers: broadcast::channel(FOLLOW_BACKLOG).0,
+            }),
+            screens: names.iter().map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    /// Log a batch of a service's output: file first, then the buffers, the live view and
+    /// followers. Returns once they are written, waiting on the disk (and for whoever writes
+    /// the service's lines now): not for the engine's thread, which has `system`.
+    pub fn push(&self, service: usize, lines: Vec<LogLine>) {
+        if lines.is_empty() {
+            return;
+        }
+        let queue = &self.sink.services[service].queue;
+        let mut q = queue.lock();
+        q.batches.push(lines);
+        q.queued += 1;
+        let mine = q.queued;
+        while q.written < mine {
+            if q.writing {
+                q.waiting += 1;
+                q = queue.progress.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.waiting -= 1;
+            } else {
+                q.writing = true;
+                q = self.sink.drain(service, q);
+            }
+        }
+    }
+
+    /// One of devstack's own events about a service. Never waits: written by whoever writes
+    /// the service's lines next, or its writer thread.
     pub fn system(&self, service: usize, text: impl AsRef<str>) {
-        let lines = text
+        let lines: Vec<LogLine> = text
             .as_ref()
             .lines()
             .map(|l| system_line(service, l))
             .collect();
-        self.push(service, lines);
+        if lines.is_empty() {
+            return;
+        }
+        let queue = &self.sink.services[service].queue;
+        let mut q = queue.lock();
+        q.batches.push(lines);
+        q.queued += 1;
+        if q.writing {
+            return; // written with what is being written now
+        }
+        if q.writer.is_none() {
+            let sink = self.sink.clone();
+            let started = std::thread::Builder::new()
+                .name(format!("log-{service}"))
+                .spawn(move || sink.writer(service));
+            q.writer = Some(started.is_ok());
+        }
+        if q.writer == Some(true) {
+            queue.work.notify_one();
+        } else {
+            // No thread to write it: written here, as before there were any.
+            q.writing = true;
+            drop(self.sink.drain(service, q));
+        }
+    }
+
+    /// Wait (at most `limit`) until the lines of `services` logged so far are written.
+    fn settle(&self, services: &[usize], limit: Duration) {
+        let deadline = Instant::now() + limit;
+        for &i in services {
+            let queue = &self.sink.services[i].queue;
+            let mut q = queue.lock();
+            let target = q.queued;
+            while q.written < target {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                q.waiting += 1;
+                q = queue
+                    .progress
+                    .wait_timeout(q, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                q.waiting -= 1;
+            }
+        }
+    }
+
+    /// Wait (at most `limit`) until every line logged so far is written: before the process
+    /// ends, so that the files and the terminal get the last lines.
+    pub fn flush(&self, limit: Duration) {
+        let all: Vec<usize> = (0..self.sink.services.len()).collect();
+        self.settle(&all, limit);
     }
 
     /// Lines of this run that did not reach the service's log file, if any.
     pub fn loss(&self, service: usize) -> Option<LogLoss> {
-        self.services[service]
+        self.sink.services[service]
             .loss
             .lock()
             .expect("loss lock")
@@ -982,8 +1169,8 @@ impl LogHub {
     /// Read a buffer in place (the TUI renders from here without copying it).
     pub fn read<T>(&self, source: Source, f: impl FnOnce(&Ring) -> T) -> T {
         match source {
-            Source::Service(i) => f(&self.services[i].ring.lock().expect("log lock")),
-            Source::All => f(&self.merged.lock().expect("merged log lock")),
+            Source::Service(i) => f(&self.sink.services[i].ring.lock().expect("log lock")),
+            Source::All => f(&self.sink.merged.lock().expect("merged log lock")),
         }
     }
 
@@ -998,16 +1185,18 @@ impl LogHub {
         let mut sorted = services.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        // push() writes the file, then sends to followers, under its service's file lock: holding
-        // these locks while subscribing splits the stream cleanly, and the files hold exactly the
-        // lines logged before.
+        // What was logged before this is in the buffers (unless the disk is stuck).
+        self.settle(&sorted, SETTLE_WAIT);
+        // A writer writes the file, then sends to followers, under its service's file lock:
+        // holding these locks while subscribing splits the stream cleanly, and the files hold
+        // exactly the lines written before.
         let files: Vec<_> = sorted
             .iter()
-            .map(|&i| self.services[i].file.lock().expect("log file lock"))
+            .map(|&i| self.sink.services[i].file.lock().expect("log file lock"))
             .collect();
         let rings: Vec<_> = sorted
             .iter()
-            .map(|&i| self.services[i].ring.lock().expect("log lock"))
+            .map(|&i| self.sink.services[i].ring.lock().expect("log lock"))
             .collect();
         let found: Vec<_> = files
             .iter()
@@ -1027,7 +1216,7 @@ impl LogHub {
                 (opened, skip, more, buffered)
             })
             .collect();
-        let rx = self.followers.subscribe();
+        let rx = self.sink.followers.subscribe();
         drop(rings);
         drop(files);
         let parts = sorted
@@ -1044,7 +1233,7 @@ impl LogHub {
     /// what it draws (prompts, REPLs, full-screen programs) shows as it would in a terminal.
     pub fn open_screen(&self, service: usize, rows: u16, cols: u16) {
         let mut parser = vt100::Parser::new(rows.max(1), cols.max(1), 0);
-        for line in self.tail(service, rows as usize) {
+        for line in self.buffered(service, rows as usize) {
             if line.stream == Stream::Out {
                 parser.process(line.text.as_bytes());
                 parser.process(b"\r\n");
@@ -1072,8 +1261,14 @@ impl LogHub {
         }
     }
 
-    /// The last `n` buffered lines of a service.
+    /// The last `n` buffered lines of a service, with those logged before this (devstack's own
+    /// are written by another thread: waits for them, `SETTLE_WAIT` at most).
     pub fn tail(&self, service: usize, n: usize) -> Vec<Arc<LogLine>> {
+        self.settle(&[service], SETTLE_WAIT);
+        self.buffered(service, n)
+    }
+
+    fn buffered(&self, service: usize, n: usize) -> Vec<Arc<LogLine>> {
         self.read(Source::Service(service), |ring| {
             ring.tail(n).cloned().collect()
         })

@@ -278,12 +278,23 @@ impl Watchers {
     }
 }
 
+/// Why files can't be watched.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("a pattern is not valid: {0}")]
+    Pattern(#[from] globset::Error),
+    #[error("{0}")]
+    Watcher(#[from] notify::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
 /// Start watching for every service that has `watch` globs. `report` gets every change, on the
 /// watcher's own thread. None when no service watches anything.
 pub fn start(
     cfg: &Config,
     report: impl Fn(Change) + Send + 'static,
-) -> anyhow::Result<Option<WatchHandle>> {
+) -> Result<Option<WatchHandle>, WatchError> {
     let mut services = Vec::new();
     for (i, s) in cfg.services.iter().enumerate() {
         if s.watch.is_empty() {

@@ -271,7 +271,16 @@ fn up_detached_then_down_leaves_nothing_running() {
     let (code, _, err) = cli(&stack, &["up", "-d"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("stack started in the background"), "{err}");
-    let services = ps_json(&stack);
+    // `up -d` returns once the socket answers; the services start meanwhile (api after its port
+    // check).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let services = loop {
+        let services = ps_json(&stack);
+        if services.iter().all(|s| s["pid"].is_i64()) || std::time::Instant::now() > deadline {
+            break services;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let pids: Vec<i32> = services
         .iter()
         .map(|s| s["pid"].as_i64().unwrap() as i32)

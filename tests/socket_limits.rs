@@ -23,9 +23,14 @@ fn rss_mb(pid: i32) -> u64 {
     kb / 1024
 }
 
+/// Sockets devstack holds open (its other files come and go: log files, /proc scans).
 fn open_fds(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+        })
         .count()
 }
 
@@ -152,13 +157,20 @@ fn a_follower_that_stops_reading_is_dropped_and_its_connection_closed() {
     stack.start_quiet(&["up", "--headless"]);
     stack.wait_socket(20);
     // Its log file is open once it has logged.
-    while stack
-        .command(&["logs", "-n", "1", "flood"])
-        .output()
-        .unwrap()
-        .stdout
-        .is_empty()
-    {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = stack
+            .command(&["logs", "-n", "1", "flood"])
+            .output()
+            .unwrap();
+        if !out.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line logged: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let pid = stack.pid();
@@ -186,9 +198,12 @@ fn a_follower_that_stops_reading_is_dropped_and_its_connection_closed() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut rest = Vec::new();
-    follower
+    // Bounded: a follower that was not dropped would stream for ever.
+    (&mut follower)
+        .take(256 << 20)
         .read_to_end(&mut rest)
         .expect("the connection ends");
+    assert!(rest.len() < 256 << 20, "the follower was never dropped");
     assert!(!rest.is_empty());
     shut(stack);
 }

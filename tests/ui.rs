@@ -197,7 +197,9 @@ fn tiny_terminals_do_not_panic() {
 fn scrolling_up_pauses_and_new_lines_do_not_move_the_view() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = demo(dir.path());
-    let hub = app.logs.clone();
+    let devstack::ui::source::Logs::Hub(hub) = app.logs.clone() else {
+        unreachable!("made from a LogHub")
+    };
     let lines = |from: usize| {
         (from..from + 50)
             .map(|i| LogLine {

@@ -1,5 +1,6 @@
 //! The command line: parsing, finding the config, and one module per group of commands.
 
+mod attach;
 mod remote;
 mod stack;
 
@@ -36,10 +37,19 @@ enum Cmd {
         /// Run in the background; return once the stack answers on its control socket
         #[arg(short, long)]
         detach: bool,
+        /// With -d: return once every service is ready (exit 1 naming a failure, as `ci`)
+        #[arg(long, requires = "detach")]
+        wait: bool,
+        /// With --wait: give up after this long (the stack keeps running)
+        #[arg(long, default_value = "5m", value_parser = parse_duration, requires = "wait")]
+        timeout: Duration,
         /// Keep running after every service has ended (used by --detach)
         #[arg(long, hide = true)]
         stay: bool,
     },
+    /// Open the dashboard on the stack running here (started with `up -d`, or in another
+    /// terminal); `q` then detaches or stops it
+    Attach,
     /// Status of the running stack
     Ps {
         /// Machine-readable output (see the README for the fields)
@@ -132,6 +142,8 @@ pub fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Cmd::Up {
         services: Vec::new(),
         detach: false,
+        wait: false,
+        timeout: Duration::ZERO,
         stay: false,
     });
     let file = cli.file.as_deref();
@@ -146,16 +158,32 @@ pub fn main() -> ExitCode {
         Cmd::Up {
             services,
             detach: true,
+            wait,
+            timeout,
             ..
-        } => with_config(file, |cfg| remote::detach(&cfg, &services)),
-        Cmd::Up { services, stay, .. } => with_config(file, |cfg| {
-            let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
-            if terminal && !headless && !stay {
-                stack::tui(cfg, &services, stdout_color)
-            } else {
-                stack::up(cfg, &services, stdout_color, stay)
-            }
+        } => with_config(file, |cfg| {
+            remote::detach(&cfg, &services, wait.then_some(timeout))
         }),
+        Cmd::Up { services, stay, .. } => {
+            let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+            let dashboard = terminal && !headless && !stay;
+            // Plain `devstack` where a stack already runs: the dashboard on that stack.
+            if dashboard && services.is_empty() {
+                match remote::find(file) {
+                    Err(code) => return code,
+                    Ok(Some(running)) => return attach::attach(running, file),
+                    Ok(None) => {}
+                }
+            }
+            with_config(file, |cfg| {
+                if dashboard {
+                    stack::tui(cfg, &services, stdout_color)
+                } else {
+                    stack::up(cfg, &services, stdout_color, stay)
+                }
+            })
+        }
+        Cmd::Attach => with_stack(file, |s| attach::attach(s, file)),
         Cmd::Ps { json } => with_stack(file, |s| remote::ps(s, json)),
         Cmd::Start { services } => {
             with_stack(file, |s| remote::act(s, remote::Action::Start, &services))
@@ -252,6 +280,21 @@ fn load(file: Option<&Path>) -> Result<Config, ExitCode> {
         let _ = writeln!(std::io::stderr(), "{e}");
         ExitCode::from(2)
     })
+}
+
+/// A service's last log lines, on stderr, under a note saying whose they are.
+fn show_lines(service: &str, lines: &[String]) {
+    use std::io::Write;
+    if lines.is_empty() {
+        return;
+    }
+    note(&format!(
+        "last {} of `{service}`:",
+        devstack::plural(lines.len(), "line")
+    ));
+    for line in lines {
+        let _ = writeln!(std::io::stderr(), "  {service} | {line}");
+    }
 }
 
 /// devstack's own word on stderr; a closed stderr must not take the stack down with a panic.

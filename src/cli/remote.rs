@@ -34,6 +34,23 @@ fn out(line: &str) {
 pub struct Running {
     state: StateDir,
     client: Client,
+    /// The folder whose `.devstack/` the stack answers in.
+    folder: PathBuf,
+}
+
+impl Running {
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    /// Where to connect to the stack again.
+    pub fn socket(&self) -> PathBuf {
+        self.state.socket_address()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.state.running_pid()
+    }
 }
 
 fn connect(state: &StateDir) -> Option<Client> {
@@ -61,7 +78,11 @@ pub fn find(file: Option<&Path>) -> Result<Option<Running>, ExitCode> {
             if let Err(e) = client.hello() {
                 return Err(fail(&state, e));
             }
-            return Ok(Some(Running { state, client }));
+            return Ok(Some(Running {
+                state,
+                client,
+                folder,
+            }));
         }
         if folder.join(config::FILE_NAME).is_file() {
             return Ok(None);
@@ -284,8 +305,8 @@ pub fn down(mut stack: Running) -> ExitCode {
 }
 
 /// Start `devstack up --headless` in the background, in a session of its own, and return once
-/// its control socket answers.
-pub fn detach(cfg: &Config, services: &[String]) -> ExitCode {
+/// its control socket answers; with `wait` (a timeout), once every service is ready.
+pub fn detach(cfg: &Config, services: &[String], wait: Option<Duration>) -> ExitCode {
     use std::os::unix::process::CommandExt;
     let state = StateDir::new(&cfg.root);
     if connect(&state).is_some() {
@@ -346,7 +367,10 @@ pub fn detach(cfg: &Config, services: &[String]) -> ExitCode {
                 child.id(),
                 log_path.display()
             ));
-            return ExitCode::SUCCESS;
+            return match wait {
+                Some(timeout) => wait_ready(&state, timeout),
+                None => ExitCode::SUCCESS,
+            };
         }
         if let Ok(Some(status)) = child.try_wait() {
             let mut text = String::new();
@@ -369,6 +393,119 @@ pub fn detach(cfg: &Config, services: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
         std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// `up -d --wait`: follow the views (`subscribe`) until every service is ready, as `ci` judges
+/// (`engine::ready::verdict`); a failure, a timeout or a stop is said, with the last lines of
+/// the services concerned, and exits 1. The stack keeps running either way.
+fn wait_ready(state: &StateDir, timeout: Duration) -> ExitCode {
+    use devstack::engine::ready::{Verdict, not_ready, verdict};
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let Some(mut client) = connect(state) else {
+        note("the stack stopped before it was ready");
+        return ExitCode::FAILURE;
+    };
+    if let Err(e) = client.hello() {
+        return fail(state, e);
+    }
+    let mut views = match client.call(&Request::Subscribe) {
+        Ok(devstack::control::Answer::Services { services }) => services,
+        Ok(_) => {
+            return fail(
+                state,
+                client::Error::Garbled("not an answer to `subscribe`".into()),
+            );
+        }
+        Err(e) => return fail(state, e),
+    };
+    let wanted: Vec<bool> = views.iter().map(|v| v.wanted).collect();
+    let kept = "the stack keeps running: `devstack logs`, `devstack down`";
+    loop {
+        if let Some(v) = super::stack::unwanted(&wanted, &views) {
+            note(&format!(
+                "`{}` was stopped before the stack was ready ({})",
+                v.name, v.detail
+            ));
+            return ExitCode::FAILURE;
+        }
+        match verdict(&views) {
+            Verdict::Ready => {
+                note(&format!(
+                    "every service is ready (took {})",
+                    devstack::engine::secs(started.elapsed())
+                ));
+                return ExitCode::SUCCESS;
+            }
+            Verdict::Failed { service, why } => {
+                note(&format!("`{service}` failed: {why}"));
+                show_remote_tail(state, &service);
+                note(kept);
+                return ExitCode::FAILURE;
+            }
+            Verdict::Waiting => {}
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timed_out = left.is_zero()
+            || client.set_timeout(Some(left)).is_err()
+            || match client.next_message() {
+                Ok(Some(Message::Event { service, .. })) => {
+                    if let Some(v) = views.iter_mut().find(|v| v.name == service.name) {
+                        *v = service;
+                    }
+                    false
+                }
+                Ok(Some(Message::Missed { .. })) => {
+                    if let Some(now) = connect(state).and_then(|mut c| c.ps().ok()) {
+                        views = now;
+                    }
+                    false
+                }
+                Ok(Some(_)) => false,
+                Err(client::Error::Lost(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    true
+                }
+                Ok(None) | Err(_) => {
+                    note("the stack stopped before it was ready");
+                    return ExitCode::FAILURE;
+                }
+            };
+        if timed_out {
+            note(&format!(
+                "not ready after {}:",
+                devstack::engine::secs(timeout)
+            ));
+            let waiting = not_ready(&views);
+            for (name, what) in &waiting {
+                note(&format!("  `{name}` is {what}"));
+            }
+            for (name, _) in &waiting {
+                show_remote_tail(state, name);
+            }
+            note(kept);
+            return ExitCode::FAILURE;
+        }
+    }
+}
+
+/// The last lines a service of the running stack logged, on stderr.
+fn show_remote_tail(state: &StateDir, service: &str) {
+    let Some(mut client) = connect(state) else {
+        return;
+    };
+    if client.hello().is_err() {
+        return;
+    }
+    let tail = [service.to_string()];
+    if let Ok(lines) = client.logs(&tail, super::stack::TAIL_SHOWN, false) {
+        let texts: Vec<String> = lines.into_iter().map(|l| l.text).collect();
+        super::show_lines(service, &texts);
     }
 }
 
@@ -565,6 +702,6 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
-        assert_eq!(keys.len(), 19, "{keys:?}");
+        assert_eq!(keys.len(), 20, "{keys:?}");
     }
 }

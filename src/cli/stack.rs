@@ -224,13 +224,17 @@ pub fn tui(cfg: Config, services: &[String], color: bool) -> ExitCode {
         let app = devstack::ui::app::App::new(stack, names, session.logs.clone());
         // On a task of its own, so that even a panic in the dashboard ends here, and the
         // stack still stops gracefully below.
-        let ended = tokio::spawn(devstack::ui::run(handle.clone(), app, wake)).await;
+        let stack = devstack::ui::source::Stack::Local {
+            handle: handle.clone(),
+            logs: session.logs.clone(),
+        };
+        let ended = tokio::spawn(devstack::ui::run(stack, app, wake)).await;
         // However the dashboard ended, the stack stops with it (waiting out each grace).
         handle.send(Command::Shutdown);
         ended
     });
     match ended {
-        Ok(Ok(End::Quit)) => ExitCode::SUCCESS,
+        Ok(Ok(End::Quit | End::Detached)) => ExitCode::SUCCESS,
         Ok(Ok(End::TerminalLost(e))) => {
             // Said to a terminal that may be gone: `note` never fails for that.
             note(&format!("the terminal went away ({e}); stopped the stack"));
@@ -291,22 +295,21 @@ async fn wait_ready(handle: &Handle, session: &Session, timeout: Duration) -> Re
     }
 }
 
-/// The last 30 lines a service logged, on stderr.
+/// Log lines shown for a service that failed.
+pub const TAIL_SHOWN: usize = 30;
+
+/// The last lines a service logged, on stderr.
 fn show_tail(session: &Session, service: &str) {
     let Some(i) = session.cfg.services.iter().position(|s| s.name == service) else {
         return;
     };
-    let lines = session.logs.tail(i, 30);
-    if lines.is_empty() {
-        return;
-    }
-    note(&format!(
-        "last {} of `{service}`:",
-        devstack::plural(lines.len(), "line")
-    ));
-    for line in lines {
-        let _ = writeln!(std::io::stderr(), "  {service} | {}", strip_sgr(&line.text));
-    }
+    let lines: Vec<String> = session
+        .logs
+        .tail(i, TAIL_SHOWN)
+        .iter()
+        .map(|l| strip_sgr(&l.text).into_owned())
+        .collect();
+    super::show_lines(service, &lines);
 }
 
 pub fn ci(cfg: Config, services: &[String], timeout: Duration, color: bool) -> ExitCode {
@@ -418,7 +421,7 @@ fn wanted_now(handle: &Handle) -> Vec<bool> {
 
 /// The first service of `wanted` that is wanted no more: a stop of the stack unwants every
 /// service.
-fn unwanted<'a>(wanted: &[bool], now: &'a [ServiceView]) -> Option<&'a ServiceView> {
+pub(super) fn unwanted<'a>(wanted: &[bool], now: &'a [ServiceView]) -> Option<&'a ServiceView> {
     now.iter()
         .zip(wanted)
         .find_map(|(v, &was)| (was && !v.wanted).then_some(v))

@@ -116,12 +116,17 @@ impl Client {
         lines: usize,
         follow: bool,
     ) -> Result<Vec<WireLine>, Error> {
-        let request = Request::Logs {
+        self.tail(&Request::Logs {
             services: services.to_vec(),
             lines,
             follow,
-        };
-        match self.call(&request)? {
+            color: false,
+        })
+    }
+
+    /// A `logs` request as it is: its tail (with `follow`, then [`Client::next_message`]).
+    pub fn tail(&mut self, request: &Request) -> Result<Vec<WireLine>, Error> {
+        match self.call(request)? {
             Answer::Lines { lines } => Ok(lines),
             _ => Err(Error::Garbled("not an answer to `logs`".into())),
         }
@@ -137,6 +142,17 @@ impl Client {
                 "the stack closed the connection",
             ))
         })
+    }
+
+    /// Give up waiting for the stack's next line after this long (None: wait for ever); a read
+    /// that gives up is `Error::Lost` with `WouldBlock` or `TimedOut`.
+    pub fn set_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.writer.set_read_timeout(timeout)
+    }
+
+    /// Has more of what the stack sent already arrived (a next message reads without waiting)?
+    pub fn has_buffered(&self) -> bool {
+        !self.reader.buffer().is_empty()
     }
 
     /// The next message of a stream (`logs` with `follow`, `subscribe`); None when it ends.

@@ -63,6 +63,22 @@ pub enum Request {
         lines: usize,
         #[serde(default)]
         follow: bool,
+        /// Keep the colours a service printed (SGR sequences, the only ones a line keeps), for
+        /// a client that renders them (an attached dashboard).
+        #[serde(default, skip_serializing_if = "is_false")]
+        color: bool,
+    },
+    /// Bytes typed into a running service's terminal (what a terminal sends for the keys,
+    /// escape sequences included), as the dashboard's `i` does.
+    Input {
+        service: String,
+        text: String,
+    },
+    /// Resize a running service's terminal (the dashboard's typing pane).
+    Resize {
+        service: String,
+        rows: u16,
+        cols: u16,
     },
     /// Rebuild on file changes (`auto`) or only when asked.
     Watch {
@@ -76,6 +92,10 @@ pub enum Request {
 
 fn yes() -> bool {
     true
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 fn default_lines() -> usize {
@@ -250,18 +270,38 @@ pub struct WireLine {
     pub stream: LineStream,
     /// RFC 3339 with milliseconds
     pub time: String,
-    /// Without colour codes.
+    /// Without colour codes, unless the request asked for them (`color`).
     pub text: String,
 }
 
 impl WireLine {
     pub fn new(line: &LogLine, names: &[String]) -> Self {
+        Self::with_color(line, names, false)
+    }
+
+    /// With `color`, the text keeps its SGR sequences (sanitising left no other).
+    pub fn with_color(line: &LogLine, names: &[String], color: bool) -> Self {
         WireLine {
             service: names[line.service].clone(),
             stream: line.stream.into(),
             time: humantime::format_rfc3339_millis(line.time).to_string(),
-            text: strip_sgr(&line.text).into_owned(),
+            text: if color {
+                line.text.clone()
+            } else {
+                strip_sgr(&line.text).into_owned()
+            },
         }
+    }
+
+    /// The line as the log buffers hold it; None for a service not among `names`.
+    pub fn into_log_line(self, names: &[String]) -> Option<LogLine> {
+        Some(LogLine {
+            service: names.iter().position(|n| *n == self.service)?,
+            stream: self.stream.into(),
+            time: humantime::parse_rfc3339(&self.time)
+                .unwrap_or_else(|_| std::time::SystemTime::now()),
+            text: self.text,
+        })
     }
 }
 
@@ -368,6 +408,30 @@ mod tests {
                     auto: true,
                 },
                 json!({"cmd": "watch", "service": "api", "auto": true}),
+            ),
+            (
+                Request::Input {
+                    service: "api".into(),
+                    text: "hi\r".into(),
+                },
+                json!({"cmd": "input", "service": "api", "text": "hi\r"}),
+            ),
+            (
+                Request::Resize {
+                    service: "api".into(),
+                    rows: 24,
+                    cols: 80,
+                },
+                json!({"cmd": "resize", "service": "api", "rows": 24, "cols": 80}),
+            ),
+            (
+                Request::Logs {
+                    services: vec![],
+                    lines: 10,
+                    follow: true,
+                    color: true,
+                },
+                json!({"cmd": "logs", "services": [], "lines": 10, "follow": true, "color": true}),
             ),
         ];
         for (request, wire) in cases {

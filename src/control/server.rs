@@ -263,9 +263,15 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {
                 services,
                 lines,
                 follow,
+                color,
             } => {
                 let follow = follow.then_some(&slot);
-                logs(&ctx, &mut reader, &mut out, &services, lines, follow).await
+                let wanted = Wanted {
+                    services: &services,
+                    lines,
+                    color,
+                };
+                logs(&ctx, &mut reader, &mut out, wanted, follow).await
             }
             Request::Subscribe => match slot.stream() {
                 Ok(()) => subscribe(&ctx, &mut reader, &mut out).await,
@@ -441,6 +447,18 @@ async fn answer(ctx: &Context, request: Request) -> Response {
             ctx.handle.send(Command::Shutdown);
             return done(Answer::Done {});
         }
+        Request::Input { service, text } => {
+            let bytes = text.clone().into_bytes();
+            return to_terminal(ctx, service, |i| Command::Input(i, bytes));
+        }
+        Request::Resize {
+            service,
+            rows,
+            cols,
+        } => {
+            let (rows, cols) = ((*rows).max(1), (*cols).max(1));
+            return to_terminal(ctx, service, |i| Command::Resize(i, rows, cols));
+        }
         Request::RestartAll { wait } => return restart_all(ctx, *wait).await,
         Request::Start { service, wait } => (service, *wait, Command::Start),
         Request::Stop { service, wait } => (service, *wait, Command::Stop),
@@ -482,6 +500,23 @@ async fn answer(ctx: &Context, request: Request) -> Response {
             ACTION_TIMEOUT.as_secs()
         )),
     }
+}
+
+/// Send a command to a running service's terminal (`input`, `resize`).
+fn to_terminal(ctx: &Context, service: &str, cmd: impl FnOnce(usize) -> Command) -> Response {
+    let i = match index(ctx, service) {
+        Ok(i) => i,
+        Err(e) => return error(e),
+    };
+    let view = ctx.handle.views().borrow()[i].clone();
+    if !view.state.is_up() || view.pid.is_none() {
+        return error(format!(
+            "{service} is not running ({}): nothing to type into",
+            view.detail
+        ));
+    }
+    ctx.handle.send(cmd(i));
+    done(Answer::Done {})
 }
 
 /// Restart all; with `wait`, answer once every service that ran has a new process and the
@@ -565,15 +600,26 @@ async fn hung_up(reader: &mut BufReader<OwnedReadHalf>) {
     }
 }
 
+/// What a `logs` request asks for.
+struct Wanted<'a> {
+    services: &'a [String],
+    lines: usize,
+    color: bool,
+}
+
 /// The last `lines` lines; with `follow` (the connection's slot), every line after them.
 async fn logs(
     ctx: &Context,
     reader: &mut BufReader<OwnedReadHalf>,
     out: &mut Out,
-    services: &[String],
-    lines: usize,
+    asked: Wanted<'_>,
     follow: Option<&Slot>,
 ) -> bool {
+    let Wanted {
+        services,
+        lines,
+        color,
+    } = asked;
     let wanted: Vec<usize> = if services.is_empty() {
         (0..ctx.names.len()).collect()
     } else {
@@ -592,7 +638,7 @@ async fn logs(
         return out.send(&error(e)).await.is_ok();
     }
     let (tail, rx) = ctx.logs.tail_and_follow(&wanted, lines);
-    if send_tail(ctx, out, tail).await.is_err() {
+    if send_tail(ctx, out, tail, color).await.is_err() {
         return false;
     }
     if follow.is_none() {
@@ -600,7 +646,7 @@ async fn logs(
     }
     stream(reader, out, rx, |line: Arc<LogLine>| {
         wanted.contains(&line.service).then(|| Message::Line {
-            line: WireLine::new(&line, &ctx.names),
+            line: WireLine::with_color(&line, &ctx.names, color),
         })
     })
     .await
@@ -608,13 +654,14 @@ async fn logs(
 
 /// `Response::Ok(Answer::Lines)`, `{"ok":true,"lines":[...]}`, written as it is read (the tail
 /// may reach into the log files) rather than gathered whole.
-async fn send_tail(ctx: &Context, out: &mut Out, tail: Tail) -> io::Result<()> {
+async fn send_tail(ctx: &Context, out: &mut Out, tail: Tail, color: bool) -> io::Result<()> {
     out.raw(br#"{"ok":true,"lines":["#).await?;
     for (i, line) in tail.enumerate() {
         if i > 0 {
             out.raw(b",").await?;
         }
-        out.part(&WireLine::new(&line, &ctx.names)).await?;
+        out.part(&WireLine::with_color(&line, &ctx.names, color))
+            .await?;
     }
     out.raw(b"]}\n").await?;
     out.flush().await

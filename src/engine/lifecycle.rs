@@ -6,7 +6,7 @@ use super::deps::{self, Gate};
 use super::{Engine, Health, Msg, Proc, Status, Then, secs};
 use crate::config::{CommandLine, Probe, Restart};
 use crate::logs::{OutputFeed, Stream};
-use crate::process::{Exit, SpawnRequest};
+use crate::process::{Exit, PortHolder, SpawnRequest};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -59,7 +59,7 @@ impl Engine {
         let now = Instant::now();
         for i in self.cfg.order.clone() {
             let svc = &self.svcs[i];
-            if !svc.want_up || !svc.idle() {
+            if !svc.want_up || !svc.idle() || svc.port_check.is_some() {
                 continue;
             }
             match svc.status {
@@ -115,35 +115,76 @@ impl Engine {
         self.spawn(i, false, &cmd);
     }
 
+    /// Start the run process, once its port (if it has one) is found free: the check runs off
+    /// the engine's thread, and `port_checked` goes on with its answer.
     fn spawn_run(&mut self, i: usize) {
-        let spec = &self.cfg.services[i];
-        // Another process on the port would answer the probes and make this one crash-loop.
-        if let Some(port) = spec.port
-            && let Some(holder) = self.spawner.port_holder(port)
-        {
-            // The service's own previous process (or one too far gone to show its sockets) may
-            // still be on its way out: wait a moment for it before calling the port taken.
-            let now = Instant::now();
-            let since = *self.svcs[i].port_wait.get_or_insert(now);
-            let leaving = holder.pid.is_none() || holder.service.as_deref() == Some(&spec.name);
-            let ours = leaving && now < since + spec.grace + PORT_RELEASE;
-            let why = if ours {
-                format!("waiting for port {port} to be released by {holder}")
-            } else {
-                format!("port {port} is in use by {holder}")
-            };
-            let said = matches!(&self.svcs[i].status, Status::PortBusy { why: w, .. } if *w == why);
-            if !said && !ours {
-                self.say(
-                    i,
-                    format!("not starting: {why}; trying again every second until it is free"),
-                );
-            }
-            let retry = now + if ours { PORT_RETRY_SOON } else { PORT_RETRY };
-            return self.set(i, Status::PortBusy { why, retry, ours });
+        let Some(port) = self.cfg.services[i].port else {
+            return self.start_run(i);
+        };
+        if self.svcs[i].port_check.is_some() {
+            return; // asked already
         }
+        self.next_id += 1;
+        let id = self.next_id;
+        self.svcs[i].port_check = Some(id);
+        // Pending meanwhile; one found held stays so, so that it says so only once.
+        if !matches!(self.svcs[i].status, Status::PortBusy { .. }) {
+            self.set(i, Status::Pending);
+            self.svcs[i].waiting = Some(format!("checking that port {port} is free"));
+        }
+        let tx = self.tx.clone();
+        self.spawner.check_port(
+            port,
+            Box::new(move |holder| {
+                let _ = tx.send(Msg::PortChecked {
+                    service: i,
+                    id,
+                    holder,
+                });
+            }),
+        );
+    }
+
+    /// Who holds the port of `i`, checked before its run process starts.
+    pub(super) fn port_checked(&mut self, i: usize, id: u64, holder: Option<PortHolder>) {
+        if self.svcs[i].port_check != Some(id) {
+            return;
+        }
+        self.svcs[i].port_check = None;
+        if !self.svcs[i].want_up || self.shutting_down || !self.svcs[i].idle() {
+            return; // stopped, or started otherwise, meanwhile
+        }
+        let spec = &self.cfg.services[i];
+        let port = spec.port.expect("checked services have a port");
+        // Another process on the port would answer the probes and make this one crash-loop.
+        let Some(holder) = holder else {
+            return self.start_run(i);
+        };
+        // The service's own previous process (or one too far gone to show its sockets) may
+        // still be on its way out: wait a moment for it before calling the port taken.
+        let now = Instant::now();
+        let since = *self.svcs[i].port_wait.get_or_insert(now);
+        let leaving = holder.pid.is_none() || holder.service.as_deref() == Some(&spec.name);
+        let ours = leaving && now < since + spec.grace + PORT_RELEASE;
+        let why = if ours {
+            format!("waiting for port {port} to be released by {holder}")
+        } else {
+            format!("port {port} is in use by {holder}")
+        };
+        let said = matches!(&self.svcs[i].status, Status::PortBusy { why: w, .. } if *w == why);
+        if !said && !ours {
+            self.say(
+                i,
+                format!("not starting: {why}; trying again every second until it is free"),
+            );
+        }
+        let retry = now + if ours { PORT_RETRY_SOON } else { PORT_RETRY };
+        self.set(i, Status::PortBusy { why, retry, ours });
+    }
+
+    fn start_run(&mut self, i: usize) {
         self.svcs[i].port_wait = None;
-        let cmd = spec.run.clone().expect("has a run command");
+        let cmd = self.cfg.services[i].run.clone().expect("has a run command");
         self.spawn(i, true, &cmd);
     }
 
@@ -206,7 +247,7 @@ impl Engine {
             // A program that can't be started (often one being rebuilt right now) fails like
             // one that exited at once: a failed build, or a crash the restart policy handles.
             Err(e) => {
-                self.say(i, format!("{e:#}"));
+                self.say(i, e.to_string());
                 let exit = Exit::NotStarted;
                 if run {
                     self.run_ended(i, false, exit, Duration::ZERO);
@@ -396,7 +437,7 @@ impl Engine {
             .flat_map(|s| {
                 let backoff = match s.status {
                     Status::Restarting { at, .. } => Some(at),
-                    Status::PortBusy { retry, .. } => Some(retry),
+                    Status::PortBusy { retry, .. } if s.port_check.is_none() => Some(retry),
                     _ => None,
                 };
                 let kills = s.build.iter().chain(s.run.iter()).filter_map(|p| p.kill_at);

@@ -39,6 +39,8 @@ use tokio::time::Instant;
 pub const CRASH_LOOP: u32 = 3;
 /// How often CPU and memory are sampled, when they are.
 const USAGE_EVERY: Duration = Duration::from_secs(1);
+/// How long the engine's end waits for the disk to take the last lines and the record.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -79,6 +81,14 @@ enum Msg {
     },
     /// The processes that escaped their service's session, alive now.
     Escaped(process::orphans::Escaped),
+    /// Who holds the port of a service about to start (check `id`).
+    PortChecked {
+        service: usize,
+        id: u64,
+        holder: Option<process::PortHolder>,
+    },
+    /// CPU time and memory of each running service's session (session id = its pid).
+    Usage(HashMap<i32, process::Usage>),
 }
 
 /// What the caller may do with a running engine.
@@ -186,6 +196,8 @@ struct Svc {
     restart_wave: bool,
     /// Since when its port has been found held, while it waits to start.
     port_wait: Option<Instant>,
+    /// The port check under way before it starts (its id).
+    port_check: Option<u64>,
 }
 
 impl Svc {
@@ -213,6 +225,7 @@ impl Svc {
             waiting: None,
             restart_wave: false,
             port_wait: None,
+            port_check: None,
         }
     }
 
@@ -250,6 +263,8 @@ pub struct Engine {
     /// Commands applied since the last publish, whose senders wait to hear so.
     acks: Vec<oneshot::Sender<()>>,
     sample_usage: bool,
+    /// A usage sample is being taken (off this thread).
+    sampling: bool,
     /// The previous usage sample: when, and CPU time per session.
     last_sample: Option<(Instant, HashMap<i32, Duration>)>,
 }
@@ -280,6 +295,7 @@ impl Engine {
             user_stopped: false,
             acks: Vec::new(),
             sample_usage: opts.sample_usage,
+            sampling: false,
             last_sample: None,
         };
         engine.publish();
@@ -359,16 +375,29 @@ impl Engine {
                     Some(Msg::Exited { service, id, exit }) => self.exited(service, id, exit),
                     Some(Msg::Probe { service, id, result }) => self.probed(service, id, result),
                     Some(Msg::Escaped(escaped)) => self.escaped(escaped),
+                    Some(Msg::PortChecked { service, id, holder }) => {
+                        self.port_checked(service, id, holder)
+                    }
+                    Some(Msg::Usage(usage)) => self.sampled(usage),
                     None => break,
                 },
                 _ = sleep_until(deadline) => self.timers(),
                 // Once a second: fresh uptimes and countdowns, and CPU and memory if wanted.
-                _ = usage_tick.tick() => if self.sample_usage { self.sample() },
+                // Also while a client subscribes (an attached dashboard shows them).
+                _ = usage_tick.tick() => if self.sample_usage || self.events.receiver_count() > 0 { self.sample() },
             }
         }
-        // The last escaped processes go (with their stop signal and grace), off this thread.
-        let _ = tokio::task::spawn_blocking(move || drop(keeper)).await;
-        self.record.set_escaped(Vec::new());
+        // The last escaped processes go (with their stop signal and grace); the record is
+        // emptied and the last lines written: all off this thread, the disk waited for a while
+        // at most.
+        let (record, logs) = (self.record.clone(), self.logs.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            drop(keeper);
+            record.set_escaped(Vec::new());
+            record.flush(FLUSH_WAIT);
+            logs.flush(FLUSH_WAIT);
+        })
+        .await;
         Outcome {
             failures: self
                 .svcs

@@ -5,6 +5,7 @@ use super::{Engine, HealthState, Msg, Then, secs};
 use crate::config::{Probe, Restart};
 use crate::health;
 use crate::process;
+use std::collections::HashMap;
 use tokio::time::Instant;
 
 impl Engine {
@@ -87,15 +88,28 @@ impl Engine {
         }
     }
 
-    /// CPU % (since the last sample) and memory of every running service's session.
+    /// Sample CPU and memory of every running service's session, off this thread (a pass over
+    /// `/proc`); `sampled` takes the result.
     pub(super) fn sample(&mut self) {
+        if self.sampling {
+            return;
+        }
         let pids: Vec<i32> = self
             .svcs
             .iter()
             .filter_map(|s| s.run.as_ref().map(|p| p.pid))
             .collect();
+        self.sampling = true;
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(Msg::Usage(process::sample_usage(&pids)));
+        });
+    }
+
+    /// CPU % (since the last sample) and memory of every running service's session.
+    pub(super) fn sampled(&mut self, usage: HashMap<i32, process::Usage>) {
+        self.sampling = false;
         let now = Instant::now();
-        let usage = process::sample_usage(&pids);
         let previous = self.last_sample.take();
         for svc in &mut self.svcs {
             svc.usage = svc.run.as_ref().and_then(|p| {

@@ -272,8 +272,8 @@ pub struct ServiceView {
     pub mem_bytes: Option<u64>,
     /// Restarting again and again after short runs.
     pub crash_loop: bool,
-    /// Nothing more will happen to it unless someone asks.
-    #[serde(skip)]
+    /// Nothing more will happen to it unless someone asks (clients judge readiness with it).
+    #[serde(default)]
     pub settled: bool,
     pub detail: String,
     pub pid: Option<i32>,
@@ -387,7 +387,7 @@ mod tests {
         let text = serde_json::to_string(&view).unwrap();
         assert_eq!(
             text,
-            r#"{"name":"api","state":"build-failed","health":"unhealthy","health_error":"connection refused","ready":false,"wanted":true,"auto_rebuild":true,"spawns":3,"building":false,"build_failed":true,"cpu_percent":1.5,"mem_bytes":1024,"crash_loop":false,"detail":"build-failed (code 1)","pid":42,"port":8080,"restarts":2,"uptime_secs":75,"log_lost":{"file":"/x/api.log","lines":7,"error":"No space left on device"}}"#
+            r#"{"name":"api","state":"build-failed","health":"unhealthy","health_error":"connection refused","ready":false,"wanted":true,"auto_rebuild":true,"spawns":3,"building":false,"build_failed":true,"cpu_percent":1.5,"mem_bytes":1024,"crash_loop":false,"settled":true,"detail":"build-failed (code 1)","pid":42,"port":8080,"restarts":2,"uptime_secs":75,"log_lost":{"file":"/x/api.log","lines":7,"error":"No space left on device"}}"#
         );
         let without = ServiceView {
             health: None,
@@ -405,7 +405,6 @@ mod tests {
         assert_eq!(
             back,
             ServiceView {
-                settled: false,
                 since: None,
                 ..view
             }

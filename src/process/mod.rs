@@ -11,11 +11,12 @@ mod usage;
 pub use group::{kill_session, signal_group};
 pub use ports::{PortHolder, port_holder};
 pub use record::GroupRecord;
-pub use spawner::{EscapedReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal};
+pub use spawner::{
+    EscapedReport, PortReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal,
+};
 pub use usage::{Usage, sample as sample_usage};
 
 use crate::config::CommandLine;
-use anyhow::{Context, Result};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
@@ -73,6 +74,28 @@ impl std::fmt::Display for Exit {
     }
 }
 
+/// Why a command could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot open a pseudo-terminal: {0}")]
+    Terminal(BoxError),
+    #[error("cannot start `{command}` in {cwd}: {source}")]
+    Start {
+        command: String,
+        cwd: String,
+        source: BoxError,
+    },
+    #[error("the child has no pid")]
+    NoPid,
+    #[error("cannot read the pseudo-terminal: {0}")]
+    Output(BoxError),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// An error of a crate that gives `anyhow` errors (portable-pty).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// A started process. Its pid is also its process group and session id.
 pub struct Spawned {
     pub pid: i32,
@@ -91,7 +114,7 @@ pub fn spawn(
     env: &[(String, String)],
     mut output: impl OutputSink,
     on_exit: impl FnOnce(Exit) + Send + 'static,
-) -> Result<Spawned> {
+) -> Result<Spawned, SpawnError> {
     let pty = native_pty_system();
     let pair = pty
         .openpty(PtySize {
@@ -100,7 +123,7 @@ pub fn spawn(
             pixel_width: 0,
             pixel_height: 0,
         })
-        .context("cannot open a pseudo-terminal")?;
+        .map_err(|e| SpawnError::Terminal(e.into()))?;
     let argv: Vec<&str> = match cmd {
         CommandLine::Shell(s) => vec!["sh", "-c", s],
         CommandLine::Exec(argv) => argv.iter().map(String::as_str).collect(),
@@ -129,10 +152,14 @@ pub fn spawn(
     let child = pair
         .slave
         .spawn_command(builder)
-        .with_context(|| format!("cannot start `{}` in {}", argv.join(" "), cwd.display()))?;
+        .map_err(|e| SpawnError::Start {
+            command: argv.join(" "),
+            cwd: cwd.display().to_string(),
+            source: e.into(),
+        })?;
     // Our copy of the slave side must close, or reading the master never sees the end.
     drop(pair.slave);
-    let pid = child.process_id().context("the child has no pid")? as i32;
+    let pid = child.process_id().ok_or(SpawnError::NoPid)? as i32;
     own.add(pid, service, true);
     drop(own);
     drop(child); // waited for below, and reaped by the owner with `reap`
@@ -141,7 +168,7 @@ pub fn spawn(
     let mut reader = pair
         .master
         .try_clone_reader()
-        .context("cannot read the pseudo-terminal")?;
+        .map_err(|e| SpawnError::Output(e.into()))?;
     // Said here, before `spawn` returns: ahead of the first output, and of any probe result.
     output.started(pid);
     let (drained_tx, drained_rx) = mpsc::channel::<()>();
@@ -161,8 +188,7 @@ pub fn spawn(
             output.end();
             drop(output);
             let _ = drained_tx.send(());
-        })
-        .context("cannot start a reader thread")?;
+        })?;
     std::thread::Builder::new()
         .name(format!("wait-{pid}"))
         .spawn(move || {
@@ -179,8 +205,7 @@ pub fn spawn(
                 let _ = drained_rx.recv_timeout(DRAIN_WAIT);
             }
             on_exit(exit);
-        })
-        .context("cannot start a waiter thread")?;
+        })?;
     Ok(Spawned {
         pid,
         master: pair.master,

@@ -183,16 +183,18 @@ impl Sweep {
     #[cfg(target_os = "linux")]
     fn run(&mut self, services: &[Kept], all: bool) -> Escaped {
         let me = std::process::id() as i32;
-        let own = own();
         let mut seen = Escaped::default();
         let mut zombies = HashSet::new();
         let Ok(procs) = procfs::process::all_processes() else {
             return seen;
         };
+        // First look at /proc without the lock (starting a process takes it); then decide
+        // under it, where a child registered meanwhile is known to be devstack's own.
         // Every live process by parent, to find what left a service's session while its parent
         // still runs (it becomes ours only once that parent is gone).
         let mut children: BTreeMap<i32, Vec<(i32, i32, u64)>> = BTreeMap::new();
         let mut live = HashSet::new();
+        let mut mine = Vec::new();
         for proc in procs.flatten() {
             let Ok(stat) = proc.stat() else { continue };
             if stat.state != 'Z' {
@@ -203,7 +205,18 @@ impl Sweep {
                     stat.starttime,
                 ));
             }
-            if stat.ppid != me || own.0.contains_key(&stat.pid) {
+            if stat.ppid == me {
+                let env = if stat.state == 'Z' {
+                    Default::default()
+                } else {
+                    proc.environ().unwrap_or_default()
+                };
+                mine.push((stat, env));
+            }
+        }
+        let own = own();
+        for (stat, env) in mine {
+            if own.0.contains_key(&stat.pid) {
                 continue;
             }
             if stat.state == 'Z' {
@@ -219,7 +232,6 @@ impl Sweep {
                 }
                 continue;
             }
-            let env = proc.environ().unwrap_or_default();
             if env.contains_key(std::ffi::OsStr::new(PROBE_MARK)) {
                 // What a health probe left behind: the probe is over.
                 kill_escaped(stat.pid, stat.session, Signal::SIGKILL);

@@ -5,67 +5,99 @@ use super::group::start_time;
 use super::orphans::Orphan;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 /// Each line: `pgid starttime service` for a service's session, `+pid starttime service` for a
-/// process that escaped it. Written whenever one is added or removed.
+/// process that escaped it. Written by a thread of its own whenever it changes (the latest state
+/// wins), so that the engine never waits on the disk or `/proc`; atomically, and private.
+#[derive(Clone)]
 pub struct GroupRecord {
     path: PathBuf,
-    groups: BTreeMap<i32, (u64, String)>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// The writer waits here for changes, and `flush` for them to be written.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// pgid → (start time, once the writer has read it; service).
+    groups: BTreeMap<i32, (Option<u64>, String)>,
     escaped: Vec<Orphan>,
+    /// Changes made, and written, so far.
+    version: u64,
+    saved: u64,
+    /// The writer thread runs (true), or could not be started (false: nothing is written).
+    writer: Option<bool>,
 }
 
 impl GroupRecord {
     pub fn new(path: PathBuf) -> Self {
         GroupRecord {
             path,
-            groups: BTreeMap::new(),
-            escaped: Vec::new(),
+            shared: Arc::default(),
         }
     }
 
-    pub fn add(&mut self, pgid: i32, service: &str) {
-        let start = start_time(pgid).unwrap_or(0);
-        self.groups.insert(pgid, (start, service.to_string()));
-        self.save();
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn remove(&mut self, pgid: i32) {
-        if self.groups.remove(&pgid).is_some() {
-            self.save();
+    pub fn add(&self, pgid: i32, service: &str) {
+        let mut state = self.lock();
+        state.groups.insert(pgid, (None, service.to_string()));
+        self.changed(state);
+    }
+
+    pub fn remove(&self, pgid: i32) {
+        let mut state = self.lock();
+        if state.groups.remove(&pgid).is_some() {
+            self.changed(state);
         }
     }
 
     /// The escaped processes alive now (see `orphans`).
-    pub fn set_escaped(&mut self, escaped: Vec<Orphan>) {
-        if escaped != self.escaped {
-            self.escaped = escaped;
-            self.save();
+    pub fn set_escaped(&self, escaped: Vec<Orphan>) {
+        let mut state = self.lock();
+        if escaped != state.escaped {
+            state.escaped = escaped;
+            self.changed(state);
         }
     }
 
-    fn save(&self) {
-        let groups = self
-            .groups
-            .iter()
-            .map(|(pgid, (start, name))| format!("{pgid} {start} {name}\n"));
-        let escaped = self
-            .escaped
-            .iter()
-            .map(|o| format!("+{} {} {}\n", o.pid, o.start, o.service));
-        let text: String = groups.chain(escaped).collect();
-        let tmp = self.path.with_extension("tmp");
-        let _ = fs::remove_file(&tmp);
-        let written = crate::statedir::private_file()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
-        if written.is_ok() {
-            let _ = fs::rename(&tmp, &self.path);
+    /// Wait (at most `limit`) until the record on disk is the latest.
+    pub fn flush(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut state = self.lock();
+        while state.writer == Some(true) && state.saved < state.version {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            state = (self.shared.changed)
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
+    fn changed(&self, mut state: MutexGuard<'_, State>) {
+        state.version += 1;
+        if state.writer.is_none() {
+            let (path, shared) = (self.path.clone(), Arc::downgrade(&self.shared));
+            let started = std::thread::Builder::new()
+                .name("pgroups".into())
+                .spawn(move || write_loop(&path, &shared));
+            state.writer = Some(started.is_ok());
+        }
+        self.shared.changed.notify_all();
+    }
     /// Kill the groups a previous run left behind, and say which. A recorded leader whose pid now
     /// belongs to another process (a different start time) is left alone.
     pub fn reap_leftovers(&self) -> Vec<String> {
@@ -107,6 +139,74 @@ impl GroupRecord {
         }
         let _ = fs::remove_file(&self.path);
         said
+    }
+}
+
+/// The writer: the latest state, each time it changes, until the record is dropped.
+fn write_loop(path: &Path, shared: &Weak<Shared>) {
+    loop {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.saved == state.version {
+            // Looks again now and then, to end once the record is gone.
+            state = shared
+                .changed
+                .wait_timeout(state, Duration::from_millis(500))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            if state.saved == state.version {
+                continue;
+            }
+        }
+        let version = state.version;
+        let new: Vec<i32> = state
+            .groups
+            .iter()
+            .filter(|(_, (start, _))| start.is_none())
+            .map(|(&pgid, _)| pgid)
+            .collect();
+        drop(state);
+        // Start times from /proc, outside the lock.
+        let starts: Vec<(i32, u64)> = new
+            .into_iter()
+            .map(|pgid| (pgid, start_time(pgid).unwrap_or(0)))
+            .collect();
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        for (pgid, start) in starts {
+            if let Some(group) = state.groups.get_mut(&pgid) {
+                group.0.get_or_insert(start);
+            }
+        }
+        let groups = state
+            .groups
+            .iter()
+            .map(|(pgid, (start, name))| format!("{pgid} {} {name}\n", start.unwrap_or(0)));
+        let escaped = state
+            .escaped
+            .iter()
+            .map(|o| format!("+{} {} {}\n", o.pid, o.start, o.service));
+        let text: String = groups.chain(escaped).collect();
+        drop(state);
+        save(path, &text);
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.saved = state.saved.max(version);
+        shared.changed.notify_all();
+    }
+}
+
+/// Replace the file at `path` with `text`, atomically, readable by the owner only.
+fn save(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let written = crate::statedir::private_file()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+    if written.is_ok() {
+        let _ = fs::rename(&tmp, path);
     }
 }
 

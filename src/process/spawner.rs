@@ -4,12 +4,11 @@
 //! recording fake in its place.
 
 use super::{
-    Exit, OutputSink,
+    Exit, OutputSink, SpawnError,
     orphans::{Escaped, Kept},
 };
 use crate::config::CommandLine;
 use crate::health;
-use anyhow::Result;
 use nix::sys::signal::Signal;
 use portable_pty::MasterPty;
 use std::path::Path;
@@ -40,6 +39,8 @@ pub struct Started {
 pub type ProbeReport = Box<dyn Fn(Result<(), String>) + Send>;
 /// Reports the escaped processes alive now, whenever they change.
 pub type EscapedReport = Box<dyn Fn(Escaped) + Send>;
+/// Reports who holds a port (None: nobody).
+pub type PortReport = Box<dyn FnOnce(Option<super::PortHolder>) + Send>;
 
 pub trait Spawner: Send + Sync + 'static {
     /// Start `req.cmd` in a terminal of its own. `output` gets its output; `on_exit` is called
@@ -49,15 +50,17 @@ pub trait Spawner: Send + Sync + 'static {
         req: SpawnRequest<'_>,
         output: Box<dyn OutputSink>,
         on_exit: Box<dyn FnOnce(Exit) + Send>,
-    ) -> Result<Started>;
+    ) -> Result<Started, SpawnError>;
     /// Send `sig` to the process group `pgid`. False when the group is gone.
     fn signal(&self, pgid: i32, sig: Signal) -> bool;
-    /// SIGKILL every process of the session `sid`.
+    /// SIGKILL every process of the session `sid`: its group now, the rest (found in `/proc`)
+    /// off the caller's thread.
     fn kill_session(&self, sid: i32);
-    /// Collect an exited process (after its `on_exit`), releasing its pid.
+    /// Collect an exited process (after its `on_exit`), releasing its pid; off the caller's
+    /// thread.
     fn reap(&self, pid: i32);
-    /// Who listens on `port`, if anyone does.
-    fn port_holder(&self, port: u16) -> Option<super::PortHolder>;
+    /// Find who listens on `port` off the caller's thread, and report it.
+    fn check_port(&self, port: u16, report: PortReport);
     /// Probe `target` of `service` until the handle is aborted, reporting each result.
     fn probe(&self, service: &str, target: health::Target, report: ProbeReport) -> AbortHandle;
     /// Keep the processes that escape the sessions of `services` (see `orphans`) until the
@@ -74,7 +77,7 @@ impl Spawner for Pty {
         req: SpawnRequest<'_>,
         output: Box<dyn OutputSink>,
         on_exit: Box<dyn FnOnce(Exit) + Send>,
-    ) -> Result<Started> {
+    ) -> Result<Started, SpawnError> {
         let spawned = super::spawn(req.cmd, req.cwd, req.env, output, on_exit)?;
         Ok(Started {
             pid: spawned.pid,
@@ -91,15 +94,17 @@ impl Spawner for Pty {
     }
 
     fn kill_session(&self, sid: i32) {
-        super::kill_session(sid);
+        super::signal_group(sid, Signal::SIGKILL);
+        off_thread(move || super::kill_session(sid));
     }
 
     fn reap(&self, pid: i32) {
-        super::reap(pid);
+        // The list of our own children is locked while the keeper of escaped processes scans.
+        off_thread(move || super::reap(pid));
     }
 
-    fn port_holder(&self, port: u16) -> Option<super::PortHolder> {
-        super::port_holder(port)
+    fn check_port(&self, port: u16, report: PortReport) {
+        off_thread(move || report(super::port_holder(port)));
     }
 
     fn probe(&self, _service: &str, target: health::Target, report: ProbeReport) -> AbortHandle {
@@ -108,6 +113,14 @@ impl Spawner for Pty {
 
     fn keep_escaped(&self, services: Vec<Kept>, report: EscapedReport) -> Box<dyn Send> {
         Box::new(super::orphans::keep(services, report))
+    }
+}
+
+/// Run `work` on tokio's blocking pool (on a thread of its own outside a runtime).
+fn off_thread(work: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(work)),
+        Err(_) => drop(std::thread::Builder::new().spawn(work)),
     }
 }
 

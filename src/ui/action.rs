@@ -30,8 +30,13 @@ pub enum Action {
     Help,
     CloseOverlay,
     AskQuit,
+    /// Stop the stack and leave.
     Quit,
     ForceQuit,
+    /// Ctrl-C: quit (stopping the stack), or, attached, detach.
+    Interrupt,
+    /// Leave the dashboard; the stack keeps running (attached).
+    Detach,
     SearchStart,
     FilterStart,
     InputChar(char),

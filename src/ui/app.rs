@@ -2,8 +2,9 @@
 //! on the engine come back as `Effect`s for the caller to carry out.
 
 use super::action::Action;
+use super::source::Logs;
 use crate::engine::{Command, ServiceView};
-use crate::logs::{LogHub, LogLine, Ring, Source, strip_sgr};
+use crate::logs::{LogLine, Ring, Source, strip_sgr};
 use ratatui::layout::Rect;
 use std::sync::Arc;
 
@@ -22,6 +23,8 @@ pub enum Mode {
     Filter(String),
     Help,
     ConfirmQuit,
+    /// `q` on an attached dashboard: detach (the stack keeps running) or stop the stack.
+    ConfirmDetach,
     /// Stopping the stack; the view lists what is still stopping.
     ShuttingDown,
     /// Keys go to the selected service's terminal (`i`; `Ctrl-a` leaves).
@@ -34,6 +37,12 @@ pub enum Effect {
     Engine(Command),
     /// Put this text on the clipboard.
     Copy(String),
+    /// Typing into a service starts: its terminal, at this size (rows, columns).
+    OpenScreen(usize, u16, u16),
+    /// Typing into a service ends.
+    CloseScreen(usize),
+    /// Leave the dashboard; the stack keeps running (an attached dashboard).
+    Detach,
 }
 
 /// How the log pane looks at its buffer.
@@ -72,7 +81,9 @@ pub struct App {
     pub stack: String,
     pub names: Vec<String>,
     pub views: Vec<ServiceView>,
-    pub logs: Arc<LogHub>,
+    pub logs: Logs,
+    /// The stack runs elsewhere: leaving can leave it running (`q` asks; Ctrl-C detaches).
+    pub attached: bool,
     pub selected: usize,
     pub focus: Focus,
     pub mode: Mode,
@@ -131,12 +142,13 @@ impl<'a> Shown<'a> {
 }
 
 impl App {
-    pub fn new(stack: String, names: Vec<String>, logs: Arc<LogHub>) -> Self {
+    pub fn new(stack: String, names: Vec<String>, logs: impl Into<Logs>) -> Self {
         App {
             stack,
             names,
             views: Vec::new(),
-            logs,
+            logs: logs.into(),
+            attached: false,
             selected: 0,
             focus: Focus::Services,
             mode: Mode::Normal,
@@ -301,13 +313,24 @@ impl App {
             Action::Zoom => self.zoom = !self.zoom,
             Action::Help => self.mode = Mode::Help,
             Action::CloseOverlay => self.mode = Mode::Normal,
-            Action::AskQuit => self.mode = Mode::ConfirmQuit,
+            Action::AskQuit => {
+                self.mode = if self.attached {
+                    Mode::ConfirmDetach
+                } else {
+                    Mode::ConfirmQuit
+                }
+            }
             Action::Quit => {
                 if self.mode != Mode::ShuttingDown {
                     self.mode = Mode::ShuttingDown;
                     return engine(Command::Shutdown);
                 }
             }
+            Action::Interrupt if self.attached => return vec![Effect::Detach],
+            Action::Interrupt => return self.update(Action::Quit),
+            Action::Detach => return vec![Effect::Detach],
+            // An attached dashboard can't kill the stack: it leaves it stopping.
+            Action::ForceQuit if self.attached => return vec![Effect::Detach],
             Action::ForceQuit => return engine(Command::ForceShutdown),
             Action::SearchStart => self.mode = Mode::Search(String::new()),
             Action::FilterStart => {
@@ -360,14 +383,14 @@ impl App {
                 }
                 let rows = self.log_area.height.saturating_sub(2).max(1);
                 let cols = self.log_area.width.saturating_sub(2).max(1);
-                self.logs.open_screen(here, rows, cols);
                 self.mode = Mode::Input;
                 self.focus = Focus::Logs;
-                return engine(Command::Resize(here, rows, cols));
+                self.reset_log();
+                return vec![Effect::OpenScreen(here, rows, cols)];
             }
             Action::LeaveInput => {
-                self.logs.close_screen(here);
                 self.mode = Mode::Normal;
+                return vec![Effect::CloseScreen(here)];
             }
             Action::Type(bytes) => return engine(Command::Input(here, bytes)),
             Action::ToggleAuto => match self.views.get(here).and_then(|v| v.auto_rebuild) {

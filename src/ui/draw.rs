@@ -88,6 +88,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     match &app.mode {
         Mode::Help => draw_help(frame),
         Mode::ConfirmQuit => draw_confirm(frame, app),
+        Mode::ConfirmDetach => draw_confirm_detach(frame),
         Mode::ShuttingDown => draw_shutdown(frame, app),
         _ => {}
     }
@@ -339,7 +340,8 @@ fn render_line(app: &App, line: &LogLine) -> Line<'static> {
     Line::from(spans)
 }
 
-/// The service's own terminal, while the user types into it.
+/// The service's own terminal, while the user types into it. Where no terminal is emulated
+/// (an attached dashboard sees the service's lines, not its raw output), its lines.
 fn draw_screen(frame: &mut Frame, app: &App, area: Rect) {
     let name = app.names.get(app.selected).map_or("", String::as_str);
     let block = pane_block(
@@ -354,7 +356,14 @@ fn draw_screen(frame: &mut Frame, app: &App, area: Rect) {
         );
     });
     if shown.is_none() {
-        frame.render_widget(block, area);
+        let block = pane_block(
+            format!(
+                " {name}: typing into its terminal (its output as lines: attached) · Ctrl-a leaves "
+            ),
+            true,
+        )
+        .border_style(Style::new().fg(Color::Green));
+        draw_lines(frame, app, area, block);
     }
 }
 
@@ -387,6 +396,11 @@ fn draw_logs(frame: &mut Frame, app: &App, area: Rect) {
     }
     let block = pane_block(title, app.focus == Focus::Logs)
         .title_bottom(Line::from(format!(" {} ", flags.join(" · "))).right_aligned());
+    draw_lines(frame, app, area, block);
+}
+
+/// The log lines the pane shows, in `block`.
+fn draw_lines(frame: &mut Frame, app: &App, area: Rect, block: ratatui::widgets::Block) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let height = inner.height as usize;
@@ -454,6 +468,9 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             Style::new().fg(Color::Yellow).bold(),
         )],
         (Mode::ConfirmQuit, _) => keys(&[("y", "quit"), ("n", "stay")]),
+        (Mode::ConfirmDetach, _) => {
+            keys(&[("d", "detach"), ("s", "stop the stack"), ("n", "stay")])
+        }
         (Mode::Help, _) => keys(&[("any key", "close")]),
         (Mode::Input, _) => vec![Span::styled(
             format!(
@@ -527,6 +544,20 @@ fn draw_confirm(frame: &mut Frame, app: &App) {
         ]),
     ];
     popup(frame, " quit ", lines, 44);
+}
+
+fn draw_confirm_detach(frame: &mut Frame) {
+    let key = |k| Span::styled(k, Style::new().fg(Color::Cyan).bold());
+    let lines = vec![
+        Line::from(" Leave the dashboard?"),
+        Line::from(vec![
+            key(" d"),
+            Span::raw(" detach: the stack keeps running (Enter)"),
+        ]),
+        Line::from(vec![key(" s"), Span::raw(" stop the stack")]),
+        Line::from(vec![key(" n"), Span::raw(" stay")]),
+    ];
+    popup(frame, " quit ", lines, 48);
 }
 
 fn draw_shutdown(frame: &mut Frame, app: &App) {

@@ -16,7 +16,7 @@ pub fn map(mode: &Mode, focus: Focus, key: KeyEvent) -> Option<Action> {
     if ctrl && key.code == KeyCode::Char('c') {
         return Some(match mode {
             Mode::ShuttingDown => Action::ForceQuit,
-            _ => Action::Quit,
+            _ => Action::Interrupt,
         });
     }
     match mode {
@@ -29,6 +29,12 @@ pub fn map(mode: &Mode, focus: Focus, key: KeyEvent) -> Option<Action> {
         }),
         Mode::ConfirmQuit => match key.code {
             KeyCode::Char('y') | KeyCode::Char('q') | KeyCode::Enter => Some(Action::Quit),
+            KeyCode::Char('n') | KeyCode::Esc => Some(Action::CloseOverlay),
+            _ => None,
+        },
+        Mode::ConfirmDetach => match key.code {
+            KeyCode::Char('d') | KeyCode::Char('q') | KeyCode::Enter => Some(Action::Detach),
+            KeyCode::Char('s') => Some(Action::Quit),
             KeyCode::Char('n') | KeyCode::Esc => Some(Action::CloseOverlay),
             _ => None,
         },
@@ -426,6 +432,16 @@ mod tests {
     }
 
     #[test]
+    fn an_attached_dashboard_asks_detach_or_stop() {
+        let m = |c| map(&Mode::ConfirmDetach, Focus::Services, key(c));
+        assert_eq!(m(KeyCode::Char('d')), Some(Action::Detach));
+        assert_eq!(m(KeyCode::Enter), Some(Action::Detach));
+        assert_eq!(m(KeyCode::Char('s')), Some(Action::Quit));
+        assert_eq!(m(KeyCode::Esc), Some(Action::CloseOverlay));
+        assert_eq!(m(KeyCode::Char('y')), None);
+    }
+
+    #[test]
     fn quitting_asks_first_and_a_second_ctrl_c_kills() {
         assert_eq!(
             map(&Mode::Normal, Focus::Services, key(KeyCode::Char('q'))),
@@ -441,7 +457,7 @@ mod tests {
         );
         assert_eq!(
             map(&Mode::Normal, Focus::Services, ctrl('c')),
-            Some(Action::Quit)
+            Some(Action::Interrupt)
         );
         assert_eq!(
             map(&Mode::ShuttingDown, Focus::Services, ctrl('c')),

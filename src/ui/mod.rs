@@ -5,8 +5,8 @@ pub mod action;
 pub mod app;
 pub mod draw;
 pub mod keymap;
+pub mod source;
 
-use crate::engine::Handle;
 use crate::logs::{LineTap, LogLine};
 use action::Action;
 use app::{App, Effect};
@@ -14,6 +14,7 @@ use crossterm::event::{Event, EventStream, KeyEventKind, MouseButton, MouseEvent
 use crossterm::{execute, terminal};
 use futures_util::StreamExt;
 use ratatui::layout::{Position, Rect};
+use source::Stack;
 use std::io;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -59,8 +60,10 @@ pub fn probe() -> io::Result<()> {
 /// How the dashboard ended.
 #[derive(Debug)]
 pub enum End {
-    /// The engine has ended (after a quit, or a signal).
+    /// The stack has ended (after a quit, or a signal).
     Quit,
+    /// The user left an attached dashboard; the stack runs on.
+    Detached,
     /// The terminal went away (closed window, dropped SSH connection): reads or writes failed.
     TerminalLost(io::Error),
 }
@@ -109,9 +112,9 @@ impl Drop for Screen {
     }
 }
 
-/// Run the dashboard until the engine has ended (after a quit, or a signal), or the terminal
-/// has gone away. An error: the terminal could not be set up.
-pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io::Result<End> {
+/// Run the dashboard until the stack has ended (after a quit, or a signal), the user detached
+/// (attached), or the terminal has gone away. An error: the terminal could not be set up.
+pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> io::Result<End> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore();
@@ -131,7 +134,7 @@ pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io
     let term = screen.get();
 
     let mut events = EventStream::new();
-    let mut views = handle.views();
+    let mut views = stack.views();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
@@ -157,7 +160,9 @@ pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io
                 Some(Ok(event)) => {
                     if let Some(action) = action_for(&app, event) {
                         for effect in app.update(action) {
-                            apply(&handle, effect);
+                            if apply(&stack, effect).is_break() {
+                                return Ok(End::Detached);
+                            }
                         }
                     }
                     dirty = true;
@@ -167,8 +172,12 @@ pub async fn run(handle: Handle, mut app: App, wake: std::sync::Arc<Wake>) -> io
             },
             changed = views.changed() => {
                 if changed.is_err() {
-                    return Ok(End::Quit); // the engine has ended
+                    return Ok(End::Quit); // the stack has ended
                 }
+                dirty = true;
+            }
+            note = stack.note() => {
+                app.message = Some(note);
                 dirty = true;
             }
             _ = wake.0.notified() => dirty = true,
@@ -215,9 +224,14 @@ fn action_for(app: &App, event: Event) -> Option<Action> {
     }
 }
 
-fn apply(handle: &Handle, effect: Effect) {
+/// Carry out an effect; Break when the dashboard is to end (detached).
+fn apply(stack: &Stack, effect: Effect) -> std::ops::ControlFlow<()> {
     match effect {
-        Effect::Engine(cmd) => handle.send(cmd),
+        Effect::Engine(cmd) => stack.send(cmd),
         Effect::Copy(text) => crate::clipboard::copy(&text),
+        Effect::OpenScreen(i, rows, cols) => stack.open_screen(i, rows, cols),
+        Effect::CloseScreen(i) => stack.close_screen(i),
+        Effect::Detach => return std::ops::ControlFlow::Break(()),
     }
+    std::ops::ControlFlow::Continue(())
 }

@@ -2,6 +2,8 @@
 //! when a test fails: dropping a `Stack` kills devstack and every process left in its folder.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

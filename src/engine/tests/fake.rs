@@ -4,9 +4,9 @@
 
 use crate::health;
 use crate::process::{
-    EscapedReport, Exit, OutputSink, ProbeReport, SpawnRequest, Spawner, Started, Terminal,
+    EscapedReport, Exit, OutputSink, PortReport, ProbeReport, SpawnError, SpawnRequest, Spawner,
+    Started, Terminal,
 };
-use anyhow::{Result, bail};
 use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -229,11 +229,15 @@ impl Spawner for Fake {
         req: SpawnRequest<'_>,
         mut output: Box<dyn OutputSink>,
         on_exit: Box<dyn FnOnce(Exit) + Send>,
-    ) -> Result<Started> {
+    ) -> Result<Started, SpawnError> {
         let cmd = req.cmd.to_string();
         let mut s = self.lock();
         if s.cannot_start.contains(&cmd) {
-            bail!("cannot start `{cmd}` in {}", req.cwd.display());
+            return Err(SpawnError::Start {
+                command: cmd,
+                cwd: req.cwd.display().to_string(),
+                source: "no such file".into(),
+            });
         }
         let pid = FIRST_PID + s.next_pid;
         s.next_pid += 1;
@@ -293,8 +297,10 @@ impl Spawner for Fake {
         self.lock().reaped.push(pid);
     }
 
-    fn port_holder(&self, port: u16) -> Option<crate::process::PortHolder> {
-        self.lock().ports.get(&port).cloned()
+    /// Answers at once (the engine hears it with its next message).
+    fn check_port(&self, port: u16, report: PortReport) {
+        let holder = self.lock().ports.get(&port).cloned();
+        report(holder);
     }
 
     fn probe(&self, service: &str, _target: health::Target, report: ProbeReport) -> AbortHandle {

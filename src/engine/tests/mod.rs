@@ -6,6 +6,7 @@ mod fake;
 mod health;
 mod restarts;
 mod start_stop;
+mod stuck_disk;
 
 use super::{Command, Engine, Handle, Options, Outcome, ServiceView};
 pub use super::{HealthState, State};
@@ -107,6 +108,8 @@ impl Rig {
 
     /// The service's log lines, devstack's own and its output.
     pub fn log(&self, name: &str) -> Vec<String> {
+        // Logged lines are written (and so buffered) by a writer thread.
+        self.logs.flush(Duration::from_secs(10));
         self.logs
             .tail(self.index(name), 10_000)
             .iter()

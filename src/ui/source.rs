@@ -1,0 +1,432 @@
+//! The one way the dashboard sees a stack, whichever way it runs: in this process (the engine's
+//! handle and its `LogHub`), or elsewhere, through the control socket (an attached dashboard).
+//! Either way the dashboard gets the services' views (a `watch`), log buffers it reads
+//! ([`Logs`]), and a way to send commands; `App`, `draw` and the event loop never ask which.
+//!
+//! An attached dashboard keeps three connections: `subscribe` (the views, live), `logs` with
+//! `follow` (the history, then every line, with colours, into a local [`Mirror`] of rings), and
+//! one for commands, which become the socket's requests ([`request`]).
+
+use super::Wake;
+use crate::control::client::{self, Client};
+use crate::control::{Answer, Message, Request, Response};
+use crate::engine::{Command, Handle, ServiceView};
+use crate::logs::{BUFFER_BYTES, LineTap, LogHub, LogLine, MERGED_BYTES, Ring, Source};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+
+/// The stack the dashboard shows.
+pub enum Stack {
+    /// Running in this process.
+    Local { handle: Handle, logs: Arc<LogHub> },
+    /// Running elsewhere; reached through its control socket.
+    Remote(Remote),
+}
+
+impl Stack {
+    /// Every service's view, as it changes.
+    pub fn views(&self) -> watch::Receiver<Vec<ServiceView>> {
+        match self {
+            Stack::Local { handle, .. } => handle.views(),
+            Stack::Remote(r) => r.views.clone(),
+        }
+    }
+
+    /// The log buffers the dashboard reads.
+    pub fn logs(&self) -> Logs {
+        match self {
+            Stack::Local { logs, .. } => Logs::Hub(logs.clone()),
+            Stack::Remote(r) => Logs::Mirror(r.logs.clone()),
+        }
+    }
+
+    /// Leaving the dashboard can leave the stack running (`q` asks: detach or stop it).
+    pub fn attached(&self) -> bool {
+        matches!(self, Stack::Remote(_))
+    }
+
+    pub fn send(&self, cmd: Command) {
+        match self {
+            Stack::Local { handle, .. } => handle.send(cmd),
+            Stack::Remote(r) => {
+                if let Some(request) = request(&r.names, cmd) {
+                    let _ = r.commands.send(request);
+                }
+            }
+        }
+    }
+
+    /// Typing into a service: size its terminal to the pane, and emulate that terminal where
+    /// its raw output is at hand (in this process). An attached dashboard gets the service's
+    /// lines only (sanitised), so it shows those while typing.
+    pub fn open_screen(&self, service: usize, rows: u16, cols: u16) {
+        if let Stack::Local { logs, .. } = self {
+            logs.open_screen(service, rows, cols);
+        }
+        self.send(Command::Resize(service, rows, cols));
+    }
+
+    pub fn close_screen(&self, service: usize) {
+        if let Stack::Local { logs, .. } = self {
+            logs.close_screen(service);
+        }
+    }
+
+    /// The next note for the footer (a command the stack refused, lines that went by); never,
+    /// in this process.
+    pub async fn note(&mut self) -> String {
+        match self {
+            Stack::Local { .. } => std::future::pending().await,
+            Stack::Remote(r) => match r.notes.recv().await {
+                Some(note) => note,
+                None => std::future::pending().await,
+            },
+        }
+    }
+}
+
+/// A dashboard command as a socket request (actions don't wait: the views show their effect).
+/// None for what has no request: a forced stop (an attached dashboard detaches instead), file
+/// changes (the stack watches its own files).
+pub fn request(names: &[String], cmd: Command) -> Option<Request> {
+    let name = |i: usize| names.get(i).cloned();
+    let wait = false;
+    Some(match cmd {
+        Command::Start(i) => Request::Start {
+            service: name(i)?,
+            wait,
+        },
+        Command::Stop(i) => Request::Stop {
+            service: name(i)?,
+            wait,
+        },
+        Command::Restart(i) => Request::Restart {
+            service: name(i)?,
+            wait,
+        },
+        Command::Rebuild(i) => Request::Rebuild {
+            service: name(i)?,
+            wait,
+        },
+        Command::Kill(i) => Request::Kill {
+            service: name(i)?,
+            wait,
+        },
+        Command::RestartAll => Request::RestartAll { wait },
+        Command::Shutdown => Request::Down,
+        Command::Input(i, bytes) => Request::Input {
+            service: name(i)?,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        },
+        Command::Resize(i, rows, cols) => Request::Resize {
+            service: name(i)?,
+            rows,
+            cols,
+        },
+        Command::SetAuto(i, auto) => Request::Watch {
+            service: name(i)?,
+            auto,
+        },
+        Command::ForceShutdown | Command::FilesChanged(..) => return None,
+    })
+}
+
+/// The log buffers the dashboard reads: the stack's own `LogHub`, or the mirror an attached
+/// dashboard fills from the socket.
+#[derive(Clone)]
+pub enum Logs {
+    Hub(Arc<LogHub>),
+    Mirror(Arc<Mirror>),
+}
+
+impl From<Arc<LogHub>> for Logs {
+    fn from(hub: Arc<LogHub>) -> Self {
+        Logs::Hub(hub)
+    }
+}
+
+impl Logs {
+    /// Read a buffer in place.
+    pub fn read<T>(&self, source: Source, f: impl FnOnce(&Ring) -> T) -> T {
+        match self {
+            Logs::Hub(hub) => hub.read(source, f),
+            Logs::Mirror(m) => m.read(source, f),
+        }
+    }
+
+    /// A service's emulated terminal, while one is open (only in the stack's own process).
+    pub fn screen<T>(&self, service: usize, f: impl FnOnce(&vt100::Screen) -> T) -> Option<T> {
+        match self {
+            Logs::Hub(hub) => hub.screen(service, f),
+            Logs::Mirror(_) => None,
+        }
+    }
+}
+
+/// An attached dashboard's copy of the stack's recent lines: the same rings as the `LogHub`'s
+/// (per service, and merged), filled from a `logs` follow.
+pub struct Mirror {
+    services: Vec<Mutex<Ring>>,
+    merged: Mutex<Ring>,
+    tap: Arc<dyn LineTap>,
+}
+
+impl Mirror {
+    /// `scrollback` lines per service (five times that merged), as the stack keeps.
+    pub fn new(services: usize, scrollback: usize, tap: Arc<dyn LineTap>) -> Self {
+        Mirror {
+            services: (0..services)
+                .map(|_| Mutex::new(Ring::new(scrollback, BUFFER_BYTES)))
+                .collect(),
+            merged: Mutex::new(Ring::new(scrollback * 5, MERGED_BYTES)),
+            tap,
+        }
+    }
+
+    /// Add lines (in order); tells the tap.
+    pub fn push(&self, lines: Vec<LogLine>) {
+        if lines.is_empty() {
+            return;
+        }
+        self.tap.lines(&lines);
+        let mut merged = self.merged.lock().expect("merged lock");
+        for line in lines {
+            let line = Arc::new(line);
+            if let Some(ring) = self.services.get(line.service) {
+                ring.lock().expect("ring lock").push(line.clone());
+            }
+            merged.push(line);
+        }
+    }
+
+    pub fn read<T>(&self, source: Source, f: impl FnOnce(&Ring) -> T) -> T {
+        match source {
+            Source::Service(i) => f(&self.services[i].lock().expect("ring lock")),
+            Source::All => f(&self.merged.lock().expect("merged lock")),
+        }
+    }
+}
+
+/// A stack running elsewhere, seen through its control socket.
+pub struct Remote {
+    pub names: Vec<String>,
+    views: watch::Receiver<Vec<ServiceView>>,
+    logs: Arc<Mirror>,
+    commands: std::sync::mpsc::Sender<Request>,
+    notes: mpsc::UnboundedReceiver<String>,
+}
+
+/// Lines read from a follow before they go into the mirror together (fewer lock rounds and
+/// wake-ups under a flood); a quiet stream goes in line by line.
+const BATCH: usize = 256;
+
+/// A connection that said `hello`.
+fn open(socket: &Path) -> Result<Client, client::Error> {
+    let mut c = Client::connect(socket)?;
+    c.hello()?;
+    Ok(c)
+}
+
+impl Remote {
+    /// Attach to the stack answering on `socket`: its views and `scrollback` lines per service
+    /// of history are here when this returns; what follows arrives on threads of its own (a
+    /// flood of lines is parsed beside the drawing, not in its way). `wake` hears of new lines.
+    pub fn connect(
+        socket: &Path,
+        scrollback: usize,
+        wake: Arc<Wake>,
+    ) -> Result<Remote, client::Error> {
+        let socket = socket.to_path_buf();
+        let mut events = open(&socket)?;
+        let views = match events.call(&Request::Subscribe)? {
+            Answer::Services { services } => services,
+            _ => {
+                return Err(client::Error::Garbled(
+                    "not an answer to `subscribe`".into(),
+                ));
+            }
+        };
+        let names: Vec<String> = views.iter().map(|v| v.name.clone()).collect();
+        let (notes_tx, notes) = mpsc::unbounded_channel();
+
+        let logs = Arc::new(Mirror::new(names.len(), scrollback, wake));
+        let mut follow = open(&socket)?;
+        let history = follow.tail(&Request::Logs {
+            services: Vec::new(),
+            lines: scrollback * 5,
+            follow: true,
+            color: true,
+        })?;
+        logs.push(
+            history
+                .into_iter()
+                .filter_map(|l| l.into_log_line(&names))
+                .collect(),
+        );
+
+        let mut commands = open(&socket)?;
+        let (views_tx, views_rx) = watch::channel(views);
+        let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<Request>();
+
+        let views_tx = Arc::new(views_tx);
+        let (tx, socket2) = (views_tx.clone(), socket.clone());
+        std::thread::spawn(move || follow_views(events, &tx, &socket2));
+        let (mirror, names2, notes2) = (logs.clone(), names.clone(), notes_tx.clone());
+        std::thread::spawn(move || follow_lines(follow, &mirror, &names2, &notes2));
+        std::thread::spawn(move || {
+            use std::sync::mpsc::RecvTimeoutError;
+            loop {
+                let result = match cmd_rx.recv_timeout(REFRESH) {
+                    Ok(request) => commands.call(&request).map(drop),
+                    Err(RecvTimeoutError::Timeout) => {
+                        commands.ps().map(|now| refresh(&views_tx, now))
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return,
+                };
+                match result {
+                    Err(client::Error::Lost(_)) => return,
+                    Err(e) => drop(notes_tx.send(e.to_string())),
+                    Ok(()) => {}
+                }
+            }
+        });
+        Ok(Remote {
+            names,
+            views: views_rx,
+            logs,
+            commands: cmd_tx,
+            notes,
+        })
+    }
+}
+
+/// How often an attached dashboard reads every view again: `subscribe` sends state changes,
+/// not what moves on its own (uptime, CPU and memory, countdowns).
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Take what moved on its own from a `ps`; a view whose state differs from the one shown is
+/// taken whole only when events went by (`subscribe` is the order of changes: a `ps` answer,
+/// on another connection, may be older than the last event).
+fn refresh(tx: &watch::Sender<Vec<ServiceView>>, now: Vec<ServiceView>) {
+    tx.send_if_modified(|views| {
+        let mut changed = false;
+        for (shown, fresh) in views.iter_mut().zip(now) {
+            if shown.name == fresh.name && shown.same_state(&fresh) && *shown != fresh {
+                *shown = fresh;
+                changed = true;
+            }
+        }
+        changed
+    });
+}
+
+/// Keep the views current from a `subscribe` stream; when it ends (the stack stopped), the
+/// views' senders go, which ends the dashboard.
+fn follow_views(mut events: Client, tx: &watch::Sender<Vec<ServiceView>>, socket: &Path) {
+    loop {
+        match events.next_message() {
+            Ok(Some(Message::Event { service, .. })) => tx.send_modify(|views| {
+                if let Some(v) = views.iter_mut().find(|v| v.name == service.name) {
+                    *v = service;
+                }
+            }),
+            // Events went by: the next `ps` shows where things are; take it whole.
+            Ok(Some(Message::Missed { .. })) => {
+                if let Ok(now) = open(socket).and_then(|mut c| c.ps()) {
+                    tx.send_replace(now);
+                }
+            }
+            Ok(Some(Message::Line { .. })) => {}
+            Ok(Some(Message::End(_))) | Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// Put the lines of a `logs` follow into the mirror.
+fn follow_lines(
+    mut follow: Client,
+    mirror: &Mirror,
+    names: &[String],
+    notes: &mpsc::UnboundedSender<String>,
+) {
+    let mut batch = Vec::new();
+    loop {
+        let message = follow.next_message();
+        match message {
+            Ok(Some(Message::Line { line })) => batch.extend(line.into_log_line(names)),
+            Ok(Some(Message::Missed { missed })) => {
+                let _ = notes.send(format!(
+                    "{} went by too fast to show here; the log files have them",
+                    crate::plural(missed as usize, "line")
+                ));
+            }
+            Ok(Some(Message::End(Response::Error { error }))) => {
+                let _ = notes.send(format!("the log stream ended: {error}"));
+                break;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+        if batch.len() >= BATCH || !follow.has_buffered() {
+            mirror.push(std::mem::take(&mut batch));
+        }
+    }
+    mirror.push(batch);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dashboard_commands_become_requests_that_answer_at_once() {
+        let names = vec!["db".to_string(), "api".to_string()];
+        assert_eq!(
+            request(&names, Command::Restart(1)),
+            Some(Request::Restart {
+                service: "api".into(),
+                wait: false
+            })
+        );
+        assert_eq!(
+            request(&names, Command::Input(0, b"\x1b[A".to_vec())),
+            Some(Request::Input {
+                service: "db".into(),
+                text: "\u{1b}[A".into()
+            })
+        );
+        assert_eq!(request(&names, Command::Shutdown), Some(Request::Down));
+        assert_eq!(
+            request(&names, Command::SetAuto(1, false)),
+            Some(Request::Watch {
+                service: "api".into(),
+                auto: false
+            })
+        );
+        // Nothing for what the socket doesn't do, or a service it doesn't have.
+        assert_eq!(request(&names, Command::ForceShutdown), None);
+        assert_eq!(request(&names, Command::Kill(7)), None);
+    }
+
+    #[test]
+    fn the_mirror_keeps_each_services_lines_and_all_merged() {
+        let mirror = Mirror::new(2, 3, Arc::new(Wake::default()));
+        let line = |service, text: &str| LogLine {
+            service,
+            stream: crate::logs::Stream::Out,
+            time: std::time::SystemTime::UNIX_EPOCH,
+            text: text.into(),
+        };
+        mirror.push((0..5).map(|i| line(i % 2, &i.to_string())).collect());
+        let texts = |source| {
+            mirror.read(source, |r| {
+                r.lines().iter().map(|l| l.text.clone()).collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(texts(Source::Service(0)), ["0", "2", "4"]);
+        assert_eq!(texts(Source::Service(1)), ["1", "3"]);
+        assert_eq!(texts(Source::All), ["0", "1", "2", "3", "4"]);
+        assert_eq!(mirror.read(Source::All, Ring::total), 5);
+    }
+}
