@@ -9,6 +9,7 @@ pub mod health;
 pub mod logs;
 pub mod process;
 pub mod statedir;
+pub mod traffic;
 pub mod ui;
 pub mod watch;
 

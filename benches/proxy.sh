@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The traffic proxy's cost: wrk against a fixture HTTP service (fixtures/http_echo.rs, keep-alive)
+# directly, through devstack's proxy (fixtures/proxy_bench.rs, the library's Proxy alone) and
+# through nginx as a reverse proxy (one worker, upstream keep-alive), with the same connections
+# and threads. Prints requests/s and p50/p99 (a saturated run, and a one-connection run whose
+# latency difference is the added latency), then the proxy's RSS over 1,000,000 requests and the
+# cost of attributing a new connection with 20 services running.
+# Targets (issue 11): throughput >= nginx and >= 0.8x direct; added latency p50 <= 100 us,
+# p99 <= 1 ms; RSS flat and <= 60 MB after 1,000,000 requests; attribution <= 1 ms.
+# Usage: benches/proxy.sh [DURATION] [CONNECTIONS] [WRK_THREADS] [PROXY_THREADS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10s}
+CONNS=${2:-50}
+WRK_THREADS=${3:-2}
+PROXY_THREADS=${4:-1}
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+cargo build --release --quiet --example http_echo --example proxy_bench
+BIN=$PWD/target/release/examples
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "nothing on $1"; exit 1; }
+
+backend=$(free_port); proxied=$(free_port); nginxed=$(free_port)
+"$BIN/http_echo" "$backend" 1 >/dev/null & pids+=($!)
+mkfifo "$work/ctl"
+"$BIN/proxy_bench" proxy "$proxied" "$backend" "$PROXY_THREADS" <"$work/ctl" >"$work/proxy.out" & proxy_pid=$!; pids+=($proxy_pid)
+exec 4>"$work/ctl"
+cat >"$work/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/body; proxy_temp_path $work/proxy;
+    fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
+    upstream backend { server 127.0.0.1:$backend; keepalive 128; }
+    server {
+        listen 127.0.0.1:$nginxed;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+CONF
+"$NGINX" -c "$work/nginx.conf" -p "$work" -e "$work/error.log" & pids+=($!)
+wait_port "$backend"; wait_port "$proxied"; wait_port "$nginxed"
+
+# wrk's "Requests/sec" and its 50%/99% latencies, in microseconds.
+run() { # port connections threads duration
+    wrk --latency -t"$3" -c"$2" -d"$4" "http://127.0.0.1:$1/" | awk '
+        function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return v*1000; if (v ~ /s$/) return v*1000000; return v }
+        /Requests\/sec/ { rps = $2 } /^ +50%/ { p50 = us($2) } /^ +99%/ { p99 = us($2) }
+        / requests in / { n = $1 }
+        END { printf "%d %d %d %d\n", rps, p50, p99, n }'
+}
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status"; }
+
+for port in "$backend" "$proxied" "$nginxed"; do run "$port" "$CONNS" "$WRK_THREADS" 2s >/dev/null; done # warm up
+declare -A rps p50 p99 p50_1 p99_1
+for name in direct devstack nginx; do
+    case $name in direct) port=$backend ;; devstack) port=$proxied ;; nginx) port=$nginxed ;; esac
+    read -r rps[$name] p50[$name] p99[$name] _ < <(run "$port" "$CONNS" "$WRK_THREADS" "$DURATION")
+    read -r _ p50_1[$name] p99_1[$name] _ < <(run "$port" 1 1 "$DURATION")
+done
+echo
+echo "wrk -t$WRK_THREADS -c$CONNS -d$DURATION (keep-alive), proxy threads: $PROXY_THREADS, cores: $(nproc)"
+printf '%-10s %12s %9s %9s %9s %12s %12s\n' "" "requests/s" "vs direct" "p50 us" "p99 us" "1-conn p50" "1-conn p99"
+for name in direct devstack nginx; do
+    printf '%-10s %12s %9s %9s %9s %12s %12s\n' "$name" "${rps[$name]}" \
+        "$(awk "BEGIN{printf \"%.2f\", ${rps[$name]} / ${rps[direct]}}")" \
+        "${p50[$name]}" "${p99[$name]}" "${p50_1[$name]}" "${p99_1[$name]}"
+done
+echo "devstack vs nginx throughput: $(awk "BEGIN{printf \"%.2f\", ${rps[devstack]} / ${rps[nginx]}}")x"
+echo "added latency, one connection: devstack p50 $(( p50_1[devstack] - p50_1[direct] )) us, p99 $(( p99_1[devstack] - p99_1[direct] )) us; nginx p50 $(( p50_1[nginx] - p50_1[direct] )) us, p99 $(( p99_1[nginx] - p99_1[direct] )) us"
+
+# RSS over 1,000,000 proxied requests (and more, in rounds).
+count() { echo >&4; sleep 0.2; tail -n1 "$work/proxy.out"; }
+sleep 0.2
+rounds=""
+while :; do
+    run "$proxied" "$CONNS" "$WRK_THREADS" 5s >/dev/null
+    sleep 0.2
+    n=$(count); rounds="$rounds $(( n / 1000 ))k:$(( $(rss_kb) / 1024 ))MB"
+    [ "$n" -ge 1000000 ] && break
+done
+run "$proxied" "$CONNS" "$WRK_THREADS" 5s >/dev/null; sleep 0.2
+n=$(count); rounds="$rounds $(( n / 1000 ))k:$(( $(rss_kb) / 1024 ))MB"
+echo "proxy RSS after each round (requests:RSS):$rounds"
+
+"$BIN/proxy_bench" attribution 20 10

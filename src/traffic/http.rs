@@ -1,0 +1,437 @@
+//! HTTP through the proxy: hyper serves the caller (HTTP/1.x or h2c) and a hyper client
+//! connection per caller connection forwards to the backend, so requests keep their order
+//! (keep-alive, pipelining) and bodies stream both ways, never held whole. One record per
+//! request: method, path, status (and gRPC's from the trailers), latency from the request head to
+//! the end of the response, body bytes each way. An `Upgrade` (WebSocket) is passed through after
+//! the 101 and its bytes counted in the request's record, made when the tunnel closes.
+
+use super::proxy::{Backend, Counted};
+use super::sniff::Prefixed;
+use super::stats::{self, ErrorKind, Kind, Record, Stats};
+use super::{Caller, Conn};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::client::conn::{http1 as client_h1, http2 as client_h2};
+use hyper::header::{HeaderMap, UPGRADE};
+use hyper::server::conn::{http1 as server_h1, http2 as server_h2};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+use tokio::net::TcpStream;
+
+/// Serve a caller speaking HTTP/1.x.
+pub async fn serve_http1(client: Prefixed<TcpStream>, conn: Conn) {
+    let shared = Shared::new(conn, false);
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(shared.forward(req).await) }
+    });
+    let _ = server_h1::Builder::new()
+        // An idle keep-alive connection stays open, as it would to the service itself.
+        .header_read_timeout(None)
+        .pipeline_flush(true)
+        .preserve_header_case(true)
+        .serve_connection(TokioIo::new(client), service)
+        .with_upgrades()
+        .await;
+}
+
+/// Serve a caller speaking HTTP/2 with prior knowledge (h2c, gRPC).
+pub async fn serve_h2(client: Prefixed<TcpStream>, conn: Conn) {
+    let shared = Shared::new(conn, true);
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(shared.forward(req).await) }
+    });
+    let _ = server_h2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(client), service)
+        .await;
+}
+
+/// What the requests of one caller connection share: its caller and its backend connection.
+struct Shared {
+    caller: Caller,
+    callee: Arc<str>,
+    stats: Arc<Stats>,
+    h2: bool,
+    upstream: tokio::sync::Mutex<Upstream>,
+}
+
+struct Upstream {
+    backend: Backend,
+    h1: Option<client_h1::SendRequest<RequestBody>>,
+    h2: Option<client_h2::SendRequest<RequestBody>>,
+}
+
+impl Shared {
+    fn new(conn: Conn, h2: bool) -> Arc<Shared> {
+        Arc::new(Shared {
+            caller: conn.caller,
+            callee: conn.callee,
+            stats: conn.stats,
+            h2,
+            upstream: tokio::sync::Mutex::new(Upstream {
+                backend: conn.backend,
+                h1: None,
+                h2: None,
+            }),
+        })
+    }
+
+    async fn forward(&self, mut req: Request<Incoming>) -> Response<ResponseBody> {
+        let start = Instant::now();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().to_string(), |p| p.as_str().to_string());
+        let mut record = Record::now(
+            self.caller.clone(),
+            &self.callee,
+            Kind::Http {
+                version: format!("{:?}", req.version()),
+                method: req.method().as_str().to_string(),
+                path: stats::bounded_path(&path),
+                status: 0,
+                grpc_status: None,
+            },
+        );
+        let upgrade =
+            (!self.h2 && req.headers().contains_key(UPGRADE)).then(|| hyper::upgrade::on(&mut req));
+        let bytes_in = Arc::new(AtomicU64::new(0));
+        let req = req.map(|inner| RequestBody {
+            inner,
+            count: bytes_in.clone(),
+        });
+        let sent = if self.h2 {
+            self.send_h2(req).await
+        } else {
+            self.send_h1(req).await
+        };
+        let mut resp = match sent {
+            Ok(resp) => resp,
+            Err(kind) => {
+                let (status, text) = match kind {
+                    ErrorKind::Timeout => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("devstack: {} did not come up in time\n", self.callee),
+                    ),
+                    ErrorKind::Refused => (
+                        StatusCode::BAD_GATEWAY,
+                        format!("devstack: {} refused the connection\n", self.callee),
+                    ),
+                    ErrorKind::Reset => (
+                        StatusCode::BAD_GATEWAY,
+                        format!(
+                            "devstack: {} closed the connection without answering\n",
+                            self.callee
+                        ),
+                    ),
+                };
+                set_status(&mut record, status.as_u16(), None);
+                record.error = Some(kind);
+                record.bytes_in = bytes_in.load(Ordering::Relaxed);
+                record.latency_us = stats::micros(start.elapsed());
+                self.stats.record(record);
+                let mut resp = Response::new(ResponseBody::Full(Some(Bytes::from(text))));
+                *resp.status_mut() = status;
+                resp.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                return resp;
+            }
+        };
+        set_status(
+            &mut record,
+            resp.status().as_u16(),
+            grpc_status(resp.headers()),
+        );
+        if let Some(client_upgrade) = upgrade
+            && resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        {
+            let backend_upgrade = hyper::upgrade::on(&mut resp);
+            record.latency_us = stats::micros(start.elapsed());
+            record.bytes_in = bytes_in.load(Ordering::Relaxed);
+            tokio::spawn(tunnel(
+                client_upgrade,
+                backend_upgrade,
+                record,
+                self.stats.clone(),
+            ));
+            return resp.map(|_| ResponseBody::Full(None));
+        }
+        resp.map(|inner| {
+            let mut body = Metered {
+                inner,
+                finish: Some(Box::new(Finish {
+                    record,
+                    start,
+                    bytes_in,
+                    stats: self.stats.clone(),
+                })),
+            };
+            if body.inner.is_end_stream() {
+                body.end(None);
+            }
+            ResponseBody::Metered(body)
+        })
+    }
+
+    /// Send on this connection's HTTP/1 backend connection, (re)connecting when there is none
+    /// or it closed (a keep-alive connection the service closed while idle: the request, not
+    /// sent yet, goes on a new one).
+    async fn send_h1(
+        &self,
+        mut req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, ErrorKind> {
+        // Held until the response head: the caller's requests come one at a time anyway.
+        let mut up = self.upstream.lock().await;
+        for _ in 0..2 {
+            let sender = match &mut up.h1 {
+                Some(sender) if !sender.is_closed() => sender,
+                _ => {
+                    let sender = connect_h1(&mut up.backend).await?;
+                    up.h1.insert(sender)
+                }
+            };
+            if sender.ready().await.is_err() {
+                up.h1 = None;
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(resp),
+                Err(mut e) => {
+                    up.h1 = None;
+                    match e.take_message() {
+                        Some(unsent) => req = unsent,
+                        None => return Err(ErrorKind::Reset),
+                    }
+                }
+            }
+        }
+        Err(ErrorKind::Reset)
+    }
+
+    /// Send on this connection's HTTP/2 backend connection (requests multiplexed on it).
+    async fn send_h2(&self, req: Request<RequestBody>) -> Result<Response<Incoming>, ErrorKind> {
+        let mut sender = {
+            let mut up = self.upstream.lock().await;
+            match &up.h2 {
+                Some(sender) if !sender.is_closed() => sender.clone(),
+                _ => {
+                    let stream = up.backend.connect().await?;
+                    let (sender, conn) = client_h2::Builder::new(TokioExecutor::new())
+                        .handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(|_| ErrorKind::Reset)?;
+                    tokio::spawn(conn);
+                    up.h2.insert(sender).clone()
+                }
+            }
+        };
+        sender.ready().await.map_err(|_| ErrorKind::Reset)?;
+        sender.send_request(req).await.map_err(|_| ErrorKind::Reset)
+    }
+}
+
+async fn connect_h1(
+    backend: &mut Backend,
+) -> Result<client_h1::SendRequest<RequestBody>, ErrorKind> {
+    let stream = backend.connect().await?;
+    let (sender, conn) = client_h1::Builder::new()
+        .preserve_header_case(true)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| ErrorKind::Reset)?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+/// After a 101: bytes both ways between the caller and the service, then the request's record.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    backend: hyper::upgrade::OnUpgrade,
+    mut record: Record,
+    stats: Arc<Stats>,
+) {
+    match tokio::join!(client, backend) {
+        (Ok(client), Ok(backend)) => {
+            let mut client = Counted::new(TokioIo::new(client));
+            let mut backend = TokioIo::new(backend);
+            if tokio::io::copy_bidirectional(&mut client, &mut backend)
+                .await
+                .is_err()
+            {
+                record.error = Some(ErrorKind::Reset);
+            }
+            record.bytes_in += client.read;
+            record.bytes_out += client.written;
+        }
+        _ => record.error = Some(ErrorKind::Reset),
+    }
+    stats.record(record);
+}
+
+fn set_status(record: &mut Record, code: u16, grpc: Option<u32>) {
+    if let Kind::Http {
+        status,
+        grpc_status,
+        ..
+    } = &mut record.kind
+    {
+        *status = code;
+        if grpc.is_some() {
+            *grpc_status = grpc;
+        }
+    }
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<u32> {
+    headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The caller's request body on its way to the service, counted.
+pub(crate) struct RequestBody {
+    inner: Incoming,
+    count: Arc<AtomicU64>,
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
+            && let Some(data) = data
+        {
+            this.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What the caller gets: the service's response, metered, or one devstack made.
+pub(crate) enum ResponseBody {
+    Metered(Metered),
+    Full(Option<Bytes>),
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ResponseBody::Metered(m) => m.poll(cx),
+            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Metered(m) => m.inner.is_end_stream(),
+            ResponseBody::Full(bytes) => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Metered(m) => m.inner.size_hint(),
+            ResponseBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
+
+/// The service's response body on its way to the caller; its end (or its loss) makes the record.
+pub(crate) struct Metered {
+    inner: Incoming,
+    /// Boxed: the response body stays small while it streams.
+    finish: Option<Box<Finish>>,
+}
+
+struct Finish {
+    record: Record,
+    start: Instant,
+    bytes_in: Arc<AtomicU64>,
+    stats: Arc<Stats>,
+}
+
+impl Metered {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(finish) = &mut self.finish {
+                    if let Some(data) = frame.data_ref() {
+                        finish.record.bytes_out += data.len() as u64;
+                    } else if let Some(trailers) = frame.trailers_ref()
+                        && let Some(code) = grpc_status(trailers)
+                        && let Kind::Http { grpc_status, .. } = &mut finish.record.kind
+                    {
+                        *grpc_status = Some(code);
+                    }
+                }
+                if self.inner.is_end_stream() {
+                    self.end(None);
+                }
+            }
+            Some(Err(_)) => self.end(Some(ErrorKind::Reset)),
+            None => self.end(None),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn end(&mut self, error: Option<ErrorKind>) {
+        if let Some(finish) = self.finish.take() {
+            let Finish {
+                mut record,
+                start,
+                bytes_in,
+                stats,
+            } = *finish;
+            record.latency_us = stats::micros(start.elapsed());
+            record.bytes_in = bytes_in.load(Ordering::Relaxed);
+            record.error = record.error.or(error);
+            stats.record(record);
+        }
+    }
+}
+
+impl Drop for Metered {
+    /// Dropped before its end: the caller went away, or hyper needed no more of it.
+    fn drop(&mut self) {
+        let error = (!self.inner.is_end_stream()).then_some(ErrorKind::Reset);
+        self.end(error);
+    }
+}

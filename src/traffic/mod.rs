@@ -1,0 +1,29 @@
+//! Inter-service traffic: a proxy in front of each service's port that forwards every connection
+//! to the service's private port and records who called whom, how often, how fast and how badly.
+//!
+//! - [`proxy`]: the listeners ([`Proxy::start`], [`Proxy::listen`] with a [`Route`]) on a
+//!   runtime of their own; raw TCP forwarding.
+//! - `sniff`: telling HTTP/1, h2c and anything else apart from the first bytes.
+//! - `http`: HTTP/1.x and h2c through hyper, one record per request, upgrades passed through.
+//! - [`caller`]: which service a connection comes from (`/proc` on Linux), by [`Sessions`].
+//! - [`stats`]: per-edge counters, rates, latency percentiles, the recent ring and the tail.
+
+pub mod caller;
+mod http;
+pub mod proxy;
+mod sniff;
+pub mod stats;
+
+pub use caller::{Attributor, Caller, Sessions};
+pub use proxy::{BindError, Listener, Protocol, Proxy, Route};
+pub use stats::{EdgeSnapshot, ErrorKind, Kind, Record, ServiceSnapshot, Snapshot, Stats};
+
+use std::sync::Arc;
+
+/// One accepted connection, once its caller is known.
+pub(crate) struct Conn {
+    pub caller: Caller,
+    pub callee: Arc<str>,
+    pub backend: proxy::Backend,
+    pub stats: Arc<Stats>,
+}

@@ -1,0 +1,326 @@
+//! The proxy: one listener per service on `127.0.0.1:PORT`, each connection forwarded to the
+//! service's current backend and recorded. It runs on a runtime of its own (its own threads), so
+//! a busy engine or dashboard never delays a request.
+
+use super::caller::{Attributor, Caller, Sessions};
+use super::sniff::{self, Detected, Prefixed};
+use super::stats::{self, ErrorKind, Kind, Record, Stats};
+use crate::process::PortHolder;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+
+/// How long a connection's first bytes are waited for before it is taken for TCP (a client that
+/// waits for the server to speak first).
+pub const SNIFF_WAIT: Duration = Duration::from_millis(300);
+/// With `protocol = "http"`, how long a silent connection is kept before it is read as HTTP/1
+/// anyway (and then hyper's own handling applies).
+const HTTP_SNIFF_WAIT: Duration = Duration::from_secs(60);
+
+/// How a listener reads its connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Sniff the first bytes: HTTP/1.x, h2c (HTTP/2 with prior knowledge) or raw TCP.
+    #[default]
+    Auto,
+    /// HTTP/1.x or h2c, never TCP.
+    Http,
+    /// Raw TCP: connections and bytes only.
+    Tcp,
+}
+
+/// One service's listener: where it listens and where it forwards.
+pub struct Route {
+    /// The callee's name in the records.
+    pub service: String,
+    /// The public port, on 127.0.0.1 (0: any free port, for tests).
+    pub port: u16,
+    /// The service's current private address; None while it is stopped, restarting or
+    /// rebuilding. Set it to None before stopping the process, and to the new address once the
+    /// new process listens (or is started: connections are retried until the wait runs out only
+    /// while it is None).
+    pub backend: watch::Receiver<Option<SocketAddr>>,
+    pub protocol: Protocol,
+    /// How long a new connection waits for a backend (while `backend` is None) before the caller
+    /// gets an error: HTTP 503, or a closed connection for TCP.
+    pub wait: Duration,
+}
+
+/// A public port could not be listened on.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("port {port} is already in use by {holder}")]
+    Taken { port: u16, holder: PortHolder },
+    #[error("can't listen on 127.0.0.1:{port}: {source}")]
+    Io { port: u16, source: io::Error },
+}
+
+/// A running listener; dropping it stops accepting (connections already accepted carry on).
+pub struct Listener {
+    addr: SocketAddr,
+    task: AbortHandle,
+}
+
+impl Listener {
+    /// Where it listens (the port chosen, when the route asked for 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The proxy: a runtime with its own threads, the stats every listener records into, and the
+/// caller lookup.
+pub struct Proxy {
+    runtime: Option<tokio::runtime::Runtime>,
+    ctx: Arc<Ctx>,
+}
+
+pub(crate) struct Ctx {
+    pub stats: Arc<Stats>,
+    callers: Attributor,
+}
+
+impl Proxy {
+    /// Start the proxy's runtime (`threads` workers, at least 1) recording into `stats`, telling
+    /// callers by `sessions`.
+    pub fn start(stats: Arc<Stats>, sessions: Arc<Sessions>, threads: usize) -> io::Result<Proxy> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .max_blocking_threads(8)
+            .thread_name("devstack-proxy")
+            .enable_all()
+            .build()?;
+        Ok(Proxy {
+            runtime: Some(runtime),
+            ctx: Arc::new(Ctx {
+                stats,
+                callers: Attributor::new(sessions),
+            }),
+        })
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.ctx.stats
+    }
+
+    /// Listen on `127.0.0.1:route.port` and forward there from now on. A taken port is reported
+    /// with the process holding it.
+    pub fn listen(&self, route: Route) -> Result<Listener, BindError> {
+        let port = route.port;
+        let std_listener = match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                return Err(match crate::process::port_holder(port) {
+                    Some(holder) => BindError::Taken { port, holder },
+                    None => BindError::Io { port, source: e },
+                });
+            }
+            Err(source) => return Err(BindError::Io { port, source }),
+        };
+        let io_err = |source| BindError::Io { port, source };
+        std_listener.set_nonblocking(true).map_err(io_err)?;
+        let addr = std_listener.local_addr().map_err(io_err)?;
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("the runtime lives as long as the proxy");
+        let listener = {
+            let _entered = runtime.enter();
+            TcpListener::from_std(std_listener).map_err(io_err)?
+        };
+        let route = Arc::new(route);
+        let ctx = self.ctx.clone();
+        let task = runtime.spawn(accept_loop(listener, route, ctx));
+        Ok(Listener {
+            addr,
+            task: task.abort_handle(),
+        })
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // Without blocking: the proxy may be dropped inside another runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, route: Arc<Route>, ctx: Arc<Ctx>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(serve(stream, peer, route.clone(), ctx.clone()));
+            }
+            // Out of file descriptors, or a connection reset before it was accepted: wait a
+            // little rather than spin.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// One accepted connection: find the caller while reading the first bytes, then forward.
+async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: Arc<Ctx>) {
+    let _ = client.set_nodelay(true);
+    let Ok(local) = client.local_addr() else {
+        return;
+    };
+    let lookup = {
+        let ctx = ctx.clone();
+        tokio::task::spawn_blocking(move || ctx.callers.resolve(peer, local))
+    };
+    let sniffed = match route.protocol {
+        Protocol::Tcp => Ok((Detected::Tcp, Vec::new())),
+        Protocol::Auto => sniff::sniff(&mut client, SNIFF_WAIT, Detected::Tcp).await,
+        Protocol::Http => sniff::sniff(&mut client, HTTP_SNIFF_WAIT, Detected::Http1).await,
+    };
+    // The caller is known before a byte is forwarded.
+    let caller = lookup.await.unwrap_or(Caller::Unknown);
+    let Ok((detected, prefix)) = sniffed else {
+        return;
+    };
+    let conn = super::Conn {
+        caller,
+        callee: route.service.as_str().into(),
+        backend: Backend::new(&route),
+        stats: ctx.stats.clone(),
+    };
+    let client = Prefixed::new(prefix, client);
+    match detected {
+        Detected::Tcp => forward_tcp(client, conn).await,
+        Detected::Http1 => super::http::serve_http1(client, conn).await,
+        Detected::H2 => super::http::serve_h2(client, conn).await,
+    }
+}
+
+/// Where one connection's requests go: the route's backend, waited for while there is none.
+pub(crate) struct Backend {
+    rx: watch::Receiver<Option<SocketAddr>>,
+    wait: Duration,
+}
+
+impl Backend {
+    fn new(route: &Route) -> Backend {
+        Backend {
+            rx: route.backend.clone(),
+            wait: route.wait,
+        }
+    }
+
+    /// A connection to the current backend, waiting (up to the route's wait) while there is
+    /// none. A refused connection is retried only if the backend changed meanwhile (a restart
+    /// raced with it).
+    pub async fn connect(&mut self) -> Result<TcpStream, ErrorKind> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            let addr =
+                match tokio::time::timeout_at(deadline, self.rx.wait_for(Option::is_some)).await {
+                    Ok(Ok(addr)) => addr.expect("waited for Some"),
+                    Ok(Err(_)) => return Err(ErrorKind::Refused), // the route was dropped
+                    Err(_) => return Err(ErrorKind::Timeout),
+                };
+            match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Ok(Err(_)) if self.rx.has_changed().unwrap_or(false) => continue,
+                Ok(Err(_)) => return Err(ErrorKind::Refused),
+                Err(_) => return Err(ErrorKind::Timeout),
+            }
+        }
+    }
+}
+
+/// Raw TCP: bytes both ways until both sides closed; one record per connection.
+async fn forward_tcp(client: Prefixed<TcpStream>, mut conn: super::Conn) {
+    let start = Instant::now();
+    let mut record = Record::now(conn.caller.clone(), &conn.callee, Kind::Tcp);
+    let (prefix, client) = client.into_parts();
+    record.bytes_in = prefix.len() as u64;
+    let mut client = Counted::new(client);
+    match conn.backend.connect().await {
+        Err(kind) => record.error = Some(kind),
+        Ok(mut server) => {
+            let copied = async {
+                server.write_all(&prefix).await?;
+                tokio::io::copy_bidirectional(&mut client, &mut server).await
+            };
+            if copied.await.is_err() {
+                record.error = Some(ErrorKind::Reset);
+            }
+        }
+    }
+    record.bytes_in += client.read;
+    record.bytes_out = client.written;
+    record.latency_us = stats::micros(start.elapsed());
+    conn.stats.record(record);
+}
+
+/// A stream that counts the bytes read from it and written to it.
+pub(crate) struct Counted<S> {
+    inner: S,
+    pub read: u64,
+    pub written: u64,
+}
+
+impl<S> Counted<S> {
+    pub fn new(inner: S) -> Counted<S> {
+        Counted {
+            inner,
+            read: 0,
+            written: 0,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.read += (buf.filled().len() - before) as u64;
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll {
+            this.written += n as u64;
+        }
+        poll
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
