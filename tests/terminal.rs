@@ -254,7 +254,8 @@ fn a_terminal_that_never_answers_falls_back_to_headless_output() {
         "#,
     );
     let mut term = Pty::spawn(stack.path(), false);
-    term.wait_screen(30, "hello-from-quiet");
+    // (The spawn line shows the command, words and all: wait for the output itself.)
+    term.wait_screen(30, "| hello-from-quiet");
     let screen = term.screen();
     assert!(
         screen.contains("headless"),

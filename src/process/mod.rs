@@ -6,6 +6,8 @@ pub mod orphans;
 mod ports;
 mod record;
 mod spawner;
+#[cfg(target_os = "linux")]
+mod tree;
 mod usage;
 
 pub use group::{kill_session, signal_group};
