@@ -637,7 +637,13 @@ async fn logs(
     {
         return out.send(&error(e)).await.is_ok();
     }
-    let (tail, rx) = ctx.logs.tail_and_follow(&wanted, lines);
+    // Off this thread: it waits for the service's log file, which a stuck disk can hold up.
+    let (logs, which) = (ctx.logs.clone(), wanted.clone());
+    let Ok((tail, rx)) =
+        tokio::task::spawn_blocking(move || logs.tail_and_follow(&which, lines)).await
+    else {
+        return false;
+    };
     if send_tail(ctx, out, tail, color).await.is_err() {
         return false;
     }

@@ -37,8 +37,11 @@ use tokio::time::Instant;
 
 /// This many restarts in a row, each after a short run, is a crash loop.
 pub const CRASH_LOOP: u32 = 3;
-/// How often CPU and memory are sampled, when they are.
+/// How often uptimes and countdowns are refreshed,
 const USAGE_EVERY: Duration = Duration::from_secs(1);
+/// and every how many of those CPU and memory are sampled, when they are (a quiet stack must
+/// cost next to nothing).
+const SAMPLE_EVERY_TICKS: u64 = 2;
 /// How long the engine's end waits for the disk to take the last lines and the record.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
@@ -353,6 +356,7 @@ impl Engine {
             )
         };
         let mut usage_tick = tokio::time::interval(USAGE_EVERY);
+        let mut ticks: u64 = 0;
         usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.reconcile();
@@ -384,7 +388,14 @@ impl Engine {
                 _ = sleep_until(deadline) => self.timers(),
                 // Once a second: fresh uptimes and countdowns, and CPU and memory if wanted.
                 // Also while a client subscribes (an attached dashboard shows them).
-                _ = usage_tick.tick() => if self.sample_usage || self.events.receiver_count() > 0 { self.sample() },
+                _ = usage_tick.tick() => {
+                    ticks += 1;
+                    if ticks.is_multiple_of(SAMPLE_EVERY_TICKS)
+                        && (self.sample_usage || self.events.receiver_count() > 0)
+                    {
+                        self.sample();
+                    }
+                }
             }
         }
         // The last escaped processes go (with their stop signal and grace); the record is
