@@ -997,11 +997,16 @@ impl Sink {
 
     /// Log a batch of lines of one service: file first, then the buffers, the live view and
     /// followers.
-    fn write(&self, service: usize, mut lines: Vec<LogLine>) {
+    fn write(&self, service: usize, lines: Vec<LogLine>) {
+        let file = self.services[service].file.lock().expect("log file lock");
+        self.write_with(service, lines, file);
+    }
+
+    /// `write`, with the service's file lock already taken.
+    fn write_with(&self, service: usize, mut lines: Vec<LogLine>, mut file: MutexGuard<FileLog>) {
         let log = &self.services[service];
         // The file lock is held throughout, so the file, the live view and the buffers all get a
         // service's lines in one order.
-        let mut file = log.file.lock().expect("log file lock");
         file.write(service, &mut lines);
         let loss = file.loss();
         if loss != *log.loss.lock().expect("loss lock") {
@@ -1110,6 +1115,23 @@ impl LogHub {
         q.queued += 1;
         if q.writing {
             return; // written with what is being written now
+        }
+        // Nobody is writing this service's log: written here and now, so that what the engine
+        // says about different services shows in the order it was said. (Only when the file is
+        // busy, as under a flood or on a stuck disk, does the line wait in the queue.)
+        if let Ok(file) = self.sink.services[service].file.try_lock() {
+            let taken = q.queued;
+            let lines = take_all(&mut q);
+            q.writing = true;
+            drop(q);
+            self.sink.write_with(service, lines, file);
+            let mut q = queue.lock();
+            q.written = q.written.max(taken);
+            if q.waiting > 0 {
+                queue.progress.notify_all();
+            }
+            drop(self.sink.drain(service, q));
+            return;
         }
         if q.writer.is_none() {
             let sink = self.sink.clone();
