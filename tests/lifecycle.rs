@@ -376,7 +376,8 @@ fn a_service_is_starting_never_unhealthy_until_its_first_success() {
     ));
     stack.start(&["up"]);
     stack.wait_socket(20);
-    let early = service(&stack, "svc");
+    // (Its port is checked first, off the engine's thread.)
+    let early = wait_service(&stack, "svc", 20, |s| !s["pid"].is_null());
     assert_eq!(early["state"], "starting", "{early}");
     assert_eq!(early["health"], "unknown", "{early}");
     assert_eq!(early["ready"], false);
