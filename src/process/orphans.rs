@@ -240,12 +240,9 @@ impl Sweep {
             for (leader, service) in &leaders {
                 let mut stack = vec![*leader];
                 while let Some(pid) = stack.pop() {
-                    for child in tree.children(pid) {
-                        let Some(stat) = procfs::process::Process::new(child)
-                            .and_then(|p| p.stat())
-                            .ok()
-                            .filter(|s| s.state != 'Z')
-                        else {
+                    let threads = super::tree::stat(pid).map_or(0, |s| s.threads);
+                    for child in tree.children_of(pid, threads) {
+                        let Some(stat) = super::tree::stat(child).filter(|s| s.state != 'Z') else {
                             continue;
                         };
                         live.insert(child);

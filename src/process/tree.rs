@@ -41,8 +41,15 @@ impl Tree {
     }
 
     pub fn children(&self, pid: i32) -> Vec<i32> {
+        self.children_of(pid, 0)
+    }
+
+    /// `children`, knowing `pid` runs `threads` threads (from its `Stat`; 0 if unknown): a
+    /// single-threaded process's list is read without listing its threads.
+    pub fn children_of(&self, pid: i32, threads: i64) -> Vec<i32> {
         match self {
             Tree::Scanned(map) => map.get(&pid).cloned().unwrap_or_default(),
+            Tree::Lists if threads == 1 => self.children_of_thread(pid),
             Tree::Lists => {
                 let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
                     return Vec::new();
@@ -65,4 +72,59 @@ fn read_pids(path: &str) -> Vec<i32> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The fields of `/proc/PID/stat` devstack reads, from one read of that file.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    pub state: char,
+    pub session: i32,
+    /// CPU time in clock ticks, user and system.
+    pub utime: u64,
+    pub stime: u64,
+    pub threads: i64,
+    pub starttime: u64,
+    /// Resident pages.
+    pub rss: u64,
+}
+
+/// `/proc/PID/stat`, or None once the process is gone.
+pub fn stat(pid: i32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] is field 3 (state) of proc(5).
+    let field = |n: usize| f.get(n - 3).copied();
+    Some(Stat {
+        state: field(3)?.chars().next()?,
+        session: field(6)?.parse().ok()?,
+        utime: field(14)?.parse().ok()?,
+        stime: field(15)?.parse().ok()?,
+        threads: field(20)?.parse().ok()?,
+        starttime: field(22)?.parse().ok()?,
+        rss: field(24)?.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_our_own_stat_and_children() {
+        let me = std::process::id() as i32;
+        let s = stat(me).expect("our stat");
+        assert!(matches!(s.state, 'R' | 'S'), "{}", s.state);
+        assert!(s.threads >= 1 && s.rss > 0 && s.starttime > 0);
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let tree = Tree::new();
+        let kids = tree.children(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(kids.contains(&(child.id() as i32)), "{kids:?}");
+    }
 }

@@ -33,7 +33,7 @@ pub fn sample(sessions: &[i32]) -> HashMap<i32, Usage> {
             if !seen.insert(pid) {
                 continue;
             }
-            let Ok(stat) = procfs::process::Process::new(pid).and_then(|p| p.stat()) else {
+            let Some(stat) = super::tree::stat(pid) else {
                 continue;
             };
             if stat.session != sid {
@@ -42,7 +42,7 @@ pub fn sample(sessions: &[i32]) -> HashMap<i32, Usage> {
             let usage = out.get_mut(&sid).expect("one entry per session");
             usage.cpu += Duration::from_secs_f64((stat.utime + stat.stime) as f64 / tps as f64);
             usage.rss_bytes += stat.rss * page;
-            stack.extend(tree.children(pid));
+            stack.extend(tree.children_of(pid, stat.threads));
         }
     }
     out
