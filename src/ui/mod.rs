@@ -135,7 +135,6 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
 
     let mut events = EventStream::new();
     let mut views = stack.views();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
     loop {
@@ -181,7 +180,6 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
                 dirty = true;
             }
             _ = wake.0.notified() => dirty = true,
-            _ = tick.tick() => dirty = true,
             _ = tokio::time::sleep(until_frame), if dirty => {}
         }
     }
