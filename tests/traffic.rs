@@ -82,7 +82,12 @@ async fn backend_handle(mut req: Request<Incoming>) -> Result<Response<Body>, Bo
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_start_matches('/').splitn(2, '/').collect();
     let resp = match parts.as_slice() {
-        ["bytes", n] => Response::new(generated(n.parse()?)),
+        ["bytes", n] => {
+            let n = n.parse()?;
+            // Read the request first, as a real service does (HTTP/2 lets it answer before).
+            req.into_body().collect().await?;
+            Response::new(generated(n))
+        }
         ["echo"] => Response::new(req.into_body().map_err(BoxError::from).boxed()),
         ["sink"] => {
             let d = digest_body(req.into_body()).await;
@@ -115,6 +120,8 @@ async fn backend_handle(mut req: Request<Incoming>) -> Result<Response<Body>, Bo
                 .body(full(""))?
         }
         ["grpc", code] => {
+            // A gRPC service reads the request message before it answers.
+            req.into_body().collect().await?;
             let mut trailers = hyper::HeaderMap::new();
             trailers.insert("grpc-status", code.parse()?);
             let frames = stream::iter([

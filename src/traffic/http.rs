@@ -18,8 +18,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 use tokio::net::TcpStream;
@@ -102,10 +101,10 @@ impl Shared {
         );
         let upgrade =
             (!self.h2 && req.headers().contains_key(UPGRADE)).then(|| hyper::upgrade::on(&mut req));
-        let bytes_in = Arc::new(AtomicU64::new(0));
+        let bytes_in = Arc::new(Mutex::new(Inflow::default()));
         let req = req.map(|inner| RequestBody {
             inner,
-            count: bytes_in.clone(),
+            inflow: bytes_in.clone(),
         });
         let sent = if self.h2 {
             self.send_h2(req).await
@@ -134,7 +133,7 @@ impl Shared {
                 };
                 set_status(&mut record, status.as_u16(), None);
                 record.error = Some(kind);
-                record.bytes_in = bytes_in.load(Ordering::Relaxed);
+                record.bytes_in = inflow(&bytes_in).bytes;
                 record.latency_us = stats::micros(start.elapsed());
                 self.stats.record(record);
                 let mut resp = Response::new(ResponseBody::Full(Some(Bytes::from(text))));
@@ -156,7 +155,7 @@ impl Shared {
         {
             let backend_upgrade = hyper::upgrade::on(&mut resp);
             record.latency_us = stats::micros(start.elapsed());
-            record.bytes_in = bytes_in.load(Ordering::Relaxed);
+            record.bytes_in = inflow(&bytes_in).bytes;
             tokio::spawn(tunnel(
                 client_upgrade,
                 backend_upgrade,
@@ -306,7 +305,42 @@ fn grpc_status(headers: &HeaderMap) -> Option<u32> {
 /// The caller's request body on its way to the service, counted.
 pub(crate) struct RequestBody {
     inner: Incoming,
-    count: Arc<AtomicU64>,
+    inflow: Arc<Mutex<Inflow>>,
+}
+
+/// The request body's bytes so far; a response that ends before the request body does (HTTP/2
+/// lets a server answer first) leaves its record here, for the body's end to finish.
+#[derive(Default)]
+pub(crate) struct Inflow {
+    bytes: u64,
+    done: bool,
+    waiting: Option<Box<Finish>>,
+}
+
+fn inflow(m: &Mutex<Inflow>) -> std::sync::MutexGuard<'_, Inflow> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl RequestBody {
+    /// The request body has ended (or was dropped): a record waiting for it is finished now.
+    fn done(&self) {
+        let mut flow = inflow(&self.inflow);
+        if flow.done {
+            return;
+        }
+        flow.done = true;
+        let bytes = flow.bytes;
+        if let Some(finish) = flow.waiting.take() {
+            drop(flow);
+            finish.record(bytes);
+        }
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        self.done();
+    }
 }
 
 impl Body for RequestBody {
@@ -322,7 +356,10 @@ impl Body for RequestBody {
         if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
             && let Some(data) = data
         {
-            this.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+            inflow(&this.inflow).bytes += data.len() as u64;
+        }
+        if frame.is_none() || this.inner.is_end_stream() {
+            this.done();
         }
         Poll::Ready(frame)
     }
@@ -380,11 +417,19 @@ pub(crate) struct Metered {
     finish: Option<Box<Finish>>,
 }
 
-struct Finish {
+pub(crate) struct Finish {
     record: Record,
     start: Instant,
-    bytes_in: Arc<AtomicU64>,
+    bytes_in: Arc<Mutex<Inflow>>,
     stats: Arc<Stats>,
+}
+
+impl Finish {
+    fn record(self, bytes_in: u64) {
+        let mut record = self.record;
+        record.bytes_in = bytes_in;
+        self.stats.record(record);
+    }
 }
 
 impl Metered {
@@ -413,17 +458,19 @@ impl Metered {
     }
 
     fn end(&mut self, error: Option<ErrorKind>) {
-        if let Some(finish) = self.finish.take() {
-            let Finish {
-                mut record,
-                start,
-                bytes_in,
-                stats,
-            } = *finish;
-            record.latency_us = stats::micros(start.elapsed());
-            record.bytes_in = bytes_in.load(Ordering::Relaxed);
-            record.error = record.error.or(error);
-            stats.record(record);
+        if let Some(mut finish) = self.finish.take() {
+            finish.record.latency_us = stats::micros(finish.start.elapsed());
+            finish.record.error = finish.record.error.or(error);
+            let flows = finish.bytes_in.clone();
+            let mut flow = inflow(&flows);
+            if flow.done {
+                let bytes = flow.bytes;
+                drop(flow);
+                finish.record(bytes);
+            } else {
+                // The request body is still on its way: recorded when it ends.
+                flow.waiting = Some(finish);
+            }
         }
     }
 }
