@@ -66,6 +66,10 @@ impl Engine {
                 }
             })
             .collect::<Vec<ServiceView>>();
+        // Nothing new (same states, uptimes and samples): nobody is woken.
+        if *self.views.borrow() == views {
+            return;
+        }
         let old = self.views.send_replace(views);
         if self.events.receiver_count() > 0 {
             let now = self.views.borrow();
