@@ -1098,8 +1098,9 @@ impl LogHub {
         }
     }
 
-    /// One of devstack's own events about a service. Never waits: written by whoever writes
-    /// the service's lines next, or its writer thread.
+    /// One of devstack's own events about a service. Never waits for a busy file: written here
+    /// when nobody is writing the service's log, otherwise by whoever writes its lines next, or
+    /// its writer thread.
     pub fn system(&self, service: usize, text: impl AsRef<str>) {
         let lines: Vec<LogLine> = text
             .as_ref()
