@@ -20,6 +20,8 @@ const STARTUP_INTERVAL_CMD: Duration = Duration::from_millis(200);
 /// Everything a probe needs to reach one service.
 #[derive(Clone)]
 pub struct Target {
+    /// The service probed (what its `cmd` probe leaves behind is known as its own).
+    pub service: String,
     pub probe: Probe,
     pub port: Option<u16>,
     pub cwd: PathBuf,
@@ -126,12 +128,6 @@ async fn http(url: &str, port: Option<u16>) -> Result<(), String> {
 }
 
 async fn command(cmd: &str, target: &Target) -> Result<(), String> {
-    let service = target
-        .env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "DEVSTACK_SERVICE")
-        .map(|(_, v)| v.as_str());
     let spawned = {
         let mut own = crate::process::orphans::own();
         let child = tokio::process::Command::new("sh")
@@ -147,7 +143,7 @@ async fn command(cmd: &str, target: &Target) -> Result<(), String> {
             .kill_on_drop(true)
             .spawn();
         if let Some(pid) = spawned_pid(&child) {
-            own.add(pid, service, false);
+            own.add(pid, Some(&target.service), false);
         }
         child
     };

@@ -5,11 +5,6 @@ mod common;
 use common::{Stack, free_port, lines_with, testsvc};
 use nix::sys::signal::Signal;
 
-fn stop(mut stack: Stack) {
-    stack.signal(Signal::SIGINT);
-    stack.wait_exit(30);
-}
-
 /// A service probed by `probe` (TOML lines), fast intervals, and a file `healthy` as its switch.
 fn probed(probe: &str, port: u16) -> Stack {
     Stack::new(&format!(
@@ -38,7 +33,7 @@ fn http_probe_turns_healthy_and_unhealthy() {
     stack.touch("healthy", false);
     let out = stack.wait_for("health: unhealthy after 2 failed checks", 20);
     assert!(out.contains("HTTP 503"), "{out}");
-    stop(stack);
+    stack.stop();
 }
 
 #[test]
@@ -75,7 +70,7 @@ fn tcp_probe_turns_healthy_and_unhealthy() {
         out.contains("Connection refused") || out.contains("connection refused"),
         "{out}"
     );
-    stop(stack);
+    stack.stop();
 }
 
 #[test]
@@ -100,7 +95,7 @@ fn cmd_probe_turns_healthy_and_unhealthy_in_the_services_folder_and_env() {
         "health: unhealthy after 2 failed checks: `test -f $FLAG` exited with code 1",
         20,
     );
-    stop(stack);
+    stack.stop();
 }
 
 #[test]
@@ -116,7 +111,7 @@ fn log_probe_turns_healthy_when_the_output_matches() {
     stack.start(&["up"]);
     let out = stack.wait_for("health: healthy", 20);
     assert!(out.find("ready to serve").unwrap() < out.find("health: healthy").unwrap());
-    stop(stack);
+    stack.stop();
 }
 
 #[test]
@@ -148,7 +143,7 @@ fn start_period_and_retries_are_honoured() {
         took >= std::time::Duration::from_millis(1000 + 3 * 100),
         "unhealthy after only {took:?}"
     );
-    stop(stack);
+    stack.stop();
 }
 
 #[test]
@@ -172,7 +167,7 @@ fn a_dependent_starts_only_after_its_dependency_is_healthy() {
         .expect("db turned healthy");
     let spawned = out.find("api | [devstack] spawned").expect("api spawned");
     assert!(healthy < spawned, "{out}");
-    stop(stack);
+    stack.stop();
 }
 
 #[test]
@@ -243,7 +238,7 @@ fn an_unhealthy_service_that_was_healthy_is_restarted() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    stop(stack);
+    stack.stop();
 }
 
 fn ci(toml: &str, extra: &[&str]) -> (i32, String) {

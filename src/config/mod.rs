@@ -20,6 +20,9 @@ use std::time::Duration;
 use toml::Spanned;
 
 pub const FILE_NAME: &str = "devstack.toml";
+/// The variable every service's processes carry, naming the service (devstack tells whose an
+/// escaped process or a port's holder is by it).
+pub const SERVICE_VAR: &str = "DEVSTACK_SERVICE";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -333,7 +336,7 @@ impl Resolver<'_> {
             // Injected variables, then the service's own env: the user's explicit values win.
             let mut env = stack_env.clone();
             env.extend(urls.iter().cloned());
-            env.push(("DEVSTACK_SERVICE".into(), name.clone()));
+            env.push((SERVICE_VAR.into(), name.clone()));
             if let Some(p) = ports[i] {
                 env.push(("PORT".into(), p.to_string()));
             }

@@ -17,6 +17,7 @@ impl Engine {
             return; // matched by the output feed
         }
         let target = health::Target {
+            service: spec.name.clone(),
             probe: h.probe.clone(),
             port: spec.port,
             cwd: spec.cwd.clone(),

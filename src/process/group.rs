@@ -56,11 +56,7 @@ pub fn kill_session(sid: i32) {
 /// When `pid` started, in clock ticks since boot (tells a reused pid apart).
 #[cfg(target_os = "linux")]
 pub fn start_time(pid: i32) -> Option<u64> {
-    procfs::process::Process::new(pid)
-        .ok()?
-        .stat()
-        .ok()
-        .map(|s| s.starttime)
+    super::tree::stat(pid).map(|s| s.starttime)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -71,12 +67,18 @@ pub fn start_time(_pid: i32) -> Option<u64> {
 /// The session of a live (not zombie) process.
 #[cfg(target_os = "linux")]
 pub fn session_of(pid: i32) -> Option<i32> {
-    procfs::process::Process::new(pid)
-        .ok()?
-        .stat()
-        .ok()
+    super::tree::stat(pid)
         .filter(|s| s.state != 'Z')
         .map(|s| s.session)
+}
+
+/// The service a process belongs to, from its environment (`config::SERVICE_VAR`).
+#[cfg(target_os = "linux")]
+pub fn service_of(
+    env: &std::collections::HashMap<std::ffi::OsString, std::ffi::OsString>,
+) -> Option<String> {
+    env.get(std::ffi::OsStr::new(crate::config::SERVICE_VAR))
+        .map(|s| s.to_string_lossy().into_owned())
 }
 
 #[cfg(not(target_os = "linux"))]

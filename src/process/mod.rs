@@ -111,6 +111,7 @@ const DRAIN_WAIT: Duration = Duration::from_millis(500);
 /// Start `cmd` in a new PTY. `output` gets every chunk the terminal produces, on a thread of its
 /// own; `on_exit` is called once the process has exited and its output has been read.
 pub fn spawn(
+    service: &str,
     cmd: &CommandLine,
     cwd: &Path,
     env: &[(String, String)],
@@ -145,11 +146,6 @@ pub fn spawn(
     for (k, v) in env {
         builder.env(k, v);
     }
-    let service = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "DEVSTACK_SERVICE")
-        .map(|(_, v)| v.as_str());
     let mut own = orphans::own();
     let child = pair
         .slave
@@ -162,7 +158,7 @@ pub fn spawn(
     // Our copy of the slave side must close, or reading the master never sees the end.
     drop(pair.slave);
     let pid = child.process_id().ok_or(SpawnError::NoPid)? as i32;
-    own.add(pid, service, true);
+    own.add(pid, Some(service), true);
     drop(own);
     drop(child); // waited for below, and reaped by the owner with `reap`
     let tty = pair.master.tty_name();

@@ -278,15 +278,12 @@ impl Sweep {
                 self.seen.insert(stat.pid);
                 continue;
             }
-            let name = env
-                .get(std::ffi::OsStr::new("DEVSTACK_SERVICE"))
-                .map(|s| s.to_string_lossy().into_owned())
-                .or_else(|| {
-                    self.known
-                        .get(&stat.pid)
-                        .filter(|(start, _)| *start == stat.starttime)
-                        .map(|(_, s)| s.clone())
-                });
+            let name = super::group::service_of(&env).or_else(|| {
+                self.known
+                    .get(&stat.pid)
+                    .filter(|(start, _)| *start == stat.starttime)
+                    .map(|(_, s)| s.clone())
+            });
             let Some(svc) = name.and_then(|n| services.iter().find(|s| s.name == n)) else {
                 continue;
             };
@@ -355,14 +352,6 @@ pub fn kill_escaped(pid: i32, session: i32, sig: Signal) {
 }
 
 /// Running (not a zombie).
-#[cfg(target_os = "linux")]
 fn alive(pid: i32) -> bool {
-    procfs::process::Process::new(pid)
-        .and_then(|p| p.stat())
-        .is_ok_and(|s| s.state != 'Z')
-}
-
-#[cfg(not(target_os = "linux"))]
-fn alive(pid: i32) -> bool {
-    kill(Pid::from_raw(pid), None).is_ok()
+    super::group::session_of(pid).is_some()
 }

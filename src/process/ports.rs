@@ -40,10 +40,10 @@ pub fn port_holder(port: u16) -> Option<PortHolder> {
         });
         if holds {
             let cmd = proc.cmdline().unwrap_or_default().join(" ");
-            let service = proc.environ().ok().and_then(|env| {
-                env.get(std::ffi::OsStr::new("DEVSTACK_SERVICE"))
-                    .map(|s| s.to_string_lossy().into_owned())
-            });
+            let service = proc
+                .environ()
+                .ok()
+                .and_then(|env| super::group::service_of(&env));
             return Some(PortHolder {
                 pid: Some(proc.pid),
                 service,

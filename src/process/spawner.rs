@@ -78,7 +78,7 @@ impl Spawner for Pty {
         output: Box<dyn OutputSink>,
         on_exit: Box<dyn FnOnce(Exit) + Send>,
     ) -> Result<Started, SpawnError> {
-        let spawned = super::spawn(req.cmd, req.cwd, req.env, output, on_exit)?;
+        let spawned = super::spawn(req.service, req.cmd, req.cwd, req.env, output, on_exit)?;
         Ok(Started {
             pid: spawned.pid,
             terminal: Box::new(PtyTerminal {
