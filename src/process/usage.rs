@@ -58,9 +58,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_our_own_session() {
-        let sid = nix::unistd::getsid(None).unwrap().as_raw();
+    fn counts_a_session_and_its_children() {
+        use std::os::unix::process::CommandExt;
+        // A session of its own (the test's session leader may be outside this pid namespace).
+        let mut child = std::process::Command::new("sh");
+        child.args(["-c", "sleep 30 & wait"]);
+        unsafe {
+            child.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        }
+        let mut child = child.spawn().unwrap();
+        let sid = child.id() as i32;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while super::super::tree::Tree::new().children_of(sid, 1).is_empty()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let leader = super::super::tree::stat(sid).unwrap().rss * procfs::page_size();
         let usage = sample(&[sid])[&sid];
-        assert!(usage.rss_bytes > 0);
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(sid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        assert!(leader > 0);
+        assert!(usage.rss_bytes > leader, "the child's memory is counted too");
     }
 }
