@@ -64,12 +64,18 @@ mod tests {
         let mut child = std::process::Command::new("sh");
         child.args(["-c", "sleep 30 & wait"]);
         unsafe {
-            child.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+            child.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
+            });
         }
         let mut child = child.spawn().unwrap();
         let sid = child.id() as i32;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while super::super::tree::Tree::new().children_of(sid, 1).is_empty()
+        while super::super::tree::Tree::new()
+            .children_of(sid, 1)
+            .is_empty()
             && std::time::Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(20));
@@ -82,6 +88,9 @@ mod tests {
         );
         let _ = child.wait();
         assert!(leader > 0);
-        assert!(usage.rss_bytes > leader, "the child's memory is counted too");
+        assert!(
+            usage.rss_bytes > leader,
+            "the child's memory is counted too"
+        );
     }
 }
