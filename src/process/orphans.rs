@@ -20,10 +20,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How often the keeper looks at devstack's children,
+/// How often the keeper looks at devstack's children while it keeps escaped processes,
 const EVERY: Duration = Duration::from_millis(300);
-/// and every how many looks it walks the services' process trees (about every 2 s).
-const WALK_EVERY: u32 = 7;
+/// and while none escaped (an idle stack of 20 services must cost next to nothing);
+const QUIET_EVERY: Duration = Duration::from_secs(1);
+/// how often it walks the services' process trees for processes leaving their session, while
+/// it keeps some and while none escaped.
+const WALK_EVERY: Duration = Duration::from_secs(2);
+const QUIET_WALK_EVERY: Duration = Duration::from_secs(5);
 /// Set in a `cmd` probe's environment: what it leaves behind goes at once.
 pub const PROBE_MARK: &str = "DEVSTACK_PROBE";
 
@@ -132,7 +136,9 @@ pub fn keep(services: Vec<Kept>, report: impl Fn(Escaped) + Send + 'static) -> K
                         report(now.clone());
                         last = now;
                     }
-                    std::thread::sleep(EVERY);
+                    let quiet = last.alive.is_empty();
+                    // Woken early by `drop` (a spurious wake only makes a look sooner).
+                    std::thread::park_timeout(if quiet { QUIET_EVERY } else { EVERY });
                 }
             })
             .ok()
@@ -149,6 +155,7 @@ impl Drop for Keeper {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         // The stack has stopped: whatever escaped goes now (stop signal, grace, KILL), and is
@@ -178,8 +185,8 @@ struct Sweep {
     known: HashMap<i32, (u64, String)>,
     /// Sent their stop signal: when they get SIGKILL.
     doomed: HashMap<i32, Instant>,
-    /// Looks so far.
-    sweeps: u32,
+    /// When the services' trees were last walked.
+    walked: Option<Instant>,
     /// How the process tree is read here (decided at the first look).
     #[cfg(target_os = "linux")]
     tree: Option<Tree>,
@@ -234,9 +241,14 @@ impl Sweep {
         let mut walked = Vec::new();
         // The services' trees are walked less often than devstack's children are looked at:
         // an idle stack of 20 services must cost next to nothing.
-        self.sweeps += 1;
-        let walk = !all && self.sweeps % WALK_EVERY == 1;
+        let every = if self.known.is_empty() && self.doomed.is_empty() {
+            QUIET_WALK_EVERY
+        } else {
+            WALK_EVERY
+        };
+        let walk = !all && self.walked.is_none_or(|at| at.elapsed() >= every);
         if walk {
+            self.walked = Some(Instant::now());
             for (leader, service) in &leaders {
                 let mut stack = vec![*leader];
                 while let Some(pid) = stack.pop() {

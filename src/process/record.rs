@@ -142,6 +142,13 @@ impl GroupRecord {
     }
 }
 
+impl Drop for GroupRecord {
+    fn drop(&mut self) {
+        // The writer ends once it wakes and finds the record gone.
+        self.shared.changed.notify_all();
+    }
+}
+
 /// The writer: the latest state, each time it changes, until the record is dropped.
 fn write_loop(path: &Path, shared: &Weak<Shared>) {
     loop {
@@ -150,10 +157,11 @@ fn write_loop(path: &Path, shared: &Weak<Shared>) {
         };
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.saved == state.version {
-            // Looks again now and then, to end once the record is gone.
+            // Woken by a change or by the record's drop; looks again now and then anyway, to
+            // end once the record is gone.
             state = shared
                 .changed
-                .wait_timeout(state, Duration::from_millis(500))
+                .wait_timeout(state, Duration::from_secs(5))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
             if state.saved == state.version {

@@ -14,13 +14,17 @@ pub enum Tree {
 
 impl Tree {
     pub fn new() -> Tree {
-        if std::path::Path::new("/proc/self/task")
-            .read_dir()
-            .ok()
-            .and_then(|mut tasks| tasks.next())
-            .and_then(Result::ok)
-            .is_some_and(|t| t.path().join("children").exists())
-        {
+        // Whether the kernel keeps the lists does not change while devstack runs.
+        static LISTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let lists = *LISTS.get_or_init(|| {
+            std::path::Path::new("/proc/self/task")
+                .read_dir()
+                .ok()
+                .and_then(|mut tasks| tasks.next())
+                .and_then(Result::ok)
+                .is_some_and(|t| t.path().join("children").exists())
+        });
+        if lists {
             return Tree::Lists;
         }
         let mut map: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
@@ -65,13 +69,32 @@ impl Tree {
 
 /// The pids listed in a `children` file.
 fn read_pids(path: &str) -> Vec<i32> {
-    std::fs::read_to_string(path)
+    read_proc(path)
         .map(|text| {
             text.split_whitespace()
                 .filter_map(|p| p.parse().ok())
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A small `/proc` file, read with open, read and close only (`fs::read_to_string` also asks
+/// for the file's size, which `/proc` does not know): the idle keeper and the usage sampler read
+/// a few of them per service every second or two.
+fn read_proc(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buf = [0u8; 1024];
+    let mut text = Vec::new();
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&text).into_owned())
 }
 
 /// The fields of `/proc/PID/stat` devstack reads, from one read of that file.
@@ -90,7 +113,7 @@ pub struct Stat {
 
 /// `/proc/PID/stat`, or None once the process is gone.
 pub fn stat(pid: i32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = read_proc(&format!("/proc/{pid}/stat"))?;
     // The command name may hold spaces and parentheses: the fields start after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
