@@ -8,6 +8,7 @@ pub mod headless;
 pub mod health;
 pub mod logs;
 pub mod process;
+pub mod routes;
 pub mod statedir;
 pub mod traffic;
 pub mod ui;

@@ -8,6 +8,24 @@ use predicates::str::contains;
 /// (what, config, expected message, expected `devstack.toml:LINE:COL`)
 const CASES: &[(&str, &str, &str, &str)] = &[
     (
+        "a name the traffic views use",
+        "[services.api]\nrun = \"x\"\n[services.external]\nrun = \"y\"\n",
+        "`external` can't be a service's name",
+        "devstack.toml:3:11",
+    ),
+    (
+        "protocol without a proxied port",
+        "[services.api]\nrun = \"x\"\nprotocol = \"http\"\n",
+        "this service is not proxied",
+        "devstack.toml:3:12",
+    ),
+    (
+        "unknown protocol",
+        "[services.api]\nrun = \"x\"\nport = 8080\nprotocol = \"grpc\"\n",
+        "unknown variant `grpc`",
+        "devstack.toml:4:12",
+    ),
+    (
         "syntax",
         "[services.a\nrun = \"x\"\n",
         "unclosed table, expected `]`",

@@ -10,7 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-/// The port `api` of `two()` declares (it never binds it), picked free once.
+/// The port `api` of `two()` declares (it never binds it, and it is not proxied, so that the
+/// stacks of several tests may declare it at once), picked free once.
 static API_PORT: std::sync::LazyLock<u16> = std::sync::LazyLock::new(common::free_port);
 
 fn two() -> String {
@@ -21,6 +22,7 @@ run = "echo db=$$; sleep 300"
 [services.api]
 run = "echo api=$$; while :; do echo tick; sleep 0.2; done"
 port = {}
+proxy = false
 depends_on = ["db"]
 [services.api.health]
 log = "tick"

@@ -68,12 +68,15 @@ fn a_port_held_by_another_process_blocks_the_service_and_names_the_holder() {
         [services.svc]
         run = "{}"
         port = {port}
+        proxy = false
         [services.svc.health]
         tcp = true
         interval = "100ms"
         "#,
         testsvc()
     );
+    // (A service that binds its port itself: a proxied one's public port is listened on before
+    // anything starts; tests/traffic_stack.rs.)
     // `ci` fails at once, naming the holder, instead of passing on the other process's answers.
     let ci = Stack::new(&toml);
     let out = run_within(&ci, &["ci", "--timeout", "60s"], 60);

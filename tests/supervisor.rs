@@ -270,6 +270,7 @@ fn services_get_port_name_and_url_variables() {
         [services.api]
         run = "echo port=$PORT svc=$DEVSTACK_SERVICE db=$USER_DB_URL greet=$GREETING; sleep 300"
         port = {api}
+        proxy = false
         "#
     ));
     stack.start(&["up"]);

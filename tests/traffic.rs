@@ -3,6 +3,7 @@
 
 use devstack::traffic::{
     BindError, Caller, EdgeSnapshot, ErrorKind, Kind, Protocol, Proxy, Route, Sessions, Stats,
+    Target,
 };
 use futures_util::stream;
 use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
@@ -206,7 +207,7 @@ async fn line_backend(greeting: Option<&'static str>) -> SocketAddr {
 struct Proxied {
     proxy: Proxy,
     addr: SocketAddr,
-    backend: watch::Sender<Option<SocketAddr>>,
+    backend: watch::Sender<Target>,
     _listener: devstack::traffic::Listener,
 }
 
@@ -228,7 +229,7 @@ fn proxied_with(
     wait: Duration,
 ) -> Proxied {
     let proxy = Proxy::start(Stats::new(), sessions, 2).unwrap();
-    let (tx, rx) = watch::channel(backend);
+    let (tx, rx) = watch::channel(backend.map_or(Target::Coming, Target::Up));
     let listener = proxy
         .listen(Route {
             service: service.into(),
@@ -607,7 +608,7 @@ async fn a_request_during_a_restart_waits_for_the_new_backend() {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!request.is_finished());
-    p.backend.send(Some(backend)).unwrap();
+    p.backend.send(Target::Up(backend)).unwrap();
     let (status, body) = request.await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.len, "body-late".len() as u64);
@@ -637,7 +638,7 @@ async fn a_taken_port_is_reported_with_its_holder() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let proxy = Proxy::start(Stats::new(), Sessions::new(), 1).unwrap();
-    let (_tx, rx) = watch::channel(None);
+    let (_tx, rx) = watch::channel(Target::Coming);
     let err = proxy
         .listen(Route {
             service: "api".into(),
@@ -715,4 +716,24 @@ async fn callers_are_attributed_to_their_service_by_session() {
         .map(|e| e.caller.to_string())
         .collect();
     assert_eq!(callers.len(), 2, "{callers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_service_refuses_at_once_instead_of_making_callers_wait() {
+    let p = proxied_with(
+        "stopped",
+        None,
+        Protocol::Auto,
+        Sessions::new(),
+        Duration::from_secs(120),
+    );
+    p.backend.send(Target::Down).unwrap();
+    let mut client = h1_client(p.addr).await;
+    let (status, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        send(&mut client, "GET", "/", empty()),
+    )
+    .await
+    .expect("a stopped service is not waited for");
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
 }

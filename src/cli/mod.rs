@@ -3,6 +3,7 @@
 mod attach;
 mod remote;
 mod stack;
+mod traffic;
 
 use clap::{Parser, Subcommand};
 use devstack::config::{self, Config};
@@ -100,6 +101,18 @@ enum Cmd {
         #[arg(short = 'n', long, default_value_t = 100)]
         lines: usize,
     },
+    /// Who calls whom in the running stack: requests, rates, errors and latency per edge
+    Traffic {
+        /// Print the table (or, with -f, each request) as JSON
+        #[arg(long)]
+        json: bool,
+        /// Print each request as it ends, after the last few
+        #[arg(short, long)]
+        follow: bool,
+        /// The config file (`-f` means --follow here)
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
     /// Stop the running stack gracefully
     Down,
     /// Rebuild a service of the running stack when its files change (auto), or only by hand
@@ -175,7 +188,7 @@ pub fn main() -> ExitCode {
                     Ok(None) => {}
                 }
             }
-            with_config(file, |cfg| {
+            running_config(file, |cfg| {
                 if dashboard {
                     stack::tui(cfg, &services, stdout_color)
                 } else {
@@ -185,6 +198,9 @@ pub fn main() -> ExitCode {
         }
         Cmd::Attach => with_stack(file, |s| attach::attach(s, file)),
         Cmd::Ps { json } => with_stack(file, |s| remote::ps(s, json)),
+        Cmd::Traffic { json, follow, .. } => {
+            with_stack(file, |s| traffic::traffic(s, json, follow))
+        }
         Cmd::Start { services } => {
             with_stack(file, |s| remote::act(s, remote::Action::Start, &services))
         }
@@ -225,13 +241,13 @@ pub fn main() -> ExitCode {
             }),
         },
         Cmd::Ci { services, timeout } => {
-            with_config(file, |cfg| stack::ci(cfg, &services, timeout, stdout_color))
+            running_config(file, |cfg| stack::ci(cfg, &services, timeout, stdout_color))
         }
         Cmd::Run {
             services,
             timeout,
             command,
-        } => with_config(file, |cfg| {
+        } => running_config(file, |cfg| {
             let stderr_color = color && std::io::stderr().is_terminal();
             stack::run(cfg, &services, timeout, &command, stderr_color)
         }),
@@ -240,7 +256,20 @@ pub fn main() -> ExitCode {
 
 /// Run a command that needs the config; a bad or missing one exits 2.
 fn with_config(file: Option<&Path>, command: impl FnOnce(Config) -> ExitCode) -> ExitCode {
-    match load(file) {
+    match load(file, &config::load) {
+        Ok(cfg) => command(cfg),
+        Err(code) => code,
+    }
+}
+
+/// `with_config` for a command that runs the stack in this process: proxied services get their
+/// private ports (`config::load_to_run`).
+fn running_config(file: Option<&Path>, command: impl FnOnce(Config) -> ExitCode) -> ExitCode {
+    // Each picked port is held until all are picked, so that no two services share one.
+    let ports = devstack::routes::PrivatePorts::default();
+    let loaded = load(file, &|path| config::load_to_run(path, &|| ports.pick()));
+    drop(ports);
+    match loaded {
         Ok(cfg) => command(cfg),
         Err(code) => code,
     }
@@ -256,7 +285,10 @@ fn with_stack(file: Option<&Path>, command: impl FnOnce(remote::Running) -> Exit
     }
 }
 
-fn load(file: Option<&Path>) -> Result<Config, ExitCode> {
+fn load(
+    file: Option<&Path>,
+    load: &dyn Fn(&Path) -> Result<Config, config::diag::ConfigErrors>,
+) -> Result<Config, ExitCode> {
     use std::io::Write;
     let path = match file {
         Some(f) => f.to_path_buf(),
@@ -276,7 +308,7 @@ fn load(file: Option<&Path>) -> Result<Config, ExitCode> {
             }
         }
     };
-    config::load(&path).map_err(|e| {
+    load(&path).map_err(|e| {
         let _ = writeln!(std::io::stderr(), "{e}");
         ExitCode::from(2)
     })

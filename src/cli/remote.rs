@@ -25,15 +25,15 @@ pub enum Action {
 }
 
 /// A line on stdout; a closed pipe (`| head`) is not an error worth a panic.
-fn out(line: &str) {
+pub(super) fn out(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 /// A stack that answers on its control socket, and a connection to it.
 pub struct Running {
-    state: StateDir,
-    client: Client,
+    pub(super) state: StateDir,
+    pub(super) client: Client,
     /// The folder whose `.devstack/` the stack answers in.
     folder: PathBuf,
 }
@@ -100,7 +100,7 @@ pub fn not_running(cfg: &Config) -> ExitCode {
 }
 
 /// Say why a request failed; the exit code for it.
-fn fail(state: &StateDir, e: client::Error) -> ExitCode {
+pub(super) fn fail(state: &StateDir, e: client::Error) -> ExitCode {
     match &e {
         client::Error::NoHello => {
             let pid = state
@@ -119,7 +119,7 @@ fn fail(state: &StateDir, e: client::Error) -> ExitCode {
 
 impl Running {
     /// Ask the stack; the answer, or its error said.
-    fn ask<T>(
+    pub(super) fn ask<T>(
         &mut self,
         request: impl FnOnce(&mut Client) -> Result<T, client::Error>,
     ) -> Result<T, ExitCode> {
@@ -127,8 +127,30 @@ impl Running {
     }
 }
 
+/// Rows (the first one the header) printed in columns, each as wide as its widest cell.
+pub(super) fn table<R: AsRef<[String]>>(rows: &[R]) {
+    let columns = rows.first().map_or(0, |r| r.as_ref().len());
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.as_ref()[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let cells: Vec<String> = row
+            .as_ref()
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out(cells.join("  ").trim_end());
+    }
+}
+
 /// `-` for what is not there.
-fn or_dash(v: Option<impl ToString>) -> String {
+pub(super) fn or_dash(v: Option<impl ToString>) -> String {
     v.map_or("-".to_string(), |v| v.to_string())
 }
 
@@ -158,17 +180,7 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
             s.restarts.to_string(),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out(cells.join("  ").trim_end());
-    }
+    table(&rows);
     for s in &services {
         if let Some(lost) = &s.log_lost {
             let (name, file, lines) = (&s.name, &lost.file, lost.lines);
@@ -593,7 +605,7 @@ fn logs_live(
                 return fail(&stack.state, error);
             }
             // Not asked for on this stream.
-            Ok(Some(Message::Event { .. })) => {}
+            Ok(Some(Message::Event { .. } | Message::Call { .. })) => {}
             // The stack stopped: so does the follow.
             Ok(None) | Err(client::Error::Lost(_)) => return ExitCode::SUCCESS,
             Err(e) => return fail(&stack.state, e),

@@ -7,6 +7,7 @@ use devstack::engine::ready::{Verdict, not_ready, verdict};
 use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, ServiceView, secs};
 use devstack::headless::Printer;
 use devstack::logs::{LineTap, LogHub, strip_sgr};
+use devstack::routes::Routes;
 use devstack::statedir::{RunLock, StateDir};
 use devstack::ui::End;
 use devstack::watch::Change;
@@ -27,6 +28,8 @@ struct Session {
     watch: bool,
     /// Stop at once without a control socket: nothing could reach the stack (`up -d`).
     need_socket: bool,
+    /// The traffic proxy, when a service is proxied.
+    routes: Option<Routes>,
     _lock: RunLock,
 }
 
@@ -39,6 +42,18 @@ impl Session {
         let state = StateDir::new(&cfg.root);
         let lock = state.lock().map_err(|e| {
             let _ = writeln!(std::io::stderr(), "error: {e}");
+            ExitCode::FAILURE
+        })?;
+        // Every public port is listened on before anything starts: a taken one stops it all.
+        let routes = Routes::open(&cfg).map_err(|errors| {
+            for e in errors {
+                let _ = writeln!(std::io::stderr(), "error: {e}");
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "  = help: stop that process, or give the service another `port` in {} (`proxy = false` if the service must bind the port itself)",
+                cfg.file.display()
+            );
             ExitCode::FAILURE
         })?;
         let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
@@ -56,13 +71,14 @@ impl Session {
             sample_usage: false,
             watch: false,
             need_socket: false,
+            routes,
             _lock: lock,
         })
     }
 
     /// Run the engine on a fresh runtime; `drive` gets its handle while it runs.
     fn run<T>(
-        self,
+        mut self,
         exit_when_settled: bool,
         drive: impl AsyncFnOnce(Handle, &Session) -> T,
     ) -> (T, Outcome) {
@@ -86,6 +102,9 @@ impl Session {
             for said in engine.reap_leftovers() {
                 note(&said);
             }
+            if let Some(routes) = &mut self.routes {
+                routes.follow(handle.views());
+            }
             tokio::spawn(shutdown_on_signals(handle.clone()));
             // The control socket lives as long as the engine; dropping it removes the file.
             let server = match control::server::bind(&self.state.socket()) {
@@ -94,6 +113,7 @@ impl Session {
                         handle: handle.clone(),
                         logs: self.logs.clone(),
                         names: self.cfg.services.iter().map(|s| s.name.clone()).collect(),
+                        traffic: self.routes.as_ref().map(Routes::stats),
                     });
                     Some(tokio::spawn(control::server::serve(socket, ctx)))
                 }

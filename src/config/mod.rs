@@ -23,6 +23,8 @@ pub const FILE_NAME: &str = "devstack.toml";
 /// The variable every service's processes carry, naming the service (devstack tells whose an
 /// escaped process or a port's holder is by it).
 pub const SERVICE_VAR: &str = "DEVSTACK_SERVICE";
+/// What the traffic views call callers that are not services (`traffic::Caller`).
+const RESERVED_NAMES: [&str; 2] = ["external", "unknown"];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -45,8 +47,15 @@ pub struct Service {
     pub build: Option<CommandLine>,
     pub run: Option<CommandLine>,
     pub cwd: PathBuf,
+    /// The public port: where everyone reaches the service (through the proxy, when `proxy`).
     pub port: Option<u16>,
+    /// devstack listens on `port` and forwards to `private_port`.
     pub proxy: bool,
+    /// How the proxy reads this service's traffic.
+    pub protocol: crate::traffic::Protocol,
+    /// The port the service's process listens on when proxied, picked when the config is
+    /// loaded to run (`load_to_run`) and given to it in `PORT`; None otherwise.
+    pub private_port: Option<u16>,
     /// Variables added to the inherited environment, later entries winning.
     pub env: Vec<(String, String)>,
     pub deps: Vec<Dep>,
@@ -63,6 +72,17 @@ impl Service {
     /// The value a variable has in the service's environment additions (the last one wins).
     pub fn env_var(&self, name: &str) -> Option<&str> {
         last_value(&self.env, name)
+    }
+
+    /// The port the service's own process listens on (its private port when proxied): what is
+    /// checked free before it starts and what its probes reach.
+    pub fn listen_port(&self) -> Option<u16> {
+        self.private_port.or(self.port)
+    }
+
+    /// Proxied: devstack listens on `port` and forwards to `private_port`.
+    pub fn proxied(&self) -> bool {
+        self.private_port.is_some()
     }
 
     /// A service with a build but nothing to run: it is done once the build succeeds.
@@ -106,6 +126,22 @@ pub fn find(start: &Path) -> Option<PathBuf> {
 
 /// Read, parse and validate a config file.
 pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
+    let (file, src) = read(file)?;
+    parse(&file, &src, &|name| std::env::var(name).ok())
+}
+
+/// `load`, for running the stack: every proxied service gets a private port from
+/// `private_port` (`routes::PrivatePorts`), which its `PORT` (and `${PORT}` in its commands)
+/// says; its public `port` is where devstack listens.
+pub fn load_to_run(
+    file: &Path,
+    private_port: &dyn Fn() -> Option<u16>,
+) -> Result<Config, ConfigErrors> {
+    let (file, src) = read(file)?;
+    parse_with(&file, &src, &|name| std::env::var(name).ok(), private_port)
+}
+
+fn read(file: &Path) -> Result<(PathBuf, String), ConfigErrors> {
     let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let src = std::fs::read_to_string(&file).map_err(|e| {
         ConfigErrors(vec![Diagnostic::new(
@@ -113,7 +149,7 @@ pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
             format!("cannot read {}: {e}", file.display()),
         )])
     })?;
-    parse(&file, &src, &|name| std::env::var(name).ok())
+    Ok((file, src))
 }
 
 /// Parse and validate config text; `process_env` answers variables of devstack's own environment.
@@ -122,12 +158,24 @@ pub fn parse(
     src: &str,
     process_env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    parse_with(file, src, process_env, &|| None)
+}
+
+/// `parse`, where `private_port` picks each proxied service's private port (None: the service
+/// is told its public port, as when nothing runs it).
+pub fn parse_with(
+    file: &Path,
+    src: &str,
+    process_env: &dyn Fn(&str) -> Option<String>,
+    private_port: &dyn Fn() -> Option<u16>,
+) -> Result<Config, ConfigErrors> {
     let raw: RawFile =
         toml::from_str(src).map_err(|e| ConfigErrors(vec![syntax_error(file, src, &e)]))?;
     Resolver {
         file,
         src,
         process_env,
+        private_port,
         errors: Vec::new(),
     }
     .resolve(raw)
@@ -157,6 +205,7 @@ struct Resolver<'a> {
     file: &'a Path,
     src: &'a str,
     process_env: &'a dyn Fn(&str) -> Option<String>,
+    private_port: &'a dyn Fn() -> Option<u16>,
     errors: Vec<Diagnostic>,
 }
 
@@ -263,6 +312,12 @@ impl Resolver<'_> {
                     name.span(),
                     format!("invalid service name `{n}`: use letters, digits, `-` and `_`"),
                 );
+            } else if RESERVED_NAMES.contains(&n.as_str()) {
+                self.error(
+                    name.span(),
+                    format!("`{n}` can't be a service's name: the traffic views use it for callers that are not services"),
+                )
+                .help = Some("rename the service".into());
             }
         }
         self.check_ports(&raw_services);
@@ -337,7 +392,9 @@ impl Resolver<'_> {
             let mut env = stack_env.clone();
             env.extend(urls.iter().cloned());
             env.push((SERVICE_VAR.into(), name.clone()));
-            if let Some(p) = ports[i] {
+            let proxied = ports[i].is_some() && raw.proxy != Some(false);
+            let private_port = if proxied { (self.private_port)() } else { None };
+            if let Some(p) = private_port.or(ports[i]) {
                 env.push(("PORT".into(), p.to_string()));
             }
             for (key, value) in in_file_order(&raw.env) {
@@ -366,6 +423,15 @@ impl Resolver<'_> {
                 self.error(name_span.span(), format!("service `{name}` has neither `run` nor `build`"))
                     .help = Some("add `run = \"...\"` (a long-running process) or `build = \"...\"` (a one-shot task)".into());
             }
+            if let Some(protocol) = &raw.protocol
+                && (ports[i].is_none() || raw.proxy == Some(false))
+            {
+                self.error(
+                    protocol.span(),
+                    "`protocol` says how the proxy reads the service's traffic, but this service is not proxied",
+                )
+                .help = Some("give the service a `port` (and leave `proxy` on), or remove `protocol`".into());
+            }
             let health = raw
                 .health
                 .as_ref()
@@ -377,6 +443,11 @@ impl Resolver<'_> {
                 cwd,
                 port: ports[i],
                 proxy: raw.proxy.unwrap_or(true),
+                protocol: raw
+                    .protocol
+                    .as_ref()
+                    .map_or_else(Default::default, |p| *p.get_ref()),
+                private_port,
                 env,
                 deps: Vec::new(),
                 watch: raw.watch.iter().map(|w| w.get_ref().clone()).collect(),

@@ -36,6 +36,7 @@ pub struct RawService {
     pub cwd: Option<Spanned<String>>,
     pub port: Option<Spanned<Port>>,
     pub proxy: Option<bool>,
+    pub protocol: Option<Spanned<crate::traffic::Protocol>>,
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<EnvValue>>,
     #[serde(default)]

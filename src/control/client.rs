@@ -124,6 +124,19 @@ impl Client {
         })
     }
 
+    /// The traffic table and the last `recent` requests (with `follow`, the requests that end
+    /// after come from [`Client::next_message`]).
+    pub fn traffic(
+        &mut self,
+        recent: usize,
+        follow: bool,
+    ) -> Result<(crate::traffic::Snapshot, Vec<crate::traffic::Record>), Error> {
+        match self.call(&Request::Traffic { recent, follow })? {
+            Answer::Traffic { traffic, recent } => Ok((traffic, recent)),
+            _ => Err(Error::Garbled("not an answer to `traffic`".into())),
+        }
+    }
+
     /// A `logs` request as it is: its tail (with `follow`, then [`Client::next_message`]).
     pub fn tail(&mut self, request: &Request) -> Result<Vec<WireLine>, Error> {
         match self.call(request)? {

@@ -8,6 +8,7 @@ pub mod server;
 
 use crate::engine::ServiceView;
 use crate::logs::{LogLine, Stream, strip_sgr};
+use crate::traffic::{Record, Snapshot};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// The version of this protocol, exchanged by `hello`. Raise it when a request or an answer
@@ -85,7 +86,14 @@ pub enum Request {
         service: String,
         auto: bool,
     },
-    Traffic,
+    /// The edge table; `recent` of the last requests with it; `follow`: then every request as
+    /// it ends (`Message::Call`).
+    Traffic {
+        #[serde(default)]
+        recent: usize,
+        #[serde(default)]
+        follow: bool,
+    },
     Down,
     Subscribe,
 }
@@ -124,10 +132,11 @@ impl Response {
 pub enum Answer {
     /// `hello`: the stack's protocol and devstack version.
     Hello { version: u32, devstack: String },
-    /// `traffic`: nothing yet (the edges come with traffic capture).
+    /// `traffic`: the edges and per-service rates, and the last requests asked for (oldest
+    /// first; a follow's come after, as `Message::Call`).
     Traffic {
-        edges: Vec<serde_json::Value>,
-        note: String,
+        traffic: Snapshot,
+        recent: Vec<Record>,
     },
     /// `ps`, `restart-all` (once it took effect), and the first answer of `subscribe`.
     Services { services: Vec<ServiceView> },
@@ -167,8 +176,8 @@ struct WireResponse {
     error: Option<String>,
     version: Option<u32>,
     devstack: Option<String>,
-    edges: Option<Vec<serde_json::Value>>,
-    note: Option<String>,
+    traffic: Option<Snapshot>,
+    recent: Option<Vec<Record>>,
     services: Option<Vec<ServiceView>>,
     service: Option<ServiceView>,
     lines: Option<Vec<WireLine>>,
@@ -190,10 +199,13 @@ impl TryFrom<WireResponse> for Response {
                 ..
             } => Answer::Hello { version, devstack },
             WireResponse {
-                edges: Some(edges),
-                note: Some(note),
+                traffic: Some(traffic),
+                recent,
                 ..
-            } => Answer::Traffic { edges, note },
+            } => Answer::Traffic {
+                traffic,
+                recent: recent.unwrap_or_default(),
+            },
             WireResponse {
                 services: Some(services),
                 ..
@@ -218,6 +230,8 @@ pub enum Message {
     Line { line: WireLine },
     /// `{"event":"state","service":{...}}`: a service's state changed.
     Event { event: Event, service: ServiceView },
+    /// `{"call":{...}}`: a request (or TCP connection) through the proxy, once it ended.
+    Call { call: Record },
     /// `{"missed":N}`: the client fell so far behind that N messages went by.
     Missed { missed: u64 },
     /// `{"ok":false,"error":"..."}`: the stream ends, and why (`dropped: ...`).
@@ -338,10 +352,10 @@ mod tests {
         );
         round_trip(
             Response::Ok(Answer::Traffic {
-                edges: vec![],
-                note: "n".into(),
+                traffic: Snapshot::default(),
+                recent: vec![],
             }),
-            json!({"ok": true, "edges": [], "note": "n"}),
+            json!({"ok": true, "traffic": {"edges": [], "services": []}, "recent": []}),
         );
         let line = WireLine {
             service: "api".into(),

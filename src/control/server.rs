@@ -5,6 +5,7 @@ use crate::engine::ready::Verdict;
 use crate::engine::{Command, Handle, ServiceView, State};
 use crate::logs::{LogHub, LogLine, Tail};
 use crate::statedir;
+use crate::traffic::{Record, Snapshot, Stats};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io;
@@ -43,6 +44,8 @@ pub struct Context {
     pub handle: Handle,
     pub logs: Arc<LogHub>,
     pub names: Vec<String>,
+    /// What the traffic proxy records (None: no service is proxied).
+    pub traffic: Option<Arc<Stats>>,
 }
 
 /// The bound socket; removes its file when dropped.
@@ -277,6 +280,13 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {
                 Ok(()) => subscribe(&ctx, &mut reader, &mut out).await,
                 Err(e) => out.send(&error(e)).await.is_ok(),
             },
+            Request::Traffic {
+                recent,
+                follow: true,
+            } => match slot.stream() {
+                Ok(()) => follow_traffic(&ctx, &mut reader, &mut out, recent).await,
+                Err(e) => out.send(&error(e)).await.is_ok(),
+            },
             other => {
                 let answer = answer(&ctx, other).await;
                 out.send(&answer).await.is_ok()
@@ -424,12 +434,7 @@ async fn answer(ctx: &Context, request: Request) -> Response {
             let services = ctx.handle.views().borrow().clone();
             return done(Answer::Services { services });
         }
-        Request::Traffic => {
-            return done(Answer::Traffic {
-                edges: Vec::new(),
-                note: "traffic capture is not built yet".into(),
-            });
-        }
+        Request::Traffic { recent, .. } => return done(traffic(ctx, *recent)),
         Request::Watch { service, auto } => {
             return match index(ctx, service) {
                 Ok(i) if ctx.handle.views().borrow()[i].auto_rebuild.is_none() => error(format!(
@@ -465,7 +470,9 @@ async fn answer(ctx: &Context, request: Request) -> Response {
         Request::Restart { service, wait } => (service, *wait, Command::Restart),
         Request::Rebuild { service, wait } => (service, *wait, Command::Rebuild),
         Request::Kill { service, wait } => (service, *wait, Command::Kill),
-        Request::Logs { .. } | Request::Subscribe => unreachable!("streams are served apart"),
+        Request::Logs { .. } | Request::Subscribe => {
+            unreachable!("streams are served apart")
+        }
     };
     let i = match index(ctx, service) {
         Ok(i) => i,
@@ -715,6 +722,54 @@ async fn stream<T: Clone>(
         }
         if out.flush().await.is_err() {
             return false;
+        }
+    }
+}
+
+/// The traffic answer: the edge table and the last `recent` requests.
+fn traffic(ctx: &Context, recent: usize) -> Answer {
+    let Some(stats) = &ctx.traffic else {
+        return Answer::Traffic {
+            traffic: Snapshot::default(),
+            recent: Vec::new(),
+        };
+    };
+    let all = stats.recent();
+    let recent = all[all.len().saturating_sub(recent)..]
+        .iter()
+        .map(|r| Record::clone(r))
+        .collect();
+    Answer::Traffic {
+        traffic: stats.snapshot(),
+        recent,
+    }
+}
+
+/// `traffic` with `follow`: the answer, then every request as it ends.
+async fn follow_traffic(
+    ctx: &Context,
+    reader: &mut BufReader<OwnedReadHalf>,
+    out: &mut Out,
+    recent: usize,
+) -> bool {
+    // Subscribed before the answer is made: nothing ends unseen in between.
+    let calls = ctx.traffic.as_ref().map(|s| s.subscribe());
+    if out.send(&done(traffic(ctx, recent))).await.is_err() {
+        return false;
+    }
+    match calls {
+        Some(calls) => {
+            stream(reader, out, calls, |call| {
+                Some(Message::Call {
+                    call: Record::clone(&call),
+                })
+            })
+            .await
+        }
+        // Nothing is proxied: nothing will come; wait for the client to hang up.
+        None => {
+            hung_up(reader).await;
+            false
         }
     }
 }

@@ -118,7 +118,7 @@ impl Engine {
     /// Start the run process, once its port (if it has one) is found free: the check runs off
     /// the engine's thread, and `port_checked` goes on with its answer.
     fn spawn_run(&mut self, i: usize) {
-        let Some(port) = self.cfg.services[i].port else {
+        let Some(port) = self.cfg.services[i].listen_port() else {
             return self.start_run(i);
         };
         if self.svcs[i].port_check.is_some() {
@@ -155,7 +155,7 @@ impl Engine {
             return; // stopped, or started otherwise, meanwhile
         }
         let spec = &self.cfg.services[i];
-        let port = spec.port.expect("checked services have a port");
+        let port = spec.listen_port().expect("checked services have a port");
         // Another process on the port would answer the probes and make this one crash-loop.
         let Some(holder) = holder else {
             return self.start_run(i);

@@ -19,7 +19,7 @@ impl Engine {
         let target = health::Target {
             service: spec.name.clone(),
             probe: h.probe.clone(),
-            port: spec.port,
+            port: spec.listen_port(),
             cwd: spec.cwd.clone(),
             env: spec.env.clone(),
             interval: h.interval,

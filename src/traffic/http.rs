@@ -103,7 +103,7 @@ impl Shared {
             (!self.h2 && req.headers().contains_key(UPGRADE)).then(|| hyper::upgrade::on(&mut req));
         let bytes_in = Arc::new(Mutex::new(Inflow::default()));
         let req = req.map(|inner| RequestBody {
-            inner,
+            inner: Some(inner),
             inflow: bytes_in.clone(),
         });
         let sent = if self.h2 {
@@ -190,7 +190,11 @@ impl Shared {
     ) -> Result<Response<Incoming>, ErrorKind> {
         // Held until the response head: the caller's requests come one at a time anyway.
         let mut up = self.upstream.lock().await;
-        for _ in 0..2 {
+        // A request without a body whose method is idempotent can be sent again when the
+        // service's connection breaks before it answers (the service was restarted under it),
+        // as nginx does: a restart then looks like one slow request to the caller.
+        let mut again = replayable(&req);
+        for _ in 0..3 {
             let sender = match &mut up.h1 {
                 Some(sender) if !sender.is_closed() => sender,
                 _ => {
@@ -206,9 +210,10 @@ impl Shared {
                 Ok(resp) => return Ok(resp),
                 Err(mut e) => {
                     up.h1 = None;
-                    match e.take_message() {
-                        Some(unsent) => req = unsent,
-                        None => return Err(ErrorKind::Reset),
+                    match (e.take_message(), again.take()) {
+                        (Some(unsent), _) => req = unsent,
+                        (None, Some(replay)) => req = replay,
+                        (None, None) => return Err(ErrorKind::Reset),
                     }
                 }
             }
@@ -236,6 +241,26 @@ impl Shared {
         sender.ready().await.map_err(|_| ErrorKind::Reset)?;
         sender.send_request(req).await.map_err(|_| ErrorKind::Reset)
     }
+}
+
+/// A copy of a bodiless idempotent request, to send it again; None for any other.
+fn replayable(req: &Request<RequestBody>) -> Option<Request<RequestBody>> {
+    let idempotent = matches!(
+        *req.method(),
+        hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS | hyper::Method::TRACE
+    );
+    if !idempotent || !req.body().is_end_stream() || req.headers().contains_key(UPGRADE) {
+        return None;
+    }
+    let mut copy = Request::new(RequestBody {
+        inner: None,
+        inflow: req.body().inflow.clone(),
+    });
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
 }
 
 async fn connect_h1(
@@ -304,7 +329,8 @@ fn grpc_status(headers: &HeaderMap) -> Option<u32> {
 
 /// The caller's request body on its way to the service, counted.
 pub(crate) struct RequestBody {
-    inner: Incoming,
+    /// None: an empty body (a request sent again after its first try was lost).
+    inner: Option<Incoming>,
     inflow: Arc<Mutex<Inflow>>,
 }
 
@@ -352,24 +378,29 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(None);
+        };
+        let frame = ready!(Pin::new(&mut *inner).poll_frame(cx));
         if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
             && let Some(data) = data
         {
             inflow(&this.inflow).bytes += data.len() as u64;
         }
-        if frame.is_none() || this.inner.is_end_stream() {
+        if frame.is_none() || inner.is_end_stream() {
             this.done();
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
 }
 

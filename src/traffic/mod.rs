@@ -15,7 +15,7 @@ mod sniff;
 pub mod stats;
 
 pub use caller::{Attributor, Caller, Sessions};
-pub use proxy::{BindError, Listener, Protocol, Proxy, Route};
+pub use proxy::{BindError, Listener, Protocol, Proxy, Route, Target};
 pub use stats::{EdgeSnapshot, ErrorKind, Kind, Record, ServiceSnapshot, Snapshot, Stats};
 
 use std::sync::Arc;

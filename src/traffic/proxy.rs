@@ -25,6 +25,10 @@ pub const SNIFF_WAIT: Duration = Duration::from_millis(300);
 /// anyway (and then hyper's own handling applies).
 const HTTP_SNIFF_WAIT: Duration = Duration::from_secs(60);
 
+/// How long a refused connection waits for news of its backend (a restart) before the caller
+/// is told the service is down.
+const REFUSED_GRACE: Duration = Duration::from_millis(500);
+
 /// How a listener reads its connections.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,20 +42,30 @@ pub enum Protocol {
     Tcp,
 }
 
+/// Where a service can be reached now, as its route's `backend` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Listening at this (private) address.
+    Up(SocketAddr),
+    /// Coming (starting, restarting, rebuilding): new connections wait for it, up to the route's
+    /// `wait`.
+    Coming,
+    /// Stopped, and nothing will start it unless asked: new connections fail at once.
+    Down,
+}
+
 /// One service's listener: where it listens and where it forwards.
 pub struct Route {
     /// The callee's name in the records.
     pub service: String,
     /// The public port, on 127.0.0.1 (0: any free port, for tests).
     pub port: u16,
-    /// The service's current private address; None while it is stopped, restarting or
-    /// rebuilding. Set it to None before stopping the process, and to the new address once the
-    /// new process listens (or is started: connections are retried until the wait runs out only
-    /// while it is None).
-    pub backend: watch::Receiver<Option<SocketAddr>>,
+    /// Where the service is now: `Coming` before its process is stopped for a restart or a
+    /// rebuild, `Up` with the new address once the new process listens, `Down` when stopped.
+    pub backend: watch::Receiver<Target>,
     pub protocol: Protocol,
-    /// How long a new connection waits for a backend (while `backend` is None) before the caller
-    /// gets an error: HTTP 503, or a closed connection for TCP.
+    /// How long a new connection waits for a backend (while `backend` is `Coming`) before the
+    /// caller gets an error: HTTP 503, or a closed connection for TCP.
     pub wait: Duration,
 }
 
@@ -116,6 +130,13 @@ impl Proxy {
 
     pub fn stats(&self) -> &Arc<Stats> {
         &self.ctx.stats
+    }
+
+    /// Run `task` on the proxy's threads (what keeps its routes' backends current).
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(task);
+        }
     }
 
     /// Listen on `127.0.0.1:route.port` and forward there from now on. A taken port is reported
@@ -211,7 +232,7 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
 
 /// Where one connection's requests go: the route's backend, waited for while there is none.
 pub(crate) struct Backend {
-    rx: watch::Receiver<Option<SocketAddr>>,
+    rx: watch::Receiver<Target>,
     wait: Duration,
 }
 
@@ -223,25 +244,36 @@ impl Backend {
         }
     }
 
-    /// A connection to the current backend, waiting (up to the route's wait) while there is
-    /// none. A refused connection is retried only if the backend changed meanwhile (a restart
+    /// A connection to the current backend, waiting (up to the route's wait) while it is
+    /// coming. A refused connection is retried only if the backend changed meanwhile (a restart
     /// raced with it).
     pub async fn connect(&mut self) -> Result<TcpStream, ErrorKind> {
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
-            let addr =
-                match tokio::time::timeout_at(deadline, self.rx.wait_for(Option::is_some)).await {
-                    Ok(Ok(addr)) => addr.expect("waited for Some"),
-                    Ok(Err(_)) => return Err(ErrorKind::Refused), // the route was dropped
-                    Err(_) => return Err(ErrorKind::Timeout),
-                };
+            let settled = self.rx.wait_for(|t| *t != Target::Coming);
+            let addr = match tokio::time::timeout_at(deadline, settled).await {
+                Ok(Ok(target)) => match *target {
+                    Target::Up(addr) => addr,
+                    _ => return Err(ErrorKind::Refused),
+                },
+                Ok(Err(_)) => return Err(ErrorKind::Refused), // the route was dropped
+                Err(_) => return Err(ErrorKind::Timeout),
+            };
             match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     return Ok(stream);
                 }
                 Ok(Err(_)) if self.rx.has_changed().unwrap_or(false) => continue,
-                Ok(Err(_)) => return Err(ErrorKind::Refused),
+                // Refused by the address it is meant to be at: the process is most likely on
+                // its way out (a restart whose news has not come yet); give that news a moment.
+                Ok(Err(_)) => {
+                    let until = deadline.min(tokio::time::Instant::now() + REFUSED_GRACE);
+                    match tokio::time::timeout_at(until, self.rx.changed()).await {
+                        Ok(Ok(())) => continue,
+                        _ => return Err(ErrorKind::Refused),
+                    }
+                }
                 Err(_) => return Err(ErrorKind::Timeout),
             }
         }

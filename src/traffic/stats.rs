@@ -102,6 +102,69 @@ impl Record {
     }
 }
 
+impl std::fmt::Display for Record {
+    /// One line, as `devstack traffic -f` and the dashboard's tail show it:
+    /// `web → api GET /users 200 3.2ms` or `api → db tcp ↑120B ↓3.4kB 1.20s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} → {} ", self.caller, self.callee)?;
+        match &self.kind {
+            Kind::Http {
+                method,
+                path,
+                status,
+                grpc_status,
+                ..
+            } => {
+                write!(f, "{method} {path} {status}")?;
+                if let Some(g) = grpc_status {
+                    write!(f, " grpc-status={g}")?;
+                }
+            }
+            Kind::Tcp => write!(
+                f,
+                "tcp ↑{} ↓{}",
+                human_bytes(self.bytes_in),
+                human_bytes(self.bytes_out)
+            )?,
+        }
+        write!(f, " {}", human_latency(self.latency_us))?;
+        if let Some(e) = self.error {
+            write!(f, " ({})", e.describe())?;
+        }
+        Ok(())
+    }
+}
+
+impl ErrorKind {
+    /// What happened, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "refused: the service is down",
+            ErrorKind::Timeout => "timed out waiting for the service to come up",
+            ErrorKind::Reset => "connection reset",
+        }
+    }
+}
+
+/// `512B`, `3.4kB`, `12.0MB`.
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n < 1000 => format!("{n}B"),
+        n if n < 1_000_000 => format!("{:.1}kB", n as f64 / 1e3),
+        n if n < 1_000_000_000 => format!("{:.1}MB", n as f64 / 1e6),
+        n => format!("{:.1}GB", n as f64 / 1e9),
+    }
+}
+
+/// `850µs`, `3.2ms`, `1.20s`.
+pub fn human_latency(us: u64) -> String {
+    match us {
+        us if us < 1000 => format!("{us}µs"),
+        us if us < 1_000_000 => format!("{:.1}ms", us as f64 / 1e3),
+        us => format!("{:.2}s", us as f64 / 1e6),
+    }
+}
+
 /// Cut a request target to a bounded length (on a character boundary).
 pub fn bounded_path(path: &str) -> String {
     if path.len() <= MAX_PATH {

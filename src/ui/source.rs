@@ -337,7 +337,7 @@ fn follow_views(mut events: Client, tx: &watch::Sender<Vec<ServiceView>>, socket
                     tx.send_replace(now);
                 }
             }
-            Ok(Some(Message::Line { .. })) => {}
+            Ok(Some(Message::Line { .. } | Message::Call { .. })) => {}
             Ok(Some(Message::End(_))) | Ok(None) | Err(_) => return,
         }
     }

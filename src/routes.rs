@@ -1,0 +1,330 @@
+//! The stack's side of the traffic proxy (DESIGN §4): one `traffic::Route` per proxied service,
+//! listening on its public port, whose backend follows the engine's views, and the sessions that
+//! tell which service a caller is. `traffic` knows nothing of services' states; the engine knows
+//! nothing of the proxy; this module maps one onto the other.
+
+use crate::config::Config;
+use crate::engine::{ServiceView, State};
+use crate::traffic::{Listener, Proxy, Route, Sessions, Stats, Target};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Threads of the proxy's own runtime.
+const THREADS: usize = 2;
+/// How long a new connection waits for a service that is coming (starting, restarting,
+/// rebuilding) without a health probe saying how long it may take to start.
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+/// At most this long, whatever the probe's start period.
+const MAX_WAIT: Duration = Duration::from_secs(120);
+/// How often a new process's private port is tried until it accepts, at first and later.
+const POLL: Duration = Duration::from_millis(20);
+const POLL_LATER: Duration = Duration::from_millis(250);
+const POLL_FAST_FOR: Duration = Duration::from_secs(5);
+
+/// Picks the private ports of a stack's proxied services: free ones below the range the kernel
+/// hands out for outgoing connections and port 0 (`ip_local_port_range`), so that they never
+/// collide with a port another program just got that way, and each held until the picker is
+/// dropped, so that no two services get the same one.
+#[derive(Default)]
+pub struct PrivatePorts {
+    held: std::cell::RefCell<Vec<std::net::TcpListener>>,
+}
+
+/// How many ports below the ephemeral range private ports are taken from.
+const PRIVATE_SPAN: u16 = 10_000;
+
+impl PrivatePorts {
+    pub fn pick(&self) -> Option<u16> {
+        let bind = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).ok();
+        let low = ephemeral_low();
+        let listener = if low > PRIVATE_SPAN + 1024 {
+            // Start anywhere in the span (two stacks starting together rarely try the same
+            // ports), then take the next free one.
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+                ^ std::process::id().wrapping_mul(2_654_435_761);
+            let start = (seed % u32::from(PRIVATE_SPAN)) as u16;
+            (0..PRIVATE_SPAN)
+                .take(200)
+                .map(|i| low - PRIVATE_SPAN + (start + i * 37) % PRIVATE_SPAN)
+                .find_map(bind)
+                .or_else(|| bind(0))
+        } else {
+            bind(0)
+        }?;
+        let port = listener.local_addr().ok()?.port();
+        self.held.borrow_mut().push(listener);
+        Some(port)
+    }
+}
+
+/// The first port of the kernel's ephemeral range (32768 where it can't be read).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// The proxy of a running stack, with a listener per proxied service.
+pub struct Routes {
+    proxy: Proxy,
+    sessions: Arc<Sessions>,
+    /// Until `follow` takes them.
+    routed: Vec<Followed>,
+    _listeners: Vec<Listener>,
+}
+
+impl Routes {
+    /// Listen on the public port of every proxied service of `cfg` (None when there is none).
+    /// A port that can't be listened on is an error naming the service, the port and, when
+    /// another process holds it, that process.
+    pub fn open(cfg: &Config) -> Result<Option<Routes>, Vec<String>> {
+        let proxied: Vec<usize> = (0..cfg.services.len())
+            .filter(|&i| cfg.services[i].proxied())
+            .collect();
+        if proxied.is_empty() {
+            return Ok(None);
+        }
+        let sessions = Sessions::new();
+        let proxy = Proxy::start(Stats::new(), sessions.clone(), THREADS)
+            .map_err(|e| vec![format!("can't start the traffic proxy: {e}")])?;
+        let (mut routed, mut listeners, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        for i in proxied {
+            let svc = &cfg.services[i];
+            let (Some(port), Some(private)) = (svc.port, svc.private_port) else {
+                continue;
+            };
+            let wait = svc
+                .health
+                .as_ref()
+                .map_or(DEFAULT_WAIT, |h| h.start_period.max(DEFAULT_WAIT))
+                .min(MAX_WAIT);
+            let (tx, rx) = watch::channel(Target::Coming);
+            let route = Route {
+                service: svc.name.clone(),
+                port,
+                backend: rx,
+                protocol: svc.protocol,
+                wait,
+            };
+            match proxy.listen(route) {
+                Ok(listener) => listeners.push(listener),
+                Err(e) => errors.push(format!("`{}`: {e}", svc.name)),
+            }
+            routed.push(Followed {
+                service: i,
+                private: SocketAddr::from(([127, 0, 0, 1], private)),
+                target: Arc::new(tx),
+                pid: None,
+                poll: None,
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Some(Routes {
+            proxy,
+            sessions,
+            routed,
+            _listeners: listeners,
+        }))
+    }
+
+    /// What the proxy records.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.proxy.stats().clone()
+    }
+
+    /// Keep every route's backend and the callers' sessions current with the engine's views,
+    /// on the proxy's own threads, until the views end.
+    pub fn follow(&mut self, mut views: watch::Receiver<Vec<ServiceView>>) {
+        let sessions = self.sessions.clone();
+        let mut routed = std::mem::take(&mut self.routed);
+        self.proxy.spawn(async move {
+            // The run process of each service (proxied or not: any may call), by session.
+            let mut pids: Vec<Option<i32>> = Vec::new();
+            loop {
+                {
+                    let now = views.borrow_and_update();
+                    pids.resize(now.len(), None);
+                    for (view, pid) in now.iter().zip(&mut pids) {
+                        if view.pid != *pid {
+                            if let Some(old) = pid.take() {
+                                sessions.remove(old);
+                            }
+                            if let Some(new) = view.pid {
+                                sessions.insert(new, &view.name);
+                            }
+                            *pid = view.pid;
+                        }
+                    }
+                    for r in &mut routed {
+                        if let Some(view) = now.get(r.service) {
+                            r.update(view);
+                        }
+                    }
+                }
+                if views.changed().await.is_err() {
+                    break;
+                }
+            }
+            for r in &mut routed {
+                r.target.send_replace(Target::Down);
+            }
+        });
+    }
+}
+
+/// A proxied service's route, as its follower keeps it current.
+struct Followed {
+    /// The service's index in the config (and the views).
+    service: usize,
+    private: SocketAddr,
+    target: Arc<watch::Sender<Target>>,
+    /// The run process the route forwards to (once it listens).
+    pid: Option<i32>,
+    /// Waiting for that process to listen.
+    poll: Option<tokio::task::AbortHandle>,
+}
+
+/// What a route should do for a service in this state.
+#[derive(Debug, PartialEq, Eq)]
+enum Want {
+    /// Forward to this process once it listens.
+    Up(i32),
+    /// Hold new connections: it is on its way (starting, restarting, rebuilding).
+    Coming,
+    /// Refuse at once: stopped, failed, or done, until someone starts it.
+    Down,
+}
+
+fn want(view: &ServiceView) -> Want {
+    match view.pid {
+        Some(pid) if view.state != State::Stopping => Want::Up(pid),
+        _ if view.wanted && !view.settled => Want::Coming,
+        _ => Want::Down,
+    }
+}
+
+impl Followed {
+    fn update(&mut self, view: &ServiceView) {
+        let want = want(view);
+        let pid = match want {
+            Want::Up(pid) => Some(pid),
+            _ => None,
+        };
+        if pid != self.pid {
+            self.pid = pid;
+            if let Some(poll) = self.poll.take() {
+                poll.abort();
+            }
+            if pid.is_some() {
+                self.target.send_replace(Target::Coming);
+                self.poll = Some(
+                    tokio::spawn(up_once_listening(self.private, self.target.clone()))
+                        .abort_handle(),
+                );
+            }
+        }
+        match want {
+            Want::Up(_) => {}
+            Want::Coming => {
+                self.target.send_replace(Target::Coming);
+            }
+            Want::Down => {
+                self.target.send_replace(Target::Down);
+            }
+        }
+    }
+}
+
+/// Try the private port until the new process accepts there, then forward to it. Aborted when
+/// the process changes.
+async fn up_once_listening(private: SocketAddr, target: Arc<watch::Sender<Target>>) {
+    let start = tokio::time::Instant::now();
+    loop {
+        if tokio::net::TcpStream::connect(private).await.is_ok() {
+            target.send_replace(Target::Up(private));
+            return;
+        }
+        let pause = if start.elapsed() < POLL_FAST_FOR {
+            POLL
+        } else {
+            POLL_LATER
+        };
+        tokio::time::sleep(pause).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(state: State, pid: Option<i32>, wanted: bool, settled: bool) -> ServiceView {
+        let mut v: ServiceView = serde_json::from_value(serde_json::json!({
+            "name": "api", "state": "running", "health": null, "health_error": null,
+            "ready": false, "wanted": false, "auto_rebuild": null, "spawns": 0,
+            "building": false, "build_failed": false, "cpu_percent": null, "mem_bytes": null,
+            "crash_loop": false, "detail": "", "pid": null, "port": null, "restarts": 0,
+            "uptime_secs": null, "log_lost": null,
+        }))
+        .unwrap();
+        (v.state, v.pid, v.wanted, v.settled) = (state, pid, wanted, settled);
+        v
+    }
+
+    #[test]
+    fn private_ports_are_free_distinct_and_outside_the_ephemeral_range() {
+        let ports = PrivatePorts::default();
+        let picked: Vec<u16> = (0..20).map(|_| ports.pick().unwrap()).collect();
+        let mut distinct = picked.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), picked.len(), "{picked:?}");
+        let low = ephemeral_low();
+        if low > PRIVATE_SPAN + 1024 {
+            assert!(
+                picked.iter().all(|&p| p < low),
+                "{picked:?} (ephemeral from {low})"
+            );
+        }
+        // Free once the picker is gone.
+        drop(ports);
+        for p in picked {
+            std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_running_process_is_forwarded_to_and_a_stopping_one_is_not() {
+        assert_eq!(
+            want(&view(State::Running, Some(7), true, false)),
+            Want::Up(7)
+        );
+        // A build with the old process still running keeps forwarding to it.
+        assert_eq!(
+            want(&view(State::Building, Some(7), true, false)),
+            Want::Up(7)
+        );
+        // Stopped for a restart: callers wait for the new process.
+        assert_eq!(
+            want(&view(State::Stopping, Some(7), true, false)),
+            Want::Coming
+        );
+        assert_eq!(
+            want(&view(State::Restarting, None, true, false)),
+            Want::Coming
+        );
+        // Stopped by the user, or given up on: callers hear at once.
+        assert_eq!(
+            want(&view(State::Stopping, Some(7), false, false)),
+            Want::Down
+        );
+        assert_eq!(want(&view(State::Stopped, None, false, true)), Want::Down);
+        assert_eq!(want(&view(State::Failed, None, true, true)), Want::Down);
+    }
+}
