@@ -280,3 +280,57 @@ fn the_socket_streams_each_request_as_it_ends() {
     );
     stack.stop();
 }
+
+/// `api`, and `poller` calling it from a shell loop.
+fn polled(port: u16) -> String {
+    format!(
+        r#"{}
+        [services.poller]
+        run = "while :; do curl -s -o /dev/null $API_URL/from-poller; sleep 0.1; done"
+        depends_on = ["api"]
+        "#,
+        api(port)
+    )
+}
+
+/// `t` shows the traffic pane: the edge and the tail; the list has the RPS column.
+fn shows_traffic(tmux: &common::tmux::Tmux) {
+    tmux.wait(30, "both services ready", |s| s.contains("2/2 ready"));
+    tmux.keys(&["t"]);
+    let screen = tmux.wait(30, "the traffic pane with the poller's requests", |s| {
+        s.contains("traffic: all services")
+            && s.contains("poller → api GET /from-poller 200")
+            && s.lines().any(|l| l.contains("poller") && l.contains("api"))
+    });
+    assert!(screen.contains("RPS"), "{screen}");
+    // `t` again: the logs are back.
+    tmux.keys(&["t"]);
+    tmux.wait(10, "the log pane", |s| s.contains("logs: "));
+}
+
+#[test]
+fn the_dashboard_shows_the_traffic_pane() {
+    let port = free_port();
+    let stack = Stack::new(&polled(port));
+    stack.touch("healthy", true);
+    let tmux = common::tmux::Tmux::start(stack.path(), &format!("{} ; sleep 30", common::BIN));
+    shows_traffic(&tmux);
+    tmux.keys(&["q", "y"]);
+    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
+    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+}
+
+#[test]
+fn an_attached_dashboard_shows_the_same_traffic() {
+    let port = free_port();
+    let stack = Stack::new(&polled(port));
+    stack.touch("healthy", true);
+    let out = stack.command(&["up", "-d"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let tmux =
+        common::tmux::Tmux::start(stack.path(), &format!("{} attach ; sleep 30", common::BIN));
+    shows_traffic(&tmux);
+    let down = stack.command(&["down"]).output().unwrap();
+    assert!(down.status.success(), "{down:?}");
+    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+}

@@ -247,6 +247,7 @@ pub fn tui(cfg: Config, services: &[String], color: bool) -> ExitCode {
         let stack = devstack::ui::source::Stack::Local {
             handle: handle.clone(),
             logs: session.logs.clone(),
+            traffic: session.routes.as_ref().map(Routes::stats),
         };
         let ended = tokio::spawn(devstack::ui::run(stack, app, wake)).await;
         // However the dashboard ended, the stack stops with it (waiting out each grace).

@@ -55,12 +55,7 @@ fn print_call(call: &Record, json: bool) {
         out(&serde_json::to_string(call).expect("JSON"));
         return;
     }
-    let time = humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(call.time_ms),
-    )
-    .to_string();
-    // `2026-01-01T12:00:00.123Z`: the time of day, in UTC as the log files have it.
-    out(&format!("{} {call}", time.get(11..23).unwrap_or(&time)));
+    out(&format!("{} {call}", call.time_of_day()));
 }
 
 /// The edge table, busiest first, as `linkerd viz stat` shows it.

@@ -84,6 +84,13 @@ impl Record {
                 if *status >= 500 || grpc_status.is_some_and(|g| g != 0))
     }
 
+    /// When it started, as the time of day (`12:00:01.250`, UTC as the log files have it).
+    pub fn time_of_day(&self) -> String {
+        let at = UNIX_EPOCH + Duration::from_millis(self.time_ms);
+        let stamp = humantime::format_rfc3339_millis(at).to_string();
+        stamp.get(11..23).unwrap_or(&stamp).to_string()
+    }
+
     /// A record starting now.
     pub fn now(caller: Caller, callee: &str, kind: Kind) -> Record {
         let time_ms = SystemTime::now()

@@ -98,6 +98,12 @@ pub struct App {
     pub log_area: Rect,
     /// The first service row the list shows (it scrolls to keep the selection visible).
     pub list_offset: usize,
+    /// The stack's traffic, when a service is proxied (set by `ui::run`).
+    pub traffic: Option<super::traffic::Feed>,
+    /// The traffic pane replaces the log pane (`t`).
+    pub show_traffic: bool,
+    /// The traffic pane's tail shows only the selected service's requests (`a` there).
+    pub traffic_selected: bool,
 }
 
 /// Does `text` contain `needle`, ignoring case? (`needle` is already lower-case.)
@@ -159,6 +165,9 @@ impl App {
             list_area: Rect::default(),
             log_area: Rect::default(),
             list_offset: 0,
+            traffic: None,
+            show_traffic: false,
+            traffic_selected: false,
         }
     }
 
@@ -296,6 +305,9 @@ impl App {
                 });
             }
             Action::RestartAll => return engine(Command::RestartAll),
+            Action::ToggleAll if self.show_traffic => {
+                self.traffic_selected = !self.traffic_selected;
+            }
             Action::ToggleAll => {
                 self.all = !self.all;
                 self.reset_log();
@@ -397,11 +409,13 @@ impl App {
                 Some(auto) => return engine(Command::SetAuto(here, !auto)),
                 None => self.message = Some("this service has no `watch` globs".into()),
             },
-            Action::Traffic => {
-                self.message = Some(
-                    "the traffic pane comes with traffic capture, which is not built yet".into(),
-                );
-            }
+            Action::Traffic => match self.traffic {
+                Some(_) => self.show_traffic = !self.show_traffic,
+                None => {
+                    self.message =
+                        Some("no traffic to show: no service has a proxied `port`".into())
+                }
+            },
         }
         Vec::new()
     }

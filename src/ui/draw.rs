@@ -81,7 +81,11 @@ pub fn draw(frame: &mut Frame, app: &App) {
     if p.list.height > 0 {
         draw_services(frame, app, p.list);
     }
-    if p.logs.height > 0 {
+    if p.logs.height > 0 && app.show_traffic && app.mode != Mode::Input {
+        let block = pane_block(super::draw_traffic::title(app), app.focus == Focus::Logs)
+            .title_bottom(Line::from(" t logs · a all / selected ").right_aligned());
+        super::draw_traffic::draw_traffic(frame, app, p.logs, block);
+    } else if p.logs.height > 0 {
         draw_logs(frame, app, p.logs);
     }
     draw_footer(frame, app, p.footer);
@@ -212,6 +216,12 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
         header.extend(["CPU", "MEM"]);
         widths.extend([Constraint::Length(6), Constraint::Length(6)]);
     }
+    // Requests per second the service answered (10 s) and the share that failed (1 min).
+    let rates = wide.then(|| traffic_rates(app)).flatten();
+    if rates.is_some() {
+        header.extend(["RPS", "ERR"]);
+        widths.extend([Constraint::Length(6), Constraint::Length(5)]);
+    }
     let name_width = app
         .names
         .iter()
@@ -255,6 +265,21 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
             ));
             cells.push(Cell::from(memory(v.mem_bytes)));
         }
+        if let Some(rates) = &rates {
+            match rates.iter().find(|(name, ..)| *name == v.name) {
+                Some((_, rps, err)) => {
+                    cells.push(Cell::from(format!("{rps:.1}")));
+                    cells.push(
+                        Cell::from(format!("{:.0}%", err * 100.0)).fg(if *err > 0.0 {
+                            Color::Red
+                        } else {
+                            Color::Reset
+                        }),
+                    );
+                }
+                None => cells.extend([Cell::from("-"), Cell::from("-")]),
+            }
+        }
         Row::new(cells)
     });
     let table = Table::new(rows, widths)
@@ -269,6 +294,19 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
         .with_offset(app.list_offset)
         .with_selected(Some(app.selected));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// Each called service's (name, requests/s over 10 s, error share over 1 min); None when no
+/// service is proxied.
+fn traffic_rates(app: &App) -> Option<Vec<(String, f64, f64)>> {
+    let feed = app.traffic.as_ref()?;
+    Some(feed.read(|seen| {
+        seen.snapshot
+            .services
+            .iter()
+            .map(|s| (s.service.clone(), s.rate_10s, s.error_rate_1m))
+            .collect()
+    }))
 }
 
 /// Spans of a line's content: its colours, or, when it matches the search, plain text with the

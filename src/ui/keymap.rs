@@ -294,7 +294,10 @@ pub const KEYS: &[Binding] = &[
     both!(
         &[k('t')],
         A::Traffic,
-        ("t", "traffic between the services (not built yet)")
+        (
+            "t",
+            "traffic between the services, in place of the logs (a: all / the selected one's)"
+        )
     ),
     both!(
         &[k('i')],

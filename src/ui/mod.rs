@@ -4,8 +4,10 @@
 pub mod action;
 pub mod app;
 pub mod draw;
+mod draw_traffic;
 pub mod keymap;
 pub mod source;
+pub mod traffic;
 
 use crate::logs::{LineTap, LogLine};
 use action::Action;
@@ -25,6 +27,13 @@ const FRAME: Duration = Duration::from_millis(16);
 /// Told about every logged line; wakes the dashboard to redraw.
 #[derive(Default)]
 pub struct Wake(Notify);
+
+impl Wake {
+    /// Something to show changed.
+    pub fn now(&self) {
+        self.0.notify_one();
+    }
+}
 
 impl LineTap for Wake {
     fn lines(&self, _: &[LogLine]) {
@@ -115,6 +124,7 @@ impl Drop for Screen {
 /// Run the dashboard until the stack has ended (after a quit, or a signal), the user detached
 /// (attached), or the terminal has gone away. An error: the terminal could not be set up.
 pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> io::Result<End> {
+    app.traffic = stack.traffic(wake.clone());
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore();

@@ -12,6 +12,7 @@ use crate::control::client::{self, Client};
 use crate::control::{Answer, Message, Request, Response};
 use crate::engine::{Command, Handle, ServiceView};
 use crate::logs::{BUFFER_BYTES, LineTap, LogHub, LogLine, MERGED_BYTES, Ring, Source};
+use crate::traffic::Stats;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
@@ -19,7 +20,12 @@ use tokio::sync::{mpsc, watch};
 /// The stack the dashboard shows.
 pub enum Stack {
     /// Running in this process.
-    Local { handle: Handle, logs: Arc<LogHub> },
+    Local {
+        handle: Handle,
+        logs: Arc<LogHub>,
+        /// What the traffic proxy records (None: no service is proxied).
+        traffic: Option<Arc<Stats>>,
+    },
     /// Running elsewhere; reached through its control socket.
     Remote(Remote),
 }
@@ -38,6 +44,16 @@ impl Stack {
         match self {
             Stack::Local { logs, .. } => Logs::Hub(logs.clone()),
             Stack::Remote(r) => Logs::Mirror(r.logs.clone()),
+        }
+    }
+
+    /// The traffic pane's feed, waking `wake` when it changes (None: nothing is proxied here).
+    pub fn traffic(&self, wake: Arc<Wake>) -> Option<super::traffic::Feed> {
+        match self {
+            Stack::Local { traffic, .. } => traffic
+                .clone()
+                .map(|stats| super::traffic::Feed::local(stats, wake)),
+            Stack::Remote(r) => Some(super::traffic::Feed::remote(&r.socket, wake)),
         }
     }
 
@@ -211,6 +227,7 @@ impl Mirror {
 /// A stack running elsewhere, seen through its control socket.
 pub struct Remote {
     pub names: Vec<String>,
+    socket: std::path::PathBuf,
     views: watch::Receiver<Vec<ServiceView>>,
     logs: Arc<Mirror>,
     commands: std::sync::mpsc::Sender<Request>,
@@ -293,6 +310,7 @@ impl Remote {
         });
         Ok(Remote {
             names,
+            socket: socket.clone(),
             views: views_rx,
             logs,
             commands: cmd_tx,
