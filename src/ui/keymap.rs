@@ -294,10 +294,7 @@ pub const KEYS: &[Binding] = &[
     both!(
         &[k('t')],
         A::Traffic,
-        (
-            "t",
-            "traffic between the services, in place of the logs (a: all / the selected one's)"
-        )
+        ("t", "traffic between the services, in place of the logs")
     ),
     both!(
         &[k('i')],
