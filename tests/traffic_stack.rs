@@ -300,9 +300,17 @@ fn shows_traffic(tmux: &common::tmux::Tmux) {
     let screen = tmux.wait(30, "the traffic pane with the poller's requests", |s| {
         s.contains("traffic: all services")
             && s.contains("poller → api GET /from-poller 200")
-            && s.lines().any(|l| l.contains("poller") && l.contains("api"))
+            // The edge table's row, and (wide enough) the map of who calls whom.
+            && s.lines().any(|l| l.contains("│poller") && l.contains(" api "))
+            && s.contains("who calls whom")
+            && s.contains("└▶ api")
     });
     assert!(screen.contains("RPS"), "{screen}");
+    // `/` narrows the tail to what matches.
+    tmux.keys(&["/", "z", "z", "q", "Enter"]);
+    tmux.wait(10, "the tail narrowed to nothing", |s| {
+        s.contains("search: zzq") && !s.contains("GET /from-poller")
+    });
     // `t` again: the logs are back.
     tmux.keys(&["t"]);
     tmux.wait(10, "the log pane", |s| s.contains("logs: "));

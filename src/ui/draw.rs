@@ -83,7 +83,13 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
     if p.logs.height > 0 && app.show_traffic && app.mode != Mode::Input {
         let block = pane_block(super::draw_traffic::title(app), app.focus == Focus::Logs)
-            .title_bottom(Line::from(" t logs · a all / selected ").right_aligned());
+            .title_bottom(
+                Line::from(match app.log.search.as_ref().or(app.log.filter.as_ref()) {
+                    Some(s) => format!(" search: {s} · t logs · a all / selected "),
+                    None => " / search · t logs · a all / selected ".into(),
+                })
+                .right_aligned(),
+            );
         super::draw_traffic::draw_traffic(frame, app, p.logs, block);
     } else if p.logs.height > 0 {
         draw_logs(frame, app, p.logs);
@@ -311,7 +317,7 @@ fn traffic_rates(app: &App) -> Option<Vec<(String, f64, f64)>> {
 
 /// Spans of a line's content: its colours, or, when it matches the search, plain text with the
 /// matches highlighted.
-fn content(text: &str, search: Option<&str>) -> Vec<Span<'static>> {
+pub(super) fn content(text: &str, search: Option<&str>) -> Vec<Span<'static>> {
     if let Some(needle) = search.filter(|n| !n.is_empty())
         && matches(text, &needle.to_lowercase())
     {

@@ -2,10 +2,11 @@
 //! request-rate sparkline per service, and the live tail of requests coloured by status (every
 //! service's, or with `a` only the selected one's). Like `draw`, it only reads.
 
-use super::app::App;
+use super::app::{App, matches};
+use super::draw::content;
 use super::traffic::Seen;
 use crate::traffic::stats::{human_bytes, human_latency};
-use crate::traffic::{Kind, Record};
+use crate::traffic::{EdgeSnapshot, Kind, Record};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
@@ -31,7 +32,14 @@ pub fn draw_traffic(frame: &mut Frame, app: &App, area: Rect, block: Block<'stat
         } else {
             draw_edges(frame, seen, upper);
         }
-        draw_tail(frame, app, seen, tail);
+        if tail.width >= 120 {
+            let [tail, map] =
+                Layout::horizontal([Constraint::Min(70), Constraint::Length(44)]).areas(tail);
+            draw_tail(frame, app, seen, tail);
+            draw_topology(frame, seen, map);
+        } else {
+            draw_tail(frame, app, seen, tail);
+        }
     });
 }
 
@@ -133,6 +141,106 @@ fn draw_rates(frame: &mut Frame, seen: &Seen, area: Rect) {
     }
 }
 
+/// Who calls whom, as trees from the callers nobody calls (a service called from several places
+/// shows under each): each edge lit while it carries traffic, red while it fails.
+fn draw_topology(frame: &mut Frame, seen: &Seen, area: Rect) {
+    let block = Block::new()
+        .borders(Borders::LEFT)
+        .border_style(Style::new().fg(Color::DarkGray))
+        .title(Span::styled(
+            " who calls whom ",
+            Style::new().fg(Color::Gray),
+        ));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let lines: Vec<Line> = topology(&seen.snapshot.edges)
+        .into_iter()
+        .take(inner.height as usize)
+        .map(|row| {
+            let color = match row.edge {
+                None => Color::Reset,
+                Some(e) if e.error_rate_1m > 0.0 => Color::Red,
+                Some(e) if e.rate_10s > 0.0 => Color::Green,
+                Some(_) => Color::DarkGray,
+            };
+            let mut spans = vec![
+                Span::styled(row.prefix, Style::new().fg(Color::DarkGray)),
+                Span::styled(row.name, Style::new().fg(color)),
+            ];
+            if let Some(e) = row.edge {
+                spans.push(Span::styled(
+                    format!(" {:.1}/s", e.rate_10s),
+                    Style::new().fg(Color::DarkGray),
+                ));
+            }
+            Line::from(spans)
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// One line of the topology: the tree's drawing, the service, and the edge that leads to it
+/// (None for a root).
+#[derive(Debug)]
+struct TreeRow<'a> {
+    prefix: String,
+    name: String,
+    edge: Option<&'a EdgeSnapshot>,
+}
+
+fn topology(edges: &[EdgeSnapshot]) -> Vec<TreeRow<'_>> {
+    let callee = |e: &EdgeSnapshot| e.callee.clone();
+    let mut callers: Vec<String> = edges.iter().map(|e| e.caller.to_string()).collect();
+    callers.sort();
+    callers.dedup();
+    let called: std::collections::HashSet<String> = edges.iter().map(callee).collect();
+    // Roots: callers nobody calls; if every caller is called (a cycle), all callers.
+    let mut roots: Vec<&String> = callers.iter().filter(|c| !called.contains(*c)).collect();
+    if roots.is_empty() {
+        roots = callers.iter().collect();
+    }
+    let mut rows = Vec::new();
+    for root in roots {
+        rows.push(TreeRow {
+            prefix: String::new(),
+            name: root.clone(),
+            edge: None,
+        });
+        let mut path = vec![root.clone()];
+        grow(edges, root, "", &mut path, &mut rows);
+    }
+    rows
+}
+
+fn grow<'a>(
+    edges: &'a [EdgeSnapshot],
+    from: &str,
+    indent: &str,
+    path: &mut Vec<String>,
+    rows: &mut Vec<TreeRow<'a>>,
+) {
+    let mut out: Vec<&EdgeSnapshot> = edges
+        .iter()
+        .filter(|e| e.caller.to_string() == from)
+        .collect();
+    out.sort_by(|a, b| a.callee.cmp(&b.callee));
+    for (i, e) in out.iter().enumerate() {
+        let last = i + 1 == out.len();
+        rows.push(TreeRow {
+            prefix: format!("{indent}{}", if last { "└▶ " } else { "├▶ " }),
+            name: e.callee.clone(),
+            edge: Some(e),
+        });
+        // A call back into the path (a cycle) is shown once, not followed.
+        if !path.contains(&e.callee) {
+            path.push(e.callee.clone());
+            let deeper = format!("{indent}{}", if last { "   " } else { "│  " });
+            grow(edges, &e.callee, &deeper, path, rows);
+            path.pop();
+        }
+    }
+}
+
 fn status_color(record: &Record) -> Color {
     if record.is_error() {
         return Color::Red;
@@ -153,22 +261,85 @@ fn draw_tail(frame: &mut Frame, app: &App, seen: &Seen, area: Rect) {
         .flatten();
     let involves =
         |r: &Record| only.is_none_or(|name| r.callee == *name || r.caller.to_string() == *name);
+    // `/` (or `&`) narrows the tail to the requests that match, highlighted.
+    let needle = app.log.search.as_deref().or(app.log.filter.as_deref());
+    let lower = needle.map(str::to_lowercase);
     let mut lines: Vec<Line> = seen
         .tail
         .iter()
         .rev()
         .filter(|r| involves(r))
+        .map(|r| (r, r.to_string()))
+        .filter(|(_, text)| lower.as_deref().is_none_or(|n| matches(text, n)))
         .take(area.height as usize)
-        .map(|r| {
-            Line::from(vec![
-                Span::styled(
-                    format!("{} ", r.time_of_day()),
-                    Style::new().fg(Color::DarkGray),
-                ),
-                Span::styled(r.to_string(), Style::new().fg(status_color(r))),
-            ])
+        .map(|(r, text)| {
+            let mut spans = vec![Span::styled(
+                format!("{} ", r.time_of_day()),
+                Style::new().fg(Color::DarkGray),
+            )];
+            let color = status_color(r);
+            spans.extend(
+                content(&text, needle)
+                    .into_iter()
+                    .map(|span| match span.style.bg {
+                        Some(_) => span,
+                        None => span.fg(color),
+                    }),
+            );
+            Line::from(spans)
         })
         .collect();
     lines.reverse();
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(caller: &str, callee: &str) -> EdgeSnapshot {
+        serde_json::from_value(serde_json::json!({
+            "caller": caller, "callee": callee, "protocol": "http", "requests": 1, "errors": 0,
+            "rate_10s": 1.0, "rate_1m": 1.0, "error_rate_1m": 0.0, "p50_ms": null,
+            "p95_ms": null, "p99_ms": null, "bytes_in": 0, "bytes_out": 0,
+            "status": {"s1xx": 0, "s2xx": 1, "s3xx": 0, "s4xx": 0, "s5xx": 0, "other": 0},
+        }))
+        .unwrap()
+    }
+
+    fn drawn(edges: &[EdgeSnapshot]) -> Vec<String> {
+        topology(edges)
+            .into_iter()
+            .map(|r| format!("{}{}", r.prefix, r.name))
+            .collect()
+    }
+
+    #[test]
+    fn the_topology_is_a_tree_from_the_callers_nobody_calls() {
+        let edges = [
+            edge("worker", "gateway"),
+            edge("gateway", "orders"),
+            edge("orders", "users"),
+            edge("gateway", "users"),
+        ];
+        assert_eq!(
+            drawn(&edges),
+            [
+                "worker",
+                "└▶ gateway",
+                "   ├▶ orders",
+                "   │  └▶ users",
+                "   └▶ users",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_is_drawn_once_and_not_followed() {
+        let edges = [edge("a", "b"), edge("b", "a")];
+        assert_eq!(
+            drawn(&edges),
+            ["a", "└▶ b", "   └▶ a", "b", "└▶ a", "   └▶ b"]
+        );
+    }
 }
