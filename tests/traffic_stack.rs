@@ -140,6 +140,13 @@ fn proxy_false_keeps_port_as_the_service_s_own() {
         testsvc()
     ));
     assert_eq!(stack.wait_number("testsvc listening on ", 30), port as i32);
+    let plan = stack.command(&["check"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains(&format!(
+            "port:  {port} (the service binds it: proxy = false)"
+        )),
+        "{plan:?}"
+    );
     wait_ready(&stack, 30);
     assert_eq!(get(port, "/x"), 200);
     // Not proxied: nothing is recorded.

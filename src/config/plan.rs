@@ -54,7 +54,17 @@ pub fn describe(cfg: &Config) -> String {
         };
         let _ = writeln!(out, "       cwd:   {}", printable(&rel));
         if let Some(p) = s.port {
-            let _ = writeln!(out, "       port:  {p}");
+            let how = if !s.proxy {
+                " (the service binds it: proxy = false)".to_string()
+            } else if s.protocol != crate::traffic::Protocol::Auto {
+                format!(
+                    " (devstack listens and forwards to the service's PORT, read as {})",
+                    s.protocol.name()
+                )
+            } else {
+                " (devstack listens and forwards to the service's PORT)".to_string()
+            };
+            let _ = writeln!(out, "       port:  {p}{how}");
         }
         if !s.watch.is_empty() {
             let _ = writeln!(out, "       watch: {}", printable(&s.watch.join(", ")));

@@ -54,6 +54,17 @@ pub enum Target {
     Down,
 }
 
+impl Protocol {
+    /// As written in `devstack.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Auto => "auto",
+            Protocol::Http => "http",
+            Protocol::Tcp => "tcp",
+        }
+    }
+}
+
 /// One service's listener: where it listens and where it forwards.
 pub struct Route {
     /// The callee's name in the records.
