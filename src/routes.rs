@@ -8,6 +8,7 @@ use crate::engine::{ServiceView, State};
 use crate::traffic::{Listener, Proxy, Route, Sessions, Stats, Target};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -121,6 +122,7 @@ impl Routes {
                 target: Arc::new(tx),
                 pid: None,
                 poll: None,
+                generation: Arc::default(),
             });
         }
         if !errors.is_empty() {
@@ -189,6 +191,9 @@ struct Followed {
     pid: Option<i32>,
     /// Waiting for that process to listen.
     poll: Option<tokio::task::AbortHandle>,
+    /// Raised at each change of process: a poll for an earlier one (an abort does not stop one
+    /// running at that moment on another thread) must not set the target.
+    generation: Arc<AtomicU64>,
 }
 
 /// What a route should do for a service in this state.
@@ -219,15 +224,18 @@ impl Followed {
         };
         if pid != self.pid {
             self.pid = pid;
+            let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
             if let Some(poll) = self.poll.take() {
                 poll.abort();
             }
             if pid.is_some() {
                 self.target.send_replace(Target::Coming);
-                self.poll = Some(
-                    tokio::spawn(up_once_listening(self.private, self.target.clone()))
-                        .abort_handle(),
+                let poll = up_once_listening(
+                    self.private,
+                    self.target.clone(),
+                    (self.generation.clone(), generation),
                 );
+                self.poll = Some(tokio::spawn(poll).abort_handle());
             }
         }
         match want {
@@ -242,13 +250,25 @@ impl Followed {
     }
 }
 
-/// Try the private port until the new process accepts there, then forward to it. Aborted when
-/// the process changes.
-async fn up_once_listening(private: SocketAddr, target: Arc<watch::Sender<Target>>) {
+/// Try the private port until the new process accepts there, then forward to it, unless the
+/// process changed meanwhile (`generation` moved on). Aborted when the process changes.
+async fn up_once_listening(
+    private: SocketAddr,
+    target: Arc<watch::Sender<Target>>,
+    (generation, mine): (Arc<AtomicU64>, u64),
+) {
     let start = tokio::time::Instant::now();
     loop {
         if tokio::net::TcpStream::connect(private).await.is_ok() {
-            target.send_replace(Target::Up(private));
+            // Checked under the target's lock: the follower raises the generation before it
+            // sets the target, so a stale `Up` is either refused here or overwritten after.
+            target.send_if_modified(|t| {
+                let current = generation.load(Ordering::SeqCst) == mine;
+                if current {
+                    *t = Target::Up(private);
+                }
+                current
+            });
             return;
         }
         let pause = if start.elapsed() < POLL_FAST_FOR {

@@ -144,7 +144,12 @@ async fn backend_handle(mut req: Request<Incoming>) -> Result<Response<Body>, Bo
 
 /// An HTTP backend on a free port; counts the connections it accepted.
 async fn http_backend(h2: bool) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    http_backend_at("127.0.0.1:0".parse().unwrap(), h2).await
+}
+
+/// `http_backend` on `at`.
+async fn http_backend_at(at: SocketAddr, h2: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind(at).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
@@ -736,4 +741,23 @@ async fn a_stopped_service_refuses_at_once_instead_of_making_callers_wait() {
     .await
     .expect("a stopped service is not waited for");
     assert_eq!(status, StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_binding_its_port_again_under_the_same_address_is_waited_for_briefly() {
+    // A server reloading itself (same process, same port): its port refuses for a moment.
+    let addr = dead_port();
+    let p = proxied("reloading", Some(addr), Protocol::Auto);
+    let request = tokio::spawn(async move {
+        let mut client = h1_client(p.addr).await;
+        let answer = send(&mut client, "GET", "/text/back", empty()).await;
+        (answer, p)
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    http_backend_at(addr, false).await;
+    let ((status, body), p) = request.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.len, "body-back".len() as u64);
+    let edge = p.edge(&Caller::External, "reloading").unwrap();
+    assert_eq!((edge.requests, edge.errors), (1, 0));
 }

@@ -393,7 +393,16 @@ impl Resolver<'_> {
             env.extend(urls.iter().cloned());
             env.push((SERVICE_VAR.into(), name.clone()));
             let proxied = ports[i].is_some() && raw.proxy != Some(false);
-            let private_port = if proxied { (self.private_port)() } else { None };
+            // Never a port another service declares (it is free now only because nothing
+            // listens there yet).
+            let private_port = if proxied {
+                std::iter::repeat_with(|| (self.private_port)())
+                    .take(16)
+                    .find(|p| p.is_none_or(|p| !ports.contains(&Some(p))))
+                    .flatten()
+            } else {
+                None
+            };
             if let Some(p) = private_port.or(ports[i]) {
                 env.push(("PORT".into(), p.to_string()));
             }
@@ -812,6 +821,40 @@ mod tests {
             .map(|&i| cfg.services[i].name.as_str())
             .collect();
         assert_eq!(names, ["db", "api", "web"]);
+    }
+
+    #[test]
+    fn a_proxied_service_is_told_its_private_port_never_another_service_s() {
+        // The picker offers the port `db` declares first: it is skipped.
+        let offers = std::cell::RefCell::new(vec![9001, 5432]);
+        let pick = || offers.borrow_mut().pop();
+        let cfg = parse_with(
+            Path::new("/tmp/devstack.toml"),
+            r#"
+            [services.db]
+            run = "x"
+            port = 5432
+            proxy = false
+            [services.api]
+            run = "serve --port ${PORT}"
+            port = 8080
+            "#,
+            &|_| None,
+            &pick,
+        )
+        .unwrap();
+        let (db, api) = (&cfg.services[0], &cfg.services[1]);
+        assert_eq!((db.private_port, db.env_var("PORT")), (None, Some("5432")));
+        assert_eq!(api.private_port, Some(9001));
+        assert_eq!(api.listen_port(), Some(9001));
+        assert_eq!(api.port, Some(8080));
+        assert_eq!(api.env_var("PORT"), Some("9001"));
+        assert_eq!(
+            api.run,
+            Some(CommandLine::Shell("serve --port 9001".into()))
+        );
+        // Callers are sent to the public port.
+        assert_eq!(api.env_var("API_URL"), Some("http://127.0.0.1:8080"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// The version of this protocol, exchanged by `hello`. Raise it when a request or an answer
 /// changes in a way the other side can't read; `hello` itself never changes.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// A request. `wait` (default true) makes an action answer once it took effect.
 #[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]

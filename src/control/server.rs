@@ -5,6 +5,7 @@ use crate::engine::ready::Verdict;
 use crate::engine::{Command, Handle, ServiceView, State};
 use crate::logs::{LogHub, LogLine, Tail};
 use crate::statedir;
+use crate::traffic::stats::Already;
 use crate::traffic::{Record, Snapshot, Stats};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -434,7 +435,7 @@ async fn answer(ctx: &Context, request: Request) -> Response {
             let services = ctx.handle.views().borrow().clone();
             return done(Answer::Services { services });
         }
-        Request::Traffic { recent, .. } => return done(traffic(ctx, *recent)),
+        Request::Traffic { recent, .. } => return done(traffic(ctx, *recent).0),
         Request::Watch { service, auto } => {
             return match index(ctx, service) {
                 Ok(i) if ctx.handle.views().borrow()[i].auto_rebuild.is_none() => error(format!(
@@ -726,23 +727,22 @@ async fn stream<T: Clone>(
     }
 }
 
-/// The traffic answer: the edge table and the last `recent` requests.
-fn traffic(ctx: &Context, recent: usize) -> Answer {
+/// The traffic answer: the edge table and the last `recent` requests (those records too).
+fn traffic(ctx: &Context, recent: usize) -> (Answer, Vec<Arc<Record>>) {
     let Some(stats) = &ctx.traffic else {
-        return Answer::Traffic {
+        let empty = Answer::Traffic {
             traffic: Snapshot::default(),
             recent: Vec::new(),
         };
+        return (empty, Vec::new());
     };
     let all = stats.recent();
-    let recent = all[all.len().saturating_sub(recent)..]
-        .iter()
-        .map(|r| Record::clone(r))
-        .collect();
-    Answer::Traffic {
+    let last = all[all.len().saturating_sub(recent)..].to_vec();
+    let answer = Answer::Traffic {
         traffic: stats.snapshot(),
-        recent,
-    }
+        recent: last.iter().map(|r| Record::clone(r)).collect(),
+    };
+    (answer, last)
 }
 
 /// `traffic` with `follow`: the answer, then every request as it ends.
@@ -752,15 +752,18 @@ async fn follow_traffic(
     out: &mut Out,
     recent: usize,
 ) -> bool {
-    // Subscribed before the answer is made: nothing ends unseen in between.
+    // Subscribed before the answer is made: nothing ends unseen in between (what ended in
+    // between is in both, and is skipped in the stream).
     let calls = ctx.traffic.as_ref().map(|s| s.subscribe());
-    if out.send(&done(traffic(ctx, recent))).await.is_err() {
+    let (answer, sent) = traffic(ctx, recent);
+    if out.send(&done(answer)).await.is_err() {
         return false;
     }
+    let already = Already::new(&sent);
     match calls {
         Some(calls) => {
             stream(reader, out, calls, |call| {
-                Some(Message::Call {
+                (!already.has(&call)).then(|| Message::Call {
                     call: Record::clone(&call),
                 })
             })

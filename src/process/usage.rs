@@ -80,8 +80,17 @@ mod tests {
         {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let leader = super::super::tree::stat(sid).unwrap().rss * procfs::page_size();
-        let usage = sample(&[sid])[&sid];
+        // The child may still be between fork and exec at the first look: look again for a
+        // while (without counting children, the sum never passes the leader's own).
+        let leader = || super::super::tree::stat(sid).unwrap().rss * procfs::page_size();
+        let mut usage = sample(&[sid])[&sid];
+        let mut own = leader();
+        while usage.rss_bytes <= own && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            own = leader();
+            usage = sample(&[sid])[&sid];
+        }
+        let leader = own;
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(sid),
             nix::sys::signal::Signal::SIGKILL,

@@ -210,11 +210,11 @@ impl Shared {
                 Ok(resp) => return Ok(resp),
                 Err(mut e) => {
                     up.h1 = None;
-                    match (e.take_message(), again.take()) {
-                        (Some(unsent), _) => req = unsent,
-                        (None, Some(replay)) => req = replay,
-                        (None, None) => return Err(ErrorKind::Reset),
-                    }
+                    // Not sent: try it again as it is, keeping the copy for later.
+                    req = match e.take_message() {
+                        Some(unsent) => unsent,
+                        None => again.take().ok_or(ErrorKind::Reset)?,
+                    };
                 }
             }
         }

@@ -28,6 +28,8 @@ const HTTP_SNIFF_WAIT: Duration = Duration::from_secs(60);
 /// How long a refused connection waits for news of its backend (a restart) before the caller
 /// is told the service is down.
 const REFUSED_GRACE: Duration = Duration::from_millis(500);
+/// How often the address is tried again meanwhile.
+const REFUSED_RETRY: Duration = Duration::from_millis(50);
 
 /// How a listener reads its connections.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,15 +279,43 @@ impl Backend {
                 }
                 Ok(Err(_)) if self.rx.has_changed().unwrap_or(false) => continue,
                 // Refused by the address it is meant to be at: the process is most likely on
-                // its way out (a restart whose news has not come yet); give that news a moment.
+                // its way out (a restart whose news has not come yet) or binding its port again
+                // (a server reloading itself); give either a moment.
                 Ok(Err(_)) => {
                     let until = deadline.min(tokio::time::Instant::now() + REFUSED_GRACE);
-                    match tokio::time::timeout_at(until, self.rx.changed()).await {
-                        Ok(Ok(())) => continue,
-                        _ => return Err(ErrorKind::Refused),
+                    match self.refused(addr, until).await {
+                        Some(Ok(stream)) => return Ok(stream),
+                        Some(Err(())) => continue,
+                        None => return Err(ErrorKind::Refused),
                     }
                 }
                 Err(_) => return Err(ErrorKind::Timeout),
+            }
+        }
+    }
+}
+
+impl Backend {
+    /// After `addr` refused: until `until`, try it again now and then, and hear of a new
+    /// target. `Some(Ok)`: it accepted; `Some(Err)`: the target changed; None: neither came.
+    async fn refused(
+        &mut self,
+        addr: SocketAddr,
+        until: tokio::time::Instant,
+    ) -> Option<Result<TcpStream, ()>> {
+        loop {
+            let pause = tokio::time::Instant::now() + REFUSED_RETRY;
+            if pause >= until {
+                return None;
+            }
+            tokio::select! {
+                changed = self.rx.changed() => return changed.ok().map(|()| Err(())),
+                _ = tokio::time::sleep_until(pause) => {
+                    if let Ok(stream) = TcpStream::connect(addr).await {
+                        let _ = stream.set_nodelay(true);
+                        return Some(Ok(stream));
+                    }
+                }
             }
         }
     }

@@ -153,9 +153,8 @@ fn draw_topology(frame: &mut Frame, seen: &Seen, area: Rect) {
         ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let lines: Vec<Line> = topology(&seen.snapshot.edges)
+    let lines: Vec<Line> = topology(&seen.snapshot.edges, inner.height as usize)
         .into_iter()
-        .take(inner.height as usize)
         .map(|row| {
             let color = match row.edge {
                 None => Color::Reset,
@@ -188,7 +187,9 @@ struct TreeRow<'a> {
     edge: Option<&'a EdgeSnapshot>,
 }
 
-fn topology(edges: &[EdgeSnapshot]) -> Vec<TreeRow<'_>> {
+/// At most `max` rows: a densely connected stack has very many paths, and only what fits is
+/// drawn.
+fn topology(edges: &[EdgeSnapshot], max: usize) -> Vec<TreeRow<'_>> {
     let callee = |e: &EdgeSnapshot| e.callee.clone();
     let mut callers: Vec<String> = edges.iter().map(|e| e.caller.to_string()).collect();
     callers.sort();
@@ -201,13 +202,16 @@ fn topology(edges: &[EdgeSnapshot]) -> Vec<TreeRow<'_>> {
     }
     let mut rows = Vec::new();
     for root in roots {
+        if rows.len() >= max {
+            break;
+        }
         rows.push(TreeRow {
             prefix: String::new(),
             name: root.clone(),
             edge: None,
         });
         let mut path = vec![root.clone()];
-        grow(edges, root, "", &mut path, &mut rows);
+        grow(edges, root, "", &mut path, &mut rows, max);
     }
     rows
 }
@@ -218,6 +222,7 @@ fn grow<'a>(
     indent: &str,
     path: &mut Vec<String>,
     rows: &mut Vec<TreeRow<'a>>,
+    max: usize,
 ) {
     let mut out: Vec<&EdgeSnapshot> = edges
         .iter()
@@ -225,6 +230,9 @@ fn grow<'a>(
         .collect();
     out.sort_by(|a, b| a.callee.cmp(&b.callee));
     for (i, e) in out.iter().enumerate() {
+        if rows.len() >= max {
+            return;
+        }
         let last = i + 1 == out.len();
         rows.push(TreeRow {
             prefix: format!("{indent}{}", if last { "└▶ " } else { "├▶ " }),
@@ -235,7 +243,7 @@ fn grow<'a>(
         if !path.contains(&e.callee) {
             path.push(e.callee.clone());
             let deeper = format!("{indent}{}", if last { "   " } else { "│  " });
-            grow(edges, &e.callee, &deeper, path, rows);
+            grow(edges, &e.callee, &deeper, path, rows, max);
             path.pop();
         }
     }
@@ -308,7 +316,7 @@ mod tests {
     }
 
     fn drawn(edges: &[EdgeSnapshot]) -> Vec<String> {
-        topology(edges)
+        topology(edges, 100)
             .into_iter()
             .map(|r| format!("{}{}", r.prefix, r.name))
             .collect()
@@ -332,6 +340,23 @@ mod tests {
                 "   └▶ users",
             ]
         );
+    }
+
+    #[test]
+    fn a_densely_connected_stack_draws_only_what_fits() {
+        let names: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
+        let edges: Vec<EdgeSnapshot> = names
+            .iter()
+            .flat_map(|a| {
+                names
+                    .iter()
+                    .filter(move |b| a != *b)
+                    .map(move |b| edge(a, b))
+            })
+            .chain(std::iter::once(edge("external", "s0")))
+            .collect();
+        // 12! paths from `external` alone: this returns at once, or never.
+        assert_eq!(topology(&edges, 40).len(), 40);
     }
 
     #[test]

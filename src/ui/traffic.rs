@@ -27,7 +27,7 @@ pub struct Seen {
 
 impl Seen {
     fn push(&mut self, record: Arc<Record>) {
-        if self.tail.len() == TAIL {
+        while self.tail.len() >= TAIL {
             self.tail.pop_front();
         }
         self.tail.push_back(record);
@@ -57,9 +57,15 @@ impl Feed {
     /// From the proxy in this process, on a task of the current runtime.
     pub fn local(stats: Arc<Stats>, wake: Arc<Wake>) -> Feed {
         let feed = Feed::default();
+        // Subscribed before the recent ones are read, so that none ends unseen in between; one
+        // that ended in between comes twice, and is skipped the second time.
         let mut calls = stats.subscribe();
+        let recent = stats.recent();
+        let already = crate::traffic::stats::Already::new(&recent);
         feed.write(|seen| {
-            seen.tail.extend(stats.recent());
+            for call in recent.into_iter().rev().take(TAIL).rev() {
+                seen.push(call);
+            }
             seen.snapshot = stats.snapshot();
         });
         let updated = feed.clone();
@@ -68,6 +74,7 @@ impl Feed {
             loop {
                 let changed = tokio::select! {
                     call = calls.recv() => match call {
+                        Ok(call) if already.has(&call) => false,
                         Ok(call) => {
                             updated.write(|seen| seen.push(call));
                             true
