@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Threads of the proxy's own runtime.
-const THREADS: usize = 2;
+/// Threads of the proxy's own runtime: one, which runs it as a current-thread runtime (1.4× the
+/// requests a second of a multi-thread one with one or two workers on 2 cores, benches/proxy.sh).
+const THREADS: usize = 1;
 /// How long a new connection waits for a service that is coming (starting, restarting,
 /// rebuilding) without a health probe saying how long it may take to start.
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);

@@ -110,10 +110,12 @@ impl Drop for Listener {
     }
 }
 
-/// The proxy: a runtime with its own threads, the stats every listener records into, and the
+/// The proxy: a runtime on threads of its own, the stats every listener records into, and the
 /// caller lookup.
 pub struct Proxy {
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: tokio::runtime::Handle,
+    /// Ends the runtime's thread (which then shuts the runtime down) when dropped.
+    _stop: tokio::sync::oneshot::Sender<()>,
     ctx: Arc<Ctx>,
 }
 
@@ -126,14 +128,33 @@ impl Proxy {
     /// Start the proxy's runtime (`threads` workers, at least 1) recording into `stats`, telling
     /// callers by `sessions`.
     pub fn start(stats: Arc<Stats>, sessions: Arc<Sessions>, threads: usize) -> io::Result<Proxy> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .max_blocking_threads(8)
-            .thread_name("devstack-proxy")
-            .enable_all()
-            .build()?;
+        // One thread: a current-thread runtime (no work stealing, no cross-thread wake-ups
+        // between a connection's tasks); more: a multi-thread one.
+        let runtime = if threads <= 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .max_blocking_threads(8)
+                .thread_name("devstack-proxy")
+                .enable_all()
+                .build()?
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .max_blocking_threads(8)
+                .thread_name("devstack-proxy")
+                .enable_all()
+                .build()?
+        };
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("devstack-proxy".into())
+            .spawn(move || {
+                let _ = runtime.block_on(stopped);
+                runtime.shutdown_background();
+            })?;
         Ok(Proxy {
-            runtime: Some(runtime),
+            runtime: handle,
+            _stop: stop,
             ctx: Arc::new(Ctx {
                 stats,
                 callers: Attributor::new(sessions),
@@ -147,9 +168,7 @@ impl Proxy {
 
     /// Run `task` on the proxy's threads (what keeps its routes' backends current).
     pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        if let Some(runtime) = &self.runtime {
-            runtime.spawn(task);
-        }
+        self.runtime.spawn(task);
     }
 
     /// Listen on `127.0.0.1:route.port` and forward there from now on. A taken port is reported
@@ -169,10 +188,7 @@ impl Proxy {
         let io_err = |source| BindError::Io { port, source };
         std_listener.set_nonblocking(true).map_err(io_err)?;
         let addr = std_listener.local_addr().map_err(io_err)?;
-        let runtime = self
-            .runtime
-            .as_ref()
-            .expect("the runtime lives as long as the proxy");
+        let runtime = &self.runtime;
         let listener = {
             let _entered = runtime.enter();
             TcpListener::from_std(std_listener).map_err(io_err)?
@@ -184,15 +200,6 @@ impl Proxy {
             addr,
             task: task.abort_handle(),
         })
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        // Without blocking: the proxy may be dropped inside another runtime.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 
