@@ -92,9 +92,9 @@ impl Shared {
             self.caller.clone(),
             &self.callee,
             Kind::Http {
-                version: format!("{:?}", req.version()),
-                method: req.method().as_str().to_string(),
-                path: stats::bounded_path(&path),
+                version: stats::version_name(req.version()).into(),
+                method: stats::method_name(req.method()),
+                path: stats::bounded_path(path),
                 status: 0,
                 grpc_status: None,
             },

@@ -8,6 +8,7 @@
 use super::Caller;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -45,8 +46,8 @@ pub enum ErrorKind {
 pub enum Kind {
     Http {
         /// `HTTP/1.1` or `HTTP/2.0`.
-        version: String,
-        method: String,
+        version: Cow<'static, str>,
+        method: Cow<'static, str>,
         path: String,
         /// The status the caller got (a proxy-made 502/503 included); 0 if none was sent.
         status: u16,
@@ -195,15 +196,46 @@ impl Already {
 }
 
 /// Cut a request target to a bounded length (on a character boundary).
-pub fn bounded_path(path: &str) -> String {
+pub fn bounded_path(mut path: String) -> String {
     if path.len() <= MAX_PATH {
-        return path.to_string();
+        return path;
     }
     let mut end = MAX_PATH;
     while !path.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &path[..end])
+    path.truncate(end);
+    path.push('…');
+    path
+}
+
+/// `HTTP/1.1` and friends, without allocating per request.
+pub fn version_name(version: hyper::Version) -> &'static str {
+    match version {
+        hyper::Version::HTTP_09 => "HTTP/0.9",
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        hyper::Version::HTTP_11 => "HTTP/1.1",
+        hyper::Version::HTTP_2 => "HTTP/2.0",
+        hyper::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
+}
+
+/// A request's method; the standard ones without allocating.
+pub fn method_name(method: &hyper::Method) -> Cow<'static, str> {
+    use hyper::Method as M;
+    Cow::Borrowed(match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::DELETE => "DELETE",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        M::PATCH => "PATCH",
+        M::CONNECT => "CONNECT",
+        M::TRACE => "TRACE",
+        _ => return Cow::Owned(method.as_str().to_string()),
+    })
 }
 
 /// Counts of HTTP responses by class; `other` counts records without a status (TCP, failures
@@ -286,7 +318,10 @@ pub struct Stats {
 }
 
 struct Inner {
-    edges: HashMap<(Caller, String), Edge>,
+    /// By caller, then callee (looked up without building a key per record).
+    edges: HashMap<Caller, HashMap<String, Edge>>,
+    /// Edges in `edges`.
+    edge_count: usize,
     recent: VecDeque<Arc<Record>>,
 }
 
@@ -401,6 +436,7 @@ impl Stats {
         Arc::new(Stats {
             inner: Mutex::new(Inner {
                 edges: HashMap::new(),
+                edge_count: 0,
                 recent: VecDeque::with_capacity(RECENT),
             }),
             tail: broadcast::channel(1024).0,
@@ -418,14 +454,22 @@ impl Stats {
         let record = Arc::new(record);
         {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            let key = (record.caller.clone(), record.callee.clone());
-            let tracked = inner.edges.len() < MAX_EDGES || inner.edges.contains_key(&key);
-            if tracked {
+            let inner = &mut *inner;
+            let known = inner
+                .edges
+                .get_mut(&record.caller)
+                .and_then(|callees| callees.get_mut(record.callee.as_str()));
+            if let Some(edge) = known {
+                edge.add(&record, second);
+            } else if inner.edge_count < MAX_EDGES {
+                let mut edge = Edge::new();
+                edge.add(&record, second);
                 inner
                     .edges
-                    .entry(key)
-                    .or_insert_with(Edge::new)
-                    .add(&record, second);
+                    .entry(record.caller.clone())
+                    .or_default()
+                    .insert(record.callee.clone(), edge);
+                inner.edge_count += 1;
             }
             if inner.recent.len() == RECENT {
                 inner.recent.pop_front();
@@ -461,10 +505,13 @@ impl Stats {
         let span_10s = (second + 1).min(10) as f64;
         let span_1m = (second + 1).min(60) as f64;
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut edges = Vec::with_capacity(inner.edges.len());
+        let mut edges = Vec::with_capacity(inner.edge_count);
         let mut services: HashMap<&str, ServiceSnapshot> = HashMap::new();
         let mut service_1m: HashMap<&str, (u64, u64)> = HashMap::new();
-        for ((caller, callee), edge) in &inner.edges {
+        let all = inner.edges.iter().flat_map(|(caller, callees)| {
+            callees.iter().map(move |(callee, e)| (caller, callee, e))
+        });
+        for (caller, callee, edge) in all {
             let (r10, _) = edge.window(second, 10);
             let (r60, e60) = edge.window(second, 60);
             let merged = edge.latencies(second);
@@ -641,7 +688,7 @@ mod tests {
     #[test]
     fn long_paths_are_cut() {
         let long = "é".repeat(1000);
-        let cut = bounded_path(&long);
+        let cut = bounded_path(long.clone());
         assert!(cut.len() <= MAX_PATH + "…".len());
         assert!(cut.ends_with('…'));
     }
