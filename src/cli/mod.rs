@@ -1,6 +1,7 @@
 //! The command line: parsing, finding the config, and one module per group of commands.
 
 mod attach;
+mod init;
 mod remote;
 mod stack;
 mod traffic;
@@ -113,6 +114,12 @@ enum Cmd {
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
     },
+    /// Write a commented starter devstack.toml here, and add .devstack/ to .gitignore
+    Init {
+        /// Replace an existing devstack.toml
+        #[arg(long)]
+        force: bool,
+    },
     /// Stop the running stack gracefully
     Down,
     /// Rebuild a service of the running stack when its files change (auto), or only by hand
@@ -162,6 +169,15 @@ pub fn main() -> ExitCode {
     let file = cli.file.as_deref();
     let headless = cli.headless;
     match command {
+        Cmd::Init { force } => {
+            let target = match file {
+                Some(f) => std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf()),
+                None => std::env::current_dir()
+                    .unwrap_or_default()
+                    .join(config::FILE_NAME),
+            };
+            init::init(&target, force)
+        }
         Cmd::Check => with_config(file, |cfg| {
             use std::io::Write;
             // `check | head` closes the pipe early: not worth a panic.
@@ -299,7 +315,7 @@ fn load(
                 None => {
                     let _ = writeln!(
                         std::io::stderr(),
-                        "error: no {} in {} or any parent folder\n  = help: create one, or point to it with -f PATH",
+                        "error: no {} in {} or any parent folder\n  = help: `devstack init` writes a starter one here; or point to one with -f PATH",
                         config::FILE_NAME,
                         config::diag::printable(&here.display().to_string())
                     );
