@@ -23,6 +23,17 @@ pub const FILE_NAME: &str = "devstack.toml";
 /// The variable every service's processes carry, naming the service (devstack tells whose an
 /// escaped process or a port's holder is by it).
 pub const SERVICE_VAR: &str = "DEVSTACK_SERVICE";
+/// The variable every service's processes carry, naming the stack's folder (`stack_id`): the
+/// next run finds by it what a killed run left behind, even what it never got to record.
+pub const STACK_VAR: &str = "DEVSTACK_STACK";
+
+/// What `STACK_VAR` holds for the stack whose config lives in `root`: the folder, canonical.
+pub fn stack_id(root: &Path) -> String {
+    root.canonicalize()
+        .unwrap_or_else(|_| root.to_path_buf())
+        .display()
+        .to_string()
+}
 /// What the traffic views call callers that are not services (`traffic::Caller`).
 const RESERVED_NAMES: [&str; 2] = ["external", "unknown"];
 
@@ -383,6 +394,7 @@ impl Resolver<'_> {
             stack_env.push((key.get_ref().clone(), v));
         }
 
+        let stack_id = stack_id(&root);
         let urls = url_env(names.iter().map(String::as_str).zip(ports.iter().copied()));
 
         let mut services = Vec::with_capacity(raw_services.len());
@@ -392,6 +404,7 @@ impl Resolver<'_> {
             let mut env = stack_env.clone();
             env.extend(urls.iter().cloned());
             env.push((SERVICE_VAR.into(), name.clone()));
+            env.push((STACK_VAR.into(), stack_id.clone()));
             let proxied = ports[i].is_some() && raw.proxy != Some(false);
             // Never a port another service declares (it is free now only because nothing
             // listens there yet).

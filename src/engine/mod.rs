@@ -330,7 +330,8 @@ impl Engine {
 
     /// Kill what a previous run that died without cleaning up left behind.
     pub fn reap_leftovers(&self) -> Vec<String> {
-        self.record.reap_leftovers()
+        self.record
+            .reap_leftovers(&crate::config::stack_id(&self.cfg.root))
     }
 
     pub async fn run(mut self) -> Outcome {

@@ -99,8 +99,17 @@ impl GroupRecord {
         self.shared.changed.notify_all();
     }
     /// Kill the groups a previous run left behind, and say which. A recorded leader whose pid now
-    /// belongs to another process (a different start time) is left alone.
-    pub fn reap_leftovers(&self) -> Vec<String> {
+    /// belongs to another process (a different start time) is left alone. Then every process
+    /// still carrying this stack's mark (`config::STACK_VAR` = `stack`) in its environment: what
+    /// a run killed before it recorded it (a daemon that left its session during start-up).
+    /// The caller holds the stack's run lock, so none of them belongs to a live run.
+    pub fn reap_leftovers(&self, stack: &str) -> Vec<String> {
+        let mut said = self.reap_recorded();
+        said.extend(reap_marked(stack));
+        said
+    }
+
+    fn reap_recorded(&self) -> Vec<String> {
         let Ok(text) = fs::read_to_string(&self.path) else {
             return Vec::new();
         };
@@ -140,6 +149,54 @@ impl GroupRecord {
         let _ = fs::remove_file(&self.path);
         said
     }
+}
+
+/// Kill the live processes whose environment says they belong to `stack`, with their sessions
+/// when they lead one; looked for again until none is left (one may fork while it is killed).
+#[cfg(target_os = "linux")]
+fn reap_marked(stack: &str) -> Vec<String> {
+    use std::ffi::OsStr;
+    let me = std::process::id() as i32;
+    let mut said = Vec::new();
+    let mut killed = std::collections::HashSet::new();
+    for _ in 0..5 {
+        let Ok(all) = procfs::process::all_processes() else {
+            break;
+        };
+        let mut found = 0;
+        for proc in all.flatten() {
+            if proc.pid == me {
+                continue;
+            }
+            let Ok(env) = proc.environ() else { continue };
+            if env.get(OsStr::new(crate::config::STACK_VAR)) != Some(&stack.into()) {
+                continue;
+            }
+            let Some(session) = super::group::session_of(proc.pid) else {
+                continue; // a zombie: already dead
+            };
+            super::orphans::kill_escaped(proc.pid, session, nix::sys::signal::Signal::SIGKILL);
+            if !killed.insert(proc.pid) {
+                continue; // killed in an earlier look, not gone yet
+            }
+            let service = super::group::service_of(&env).unwrap_or_else(|| "?".into());
+            said.push(format!(
+                "killed leftover process {} of `{service}` from a previous run (not in its record)",
+                proc.pid
+            ));
+            found += 1;
+        }
+        if found == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    said
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reap_marked(_stack: &str) -> Vec<String> {
+    Vec::new()
 }
 
 impl Drop for GroupRecord {
