@@ -2,6 +2,7 @@
 
 mod attach;
 mod init;
+mod mcp;
 mod remote;
 mod stack;
 mod traffic;
@@ -128,6 +129,10 @@ enum Cmd {
         #[arg(value_parser = ["auto", "manual"])]
         mode: String,
     },
+    /// Serve the Model Context Protocol on stdio, for coding agents: tools to see and drive
+    /// the stack running here (ps, logs, start/stop/restart/rebuild, wait_ready, traffic)
+    #[command(after_help = MCP_EXAMPLES)]
+    Mcp,
     /// Validate devstack.toml and print the resolved plan
     Check,
     /// Start headless; exit 0 once every service is ready, 1 as soon as one fails
@@ -150,6 +155,15 @@ enum Cmd {
         command: Vec<String>,
     },
 }
+
+const MCP_EXAMPLES: &str = "\
+Examples:
+  claude mcp add devstack -- devstack mcp     register it with Claude Code (run in the project)
+  devstack -f ~/shop/devstack.toml mcp        the stack of another folder
+  {\"mcpServers\": {\"devstack\": {\"command\": \"devstack\", \"args\": [\"mcp\"]}}}
+                                              the same in an agent's JSON config
+
+It speaks on stdin/stdout (nothing else is written there); start the stack with `devstack up -d`.";
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 90s or 5m)"))
@@ -213,6 +227,7 @@ pub fn main() -> ExitCode {
             })
         }
         Cmd::Attach => with_stack(file, |s| attach::attach(s, file)),
+        Cmd::Mcp => mcp::serve(file),
         Cmd::Ps { json } => with_stack(file, |s| remote::ps(s, json)),
         Cmd::Traffic { json, follow, .. } => {
             with_stack(file, |s| traffic::traffic(s, json, follow))

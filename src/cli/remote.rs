@@ -63,6 +63,15 @@ fn connect(state: &StateDir) -> Option<Client> {
 /// stopping at the nearest folder with a `devstack.toml` (the stack `up` would start here).
 /// None when that stack is not running; an error (said) when it speaks another protocol.
 pub fn find(file: Option<&Path>) -> Result<Option<Running>, ExitCode> {
+    locate(file).map_err(|refusal| {
+        note(&format!("error: {refusal}"));
+        ExitCode::FAILURE
+    })
+}
+
+/// [`find`], saying nothing: the error is why the stack found can't be spoken to (another
+/// protocol), in words.
+pub fn locate(file: Option<&Path>) -> Result<Option<Running>, String> {
     let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let folders: Vec<PathBuf> = match file {
         Some(f) => {
@@ -76,7 +85,7 @@ pub fn find(file: Option<&Path>) -> Result<Option<Running>, ExitCode> {
         if let Some(mut client) = connect(&state) {
             // Always first, so that a stack of another devstack version says so clearly.
             if let Err(e) = client.hello() {
-                return Err(fail(&state, e));
+                return Err(describe(&state, &e));
             }
             return Ok(Some(Running {
                 state,
@@ -91,6 +100,22 @@ pub fn find(file: Option<&Path>) -> Result<Option<Running>, ExitCode> {
     Ok(None)
 }
 
+/// The folder a stack would run in for the commands here (when none runs, to say where): with
+/// `-f PATH`, PATH's folder; otherwise the nearest folder, from here up, with a
+/// `devstack.toml`, or here.
+pub fn home(file: Option<&Path>) -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    match file {
+        Some(f) => {
+            let f = std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf());
+            f.parent().map_or(here, Path::to_path_buf)
+        }
+        None => config::find(&here)
+            .and_then(|f| f.parent().map(Path::to_path_buf))
+            .unwrap_or(here),
+    }
+}
+
 pub fn not_running(cfg: &Config) -> ExitCode {
     note(&format!(
         "no stack is running in {} (start one with `devstack up`, or `devstack up -d` in the background)",
@@ -99,17 +124,22 @@ pub fn not_running(cfg: &Config) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Say why a request failed; the exit code for it.
-pub(super) fn fail(state: &StateDir, e: client::Error) -> ExitCode {
-    match &e {
+/// Why a request failed, in words.
+pub(super) fn describe(state: &StateDir, e: &client::Error) -> String {
+    match e {
         client::Error::NoHello => {
             let pid = state
                 .running_pid()
                 .map_or(String::new(), |pid| format!(" (stack pid {pid})"));
-            note(&format!("error: {e}{pid}"));
+            format!("{e}{pid}")
         }
-        _ => note(&format!("error: {e}")),
+        _ => e.to_string(),
     }
+}
+
+/// Say why a request failed; the exit code for it.
+pub(super) fn fail(state: &StateDir, e: client::Error) -> ExitCode {
+    note(&format!("error: {}", describe(state, &e)));
     match e {
         // Naming a service the stack doesn't have is bad usage, as for `up` and `ci`.
         client::Error::Stack(error) if error.starts_with("unknown service") => ExitCode::from(2),
@@ -129,6 +159,13 @@ impl Running {
 
 /// Rows (the first one the header) printed in columns, each as wide as its widest cell.
 pub(super) fn table<R: AsRef<[String]>>(rows: &[R]) {
+    for line in table_lines(rows) {
+        out(&line);
+    }
+}
+
+/// Rows (the first one the header) in columns, each as wide as its widest cell.
+pub(super) fn table_lines<R: AsRef<[String]>>(rows: &[R]) -> Vec<String> {
     let columns = rows.first().map_or(0, |r| r.as_ref().len());
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -138,15 +175,17 @@ pub(super) fn table<R: AsRef<[String]>>(rows: &[R]) {
                 .unwrap_or(0)
         })
         .collect();
-    for row in rows {
-        let cells: Vec<String> = row
-            .as_ref()
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out(cells.join("  ").trim_end());
-    }
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .as_ref()
+                .iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect()
 }
 
 /// `-` for what is not there.
@@ -200,7 +239,7 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
 /// `ps --json`: `{"services":[...]}`, pretty, with each view's keys sorted, as it has always
 /// been printed. Numbers are read back from the views' JSON text, so that a `cpu_percent` of
 /// `0.4` stays `0.4` (a JSON value would widen the `f32` to `0.4000000059604645`).
-fn ps_json(services: &[ServiceView]) -> String {
+pub(super) fn ps_json(services: &[ServiceView]) -> String {
     let text = serde_json::to_string(services).expect("views are JSON");
     let services: serde_json::Value = serde_json::from_str(&text).expect("JSON reads back");
     serde_json::to_string_pretty(&json!({ "services": services })).expect("JSON")
@@ -208,28 +247,18 @@ fn ps_json(services: &[ServiceView]) -> String {
 
 pub fn act(mut stack: Running, action: Action, services: &[String]) -> ExitCode {
     for name in services {
-        let (service, wait) = (name.clone(), true);
-        let (request, done) = match action {
-            Action::Start => (Request::Start { service, wait }, "started"),
-            Action::Stop => (Request::Stop { service, wait }, "stopped"),
-            Action::Restart => (Request::Restart { service, wait }, "restarted"),
-            Action::Rebuild => (Request::Rebuild { service, wait }, "rebuilt"),
-            Action::Kill => (Request::Kill { service, wait }, "killed"),
-        };
-        let sent = now_rfc3339();
-        match stack.ask(|c| c.act(&request)) {
-            Ok(view) => match view {
-                Some(ServiceView {
-                    pid: Some(pid),
-                    detail,
-                    ..
-                }) => out(&format!("{name}: {done} (pid {pid}, {detail})")),
-                Some(view) => out(&format!("{name}: {done} ({})", view.detail)),
-                None => out(&format!("{name}: {done}")),
-            },
-            Err(code) => {
-                if let Action::Rebuild = action {
-                    show_build_output(&mut stack.client, name, &sent);
+        match act_on(&mut stack, action, name) {
+            Ok(done) => out(&done),
+            Err(failed) => {
+                let code = fail(&stack.state, failed.error);
+                if !failed.build.is_empty() {
+                    note(&format!(
+                        "last {} lines of the build of `{name}`:",
+                        failed.build.len()
+                    ));
+                    for line in &failed.build {
+                        eprintln!("  {name} | {line}");
+                    }
                 }
                 return code;
             }
@@ -238,8 +267,47 @@ pub fn act(mut stack: Running, action: Action, services: &[String]) -> ExitCode 
     ExitCode::SUCCESS
 }
 
+/// An action that failed: why, and for a rebuild, the last lines its build printed.
+pub struct Failed {
+    pub error: client::Error,
+    pub build: Vec<String>,
+}
+
+/// Act on one service and wait until it took effect (`start` and `restart` until it is ready,
+/// `stop` and `kill` until it is gone, `rebuild` until the new build runs): what happened, in
+/// a line (`api: restarted (pid 42, running)`).
+pub fn act_on(stack: &mut Running, action: Action, name: &str) -> Result<String, Failed> {
+    let (service, wait) = (name.to_string(), true);
+    let (request, done) = match action {
+        Action::Start => (Request::Start { service, wait }, "started"),
+        Action::Stop => (Request::Stop { service, wait }, "stopped"),
+        Action::Restart => (Request::Restart { service, wait }, "restarted"),
+        Action::Rebuild => (Request::Rebuild { service, wait }, "rebuilt"),
+        Action::Kill => (Request::Kill { service, wait }, "killed"),
+    };
+    let sent = now_rfc3339();
+    match stack.client.act(&request) {
+        Ok(Some(ServiceView {
+            pid: Some(pid),
+            detail,
+            ..
+        })) => Ok(format!("{name}: {done} (pid {pid}, {detail})")),
+        Ok(Some(view)) => Ok(format!("{name}: {done} ({})", view.detail)),
+        Ok(None) => Ok(format!("{name}: {done}")),
+        Err(error) => {
+            let build = match (action, &error) {
+                (Action::Rebuild, client::Error::Stack(_)) => {
+                    build_output(&mut stack.client, name, &sent)
+                }
+                _ => Vec::new(),
+            };
+            Err(Failed { error, build })
+        }
+    }
+}
+
 /// Now, as the socket writes log line times (RFC 3339 with milliseconds, UTC), which sort as text.
-fn now_rfc3339() -> String {
+pub(super) fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
@@ -248,27 +316,18 @@ const BUILD_LINES_SHOWN: usize = 30;
 /// Log lines asked for to find them among what the old process keeps printing.
 const BUILD_LINES_SEARCHED: usize = 5000;
 
-/// The last lines a service's build printed since `since`, on stderr: a failed `rebuild` shows
-/// why it failed, as the build's output would in a terminal.
-fn show_build_output(client: &mut Client, service: &str, since: &str) {
+/// The last lines a service's build printed since `since`: a failed `rebuild` shows why it
+/// failed, as the build's output would in a terminal.
+fn build_output(client: &mut Client, service: &str, since: &str) -> Vec<String> {
     let Ok(lines) = client.logs(&[service.to_string()], BUILD_LINES_SEARCHED, false) else {
-        return;
+        return Vec::new();
     };
-    let build: Vec<&WireLine> = lines
-        .iter()
+    let build: Vec<String> = lines
+        .into_iter()
         .filter(|l| l.stream == LineStream::Build && l.time.as_str() >= since)
+        .map(|l| l.text)
         .collect();
-    let shown = &build[build.len().saturating_sub(BUILD_LINES_SHOWN)..];
-    if shown.is_empty() {
-        return;
-    }
-    note(&format!(
-        "last {} lines of the build of `{service}`:",
-        shown.len()
-    ));
-    for line in shown {
-        eprintln!("  {service} | {}", line.text);
-    }
+    build[build.len().saturating_sub(BUILD_LINES_SHOWN)..].to_vec()
 }
 
 /// `restart --all`: every service in dependency order; waits until the stack is ready again.
@@ -408,92 +467,41 @@ pub fn detach(cfg: &Config, services: &[String], wait: Option<Duration>) -> Exit
     }
 }
 
-/// `up -d --wait`: follow the views (`subscribe`) until every service is ready, as `ci` judges
-/// (`engine::ready::verdict`); a failure, a timeout or a stop is said, with the last lines of
-/// the services concerned, and exits 1. The stack keeps running either way.
+/// `up -d --wait`: wait until every service is ready, as `ci` judges; a failure, a timeout or
+/// a stop is said, with the last lines of the services concerned, and exits 1. The stack keeps
+/// running either way.
 fn wait_ready(state: &StateDir, timeout: Duration) -> ExitCode {
-    use devstack::engine::ready::{Verdict, not_ready, verdict};
-    let started = Instant::now();
-    let deadline = started + timeout;
-    let Some(mut client) = connect(state) else {
-        note("the stack stopped before it was ready");
-        return ExitCode::FAILURE;
-    };
-    if let Err(e) = client.hello() {
-        return fail(state, e);
-    }
-    let mut views = match client.call(&Request::Subscribe) {
-        Ok(devstack::control::Answer::Services { services }) => services,
-        Ok(_) => {
-            return fail(
-                state,
-                client::Error::Garbled("not an answer to `subscribe`".into()),
-            );
-        }
-        Err(e) => return fail(state, e),
-    };
-    let wanted: Vec<bool> = views.iter().map(|v| v.wanted).collect();
     let kept = "the stack keeps running: `devstack logs`, `devstack down`";
-    loop {
-        if let Some(v) = super::stack::unwanted(&wanted, &views) {
+    match await_ready(state, timeout, &[]) {
+        Err(e) => fail(state, e),
+        Ok(Readiness::Ready { took }) => {
             note(&format!(
-                "`{}` was stopped before the stack was ready ({})",
-                v.name, v.detail
+                "every service is ready (took {})",
+                devstack::engine::secs(took)
             ));
-            return ExitCode::FAILURE;
+            ExitCode::SUCCESS
         }
-        match verdict(&views) {
-            Verdict::Ready => {
-                note(&format!(
-                    "every service is ready (took {})",
-                    devstack::engine::secs(started.elapsed())
-                ));
-                return ExitCode::SUCCESS;
-            }
-            Verdict::Failed { service, why } => {
-                note(&format!("`{service}` failed: {why}"));
-                show_remote_tail(state, &service);
-                note(kept);
-                return ExitCode::FAILURE;
-            }
-            Verdict::Waiting => {}
+        Ok(Readiness::Stopped) => {
+            note("the stack stopped before it was ready");
+            ExitCode::FAILURE
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timed_out = left.is_zero()
-            || client.set_timeout(Some(left)).is_err()
-            || match client.next_message() {
-                Ok(Some(Message::Event { service, .. })) => {
-                    if let Some(v) = views.iter_mut().find(|v| v.name == service.name) {
-                        *v = service;
-                    }
-                    false
-                }
-                Ok(Some(Message::Missed { .. })) => {
-                    if let Some(now) = connect(state).and_then(|mut c| c.ps().ok()) {
-                        views = now;
-                    }
-                    false
-                }
-                Ok(Some(_)) => false,
-                Err(client::Error::Lost(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    true
-                }
-                Ok(None) | Err(_) => {
-                    note("the stack stopped before it was ready");
-                    return ExitCode::FAILURE;
-                }
-            };
-        if timed_out {
+        Ok(Readiness::Unwanted { service, detail }) => {
+            note(&format!(
+                "`{service}` was stopped before the stack was ready ({detail})"
+            ));
+            ExitCode::FAILURE
+        }
+        Ok(Readiness::Failed { service, why }) => {
+            note(&format!("`{service}` failed: {why}"));
+            show_remote_tail(state, &service);
+            note(kept);
+            ExitCode::FAILURE
+        }
+        Ok(Readiness::TimedOut { waiting }) => {
             note(&format!(
                 "not ready after {}:",
                 devstack::engine::secs(timeout)
             ));
-            let waiting = not_ready(&views);
             for (name, what) in &waiting {
                 note(&format!("  `{name}` is {what}"));
             }
@@ -501,24 +509,143 @@ fn wait_ready(state: &StateDir, timeout: Duration) -> ExitCode {
                 show_remote_tail(state, name);
             }
             note(kept);
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How waiting for a stack to be ready ended.
+#[derive(Debug)]
+pub enum Readiness {
+    /// Every service waited for is ready.
+    Ready { took: Duration },
+    /// One failed (`engine::ready::verdict`).
+    Failed { service: String, why: String },
+    /// One was stopped while it was waited for.
+    Unwanted { service: String, detail: String },
+    /// The time ran out: each service not ready, and what it is doing.
+    TimedOut { waiting: Vec<(String, String)> },
+    /// The stack stopped.
+    Stopped,
+}
+
+/// Follow the views (`subscribe`) until every wanted service is ready, as `ci` judges
+/// (`engine::ready::verdict`), or only the services of `only` when it names some (an error
+/// names one the stack doesn't have).
+pub fn await_ready(
+    state: &StateDir,
+    timeout: Duration,
+    only: &[String],
+) -> Result<Readiness, client::Error> {
+    use devstack::engine::ready::{Verdict, not_ready, verdict};
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let Some(mut client) = connect(state) else {
+        return Ok(Readiness::Stopped);
+    };
+    client.hello()?;
+    let mut views = match client.call(&Request::Subscribe)? {
+        devstack::control::Answer::Services { services } => services,
+        _ => {
+            return Err(client::Error::Garbled(
+                "not an answer to `subscribe`".into(),
+            ));
+        }
+    };
+    if let Some(unknown) = only.iter().find(|&n| !views.iter().any(|v| v.name == *n)) {
+        let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+        return Err(client::Error::Stack(format!(
+            "unknown service `{unknown}`; services are: {}",
+            names.join(", ")
+        )));
+    }
+    let chosen = |views: &[ServiceView]| -> Vec<ServiceView> {
+        views
+            .iter()
+            .filter(|v| only.is_empty() || only.contains(&v.name))
+            .cloned()
+            .collect()
+    };
+    // A named service that isn't meant to be up will never be ready.
+    if let Some(v) = chosen(&views).into_iter().find(|v| !v.wanted) {
+        return Ok(Readiness::Unwanted {
+            service: v.name,
+            detail: v.detail,
+        });
+    }
+    let wanted: Vec<bool> = views.iter().map(|v| v.wanted).collect();
+    loop {
+        let mine = chosen(&views);
+        if let Some(v) = super::stack::unwanted(&wanted, &views)
+            .filter(|v| only.is_empty() || only.contains(&v.name))
+        {
+            return Ok(Readiness::Unwanted {
+                service: v.name.clone(),
+                detail: v.detail.clone(),
+            });
+        }
+        match verdict(&mine) {
+            Verdict::Ready => {
+                return Ok(Readiness::Ready {
+                    took: started.elapsed(),
+                });
+            }
+            Verdict::Failed { service, why } => return Ok(Readiness::Failed { service, why }),
+            Verdict::Waiting => {}
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || client.set_timeout(Some(left)).is_err() {
+            return Ok(Readiness::TimedOut {
+                waiting: not_ready(&mine),
+            });
+        }
+        match client.next_message() {
+            Ok(Some(Message::Event { service, .. })) => {
+                if let Some(v) = views.iter_mut().find(|v| v.name == service.name) {
+                    *v = service;
+                }
+            }
+            Ok(Some(Message::Missed { .. })) => {
+                if let Some(now) = connect(state).and_then(|mut c| c.ps().ok()) {
+                    views = now;
+                }
+            }
+            Ok(Some(_)) => {}
+            Err(client::Error::Lost(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(Readiness::TimedOut {
+                    waiting: not_ready(&mine),
+                });
+            }
+            Ok(None) | Err(_) => return Ok(Readiness::Stopped),
         }
     }
 }
 
 /// The last lines a service of the running stack logged, on stderr.
 fn show_remote_tail(state: &StateDir, service: &str) {
+    super::show_lines(
+        service,
+        &remote_tail(state, service, super::stack::TAIL_SHOWN),
+    );
+}
+
+/// The last `lines` lines a service of the running stack logged (on a connection of its own).
+pub fn remote_tail(state: &StateDir, service: &str, lines: usize) -> Vec<String> {
     let Some(mut client) = connect(state) else {
-        return;
+        return Vec::new();
     };
     if client.hello().is_err() {
-        return;
+        return Vec::new();
     }
-    let tail = [service.to_string()];
-    if let Ok(lines) = client.logs(&tail, super::stack::TAIL_SHOWN, false) {
-        let texts: Vec<String> = lines.into_iter().map(|l| l.text).collect();
-        super::show_lines(service, &texts);
-    }
+    client
+        .logs(&[service.to_string()], lines, false)
+        .map(|tail| tail.into_iter().map(|l| l.text).collect())
+        .unwrap_or_default()
 }
 
 /// `logs` against a running stack: its service names come from the stack (its config may have

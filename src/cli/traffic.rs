@@ -2,7 +2,7 @@
 //! requests as they end (`-f`), through the control socket's `traffic` request.
 
 use super::note;
-use super::remote::{Running, fail, or_dash, out, table};
+use super::remote::{Running, fail, or_dash, out};
 use devstack::control::{Message, Response, client};
 use devstack::traffic::stats::{human_bytes, human_latency};
 use devstack::traffic::{Record, Snapshot};
@@ -58,13 +58,25 @@ fn print_call(call: &Record, json: bool) {
     out(&format!("{} {call}", call.time_of_day()));
 }
 
+/// What the table says when no request went through the proxy.
+pub(super) const NO_TRAFFIC: &str = "no traffic yet: services reach each other through their `port`s (the proxy records what goes through it)";
+
 /// The edge table, busiest first, as `linkerd viz stat` shows it.
 fn print_table(snapshot: &Snapshot) {
+    match edge_lines(snapshot) {
+        None => note(NO_TRAFFIC),
+        Some(lines) => {
+            for line in lines {
+                out(&line);
+            }
+        }
+    }
+}
+
+/// The edge table's lines (the first the header); None without traffic.
+pub(super) fn edge_lines(snapshot: &Snapshot) -> Option<Vec<String>> {
     if snapshot.edges.is_empty() {
-        note(
-            "no traffic yet: services reach each other through their `port`s (the proxy records what goes through it)",
-        );
-        return;
+        return None;
     }
     let mut rows = vec![
         [
@@ -90,5 +102,5 @@ fn print_table(snapshot: &Snapshot) {
             human_bytes(e.bytes_out),
         ]);
     }
-    table(&rows);
+    Some(super::remote::table_lines(&rows))
 }

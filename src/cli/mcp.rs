@@ -1,0 +1,455 @@
+//! `devstack mcp`: a Model Context Protocol server on stdio (rmcp), for coding agents. A thin
+//! client of the running stack's control socket: each tool finds the stack as the CLI does
+//! (`remote::locate`) and asks it through the same functions. When no stack runs, a tool says
+//! so as a tool error and the server stays up. stdout carries MCP messages only: nothing here
+//! prints, and no `tracing` subscriber is installed (rmcp's logs go nowhere).
+
+use super::remote::{self, Action, Readiness, Running};
+use devstack::control::{LineStream, WireLine};
+use devstack::traffic::Record;
+use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Log lines a `logs` call returns at most.
+const MAX_LINES: usize = 2000;
+/// Log lines a `logs` call returns unless told.
+const DEFAULT_LINES: usize = 100;
+/// Lines searched (from the end) when a `logs` call filters by time or pattern.
+const SEARCHED_LINES: usize = 20_000;
+/// `wait_ready`'s timeout unless told, and the longest it takes.
+const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+const MAX_WAIT: Duration = Duration::from_secs(600);
+/// Lines of a failed service's log a `wait_ready` shows.
+const TAIL_SHOWN: usize = 30;
+/// Requests a `failed_requests` call returns unless told (the stack keeps the last 1000).
+const DEFAULT_FAILED: usize = 50;
+const RECENT_KEPT: usize = 1000;
+
+/// Serve MCP on stdin/stdout until the client hangs up.
+pub fn serve(file: Option<&Path>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            super::note(&format!("cannot start the MCP server: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = Devstack::new(file.map(Path::to_path_buf));
+    runtime.block_on(async move {
+        match server.serve(rmcp::transport::stdio()).await {
+            Ok(running) => match running.waiting().await {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    super::note(&format!("MCP server: {e}"));
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                super::note(&format!("MCP server: {e}"));
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+#[derive(Clone)]
+pub struct Devstack {
+    /// `-f PATH`, if given: the stack is PATH's folder's; otherwise found from the server's
+    /// working folder up, as the CLI finds it, anew for each call.
+    file: Option<Arc<PathBuf>>,
+    tool_router: ToolRouter<Self>,
+}
+
+/// A tool's outcome: text for the agent, or the text of a tool error.
+type Outcome = Result<String, String>;
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct ServicesParams {
+    /// Service names, as `ps` lists them
+    services: Vec<String>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct LogsParams {
+    /// Services whose lines to return (default: every service, merged in time order)
+    #[serde(default)]
+    services: Vec<String>,
+    /// How many of the last matching lines to return (default 100, at most 2000)
+    lines: Option<usize>,
+    /// Only lines logged since then: an RFC 3339 time (`2026-01-31T12:00:00Z`) or a duration
+    /// back from now (`90s`, `5m`, `1h`)
+    since: Option<String>,
+    /// Only lines matching this regular expression (Rust regex syntax; `(?i)` for any case)
+    pattern: Option<String>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct WaitParams {
+    /// Services to wait for (default: every service the stack means to run)
+    #[serde(default)]
+    services: Vec<String>,
+    /// How long to wait, as `30s` or `2m` (default 60s, at most 10m)
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct FailedParams {
+    /// Only requests to or from this service
+    service: Option<String>,
+    /// How many of the most recent failures to return (default 50)
+    limit: Option<usize>,
+}
+
+#[tool_router]
+impl Devstack {
+    fn new(file: Option<PathBuf>) -> Devstack {
+        Devstack {
+            file: file.map(Arc::new),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(
+        description = "Every service of the running stack: state, health, pid, port, uptime, restarts, CPU and memory (the JSON of `devstack ps --json`)",
+        annotations(read_only_hint = true)
+    )]
+    async fn ps(&self) -> Result<CallToolResult, ErrorData> {
+        self.with_stack(|mut stack| {
+            let services = stack.client.ps().map_err(|e| stack.describe(&e))?;
+            Ok(remote::ps_json(&services))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Log lines of the running stack, oldest first, as `TIME SERVICE | TEXT` (TIME in UTC; `[build]` marks build output, `[devstack]` devstack's own lines): the last `lines` (default 100, at most 2000) of the named services (default all), optionally only those since a time and matching a regex",
+        annotations(read_only_hint = true)
+    )]
+    async fn logs(
+        &self,
+        Parameters(p): Parameters<LogsParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.with_stack(move |stack| logs(stack, p)).await
+    }
+
+    #[tool(
+        description = "Start services of the running stack (and what they depend on); returns once each is ready, or says why it is not"
+    )]
+    async fn start(
+        &self,
+        Parameters(p): Parameters<ServicesParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.act(Action::Start, p.services).await
+    }
+
+    #[tool(description = "Stop services of the running stack; returns once each has stopped")]
+    async fn stop(
+        &self,
+        Parameters(p): Parameters<ServicesParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.act(Action::Stop, p.services).await
+    }
+
+    #[tool(
+        description = "Restart services of the running stack; returns once each new process is ready (with its pid), or says why it is not"
+    )]
+    async fn restart(
+        &self,
+        Parameters(p): Parameters<ServicesParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.act(Action::Restart, p.services).await
+    }
+
+    #[tool(
+        description = "Run the build of services of the running stack again and restart them on success; returns once the new process runs. A failed build leaves the old process running and returns the build's last lines as a tool error"
+    )]
+    async fn rebuild(
+        &self,
+        Parameters(p): Parameters<ServicesParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.act(Action::Rebuild, p.services).await
+    }
+
+    #[tool(
+        description = "Wait until the running stack, or the named services, are ready (running and healthy, tasks completed). Returns as soon as one fails (naming it, with its last log lines) or the timeout passes (naming what is not ready and why)",
+        annotations(read_only_hint = true)
+    )]
+    async fn wait_ready(
+        &self,
+        Parameters(p): Parameters<WaitParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let timeout = match p.timeout.as_deref().map(humantime::parse_duration) {
+            None => DEFAULT_WAIT,
+            Some(Ok(t)) => t.min(MAX_WAIT),
+            Some(Err(e)) => {
+                return Ok(tool_error(format!(
+                    "bad timeout: {e} (write e.g. 30s or 2m)"
+                )));
+            }
+        };
+        self.with_stack(move |stack| wait_ready(stack, timeout, &p.services))
+            .await
+    }
+
+    #[tool(
+        description = "Who calls whom in the running stack, busiest first: one row per caller → callee edge with requests, requests/s over 10 s and 1 min, errors (HTTP 5xx, gRPC non-OK, refused, reset, timed out) and their share of the last minute, p50/p95/p99 latency, bytes each way. Callers are services, `external` (outside the stack) or `unknown`",
+        annotations(read_only_hint = true)
+    )]
+    async fn traffic(&self) -> Result<CallToolResult, ErrorData> {
+        self.with_stack(|mut stack| {
+            let (snapshot, _) = stack
+                .client
+                .traffic(0, false)
+                .map_err(|e| stack.describe(&e))?;
+            Ok(super::traffic::edge_lines(&snapshot)
+                .map_or(super::traffic::NO_TRAFFIC.to_string(), |l| l.join("\n")))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Recent requests between services that failed (HTTP 5xx, gRPC non-OK, refused, reset, timed out), oldest first, from the last 1000 requests the stack recorded: `TIME CALLER → CALLEE METHOD PATH STATUS LATENCY (error)`",
+        annotations(read_only_hint = true)
+    )]
+    async fn failed_requests(
+        &self,
+        Parameters(p): Parameters<FailedParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.with_stack(move |stack| failed_requests(stack, p))
+            .await
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Devstack {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("devstack", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "devstack runs a stack of local services (devstack.toml). These tools act on the stack running in this project's folder (started with `devstack up -d`): see services and their health (ps), read and search logs (logs), start/stop/restart/rebuild services and wait for them (wait_ready), and see the traffic between them (traffic, failed_requests).",
+            )
+    }
+}
+
+impl Devstack {
+    /// Run `job` on the running stack, off the runtime's thread (the socket client blocks,
+    /// and actions wait for their effect); no stack is a tool error.
+    async fn with_stack(
+        &self,
+        job: impl FnOnce(Running) -> Outcome + Send + 'static,
+    ) -> Result<CallToolResult, ErrorData> {
+        let file = self.file.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let file = file.as_deref().map(PathBuf::as_path);
+            match remote::locate(file) {
+                Err(refusal) => Err(refusal),
+                Ok(None) => Err(format!(
+                    "no stack runs in {}; start it with `devstack up -d`",
+                    remote::home(file).display()
+                )),
+                Ok(Some(stack)) => job(stack),
+            }
+        })
+        .await
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(match outcome {
+            Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+            Err(text) => tool_error(text),
+        })
+    }
+
+    async fn act(
+        &self,
+        action: Action,
+        services: Vec<String>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if services.is_empty() {
+            return Ok(tool_error("name at least one service".to_string()));
+        }
+        self.with_stack(move |mut stack| {
+            let mut said = Vec::new();
+            for name in &services {
+                match remote::act_on(&mut stack, action, name) {
+                    Ok(done) => said.push(done),
+                    Err(failed) => {
+                        said.push(format!("{name}: {}", stack.describe(&failed.error)));
+                        if !failed.build.is_empty() {
+                            said.push(format!(
+                                "last {} lines of the build of `{name}`:",
+                                failed.build.len()
+                            ));
+                            said.extend(failed.build.iter().map(|l| format!("  {l}")));
+                        }
+                        return Err(said.join("\n"));
+                    }
+                }
+            }
+            Ok(said.join("\n"))
+        })
+        .await
+    }
+}
+
+fn tool_error(text: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(text)])
+}
+
+impl Running {
+    fn describe(&self, e: &devstack::control::client::Error) -> String {
+        remote::describe(&self.state, e)
+    }
+}
+
+fn logs(mut stack: Running, p: LogsParams) -> Outcome {
+    let wanted = p.lines.unwrap_or(DEFAULT_LINES).min(MAX_LINES);
+    let since = p.since.as_deref().map(since_stamp).transpose()?;
+    let pattern = p
+        .pattern
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|e| format!("bad pattern: {e}"))?;
+    let filtered = since.is_some() || pattern.is_some();
+    let asked = if filtered { SEARCHED_LINES } else { wanted };
+    let lines = stack
+        .client
+        .logs(&p.services, asked, false)
+        .map_err(|e| stack.describe(&e))?;
+    let kept: Vec<&WireLine> = lines
+        .iter()
+        .filter(|l| since.as_deref().is_none_or(|s| l.time.as_str() >= s))
+        .filter(|l| pattern.as_ref().is_none_or(|re| re.is_match(&l.text)))
+        .collect();
+    let shown = &kept[kept.len().saturating_sub(wanted)..];
+    if shown.is_empty() {
+        return Ok(if filtered {
+            "no line matches".to_string()
+        } else {
+            "no lines yet".to_string()
+        });
+    }
+    Ok(shown
+        .iter()
+        .map(|l| {
+            let mark = match l.stream {
+                LineStream::Out => "",
+                LineStream::Build => "[build] ",
+                LineStream::Devstack => "[devstack] ",
+            };
+            format!("{} {} | {mark}{}", l.time, l.service, l.text)
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// `since` as the log lines write times (RFC 3339, milliseconds, UTC), which compare as text.
+fn since_stamp(since: &str) -> Result<String, String> {
+    let at = if let Ok(back) = humantime::parse_duration(since) {
+        SystemTime::now()
+            .checked_sub(back)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(since) {
+        SystemTime::from(t)
+    } else {
+        return Err(format!(
+            "bad since `{since}`: write an RFC 3339 time (2026-01-31T12:00:00Z) or a duration back from now (90s, 5m, 1h)"
+        ));
+    };
+    Ok(humantime::format_rfc3339_millis(at).to_string())
+}
+
+fn wait_ready(stack: Running, timeout: Duration, services: &[String]) -> Outcome {
+    let what = if services.is_empty() {
+        "every service".to_string()
+    } else {
+        services
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let state = &stack.state;
+    let tail = |service: &str| -> String {
+        let lines = remote::remote_tail(state, service, TAIL_SHOWN);
+        if lines.is_empty() {
+            return String::new();
+        }
+        let mut text = format!(
+            "\nlast {} of `{service}`:",
+            devstack::plural(lines.len(), "line")
+        );
+        for l in lines {
+            text.push_str(&format!("\n  {l}"));
+        }
+        text
+    };
+    match remote::await_ready(state, timeout, services) {
+        Err(e) => Err(remote::describe(state, &e)),
+        Ok(Readiness::Ready { took }) => Ok(format!(
+            "{what} ready (took {})",
+            devstack::engine::secs(took)
+        )),
+        Ok(Readiness::Stopped) => Err("the stack stopped before it was ready".to_string()),
+        Ok(Readiness::Unwanted { service, detail }) => Err(format!(
+            "`{service}` is not meant to run ({detail}); start it with the `start` tool"
+        )),
+        Ok(Readiness::Failed { service, why }) => {
+            Err(format!("`{service}` failed: {why}{}", tail(&service)))
+        }
+        Ok(Readiness::TimedOut { waiting }) => {
+            let mut text = format!("not ready after {}:", devstack::engine::secs(timeout));
+            for (name, what) in &waiting {
+                text.push_str(&format!("\n  `{name}` is {what}"));
+            }
+            for (name, _) in &waiting {
+                text.push_str(&tail(name));
+            }
+            Err(text)
+        }
+    }
+}
+
+fn failed_requests(mut stack: Running, p: FailedParams) -> Outcome {
+    let (_, recent) = stack
+        .client
+        .traffic(RECENT_KEPT, false)
+        .map_err(|e| stack.describe(&e))?;
+    let failed: Vec<&Record> = recent
+        .iter()
+        .filter(|r| r.is_error())
+        .filter(|r| {
+            p.service
+                .as_deref()
+                .is_none_or(|s| r.callee == s || r.caller.to_string() == s)
+        })
+        .collect();
+    let limit = p.limit.unwrap_or(DEFAULT_FAILED);
+    let shown = &failed[failed.len().saturating_sub(limit)..];
+    if shown.is_empty() {
+        return Ok(format!(
+            "no failed request among the last {} recorded",
+            devstack::plural(recent.len(), "request")
+        ));
+    }
+    Ok(shown
+        .iter()
+        .map(|r| {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_millis(r.time_ms);
+            format!("{} {r}", humantime::format_rfc3339_millis(at))
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
