@@ -2,6 +2,7 @@
 
 pub mod clipboard;
 pub mod config;
+pub mod confwatch;
 pub mod control;
 pub mod engine;
 pub mod headless;

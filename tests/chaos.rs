@@ -433,3 +433,37 @@ fn devstack_sigkilled_at_random_moments_leaves_no_survivor_after_the_next_up() {
     assert!(common::all_gone(&last, 5), "{last:?}");
     assert_eq!(stack.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn an_edit_that_makes_devstack_toml_invalid_leaves_the_stack_running_and_says_why() {
+    let config = "[services.api]\nrun = \"echo api=$$; exec sleep 600\"\n\n\
+                  [services.web]\nrun = \"echo web=$$; exec sleep 600\"\n";
+    let mut stack = Stack::new(config);
+    stack.start(&["up", "--headless"]);
+    let api = stack.wait_number("api=", 30);
+    let web = stack.wait_number("web=", 30);
+    stack.wait_socket(30);
+    // The watcher is up once the socket answers; an invalid edit (a typo of a key, line 5).
+    stack.write_config(&config.replace("[services.web]\nrun", "[services.web]\nrnu"));
+    let out = stack.wait_for("devstack.toml:5:1: unknown key `rnu`", 20);
+    assert!(
+        out.contains("the stack keeps running on the config it started with"),
+        "{out}"
+    );
+    // Both still run, the same processes, and the socket answers.
+    std::thread::sleep(Duration::from_millis(500));
+    let services = stack.services().expect("ps answers");
+    let pids: Vec<i64> = services.iter().filter_map(|s| s["pid"].as_i64()).collect();
+    assert_eq!(pids, vec![api as i64, web as i64]);
+    assert!(services.iter().all(|s| s["state"] == "running"));
+    // A valid edit of one service is named on that service only.
+    stack.write_config(&config.replace("exec sleep 600\"\n\n", "exec sleep 601\"\n\n"));
+    let out = stack.wait_for("this service's definition changed", 20);
+    let told = common::lines_with(&out, "this service's definition changed");
+    assert_eq!(told.len(), 1, "{out}");
+    assert!(told[0].starts_with("api"), "{out}");
+    assert!(alive(api) && alive(web));
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(30);
+    assert_eq!(stack.leftovers(), Vec::<String>::new());
+}

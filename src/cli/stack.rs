@@ -134,6 +134,11 @@ impl Session {
             } else {
                 None
             };
+            let _config_watch = if self.watch {
+                self.watch_config()
+            } else {
+                None
+            };
             let engine = tokio::spawn(engine.run());
             let result = drive(handle, &self).await;
             let outcome = engine.await.expect("the engine task ends cleanly");
@@ -147,6 +152,25 @@ impl Session {
 }
 
 impl Session {
+    /// Say in the services' logs what an edit of `devstack.toml` means for the running stack.
+    fn watch_config(&self) -> Option<devstack::confwatch::ConfigWatch> {
+        let logs = self.logs.clone();
+        let names: Vec<String> = self.cfg.services.iter().map(|s| s.name.clone()).collect();
+        let all: Vec<usize> = (0..names.len()).collect();
+        let said = devstack::confwatch::start(&self.cfg.file, names, move |services, text| {
+            for &i in if services.is_empty() { &all } else { &services } {
+                logs.system(i, &text);
+            }
+        });
+        match said {
+            Ok(w) => Some(w),
+            Err(e) => {
+                note(&format!("not watching {}: {e}", self.cfg.file.display()));
+                None
+            }
+        }
+    }
+
     /// Watch the services' files; changes go to the engine, notes to the services' logs.
     fn start_watching(&self, handle: &Handle) -> Option<devstack::watch::WatchHandle> {
         let (handle, logs) = (handle.clone(), self.logs.clone());
