@@ -98,6 +98,19 @@ pub enum Request {
     Subscribe,
 }
 
+impl Request {
+    /// One request line as a client sent it (any bytes: invalid UTF-8 is replaced); None for a
+    /// blank line, which is skipped.
+    pub fn parse(line: &[u8]) -> Option<Result<Request, String>> {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        Some(serde_json::from_str::<Request>(text).map_err(|e| format!("bad request: {e}")))
+    }
+}
+
 fn yes() -> bool {
     true
 }

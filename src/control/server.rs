@@ -249,14 +249,11 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {
                 .await;
             return;
         }
-        let text = String::from_utf8_lossy(&buf);
-        if text.trim().is_empty() {
-            continue;
-        }
-        let request = match serde_json::from_str::<Request>(text.trim()) {
-            Ok(r) => r,
-            Err(e) => {
-                if out.send(&error(format!("bad request: {e}"))).await.is_err() {
+        let request = match Request::parse(&buf) {
+            None => continue,
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                if out.send(&error(e)).await.is_err() {
                     return;
                 }
                 continue;

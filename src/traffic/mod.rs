@@ -11,7 +11,7 @@
 pub mod caller;
 mod http;
 pub mod proxy;
-mod sniff;
+pub mod sniff;
 pub mod stats;
 
 pub use caller::{Attributor, Caller, Sessions};
