@@ -130,6 +130,8 @@ enum Cmd {
     },
     /// Validate devstack.toml and print the resolved plan
     Check,
+    /// Print the JSON Schema of devstack.toml, for completion and checks in editors
+    Schema,
     /// Start headless; exit 0 once every service is ready, 1 as soon as one fails
     Ci {
         /// Services to bring up (default: every service with autostart)
@@ -177,6 +179,12 @@ pub fn main() -> ExitCode {
                     .join(config::FILE_NAME),
             };
             init::init(&target, force)
+        }
+        Cmd::Schema => {
+            use std::io::Write;
+            let schema = serde_json::to_string_pretty(&config::schema()).expect("a schema is JSON");
+            let _ = writeln!(std::io::stdout().lock(), "{schema}");
+            ExitCode::SUCCESS
         }
         Cmd::Check => with_config(file, |cfg| {
             use std::io::Write;

@@ -32,7 +32,9 @@ const REFUSED_GRACE: Duration = Duration::from_millis(500);
 const REFUSED_RETRY: Duration = Duration::from_millis(50);
 
 /// How a listener reads its connections.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// Sniff the first bytes: HTTP/1.x, h2c (HTTP/2 with prior knowledge) or raw TCP.
