@@ -1,12 +1,14 @@
 //! The command line: parsing, finding the config, and one module per group of commands.
 
 mod attach;
+mod complete;
 mod init;
 mod remote;
 mod stack;
 mod traffic;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::ArgValueCandidates;
 use devstack::config::{self, Config};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -35,6 +37,7 @@ enum Cmd {
     /// Start the stack, or the named services and everything they depend on
     Up {
         /// Services to start (default: every service with autostart)
+        #[arg(add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
         /// Run in the background; return once the stack answers on its control socket
         #[arg(short, long)]
@@ -60,17 +63,17 @@ enum Cmd {
     },
     /// Start services of the running stack (and what they depend on); waits until they are ready
     Start {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
     },
     /// Stop services of the running stack; waits until they have stopped
     Stop {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
     },
     /// Restart services of the running stack; waits until the new process is ready
     Restart {
-        #[arg(required_unless_present = "all")]
+        #[arg(required_unless_present = "all", add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
         /// Every service, in dependency order (one-shot tasks are not run again), as `R` does
         #[arg(long, conflicts_with = "services")]
@@ -78,17 +81,18 @@ enum Cmd {
     },
     /// Rebuild and restart services of the running stack; waits for the result
     Rebuild {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
     },
     /// SIGKILL the process groups of services of the running stack
     Kill {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
     },
     /// Print logs of the running stack, or from the log files when none runs
     Logs {
         /// Services (default: all)
+        #[arg(add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
         /// Keep printing new lines, as `tail -f` does
         #[arg(short, long)]
@@ -124,6 +128,7 @@ enum Cmd {
     Down,
     /// Rebuild a service of the running stack when its files change (auto), or only by hand
     Watch {
+        #[arg(add = ArgValueCandidates::new(complete::services))]
         service: String,
         #[arg(value_parser = ["auto", "manual"])]
         mode: String,
@@ -132,9 +137,15 @@ enum Cmd {
     Check,
     /// Print the JSON Schema of devstack.toml, for completion and checks in editors
     Schema,
+    /// Print the shell script that completes devstack's commands and the services of the stack here
+    Completions {
+        #[arg(value_parser = complete::SHELLS)]
+        shell: String,
+    },
     /// Start headless; exit 0 once every service is ready, 1 as soon as one fails
     Ci {
         /// Services to bring up (default: every service with autostart)
+        #[arg(add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
         /// Give up after this long
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
@@ -143,6 +154,7 @@ enum Cmd {
     /// Start the stack, wait until it is ready, run CMD, stop the stack; exit with CMD's status
     Run {
         /// Services to bring up (default: every service with autostart)
+        #[arg(add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
         /// Give up waiting for readiness after this long
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
@@ -158,6 +170,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn main() -> ExitCode {
+    complete::answer(Cli::command);
     let cli = Cli::parse();
     let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none();
     let stdout_color = color && std::io::stdout().is_terminal();
@@ -180,6 +193,7 @@ pub fn main() -> ExitCode {
             };
             init::init(&target, force)
         }
+        Cmd::Completions { shell } => complete::script(&shell),
         Cmd::Schema => {
             use std::io::Write;
             let schema = serde_json::to_string_pretty(&config::schema()).expect("a schema is JSON");
