@@ -2,6 +2,7 @@
 
 mod attach;
 mod complete;
+mod debuglog;
 mod examples;
 mod init;
 mod remote;
@@ -29,6 +30,9 @@ struct Cli {
     /// No colours (also: the NO_COLOR variable)
     #[arg(long, global = true)]
     no_color: bool,
+    /// devstack's own diagnostics into .devstack/devstack.log (-vv: more; or DEVSTACK_LOG=FILTER)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -191,6 +195,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn main() -> ExitCode {
     complete::answer(Cli::command);
     let cli = Cli::parse();
+    let _log = debuglog::init(cli.verbose, cli.file.as_deref());
     let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none();
     let stdout_color = color && std::io::stdout().is_terminal();
     let command = cli.command.unwrap_or(Cmd::Up {
@@ -365,10 +370,17 @@ fn load(
             }
         }
     };
-    load(&path).map_err(|e| {
-        let _ = writeln!(std::io::stderr(), "{e}");
-        ExitCode::from(2)
-    })
+    match load(&path) {
+        Ok(cfg) => {
+            tracing::info!(file = %path.display(), services = cfg.services.len(), "config loaded");
+            Ok(cfg)
+        }
+        Err(e) => {
+            tracing::info!(file = %path.display(), errors = e.0.len(), "config refused");
+            let _ = writeln!(std::io::stderr(), "{e}");
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 /// A service's last log lines, on stderr, under a note saying whose they are.

@@ -92,6 +92,7 @@ pub fn bind(path: &Path) -> std::io::Result<Socket> {
         let _ = std::fs::remove_file(&at);
         return Err(e);
     }
+    tracing::info!(socket = %at.display(), "control socket listening");
     Ok(Socket {
         listener,
         path: path.to_path_buf(),
@@ -254,8 +255,18 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {
             continue;
         }
         let request = match serde_json::from_str::<Request>(text.trim()) {
-            Ok(r) => r,
+            Ok(r) => {
+                match &r {
+                    // What is typed into a service (a password, maybe) stays out of the log.
+                    Request::Input { service, text } => {
+                        tracing::debug!(%service, bytes = text.len(), "socket request: input")
+                    }
+                    r => tracing::debug!(request = ?r, "socket request"),
+                }
+                r
+            }
             Err(e) => {
+                tracing::debug!(error = %e, "bad socket request");
                 if out.send(&error(format!("bad request: {e}"))).await.is_err() {
                     return;
                 }

@@ -197,6 +197,7 @@ impl Proxy {
         };
         let route = Arc::new(route);
         let ctx = self.ctx.clone();
+        tracing::info!(%addr, "proxy listening");
         let task = runtime.spawn(accept_loop(listener, route, ctx));
         Ok(Listener {
             addr,
