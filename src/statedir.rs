@@ -61,6 +61,11 @@ impl StateDir {
         self.dir.join("devstack.out")
     }
 
+    /// devstack's own diagnostics, with `-v` or `DEVSTACK_LOG`.
+    pub fn debug_log(&self) -> PathBuf {
+        self.dir.join("devstack.log")
+    }
+
     pub fn groups(&self) -> PathBuf {
         self.dir.join("pgroups")
     }

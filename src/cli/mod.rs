@@ -1,13 +1,17 @@
 //! The command line: parsing, finding the config, and one module per group of commands.
 
 mod attach;
+mod complete;
+mod debuglog;
+mod examples;
 mod init;
 mod mcp;
 mod remote;
 mod stack;
 mod traffic;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::ArgValueCandidates;
 use devstack::config::{self, Config};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ use std::time::Duration;
 
 /// Run a whole stack of local services: build, supervise, restart on change, show logs and traffic.
 #[derive(Parser)]
-#[command(name = "devstack", version, about)]
+#[command(name = "devstack", version, about, after_help = examples::DEVSTACK)]
 struct Cli {
     /// The config file (default: devstack.toml here or in the nearest parent folder)
     #[arg(short, long, global = true, value_name = "PATH")]
@@ -27,6 +31,9 @@ struct Cli {
     /// No colours (also: the NO_COLOR variable)
     #[arg(long, global = true)]
     no_color: bool,
+    /// devstack's own diagnostics into .devstack/devstack.log (-vv: more; or DEVSTACK_LOG=FILTER)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -34,8 +41,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Start the stack, or the named services and everything they depend on
+    #[command(after_help = examples::UP)]
     Up {
         /// Services to start (default: every service with autostart)
+        #[arg(add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
         /// Run in the background; return once the stack answers on its control socket
         #[arg(short, long)]
@@ -52,44 +61,53 @@ enum Cmd {
     },
     /// Open the dashboard on the stack running here (started with `up -d`, or in another
     /// terminal); `q` then detaches or stops it
+    #[command(after_help = examples::ATTACH)]
     Attach,
     /// Status of the running stack
+    #[command(after_help = examples::PS)]
     Ps {
         /// Machine-readable output (see the README for the fields)
         #[arg(long)]
         json: bool,
     },
     /// Start services of the running stack (and what they depend on); waits until they are ready
+    #[command(after_help = examples::START)]
     Start {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
     },
     /// Stop services of the running stack; waits until they have stopped
+    #[command(after_help = examples::STOP)]
     Stop {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
     },
     /// Restart services of the running stack; waits until the new process is ready
+    #[command(after_help = examples::RESTART)]
     Restart {
-        #[arg(required_unless_present = "all")]
+        #[arg(required_unless_present = "all", add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
         /// Every service, in dependency order (one-shot tasks are not run again), as `R` does
         #[arg(long, conflicts_with = "services")]
         all: bool,
     },
     /// Rebuild and restart services of the running stack; waits for the result
+    #[command(after_help = examples::REBUILD)]
     Rebuild {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
     },
     /// SIGKILL the process groups of services of the running stack
+    #[command(after_help = examples::KILL)]
     Kill {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
     },
     /// Print logs of the running stack, or from the log files when none runs
+    #[command(after_help = examples::LOGS)]
     Logs {
         /// Services (default: all)
+        #[arg(add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
         /// Keep printing new lines, as `tail -f` does
         #[arg(short, long)]
@@ -104,6 +122,7 @@ enum Cmd {
         lines: usize,
     },
     /// Who calls whom in the running stack: requests, rates, errors and latency per edge
+    #[command(after_help = examples::TRAFFIC)]
     Traffic {
         /// Print the table (or, with -f, each request) as JSON
         #[arg(long)]
@@ -116,36 +135,54 @@ enum Cmd {
         file: Option<PathBuf>,
     },
     /// Write a commented starter devstack.toml here, and add .devstack/ to .gitignore
+    #[command(after_help = examples::INIT)]
     Init {
         /// Replace an existing devstack.toml
         #[arg(long)]
         force: bool,
     },
     /// Stop the running stack gracefully
+    #[command(after_help = examples::DOWN)]
     Down,
     /// Rebuild a service of the running stack when its files change (auto), or only by hand
+    #[command(after_help = examples::WATCH)]
     Watch {
+        #[arg(add = ArgValueCandidates::new(complete::services))]
         service: String,
         #[arg(value_parser = ["auto", "manual"])]
         mode: String,
     },
     /// Serve the Model Context Protocol on stdio, for coding agents: tools to see and drive
     /// the stack running here (ps, logs, start/stop/restart/rebuild, wait_ready, traffic)
-    #[command(after_help = MCP_EXAMPLES)]
+    #[command(after_help = examples::MCP)]
     Mcp,
     /// Validate devstack.toml and print the resolved plan
+    #[command(after_help = examples::CHECK)]
     Check,
+    /// Print the JSON Schema of devstack.toml, for completion and checks in editors
+    #[command(after_help = examples::SCHEMA)]
+    Schema,
+    /// Print the shell script that completes devstack's commands and the services of the stack here
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions {
+        #[arg(value_parser = complete::SHELLS)]
+        shell: String,
+    },
     /// Start headless; exit 0 once every service is ready, 1 as soon as one fails
+    #[command(after_help = examples::CI)]
     Ci {
         /// Services to bring up (default: every service with autostart)
+        #[arg(add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
         /// Give up after this long
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
     },
     /// Start the stack, wait until it is ready, run CMD, stop the stack; exit with CMD's status
+    #[command(after_help = examples::RUN)]
     Run {
         /// Services to bring up (default: every service with autostart)
+        #[arg(add = ArgValueCandidates::new(complete::services))]
         services: Vec<String>,
         /// Give up waiting for readiness after this long
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
@@ -156,21 +193,14 @@ enum Cmd {
     },
 }
 
-const MCP_EXAMPLES: &str = "\
-Examples:
-  claude mcp add devstack -- devstack mcp     register it with Claude Code (run in the project)
-  devstack -f ~/shop/devstack.toml mcp        the stack of another folder
-  {\"mcpServers\": {\"devstack\": {\"command\": \"devstack\", \"args\": [\"mcp\"]}}}
-                                              the same in an agent's JSON config
-
-It speaks on stdin/stdout (nothing else is written there); start the stack with `devstack up -d`.";
-
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 90s or 5m)"))
 }
 
 pub fn main() -> ExitCode {
+    complete::answer(Cli::command);
     let cli = Cli::parse();
+    let _log = debuglog::init(cli.verbose, cli.file.as_deref());
     let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none();
     let stdout_color = color && std::io::stdout().is_terminal();
     let command = cli.command.unwrap_or(Cmd::Up {
@@ -191,6 +221,13 @@ pub fn main() -> ExitCode {
                     .join(config::FILE_NAME),
             };
             init::init(&target, force)
+        }
+        Cmd::Completions { shell } => complete::script(&shell),
+        Cmd::Schema => {
+            use std::io::Write;
+            let schema = serde_json::to_string_pretty(&config::schema()).expect("a schema is JSON");
+            let _ = writeln!(std::io::stdout().lock(), "{schema}");
+            ExitCode::SUCCESS
         }
         Cmd::Check => with_config(file, |cfg| {
             use std::io::Write;
@@ -339,10 +376,17 @@ fn load(
             }
         }
     };
-    load(&path).map_err(|e| {
-        let _ = writeln!(std::io::stderr(), "{e}");
-        ExitCode::from(2)
-    })
+    match load(&path) {
+        Ok(cfg) => {
+            tracing::info!(file = %path.display(), services = cfg.services.len(), "config loaded");
+            Ok(cfg)
+        }
+        Err(e) => {
+            tracing::info!(file = %path.display(), errors = e.0.len(), "config refused");
+            let _ = writeln!(std::io::stderr(), "{e}");
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 /// A service's last log lines, on stderr, under a note saying whose they are.
@@ -364,4 +408,66 @@ fn show_lines(service: &str, lines: &[String]) {
 fn note(text: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "devstack: {text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::{CommandFactory, Parser};
+
+    /// Every command's `--help` ends with examples; a command added without them fails here.
+    #[test]
+    fn every_command_has_examples() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let has = command
+                .get_after_help()
+                .is_some_and(|h| h.to_string().starts_with("Examples:\n  "));
+            if !has {
+                missing.push(path.to_string());
+            }
+            for sub in command.get_subcommands() {
+                // clap's own `help` subcommand has no examples to give.
+                if sub.get_name() != "help" {
+                    check(sub, &format!("{path} {}", sub.get_name()), missing);
+                }
+            }
+        }
+        let mut command = Cli::command();
+        command.build();
+        let mut missing = Vec::new();
+        check(&command, "devstack", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "no Examples: block in --help of {missing:?}"
+        );
+    }
+
+    /// Each example that starts with `devstack` parses (up to a pipe, `&&`, a redirection or a comment), so
+    /// examples follow renamed commands and flags.
+    #[test]
+    fn the_examples_parse() {
+        fn examples(command: &clap::Command, out: &mut Vec<String>) {
+            if let Some(help) = command.get_after_help() {
+                out.extend(help.to_string().lines().map(str::to_string));
+            }
+            command.get_subcommands().for_each(|s| examples(s, out));
+        }
+        let mut lines = Vec::new();
+        examples(&Cli::command(), &mut lines);
+        let mut parsed = 0;
+        for line in &lines {
+            let Some(command) = line.trim().strip_prefix("devstack ") else {
+                continue;
+            };
+            let command = command.split(['#', '|', '&', '>', '<']).next().unwrap();
+            let args = std::iter::once("devstack").chain(command.split_whitespace());
+            if let Err(e) = Cli::try_parse_from(args)
+                && e.kind() != clap::error::ErrorKind::DisplayHelp
+            {
+                panic!("`{line}` does not parse: {e}");
+            }
+            parsed += 1;
+        }
+        assert!(parsed > 30, "{parsed}");
+    }
 }

@@ -409,6 +409,7 @@ pub fn detach(cfg: &Config, services: &[String], wait: Option<Duration>) -> Exit
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("-f")
         .arg(&cfg.file)
+        .args(super::debuglog::args())
         .args(["up", "--headless", "--stay"])
         .args(services)
         .current_dir(&cfg.root)

@@ -7,17 +7,17 @@ mod raw;
 
 pub use diag::{ConfigErrors, Diagnostic};
 pub use plan::describe;
-pub use raw::{CommandLine, Condition, Restart};
+pub use raw::{CommandLine, Condition, Restart, schema};
 
 use diag::did_you_mean;
 use interp::interpolate;
 use nix::sys::signal::Signal;
+use raw::Spanned;
 use raw::{Dur, EnvValue, RawFile, RawHealth, RawService};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use toml::Spanned;
 
 pub const FILE_NAME: &str = "devstack.toml";
 /// The variable every service's processes carry, naming the service (devstack tells whose an

@@ -1,86 +1,206 @@
 //! The file as written: serde structures with spans, before validation and interpolation.
 
+//!
+//! These types are also the source of the JSON Schema that `devstack schema` prints (`schema()`):
+//! the derived `JsonSchema` follows the same serde attributes as the parser, the doc comments of
+//! the fields become the schema's descriptions, and the types with a hand-written `Deserialize`
+//! have a hand-written `JsonSchema` beside it.
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
-use toml::Spanned;
 
-#[derive(Deserialize, Default)]
+/// A value and where it was written (`toml::Spanned`); its JSON Schema is the value's own.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct Spanned<T>(toml::Spanned<T>);
+
+impl<T> Spanned<T> {
+    pub fn new(span: std::ops::Range<usize>, value: T) -> Self {
+        Spanned(toml::Spanned::new(span, value))
+    }
+    pub fn span(&self) -> std::ops::Range<usize> {
+        self.0.span()
+    }
+    pub fn get_ref(&self) -> &T {
+        self.0.get_ref()
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Spanned<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// The JSON Schema (draft 7, as editors' TOML plugins read it) of `devstack.toml`.
+pub fn schema() -> Schema {
+    schemars::generate::SchemaSettings::draft07()
+        .with(|s| {
+            let no_null = schemars::transform::RecursiveTransform(no_null);
+            s.transforms.insert(0, Box::new(no_null));
+        })
+        .into_generator()
+        .into_root_schema_for::<RawFile>()
+}
+
+/// TOML has no null (a key left out is how a value is absent): `Option<T>` is just `T`.
+fn no_null(schema: &mut Schema) {
+    use serde_json::Value;
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Array(types)) = obj.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types.remove(0);
+            obj.insert("type".into(), only);
+        }
+    }
+    let null = serde_json::json!({ "type": "null" });
+    if let Some(Value::Array(any)) = obj.get("anyOf")
+        && any.contains(&null)
+    {
+        let mut rest: Vec<Value> = any.iter().filter(|s| **s != null).cloned().collect();
+        if let [Value::Object(only)] = rest.as_mut_slice() {
+            let only = std::mem::take(only);
+            obj.remove("anyOf");
+            obj.extend(only);
+        } else {
+            obj.insert("anyOf".into(), Value::Array(rest));
+        }
+    }
+}
+
+/// devstack.toml: the services of a stack that `devstack` builds, starts, supervises and shows.
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "devstack.toml")]
 pub struct RawFile {
+    /// Settings of the whole stack.
     #[serde(default)]
     pub stack: RawStack,
+    /// Variables for every service (`${VAR}` works in them; bare numbers and booleans are allowed).
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<EnvValue>>,
+    /// The services, by name: `[services.NAME]`.
     #[serde(default)]
     pub services: BTreeMap<Spanned<String>, RawService>,
 }
 
-#[derive(Deserialize, Default)]
+/// `[stack]`: settings of the whole stack.
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStack {
+    /// The stack's name (default: the folder's name).
     pub name: Option<Spanned<String>>,
+    /// A dotenv file (relative to devstack.toml's folder) loaded into every service.
     pub env_file: Option<Spanned<String>>,
+    /// How long a service may take to stop before SIGKILL (default 5s).
     pub grace: Option<Dur>,
+    /// The quiet period after a file change before a rebuild (default 200ms).
     pub debounce: Option<Dur>,
+    /// Log lines kept in memory per service, the dashboard's scrollback (100 to 10000000; default 10000).
     pub scrollback: Option<Spanned<usize>>,
 }
 
-#[derive(Deserialize)]
+/// `[services.NAME]`: one service (with `run`), or a one-shot task (`build` only).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
+    /// Run before each start (a one-shot task without `run`: completed on exit 0); a failed build keeps the old process. A string runs through `sh -c`, an array is executed as is.
     pub build: Option<Spanned<CommandLine>>,
+    /// The service's command. A string runs through `sh -c`, an array is executed as is. Listen on $PORT.
     pub run: Option<Spanned<CommandLine>>,
+    /// The folder the service runs in, relative to devstack.toml's folder (default: that folder).
     pub cwd: Option<Spanned<String>>,
+    /// Where the others reach the service (as NAME_URL): devstack listens here and forwards to a private port it gives the service in $PORT.
     pub port: Option<Spanned<Port>>,
+    /// false: the service binds `port` itself (PORT = port) and no traffic is seen (default true).
     pub proxy: Option<bool>,
+    /// How the proxy reads this service's traffic (default "auto": sniffed).
     pub protocol: Option<Spanned<crate::traffic::Protocol>>,
+    /// Variables for this service (`${VAR}` and `${services.NAME.port}` work in them).
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<EnvValue>>,
+    /// Services that must be ready first: a list of names, or a table of name → "started" | "healthy" | "completed" | { condition, restart }.
     #[serde(default)]
     pub depends_on: Deps,
+    /// Globs (relative to cwd) whose changes rebuild and restart the service.
     #[serde(default)]
     pub watch: Vec<Spanned<String>>,
+    /// Globs of files whose changes are ignored.
     #[serde(default)]
     pub ignore: Vec<Spanned<String>>,
+    /// When the service is started again after it exits (default "on-failure"), with exponential backoff.
     pub restart: Option<Restart>,
+    /// false: started only by name (`devstack up NAME`, `devstack start NAME`) or as a dependency (default true).
     pub autostart: Option<bool>,
+    /// The signal that stops the service's process group (default "TERM").
     pub stop_signal: Option<StopSignal>,
+    /// How long the service may take to stop before SIGKILL (default: the stack's grace).
     pub grace: Option<Dur>,
+    /// How devstack knows the service is healthy: exactly one of http, tcp, cmd, log.
     pub health: Option<Spanned<RawHealth>>,
 }
 
-#[derive(Deserialize)]
+/// `[services.NAME.health]`: exactly one of http, tcp, cmd, log, and the timings.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealth {
+    /// GET on the service's port (a path like "/healthz", or a full http:// URL); 2xx/3xx is healthy.
     pub http: Option<Spanned<String>>,
+    /// true: a connection to the service's port is accepted.
     pub tcp: Option<Spanned<bool>>,
+    /// A command (through `sh -c`, in the service's cwd and env): exit 0 is healthy.
     pub cmd: Option<Spanned<String>>,
+    /// A regex over the service's output: healthy once it matches.
     pub log: Option<Spanned<String>>,
+    /// Time between probes (default 1s).
     pub interval: Option<Dur>,
+    /// How long a probe may take (default 1s).
     pub timeout: Option<Dur>,
+    /// Consecutive failures before unhealthy (default 3).
     pub retries: Option<u32>,
+    /// Failures in this time after a start don't count (default 30s).
     pub start_period: Option<Dur>,
 }
 
 /// `restart = "no" | "on-failure" | "always"`
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Restart {
+    /// Never.
     No,
+    /// When it exits with a failure (the default).
     #[default]
     OnFailure,
+    /// Whenever it exits.
     Always,
 }
 
 /// What a dependent waits for.
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Condition {
+    /// The dependency's process has started.
     Started,
+    /// The dependency's health probe succeeded.
     Healthy,
+    /// The one-shot task exited 0.
     Completed,
 }
 
@@ -130,6 +250,21 @@ impl<'de> Deserialize<'de> for CommandLine {
     }
 }
 
+impl JsonSchema for CommandLine {
+    fn schema_name() -> Cow<'static, str> {
+        "CommandLine".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A command: a string runs through `sh -c`, an array is executed as is.",
+            "anyOf": [
+                { "type": "string", "pattern": "\\S" },
+                { "type": "array", "items": { "type": "string" }, "minItems": 1 }
+            ]
+        })
+    }
+}
+
 /// An environment value: strings, and numbers or booleans written bare (`PORT = 8080`).
 #[derive(Debug, Clone)]
 pub struct EnvValue(pub String);
@@ -159,6 +294,15 @@ impl<'de> Deserialize<'de> for EnvValue {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for EnvValue {
+    fn schema_name() -> Cow<'static, str> {
+        "EnvValue".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "number", "boolean"] })
     }
 }
 
@@ -195,6 +339,24 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+/// The units `humantime::parse_duration` reads.
+const DURATION_UNITS: &str = "nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y";
+
+impl JsonSchema for Dur {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let pattern = format!(r"^\s*(0|([0-9]+(\.[0-9]*)?\s*({DURATION_UNITS})\s*)+)$");
+        json_schema!({
+            "description": "A duration: a number with a unit, like \"250ms\", \"5s\", \"1m\" or \"1m 30s\" (at most a week).",
+            "type": "string",
+            "pattern": pattern,
+            "examples": ["250ms", "5s", "1m"]
+        })
+    }
+}
+
 /// A signal name: `TERM`, `SIGTERM`, `INT`, `HUP`, `QUIT`, `KILL`, `USR1`, `USR2`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StopSignal(pub nix::sys::signal::Signal);
@@ -218,6 +380,34 @@ impl<'de> Deserialize<'de> for StopSignal {
     }
 }
 
+impl JsonSchema for StopSignal {
+    fn schema_name() -> Cow<'static, str> {
+        "Signal".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        // Every name nix knows, with or without SIG, in any case (as the parser reads them).
+        let names: Vec<String> = nix::sys::signal::Signal::iterator()
+            .map(|s| {
+                s.as_str()
+                    .trim_start_matches("SIG")
+                    .chars()
+                    .map(|c| match c.is_ascii_alphabetic() {
+                        true => format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase()),
+                        false => c.to_string(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let pattern = format!("^([Ss][Ii][Gg])?({})$", names.join("|"));
+        json_schema!({
+            "description": "A signal name, with or without SIG: \"TERM\", \"INT\", \"QUIT\", \"HUP\"…",
+            "type": "string",
+            "pattern": pattern,
+            "examples": ["TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2"]
+        })
+    }
+}
+
 /// `depends_on`: a list of names, or a table of name → condition / { condition, restart }.
 #[derive(Default)]
 pub struct Deps(pub Vec<RawDep>);
@@ -228,12 +418,34 @@ pub struct RawDep {
     pub restart: bool,
 }
 
-#[derive(Deserialize)]
+/// A dependency with its options.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct DepTable {
+    /// What to wait for (default: "healthy" with a probe, "completed" for a task, else "started").
     condition: Option<Condition>,
+    /// true: restart this service when the dependency is rebuilt or restarted.
     #[serde(default)]
     restart: bool,
+}
+
+impl JsonSchema for Deps {
+    fn schema_name() -> Cow<'static, str> {
+        "DependsOn".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let condition = generator.subschema_for::<Condition>();
+        let table = generator.subschema_for::<DepTable>();
+        json_schema!({
+            "anyOf": [
+                { "type": "array", "items": { "type": "string" } },
+                {
+                    "type": "object",
+                    "additionalProperties": { "anyOf": [condition, table] }
+                }
+            ]
+        })
+    }
 }
 
 struct DepSpec(DepTable);
@@ -299,6 +511,15 @@ impl<'de> Deserialize<'de> for Deps {
 /// A TCP port, 1-65535.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Port(pub u16);
+
+impl JsonSchema for Port {
+    fn schema_name() -> Cow<'static, str> {
+        "Port".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "integer", "minimum": 1, "maximum": 65535 })
+    }
+}
 
 impl<'de> Deserialize<'de> for Port {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -92,6 +92,7 @@ pub fn bind(path: &Path) -> std::io::Result<Socket> {
         let _ = std::fs::remove_file(&at);
         return Err(e);
     }
+    tracing::info!(socket = %at.display(), "control socket listening");
     Ok(Socket {
         listener,
         path: path.to_path_buf(),
@@ -251,8 +252,18 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {
         }
         let request = match Request::parse(&buf) {
             None => continue,
-            Some(Ok(r)) => r,
+            Some(Ok(r)) => {
+                match &r {
+                    // What is typed into a service (a password, maybe) stays out of the log.
+                    Request::Input { service, text } => {
+                        tracing::debug!(%service, bytes = text.len(), "socket request: input")
+                    }
+                    r => tracing::debug!(request = ?r, "socket request"),
+                }
+                r
+            }
             Some(Err(e)) => {
+                tracing::debug!(error = %e, "bad socket request");
                 if out.send(&error(e)).await.is_err() {
                     return;
                 }

@@ -224,6 +224,7 @@ impl Engine {
         });
         match self.spawner.spawn(request, Box::new(feed), on_exit) {
             Ok(started) => {
+                tracing::info!(service = %spec.name, pid = started.pid, build = !run, "spawned");
                 self.record.add(started.pid, &spec.name);
                 let proc = Proc {
                     id,
@@ -247,6 +248,7 @@ impl Engine {
             // A program that can't be started (often one being rebuilt right now) fails like
             // one that exited at once: a failed build, or a crash the restart policy handles.
             Err(e) => {
+                tracing::warn!(service = %spec.name, error = %e, "cannot spawn");
                 self.say(i, e.to_string());
                 let exit = Exit::NotStarted;
                 if run {
@@ -269,6 +271,14 @@ impl Engine {
             return;
         };
         let proc = proc.expect("matched above");
+        tracing::info!(
+            service = %self.cfg.services[i].name,
+            pid = proc.pid,
+            build = was_build,
+            stopping = proc.stopping,
+            %exit,
+            "exited"
+        );
         // Its session was cleared when it exited; nothing signals this pid any more.
         self.spawner.reap(proc.pid);
         self.record.remove(proc.pid);

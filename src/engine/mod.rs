@@ -374,6 +374,13 @@ impl Engine {
             tokio::select! {
                 msg = self.rx.recv() => match msg {
                     Some(Msg::Cmd(cmd, ack)) => {
+                        match &cmd {
+                            // What is typed into a service stays out of the log.
+                            Command::Input(i, bytes) => {
+                                tracing::trace!(service = self.name(*i), bytes = bytes.len(), "command: input")
+                            }
+                            cmd => tracing::debug!(?cmd, "command"),
+                        }
                         self.command(cmd);
                         self.acks.extend(ack);
                     }
@@ -430,6 +437,7 @@ impl Engine {
     }
 
     fn say(&self, i: usize, text: impl AsRef<str>) {
+        tracing::debug!(service = self.name(i), "{}", text.as_ref());
         self.logs.system(i, text);
     }
 

@@ -32,7 +32,9 @@ const REFUSED_GRACE: Duration = Duration::from_millis(500);
 const REFUSED_RETRY: Duration = Duration::from_millis(50);
 
 /// How a listener reads its connections.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// Sniff the first bytes: HTTP/1.x, h2c (HTTP/2 with prior knowledge) or raw TCP.
@@ -195,6 +197,7 @@ impl Proxy {
         };
         let route = Arc::new(route);
         let ctx = self.ctx.clone();
+        tracing::info!(%addr, "proxy listening");
         let task = runtime.spawn(accept_loop(listener, route, ctx));
         Ok(Listener {
             addr,

@@ -1,0 +1,95 @@
+//! Shell completion (clap_complete's dynamic completion): `devstack completions SHELL` prints a
+//! script that asks devstack itself, through `DEVSTACK_COMPLETE`, what to complete; service names
+//! come from the devstack.toml of the current folder (or the nearest parent).
+
+use clap_complete::CompletionCandidate;
+use clap_complete::env::Shells;
+use devstack::config;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// The variable the scripts set when they ask devstack for completions.
+pub const VAR: &str = "DEVSTACK_COMPLETE";
+
+/// The shells `completions` writes a script for.
+pub const SHELLS: [&str; 3] = ["bash", "zsh", "fish"];
+
+/// Answer a completion request and exit, when the shell's script made this run one.
+pub fn answer(command: fn() -> clap::Command) {
+    clap_complete::CompleteEnv::with_factory(command)
+        .var(VAR)
+        .complete();
+}
+
+/// Print the script that registers devstack's completion in `shell`.
+pub fn script(shell: &str) -> ExitCode {
+    let shells = Shells::builtins();
+    let completer = shells
+        .completer(shell)
+        .expect("clap only lets a known shell through");
+    // The script calls this binary as it was called here: by name (found on PATH), or by its
+    // absolute path.
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    let mut me = std::path::PathBuf::from(arg0);
+    if me.components().count() > 1 {
+        me = std::path::absolute(&me).unwrap_or(me);
+    }
+    let mut out = Vec::new();
+    let written =
+        completer.write_registration(VAR, "devstack", "devstack", &me.to_string_lossy(), &mut out);
+    match written.and_then(|()| std::io::stdout().lock().write_all(&out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// The service names of the devstack.toml here, read leniently: a file the parser would refuse
+/// still gives the names it has, and nothing is ever printed about it.
+pub fn services() -> Vec<CompletionCandidate> {
+    let Some(file) = std::env::current_dir().ok().and_then(|d| config::find(&d)) else {
+        return Vec::new();
+    };
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Vec::new();
+    };
+    service_names(&text)
+        .into_iter()
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
+/// The keys of `[services]`; when the file isn't TOML, the names of its `[services.NAME]` headers.
+fn service_names(text: &str) -> Vec<String> {
+    if let Ok(table) = text.parse::<toml::Table>() {
+        return match table.get("services") {
+            Some(toml::Value::Table(services)) => services.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+    }
+    let mut names: Vec<String> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim_start().strip_prefix('[')?.trim_start();
+            let name = rest.strip_prefix("services.")?;
+            let end = name.find(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_'))?;
+            (end > 0).then(|| name[..end].to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_names;
+
+    #[test]
+    fn names_from_a_valid_and_a_broken_file() {
+        let valid = "[services.web]\nrun = \"x\"\n[services.db]\nrun = \"y\"\n[services.db.health]\ntcp = true\n";
+        assert_eq!(service_names(valid), ["db", "web"]);
+        let broken = "[services.web]\nrun = \"x\n[services.db.health]\n[ services.api ]\n";
+        assert_eq!(service_names(broken), ["api", "db", "web"]);
+        assert!(service_names("[stack]\nname = \"x\"").is_empty());
+    }
+}

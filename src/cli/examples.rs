@@ -1,0 +1,112 @@
+//! The `Examples:` block at the end of each command's `--help` (clap's `after_help`).
+
+pub const DEVSTACK: &str = "\
+Examples:
+  devstack                     # the dashboard on the stack of devstack.toml here (or attach to it)
+  devstack up --headless       # prefixed log lines instead of the dashboard
+  devstack -f ../shop/devstack.toml check
+  devstack up -d && devstack ps
+  devstack help restart        # the help of one command";
+
+pub const UP: &str = "\
+Examples:
+  devstack up                  # every service with autostart
+  devstack up api              # api and everything it depends on
+  devstack up --headless       # prefixed lines instead of the dashboard
+  devstack up -d               # in the background; output in .devstack/devstack.out
+  devstack up -d --wait --timeout 2m";
+
+pub const ATTACH: &str = "\
+Examples:
+  devstack up -d && devstack attach   # q then detaches (d) or stops the stack (s)";
+
+pub const PS: &str = "\
+Examples:
+  devstack ps
+  devstack ps --json | jq -r '.services[] | select(.state != \"running\") | .name'";
+
+pub const START: &str = "\
+Examples:
+  devstack start worker        # and what it depends on; returns once it is ready
+  devstack start api worker";
+
+pub const STOP: &str = "\
+Examples:
+  devstack stop worker         # returns once it has stopped
+  devstack stop api worker";
+
+pub const RESTART: &str = "\
+Examples:
+  devstack restart api         # returns once the new process is ready
+  devstack restart --all       # every service, in dependency order";
+
+pub const REBUILD: &str = "\
+Examples:
+  devstack rebuild api         # exit 1 with the build's last lines if it fails (the old process stays)";
+
+pub const KILL: &str = "\
+Examples:
+  devstack kill api            # SIGKILL its process group; its restart policy then applies";
+
+pub const LOGS: &str = "\
+Examples:
+  devstack logs                # the last 100 lines of every service, merged in time order
+  devstack logs -f api worker  # follow two services
+  devstack logs -n 1000 api | grep -i error
+  devstack logs --file ../shop/devstack.toml";
+
+pub const TRAFFIC: &str = "\
+Examples:
+  devstack traffic             # the caller -> callee table, busiest first
+  devstack traffic -f          # each request as it ends
+  devstack traffic --json | jq '.edges[0]'";
+
+pub const INIT: &str = "\
+Examples:
+  devstack init                # devstack.toml with one web service, then: devstack
+  devstack init --force        # replace the devstack.toml here";
+
+pub const DOWN: &str = "\
+Examples:
+  devstack down                # stop the stack running here; returns once it has stopped";
+
+pub const WATCH: &str = "\
+Examples:
+  devstack watch api manual    # stop rebuilding api on file changes
+  devstack watch api auto      # rebuild it on changes again";
+
+pub const CHECK: &str = "\
+Examples:
+  devstack check               # the plan: start order, commands, cwd, ports
+  devstack -f ci/devstack.toml check";
+
+pub const SCHEMA: &str = "\
+Examples:
+  devstack schema > .devstack-schema.json
+  # then, as the first line of devstack.toml (taplo, Even Better TOML):
+  #:schema ./.devstack-schema.json";
+
+pub const COMPLETIONS: &str = "\
+Examples:
+  source <(devstack completions bash)     # in ~/.bashrc
+  source <(devstack completions zsh)      # in ~/.zshrc, after compinit
+  devstack completions fish > ~/.config/fish/completions/devstack.fish";
+
+pub const CI: &str = "\
+Examples:
+  devstack ci                  # exit 0 once everything is ready, 1 naming what failed
+  devstack ci api --timeout 2m";
+
+pub const RUN: &str = "\
+Examples:
+  devstack run -- cargo test --test e2e     # with API_URL etc. in its environment
+  devstack run api db --timeout 2m -- ./integration.sh";
+
+pub const MCP: &str = "\
+Examples:
+  claude mcp add devstack -- devstack mcp   # register it with Claude Code (run in the project)
+  devstack -f ~/shop/devstack.toml mcp      # the stack of another folder
+  {\"mcpServers\": {\"devstack\": {\"command\": \"devstack\", \"args\": [\"mcp\"]}}}
+                                            # the same in an agent's JSON config
+
+It speaks on stdin/stdout (nothing else is written there); start the stack with `devstack up -d`.";
