@@ -119,6 +119,10 @@ enum Cmd {
         /// Replace an existing devstack.toml
         #[arg(long)]
         force: bool,
+        /// Translate a Procfile, docker-compose.yml/compose.yaml or process-compose.yaml instead
+        /// (what can't be translated: comments, and warnings on stderr)
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
     },
     /// Stop the running stack gracefully
     Down,
@@ -169,14 +173,14 @@ pub fn main() -> ExitCode {
     let file = cli.file.as_deref();
     let headless = cli.headless;
     match command {
-        Cmd::Init { force } => {
+        Cmd::Init { force, from } => {
             let target = match file {
                 Some(f) => std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf()),
                 None => std::env::current_dir()
                     .unwrap_or_default()
                     .join(config::FILE_NAME),
             };
-            init::init(&target, force)
+            init::init(&target, force, from.as_deref())
         }
         Cmd::Check => with_config(file, |cfg| {
             use std::io::Write;
@@ -319,6 +323,12 @@ fn load(
                         config::FILE_NAME,
                         config::diag::printable(&here.display().to_string())
                     );
+                    if let Some(other) = config::import::find_importable(&here) {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "  = help: `devstack init --from {other}` translates the {other} here"
+                        );
+                    }
                     return Err(ExitCode::from(2));
                 }
             }
