@@ -40,6 +40,18 @@ fn project(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
+/// A string in the written TOML, by its dotted path.
+fn field(toml: &str, path: &str) -> String {
+    let mut v: toml::Value = toml::from_str(toml).unwrap();
+    for part in path.split('.') {
+        v = v
+            .get(part)
+            .unwrap_or_else(|| panic!("no {path} in\n{toml}"))
+            .clone();
+    }
+    v.as_str().unwrap().to_string()
+}
+
 /// `init --from FILE` succeeds; the config it wrote passes `check`; its text and the stderr.
 fn translate(dir: &Path, file: &str) -> (String, String) {
     let out = devstack(dir, &["init", "--from", file]);
@@ -173,5 +185,305 @@ fn an_unknown_format_is_refused() {
     let out = devstack(&dir, &["init", "--from", "notes.txt"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("is not a Procfile"), "{}", out.stderr);
+    assert!(!dir.join("devstack.toml").exists());
+}
+
+// ---- compose ----
+
+const SHOP_COMPOSE: &str = r#"name: shop
+services:
+  db:
+    image: postgres:16-alpine
+    environment:
+      POSTGRES_PASSWORD: secret
+      POSTGRES_DB: shop
+    ports:
+      - "5432:5432"
+    volumes:
+      - pgdata:/var/lib/postgresql/data
+    healthcheck:
+      test: ["CMD-SHELL", "pg_isready -U postgres"]
+      interval: 5s
+      timeout: 3s
+      retries: 5
+  redis:
+    image: redis:7
+    ports: ["6379:6379"]
+  migrate:
+    build: ./api
+    command: ["npm", "run", "migrate"]
+    environment:
+      - DATABASE_URL=postgres://postgres:secret@db:5432/shop
+  api:
+    build:
+      context: ./api
+      dockerfile: Dockerfile.dev
+    command: npm run dev
+    environment:
+      DATABASE_URL: postgres://postgres:secret@db:5432/shop
+      REDIS_URL: redis://redis:6379
+      PORT: 3000
+      LOG_LEVEL: ${LOG_LEVEL:-info}
+      API_KEY: ${API_KEY}
+      SENTRY_DSN: ${SENTRY_DSN}
+    ports:
+      - "3000:3000"
+    depends_on:
+      db:
+        condition: service_healthy
+        restart: true
+      redis:
+        condition: service_started
+      migrate:
+        condition: service_completed_successfully
+    healthcheck:
+      test: ["CMD", "curl", "-f", "http://localhost:3000/health"]
+      interval: 10s
+      timeout: 5s
+      retries: 3
+      start_period: 30s
+    develop:
+      watch:
+        - action: sync
+          path: ./api/src
+          target: /app/src
+        - action: rebuild
+          path: ./api/package.json
+        - action: sync+restart
+          path: ./api/config
+          target: /app/config
+          ignore:
+            - local/
+  worker:
+    build: ./api
+    command: node worker.js --queue "$${QUEUE:-default}"
+    depends_on:
+      api:
+        condition: service_healthy
+      migrate:
+        condition: service_completed_successfully
+  web.frontend:
+    build: ./web
+    command: sh -c "npm install && npm run dev -- --host 0.0.0.0"
+    ports:
+      - "8080:5173"
+    depends_on:
+      - api
+    restart: unless-stopped
+    develop:
+      watch:
+        - action: rebuild
+          path: ./web/src
+          ignore:
+            - "**/*.test.ts"
+volumes:
+  pgdata:
+"#;
+
+#[test]
+fn compose_with_healthchecks_conditions_and_develop_watch() {
+    let (_tmp, dir) = project(&[
+        ("compose.yaml", SHOP_COMPOSE),
+        (".env", "API_KEY=dev-key\n"),
+        ("api/package.json", "{}"),
+        ("web/package.json", "{}"),
+    ]);
+    let (toml, stderr) = translate(&dir, "compose.yaml");
+    insta::assert_snapshot!(toml);
+    for w in [
+        "warning: compose.yaml: top-level `volumes` is not translated",
+        "warning: compose.yaml: service db: image postgres:16-alpine runs in a container",
+        "warning: compose.yaml: service db: not translated (container settings): volumes",
+        "warning: compose.yaml: service api: depends on `db` (healthy), which is commented out",
+        "warning: compose.yaml: service api: SENTRY_DSN: `${SENTRY_DSN}` is defined in no .env",
+        "warning: compose.yaml: service web.frontend: ports: published on host port 8080",
+        "warning: compose.yaml: service web.frontend: renamed `web.frontend` to `web-frontend`",
+    ] {
+        assert!(stderr.contains(w), "{w}\n{stderr}");
+    }
+    // A variable the .env defines is read from it, through the stack's env_file.
+    assert!(toml.contains("env_file = \".env\""), "{toml}");
+    assert!(toml.contains("API_KEY = \"${API_KEY}\""), "{toml}");
+    // The migration others wait to complete is a one-shot task; the commented-out database
+    // runs locally with its usual command.
+    assert!(
+        toml.contains("[services.migrate]\nbuild = \"npm run migrate\""),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("# run = \"postgres -D .data/postgres -p 5432 -k /tmp\""),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("# run = \"redis-server --port 6379\""),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("depends_on = { api = \"healthy\", migrate = \"completed\" }"),
+        "{toml}"
+    );
+}
+
+const RAILS_COMPOSE: &str = r#"version: "3.9"
+services:
+  db:
+    image: postgres
+    volumes:
+      - ./tmp/db:/var/lib/postgresql/data
+    environment:
+      POSTGRES_PASSWORD: password
+  redis:
+    image: "redis:alpine"
+  web:
+    build: .
+    command: bash -c "rm -f tmp/pids/server.pid && bundle exec rails s -p 3000 -b '0.0.0.0'"
+    volumes:
+      - .:/myapp
+    ports:
+      - "3000:3000"
+    env_file: .env.development
+    environment:
+      - DATABASE_HOST=db
+      - REDIS_URL=redis://redis:6379/1
+      - RAILS_LOG_TO_STDOUT
+    depends_on:
+      - db
+      - redis
+    stdin_open: true
+    tty: true
+  sidekiq:
+    build: .
+    command: bundle exec sidekiq
+    env_file:
+      - .env.development
+      - .env.sidekiq
+    depends_on:
+      - db
+      - redis
+"#;
+
+#[test]
+fn compose_rails_classic_with_env_files_and_list_dependencies() {
+    let (_tmp, dir) = project(&[
+        ("docker-compose.yml", RAILS_COMPOSE),
+        (".env.development", "RAILS_ENV=development\n"),
+        (".env.sidekiq", "SIDEKIQ_CONCURRENCY=5\n"),
+    ]);
+    let (toml, stderr) = translate(&dir, "docker-compose.yml");
+    insta::assert_snapshot!(toml);
+    assert!(toml.contains("env_file = \".env.development\""), "{toml}");
+    assert!(toml.contains("DATABASE_HOST = \"127.0.0.1\""), "{toml}");
+    for w in [
+        "service web: not translated (container settings): volumes, stdin_open, tty",
+        "service sidekiq: env_file .env.sidekiq is not loaded",
+        "service web: depends on `db` (started), which is commented out",
+    ] {
+        assert!(stderr.contains(w), "{w}\n{stderr}");
+    }
+    // bash -c SCRIPT stays a bash command, quoted for sh.
+    assert_eq!(
+        field(&toml, "services.web.run"),
+        r#"bash -c "rm -f tmp/pids/server.pid && bundle exec rails s -p 3000 -b '0.0.0.0'""#
+    );
+}
+
+const DJANGO_COMPOSE: &str = r#"x-app: &app
+  build:
+    context: .
+  environment: &env
+    DJANGO_SETTINGS_MODULE: proj.settings
+    CELERY_BROKER_URL: amqp://guest:guest@rabbitmq:5672//
+  restart: on-failure:3
+
+services:
+  rabbitmq:
+    image: rabbitmq:3-management
+    ports:
+      - "5672:5672"
+      - "15672:15672"
+  web:
+    <<: *app
+    entrypoint: ["/app/docker-entrypoint.sh"]
+    command: ["gunicorn", "proj.wsgi", "--bind", "0.0.0.0:$PORT", "--log-level", "debug"]
+    environment:
+      <<: *env
+      PORT: "8000"
+    ports:
+      - target: 8000
+        published: 8000
+    healthcheck:
+      test: curl -fs http://localhost:$$PORT/healthz || exit 1
+      interval: 1m30s
+      start_interval: 2s
+    stop_signal: SIGINT
+    stop_grace_period: 1m30s
+  celery:
+    <<: *app
+    command: celery -A proj worker -l INFO
+    healthcheck:
+      test: ["NONE"]
+    depends_on:
+      rabbitmq:
+        condition: service_healthy
+  flower:
+    <<: *app
+    command: celery -A proj flower
+    profiles: [debug]
+    depends_on:
+      celery:
+        condition: service_healthy
+    expose:
+      - "5555"
+  external:
+    image: mycorp/legacy-billing:2.1
+    ports:
+      - "9090:9090"
+networks:
+  default:
+    name: proj
+"#;
+
+#[test]
+fn compose_django_with_anchors_entrypoints_profiles_and_unknown_images() {
+    let (_tmp, dir) = project(&[("compose.yml", DJANGO_COMPOSE)]);
+    let (toml, stderr) = translate(&dir, "compose.yml");
+    insta::assert_snapshot!(toml);
+    // Entrypoint then command; `$PORT` stays live for the shell (double quotes).
+    assert_eq!(
+        field(&toml, "services.web.run"),
+        r#"/app/docker-entrypoint.sh gunicorn proj.wsgi --bind "0.0.0.0:$PORT" --log-level debug"#
+    );
+    assert!(
+        toml.contains("stop_signal = \"INT\"\ngrace = \"1m30s\""),
+        "{toml}"
+    );
+    assert!(toml.contains("[services.flower]"), "{toml}");
+    assert!(toml.contains("autostart = false"), "{toml}");
+    assert!(
+        toml.contains("cmd = \"curl -fs http://localhost:$PORT/healthz || exit 1\""),
+        "{toml}"
+    );
+    for w in [
+        "warning: compose.yml: top-level `networks` is not translated",
+        "service web: restart: at most 3 retries has no counterpart",
+        "service rabbitmq: ports 15672:15672: devstack knows one port per service",
+        "service celery: depends on `rabbitmq` (healthy), which is commented out",
+        "service flower: waited for `celery` to be healthy, but it has no health probe here",
+        "service external: no command: it runs image mycorp/legacy-billing:2.1's command",
+        "service external: renamed `external` to `external-svc`",
+    ] {
+        assert!(stderr.contains(w), "{w}\n{stderr}");
+    }
+}
+
+#[test]
+fn a_yaml_syntax_error_names_file_line_and_column() {
+    let (_tmp, dir) = project(&[(
+        "compose.yaml",
+        "services:\n  web:\n    command: [\"a\", \"b\"\n    ports: x\n",
+    )]);
+    let out = devstack(&dir, &["init", "--from", "compose.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.starts_with("compose.yaml:4:"), "{}", out.stderr);
     assert!(!dir.join("devstack.toml").exists());
 }
