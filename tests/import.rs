@@ -487,3 +487,241 @@ fn a_yaml_syntax_error_names_file_line_and_column() {
     assert!(out.stderr.starts_with("compose.yaml:4:"), "{}", out.stderr);
     assert!(!dir.join("devstack.toml").exists());
 }
+
+// ---- process-compose ----
+
+const PC_WEB: &str = r#"version: "0.5"
+log_level: debug
+log_location: /tmp/process-compose.log
+
+environment:
+  - "APP_ENV=development"
+
+processes:
+  postgres:
+    description: the database, in the foreground
+    command: postgres -D .data/pg -p 5433 -k /tmp
+    readiness_probe:
+      exec:
+        command: pg_isready -h 127.0.0.1 -p 5433
+      initial_delay_seconds: 2
+      period_seconds: 5
+      timeout_seconds: 3
+      failure_threshold: 10
+    shutdown:
+      signal: 2
+      timeout_seconds: 20
+    availability:
+      restart: always
+
+  migrate:
+    command: "./bin/migrate --database postgres://127.0.0.1:5433/app"
+    depends_on:
+      postgres:
+        condition: process_healthy
+    availability:
+      restart: "no"
+
+  api:
+    command: "go run ./cmd/api"
+    working_dir: ./api
+    environment:
+      - "PORT=8080"
+      - "DB_URL=postgres://127.0.0.1:5433/app"
+      - "LOG_FORMAT=${LOG_FORMAT}"
+    depends_on:
+      migrate:
+        condition: process_completed_successfully
+    readiness_probe:
+      http_get:
+        host: 127.0.0.1
+        scheme: http
+        path: "/healthz"
+        port: 8080
+      initial_delay_seconds: 1
+      period_seconds: 2
+      timeout_seconds: 1
+      success_threshold: 1
+      failure_threshold: 3
+    liveness_probe:
+      http_get:
+        host: 127.0.0.1
+        path: "/livez"
+        port: 8080
+    availability:
+      restart: on_failure
+      backoff_seconds: 2
+      max_restarts: 5
+
+  frontend:
+    command: "npm run dev"
+    working_dir: ./web
+    depends_on:
+      api:
+        condition: process_healthy
+    availability:
+      restart: on_failure
+"#;
+
+#[test]
+fn process_compose_with_probes_availability_and_shutdown() {
+    let (_tmp, dir) = project(&[
+        ("process-compose.yaml", PC_WEB),
+        (".env", "LOG_FORMAT=json\n"),
+        ("api/go.mod", "module api\n"),
+        ("web/package.json", "{}"),
+    ]);
+    let (toml, stderr) = translate(&dir, "process-compose.yaml");
+    insta::assert_snapshot!(toml);
+    assert_eq!(field(&toml, "services.api.health.http"), "/healthz");
+    assert_eq!(field(&toml, "services.postgres.stop_signal"), "INT");
+    assert_eq!(field(&toml, "services.postgres.grace"), "20s");
+    assert_eq!(field(&toml, "services.postgres.health.start_period"), "2s");
+    assert_eq!(
+        field(&toml, "services.migrate.build"),
+        "./bin/migrate --database postgres://127.0.0.1:5433/app"
+    );
+    assert_eq!(field(&toml, "services.api.env.LOG_FORMAT"), "${LOG_FORMAT}");
+    assert_eq!(field(&toml, "env.APP_ENV"), "development");
+    for w in [
+        "warning: process-compose.yaml: top-level `log_level` is not translated",
+        "warning: process-compose.yaml: service api: liveness_probe is not translated",
+        "warning: process-compose.yaml: service api: availability backoff_seconds 2 has no counterpart",
+        "warning: process-compose.yaml: service api: availability max_restarts 5 has no counterpart",
+    ] {
+        assert!(stderr.contains(w), "{w}\n{stderr}");
+    }
+}
+
+const PC_WORKERS: &str = r#"version: "0.5"
+processes:
+  redis:
+    command: redis-server --port 6380
+    is_daemon: false
+    ready_log_line: "Ready to accept connections"
+  worker.default:
+    command: "bundle exec sidekiq -q default"
+    depends_on:
+      redis:
+        condition: process_log_ready
+    shutdown:
+      signal: 15
+      timeout_seconds: 25
+      command: "bundle exec sidekiqctl quiet"
+    replicas: 2
+  scheduler:
+    command: "bundle exec clockwork clock.rb"
+    disabled: true
+    depends_on:
+      worker.default:
+        condition: process_started
+  seed:
+    command: "bundle exec rails db:seed"
+    depends_on:
+      redis:
+        condition: process_started
+  report:
+    command: "bundle exec rake report"
+    depends_on:
+      seed:
+        condition: process_completed
+    availability:
+      restart: exit_on_failure
+"#;
+
+#[test]
+fn process_compose_workers_log_ready_disabled_and_completion() {
+    let (_tmp, dir) = project(&[("process-compose.yml", PC_WORKERS)]);
+    let (toml, stderr) = translate(&dir, "process-compose.yml");
+    insta::assert_snapshot!(toml);
+    assert_eq!(
+        field(&toml, "services.redis.health.log"),
+        "Ready to accept connections"
+    );
+    assert!(
+        toml.contains("depends_on = { redis = \"healthy\" }"),
+        "{toml}"
+    );
+    assert!(toml.contains("autostart = false"), "{toml}");
+    assert_eq!(
+        field(&toml, "services.seed.build"),
+        "bundle exec rails db:seed"
+    );
+    for w in [
+        "service worker.default: renamed `worker.default` to `worker-default`",
+        "service worker.default: shutdown command `bundle exec sidekiqctl quiet` is not run",
+        "service worker.default: not translated: replicas",
+        "service report: depends_on seed: process_completed accepts any exit code",
+        "service report: availability restart exit_on_failure",
+    ] {
+        assert!(stderr.contains(w), "{w}\n{stderr}");
+    }
+}
+
+const PC_DAEMONS: &str = r#"processes:
+  nginx:
+    command: "nginx -c $PWD/nginx.conf"
+    is_daemon: true
+    shutdown:
+      command: "nginx -s stop"
+  app:
+    command: "python -m app --port 9000"
+    depends_on:
+      nginx:
+        condition: process_started
+      cache:
+        condition: process_healthy
+    readiness_probe:
+      http_get:
+        host: localhost
+        port: 9000
+        path: ready
+        scheme: https
+      period_seconds: 0.5
+  cache:
+    command: memcached -p 11300
+    readiness_probe:
+      exec:
+        command: "echo stats | nc 127.0.0.1 11300"
+    is_tty: true
+  docs:
+    description: optional docs server
+    disabled: true
+"#;
+
+#[test]
+fn process_compose_daemons_https_probes_and_a_process_without_command() {
+    let (_tmp, dir) = project(&[("pc.yaml", PC_DAEMONS)]);
+    // Neither name says the format: the content does.
+    let (toml, stderr) = translate(&dir, "pc.yaml");
+    insta::assert_snapshot!(toml);
+    assert_eq!(
+        field(&toml, "services.app.health.http"),
+        "http://localhost:9000/ready"
+    );
+    assert_eq!(field(&toml, "services.app.health.interval"), "500ms");
+    assert!(toml.contains("# [services.docs]"), "{toml}");
+    for w in [
+        "service nginx: is_daemon: it forks into the background",
+        "service app: readiness_probe scheme https",
+        "service docs: no command",
+    ] {
+        assert!(stderr.contains(w), "{w}\n{stderr}");
+    }
+}
+
+#[test]
+fn a_process_compose_yaml_error_names_the_place() {
+    let (_tmp, dir) = project(&[(
+        "process-compose.yaml",
+        "processes:\n  web:\n    command: x\n  - y\n",
+    )]);
+    let out = devstack(&dir, &["init", "--from", "process-compose.yaml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("process-compose.yaml:4:3: did not find expected key"),
+        "{}",
+        out.stderr
+    );
+}

@@ -6,6 +6,7 @@
 //! becomes a `#` comment next to its service and a [`Warning`]: nothing is dropped silently.
 
 mod compose;
+mod pcompose;
 mod procfile;
 
 use crate::config::diag::printable;
@@ -109,12 +110,7 @@ pub fn translate(
     let stack = match format {
         Format::Procfile => procfile::import(text, cx),
         Format::Compose => compose::import(text, cx)?,
-        Format::ProcessCompose => {
-            parse_yaml(text)?;
-            let mut s = Stack::new("a YAML file", cx);
-            s.warn("this format is not translated yet");
-            s
-        }
+        Format::ProcessCompose => pcompose::import(text, cx)?,
     };
     Ok(stack.finish())
 }
@@ -446,7 +442,7 @@ impl Stack {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "# Translated from {} by `devstack init --from`. What could not be translated is in `#`\n# comments beside its service. `devstack check` validates this file; `devstack` starts the stack.\n",
+            "# Translated from {} by `devstack init --from`.\n# What could not be translated is in `#` comments beside its service.\n# `devstack check` validates this file; `devstack` starts the stack.\n",
             self.source
         );
         for n in &self.notes {
@@ -775,7 +771,6 @@ fn duration(text: &str) -> Option<String> {
 }
 
 /// Seconds as a devstack duration.
-#[allow(dead_code)] // until process-compose
 fn seconds(n: f64) -> String {
     if n.fract() == 0.0 {
         format!("{}s", n as u64)
