@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::BIN;
+use common::{BIN, free_port};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -118,7 +118,8 @@ fn procfile_dev_with_bad_and_duplicate_lines_warns_and_keeps_them_as_comments() 
          celery: celery -A proj worker -l info --concurrency=${CELERY_CONCURRENCY}\n\
          beat: celery -A proj beat\n\
          celery: celery -A proj worker\n\
-         this is not a process line\n",
+         this is not a process line\n\
+         # assets: run `npm run watch` by hand\n",
     )]);
     let (toml, stderr) = translate(&dir, "Procfile.dev");
     insta::assert_snapshot!(toml);
@@ -134,6 +135,11 @@ fn procfile_dev_with_bad_and_duplicate_lines_warns_and_keeps_them_as_comments() 
     );
     assert!(
         toml.contains("# line 5: not a `name: command` line, left out: this is not a process line")
+    );
+    // A comment under the last process is kept too, at the top.
+    assert!(
+        toml.contains("\n# assets: run `npm run watch` by hand\n"),
+        "{toml}"
     );
     // `${VAR}` is left to the shell, as foreman does, so `check` needs no such variable.
     assert!(
@@ -168,6 +174,17 @@ fn a_folder_without_config_suggests_translating_what_it_has() {
         assert!(
             out.stderr
                 .contains("`devstack init --from Procfile` translates the Procfile here"),
+            "{}",
+            out.stderr
+        );
+    }
+    for file in ["docker-compose.yml", "process-compose.yaml"] {
+        let (_tmp, dir) = project(&[(file, "services: {}\n")]);
+        let out = devstack(&dir, &[]);
+        assert!(
+            out.stderr.contains(&format!(
+                "`devstack init --from {file}` translates the {file} here"
+            )),
             "{}",
             out.stderr
         );
@@ -723,5 +740,77 @@ fn a_process_compose_yaml_error_names_the_place() {
             .starts_with("process-compose.yaml:4:3: did not find expected key"),
         "{}",
         out.stderr
+    );
+}
+
+// ---- translated stacks run ----
+
+#[test]
+fn a_translated_procfile_runs_release_first_with_the_env_file() {
+    let (_tmp, dir) = project(&[
+        (
+            "Procfile",
+            "release: echo release >> order.txt\n\
+             web: python3 -m http.server $PORT\n\
+             worker: echo \"worker $GREETING\" >> order.txt && exec sleep 600\n",
+        ),
+        (".env", "GREETING=hi\n"),
+    ]);
+    let (toml, _) = translate(&dir, "Procfile");
+    // On a free port here, instead of foreman's 5000.
+    let toml = toml.replace("port = 5000", &format!("port = {}", free_port()));
+    std::fs::write(dir.join("devstack.toml"), toml).unwrap();
+    // Once the stack is up, until the worker has written its line (a process without a probe
+    // is ready once spawned, before its shell has run anything).
+    let out = devstack(
+        &dir,
+        &[
+            "run",
+            "--timeout",
+            "60s",
+            "--",
+            "timeout",
+            "60",
+            "sh",
+            "-c",
+            "until grep -q worker order.txt; do sleep 0.05; done",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("order.txt")).unwrap(),
+        "release\nworker hi\n"
+    );
+}
+
+#[test]
+fn a_translated_compose_file_runs_its_task_and_health_check() {
+    let (_tmp, dir) = project(&[(
+        "compose.yaml",
+        r#"services:
+  setup:
+    image: alpine:3
+    command: ["sh", "-c", "echo setup >> order.txt && echo ok > ready.txt"]
+  app:
+    image: alpine:3
+    command: ["sh", "-c", "echo app >> order.txt && exec sleep 600"]
+    healthcheck:
+      test: ["CMD-SHELL", "grep -q app order.txt && test $$(cat ready.txt) = ok"]
+      interval: 1s
+    depends_on:
+      setup:
+        condition: service_completed_successfully
+"#,
+    )]);
+    let (toml, _) = translate(&dir, "compose.yaml");
+    assert_eq!(
+        field(&toml, "services.app.health.cmd"),
+        "grep -q app order.txt && test $(cat ready.txt) = ok"
+    );
+    let out = devstack(&dir, &["ci", "--timeout", "60s"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("order.txt")).unwrap(),
+        "setup\napp\n"
     );
 }

@@ -197,7 +197,8 @@ pub(super) fn import(src: &str, cx: &Context) -> Result<Stack, SyntaxError> {
             "services" => {}
             "name" => {
                 if let Some(n) = v.as_str() {
-                    stack.name = n.to_string();
+                    // A label: nothing in it may drive the terminal.
+                    stack.name = n.chars().filter(|c| !c.is_control()).collect();
                 }
             }
             "version" => stack.notes.push(super::Note {

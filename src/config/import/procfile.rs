@@ -78,6 +78,12 @@ pub(super) fn import(text: &str, cx: &Context) -> Stack {
         }
         stack.services.push(svc);
     }
+    for c in pending_comments {
+        stack.notes.push(super::Note {
+            text: c,
+            warn: false,
+        });
+    }
     // Ports: web first, then the others that read $PORT, in file order.
     let mut next = 5000u16;
     let order: Vec<usize> = (0..stack.services.len())
