@@ -17,7 +17,10 @@ fn devstack(dir: &Path, args: &[&str]) -> Out {
     let out = Command::new(BIN)
         .args(args)
         .current_dir(dir)
-        .env_remove("NO_COLOR")
+        // What the importer sees of the environment is the same on every machine.
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", "/home/dev")
         .output()
         .unwrap();
     Out {
@@ -243,6 +246,7 @@ services:
       LOG_LEVEL: ${LOG_LEVEL:-info}
       API_KEY: ${API_KEY}
       SENTRY_DSN: ${SENTRY_DSN}
+      CACHE_DIR: ${HOME}/.cache/shop
     ports:
       - "3000:3000"
     depends_on:
@@ -321,6 +325,11 @@ fn compose_with_healthchecks_conditions_and_develop_watch() {
     // A variable the .env defines is read from it, through the stack's env_file.
     assert!(toml.contains("env_file = \".env\""), "{toml}");
     assert!(toml.contains("API_KEY = \"${API_KEY}\""), "{toml}");
+    // One set where `init` runs is read from devstack's environment.
+    assert_eq!(
+        field(&toml, "services.api.env.CACHE_DIR"),
+        "${HOME}/.cache/shop"
+    );
     // The migration others wait to complete is a one-shot task; the commented-out database
     // runs locally with its usual command.
     assert!(
@@ -357,7 +366,7 @@ services:
     volumes:
       - .:/myapp
     ports:
-      - "3000:3000"
+      - "3000-3001:3000-3001"
     env_file: .env.development
     environment:
       - DATABASE_HOST=db
@@ -393,6 +402,7 @@ fn compose_rails_classic_with_env_files_and_list_dependencies() {
     for w in [
         "service web: not translated (container settings): volumes, stdin_open, tty",
         "service sidekiq: env_file .env.sidekiq is not loaded",
+        "service web: ports 3000-3001:3000-3001: a range; devstack knows one port per service, the first",
         "service web: depends on `db` (started), which is commented out",
     ] {
         assert!(stderr.contains(w), "{w}\n{stderr}");

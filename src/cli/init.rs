@@ -73,7 +73,14 @@ fn translate(from: &Path, dir: &Path, name: String) -> Result<String, ExitCode> 
         };
         (named, text)
     });
-    let cx = import::Context { name, dotenv };
+    let environment = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    let cx = import::Context {
+        name,
+        dotenv,
+        environment,
+    };
     let (toml, warnings) = import::translate(format, &text, &cx).map_err(|e| {
         use std::io::Write;
         let _ = writeln!(

@@ -436,6 +436,17 @@ fn service(name: &str, def: &Mapping, cx: &Context, names: &[String], stack: &mu
             ));
         }
     }
+    if let Some(first) = get("ports")
+        .and_then(Value::as_sequence)
+        .and_then(|p| p.first())
+        .and_then(text)
+        && first.contains('-')
+        && !svc.commented
+    {
+        svc.warn(format!(
+            "ports {first}: a range; devstack knows one port per service, the first"
+        ));
+    }
     if let Some(ports) = get("ports").and_then(Value::as_sequence)
         && ports.len() > 1
     {

@@ -46,6 +46,8 @@ pub struct Context {
     pub name: String,
     /// The `.env` beside the file, if any: its path as the new config names it, and its text.
     pub dotenv: Option<(String, String)>,
+    /// The names of the variables set where `init` runs (devstack reads them when it starts).
+    pub environment: BTreeSet<String>,
 }
 
 impl Context {
@@ -698,6 +700,11 @@ fn env_value(cx: &Context, svc: &mut Svc, key: &str, text: &str) -> String {
             Seg::Lit(l) => out.push_str(&l.replace("${", "$${")),
             Seg::Var { name, default, raw } => {
                 if cx.dotenv_defines(&name) || name == "PORT" {
+                    out.push_str(&format!("${{{name}}}"));
+                } else if default.is_none() && cx.environment.contains(&name) {
+                    svc.note(format!(
+                        "{key}: `{raw}` is read from devstack's environment when it starts (it is set here now)"
+                    ));
                     out.push_str(&format!("${{{name}}}"));
                 } else if let Some(d) = default {
                     svc.note(format!(
