@@ -200,6 +200,30 @@ fn a_folder_without_config_suggests_translating_what_it_has() {
 }
 
 #[test]
+fn a_file_in_another_folder_keeps_its_paths() {
+    let (_tmp, dir) = project(&[
+        ("ops/Procfile", "web: ruby app.rb -p $PORT\n"),
+        ("ops/.env", "A=1\n"),
+        (
+            "deploy/compose.yaml",
+            "services:\n  api:\n    build: ../api\n    command: make run\n    env_file: api.env\n",
+        ),
+        ("deploy/api.env", "B=2\n"),
+        ("api/Makefile", "run:\n"),
+    ]);
+    let (toml, _) = translate(&dir, "ops/Procfile");
+    assert_eq!(field(&toml, "services.web.cwd"), "ops");
+    assert_eq!(field(&toml, "stack.env_file"), "ops/.env");
+    let out = devstack(&dir, &["init", "--force", "--from", "deploy/compose.yaml"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let toml = std::fs::read_to_string(dir.join("devstack.toml")).unwrap();
+    assert_eq!(field(&toml, "services.api.cwd"), "deploy/../api");
+    assert_eq!(field(&toml, "stack.env_file"), "deploy/api.env");
+    let check = devstack(&dir, &["check"]);
+    assert_eq!(check.code, 0, "{}\n{toml}", check.stderr);
+}
+
+#[test]
 fn an_unknown_format_is_refused() {
     let (_tmp, dir) = project(&[("notes.txt", "hello world\n")]);
     let out = devstack(&dir, &["init", "--from", "notes.txt"]);

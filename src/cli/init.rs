@@ -73,12 +73,17 @@ fn translate(from: &Path, dir: &Path, name: String) -> Result<String, ExitCode> 
         };
         (named, text)
     });
+    let base = match from_dir.strip_prefix(dir) {
+        Ok(rel) => rel.to_string_lossy().into_owned(),
+        Err(_) => from_dir.to_string_lossy().into_owned(),
+    };
     let environment = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .collect();
     let cx = import::Context {
         name,
         dotenv,
+        base,
         environment,
     };
     let (toml, warnings) = import::translate(format, &text, &cx).map_err(|e| {

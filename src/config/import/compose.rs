@@ -401,7 +401,7 @@ fn service(name: &str, def: &Mapping, cx: &Context, names: &[String], stack: &mu
         None => Vec::new(),
     };
     for f in files {
-        let f = f.trim_start_matches("./").to_string();
+        let f = super::rebase(&cx.base, &f);
         match &stack.env_file {
             None => {
                 stack.env_file = Some(f.clone());

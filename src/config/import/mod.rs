@@ -46,6 +46,9 @@ pub struct Context {
     pub name: String,
     /// The `.env` beside the file, if any: its path as the new config names it, and its text.
     pub dotenv: Option<(String, String)>,
+    /// The file's folder as the new config names it (relative to its folder, or absolute);
+    /// empty when the file is beside the new config.
+    pub base: String,
     /// The names of the variables set where `init` runs (devstack reads them when it starts).
     pub environment: BTreeSet<String>,
 }
@@ -114,7 +117,26 @@ pub fn translate(
         Format::Compose => compose::import(text, cx)?,
         Format::ProcessCompose => pcompose::import(text, cx)?,
     };
+    let mut stack = stack;
+    if !cx.base.is_empty() {
+        // Paths in the file are relative to its folder; in devstack.toml, to devstack.toml's.
+        for svc in &mut stack.services {
+            svc.cwd = Some(rebase(&cx.base, svc.cwd.as_deref().unwrap_or("")));
+        }
+    }
     Ok(stack.finish())
+}
+
+/// `path`, relative to the file's folder, as the new config names it.
+fn rebase(base: &str, path: &str) -> String {
+    let path = path.trim_start_matches("./");
+    if base.is_empty() || path.starts_with('/') {
+        path.to_string()
+    } else if path.is_empty() || path == "." {
+        base.to_string()
+    } else {
+        format!("{}/{path}", base.trim_end_matches('/'))
+    }
 }
 
 /// Parse YAML into a value with merge keys (`<<: *base`) applied; a syntax error with its place.
