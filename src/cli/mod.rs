@@ -114,7 +114,8 @@ enum Cmd {
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
     },
-    /// Write a commented starter devstack.toml here, and add .devstack/ to .gitignore
+    /// Write a commented starter devstack.toml here (or translate a Procfile or compose file with
+    /// --from), and add .devstack/ to .gitignore
     Init {
         /// Replace an existing devstack.toml
         #[arg(long)]
