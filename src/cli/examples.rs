@@ -64,7 +64,10 @@ Examples:
 pub const INIT: &str = "\
 Examples:
   devstack init                # devstack.toml with one web service, then: devstack
-  devstack init --force        # replace the devstack.toml here";
+  devstack init --force        # replace the devstack.toml here
+  devstack init --from Procfile                 # a Procfile (and its .env) translated
+  devstack init --from docker-compose.yml       # a compose file: processes, not containers
+  devstack init --from process-compose.yaml     # untranslatable fields: comments + warnings";
 
 pub const DOWN: &str = "\
 Examples:

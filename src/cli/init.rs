@@ -1,6 +1,9 @@
-//! `devstack init`: a commented starter `devstack.toml`, and `.devstack/` in `.gitignore`.
+//! `devstack init`: a commented starter `devstack.toml` (or one translated from a Procfile,
+//! compose file or process-compose file with `--from`), and `.devstack/` in `.gitignore`.
 
 use super::note;
+use devstack::config::diag::printable;
+use devstack::config::import;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -9,8 +12,9 @@ const STARTER: &str = include_str!("starter.toml");
 /// What `.gitignore` gets: the folder devstack keeps its logs, socket and records in.
 const IGNORED: &str = ".devstack/";
 
-/// Write the starter config at `file` (its folder's `.gitignore` gets `.devstack/`).
-pub fn init(file: &Path, force: bool) -> ExitCode {
+/// Write the starter config at `file`, or `from` translated (its folder's `.gitignore` gets
+/// `.devstack/`).
+pub fn init(file: &Path, force: bool, from: Option<&Path>) -> ExitCode {
     let dir = file.parent().unwrap_or(Path::new("."));
     if file.exists() && !force {
         note(&format!(
@@ -24,7 +28,14 @@ pub fn init(file: &Path, force: bool) -> ExitCode {
         .map(|n| n.to_string_lossy().replace(['"', '\\'], ""))
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "stack".into());
-    if let Err(e) = std::fs::write(file, STARTER.replace("{name}", &name)) {
+    let text = match from {
+        None => STARTER.replace("{name}", &name),
+        Some(from) => match translate(from, dir, name) {
+            Ok(text) => text,
+            Err(code) => return code,
+        },
+    };
+    if let Err(e) = std::fs::write(file, text) {
         note(&format!("error: can't write {}: {e}", file.display()));
         return ExitCode::FAILURE;
     }
@@ -36,6 +47,73 @@ pub fn init(file: &Path, force: bool) -> ExitCode {
     }
     note("next: edit it, `devstack check` to validate, `devstack` to start");
     ExitCode::SUCCESS
+}
+
+/// The config translated from `from`; its warnings on stderr.
+fn translate(from: &Path, dir: &Path, name: String) -> Result<String, ExitCode> {
+    let shown = printable(&from.display().to_string()).into_owned();
+    let text = std::fs::read_to_string(from).map_err(|e| {
+        note(&format!("error: can't read {shown}: {e}"));
+        ExitCode::from(2)
+    })?;
+    let Some(format) = import::detect(from, &text) else {
+        note(&format!(
+            "error: {shown} is not a Procfile, a compose file or a process-compose file (name it Procfile, compose.yaml or process-compose.yaml)"
+        ));
+        return Err(ExitCode::from(2));
+    };
+    // The `.env` beside the file, as the new config names it.
+    let from_dir = from.parent().unwrap_or(Path::new("."));
+    let from_dir = std::path::absolute(from_dir).unwrap_or_else(|_| from_dir.to_path_buf());
+    let dotenv_path = from_dir.join(".env");
+    let dotenv = std::fs::read_to_string(&dotenv_path).ok().map(|text| {
+        let named = match dotenv_path.strip_prefix(dir) {
+            Ok(rel) => rel.to_string_lossy().into_owned(),
+            Err(_) => dotenv_path.to_string_lossy().into_owned(),
+        };
+        (named, text)
+    });
+    let base = match from_dir.strip_prefix(dir) {
+        Ok(rel) => rel.to_string_lossy().into_owned(),
+        Err(_) => from_dir.to_string_lossy().into_owned(),
+    };
+    let environment = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    let cx = import::Context {
+        name,
+        dotenv,
+        base,
+        environment,
+    };
+    let (toml, warnings) = import::translate(format, &text, &cx).map_err(|e| {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "{shown}:{}:{}: {}",
+            e.line,
+            e.column,
+            printable(&e.message)
+        );
+        ExitCode::from(2)
+    })?;
+    let file_name = from
+        .file_name()
+        .map(|n| printable(&n.to_string_lossy()).into_owned())
+        .unwrap_or_else(|| shown.clone());
+    for w in &warnings {
+        use std::io::Write;
+        let about = match &w.service {
+            Some(s) => format!("service {}: ", printable(s)),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: {file_name}: {about}{}",
+            printable(&w.message)
+        );
+    }
+    Ok(toml)
 }
 
 /// Add `.devstack/` to the folder's `.gitignore` unless it is there; whether it was added.

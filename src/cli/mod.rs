@@ -134,12 +134,17 @@ enum Cmd {
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
     },
-    /// Write a commented starter devstack.toml here, and add .devstack/ to .gitignore
+    /// Write a commented starter devstack.toml here (or translate a Procfile or compose file with
+    /// --from), and add .devstack/ to .gitignore
     #[command(after_help = examples::INIT)]
     Init {
         /// Replace an existing devstack.toml
         #[arg(long)]
         force: bool,
+        /// Translate a Procfile, docker-compose.yml/compose.yaml or process-compose.yaml instead
+        /// (what can't be translated: comments, and warnings on stderr)
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
     },
     /// Stop the running stack gracefully
     #[command(after_help = examples::DOWN)]
@@ -213,14 +218,14 @@ pub fn main() -> ExitCode {
     let file = cli.file.as_deref();
     let headless = cli.headless;
     match command {
-        Cmd::Init { force } => {
+        Cmd::Init { force, from } => {
             let target = match file {
                 Some(f) => std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf()),
                 None => std::env::current_dir()
                     .unwrap_or_default()
                     .join(config::FILE_NAME),
             };
-            init::init(&target, force)
+            init::init(&target, force, from.as_deref())
         }
         Cmd::Completions { shell } => complete::script(&shell),
         Cmd::Schema => {
@@ -371,6 +376,12 @@ fn load(
                         config::FILE_NAME,
                         config::diag::printable(&here.display().to_string())
                     );
+                    if let Some(other) = config::import::find_importable(&here) {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "  = help: `devstack init --from {other}` translates the {other} here"
+                        );
+                    }
                     return Err(ExitCode::from(2));
                 }
             }

@@ -1,6 +1,7 @@
 //! `devstack.toml`: finding it, parsing it with spans, validating and interpolating it into a `Config`.
 
 pub mod diag;
+pub mod import;
 mod interp;
 mod plan;
 mod raw;
