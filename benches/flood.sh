@@ -36,12 +36,14 @@ best() { # best of N runs: "seconds rss"
     echo "$best_t $best_rss"
 }
 
-read -r raw _ <<< "$(best 3 "script -qfc \"$CMD\" /dev/null")"
+read -r raw raw_rss <<< "$(best 3 "script -qfc \"$CMD\" /dev/null")"
 read -r dev dev_rss <<< "$(best 3 "$BIN up --headless")"
-read -r hon _ <<< "$(best 1 "honcho start")"
+read -r hon hon_rss <<< "$(best 1 "honcho start")"
 
 echo "lines: $LINES x 100 bytes"
 printf 'raw PTY:  %6.2fs\n' "$raw"
 printf 'devstack: %6.2fs  (%.2fx raw; target <= 1.5x)\n' "$dev" "$(awk "BEGIN{print $dev/$raw}")"
 printf 'honcho:   %6.2fs  (devstack is %.1fx faster; target >= 5x)\n' "$hon" "$(awk "BEGIN{print $hon/$dev}")"
 printf 'devstack peak RSS: %.1f MB (target <= 40 MB)\n' "$(awk "BEGIN{print $dev_rss/1024}")"
+printf 'peak RSS of the largest process: raw PTY %.1f MB, devstack %.1f MB, honcho %.1f MB\n' \
+    "$(awk "BEGIN{print $raw_rss/1024}")" "$(awk "BEGIN{print $dev_rss/1024}")" "$(awk "BEGIN{print $hon_rss/1024}")"
