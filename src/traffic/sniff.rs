@@ -34,7 +34,8 @@ pub fn detect(bytes: &[u8]) -> Option<Detected> {
     match token {
         Some(i) if i > 0 && i <= MAX_METHOD && bytes[i] == b' ' => {}
         Some(_) => return Some(Detected::Tcp),
-        None if bytes.len() < MAX_METHOD => return None,
+        // A method of MAX_METHOD letters still needs its space: wait for one more byte.
+        None if bytes.len() <= MAX_METHOD => return None,
         None => return Some(Detected::Tcp),
     }
     let Some(end) = memchr::memchr(b'\n', bytes) else {
@@ -155,6 +156,23 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `sniff` fuzz target: a method of exactly `MAX_METHOD` letters, its space
+    /// not read yet, was called TCP, and HTTP once the space came.
+    #[test]
+    fn more_bytes_never_change_an_answer() {
+        let line = b"POIIIIIIIIIIIISD / HTTP/1.1\r\n";
+        let mut decided = None;
+        for end in 0..=line.len() {
+            let now = detect(&line[..end]);
+            if decided.is_some() {
+                assert_eq!(now, decided, "after {end} bytes");
+            }
+            decided = decided.or(now);
+        }
+        assert_eq!(decided, Some(Detected::Http1));
+        assert_eq!(detect(&[b'A'; MAX_METHOD + 1]), Some(Detected::Tcp));
+    }
 
     #[test]
     fn first_bytes_tell_the_protocol() {
