@@ -89,6 +89,16 @@ echo "idle, 20 quiet services, ${IDLE}s (target: dashboard <= 2 ticks):"
 echo "  in-process: $(in_process "$work/idle" "$IDLE")"
 echo " attached:"
 attached "$work/idle" "$IDLE"
+if [ -n "$MPROCS" ]; then
+    {
+        echo "procs:"
+        for i in $(seq -w 1 20); do printf "  quiet%s:\n    shell: 'sleep 100000'\n" "$i"; done
+    } > "$work/idle/mprocs.yaml"
+    tui "$work/idle" "$MPROCS --config $work/idle/mprocs.yaml"
+    sleep 3
+    echo "  mprocs:     $(window "$IDLE" "$(pane_pid)")"
+    stop_tui
+fi
 echo "flood, 10 x ~10k lines/s, ${FLOOD}s (target: dashboard <= 25% of a core, <= 40 MB):"
 echo "  in-process: $(in_process "$work/flood" "$FLOOD")"
 echo " attached:"
