@@ -57,3 +57,26 @@ for _ in $(seq "$RUNS"); do
     if [ -z "$best_seq" ] || [ "$seq_ms" -lt "$best_seq" ]; then best_seq=$seq_ms; fi
 done
 echo "sequential start by hand (best of $RUNS): ${best_seq} ms to ready ($(awk "BEGIN{printf \"%.2f\", $best_seq / $best_ready}")x devstack's)"
+
+# Both again under hyperfine (mean and spread over the runs), when it is installed: the
+# sequential start as a script of its own.
+if command -v hyperfine >/dev/null; then
+    cat > "$work/sequential.sh" <<SEQ
+#!/usr/bin/env bash
+pids=()
+for i in \$(seq 0 9); do
+    out="$work/seq\$i.out"; : > "\$out"
+    sh -c "sleep $DELAY; echo ready; exec sleep 300" > "\$out" & pids+=(\$!)
+    until grep -qx ready "\$out"; do sleep 0.005; done
+done
+kill "\${pids[@]}"
+SEQ
+    chmod +x "$work/sequential.sh"
+    (cd "$work" && hyperfine --style none --runs "$RUNS" --export-json "$work/hf.json" \
+        -n "devstack ci" "$BIN ci" -n sequential "$work/sequential.sh" >/dev/null 2>&1)
+    python3 - "$work/hf.json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"hyperfine {r['command']}: mean {r['mean'] * 1000:.0f} ms ± {r['stddev'] * 1000:.0f} ms over {len(r['times'])} runs")
+PY
+fi
