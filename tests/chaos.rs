@@ -5,15 +5,12 @@
 
 mod common;
 
-use common::{BIN, ESCAPING, KINDS, Stack, alive, free_port};
+use common::{ESCAPING, KINDS, Stack, alive, example, free_port, http_status};
 use devstack::control::Request;
 use devstack::control::client::Client;
 use devstack::engine::State;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -80,58 +77,6 @@ fn children(pid: i32) -> Vec<i32> {
     out
 }
 
-/// Wait until every service is ready (and, for those with a probe, healthy).
-fn wait_ready(stack: &Stack, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if stack
-            .services()
-            .is_some_and(|s| s.iter().all(|v| v["ready"] == true))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready in {secs}s: {:?}\n{}",
-            stack.services(),
-            stack.output()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// One GET on a connection of its own: the status, 0 when the connection broke.
-fn get(port: u16) -> u16 {
-    let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    if conn
-        .write_all(b"GET /chaos HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .is_err()
-    {
-        return 0;
-    }
-    let mut response = String::new();
-    let _ = conn.read_to_string(&mut response);
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
-fn example(name: &str) -> String {
-    Path::new(BIN)
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-        .display()
-        .to_string()
-}
-
 #[test]
 fn services_sigkilled_at_random_under_traffic_all_come_back_and_nothing_leaks() {
     let names = ["alpha", "beta", "gamma"];
@@ -147,13 +92,13 @@ fn services_sigkilled_at_random_under_traffic_all_come_back_and_nothing_leaks() 
     let mut stack = Stack::new(&toml);
     stack.start(&["up", "--headless"]);
     stack.wait_socket(30);
-    wait_ready(&stack, 60);
+    stack.wait_ready(60);
     let devstack = stack.pid();
 
     // Warm up (the proxy's threads, the first connections), then take the baseline.
     for &port in &ports {
         for _ in 0..20 {
-            assert_eq!(get(port), 200);
+            assert_eq!(http_status(port, "/chaos"), 200);
         }
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -171,7 +116,7 @@ fn services_sigkilled_at_random_under_traffic_all_come_back_and_nothing_leaks() 
             std::thread::spawn(move || {
                 let mut i = t;
                 while !stop.load(Ordering::Relaxed) {
-                    match get(ports[i % ports.len()]) {
+                    match http_status(ports[i % ports.len()], "/chaos") {
                         200 => ok.fetch_add(1, Ordering::Relaxed),
                         _ => failed.fetch_add(1, Ordering::Relaxed),
                     };
@@ -201,10 +146,10 @@ fn services_sigkilled_at_random_under_traffic_all_come_back_and_nothing_leaks() 
     assert!(kills >= 10, "only {kills} kills");
 
     // Every service comes back healthy, and answers through the proxy again.
-    wait_ready(&stack, 90);
+    stack.wait_ready(90);
     for &port in &ports {
         for _ in 0..10 {
-            assert_eq!(get(port), 200);
+            assert_eq!(http_status(port, "/chaos"), 200);
         }
     }
     let restarts: i64 = stack
@@ -356,20 +301,6 @@ fn ten_services_flooding_for_twenty_seconds_lose_no_line() {
     assert_eq!(stack.leftovers(), Vec::<String>::new());
 }
 
-/// The pids the `ESCAPING` stack's services wrote, as far as they got.
-fn escaped_pids(stack: &Stack) -> Vec<i32> {
-    KINDS
-        .iter()
-        .filter_map(|k| {
-            std::fs::read_to_string(stack.path().join(format!("{k}.pid")))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .collect()
-}
-
 #[test]
 fn devstack_sigkilled_at_random_moments_leaves_no_survivor_after_the_next_up() {
     let mut stack = Stack::new(ESCAPING);
@@ -390,7 +321,7 @@ fn devstack_sigkilled_at_random_moments_leaves_no_survivor_after_the_next_up() {
             stack.signal(Signal::SIGINT);
             std::thread::sleep(Duration::from_millis(rng.below(1200)));
         }
-        seen.extend(escaped_pids(&stack));
+        seen.extend(common::escaping_pids(&stack));
         stack.signal(Signal::SIGKILL);
         stack.wait_exit(10);
     }

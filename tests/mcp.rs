@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Stack, free_port, number_after, testsvc};
+use common::{Stack, free_port, http_status, number_after, testsvc};
 use nix::sys::signal::Signal;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
@@ -12,7 +12,6 @@ use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -80,26 +79,6 @@ async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) 
         .collect::<Vec<_>>()
         .join("\n");
     (text, result.is_error == Some(true))
-}
-
-/// One HTTP/1.1 GET on a connection of its own: the status (0 when the connection broke).
-fn get(port: u16, path: &str) -> u16 {
-    let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    conn.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-    if conn.write_all(request.as_bytes()).is_err() {
-        return 0;
-    }
-    let mut response = String::new();
-    let _ = conn.read_to_string(&mut response);
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 fn pid_in(ps: &Value, service: &str) -> i64 {
@@ -212,7 +191,7 @@ async fn the_tools_see_and_drive_a_running_stack() {
     let (text, error) = call(&client, "traffic", json!({})).await;
     assert!(!error && text.starts_with("no traffic yet"), "{text}");
     for _ in 0..3 {
-        assert_eq!(get(port, "/hello"), 200);
+        assert_eq!(http_status(port, "/hello"), 200);
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -236,7 +215,7 @@ async fn the_tools_see_and_drive_a_running_stack() {
     // stop: the service's callers get 502, a failed request.
     let (text, error) = call(&client, "stop", json!({"services": ["api"]})).await;
     assert!(!error && text.starts_with("api: stopped"), "{text}");
-    assert_eq!(get(port, "/after-stop"), 502);
+    assert_eq!(http_status(port, "/after-stop"), 502);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (text, error) = call(&client, "failed_requests", json!({"service": "api"})).await;

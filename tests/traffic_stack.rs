@@ -4,12 +4,10 @@
 
 mod common;
 
-use common::{Stack, free_port, testsvc};
+use common::{Stack, free_port, http_status, testsvc};
 use devstack::control::Message;
 use devstack::control::client::Client;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// `api` (testsvc: 200 while the file `healthy` exists) on a proxied `port`, probed over http.
@@ -33,45 +31,6 @@ fn running(toml: &str) -> Stack {
     stack.start(&["up"]);
     stack.wait_socket(30);
     stack
-}
-
-/// Wait until every service is ready.
-fn wait_ready(stack: &Stack, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if stack
-            .services()
-            .is_some_and(|s| s.iter().all(|v| v["ready"] == true))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not ready in {secs}s:\n{}",
-            stack.output()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// One HTTP/1.1 request on a connection of its own: the status (0 when the connection broke).
-fn get(port: u16, path: &str) -> u16 {
-    let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
-    };
-    conn.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-    if conn.write_all(request.as_bytes()).is_err() {
-        return 0;
-    }
-    let mut response = String::new();
-    let _ = conn.read_to_string(&mut response);
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// `devstack traffic --json`.
@@ -112,13 +71,13 @@ fn a_proxied_service_listens_on_a_private_port_and_its_probes_are_not_traffic() 
     let stack = running(&api(port));
     let private = stack.wait_number("testsvc listening on ", 30);
     assert_ne!(private, port as i32, "PORT is the private port");
-    wait_ready(&stack, 30);
+    stack.wait_ready(30);
     // Probed every 100 ms for a while: none of it is traffic.
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(traffic(&stack)["edges"], serde_json::json!([]));
     // The public port reaches the service, and the test is an `external` caller.
     for _ in 0..10 {
-        assert_eq!(get(port, "/x"), 200);
+        assert_eq!(http_status(port, "/x"), 200);
     }
     let e = edge_when(&stack, "external", "api", |e| e["requests"] == 10);
     assert_eq!(e["status"]["s2xx"], 10);
@@ -147,8 +106,8 @@ fn proxy_false_keeps_port_as_the_service_s_own() {
         )),
         "{plan:?}"
     );
-    wait_ready(&stack, 30);
-    assert_eq!(get(port, "/x"), 200);
+    stack.wait_ready(30);
+    assert_eq!(http_status(port, "/x"), 200);
     // Not proxied: nothing is recorded.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(traffic(&stack)["edges"], serde_json::json!([]));
@@ -166,7 +125,7 @@ fn callers_are_told_apart_including_a_shell_loop_running_curl_per_request() {
         "#,
         api(port)
     ));
-    wait_ready(&stack, 30);
+    stack.wait_ready(30);
     let e = edge_when(&stack, "poller", "api", |e| {
         e["requests"].as_u64().unwrap() >= 5
     });
@@ -182,7 +141,7 @@ fn callers_are_told_apart_including_a_shell_loop_running_curl_per_request() {
         "{}",
         traffic(&stack)
     );
-    assert_eq!(get(port, "/from-test"), 200);
+    assert_eq!(http_status(port, "/from-test"), 200);
     edge_when(&stack, "external", "api", |e| e["requests"] == 1);
     stack.stop();
 }
@@ -191,14 +150,14 @@ fn callers_are_told_apart_including_a_shell_loop_running_curl_per_request() {
 fn a_restart_during_a_steady_request_loop_loses_no_request() {
     let port = free_port();
     let stack = running(&api(port));
-    wait_ready(&stack, 30);
+    stack.wait_ready(30);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let looping = {
         let stop = stop.clone();
         std::thread::spawn(move || {
             let mut statuses = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                statuses.push(get(port, "/loop"));
+                statuses.push(http_status(port, "/loop"));
             }
             statuses
         })
@@ -230,11 +189,11 @@ fn a_restart_during_a_steady_request_loop_loses_no_request() {
 fn a_stopped_callee_gives_502_at_once_and_counts_as_an_error() {
     let port = free_port();
     let stack = running(&api(port));
-    wait_ready(&stack, 30);
+    stack.wait_ready(30);
     let out = stack.command(&["stop", "api"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let asked = Instant::now();
-    assert_eq!(get(port, "/x"), 502);
+    assert_eq!(http_status(port, "/x"), 502);
     // Not the 30 s a caller waits for a service that is coming back.
     assert!(asked.elapsed() < Duration::from_secs(20));
     let e = edge_when(&stack, "external", "api", |e| e["errors"] == 1);
@@ -263,12 +222,12 @@ fn a_taken_public_port_stops_the_start_and_names_its_holder() {
 fn the_socket_streams_each_request_as_it_ends() {
     let port = free_port();
     let stack = running(&api(port));
-    wait_ready(&stack, 30);
+    stack.wait_ready(30);
     let mut client = Client::connect(&stack.path().join(".devstack/devstack.sock")).unwrap();
     client.hello().unwrap();
     let (snapshot, recent) = client.traffic(5, true).unwrap();
     assert!(snapshot.edges.is_empty() && recent.is_empty());
-    assert_eq!(get(port, "/streamed"), 200);
+    assert_eq!(http_status(port, "/streamed"), 200);
     client.set_timeout(Some(Duration::from_secs(30))).unwrap();
     match client.next_message().unwrap() {
         Some(Message::Call { call }) => {

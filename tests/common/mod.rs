@@ -14,13 +14,39 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_devstack");
 
 /// The test fixture program (fixtures/testsvc.rs), built by `cargo test` with the examples.
 pub fn testsvc() -> String {
-    let bin = Path::new(BIN).parent().unwrap().join("examples/testsvc");
+    example("testsvc")
+}
+
+/// The path of a fixture built as an example (`testsvc`, `http_echo`).
+pub fn example(name: &str) -> String {
+    let bin = Path::new(BIN).parent().unwrap().join("examples").join(name);
     assert!(
         bin.exists(),
         "build the examples first (cargo test does): {}",
         bin.display()
     );
     bin.display().to_string()
+}
+
+/// One HTTP/1.1 GET on a connection of its own: the status (0 when the connection broke).
+pub fn http_status(port: u16, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    if conn.write_all(request.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut response = String::new();
+    let _ = conn.read_to_string(&mut response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A free TCP port on loopback.
@@ -186,6 +212,26 @@ impl Stack {
         }
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
         v["services"].as_array().cloned()
+    }
+
+    /// Wait until every service is ready; panics with the services and the output after `secs`.
+    pub fn wait_ready(&self, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if self
+                .services()
+                .is_some_and(|s| s.iter().all(|v| v["ready"] == true))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready in {secs}s: {:?}\n{}",
+                self.services(),
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Ctrl-C to devstack, then wait for it to exit.
@@ -419,20 +465,25 @@ run = "trap '' TERM INT HUP; echo $$ > stubborn.pid; while :; do sleep 0.2; done
 
 pub const KINDS: [&str; 5] = ["grandchild", "jobgroup", "daemon", "setsid", "stubborn"];
 
+/// The pids the `ESCAPING` stack's services wrote in their `<kind>.pid` files, as far as they got.
+pub fn escaping_pids(stack: &Stack) -> Vec<i32> {
+    KINDS
+        .iter()
+        .filter_map(|k| {
+            std::fs::read_to_string(stack.path().join(format!("{k}.pid")))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 /// Wait until every kind of process of the `ESCAPING` stack is there; their pids.
 pub fn escaping_started(stack: &Stack) -> Vec<i32> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let pids: Vec<i32> = KINDS
-            .iter()
-            .filter_map(|k| {
-                std::fs::read_to_string(stack.path().join(format!("{k}.pid")))
-                    .ok()?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .collect();
+        let pids = escaping_pids(stack);
         if pids.len() == KINDS.len() && pids.iter().all(|&p| alive(p)) {
             // The keeper looks every few hundred milliseconds: wait until it has seen (and
             // recorded) the processes that left their sessions.

@@ -4,7 +4,7 @@
 
 use super::{
     Cond, Context, Dep, Health, Stack, Svc, SyntaxError, command_line, duration, env_value,
-    parse_yaml, shell_for_devstack, signal_name, unescape_dollars,
+    open_yaml, shell_for_devstack, signal_name, unescape_dollars, yaml_text as text,
 };
 use serde_norway::{Mapping, Value};
 
@@ -103,16 +103,6 @@ fn known(image: &str) -> Option<&'static Known> {
     KNOWN.iter().find(|k| k.names.contains(&base))
 }
 
-/// A scalar as text (numbers and booleans too).
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
 /// A command in compose's string (split as a shell would, without running one) or list form.
 fn argv(v: &Value) -> Option<Vec<String>> {
     match v {
@@ -179,18 +169,16 @@ const READ: &[&str] = &[
 ];
 
 pub(super) fn import(src: &str, cx: &Context) -> Result<Stack, SyntaxError> {
-    let doc = parse_yaml(src)?;
-    let mut stack = Stack::new("a compose file", cx);
-    let Some(top) = doc.as_mapping() else {
-        stack.warn("the file is not a mapping with `services`: nothing to translate");
+    let (mut stack, top) = open_yaml(
+        src,
+        cx,
+        "a compose file",
+        "services",
+        "compose read it for `${VAR}` in the file; devstack also loads it into every service",
+    )?;
+    let Some(top) = &top else {
         return Ok(stack);
     };
-    if let Some((path, _)) = &cx.dotenv {
-        stack.env_file = Some(path.clone());
-        stack.env_file_notes.push(format!(
-            "{path}: compose read it for `${{VAR}}` in the file; devstack also loads it into every service"
-        ));
-    }
     for (k, v) in top {
         let Some(k) = k.as_str() else { continue };
         match k {

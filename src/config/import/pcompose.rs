@@ -2,8 +2,8 @@
 //! shutdown, as its documentation describes them.
 
 use super::{
-    Cond, Context, Dep, Health, Note, Stack, Svc, SyntaxError, env_value, parse_yaml, seconds,
-    shell_for_devstack, signal_name,
+    Cond, Context, Dep, Health, Note, Stack, Svc, SyntaxError, env_value, open_yaml, seconds,
+    shell_for_devstack, signal_name, yaml_text as text,
 };
 use serde_norway::{Mapping, Value};
 
@@ -23,15 +23,6 @@ const READ: &[&str] = &[
     "description",
     "is_tty",
 ];
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
 
 fn number(v: Option<&Value>) -> Option<f64> {
     match v? {
@@ -61,18 +52,16 @@ fn environment(v: Option<&Value>) -> Vec<(String, String)> {
 }
 
 pub(super) fn import(src: &str, cx: &Context) -> Result<Stack, SyntaxError> {
-    let doc = parse_yaml(src)?;
-    let mut stack = Stack::new("a process-compose file", cx);
-    let Some(top) = doc.as_mapping() else {
-        stack.warn("the file is not a mapping with `processes`: nothing to translate");
+    let (mut stack, top) = open_yaml(
+        src,
+        cx,
+        "a process-compose file",
+        "processes",
+        "process-compose loads it; so does devstack, into every service",
+    )?;
+    let Some(top) = &top else {
         return Ok(stack);
     };
-    if let Some((path, _)) = &cx.dotenv {
-        stack.env_file = Some(path.clone());
-        stack.env_file_notes.push(format!(
-            "{path}: process-compose loads it; so does devstack, into every service"
-        ));
-    }
     for (k, v) in top {
         let Some(k) = k.as_str() else { continue };
         match k {
