@@ -30,23 +30,30 @@ pub fn example(name: &str) -> String {
 
 /// One HTTP/1.1 GET on a connection of its own: the status (0 when the connection broke).
 pub fn http_status(port: u16, path: &str) -> u16 {
+    http_get(port, path).0
+}
+
+/// One HTTP/1.1 GET on a connection of its own: the status (0 when the connection broke) and
+/// the whole response as text.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
+        return (0, String::new());
     };
     conn.set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
     if conn.write_all(request.as_bytes()).is_err() {
-        return 0;
+        return (0, String::new());
     }
     let mut response = String::new();
     let _ = conn.read_to_string(&mut response);
-    response
+    let status = response
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    (status, response)
 }
 
 /// A free TCP port on loopback.
