@@ -24,17 +24,9 @@ pub const FILE_NAME: &str = "devstack.toml";
 /// The variable every service's processes carry, naming the service (devstack tells whose an
 /// escaped process or a port's holder is by it).
 pub const SERVICE_VAR: &str = "DEVSTACK_SERVICE";
-/// The variable every service's processes carry, naming the stack's folder (`stack_id`): the
+/// The variable every service's processes carry, naming the stack (`Config::stack_id`): the
 /// next run finds by it what a killed run left behind, even what it never got to record.
 pub const STACK_VAR: &str = "DEVSTACK_STACK";
-
-/// What `STACK_VAR` holds for the stack whose config lives in `root`: the folder, canonical.
-pub fn stack_id(root: &Path) -> String {
-    root.canonicalize()
-        .unwrap_or_else(|_| root.to_path_buf())
-        .display()
-        .to_string()
-}
 /// What the traffic views call callers that are not services (`traffic::Caller`).
 const RESERVED_NAMES: [&str; 2] = ["external", "unknown"];
 
@@ -43,6 +35,8 @@ pub struct Config {
     pub file: PathBuf,
     /// The folder holding `devstack.toml`; relative paths and `.devstack/` live here.
     pub root: PathBuf,
+    /// What every service's processes carry in `STACK_VAR`: `root`, canonical.
+    pub stack_id: String,
     pub name: String,
     pub debounce: Duration,
     /// Log lines kept in memory per service (`[stack] scrollback`).
@@ -395,7 +389,11 @@ impl Resolver<'_> {
             stack_env.push((key.get_ref().clone(), v));
         }
 
-        let stack_id = stack_id(&root);
+        let stack_id = root
+            .canonicalize()
+            .unwrap_or_else(|_| root.clone())
+            .display()
+            .to_string();
         let urls = url_env(names.iter().map(String::as_str).zip(ports.iter().copied()));
 
         let mut services = Vec::with_capacity(raw_services.len());
@@ -550,6 +548,7 @@ impl Resolver<'_> {
         Ok(Config {
             file: self.file.to_path_buf(),
             root,
+            stack_id,
             name,
             debounce,
             scrollback,

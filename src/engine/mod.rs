@@ -330,8 +330,7 @@ impl Engine {
 
     /// Kill what a previous run that died without cleaning up left behind.
     pub fn reap_leftovers(&self) -> Vec<String> {
-        self.record
-            .reap_leftovers(&crate::config::stack_id(&self.cfg.root))
+        self.record.reap_leftovers(&self.cfg.stack_id)
     }
 
     pub async fn run(mut self) -> Outcome {
