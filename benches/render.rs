@@ -51,8 +51,7 @@ fn stack(dir: &std::path::Path) -> App {
             pid: Some(1234),
             port: Some(8080),
             restarts: 0,
-            since: None,
-            uptime_secs: Some(300),
+            since: Some(tokio::time::Instant::now() - std::time::Duration::from_secs(300)),
             log_lost: None,
         })
         .collect();

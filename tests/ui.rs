@@ -34,8 +34,7 @@ fn view(name: &str, state: &str, detail: &str) -> ServiceView {
         pid: running.then_some(4242),
         port: None,
         restarts: 0,
-        since: None,
-        uptime_secs: running.then_some(75),
+        since: running.then(|| tokio::time::Instant::now() - std::time::Duration::from_secs(75)),
         log_lost: None,
     }
 }

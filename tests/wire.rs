@@ -213,7 +213,7 @@ fn every_request_round_trips_through_the_shared_types() {
 
     // subscribe: the views, then an event per change, typed.
     let mut subscriber = client(&stack);
-    match subscriber.call(&Request::Subscribe).unwrap() {
+    match subscriber.call(&Request::Subscribe { all: false }).unwrap() {
         Answer::Services { services } => assert_eq!(services.len(), 2),
         other => panic!("not the services: {other:?}"),
     }
@@ -343,4 +343,103 @@ fn the_cli_says_clearly_when_the_stack_predates_hello() {
         err.contains("it is an older devstack") && err.contains("use the same devstack version"),
         "{err}"
     );
+}
+
+/// `subscribe` with `all` sends every change of a view (here a restart's countdown, second by
+/// second) as an `update`; a plain `subscribe` sends changes of state only.
+#[test]
+fn subscribe_all_sends_countdowns_as_updates_and_plain_subscribe_only_states() {
+    let mut stack = Stack::new("[services.flaky]\nrun = \"sleep 0.3; exit 1\"\n");
+    stack.start(&["up", "--headless"]);
+    stack.wait_socket(20);
+    let subscribe = |all| {
+        let mut c = client(&stack);
+        c.set_timeout(Some(Duration::from_secs(30))).unwrap();
+        c.hello().unwrap();
+        match c.call(&Request::Subscribe { all }).unwrap() {
+            Answer::Services { services } => assert_eq!(services.len(), 1),
+            other => panic!("not the services: {other:?}"),
+        }
+        c
+    };
+    let (mut every, mut plain) = (subscribe(true), subscribe(false));
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        match every.next_message().unwrap() {
+            Some(Message::Event {
+                event: Event::Update,
+                service,
+            }) => {
+                assert_eq!(service.state, State::Restarting);
+                assert!(service.detail.starts_with("restarting in "), "{service:?}");
+                break;
+            }
+            Some(Message::Event {
+                event: Event::State,
+                ..
+            }) => {}
+            other => panic!("not an event: {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "no update came");
+    }
+    // Meanwhile the plain subscriber heard of states only, as many as went by.
+    let mut states = 0;
+    while states < 4 {
+        match plain.next_message().unwrap() {
+            Some(Message::Event {
+                event: Event::State,
+                service,
+            }) => {
+                assert_eq!(service.name, "flaky");
+                states += 1;
+            }
+            other => panic!("not a state event: {other:?}"),
+        }
+    }
+}
+
+/// CPU and memory are sampled while someone wants them (here a subscriber), and come to it as
+/// updates: a busy service shows its CPU, a quiet one 0%, both their memory. Nobody asked
+/// before: `ps` showed none.
+#[test]
+fn a_subscriber_gets_cpu_and_memory_as_they_change() {
+    let mut stack = Stack::new(
+        "[services.quiet]\nrun = \"sleep 300\"\n[services.busy]\nrun = \"while :; do :; done\"\n",
+    );
+    stack.start(&["up", "--headless"]);
+    stack.wait_socket(20);
+    let mut c = client(&stack);
+    until_state(&mut c, "busy", State::Running);
+    until_state(&mut c, "quiet", State::Running);
+    assert!(c.ps().unwrap().iter().all(|v| v.cpu_percent.is_none()));
+
+    let mut sub = client(&stack);
+    sub.set_timeout(Some(Duration::from_secs(30))).unwrap();
+    sub.hello().unwrap();
+    let mut views = match sub.call(&Request::Subscribe { all: true }).unwrap() {
+        Answer::Services { services } => services,
+        other => panic!("not the services: {other:?}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shown = |views: &[ServiceView], name: &str| {
+        let v = views.iter().find(|v| v.name == name).unwrap();
+        (v.cpu_percent, v.mem_bytes)
+    };
+    loop {
+        let (busy, quiet) = (shown(&views, "busy"), shown(&views, "quiet"));
+        if busy.0.is_some_and(|cpu| cpu > 20.0) && quiet.0 == Some(0.0) {
+            assert!(busy.1.unwrap() > 0 && quiet.1.unwrap() > 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "busy {busy:?}, quiet {quiet:?}");
+        match sub.next_message().unwrap() {
+            Some(Message::Event { service, .. }) => {
+                let i = views.iter().position(|v| v.name == service.name).unwrap();
+                views[i] = service;
+            }
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+    // And `ps` shows them too, now that they are sampled.
+    assert!(c.ps().unwrap().iter().all(|v| v.mem_bytes.is_some()));
 }

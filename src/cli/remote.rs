@@ -215,7 +215,7 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
             or_dash(s.health),
             or_dash(s.pid),
             or_dash(s.port),
-            or_dash(s.uptime_secs.map(devstack::engine::uptime)),
+            or_dash(s.uptime_secs().map(devstack::engine::uptime)),
             s.restarts.to_string(),
         ]);
     }
@@ -545,7 +545,7 @@ pub fn await_ready(
         return Ok(Readiness::Stopped);
     };
     client.hello()?;
-    let mut views = match client.call(&Request::Subscribe)? {
+    let mut views = match client.call(&Request::Subscribe { all: false })? {
         devstack::control::Answer::Services { services } => services,
         _ => {
             return Err(client::Error::Garbled(
@@ -827,8 +827,7 @@ mod tests {
             pid: Some(7),
             port: None,
             restarts: 0,
-            since: None,
-            uptime_secs: Some(3),
+            since: Some(tokio::time::Instant::now() - std::time::Duration::from_secs(3)),
             log_lost: None,
         };
         let text = ps_json(&[view]);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// The version of this protocol, exchanged by `hello`. Raise it when a request or an answer
 /// changes in a way the other side can't read; `hello` itself never changes.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 
 /// A request. `wait` (default true) makes an action answer once it took effect.
 #[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
@@ -95,7 +95,12 @@ pub enum Request {
         follow: bool,
     },
     Down,
-    Subscribe,
+    /// The views, then an event per change of state; with `all`, also one per other change
+    /// (CPU, memory, a countdown, a probe's error), so that a client showing them never asks.
+    Subscribe {
+        #[serde(default, skip_serializing_if = "is_false")]
+        all: bool,
+    },
 }
 
 impl Request {
@@ -241,7 +246,8 @@ impl TryFrom<WireResponse> for Response {
 pub enum Message {
     /// `{"line":{...}}`: a log line.
     Line { line: WireLine },
-    /// `{"event":"state","service":{...}}`: a service's state changed.
+    /// `{"event":"state","service":{...}}`: a service's state changed (`"update"`: something
+    /// else in its view, for a `subscribe` with `all`).
     Event { event: Event, service: ServiceView },
     /// `{"call":{...}}`: a request (or TCP connection) through the proxy, once it ended.
     Call { call: Record },
@@ -256,6 +262,7 @@ pub enum Message {
 #[serde(rename_all = "lowercase")]
 pub enum Event {
     State,
+    Update,
 }
 
 /// Which output a log line came from.

@@ -2,7 +2,7 @@
 
 use super::{Answer, Event, Message, PROTOCOL, Request, Response, WireLine};
 use crate::engine::ready::Verdict;
-use crate::engine::{Command, Handle, ServiceView, State};
+use crate::engine::{Change, Command, Handle, ServiceView, State};
 use crate::logs::{LogHub, LogLine, Tail};
 use crate::statedir;
 use crate::traffic::stats::Already;
@@ -285,8 +285,8 @@ async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {
                 };
                 logs(&ctx, &mut reader, &mut out, wanted, follow).await
             }
-            Request::Subscribe => match slot.stream() {
-                Ok(()) => subscribe(&ctx, &mut reader, &mut out).await,
+            Request::Subscribe { all } => match slot.stream() {
+                Ok(()) => subscribe(&ctx, &mut reader, &mut out, all).await,
                 Err(e) => out.send(&error(e)).await.is_ok(),
             },
             Request::Traffic {
@@ -479,7 +479,7 @@ async fn answer(ctx: &Context, request: Request) -> Response {
         Request::Restart { service, wait } => (service, *wait, Command::Restart),
         Request::Rebuild { service, wait } => (service, *wait, Command::Rebuild),
         Request::Kill { service, wait } => (service, *wait, Command::Kill),
-        Request::Logs { .. } | Request::Subscribe => {
+        Request::Logs { .. } | Request::Subscribe { .. } => {
             unreachable!("streams are served apart")
         }
     };
@@ -786,8 +786,13 @@ async fn follow_traffic(
 }
 
 /// A stream of state changes: `{"event":"state", "service": …}` with the service's view.
-async fn subscribe(ctx: &Context, reader: &mut BufReader<OwnedReadHalf>, out: &mut Out) -> bool {
-    let events: broadcast::Receiver<ServiceView> = ctx.handle.events();
+async fn subscribe(
+    ctx: &Context,
+    reader: &mut BufReader<OwnedReadHalf>,
+    out: &mut Out,
+    all: bool,
+) -> bool {
+    let events: broadcast::Receiver<Change> = ctx.handle.events();
     let now = ctx.handle.views().borrow().clone();
     if out
         .send(&done(Answer::Services { services: now }))
@@ -796,10 +801,15 @@ async fn subscribe(ctx: &Context, reader: &mut BufReader<OwnedReadHalf>, out: &m
     {
         return false;
     }
-    stream(reader, out, events, |service| {
+    stream(reader, out, events, |change| {
+        let event = match change.state {
+            true => Event::State,
+            false if all => Event::Update,
+            false => return None,
+        };
         Some(Message::Event {
-            event: Event::State,
-            service,
+            event,
+            service: change.view,
         })
     })
     .await

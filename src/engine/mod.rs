@@ -22,7 +22,7 @@ mod status;
 mod tests;
 mod views;
 
-pub use status::{HealthState, ServiceView, State, Status, secs, uptime};
+pub use status::{HealthState, ServiceView, State, Status, secs, uptime, uptime_changes_in};
 
 use crate::config::Config;
 use crate::logs::LogHub;
@@ -37,11 +37,12 @@ use tokio::time::Instant;
 
 /// This many restarts in a row, each after a short run, is a crash loop.
 pub const CRASH_LOOP: u32 = 3;
-/// How often uptimes and countdowns are refreshed,
-const USAGE_EVERY: Duration = Duration::from_secs(1);
-/// and every how many of those CPU and memory are sampled, when they are (a quiet stack must
-/// cost next to nothing).
-const SAMPLE_EVERY_TICKS: u64 = 2;
+/// How often countdowns ("restarting in 3s", "building for 12s") are refreshed, while there
+/// are some. Uptimes need nothing: a view carries its start (`ServiceView::since`).
+const COUNTDOWN_EVERY: Duration = Duration::from_secs(1);
+/// How often what changes without a message is looked at otherwise (a log file that can't
+/// be written). A quiet stack must cost next to nothing: only a change wakes anyone.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
 /// How long the engine's end waits for the disk to take the last lines and the record.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
@@ -91,7 +92,7 @@ enum Msg {
         holder: Option<process::PortHolder>,
     },
     /// CPU time and memory of each running service's session (session id = its pid).
-    Usage(HashMap<i32, process::Usage>),
+    Usage(HashMap<i32, process::Load>),
 }
 
 /// What the caller may do with a running engine.
@@ -99,7 +100,15 @@ enum Msg {
 pub struct Handle {
     tx: mpsc::UnboundedSender<Msg>,
     views: watch::Receiver<Vec<ServiceView>>,
-    events: broadcast::Sender<ServiceView>,
+    events: broadcast::Sender<Change>,
+}
+
+/// A service's view changed: its state, health, pid, restarts or build status (`state`), or
+/// only what moves with them (CPU, memory, a countdown, a probe's error).
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub state: bool,
+    pub view: ServiceView,
 }
 
 impl Handle {
@@ -118,8 +127,8 @@ impl Handle {
         self.views.clone()
     }
 
-    /// Each change of a service's state, health, pid or restarts, as it happens.
-    pub fn events(&self) -> broadcast::Receiver<ServiceView> {
+    /// Each change of a service's view, as it happens.
+    pub fn events(&self) -> broadcast::Receiver<Change> {
         self.events.subscribe()
     }
 }
@@ -185,8 +194,6 @@ struct Svc {
     health: Health,
     /// Run processes started so far.
     spawns: u64,
-    /// The last usage sample of the run process: CPU % since the one before, and memory.
-    usage: Option<(f32, u64)>,
     /// Rebuild when watched files change (a service with `watch` starts with it on).
     auto: bool,
     /// When builds ran, and whether changes keep coming in during them.
@@ -221,7 +228,6 @@ impl Svc {
             backoff: 0,
             health: Health::default(),
             spawns: 0,
-            usage: None,
             auto: true,
             guard: rebuild::Guard::default(),
             not_found: 0,
@@ -255,7 +261,7 @@ pub struct Engine {
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     views: watch::Sender<Vec<ServiceView>>,
-    events: broadcast::Sender<ServiceView>,
+    events: broadcast::Sender<Change>,
     record: GroupRecord,
     next_id: u64,
     shutting_down: bool,
@@ -266,10 +272,8 @@ pub struct Engine {
     /// Commands applied since the last publish, whose senders wait to hear so.
     acks: Vec<oneshot::Sender<()>>,
     sample_usage: bool,
-    /// A usage sample is being taken (off this thread).
-    sampling: bool,
-    /// The previous usage sample: when, and CPU time per session.
-    last_sample: Option<(Instant, HashMap<i32, Duration>)>,
+    /// The keeper's latest CPU % and memory of each session (by its leader's pid).
+    loads: HashMap<i32, process::Load>,
 }
 
 impl Engine {
@@ -298,8 +302,7 @@ impl Engine {
             user_stopped: false,
             acks: Vec::new(),
             sample_usage: opts.sample_usage,
-            sampling: false,
-            last_sample: None,
+            loads: HashMap::new(),
         };
         engine.publish();
         (
@@ -348,16 +351,30 @@ impl Engine {
                     grace: s.grace,
                 })
                 .collect();
+            // CPU and memory, when wanted: by the dashboard, or by a client that subscribes
+            // (an attached dashboard shows them); the keeper samples them, and says news only.
+            let (events, wanted) = (self.events.clone(), self.sample_usage);
+            let usage = process::UsageFeed {
+                wanted: Box::new(move || wanted || events.receiver_count() > 0),
+                report: Box::new({
+                    let tx = tx.clone();
+                    move |loads| drop(tx.send(Msg::Usage(loads)))
+                }),
+            };
             self.spawner.keep_escaped(
                 kept,
                 Box::new(move |escaped| {
                     let _ = tx.send(Msg::Escaped(escaped));
                 }),
+                usage,
             )
         };
-        let mut usage_tick = tokio::time::interval(USAGE_EVERY);
-        let mut ticks: u64 = 0;
-        usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = |period| {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick
+        };
+        let (mut countdown, mut housekeeping) = (every(COUNTDOWN_EVERY), every(HOUSEKEEPING_EVERY));
         loop {
             self.reconcile();
             self.publish();
@@ -389,20 +406,13 @@ impl Engine {
                     Some(Msg::PortChecked { service, id, holder }) => {
                         self.port_checked(service, id, holder)
                     }
-                    Some(Msg::Usage(usage)) => self.sampled(usage),
+                    Some(Msg::Usage(loads)) => self.loads = loads,
                     None => break,
                 },
                 _ = sleep_until(deadline) => self.timers(),
-                // Once a second: fresh uptimes and countdowns, and CPU and memory if wanted.
-                // Also while a client subscribes (an attached dashboard shows them).
-                _ = usage_tick.tick() => {
-                    ticks += 1;
-                    if ticks.is_multiple_of(SAMPLE_EVERY_TICKS)
-                        && (self.sample_usage || self.events.receiver_count() > 0)
-                    {
-                        self.sample();
-                    }
-                }
+                // Each pass of the loop publishes what changed: a countdown, once a second.
+                _ = countdown.tick(), if self.counting_down() => {}
+                _ = housekeeping.tick() => {}
             }
         }
         // The last escaped processes go (with their stop signal and grace); the record is
@@ -450,7 +460,8 @@ impl Engine {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+/// Until `deadline`; forever without one.
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,

@@ -1,12 +1,9 @@
 //! Health probes of run processes (what a result means: start period, retries, a liveness
-//! restart), and CPU/memory samples.
+//! restart).
 
 use super::{Engine, HealthState, Msg, Then, secs};
 use crate::config::{Probe, Restart};
 use crate::health;
-use crate::process;
-use std::collections::HashMap;
-use tokio::time::Instant;
 
 impl Engine {
     /// Start the probe loop of run process `id`, for the probes that poll.
@@ -87,45 +84,5 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// Sample CPU and memory of every running service's session, off this thread (a pass over
-    /// `/proc`); `sampled` takes the result.
-    pub(super) fn sample(&mut self) {
-        if self.sampling {
-            return;
-        }
-        let pids: Vec<i32> = self
-            .svcs
-            .iter()
-            .filter_map(|s| s.run.as_ref().map(|p| p.pid))
-            .collect();
-        self.sampling = true;
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let _ = tx.send(Msg::Usage(process::sample_usage(&pids)));
-        });
-    }
-
-    /// CPU % (since the last sample) and memory of every running service's session.
-    pub(super) fn sampled(&mut self, usage: HashMap<i32, process::Usage>) {
-        self.sampling = false;
-        let now = Instant::now();
-        let previous = self.last_sample.take();
-        for svc in &mut self.svcs {
-            svc.usage = svc.run.as_ref().and_then(|p| {
-                let u = usage.get(&p.pid)?;
-                let cpu = previous.as_ref().and_then(|(then, cpu)| {
-                    let before = cpu.get(&p.pid)?;
-                    let spent = u.cpu.saturating_sub(*before).as_secs_f32();
-                    Some(100.0 * spent / now.duration_since(*then).as_secs_f32().max(0.001))
-                });
-                Some((cpu.unwrap_or(0.0), u.rss_bytes))
-            });
-        }
-        self.last_sample = Some((
-            now,
-            usage.into_iter().map(|(sid, u)| (sid, u.cpu)).collect(),
-        ));
     }
 }

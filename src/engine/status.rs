@@ -118,14 +118,25 @@ pub fn secs(d: Duration) -> String {
     }
 }
 
-/// How long a process has run, as every table shows it (`ps`, the dashboard): `42s`, `3m05s`,
-/// `2h07m`, `3d04h`; at most 7 characters below 1000 days.
+/// How long a process has run, as every table shows it (`ps`, the dashboard): `42s`, `3m`,
+/// `2h07m`, `3d04h`; at most 7 characters below 1000 days. Seconds only in the first minute
+/// (a fresh start is worth watching): past it the text changes once a minute, so a dashboard
+/// of a quiet stack has nothing to redraw ([`uptime_changes_in`]).
 pub fn uptime(secs: u64) -> String {
     match secs {
         s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 3600 => format!("{}m", s / 60),
         s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         s => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// In how many seconds [`uptime`]`(secs)` shows something else.
+pub fn uptime_changes_in(secs: u64) -> u64 {
+    match secs {
+        s if s < 60 => 1,
+        s if s < 86_400 => 60 - s % 60,
+        s => 3600 - s % 3600,
     }
 }
 
@@ -279,14 +290,38 @@ pub struct ServiceView {
     pub pid: Option<i32>,
     pub port: Option<u16>,
     pub restarts: u32,
-    #[serde(skip)]
+    /// When its running process started. On the wire `uptime_secs`, the whole seconds it has
+    /// run when sent, and read back as the instant that long ago (the stack and its clients
+    /// share the machine's clock): a view never goes stale, so uptimes need no messages.
+    #[serde(rename = "uptime_secs", with = "uptime_wire", default)]
     pub since: Option<Instant>,
-    pub uptime_secs: Option<u64>,
     /// Lines of this run that did not reach the log file (a full disk), if any.
     pub log_lost: Option<crate::logs::LogLoss>,
 }
 
+/// `ServiceView::since` as `uptime_secs`.
+mod uptime_wire {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    pub fn serialize<S: Serializer>(since: &Option<Instant>, s: S) -> Result<S::Ok, S::Error> {
+        since.map(|t| t.elapsed().as_secs()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Instant>, D::Error> {
+        let now = Instant::now();
+        Ok(Option::<u64>::deserialize(d)?
+            .map(|secs| now.checked_sub(Duration::from_secs(secs)).unwrap_or(now)))
+    }
+}
+
 impl ServiceView {
+    /// Whole seconds its running process has run (None: not running).
+    pub fn uptime_secs(&self) -> Option<u64> {
+        self.since.map(|t| t.elapsed().as_secs())
+    }
+
     /// Same state, health, pid, restarts and build status (uptime and countdowns aside).
     pub fn same_state(&self, other: &ServiceView) -> bool {
         let key = |v: &ServiceView| {
@@ -376,8 +411,7 @@ mod tests {
             pid: Some(42),
             port: Some(8080),
             restarts: 2,
-            since: Some(Instant::now()),
-            uptime_secs: Some(75),
+            since: Some(Instant::now() - Duration::from_secs(75)),
             log_lost: Some(crate::logs::LogLoss {
                 file: "/x/api.log".into(),
                 lines: 7,
@@ -400,12 +434,13 @@ mod tests {
         assert_eq!(value["health"], json!(null));
         assert_eq!(value["pid"], json!(null));
         assert_eq!(value["log_lost"], json!(null));
-        // Read back, it is the same view but for what is not on the wire.
+        // Read back, it is the same view, started as long ago.
         let back: ServiceView = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.uptime_secs(), Some(75));
         assert_eq!(
             back,
             ServiceView {
-                since: None,
+                since: back.since,
                 ..view
             }
         );
@@ -415,14 +450,26 @@ mod tests {
     fn uptime_is_short_and_zero_padded() {
         assert_eq!(uptime(0), "0s");
         assert_eq!(uptime(59), "59s");
-        assert_eq!(uptime(60), "1m00s");
-        assert_eq!(uptime(75), "1m15s");
-        assert_eq!(uptime(3599), "59m59s");
+        assert_eq!(uptime(60), "1m");
+        assert_eq!(uptime(75), "1m");
+        assert_eq!(uptime(3599), "59m");
         assert_eq!(uptime(3600), "1h00m");
         assert_eq!(uptime(3600 + 7 * 60 + 59), "1h07m");
         assert_eq!(uptime(86_399), "23h59m");
         assert_eq!(uptime(86_400), "1d00h");
         assert_eq!(uptime(3 * 86_400 + 4 * 3600 + 5), "3d04h");
         assert!(uptime(999 * 86_400 + 23 * 3600).len() <= 7);
+    }
+
+    /// `uptime_changes_in` says when the text changes: not earlier (the text is a function of
+    /// whole units, so the last second before is enough to check), not later.
+    #[test]
+    fn uptime_changes_when_its_text_does() {
+        for secs in (0..200_000).chain(3 * 86_400 - 8000..3 * 86_400 + 8000) {
+            let next = uptime_changes_in(secs);
+            assert!(next >= 1);
+            assert_eq!(uptime(secs + next - 1), uptime(secs), "{secs}+{next}-1");
+            assert_ne!(uptime(secs + next), uptime(secs), "{secs}+{next}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! What the interfaces see: one `ServiceView` per service, published after every change, and an
 //! event for each change of state.
 
-use super::{CRASH_LOOP, Engine, HealthState, ServiceView, State, Status};
+use super::{CRASH_LOOP, Change, Engine, HealthState, ServiceView, State, Status};
 use tokio::time::Instant;
 
 impl Engine {
@@ -13,6 +13,7 @@ impl Engine {
             .enumerate()
             .map(|(i, (s, spec))| {
                 let live = s.run.as_ref().or(s.build.as_ref());
+                let load = s.run.as_ref().and_then(|p| self.loads.get(&p.pid));
                 let probed = spec.health.is_some() && s.run.is_some();
                 let build_failed =
                     spec.build.is_some() && !s.built && s.run.is_some() && s.build.is_none();
@@ -50,8 +51,8 @@ impl Engine {
                     wanted: s.want_up,
                     auto_rebuild: (!spec.watch.is_empty()).then_some(s.auto),
                     spawns: s.spawns,
-                    cpu_percent: s.usage.filter(|_| s.run.is_some()).map(|u| u.0),
-                    mem_bytes: s.usage.filter(|_| s.run.is_some()).map(|u| u.1),
+                    cpu_percent: load.map(|l| l.cpu_percent),
+                    mem_bytes: load.map(|l| l.rss_bytes),
                     building: s.build.is_some(),
                     build_failed,
                     settled: s.status.is_settled(),
@@ -62,11 +63,10 @@ impl Engine {
                     port: spec.port,
                     restarts: s.restarts,
                     since: s.run.as_ref().map(|p| p.started),
-                    uptime_secs: s.run.as_ref().map(|p| p.started.elapsed().as_secs()),
                 }
             })
             .collect::<Vec<ServiceView>>();
-        // Nothing new (same states, uptimes and samples): nobody is woken.
+        // Nothing new (same states and samples; uptimes are no news): nobody is woken.
         if *self.views.borrow() == views {
             return;
         }
@@ -74,11 +74,22 @@ impl Engine {
         if self.events.receiver_count() > 0 {
             let now = self.views.borrow();
             for (i, view) in now.iter().enumerate() {
-                if old.get(i).is_none_or(|o| !o.same_state(view)) {
-                    let _ = self.events.send(view.clone());
+                let state = old.get(i).is_none_or(|o| !o.same_state(view));
+                if state || old.get(i) != Some(view) {
+                    let _ = self.events.send(Change {
+                        state,
+                        view: view.clone(),
+                    });
                 }
             }
         }
+    }
+
+    /// Something shown counts seconds: a restart's backoff, a build's duration.
+    pub(super) fn counting_down(&self) -> bool {
+        self.svcs.iter().any(|s| {
+            s.build.is_some() || matches!(s.status, Status::Restarting { .. } | Status::Building)
+        })
     }
 }
 

@@ -16,7 +16,7 @@ pub use record::GroupRecord;
 pub use spawner::{
     EscapedReport, PortReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal,
 };
-pub use usage::{Usage, sample as sample_usage};
+pub use usage::{Feed as UsageFeed, Load, Usage};
 
 use crate::config::CommandLine;
 use nix::sys::wait::{WaitStatus, waitpid};

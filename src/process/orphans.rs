@@ -13,6 +13,7 @@
 
 #[cfg(target_os = "linux")]
 use super::tree::Tree;
+use super::usage::Usage;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -117,8 +118,13 @@ pub struct Keeper {
 }
 
 /// Start keeping the escaped processes of `services`; `report` gets what the keeper sees
-/// whenever it changes.
-pub fn keep(services: Vec<Kept>, report: impl Fn(Escaped) + Send + 'static) -> Keeper {
+/// whenever it changes. The same thread samples the services' CPU and memory for `usage`
+/// while it wants them, from the same reading of the process tree.
+pub fn keep(
+    services: Vec<Kept>,
+    report: impl Fn(Escaped) + Send + 'static,
+    usage: super::UsageFeed,
+) -> Keeper {
     let stop = Arc::new(AtomicBool::new(false));
     let sweep = Arc::new(Mutex::new(Sweep::default()));
     let thread = {
@@ -127,11 +133,19 @@ pub fn keep(services: Vec<Kept>, report: impl Fn(Escaped) + Send + 'static) -> K
             .name("orphans".into())
             .spawn(move || {
                 let mut last = Escaped::default();
+                let mut meter = super::usage::Meter::default();
                 while !stop.load(Ordering::Relaxed) {
-                    let now = sweep
+                    let wanted = (usage.wanted)();
+                    if !wanted {
+                        meter.forget();
+                    }
+                    let (now, sample) = sweep
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .run(&services, false);
+                        .run(&services, false, wanted && meter.due());
+                    if let Some(loads) = sample.and_then(|u| meter.take(Instant::now(), u)) {
+                        (usage.report)(loads);
+                    }
                     if now != last {
                         report(now.clone());
                         last = now;
@@ -164,7 +178,7 @@ impl Drop for Keeper {
         let longest = self.services.iter().map(|s| s.grace).max();
         let deadline = Instant::now() + longest.unwrap_or_default() + Duration::from_secs(1);
         loop {
-            sweep.run(&self.services, true);
+            sweep.run(&self.services, true, false);
             if (sweep.doomed.is_empty() && sweep.seen.is_empty()) || Instant::now() > deadline {
                 break;
             }
@@ -196,8 +210,15 @@ impl Sweep {
     /// Look at devstack's children once: collect dead escaped ones, stop those whose service
     /// process is gone (all of them with `all`); report the others, and the processes that left
     /// a service's session but still have a parent in it.
+    /// With `sample`, the services' trees are walked now, and the CPU time and memory of each
+    /// service's session come back too.
     #[cfg(target_os = "linux")]
-    fn run(&mut self, services: &[Kept], all: bool) -> Escaped {
+    fn run(
+        &mut self,
+        services: &[Kept],
+        all: bool,
+        sample: bool,
+    ) -> (Escaped, Option<HashMap<i32, Usage>>) {
         let me = std::process::id() as i32;
         let mut seen = Escaped::default();
         let mut zombies = HashSet::new();
@@ -206,6 +227,7 @@ impl Sweep {
         // devstack's children and the services' trees are read, through the kernel's lists of
         // children, not every process on the machine.
         let tree = self.tree.get_or_insert_with(Tree::new);
+        tree.pass();
         let (owned, leaders): (HashSet<i32>, Vec<(i32, String)>) = {
             let own = own();
             let leaders = own
@@ -240,28 +262,44 @@ impl Sweep {
         // that parent is gone).
         let mut walked = Vec::new();
         // The services' trees are walked less often than devstack's children are looked at:
-        // an idle stack of 20 services must cost next to nothing.
+        // an idle stack of 20 services must cost next to nothing. A sample of CPU and memory
+        // is taken on the same walk.
         let every = if self.known.is_empty() && self.doomed.is_empty() {
             QUIET_WALK_EVERY
         } else {
             WALK_EVERY
         };
-        let walk = !all && self.walked.is_none_or(|at| at.elapsed() >= every);
+        let walk = !all && (sample || self.walked.is_none_or(|at| at.elapsed() >= every));
+        let mut usage: Option<HashMap<i32, Usage>> =
+            sample.then(|| leaders.iter().map(|(l, _)| (*l, Usage::default())).collect());
         if walk {
             self.walked = Some(Instant::now());
-            for (leader, service) in &leaders {
-                let mut stack = vec![*leader];
-                while let Some(pid) = stack.pop() {
-                    let threads = super::tree::stat(pid).map_or(0, |s| s.threads);
-                    for child in tree.children_of(pid, threads) {
-                        let Some(stat) = super::tree::stat(child).filter(|s| s.state != 'Z') else {
+            // Each service's tree from its leader, and from what came back to devstack while
+            // still in its session.
+            let roots = leaders.iter().map(|(l, s)| (*l, *l, s)).chain(mine.iter().filter_map(
+                |(stat, _)| {
+                    let service = leaders.iter().find(|(l, _)| *l == stat.session)?;
+                    (stat.state != 'Z').then_some((stat.pid, service.0, &service.1))
+                },
+            ));
+            for (root, leader, service) in roots {
+                let Some(first) = tree.stat(root) else { continue };
+                let mut stack = vec![(root, first)];
+                while let Some((pid, stat)) = stack.pop() {
+                    if stat.session == leader
+                        && let Some(u) = usage.as_mut().and_then(|u| u.get_mut(&leader))
+                    {
+                        u.add(&stat);
+                    }
+                    for child in tree.children_of(pid, stat.threads) {
+                        let Some(stat) = tree.stat(child).filter(|s| s.state != 'Z') else {
                             continue;
                         };
                         live.insert(child);
-                        if stat.session != *leader {
+                        if stat.session != leader {
                             walked.push((child, stat.starttime, service.clone()));
                         }
-                        stack.push(child);
+                        stack.push((child, stat));
                     }
                 }
             }
@@ -342,12 +380,17 @@ impl Sweep {
         }
         seen.alive.sort_by_key(|o| o.pid);
         seen.alive.dedup_by_key(|o| o.pid);
-        seen
+        (seen, usage)
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn run(&mut self, _services: &[Kept], _all: bool) -> Escaped {
-        Escaped::default()
+    fn run(
+        &mut self,
+        _services: &[Kept],
+        _all: bool,
+        _sample: bool,
+    ) -> (Escaped, Option<HashMap<i32, Usage>>) {
+        (Escaped::default(), None)
     }
 }
 
@@ -366,4 +409,66 @@ pub fn kill_escaped(pid: i32, session: i32, sig: Signal) {
 /// Running (not a zombie).
 fn alive(pid: i32) -> bool {
     super::group::session_of(pid).is_some()
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A sample counts a service's session: its leader and the leader's children.
+    #[test]
+    fn a_sample_counts_a_session_and_its_children() {
+        use std::os::unix::process::CommandExt;
+        // A session of its own (the test's session leader may be outside this pid namespace).
+        let mut child = std::process::Command::new("sh");
+        child.args(["-c", "sleep 30 & wait"]);
+        unsafe {
+            child.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = child.spawn().unwrap();
+        let sid = child.id() as i32;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while super::super::tree::Tree::new()
+            .children_of(sid, 1)
+            .is_empty()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The child may still be between fork and exec at the first look: look again for a
+        // while (without counting children, the sum never passes the leader's own).
+        let leader = || super::super::tree::stat(sid).unwrap().rss * procfs::page_size();
+        super::own().add(sid, Some("svc"), true);
+        let services = [Kept {
+            name: "svc".into(),
+            task: false,
+            stop_signal: Signal::SIGTERM,
+            grace: Duration::from_secs(1),
+        }];
+        let mut sweep = Sweep::default();
+        let mut sample = || sweep.run(&services, false, true).1.unwrap()[&sid];
+        let mut usage = sample();
+        let mut own = leader();
+        while usage.rss_bytes <= own && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            own = leader();
+            usage = sample();
+        }
+        super::own().remove(sid);
+        let leader = own;
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(sid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        assert!(leader > 0);
+        assert!(
+            usage.rss_bytes > leader,
+            "the child's memory is counted too"
+        );
+    }
 }

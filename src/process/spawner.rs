@@ -64,8 +64,13 @@ pub trait Spawner: Send + Sync + 'static {
     /// Probe `target` of `service` until the handle is aborted, reporting each result.
     fn probe(&self, service: &str, target: health::Target, report: ProbeReport) -> AbortHandle;
     /// Keep the processes that escape the sessions of `services` (see `orphans`) until the
-    /// returned value is dropped.
-    fn keep_escaped(&self, services: Vec<Kept>, report: EscapedReport) -> Box<dyn Send>;
+    /// returned value is dropped; meanwhile sample their CPU and memory for `usage`.
+    fn keep_escaped(
+        &self,
+        services: Vec<Kept>,
+        report: EscapedReport,
+        usage: super::UsageFeed,
+    ) -> Box<dyn Send>;
 }
 
 /// The real thing: pseudo-terminals, process groups, /proc.
@@ -111,8 +116,13 @@ impl Spawner for Pty {
         health::spawn_loop(target, report)
     }
 
-    fn keep_escaped(&self, services: Vec<Kept>, report: EscapedReport) -> Box<dyn Send> {
-        Box::new(super::orphans::keep(services, report))
+    fn keep_escaped(
+        &self,
+        services: Vec<Kept>,
+        report: EscapedReport,
+        usage: super::UsageFeed,
+    ) -> Box<dyn Send> {
+        Box::new(super::orphans::keep(services, report, usage))
     }
 }
 

@@ -2,14 +2,40 @@
 //! list of each thread's children (`/proc/PID/task/TID/children`). Where it doesn't, one scan of
 //! `/proc` stands in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 
 /// The process tree, read cheaply: the kernel's list of each process's children
 /// (`/proc/PID/task/TID/children`), or, where the kernel doesn't keep one, a scan of every
-/// process.
-pub enum Tree {
-    Lists,
-    Scanned(BTreeMap<i32, Vec<i32>>),
+/// process. Those who look again and again (the keeper, the usage sampler) keep one `Tree`:
+/// the `/proc` files it read stay open and are read again from their start (a `/proc` path
+/// lookup costs more than the read), for as long as one of the last passes ([`Tree::pass`])
+/// read them.
+pub struct Tree {
+    scanned: Option<BTreeMap<i32, Vec<i32>>>,
+    files: HashMap<String, Open>,
+    /// Passes so far.
+    passes: u64,
+}
+
+/// A file not read for this many passes is closed.
+const KEEP_PASSES: u64 = 10;
+/// At most this many files are kept open (past it, a file is opened for each read, as
+/// before): two per process (its stat and its list of children), so 20 services that run
+/// `sh -c` and a child need 81.
+const MAX_OPEN: usize = 160;
+
+struct Open {
+    file: File,
+    /// The pass it was last read in.
+    read: u64,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
 }
 
 impl Tree {
@@ -24,70 +50,111 @@ impl Tree {
                 .and_then(Result::ok)
                 .is_some_and(|t| t.path().join("children").exists())
         });
-        if lists {
-            return Tree::Lists;
-        }
-        let mut map: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-        if let Ok(all) = procfs::process::all_processes() {
-            for stat in all.flatten().filter_map(|p| p.stat().ok()) {
-                map.entry(stat.ppid).or_default().push(stat.pid);
+        let mut tree = Tree {
+            scanned: (!lists).then(BTreeMap::new),
+            files: HashMap::new(),
+            passes: 0,
+        };
+        tree.pass();
+        tree
+    }
+
+    /// Start another look: the files the last passes did not read are closed (their
+    /// processes are gone, or no longer of interest), and a scan is taken again.
+    pub fn pass(&mut self) {
+        self.passes += 1;
+        let passes = self.passes;
+        self.files.retain(|_, open| open.read + KEEP_PASSES > passes);
+        if let Some(map) = &mut self.scanned {
+            map.clear();
+            if let Ok(all) = procfs::process::all_processes() {
+                for stat in all.flatten().filter_map(|p| p.stat().ok()) {
+                    map.entry(stat.ppid).or_default().push(stat.pid);
+                }
             }
         }
-        Tree::Scanned(map)
+    }
+
+    /// `/proc/PID/stat`, or None once the process is gone.
+    pub fn stat(&mut self, pid: i32) -> Option<Stat> {
+        parse_stat(&self.read(format!("/proc/{pid}/stat"))?)
     }
 
     /// The children of the main thread of `pid` only.
-    pub fn children_of_thread(&self, pid: i32) -> Vec<i32> {
-        match self {
-            Tree::Scanned(_) => self.children(pid),
-            Tree::Lists => read_pids(&format!("/proc/{pid}/task/{pid}/children")),
+    pub fn children_of_thread(&mut self, pid: i32) -> Vec<i32> {
+        match &self.scanned {
+            Some(map) => map.get(&pid).cloned().unwrap_or_default(),
+            None => pids(self.read(format!("/proc/{pid}/task/{pid}/children"))),
         }
-    }
-
-    pub fn children(&self, pid: i32) -> Vec<i32> {
-        self.children_of(pid, 0)
     }
 
     /// `children`, knowing `pid` runs `threads` threads (from its `Stat`; 0 if unknown): a
     /// single-threaded process's list is read without listing its threads.
-    pub fn children_of(&self, pid: i32, threads: i64) -> Vec<i32> {
-        match self {
-            Tree::Scanned(map) => map.get(&pid).cloned().unwrap_or_default(),
-            Tree::Lists if threads == 1 => self.children_of_thread(pid),
-            Tree::Lists => {
-                let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-                    return Vec::new();
-                };
-                tasks
-                    .flatten()
-                    .flat_map(|t| read_pids(&t.path().join("children").to_string_lossy()))
-                    .collect()
+    pub fn children_of(&mut self, pid: i32, threads: i64) -> Vec<i32> {
+        if self.scanned.is_some() || threads == 1 {
+            return self.children_of_thread(pid);
+        }
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Vec::new();
+        };
+        let tids: Vec<String> = tasks
+            .flatten()
+            .map(|t| t.file_name().to_string_lossy().into_owned())
+            .collect();
+        tids.into_iter()
+            .flat_map(|tid| pids(self.read(format!("/proc/{pid}/task/{tid}/children"))))
+            .collect()
+    }
+
+    /// A small `/proc` file, through its open file when there is one. A file whose process
+    /// is gone fails to read (even once its pid is reused: the open file is the old
+    /// process's), and is closed.
+    fn read(&mut self, path: String) -> Option<String> {
+        if let Some(open) = self.files.get_mut(&path) {
+            match read_from_start(&open.file) {
+                Some(text) => {
+                    open.read = self.passes;
+                    return Some(text);
+                }
+                None => {
+                    self.files.remove(&path);
+                    return None;
+                }
             }
         }
+        let file = File::open(&path).ok()?;
+        let text = read_from_start(&file)?;
+        if self.files.len() < MAX_OPEN {
+            let read = self.passes;
+            self.files.insert(path, Open { file, read });
+        }
+        Some(text)
+    }
+
+    /// How many `/proc` files are open.
+    #[cfg(test)]
+    fn open_files(&self) -> usize {
+        self.files.len()
     }
 }
 
 /// The pids listed in a `children` file.
-fn read_pids(path: &str) -> Vec<i32> {
-    read_proc(path)
-        .map(|text| {
-            text.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+fn pids(text: Option<String>) -> Vec<i32> {
+    text.map(|text| {
+        text.split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
-/// A small `/proc` file, read with open, read and close only (`fs::read_to_string` also asks
-/// for the file's size, which `/proc` does not know): the idle keeper and the usage sampler read
-/// a few of them per service every second or two.
-fn read_proc(path: &str) -> Option<String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).ok()?;
+/// A `/proc` file's whole text, read from its start with `pread` (the file's size is not
+/// known to `/proc`, so it is read until it ends).
+fn read_from_start(file: &File) -> Option<String> {
     let mut buf = [0u8; 1024];
     let mut text = Vec::new();
     loop {
-        match file.read(&mut buf) {
+        match file.read_at(&mut buf, text.len() as u64) {
             Ok(0) => break,
             Ok(n) => text.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -111,9 +178,13 @@ pub struct Stat {
     pub rss: u64,
 }
 
-/// `/proc/PID/stat`, or None once the process is gone.
+/// `/proc/PID/stat`, or None once the process is gone (read once, not kept open).
 pub fn stat(pid: i32) -> Option<Stat> {
-    let text = read_proc(&format!("/proc/{pid}/stat"))?;
+    let file = File::open(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&read_from_start(&file)?)
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
     // The command name may hold spaces and parentheses: the fields start after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -144,10 +215,61 @@ mod tests {
             .arg("5")
             .spawn()
             .unwrap();
-        let tree = Tree::new();
-        let kids = tree.children(me);
+        let mut tree = Tree::new();
+        let kids = tree.children_of(me, 0);
+        let pid = child.id() as i32;
+        assert!(kids.contains(&pid), "{kids:?}");
+        assert_eq!(tree.stat(pid).unwrap().starttime, stat(pid).unwrap().starttime);
         let _ = child.kill();
         let _ = child.wait();
-        assert!(kids.contains(&(child.id() as i32)), "{kids:?}");
+    }
+
+    /// Files stay open from one pass to the next while they are read, are read afresh each
+    /// time, and are closed once their process is gone or nobody reads them.
+    #[test]
+    fn open_files_are_read_again_and_closed_when_no_longer_read() {
+        let mut tree = Tree::new();
+        if tree.scanned.is_some() {
+            return; // no children lists on this kernel
+        }
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read x; sleep 30"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let first = tree.stat(pid).unwrap();
+        assert_eq!(tree.open_files(), 1);
+        tree.pass();
+        // The same open file, read again: it sees the process as it is now (a child).
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let kids = loop {
+            let kids = tree.children_of_thread(pid);
+            if !kids.is_empty() {
+                break kids;
+            }
+            assert!(std::time::Instant::now() < deadline, "sh never forked sleep");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        for kid in kids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(kid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        assert_eq!(tree.stat(pid).unwrap().starttime, first.starttime);
+        assert_eq!(tree.open_files(), 2);
+        // Gone: its file fails to read, and is closed.
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(tree.stat(pid).is_none());
+        assert_eq!(tree.open_files(), 1);
+        // Not read for a while: closed.
+        for _ in 0..KEEP_PASSES {
+            assert_eq!(tree.open_files(), 1);
+            tree.pass();
+        }
+        assert_eq!(tree.open_files(), 0);
     }
 }

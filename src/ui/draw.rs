@@ -262,7 +262,7 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
         }
         cells.push(Cell::from(v.port.map_or("-".into(), |p| p.to_string())));
         if mid {
-            cells.push(Cell::from(v.uptime_secs.map_or("-".into(), uptime)));
+            cells.push(Cell::from(v.uptime_secs().map_or("-".into(), uptime)));
         }
         cells.push(Cell::from(v.restarts.to_string()));
         if wide {

@@ -147,6 +147,8 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
     let mut views = stack.views();
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
+    // When a shown uptime next reads differently (once a minute past each one's first).
+    let mut uptimes: Option<tokio::time::Instant> = None;
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             app.views = views.borrow_and_update().clone();
@@ -158,6 +160,7 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
             if let Err(e) = term.draw(|frame| draw::draw(frame, &app)) {
                 return Ok(End::TerminalLost(e));
             }
+            uptimes = next_uptime_change(&app.views);
             dirty = false;
             last_draw = Instant::now();
         }
@@ -191,8 +194,29 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
             }
             _ = wake.0.notified() => dirty = true,
             _ = tokio::time::sleep(until_frame), if dirty => {}
+            _ = crate::engine::sleep_until(uptimes), if !dirty => dirty = true,
         }
     }
+}
+
+/// When to redraw for the uptimes `views` show: at the next change, together with the
+/// changes of the second after it (services started together tick at slightly different
+/// instants: one frame for all of them, each at most a second late).
+fn next_uptime_change(views: &[crate::engine::ServiceView]) -> Option<tokio::time::Instant> {
+    let changes: Vec<tokio::time::Instant> = views
+        .iter()
+        .filter_map(|v| {
+            let since = v.since?;
+            let secs = since.elapsed().as_secs();
+            let next = secs + crate::engine::uptime_changes_in(secs);
+            Some(since + Duration::from_secs(next))
+        })
+        .collect();
+    let first = *changes.iter().min()?;
+    changes
+        .into_iter()
+        .filter(|&at| at < first + Duration::from_secs(1))
+        .max()
 }
 
 fn inside(area: Rect, column: u16, row: u16) -> bool {
@@ -242,4 +266,52 @@ fn apply(stack: &Stack, effect: Effect) -> std::ops::ControlFlow<()> {
         Effect::Detach => return std::ops::ControlFlow::Break(()),
     }
     std::ops::ControlFlow::Continue(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ServiceView;
+    use tokio::time::Instant;
+
+    fn started(secs_ago: f64) -> ServiceView {
+        let mut v: ServiceView = serde_json::from_value(serde_json::json!({
+            "name": "s", "state": "running", "health": null, "health_error": null,
+            "ready": true, "wanted": true, "auto_rebuild": null, "spawns": 1,
+            "building": false, "build_failed": false, "cpu_percent": null, "mem_bytes": null,
+            "crash_loop": false, "detail": "", "pid": 1, "port": null, "restarts": 0,
+            "uptime_secs": null, "log_lost": null,
+        }))
+        .unwrap();
+        v.since = Some(Instant::now() - Duration::from_secs_f64(secs_ago));
+        v
+    }
+
+    /// Services started together tick at slightly different instants: one frame shows all
+    /// their new uptimes; past the first minute, the next frame is the next minute's.
+    #[tokio::test(start_paused = true)]
+    async fn uptimes_are_redrawn_together_and_only_when_their_text_changes() {
+        let now = Instant::now();
+        let at = |views: &[ServiceView]| next_uptime_change(views).unwrap() - now;
+        // 5.0 s and 5.3 s up: both read 6s by 0.7 s from now, one frame.
+        assert_eq!(
+            at(&[started(5.0), started(5.3)]),
+            Duration::from_millis(1000)
+        );
+        assert_eq!(
+            at(&[started(5.3), started(5.0)]),
+            Duration::from_millis(1000)
+        );
+        // 5.0 s and 5.9 s up: 5.9 → 6s in 0.1 s, 5.0 → 6s in 1 s: within a second, together.
+        assert_eq!(
+            at(&[started(5.9), started(5.0)]),
+            Duration::from_millis(1000)
+        );
+        // 65 s up reads 1m until 120 s: nothing to draw for 55 s.
+        assert_eq!(at(&[started(65.0)]), Duration::from_secs(55));
+        // Nothing running, nothing to wait for.
+        let mut stopped = started(1.0);
+        stopped.since = None;
+        assert_eq!(next_uptime_change(&[stopped]), None);
+    }
 }

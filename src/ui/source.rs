@@ -256,7 +256,7 @@ impl Remote {
     ) -> Result<Remote, client::Error> {
         let socket = socket.to_path_buf();
         let mut events = open(&socket)?;
-        let views = match events.call(&Request::Subscribe)? {
+        let views = match events.call(&Request::Subscribe { all: true })? {
             Answer::Services { services } => services,
             _ => {
                 return Err(client::Error::Garbled(
@@ -286,25 +286,16 @@ impl Remote {
         let (views_tx, views_rx) = watch::channel(views);
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<Request>();
 
-        let views_tx = Arc::new(views_tx);
-        let (tx, socket2) = (views_tx.clone(), socket.clone());
-        std::thread::spawn(move || follow_views(events, &tx, &socket2));
+        let socket2 = socket.clone();
+        std::thread::spawn(move || follow_views(events, &views_tx, &socket2));
         let (mirror, names2, notes2) = (logs.clone(), names.clone(), notes_tx.clone());
         std::thread::spawn(move || follow_lines(follow, &mirror, &names2, &notes2));
         std::thread::spawn(move || {
-            use std::sync::mpsc::RecvTimeoutError;
-            loop {
-                let result = match cmd_rx.recv_timeout(REFRESH) {
-                    Ok(request) => commands.call(&request).map(drop),
-                    Err(RecvTimeoutError::Timeout) => {
-                        commands.ps().map(|now| refresh(&views_tx, now))
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return,
-                };
-                match result {
+            while let Ok(request) = cmd_rx.recv() {
+                match commands.call(&request) {
                     Err(client::Error::Lost(_)) => return,
                     Err(e) => drop(notes_tx.send(e.to_string())),
-                    Ok(()) => {}
+                    Ok(_) => {}
                 }
             }
         });
@@ -319,28 +310,9 @@ impl Remote {
     }
 }
 
-/// How often an attached dashboard reads every view again: `subscribe` sends state changes,
-/// not what moves on its own (uptime, CPU and memory, countdowns).
-const REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Take what moved on its own from a `ps`; a view whose state differs from the one shown is
-/// taken whole only when events went by (`subscribe` is the order of changes: a `ps` answer,
-/// on another connection, may be older than the last event).
-fn refresh(tx: &watch::Sender<Vec<ServiceView>>, now: Vec<ServiceView>) {
-    tx.send_if_modified(|views| {
-        let mut changed = false;
-        for (shown, fresh) in views.iter_mut().zip(now) {
-            if shown.name == fresh.name && shown.same_state(&fresh) && *shown != fresh {
-                *shown = fresh;
-                changed = true;
-            }
-        }
-        changed
-    });
-}
-
-/// Keep the views current from a `subscribe` stream; when it ends (the stack stopped), the
-/// views' senders go, which ends the dashboard.
+/// Keep the views current from a `subscribe` stream with `all` (every change, CPU and memory
+/// included; uptimes move by themselves); when it ends (the stack stopped), the views' senders
+/// go, which ends the dashboard.
 fn follow_views(mut events: Client, tx: &watch::Sender<Vec<ServiceView>>, socket: &Path) {
     loop {
         match events.next_message() {

@@ -319,6 +319,7 @@ impl Spawner for Fake {
         &self,
         _services: Vec<crate::process::orphans::Kept>,
         _report: EscapedReport,
+        _usage: crate::process::UsageFeed,
     ) -> Box<dyn Send> {
         Box::new(())
     }

@@ -7,8 +7,9 @@ mod health;
 mod restarts;
 mod start_stop;
 mod stuck_disk;
+mod views;
 
-use super::{Command, Engine, Handle, Options, Outcome, ServiceView};
+use super::{Change, Command, Engine, Handle, Options, Outcome, ServiceView};
 pub use super::{HealthState, State};
 use crate::config::{self, Config};
 use crate::logs::LogHub;
