@@ -42,7 +42,7 @@ pub const CRASH_LOOP: u32 = 3;
 const COUNTDOWN_EVERY: Duration = Duration::from_secs(1);
 /// How often what changes without a message is looked at otherwise (a log file that can't
 /// be written). A quiet stack must cost next to nothing: only a change wakes anyone.
-const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
 /// How long the engine's end waits for the disk to take the last lines and the record.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
 

@@ -4,7 +4,8 @@
 //! child of devstack. Whose it is: its `DEVSTACK_SERVICE`, or, for one that cleared its
 //! environment, what the keeper saw of it while its parent was still in the service.
 //!
-//! A keeper thread looks at devstack's children a few times a second. An escaped process lives
+//! A keeper thread looks at devstack's children every 300 ms while it keeps escaped processes,
+//! every 5 s while none escaped. An escaped process lives
 //! as long as a process of its service that started before it (the run it came from) does, or,
 //! for a one-shot task's (a database a task started with `pg_ctl start`), as long as the stack;
 //! then it gets its service's stop signal and, after its grace, SIGKILL. What a `cmd` probe left
@@ -23,8 +24,9 @@ use std::time::{Duration, Instant};
 
 /// How often the keeper looks at devstack's children while it keeps escaped processes,
 const EVERY: Duration = Duration::from_millis(300);
-/// and while none escaped (an idle stack of 20 services must cost next to nothing);
-const QUIET_EVERY: Duration = Duration::from_secs(1);
+/// and while none escaped (an idle stack of 20 services must cost next to nothing: on a
+/// virtual machine a wake-up alone costs about half a millisecond);
+const QUIET_EVERY: Duration = Duration::from_secs(5);
 /// how often it walks the services' process trees for processes leaving their session, while
 /// it keeps some and while none escaped.
 const WALK_EVERY: Duration = Duration::from_secs(2);
@@ -139,10 +141,11 @@ pub fn keep(
                     if !wanted {
                         meter.forget();
                     }
-                    let (now, sample) = sweep
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .run(&services, false, wanted && meter.due());
+                    let (now, sample) = sweep.lock().unwrap_or_else(|e| e.into_inner()).run(
+                        &services,
+                        false,
+                        wanted && meter.due(),
+                    );
                     if let Some(loads) = sample.and_then(|u| meter.take(Instant::now(), u)) {
                         (usage.report)(loads);
                     }
@@ -227,7 +230,9 @@ impl Sweep {
         // devstack's children and the services' trees are read, through the kernel's lists of
         // children, not every process on the machine.
         let tree = self.tree.get_or_insert_with(Tree::new);
-        tree.pass();
+        if tree.scans() {
+            tree.pass(); // a fresh scan for this look
+        }
         let (owned, leaders): (HashSet<i32>, Vec<(i32, String)>) = {
             let own = own();
             let leaders = own
@@ -270,20 +275,30 @@ impl Sweep {
             WALK_EVERY
         };
         let walk = !all && (sample || self.walked.is_none_or(|at| at.elapsed() >= every));
-        let mut usage: Option<HashMap<i32, Usage>> =
-            sample.then(|| leaders.iter().map(|(l, _)| (*l, Usage::default())).collect());
+        let mut usage: Option<HashMap<i32, Usage>> = sample.then(|| {
+            leaders
+                .iter()
+                .map(|(l, _)| (*l, Usage::default()))
+                .collect()
+        });
         if walk {
             self.walked = Some(Instant::now());
+            if !tree.scans() {
+                tree.pass();
+            }
             // Each service's tree from its leader, and from what came back to devstack while
             // still in its session.
-            let roots = leaders.iter().map(|(l, s)| (*l, *l, s)).chain(mine.iter().filter_map(
-                |(stat, _)| {
+            let roots = leaders
+                .iter()
+                .map(|(l, s)| (*l, *l, s))
+                .chain(mine.iter().filter_map(|(stat, _)| {
                     let service = leaders.iter().find(|(l, _)| *l == stat.session)?;
                     (stat.state != 'Z').then_some((stat.pid, service.0, &service.1))
-                },
-            ));
+                }));
             for (root, leader, service) in roots {
-                let Some(first) = tree.stat(root) else { continue };
+                let Some(first) = tree.stat(root) else {
+                    continue;
+                };
                 let mut stack = vec![(root, first)];
                 while let Some((pid, stat)) = stack.pop() {
                     if stat.session == leader

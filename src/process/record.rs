@@ -218,7 +218,7 @@ fn write_loop(path: &Path, shared: &Weak<Shared>) {
             // end once the record is gone.
             state = shared
                 .changed
-                .wait_timeout(state, Duration::from_secs(5))
+                .wait_timeout(state, Duration::from_secs(60))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
             if state.saved == state.version {

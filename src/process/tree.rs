@@ -14,17 +14,34 @@ use std::os::unix::fs::FileExt;
 /// read them.
 pub struct Tree {
     scanned: Option<BTreeMap<i32, Vec<i32>>>,
-    files: HashMap<String, Open>,
+    files: HashMap<ProcFile, Open>,
     /// Passes so far.
     passes: u64,
 }
 
-/// A file not read for this many passes is closed.
-const KEEP_PASSES: u64 = 10;
+/// A file not read during the last pass is closed at the next (a pass reads every live tree,
+/// so such a file's process is gone or no longer of interest).
+const KEEP_PASSES: u64 = 2;
 /// At most this many files are kept open (past it, a file is opened for each read, as
 /// before): two per process (its stat and its list of children), so 20 services that run
 /// `sh -c` and a child need 81.
 const MAX_OPEN: usize = 160;
+
+/// A `/proc` file the tree reads: a process's `stat`, or a thread's list of children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ProcFile {
+    Stat(i32),
+    Children(i32, i32),
+}
+
+impl ProcFile {
+    fn path(self) -> String {
+        match self {
+            ProcFile::Stat(pid) => format!("/proc/{pid}/stat"),
+            ProcFile::Children(pid, tid) => format!("/proc/{pid}/task/{tid}/children"),
+        }
+    }
+}
 
 struct Open {
     file: File,
@@ -64,7 +81,8 @@ impl Tree {
     pub fn pass(&mut self) {
         self.passes += 1;
         let passes = self.passes;
-        self.files.retain(|_, open| open.read + KEEP_PASSES > passes);
+        self.files
+            .retain(|_, open| open.read + KEEP_PASSES > passes);
         if let Some(map) = &mut self.scanned {
             map.clear();
             if let Ok(all) = procfs::process::all_processes() {
@@ -75,16 +93,21 @@ impl Tree {
         }
     }
 
+    /// The kernel keeps no lists of children here: each pass scans every process.
+    pub fn scans(&self) -> bool {
+        self.scanned.is_some()
+    }
+
     /// `/proc/PID/stat`, or None once the process is gone.
     pub fn stat(&mut self, pid: i32) -> Option<Stat> {
-        parse_stat(&self.read(format!("/proc/{pid}/stat"))?)
+        parse_stat(&self.read(ProcFile::Stat(pid))?)
     }
 
     /// The children of the main thread of `pid` only.
     pub fn children_of_thread(&mut self, pid: i32) -> Vec<i32> {
         match &self.scanned {
             Some(map) => map.get(&pid).cloned().unwrap_or_default(),
-            None => pids(self.read(format!("/proc/{pid}/task/{pid}/children"))),
+            None => pids(self.read(ProcFile::Children(pid, pid))),
         }
     }
 
@@ -97,36 +120,36 @@ impl Tree {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             return Vec::new();
         };
-        let tids: Vec<String> = tasks
+        let tids: Vec<i32> = tasks
             .flatten()
-            .map(|t| t.file_name().to_string_lossy().into_owned())
+            .filter_map(|t| t.file_name().to_str()?.parse().ok())
             .collect();
         tids.into_iter()
-            .flat_map(|tid| pids(self.read(format!("/proc/{pid}/task/{tid}/children"))))
+            .flat_map(|tid| pids(self.read(ProcFile::Children(pid, tid))))
             .collect()
     }
 
     /// A small `/proc` file, through its open file when there is one. A file whose process
     /// is gone fails to read (even once its pid is reused: the open file is the old
     /// process's), and is closed.
-    fn read(&mut self, path: String) -> Option<String> {
-        if let Some(open) = self.files.get_mut(&path) {
+    fn read(&mut self, which: ProcFile) -> Option<String> {
+        if let Some(open) = self.files.get_mut(&which) {
             match read_from_start(&open.file) {
                 Some(text) => {
                     open.read = self.passes;
                     return Some(text);
                 }
                 None => {
-                    self.files.remove(&path);
+                    self.files.remove(&which);
                     return None;
                 }
             }
         }
-        let file = File::open(&path).ok()?;
+        let file = File::open(which.path()).ok()?;
         let text = read_from_start(&file)?;
         if self.files.len() < MAX_OPEN {
             let read = self.passes;
-            self.files.insert(path, Open { file, read });
+            self.files.insert(which, Open { file, read });
         }
         Some(text)
     }
@@ -149,19 +172,31 @@ fn pids(text: Option<String>) -> Vec<i32> {
 }
 
 /// A `/proc` file's whole text, read from its start with `pread` (the file's size is not
-/// known to `/proc`, so it is read until it ends).
+/// known to `/proc`: it is read until a read comes back short).
 fn read_from_start(file: &File) -> Option<String> {
-    let mut buf = [0u8; 1024];
-    let mut text = Vec::new();
+    let mut text = vec![0u8; 1024];
+    let mut len = 0;
     loop {
-        match file.read_at(&mut buf, text.len() as u64) {
+        match file.read_at(&mut text[len..], len as u64) {
             Ok(0) => break,
-            Ok(n) => text.extend_from_slice(&buf[..n]),
+            // `/proc` fills what it is asked for unless the file ends: a short read is its end.
+            Ok(n) if len + n < text.len() => {
+                len += n;
+                break;
+            }
+            Ok(n) => {
+                len += n;
+                text.resize(text.len() * 2, 0);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return None,
         }
     }
-    Some(String::from_utf8_lossy(&text).into_owned())
+    text.truncate(len);
+    Some(
+        String::from_utf8(text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 /// The fields of `/proc/PID/stat` devstack reads, from one read of that file.
@@ -219,7 +254,10 @@ mod tests {
         let kids = tree.children_of(me, 0);
         let pid = child.id() as i32;
         assert!(kids.contains(&pid), "{kids:?}");
-        assert_eq!(tree.stat(pid).unwrap().starttime, stat(pid).unwrap().starttime);
+        assert_eq!(
+            tree.stat(pid).unwrap().starttime,
+            stat(pid).unwrap().starttime
+        );
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -249,7 +287,10 @@ mod tests {
             if !kids.is_empty() {
                 break kids;
             }
-            assert!(std::time::Instant::now() < deadline, "sh never forked sleep");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sh never forked sleep"
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
         };
         for kid in kids {

@@ -50,7 +50,9 @@ impl Meter {
         } else {
             SAMPLE_EVERY
         };
-        self.last.as_ref().is_none_or(|(at, _)| at.elapsed() >= every)
+        self.last
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= every)
     }
 
     /// Not wanted any more: the next sample, when wanted again, starts afresh and is news.
@@ -74,7 +76,10 @@ impl Meter {
                 (sid, load)
             })
             .collect();
-        self.last = Some((now, usage.into_iter().map(|(sid, u)| (sid, u.cpu)).collect()));
+        self.last = Some((
+            now,
+            usage.into_iter().map(|(sid, u)| (sid, u.cpu)).collect(),
+        ));
         let shown = |l: &Load| {
             (
                 (l.cpu_percent * 10.0).round() as i64,
@@ -121,19 +126,28 @@ mod tests {
         let mut meter = Meter::default();
         let t0 = Instant::now();
         let first = meter.take(t0, [(7, usage(500, 10 << 20))].into()).unwrap();
-        assert_eq!(first[&7].cpu_percent, 0.0, "no CPU % without a sample before");
+        assert_eq!(
+            first[&7].cpu_percent, 0.0,
+            "no CPU % without a sample before"
+        );
         // 200 ms of CPU over 2 s: 10%.
         let t1 = t0 + Duration::from_secs(2);
         let busy = meter.take(t1, [(7, usage(700, 10 << 20))].into()).unwrap();
         assert!((busy[&7].cpu_percent - 10.0).abs() < 0.01, "{busy:?}");
         // Still 10%, 4 KiB more memory: shows the same, so not news.
         let t2 = t1 + Duration::from_secs(2);
-        assert_eq!(meter.take(t2, [(7, usage(900, (10 << 20) + 4096))].into()), None);
+        assert_eq!(
+            meter.take(t2, [(7, usage(900, (10 << 20) + 4096))].into()),
+            None
+        );
         // Idle again: news.
         let t3 = t2 + Duration::from_secs(2);
         let idle = meter.take(t3, [(7, usage(900, 10 << 20))].into()).unwrap();
         assert_eq!(idle[&7].cpu_percent, 0.0);
-        assert_eq!(meter.take(t3 + SAMPLE_EVERY, [(7, usage(900, 10 << 20))].into()), None);
+        assert_eq!(
+            meter.take(t3 + SAMPLE_EVERY, [(7, usage(900, 10 << 20))].into()),
+            None
+        );
         // A new session (a restart): news.
         let t4 = t3 + 2 * SAMPLE_EVERY;
         assert!(meter.take(t4, [(8, usage(0, 10 << 20))].into()).is_some());

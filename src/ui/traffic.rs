@@ -93,17 +93,24 @@ impl Feed {
     }
 
     /// From a stack answering on `socket`, on threads of its own: a `traffic` follow for the
-    /// tail, and a `traffic` request every second for the table.
+    /// tail, and a `traffic` request every second for the table while requests come and their
+    /// rates fade (a stack without traffic is asked nothing).
     pub fn remote(socket: &Path, wake: Arc<Wake>) -> Feed {
         let feed = Feed::default();
-        let follow = (feed.clone(), socket.to_path_buf(), wake.clone());
+        let calls = Arc::new(LastCall::default());
+        let follow = (
+            feed.clone(),
+            socket.to_path_buf(),
+            wake.clone(),
+            calls.clone(),
+        );
         let _ = std::thread::Builder::new()
             .name("traffic-tail".into())
-            .spawn(move || follow_tail(follow.0, &follow.1, &follow.2));
+            .spawn(move || follow_tail(follow.0, &follow.1, &follow.2, &follow.3));
         let table = (feed.clone(), socket.to_path_buf());
         let _ = std::thread::Builder::new()
             .name("traffic-table".into())
-            .spawn(move || poll_table(table.0, &table.1, &wake));
+            .spawn(move || poll_table(table.0, &table.1, &wake, &calls));
         feed
     }
 }
@@ -114,17 +121,47 @@ fn connect(socket: &Path) -> Option<Client> {
     Some(c)
 }
 
-fn follow_tail(feed: Feed, socket: &Path, wake: &Wake) {
+/// When the last request through the proxy ended, as the tail heard of it.
+#[derive(Default)]
+struct LastCall {
+    at: std::sync::Mutex<Option<std::time::Instant>>,
+    heard: std::sync::Condvar,
+}
+
+/// A table stays alive this long after the last request: its rates (over a minute) and the
+/// sparklines fade to nothing meanwhile.
+const FADE: Duration = Duration::from_secs(70);
+
+impl LastCall {
+    fn now(&self) {
+        *self.at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        self.heard.notify_all();
+    }
+
+    /// Until a request ended less than `FADE` ago.
+    fn wait_recent(&self) {
+        let mut at = self.at.lock().unwrap_or_else(|e| e.into_inner());
+        while at.is_none_or(|t| t.elapsed() > FADE) {
+            at = self.heard.wait(at).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+fn follow_tail(feed: Feed, socket: &Path, wake: &Wake, calls: &LastCall) {
     let Some(mut c) = connect(socket) else { return };
     let Ok((_, recent)) = c.traffic(TAIL, true) else {
         return;
     };
+    if !recent.is_empty() {
+        calls.now(); // rates that are still fading
+    }
     feed.write(|seen| seen.tail.extend(recent.into_iter().map(Arc::new)));
     wake.now();
     while let Ok(Some(message)) = c.next_message() {
         match message {
             Message::Call { call } => {
                 feed.write(|seen| seen.push(Arc::new(call)));
+                calls.now();
                 wake.now();
             }
             Message::End(_) => return,
@@ -133,12 +170,13 @@ fn follow_tail(feed: Feed, socket: &Path, wake: &Wake) {
     }
 }
 
-fn poll_table(feed: Feed, socket: &Path, wake: &Wake) {
+fn poll_table(feed: Feed, socket: &Path, wake: &Wake, calls: &LastCall) {
     let Some(mut c) = connect(socket) else { return };
     while let Ok((snapshot, _)) = c.traffic(0, false) {
         if feed.write(|seen| seen.set(snapshot)) {
             wake.now();
         }
         std::thread::sleep(EVERY);
+        calls.wait_recent();
     }
 }
