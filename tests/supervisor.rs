@@ -166,6 +166,8 @@ fn the_next_run_reaps_a_group_that_outlived_a_killed_devstack() {
     let mut first = Stack::new(toml);
     first.start(&["up"]);
     let pid = first.wait_number("deaf=", 20);
+    // Recorded first (its writer thread may lag on a loaded machine).
+    common::wait_recorded(&first, &[pid]);
     first.signal(Signal::SIGKILL);
     first.wait_exit(10);
     std::thread::sleep(std::time::Duration::from_millis(300));
