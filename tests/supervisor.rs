@@ -167,7 +167,16 @@ fn the_next_run_reaps_a_group_that_outlived_a_killed_devstack() {
     first.start(&["up"]);
     let pid = first.wait_number("deaf=", 20);
     // Recorded first (its writer thread may lag on a loaded machine).
-    common::wait_recorded(&first, &[pid]);
+    let record = first.path().join(".devstack/pgroups");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&record)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with(&format!("{pid} ")))
+    {
+        assert!(std::time::Instant::now() < deadline, "{pid} never recorded");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     first.signal(Signal::SIGKILL);
     first.wait_exit(10);
     std::thread::sleep(std::time::Duration::from_millis(300));
