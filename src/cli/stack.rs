@@ -89,6 +89,9 @@ impl Session {
         // Descendants that escape their service's session come back to us, and die with it.
         devstack::process::orphans::become_subreaper();
         runtime.block_on(async {
+            // Listened for before anything is said: a signal sent on the first line of output
+            // must not be lost (nor kill devstack before its processes are in hand).
+            let signals = listen_for_signals();
             let (engine, handle) = Engine::new(
                 self.cfg.clone(),
                 self.logs.clone(),
@@ -105,7 +108,9 @@ impl Session {
             if let Some(routes) = &mut self.routes {
                 routes.follow(handle.views());
             }
-            tokio::spawn(shutdown_on_signals(handle.clone()));
+            if let Some(signals) = signals {
+                tokio::spawn(shutdown_on_signals(handle.clone(), signals));
+            }
             // The control socket lives as long as the engine; dropping it removes the file.
             let server = match control::server::bind(&self.state.socket()) {
                 Ok(socket) => {
@@ -495,17 +500,26 @@ fn exit_code(status: std::process::ExitStatus) -> ExitCode {
     }
 }
 
+type Signals = (
+    tokio::signal::unix::Signal,
+    tokio::signal::unix::Signal,
+    tokio::signal::unix::Signal,
+);
+
+/// SIGINT, SIGTERM and SIGHUP, caught from now on (in a runtime).
+fn listen_for_signals() -> Option<Signals> {
+    use tokio::signal::unix::{SignalKind, signal};
+    Some((
+        signal(SignalKind::interrupt()).ok()?,
+        signal(SignalKind::terminate()).ok()?,
+        signal(SignalKind::hangup()).ok()?,
+    ))
+}
+
 /// The first Ctrl-C, SIGTERM or SIGHUP stops the stack gracefully; a Ctrl-C or SIGTERM after
 /// that kills it. A repeated SIGHUP does not: closing a terminal may send more than one.
-async fn shutdown_on_signals(handle: engine::Handle) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return;
-    };
+async fn shutdown_on_signals(handle: engine::Handle, signals: Signals) {
+    let (mut int, mut term, mut hup) = signals;
     let mut stopping = false;
     loop {
         let hangup = tokio::select! {
