@@ -45,6 +45,17 @@ fn service(answer: Answer) -> ServiceView {
     }
 }
 
+/// A `subscribe` (with `all` or not) on a connection of its own: it and the views it answered.
+fn subscribed(stack: &Stack, all: bool) -> (Client, Vec<ServiceView>) {
+    let mut c = client(stack);
+    c.set_timeout(Some(Duration::from_secs(30))).unwrap();
+    c.hello().unwrap();
+    match c.call(&Request::Subscribe { all }).unwrap() {
+        Answer::Services { services } => (c, services),
+        other => panic!("not the services: {other:?}"),
+    }
+}
+
 fn act(c: &mut Client, request: Request) -> ServiceView {
     service(c.call(&request).unwrap())
 }
@@ -212,11 +223,8 @@ fn every_request_round_trips_through_the_shared_types() {
     }
 
     // subscribe: the views, then an event per change, typed.
-    let mut subscriber = client(&stack);
-    match subscriber.call(&Request::Subscribe { all: false }).unwrap() {
-        Answer::Services { services } => assert_eq!(services.len(), 2),
-        other => panic!("not the services: {other:?}"),
-    }
+    let (mut subscriber, services) = subscribed(&stack, false);
+    assert_eq!(services.len(), 2);
     act(
         &mut c,
         Request::Stop {
@@ -353,13 +361,8 @@ fn subscribe_all_sends_countdowns_as_updates_and_plain_subscribe_only_states() {
     stack.start(&["up", "--headless"]);
     stack.wait_socket(20);
     let subscribe = |all| {
-        let mut c = client(&stack);
-        c.set_timeout(Some(Duration::from_secs(30))).unwrap();
-        c.hello().unwrap();
-        match c.call(&Request::Subscribe { all }).unwrap() {
-            Answer::Services { services } => assert_eq!(services.len(), 1),
-            other => panic!("not the services: {other:?}"),
-        }
+        let (c, services) = subscribed(&stack, all);
+        assert_eq!(services.len(), 1);
         c
     };
     let (mut every, mut plain) = (subscribe(true), subscribe(false));
@@ -413,13 +416,7 @@ fn a_subscriber_gets_cpu_and_memory_as_they_change() {
     until_state(&mut c, "quiet", State::Running);
     assert!(c.ps().unwrap().iter().all(|v| v.cpu_percent.is_none()));
 
-    let mut sub = client(&stack);
-    sub.set_timeout(Some(Duration::from_secs(30))).unwrap();
-    sub.hello().unwrap();
-    let mut views = match sub.call(&Request::Subscribe { all: true }).unwrap() {
-        Answer::Services { services } => services,
-        other => panic!("not the services: {other:?}"),
-    };
+    let (mut sub, mut views) = subscribed(&stack, true);
     let deadline = Instant::now() + Duration::from_secs(30);
     let shown = |views: &[ServiceView], name: &str| {
         let v = views.iter().find(|v| v.name == name).unwrap();
