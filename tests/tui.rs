@@ -74,3 +74,44 @@ fn typing_into_a_service_reaches_its_terminal_and_ctrl_a_leaves() {
     tmux.wait(20, "devstack to exit", |s| !s.contains("logs: repl"));
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
 }
+
+/// The dashboard follows the terminal's size: smaller, then larger again, every pane is drawn
+/// to the new edges and the footer sits on the last row.
+#[test]
+fn the_dashboard_follows_a_resized_terminal() {
+    let stack = Stack::new(
+        r#"
+        [services.repl]
+        run = "echo ready; sleep 300"
+        "#,
+    );
+    let tmux = Tmux::start(stack.path(), &format!("{} ; sleep 30", common::BIN));
+    tmux.wait(20, "the service to start", |s| s.contains("1/1 ready"));
+    // Row 2 is the service list's top border: its right corner is the last column.
+    let fits = |s: &str, cols: usize, rows: usize| {
+        let lines: Vec<&str> = s.lines().collect();
+        lines.len() == rows
+            && lines[1].chars().count() == cols
+            && lines[1].ends_with('┓')
+            && lines[rows - 1].contains("? help")
+    };
+    for (cols, rows) in [(100, 30), (150, 42)] {
+        tmux.cmd(&[
+            "resize-window",
+            "-t",
+            "t",
+            "-x",
+            &cols.to_string(),
+            "-y",
+            &rows.to_string(),
+        ])
+        .status()
+        .unwrap();
+        tmux.wait(10, &format!("the dashboard drawn at {cols}x{rows}"), |s| {
+            fits(s, cols, rows)
+        });
+    }
+    tmux.keys(&["q", "y"]);
+    tmux.wait(20, "devstack to exit", |s| !s.contains("1/1 ready"));
+    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+}

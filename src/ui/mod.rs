@@ -140,10 +140,20 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
         crossterm::event::EnableMouseCapture,
         terminal::Clear(terminal::ClearType::All)
     )?;
-    let mut screen = Screen(Some(ratatui::Terminal::new(Backend::new(io::stdout()))?));
+    // A fixed viewport, resized on the terminal's resize events: ratatui would otherwise ask
+    // the terminal for its size (opening `/dev/tty`) on every frame.
+    let (cols, rows) = terminal::size()?;
+    let mut area = Rect::new(0, 0, cols, rows);
+    let options = ratatui::TerminalOptions {
+        viewport: ratatui::Viewport::Fixed(area),
+    };
+    let mut screen = Screen(Some(ratatui::Terminal::with_options(
+        Backend::new(io::stdout()),
+        options,
+    )?));
     let term = screen.get();
 
-    let mut events = EventStream::new();
+    let mut events = Events::start();
     let mut views = stack.views();
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
@@ -152,11 +162,7 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             app.views = views.borrow_and_update().clone();
-            let size = match term.size() {
-                Ok(size) => size,
-                Err(e) => return Ok(End::TerminalLost(e)),
-            };
-            app.arrange(Rect::new(0, 0, size.width, size.height));
+            app.arrange(area);
             if let Err(e) = term.draw(|frame| draw::draw(frame, &app)) {
                 return Ok(End::TerminalLost(e));
             }
@@ -168,7 +174,14 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
         tokio::select! {
             // Keys first: under a flood of lines the user must still be answered at once.
             biased;
-            event = events.next() => match event {
+            event = events.0.recv() => match event {
+                Some(Ok(Event::Resize(cols, rows))) => {
+                    area = Rect::new(0, 0, cols, rows);
+                    if let Err(e) = term.resize(area) {
+                        return Ok(End::TerminalLost(e));
+                    }
+                    dirty = true;
+                }
                 Some(Ok(event)) => {
                     if let Some(action) = action_for(&app, event) {
                         for effect in app.update(action) {
@@ -196,6 +209,37 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
             _ = tokio::time::sleep(until_frame), if dirty => {}
             _ = crate::engine::sleep_until(uptimes), if !dirty => dirty = true,
         }
+    }
+}
+
+/// The terminal's events, read by a task of their own. crossterm's `EventStream` looks at the
+/// terminal each time it is polled, and the loop above wakes for much else (lines, engine
+/// changes, uptimes); here it is polled only when the terminal has something.
+struct Events(
+    tokio::sync::mpsc::UnboundedReceiver<io::Result<Event>>,
+    tokio::task::JoinHandle<()>,
+);
+
+impl Events {
+    fn start() -> Events {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut stream = EventStream::new();
+            while let Some(event) = stream.next().await {
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        Events(rx, task)
+    }
+}
+
+impl Drop for Events {
+    /// The stream goes with the task, and with it crossterm's reader thread: the terminal is
+    /// free for whatever reads it next.
+    fn drop(&mut self) {
+        self.1.abort();
     }
 }
 
