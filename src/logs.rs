@@ -905,6 +905,8 @@ struct Sink {
     merged: Mutex<Ring>,
     tap: Option<Arc<dyn LineTap>>,
     followers: broadcast::Sender<Arc<LogLine>>,
+    /// Told when a service's loss changes (its file failed, or works again).
+    losses: tokio::sync::Notify,
 }
 
 /// Lines a follower may fall behind by before it is told it missed some.
@@ -1011,6 +1013,7 @@ impl Sink {
         let loss = file.loss();
         if loss != *log.loss.lock().expect("loss lock") {
             *log.loss.lock().expect("loss lock") = loss;
+            self.losses.notify_one();
         }
         if let Some(tap) = &self.tap {
             tap.lines(&lines);
@@ -1069,6 +1072,7 @@ impl LogHub {
                 merged: Mutex::new(Ring::new(scrollback * 5, MERGED_BYTES)),
                 tap,
                 followers: broadcast::channel(FOLLOW_BACKLOG).0,
+                losses: tokio::sync::Notify::new(),
             }),
             screens: names.iter().map(|_| Mutex::new(None)).collect(),
         }
@@ -1181,6 +1185,12 @@ impl LogHub {
     }
 
     /// Lines of this run that did not reach the service's log file, if any.
+    /// Ready once a service's [`loss`](Self::loss) has changed since the last wait (for one
+    /// waiter: the engine, which shows it).
+    pub async fn loss_changed(&self) {
+        self.sink.losses.notified().await
+    }
+
     pub fn loss(&self, service: usize) -> Option<LogLoss> {
         self.sink.services[service]
             .loss

@@ -40,9 +40,6 @@ pub const CRASH_LOOP: u32 = 3;
 /// How often countdowns ("restarting in 3s", "building for 12s") are refreshed, while there
 /// are some. Uptimes need nothing: a view carries its start (`ServiceView::since`).
 const COUNTDOWN_EVERY: Duration = Duration::from_secs(1);
-/// How often what changes without a message is looked at otherwise (a log file that can't
-/// be written). A quiet stack must cost next to nothing: only a change wakes anyone.
-const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
 /// How long the engine's end waits for the disk to take the last lines and the record.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
@@ -369,12 +366,8 @@ impl Engine {
                 usage,
             )
         };
-        let every = |period| {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick
-        };
-        let (mut countdown, mut housekeeping) = (every(COUNTDOWN_EVERY), every(HOUSEKEEPING_EVERY));
+        let mut countdown = tokio::time::interval(COUNTDOWN_EVERY);
+        countdown.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.reconcile();
             self.publish();
@@ -412,7 +405,8 @@ impl Engine {
                 _ = sleep_until(deadline) => self.timers(),
                 // Each pass of the loop publishes what changed: a countdown, once a second.
                 _ = countdown.tick(), if self.counting_down() => {}
-                _ = housekeeping.tick() => {}
+                // A log file failed, or works again: `ps` says so.
+                _ = self.logs.loss_changed() => {}
             }
         }
         // The last escaped processes go (with their stop signal and grace); the record is
