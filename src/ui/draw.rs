@@ -6,10 +6,13 @@ use crate::engine::{HealthState, ServiceView, State, uptime};
 use crate::logs::{LogLine, Stream, strip_sgr};
 use ansi_to_tui::IntoText;
 use ratatui::Frame;
+use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Cell, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{
+    Block, BorderType, Borders, Cell, Clear, Paragraph, Row, StatefulWidget, Table, Widget, Wrap,
+};
 use std::sync::Arc;
 use unicode_width::UnicodeWidthStr;
 
@@ -79,7 +82,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     let p = panes(app, frame.area());
     draw_header(frame, app, p.header);
     if p.list.height > 0 {
-        draw_services(frame, app, p.list);
+        draw_services(frame.buffer_mut(), app, p.list);
     }
     if p.logs.height > 0 && app.show_traffic && app.mode != Mode::Input {
         let block = pane_block(super::draw_traffic::title(app), app.focus == Focus::Logs)
@@ -194,7 +197,18 @@ fn pane_block(title: String, focused: bool) -> Block<'static> {
 }
 
 /// Returns the first row shown (the list scrolls to keep the selection in view).
-fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
+/// The service list alone, drawn again into `last`, the frame last drawn of `app` (in the same
+/// area): what a whole frame would show when nothing but the list's text can have changed (an
+/// uptime that now reads differently).
+pub fn redraw_services(last: &mut Buffer, app: &App) {
+    let list = panes(app, last.area).list;
+    if list.height > 0 {
+        Clear.render(list, last);
+        draw_services(last, app, list);
+    }
+}
+
+fn draw_services(buf: &mut Buffer, app: &App, area: Rect) {
     let wide = area.width >= 100;
     let mid = area.width >= 76;
     // The columns of `ps`, in its order (PID and UPTIME only when there is room), then CPU and
@@ -299,7 +313,7 @@ fn draw_services(frame: &mut Frame, app: &App, area: Rect) {
     let mut state = ratatui::widgets::TableState::default()
         .with_offset(app.list_offset)
         .with_selected(Some(app.selected));
-    frame.render_stateful_widget(table, area, &mut state);
+    StatefulWidget::render(table, area, buf, &mut state);
 }
 
 /// Each called service's (name, requests/s over 10 s, error share over 1 min); None when no

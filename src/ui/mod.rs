@@ -155,19 +155,23 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
 
     let mut events = Events::start();
     let mut views = stack.views();
-    let mut dirty = true;
+    let mut painter = Painter::default();
+    // Something to show changed (`dirty`), and it may be more than an uptime (`whole`).
+    let (mut dirty, mut whole) = (true, true);
     let mut last_draw = Instant::now() - FRAME;
     // When a shown uptime next reads differently (once a minute past each one's first).
     let mut uptimes: Option<tokio::time::Instant> = None;
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
+            // Views that changed since the select (not seen there) may change more than the list.
+            whole |= views.has_changed().unwrap_or(true);
             app.views = views.borrow_and_update().clone();
             app.arrange(area);
-            if let Err(e) = term.draw(|frame| draw::draw(frame, &app)) {
+            if let Err(e) = painter.paint(term, &app, whole) {
                 return Ok(End::TerminalLost(e));
             }
             uptimes = next_uptime_change(&app.views);
-            dirty = false;
+            (dirty, whole) = (false, false);
             last_draw = Instant::now();
         }
         let until_frame = FRAME.saturating_sub(last_draw.elapsed());
@@ -206,9 +210,49 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
                 dirty = true;
             }
             _ = wake.0.notified() => dirty = true,
-            _ = tokio::time::sleep(until_frame), if dirty => {}
-            _ = crate::engine::sleep_until(uptimes), if !dirty => dirty = true,
+            _ = tokio::time::sleep(until_frame), if dirty => continue,
+            // Only an uptime changed: the next frame may be the list alone.
+            _ = crate::engine::sleep_until(uptimes), if !dirty => {
+                dirty = true;
+                continue;
+            }
         }
+        whole = dirty;
+    }
+}
+
+/// Puts frames on the terminal: the whole screen, or only the service list over the last
+/// frame when nothing but an uptime changed (in a quiet stack's first minute, uptimes change
+/// every second; the rest of the screen does not).
+#[derive(Default)]
+struct Painter {
+    /// The last frame, kept while frames are for uptimes alone.
+    last: Option<ratatui::buffer::Buffer>,
+}
+
+impl Painter {
+    /// `whole`: something other than an uptime may have changed.
+    fn paint<B: ratatui::backend::Backend>(
+        &mut self,
+        term: &mut ratatui::Terminal<B>,
+        app: &App,
+        whole: bool,
+    ) -> Result<(), B::Error> {
+        let list_only = !whole && app.mode == app::Mode::Normal;
+        match &mut self.last {
+            Some(last) if list_only && last.area == term.current_buffer_mut().area => {
+                draw::redraw_services(last, app);
+                term.current_buffer_mut()
+                    .content
+                    .clone_from_slice(&last.content);
+                term.apply_buffer()?;
+            }
+            _ => {
+                let frame = term.draw(|frame| draw::draw(frame, app))?;
+                self.last = list_only.then(|| frame.buffer.clone());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -357,5 +401,63 @@ mod tests {
         let mut stopped = started(1.0);
         stopped.since = None;
         assert_eq!(next_uptime_change(&[stopped]), None);
+    }
+
+    /// A frame for uptimes alone draws the service list over the last frame: the screen is
+    /// what a whole frame would show (a shorter uptime leaves nothing of the longer one), and
+    /// nothing else is drawn again until something else changes.
+    #[tokio::test(start_paused = true)]
+    async fn a_frame_for_uptimes_alone_redraws_the_list_only() {
+        use ratatui::{Terminal, backend::TestBackend};
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["api".to_string(), "web".to_string()];
+        let hub = std::sync::Arc::new(crate::logs::LogHub::new(dir.path(), &names, None, 100));
+        let mut app = App::new("stack".into(), names, hub.clone());
+        let view = |name: &str, secs: f64| ServiceView {
+            name: name.into(),
+            ..started(secs)
+        };
+        app.views = vec![view("api", 59.5), view("web", 5.0)];
+        let area = Rect::new(0, 0, 120, 30);
+        app.arrange(area);
+        let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
+        let mut painter = Painter::default();
+        // The first frame for uptimes is whole, and kept.
+        painter.paint(&mut term, &app, false).unwrap();
+        let whole = |app: &App| {
+            let mut fresh = Terminal::new(TestBackend::new(120, 30)).unwrap();
+            fresh.draw(|f| draw::draw(f, app)).unwrap();
+            fresh.backend().buffer().clone()
+        };
+        let screen = |term: &Terminal<TestBackend>| format!("{:?}", term.backend().buffer());
+        assert!(screen(&term).contains("59s"), "{}", screen(&term));
+
+        // A line is logged but not yet shown (its wake-up would make the next frame whole).
+        hub.system(0, "a line for the log pane");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        painter.paint(&mut term, &app, false).unwrap();
+        let now = screen(&term);
+        assert!(now.contains("1m ") && now.contains("6s"), "{now}");
+        assert!(!now.contains("59s") && !now.contains("a line for"), "{now}");
+        let mut expected = whole(&app);
+        // A whole frame would differ by the log pane's new line.
+        let line = (0..30)
+            .find(|&y| (0..120).any(|x| expected[(x, y)] != term.backend().buffer()[(x, y)]));
+        let y = line.expect("the log line is the difference");
+        assert!(
+            (0..120)
+                .map(|x| expected[(x, y)].symbol())
+                .collect::<String>()
+                .contains("a line for the log pane")
+        );
+        // A whole frame shows it.
+        painter.paint(&mut term, &app, true).unwrap();
+        expected = whole(&app);
+        assert_eq!(term.backend().buffer(), &expected);
+        // And uptimes alone are drawn as a whole frame would draw them.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        painter.paint(&mut term, &app, false).unwrap();
+        painter.paint(&mut term, &app, false).unwrap();
+        assert_eq!(term.backend().buffer(), &whole(&app));
     }
 }
