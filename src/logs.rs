@@ -1011,10 +1011,12 @@ impl Sink {
         // service's lines in one order.
         file.write(service, &mut lines);
         let loss = file.loss();
-        if loss != *log.loss.lock().expect("loss lock") {
-            *log.loss.lock().expect("loss lock") = loss;
+        let mut shown = log.loss.lock().expect("loss lock");
+        if loss != *shown {
+            *shown = loss;
             self.losses.notify_one();
         }
+        drop(shown);
         if let Some(tap) = &self.tap {
             tap.lines(&lines);
         }
@@ -1184,13 +1186,13 @@ impl LogHub {
         self.settle(&all, limit);
     }
 
-    /// Lines of this run that did not reach the service's log file, if any.
     /// Ready once a service's [`loss`](Self::loss) has changed since the last wait (for one
     /// waiter: the engine, which shows it).
     pub async fn loss_changed(&self) {
         self.sink.losses.notified().await
     }
 
+    /// Lines of this run that did not reach the service's log file, if any.
     pub fn loss(&self, service: usize) -> Option<LogLoss> {
         self.sink.services[service]
             .loss

@@ -196,7 +196,6 @@ fn pane_block(title: String, focused: bool) -> Block<'static> {
         .title(Span::styled(title, Style::new().bold()))
 }
 
-/// Returns the first row shown (the list scrolls to keep the selection in view).
 /// The service list alone, drawn again into `last`, the frame last drawn of `app` (in the same
 /// area): what a whole frame would show when nothing but the list's text can have changed (an
 /// uptime that now reads differently).
