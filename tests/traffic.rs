@@ -561,6 +561,212 @@ async fn a_server_that_speaks_first_works() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// HTTP/1 framing on the wire: heads and bodies as raw bytes, from and to scripted peers
+
+/// A backend that, on each connection, reads one request head and hands it (and the stream) to
+/// `answer`.
+async fn raw_backend<F, Fut>(answer: F) -> SocketAddr
+where
+    F: Fn(String, TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let head = read_until(&mut stream, "\r\n\r\n").await;
+                answer(head, stream).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Read from `stream` until `end` has come (or the stream ends); what was read.
+async fn read_until(stream: &mut TcpStream, end: &str) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(end.as_bytes()) {
+        match tokio::time::timeout(Duration::from_secs(20), stream.read(&mut byte)).await {
+            Ok(Ok(1)) => got.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Everything `stream` sends until it closes, failing if it does not close in time.
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut got))
+        .await
+        .expect("the connection is closed")
+        .unwrap();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interim_100_continue_reaches_the_caller_before_it_sends_the_body() {
+    let (backend, _) = http_backend(false).await;
+    let p = proxied("api", Some(backend), Protocol::Auto);
+    let mut stream = TcpStream::connect(p.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // The caller waits for the 100 before it sends its body, as curl does for large uploads.
+    let interim = read_until(&mut stream, "\r\n\r\n").await;
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim}");
+    stream.write_all(b"hello").await.unwrap();
+    let head = read_until(&mut stream, "\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    // The service got the five bytes (its answer: their count and hash).
+    let mut hello = Digest::new();
+    hello.feed(b"hello");
+    let answer = format!("{} {}", hello.len, hello.hash);
+    assert_eq!(read_until(&mut stream, &answer).await, answer);
+    let edge = p
+        .edge_when(&Caller::External, "api", |e| e.requests == 1)
+        .await;
+    assert_eq!((edge.status.s2xx, edge.bytes_in), (1, 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_that_ends_when_the_service_closes_reaches_the_caller_whole() {
+    let body = "x".repeat(100_000);
+    let sent = body.clone();
+    let backend = raw_backend(move |_, mut stream| {
+        let body = sent.clone();
+        async move {
+            let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}");
+            stream.write_all(answer.as_bytes()).await.unwrap();
+        }
+    })
+    .await;
+    let p = proxied("old", Some(backend), Protocol::Auto);
+    let mut stream = TcpStream::connect(p.addr).await.unwrap();
+    stream
+        .write_all(b"GET /all HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut stream).await;
+    assert!(
+        answer.ends_with(&format!("\r\n\r\n{body}")),
+        "{}",
+        answer.len()
+    );
+    let edge = p
+        .edge_when(&Caller::External, "old", |e| e.requests == 1)
+        .await;
+    assert_eq!((edge.errors, edge.bytes_out), (0, 100_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_response_has_no_body_and_the_connection_goes_on() {
+    let (backend, _) = http_backend(false).await;
+    let p = proxied("api", Some(backend), Protocol::Auto);
+    let mut client = h1_client(p.addr).await;
+    let (status, body) = send(&mut client, "HEAD", "/text/a", empty()).await;
+    assert_eq!((status, body.len), (StatusCode::OK, 0));
+    let (status, body) = send(&mut client, "GET", "/text/b", empty()).await;
+    assert_eq!((status, body.len), (StatusCode::OK, 6));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_gets_400_and_the_service_never_sees_it() {
+    let (backend, accepted) = http_backend(false).await;
+    let p = proxied("api", Some(backend), Protocol::Http);
+    for bad in [
+        "GET / HTTP/1.1\r\nContent-Length: many\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(p.addr).await.unwrap();
+        stream.write_all(bad.as_bytes()).await.unwrap();
+        let answer = read_to_close(&mut stream).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{bad:?}: {answer}"
+        );
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_after_the_service_closed_its_idle_connection_goes_on_a_new_one() {
+    // Answers one request per connection, keep-alive, then closes it while it is idle.
+    let backend = raw_backend(|head, mut stream| async move {
+        if head.contains("Content-Length: 4") {
+            read_until(&mut stream, "data").await;
+        }
+        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        stream.write_all(answer.as_bytes()).await.unwrap();
+    })
+    .await;
+    let p = proxied("api", Some(backend), Protocol::Auto);
+    let mut client = h1_client(p.addr).await;
+    let (status, _) = send(&mut client, "GET", "/first", empty()).await;
+    assert_eq!(status, StatusCode::OK);
+    // The service's close has reached the proxy by now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A POST can't be sent twice, so it must not be sent on the closed connection.
+    let (status, body) = send(&mut client, "POST", "/second", full("data")).await;
+    assert_eq!((status, body.len), (StatusCode::OK, 2));
+    let edge = p
+        .edge_when(&Caller::External, "api", |e| e.requests == 2)
+        .await;
+    assert_eq!(edge.errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_before_the_whole_request_body_ends_the_connection_instead_of_hanging() {
+    // Refuses an upload at once, without reading it, and keeps its connection open.
+    let backend = raw_backend(|_, mut stream| async move {
+        let answer = "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n";
+        stream.write_all(answer.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    })
+    .await;
+    let p = proxied("api", Some(backend), Protocol::Auto);
+    let stream = TcpStream::connect(p.addr).await.unwrap();
+    let (mut r, mut w) = stream.into_split();
+    // 64 MB: more than the socket buffers hold, so the upload blocks once the service stops
+    // reading.
+    tokio::spawn(async move {
+        let head = format!(
+            "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            64 * MB
+        );
+        w.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'u'; MB as usize];
+        for _ in 0..64 {
+            w.write_all(&chunk).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), r.read_to_end(&mut got))
+        .await
+        .expect("the proxy ends the connection after the answer")
+        .ok();
+    // The answer, and nothing after it (the rest of the upload is not taken for a request).
+    let answer = String::from_utf8_lossy(&got);
+    assert_eq!(
+        answer,
+        "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"
+    );
+    let edge = p
+        .edge_when(&Caller::External, "api", |e| e.requests == 1)
+        .await;
+    assert_eq!(edge.status.s4xx, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
 // A backend that is down, or restarting
 
 /// A loopback port nothing listens on.

@@ -1,18 +1,17 @@
-//! HTTP through the proxy: hyper serves the caller (HTTP/1.x or h2c) and a hyper client
-//! connection per caller connection forwards to the backend, so requests keep their order
-//! (keep-alive, pipelining) and bodies stream both ways, never held whole. One record per
-//! request: method, path, status (and gRPC's from the trailers), latency from the request head to
-//! the end of the response, body bytes each way. An `Upgrade` (WebSocket) is passed through after
-//! the 101 and its bytes counted in the request's record, made when the tunnel closes.
+//! HTTP/2 with prior knowledge (h2c, gRPC) through the proxy: hyper serves the caller and a hyper
+//! client connection per caller connection forwards to the backend, its requests multiplexed on
+//! it and bodies streamed both ways, never held whole. One record per request: method, path,
+//! status (and gRPC's from the trailers), latency from the request head to the end of the
+//! response, body bytes each way. (HTTP/1.x is relayed as bytes, in `h1`.)
 
-use super::proxy::{Backend, Counted};
+use super::proxy::Backend;
 use super::sniff::Prefixed;
 use super::stats::{self, ErrorKind, Kind, Record, Stats};
 use super::{Caller, Conn};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
-use hyper::client::conn::{http1 as client_h1, http2 as client_h2};
-use hyper::header::{HeaderMap, UPGRADE};
-use hyper::server::conn::{http1 as server_h1, http2 as server_h2};
+use hyper::client::conn::http2 as client_h2;
+use hyper::header::HeaderMap;
+use hyper::server::conn::http2 as server_h2;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -23,26 +22,9 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 use tokio::net::TcpStream;
 
-/// Serve a caller speaking HTTP/1.x.
-pub async fn serve_http1(client: Prefixed<TcpStream>, conn: Conn) {
-    let shared = Shared::new(conn, false);
-    let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(shared.forward(req).await) }
-    });
-    let _ = server_h1::Builder::new()
-        // An idle keep-alive connection stays open, as it would to the service itself.
-        .header_read_timeout(None)
-        .pipeline_flush(true)
-        .preserve_header_case(true)
-        .serve_connection(TokioIo::new(client), service)
-        .with_upgrades()
-        .await;
-}
-
 /// Serve a caller speaking HTTP/2 with prior knowledge (h2c, gRPC).
 pub async fn serve_h2(client: Prefixed<TcpStream>, conn: Conn) {
-    let shared = Shared::new(conn, true);
+    let shared = Shared::new(conn);
     let service = service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(shared.forward(req).await) }
@@ -57,32 +39,28 @@ struct Shared {
     caller: Caller,
     callee: Arc<str>,
     stats: Arc<Stats>,
-    h2: bool,
     upstream: tokio::sync::Mutex<Upstream>,
 }
 
 struct Upstream {
     backend: Backend,
-    h1: Option<client_h1::SendRequest<RequestBody>>,
     h2: Option<client_h2::SendRequest<RequestBody>>,
 }
 
 impl Shared {
-    fn new(conn: Conn, h2: bool) -> Arc<Shared> {
+    fn new(conn: Conn) -> Arc<Shared> {
         Arc::new(Shared {
             caller: conn.caller,
             callee: conn.callee,
             stats: conn.stats,
-            h2,
             upstream: tokio::sync::Mutex::new(Upstream {
                 backend: conn.backend,
-                h1: None,
                 h2: None,
             }),
         })
     }
 
-    async fn forward(&self, mut req: Request<Incoming>) -> Response<ResponseBody> {
+    async fn forward(&self, req: Request<Incoming>) -> Response<ResponseBody> {
         let start = Instant::now();
         let path = req
             .uri()
@@ -99,19 +77,12 @@ impl Shared {
                 grpc_status: None,
             },
         );
-        let upgrade =
-            (!self.h2 && req.headers().contains_key(UPGRADE)).then(|| hyper::upgrade::on(&mut req));
         let bytes_in = Arc::new(Mutex::new(Inflow::default()));
         let req = req.map(|inner| RequestBody {
             inner: Some(inner),
             inflow: bytes_in.clone(),
         });
-        let sent = if self.h2 {
-            self.send_h2(req).await
-        } else {
-            self.send_h1(req).await
-        };
-        let mut resp = match sent {
+        let resp = match self.send_h2(req).await {
             Ok(resp) => resp,
             Err(kind) => {
                 let (status, text) = match kind {
@@ -150,20 +121,6 @@ impl Shared {
             resp.status().as_u16(),
             grpc_status(resp.headers()),
         );
-        if let Some(client_upgrade) = upgrade
-            && resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        {
-            let backend_upgrade = hyper::upgrade::on(&mut resp);
-            record.latency_us = stats::micros(start.elapsed());
-            record.bytes_in = inflow(&bytes_in).bytes;
-            tokio::spawn(tunnel(
-                client_upgrade,
-                backend_upgrade,
-                record,
-                self.stats.clone(),
-            ));
-            return resp.map(|_| ResponseBody::Full(None));
-        }
         resp.map(|inner| {
             let mut body = Metered {
                 inner,
@@ -179,46 +136,6 @@ impl Shared {
             }
             ResponseBody::Metered(body)
         })
-    }
-
-    /// Send on this connection's HTTP/1 backend connection, (re)connecting when there is none
-    /// or it closed (a keep-alive connection the service closed while idle: the request, not
-    /// sent yet, goes on a new one).
-    async fn send_h1(
-        &self,
-        mut req: Request<RequestBody>,
-    ) -> Result<Response<Incoming>, ErrorKind> {
-        // Held until the response head: the caller's requests come one at a time anyway.
-        let mut up = self.upstream.lock().await;
-        // A request without a body whose method is idempotent can be sent again when the
-        // service's connection breaks before it answers (the service was restarted under it),
-        // as nginx does: a restart then looks like one slow request to the caller.
-        let mut again = replayable(&req);
-        for _ in 0..3 {
-            let sender = match &mut up.h1 {
-                Some(sender) if !sender.is_closed() => sender,
-                _ => {
-                    let sender = connect_h1(&mut up.backend).await?;
-                    up.h1.insert(sender)
-                }
-            };
-            if sender.ready().await.is_err() {
-                up.h1 = None;
-                continue;
-            }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(resp),
-                Err(mut e) => {
-                    up.h1 = None;
-                    // Not sent: try it again as it is, keeping the copy for later.
-                    req = match e.take_message() {
-                        Some(unsent) => unsent,
-                        None => again.take().ok_or(ErrorKind::Reset)?,
-                    };
-                }
-            }
-        }
-        Err(ErrorKind::Reset)
     }
 
     /// Send on this connection's HTTP/2 backend connection (requests multiplexed on it).
@@ -241,66 +158,6 @@ impl Shared {
         sender.ready().await.map_err(|_| ErrorKind::Reset)?;
         sender.send_request(req).await.map_err(|_| ErrorKind::Reset)
     }
-}
-
-/// A copy of a bodiless idempotent request, to send it again; None for any other.
-fn replayable(req: &Request<RequestBody>) -> Option<Request<RequestBody>> {
-    let idempotent = matches!(
-        *req.method(),
-        hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS | hyper::Method::TRACE
-    );
-    if !idempotent || !req.body().is_end_stream() || req.headers().contains_key(UPGRADE) {
-        return None;
-    }
-    let mut copy = Request::new(RequestBody {
-        inner: None,
-        inflow: req.body().inflow.clone(),
-    });
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    Some(copy)
-}
-
-async fn connect_h1(
-    backend: &mut Backend,
-) -> Result<client_h1::SendRequest<RequestBody>, ErrorKind> {
-    let stream = backend.connect().await?;
-    let (sender, conn) = client_h1::Builder::new()
-        .preserve_header_case(true)
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|_| ErrorKind::Reset)?;
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
-    Ok(sender)
-}
-
-/// After a 101: bytes both ways between the caller and the service, then the request's record.
-async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
-    backend: hyper::upgrade::OnUpgrade,
-    mut record: Record,
-    stats: Arc<Stats>,
-) {
-    match tokio::join!(client, backend) {
-        (Ok(client), Ok(backend)) => {
-            let mut client = Counted::new(TokioIo::new(client));
-            let mut backend = TokioIo::new(backend);
-            if tokio::io::copy_bidirectional(&mut client, &mut backend)
-                .await
-                .is_err()
-            {
-                record.error = Some(ErrorKind::Reset);
-            }
-            record.bytes_in += client.read;
-            record.bytes_out += client.written;
-        }
-        _ => record.error = Some(ErrorKind::Reset),
-    }
-    stats.record(record);
 }
 
 fn set_status(record: &mut Record, code: u16, grpc: Option<u32>) {
@@ -329,7 +186,6 @@ fn grpc_status(headers: &HeaderMap) -> Option<u32> {
 
 /// The caller's request body on its way to the service, counted.
 pub(crate) struct RequestBody {
-    /// None: an empty body (a request sent again after its first try was lost).
     inner: Option<Incoming>,
     inflow: Arc<Mutex<Inflow>>,
 }

@@ -248,7 +248,10 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
     let client = Prefixed::new(prefix, client);
     match detected {
         Detected::Tcp => forward_tcp(client, conn).await,
-        Detected::Http1 => super::http::serve_http1(client, conn).await,
+        Detected::Http1 => {
+            let (prefix, client) = client.into_parts();
+            super::h1::relay(prefix, client, conn).await
+        }
         Detected::H2 => super::http::serve_h2(client, conn).await,
     }
 }
