@@ -131,7 +131,10 @@ fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, BadHead> {
     };
     let f = fields(req.headers)?;
     let version = http_version(req.version);
-    let framing = if f.other_coding {
+    // A body whose end the service might find elsewhere than the proxy (a coding but chunked,
+    // or both a length and chunking, which it may read by the length) is refused, as nginx does
+    // for the first.
+    let framing = if f.other_coding || (f.chunked && f.length.is_some()) {
         return Err(BadHead(400));
     } else if f.chunked {
         Framing::Chunked(Chunked::default())
@@ -632,10 +635,7 @@ mod tests {
             Some(Framing::Length(12))
         );
         assert_eq!(
-            head(
-                "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-            )
-            .unwrap(),
+            head("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap(),
             Some(Framing::Chunked(Chunked::default()))
         );
         assert_eq!(head("GET / HTTP/1.1\r\nHost: a\r\n").unwrap(), None);
@@ -643,6 +643,7 @@ mod tests {
             "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             "POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
             "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET /\x01 HTTP/1.1\r\n\r\n",
         ] {
             assert!(matches!(head(bad), Err(BadHead(400))), "{bad:?}");
