@@ -685,6 +685,7 @@ async fn a_malformed_request_gets_400_and_the_service_never_sees_it() {
         "GET / HTTP/1.1\r\nContent-Length: many\r\n\r\n",
         "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
         "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\nab",
     ] {
         let mut stream = TcpStream::connect(p.addr).await.unwrap();
         stream.write_all(bad.as_bytes()).await.unwrap();
@@ -764,6 +765,96 @@ async fn an_answer_before_the_whole_request_body_ends_the_connection_instead_of_
         .edge_when(&Caller::External, "api", |e| e.requests == 1)
         .await;
     assert_eq!(edge.status.s4xx, 1);
+}
+
+/// A backend answering each request head as `answer` says, keeping its connections open
+/// whatever it said (bodies are not read: the next head is looked for right after a head);
+/// counts its connections.
+async fn scripted_backend(answer: fn(&str) -> &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let addr = raw_backend(move |mut head, mut stream| {
+        count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            while !head.is_empty() && stream.write_all(answer(&head).as_bytes()).await.is_ok() {
+                head = read_until(&mut stream, "\r\n\r\n").await;
+            }
+        }
+    })
+    .await;
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_connection_is_not_used_again_after_a_bad_or_overlong_answer() {
+    let (backend, accepted) = scripted_backend(|head| {
+        if head.starts_with("GET /bad") {
+            "HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n"
+        } else if head.starts_with("GET /extra") {
+            // A body where there can be none: its bytes are not the next answer.
+            "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"
+        } else {
+            "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood"
+        }
+    })
+    .await;
+    let p = proxied("api", Some(backend), Protocol::Auto);
+    let mut client = h1_client(p.addr).await;
+    let (status, _) = send(&mut client, "GET", "/bad", empty()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let (status, body) = send(&mut client, "GET", "/good", empty()).await;
+    assert_eq!((status, body.len), (StatusCode::OK, 4));
+    let (status, _) = send(&mut client, "GET", "/extra", empty()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = send(&mut client, "GET", "/good", empty()).await;
+    assert_eq!((status, body.len), (StatusCode::OK, 4));
+    // A new connection after each bad answer, none after a good one.
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_leaves_mid_upload_or_while_waiting_is_recorded_and_let_go() {
+    // Never answers: a long poll, or a service waiting for the rest of a body.
+    let (backend, _) = scripted_backend(|_| "").await;
+    let p = proxied("api", Some(backend), Protocol::Auto);
+    let mut upload = TcpStream::connect(p.addr).await.unwrap();
+    upload
+        .write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nhalf")
+        .await
+        .unwrap();
+    let mut poll = TcpStream::connect(p.addr).await.unwrap();
+    poll.write_all(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop((upload, poll));
+    let edge = p
+        .edge_when(&Caller::External, "api", |e| e.requests == 2)
+        .await;
+    assert_eq!((edge.errors, edge.bytes_in), (2, 4));
+    assert!(
+        p.proxy
+            .stats()
+            .recent()
+            .iter()
+            .all(|r| r.error == Some(ErrorKind::Reset))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_the_service_drops_unanswered_is_sent_again_once() {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let backend = raw_backend(move |_, stream| {
+        count.fetch_add(1, Ordering::SeqCst);
+        async move { drop(stream) }
+    })
+    .await;
+    let p = proxied("api", Some(backend), Protocol::Auto);
+    let mut client = h1_client(p.addr).await;
+    let (status, _) = send(&mut client, "GET", "/crash", empty()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
 
 // ---------------------------------------------------------------------------------------------

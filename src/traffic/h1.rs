@@ -3,8 +3,10 @@
 //! came, body bytes streamed through as they arrive (never held whole). One task per caller
 //! connection, with its backend connection kept alive beside it; requests in order (keep-alive,
 //! pipelining), a request body and its response both moving at once (a service may answer while
-//! it reads), 1xx interim responses passed on, an `Upgrade` (WebSocket) tunnelled after the 101
-//! and counted in its request's record.
+//! it reads) and the caller watched meanwhile (its leaving ends the exchange and frees the
+//! service's connection), 1xx interim responses passed on, an `Upgrade` (WebSocket) tunnelled
+//! after the 101 and counted in its request's record. The backend connection is kept for the
+//! next request only after a clean answer with nothing more behind it.
 //!
 //! Hyper is not used here (it is for h2c, in `http`): its server and client connections parse
 //! each head into a header map and write it out again, which cost the proxy a third more CPU per
@@ -15,7 +17,7 @@ use super::chunked::{Chunked, Malformed};
 use super::proxy::Counted;
 use super::stats::{self, ErrorKind, Kind, Record};
 use bytes::{Buf, Bytes, BytesMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -27,8 +29,13 @@ const MAX_HEADERS: usize = 100;
 /// How much is read at a time.
 const READ_SIZE: usize = 16 * 1024;
 /// How often a request is tried on a new backend connection when the kept-alive one broke
-/// before answering.
+/// before taking it (a bodiless idempotent request is sent again once when it broke before
+/// answering).
 const TRIES: usize = 3;
+/// How long, and for how many bytes, a caller's unread request is drained before its
+/// connection is dropped.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
 
 /// How a message's body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,9 +88,12 @@ fn fields(headers: &[httparse::Header<'_>]) -> Result<Fields, BadHead> {
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
+            // Digits only (no sign, no other white space than the field's own): the service
+            // must read the same length, as the head goes to it unchanged.
+            let digits = h.value.trim_ascii();
+            let n = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
+                .flatten()
                 .ok_or(BadHead(400))?;
             if f.length.is_some_and(|l| l != n) {
                 return Err(BadHead(400));
@@ -152,8 +162,9 @@ fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, BadHead> {
         path: stats::bounded_path(req.path.unwrap_or("/").to_string()),
         version,
         framing,
+        // HTTP/1.0 has no chunking: such a request's framing can't be trusted past its end.
         keep_alive: match version {
-            hyper::Version::HTTP_10 => f.keep_alive,
+            hyper::Version::HTTP_10 => f.keep_alive && !f.chunked,
             _ => !f.close,
         },
         upgrade: f.upgrade,
@@ -307,6 +318,9 @@ struct Upstream {
 enum Exchange {
     /// The response went to the caller; `close`: the connection ends here.
     Answered { close: bool },
+    /// The response went to the caller before the whole request body was read: the connection
+    /// ends here, once the caller has had time to read the answer.
+    AnsweredEarly,
     /// A 101 went to the caller: the connection is a tunnel from now on.
     Upgraded,
     /// No response came (or the service is down): the caller gets one made here.
@@ -325,7 +339,13 @@ pub async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn) {
             Ok(Some(head)) => head,
             Ok(None) | Err(HeadError::Closed) => return,
             Err(HeadError::Bad(BadHead(status))) => {
-                let _ = client.write_all(&made_response(status, "", true)).await;
+                if client
+                    .write_all(&made_response(status, "", true))
+                    .await
+                    .is_ok()
+                {
+                    linger(client).await;
+                }
                 return;
             }
         };
@@ -355,6 +375,11 @@ pub async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn) {
         record.latency_us = stats::micros(start.elapsed());
         let close = match outcome {
             Exchange::Answered { close } => close || !head.keep_alive,
+            Exchange::AnsweredEarly => {
+                conn.stats.record(record);
+                linger(client).await;
+                return;
+            }
             Exchange::Upgraded => {
                 if let Some(up) = up.take() {
                     tunnel(client, cbuf, up, record, &conn).await;
@@ -371,9 +396,15 @@ pub async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn) {
                 record.error = Some(kind);
                 // The rest of a request body that was not sent is not read: the connection
                 // ends with this answer.
-                let close = !head.keep_alive || head.framing != Framing::Empty;
+                let unread = head.framing != Framing::Empty;
+                let close = !head.keep_alive || unread;
                 let text = format!("devstack: {} {text}\n", conn.callee);
                 let sent = client.write_all(&made_response(status, &text, close)).await;
+                if unread && sent.is_ok() {
+                    conn.stats.record(record);
+                    linger(client).await;
+                    return;
+                }
                 close || sent.is_err()
             }
             Exchange::CallerGone => {
@@ -412,6 +443,7 @@ async fn exchange(
                 | hyper::Method::OPTIONS
                 | hyper::Method::TRACE
         );
+    let mut replayed = false;
     for _ in 0..TRIES {
         let fresh = up.is_none();
         let upstream = match up {
@@ -424,9 +456,9 @@ async fn exchange(
                 Err(kind) => return Exchange::Failed(kind),
             },
         };
-        // A kept-alive connection the service closed while idle: a request that can't be sent
-        // twice goes on a new one rather than find out.
-        if !fresh && !replayable && closed_while_idle(&upstream.stream) {
+        // A kept-alive connection the service closed while idle (or that says something
+        // unasked): the request goes on a new one rather than find out.
+        if !fresh && closed_while_idle(&upstream.stream) {
             *up = None;
             continue;
         }
@@ -437,19 +469,22 @@ async fn exchange(
         let result = send_body_and_answer(head, client, cbuf, upstream, record).await;
         match result {
             Ok(outcome) => {
-                if matches!(
-                    outcome,
-                    Exchange::Answered { close: true } | Exchange::CallerGone
-                ) {
+                // Kept for the next request only after a clean answer, with nothing more from
+                // the service (bytes past a response's end would be read as the next one's).
+                let clean = matches!(outcome, Exchange::Answered { close: false })
+                    && upstream.buf.is_empty();
+                let upgraded = matches!(outcome, Exchange::Upgraded);
+                if !clean && !upgraded {
                     *up = None;
                 }
                 return outcome;
             }
             Err(Unanswered) => {
                 *up = None;
-                if !replayable {
+                if !replayable || replayed {
                     return Exchange::Failed(ErrorKind::Reset);
                 }
+                replayed = true;
             }
         }
     }
@@ -473,40 +508,61 @@ async fn send_body_and_answer(
     // Counted as the bytes pass, read while both directions are still moving.
     let bytes_in = AtomicU64::new(0);
     let bytes_out = AtomicU64::new(0);
-    let answer = answer(
-        &head.method,
-        &mut backend_rx,
-        &mut upstream.buf,
-        &mut client_tx,
-        &bytes_out,
-        record,
-    );
-    let outcome = if head.framing == Framing::Empty {
-        answer.await
-    } else {
-        let body = relay_message(
-            0,
-            head.framing,
-            cbuf,
-            &mut client_rx,
-            &mut backend_tx,
-            &bytes_in,
+    // The two sides at once, dropped (with their borrows) once the exchange is over.
+    let outcome = {
+        let answer = answer(
+            &head.method,
+            &mut backend_rx,
+            &mut upstream.buf,
+            &mut client_tx,
+            &bytes_out,
+            record,
         );
-        tokio::pin!(answer, body);
-        let mut body_done = None;
+        // The caller's side: the request body to the service, then a watch on the caller, whose
+        // leaving ends the exchange (what it sends meanwhile, a pipelined request, is kept).
+        let body_read = AtomicBool::new(head.framing == Framing::Empty);
+        let caller = async {
+            if head.framing != Framing::Empty {
+                let sent = relay_message(
+                    0,
+                    head.framing,
+                    cbuf,
+                    &mut client_rx,
+                    &mut backend_tx,
+                    &bytes_in,
+                );
+                if let Err(broke) = sent.await {
+                    return broke;
+                }
+                body_read.store(true, Ordering::Relaxed);
+            }
+            while cbuf.len() < MAX_HEAD {
+                cbuf.reserve(READ_SIZE);
+                if !matches!(client_rx.read_buf(cbuf).await, Ok(n) if n > 0) {
+                    return Broke::From;
+                }
+            }
+            std::future::pending().await
+        };
+        tokio::pin!(answer, caller);
+        let mut backend_broke = false;
         loop {
             tokio::select! {
-                sent = &mut body, if body_done.is_none() => body_done = Some(sent),
-                outcome = &mut answer => break match (outcome, body_done) {
-                    (Err(e), _) => Err(e),
-                    // The caller broke off its request: it gets no more.
-                    (Ok(_), Some(Err(Broke::From))) => Ok(Exchange::CallerGone),
-                    (Ok(Exchange::Answered { .. }), None | Some(Err(Broke::To))) => {
-                        // Answered before the whole request was read (or sent): the rest
-                        // can't be told from the next request.
-                        Ok(Exchange::Answered { close: true })
+                // An answer that came whole is the caller's, even if it has left since.
+                biased;
+                outcome = &mut answer => break match outcome {
+                    // Answered before the whole request was read (or sent): the rest can't be told
+                    // from the next request.
+                    Ok(Exchange::Answered { .. }) if !body_read.load(Ordering::Relaxed) => {
+                        Ok(Exchange::AnsweredEarly)
                     }
-                    (Ok(outcome), _) => Ok(outcome),
+                    outcome => outcome,
+                },
+                broke = &mut caller, if !backend_broke => match broke {
+                    // The service stopped reading the body: its answer may still come.
+                    Broke::To => backend_broke = true,
+                    // The caller left, or broke off its request: it gets no more.
+                    Broke::From => break Ok(Exchange::CallerGone),
                 },
             }
         }
@@ -559,6 +615,24 @@ where
             }
         }
     }
+}
+
+/// Close the connection to a caller whose request was not read whole, after its answer: the
+/// write side first, then what it still sends is read (for a while, up to a bound) and dropped,
+/// so that the close doesn't reset the connection before the caller has read the answer.
+async fn linger(mut client: TcpStream) {
+    let _ = client.shutdown().await;
+    let drain = async {
+        let mut sink = [0u8; READ_SIZE];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Whether a kept-alive backend connection has been closed (or said something unasked).
@@ -659,6 +733,9 @@ mod tests {
         assert!(!ka("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
         assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
         assert!(ka("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(!ka(
+            "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ));
     }
 
     #[test]
