@@ -176,6 +176,64 @@ mod tests {
         }
     }
 
+    /// A chunked body of these chunks (each with an extension or not) and trailer fields.
+    fn encoded(chunks: &[(Vec<u8>, bool)], trailers: &[String]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (data, ext) in chunks {
+            let ext = if *ext { ";a=b" } else { "" };
+            body.extend_from_slice(format!("{:X}{ext}\r\n", data.len()).as_bytes());
+            body.extend_from_slice(data);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"0\r\n");
+        for t in trailers {
+            body.extend_from_slice(format!("X-{t}: {t}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body
+    }
+
+    /// Cut points within `len` from arbitrary numbers.
+    fn cuts(raw: &[usize], len: usize) -> Vec<usize> {
+        let mut cuts: Vec<usize> = raw.iter().map(|c| c % (len + 1)).collect();
+        cuts.sort_unstable();
+        cuts
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_chunked_body_ends_exactly_at_its_end_however_it_is_cut(
+            chunks in proptest::collection::vec(
+                (proptest::collection::vec(proptest::num::u8::ANY, 1..300), proptest::bool::ANY),
+                0..8,
+            ),
+            trailers in proptest::collection::vec("[a-z]{1,8}", 0..3),
+            raw_cuts in proptest::collection::vec(proptest::num::usize::ANY, 0..6),
+        ) {
+            let body = encoded(&chunks, &trailers);
+            let payload: usize = chunks.iter().map(|(d, _)| d.len()).sum();
+            let mut next = body.clone();
+            next.extend_from_slice(b"POST / HTTP/1.1\r\n");
+            let cut = cuts(&raw_cuts, body.len());
+            proptest::prop_assert_eq!(
+                fed_in_pieces(&next, &cut),
+                Ok((body.len(), payload as u64, true))
+            );
+        }
+
+        #[test]
+        fn any_bytes_get_the_same_answer_whole_or_in_pieces(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(b"0123456789abcdefXYZ;= \t\r\n".to_vec()),
+                0..200,
+            ),
+            raw_cuts in proptest::collection::vec(proptest::num::usize::ANY, 0..6),
+        ) {
+            let cut = cuts(&raw_cuts, bytes.len());
+            proptest::prop_assert_eq!(fed_in_pieces(&bytes, &cut), fed_in_pieces(&bytes, &[]));
+        }
+    }
+
     #[test]
     fn an_unfinished_chunked_body_has_not_ended() {
         assert_eq!(fed_in_pieces(b"3\r\nab", &[]), Ok((5, 2, false)));
