@@ -842,6 +842,29 @@ async fn a_caller_that_leaves_mid_upload_or_while_waiting_is_recorded_and_let_go
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_leaves_while_the_service_is_coming_sends_it_nothing() {
+    let p = proxied("api", None, Protocol::Auto);
+    let mut caller = TcpStream::connect(p.addr).await.unwrap();
+    caller
+        .write_all(b"DELETE /orders/7 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(caller);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The service comes up after the caller left (well before the route's wait ends): the
+    // DELETE never reaches it.
+    let (backend, accepted) = http_backend(false).await;
+    p.backend.send(Target::Up(backend)).unwrap();
+    let edge = p
+        .edge_when(&Caller::External, "api", |e| e.requests == 1)
+        .await;
+    assert_eq!(edge.errors, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_the_service_drops_unanswered_is_sent_again_once() {
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();

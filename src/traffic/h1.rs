@@ -200,7 +200,7 @@ fn parse_response(buf: &[u8], method: &hyper::Method) -> Result<Option<ResponseH
         };
     let close = f.close
         || framing == Framing::UntilClose
-        || (http_version(resp.version) == hyper::Version::HTTP_10 && !f.keep_alive);
+        || (http_version(resp.version) == hyper::Version::HTTP_10 && (!f.keep_alive || f.chunked));
     Ok(Some(ResponseHead {
         len,
         status,
@@ -325,8 +325,46 @@ enum Exchange {
     Upgraded,
     /// No response came (or the service is down): the caller gets one made here.
     Failed(ErrorKind),
+    /// What came was not an HTTP/1 response: the caller gets a 502 made here.
+    Garbled,
     /// The caller went away (or broke its request): nothing more to say to it.
     CallerGone,
+}
+
+impl Exchange {
+    /// For an exchange that failed: its error, and the status and words of the answer made for
+    /// the caller.
+    fn failure(&self) -> Option<(ErrorKind, u16, &'static str)> {
+        Some(match self {
+            Exchange::Failed(ErrorKind::Timeout) => {
+                (ErrorKind::Timeout, 503, "did not come up in time")
+            }
+            Exchange::Failed(ErrorKind::Refused) => {
+                (ErrorKind::Refused, 502, "refused the connection")
+            }
+            Exchange::Failed(ErrorKind::Reset) => (
+                ErrorKind::Reset,
+                502,
+                "closed the connection without answering",
+            ),
+            Exchange::Garbled => (
+                ErrorKind::Reset,
+                502,
+                "answered with something that is not HTTP/1",
+            ),
+            _ => return None,
+        })
+    }
+}
+
+/// What becomes of a caller's connection after an exchange.
+enum After {
+    /// The next request.
+    Next,
+    /// The end: the caller is let go (after a linger: it may still be sending).
+    Close,
+    /// The caller has gone.
+    Gone,
 }
 
 /// Relay a caller speaking HTTP/1.x (the bytes read while sniffing first) to the service.
@@ -339,6 +377,7 @@ pub async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn) {
             Ok(Some(head)) => head,
             Ok(None) | Err(HeadError::Closed) => return,
             Err(HeadError::Bad(BadHead(status))) => {
+                drop(up.take());
                 if client
                     .write_all(&made_response(status, "", true))
                     .await
@@ -373,48 +412,43 @@ pub async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn) {
         )
         .await;
         record.latency_us = stats::micros(start.elapsed());
-        let close = match outcome {
-            Exchange::Answered { close } => close || !head.keep_alive,
-            Exchange::AnsweredEarly => {
-                conn.stats.record(record);
-                linger(client).await;
-                return;
+        let after = if let Some((kind, status, text)) = outcome.failure() {
+            set_status(&mut record, status, None);
+            record.error = Some(kind);
+            // The rest of a request body that was not sent is not read: the connection ends
+            // with this answer.
+            let close = !head.keep_alive || head.framing != Framing::Empty;
+            let text = format!("devstack: {} {text}\n", conn.callee);
+            match client.write_all(&made_response(status, &text, close)).await {
+                Err(_) => After::Gone,
+                Ok(()) if close => After::Close,
+                Ok(()) => After::Next,
             }
-            Exchange::Upgraded => {
-                if let Some(up) = up.take() {
-                    tunnel(client, cbuf, up, record, &conn).await;
-                }
-                return;
-            }
-            Exchange::Failed(kind) => {
-                let (status, text) = match kind {
-                    ErrorKind::Timeout => (503, "did not come up in time"),
-                    ErrorKind::Refused => (502, "refused the connection"),
-                    ErrorKind::Reset => (502, "closed the connection without answering"),
-                };
-                set_status(&mut record, status, None);
-                record.error = Some(kind);
-                // The rest of a request body that was not sent is not read: the connection
-                // ends with this answer.
-                let unread = head.framing != Framing::Empty;
-                let close = !head.keep_alive || unread;
-                let text = format!("devstack: {} {text}\n", conn.callee);
-                let sent = client.write_all(&made_response(status, &text, close)).await;
-                if unread && sent.is_ok() {
-                    conn.stats.record(record);
-                    linger(client).await;
+        } else {
+            match outcome {
+                Exchange::Answered { close: false } if head.keep_alive => After::Next,
+                Exchange::Answered { .. } | Exchange::AnsweredEarly => After::Close,
+                Exchange::Upgraded => {
+                    if let Some(up) = up.take() {
+                        tunnel(client, cbuf, up, record, &conn).await;
+                    }
                     return;
                 }
-                close || sent.is_err()
-            }
-            Exchange::CallerGone => {
-                record.error = record.error.or(Some(ErrorKind::Reset));
-                true
+                Exchange::CallerGone | Exchange::Failed(_) | Exchange::Garbled => {
+                    record.error = record.error.or(Some(ErrorKind::Reset));
+                    After::Gone
+                }
             }
         };
         conn.stats.record(record);
-        if close {
-            return;
+        match after {
+            After::Next => {}
+            After::Close => {
+                drop(up.take());
+                linger(client).await;
+                return;
+            }
+            After::Gone => return,
         }
     }
 }
@@ -448,13 +482,21 @@ async fn exchange(
         let fresh = up.is_none();
         let upstream = match up {
             Some(upstream) => upstream,
-            None => match conn.backend.connect().await {
-                Ok(stream) => up.insert(Upstream {
-                    stream,
-                    buf: BytesMut::with_capacity(READ_SIZE),
-                }),
-                Err(kind) => return Exchange::Failed(kind),
-            },
+            None => {
+                let connected = tokio::select! {
+                    biased;
+                    connected = conn.backend.connect() => connected,
+                    // The caller left while the service was coming: nothing is sent for it.
+                    () = caller_left(client, cbuf) => return Exchange::CallerGone,
+                };
+                match connected {
+                    Ok(stream) => up.insert(Upstream {
+                        stream,
+                        buf: BytesMut::with_capacity(READ_SIZE),
+                    }),
+                    Err(kind) => return Exchange::Failed(kind),
+                }
+            }
         };
         // A kept-alive connection the service closed while idle (or that says something
         // unasked): the request goes on a new one rather than find out.
@@ -536,13 +578,8 @@ async fn send_body_and_answer(
                 }
                 body_read.store(true, Ordering::Relaxed);
             }
-            while cbuf.len() < MAX_HEAD {
-                cbuf.reserve(READ_SIZE);
-                if !matches!(client_rx.read_buf(cbuf).await, Ok(n) if n > 0) {
-                    return Broke::From;
-                }
-            }
-            std::future::pending().await
+            caller_left(&mut client_rx, cbuf).await;
+            Broke::From
         };
         tokio::pin!(answer, caller);
         let mut backend_broke = false;
@@ -553,7 +590,10 @@ async fn send_body_and_answer(
                 outcome = &mut answer => break match outcome {
                     // Answered before the whole request was read (or sent): the rest can't be told
                     // from the next request.
-                    Ok(Exchange::Answered { .. }) if !body_read.load(Ordering::Relaxed) => {
+                    // (An upgrade then is not followed: the tunnel would start in the body.)
+                    Ok(Exchange::Answered { .. } | Exchange::Upgraded)
+                        if !body_read.load(Ordering::Relaxed) =>
+                    {
                         Ok(Exchange::AnsweredEarly)
                     }
                     outcome => outcome,
@@ -591,6 +631,7 @@ where
         let head = match read_head(from, buf, |b| parse_response(b, method)).await {
             Ok(Some(head)) => head,
             Ok(None) | Err(HeadError::Closed) if !forwarded => return Err(Unanswered),
+            Err(HeadError::Bad(_)) => return Ok(Exchange::Garbled),
             Ok(None) | Err(_) => return Ok(Exchange::Failed(ErrorKind::Reset)),
         };
         set_status(record, head.status, head.grpc_status);
@@ -617,9 +658,23 @@ where
     }
 }
 
-/// Close the connection to a caller whose request was not read whole, after its answer: the
-/// write side first, then what it still sends is read (for a while, up to a bound) and dropped,
-/// so that the close doesn't reset the connection before the caller has read the answer.
+/// Returns when the caller closes its connection (or it breaks), keeping what it sends
+/// meanwhile (a pipelined request) in `cbuf`; never, once that holds a head's worth. A caller
+/// that only shuts its sending side is taken to have left, as hyper and nginx take it.
+async fn caller_left<R: AsyncRead + Unpin>(client: &mut R, cbuf: &mut BytesMut) {
+    while cbuf.len() < MAX_HEAD {
+        cbuf.reserve(READ_SIZE);
+        if !matches!(client.read_buf(cbuf).await, Ok(n) if n > 0) {
+            return;
+        }
+    }
+    std::future::pending().await
+}
+
+/// Let a caller go after its last answer: the write side is closed first, then what it may
+/// still send (the rest of a request not read whole, a pipelined request) is read for a while,
+/// up to a bound, and dropped, so that the close doesn't reset the connection before the caller
+/// has read the answer.
 async fn linger(mut client: TcpStream) {
     let _ = client.shutdown().await;
     let drain = async {
@@ -771,6 +826,13 @@ mod tests {
         assert_eq!(
             head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", &get),
             Some((Framing::Empty, true))
+        );
+        assert_eq!(
+            head(
+                "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+                &get
+            ),
+            Some((Framing::Chunked(Chunked::default()), true))
         );
         assert_eq!(
             head(
