@@ -132,10 +132,12 @@ fn services_sigkilled_at_random_under_traffic_all_come_back_and_nothing_leaks() 
         })
         .collect();
 
+    // Twelve kills, however long a loaded machine makes them take (a service killed again soon
+    // waits out its backoff, without a pid to kill), within a minute.
     let mut rng = Rng::new("random service kills");
     let mut kills = 0;
-    let until = Instant::now() + Duration::from_secs(12);
-    while Instant::now() < until {
+    let until = Instant::now() + Duration::from_secs(60);
+    while kills < 12 && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(200 + rng.below(500)));
         let services = stack.services().expect("ps answers during the chaos");
         let victim = &services[rng.below(services.len() as u64) as usize];
@@ -149,7 +151,8 @@ fn services_sigkilled_at_random_under_traffic_all_come_back_and_nothing_leaks() 
     for t in load {
         t.join().unwrap();
     }
-    assert!(kills >= 10, "only {kills} kills");
+    eprintln!("{kills} kills");
+    assert!(kills >= 10, "only {kills} kills in a minute");
 
     // Every service comes back healthy, and answers through the proxy again.
     stack.wait_ready(90);
