@@ -752,6 +752,77 @@ fn made_response(status: u16, text: &str, close: bool) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// Bytes made of pieces of HTTP/1 heads: a start line (or none), then fields and junk in
+    /// any order.
+    fn head_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        const STARTS: &[&str] = &[
+            "GET /a HTTP/1.1\r\n",
+            "POST /a HTTP/1.0\r\n",
+            "HEAD / HTTP/1.1\r\n",
+            "HTTP/1.1 200 OK\r\n",
+            "HTTP/1.0 204 No Content\r\n",
+            "HTTP/1.1 101 Switching\r\n",
+            "",
+        ];
+        const PIECES: &[&str] = &[
+            "Content-Length: 12\r\n",
+            "Content-Length: 0\r\n",
+            "Content-Length: +1\r\n",
+            "Transfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: gzip\r\n",
+            "Connection: close\r\n",
+            "Connection: keep-alive\r\n",
+            "Upgrade: ws\r\n",
+            "grpc-status: 3\r\n",
+            "X: y\r\n",
+            "\r\n",
+            "\r\n",
+            "\n",
+            ": ",
+            " ",
+            "\0",
+            "\u{e9}",
+            "GET ",
+        ];
+        (
+            proptest::sample::select(STARTS),
+            proptest::collection::vec(proptest::sample::select(PIECES), 0..12),
+        )
+            .prop_map(|(start, pieces)| (start.to_string() + &pieces.concat()).into_bytes())
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// The relay decides on the bytes it has: a head found whole in a prefix is the same
+        /// head however many bytes follow, and a refused one stays refused.
+        #[test]
+        fn a_head_once_told_stays_told_as_bytes_come(bytes in head_bytes()) {
+            let framing = |r: Result<Option<RequestHead>, BadHead>| {
+                r.map(|h| h.map(|h| (h.len, h.framing, h.keep_alive)))
+                    .map_err(|BadHead(s)| s)
+            };
+            let status = |r: Result<Option<ResponseHead>, BadHead>| {
+                r.map(|h| h.map(|h| (h.len, h.status, h.framing, h.close)))
+                    .map_err(|BadHead(s)| s)
+            };
+            let (whole_req, whole_resp) = (
+                framing(parse_request(&bytes)),
+                status(parse_response(&bytes, &hyper::Method::GET)),
+            );
+            for end in 0..bytes.len() {
+                match framing(parse_request(&bytes[..end])) {
+                    Ok(None) => {}
+                    told => proptest::prop_assert_eq!(&told, &whole_req, "at {}", end),
+                }
+                match status(parse_response(&bytes[..end], &hyper::Method::GET)) {
+                    Ok(None) => {}
+                    told => proptest::prop_assert_eq!(&told, &whole_resp, "at {}", end),
+                }
+            }
+        }
+    }
+
     #[test]
     fn request_heads_say_how_their_bodies_end() {
         let head = |s: &str| parse_request(s.as_bytes()).map(|h| h.map(|h| h.framing));
