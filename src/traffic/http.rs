@@ -85,24 +85,10 @@ impl Shared {
         let resp = match self.send_h2(req).await {
             Ok(resp) => resp,
             Err(kind) => {
-                let (status, text) = match kind {
-                    ErrorKind::Timeout => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("devstack: {} did not come up in time\n", self.callee),
-                    ),
-                    ErrorKind::Refused => (
-                        StatusCode::BAD_GATEWAY,
-                        format!("devstack: {} refused the connection\n", self.callee),
-                    ),
-                    ErrorKind::Reset => (
-                        StatusCode::BAD_GATEWAY,
-                        format!(
-                            "devstack: {} closed the connection without answering\n",
-                            self.callee
-                        ),
-                    ),
-                };
-                set_status(&mut record, status.as_u16(), None);
+                let (code, why) = kind.answer();
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+                let text = format!("devstack: {} {why}\n", self.callee);
+                record.set_status(status.as_u16(), None);
                 record.error = Some(kind);
                 record.bytes_in = inflow(&bytes_in).bytes;
                 record.latency_us = stats::micros(start.elapsed());
@@ -116,11 +102,7 @@ impl Shared {
                 return resp;
             }
         };
-        set_status(
-            &mut record,
-            resp.status().as_u16(),
-            grpc_status(resp.headers()),
-        );
+        record.set_status(resp.status().as_u16(), grpc_status(resp.headers()));
         resp.map(|inner| {
             let mut body = Metered {
                 inner,
@@ -157,20 +139,6 @@ impl Shared {
         };
         sender.ready().await.map_err(|_| ErrorKind::Reset)?;
         sender.send_request(req).await.map_err(|_| ErrorKind::Reset)
-    }
-}
-
-fn set_status(record: &mut Record, code: u16, grpc: Option<u32>) {
-    if let Kind::Http {
-        status,
-        grpc_status,
-        ..
-    } = &mut record.kind
-    {
-        *status = code;
-        if grpc.is_some() {
-            *grpc_status = grpc;
-        }
     }
 }
 

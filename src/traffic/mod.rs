@@ -4,14 +4,13 @@
 //! - [`proxy`]: the listeners ([`Proxy::start`], [`Proxy::listen`] with a [`Route`]) on a
 //!   runtime of their own; raw TCP forwarding.
 //! - `sniff`: telling HTTP/1, h2c and anything else apart from the first bytes.
-//! - `h1`: HTTP/1.x relayed as bytes (heads parsed with httparse, `chunked` finds where chunked
-//!   bodies end), one record per request, upgrades passed through.
+//! - `h1`: HTTP/1.x relayed as bytes (`h1::message`: heads parsed with httparse, bodies framed;
+//!   `h1::chunked`: where a chunked body ends), one record per request, upgrades passed through.
 //! - `http`: h2c (and gRPC) through hyper, one record per request.
 //! - [`caller`]: which service a connection comes from (`/proc` on Linux), by [`Sessions`].
 //! - [`stats`]: per-edge counters, rates, latency percentiles, the recent ring and the tail.
 
 pub mod caller;
-mod chunked;
 mod h1;
 mod http;
 pub mod proxy;

@@ -40,6 +40,18 @@ pub enum ErrorKind {
     Reset,
 }
 
+impl ErrorKind {
+    /// What the proxy answers an HTTP caller for a request that failed so, and why in words
+    /// (after the service's name).
+    pub fn answer(self) -> (u16, &'static str) {
+        match self {
+            ErrorKind::Timeout => (503, "did not come up in time"),
+            ErrorKind::Refused => (502, "refused the connection"),
+            ErrorKind::Reset => (502, "closed the connection without answering"),
+        }
+    }
+}
+
 /// What was exchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "protocol", rename_all = "snake_case")]
@@ -90,6 +102,21 @@ impl Record {
         let at = UNIX_EPOCH + Duration::from_millis(self.time_ms);
         let stamp = humantime::format_rfc3339_millis(at).to_string();
         stamp.get(11..23).unwrap_or(&stamp).to_string()
+    }
+
+    /// An HTTP record's status (what the caller got), and gRPC's when one is known.
+    pub fn set_status(&mut self, code: u16, grpc: Option<u32>) {
+        if let Kind::Http {
+            status,
+            grpc_status,
+            ..
+        } = &mut self.kind
+        {
+            *status = code;
+            if grpc.is_some() {
+                *grpc_status = grpc;
+            }
+        }
     }
 
     /// A record starting now.

@@ -12,22 +12,22 @@
 //! each head into a header map and write it out again, which cost the proxy a third more CPU per
 //! request than nginx in `benches/proxy.sh`; relayed as bytes it uses less than nginx.
 
+mod chunked;
+mod message;
+
 use super::Conn;
-use super::chunked::{Chunked, Malformed};
 use super::proxy::Counted;
 use super::stats::{self, ErrorKind, Kind, Record};
 use bytes::{Buf, Bytes, BytesMut};
+use message::{
+    BadHead, Broke, Framing, HeadError, MAX_HEAD, READ_SIZE, RequestHead, parse_request,
+    parse_response, read_head, relay_message,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The largest head taken (request or response); a larger request gets 431.
-const MAX_HEAD: usize = 64 * 1024;
-/// The most header fields a head may have (as hyper).
-const MAX_HEADERS: usize = 100;
-/// How much is read at a time.
-const READ_SIZE: usize = 16 * 1024;
 /// How often a request is tried on a new backend connection when the kept-alive one broke
 /// before taking it (a bodiless idempotent request is sent again once when it broke before
 /// answering).
@@ -36,277 +36,6 @@ const TRIES: usize = 3;
 /// connection is dropped.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 const LINGER_BYTES: usize = 4 * 1024 * 1024;
-
-/// How a message's body ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Empty,
-    Length(u64),
-    Chunked(Chunked),
-    /// When the sender closes (a response without length or chunking).
-    UntilClose,
-}
-
-/// What a request head says.
-struct RequestHead {
-    len: usize,
-    method: hyper::Method,
-    path: String,
-    version: hyper::Version,
-    framing: Framing,
-    keep_alive: bool,
-    upgrade: bool,
-}
-
-/// What a response head says.
-struct ResponseHead {
-    len: usize,
-    status: u16,
-    grpc_status: Option<u32>,
-    framing: Framing,
-    close: bool,
-}
-
-/// A head that could not be taken: the status to answer with.
-#[derive(Debug)]
-struct BadHead(u16);
-
-/// The header fields a proxy acts on.
-#[derive(Default)]
-struct Fields {
-    length: Option<u64>,
-    chunked: bool,
-    other_coding: bool,
-    close: bool,
-    keep_alive: bool,
-    upgrade: bool,
-    grpc_status: Option<u32>,
-}
-
-fn fields(headers: &[httparse::Header<'_>]) -> Result<Fields, BadHead> {
-    let mut f = Fields::default();
-    for h in headers {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            // Digits only (no sign, no other white space than the field's own): the service
-            // must read the same length, as the head goes to it unchanged.
-            let digits = h.value.trim_ascii();
-            let n = (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit))
-                .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
-                .flatten()
-                .ok_or(BadHead(400))?;
-            if f.length.is_some_and(|l| l != n) {
-                return Err(BadHead(400));
-            }
-            f.length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            // Only the last coding says how the body ends.
-            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
-            f.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
-            f.other_coding = !f.chunked;
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in h.value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                f.close |= token.eq_ignore_ascii_case(b"close");
-                f.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
-        } else if name.eq_ignore_ascii_case("upgrade") {
-            f.upgrade = true;
-        } else if name.eq_ignore_ascii_case("grpc-status") {
-            f.grpc_status = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok());
-        }
-    }
-    Ok(f)
-}
-
-fn http_version(minor: Option<u8>) -> hyper::Version {
-    match minor {
-        Some(0) => hyper::Version::HTTP_10,
-        _ => hyper::Version::HTTP_11,
-    }
-}
-
-/// A request head at the start of `buf`, or None if more bytes are needed.
-fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, BadHead> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(BadHead(431)),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(BadHead(431)),
-        Err(_) => return Err(BadHead(400)),
-    };
-    let f = fields(req.headers)?;
-    let version = http_version(req.version);
-    // A body whose end the service might find elsewhere than the proxy (a coding but chunked,
-    // or both a length and chunking, which it may read by the length) is refused, as nginx does
-    // for the first.
-    let framing = if f.other_coding || (f.chunked && f.length.is_some()) {
-        return Err(BadHead(400));
-    } else if f.chunked {
-        Framing::Chunked(Chunked::default())
-    } else {
-        match f.length {
-            Some(0) | None => Framing::Empty,
-            Some(n) => Framing::Length(n),
-        }
-    };
-    let method = hyper::Method::from_bytes(req.method.unwrap_or("GET").as_bytes())
-        .map_err(|_| BadHead(400))?;
-    Ok(Some(RequestHead {
-        len,
-        method,
-        path: stats::bounded_path(req.path.unwrap_or("/").to_string()),
-        version,
-        framing,
-        // HTTP/1.0 has no chunking: such a request's framing can't be trusted past its end.
-        keep_alive: match version {
-            hyper::Version::HTTP_10 => f.keep_alive && !f.chunked,
-            _ => !f.close,
-        },
-        upgrade: f.upgrade,
-    }))
-}
-
-/// A response head at the start of `buf` answering a request with `method`, or None if more
-/// bytes are needed.
-fn parse_response(buf: &[u8], method: &hyper::Method) -> Result<Option<ResponseHead>, BadHead> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(BadHead(502)),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(BadHead(502)),
-    };
-    let f = fields(resp.headers)?;
-    let status = resp.code.unwrap_or(0);
-    let framing =
-        if *method == hyper::Method::HEAD || status < 200 || status == 204 || status == 304 {
-            Framing::Empty
-        } else if f.chunked {
-            Framing::Chunked(Chunked::default())
-        } else if f.other_coding {
-            Framing::UntilClose
-        } else {
-            match f.length {
-                Some(0) => Framing::Empty,
-                Some(n) => Framing::Length(n),
-                None => Framing::UntilClose,
-            }
-        };
-    let close = f.close
-        || framing == Framing::UntilClose
-        || (http_version(resp.version) == hyper::Version::HTTP_10 && (!f.keep_alive || f.chunked));
-    Ok(Some(ResponseHead {
-        len,
-        status,
-        grpc_status: f.grpc_status,
-        framing,
-        close,
-    }))
-}
-
-/// Which side of a relay failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Broke {
-    /// Reading (the sender went away mid-message, or sent something malformed).
-    From,
-    /// Writing (the receiver went away).
-    To,
-}
-
-impl Framing {
-    /// Of `buf`'s bytes, how many belong to the body, how many of those are payload, and
-    /// whether the body ends within them.
-    fn take(&mut self, buf: &[u8]) -> Result<(usize, u64, bool), Malformed> {
-        Ok(match self {
-            Framing::Empty => (0, 0, true),
-            Framing::Length(left) => {
-                let n = (*left).min(buf.len() as u64);
-                *left -= n;
-                (n as usize, n, *left == 0)
-            }
-            Framing::Chunked(c) => {
-                let fed = c.feed(buf)?;
-                (fed.used, fed.payload, fed.done)
-            }
-            Framing::UntilClose => (buf.len(), buf.len() as u64, false),
-        })
-    }
-}
-
-/// Forward a message whose head is the first `head` bytes of `buf` (read from `from`), then its
-/// body framed by `framing`, to `to`. Bytes after the body stay in `buf`; the body's payload
-/// bytes are added to `payload` as they pass.
-async fn relay_message<R, W>(
-    head: usize,
-    mut framing: Framing,
-    buf: &mut BytesMut,
-    from: &mut R,
-    to: &mut W,
-    payload: &AtomicU64,
-) -> Result<(), Broke>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut pending = head;
-    loop {
-        let (used, data, done) = framing.take(&buf[pending..]).map_err(|_| Broke::From)?;
-        pending += used;
-        payload.fetch_add(data, Ordering::Relaxed);
-        if pending > 0 {
-            to.write_all(&buf[..pending]).await.map_err(|_| Broke::To)?;
-            buf.advance(pending);
-            pending = 0;
-        }
-        if done {
-            return Ok(());
-        }
-        buf.reserve(READ_SIZE);
-        match from.read_buf(buf).await {
-            Ok(0) if framing == Framing::UntilClose => return Ok(()),
-            Ok(0) | Err(_) => return Err(Broke::From),
-            Ok(_) => {}
-        }
-    }
-}
-
-/// Read into `buf` from `from` until `parse` finds a whole head. None: `from` closed before a
-/// byte of it came.
-async fn read_head<R, T>(
-    from: &mut R,
-    buf: &mut BytesMut,
-    parse: impl Fn(&[u8]) -> Result<Option<T>, BadHead>,
-) -> Result<Option<T>, HeadError>
-where
-    R: AsyncRead + Unpin,
-{
-    loop {
-        if !buf.is_empty()
-            && let Some(head) = parse(buf).map_err(HeadError::Bad)?
-        {
-            return Ok(Some(head));
-        }
-        buf.reserve(READ_SIZE);
-        match from.read_buf(buf).await {
-            Ok(0) if buf.is_empty() => return Ok(None),
-            Ok(0) | Err(_) => return Err(HeadError::Closed),
-            Ok(_) => {}
-        }
-    }
-}
-
-#[derive(Debug)]
-enum HeadError {
-    Bad(BadHead),
-    /// Closed or broken in the middle of a head.
-    Closed,
-}
 
 /// A kept-alive connection to the service, with what was read from it and not used yet.
 struct Upstream {
@@ -335,25 +64,18 @@ impl Exchange {
     /// For an exchange that failed: its error, and the status and words of the answer made for
     /// the caller.
     fn failure(&self) -> Option<(ErrorKind, u16, &'static str)> {
-        Some(match self {
-            Exchange::Failed(ErrorKind::Timeout) => {
-                (ErrorKind::Timeout, 503, "did not come up in time")
+        match self {
+            Exchange::Failed(kind) => {
+                let (status, why) = kind.answer();
+                Some((*kind, status, why))
             }
-            Exchange::Failed(ErrorKind::Refused) => {
-                (ErrorKind::Refused, 502, "refused the connection")
-            }
-            Exchange::Failed(ErrorKind::Reset) => (
-                ErrorKind::Reset,
-                502,
-                "closed the connection without answering",
-            ),
-            Exchange::Garbled => (
+            Exchange::Garbled => Some((
                 ErrorKind::Reset,
                 502,
                 "answered with something that is not HTTP/1",
-            ),
-            _ => return None,
-        })
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -413,7 +135,7 @@ pub async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn) {
         .await;
         record.latency_us = stats::micros(start.elapsed());
         let after = if let Some((kind, status, text)) = outcome.failure() {
-            set_status(&mut record, status, None);
+            record.set_status(status, None);
             record.error = Some(kind);
             // The rest of a request body that was not sent is not read: the connection ends
             // with this answer.
@@ -634,7 +356,7 @@ where
             Err(HeadError::Bad(_)) => return Ok(Exchange::Garbled),
             Ok(None) | Err(_) => return Ok(Exchange::Failed(ErrorKind::Reset)),
         };
-        set_status(record, head.status, head.grpc_status);
+        record.set_status(head.status, head.grpc_status);
         if head.status == 101 {
             return match to.write_all(&buf[..head.len]).await {
                 Ok(()) => {
@@ -719,20 +441,6 @@ async fn tunnel(
     conn.stats.record(record);
 }
 
-fn set_status(record: &mut Record, code: u16, grpc: Option<u32>) {
-    if let Kind::Http {
-        status,
-        grpc_status,
-        ..
-    } = &mut record.kind
-    {
-        *status = code;
-        if grpc.is_some() {
-            *grpc_status = grpc;
-        }
-    }
-}
-
 /// A response made by the proxy itself (an error), with `text` as its body.
 fn made_response(status: u16, text: &str, close: bool) -> Vec<u8> {
     let reason = hyper::StatusCode::from_u16(status)
@@ -746,171 +454,4 @@ fn made_response(status: u16, text: &str, close: bool) -> Vec<u8> {
         text.len()
     )
     .into_bytes()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Bytes made of pieces of HTTP/1 heads: a start line (or none), then fields and junk in
-    /// any order.
-    fn head_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
-        const STARTS: &[&str] = &[
-            "GET /a HTTP/1.1\r\n",
-            "POST /a HTTP/1.0\r\n",
-            "HEAD / HTTP/1.1\r\n",
-            "HTTP/1.1 200 OK\r\n",
-            "HTTP/1.0 204 No Content\r\n",
-            "HTTP/1.1 101 Switching\r\n",
-            "",
-        ];
-        const PIECES: &[&str] = &[
-            "Content-Length: 12\r\n",
-            "Content-Length: 0\r\n",
-            "Content-Length: +1\r\n",
-            "Transfer-Encoding: chunked\r\n",
-            "Transfer-Encoding: gzip\r\n",
-            "Connection: close\r\n",
-            "Connection: keep-alive\r\n",
-            "Upgrade: ws\r\n",
-            "grpc-status: 3\r\n",
-            "X: y\r\n",
-            "\r\n",
-            "\r\n",
-            "\n",
-            ": ",
-            " ",
-            "\0",
-            "\u{e9}",
-            "GET ",
-        ];
-        (
-            proptest::sample::select(STARTS),
-            proptest::collection::vec(proptest::sample::select(PIECES), 0..12),
-        )
-            .prop_map(|(start, pieces)| (start.to_string() + &pieces.concat()).into_bytes())
-    }
-
-    use proptest::strategy::Strategy;
-
-    proptest::proptest! {
-        /// The relay decides on the bytes it has: a head found whole in a prefix is the same
-        /// head however many bytes follow, and a refused one stays refused.
-        #[test]
-        fn a_head_once_told_stays_told_as_bytes_come(bytes in head_bytes()) {
-            let framing = |r: Result<Option<RequestHead>, BadHead>| {
-                r.map(|h| h.map(|h| (h.len, h.framing, h.keep_alive)))
-                    .map_err(|BadHead(s)| s)
-            };
-            let status = |r: Result<Option<ResponseHead>, BadHead>| {
-                r.map(|h| h.map(|h| (h.len, h.status, h.framing, h.close)))
-                    .map_err(|BadHead(s)| s)
-            };
-            let (whole_req, whole_resp) = (
-                framing(parse_request(&bytes)),
-                status(parse_response(&bytes, &hyper::Method::GET)),
-            );
-            for end in 0..bytes.len() {
-                match framing(parse_request(&bytes[..end])) {
-                    Ok(None) => {}
-                    told => proptest::prop_assert_eq!(&told, &whole_req, "at {}", end),
-                }
-                match status(parse_response(&bytes[..end], &hyper::Method::GET)) {
-                    Ok(None) => {}
-                    told => proptest::prop_assert_eq!(&told, &whole_resp, "at {}", end),
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn request_heads_say_how_their_bodies_end() {
-        let head = |s: &str| parse_request(s.as_bytes()).map(|h| h.map(|h| h.framing));
-        assert_eq!(
-            head("GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap(),
-            Some(Framing::Empty)
-        );
-        assert_eq!(
-            head("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n").unwrap(),
-            Some(Framing::Length(12))
-        );
-        assert_eq!(
-            head("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap(),
-            Some(Framing::Chunked(Chunked::default()))
-        );
-        assert_eq!(head("GET / HTTP/1.1\r\nHost: a\r\n").unwrap(), None);
-        for bad in [
-            "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
-            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "GET /\x01 HTTP/1.1\r\n\r\n",
-        ] {
-            assert!(matches!(head(bad), Err(BadHead(400))), "{bad:?}");
-        }
-        let huge = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(MAX_HEAD));
-        assert!(matches!(head(&huge), Err(BadHead(431))));
-    }
-
-    #[test]
-    fn keep_alive_follows_the_version_and_connection_field() {
-        let ka = |s: &str| parse_request(s.as_bytes()).unwrap().unwrap().keep_alive;
-        assert!(ka("GET / HTTP/1.1\r\n\r\n"));
-        assert!(!ka("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
-        assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
-        assert!(ka("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
-        assert!(!ka(
-            "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
-        ));
-    }
-
-    #[test]
-    fn response_heads_say_how_their_bodies_end() {
-        let get = hyper::Method::GET;
-        let head = |s: &str, m: &hyper::Method| {
-            parse_response(s.as_bytes(), m)
-                .unwrap()
-                .map(|h| (h.framing, h.close))
-        };
-        assert_eq!(
-            head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", &get),
-            Some((Framing::Length(5), false))
-        );
-        assert_eq!(
-            head(
-                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
-                &hyper::Method::HEAD
-            ),
-            Some((Framing::Empty, false))
-        );
-        assert_eq!(
-            head(
-                "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
-                &get
-            ),
-            Some((Framing::Empty, false))
-        );
-        assert_eq!(
-            head("HTTP/1.1 200 OK\r\n\r\n", &get),
-            Some((Framing::UntilClose, true))
-        );
-        assert_eq!(
-            head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", &get),
-            Some((Framing::Empty, true))
-        );
-        assert_eq!(
-            head(
-                "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
-                &get
-            ),
-            Some((Framing::Chunked(Chunked::default()), true))
-        );
-        assert_eq!(
-            head(
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-                &get
-            ),
-            Some((Framing::Chunked(Chunked::default()), true))
-        );
-    }
 }
