@@ -336,7 +336,9 @@ async fn bodies_through_the_proxy_are_byte_identical_to_direct() {
         assert_eq!(got, want, "{method} {path}");
         assert_eq!(got.0, StatusCode::OK);
     }
-    let edge = p.edge(&Caller::External, "api").expect("an edge");
+    let edge = p
+        .edge_when(&Caller::External, "api", |e| e.requests >= 6)
+        .await;
     assert_eq!(edge.requests, 6);
     assert_eq!((edge.status.s2xx, edge.errors), (6, 0));
     assert_eq!(edge.bytes_in, MB + 100 * MB);
@@ -375,7 +377,9 @@ async fn a_thousand_keep_alive_requests_use_one_connection_and_are_counted_by_st
                 .map_or(200, |s| s.parse().unwrap())
         );
     }
-    let edge = p.edge(&Caller::External, "api").unwrap();
+    let edge = p
+        .edge_when(&Caller::External, "api", |e| e.requests >= 1000)
+        .await;
     assert_eq!(edge.requests, 1000);
     assert_eq!(
         (edge.status.s2xx, edge.status.s4xx, edge.status.s5xx),
@@ -482,7 +486,9 @@ async fn h2c_requests_and_grpc_statuses_are_forwarded_and_recorded() {
         let got = fetch(p.addr, path).await;
         assert_eq!(got, want, "{path}");
     }
-    let edge = p.edge(&Caller::External, "grpc").unwrap();
+    let edge = p
+        .edge_when(&Caller::External, "grpc", |e| e.requests >= 3)
+        .await;
     assert_eq!((edge.requests, edge.status.s2xx), (3, 3));
     assert_eq!(edge.errors, 1, "grpc-status 14 is an error");
     assert_eq!(edge.bytes_in, 3 * 7);
@@ -898,7 +904,9 @@ async fn a_backend_that_is_down_gives_502_and_counts_as_an_error() {
     // The connection stays usable: the next request is tried again.
     let (status, _) = send(&mut client, "GET", "/y", empty()).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
-    let edge = p.edge(&Caller::External, "down").unwrap();
+    let edge = p
+        .edge_when(&Caller::External, "down", |e| e.requests >= 2)
+        .await;
     assert_eq!((edge.requests, edge.errors, edge.status.s5xx), (2, 2, 2));
     assert!(
         p.proxy
@@ -937,7 +945,9 @@ async fn a_request_during_a_restart_waits_for_the_new_backend() {
     let (status, body) = request.await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.len, "body-late".len() as u64);
-    let edge = p.edge(&Caller::External, "api").unwrap();
+    let edge = p
+        .edge_when(&Caller::External, "api", |e| e.requests >= 1)
+        .await;
     assert_eq!((edge.requests, edge.errors), (1, 0));
 
     // A restart that takes longer than the wait: 503, an error of its own kind.
@@ -951,6 +961,8 @@ async fn a_request_during_a_restart_waits_for_the_new_backend() {
     let mut client = h1_client(slow.addr).await;
     let (status, _) = send(&mut client, "GET", "/", empty()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    slow.edge_when(&Caller::External, "slow", |e| e.requests >= 1)
+        .await;
     let recent = slow.proxy.stats().recent();
     assert_eq!(recent[0].error, Some(ErrorKind::Timeout));
 }
@@ -1025,12 +1037,14 @@ async fn callers_are_attributed_to_their_service_by_session() {
         .unwrap();
     assert!(status.success(), "curl failed: {status}");
     let worker = Caller::Service("worker".into());
-    let edge = p.edge(&worker, "api").expect("worker → api");
+    let edge = p.edge_when(&worker, "api", |e| e.requests >= 3).await;
     assert_eq!((edge.requests, edge.status.s2xx), (3, 3));
     // This test is no service: external.
     let mut client = h1_client(p.addr).await;
     send(&mut client, "GET", "/text/x", empty()).await;
-    let edge = p.edge(&Caller::External, "api").expect("external → api");
+    let edge = p
+        .edge_when(&Caller::External, "api", |e| e.requests >= 1)
+        .await;
     assert_eq!(edge.requests, 1);
     let callers: Vec<String> = p
         .proxy
@@ -1078,6 +1092,8 @@ async fn a_service_binding_its_port_again_under_the_same_address_is_waited_for_b
     let ((status, body), p) = request.await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.len, "body-back".len() as u64);
-    let edge = p.edge(&Caller::External, "reloading").unwrap();
+    let edge = p
+        .edge_when(&Caller::External, "reloading", |e| e.requests >= 1)
+        .await;
     assert_eq!((edge.requests, edge.errors), (1, 0));
 }
