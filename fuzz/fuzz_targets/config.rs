@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
             // Diagnostics quote the source: no control character reaches the terminal (tabs
             // stay tabs, in the line and under it, so the caret lines up).
             assert!(
-                !shown.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+                !shown
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t'),
                 "{shown:?}"
             );
         }

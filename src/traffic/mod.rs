@@ -11,7 +11,7 @@
 //! - [`stats`]: per-edge counters, rates, latency percentiles, the recent ring and the tail.
 
 pub mod caller;
-mod h1;
+pub mod h1;
 mod http;
 pub mod proxy;
 pub mod sniff;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest head taken (request or response); a larger request gets 431.
-pub(super) const MAX_HEAD: usize = 64 * 1024;
+pub const MAX_HEAD: usize = 64 * 1024;
 /// The most header fields a head may have (as hyper).
 const MAX_HEADERS: usize = 100;
 /// How much is read at a time.
@@ -16,7 +16,7 @@ pub(super) const READ_SIZE: usize = 16 * 1024;
 
 /// How a message's body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Framing {
+pub enum Framing {
     Empty,
     Length(u64),
     Chunked(Chunked),
@@ -25,28 +25,28 @@ pub(super) enum Framing {
 }
 
 /// What a request head says.
-pub(super) struct RequestHead {
-    pub(super) len: usize,
-    pub(super) method: hyper::Method,
-    pub(super) path: String,
-    pub(super) version: hyper::Version,
-    pub(super) framing: Framing,
-    pub(super) keep_alive: bool,
-    pub(super) upgrade: bool,
+pub struct RequestHead {
+    pub len: usize,
+    pub method: hyper::Method,
+    pub path: String,
+    pub version: hyper::Version,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub upgrade: bool,
 }
 
 /// What a response head says.
-pub(super) struct ResponseHead {
-    pub(super) len: usize,
-    pub(super) status: u16,
-    pub(super) grpc_status: Option<u32>,
-    pub(super) framing: Framing,
-    pub(super) close: bool,
+pub struct ResponseHead {
+    pub len: usize,
+    pub status: u16,
+    pub grpc_status: Option<u32>,
+    pub framing: Framing,
+    pub close: bool,
 }
 
 /// A head that could not be taken: the status to answer with.
 #[derive(Debug)]
-pub(super) struct BadHead(pub(super) u16);
+pub struct BadHead(pub u16);
 
 /// The header fields a proxy acts on.
 #[derive(Default)]
@@ -106,7 +106,7 @@ fn http_version(minor: Option<u8>) -> hyper::Version {
 }
 
 /// A request head at the start of `buf`, or None if more bytes are needed.
-pub(super) fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, BadHead> {
+pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, BadHead> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -150,10 +150,7 @@ pub(super) fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, BadHead> 
 
 /// A response head at the start of `buf` answering a request with `method`, or None if more
 /// bytes are needed.
-pub(super) fn parse_response(
-    buf: &[u8],
-    method: &hyper::Method,
-) -> Result<Option<ResponseHead>, BadHead> {
+pub fn parse_response(buf: &[u8], method: &hyper::Method) -> Result<Option<ResponseHead>, BadHead> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
@@ -202,7 +199,7 @@ pub(super) enum Broke {
 impl Framing {
     /// Of `buf`'s bytes, how many belong to the body, how many of those are payload, and
     /// whether the body ends within them.
-    fn take(&mut self, buf: &[u8]) -> Result<(usize, u64, bool), Malformed> {
+    pub fn take(&mut self, buf: &[u8]) -> Result<(usize, u64, bool), Malformed> {
         Ok(match self {
             Framing::Empty => (0, 0, true),
             Framing::Length(left) => {

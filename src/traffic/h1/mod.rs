@@ -12,8 +12,8 @@
 //! each head into a header map and write it out again, which cost the proxy a third more CPU per
 //! request than nginx in `benches/proxy.sh`; relayed as bytes it uses less than nginx.
 
-mod chunked;
-mod message;
+pub mod chunked;
+pub mod message;
 
 use super::Conn;
 use super::proxy::Counted;
@@ -90,7 +90,7 @@ enum After {
 }
 
 /// Relay a caller speaking HTTP/1.x (the bytes read while sniffing first) to the service.
-pub async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn) {
+pub(super) async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn) {
     let mut cbuf = BytesMut::with_capacity(READ_SIZE.max(prefix.len()));
     cbuf.extend_from_slice(&prefix);
     let mut up: Option<Upstream> = None;
