@@ -30,8 +30,10 @@ enum State {
     DataLf,
     /// At the start of a trailer line (or of the final empty line).
     TrailerStart,
-    /// In a trailer field line, up to its LF.
+    /// In a trailer field line, up to its CR.
     Trailer,
+    /// The LF ending a trailer field line.
+    TrailerLf,
     /// The LF of the final empty line.
     EndLf,
     Done,
@@ -127,8 +129,11 @@ impl Chunked {
                 digits: false,
             },
             State::TrailerStart if b == b'\r' => State::EndLf,
-            State::TrailerStart | State::Trailer if b != b'\n' => State::Trailer,
-            State::Trailer => State::TrailerStart,
+            // Lines end in CRLF, nothing else: a service may read a bare LF as a byte of the
+            // line (hyper does), and then see the body end elsewhere than the relay.
+            State::TrailerStart | State::Trailer if b != b'\n' && b != b'\r' => State::Trailer,
+            State::Trailer if b == b'\r' => State::TrailerLf,
+            State::TrailerLf if b == b'\n' => State::TrailerStart,
             State::EndLf if b == b'\n' => State::Done,
             _ => return Err(Malformed),
         })
@@ -250,6 +255,9 @@ mod tests {
             b"3\nabc",
             b"0\r\n\rX",
             b"ffffffffffffffffff\r\n",
+            // A trailer line ending in a bare LF, or a CR inside one.
+            b"0\r\nX-T: a\n\r\n",
+            b"0\r\nX-T: a\rb\r\n\r\n",
         ] {
             assert_eq!(fed_in_pieces(bad, &[]), Err(Malformed), "{bad:?}");
         }

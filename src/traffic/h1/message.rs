@@ -161,20 +161,29 @@ pub fn parse_response(buf: &[u8], method: &hyper::Method) -> Result<Option<Respo
     };
     let f = fields(resp.headers)?;
     let status = resp.code.unwrap_or(0);
-    let framing =
-        if *method == hyper::Method::HEAD || status < 200 || status == 204 || status == 304 {
-            Framing::Empty
-        } else if f.chunked {
-            Framing::Chunked(Chunked::default())
-        } else if f.other_coding {
-            Framing::UntilClose
-        } else {
-            match f.length {
-                Some(0) => Framing::Empty,
-                Some(n) => Framing::Length(n),
-                None => Framing::UntilClose,
-            }
-        };
+    // httparse takes any three digits; below 100 is no status at all (and would otherwise pass
+    // for an interim response, the final one waited for forever).
+    if status < 100 {
+        return Err(BadHead(502));
+    }
+    let framing = if *method == hyper::Method::HEAD
+        || status < 200
+        || status == 204
+        || status == 304
+        || opens_tunnel(method, status)
+    {
+        Framing::Empty
+    } else if f.chunked {
+        Framing::Chunked(Chunked::default())
+    } else if f.other_coding {
+        Framing::UntilClose
+    } else {
+        match f.length {
+            Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        }
+    };
     let close = f.close
         || framing == Framing::UntilClose
         || (http_version(resp.version) == hyper::Version::HTTP_10 && (!f.keep_alive || f.chunked));
@@ -185,6 +194,12 @@ pub fn parse_response(buf: &[u8], method: &hyper::Method) -> Result<Option<Respo
         framing,
         close,
     }))
+}
+
+/// Whether a response with `status` to a request with `method` makes the connection a tunnel
+/// right after its head: a 101 (an upgrade), or a 2xx to CONNECT (RFC 9112 §6.3).
+pub fn opens_tunnel(method: &hyper::Method, status: u16) -> bool {
+    status == 101 || (*method == hyper::Method::CONNECT && (200..300).contains(&status))
 }
 
 /// Which side of a relay failed.

@@ -20,8 +20,8 @@ use super::proxy::Counted;
 use super::stats::{self, ErrorKind, Kind, Record};
 use bytes::{Buf, Bytes, BytesMut};
 use message::{
-    BadHead, Broke, Framing, HeadError, MAX_HEAD, READ_SIZE, RequestHead, parse_request,
-    parse_response, read_head, relay_message,
+    BadHead, Broke, Framing, HeadError, MAX_HEAD, READ_SIZE, RequestHead, opens_tunnel,
+    parse_request, parse_response, read_head, relay_message,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -101,7 +101,7 @@ pub(super) async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn
             Err(HeadError::Bad(BadHead(status))) => {
                 drop(up.take());
                 if client
-                    .write_all(&made_response(status, "", true))
+                    .write_all(&made_response(status, "", true, false))
                     .await
                     .is_ok()
                 {
@@ -141,7 +141,11 @@ pub(super) async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn
             // with this answer.
             let close = !head.keep_alive || head.framing != Framing::Empty;
             let text = format!("devstack: {} {text}\n", conn.callee);
-            match client.write_all(&made_response(status, &text, close)).await {
+            let head_only = head.method == hyper::Method::HEAD;
+            match client
+                .write_all(&made_response(status, &text, close, head_only))
+                .await
+            {
                 Err(_) => After::Gone,
                 Ok(()) if close => After::Close,
                 Ok(()) => After::Next,
@@ -357,7 +361,7 @@ where
             Ok(None) | Err(_) => return Ok(Exchange::Failed(ErrorKind::Reset)),
         };
         record.set_status(head.status, head.grpc_status);
-        if head.status == 101 {
+        if opens_tunnel(method, head.status) {
             return match to.write_all(&buf[..head.len]).await {
                 Ok(()) => {
                     buf.advance(head.len);
@@ -441,16 +445,19 @@ async fn tunnel(
     conn.stats.record(record);
 }
 
-/// A response made by the proxy itself (an error), with `text` as its body.
-fn made_response(status: u16, text: &str, close: bool) -> Vec<u8> {
+/// A response made by the proxy itself (an error), with `text` as its body; to a HEAD
+/// (`head_only`) the same head without the body, which the caller would take for the next
+/// response's start.
+fn made_response(status: u16, text: &str, close: bool, head_only: bool) -> Vec<u8> {
     let reason = hyper::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("");
     let connection = if close { "close" } else { "keep-alive" };
+    let body = if head_only { "" } else { text };
     format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n\
-         content-length: {}\r\nconnection: {connection}\r\n\r\n{text}",
+         content-length: {}\r\nconnection: {connection}\r\n\r\n{body}",
         text.len()
     )
     .into_bytes()
