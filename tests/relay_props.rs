@@ -1,6 +1,7 @@
 //! The HTTP/1 relay against the service it fronts, on real sockets: any pipelined run of valid
 //! requests (bodiless, with a length or chunked in any chunks, with or without trailers;
-//! answered with a length, chunked, or to HEAD), written in any pieces, gets the same bytes
+//! answered with a length, chunked, or to HEAD; the last one HTTP/1.1 asking to close or
+//! HTTP/1.0, answered until close), written in any pieces, gets the same bytes
 //! through the proxy as directly from the service (a hyper server), and each request is
 //! recorded once. The relay frames messages itself (`traffic::h1`), so this is the check that
 //! its idea of where each message ends is the service's.
@@ -73,7 +74,10 @@ struct Req {
 }
 
 impl Req {
-    fn bytes(&self, i: usize, last: bool) -> Vec<u8> {
+    /// The request as bytes; the last one ends the connection: HTTP/1.1 with `Connection:
+    /// close`, or HTTP/1.0 (`v10`, whose answers the service ends by closing when it would
+    /// chunk them; a chunked body is then sent with its length, as 1.0 has no chunking).
+    fn bytes(&self, i: usize, last: bool, v10: bool) -> Vec<u8> {
         let kind = if self.answer_chunked {
             "chunked"
         } else {
@@ -84,11 +88,18 @@ impl Req {
         } else {
             ("content-length", "transfer-encoding")
         };
-        let mut out = format!("{} /{kind}/{i} HTTP/1.1\r\nHost: x\r\n", self.method).into_bytes();
-        if last {
+        let v10 = last && v10;
+        let version = if v10 { "1.0" } else { "1.1" };
+        let mut out =
+            format!("{} /{kind}/{i} HTTP/{version}\r\nHost: x\r\n", self.method).into_bytes();
+        if last && !v10 {
             out.extend_from_slice(b"Connection: close\r\n");
         }
-        match &self.body {
+        let body = match &self.body {
+            Sent::Chunked(chunks, _) if v10 => Sent::Length(chunks.concat()),
+            body => body.clone(),
+        };
+        match &body {
             Sent::None => out.extend_from_slice(b"\r\n"),
             Sent::Length(body) => {
                 out.extend_from_slice(format!("{length}: {}\r\n\r\n", body.len()).as_bytes());
@@ -206,14 +217,15 @@ fn any_run_of_requests_gets_the_same_answers_through_the_proxy_as_directly() {
     });
     let strategy = (
         proptest::collection::vec(request(), 1..6),
+        any::<bool>(),
         proptest::collection::vec(any::<usize>(), 0..6),
     );
     runner
-        .run(&strategy, |(requests, cuts)| {
+        .run(&strategy, |(requests, v10, cuts)| {
             let bytes: Vec<u8> = requests
                 .iter()
                 .enumerate()
-                .flat_map(|(i, r)| r.bytes(i, i + 1 == requests.len()))
+                .flat_map(|(i, r)| r.bytes(i, i + 1 == requests.len(), v10))
                 .collect();
             let (direct, proxied) = rt.block_on(async {
                 (
