@@ -79,7 +79,7 @@ impl Shared {
         );
         let bytes_in = Arc::new(Mutex::new(Inflow::default()));
         let req = req.map(|inner| RequestBody {
-            inner: Some(inner),
+            inner,
             inflow: bytes_in.clone(),
         });
         let resp = match self.send_h2(req).await {
@@ -154,7 +154,7 @@ fn grpc_status(headers: &HeaderMap) -> Option<u32> {
 
 /// The caller's request body on its way to the service, counted.
 pub(crate) struct RequestBody {
-    inner: Option<Incoming>,
+    inner: Incoming,
     inflow: Arc<Mutex<Inflow>>,
 }
 
@@ -202,29 +202,24 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let Some(inner) = &mut this.inner else {
-            return Poll::Ready(None);
-        };
-        let frame = ready!(Pin::new(&mut *inner).poll_frame(cx));
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
             && let Some(data) = data
         {
             inflow(&this.inflow).bytes += data.len() as u64;
         }
-        if frame.is_none() || inner.is_end_stream() {
+        if frame.is_none() || this.inner.is_end_stream() {
             this.done();
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+        self.inner.size_hint()
     }
 }
 

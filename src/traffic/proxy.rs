@@ -245,14 +245,10 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
         backend: Backend::new(&route),
         stats: ctx.stats.clone(),
     };
-    let client = Prefixed::new(prefix, client);
     match detected {
-        Detected::Tcp => forward_tcp(client, conn).await,
-        Detected::Http1 => {
-            let (prefix, client) = client.into_parts();
-            super::h1::relay(prefix, client, conn).await
-        }
-        Detected::H2 => super::http::serve_h2(client, conn).await,
+        Detected::Tcp => forward_tcp(prefix, client, conn).await,
+        Detected::Http1 => super::h1::relay(prefix, client, conn).await,
+        Detected::H2 => super::http::serve_h2(Prefixed::new(prefix, client), conn).await,
     }
 }
 
@@ -334,11 +330,11 @@ impl Backend {
     }
 }
 
-/// Raw TCP: bytes both ways until both sides closed; one record per connection.
-async fn forward_tcp(client: Prefixed<TcpStream>, mut conn: super::Conn) {
+/// Raw TCP (the bytes read while sniffing first): bytes both ways until both sides closed; one
+/// record per connection.
+async fn forward_tcp(prefix: Vec<u8>, client: TcpStream, mut conn: super::Conn) {
     let start = Instant::now();
     let mut record = Record::now(conn.caller.clone(), &conn.callee, Kind::Tcp);
-    let (prefix, client) = client.into_parts();
     record.bytes_in = prefix.len() as u64;
     let mut client = Counted::new(client);
     match conn.backend.connect().await {

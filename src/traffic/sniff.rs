@@ -98,12 +98,6 @@ impl<S> Prefixed<S> {
             inner,
         }
     }
-
-    /// The prefix not yet read, and the stream.
-    pub fn into_parts(mut self) -> (Vec<u8>, S) {
-        self.prefix.drain(..self.at);
-        (self.prefix, self.inner)
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {

@@ -105,16 +105,30 @@ fn http_version(minor: Option<u8>) -> hyper::Version {
     }
 }
 
+/// The length of the head httparse found in `buffered` bytes (`parsed`), or None if more bytes
+/// are needed. A head over `MAX_HEAD`, or with too many fields, is refused with `too_large`;
+/// anything else httparse refuses with `bad`.
+fn head_len(
+    parsed: httparse::Result<usize>,
+    buffered: usize,
+    too_large: u16,
+    bad: u16,
+) -> Result<Option<usize>, BadHead> {
+    match parsed {
+        Ok(httparse::Status::Complete(len)) => Ok(Some(len)),
+        Ok(httparse::Status::Partial) if buffered > MAX_HEAD => Err(BadHead(too_large)),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(BadHead(too_large)),
+        Err(_) => Err(BadHead(bad)),
+    }
+}
+
 /// A request head at the start of `buf`, or None if more bytes are needed.
 pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, BadHead> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(BadHead(431)),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(BadHead(431)),
-        Err(_) => return Err(BadHead(400)),
+    let Some(len) = head_len(req.parse(buf), buf.len(), 431, 400)? else {
+        return Ok(None);
     };
     let f = fields(req.headers)?;
     let version = http_version(req.version);
@@ -153,11 +167,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, BadHead> {
 pub fn parse_response(buf: &[u8], method: &hyper::Method) -> Result<Option<ResponseHead>, BadHead> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(BadHead(502)),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(BadHead(502)),
+    let Some(len) = head_len(resp.parse(buf), buf.len(), 502, 502)? else {
+        return Ok(None);
     };
     let f = fields(resp.headers)?;
     let status = resp.code.unwrap_or(0);
