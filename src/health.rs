@@ -130,7 +130,8 @@ async fn http(url: &str, port: Option<u16>) -> Result<(), String> {
 async fn command(cmd: &str, target: &Target) -> Result<(), String> {
     let spawned = {
         let mut own = crate::process::orphans::own();
-        let child = tokio::process::Command::new("sh")
+        let mut child = tokio::process::Command::new("sh");
+        child
             .arg("-c")
             .arg(cmd)
             .current_dir(&target.cwd)
@@ -140,8 +141,9 @@ async fn command(cmd: &str, target: &Target) -> Result<(), String> {
             .stderr(std::process::Stdio::piped())
             .env(crate::process::orphans::PROBE_MARK, "1")
             .process_group(0)
-            .kill_on_drop(true)
-            .spawn();
+            .kill_on_drop(true);
+        // SAFETY: `restore` makes one system call.
+        let child = unsafe { child.pre_exec(crate::process::nofile::restore) }.spawn();
         if let Some(pid) = spawned_pid(&child) {
             own.add(pid, Some(&target.service), false);
         }

@@ -5,8 +5,8 @@
 
 use crate::config::Config;
 use crate::engine::{ServiceView, State};
-use crate::traffic::{Listener, Proxy, Route, Sessions, Stats, Target};
-use std::net::SocketAddr;
+use crate::logs::LogHub;
+use crate::traffic::{Limits, Listener, Mark, Notice, Proxy, Route, Sessions, Stats, Target};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -63,6 +63,32 @@ impl PrivatePorts {
     }
 }
 
+/// Files kept for the rest of devstack whatever the connections: the engine, each service's
+/// terminal and log, the control socket's clients, probes, spawning.
+const RESERVED_FILES: u64 = 256;
+const RESERVED_PER_SERVICE: u64 = 16;
+
+/// What each proxied service's connections may take, with `files` open files allowed: an equal
+/// share of what the reserve leaves (two files a connection), so that one service's flood never
+/// starves another service or the supervisor. The timeouts can be set through
+/// `DEVSTACK_PROXY_HEAD_TIMEOUT` and `DEVSTACK_PROXY_IDLE_TIMEOUT` (`"30s"`, `"500ms"`).
+fn limits(files: u64, proxied: usize, services: usize) -> Limits {
+    let reserve = RESERVED_FILES + RESERVED_PER_SERVICE * services as u64;
+    let share = files.saturating_sub(reserve) / 2 / proxied.max(1) as u64;
+    let default = Limits::default();
+    let duration = |var: &str, or: Duration| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| humantime::parse_duration(v.trim()).ok())
+            .unwrap_or(or)
+    };
+    Limits {
+        max_connections: (share as usize).clamp(8, default.max_connections),
+        head_timeout: duration("DEVSTACK_PROXY_HEAD_TIMEOUT", default.head_timeout),
+        idle_timeout: duration("DEVSTACK_PROXY_IDLE_TIMEOUT", default.idle_timeout),
+    }
+}
+
 /// The first port of the kernel's ephemeral range (32768 where it can't be read).
 fn ephemeral_low() -> u16 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
@@ -77,6 +103,8 @@ pub struct Routes {
     sessions: Arc<Sessions>,
     /// Until `follow` takes them.
     routed: Vec<Followed>,
+    /// What the listeners say about a service (by its index), until `follow` takes it.
+    notes: Option<std::sync::mpsc::Receiver<(usize, String)>>,
     _listeners: Vec<Listener>,
 }
 
@@ -84,16 +112,25 @@ impl Routes {
     /// Listen on the public port of every proxied service of `cfg` (None when there is none).
     /// A port that can't be listened on is an error naming the service, the port and, when
     /// another process holds it, that process.
-    pub fn open(cfg: &Config) -> Result<Option<Routes>, Vec<String>> {
+    pub fn open(cfg: &Config, files: u64) -> Result<Option<Routes>, Vec<String>> {
         let proxied: Vec<usize> = (0..cfg.services.len())
             .filter(|&i| cfg.services[i].proxied())
             .collect();
         if proxied.is_empty() {
             return Ok(None);
         }
-        let sessions = Sessions::new();
+        // A process outside the stack's sessions (one that left its session, or one whose
+        // session is not registered yet) is told by the mark in its environment.
+        let sessions = Sessions::marked(Mark::new(
+            crate::config::STACK_VAR,
+            &cfg.stack_id,
+            crate::config::SERVICE_VAR,
+        ));
         let proxy = Proxy::start(Stats::new(), sessions.clone(), THREADS)
             .map_err(|e| vec![format!("can't start the traffic proxy: {e}")])?;
+        let limits = limits(files, proxied.len(), cfg.services.len());
+        tracing::info!(?limits, files, "proxy limits");
+        let (notes, notes_rx) = std::sync::mpsc::sync_channel(64);
         let (mut routed, mut listeners, mut errors) = (Vec::new(), Vec::new(), Vec::new());
         for i in proxied {
             let svc = &cfg.services[i];
@@ -106,12 +143,20 @@ impl Routes {
                 .map_or(DEFAULT_WAIT, |h| h.start_period.max(DEFAULT_WAIT))
                 .min(MAX_WAIT);
             let (tx, rx) = watch::channel(Target::Coming);
+            let route_notice: Notice = {
+                let notes = notes.clone();
+                Arc::new(move |text| {
+                    let _ = notes.try_send((i, text));
+                })
+            };
             let route = Route {
                 service: svc.name.clone(),
                 port,
                 backend: rx,
                 protocol: svc.protocol,
                 wait,
+                limits,
+                notice: Some(route_notice.clone()),
             };
             match proxy.listen(route) {
                 Ok(listener) => listeners.push(listener),
@@ -119,7 +164,9 @@ impl Routes {
             }
             routed.push(Followed {
                 service: i,
-                private: SocketAddr::from(([127, 0, 0, 1], private)),
+                name: svc.name.clone(),
+                private,
+                notice: route_notice.clone(),
                 target: Arc::new(tx),
                 pid: None,
                 poll: None,
@@ -133,6 +180,7 @@ impl Routes {
             proxy,
             sessions,
             routed,
+            notes: Some(notes_rx),
             _listeners: listeners,
         }))
     }
@@ -144,7 +192,17 @@ impl Routes {
 
     /// Keep every route's backend and the callers' sessions current with the engine's views,
     /// on the proxy's own threads, until the views end.
-    pub fn follow(&mut self, mut views: watch::Receiver<Vec<ServiceView>>) {
+    pub fn follow(&mut self, mut views: watch::Receiver<Vec<ServiceView>>, logs: Arc<LogHub>) {
+        if let Some(notes) = self.notes.take() {
+            // Its own thread: the notes come from the proxy's, which must not wait on a log.
+            let _ = std::thread::Builder::new()
+                .name("devstack-proxy-notes".into())
+                .spawn(move || {
+                    for (service, text) in notes {
+                        logs.system(service, text);
+                    }
+                });
+        }
         let sessions = self.sessions.clone();
         let mut routed = std::mem::take(&mut self.routed);
         self.proxy.spawn(async move {
@@ -186,7 +244,11 @@ impl Routes {
 struct Followed {
     /// The service's index in the config (and the views).
     service: usize,
-    private: SocketAddr,
+    name: String,
+    /// The port its process is given (`PORT`).
+    private: u16,
+    /// Said in its log.
+    notice: Notice,
     target: Arc<watch::Sender<Target>>,
     /// The run process the route forwards to (once it listens).
     pid: Option<i32>,
@@ -235,6 +297,7 @@ impl Followed {
                     self.private,
                     self.target.clone(),
                     (self.generation.clone(), generation),
+                    self.not_listening(pid),
                 );
                 self.poll = Some(tokio::spawn(poll).abort_handle());
             }
@@ -251,26 +314,69 @@ impl Followed {
     }
 }
 
-/// Try the private port until the new process accepts there, then forward to it, unless the
-/// process changed meanwhile (`generation` moved on). Aborted when the process changes.
+impl Followed {
+    /// What to say when the process `pid` has not listened on its port for a while: where its
+    /// session listens instead, if anywhere.
+    fn not_listening(&self, pid: Option<i32>) -> impl FnOnce() + Send + 'static {
+        let (name, port, notice) = (self.name.clone(), self.private, self.notice.clone());
+        move || {
+            let elsewhere = pid
+                .map(crate::process::listening_in_session)
+                .unwrap_or_default();
+            let text = if elsewhere.is_empty() {
+                format!(
+                    "`{name}` is running but not listening on its PORT {port} (127.0.0.1 or ::1) after {}s: callers wait for it; make it listen on $PORT",
+                    NOT_LISTENING_AFTER.as_secs()
+                )
+            } else {
+                let at: Vec<String> = elsewhere.iter().map(ToString::to_string).collect();
+                format!(
+                    "`{name}` is running but not listening on its PORT {port} after {}s; it listens on {}: make it listen on $PORT, or give it `proxy = false` with the port it binds",
+                    NOT_LISTENING_AFTER.as_secs(),
+                    at.join(", ")
+                )
+            };
+            notice(text);
+        }
+    }
+}
+
+/// How long a process may run without listening on its port before its log says where it
+/// listens instead.
+const NOT_LISTENING_AFTER: Duration = Duration::from_secs(10);
+
+/// Wait until the new process listens on its port (on 127.0.0.1, ::1, or any address), then
+/// forward to it, unless the process changed meanwhile (`generation` moved on). Aborted when
+/// the process changes. Said once, if it takes long: `not_listening`.
 async fn up_once_listening(
-    private: SocketAddr,
+    port: u16,
     target: Arc<watch::Sender<Target>>,
     (generation, mine): (Arc<AtomicU64>, u64),
+    not_listening: impl FnOnce(),
 ) {
     let start = tokio::time::Instant::now();
+    let mut not_listening = Some(not_listening);
     loop {
-        if tokio::net::TcpStream::connect(private).await.is_ok() {
+        let found = tokio::task::spawn_blocking(move || crate::process::reachable_at(port))
+            .await
+            .ok()
+            .flatten();
+        if let Some(addr) = found {
             // Checked under the target's lock: the follower raises the generation before it
             // sets the target, so a stale `Up` is either refused here or overwritten after.
             target.send_if_modified(|t| {
                 let current = generation.load(Ordering::SeqCst) == mine;
                 if current {
-                    *t = Target::Up(private);
+                    *t = Target::Up(addr);
                 }
                 current
             });
             return;
+        }
+        if start.elapsed() >= NOT_LISTENING_AFTER
+            && let Some(say) = not_listening.take()
+        {
+            say();
         }
         let pause = if start.elapsed() < POLL_FAST_FOR {
             POLL

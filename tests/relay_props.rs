@@ -205,6 +205,8 @@ fn any_run_of_requests_gets_the_same_answers_through_the_proxy_as_directly() {
                 backend: rx,
                 protocol: Protocol::Auto,
                 wait: Duration::from_secs(10),
+                limits: Default::default(),
+                notice: None,
             })
             .unwrap()
     };

@@ -242,6 +242,8 @@ fn proxied_with(
             backend: rx,
             protocol,
             wait,
+            limits: Default::default(),
+            notice: None,
         })
         .unwrap();
     Proxied {
@@ -1087,6 +1089,8 @@ async fn a_taken_port_is_reported_with_its_holder() {
             backend: rx,
             protocol: Protocol::Auto,
             wait: Duration::from_secs(1),
+            limits: Default::default(),
+            notice: None,
         })
         .err()
         .expect("the port is taken");

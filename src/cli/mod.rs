@@ -203,6 +203,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn main() -> ExitCode {
+    if let Some(failed) = devstack::process::nofile::trampoline() {
+        return failed;
+    }
     complete::answer(Cli::command);
     let cli = Cli::parse();
     let _log = debuglog::init(cli.verbose, cli.file.as_deref());

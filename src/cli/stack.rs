@@ -44,8 +44,11 @@ impl Session {
             let _ = writeln!(std::io::stderr(), "error: {e}");
             ExitCode::FAILURE
         })?;
+        // The proxy holds two files per connection: the soft limit goes up to the hard one
+        // (what devstack starts gets the given one back).
+        let files = devstack::process::nofile::raise();
         // Every public port is listened on before anything starts: a taken one stops it all.
-        let routes = Routes::open(&cfg).map_err(|errors| {
+        let routes = Routes::open(&cfg, files).map_err(|errors| {
             for e in errors {
                 let _ = writeln!(std::io::stderr(), "error: {e}");
             }
@@ -106,7 +109,7 @@ impl Session {
                 note(&said);
             }
             if let Some(routes) = &mut self.routes {
-                routes.follow(handle.views());
+                routes.follow(handle.views(), self.logs.clone());
             }
             if let Some(signals) = signals {
                 tokio::spawn(shutdown_on_signals(handle.clone(), signals));
@@ -415,6 +418,8 @@ async fn run_command(handle: &Handle, command: &[String], env: &[(String, String
     let mut cmd = tokio::process::Command::new(&command[0]);
     cmd.args(&command[1..])
         .envs(env.iter().map(|(k, v)| (k, v)));
+    // SAFETY: `restore` makes one system call.
+    unsafe { cmd.pre_exec(devstack::process::nofile::restore) };
     let spawned = {
         // Registered, so the keeper of escaped processes never collects it in our place.
         let mut own = devstack::process::orphans::own();

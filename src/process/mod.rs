@@ -2,6 +2,7 @@
 //! group; reading its output; waiting for it; signalling its whole group.
 
 mod group;
+pub mod nofile;
 pub mod orphans;
 mod ports;
 mod record;
@@ -11,11 +12,13 @@ mod tree;
 mod usage;
 
 pub use group::{kill_session, signal_group};
-pub use ports::{PortHolder, port_holder};
+pub use ports::{PortHolder, listening_in_session, port_holder, reachable_at};
 pub use record::GroupRecord;
 pub use spawner::{
     EscapedReport, PortReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal,
 };
+#[cfg(target_os = "linux")]
+pub use tree::{Stat, stat};
 pub use usage::{Feed as UsageFeed, Load, Usage};
 
 use crate::config::CommandLine;
@@ -137,7 +140,15 @@ pub fn spawn(
     } else {
         argv[0].into()
     };
+    // Started with the soft limit of open files devstack was given, not its raised one.
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| std::ffi::OsStr::new(v));
+    let (program, trampoline) = nofile::wrap(program, path);
     let mut builder = CommandBuilder::new(program);
+    builder.args(&trampoline);
     builder.args(&argv[1..]);
     builder.cwd(cwd);
     if std::env::var_os("TERM").is_none() {

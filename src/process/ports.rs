@@ -58,6 +58,82 @@ pub fn port_holder(port: u16) -> Option<PortHolder> {
     })
 }
 
+/// Where `port` is listened on (TCP), as a client on this machine reaches it: 127.0.0.1 for a
+/// socket on 127.0.0.1 or 0.0.0.0, ::1 for one on ::1 or ::, the address itself otherwise.
+/// Read from the kernel's tables: nothing connects to find out (a test connection shows in
+/// the service's own log).
+#[cfg(target_os = "linux")]
+pub fn reachable_at(port: u16) -> Option<std::net::SocketAddr> {
+    use procfs::net::TcpState;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    let listening: Vec<IpAddr> = [procfs::net::tcp(), procfs::net::tcp6()]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.state == TcpState::Listen && e.local_address.port() == port)
+        .map(|e| e.local_address.ip())
+        .collect();
+    let reach = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() || v4.is_loopback() => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(v6)
+            if v6
+                .to_ipv4_mapped()
+                .is_some_and(|v4| v4.is_unspecified() || v4.is_loopback()) =>
+        {
+            Ipv4Addr::LOCALHOST.into()
+        }
+        IpAddr::V6(v6) if v6.is_unspecified() || v6.is_loopback() => Ipv6Addr::LOCALHOST.into(),
+        ip => *ip,
+    };
+    // IPv4 loopback first: what the callers' `<NAME>_URL` says.
+    let mut reached: Vec<IpAddr> = listening.iter().map(reach).collect();
+    reached.sort_by_key(|ip| (!ip.is_loopback(), ip.is_ipv6()));
+    reached.first().map(|ip| SocketAddr::new(*ip, port))
+}
+
+/// Elsewhere: connecting is the only way to tell.
+#[cfg(not(target_os = "linux"))]
+pub fn reachable_at(port: u16) -> Option<std::net::SocketAddr> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    std::net::TcpStream::connect(addr).ok().map(|_| addr)
+}
+
+/// The addresses the processes of session `session` listen on (TCP), sorted.
+#[cfg(target_os = "linux")]
+pub fn listening_in_session(session: i32) -> Vec<std::net::SocketAddr> {
+    use procfs::net::TcpState;
+    let mut inodes = std::collections::HashSet::new();
+    for proc in procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if proc.stat().ok().map(|s| s.session) != Some(session) {
+            continue;
+        }
+        for fd in proc.fd().into_iter().flatten().flatten() {
+            if let procfs::process::FDTarget::Socket(inode) = fd.target {
+                inodes.insert(inode);
+            }
+        }
+    }
+    let mut found: Vec<std::net::SocketAddr> = [procfs::net::tcp(), procfs::net::tcp6()]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.state == TcpState::Listen && inodes.contains(&e.inode))
+        .map(|e| e.local_address)
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn listening_in_session(_session: i32) -> Vec<std::net::SocketAddr> {
+    Vec::new()
+}
+
 /// Elsewhere: whether the port can be bound on loopback.
 #[cfg(not(target_os = "linux"))]
 pub fn port_holder(port: u16) -> Option<PortHolder> {

@@ -6,8 +6,8 @@
 
 use super::proxy::Backend;
 use super::sniff::Prefixed;
-use super::stats::{self, ErrorKind, Kind, Record, Stats};
-use super::{Caller, Conn};
+use super::stats::{self, ErrorKind, Kind, Record};
+use super::{Conn, Recorder};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http2 as client_h2;
 use hyper::header::HeaderMap;
@@ -36,9 +36,8 @@ pub async fn serve_h2(client: Prefixed<TcpStream>, conn: Conn) {
 
 /// What the requests of one caller connection share: its caller and its backend connection.
 struct Shared {
-    caller: Caller,
     callee: Arc<str>,
-    stats: Arc<Stats>,
+    records: Recorder,
     upstream: tokio::sync::Mutex<Upstream>,
 }
 
@@ -50,9 +49,8 @@ struct Upstream {
 impl Shared {
     fn new(conn: Conn) -> Arc<Shared> {
         Arc::new(Shared {
-            caller: conn.caller,
             callee: conn.callee,
-            stats: conn.stats,
+            records: conn.records,
             upstream: tokio::sync::Mutex::new(Upstream {
                 backend: conn.backend,
                 h2: None,
@@ -66,23 +64,21 @@ impl Shared {
             .uri()
             .path_and_query()
             .map_or_else(|| req.uri().to_string(), |p| p.as_str().to_string());
-        let mut record = Record::now(
-            self.caller.clone(),
-            &self.callee,
-            Kind::Http {
-                version: stats::version_name(req.version()).into(),
-                method: stats::method_name(req.method()),
-                path: stats::bounded_path(path),
-                status: 0,
-                grpc_status: None,
-            },
-        );
+        let mut record = self.records.start(Kind::Http {
+            version: stats::version_name(req.version()).into(),
+            method: stats::method_name(req.method()),
+            path: stats::bounded_path(path),
+            status: 0,
+            grpc_status: None,
+        });
         let bytes_in = Arc::new(Mutex::new(Inflow::default()));
         let req = req.map(|inner| RequestBody {
             inner,
             inflow: bytes_in.clone(),
         });
-        let resp = match self.send_h2(req).await {
+        let sent = self.send_h2(req).await;
+        self.records.hold().await;
+        let resp = match sent {
             Ok(resp) => resp,
             Err(kind) => {
                 let (code, why) = kind.answer();
@@ -92,7 +88,7 @@ impl Shared {
                 record.error = Some(kind);
                 record.bytes_in = inflow(&bytes_in).bytes;
                 record.latency_us = stats::micros(start.elapsed());
-                self.stats.record(record);
+                self.records.record(record);
                 let mut resp = Response::new(ResponseBody::Full(Some(Bytes::from(text))));
                 *resp.status_mut() = status;
                 resp.headers_mut().insert(
@@ -110,7 +106,7 @@ impl Shared {
                     record,
                     start,
                     bytes_in,
-                    stats: self.stats.clone(),
+                    records: self.records.clone(),
                 })),
             };
             if body.inner.is_end_stream() {
@@ -271,14 +267,14 @@ pub(crate) struct Finish {
     record: Record,
     start: Instant,
     bytes_in: Arc<Mutex<Inflow>>,
-    stats: Arc<Stats>,
+    records: Recorder,
 }
 
 impl Finish {
     fn record(self, bytes_in: u64) {
         let mut record = self.record;
         record.bytes_in = bytes_in;
-        self.stats.record(record);
+        self.records.record(record);
     }
 }
 

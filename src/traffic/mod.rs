@@ -17,16 +17,73 @@ pub mod proxy;
 pub mod sniff;
 pub mod stats;
 
-pub use caller::{Attributor, Caller, Sessions};
-pub use proxy::{BindError, Listener, Protocol, Proxy, Route, Target};
+pub use caller::{Attributor, Caller, Lookup, Mark, Sessions};
+pub use proxy::{BindError, Limits, Listener, Notice, Protocol, Proxy, Route, Target};
 pub use stats::{EdgeSnapshot, ErrorKind, Kind, Record, ServiceSnapshot, Snapshot, Stats};
 
 use std::sync::Arc;
+use std::time::Duration;
 
-/// One accepted connection, once its caller is known.
+/// At most this long is an answer held for its caller to be known (`Recorder::hold`).
+const HOLD: Duration = Duration::from_millis(100);
+
+/// One accepted connection: where its requests go and where their records go.
 pub(crate) struct Conn {
-    pub caller: Caller,
     pub callee: Arc<str>,
     pub backend: proxy::Backend,
-    pub stats: Arc<Stats>,
+    pub records: Recorder,
+    pub limits: proxy::Limits,
+}
+
+/// Where one connection's records go: into the stats, each once its caller is known (the
+/// connection is forwarded while the caller is looked up).
+#[derive(Clone)]
+pub(crate) struct Recorder {
+    caller: Lookup,
+    callee: Arc<str>,
+    stats: Arc<Stats>,
+}
+
+impl Recorder {
+    pub fn new(caller: Lookup, callee: Arc<str>, stats: Arc<Stats>) -> Recorder {
+        Recorder {
+            caller,
+            callee,
+            stats,
+        }
+    }
+
+    /// Wait (a little at most) until the caller is known: what the service answers is held
+    /// until then, so that a caller that would exit once answered (a `curl`) is still there to
+    /// be found. The request went to the service meanwhile; the index answers within a
+    /// millisecond unless a stack process holding thousands of files keeps changing them.
+    pub async fn hold(&self) {
+        if self.caller.now().is_none() {
+            self.caller.clone().within(HOLD).await;
+        }
+    }
+
+    /// A record of this connection starting now (its caller is set when it is recorded).
+    pub fn start(&self, kind: Kind) -> Record {
+        Record::now(Caller::Unknown, &self.callee, kind)
+    }
+
+    /// Count a finished record: at once when the caller is known, else once it is.
+    pub fn record(&self, mut record: Record) {
+        if let Some(caller) = self.caller.now() {
+            record.caller = caller;
+            self.stats.record(record);
+            return;
+        }
+        let (mut caller, stats) = (self.caller.clone(), self.stats.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    record.caller = caller.caller().await;
+                    stats.record(record);
+                });
+            }
+            Err(_) => stats.record(record),
+        }
+    }
 }

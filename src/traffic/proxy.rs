@@ -2,9 +2,9 @@
 //! service's current backend and recorded. It runs on a runtime of its own (its own threads), so
 //! a busy engine or dashboard never delays a request.
 
-use super::caller::{Attributor, Caller, Sessions};
+use super::caller::{Attributor, Sessions};
 use super::sniff::{self, Detected, Prefixed};
-use super::stats::{self, ErrorKind, Kind, Record, Stats};
+use super::stats::{self, ErrorKind, Kind, Stats};
 use crate::process::PortHolder;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::AbortHandle;
 
 /// How long a connection's first bytes are waited for before it is taken for TCP (a client that
@@ -69,6 +69,37 @@ impl Protocol {
     }
 }
 
+/// What one of a route's connections may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections at once; past it, a new one is closed at once (an HTTP/1 caller is told
+    /// why) and the service's log says so.
+    pub max_connections: usize,
+    /// How long an HTTP/1 request head may take to arrive, from its first byte (the first
+    /// request's: from the connection's start): past it, 408 and the connection closes.
+    pub head_timeout: Duration,
+    /// How long a kept-alive HTTP/1 connection may wait for its next request.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 10_000,
+            // nginx's `client_header_timeout` is 60 s: a head is a few hundred bytes, which a
+            // local caller sends at once; a slow sender's memory is freed sooner.
+            head_timeout: Duration::from_secs(30),
+            // nginx's `keepalive_timeout` is 75 s; Node's 5 s.
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a listener has to say about its service (connections refused at the cap, accepting
+/// failing): said in the service's log, each kind at most once in `NOTICE_EVERY`.
+pub type Notice = Arc<dyn Fn(String) + Send + Sync>;
+const NOTICE_EVERY: Duration = Duration::from_secs(10);
+
 /// One service's listener: where it listens and where it forwards.
 pub struct Route {
     /// The callee's name in the records.
@@ -82,6 +113,8 @@ pub struct Route {
     /// How long a new connection waits for a backend (while `backend` is `Coming`) before the
     /// caller gets an error: HTTP 503, or a closed connection for TCP.
     pub wait: Duration,
+    pub limits: Limits,
+    pub notice: Option<Notice>,
 }
 
 /// A public port could not be listened on.
@@ -93,10 +126,11 @@ pub enum BindError {
     Io { port: u16, source: io::Error },
 }
 
-/// A running listener; dropping it stops accepting (connections already accepted carry on).
+/// A running listener (on 127.0.0.1, and on ::1 where there is IPv6); dropping it stops
+/// accepting (connections already accepted carry on).
 pub struct Listener {
     addr: SocketAddr,
-    task: AbortHandle,
+    tasks: Vec<AbortHandle>,
 }
 
 impl Listener {
@@ -108,7 +142,9 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -173,49 +209,135 @@ impl Proxy {
         self.runtime.spawn(task);
     }
 
-    /// Listen on `127.0.0.1:route.port` and forward there from now on. A taken port is reported
-    /// with the process holding it.
+    /// Listen on `127.0.0.1:route.port` and `[::1]:route.port` (where the machine has IPv6) and
+    /// forward there from now on. A taken port is reported with the process holding it.
     pub fn listen(&self, route: Route) -> Result<Listener, BindError> {
-        let port = route.port;
-        let std_listener = match std::net::TcpListener::bind(("127.0.0.1", port)) {
-            Ok(l) => l,
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                return Err(match crate::process::port_holder(port) {
-                    Some(holder) => BindError::Taken { port, holder },
-                    None => BindError::Io { port, source: e },
-                });
+        let v4 = bind(std::net::Ipv4Addr::LOCALHOST.into(), route.port)?;
+        let port = v4.local_addr().map_err(|source| BindError::Io {
+            port: route.port,
+            source,
+        })?;
+        let port = port.port();
+        // Node and Vite callers reach `localhost` at ::1 first.
+        let v6 = match bind(std::net::Ipv6Addr::LOCALHOST.into(), port) {
+            Ok(l) => Some(l),
+            Err(BindError::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
+                ) || source.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+            {
+                None
             }
-            Err(source) => return Err(BindError::Io { port, source }),
-        };
-        let io_err = |source| BindError::Io { port, source };
-        std_listener.set_nonblocking(true).map_err(io_err)?;
-        let addr = std_listener.local_addr().map_err(io_err)?;
-        let runtime = &self.runtime;
-        let listener = {
-            let _entered = runtime.enter();
-            TcpListener::from_std(std_listener).map_err(io_err)?
+            Err(e) => return Err(e),
         };
         let route = Arc::new(route);
-        let ctx = self.ctx.clone();
-        tracing::info!(%addr, "proxy listening");
-        let task = runtime.spawn(accept_loop(listener, route, ctx));
+        let permits = Arc::new(Semaphore::new(route.limits.max_connections));
+        let mut tasks = Vec::new();
+        let mut addr = None;
+        for std_listener in std::iter::once(v4).chain(v6) {
+            let io_err = |source| BindError::Io { port, source };
+            std_listener.set_nonblocking(true).map_err(io_err)?;
+            let local = std_listener.local_addr().map_err(io_err)?;
+            addr.get_or_insert(local);
+            let listener = {
+                let _entered = self.runtime.enter();
+                TcpListener::from_std(std_listener).map_err(io_err)?
+            };
+            tracing::info!(addr = %local, "proxy listening");
+            let accepting = accept_loop(listener, route.clone(), self.ctx.clone(), permits.clone());
+            tasks.push(self.runtime.spawn(accepting).abort_handle());
+        }
         Ok(Listener {
-            addr,
-            task: task.abort_handle(),
+            addr: addr.expect("listening on 127.0.0.1"),
+            tasks,
         })
     }
 }
 
-async fn accept_loop(listener: TcpListener, route: Arc<Route>, ctx: Arc<Ctx>) {
+/// A listening socket on `ip:port`; a taken port names its holder.
+fn bind(ip: std::net::IpAddr, port: u16) -> Result<std::net::TcpListener, BindError> {
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            Err(match crate::process::port_holder(port) {
+                Some(holder) => BindError::Taken { port, holder },
+                None => BindError::Io { port, source: e },
+            })
+        }
+        Err(source) => Err(BindError::Io { port, source }),
+    }
+}
+
+/// Said at most once in `NOTICE_EVERY`.
+struct Said(Option<Instant>);
+
+impl Said {
+    fn say(&mut self, route: &Route, text: impl FnOnce() -> String) {
+        if self.0.is_some_and(|at| at.elapsed() < NOTICE_EVERY) {
+            return;
+        }
+        self.0 = Some(Instant::now());
+        if let Some(notice) = &route.notice {
+            notice(text());
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    route: Arc<Route>,
+    ctx: Arc<Ctx>,
+    permits: Arc<Semaphore>,
+) {
+    let (mut full, mut failing) = (Said(None), Said(None));
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                tokio::spawn(serve(stream, peer, route.clone(), ctx.clone()));
+            Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let (route, ctx) = (route.clone(), ctx.clone());
+                    tokio::spawn(async move {
+                        serve(stream, peer, route, ctx).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    full.say(&route, || {
+                        format!(
+                            "{} connections to port {} at once: new ones are closed until some end (the proxy's cap per service, which keeps files for the rest of the stack)",
+                            route.limits.max_connections, route.port
+                        )
+                    });
+                    refuse(stream, &route);
+                }
+            },
+            // Out of file descriptors, or a connection reset before it was accepted: say so,
+            // and wait a little rather than spin.
+            Err(e) => {
+                failing.say(&route, || {
+                    format!(
+                        "the proxy can't accept connections on port {}: {e}",
+                        route.port
+                    )
+                });
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            // Out of file descriptors, or a connection reset before it was accepted: wait a
-            // little rather than spin.
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
+    }
+}
+
+/// A connection past the cap: an HTTP caller is told why (best effort, never waited for).
+fn refuse(stream: TcpStream, route: &Route) {
+    if route.protocol != Protocol::Tcp {
+        let text = format!(
+            "devstack: {} has {} connections open: try again when some have closed\n",
+            route.service, route.limits.max_connections
+        );
+        let answer = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+            text.len()
+        );
+        let _ = stream.try_write(answer.as_bytes());
     }
 }
 
@@ -225,25 +347,22 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
     let Ok(local) = client.local_addr() else {
         return;
     };
-    let lookup = {
-        let ctx = ctx.clone();
-        tokio::task::spawn_blocking(move || ctx.callers.resolve(peer, local))
-    };
+    // Forwarding never waits for the caller: the records do.
+    let caller = ctx.callers.lookup(peer, local);
     let sniffed = match route.protocol {
         Protocol::Tcp => Ok((Detected::Tcp, Vec::new())),
         Protocol::Auto => sniff::sniff(&mut client, SNIFF_WAIT, Detected::Tcp).await,
         Protocol::Http => sniff::sniff(&mut client, HTTP_SNIFF_WAIT, Detected::Http1).await,
     };
-    // The caller is known before a byte is forwarded.
-    let caller = lookup.await.unwrap_or(Caller::Unknown);
     let Ok((detected, prefix)) = sniffed else {
         return;
     };
+    let callee: Arc<str> = route.service.as_str().into();
     let conn = super::Conn {
-        caller,
-        callee: route.service.as_str().into(),
+        records: super::Recorder::new(caller, callee.clone(), ctx.stats.clone()),
+        callee,
         backend: Backend::new(&route),
-        stats: ctx.stats.clone(),
+        limits: route.limits,
     };
     match detected {
         Detected::Tcp => forward_tcp(prefix, client, conn).await,
@@ -334,15 +453,21 @@ impl Backend {
 /// record per connection.
 async fn forward_tcp(prefix: Vec<u8>, client: TcpStream, mut conn: super::Conn) {
     let start = Instant::now();
-    let mut record = Record::now(conn.caller.clone(), &conn.callee, Kind::Tcp);
+    let mut record = conn.records.start(Kind::Tcp);
     record.bytes_in = prefix.len() as u64;
     let mut client = Counted::new(client);
     match conn.backend.connect().await {
         Err(kind) => record.error = Some(kind),
         Ok(mut server) => {
+            // What the service says first waits for the caller to be known.
+            let records = conn.records.clone();
+            let mut caller = HeldWrites {
+                inner: &mut client,
+                hold: Some(Box::pin(async move { records.hold().await })),
+            };
             let copied = async {
                 server.write_all(&prefix).await?;
-                tokio::io::copy_bidirectional(&mut client, &mut server).await
+                tokio::io::copy_bidirectional(&mut caller, &mut server).await
             };
             if copied.await.is_err() {
                 record.error = Some(ErrorKind::Reset);
@@ -352,7 +477,44 @@ async fn forward_tcp(prefix: Vec<u8>, client: TcpStream, mut conn: super::Conn) 
     record.bytes_in += client.read;
     record.bytes_out = client.written;
     record.latency_us = stats::micros(start.elapsed());
-    conn.stats.record(record);
+    conn.records.record(record);
+}
+
+/// A stream whose first write waits for `hold`.
+struct HeldWrites<S> {
+    inner: S,
+    hold: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for HeldWrites<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for HeldWrites<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(hold) = &mut this.hold {
+            std::task::ready!(hold.as_mut().poll(cx));
+            this.hold = None;
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 /// A stream that counts the bytes read from it and written to it.

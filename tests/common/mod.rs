@@ -70,6 +70,10 @@ pub struct Stack {
     _tmp: Option<tempfile::TempDir>,
     child: Option<Child>,
     output: Arc<Mutex<String>>,
+    /// The soft and hard limits of open files devstack is started with.
+    files: Option<(u64, u64)>,
+    /// Variables devstack is started with.
+    env: Vec<(String, String)>,
 }
 
 impl Stack {
@@ -82,6 +86,8 @@ impl Stack {
             _tmp: Some(tmp),
             child: None,
             output: Arc::default(),
+            files: None,
+            env: Vec::new(),
         }
     }
 
@@ -92,6 +98,8 @@ impl Stack {
             _tmp: None,
             child: None,
             output: Arc::default(),
+            files: None,
+            env: Vec::new(),
         }
     }
 
@@ -131,8 +139,33 @@ impl Stack {
         self.spawn(args, false);
     }
 
+    /// Start devstack with these limits of open files (soft, hard), as `ulimit -Sn`/`-Hn`.
+    pub fn limit_files(&mut self, soft: u64, hard: u64) {
+        self.files = Some((soft, hard));
+    }
+
+    /// Start devstack with `name=value` in its environment.
+    pub fn env(&mut self, name: &str, value: &str) {
+        self.env.push((name.into(), value.into()));
+    }
+
     fn spawn(&mut self, args: &[&str], capture: bool) {
         let mut cmd = self.command(args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some((soft, hard)) = self.files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: one system call between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::sys::resource::setrlimit(
+                        nix::sys::resource::Resource::RLIMIT_NOFILE,
+                        soft,
+                        hard,
+                    )
+                    .map_err(std::io::Error::from)
+                });
+            }
+        }
         if capture {
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         } else {
@@ -286,6 +319,24 @@ impl Stack {
                 );
             }
             std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Wait until a line of the service's log holds `needle`, and return that line; panics
+    /// with the log after `secs`.
+    pub fn wait_log(&self, service: &str, needle: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let lines = self.log_lines(service);
+            if let Some(line) = lines.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{needle}` in {service}'s log within {secs}s:\n{}",
+                lines.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

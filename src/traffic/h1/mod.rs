@@ -15,9 +15,9 @@
 pub mod chunked;
 pub mod message;
 
-use super::Conn;
 use super::proxy::Counted;
 use super::stats::{self, ErrorKind, Kind, Record};
+use super::{Conn, Recorder};
 use bytes::{Buf, Bytes, BytesMut};
 use message::{
     BadHead, Broke, Framing, HeadError, MAX_HEAD, READ_SIZE, RequestHead, opens_tunnel,
@@ -95,33 +95,58 @@ pub(super) async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn
     cbuf.extend_from_slice(&prefix);
     let mut up: Option<Upstream> = None;
     loop {
-        let head = match read_head(&mut client, &mut cbuf, parse_request).await {
+        // The first request's head from the connection's start, a later one's from the end of
+        // the previous exchange: a caller that sends nothing, or a head a byte at a time,
+        // does not hold the connection (and its buffer) for ever.
+        let wait = if cbuf.is_empty() {
+            conn.limits.idle_timeout
+        } else {
+            conn.limits.head_timeout
+        };
+        let read = tokio::time::timeout(wait, read_head(&mut client, &mut cbuf, parse_request));
+        let head = match read.await {
+            Err(_) if cbuf.is_empty() => return,
+            Err(_) => Err(HeadError::Bad(BadHead(408))),
+            Ok(head) => head,
+        };
+        let head = match head {
             Ok(Some(head)) => head,
             Ok(None) | Err(HeadError::Closed) => return,
             Err(HeadError::Bad(BadHead(status))) => {
+                // The proxy's own refusal is a request too (the caller's error, not the
+                // service's): what of its line could be read, and the status it got.
+                let start = Instant::now();
+                let (method, path) = request_line(&cbuf);
+                let mut record = conn.records.start(Kind::Http {
+                    version: "HTTP/1.1".into(),
+                    method: method.into(),
+                    path,
+                    status,
+                    grpc_status: None,
+                });
+                record.bytes_in = cbuf.len() as u64;
                 drop(up.take());
-                if client
+                conn.records.hold().await;
+                let answered = client
                     .write_all(&made_response(status, "", true, false))
                     .await
-                    .is_ok()
-                {
+                    .is_ok();
+                record.latency_us = stats::micros(start.elapsed());
+                conn.records.record(record);
+                if answered {
                     linger(client).await;
                 }
                 return;
             }
         };
         let start = Instant::now();
-        let mut record = Record::now(
-            conn.caller.clone(),
-            &conn.callee,
-            Kind::Http {
-                version: stats::version_name(head.version).into(),
-                method: stats::method_name(&head.method),
-                path: head.path.clone(),
-                status: 0,
-                grpc_status: None,
-            },
-        );
+        let mut record = conn.records.start(Kind::Http {
+            version: stats::version_name(head.version).into(),
+            method: stats::method_name(&head.method),
+            path: head.path.clone(),
+            status: 0,
+            grpc_status: None,
+        });
         let request = cbuf.split_to(head.len).freeze();
         let outcome = exchange(
             &head,
@@ -142,6 +167,7 @@ pub(super) async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn
             let close = !head.keep_alive || head.framing != Framing::Empty;
             let text = format!("devstack: {} {text}\n", conn.callee);
             let head_only = head.method == hyper::Method::HEAD;
+            conn.records.hold().await;
             match client
                 .write_all(&made_response(status, &text, close, head_only))
                 .await
@@ -166,7 +192,7 @@ pub(super) async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn
                 }
             }
         };
-        conn.stats.record(record);
+        conn.records.record(record);
         match after {
             After::Next => {}
             After::Close => {
@@ -234,7 +260,8 @@ async fn exchange(
             *up = None;
             continue;
         }
-        let result = send_body_and_answer(head, client, cbuf, upstream, record).await;
+        let result =
+            send_body_and_answer(head, client, cbuf, upstream, record, &conn.records).await;
         match result {
             Ok(outcome) => {
                 // Kept for the next request only after a clean answer, with nothing more from
@@ -270,6 +297,7 @@ async fn send_body_and_answer(
     cbuf: &mut BytesMut,
     upstream: &mut Upstream,
     record: &mut Record,
+    records: &Recorder,
 ) -> Result<Exchange, Unanswered> {
     let (mut client_rx, mut client_tx) = client.split();
     let (mut backend_rx, mut backend_tx) = upstream.stream.split();
@@ -285,6 +313,7 @@ async fn send_body_and_answer(
             &mut client_tx,
             &bytes_out,
             record,
+            records,
         );
         // The caller's side: the request body to the service, then a watch on the caller, whose
         // leaving ends the exchange (what it sends meanwhile, a pipelined request, is kept).
@@ -347,6 +376,7 @@ async fn answer<R, W>(
     to: &mut W,
     payload: &AtomicU64,
     record: &mut Record,
+    records: &Recorder,
 ) -> Result<Exchange, Unanswered>
 where
     R: AsyncRead + Unpin,
@@ -361,6 +391,7 @@ where
             Ok(None) | Err(_) => return Ok(Exchange::Failed(ErrorKind::Reset)),
         };
         record.set_status(head.status, head.grpc_status);
+        records.hold().await;
         if opens_tunnel(method, head.status) {
             return match to.write_all(&buf[..head.len]).await {
                 Ok(()) => {
@@ -382,6 +413,20 @@ where
             }
         }
     }
+}
+
+/// The method and target of a request line the proxy refused (as much as reads as one: `?`
+/// where nothing does), for its record.
+fn request_line(head: &[u8]) -> (String, String) {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let mut words = line.split(|&b| b == b' ');
+    let word = |w: Option<&[u8]>, max: usize| {
+        w.filter(|w| !w.is_empty() && w.len() <= max && w.iter().all(u8::is_ascii_graphic))
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+    };
+    let method = word(words.next(), 20).unwrap_or_else(|| "?".into());
+    let path = word(words.next(), 2048).unwrap_or_else(|| "?".into());
+    (method, stats::bounded_path(path))
 }
 
 /// Returns when the caller closes its connection (or it breaks), keeping what it sends
@@ -442,7 +487,7 @@ async fn tunnel(
     }
     record.bytes_in += cbuf.len() as u64 + client.read;
     record.bytes_out += client.written;
-    conn.stats.record(record);
+    conn.records.record(record);
 }
 
 /// A response made by the proxy itself (an error), with `text` as its body; to a HEAD
