@@ -303,3 +303,100 @@ fn a_caller_that_left_its_session_and_one_that_calls_at_once_are_their_services(
     assert_eq!(callers, ["early", "worker"]);
     stack.stop();
 }
+
+/// `devstack traffic --json`'s edges into `callee`: (requests, 2xx, 4xx).
+fn edge_counts(stack: &Stack, callee: &str) -> (u64, u64, u64) {
+    let out = stack.command(&["traffic", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["callee"] == callee)
+        .fold((0, 0, 0), |(n, ok, bad), e| {
+            (
+                n + e["requests"].as_u64().unwrap_or(0),
+                ok + e["status"]["s2xx"].as_u64().unwrap_or(0),
+                bad + e["status"]["s4xx"].as_u64().unwrap_or(0),
+            )
+        })
+}
+
+/// One request written as given (after `pause`) on a connection of its own: the answer.
+fn raw_request(port: u16, request: &[u8], pause: Duration) -> String {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    std::thread::sleep(pause);
+    conn.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn many_header_fields_a_long_request_line_a_late_first_byte_and_non_http_are_read_as_http() {
+    let (api, strict) = (free_port(), free_port());
+    let echo = example("http_echo");
+    let stack_toml = format!(
+        r#"
+        [services.api]
+        run = ["python3", "-u", "fields.py"]
+        port = {api}
+        [services.strict]
+        run = "{echo} $PORT 1"
+        port = {strict}
+        protocol = "http"
+        "#
+    );
+    let mut stack = Stack::new(&stack_toml);
+    std::fs::write(
+        stack.path().join("fields.py"),
+        "import http.server, os\n\
+         class H(http.server.BaseHTTPRequestHandler):\n    protocol_version = 'HTTP/1.1'\n    def do_GET(self):\n        self.send_response(200)\n        for i in range(150):\n            self.send_header(f'x-field-{i}', str(i))\n        self.send_header('content-length', '3')\n        self.send_header('connection', 'close')\n        self.end_headers()\n        self.wfile.write(b'ok\\n')\n\
+         http.server.ThreadingHTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n",
+    )
+    .unwrap();
+    stack.start(&["up"]);
+    stack.wait_ready(30);
+
+    // A response with 150 fields passes whole.
+    let answer = raw_request(
+        api,
+        b"GET /many HTTP/1.1\r\nhost: x\r\n\r\n",
+        Duration::ZERO,
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("x-field-149: 149"), "{answer}");
+    // A request line over 8 KB is HTTP still.
+    let long = format!("GET /{} HTTP/1.1\r\nhost: x\r\n\r\n", "a".repeat(9000));
+    let answer = raw_request(api, long.as_bytes(), Duration::ZERO);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A first byte long after the connection opened (a browser's preconnect).
+    let answer = raw_request(
+        api,
+        b"GET /late HTTP/1.1\r\nhost: x\r\n\r\n",
+        Duration::from_millis(800),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Not HTTP, to a service said to speak HTTP: a 400, not bytes passed on.
+    let answer = raw_request(strict, b"HELLO THERE\r\n\r\n", Duration::ZERO);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (api_requests, api_ok, _) = edge_counts(&stack, "api");
+        let (_, _, strict_bad) = edge_counts(&stack, "strict");
+        if api_ok >= 3 && strict_bad >= 1 {
+            // Every one of them an HTTP request: no opaque TCP record among them.
+            assert_eq!(api_requests, api_ok);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "api: {api_requests} requests, {api_ok} 2xx; strict: {strict_bad} 4xx"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stack.stop();
+}

@@ -358,17 +358,63 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
         return;
     };
     let callee: Arc<str> = route.service.as_str().into();
-    let conn = super::Conn {
+    let mut conn = super::Conn {
         records: super::Recorder::new(caller, callee.clone(), ctx.stats.clone()),
         callee,
         backend: Backend::new(&route),
         limits: route.limits,
     };
+    let (detected, prefix, server) = match (route.protocol, detected) {
+        // Said to be HTTP: what is not is answered as HTTP (400), never passed as bytes.
+        (Protocol::Http, Detected::Tcp) => (Detected::Http1, prefix, None),
+        // Nothing yet: a server that speaks first (MySQL, SMTP), or a caller that opened its
+        // connection early (a browser's preconnect). Whoever speaks first decides.
+        (Protocol::Auto, Detected::Tcp) if prefix.is_empty() => {
+            match first_to_speak(&mut client, &mut conn).await {
+                Ok(Speaker::Caller(server)) => {
+                    match sniff::sniff(&mut client, SNIFF_WAIT, Detected::Tcp).await {
+                        Ok((detected, prefix)) => (detected, prefix, Some(server)),
+                        Err(_) => return,
+                    }
+                }
+                Ok(Speaker::Service(server)) => (Detected::Tcp, prefix, Some(server)),
+                // The service is not there: said as TCP's failure is.
+                Err(_) => (Detected::Tcp, prefix, None),
+            }
+        }
+        (_, detected) => (detected, prefix, None),
+    };
     match detected {
-        Detected::Tcp => forward_tcp(prefix, client, conn).await,
-        Detected::Http1 => super::h1::relay(prefix, client, conn).await,
+        Detected::Tcp => forward_tcp(prefix, client, conn, server).await,
+        Detected::Http1 => super::h1::relay(prefix, client, conn, server).await,
         Detected::H2 => super::http::serve_h2(Prefixed::new(prefix, client), conn).await,
     }
+}
+
+/// Who spoke first on a connection silent past `SNIFF_WAIT`.
+enum Speaker {
+    /// The caller: its bytes are still unread (peeked); the service's connection is open.
+    Caller(TcpStream),
+    /// The service: its bytes are still unread.
+    Service(TcpStream),
+}
+
+/// Connect to the service and wait for either side to speak (or close).
+async fn first_to_speak(
+    client: &mut TcpStream,
+    conn: &mut super::Conn,
+) -> Result<Speaker, ErrorKind> {
+    let server = conn.backend.connect().await?;
+    let (mut mine, mut theirs) = ([0u8; 1], [0u8; 1]);
+    let caller_first = tokio::select! {
+        _ = client.peek(&mut mine) => true,
+        _ = server.peek(&mut theirs) => false,
+    };
+    Ok(if caller_first {
+        Speaker::Caller(server)
+    } else {
+        Speaker::Service(server)
+    })
 }
 
 /// Where one connection's requests go: the route's backend, waited for while there is none.
@@ -451,12 +497,21 @@ impl Backend {
 
 /// Raw TCP (the bytes read while sniffing first): bytes both ways until both sides closed; one
 /// record per connection.
-async fn forward_tcp(prefix: Vec<u8>, client: TcpStream, mut conn: super::Conn) {
+async fn forward_tcp(
+    prefix: Vec<u8>,
+    client: TcpStream,
+    mut conn: super::Conn,
+    server: Option<TcpStream>,
+) {
     let start = Instant::now();
     let mut record = conn.records.start(Kind::Tcp);
     record.bytes_in = prefix.len() as u64;
     let mut client = Counted::new(client);
-    match conn.backend.connect().await {
+    let connected = match server {
+        Some(server) => Ok(server),
+        None => conn.backend.connect().await,
+    };
+    match connected {
         Err(kind) => record.error = Some(kind),
         Ok(mut server) => {
             // What the service says first waits for the caller to be known.

@@ -38,8 +38,21 @@ pub fn detect(bytes: &[u8]) -> Option<Detected> {
         None if bytes.len() <= MAX_METHOD => return None,
         None => return Some(Detected::Tcp),
     }
-    let Some(end) = memchr::memchr(b'\n', bytes) else {
-        return (bytes.len() >= MAX_LINE).then_some(Detected::Tcp);
+    // A line is judged by its first `MAX_LINE` bytes, whatever follows.
+    let Some(end) = memchr::memchr(b'\n', &bytes[..bytes.len().min(MAX_LINE)]) else {
+        if bytes.len() < MAX_LINE {
+            return None;
+        }
+        // A request line longer than that (a huge query string) is still HTTP when its target
+        // starts as one does: the relay answers it (431) rather than pass it as opaque bytes.
+        let target = bytes[..MAX_LINE]
+            .split(|&b| b == b' ')
+            .nth(1)
+            .unwrap_or_default();
+        let http = target.starts_with(b"/")
+            || target.starts_with(b"http://")
+            || target.starts_with(b"https://");
+        return Some(if http { Detected::Http1 } else { Detected::Tcp });
     };
     let line = bytes[..end].strip_suffix(b"\r").unwrap_or(&bytes[..end]);
     let mut parts = line.split(|&b| b == b' ');

@@ -118,15 +118,39 @@ fn head_len(
         Ok(httparse::Status::Complete(len)) => Ok(Some(len)),
         Ok(httparse::Status::Partial) if buffered > MAX_HEAD => Err(BadHead(too_large)),
         Ok(httparse::Status::Partial) => Ok(None),
-        Err(httparse::Error::TooManyHeaders) => Err(BadHead(too_large)),
+        Err(httparse::Error::TooManyHeaders) => Err(BadHead(CROWDED)),
         Err(_) => Err(BadHead(bad)),
+    }
+}
+
+/// More fields than `MAX_HEADERS`: parsed again with room for as many as fit in `MAX_HEAD`
+/// (the limit is the head's size, as nginx's; the count only sizes the common case).
+const CROWDED: u16 = 0;
+
+/// `parse` with room for `MAX_HEADERS` fields, or, for a head with more, for any number.
+fn roomy<'b, T>(
+    parse: impl Fn(&mut [httparse::Header<'b>]) -> Result<T, BadHead>,
+    too_large: u16,
+) -> Result<T, BadHead> {
+    match parse(&mut [httparse::EMPTY_HEADER; MAX_HEADERS]) {
+        Err(BadHead(CROWDED)) => match parse(&mut vec![httparse::EMPTY_HEADER; MAX_HEAD / 4]) {
+            Err(BadHead(CROWDED)) => Err(BadHead(too_large)),
+            parsed => parsed,
+        },
+        parsed => parsed,
     }
 }
 
 /// A request head at the start of `buf`, or None if more bytes are needed.
 pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, BadHead> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
+    roomy(|headers| parse_request_in(buf, headers), 431)
+}
+
+fn parse_request_in<'b>(
+    buf: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<RequestHead>, BadHead> {
+    let mut req = httparse::Request::new(headers);
     let Some(len) = head_len(req.parse(buf), buf.len(), 431, 400)? else {
         return Ok(None);
     };
@@ -165,9 +189,19 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, BadHead> {
 /// A response head at the start of `buf` answering a request with `method`, or None if more
 /// bytes are needed.
 pub fn parse_response(buf: &[u8], method: &hyper::Method) -> Result<Option<ResponseHead>, BadHead> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let Some(len) = head_len(resp.parse(buf), buf.len(), 502, 502)? else {
+    roomy(|headers| parse_response_in(buf, method, headers), TOO_LARGE)
+}
+
+/// A response head over `MAX_HEAD` (refused: the caller gets a 502 naming the limit).
+pub const TOO_LARGE: u16 = 431;
+
+fn parse_response_in<'b>(
+    buf: &'b [u8],
+    method: &hyper::Method,
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<ResponseHead>, BadHead> {
+    let mut resp = httparse::Response::new(headers);
+    let Some(len) = head_len(resp.parse(buf), buf.len(), TOO_LARGE, 502)? else {
         return Ok(None);
     };
     let f = fields(resp.headers)?;

@@ -56,6 +56,8 @@ enum Exchange {
     Failed(ErrorKind),
     /// What came was not an HTTP/1 response: the caller gets a 502 made here.
     Garbled,
+    /// The response's head is over `MAX_HEAD`: the caller gets a 502 made here, naming it.
+    TooLarge,
     /// The caller went away (or broke its request): nothing more to say to it.
     CallerGone,
 }
@@ -74,6 +76,11 @@ impl Exchange {
                 502,
                 "answered with something that is not HTTP/1",
             )),
+            Exchange::TooLarge => Some((
+                ErrorKind::Reset,
+                502,
+                "answered with a head over 64 KiB (the proxy's limit for a head)",
+            )),
             _ => None,
         }
     }
@@ -90,10 +97,18 @@ enum After {
 }
 
 /// Relay a caller speaking HTTP/1.x (the bytes read while sniffing first) to the service.
-pub(super) async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn) {
+pub(super) async fn relay(
+    prefix: Vec<u8>,
+    mut client: TcpStream,
+    mut conn: Conn,
+    server: Option<TcpStream>,
+) {
     let mut cbuf = BytesMut::with_capacity(READ_SIZE.max(prefix.len()));
     cbuf.extend_from_slice(&prefix);
-    let mut up: Option<Upstream> = None;
+    let mut up: Option<Upstream> = server.map(|stream| Upstream {
+        stream,
+        buf: BytesMut::with_capacity(READ_SIZE),
+    });
     loop {
         // The first request's head from the connection's start, a later one's from the end of
         // the previous exchange: a caller that sends nothing, or a head a byte at a time,
@@ -186,7 +201,10 @@ pub(super) async fn relay(prefix: Vec<u8>, mut client: TcpStream, mut conn: Conn
                     }
                     return;
                 }
-                Exchange::CallerGone | Exchange::Failed(_) | Exchange::Garbled => {
+                Exchange::CallerGone
+                | Exchange::Failed(_)
+                | Exchange::Garbled
+                | Exchange::TooLarge => {
                     record.error = record.error.or(Some(ErrorKind::Reset));
                     After::Gone
                 }
@@ -387,6 +405,7 @@ where
         let head = match read_head(from, buf, |b| parse_response(b, method)).await {
             Ok(Some(head)) => head,
             Ok(None) | Err(HeadError::Closed) if !forwarded => return Err(Unanswered),
+            Err(HeadError::Bad(BadHead(message::TOO_LARGE))) => return Ok(Exchange::TooLarge),
             Err(HeadError::Bad(_)) => return Ok(Exchange::Garbled),
             Ok(None) | Err(_) => return Ok(Exchange::Failed(ErrorKind::Reset)),
         };
