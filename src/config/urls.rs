@@ -1,0 +1,140 @@
+//! `<NAME>_URL`: how every service reaches another with a port, and which scheme it says.
+//!
+//! The scheme is what a client of that service expects: `http` for an HTTP service; for a
+//! well-known server recognised by the service's name or its program (`redis-server` →
+//! `redis://`, `postgres` → `postgres://` …) that server's own scheme; `tcp` for any other
+//! `protocol = "tcp"` service. These are derived values: whatever the user set under the same
+//! name wins (see `Resolver::build`).
+
+use super::CommandLine;
+use crate::traffic::Protocol;
+
+/// Servers recognised by a word in the service's name or program, and the scheme their clients
+/// take. The first match wins.
+const KNOWN: [(&str, &str); 9] = [
+    ("redis", "redis"),
+    ("valkey", "redis"),
+    ("postgres", "postgres"),
+    ("mysql", "mysql"),
+    ("mariadb", "mysql"),
+    ("mongo", "mongodb"),
+    ("rabbitmq", "amqp"),
+    ("memcached", "memcached"),
+    ("nats", "nats"),
+];
+
+/// Words before a shell command's program that are not the program.
+const WRAPPERS: [&str; 4] = ["exec", "env", "nice", "nohup"];
+
+/// The scheme of a service's URL, from its `protocol`, its name and what it runs.
+pub(super) fn scheme(name: &str, run: Option<&CommandLine>, protocol: Protocol) -> &'static str {
+    if protocol == Protocol::Http {
+        return "http";
+    }
+    let program = run.and_then(|cmd| match cmd {
+        // The program: past variable assignments and wrappers (`A=1 exec redis-server`).
+        CommandLine::Shell(s) => s
+            .split_whitespace()
+            .find(|w| !w.contains('=') && !WRAPPERS.contains(w)),
+        CommandLine::Exec(argv) => argv.first().map(String::as_str),
+    });
+    let program = program.map(|p| p.rsplit('/').next().unwrap_or(p));
+    let known = [Some(name), program]
+        .into_iter()
+        .flatten()
+        .find_map(|word| {
+            let word = word.to_ascii_lowercase();
+            KNOWN
+                .iter()
+                .find(|(server, _)| word.contains(server))
+                .map(|(_, scheme)| *scheme)
+        });
+    match (known, protocol) {
+        (Some(scheme), _) => scheme,
+        (None, Protocol::Tcp) => "tcp",
+        (None, _) => "http",
+    }
+}
+
+/// `SOME-svc` → `SOME_SVC_URL`
+fn url_var(service: &str) -> String {
+    format!("{}_URL", service.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// `<NAME>_URL=<scheme>://127.0.0.1:<port>` for every service with a port, but none that
+/// `user_set` says the user set already.
+pub(super) fn url_env<'a>(
+    services: impl Iterator<Item = (&'a str, Option<u16>, &'static str)>,
+    user_set: impl Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    services
+        .filter_map(|(name, port, scheme)| {
+            let var = url_var(name);
+            (!user_set(&var)).then_some((var, format!("{scheme}://127.0.0.1:{}", port?)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(s: &str) -> Option<CommandLine> {
+        Some(CommandLine::Shell(s.into()))
+    }
+
+    #[test]
+    fn the_scheme_says_what_the_service_speaks() {
+        let exec = Some(CommandLine::Exec(vec![
+            "/usr/bin/postgres".into(),
+            "-p".into(),
+        ]));
+        let cases = [
+            ("web", shell("node server.js"), Protocol::Auto, "http"),
+            ("web", shell("node server.js"), Protocol::Tcp, "tcp"),
+            (
+                "cache",
+                shell("redis-server --port $PORT"),
+                Protocol::Auto,
+                "redis",
+            ),
+            ("redis", shell("x"), Protocol::Tcp, "redis"),
+            ("db", exec, Protocol::Auto, "postgres"),
+            (
+                "db",
+                shell("A=1 exec mysqld --port $PORT"),
+                Protocol::Tcp,
+                "mysql",
+            ),
+            (
+                "api",
+                shell("node api.js --redis $REDIS_URL"),
+                Protocol::Auto,
+                "http",
+            ),
+            // What the user said about the protocol wins over a guess from the name.
+            ("redis-ui", shell("redis-commander"), Protocol::Http, "http"),
+            ("queue", None, Protocol::Tcp, "tcp"),
+        ];
+        for (name, run, protocol, want) in cases {
+            assert_eq!(scheme(name, run.as_ref(), protocol), want, "{name} {run:?}");
+        }
+    }
+
+    #[test]
+    fn a_variable_the_user_set_is_left_alone() {
+        let urls = url_env(
+            [
+                ("database", Some(5432), "postgres"),
+                ("redis", Some(6379), "redis"),
+                ("w", None, "http"),
+            ]
+            .into_iter(),
+            |v| v == "DATABASE_URL",
+        );
+        assert_eq!(
+            urls,
+            [("REDIS_URL".into(), "redis://127.0.0.1:6379".into())]
+        );
+    }
+}
