@@ -359,7 +359,14 @@ impl Sweep {
                 service: svc.name.clone(),
             };
             let owned = !all && (svc.task || own.has_owner(&svc.name, stat.starttime));
-            if owned {
+            // Still in the session of a leader that exited: its waiter is giving it the rest of
+            // the grace (`group::end_session`), and kills it after.
+            let ending = stat.session != stat.pid
+                && own
+                    .0
+                    .get(&stat.session)
+                    .is_some_and(|(_, _, session)| *session);
+            if owned || ending {
                 seen.alive.push(orphan);
                 continue;
             }
