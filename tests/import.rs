@@ -98,19 +98,63 @@ fn procfile_rails_with_release_worker_and_env() {
 }
 
 #[test]
-fn procfile_node_ports_go_to_web_then_to_whoever_reads_port() {
+fn procfile_every_process_gets_a_port_as_foreman_gives_it() {
     let (_tmp, dir) = project(&[(
         "Procfile",
-        "web: node server.js\n\
-         worker: node worker.js\n\
+        "worker: node worker.js\n\
+         web: node server.js\n\
          api: node api.js --port $PORT\n\
          docs: npx http-server docs -p ${PORT}\n",
     )]);
     let (toml, stderr) = translate(&dir, "Procfile");
     insta::assert_snapshot!(toml);
     assert!(!stderr.contains("warning:"), "{stderr}");
-    assert!(toml.contains("[services.web]\nrun = \"node server.js\"\nport = 5000\n"));
-    assert!(toml.contains("port = 5100") && toml.contains("port = 5200"));
+    // 5000 + 100 × the place in the file, $PORT in the command or not.
+    for (name, port) in [
+        ("worker", 5000),
+        ("web", 5100),
+        ("api", 5200),
+        ("docs", 5300),
+    ] {
+        assert!(
+            toml.contains(&format!("[services.{name}]\nrun = ")),
+            "{toml}"
+        );
+        let v: toml::Value = toml::from_str(&toml).unwrap();
+        assert_eq!(
+            v["services"][name]["port"].as_integer(),
+            Some(port),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn procfile_an_app_reading_port_in_its_code_serves_and_a_worker_that_never_listens_is_ready() {
+    let (_tmp, dir) = project(&[(
+        "Procfile",
+        "app: python3 -c 'import http.server as h, os; h.HTTPServer((\"127.0.0.1\", int(os.environ[\"PORT\"])), h.SimpleHTTPRequestHandler).serve_forever()'\n\
+         worker: sleep 300\n",
+    )]);
+    let (toml, _) = translate(&dir, "Procfile");
+    // (Not named `web`, which got a port before every process did.)
+    let (app, worker) = (free_port(), free_port());
+    let toml = toml
+        .replace("port = 5000", &format!("port = {app}"))
+        .replace("port = 5100", &format!("port = {worker}"));
+    std::fs::write(dir.join("devstack.toml"), &toml).unwrap();
+    let mut stack = common::Stack::at(&dir);
+    stack.start(&["up"]);
+    stack.wait_ready(30);
+    assert_eq!(common::http_status(app, "/"), 200);
+    let worker = stack
+        .services()
+        .unwrap()
+        .into_iter()
+        .find(|s| s["name"] == "worker")
+        .unwrap();
+    assert_eq!(worker["state"], "running", "{worker}");
+    stack.stop();
 }
 
 #[test]
