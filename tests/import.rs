@@ -892,3 +892,87 @@ fn a_translated_compose_file_runs_its_task_and_health_check() {
         "setup\napp\n"
     );
 }
+
+#[test]
+fn compose_udp_ports_are_left_out_with_a_warning() {
+    let (_tmp, dir) = project(&[(
+        "compose.yaml",
+        "services:\n\
+         \x20 dns:\n\
+         \x20   command: dnsmasq -k\n\
+         \x20   ports: [\"5353:53/udp\"]\n\
+         \x20 web:\n\
+         \x20   command: serve --port 80\n\
+         \x20   ports:\n\
+         \x20     - target: 514\n\
+         \x20       protocol: udp\n\
+         \x20     - \"8080:80/tcp\"\n",
+    )]);
+    let (toml, stderr) = translate(&dir, "compose.yaml");
+    let v: toml::Value = toml::from_str(&toml).unwrap();
+    assert_eq!(v["services"]["dns"].get("port"), None, "{toml}");
+    assert_eq!(
+        v["services"]["web"]["port"].as_integer(),
+        Some(80),
+        "{toml}"
+    );
+    assert!(
+        stderr.contains(
+            "service dns: ports 5353:53/udp: udp, and devstack's proxy forwards TCP only"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("service web: ports (a long-form port): udp"),
+        "{stderr}"
+    );
+}
+
+/// Bounded, not timed: the importer once compiled a regex per value and service, which made
+/// 500 services take most of a minute (an unoptimised build: many minutes).
+#[test]
+fn a_compose_file_of_500_services_imports() {
+    use std::fmt::Write;
+    let n = 500;
+    let mut text = String::from("services:\n");
+    for i in 0..n {
+        let _ = writeln!(text, "  svc{i}:\n    command: ./run --port 8000");
+        let _ = writeln!(
+            text,
+            "    ports: [\"{}:8000\"]\n    environment:",
+            10000 + i
+        );
+        for j in 1..=5 {
+            let _ = writeln!(text, "      URL_{j}: http://svc{}:8000/api", (i + j) % n);
+        }
+        if i > 0 {
+            let _ = writeln!(text, "    depends_on: [svc{}]", i - 1);
+        }
+    }
+    let (_tmp, dir) = project(&[("compose.yaml", &text)]);
+    let mut child = Command::new(BIN)
+        .args(["init", "--from", "compose.yaml"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("importing 500 services did not end in 120s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let toml = std::fs::read_to_string(dir.join("devstack.toml")).unwrap();
+    assert_eq!(
+        field(&toml, "services.svc7.env.URL_1"),
+        "http://127.0.0.1:8000/api"
+    );
+}
