@@ -44,13 +44,15 @@ fn a_stop_lets_the_program_under_a_shell_finish_its_cleanup() {
         run = "sh clean.sh simple"
         [services.compound]
         run = "cd . && sh clean.sh compound"
+        [services.background]
+        run = "sh clean.sh background & wait"
         [services.list]
         run = ["sh", "clean.sh", "list"]
         [services.wrapped]
         run = ["sh", "wrapper-nohup.sh"]
         "#,
     );
-    let all = ["simple", "compound", "list", "wrapped"];
+    let all = ["simple", "compound", "background", "list", "wrapped"];
     stack.start(&["up"]);
     for s in all {
         stack.wait_for(&format!("ready {s}"), 20);

@@ -4,7 +4,7 @@
 //! session (the kernel sends SIGHUP to its foreground group), killing a program in the middle
 //! of its cleanup. So a simple command is given an `exec` (the service's program leads its
 //! session), and any other script a trap that lets the shell outlive the stop signal until its
-//! current command has ended, then die of it as it would have.
+//! commands have ended, then die of it as it would have.
 
 use nix::sys::signal::Signal;
 
@@ -14,10 +14,11 @@ pub fn script(script: &str, stop: Signal) -> String {
     if execed != script || matches!(stop, Signal::SIGKILL | Signal::SIGSTOP) {
         return execed;
     }
-    // On the same line, so the shell's error messages keep the script's line numbers. A trap
-    // of the script's own replaces this one.
+    // The trap runs once the foreground command has ended; `wait` waits for the background
+    // ones (`server & wait`), which had the signal too. On the same line, so the shell's error
+    // messages keep the script's line numbers. A trap of the script's own replaces this one.
     let sig = stop.as_str().trim_start_matches("SIG");
-    format!("trap 'trap - {sig}; kill -{sig} $$' {sig}; {script}")
+    format!("trap 'trap - {sig}; wait; kill -{sig} $$' {sig}; {script}")
 }
 
 /// Words that are not programs: shell keywords and builtins (`exec cd` fails; `echo` and
@@ -90,7 +91,7 @@ mod tests {
     fn a_script_outlives_the_stop_signal_until_its_command_ends() {
         assert_eq!(
             script("cd api && npm start", Signal::SIGINT),
-            "trap 'trap - INT; kill -INT $$' INT; cd api && npm start"
+            "trap 'trap - INT; wait; kill -INT $$' INT; cd api && npm start"
         );
         assert_eq!(script("serve", Signal::SIGTERM), "exec serve");
         assert_eq!(script("a; b", Signal::SIGKILL), "a; b");
