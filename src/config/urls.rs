@@ -137,4 +137,37 @@ mod tests {
             [("REDIS_URL".into(), "redis://127.0.0.1:6379".into())]
         );
     }
+
+    #[test]
+    fn what_the_user_set_wins_over_a_derived_url() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env"), "DATABASE_URL=postgres://u@h/app\n").unwrap();
+        let src = "[stack]\nenv_file = \".env\"\n[env]\nCACHE_URL = \"redis://x\"\n\
+                   [services.database]\nrun = \"x\"\nport = 5432\n\
+                   [services.cache]\nrun = \"redis-server\"\nport = 6379\n\
+                   [services.redis]\nrun = \"x\"\nport = 6380\n\
+                   [services.mine]\nrun = \"x\"\nport = 7000\n\
+                   [services.raw]\nrun = \"x\"\nport = 7001\nprotocol = \"tcp\"\n\
+                   [services.api]\nrun = \"y\"\nport = 8080\nenv = { REDIS_URL = \"redis://r\" }\n";
+        let process = |k: &str| (k == "MINE_URL").then(|| "from-the-shell".to_string());
+        let cfg = super::super::parse(&dir.path().join("devstack.toml"), src, &process).unwrap();
+        let get = |k: &str| cfg.services[5].env_var(k);
+        assert_eq!(get("DATABASE_URL"), Some("postgres://u@h/app"));
+        assert_eq!(get("CACHE_URL"), Some("redis://x"));
+        assert_eq!(get("REDIS_URL"), Some("redis://r"));
+        // Inherited from devstack's environment: not set over it.
+        assert_eq!(get("MINE_URL"), None);
+        assert_eq!(get("RAW_URL"), Some("tcp://127.0.0.1:7001"));
+        assert_eq!(get("API_URL"), Some("http://127.0.0.1:8080"));
+        // Another service sees the derived one, with the scheme its server takes.
+        assert_eq!(
+            cfg.services[0].env_var("REDIS_URL"),
+            Some("redis://127.0.0.1:6380")
+        );
+        // `devstack run`'s command gets the same values.
+        let urls: std::collections::HashMap<_, _> = cfg.url_env().into_iter().collect();
+        assert_eq!(urls["DATABASE_URL"], "postgres://u@h/app");
+        assert_eq!(urls["REDIS_URL"], "redis://127.0.0.1:6380");
+        assert!(!urls.contains_key("MINE_URL"));
+    }
 }
