@@ -20,10 +20,14 @@ const THREADS: usize = 1;
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// At most this long, whatever the probe's start period.
 const MAX_WAIT: Duration = Duration::from_secs(120);
-/// How often a new process's private port is tried until it accepts, at first and later.
+/// How often a new process's private port is tried until it accepts, at first, later, and once
+/// it looks like a process that never listens (a Procfile worker has a port too): a quiet
+/// stack must cost next to nothing.
 const POLL: Duration = Duration::from_millis(20);
 const POLL_LATER: Duration = Duration::from_millis(250);
+const POLL_IDLE: Duration = Duration::from_secs(1);
 const POLL_FAST_FOR: Duration = Duration::from_secs(5);
+const POLL_LATER_FOR: Duration = Duration::from_secs(60);
 
 /// Picks the private ports of a stack's proxied services: free ones below the range the kernel
 /// hands out for outgoing connections and port 0 (`ip_local_port_range`), so that they never
@@ -378,10 +382,10 @@ async fn up_once_listening(
         {
             say();
         }
-        let pause = if start.elapsed() < POLL_FAST_FOR {
-            POLL
-        } else {
-            POLL_LATER
+        let pause = match start.elapsed() {
+            t if t < POLL_FAST_FOR => POLL,
+            t if t < POLL_LATER_FOR => POLL_LATER,
+            _ => POLL_IDLE,
         };
         tokio::time::sleep(pause).await;
     }

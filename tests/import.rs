@@ -98,19 +98,63 @@ fn procfile_rails_with_release_worker_and_env() {
 }
 
 #[test]
-fn procfile_node_ports_go_to_web_then_to_whoever_reads_port() {
+fn procfile_every_process_gets_a_port_as_foreman_gives_it() {
     let (_tmp, dir) = project(&[(
         "Procfile",
-        "web: node server.js\n\
-         worker: node worker.js\n\
+        "worker: node worker.js\n\
+         web: node server.js\n\
          api: node api.js --port $PORT\n\
          docs: npx http-server docs -p ${PORT}\n",
     )]);
     let (toml, stderr) = translate(&dir, "Procfile");
     insta::assert_snapshot!(toml);
     assert!(!stderr.contains("warning:"), "{stderr}");
-    assert!(toml.contains("[services.web]\nrun = \"node server.js\"\nport = 5000\n"));
-    assert!(toml.contains("port = 5100") && toml.contains("port = 5200"));
+    // 5000 + 100 × the place in the file, $PORT in the command or not.
+    for (name, port) in [
+        ("worker", 5000),
+        ("web", 5100),
+        ("api", 5200),
+        ("docs", 5300),
+    ] {
+        assert!(
+            toml.contains(&format!("[services.{name}]\nrun = ")),
+            "{toml}"
+        );
+        let v: toml::Value = toml::from_str(&toml).unwrap();
+        assert_eq!(
+            v["services"][name]["port"].as_integer(),
+            Some(port),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn procfile_an_app_reading_port_in_its_code_serves_and_a_worker_that_never_listens_is_ready() {
+    let (_tmp, dir) = project(&[(
+        "Procfile",
+        "app: python3 -c 'import http.server as h, os; h.HTTPServer((\"127.0.0.1\", int(os.environ[\"PORT\"])), h.SimpleHTTPRequestHandler).serve_forever()'\n\
+         worker: sleep 300\n",
+    )]);
+    let (toml, _) = translate(&dir, "Procfile");
+    // (Not named `web`, which got a port before every process did.)
+    let (app, worker) = (free_port(), free_port());
+    let toml = toml
+        .replace("port = 5000", &format!("port = {app}"))
+        .replace("port = 5100", &format!("port = {worker}"));
+    std::fs::write(dir.join("devstack.toml"), &toml).unwrap();
+    let mut stack = common::Stack::at(&dir);
+    stack.start(&["up"]);
+    stack.wait_ready(30);
+    assert_eq!(common::http_status(app, "/"), 200);
+    let worker = stack
+        .services()
+        .unwrap()
+        .into_iter()
+        .find(|s| s["name"] == "worker")
+        .unwrap();
+    assert_eq!(worker["state"], "running", "{worker}");
+    stack.stop();
 }
 
 #[test]
@@ -846,5 +890,89 @@ fn a_translated_compose_file_runs_its_task_and_health_check() {
     assert_eq!(
         std::fs::read_to_string(dir.join("order.txt")).unwrap(),
         "setup\napp\n"
+    );
+}
+
+#[test]
+fn compose_udp_ports_are_left_out_with_a_warning() {
+    let (_tmp, dir) = project(&[(
+        "compose.yaml",
+        "services:\n\
+         \x20 dns:\n\
+         \x20   command: dnsmasq -k\n\
+         \x20   ports: [\"5353:53/udp\"]\n\
+         \x20 web:\n\
+         \x20   command: serve --port 80\n\
+         \x20   ports:\n\
+         \x20     - target: 514\n\
+         \x20       protocol: udp\n\
+         \x20     - \"8080:80/tcp\"\n",
+    )]);
+    let (toml, stderr) = translate(&dir, "compose.yaml");
+    let v: toml::Value = toml::from_str(&toml).unwrap();
+    assert_eq!(v["services"]["dns"].get("port"), None, "{toml}");
+    assert_eq!(
+        v["services"]["web"]["port"].as_integer(),
+        Some(80),
+        "{toml}"
+    );
+    assert!(
+        stderr.contains(
+            "service dns: ports 5353:53/udp: udp, and devstack's proxy forwards TCP only"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("service web: ports (a long-form port): udp"),
+        "{stderr}"
+    );
+}
+
+/// Bounded, not timed: the importer once compiled a regex per value and service, which made
+/// 500 services take most of a minute (an unoptimised build: many minutes).
+#[test]
+fn a_compose_file_of_500_services_imports() {
+    use std::fmt::Write;
+    let n = 500;
+    let mut text = String::from("services:\n");
+    for i in 0..n {
+        let _ = writeln!(text, "  svc{i}:\n    command: ./run --port 8000");
+        let _ = writeln!(
+            text,
+            "    ports: [\"{}:8000\"]\n    environment:",
+            10000 + i
+        );
+        for j in 1..=5 {
+            let _ = writeln!(text, "      URL_{j}: http://svc{}:8000/api", (i + j) % n);
+        }
+        if i > 0 {
+            let _ = writeln!(text, "    depends_on: [svc{}]", i - 1);
+        }
+    }
+    let (_tmp, dir) = project(&[("compose.yaml", &text)]);
+    let mut child = Command::new(BIN)
+        .args(["init", "--from", "compose.yaml"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("importing 500 services did not end in 120s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let toml = std::fs::read_to_string(dir.join("devstack.toml")).unwrap();
+    assert_eq!(
+        field(&toml, "services.svc7.env.URL_1"),
+        "http://127.0.0.1:8000/api"
     );
 }

@@ -67,3 +67,35 @@ fn init_writes_a_starter_that_runs_and_ignores_the_state_folder_once() {
     let (code, text) = devstack(dir, &["ci", "--timeout", "60s"]);
     assert_eq!(code, 0, "{text}");
 }
+
+#[test]
+fn init_refuses_to_write_through_a_linked_config_or_gitignore_even_with_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let target = outside.path().join("precious");
+    std::fs::write(&target, "keep me\n").unwrap();
+
+    for name in ["devstack.toml", ".gitignore"] {
+        let link = dir.join(name);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        for args in [&["init"][..], &["init", "--force"][..]] {
+            let (code, text) = devstack(dir, args);
+            assert_eq!(code, 2, "{args:?}: {text}");
+            assert!(
+                text.contains(&format!("{name} is a symbolic link")),
+                "{args:?}: {text}"
+            );
+            assert!(text.contains("precious"), "the target is named: {text}");
+            assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+        }
+        std::fs::remove_file(&link).unwrap();
+    }
+    // A dangling link is not followed either (it would create the file where it points).
+    let missing = outside.path().join("missing");
+    std::os::unix::fs::symlink(&missing, dir.join("devstack.toml")).unwrap();
+    let (code, text) = devstack(dir, &["init", "--force"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(!missing.exists());
+    assert!(!dir.join(".gitignore").exists(), "nothing written");
+}

@@ -298,6 +298,46 @@ fn services_get_port_name_and_url_variables() {
 }
 
 #[test]
+fn the_users_variables_win_over_derived_urls_whose_scheme_fits_the_service() {
+    let [database, redis, queue, api] = std::array::from_fn(|_| common::free_port());
+    let mut stack = Stack::new(&format!(
+        r#"
+        [stack]
+        env_file = ".env"
+        [services.database]
+        run = "sleep 300"
+        port = {database}
+        [services.redis]
+        run = "sleep 300"
+        port = {redis}
+        [services.queue]
+        run = "sleep 300"
+        port = {queue}
+        protocol = "tcp"
+        [services.api]
+        run = "echo db=$DATABASE_URL redis=$REDIS_URL queue=$QUEUE_URL; sleep 300"
+        port = {api}
+        proxy = false
+        "#
+    ));
+    std::fs::write(
+        stack.path().join(".env"),
+        "DATABASE_URL=postgres://app@127.0.0.1/app\n",
+    )
+    .unwrap();
+    stack.start(&["up"]);
+    let out = stack.wait_for("queue=tcp", 20);
+    assert!(
+        out.contains(&format!(
+            "db=postgres://app@127.0.0.1/app redis=redis://127.0.0.1:{redis} queue=tcp://127.0.0.1:{queue}"
+        )),
+        "{out}"
+    );
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(20);
+}
+
+#[test]
 fn a_second_signal_kills_at_once_and_sighup_stops_the_stack() {
     let mut stack = Stack::new(
         r#"

@@ -16,6 +16,17 @@ const IGNORED: &str = ".devstack/";
 /// `.devstack/`).
 pub fn init(file: &Path, force: bool, from: Option<&Path>) -> ExitCode {
     let dir = file.parent().unwrap_or(Path::new("."));
+    // Checked before anything is written: a link would have init write wherever it points.
+    for path in [file.to_path_buf(), dir.join(".gitignore")] {
+        if let Some(target) = link_target(&path) {
+            note(&format!(
+                "error: {} is a symbolic link (to {}); devstack init does not write through links, even with --force: remove the link, or write the file yourself",
+                printable(&path.display().to_string()),
+                printable(&target.display().to_string()),
+            ));
+            return ExitCode::from(2);
+        }
+    }
     if file.exists() && !force {
         note(&format!(
             "error: {} exists already; `devstack init --force` replaces it",
@@ -35,7 +46,7 @@ pub fn init(file: &Path, force: bool, from: Option<&Path>) -> ExitCode {
             Err(code) => return code,
         },
     };
-    if let Err(e) = std::fs::write(file, text) {
+    if let Err(e) = write_no_follow(file, &text) {
         note(&format!("error: can't write {}: {e}", file.display()));
         return ExitCode::FAILURE;
     }
@@ -137,6 +148,27 @@ fn ignore_state_dir(dir: &Path) -> std::io::Result<bool> {
     }
     new.push_str(IGNORED);
     new.push('\n');
-    std::fs::write(&path, new)?;
+    write_no_follow(&path, &new)?;
     Ok(true)
+}
+
+/// Where `path` points, when it is a symbolic link (dangling or not).
+fn link_target(path: &Path) -> Option<std::path::PathBuf> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    meta.file_type()
+        .is_symlink()
+        .then(|| std::fs::read_link(path).unwrap_or_default())
+}
+
+/// Replace the file's text, failing (ELOOP) when it became a link after it was checked.
+fn write_no_follow(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?
+        .write_all(text.as_bytes())
 }

@@ -5,6 +5,7 @@ pub mod import;
 mod interp;
 mod plan;
 mod raw;
+mod urls;
 
 pub use diag::{ConfigErrors, Diagnostic};
 pub use plan::describe;
@@ -41,6 +42,9 @@ pub struct Config {
     pub debounce: Duration,
     /// Log lines kept in memory per service (`[stack] scrollback`).
     pub scrollback: usize,
+    /// Every `<NAME>_URL` as the services see it (the user's value where they set one in
+    /// `env_file` or `[env]`), but none set in devstack's own environment.
+    pub urls: Vec<(String, String)>,
     /// Services in file order; `Dep::service` indexes into this.
     pub services: Vec<Service>,
     /// A start order that respects every dependency (file order among equals).
@@ -394,14 +398,35 @@ impl Resolver<'_> {
             .unwrap_or_else(|_| root.clone())
             .display()
             .to_string();
-        let urls = url_env(names.iter().map(String::as_str).zip(ports.iter().copied()));
+        let schemes: Vec<&'static str> = raw_services
+            .iter()
+            .map(|(name, raw)| {
+                let protocol = raw.protocol.as_ref().map(|p| *p.get_ref());
+                urls::scheme(
+                    name.get_ref(),
+                    raw.run.as_ref().map(|r| r.get_ref()),
+                    protocol.unwrap_or_default(),
+                )
+            })
+            .collect();
+        // Derived, so what the user set under the same name wins: devstack's own environment
+        // (which the services inherit) here, env_file and [env] by coming later in each list.
+        let urls = urls::url_env(
+            names
+                .iter()
+                .zip(&ports)
+                .zip(&schemes)
+                .map(|((n, p), s)| (n.as_str(), *p, *s)),
+            |var| (self.process_env)(var).is_some(),
+        );
 
         let mut services = Vec::with_capacity(raw_services.len());
         for (i, (name_span, raw)) in raw_services.iter().enumerate() {
             let name = name_span.get_ref().clone();
-            // Injected variables, then the service's own env: the user's explicit values win.
-            let mut env = stack_env.clone();
-            env.extend(urls.iter().cloned());
+            // Derived URLs, the stack's environment, devstack's variables, then the service's own
+            // env: later entries win, so the user's values win over the URLs.
+            let mut env = urls.clone();
+            env.extend(stack_env.iter().cloned());
             env.push((SERVICE_VAR.into(), name.clone()));
             env.push((STACK_VAR.into(), stack_id.clone()));
             let proxied = ports[i].is_some() && raw.proxy != Some(false);
@@ -549,6 +574,13 @@ impl Resolver<'_> {
             file: self.file.to_path_buf(),
             root,
             stack_id,
+            urls: urls
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = last_value(&stack_env, &k).map_or(v, str::to_string);
+                    (k, v)
+                })
+                .collect(),
             name,
             debounce,
             scrollback,
@@ -687,16 +719,10 @@ impl Resolver<'_> {
 }
 
 impl Config {
-    /// `<NAME>_URL=http://127.0.0.1:<port>` for every service with a port.
+    /// `<NAME>_URL` for every service with a port, as the services see it.
     pub fn url_env(&self) -> Vec<(String, String)> {
-        url_env(self.services.iter().map(|s| (s.name.as_str(), s.port)))
+        self.urls.clone()
     }
-}
-
-fn url_env<'a>(services: impl Iterator<Item = (&'a str, Option<u16>)>) -> Vec<(String, String)> {
-    services
-        .filter_map(|(name, port)| Some((url_var(name), format!("http://127.0.0.1:{}", port?))))
-        .collect()
 }
 
 /// The last value of `name` in an ordered list of variables.
@@ -712,11 +738,6 @@ fn in_file_order<K, V>(table: &BTreeMap<Spanned<K>, V>) -> Vec<(&Spanned<K>, &V)
     let mut entries: Vec<_> = table.iter().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
     entries
-}
-
-/// `SOME-svc` → `SOME_SVC_URL`
-pub fn url_var(service: &str) -> String {
-    format!("{}_URL", service.to_ascii_uppercase().replace('-', "_"))
 }
 
 fn value_string(v: &Spanned<EnvValue>) -> Spanned<String> {

@@ -214,6 +214,8 @@ impl Engine {
             cmd,
             cwd: &spec.cwd,
             env: &spec.env,
+            stop_signal: spec.stop_signal,
+            grace: spec.grace,
         };
         let on_exit = Box::new(move |exit| {
             let _ = tx.send(Msg::Exited {

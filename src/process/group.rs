@@ -2,6 +2,7 @@
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use std::time::{Duration, Instant};
 
 /// Send `sig` to the process group `pgid`. Returns false when the group is gone.
 pub fn signal_group(pgid: i32, sig: Signal) -> bool {
@@ -25,6 +26,55 @@ pub fn kill_session(sid: i32) {
             let _ = nix::sys::signal::kill(Pid::from_raw(stat.pid), Signal::SIGKILL);
         }
     }
+}
+
+/// The leader of session `sid` has exited (a zombie, so `sid` is not reused). What remains of
+/// the session ends as a stop would end it: `stopped` says when the leader's group was sent
+/// `signal` (the rest of that group has had it since, and has until then + `grace`); None: the
+/// leader ended by itself, so all of the rest gets `signal` now and the whole grace. Then
+/// whatever is left is killed (`kill_session`). Returns at once when nothing remains.
+#[cfg(target_os = "linux")]
+pub fn end_session(sid: i32, signal: Signal, grace: Duration, stopped: Option<Instant>) {
+    let rest = session_rest(sid);
+    if !rest.is_empty() {
+        for &(pid, group, _) in &rest {
+            // A stop reached the leader's group only: a job-control group of the session still
+            // needs it.
+            if stopped.is_none() || group != sid {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+            }
+        }
+        let deadline = stopped.unwrap_or_else(Instant::now) + grace;
+        let running = |&(pid, _, start): &(i32, i32, u64)| {
+            super::tree::stat(pid).is_some_and(|s| s.state != 'Z' && s.starttime == start)
+        };
+        while Instant::now() < deadline && rest.iter().any(running) {
+            std::thread::sleep(LINGER_POLL);
+        }
+    }
+    kill_session(sid);
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn end_session(sid: i32, _signal: Signal, _grace: Duration, _stopped: Option<Instant>) {
+    kill_session(sid);
+}
+
+/// How often `end_session` looks whether the rest of a session has ended.
+#[cfg(target_os = "linux")]
+const LINGER_POLL: Duration = Duration::from_millis(20);
+
+/// The live processes of session `sid` but its leader: pid, process group, start time.
+#[cfg(target_os = "linux")]
+fn session_rest(sid: i32) -> Vec<(i32, i32, u64)> {
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    all.flatten()
+        .filter_map(|proc| proc.stat().ok())
+        .filter(|stat| stat.session == sid && stat.pid != sid && stat.state != 'Z')
+        .map(|stat| (stat.pid, stat.pgrp, stat.starttime))
+        .collect()
 }
 
 /// SIGKILL every process that has the terminal `tty` open: a service's descendants that left

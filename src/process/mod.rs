@@ -6,6 +6,7 @@ pub mod nofile;
 pub mod orphans;
 mod ports;
 mod record;
+mod shell;
 mod spawner;
 #[cfg(target_os = "linux")]
 mod tree;
@@ -25,10 +26,10 @@ use crate::config::CommandLine;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 /// Where a process's terminal output goes, chunk by chunk, on the reader thread.
 pub trait OutputSink: Send + 'static {
@@ -111,16 +112,36 @@ pub struct Spawned {
 /// How long output still draining from a finished process's terminal may delay its exit report.
 const DRAIN_WAIT: Duration = Duration::from_millis(500);
 
-/// Start `cmd` in a new PTY. `output` gets every chunk the terminal produces, on a thread of its
-/// own; `on_exit` is called once the process has exited and its output has been read.
+/// When each session's leader group was last sent its stop signal (`Pty::signal`), by pid: the
+/// rest of the session's grace runs from then. Taken by the session's waiter.
+static STOPPED: Mutex<BTreeMap<i32, Instant>> = Mutex::new(BTreeMap::new());
+
+/// The session `pid` leads is being stopped from now on (a later stop keeps the first time).
+fn stopping(pid: i32) {
+    let mut stopped = STOPPED.lock().unwrap_or_else(|e| e.into_inner());
+    stopped.entry(pid).or_insert_with(Instant::now);
+}
+
+/// Start `req.cmd` in a new PTY. `output` gets every chunk the terminal produces, on a thread of
+/// its own; `on_exit` is called once the process has exited and its output has been read.
+///
+/// When the leader exits, what remains of its session is not killed at once: a shell that ran
+/// the service's program (`sh -c "cd x && server"`) dies at the stop signal while the program is
+/// still cleaning up. During a stop it has the rest of the grace; after the leader ended by
+/// itself it gets the stop signal now and the whole grace. Then SIGKILL.
 pub fn spawn(
-    service: &str,
-    cmd: &CommandLine,
-    cwd: &Path,
-    env: &[(String, String)],
+    req: &SpawnRequest<'_>,
     mut output: impl OutputSink,
     on_exit: impl FnOnce(Exit) + Send + 'static,
 ) -> Result<Spawned, SpawnError> {
+    let SpawnRequest {
+        service,
+        cmd,
+        cwd,
+        env,
+        stop_signal,
+        grace,
+    } = *req;
     let pty = native_pty_system();
     let pair = pty
         .openpty(PtySize {
@@ -130,8 +151,12 @@ pub fn spawn(
             pixel_height: 0,
         })
         .map_err(|e| SpawnError::Terminal(e.into()))?;
+    let script;
     let argv: Vec<&str> = match cmd {
-        CommandLine::Shell(s) => vec!["sh", "-c", s],
+        CommandLine::Shell(s) => {
+            script = shell::script(s, stop_signal);
+            vec!["sh", "-c", &script]
+        }
         CommandLine::Exec(argv) => argv.iter().map(String::as_str).collect(),
     };
     // A relative program path names a file under the service's folder, not on PATH.
@@ -171,6 +196,11 @@ pub fn spawn(
     let pid = child.process_id().ok_or(SpawnError::NoPid)? as i32;
     own.add(pid, Some(service), true);
     drop(own);
+    // A stop of an earlier process that had this pid says nothing about this one.
+    STOPPED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&pid);
     drop(child); // waited for below, and reaped by the owner with `reap`
     let tty = pair.master.tty_name();
 
@@ -203,8 +233,12 @@ pub fn spawn(
         .spawn(move || {
             let exit = wait_for(pid);
             // The leader is a zombie now, so its pid (= group = session id) can't be reused yet:
-            // whatever it left in its session goes with it.
-            kill_session(pid);
+            // whatever it left in its session goes with it, after its grace.
+            let stopped = STOPPED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&pid);
+            group::end_session(pid, stop_signal, grace, stopped);
             // Let the last lines arrive before the exit is reported. A process that left the
             // session (setsid) but still holds the terminal would keep it open for good.
             if drained_rx.recv_timeout(DRAIN_WAIT).is_err() {

@@ -187,8 +187,51 @@ impl Drop for Keeper {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        reap_adopted(Instant::now() + ADOPTED_WAIT);
     }
 }
+
+/// How long the stack's end waits for adopted processes just killed to become collectable.
+const ADOPTED_WAIT: Duration = Duration::from_millis(500);
+
+/// Collect every process that came back to devstack (the subreaper) and has exited, whoever's
+/// it was (the sweeps collect an unknown one only the second time they see it dead), waiting
+/// until `deadline` for those still dying: once the stack has stopped, none must be left a
+/// zombie, here or under whoever adopts them after devstack.
+#[cfg(target_os = "linux")]
+fn reap_adopted(deadline: Instant) {
+    let me = std::process::id() as i32;
+    loop {
+        let adopted: Vec<i32> = {
+            let own = own();
+            Tree::new()
+                .children_of_thread(me)
+                .into_iter()
+                .filter(|pid| !own.0.contains_key(pid))
+                .collect()
+        };
+        let mut dying = false;
+        for pid in adopted {
+            match super::tree::stat(pid) {
+                Some(stat) if stat.state == 'Z' => {
+                    let _ = nix::sys::wait::waitpid(
+                        Pid::from_raw(pid),
+                        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                    );
+                }
+                Some(_) => dying = true,
+                None => {}
+            }
+        }
+        if !dying || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reap_adopted(_deadline: Instant) {}
 
 #[derive(Default)]
 struct Sweep {
@@ -359,7 +402,14 @@ impl Sweep {
                 service: svc.name.clone(),
             };
             let owned = !all && (svc.task || own.has_owner(&svc.name, stat.starttime));
-            if owned {
+            // Still in the session of a leader that exited: its waiter is giving it the rest of
+            // the grace (`group::end_session`), and kills it after.
+            let ending = stat.session != stat.pid
+                && own
+                    .0
+                    .get(&stat.session)
+                    .is_some_and(|(_, _, session)| *session);
+            if owned || ending {
                 seen.alive.push(orphan);
                 continue;
             }

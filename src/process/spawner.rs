@@ -20,6 +20,10 @@ pub struct SpawnRequest<'a> {
     pub cmd: &'a CommandLine,
     pub cwd: &'a Path,
     pub env: &'a [(String, String)],
+    /// How the service is stopped: what remains of its session when its leader exits gets the
+    /// same (see `process::spawn`).
+    pub stop_signal: Signal,
+    pub grace: std::time::Duration,
 }
 
 /// A started process's terminal: typed input and resizes go through it. Dropping it hangs the
@@ -51,7 +55,8 @@ pub trait Spawner: Send + Sync + 'static {
         output: Box<dyn OutputSink>,
         on_exit: Box<dyn FnOnce(Exit) + Send>,
     ) -> Result<Started, SpawnError>;
-    /// Send `sig` to the process group `pgid`. False when the group is gone.
+    /// Stop the process group `pgid`: send it `sig` (its stop signal). Whatever of its session
+    /// outlives its leader has what remains of the grace from now. False when the group is gone.
     fn signal(&self, pgid: i32, sig: Signal) -> bool;
     /// SIGKILL every process of the session `sid`: its group now, the rest (found in `/proc`)
     /// off the caller's thread.
@@ -83,7 +88,7 @@ impl Spawner for Pty {
         output: Box<dyn OutputSink>,
         on_exit: Box<dyn FnOnce(Exit) + Send>,
     ) -> Result<Started, SpawnError> {
-        let spawned = super::spawn(req.service, req.cmd, req.cwd, req.env, output, on_exit)?;
+        let spawned = super::spawn(&req, output, on_exit)?;
         Ok(Started {
             pid: spawned.pid,
             terminal: Box::new(PtyTerminal {
@@ -95,6 +100,7 @@ impl Spawner for Pty {
     }
 
     fn signal(&self, pgid: i32, sig: Signal) -> bool {
+        super::stopping(pgid);
         super::signal_group(pgid, sig)
     }
 

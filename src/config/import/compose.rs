@@ -7,6 +7,7 @@ use super::{
     open_yaml, shell_for_devstack, signal_name, unescape_dollars, yaml_text as text,
 };
 use serde_norway::{Mapping, Value};
+use std::collections::HashSet;
 
 /// Images of well-known servers: the name, the command that runs one locally (`{port}`: its
 /// port), its usual port, a health check, and what to do first.
@@ -112,20 +113,53 @@ fn argv(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-/// The services' host names in a value (`postgres://db:5432`, `REDIS_HOST=redis`) → 127.0.0.1.
-fn local_hosts(value: &str, names: &[String]) -> Option<String> {
-    if names.iter().any(|n| n == value) {
+/// The other services' host names in a value (`postgres://db:5432`, `REDIS_HOST=redis`) →
+/// 127.0.0.1: the whole value, or a host after `/` or `@` that ends at `:`, `/` or the end.
+/// One pass over the value, names looked up in a set (a regex per name made 500 services
+/// take most of a minute).
+fn local_hosts(value: &str, names: &HashSet<&str>, own: &str) -> Option<String> {
+    let other = |host: &str| host != own && names.contains(host);
+    if other(value) {
         return Some("127.0.0.1".into());
     }
-    let mut out = value.to_string();
-    for n in names {
-        let re = regex::Regex::new(&format!(r"([/@]){}([:/]|$)", regex::escape(n))).ok()?;
-        out = re.replace_all(&out, "${1}127.0.0.1${2}").into_owned();
+    let mut out = String::with_capacity(value.len());
+    let mut copied = 0;
+    // Each piece between `:` and `/` delimiters; `start` is where it begins in `value`.
+    let mut start = 0;
+    for piece in value.split([':', '/']) {
+        let end = start + piece.len();
+        // A name has no `@`: only the part after the last `@` of a piece can be a host, or the
+        // whole piece when it follows a `/`.
+        let host_at = match piece.rfind('@') {
+            Some(at) => Some(start + at + 1),
+            None => (start > 0 && value.as_bytes()[start - 1] == b'/').then_some(start),
+        };
+        if let Some(h) = host_at
+            && other(&value[h..end])
+        {
+            out.push_str(&value[copied..h]);
+            out.push_str("127.0.0.1");
+            copied = end;
+        }
+        start = end + 1;
     }
-    (out != value).then_some(out)
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&value[copied..]);
+    Some(out)
 }
 
-/// The first `ports` entry: (container port, published host port).
+/// The protocol of a `ports` entry other than TCP (`53:53/udp`, `protocol: udp`), if any.
+fn not_tcp(v: &Value) -> Option<String> {
+    let protocol = match v {
+        Value::Mapping(m) => m.get("protocol").and_then(text)?,
+        other => text(other)?.rsplit_once('/')?.1.to_string(),
+    };
+    (!protocol.eq_ignore_ascii_case("tcp")).then_some(protocol)
+}
+
+/// A `ports` entry: (container port, published host port).
 fn first_port(v: &Value) -> Option<(u16, Option<u16>)> {
     match v {
         Value::Mapping(m) => {
@@ -207,10 +241,7 @@ pub(super) fn import(src: &str, cx: &Context) -> Result<Stack, SyntaxError> {
         .get("services")
         .and_then(Value::as_mapping)
         .unwrap_or(&empty);
-    let names: Vec<String> = services
-        .keys()
-        .filter_map(|k| k.as_str().map(str::to_string))
-        .collect();
+    let names: HashSet<&str> = services.keys().filter_map(Value::as_str).collect();
     for (name, def) in services {
         let Some(name) = name.as_str() else { continue };
         let empty = Mapping::new();
@@ -224,7 +255,13 @@ pub(super) fn import(src: &str, cx: &Context) -> Result<Stack, SyntaxError> {
     Ok(stack)
 }
 
-fn service(name: &str, def: &Mapping, cx: &Context, names: &[String], stack: &mut Stack) -> Svc {
+fn service(
+    name: &str,
+    def: &Mapping,
+    cx: &Context,
+    names: &HashSet<&str>,
+    stack: &mut Stack,
+) -> Svc {
     let mut svc = Svc::new(name);
     let get = |k: &str| def.get(k);
     let image = get("image").and_then(text);
@@ -282,10 +319,12 @@ fn service(name: &str, def: &Mapping, cx: &Context, names: &[String], stack: &mu
         .as_deref()
         .and_then(known)
         .filter(|_| get("build").is_none());
-    let container_port = get("ports")
+    // devstack's proxy forwards TCP: a UDP port is not one it can stand in front of.
+    let (other_ports, ports): (Vec<&Value>, Vec<&Value>) = get("ports")
         .and_then(Value::as_sequence)
-        .and_then(|p| p.first())
-        .and_then(first_port);
+        .map(|p| p.iter().partition(|p| not_tcp(p).is_some()))
+        .unwrap_or_default();
+    let container_port = ports.first().copied().and_then(first_port);
     if let Some(k) = local {
         let image = image.as_deref().unwrap_or_default();
         let port = container_port.map_or(k.port, |(t, _)| t);
@@ -350,7 +389,6 @@ fn service(name: &str, def: &Mapping, cx: &Context, names: &[String], stack: &mu
         }
         _ => {}
     }
-    let others: Vec<String> = names.iter().filter(|n| *n != name).cloned().collect();
     let mut localised = false;
     for (k, v) in env {
         let Some(v) = v else {
@@ -366,7 +404,7 @@ fn service(name: &str, def: &Mapping, cx: &Context, names: &[String], stack: &mu
             continue;
         }
         let mut value = env_value(cx, &mut svc, &k, &v);
-        if let Some(l) = local_hosts(&value, &others) {
+        if let Some(l) = local_hosts(&value, names, name) {
             value = l;
             localised = true;
         }
@@ -424,10 +462,7 @@ fn service(name: &str, def: &Mapping, cx: &Context, names: &[String], stack: &mu
             ));
         }
     }
-    if let Some(first) = get("ports")
-        .and_then(Value::as_sequence)
-        .and_then(|p| p.first())
-        .and_then(text)
+    if let Some(first) = ports.first().copied().and_then(text)
         && first.contains('-')
         && !svc.commented
     {
@@ -435,16 +470,19 @@ fn service(name: &str, def: &Mapping, cx: &Context, names: &[String], stack: &mu
             "ports {first}: a range; devstack knows one port per service, the first"
         ));
     }
-    if let Some(ports) = get("ports").and_then(Value::as_sequence)
-        && ports.len() > 1
-    {
-        let rest: Vec<String> = ports[1..]
-            .iter()
-            .map(|p| text(p).unwrap_or_else(|| "(a long-form port)".into()))
-            .collect();
+    let shown = |p: &&Value| text(p).unwrap_or_else(|| "(a long-form port)".into());
+    if ports.len() > 1 {
+        let rest: Vec<String> = ports[1..].iter().map(shown).collect();
         svc.warn(format!(
             "ports {}: devstack knows one port per service; the process still binds what it binds",
             rest.join(", ")
+        ));
+    }
+    for p in &other_ports {
+        let protocol = not_tcp(p).unwrap_or_default();
+        svc.warn(format!(
+            "ports {}: {protocol}, and devstack's proxy forwards TCP only: left out (the process binds it itself)",
+            shown(p)
         ));
     }
     if get("expose").is_some() {
@@ -725,12 +763,24 @@ mod tests {
 
     #[test]
     fn host_names_become_local() {
-        let names = vec!["db".to_string(), "redis".to_string()];
+        let names: HashSet<&str> = ["db", "redis", "api"].into_iter().collect();
+        let local = |v: &str| local_hosts(v, &names, "api");
         assert_eq!(
-            local_hosts("postgres://app:pw@db:5432/app", &names).as_deref(),
+            local("postgres://app:pw@db:5432/app").as_deref(),
             Some("postgres://app:pw@127.0.0.1:5432/app")
         );
-        assert_eq!(local_hosts("redis", &names).as_deref(), Some("127.0.0.1"));
-        assert_eq!(local_hosts("dbx://nothing", &names), None);
+        assert_eq!(local("redis").as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            local("redis://redis/0,http://db").as_deref(),
+            Some("redis://127.0.0.1/0,http://127.0.0.1")
+        );
+        assert_eq!(
+            local("amqp://u:p@redis:1//db/x").as_deref(),
+            Some("amqp://u:p@127.0.0.1:1//127.0.0.1/x")
+        );
+        assert_eq!(local("dbx://nothing"), None);
+        assert_eq!(local("db:5432"), None, "no `/` or `@` before it");
+        assert_eq!(local("http://api:80"), None, "its own name is left");
+        assert_eq!(local("http://db@x:1"), None);
     }
 }

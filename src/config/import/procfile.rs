@@ -1,8 +1,9 @@
 //! A Procfile (foreman, honcho, Heroku): `name: command` lines.
 //!
-//! As foreman does: `.env` beside it is loaded into every process (`[stack] env_file`); `web`
-//! gets port 5000 and each other process that uses `$PORT` the next hundred (5100, 5200 …);
-//! `release` (Heroku's release phase) is a one-shot task the others wait to complete.
+//! As foreman does: `.env` beside it is loaded into every process (`[stack] env_file`); every
+//! process gets a port, 5000 + 100 × its place in the file (5000, 5100 …), whether or not its
+//! command says `$PORT` (an app may read `PORT` in its code); `release` (Heroku's release
+//! phase) is a one-shot task the others wait to complete, so its place gives no port.
 
 use super::{Cond, Context, Dep, Stack, Svc, shell_for_devstack};
 
@@ -25,11 +26,6 @@ pub(super) fn looks_like(text: &str) -> bool {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .peekable();
     lines.peek().is_some() && lines.all(|l| parse_line(l).is_some())
-}
-
-/// Whether a command reads the port it is given.
-fn uses_port(command: &str) -> bool {
-    command.contains("$PORT") || command.contains("${PORT}")
 }
 
 pub(super) fn import(text: &str, cx: &Context) -> Stack {
@@ -84,24 +80,17 @@ pub(super) fn import(text: &str, cx: &Context) -> Stack {
             warn: false,
         });
     }
-    // Ports: web first, then the others that read $PORT, in file order.
-    let mut next = 5000u16;
-    let order: Vec<usize> = (0..stack.services.len())
-        .filter(|&i| stack.services[i].source_name == "web")
-        .chain((0..stack.services.len()).filter(|&i| {
-            let s = &stack.services[i];
-            s.source_name != "web" && s.run.as_deref().is_some_and(uses_port)
-        }))
-        .collect();
-    for i in order {
-        let svc = &mut stack.services[i];
-        svc.port = Some(next);
-        if svc.source_name == "web" && !svc.run.as_deref().is_some_and(uses_port) {
-            svc.note(
-                "web gets port 5000 as with foreman; devstack listens there and gives the process a port of its own in $PORT, which it must listen on",
-            );
+    // Ports as foreman numbers them: by place in the file, a hundred apart.
+    for (place, svc) in stack.services.iter_mut().enumerate() {
+        if svc.run.is_some() {
+            svc.port = u16::try_from(5000 + 100 * place).ok();
         }
-        next = next.saturating_add(100);
+    }
+    if stack.services.iter().any(|s| s.port.is_some()) {
+        stack.notes.push(super::Note {
+            text: "every process gets a port as foreman gives one (5000, 5100 … in the Procfile's order): devstack listens there and gives the process a port of its own in $PORT, which it listens on if it serves anything; one that never listens (a worker) runs all the same".into(),
+            warn: false,
+        });
     }
     if stack.services.iter().any(|s| s.source_name == "release") {
         for svc in &mut stack.services {
