@@ -121,9 +121,8 @@ impl StateDir {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 Err(format!(
-                    "devstack is already running this stack (pid {}); stop it first (Ctrl-C in its terminal, or kill {})",
+                    "devstack is already running this stack (pid {}); stop it first: `devstack down` (or Ctrl-C in its terminal)",
                     pid.trim(),
-                    pid.trim()
                 ))
             }
         }

@@ -209,9 +209,35 @@ fn a_second_up_names_the_running_pid() {
         err.contains(&format!("already running here (pid {})", daemon.0)),
         "{err}"
     );
-    let (code, _, err) = cli_in(stack.path(), &["up", "--headless"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains(&format!("(pid {})", daemon.0)), "{err}");
+    // Every way of starting a second one says the same way out.
+    for args in [&["up", "--headless"][..], &["ci"]] {
+        let (code, _, err) = cli_in(stack.path(), args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(&format!("(pid {})", daemon.0)), "{err}");
+        assert!(err.contains("`devstack down`"), "{args:?}: {err}");
+        assert!(!err.contains("kill "), "{args:?}: {err}");
+    }
+    assert_eq!(cli_in(stack.path(), &["down"]).0, 0);
+}
+
+#[test]
+fn up_detached_with_wait_on_a_running_stack_waits_for_it() {
+    let stack = Stack::new(SLEEPER);
+    let daemon = up_detached(stack.path());
+    // Twice, as a script run twice would: each waits for the stack that runs and succeeds.
+    for _ in 0..2 {
+        let (code, _, err) = cli_in(stack.path(), &["up", "-d", "--wait"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains(&format!("already running here (pid {})", daemon.0)),
+            "{err}"
+        );
+        assert!(err.contains("every service is ready"), "{err}");
+    }
+    // A service it doesn't have is named.
+    let (code, _, err) = cli_in(stack.path(), &["up", "-d", "--wait", "nope"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("unknown service `nope`"), "{err}");
     assert_eq!(cli_in(stack.path(), &["down"]).0, 0);
 }
 

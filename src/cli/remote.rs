@@ -384,6 +384,14 @@ pub fn detach(cfg: &Config, services: &[String], wait: Option<Duration>) -> Exit
         let pid = state
             .running_pid()
             .map_or(String::new(), |pid| format!(" (pid {pid})"));
+        // `--wait` is what a script runs before its tests, once or twice: like compose's, it
+        // waits for the stack that runs rather than failing.
+        if let Some(timeout) = wait {
+            note(&format!(
+                "a stack is already running here{pid}; waiting for it to be ready"
+            ));
+            return wait_ready(&state, timeout, services);
+        }
         note(&format!(
             "a stack is already running here{pid}; `devstack ps` shows it, `devstack down` stops it"
         ));
@@ -440,7 +448,7 @@ pub fn detach(cfg: &Config, services: &[String], wait: Option<Duration>) -> Exit
                 log_path.display()
             ));
             return match wait {
-                Some(timeout) => wait_ready(&state, timeout),
+                Some(timeout) => wait_ready(&state, timeout, &[]),
                 None => ExitCode::SUCCESS,
             };
         }
@@ -471,9 +479,9 @@ pub fn detach(cfg: &Config, services: &[String], wait: Option<Duration>) -> Exit
 /// `up -d --wait`: wait until every service is ready, as `ci` judges; a failure, a timeout or
 /// a stop is said, with the last lines of the services concerned, and exits 1. The stack keeps
 /// running either way.
-fn wait_ready(state: &StateDir, timeout: Duration) -> ExitCode {
+fn wait_ready(state: &StateDir, timeout: Duration, only: &[String]) -> ExitCode {
     let kept = "the stack keeps running: `devstack logs`, `devstack down`";
-    match await_ready(state, timeout, &[]) {
+    match await_ready(state, timeout, only) {
         Err(e) => fail(state, e),
         Ok(Readiness::Ready { took }) => {
             note(&format!(
