@@ -314,3 +314,11 @@ fn f_means_follow_only_for_the_logs_command() {
     stack.signal(Signal::SIGINT);
     stack.wait_exit(30);
 }
+
+#[test]
+fn a_command_with_two_letters_swapped_is_suggested() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = cli_in(dir.path(), &["rnu", "--", "true"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a similar subcommand exists: 'run'"), "{err}");
+}

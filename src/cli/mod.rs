@@ -198,13 +198,39 @@ enum Cmd {
     },
 }
 
+/// clap's own suggestion misses a swapped pair of letters in a short command (`rnu`): the
+/// config's typo finder is asked when clap has none.
+fn suggest_subcommand(mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand || e.get(ContextKind::SuggestedSubcommand).is_some()
+    {
+        return e;
+    }
+    let Some(ContextValue::String(typed)) = e.get(ContextKind::InvalidSubcommand) else {
+        return e;
+    };
+    let cmd = Cli::command();
+    let names = cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name());
+    if let Some(name) = config::diag::did_you_mean(typed, names) {
+        let name = name.to_string();
+        e.insert(
+            ContextKind::SuggestedSubcommand,
+            ContextValue::Strings(vec![name]),
+        );
+    }
+    e
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 90s or 5m)"))
 }
 
 pub fn main() -> ExitCode {
     complete::answer(Cli::command);
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| suggest_subcommand(e).exit());
     let _log = debuglog::init(cli.verbose, cli.file.as_deref());
     let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none();
     let stdout_color = color && std::io::stdout().is_terminal();
