@@ -322,3 +322,15 @@ fn a_command_with_two_letters_swapped_is_suggested() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("a similar subcommand exists: 'run'"), "{err}");
 }
+
+#[test]
+fn help_run_shows_the_shell_form_for_the_stacks_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = cli_in(dir.path(), &["help", "run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("devstack run -- sh -c 'curl \"$WEB_URL/health\"'"),
+        "{out}"
+    );
+    assert!(out.contains("without a shell"), "{out}");
+}
