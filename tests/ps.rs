@@ -45,6 +45,14 @@ fn ps_shows_a_failed_rebuild_on_the_running_service_s_row() {
     assert_eq!(json["services"][0]["state"], "running");
     assert_eq!(json["services"][0]["build_failed"], true);
     assert_eq!(json["services"][0]["detail"], "running · build failed");
+    // Every field it prints is in the README's table of stable fields.
+    let readme = include_str!("../README.md");
+    for field in json["services"][0].as_object().unwrap().keys() {
+        assert!(
+            readme.contains(&format!("| `{field}` |")),
+            "`{field}` of ps --json is not in the README's table"
+        );
+    }
 
     // A good build clears it.
     stack.touch("broken", false);
