@@ -399,3 +399,40 @@ fn no_pending_snapshot_is_tracked() {
         .unwrap();
     assert!(ignored.success(), "*.snap.new is not in .gitignore");
 }
+
+#[test]
+fn eighty_columns_keep_help_quit_and_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    let terminal = render(&mut app, 80, 24);
+    insta::assert_snapshot!(terminal.backend());
+    let buffer = terminal.backend().buffer();
+    let row = |y: u16| -> String {
+        (0..80)
+            .map(|x| buffer[(x, y)].symbol().to_string())
+            .collect()
+    };
+    assert!(
+        row(23).contains("? help") && row(23).contains("q quit"),
+        "{}",
+        row(23)
+    );
+    assert!(
+        row(2).contains("CPU") && row(2).contains("MEM"),
+        "{}",
+        row(2)
+    );
+    // A state longer than its column is cut with an ellipsis, never mid-phrase without one.
+    app.views[2] = view(
+        "orders",
+        "blocked",
+        "blocked: dependency `users` is build-failed (code 101)",
+    );
+    let terminal = render(&mut app, 80, 24);
+    let buffer = terminal.backend().buffer();
+    let row: String = (0..80)
+        .map(|x| buffer[(x, 5)].symbol().to_string())
+        .collect();
+    assert!(row.contains("blocked: dep"), "{row}");
+    assert!(row.contains('…'), "{row}");
+}

@@ -14,6 +14,7 @@ use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
+use unicode_width::UnicodeWidthStr;
 
 #[derive(Clone, Copy)]
 pub enum Action {
@@ -208,10 +209,13 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
         ]
         .map(String::from),
     ];
+    // A long state (a blocked service says why, and what its dependency is doing) would make
+    // the column as wide: it is cut there and said whole below the table.
+    const STATE_WIDTH: usize = 40;
     for s in &services {
         rows.push([
             s.name.clone(),
-            s.detail.clone(),
+            devstack::ellipsize(&s.detail, STATE_WIDTH).into_owned(),
             or_dash(s.health),
             or_dash(s.pid),
             or_dash(s.port),
@@ -220,6 +224,11 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
         ]);
     }
     table(&rows);
+    for s in &services {
+        if s.detail.width() > STATE_WIDTH {
+            out(&format!("{}: {}", s.name, s.detail));
+        }
+    }
     for s in &services {
         if let Some(lost) = &s.log_lost {
             let (name, file, lines) = (&s.name, &lost.file, lost.lines);
