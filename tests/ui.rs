@@ -160,6 +160,24 @@ fn search_highlights_matches() {
         .expect("a matching line is shown");
     assert_eq!(buffer[(col, row)].bg, Color::Yellow);
     assert_ne!(buffer[(col - 1, row)].bg, Color::Yellow);
+    // The current match (the newest, where the search went) has a colour of its own; `n` moves
+    // it to the older one.
+    let match_colours = |terminal: &Terminal<TestBackend>| -> Vec<Color> {
+        let buffer = terminal.backend().buffer();
+        (0..24)
+            .filter_map(|y| {
+                let text: String = (0..110)
+                    .map(|x| buffer[(x, y)].symbol().to_string())
+                    .collect();
+                let at = text.find("GET /users")?;
+                Some(buffer[(text[..at].chars().count() as u16 + 5, y)].bg)
+            })
+            .collect()
+    };
+    assert_eq!(match_colours(&terminal), [Color::Yellow, Color::LightRed]);
+    app.update(Action::NextMatch);
+    let terminal = render(&mut app, 110, 24);
+    assert_eq!(match_colours(&terminal), [Color::LightRed, Color::Yellow]);
 }
 
 #[test]

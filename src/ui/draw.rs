@@ -344,8 +344,9 @@ fn traffic_rates(app: &App) -> Option<Vec<(String, f64, f64)>> {
 }
 
 /// Spans of a line's content: its colours, or, when it matches the search, plain text with the
-/// matches highlighted.
-pub(super) fn content(text: &str, search: Option<&str>) -> Vec<Span<'static>> {
+/// matches highlighted (those of the current match, where `n`/`N` went, in a colour of their
+/// own, so that it can be told from the others).
+pub(super) fn content(text: &str, search: Option<&str>, current: bool) -> Vec<Span<'static>> {
     if let Some(needle) = search.filter(|n| !n.is_empty())
         && matches(text, &needle.to_lowercase())
     {
@@ -361,7 +362,11 @@ pub(super) fn content(text: &str, search: Option<&str>) -> Vec<Span<'static>> {
                 spans.push(Span::raw(plain[at..start].to_string()));
                 spans.push(Span::styled(
                     plain[start..start + needle.len()].to_string(),
-                    Style::new().black().on_yellow(),
+                    if current {
+                        Style::new().black().on_light_red().bold()
+                    } else {
+                        Style::new().black().on_yellow()
+                    },
                 ));
                 at = start + needle.len();
             }
@@ -378,7 +383,7 @@ pub(super) fn content(text: &str, search: Option<&str>) -> Vec<Span<'static>> {
     }
 }
 
-fn render_line(app: &App, line: &LogLine) -> Line<'static> {
+fn render_line(app: &App, line: &LogLine, current: bool) -> Line<'static> {
     let mut spans = Vec::new();
     if app.log.timestamps {
         let stamp = humantime::format_rfc3339_millis(line.time).to_string();
@@ -399,7 +404,7 @@ fn render_line(app: &App, line: &LogLine) -> Line<'static> {
         Stream::System => {
             spans.push(Span::styled("▸ ", Style::new().fg(Color::Magenta).bold()));
             spans.extend(
-                content(&line.text, app.log.search.as_deref())
+                content(&line.text, app.log.search.as_deref(), current)
                     .into_iter()
                     .map(|s| s.fg(Color::Magenta).italic()),
             );
@@ -408,7 +413,7 @@ fn render_line(app: &App, line: &LogLine) -> Line<'static> {
         Stream::Build => spans.push(Span::styled("build │ ", Style::new().fg(Color::Blue))),
         Stream::Out => {}
     }
-    spans.extend(content(&line.text, app.log.search.as_deref()));
+    spans.extend(content(&line.text, app.log.search.as_deref(), current));
     Line::from(spans)
 }
 
@@ -479,20 +484,20 @@ fn draw_lines(frame: &mut Frame, app: &App, area: Rect, block: ratatui::widgets:
     let width = inner.width.max(1) as usize;
     // The lines that can show (at most one a row), picked under the buffer's lock; turned into
     // text after it is released, so a service's output never waits on a frame.
-    let picked: Vec<Arc<LogLine>> = app.logs.read(app.source(), |ring| {
+    let picked: Vec<(usize, Arc<LogLine>)> = app.logs.read(app.source(), |ring| {
         let shown = Shown::new(ring, app.log.filter.as_deref());
         let end = shown.len().saturating_sub(app.log.offset);
         (end.saturating_sub(height)..end)
-            .map(|i| shown.get(i).clone())
+            .map(|i| (i, shown.get(i).clone()))
             .collect()
     });
     let mut lines = Vec::new();
     let mut rows = 0;
-    for line in picked.iter().rev() {
+    for (i, line) in picked.iter().rev() {
         if rows >= height {
             break;
         }
-        let line = render_line(app, line);
+        let line = render_line(app, line, app.log.current_match == Some(*i));
         rows += if app.log.wrap {
             // The rows ratatui's own word wrapping will take, so the newest line stays in view.
             Paragraph::new(line.clone())

@@ -286,14 +286,12 @@ fn draw_tail(frame: &mut Frame, app: &App, seen: &Seen, area: Rect) {
                 Style::new().fg(Color::DarkGray),
             )];
             let color = status_color(r);
-            spans.extend(
-                content(&text, needle)
-                    .into_iter()
-                    .map(|span| match span.style.bg {
-                        Some(_) => span,
-                        None => span.fg(color),
-                    }),
-            );
+            spans.extend(content(&text, needle, false).into_iter().map(
+                |span| match span.style.bg {
+                    Some(_) => span,
+                    None => span.fg(color),
+                },
+            ));
             Line::from(spans)
         })
         .collect();
