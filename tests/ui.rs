@@ -454,3 +454,28 @@ fn eighty_columns_keep_help_quit_and_usage() {
     assert!(row.contains("blocked: dep"), "{row}");
     assert!(row.contains('…'), "{row}");
 }
+
+#[test]
+fn the_header_names_a_service_stopped_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    // `users` (which orders and gateway depend on) stopped with `s`: no longer wanted.
+    app.views[1] = view("users", "stopped", "stopped");
+    app.views[1].wanted = false;
+    let terminal = render(&mut app, 110, 24);
+    let buffer = terminal.backend().buffer();
+    let header: String = (0..110)
+        .map(|x| buffer[(x, 0)].symbol().to_string())
+        .collect();
+    assert!(header.contains("4/4 ready · users stopped"), "{header}");
+    let at = header[..header.find("4/4").unwrap()].chars().count() as u16;
+    assert_eq!(buffer[(at, 0)].fg, Color::Yellow, "not all green");
+    // One never started (autostart = false) is not news.
+    app.views[1].spawns = 0;
+    let terminal = render(&mut app, 110, 24);
+    let buffer = terminal.backend().buffer();
+    let header: String = (0..110)
+        .map(|x| buffer[(x, 0)].symbol().to_string())
+        .collect();
+    assert!(!header.contains("stopped"), "{header}");
+}

@@ -144,12 +144,25 @@ fn problems(views: &[ServiceView]) -> Vec<String> {
 fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     let wanted = app.views.iter().filter(|v| v.wanted).count();
     let ready = app.views.iter().filter(|v| v.wanted && v.ready).count();
+    // Services that ran and were stopped (`s`, `devstack stop`) are not counted as wanted, but
+    // what depends on them may not work: "all ready" would hide them.
+    let stopped: Vec<&str> = app
+        .views
+        .iter()
+        .filter(|v| !v.wanted && v.state == State::Stopped && v.spawns > 0)
+        .map(|v| v.name.as_str())
+        .collect();
+    let stopped = match stopped.as_slice() {
+        [] => String::new(),
+        [one] => format!("· {one} stopped "),
+        many => format!("· {} stopped ", many.len()),
+    };
     let mut spans = vec![
         Span::styled(" devstack ", Style::new().bold().reversed()),
         Span::raw(format!(" {} ", app.stack)),
         Span::styled(
-            format!("│ {ready}/{wanted} ready "),
-            Style::new().fg(if ready == wanted {
+            format!("│ {ready}/{wanted} ready {stopped}"),
+            Style::new().fg(if ready == wanted && stopped.is_empty() {
                 Color::Green
             } else {
                 Color::Yellow
