@@ -122,11 +122,11 @@ fn draw_rates(frame: &mut Frame, seen: &Seen, area: Rect) {
         ])
         .areas(line);
         frame.render_widget(Paragraph::new(svc.service.clone()), name);
-        let history: Vec<u64> = svc.history.iter().map(|&n| u64::from(n)).collect();
-        let shown = &history[history.len().saturating_sub(spark.width as usize)..];
+        let bars = spark_bars(&svc.history, spark.width as usize);
         frame.render_widget(
             Sparkline::default()
-                .data(shown)
+                .data(&bars)
+                .max(SPARK_TOP)
                 .style(Style::new().fg(if svc.error_rate_1m > 0.0 {
                     Color::Red
                 } else {
@@ -139,6 +139,37 @@ fn draw_rates(frame: &mut Frame, seen: &Seen, area: Rect) {
             rate,
         );
     }
+}
+
+/// The tallest bar of a one-row sparkline, in eighths of a row.
+const SPARK_TOP: u64 = 8;
+
+/// The last minute (`history`, a count per second, oldest first) in at most `width` bars, each
+/// the mean rate of its share of the minute, so that the line covers the whole minute whatever
+/// its width. Heights are eighths of the busiest bar, and any bar with traffic is at least one
+/// eighth: a steady trickle after a burst still shows.
+fn spark_bars(history: &[u32], width: usize) -> Vec<u64> {
+    let bars = width.min(history.len());
+    if bars == 0 {
+        return Vec::new();
+    }
+    let means: Vec<f64> = (0..bars)
+        .map(|b| {
+            let seconds = &history[b * history.len() / bars..(b + 1) * history.len() / bars];
+            seconds.iter().map(|&n| f64::from(n)).sum::<f64>() / seconds.len().max(1) as f64
+        })
+        .collect();
+    let top = means.iter().copied().fold(0.0, f64::max);
+    means
+        .iter()
+        .map(|&m| {
+            if m <= 0.0 {
+                0
+            } else {
+                ((m / top * SPARK_TOP as f64).round() as u64).clamp(1, SPARK_TOP)
+            }
+        })
+        .collect()
 }
 
 /// Who calls whom, as trees from the callers nobody calls (a service called from several places
@@ -318,6 +349,30 @@ mod tests {
             .into_iter()
             .map(|r| format!("{}{}", r.prefix, r.name))
             .collect()
+    }
+
+    #[test]
+    fn the_sparkline_covers_the_minute_and_shows_a_trickle_after_a_burst() {
+        // A burst of 1000/s in the first seconds, then 1 request every other second.
+        let mut history = vec![0u32; 60];
+        history[..3].fill(1000);
+        for s in (10..60).step_by(2) {
+            history[s] = 1;
+        }
+        let bars = spark_bars(&history, 22);
+        assert_eq!(bars.len(), 22);
+        assert_eq!(
+            bars[0], SPARK_TOP,
+            "the burst, a minute ago, is in the first bar"
+        );
+        assert!(
+            bars[4..].iter().all(|&b| b == 1),
+            "the trickle shows: {bars:?}"
+        );
+        // Wide enough: a bar a second; narrower than a minute: never more bars than seconds.
+        assert_eq!(spark_bars(&history, 80).len(), 60);
+        assert!(spark_bars(&[0; 60], 10).iter().all(|&b| b == 0));
+        assert!(spark_bars(&history, 0).is_empty());
     }
 
     #[test]
