@@ -173,7 +173,8 @@ fn spark_bars(history: &[u32], width: usize) -> Vec<u64> {
 }
 
 /// Who calls whom, as trees from the callers nobody calls (a service called from several places
-/// shows under each): each edge lit while it carries traffic, red while it fails.
+/// shows under each, its own calls under the first only, `↑` elsewhere): each edge lit while it
+/// carries traffic, red while it fails.
 fn draw_topology(frame: &mut Frame, seen: &Seen, area: Rect) {
     let block = Block::new()
         .borders(Borders::LEFT)
@@ -203,6 +204,9 @@ fn draw_topology(frame: &mut Frame, seen: &Seen, area: Rect) {
                     Style::new().fg(Color::DarkGray),
                 ));
             }
+            if row.above {
+                spans.push(Span::styled(" ↑", Style::new().fg(Color::DarkGray)));
+            }
             Line::from(spans)
         })
         .collect();
@@ -216,6 +220,8 @@ struct TreeRow<'a> {
     prefix: String,
     name: String,
     edge: Option<&'a EdgeSnapshot>,
+    /// Its own calls are drawn in an earlier row.
+    above: bool,
 }
 
 /// At most `max` rows: a densely connected stack has very many paths, and only what fits is
@@ -232,17 +238,24 @@ fn topology(edges: &[EdgeSnapshot], max: usize) -> Vec<TreeRow<'_>> {
         roots = callers.iter().collect();
     }
     let mut rows = Vec::new();
+    // Services whose calls are drawn: each edge once, with its own rate. A service reached
+    // again (from another root, or a cycle) is named with `above` and not followed, so that
+    // no rate shows twice as if each caller caused all of it.
+    let mut expanded = std::collections::HashSet::new();
     for root in roots {
         if rows.len() >= max {
             break;
+        }
+        if !expanded.insert(root.clone()) {
+            continue;
         }
         rows.push(TreeRow {
             prefix: String::new(),
             name: root.clone(),
             edge: None,
+            above: false,
         });
-        let mut path = vec![root.clone()];
-        grow(edges, root, "", &mut path, &mut rows, max);
+        grow(edges, root, "", &mut expanded, &mut rows, max);
     }
     rows
 }
@@ -251,7 +264,7 @@ fn grow<'a>(
     edges: &'a [EdgeSnapshot],
     from: &str,
     indent: &str,
-    path: &mut Vec<String>,
+    expanded: &mut std::collections::HashSet<String>,
     rows: &mut Vec<TreeRow<'a>>,
     max: usize,
 ) {
@@ -265,17 +278,17 @@ fn grow<'a>(
             return;
         }
         let last = i + 1 == out.len();
+        let first = expanded.insert(e.callee.clone());
+        let calls = edges.iter().any(|o| o.caller.to_string() == e.callee);
         rows.push(TreeRow {
             prefix: format!("{indent}{}", if last { "└▶ " } else { "├▶ " }),
             name: e.callee.clone(),
             edge: Some(e),
+            above: !first && calls,
         });
-        // A call back into the path (a cycle) is shown once, not followed.
-        if !path.contains(&e.callee) {
-            path.push(e.callee.clone());
+        if first {
             let deeper = format!("{indent}{}", if last { "   " } else { "│  " });
-            grow(edges, &e.callee, &deeper, path, rows, max);
-            path.pop();
+            grow(edges, &e.callee, &deeper, expanded, rows, max);
         }
     }
 }
@@ -347,7 +360,7 @@ mod tests {
     fn drawn(edges: &[EdgeSnapshot]) -> Vec<String> {
         topology(edges, 100)
             .into_iter()
-            .map(|r| format!("{}{}", r.prefix, r.name))
+            .map(|r| format!("{}{}{}", r.prefix, r.name, if r.above { " ↑" } else { "" }))
             .collect()
     }
 
@@ -396,6 +409,36 @@ mod tests {
     }
 
     #[test]
+    fn a_service_called_from_two_roots_has_its_calls_drawn_once() {
+        let edges = [
+            edge("external", "gateway"),
+            edge("worker", "gateway"),
+            edge("gateway", "users"),
+        ];
+        let rows = topology(&edges, 100);
+        assert_eq!(
+            drawn(&edges),
+            [
+                "external",
+                "└▶ gateway",
+                "   └▶ users",
+                "worker",
+                "└▶ gateway ↑",
+            ]
+        );
+        // Each edge, with its rate, once.
+        let mut shown: Vec<_> = rows
+            .iter()
+            .filter_map(|r| r.edge)
+            .map(|e| (e.caller.to_string(), e.callee.clone()))
+            .collect();
+        let all = shown.len();
+        shown.sort();
+        shown.dedup();
+        assert_eq!(shown.len(), all);
+    }
+
+    #[test]
     fn a_densely_connected_stack_draws_only_what_fits() {
         let names: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
         let edges: Vec<EdgeSnapshot> = names
@@ -415,9 +458,6 @@ mod tests {
     #[test]
     fn a_cycle_is_drawn_once_and_not_followed() {
         let edges = [edge("a", "b"), edge("b", "a")];
-        assert_eq!(
-            drawn(&edges),
-            ["a", "└▶ b", "   └▶ a", "b", "└▶ a", "   └▶ b"]
-        );
+        assert_eq!(drawn(&edges), ["a", "└▶ b", "   └▶ a ↑"]);
     }
 }
