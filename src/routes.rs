@@ -251,7 +251,8 @@ impl Followed {
     }
 }
 
-/// Try the private port until the new process accepts there, then forward to it, unless the
+/// Look at the private port until the new process listens there (in the kernel's tables: a
+/// test connection would be a request the service logs), then forward to it, unless the
 /// process changed meanwhile (`generation` moved on). Aborted when the process changes.
 async fn up_once_listening(
     private: SocketAddr,
@@ -260,7 +261,8 @@ async fn up_once_listening(
 ) {
     let start = tokio::time::Instant::now();
     loop {
-        if tokio::net::TcpStream::connect(private).await.is_ok() {
+        let listens = tokio::task::spawn_blocking(move || crate::process::listening(private)).await;
+        if listens.unwrap_or(false) {
             // Checked under the target's lock: the follower raises the generation before it
             // sets the target, so a stale `Up` is either refused here or overwritten after.
             target.send_if_modified(|t| {

@@ -11,7 +11,7 @@ mod tree;
 mod usage;
 
 pub use group::{kill_session, signal_group};
-pub use ports::{PortHolder, port_holder};
+pub use ports::{PortHolder, listening, port_holder};
 pub use record::GroupRecord;
 pub use spawner::{
     EscapedReport, PortReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal,

@@ -58,6 +58,32 @@ pub fn port_holder(port: u16) -> Option<PortHolder> {
     })
 }
 
+/// Does a socket listen where a connection to `addr` would land (its address, or any address
+/// of its family)? Read from the kernel's socket tables, without connecting: a test connection
+/// is one more request the service logs (`? / -> 404`).
+#[cfg(target_os = "linux")]
+pub fn listening(addr: std::net::SocketAddr) -> bool {
+    use procfs::net::TcpState;
+    let table = if addr.is_ipv4() {
+        procfs::net::tcp()
+    } else {
+        procfs::net::tcp6()
+    };
+    table.is_ok_and(|entries| {
+        entries.iter().any(|e| {
+            e.state == TcpState::Listen
+                && e.local_address.port() == addr.port()
+                && (e.local_address.ip() == addr.ip() || e.local_address.ip().is_unspecified())
+        })
+    })
+}
+
+/// Elsewhere: whether a connection is accepted.
+#[cfg(not(target_os = "linux"))]
+pub fn listening(addr: std::net::SocketAddr) -> bool {
+    std::net::TcpStream::connect(addr).is_ok()
+}
+
 /// Elsewhere: whether the port can be bound on loopback.
 #[cfg(not(target_os = "linux"))]
 pub fn port_holder(port: u16) -> Option<PortHolder> {
