@@ -16,6 +16,8 @@ struct Known {
     port: u16,
     health: Option<&'static str>,
     first: Option<&'static str>,
+    /// The folder `first` makes: it runs while that does not exist.
+    data: Option<&'static str>,
 }
 
 const KNOWN: &[Known] = &[
@@ -25,6 +27,7 @@ const KNOWN: &[Known] = &[
         port: 5432,
         health: Some("pg_isready -h 127.0.0.1 -p {port}"),
         first: Some("initdb -D .data/postgres"),
+        data: Some(".data/postgres"),
     },
     Known {
         names: &["redis", "redis-stack-server", "valkey", "keydb"],
@@ -32,6 +35,7 @@ const KNOWN: &[Known] = &[
         port: 6379,
         health: Some("redis-cli -p {port} ping"),
         first: None,
+        data: None,
     },
     Known {
         names: &["mysql", "mariadb", "percona"],
@@ -39,6 +43,7 @@ const KNOWN: &[Known] = &[
         port: 3306,
         health: Some("mysqladmin ping -h 127.0.0.1 -P {port}"),
         first: Some("mysqld --initialize-insecure --datadir=.data/mysql"),
+        data: Some(".data/mysql"),
     },
     Known {
         names: &["mongo", "mongodb"],
@@ -46,6 +51,7 @@ const KNOWN: &[Known] = &[
         port: 27017,
         health: None,
         first: Some("mkdir -p .data/mongo"),
+        data: Some(".data/mongo"),
     },
     Known {
         names: &["rabbitmq"],
@@ -53,6 +59,7 @@ const KNOWN: &[Known] = &[
         port: 5672,
         health: Some("rabbitmq-diagnostics -q ping"),
         first: None,
+        data: None,
     },
     Known {
         names: &["memcached"],
@@ -60,6 +67,7 @@ const KNOWN: &[Known] = &[
         port: 11211,
         health: None,
         first: None,
+        data: None,
     },
     Known {
         names: &["nginx"],
@@ -67,6 +75,7 @@ const KNOWN: &[Known] = &[
         port: 80,
         health: None,
         first: None,
+        data: None,
     },
     Known {
         names: &["elasticsearch", "opensearch"],
@@ -74,6 +83,7 @@ const KNOWN: &[Known] = &[
         port: 9200,
         health: None,
         first: None,
+        data: None,
     },
     Known {
         names: &["minio"],
@@ -81,6 +91,7 @@ const KNOWN: &[Known] = &[
         port: 9000,
         health: None,
         first: None,
+        data: None,
     },
     Known {
         names: &["mailpit", "mailhog"],
@@ -88,6 +99,7 @@ const KNOWN: &[Known] = &[
         port: 8025,
         health: None,
         first: None,
+        data: None,
     },
 ];
 
@@ -96,6 +108,22 @@ fn image_base(image: &str) -> &str {
     let last = image.rsplit('/').next().unwrap_or(image);
     let last = last.split('@').next().unwrap_or(last);
     last.split(':').next().unwrap_or(last)
+}
+
+/// The first word of each command a well-known image becomes: what must be installed.
+fn program(command: &str) -> &str {
+    command.split_whitespace().next().unwrap_or(command)
+}
+
+pub(super) fn programs() -> Vec<&'static str> {
+    let mut all: Vec<&str> = KNOWN
+        .iter()
+        .flat_map(|k| [Some(k.run), k.first, k.health].into_iter().flatten())
+        .map(program)
+        .collect();
+    all.sort();
+    all.dedup();
+    all
 }
 
 fn known(image: &str) -> Option<&'static Known> {
@@ -286,29 +314,63 @@ fn service(name: &str, def: &Mapping, cx: &Context, names: &[String], stack: &mu
         .and_then(Value::as_sequence)
         .and_then(|p| p.first())
         .and_then(first_port);
+    // Its program installed here (`redis-server` on the PATH): it runs, as a native process.
+    let native = local.is_some_and(|k| {
+        [Some(k.run), k.first]
+            .into_iter()
+            .flatten()
+            .all(|c| cx.installed.contains(program(c)))
+    });
     if let Some(k) = local {
         let image = image.as_deref().unwrap_or_default();
         let port = container_port.map_or(k.port, |(t, _)| t);
-        svc.commented = true;
-        svc.warn(format!(
-            "image {image} runs in a container; devstack runs processes: the block below, commented out, runs it on this machine (uncomment it once `{}` is installed)",
-            k.run.split_whitespace().next().unwrap_or(k.run)
-        ));
-        if let Some(first) = k.first {
-            svc.note(format!("first, once: {first}"));
+        if native {
+            svc.note(format!(
+                "image {image} runs in a container; here `{}`, installed on this machine, runs in its place",
+                program(k.run)
+            ));
+        } else {
+            svc.commented = true;
+            svc.warn(format!(
+                "image {image} runs in a container; devstack runs processes: the block below, commented out, runs it on this machine (uncomment it once `{}` is installed)",
+                program(k.run)
+            ));
+        }
+        match (k.first, native) {
+            (Some(first), false) => svc.note(format!("first, once: {first}")),
+            (Some(first), true) => svc.note(format!(
+                "`{first}` runs first, while {} does not exist",
+                k.data.unwrap_or("its data folder")
+            )),
+            (None, _) => {}
         }
         if !words.is_empty() {
             svc.note(format!("its compose command was: {}", command_line(&words)));
         }
-        svc.run = Some(k.run.replace("{port}", &port.to_string()));
+        let run = k.run.replace("{port}", &port.to_string());
+        svc.run = Some(match (k.first, k.data, native) {
+            (Some(first), Some(data), true) => format!("test -d {data} || {first} && exec {run}"),
+            _ => run,
+        });
         svc.port = Some(port);
         svc.proxy = Some(false);
-        if let Some(h) = k.health {
-            svc.health = Some(Health {
-                kind: "cmd",
-                value: h.replace("{port}", &port.to_string()),
-                ..Health::default()
-            });
+        match k.health {
+            // Running here without its client (`redis-cli`): a connection tells it is up.
+            Some(h) if native && !cx.installed.contains(program(h)) => {
+                svc.health = Some(Health {
+                    kind: "tcp",
+                    value: "true".into(),
+                    ..Health::default()
+                });
+            }
+            Some(h) => {
+                svc.health = Some(Health {
+                    kind: "cmd",
+                    value: h.replace("{port}", &port.to_string()),
+                    ..Health::default()
+                });
+            }
+            None => {}
         }
     } else if words.is_empty() {
         svc.commented = true;
@@ -405,7 +467,7 @@ fn service(name: &str, def: &Mapping, cx: &Context, names: &[String], stack: &mu
     }
 
     // Ports.
-    if let Some((target, published)) = container_port.filter(|_| !svc.commented) {
+    if let Some((target, published)) = container_port.filter(|_| !svc.commented && !native) {
         let reads_port = svc
             .run
             .as_deref()
@@ -495,6 +557,7 @@ fn service(name: &str, def: &Mapping, cx: &Context, names: &[String], stack: &mu
     // healthcheck → a cmd probe.
     if let Some(Value::Mapping(h)) = get("healthcheck")
         && !svc.commented
+        && !native
     {
         health(&mut svc, h);
     }
@@ -593,15 +656,31 @@ fn health(svc: &mut Svc, h: &Mapping) {
         }
         _ => None,
     };
-    let Some(cmd) = cmd else {
+    let Some(mut cmd) = cmd else {
         svc.warn("healthcheck: no test devstack can run (CMD, CMD-SHELL or a string): left out");
         return;
     };
     let mut probe = Health {
         kind: "cmd",
-        value: cmd,
         ..Health::default()
     };
+    // A check of the service's own port would go through devstack's proxy (the port the service
+    // listens on here is $PORT) and show as `external` traffic: it probes the service directly.
+    if let Some(port) = svc.port.filter(|_| svc.proxy != Some(false)) {
+        if let Some(path) = http_check(&cmd, port) {
+            svc.note(format!(
+                "healthcheck `{cmd}` → an http probe of {path} (devstack probes the service's own port, not through the proxy)"
+            ));
+            probe.kind = "http";
+            cmd = path;
+        } else if let Some(direct) = to_own_port(&cmd, port) {
+            svc.note(format!(
+                "healthcheck: port {port} → ${{PORT}}, the port the service listens on here (through the proxy, the checks would show as traffic)"
+            ));
+            cmd = direct;
+        }
+    }
+    probe.value = cmd;
     for (key, slot) in [
         ("interval", &mut probe.interval),
         ("timeout", &mut probe.timeout),
@@ -623,6 +702,52 @@ fn health(svc: &mut Svc, h: &Mapping) {
         );
     }
     svc.health = Some(probe);
+}
+
+/// The path a check like `curl -f http://localhost:8000/health || exit 1` (or `wget -q -O -
+/// …`) asks of `port` on this machine, when it does nothing else: an `http` probe does the same.
+fn http_check(cmd: &str, port: u16) -> Option<String> {
+    let words = shlex::split(cmd)?;
+    let program = words.first()?.rsplit('/').next()?;
+    if !matches!(program, "curl" | "wget") {
+        return None;
+    }
+    let mut path = None;
+    for w in &words[1..] {
+        if let Some((at, p)) = local_url(w) {
+            if at != port || path.is_some() {
+                return None;
+            }
+            path = Some(p);
+        } else if !(w.starts_with('-') || matches!(w.as_str(), "||" | "exit" | "1" | "/dev/null")) {
+            return None;
+        }
+    }
+    path
+}
+
+/// `http://localhost:8000/health` (or 127.0.0.1, 0.0.0.0, [::1]) → (8000, `/health`).
+fn local_url(word: &str) -> Option<(u16, String)> {
+    let rest = word.strip_prefix("http://")?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && !port.contains(']') => (name, port.parse().ok()?),
+        _ => (host, 80),
+    };
+    matches!(name, "localhost" | "127.0.0.1" | "0.0.0.0" | "[::1]").then_some((port, path))
+}
+
+/// `cmd` with `localhost:PORT` (or 127.0.0.1, 0.0.0.0) of the service's port made `${PORT}`,
+/// the port it listens on here; None when it names none.
+fn to_own_port(cmd: &str, port: u16) -> Option<String> {
+    let mut out = cmd.to_string();
+    for host in ["localhost", "127.0.0.1", "0.0.0.0"] {
+        out = out.replace(&format!("{host}:{port}"), "127.0.0.1:${PORT}");
+    }
+    (out != cmd).then_some(out)
 }
 
 /// A `develop.watch` rule: `rebuild` and `sync+restart` restart the process on a change (with
@@ -705,6 +830,29 @@ fn watch_rule(svc: &mut Svc, rule: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_of_the_own_port_probes_it_directly() {
+        assert_eq!(
+            http_check("curl -f http://localhost:8000/health || exit 1", 8000).as_deref(),
+            Some("/health")
+        );
+        assert_eq!(
+            http_check("wget -q -O /dev/null http://127.0.0.1:8000", 8000).as_deref(),
+            Some("/")
+        );
+        assert_eq!(http_check("curl -f http://localhost:9000/h", 8000), None);
+        assert_eq!(
+            http_check("curl -f http://localhost:8000/h | grep ok", 8000),
+            None
+        );
+        assert_eq!(http_check("curl -f http://db:8000/h", 8000), None);
+        assert_eq!(
+            to_own_port("nc -z localhost 8000 && nc -z 127.0.0.1:8000", 8000).as_deref(),
+            Some("nc -z localhost 8000 && nc -z 127.0.0.1:${PORT}")
+        );
+        assert_eq!(to_own_port("pg_isready", 8000), None);
+    }
 
     #[test]
     fn images_and_ports() {
