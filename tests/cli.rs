@@ -334,3 +334,19 @@ fn help_run_shows_the_shell_form_for_the_stacks_variables() {
     );
     assert!(out.contains("without a shell"), "{out}");
 }
+
+#[test]
+fn a_failed_wait_shows_only_the_lines_of_this_run() {
+    let stack = Stack::new("[services.app]\nbuild = \"cat said; exit 3\"\nrun = \"sleep 300\"\n");
+    for run in ["first-run-line", "second-run-line"] {
+        std::fs::write(stack.path().join("said"), format!("{run}\n")).unwrap();
+        let (code, _, err) = cli_in(stack.path(), &["up", "-d", "--wait", "--timeout", "30s"]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(&format!("app | {run}")), "{err}");
+        assert!(
+            run == "first-run-line" || !err.contains("first-run-line"),
+            "an earlier run's line among this one's:\n{err}"
+        );
+        cli_in(stack.path(), &["down"]);
+    }
+}

@@ -652,7 +652,9 @@ fn show_remote_tail(state: &StateDir, service: &str) {
     );
 }
 
-/// The last `lines` lines a service of the running stack logged (on a connection of its own).
+/// The last `lines` lines a service of the running stack logged (on a connection of its own),
+/// since that stack started: the log files also hold earlier runs' lines, which would read as
+/// this one's.
 pub fn remote_tail(state: &StateDir, service: &str, lines: usize) -> Vec<String> {
     let Some(mut client) = connect(state) else {
         return Vec::new();
@@ -660,9 +662,20 @@ pub fn remote_tail(state: &StateDir, service: &str, lines: usize) -> Vec<String>
     if client.hello().is_err() {
         return Vec::new();
     }
+    let since = state.running_since();
+    let this_run = |time: &str| {
+        since.is_none_or(|since| {
+            humantime::parse_rfc3339(time).map_or(true, |t| t + Duration::from_millis(1) >= since)
+        })
+    };
     client
         .logs(&[service.to_string()], lines, false)
-        .map(|tail| tail.into_iter().map(|l| l.text).collect())
+        .map(|tail| {
+            tail.into_iter()
+                .filter(|l| this_run(&l.time))
+                .map(|l| l.text)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
