@@ -350,3 +350,31 @@ fn a_failed_wait_shows_only_the_lines_of_this_run() {
         cli_in(stack.path(), &["down"]);
     }
 }
+
+#[test]
+fn ci_quiet_prints_devstacks_lines_and_the_failure_only() {
+    let stack = Stack::new(
+        "[services.a]\nbuild = \"echo a-build-chatter\"\nrun = \"echo a-chatter; exec sleep 300\"\n[services.a.health]\nlog = \"a-chatter\"\n",
+    );
+    let (code, out, err) = cli_in(stack.path(), &["ci", "-q", "--timeout", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("a | [devstack] spawned pid"), "{out}");
+    assert!(
+        !out.contains("a | a-chatter") && !out.contains("[build] a-build-chatter"),
+        "{out}"
+    );
+    assert!(err.contains("ci: every service is ready"), "{err}");
+
+    std::fs::write(
+        stack.path().join("devstack.toml"),
+        "[services.b]\nbuild = \"echo b-build-chatter; exit 4\"\nrun = \"sleep 300\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = cli_in(stack.path(), &["ci", "--quiet", "--timeout", "30s"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("[build] b-build-chatter"), "{out}");
+    assert!(
+        err.contains("b | b-build-chatter"),
+        "the failure's lines: {err}"
+    );
+}

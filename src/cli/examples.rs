@@ -98,7 +98,8 @@ Examples:
 pub const CI: &str = "\
 Examples:
   devstack ci                  # exit 0 once everything is ready, 1 naming what failed
-  devstack ci api --timeout 2m";
+  devstack ci api --timeout 2m
+  devstack ci -q               # devstack's own lines only, and a failure's last lines";
 
 pub const RUN: &str = "\
 Examples:

@@ -182,6 +182,9 @@ enum Cmd {
         /// Give up after this long
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
+        /// Print only devstack's own lines and, for a failure, the service's last lines
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Start the stack, wait until it is ready, run CMD, stop the stack; exit with CMD's status
     #[command(after_help = examples::RUN)]
@@ -192,6 +195,10 @@ enum Cmd {
         /// Give up waiting for readiness after this long
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
+        /// Print only devstack's own lines and, for a failure, the service's last lines (CMD's
+        /// output is its own)
+        #[arg(short, long)]
+        quiet: bool,
         /// The command, after `--`
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
@@ -339,16 +346,28 @@ pub fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }),
         },
-        Cmd::Ci { services, timeout } => {
-            running_config(file, |cfg| stack::ci(cfg, &services, timeout, stdout_color))
-        }
+        Cmd::Ci {
+            services,
+            timeout,
+            quiet,
+        } => running_config(file, |cfg| {
+            let output = stack::Output {
+                color: stdout_color,
+                quiet,
+            };
+            stack::ci(cfg, &services, timeout, output)
+        }),
         Cmd::Run {
             services,
             timeout,
+            quiet,
             command,
         } => running_config(file, |cfg| {
-            let stderr_color = color && std::io::stderr().is_terminal();
-            stack::run(cfg, &services, timeout, &command, stderr_color)
+            let output = stack::Output {
+                color: color && std::io::stderr().is_terminal(),
+                quiet,
+            };
+            stack::run(cfg, &services, timeout, &command, output)
         }),
     }
 }
