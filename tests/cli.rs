@@ -378,3 +378,22 @@ fn ci_quiet_prints_devstacks_lines_and_the_failure_only() {
         "the failure's lines: {err}"
     );
 }
+
+#[test]
+fn flags_are_offered_only_on_the_commands_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |cmd: &str| cli_in(dir.path(), &[cmd, "--help"]).1;
+    for cmd in ["ps", "stop", "schema", "traffic", "init", "mcp"] {
+        let text = help(cmd);
+        assert!(!text.contains("--headless"), "{cmd}:\n{text}");
+        assert!(!text.contains("--no-color"), "{cmd}:\n{text}");
+        // What every command uses stays: the config file and the diagnostics.
+        assert!(text.contains("--verbose"), "{cmd}:\n{text}");
+    }
+    assert!(help("up").contains("--headless") && help("up").contains("--no-color"));
+    for cmd in ["logs", "ci", "run"] {
+        assert!(help(cmd).contains("--no-color"), "{cmd}");
+    }
+    let (code, _, err) = cli_in(dir.path(), &["ps", "--headless"]);
+    assert_eq!(code, 2, "{err}");
+}
