@@ -6,6 +6,7 @@
 //! becomes a `#` comment next to its service and a [`Warning`]: nothing is dropped silently.
 
 mod compose;
+mod own_port;
 mod pcompose;
 mod procfile;
 
