@@ -10,6 +10,9 @@ pub struct Printer {
     prefixes: Vec<String>,
     color: bool,
     to_stderr: bool,
+    /// Only devstack's own lines (`ci`/`run --quiet`: a failure still shows its service's last
+    /// lines, from the buffers).
+    quiet: bool,
 }
 
 impl Printer {
@@ -30,7 +33,14 @@ impl Printer {
             prefixes,
             color,
             to_stderr: false,
+            quiet: false,
         }
+    }
+
+    /// Print only devstack's own lines, none of the services' output or builds.
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
     }
 
     /// Print to stderr instead (`devstack run`, whose command owns stdout).
@@ -41,6 +51,9 @@ impl Printer {
 
     pub fn format(&self, lines: &[LogLine], out: &mut Vec<u8>) {
         for line in lines {
+            if self.quiet && line.stream != Stream::System {
+                continue;
+            }
             out.extend_from_slice(self.prefixes[line.service].as_bytes());
             let marker = match (line.stream, self.color) {
                 (Stream::Out, _) => "",
@@ -67,6 +80,9 @@ impl LineTap for Printer {
     fn lines(&self, lines: &[LogLine]) {
         let mut buf = Vec::with_capacity(lines.len() * 100);
         self.format(lines, &mut buf);
+        if buf.is_empty() {
+            return;
+        }
         // A closed stdout (a pipe into `head`) must not stop the stack.
         let _ = if self.to_stderr {
             std::io::stderr().lock().write_all(&buf)
@@ -105,6 +121,20 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "db      | ready\ngateway | [devstack] spawned pid 7\ngateway | [build] Compiling\n"
+        );
+        let quiet = Printer::new(&["db".into(), "gateway".into()], false).quiet(true);
+        let mut out = Vec::new();
+        quiet.format(
+            &[
+                line(0, Stream::Out, "ready"),
+                line(1, Stream::System, "spawned pid 7"),
+                line(1, Stream::Build, "Compiling"),
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "gateway | [devstack] spawned pid 7\n"
         );
     }
 }

@@ -83,6 +83,11 @@ impl StateDir {
             .ok()
     }
 
+    /// When the running (or last) stack started: it wrote its pid into the lock then.
+    pub fn running_since(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.lock_file()).ok()?.modified().ok()
+    }
+
     /// Create `.devstack/` and its `logs/`, private; an existing `.devstack/` is made private.
     pub fn create(&self) -> Result<(), String> {
         let cannot = |e: io::Error| format!("cannot create {}: {e}", self.dir.display());
@@ -121,9 +126,8 @@ impl StateDir {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
                 Err(format!(
-                    "devstack is already running this stack (pid {}); stop it first (Ctrl-C in its terminal, or kill {})",
+                    "devstack is already running this stack (pid {}); stop it first: `devstack down` (or Ctrl-C in its terminal)",
                     pid.trim(),
-                    pid.trim()
                 ))
             }
         }

@@ -1,5 +1,5 @@
-//! File watching: one watcher over the stack's folder for every service (and over the `cwd` of a
-//! service that lies outside it), debounced; which
+//! File watching: one watcher over the `cwd` of every service that watches (none inside
+//! another; not the rest of the stack's folder), debounced; which
 //! changes matter to which service (`watch` and `ignore` globs, `.gitignore`s, `.devstackignore`,
 //! built-in ignores); and whether a change changed anything (content hashes).
 //!
@@ -52,8 +52,7 @@ struct ServiceRules {
 struct Rules {
     /// The stack's folder: changed paths are shown relative to it.
     root: PathBuf,
-    /// The folders walked and watched: the stack's, and each watching service's `cwd` outside it
-    /// (none inside another).
+    /// The folders walked and watched: each watching service's `cwd` (none inside another).
     trees: Vec<PathBuf>,
     /// Ignore files and their matchers (`.git/info/exclude` under the root's key).
     gitignores: Vec<(PathBuf, Gitignore)>,
@@ -109,6 +108,19 @@ impl Rules {
         if file.is_file() {
             let (gi, _) = Gitignore::new(file);
             self.gitignores.push((file.to_path_buf(), gi));
+        }
+    }
+
+    /// Read `dir/.git/info/exclude`, if there is one, as an ignore file of `dir`.
+    fn load_exclude(&mut self, dir: &Path) {
+        let exclude = dir.join(".git/info/exclude");
+        if !exclude.is_file() || self.gitignores.iter().any(|(f, _)| *f == exclude) {
+            return;
+        }
+        let mut b = ignore::gitignore::GitignoreBuilder::new(dir);
+        b.add(&exclude);
+        if let Ok(gi) = b.build() {
+            self.gitignores.push((exclude, gi));
         }
     }
 
@@ -218,14 +230,7 @@ impl Watchers {
                     .load_ignore_file(&path.join(name));
             }
             if trees.iter().any(|t| t == path) {
-                let exclude = path.join(".git/info/exclude");
-                if exclude.is_file() {
-                    let mut b = ignore::gitignore::GitignoreBuilder::new(path);
-                    b.add(&exclude);
-                    if let Ok(gi) = b.build() {
-                        rules.lock().expect("rules").gitignores.push((exclude, gi));
-                    }
-                }
+                rules.lock().expect("rules").load_exclude(path);
             }
             self.watch_dir(path);
         }
@@ -314,15 +319,32 @@ pub fn start(
     for s in &mut services {
         s.cwd = s.cwd.canonicalize().unwrap_or_else(|_| s.cwd.clone());
     }
-    let trees = trees(std::iter::once(root.clone()).chain(services.iter().map(|s| s.cwd.clone())));
-    let rules = Arc::new(Mutex::new(Rules {
+    // Only the folders of the services that watch: a stack whose services live in a subfolder
+    // (the demo's `fixtures/demo`) costs that subfolder's watches, not the whole repository's.
+    let trees = trees(services.iter().map(|s| s.cwd.clone()));
+    let mut rules = Rules {
         root: root.clone(),
         trees: trees.clone(),
         dirs: Default::default(),
         gitignores: Vec::new(),
         services,
         hashes: HashMap::new(),
-    }));
+    };
+    // The ignore files of the folders between the stack's and each tree apply inside it (read
+    // once: those folders are not watched).
+    for tree in &trees {
+        for folder in tree
+            .ancestors()
+            .skip(1)
+            .take_while(|a| a.starts_with(&root))
+        {
+            for name in IGNORE_FILES {
+                rules.load_ignore_file(&folder.join(name));
+            }
+        }
+    }
+    rules.load_exclude(&root);
+    let rules = Arc::new(Mutex::new(rules));
     let (tx, rx) = channel();
     let native_tx = tx.clone();
     let native = notify::recommended_watcher(move |e| drop(native_tx.send(e)))?;

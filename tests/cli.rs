@@ -209,9 +209,35 @@ fn a_second_up_names_the_running_pid() {
         err.contains(&format!("already running here (pid {})", daemon.0)),
         "{err}"
     );
-    let (code, _, err) = cli_in(stack.path(), &["up", "--headless"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains(&format!("(pid {})", daemon.0)), "{err}");
+    // Every way of starting a second one says the same way out.
+    for args in [&["up", "--headless"][..], &["ci"]] {
+        let (code, _, err) = cli_in(stack.path(), args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(&format!("(pid {})", daemon.0)), "{err}");
+        assert!(err.contains("`devstack down`"), "{args:?}: {err}");
+        assert!(!err.contains("kill "), "{args:?}: {err}");
+    }
+    assert_eq!(cli_in(stack.path(), &["down"]).0, 0);
+}
+
+#[test]
+fn up_detached_with_wait_on_a_running_stack_waits_for_it() {
+    let stack = Stack::new(SLEEPER);
+    let daemon = up_detached(stack.path());
+    // Twice, as a script run twice would: each waits for the stack that runs and succeeds.
+    for _ in 0..2 {
+        let (code, _, err) = cli_in(stack.path(), &["up", "-d", "--wait"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            err.contains(&format!("already running here (pid {})", daemon.0)),
+            "{err}"
+        );
+        assert!(err.contains("every service is ready"), "{err}");
+    }
+    // A service it doesn't have is named.
+    let (code, _, err) = cli_in(stack.path(), &["up", "-d", "--wait", "nope"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("unknown service `nope`"), "{err}");
     assert_eq!(cli_in(stack.path(), &["down"]).0, 0);
 }
 
@@ -287,4 +313,87 @@ fn f_means_follow_only_for_the_logs_command() {
     }
     stack.signal(Signal::SIGINT);
     stack.wait_exit(30);
+}
+
+#[test]
+fn a_command_with_two_letters_swapped_is_suggested() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = cli_in(dir.path(), &["rnu", "--", "true"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a similar subcommand exists: 'run'"), "{err}");
+}
+
+#[test]
+fn help_run_shows_the_shell_form_for_the_stacks_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = cli_in(dir.path(), &["help", "run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("devstack run -- sh -c 'curl \"$WEB_URL/health\"'"),
+        "{out}"
+    );
+    assert!(out.contains("without a shell"), "{out}");
+}
+
+#[test]
+fn a_failed_wait_shows_only_the_lines_of_this_run() {
+    let stack = Stack::new("[services.app]\nbuild = \"cat said; exit 3\"\nrun = \"sleep 300\"\n");
+    for run in ["first-run-line", "second-run-line"] {
+        std::fs::write(stack.path().join("said"), format!("{run}\n")).unwrap();
+        let (code, _, err) = cli_in(stack.path(), &["up", "-d", "--wait", "--timeout", "30s"]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(&format!("app | {run}")), "{err}");
+        assert!(
+            run == "first-run-line" || !err.contains("first-run-line"),
+            "an earlier run's line among this one's:\n{err}"
+        );
+        cli_in(stack.path(), &["down"]);
+    }
+}
+
+#[test]
+fn ci_quiet_prints_devstacks_lines_and_the_failure_only() {
+    let stack = Stack::new(
+        "[services.a]\nbuild = \"echo a-build-chatter\"\nrun = \"echo a-chatter; exec sleep 300\"\n[services.a.health]\nlog = \"a-chatter\"\n",
+    );
+    let (code, out, err) = cli_in(stack.path(), &["ci", "-q", "--timeout", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("a | [devstack] spawned pid"), "{out}");
+    assert!(
+        !out.contains("a | a-chatter") && !out.contains("[build] a-build-chatter"),
+        "{out}"
+    );
+    assert!(err.contains("ci: every service is ready"), "{err}");
+
+    std::fs::write(
+        stack.path().join("devstack.toml"),
+        "[services.b]\nbuild = \"echo b-build-chatter; exit 4\"\nrun = \"sleep 300\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = cli_in(stack.path(), &["ci", "--quiet", "--timeout", "30s"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("[build] b-build-chatter"), "{out}");
+    assert!(
+        err.contains("b | b-build-chatter"),
+        "the failure's lines: {err}"
+    );
+}
+
+#[test]
+fn flags_are_offered_only_on_the_commands_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |cmd: &str| cli_in(dir.path(), &[cmd, "--help"]).1;
+    for cmd in ["ps", "stop", "schema", "traffic", "init", "mcp"] {
+        let text = help(cmd);
+        assert!(!text.contains("--headless"), "{cmd}:\n{text}");
+        assert!(!text.contains("--no-color"), "{cmd}:\n{text}");
+        // What every command uses stays: the config file and the diagnostics.
+        assert!(text.contains("--verbose"), "{cmd}:\n{text}");
+    }
+    assert!(help("up").contains("--headless") && help("up").contains("--no-color"));
+    for cmd in ["logs", "ci", "run"] {
+        assert!(help(cmd).contains("--no-color"), "{cmd}");
+    }
+    let (code, _, err) = cli_in(dir.path(), &["ps", "--headless"]);
+    assert_eq!(code, 2, "{err}");
 }

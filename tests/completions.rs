@@ -110,6 +110,33 @@ fn bash_completes_the_services_of_the_stack_here() {
 }
 
 #[test]
+fn the_services_of_the_file_named_with_f_are_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    std::fs::write(dir.path().join("other/stack.toml"), CONFIG).unwrap();
+    // Here, a config with other services: the one named on the line wins.
+    std::fs::write(
+        dir.path().join("devstack.toml"),
+        "[services.local]\nrun = \"x\"\n",
+    )
+    .unwrap();
+    for words in [
+        &["devstack", "-f", "other/stack.toml", "restart", ""][..],
+        &["devstack", "restart", "--file=other/stack.toml", ""],
+        &["devstack", "logs", "--file", "other/stack.toml", "-f", ""],
+    ] {
+        let names = bash_complete(dir.path(), words);
+        assert!(names.contains(&"web".to_string()), "{words:?}: {names:?}");
+        assert!(
+            !names.contains(&"local".to_string()),
+            "{words:?}: {names:?}"
+        );
+    }
+    let names = bash_complete(dir.path(), &["devstack", "logs", "-f", ""]);
+    assert!(names.contains(&"local".to_string()), "{names:?}");
+}
+
+#[test]
 fn every_service_command_completes_services_even_from_a_broken_file() {
     let dir = tempfile::tempdir().unwrap();
     // Not TOML (an unclosed string): the headers still name the services, and nothing is said.

@@ -110,6 +110,18 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "devstack.toml:3:8",
     ),
     (
+        "port in quotes",
+        "[services.a]\nrun = \"x\"\nport = \"8201\"\n",
+        "a port is a number, not a string: write `port = 8201` (no quotes)",
+        "devstack.toml:3:8",
+    ),
+    (
+        "port not a number",
+        "[services.a]\nrun = \"x\"\nport = \"web\"\n",
+        "expected a port number (1-65535), e.g. `port = 8201`",
+        "devstack.toml:3:8",
+    ),
+    (
         "missing env_file",
         "[stack]\nenv_file = \".nope\"\n[services.a]\nrun = \"x\"\n",
         "cannot read env_file",

@@ -14,12 +14,22 @@ struct Out {
 }
 
 fn devstack(dir: &Path, args: &[&str]) -> Out {
+    // What the importer sees of the machine is the same on every one: no installed servers.
+    let path = if args.contains(&"init") {
+        "/nonexistent".into()
+    } else {
+        std::env::var_os("PATH").unwrap_or_default()
+    };
+    devstack_with_path(dir, args, &path)
+}
+
+fn devstack_with_path(dir: &Path, args: &[&str], path: &std::ffi::OsStr) -> Out {
     let out = Command::new(BIN)
         .args(args)
         .current_dir(dir)
         // What the importer sees of the environment is the same on every machine.
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PATH", path)
         .env("HOME", "/home/dev")
         .output()
         .unwrap();
@@ -569,6 +579,51 @@ fn compose_django_with_anchors_entrypoints_profiles_and_unknown_images() {
     ] {
         assert!(stderr.contains(w), "{w}\n{stderr}");
     }
+}
+
+#[test]
+fn a_server_image_whose_program_is_installed_runs_it() {
+    let compose = r#"services:
+  cache:
+    image: redis:7-alpine
+    ports: ["6380:6379"]
+    healthcheck:
+      test: ["CMD", "redis-cli", "ping"]
+  db:
+    image: postgres:16
+  web:
+    command: ["sh", "-c", "exec serve"]
+    depends_on: [cache, db]
+"#;
+    let (_tmp, dir) = project(&[("compose.yaml", compose)]);
+    // `redis-server` and `redis-cli` installed here; no postgres.
+    let bin = dir.parent().unwrap().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for program in ["redis-server", "redis-cli"] {
+        let file = bin.join(program);
+        std::fs::write(&file, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let out = devstack_with_path(&dir, &["init", "--from", "compose.yaml"], bin.as_os_str());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let toml = std::fs::read_to_string(dir.join("devstack.toml")).unwrap();
+    assert_eq!(
+        field(&toml, "services.cache.run"),
+        "redis-server --port 6379"
+    );
+    assert_eq!(
+        field(&toml, "services.cache.health.cmd"),
+        "redis-cli -p 6379 ping"
+    );
+    assert!(toml.contains("# [services.db]"), "{toml}");
+    assert!(
+        out.stderr.contains("image postgres:16 runs in a container"),
+        "{}",
+        out.stderr
+    );
+    let check = devstack(&dir, &["check"]);
+    assert_eq!(check.code, 0, "{}\n{toml}", check.stderr);
 }
 
 #[test]

@@ -480,3 +480,34 @@ fn stopping_run_stops_its_command_too() {
     assert!(common::all_gone(&[cmd], 5), "CMD outlived `run`");
     assert!(!status.success(), "{status}");
 }
+
+#[test]
+fn the_stopping_line_comes_before_the_services_reaction_to_the_signal() {
+    // A service that answers TERM at once, in a list `run` (no shell of devstack's between).
+    let mut stack = Stack::new(
+        r#"
+        [services.svc]
+        run = ["sh", "-c", "trap 'echo got-term; exit 0' TERM; echo svc=$$; while :; do sleep 0.05; done"]
+        "#,
+    );
+    stack.start(&["up"]);
+    stack.wait_number("svc=", 20);
+    for round in 0..3 {
+        let out = stack.command(&["restart", "svc"]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let lines = stack.log_lines("svc");
+        let stopping: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].contains("stopping: sent TERM"))
+            .collect();
+        let reactions: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i] == "got-term")
+            .collect();
+        assert_eq!(stopping.len(), round + 1, "{lines:#?}");
+        assert_eq!(reactions.len(), round + 1, "{lines:#?}");
+        assert!(
+            stopping.iter().zip(&reactions).all(|(s, r)| s < r),
+            "{lines:#?}"
+        );
+    }
+    stack.stop();
+}

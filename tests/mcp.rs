@@ -276,7 +276,6 @@ async fn without_a_stack_each_tool_says_so_and_the_server_stays_up() {
     let folder = stack.path().canonicalize().unwrap();
     for (tool, args) in [
         ("ps", json!({})),
-        ("logs", json!({"pattern": "x"})),
         ("restart", json!({"services": ["web"]})),
         ("wait_ready", json!({})),
         ("traffic", json!({})),
@@ -305,6 +304,31 @@ async fn without_a_stack_each_tool_says_so_and_the_server_stays_up() {
             folder.display()
         )
     );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_without_a_stack_reads_the_log_files_as_the_cli_does() {
+    let mut stack = Stack::new(
+        "[services.web]\nrun = \"echo web-said-this; echo web=$$; exec sleep 300\"\n[services.db]\nrun = \"echo db-line; exec sleep 300\"\n",
+    );
+    stack.start(&["up"]);
+    stack.wait_number("web=", 20);
+    stack.wait_for("db-line", 20);
+    stack.signal(Signal::SIGINT);
+    stack.wait_exit(30);
+
+    let client = mcp(stack.path()).await;
+    let (text, error) = call(&client, "logs", json!({"services": ["web"]})).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("web | web-said-this"), "{text}");
+    assert!(!text.contains("db-line"), "{text}");
+    let (text, error) = call(&client, "logs", json!({"pattern": "db-"})).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("db | db-line"), "{text}");
+    let (text, error) = call(&client, "logs", json!({"services": ["nope"]})).await;
+    assert!(error, "{text}");
+    assert!(text.contains("unknown service `nope`"), "{text}");
     client.cancel().await.unwrap();
 }
 

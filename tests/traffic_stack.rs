@@ -197,7 +197,7 @@ fn a_stopped_callee_gives_502_at_once_and_counts_as_an_error() {
     let (status, response) = http_get(port, "/x");
     assert_eq!(status, 502, "{response}");
     assert!(
-        response.contains("devstack: api refused the connection"),
+        response.contains("devstack: api is stopped or not listening on its port"),
         "{response}"
     );
     let e = edge_when(&stack, "external", "api", |e| e["errors"] == 1);
@@ -311,4 +311,28 @@ fn an_attached_dashboard_shows_the_same_traffic() {
     let down = stack.command(&["down"]).output().unwrap();
     assert!(down.status.success(), "{down:?}");
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+}
+
+#[test]
+fn the_proxy_learns_that_a_service_listens_without_connecting_to_it() {
+    let port = free_port();
+    let stack = running(&format!(
+        r#"
+        [services.api]
+        run = "{}"
+        port = {port}
+        env = {{ TESTSVC_SAY_CONNECTIONS = "1" }}
+        "#,
+        testsvc()
+    ));
+    stack.wait_for("testsvc listening", 30);
+    // The request waits until the proxy knows the service listens; it is its first connection.
+    assert_eq!(http_status(port, "/"), 200);
+    stack.wait_for("testsvc accepted connection 1", 10);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = stack.output();
+    assert!(
+        !out.contains("testsvc accepted connection 2"),
+        "a connection the service did not ask for:\n{out}"
+    );
 }

@@ -160,6 +160,24 @@ fn search_highlights_matches() {
         .expect("a matching line is shown");
     assert_eq!(buffer[(col, row)].bg, Color::Yellow);
     assert_ne!(buffer[(col - 1, row)].bg, Color::Yellow);
+    // The current match (the newest, where the search went) has a colour of its own; `n` moves
+    // it to the older one.
+    let match_colours = |terminal: &Terminal<TestBackend>| -> Vec<Color> {
+        let buffer = terminal.backend().buffer();
+        (0..24)
+            .filter_map(|y| {
+                let text: String = (0..110)
+                    .map(|x| buffer[(x, y)].symbol().to_string())
+                    .collect();
+                let at = text.find("GET /users")?;
+                Some(buffer[(text[..at].chars().count() as u16 + 5, y)].bg)
+            })
+            .collect()
+    };
+    assert_eq!(match_colours(&terminal), [Color::Yellow, Color::LightRed]);
+    app.update(Action::NextMatch);
+    let terminal = render(&mut app, 110, 24);
+    assert_eq!(match_colours(&terminal), [Color::LightRed, Color::Yellow]);
 }
 
 #[test]
@@ -372,4 +390,92 @@ fn a_failed_rebuild_shows_on_the_service_row_in_red() {
         .unwrap();
     assert_eq!(buffer[(state, row)].fg, Color::Red);
     assert_eq!(buffer[(1, row - 1)].fg, Color::Green);
+}
+
+/// insta leaves `*.snap.new` beside a failing snapshot and deletes it once the test passes: one
+/// committed would be deleted by the next `cargo test`.
+#[test]
+fn no_pending_snapshot_is_tracked() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let Ok(out) = std::process::Command::new("git")
+        .args(["ls-files", "--", "*.snap.new"])
+        .current_dir(root)
+        .output()
+    else {
+        eprintln!("git is not installed: skipped");
+        return;
+    };
+    let tracked = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tracked.trim().is_empty(),
+        "tracked pending snapshots:\n{tracked}"
+    );
+    let ignored = std::process::Command::new("git")
+        .args(["check-ignore", "-q", "tests/snapshots/x.snap.new"])
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(ignored.success(), "*.snap.new is not in .gitignore");
+}
+
+#[test]
+fn eighty_columns_keep_help_quit_and_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    let terminal = render(&mut app, 80, 24);
+    insta::assert_snapshot!(terminal.backend());
+    let buffer = terminal.backend().buffer();
+    let row = |y: u16| -> String {
+        (0..80)
+            .map(|x| buffer[(x, y)].symbol().to_string())
+            .collect()
+    };
+    assert!(
+        row(23).contains("? help") && row(23).contains("q quit"),
+        "{}",
+        row(23)
+    );
+    assert!(
+        row(2).contains("CPU") && row(2).contains("MEM"),
+        "{}",
+        row(2)
+    );
+    // A state longer than its column is cut with an ellipsis, never mid-phrase without one.
+    app.views[2] = view(
+        "orders",
+        "blocked",
+        "blocked: dependency `users` is build-failed (code 101)",
+    );
+    let terminal = render(&mut app, 80, 24);
+    let buffer = terminal.backend().buffer();
+    let row: String = (0..80)
+        .map(|x| buffer[(x, 5)].symbol().to_string())
+        .collect();
+    assert!(row.contains("blocked: dep"), "{row}");
+    assert!(row.contains('…'), "{row}");
+}
+
+#[test]
+fn the_header_names_a_service_stopped_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo(dir.path());
+    // `users` (which orders and gateway depend on) stopped with `s`: no longer wanted.
+    app.views[1] = view("users", "stopped", "stopped");
+    app.views[1].wanted = false;
+    let terminal = render(&mut app, 110, 24);
+    let buffer = terminal.backend().buffer();
+    let header: String = (0..110)
+        .map(|x| buffer[(x, 0)].symbol().to_string())
+        .collect();
+    assert!(header.contains("4/4 ready · users stopped"), "{header}");
+    let at = header[..header.find("4/4").unwrap()].chars().count() as u16;
+    assert_eq!(buffer[(at, 0)].fg, Color::Yellow, "not all green");
+    // One never started (autostart = false) is not news.
+    app.views[1].spawns = 0;
+    let terminal = render(&mut app, 110, 24);
+    let buffer = terminal.backend().buffer();
+    let header: String = (0..110)
+        .map(|x| buffer[(x, 0)].symbol().to_string())
+        .collect();
+    assert!(!header.contains("stopped"), "{header}");
 }

@@ -384,3 +384,31 @@ fn one_watched_folder_is_one_folder() {
     stack.wait_for("watching 1 folder for changes", 20);
     stop(stack);
 }
+
+#[test]
+fn only_the_folders_of_the_watching_services_are_watched() {
+    // The demo's shape: the services live in a subfolder of a folder with many others.
+    let mut stack = Stack::new(
+        r#"
+        [stack]
+        debounce = "100ms"
+        [services.app]
+        cwd = "svc"
+        run = "echo app=$$; sleep 300"
+        watch = ["*.rs"]
+        "#,
+    );
+    for dir in ["docs/a", "docs/b", "tests", "benches", "svc/src", "svc/gen"] {
+        std::fs::create_dir_all(stack.path().join(dir)).unwrap();
+    }
+    // The stack folder's .gitignore still applies inside the service's folder.
+    write(&stack, ".gitignore", "gen/\n");
+    stack.start(&["up"]);
+    stack.wait_for("watching 2 folders for changes", 20);
+    stack.wait_number("app=", 20);
+    write(&stack, "svc/gen/out.rs", "x");
+    write(&stack, "svc/src/new/x.rs", "x");
+    stack.wait_for("svc/src/new/x.rs changed", 20);
+    assert!(!stack.output().contains("gen/out.rs"), "{}", stack.output());
+    stop(stack);
+}

@@ -1,6 +1,7 @@
 //! Shell completion (clap_complete's dynamic completion): `devstack completions SHELL` prints a
 //! script that asks devstack itself, through `DEVSTACK_COMPLETE`, what to complete; service names
-//! come from the devstack.toml of the current folder (or the nearest parent).
+//! come from the devstack.toml the line names (`-f`), or else of the current folder (or the nearest
+//! parent).
 
 use clap_complete::CompletionCandidate;
 use clap_complete::env::Shells;
@@ -43,10 +44,17 @@ pub fn script(shell: &str) -> ExitCode {
     }
 }
 
-/// The service names of the devstack.toml here, read leniently: a file the parser would refuse
-/// still gives the names it has, and nothing is ever printed about it.
+/// The service names of the devstack.toml the command line names (`-f PATH`), or else of the one
+/// here, read leniently: a file the parser would refuse still gives the names it has, and
+/// nothing is ever printed about it.
 pub fn services() -> Vec<CompletionCandidate> {
-    let Some(file) = std::env::current_dir().ok().and_then(|d| config::find(&d)) else {
+    // The words being completed follow `--` in this run's arguments.
+    let words: Vec<String> = std::env::args().skip_while(|a| a != "--").skip(1).collect();
+    let file = match file_in(&words) {
+        Some(f) => Some(f),
+        None => std::env::current_dir().ok().and_then(|d| config::find(&d)),
+    };
+    let Some(file) = file else {
         return Vec::new();
     };
     let Ok(text) = std::fs::read_to_string(&file) else {
@@ -56,6 +64,37 @@ pub fn services() -> Vec<CompletionCandidate> {
         .into_iter()
         .map(CompletionCandidate::new)
         .collect()
+}
+
+/// The config file a command line being completed names: `-f PATH`, `-fPATH`, `--file PATH` or
+/// `--file=PATH` (after `logs` and `traffic`, `-f` is their --follow). A leading `~/` is the
+/// home folder, as the shell would have expanded it on running the command.
+fn file_in(words: &[String]) -> Option<std::path::PathBuf> {
+    let mut follow_f = false;
+    let mut found = None;
+    let mut words = words.iter().skip(1);
+    while let Some(w) = words.next() {
+        let path = match w.as_str() {
+            "logs" | "traffic" => {
+                follow_f = true;
+                continue;
+            }
+            "--file" => words.next().cloned(),
+            "-f" if !follow_f => words.next().cloned(),
+            _ => w
+                .strip_prefix("--file=")
+                .or_else(|| w.strip_prefix("-f").filter(|p| !follow_f && !p.is_empty()))
+                .map(str::to_string),
+        };
+        if let Some(p) = path.filter(|p| !p.is_empty()) {
+            found = Some(p);
+        }
+    }
+    let found = found?;
+    Some(match found.strip_prefix("~/") {
+        Some(rest) => std::env::home_dir()?.join(rest),
+        None => found.into(),
+    })
 }
 
 /// The keys of `[services]`; when the file isn't TOML, the names of its `[services.NAME]` headers.
@@ -82,7 +121,29 @@ fn service_names(text: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::service_names;
+    use super::{file_in, service_names};
+
+    #[test]
+    fn the_file_named_on_the_line() {
+        let words = |s: &str| -> Vec<String> { s.split(' ').map(String::from).collect() };
+        let file = |s: &str| file_in(&words(s)).map(|p| p.display().to_string());
+        assert_eq!(file("devstack -f a.toml stop ").as_deref(), Some("a.toml"));
+        assert_eq!(
+            file("devstack stop --file=b.toml ").as_deref(),
+            Some("b.toml")
+        );
+        assert_eq!(
+            file("devstack --file c.toml up w").as_deref(),
+            Some("c.toml")
+        );
+        assert_eq!(file("devstack -fd.toml up w").as_deref(), Some("d.toml"));
+        assert_eq!(file("devstack logs -f ").as_deref(), None);
+        assert_eq!(
+            file("devstack logs --file e.toml -f ").as_deref(),
+            Some("e.toml")
+        );
+        assert_eq!(file("devstack restart ").as_deref(), None);
+    }
 
     #[test]
     fn names_from_a_valid_and_a_broken_file() {

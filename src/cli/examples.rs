@@ -98,12 +98,17 @@ Examples:
 pub const CI: &str = "\
 Examples:
   devstack ci                  # exit 0 once everything is ready, 1 naming what failed
-  devstack ci api --timeout 2m";
+  devstack ci api --timeout 2m
+  devstack ci -q               # devstack's own lines only, and a failure's last lines";
 
 pub const RUN: &str = "\
 Examples:
   devstack run -- cargo test --test e2e     # with API_URL etc. in its environment
-  devstack run api db --timeout 2m -- ./integration.sh";
+  devstack run api db --timeout 2m -- ./integration.sh
+  devstack run -- sh -c 'curl \"$WEB_URL/health\"'   # the stack's variables in CMD's own words
+
+CMD is run as given, without a shell: your shell expands `$WEB_URL` in `devstack run -- curl
+$WEB_URL/` before devstack sets it (to nothing: `curl /`); quote it in `sh -c '...'` as above.";
 
 pub const MCP: &str = "\
 Examples:

@@ -60,6 +60,17 @@ pub fn init(file: &Path, force: bool, from: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Is `program` an executable file in a folder of the PATH?
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
 /// The config translated from `from`; its warnings on stderr.
 fn translate(from: &Path, dir: &Path, name: String) -> Result<String, ExitCode> {
     let shown = printable(&from.display().to_string()).into_owned();
@@ -91,11 +102,17 @@ fn translate(from: &Path, dir: &Path, name: String) -> Result<String, ExitCode> 
     let environment = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .collect();
+    let installed = import::programs()
+        .into_iter()
+        .filter(|p| on_path(p))
+        .map(String::from)
+        .collect();
     let cx = import::Context {
         name,
         dotenv,
         base,
         environment,
+        installed,
     };
     let (toml, warnings) = import::translate(format, &text, &cx).map_err(|e| {
         use std::io::Write;

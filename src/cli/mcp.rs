@@ -1,7 +1,7 @@
 //! `devstack mcp`: a Model Context Protocol server on stdio (rmcp), for coding agents. A thin
 //! client of the running stack's control socket: each tool finds the stack as the CLI does
 //! (`remote::locate`) and asks it through the same functions. When no stack runs, a tool says
-//! so as a tool error and the server stays up. stdout carries MCP messages only: nothing here
+//! so as a tool error and the server stays up; `logs` then reads the log files, as the CLI's. stdout carries MCP messages only: nothing here
 //! prints, and no `tracing` subscriber is installed (rmcp's logs go nowhere).
 
 use super::remote::{self, Action, Readiness, Running};
@@ -135,14 +135,31 @@ impl Devstack {
     }
 
     #[tool(
-        description = "Log lines of the running stack, oldest first, as `TIME SERVICE | TEXT` (TIME in UTC; `[build]` marks build output, `[devstack]` devstack's own lines): the last `lines` (default 100, at most 2000) of the named services (default all), optionally only those since a time and matching a regex",
+        description = "Log lines of the running stack (when none runs, from the log files of the last one), oldest first, as `TIME SERVICE | TEXT` (TIME in UTC; `[build]` marks build output, `[devstack]` devstack's own lines): the last `lines` (default 100, at most 2000) of the named services (default all), optionally only those since a time and matching a regex",
         annotations(read_only_hint = true)
     )]
     async fn logs(
         &self,
         Parameters(p): Parameters<LogsParams>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.with_stack(move |stack| logs(stack, p)).await
+        let file = self.file.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let file = file.as_deref().map(PathBuf::as_path);
+            match remote::locate(file) {
+                Err(refusal) => Err(refusal),
+                Ok(Some(mut stack)) => logs(p, |services, n| {
+                    stack
+                        .client
+                        .logs(services, n, false)
+                        .map_err(|e| stack.describe(&e))
+                }),
+                // As `devstack logs` does: the log files of the stack that ran here.
+                Ok(None) => logs(p, |services, n| file_lines(file, services, n)),
+            }
+        })
+        .await
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(outcome_result(outcome))
     }
 
     #[tool(
@@ -265,10 +282,7 @@ impl Devstack {
         })
         .await
         .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        Ok(match outcome {
-            Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
-            Err(text) => tool_error(text),
-        })
+        Ok(outcome_result(outcome))
     }
 
     async fn act(
@@ -313,7 +327,59 @@ impl Running {
     }
 }
 
-fn logs(mut stack: Running, p: LogsParams) -> Outcome {
+fn outcome_result(outcome: Outcome) -> CallToolResult {
+    match outcome {
+        Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+        Err(text) => tool_error(text),
+    }
+}
+
+/// The last `n` lines of `services` (all when empty) from the log files of the stack whose
+/// config is `file` (or found from here up), when none runs.
+fn file_lines(file: Option<&Path>, services: &[String], n: usize) -> Result<Vec<WireLine>, String> {
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let path = match file {
+        Some(f) => f.to_path_buf(),
+        None => devstack::config::find(&here).ok_or_else(|| {
+            format!(
+                "no stack runs in {} and there is no {} to find its log files by",
+                here.display(),
+                devstack::config::FILE_NAME
+            )
+        })?,
+    };
+    let cfg = devstack::config::load(&path).map_err(|e| {
+        format!("no stack runs, and its config, which names the log files, has errors:\n{e}")
+    })?;
+    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
+    let wanted = if services.is_empty() {
+        (0..names.len()).collect()
+    } else {
+        let mut wanted = Vec::new();
+        for s in services {
+            match names.iter().position(|n| n == s) {
+                Some(i) => wanted.push(i),
+                None => {
+                    return Err(format!(
+                        "unknown service `{s}`; services are: {}",
+                        names.join(", ")
+                    ));
+                }
+            }
+        }
+        wanted
+    };
+    let dir = devstack::statedir::StateDir::new(&cfg.root).logs();
+    Ok(devstack::logs::read_files(&dir, &names, &wanted, n)
+        .map(|line| WireLine::new(&line, &names))
+        .collect())
+}
+
+/// `logs`: the lines `fetch` gives (services, how many from the end), filtered and written out.
+fn logs(
+    p: LogsParams,
+    fetch: impl FnOnce(&[String], usize) -> Result<Vec<WireLine>, String>,
+) -> Outcome {
     let wanted = p.lines.unwrap_or(DEFAULT_LINES).min(MAX_LINES);
     let since = p.since.as_deref().map(since_stamp).transpose()?;
     let pattern = p
@@ -324,10 +390,7 @@ fn logs(mut stack: Running, p: LogsParams) -> Outcome {
         .map_err(|e| format!("bad pattern: {e}"))?;
     let filtered = since.is_some() || pattern.is_some();
     let asked = if filtered { SEARCHED_LINES } else { wanted };
-    let lines = stack
-        .client
-        .logs(&p.services, asked, false)
-        .map_err(|e| stack.describe(&e))?;
+    let lines = fetch(&p.services, asked)?;
     let kept: Vec<&WireLine> = lines
         .iter()
         .filter(|l| since.as_deref().is_none_or(|s| l.time.as_str() >= s))

@@ -25,11 +25,13 @@ struct Cli {
     /// The config file (default: devstack.toml here or in the nearest parent folder)
     #[arg(short, long, global = true, value_name = "PATH")]
     file: Option<PathBuf>,
+    // `--headless` and `--no-color` are given to the commands they change (here for plain
+    // `devstack`, which is `up`), not offered on every one.
     /// Prefixed log lines instead of the dashboard
-    #[arg(long, global = true)]
+    #[arg(long)]
     headless: bool,
     /// No colours (also: the NO_COLOR variable)
-    #[arg(long, global = true)]
+    #[arg(long)]
     no_color: bool,
     /// devstack's own diagnostics into .devstack/devstack.log (-vv: more; or DEVSTACK_LOG=FILTER)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -58,6 +60,12 @@ enum Cmd {
         /// Keep running after every service has ended (used by --detach)
         #[arg(long, hide = true)]
         stay: bool,
+        /// Prefixed log lines instead of the dashboard
+        #[arg(long)]
+        headless: bool,
+        /// No colours (also: the NO_COLOR variable)
+        #[arg(long)]
+        no_color: bool,
     },
     /// Open the dashboard on the stack running here (started with `up -d`, or in another
     /// terminal); `q` then detaches or stops it
@@ -120,6 +128,9 @@ enum Cmd {
         /// Lines to show from the end (merged across services)
         #[arg(short = 'n', long, default_value_t = 100)]
         lines: usize,
+        /// No colours (also: the NO_COLOR variable)
+        #[arg(long)]
+        no_color: bool,
     },
     /// Who calls whom in the running stack: requests, rates, errors and latency per edge
     #[command(after_help = examples::TRAFFIC)]
@@ -182,6 +193,12 @@ enum Cmd {
         /// Give up after this long
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
+        /// Print only devstack's own lines and, for a failure, the service's last lines
+        #[arg(short, long)]
+        quiet: bool,
+        /// No colours (also: the NO_COLOR variable)
+        #[arg(long)]
+        no_color: bool,
     },
     /// Start the stack, wait until it is ready, run CMD, stop the stack; exit with CMD's status
     #[command(after_help = examples::RUN)]
@@ -192,10 +209,43 @@ enum Cmd {
         /// Give up waiting for readiness after this long
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
+        /// Print only devstack's own lines and, for a failure, the service's last lines (CMD's
+        /// output is its own)
+        #[arg(short, long)]
+        quiet: bool,
+        /// No colours (also: the NO_COLOR variable)
+        #[arg(long)]
+        no_color: bool,
         /// The command, after `--`
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+}
+
+/// clap's own suggestion misses a swapped pair of letters in a short command (`rnu`): the
+/// config's typo finder is asked when clap has none.
+fn suggest_subcommand(mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand || e.get(ContextKind::SuggestedSubcommand).is_some()
+    {
+        return e;
+    }
+    let Some(ContextValue::String(typed)) = e.get(ContextKind::InvalidSubcommand) else {
+        return e;
+    };
+    let cmd = Cli::command();
+    let names = cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name());
+    if let Some(name) = config::diag::did_you_mean(typed, names) {
+        let name = name.to_string();
+        e.insert(
+            ContextKind::SuggestedSubcommand,
+            ContextValue::Strings(vec![name]),
+        );
+    }
+    e
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -207,19 +257,30 @@ pub fn main() -> ExitCode {
         return failed;
     }
     complete::answer(Cli::command);
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| suggest_subcommand(e).exit());
     let _log = debuglog::init(cli.verbose, cli.file.as_deref());
-    let color = !cli.no_color && std::env::var_os("NO_COLOR").is_none();
-    let stdout_color = color && std::io::stdout().is_terminal();
     let command = cli.command.unwrap_or(Cmd::Up {
         services: Vec::new(),
         detach: false,
         wait: false,
         timeout: Duration::ZERO,
         stay: false,
+        headless: false,
+        no_color: false,
     });
+    let (headless, no_color) = match &command {
+        Cmd::Up {
+            headless, no_color, ..
+        } => (*headless, *no_color),
+        Cmd::Logs { no_color, .. } | Cmd::Ci { no_color, .. } | Cmd::Run { no_color, .. } => {
+            (false, *no_color)
+        }
+        _ => (false, false),
+    };
+    let headless = cli.headless || headless;
+    let color = !(cli.no_color || no_color) && std::env::var_os("NO_COLOR").is_none();
+    let stdout_color = color && std::io::stdout().is_terminal();
     let file = cli.file.as_deref();
-    let headless = cli.headless;
     match command {
         Cmd::Init { force, from } => {
             let target = match file {
@@ -300,7 +361,7 @@ pub fn main() -> ExitCode {
             services,
             follow,
             lines,
-            file: _,
+            ..
         } => match remote::find(file) {
             Err(code) => code,
             Ok(Some(stack)) => remote::logs(stack, &services, lines, follow, stdout_color),
@@ -316,16 +377,30 @@ pub fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }),
         },
-        Cmd::Ci { services, timeout } => {
-            running_config(file, |cfg| stack::ci(cfg, &services, timeout, stdout_color))
-        }
+        Cmd::Ci {
+            services,
+            timeout,
+            quiet,
+            ..
+        } => running_config(file, |cfg| {
+            let output = stack::Output {
+                color: stdout_color,
+                quiet,
+            };
+            stack::ci(cfg, &services, timeout, output)
+        }),
         Cmd::Run {
             services,
             timeout,
+            quiet,
             command,
+            ..
         } => running_config(file, |cfg| {
-            let stderr_color = color && std::io::stderr().is_terminal();
-            stack::run(cfg, &services, timeout, &command, stderr_color)
+            let output = stack::Output {
+                color: color && std::io::stderr().is_terminal(),
+                quiet,
+            };
+            stack::run(cfg, &services, timeout, &command, output)
         }),
     }
 }

@@ -14,6 +14,7 @@ use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
+use unicode_width::UnicodeWidthStr;
 
 #[derive(Clone, Copy)]
 pub enum Action {
@@ -208,10 +209,13 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
         ]
         .map(String::from),
     ];
+    // A long state (a blocked service says why, and what its dependency is doing) would make
+    // the column as wide: it is cut there and said whole below the table.
+    const STATE_WIDTH: usize = 40;
     for s in &services {
         rows.push([
             s.name.clone(),
-            s.detail.clone(),
+            devstack::ellipsize(&s.detail, STATE_WIDTH).into_owned(),
             or_dash(s.health),
             or_dash(s.pid),
             or_dash(s.port),
@@ -220,6 +224,11 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
         ]);
     }
     table(&rows);
+    for s in &services {
+        if s.detail.width() > STATE_WIDTH {
+            out(&format!("{}: {}", s.name, s.detail));
+        }
+    }
     for s in &services {
         if let Some(lost) = &s.log_lost {
             let (name, file, lines) = (&s.name, &lost.file, lost.lines);
@@ -384,6 +393,14 @@ pub fn detach(cfg: &Config, services: &[String], wait: Option<Duration>) -> Exit
         let pid = state
             .running_pid()
             .map_or(String::new(), |pid| format!(" (pid {pid})"));
+        // `--wait` is what a script runs before its tests, once or twice: like compose's, it
+        // waits for the stack that runs rather than failing.
+        if let Some(timeout) = wait {
+            note(&format!(
+                "a stack is already running here{pid}; waiting for it to be ready"
+            ));
+            return wait_ready(&state, timeout, services);
+        }
         note(&format!(
             "a stack is already running here{pid}; `devstack ps` shows it, `devstack down` stops it"
         ));
@@ -440,7 +457,7 @@ pub fn detach(cfg: &Config, services: &[String], wait: Option<Duration>) -> Exit
                 log_path.display()
             ));
             return match wait {
-                Some(timeout) => wait_ready(&state, timeout),
+                Some(timeout) => wait_ready(&state, timeout, &[]),
                 None => ExitCode::SUCCESS,
             };
         }
@@ -471,9 +488,9 @@ pub fn detach(cfg: &Config, services: &[String], wait: Option<Duration>) -> Exit
 /// `up -d --wait`: wait until every service is ready, as `ci` judges; a failure, a timeout or
 /// a stop is said, with the last lines of the services concerned, and exits 1. The stack keeps
 /// running either way.
-fn wait_ready(state: &StateDir, timeout: Duration) -> ExitCode {
+fn wait_ready(state: &StateDir, timeout: Duration, only: &[String]) -> ExitCode {
     let kept = "the stack keeps running: `devstack logs`, `devstack down`";
-    match await_ready(state, timeout, &[]) {
+    match await_ready(state, timeout, only) {
         Err(e) => fail(state, e),
         Ok(Readiness::Ready { took }) => {
             note(&format!(
@@ -635,7 +652,9 @@ fn show_remote_tail(state: &StateDir, service: &str) {
     );
 }
 
-/// The last `lines` lines a service of the running stack logged (on a connection of its own).
+/// The last `lines` lines a service of the running stack logged (on a connection of its own),
+/// since that stack started: the log files also hold earlier runs' lines, which would read as
+/// this one's.
 pub fn remote_tail(state: &StateDir, service: &str, lines: usize) -> Vec<String> {
     let Some(mut client) = connect(state) else {
         return Vec::new();
@@ -643,9 +662,20 @@ pub fn remote_tail(state: &StateDir, service: &str, lines: usize) -> Vec<String>
     if client.hello().is_err() {
         return Vec::new();
     }
+    let since = state.running_since();
+    let this_run = |time: &str| {
+        since.is_none_or(|since| {
+            humantime::parse_rfc3339(time).map_or(true, |t| t + Duration::from_millis(1) >= since)
+        })
+    };
     client
         .logs(&[service.to_string()], lines, false)
-        .map(|tail| tail.into_iter().map(|l| l.text).collect())
+        .map(|tail| {
+            tail.into_iter()
+                .filter(|l| this_run(&l.time))
+                .map(|l| l.text)
+                .collect()
+        })
         .unwrap_or_default()
 }
 

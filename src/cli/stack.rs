@@ -365,8 +365,15 @@ fn show_tail(session: &Session, service: &str) {
     super::show_lines(service, &lines);
 }
 
-pub fn ci(cfg: Config, services: &[String], timeout: Duration, color: bool) -> ExitCode {
-    let printer = printer(&cfg, color);
+/// How `ci` and `run` print.
+pub struct Output {
+    pub color: bool,
+    /// Only devstack's own lines and failures (`-q`).
+    pub quiet: bool,
+}
+
+pub fn ci(cfg: Config, services: &[String], timeout: Duration, output: Output) -> ExitCode {
+    let printer = printer(&cfg, output.color).quiet(output.quiet);
     let session = match Session::open(cfg, services, Arc::new(printer)) {
         Ok(s) => s,
         Err(code) => return code,
@@ -393,10 +400,10 @@ pub fn run(
     services: &[String],
     timeout: Duration,
     command: &[String],
-    color: bool,
+    output: Output,
 ) -> ExitCode {
     let urls = cfg.url_env();
-    let printer = printer(&cfg, color).to_stderr();
+    let printer = printer(&cfg, output.color).to_stderr().quiet(output.quiet);
     let session = match Session::open(cfg, services, Arc::new(printer)) {
         Ok(s) => s,
         Err(code) => return code,

@@ -80,8 +80,8 @@ pub(super) fn edge_lines(snapshot: &Snapshot) -> Option<Vec<String>> {
     }
     let mut rows = vec![
         [
-            "CALLER", "CALLEE", "PROTO", "REQUESTS", "RPS", "RPS(1m)", "ERRORS", "P50", "P95",
-            "P99", "IN", "OUT",
+            "CALLER", "CALLEE", "PROTO", "REQUESTS", "RPS", "RPS(1m)", "ERRORS", "ERR(1m)", "P50",
+            "P95", "P99", "IN", "OUT",
         ]
         .map(String::from),
     ];
@@ -94,7 +94,14 @@ pub(super) fn edge_lines(snapshot: &Snapshot) -> Option<Vec<String>> {
             e.requests.to_string(),
             format!("{:.1}", e.rate_10s),
             format!("{:.1}", e.rate_1m),
-            format!("{} ({:.1}%)", e.errors, e.error_rate_1m * 100.0),
+            // Errors since the start, and their share of the last minute's requests: none
+            // in the last minute is no share (an old failure is not 0.0% of nothing).
+            e.errors.to_string(),
+            if e.rate_1m > 0.0 {
+                format!("{:.1}%", e.error_rate_1m * 100.0)
+            } else {
+                "-".into()
+            },
             ms(e.p50_ms),
             ms(e.p95_ms),
             ms(e.p99_ms),
@@ -103,4 +110,42 @@ pub(super) fn edge_lines(snapshot: &Snapshot) -> Option<Vec<String>> {
         ]);
     }
     Some(super::remote::table_lines(&rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(errors: u64, rate_1m: f64, error_rate_1m: f64) -> Snapshot {
+        serde_json::from_value(serde_json::json!({
+            "edges": [{
+                "caller": "web", "callee": "api", "protocol": "http", "requests": 1,
+                "errors": errors, "rate_10s": 0.0, "rate_1m": rate_1m,
+                "error_rate_1m": error_rate_1m, "p50_ms": null, "p95_ms": null, "p99_ms": null,
+                "bytes_in": 0, "bytes_out": 0,
+                "status": {"s1xx": 0, "s2xx": 0, "s3xx": 0, "s4xx": 0, "s5xx": 1, "other": 0},
+            }],
+            "services": [],
+        }))
+        .unwrap()
+    }
+
+    fn cells(snapshot: &Snapshot) -> (String, String) {
+        let lines = edge_lines(snapshot).unwrap();
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        let row: Vec<&str> = lines[1].split_whitespace().collect();
+        let at = |name: &str| row[header.iter().position(|h| *h == name).unwrap()].to_string();
+        (at("ERRORS"), at("ERR(1m)"))
+    }
+
+    #[test]
+    fn an_old_error_has_no_share_of_the_last_minute() {
+        // The only request failed more than a minute ago.
+        assert_eq!(cells(&snapshot(1, 0.0, 0.0)), ("1".into(), "-".into()));
+        // It failed within the minute.
+        assert_eq!(
+            cells(&snapshot(1, 1.0 / 60.0, 1.0)),
+            ("1".into(), "100.0%".into())
+        );
+    }
 }

@@ -258,14 +258,20 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// The closest candidate to `word`, if it is close enough to be a plausible typo.
+/// The closest candidate to `word`, if it is close enough to be a plausible typo: similar
+/// (Jaro-Winkler), or one slip away (a letter missing, extra, wrong or two swapped), which
+/// Jaro-Winkler misses in short words (`rnu` for `run`).
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .map(|c| {
+            let slip = word.chars().count() >= 3 && strsim::osa_distance(word, c) == 1;
+            let score = strsim::jaro_winkler(word, c);
+            (if slip { score.max(0.81) } else { score }, c)
+        })
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
@@ -391,5 +397,7 @@ mod tests {
     fn suggests_close_names_only() {
         assert_eq!(did_you_mean("bulid", ["build", "run"]), Some("build"));
         assert_eq!(did_you_mean("zzz", ["build", "run"]), None);
+        assert_eq!(did_you_mean("rnu", ["build", "run"]), Some("run"));
+        assert_eq!(did_you_mean("ps", ["up", "ci"]), None);
     }
 }

@@ -523,12 +523,31 @@ impl JsonSchema for Port {
 
 impl<'de> Deserialize<'de> for Port {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
-        match u16::try_from(n) {
-            Ok(p) if p > 0 => Ok(Port(p)),
-            _ => Err(de::Error::custom(format!(
-                "port {n} is out of range; use 1-65535"
-            ))),
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Port;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a port number (1-65535), e.g. `port = 8201`")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Port, E> {
+                match u16::try_from(n) {
+                    Ok(p) if p > 0 => Ok(Port(p)),
+                    _ => Err(E::custom(format!("port {n} is out of range; use 1-65535"))),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Port, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            // A port written in quotes is the likeliest slip: say how to write it.
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Port, E> {
+                Err(match v.trim().parse::<u16>() {
+                    Ok(n) => E::custom(format!(
+                        "a port is a number, not a string: write `port = {n}` (no quotes)"
+                    )),
+                    Err(_) => E::invalid_type(de::Unexpected::Str(v), &self),
+                })
+            }
         }
+        d.deserialize_any(V)
     }
 }

@@ -181,12 +181,12 @@ impl Engine {
         if run {
             svc.status = Status::Stopping;
         }
-        self.spawner.signal(pid, signal);
         let what = if run {
             "stopping"
         } else {
             "stopping the build"
         };
+        // Said before the signal goes: the service's reaction to it comes after in its log.
         self.say(
             i,
             format!(
@@ -194,5 +194,6 @@ impl Engine {
                 signal.as_str().trim_start_matches("SIG")
             ),
         );
+        self.spawner.signal(pid, signal);
     }
 }

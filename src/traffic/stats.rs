@@ -46,7 +46,9 @@ impl ErrorKind {
     pub fn answer(self) -> (u16, &'static str) {
         match self {
             ErrorKind::Timeout => (503, "did not come up in time"),
-            ErrorKind::Refused => (502, "refused the connection"),
+            // Said of a service stopped (by hand, failed, done) as of one that is not
+            // listening: "refused the connection" read as a fault of a service the user stopped.
+            ErrorKind::Refused => (502, "is stopped or not listening on its port"),
             ErrorKind::Reset => (502, "closed the connection without answering"),
         }
     }

@@ -144,12 +144,25 @@ fn problems(views: &[ServiceView]) -> Vec<String> {
 fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
     let wanted = app.views.iter().filter(|v| v.wanted).count();
     let ready = app.views.iter().filter(|v| v.wanted && v.ready).count();
+    // Services that ran and were stopped (`s`, `devstack stop`) are not counted as wanted, but
+    // what depends on them may not work: "all ready" would hide them.
+    let stopped: Vec<&str> = app
+        .views
+        .iter()
+        .filter(|v| !v.wanted && v.state == State::Stopped && v.spawns > 0)
+        .map(|v| v.name.as_str())
+        .collect();
+    let stopped = match stopped.as_slice() {
+        [] => String::new(),
+        [one] => format!("· {one} stopped "),
+        many => format!("· {} stopped ", many.len()),
+    };
     let mut spans = vec![
         Span::styled(" devstack ", Style::new().bold().reversed()),
         Span::raw(format!(" {} ", app.stack)),
         Span::styled(
-            format!("│ {ready}/{wanted} ready "),
-            Style::new().fg(if ready == wanted {
+            format!("│ {ready}/{wanted} ready {stopped}"),
+            Style::new().fg(if ready == wanted && stopped.is_empty() {
                 Color::Green
             } else {
                 Color::Yellow
@@ -208,39 +221,6 @@ pub fn redraw_services(last: &mut Buffer, app: &App) {
 }
 
 fn draw_services(buf: &mut Buffer, app: &App, area: Rect) {
-    let wide = area.width >= 100;
-    let mid = area.width >= 76;
-    // The columns of `ps`, in its order (PID and UPTIME only when there is room), then CPU and
-    // memory when wide.
-    let mut header = vec!["", "NAME", "STATE", "HEALTH"];
-    let mut widths = vec![
-        Constraint::Length(1),
-        Constraint::Length(12),
-        Constraint::Min(10),
-        Constraint::Length(9),
-    ];
-    if mid {
-        header.push("PID");
-        widths.push(Constraint::Length(7));
-    }
-    header.push("PORT");
-    widths.push(Constraint::Length(5));
-    if mid {
-        header.push("UPTIME");
-        widths.push(Constraint::Length(7));
-    }
-    header.push("↻");
-    widths.push(Constraint::Length(3));
-    if wide {
-        header.extend(["CPU", "MEM"]);
-        widths.extend([Constraint::Length(6), Constraint::Length(6)]);
-    }
-    // Requests per second the service answered (10 s) and the share that failed (1 min).
-    let rates = wide.then(|| traffic_rates(app)).flatten();
-    if rates.is_some() {
-        header.extend(["RPS", "ERR"]);
-        widths.extend([Constraint::Length(6), Constraint::Length(5)]);
-    }
     let name_width = app
         .names
         .iter()
@@ -248,37 +228,85 @@ fn draw_services(buf: &mut Buffer, app: &App, area: Rect) {
         .max()
         .unwrap_or(4)
         .clamp(4, 24) as u16;
-    let state_width = app
+    let shown_detail = |v: &ServiceView| {
+        if v.auto_rebuild == Some(false) {
+            format!("{} ⏸", v.detail)
+        } else {
+            v.detail.clone()
+        }
+    };
+    let state_need = app
         .views
         .iter()
-        .map(|v| v.detail.width())
+        .map(|v| shown_detail(v).width())
         .max()
         .unwrap_or(5)
-        .clamp(8, 40) as u16;
-    widths[1] = Constraint::Length(name_width);
-    widths[2] = Constraint::Length(state_width);
+        .clamp(8, 60) as u16;
+    // Requests per second the service answered (10 s) and the share that failed (1 min).
+    let rates = traffic_rates(app);
+    // The columns of `ps`, in its order, then CPU and memory, then traffic: each optional group
+    // shown when it fits beside a state column of at least `STATE_MIN` (a long state is cut with
+    // `…` rather than pushing columns out), most useful first.
+    const STATE_MIN: u16 = 16;
+    let inner = area.width.saturating_sub(2);
+    // glyph, name, health, port, restarts, each with its space; and the state's own space.
+    let mut used = (1 + 1) + (name_width + 1) + (9 + 1) + (5 + 1) + 3 + 1;
+    let mut fits = |cols: u16| {
+        let fit = used + cols + STATE_MIN.min(state_need) <= inner;
+        if fit {
+            used += cols;
+        }
+        fit
+    };
+    let ids = fits(7 + 1 + 7 + 1); // PID, UPTIME
+    let usage = fits(6 + 1 + 6 + 1); // CPU, MEM
+    let rates = rates.filter(|_| fits(6 + 1 + 5 + 1)); // RPS, ERR
+    let state_width = state_need.min(inner.saturating_sub(used)).max(1);
+    let mut header = vec!["", "NAME", "STATE", "HEALTH"];
+    let mut widths = vec![
+        Constraint::Length(1),
+        Constraint::Length(name_width),
+        Constraint::Length(state_width),
+        Constraint::Length(9),
+    ];
+    if ids {
+        header.push("PID");
+        widths.push(Constraint::Length(7));
+    }
+    header.push("PORT");
+    widths.push(Constraint::Length(5));
+    if ids {
+        header.push("UPTIME");
+        widths.push(Constraint::Length(7));
+    }
+    header.push("↻");
+    widths.push(Constraint::Length(3));
+    if usage {
+        header.extend(["CPU", "MEM"]);
+        widths.extend([Constraint::Length(6), Constraint::Length(6)]);
+    }
+    if rates.is_some() {
+        header.extend(["RPS", "ERR"]);
+        widths.extend([Constraint::Length(6), Constraint::Length(5)]);
+    }
     let rows = app.views.iter().enumerate().map(|(i, v)| {
         let (g, color) = glyph(v);
         let mut cells = vec![
             Cell::from(g).fg(color),
             Cell::from(v.name.clone()).fg(PALETTE[i % PALETTE.len()]),
-            Cell::from(if v.auto_rebuild == Some(false) {
-                format!("{} ⏸", v.detail)
-            } else {
-                v.detail.clone()
-            })
-            .fg(color),
+            Cell::from(crate::ellipsize(&shown_detail(v), state_width.into()).into_owned())
+                .fg(color),
             Cell::from(v.health.map_or("-", HealthState::name)),
         ];
-        if mid {
+        if ids {
             cells.push(Cell::from(v.pid.map_or("-".into(), |p| p.to_string())));
         }
         cells.push(Cell::from(v.port.map_or("-".into(), |p| p.to_string())));
-        if mid {
+        if ids {
             cells.push(Cell::from(v.uptime_secs().map_or("-".into(), uptime)));
         }
         cells.push(Cell::from(v.restarts.to_string()));
-        if wide {
+        if usage {
             cells.push(Cell::from(
                 v.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%")),
             ));
@@ -329,8 +357,9 @@ fn traffic_rates(app: &App) -> Option<Vec<(String, f64, f64)>> {
 }
 
 /// Spans of a line's content: its colours, or, when it matches the search, plain text with the
-/// matches highlighted.
-pub(super) fn content(text: &str, search: Option<&str>) -> Vec<Span<'static>> {
+/// matches highlighted (those of the current match, where `n`/`N` went, in a colour of their
+/// own, so that it can be told from the others).
+pub(super) fn content(text: &str, search: Option<&str>, current: bool) -> Vec<Span<'static>> {
     if let Some(needle) = search.filter(|n| !n.is_empty())
         && matches(text, &needle.to_lowercase())
     {
@@ -346,7 +375,11 @@ pub(super) fn content(text: &str, search: Option<&str>) -> Vec<Span<'static>> {
                 spans.push(Span::raw(plain[at..start].to_string()));
                 spans.push(Span::styled(
                     plain[start..start + needle.len()].to_string(),
-                    Style::new().black().on_yellow(),
+                    if current {
+                        Style::new().black().on_light_red().bold()
+                    } else {
+                        Style::new().black().on_yellow()
+                    },
                 ));
                 at = start + needle.len();
             }
@@ -363,7 +396,7 @@ pub(super) fn content(text: &str, search: Option<&str>) -> Vec<Span<'static>> {
     }
 }
 
-fn render_line(app: &App, line: &LogLine) -> Line<'static> {
+fn render_line(app: &App, line: &LogLine, current: bool) -> Line<'static> {
     let mut spans = Vec::new();
     if app.log.timestamps {
         let stamp = humantime::format_rfc3339_millis(line.time).to_string();
@@ -384,7 +417,7 @@ fn render_line(app: &App, line: &LogLine) -> Line<'static> {
         Stream::System => {
             spans.push(Span::styled("▸ ", Style::new().fg(Color::Magenta).bold()));
             spans.extend(
-                content(&line.text, app.log.search.as_deref())
+                content(&line.text, app.log.search.as_deref(), current)
                     .into_iter()
                     .map(|s| s.fg(Color::Magenta).italic()),
             );
@@ -393,7 +426,7 @@ fn render_line(app: &App, line: &LogLine) -> Line<'static> {
         Stream::Build => spans.push(Span::styled("build │ ", Style::new().fg(Color::Blue))),
         Stream::Out => {}
     }
-    spans.extend(content(&line.text, app.log.search.as_deref()));
+    spans.extend(content(&line.text, app.log.search.as_deref(), current));
     Line::from(spans)
 }
 
@@ -464,20 +497,20 @@ fn draw_lines(frame: &mut Frame, app: &App, area: Rect, block: ratatui::widgets:
     let width = inner.width.max(1) as usize;
     // The lines that can show (at most one a row), picked under the buffer's lock; turned into
     // text after it is released, so a service's output never waits on a frame.
-    let picked: Vec<Arc<LogLine>> = app.logs.read(app.source(), |ring| {
+    let picked: Vec<(usize, Arc<LogLine>)> = app.logs.read(app.source(), |ring| {
         let shown = Shown::new(ring, app.log.filter.as_deref());
         let end = shown.len().saturating_sub(app.log.offset);
         (end.saturating_sub(height)..end)
-            .map(|i| shown.get(i).clone())
+            .map(|i| (i, shown.get(i).clone()))
             .collect()
     });
     let mut lines = Vec::new();
     let mut rows = 0;
-    for line in picked.iter().rev() {
+    for (i, line) in picked.iter().rev() {
         if rows >= height {
             break;
         }
-        let line = render_line(app, line);
+        let line = render_line(app, line, app.log.current_match == Some(*i));
         rows += if app.log.wrap {
             // The rows ratatui's own word wrapping will take, so the newest line stays in view.
             Paragraph::new(line.clone())
@@ -536,12 +569,21 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             ),
             Style::new().fg(Color::Green).bold(),
         )],
-        (Mode::Normal, focus) => keys(
-            &super::keymap::KEYS
+        (Mode::Normal, focus) => {
+            let mut shown: Vec<_> = super::keymap::KEYS
                 .iter()
                 .filter_map(|b| b.footer_in(focus))
-                .collect::<Vec<_>>(),
-        ),
+                .collect();
+            // Too narrow for all: the keys before the last two (`?` help, `q` quit, which must
+            // stay findable) go, from the end, until the rest fits.
+            let width = |pairs: &[(&str, &str)]| -> usize {
+                pairs.iter().map(|(k, w)| k.width() + w.width() + 3).sum()
+            };
+            while width(&shown) > usize::from(area.width) && shown.len() > 2 {
+                shown.remove(shown.len() - 3);
+            }
+            keys(&shown)
+        }
     };
     if let Some(msg) = &app.message {
         spans = vec![Span::styled(

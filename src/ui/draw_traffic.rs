@@ -122,11 +122,11 @@ fn draw_rates(frame: &mut Frame, seen: &Seen, area: Rect) {
         ])
         .areas(line);
         frame.render_widget(Paragraph::new(svc.service.clone()), name);
-        let history: Vec<u64> = svc.history.iter().map(|&n| u64::from(n)).collect();
-        let shown = &history[history.len().saturating_sub(spark.width as usize)..];
+        let bars = spark_bars(&svc.history, spark.width as usize);
         frame.render_widget(
             Sparkline::default()
-                .data(shown)
+                .data(&bars)
+                .max(SPARK_TOP)
                 .style(Style::new().fg(if svc.error_rate_1m > 0.0 {
                     Color::Red
                 } else {
@@ -141,8 +141,40 @@ fn draw_rates(frame: &mut Frame, seen: &Seen, area: Rect) {
     }
 }
 
+/// The tallest bar of a one-row sparkline, in eighths of a row.
+const SPARK_TOP: u64 = 8;
+
+/// The last minute (`history`, a count per second, oldest first) in at most `width` bars, each
+/// the mean rate of its share of the minute, so that the line covers the whole minute whatever
+/// its width. Heights are eighths of the busiest bar, and any bar with traffic is at least one
+/// eighth: a steady trickle after a burst still shows.
+fn spark_bars(history: &[u32], width: usize) -> Vec<u64> {
+    let bars = width.min(history.len());
+    if bars == 0 {
+        return Vec::new();
+    }
+    let means: Vec<f64> = (0..bars)
+        .map(|b| {
+            let seconds = &history[b * history.len() / bars..(b + 1) * history.len() / bars];
+            seconds.iter().map(|&n| f64::from(n)).sum::<f64>() / seconds.len().max(1) as f64
+        })
+        .collect();
+    let top = means.iter().copied().fold(0.0, f64::max);
+    means
+        .iter()
+        .map(|&m| {
+            if m <= 0.0 {
+                0
+            } else {
+                ((m / top * SPARK_TOP as f64).round() as u64).clamp(1, SPARK_TOP)
+            }
+        })
+        .collect()
+}
+
 /// Who calls whom, as trees from the callers nobody calls (a service called from several places
-/// shows under each): each edge lit while it carries traffic, red while it fails.
+/// shows under each, its own calls under the first only, `↑` elsewhere): each edge lit while it
+/// carries traffic, red while it fails.
 fn draw_topology(frame: &mut Frame, seen: &Seen, area: Rect) {
     let block = Block::new()
         .borders(Borders::LEFT)
@@ -172,6 +204,9 @@ fn draw_topology(frame: &mut Frame, seen: &Seen, area: Rect) {
                     Style::new().fg(Color::DarkGray),
                 ));
             }
+            if row.above {
+                spans.push(Span::styled(" ↑", Style::new().fg(Color::DarkGray)));
+            }
             Line::from(spans)
         })
         .collect();
@@ -185,6 +220,8 @@ struct TreeRow<'a> {
     prefix: String,
     name: String,
     edge: Option<&'a EdgeSnapshot>,
+    /// Its own calls are drawn in an earlier row.
+    above: bool,
 }
 
 /// At most `max` rows: a densely connected stack has very many paths, and only what fits is
@@ -201,17 +238,24 @@ fn topology(edges: &[EdgeSnapshot], max: usize) -> Vec<TreeRow<'_>> {
         roots = callers.iter().collect();
     }
     let mut rows = Vec::new();
+    // Services whose calls are drawn: each edge once, with its own rate. A service reached
+    // again (from another root, or a cycle) is named with `above` and not followed, so that
+    // no rate shows twice as if each caller caused all of it.
+    let mut expanded = std::collections::HashSet::new();
     for root in roots {
         if rows.len() >= max {
             break;
+        }
+        if !expanded.insert(root.clone()) {
+            continue;
         }
         rows.push(TreeRow {
             prefix: String::new(),
             name: root.clone(),
             edge: None,
+            above: false,
         });
-        let mut path = vec![root.clone()];
-        grow(edges, root, "", &mut path, &mut rows, max);
+        grow(edges, root, "", &mut expanded, &mut rows, max);
     }
     rows
 }
@@ -220,7 +264,7 @@ fn grow<'a>(
     edges: &'a [EdgeSnapshot],
     from: &str,
     indent: &str,
-    path: &mut Vec<String>,
+    expanded: &mut std::collections::HashSet<String>,
     rows: &mut Vec<TreeRow<'a>>,
     max: usize,
 ) {
@@ -234,17 +278,17 @@ fn grow<'a>(
             return;
         }
         let last = i + 1 == out.len();
+        let first = expanded.insert(e.callee.clone());
+        let calls = edges.iter().any(|o| o.caller.to_string() == e.callee);
         rows.push(TreeRow {
             prefix: format!("{indent}{}", if last { "└▶ " } else { "├▶ " }),
             name: e.callee.clone(),
             edge: Some(e),
+            above: !first && calls,
         });
-        // A call back into the path (a cycle) is shown once, not followed.
-        if !path.contains(&e.callee) {
-            path.push(e.callee.clone());
+        if first {
             let deeper = format!("{indent}{}", if last { "   " } else { "│  " });
-            grow(edges, &e.callee, &deeper, path, rows, max);
-            path.pop();
+            grow(edges, &e.callee, &deeper, expanded, rows, max);
         }
     }
 }
@@ -286,14 +330,12 @@ fn draw_tail(frame: &mut Frame, app: &App, seen: &Seen, area: Rect) {
                 Style::new().fg(Color::DarkGray),
             )];
             let color = status_color(r);
-            spans.extend(
-                content(&text, needle)
-                    .into_iter()
-                    .map(|span| match span.style.bg {
-                        Some(_) => span,
-                        None => span.fg(color),
-                    }),
-            );
+            spans.extend(content(&text, needle, false).into_iter().map(
+                |span| match span.style.bg {
+                    Some(_) => span,
+                    None => span.fg(color),
+                },
+            ));
             Line::from(spans)
         })
         .collect();
@@ -318,8 +360,32 @@ mod tests {
     fn drawn(edges: &[EdgeSnapshot]) -> Vec<String> {
         topology(edges, 100)
             .into_iter()
-            .map(|r| format!("{}{}", r.prefix, r.name))
+            .map(|r| format!("{}{}{}", r.prefix, r.name, if r.above { " ↑" } else { "" }))
             .collect()
+    }
+
+    #[test]
+    fn the_sparkline_covers_the_minute_and_shows_a_trickle_after_a_burst() {
+        // A burst of 1000/s in the first seconds, then 1 request every other second.
+        let mut history = vec![0u32; 60];
+        history[..3].fill(1000);
+        for s in (10..60).step_by(2) {
+            history[s] = 1;
+        }
+        let bars = spark_bars(&history, 22);
+        assert_eq!(bars.len(), 22);
+        assert_eq!(
+            bars[0], SPARK_TOP,
+            "the burst, a minute ago, is in the first bar"
+        );
+        assert!(
+            bars[4..].iter().all(|&b| b == 1),
+            "the trickle shows: {bars:?}"
+        );
+        // Wide enough: a bar a second; narrower than a minute: never more bars than seconds.
+        assert_eq!(spark_bars(&history, 80).len(), 60);
+        assert!(spark_bars(&[0; 60], 10).iter().all(|&b| b == 0));
+        assert!(spark_bars(&history, 0).is_empty());
     }
 
     #[test]
@@ -343,6 +409,36 @@ mod tests {
     }
 
     #[test]
+    fn a_service_called_from_two_roots_has_its_calls_drawn_once() {
+        let edges = [
+            edge("external", "gateway"),
+            edge("worker", "gateway"),
+            edge("gateway", "users"),
+        ];
+        let rows = topology(&edges, 100);
+        assert_eq!(
+            drawn(&edges),
+            [
+                "external",
+                "└▶ gateway",
+                "   └▶ users",
+                "worker",
+                "└▶ gateway ↑",
+            ]
+        );
+        // Each edge, with its rate, once.
+        let mut shown: Vec<_> = rows
+            .iter()
+            .filter_map(|r| r.edge)
+            .map(|e| (e.caller.to_string(), e.callee.clone()))
+            .collect();
+        let all = shown.len();
+        shown.sort();
+        shown.dedup();
+        assert_eq!(shown.len(), all);
+    }
+
+    #[test]
     fn a_densely_connected_stack_draws_only_what_fits() {
         let names: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
         let edges: Vec<EdgeSnapshot> = names
@@ -362,9 +458,6 @@ mod tests {
     #[test]
     fn a_cycle_is_drawn_once_and_not_followed() {
         let edges = [edge("a", "b"), edge("b", "a")];
-        assert_eq!(
-            drawn(&edges),
-            ["a", "└▶ b", "   └▶ a", "b", "└▶ a", "   └▶ b"]
-        );
+        assert_eq!(drawn(&edges), ["a", "└▶ b", "   └▶ a ↑"]);
     }
 }

@@ -2,6 +2,7 @@
 //! processes on this machine; container images devstack can't run become commented blocks with
 //! the usual local command.
 
+use super::own_port::{http_check, to_own_port};
 use super::{
     Cond, Context, Dep, Health, Stack, Svc, SyntaxError, command_line, duration, env_value,
     open_yaml, shell_for_devstack, signal_name, unescape_dollars, yaml_text as text,
@@ -17,6 +18,8 @@ struct Known {
     port: u16,
     health: Option<&'static str>,
     first: Option<&'static str>,
+    /// The folder `first` makes: it runs while that does not exist.
+    data: Option<&'static str>,
 }
 
 const KNOWN: &[Known] = &[
@@ -26,6 +29,7 @@ const KNOWN: &[Known] = &[
         port: 5432,
         health: Some("pg_isready -h 127.0.0.1 -p {port}"),
         first: Some("initdb -D .data/postgres"),
+        data: Some(".data/postgres"),
     },
     Known {
         names: &["redis", "redis-stack-server", "valkey", "keydb"],
@@ -33,6 +37,7 @@ const KNOWN: &[Known] = &[
         port: 6379,
         health: Some("redis-cli -p {port} ping"),
         first: None,
+        data: None,
     },
     Known {
         names: &["mysql", "mariadb", "percona"],
@@ -40,6 +45,7 @@ const KNOWN: &[Known] = &[
         port: 3306,
         health: Some("mysqladmin ping -h 127.0.0.1 -P {port}"),
         first: Some("mysqld --initialize-insecure --datadir=.data/mysql"),
+        data: Some(".data/mysql"),
     },
     Known {
         names: &["mongo", "mongodb"],
@@ -47,6 +53,7 @@ const KNOWN: &[Known] = &[
         port: 27017,
         health: None,
         first: Some("mkdir -p .data/mongo"),
+        data: Some(".data/mongo"),
     },
     Known {
         names: &["rabbitmq"],
@@ -54,6 +61,7 @@ const KNOWN: &[Known] = &[
         port: 5672,
         health: Some("rabbitmq-diagnostics -q ping"),
         first: None,
+        data: None,
     },
     Known {
         names: &["memcached"],
@@ -61,6 +69,7 @@ const KNOWN: &[Known] = &[
         port: 11211,
         health: None,
         first: None,
+        data: None,
     },
     Known {
         names: &["nginx"],
@@ -68,6 +77,7 @@ const KNOWN: &[Known] = &[
         port: 80,
         health: None,
         first: None,
+        data: None,
     },
     Known {
         names: &["elasticsearch", "opensearch"],
@@ -75,6 +85,7 @@ const KNOWN: &[Known] = &[
         port: 9200,
         health: None,
         first: None,
+        data: None,
     },
     Known {
         names: &["minio"],
@@ -82,6 +93,7 @@ const KNOWN: &[Known] = &[
         port: 9000,
         health: None,
         first: None,
+        data: None,
     },
     Known {
         names: &["mailpit", "mailhog"],
@@ -89,6 +101,7 @@ const KNOWN: &[Known] = &[
         port: 8025,
         health: None,
         first: None,
+        data: None,
     },
 ];
 
@@ -97,6 +110,22 @@ fn image_base(image: &str) -> &str {
     let last = image.rsplit('/').next().unwrap_or(image);
     let last = last.split('@').next().unwrap_or(last);
     last.split(':').next().unwrap_or(last)
+}
+
+/// The first word of each command a well-known image becomes: what must be installed.
+fn program(command: &str) -> &str {
+    command.split_whitespace().next().unwrap_or(command)
+}
+
+pub(super) fn programs() -> Vec<&'static str> {
+    let mut all: Vec<&str> = KNOWN
+        .iter()
+        .flat_map(|k| [Some(k.run), k.first, k.health].into_iter().flatten())
+        .map(program)
+        .collect();
+    all.sort();
+    all.dedup();
+    all
 }
 
 fn known(image: &str) -> Option<&'static Known> {
@@ -325,29 +354,63 @@ fn service(
         .map(|p| p.iter().partition(|p| not_tcp(p).is_some()))
         .unwrap_or_default();
     let container_port = ports.first().copied().and_then(first_port);
+    // Its program installed here (`redis-server` on the PATH): it runs, as a native process.
+    let native = local.is_some_and(|k| {
+        [Some(k.run), k.first]
+            .into_iter()
+            .flatten()
+            .all(|c| cx.installed.contains(program(c)))
+    });
     if let Some(k) = local {
         let image = image.as_deref().unwrap_or_default();
         let port = container_port.map_or(k.port, |(t, _)| t);
-        svc.commented = true;
-        svc.warn(format!(
-            "image {image} runs in a container; devstack runs processes: the block below, commented out, runs it on this machine (uncomment it once `{}` is installed)",
-            k.run.split_whitespace().next().unwrap_or(k.run)
-        ));
-        if let Some(first) = k.first {
-            svc.note(format!("first, once: {first}"));
+        if native {
+            svc.note(format!(
+                "image {image} runs in a container; here `{}`, installed on this machine, runs in its place",
+                program(k.run)
+            ));
+        } else {
+            svc.commented = true;
+            svc.warn(format!(
+                "image {image} runs in a container; devstack runs processes: the block below, commented out, runs it on this machine (uncomment it once `{}` is installed)",
+                program(k.run)
+            ));
+        }
+        match (k.first, native) {
+            (Some(first), false) => svc.note(format!("first, once: {first}")),
+            (Some(first), true) => svc.note(format!(
+                "`{first}` runs first, while {} does not exist",
+                k.data.unwrap_or("its data folder")
+            )),
+            (None, _) => {}
         }
         if !words.is_empty() {
             svc.note(format!("its compose command was: {}", command_line(&words)));
         }
-        svc.run = Some(k.run.replace("{port}", &port.to_string()));
+        let run = k.run.replace("{port}", &port.to_string());
+        svc.run = Some(match (k.first, k.data, native) {
+            (Some(first), Some(data), true) => format!("test -d {data} || {first} && exec {run}"),
+            _ => run,
+        });
         svc.port = Some(port);
         svc.proxy = Some(false);
-        if let Some(h) = k.health {
-            svc.health = Some(Health {
-                kind: "cmd",
-                value: h.replace("{port}", &port.to_string()),
-                ..Health::default()
-            });
+        match k.health {
+            // Running here without its client (`redis-cli`): a connection tells it is up.
+            Some(h) if native && !cx.installed.contains(program(h)) => {
+                svc.health = Some(Health {
+                    kind: "tcp",
+                    value: "true".into(),
+                    ..Health::default()
+                });
+            }
+            Some(h) => {
+                svc.health = Some(Health {
+                    kind: "cmd",
+                    value: h.replace("{port}", &port.to_string()),
+                    ..Health::default()
+                });
+            }
+            None => {}
         }
     } else if words.is_empty() {
         svc.commented = true;
@@ -443,7 +506,7 @@ fn service(
     }
 
     // Ports.
-    if let Some((target, published)) = container_port.filter(|_| !svc.commented) {
+    if let Some((target, published)) = container_port.filter(|_| !svc.commented && !native) {
         let reads_port = svc
             .run
             .as_deref()
@@ -533,6 +596,7 @@ fn service(
     // healthcheck → a cmd probe.
     if let Some(Value::Mapping(h)) = get("healthcheck")
         && !svc.commented
+        && !native
     {
         health(&mut svc, h);
     }
@@ -631,15 +695,31 @@ fn health(svc: &mut Svc, h: &Mapping) {
         }
         _ => None,
     };
-    let Some(cmd) = cmd else {
+    let Some(mut cmd) = cmd else {
         svc.warn("healthcheck: no test devstack can run (CMD, CMD-SHELL or a string): left out");
         return;
     };
     let mut probe = Health {
         kind: "cmd",
-        value: cmd,
         ..Health::default()
     };
+    // A check of the service's own port would go through devstack's proxy (the port the service
+    // listens on here is $PORT) and show as `external` traffic: it probes the service directly.
+    if let Some(port) = svc.port.filter(|_| svc.proxy != Some(false)) {
+        if let Some(path) = http_check(&cmd, port) {
+            svc.note(format!(
+                "healthcheck `{cmd}` → an http probe of {path} (devstack probes the service's own port, not through the proxy)"
+            ));
+            probe.kind = "http";
+            cmd = path;
+        } else if let Some(direct) = to_own_port(&cmd, port) {
+            svc.note(format!(
+                "healthcheck: port {port} → ${{PORT}}, the port the service listens on here (through the proxy, the checks would show as traffic)"
+            ));
+            cmd = direct;
+        }
+    }
+    probe.value = cmd;
     for (key, slot) in [
         ("interval", &mut probe.interval),
         ("timeout", &mut probe.timeout),

@@ -6,6 +6,7 @@
 //! becomes a `#` comment next to its service and a [`Warning`]: nothing is dropped silently.
 
 mod compose;
+mod own_port;
 mod pcompose;
 mod procfile;
 
@@ -51,6 +52,15 @@ pub struct Context {
     pub base: String,
     /// The names of the variables set where `init` runs (devstack reads them when it starts).
     pub environment: BTreeSet<String>,
+    /// The programs of `programs()` found on the PATH where `init` runs: a server image whose
+    /// program is installed becomes a service that runs it, not a commented block.
+    pub installed: BTreeSet<String>,
+}
+
+/// The programs the importers would run in place of a container image, for the caller to look
+/// for on the PATH (`Context::installed`).
+pub fn programs() -> Vec<&'static str> {
+    compose::programs()
 }
 
 impl Context {
