@@ -113,9 +113,6 @@ struct Proc {
     /// process has another (procfs makes a new one for each process), so that a reused pid is
     /// never taken for the process that had it.
     ino: u64,
-    /// Its start, in clock ticks since boot (the same process, if its `/proc/PID` inode
-    /// changed only because the kernel evicted it).
-    start: u64,
     session: i32,
     /// Its service by the stack's mark in its environment.
     marked: Option<Arc<str>>,
@@ -139,7 +136,6 @@ impl Proc {
         let stat = crate::process::stat(pid)?;
         let mut proc = Proc {
             ino,
-            start: stat.starttime,
             session: stat.session,
             marked: None,
             young,
@@ -208,14 +204,11 @@ impl Index {
             let ino = std::os::unix::fs::DirEntryExt::ino(&entry);
             let known = self.procs.remove(&pid).and_then(|mut p| {
                 if p.ino != ino {
-                    // Another process with this pid, or the same one's inode made again.
-                    match crate::process::stat(pid) {
-                        Some(stat) if stat.starttime == p.start => p.ino = ino,
-                        _ => {
-                            self.forget(pid, &p);
-                            return None;
-                        }
-                    }
+                    // Another process with this pid (or, rarely, the same one's inode made
+                    // again after the kernel evicted it: read anew all the same; start times
+                    // count in ticks of 10 ms, too coarse to tell a pid used again at once).
+                    self.forget(pid, &p);
+                    return None;
                 }
                 p.young = young(p.young);
                 if p.young.is_some() && p.owner(sessions).is_none() {
