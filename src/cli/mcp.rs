@@ -18,6 +18,9 @@ use std::time::{Duration, SystemTime};
 
 /// Log lines a `logs` call returns at most.
 const MAX_LINES: usize = 2000;
+/// Bytes of log lines a `logs` call returns at most (2,000 lines of 64 KiB would be 131 MB):
+/// the newest lines that fit, and a note of how many earlier ones were left out.
+const MAX_LOG_BYTES: usize = 512 * 1024;
 /// Log lines a `logs` call returns unless told.
 const DEFAULT_LINES: usize = 100;
 /// Lines searched (from the end) when a `logs` call filters by time or pattern.
@@ -45,14 +48,16 @@ pub fn serve(file: Option<&Path>) -> ExitCode {
     };
     let server = Devstack::new(file.map(Path::to_path_buf));
     runtime.block_on(async move {
-        match server.serve(rmcp::transport::stdio()).await {
-            Ok(running) => match running.waiting().await {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => {
-                    super::note(&format!("MCP server: {e}"));
-                    ExitCode::FAILURE
-                }
-            },
+        let (stdin, stdout) = rmcp::transport::stdio();
+        let pipes = super::mcp_stdio::spawn(stdin, stdout);
+        let served = match server.serve((pipes.read, pipes.write)).await {
+            Ok(running) => running.waiting().await.map(drop).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        // rmcp has closed its end: what it wrote last (and any refusal) reaches stdout.
+        let _ = tokio::time::timeout(Duration::from_secs(5), pipes.written).await;
+        match served {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 super::note(&format!("MCP server: {e}"));
                 ExitCode::FAILURE
@@ -85,7 +90,8 @@ pub struct LogsParams {
     /// Services whose lines to return (default: every service, merged in time order)
     #[serde(default)]
     services: Vec<String>,
-    /// How many of the last matching lines to return (default 100, at most 2000)
+    /// How many of the last matching lines to return (default 100, at most 2000; the answer is
+    /// also cut to its newest 512 KiB)
     lines: Option<usize>,
     /// Only lines logged since then: an RFC 3339 time (`2026-01-31T12:00:00Z`) or a duration
     /// back from now (`90s`, `5m`, `1h`)
@@ -109,7 +115,7 @@ pub struct WaitParams {
 pub struct FailedParams {
     /// Only requests to or from this service
     service: Option<String>,
-    /// How many of the most recent failures to return (default 50)
+    /// How many of the most recent failures to return (default 50; at least 1)
     limit: Option<usize>,
 }
 
@@ -135,7 +141,7 @@ impl Devstack {
     }
 
     #[tool(
-        description = "Log lines of the running stack, oldest first, as `TIME SERVICE | TEXT` (TIME in UTC; `[build]` marks build output, `[devstack]` devstack's own lines): the last `lines` (default 100, at most 2000) of the named services (default all), optionally only those since a time and matching a regex",
+        description = "Log lines of the running stack, oldest first, as `TIME SERVICE | TEXT` (TIME in UTC; `[build]` marks build output, `[devstack]` devstack's own lines): the last `lines` (default 100, at most 2000, and at most the newest 512 KiB: the answer says when it was cut) of the named services (default all), optionally only those since a time and matching a regex",
         annotations(read_only_hint = true)
     )]
     async fn logs(
@@ -314,7 +320,7 @@ impl Running {
 }
 
 fn logs(mut stack: Running, p: LogsParams) -> Outcome {
-    let wanted = p.lines.unwrap_or(DEFAULT_LINES).min(MAX_LINES);
+    let wanted = at_least_one(p.lines, DEFAULT_LINES, "lines")?.min(MAX_LINES);
     let since = p.since.as_deref().map(since_stamp).transpose()?;
     let pattern = p
         .pattern
@@ -341,7 +347,7 @@ fn logs(mut stack: Running, p: LogsParams) -> Outcome {
             "no lines yet".to_string()
         });
     }
-    Ok(shown
+    let text: Vec<String> = shown
         .iter()
         .map(|l| {
             let mark = match l.stream {
@@ -351,8 +357,48 @@ fn logs(mut stack: Running, p: LogsParams) -> Outcome {
             };
             format!("{} {} | {mark}{}", l.time, l.service, l.text)
         })
-        .collect::<Vec<_>>()
-        .join("\n"))
+        .collect();
+    Ok(newest_within(text, MAX_LOG_BYTES))
+}
+
+/// A count the agent may give: absent is `default`; 0 is refused (it would answer "none",
+/// as if there were none to show).
+fn at_least_one(given: Option<usize>, default: usize, what: &str) -> Result<usize, String> {
+    match given {
+        None => Ok(default),
+        Some(0) => Err(format!(
+            "`{what}` must be 1 or more (leave it out for {default})"
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
+/// The newest of `lines` whose text, one a line, fits in `max` bytes; when some are left out, a
+/// first line says how many and why. The newest line is cut to fit if it alone is too long.
+fn newest_within(mut lines: Vec<String>, max: usize) -> String {
+    let mut size = 0;
+    let mut first = lines.len();
+    while first > 0 && size + lines[first - 1].len() < max {
+        first -= 1;
+        size += lines[first].len() + 1;
+    }
+    if first == lines.len() {
+        let last = lines.last_mut().expect("lines are not empty");
+        let cut = last.floor_char_boundary(max.saturating_sub(16));
+        last.truncate(cut);
+        last.push_str(" … (line cut)");
+        first -= 1;
+    }
+    let mut text = String::with_capacity(size + 200);
+    if first > 0 {
+        text.push_str(&format!(
+            "[{} left out: the answer is cut to its newest {} KiB; ask for fewer lines, or narrow with `since` or `pattern`]\n",
+            devstack::plural(first, "earlier line"),
+            max / 1024
+        ));
+    }
+    text.push_str(&lines[first..].join("\n"));
+    text
 }
 
 /// `since` as the log lines write times (RFC 3339, milliseconds, UTC), which compare as text.
@@ -368,6 +414,8 @@ fn since_stamp(since: &str) -> Result<String, String> {
             "bad since `{since}`: write an RFC 3339 time (2026-01-31T12:00:00Z) or a duration back from now (90s, 5m, 1h)"
         ));
     };
+    // No line was logged before 1970, and a time before it can't be written as a line's time.
+    let at = at.max(SystemTime::UNIX_EPOCH);
     Ok(humantime::format_rfc3339_millis(at).to_string())
 }
 
@@ -423,6 +471,7 @@ fn wait_ready(stack: Running, timeout: Duration, services: &[String]) -> Outcome
 }
 
 fn failed_requests(mut stack: Running, p: FailedParams) -> Outcome {
+    let limit = at_least_one(p.limit, DEFAULT_FAILED, "limit")?;
     let (_, recent) = stack
         .client
         .traffic(RECENT_KEPT, false)
@@ -436,7 +485,6 @@ fn failed_requests(mut stack: Running, p: FailedParams) -> Outcome {
                 .is_none_or(|s| r.callee == s || r.caller.to_string() == s)
         })
         .collect();
-    let limit = p.limit.unwrap_or(DEFAULT_FAILED);
     let shown = &failed[failed.len().saturating_sub(limit)..];
     if shown.is_empty() {
         return Ok(format!(
@@ -452,4 +500,52 @@ fn failed_requests(mut stack: Running, p: FailedParams) -> Outcome {
         })
         .collect::<Vec<_>>()
         .join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_keeps_the_newest_lines_that_fit_and_says_how_many_were_left_out() {
+        let lines: Vec<String> = (0..10).map(|i| format!("{i}{}", "x".repeat(99))).collect();
+        let text = newest_within(lines.clone(), 350);
+        let kept: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(
+            kept,
+            [
+                "7".to_string() + &"x".repeat(99),
+                "8".to_string() + &"x".repeat(99),
+                "9".to_string() + &"x".repeat(99)
+            ]
+        );
+        assert!(text.starts_with("[7 earlier lines left out"), "{text}");
+        assert_eq!(
+            newest_within(lines[..2].to_vec(), 1000),
+            lines[..2].join("\n")
+        );
+        // One line longer than everything allowed is cut, at a character's boundary.
+        let text = newest_within(vec!["é".repeat(100)], 50);
+        assert!(
+            text.len() <= 50 + " … (line cut)".len() && text.ends_with("(line cut)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn since_before_1970_is_every_line_and_zero_counts_are_refused() {
+        for since in [
+            "1969-12-31T23:59:59Z",
+            "1900-01-01T00:00:00+02:00",
+            "100000y",
+        ] {
+            assert_eq!(since_stamp(since).unwrap(), "1970-01-01T00:00:00.000Z");
+        }
+        assert!(
+            at_least_one(Some(0), 50, "limit")
+                .unwrap_err()
+                .contains("1 or more")
+        );
+        assert_eq!(at_least_one(None, 50, "limit"), Ok(50));
+    }
 }

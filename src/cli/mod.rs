@@ -6,6 +6,7 @@ mod debuglog;
 mod examples;
 mod init;
 mod mcp;
+mod mcp_stdio;
 mod remote;
 mod stack;
 mod traffic;
