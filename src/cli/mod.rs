@@ -184,6 +184,12 @@ enum Cmd {
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Print devstack's manual page (roff, generated from this help), or one command's
+    #[command(hide = true, after_help = examples::MAN)]
+    Man {
+        /// The command whose page to print (default: devstack's, which lists every command)
+        command: Option<String>,
+    },
     /// Start the stack, wait until it is ready, run CMD, stop the stack; exit with CMD's status
     #[command(after_help = examples::RUN)]
     Run {
@@ -197,6 +203,41 @@ enum Cmd {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+}
+
+/// `devstack man [COMMAND]`: the manual page of devstack, or of one of its commands (as
+/// `devstack-up(1)`), rendered by clap_mangen from the same definitions as `--help`.
+fn man(command: Option<&str>) -> ExitCode {
+    let mut cli = Cli::command();
+    // Global flags reach each command's page.
+    cli.build();
+    let page = match command {
+        None => cli,
+        Some(name) => match cli.find_subcommand(name).filter(|c| !c.is_hide_set()) {
+            Some(sub) => sub.clone().version(env!("CARGO_PKG_VERSION")),
+            None => {
+                let names: Vec<&str> = cli
+                    .get_subcommands()
+                    .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+                    .map(|c| c.get_name())
+                    .collect();
+                note(&format!(
+                    "no command `{name}`; commands are: {}",
+                    names.join(", ")
+                ));
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut roff = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(page).render(&mut roff) {
+        note(&format!("cannot render the manual page: {e}"));
+        return ExitCode::FAILURE;
+    }
+    use std::io::Write;
+    // `man | head` closes the pipe early: not worth a panic.
+    let _ = std::io::stdout().lock().write_all(&roff);
+    ExitCode::SUCCESS
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -229,6 +270,7 @@ pub fn main() -> ExitCode {
             init::init(&target, force, from.as_deref())
         }
         Cmd::Completions { shell } => complete::script(&shell),
+        Cmd::Man { command } => man(command.as_deref()),
         Cmd::Schema => {
             use std::io::Write;
             let schema = serde_json::to_string_pretty(&config::schema()).expect("a schema is JSON");
