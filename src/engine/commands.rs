@@ -53,8 +53,12 @@ impl Engine {
                     self.kill(i);
                 }
             }
+            // Keys typed in the dashboard: a service that has ended ignores them, as before; a
+            // refusal from its terminal is said in its log.
             Command::Input(i, bytes) => {
-                if let Err(e) = self.type_into(i, bytes) {
+                if let Some(proc) = &mut self.svcs[i].run
+                    && let Err(e) = proc.terminal.write(bytes)
+                {
                     self.say(i, format!("input not sent: {e}"));
                 }
             }
