@@ -504,3 +504,61 @@ async fn logs_answers_are_bounded_in_bytes_and_odd_arguments_get_clear_answers()
     assert!(text.contains("`lines` must be 1 or more"), "{text}");
     client.cancel().await.unwrap();
 }
+
+/// Peak memory of a process (VmHWM), in MB.
+fn peak_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+/// A `logs` search reads the stack's answer line by line, keeping only what it returns: 300
+/// lines of 60 KB (18 MB, held twice over when read whole) never sit in the MCP server's memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logs_search_through_long_lines_holds_only_what_it_answers() {
+    let stack = Stack::new(
+        r#"
+        [services.long]
+        run = "X=$(printf '%060000d' 0); i=0; while [ $i -lt 300 ]; do echo \"$i $X\"; i=$((i+1)); done; echo last-line; exec sleep 300"
+        "#,
+    );
+    let out = stack.command(&["up", "-d"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _daemon = Daemon(number_after(&err, "(pid "));
+    assert!(out.status.success(), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = stack
+            .command(&["logs", "-n", "1", "long"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("last-line") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never logged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let transport =
+        TokioChildProcess::new(tokio::process::Command::new(common::BIN).configure(|cmd| {
+            cmd.arg("mcp").current_dir(stack.path());
+        }))
+        .unwrap();
+    let pid = transport.id().unwrap();
+    let client = ().serve(transport).await.unwrap();
+    let before = peak_mb(pid);
+    // Every line is searched (the pattern matches the last only), then all 301 asked for.
+    let (text, error) = call(&client, "logs", json!({"pattern": "last-line"})).await;
+    assert!(!error && text.ends_with("long | last-line"), "{text}");
+    let (text, error) = call(&client, "logs", json!({"lines": 2000, "pattern": "."})).await;
+    assert!(!error && text.contains("left out"), "{}", &text[..200]);
+    let after = peak_mb(pid);
+    assert!(
+        after < before + 10,
+        "the MCP server's peak memory went from {before} MB to {after} MB"
+    );
+    client.cancel().await.unwrap();
+}

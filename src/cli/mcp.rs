@@ -5,12 +5,13 @@
 //! prints, and no `tracing` subscriber is installed (rmcp's logs go nowhere).
 
 use super::remote::{self, Action, Readiness, Running};
-use devstack::control::{LineStream, WireLine};
+use devstack::control::LineStream;
 use devstack::traffic::Record;
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -330,35 +331,32 @@ fn logs(mut stack: Running, p: LogsParams) -> Outcome {
         .map_err(|e| format!("bad pattern: {e}"))?;
     let filtered = since.is_some() || pattern.is_some();
     let asked = if filtered { SEARCHED_LINES } else { wanted };
-    let lines = stack
+    // Lines are kept as they arrive, the newest that fit: a search through 20,000 long lines
+    // never holds them all.
+    let mut newest = Newest::new(wanted, MAX_LOG_BYTES);
+    stack
         .client
-        .logs(&p.services, asked, false)
-        .map_err(|e| stack.describe(&e))?;
-    let kept: Vec<&WireLine> = lines
-        .iter()
-        .filter(|l| since.as_deref().is_none_or(|s| l.time.as_str() >= s))
-        .filter(|l| pattern.as_ref().is_none_or(|re| re.is_match(&l.text)))
-        .collect();
-    let shown = &kept[kept.len().saturating_sub(wanted)..];
-    if shown.is_empty() {
-        return Ok(if filtered {
-            "no line matches".to_string()
-        } else {
-            "no lines yet".to_string()
-        });
-    }
-    let text: Vec<String> = shown
-        .iter()
-        .map(|l| {
+        .logs_each(&p.services, asked, |l| {
+            if since.as_deref().is_some_and(|s| l.time.as_str() < s)
+                || pattern.as_ref().is_some_and(|re| !re.is_match(&l.text))
+            {
+                return;
+            }
             let mark = match l.stream {
                 LineStream::Out => "",
                 LineStream::Build => "[build] ",
                 LineStream::Devstack => "[devstack] ",
             };
-            format!("{} {} | {mark}{}", l.time, l.service, l.text)
+            newest.push(format!("{} {} | {mark}{}", l.time, l.service, l.text));
         })
-        .collect();
-    Ok(newest_within(text, MAX_LOG_BYTES))
+        .map_err(|e| stack.describe(&e))?;
+    Ok(newest.text().unwrap_or_else(|| {
+        if filtered {
+            "no line matches".to_string()
+        } else {
+            "no lines yet".to_string()
+        }
+    }))
 }
 
 /// A count the agent may give: absent is `default`; 0 is refused (it would answer "none",
@@ -373,32 +371,64 @@ fn at_least_one(given: Option<usize>, default: usize, what: &str) -> Result<usiz
     }
 }
 
-/// The newest of `lines` whose text, one a line, fits in `max` bytes; when some are left out, a
-/// first line says how many and why. The newest line is cut to fit if it alone is too long.
-fn newest_within(mut lines: Vec<String>, max: usize) -> String {
-    let mut size = 0;
-    let mut first = lines.len();
-    while first > 0 && size + lines[first - 1].len() < max {
-        first -= 1;
-        size += lines[first].len() + 1;
+/// The newest lines, at most `max_lines` of them and `max_bytes` of text (one a line), as they
+/// come, oldest first.
+struct Newest {
+    lines: VecDeque<String>,
+    bytes: usize,
+    max_lines: usize,
+    max_bytes: usize,
+    /// Lines pushed, of which the last `max_lines` were asked for.
+    pushed: usize,
+}
+
+impl Newest {
+    fn new(max_lines: usize, max_bytes: usize) -> Newest {
+        Newest {
+            lines: VecDeque::new(),
+            bytes: 0,
+            max_lines,
+            max_bytes,
+            pushed: 0,
+        }
     }
-    if first == lines.len() {
-        let last = lines.last_mut().expect("lines are not empty");
-        let cut = last.floor_char_boundary(max.saturating_sub(16));
-        last.truncate(cut);
-        last.push_str(" … (line cut)");
-        first -= 1;
+
+    fn push(&mut self, mut line: String) {
+        // A line longer than everything allowed is cut, at a character's boundary.
+        if line.len() >= self.max_bytes {
+            let cut = line.floor_char_boundary(self.max_bytes.saturating_sub(16));
+            line.truncate(cut);
+            line.push_str(" … (line cut)");
+        }
+        self.pushed += 1;
+        self.bytes += line.len() + 1;
+        self.lines.push_back(line);
+        while self.lines.len() > self.max_lines
+            || (self.bytes > self.max_bytes && self.lines.len() > 1)
+        {
+            let old = self.lines.pop_front().expect("more than one line");
+            self.bytes -= old.len() + 1;
+        }
     }
-    let mut text = String::with_capacity(size + 200);
-    if first > 0 {
-        text.push_str(&format!(
-            "[{} left out: the answer is cut to its newest {} KiB; ask for fewer lines, or narrow with `since` or `pattern`]\n",
-            devstack::plural(first, "earlier line"),
-            max / 1024
-        ));
+
+    /// The lines, one a line; first, when some that were asked for were left out to stay within
+    /// the bytes, how many. None when there is none.
+    fn text(self) -> Option<String> {
+        if self.lines.is_empty() {
+            return None;
+        }
+        let left_out = self.pushed.min(self.max_lines) - self.lines.len();
+        let mut text = String::with_capacity(self.bytes + 200);
+        if left_out > 0 {
+            text.push_str(&format!(
+                "[{} left out: the answer is cut to its newest {} KiB; ask for fewer lines, or narrow with `since` or `pattern`]\n",
+                devstack::plural(left_out, "earlier line"),
+                self.max_bytes / 1024
+            ));
+        }
+        text.push_str(&Vec::from(self.lines).join("\n"));
+        Some(text)
     }
-    text.push_str(&lines[first..].join("\n"));
-    text
 }
 
 /// `since` as the log lines write times (RFC 3339, milliseconds, UTC), which compare as text.
@@ -506,26 +536,30 @@ fn failed_requests(mut stack: Running, p: FailedParams) -> Outcome {
 mod tests {
     use super::*;
 
+    fn newest(lines: &[String], max_lines: usize, max_bytes: usize) -> Option<String> {
+        let mut newest = Newest::new(max_lines, max_bytes);
+        lines.iter().for_each(|l| newest.push(l.clone()));
+        newest.text()
+    }
+
     #[test]
     fn an_answer_keeps_the_newest_lines_that_fit_and_says_how_many_were_left_out() {
         let lines: Vec<String> = (0..10).map(|i| format!("{i}{}", "x".repeat(99))).collect();
-        let text = newest_within(lines.clone(), 350);
+        let text = newest(&lines, 2000, 350).unwrap();
         let kept: Vec<&str> = text.lines().skip(1).collect();
-        assert_eq!(
-            kept,
-            [
-                "7".to_string() + &"x".repeat(99),
-                "8".to_string() + &"x".repeat(99),
-                "9".to_string() + &"x".repeat(99)
-            ]
-        );
+        assert_eq!(kept, lines[7..]);
         assert!(text.starts_with("[7 earlier lines left out"), "{text}");
+        // Lines beyond those asked for are not "left out".
+        let text = newest(&lines, 5, 350).unwrap();
+        assert!(text.starts_with("[2 earlier lines left out"), "{text}");
         assert_eq!(
-            newest_within(lines[..2].to_vec(), 1000),
+            newest(&lines[..2], 2000, 1000).unwrap(),
             lines[..2].join("\n")
         );
+        assert_eq!(newest(&lines, 3, 1000).unwrap(), lines[7..].join("\n"));
+        assert_eq!(newest(&[], 3, 1000), None);
         // One line longer than everything allowed is cut, at a character's boundary.
-        let text = newest_within(vec!["é".repeat(100)], 50);
+        let text = newest(&["é".repeat(100)], 5, 50).unwrap();
         assert!(
             text.len() <= 50 + " … (line cut)".len() && text.ends_with("(line cut)"),
             "{text}"
