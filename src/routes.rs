@@ -1,6 +1,6 @@
-//! The stack's side of the traffic proxy (DESIGN §4): one `traffic::Route` per proxied service,
-//! listening on its public port, whose backend follows the engine's views, and the sessions that
-//! tell which service a caller is. `traffic` knows nothing of services' states; the engine knows
+//! The stack's side of the traffic proxy (README "Traffic"; ARCHITECTURE "Traffic: how the stack
+//! uses the library"): one `traffic::Route` per proxied service, listening on its public port,
+//! whose backend follows the engine's views, and the sessions that tell which service a caller is. `traffic` knows nothing of services' states; the engine knows
 //! nothing of the proxy; this module maps one onto the other.
 
 use crate::config::Config;

@@ -401,3 +401,188 @@ fn stdout_carries_only_protocol_messages() {
         "{answer}"
     );
 }
+
+/// A line that is not JSON, and a 20 MB one, each get a JSON-RPC error (the client would
+/// otherwise wait for an answer forever); the server then still answers.
+#[test]
+fn a_line_that_is_not_json_and_an_over_large_one_get_errors() {
+    let stack = Stack::new("[services.web]\nrun = \"sleep 300\"\n");
+    let mut child = std::process::Command::new(common::BIN)
+        .arg("mcp")
+        .current_dir(stack.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Read on a thread of its own: an unanswered line fails the test instead of hanging it.
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let answer = || {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no answer within 30s");
+        serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    writeln!(stdin, "this is not json").unwrap();
+    let parse = answer();
+    assert_eq!(parse["id"], Value::Null, "{parse}");
+    assert_eq!(parse["error"]["code"], -32700, "{parse}");
+    // Answered as soon as it is too long, while the rest is still being sent.
+    let big = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\",\"x\":\"{}\"}}\n",
+        "x".repeat(20 << 20)
+    );
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(big.as_bytes()).unwrap();
+        stdin
+    });
+    let long = answer();
+    assert_eq!(long["error"]["code"], -32600, "{long}");
+    assert!(
+        long["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than"),
+        "{long}"
+    );
+    let mut stdin = writer.join().unwrap();
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{},
+        "clientInfo":{"name":"test","version":"0"}}});
+    writeln!(stdin, "{init}").unwrap();
+    let init = answer();
+    assert_eq!(init["id"], 1, "{init}");
+    assert_eq!(init["result"]["serverInfo"]["name"], "devstack", "{init}");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+/// `logs` answers are bounded in bytes as well as lines, and say when they were cut; `since`
+/// before 1970 is every line; a count of 0 is refused rather than answered with "none".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_answers_are_bounded_in_bytes_and_odd_arguments_get_clear_answers() {
+    // 100 lines of 10 KB: 1 MB, twice what an answer holds.
+    let stack = Stack::new(
+        r#"
+        [services.long]
+        run = "X=$(printf '%010000d' 0); i=0; while [ $i -lt 100 ]; do echo \"$i $X\"; i=$((i+1)); done; echo last-line; exec sleep 300"
+        "#,
+    );
+    let out = stack.command(&["up", "-d"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _daemon = Daemon(number_after(&err, "(pid "));
+    assert!(out.status.success(), "{err}");
+    // Every line is logged, and in the files (the memory holds only the newest).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = stack
+            .command(&["logs", "-n", "500", "long"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.lines().count() >= 102 && text.contains("last-line") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never logged: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let client = mcp(stack.path()).await;
+
+    let (text, error) = call(&client, "logs", json!({"lines": 2000})).await;
+    assert!(!error, "{}", &text[..200]);
+    assert!(text.len() <= 512 * 1024 + 300, "{} bytes", text.len());
+    assert!(
+        text.starts_with('[') && text.lines().next().unwrap().contains("left out"),
+        "{}",
+        &text[..200]
+    );
+    assert!(
+        text.ends_with("long | last-line"),
+        "{}",
+        &text[text.len() - 200..]
+    );
+
+    for since in ["1969-12-31T23:59:59Z", "1900-01-01T00:00:00Z"] {
+        let (text, error) = call(
+            &client,
+            "logs",
+            json!({"since": since, "pattern": "last-line"}),
+        )
+        .await;
+        assert!(!error, "{since}: {text}");
+        assert!(text.ends_with("long | last-line"), "{since}: {text}");
+    }
+
+    let (text, error) = call(&client, "failed_requests", json!({"limit": 0})).await;
+    assert!(error, "{text}");
+    assert!(text.contains("`limit` must be 1 or more"), "{text}");
+    let (text, error) = call(&client, "logs", json!({"lines": 0})).await;
+    assert!(error, "{text}");
+    assert!(text.contains("`lines` must be 1 or more"), "{text}");
+    client.cancel().await.unwrap();
+}
+
+/// Peak memory of a process (VmHWM), in MB.
+fn peak_mb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+/// A `logs` search reads the stack's answer line by line, keeping only what it returns: 300
+/// lines of 60 KB (18 MB, held twice over when read whole) never sit in the MCP server's memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logs_search_through_long_lines_holds_only_what_it_answers() {
+    let stack = Stack::new(
+        r#"
+        [services.long]
+        run = "X=$(printf '%060000d' 0); i=0; while [ $i -lt 300 ]; do echo \"$i $X\"; i=$((i+1)); done; echo last-line; exec sleep 300"
+        "#,
+    );
+    let out = stack.command(&["up", "-d"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _daemon = Daemon(number_after(&err, "(pid "));
+    assert!(out.status.success(), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = stack
+            .command(&["logs", "-n", "1", "long"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("last-line") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never logged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let transport =
+        TokioChildProcess::new(tokio::process::Command::new(common::BIN).configure(|cmd| {
+            cmd.arg("mcp").current_dir(stack.path());
+        }))
+        .unwrap();
+    let pid = transport.id().unwrap();
+    let client = ().serve(transport).await.unwrap();
+    let before = peak_mb(pid);
+    // Every line is searched (the pattern matches the last only), then all 301 asked for.
+    let (text, error) = call(&client, "logs", json!({"pattern": "last-line"})).await;
+    assert!(!error && text.ends_with("long | last-line"), "{text}");
+    let (text, error) = call(&client, "logs", json!({"lines": 2000, "pattern": "."})).await;
+    assert!(!error && text.contains("left out"), "{}", &text[..200]);
+    let after = peak_mb(pid);
+    assert!(
+        after < before + 10,
+        "the MCP server's peak memory went from {before} MB to {after} MB"
+    );
+    client.cancel().await.unwrap();
+}

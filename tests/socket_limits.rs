@@ -207,3 +207,55 @@ fn a_follower_that_stops_reading_is_dropped_and_its_connection_closed() {
     assert!(!rest.is_empty());
     shut(stack);
 }
+
+#[test]
+fn input_to_a_service_that_never_reads_is_refused_once_a_megabyte_waits() {
+    // A raw terminal is not drained by the line discipline: unread input fills it, and the rest
+    // would wait in devstack.
+    let mut stack =
+        Stack::new("[services.mute]\nrun = \"stty raw -echo; echo ready; exec sleep 300\"\n");
+    stack.start_quiet(&["up", "--headless"]);
+    stack.wait_socket(20);
+    stack.wait_ready(20);
+    let text = "x".repeat(60 * 1024);
+    let request = format!(
+        "{}\n",
+        serde_json::json!({"cmd": "input", "service": "mute", "text": text})
+    );
+    let mut conn = connect(&stack);
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answers = BufReader::new(conn.try_clone().unwrap());
+    let pid = stack.pid();
+    let before = rss_mb(pid);
+    // 3,000 of them took devstack's memory to 289 MB; past 1 MiB waiting, each is refused.
+    let mut refused = None;
+    for sent in 1..=200 {
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        answers.read_line(&mut answer).unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        if answer["ok"] == false {
+            refused = Some((sent, answer["error"].as_str().unwrap().to_string()));
+            break;
+        }
+    }
+    let (sent, why) =
+        refused.expect("200 inputs of 60 KB to a service that never reads, all taken");
+    assert!(sent <= 20, "refused only after {sent} inputs of 60 KB");
+    assert!(
+        why.contains("mute: input not sent") && why.contains("read its terminal"),
+        "{why}"
+    );
+    // Refused again, not queued: devstack's memory stays where it was.
+    for _ in 0..100 {
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        answers.read_line(&mut answer).unwrap();
+        assert!(answer.contains("\"ok\":false"), "{answer}");
+    }
+    let after = rss_mb(pid);
+    assert!(after < before + 40, "RSS {before} MB -> {after} MB");
+    assert!(ps_answers(&stack, 10), "ps does not answer");
+    shut(stack);
+}

@@ -1,4 +1,4 @@
-//! Traffic through a running stack's proxy, through the real binary (DESIGN §4): private ports,
+//! Traffic through a running stack's proxy, through the real binary (README "Traffic"): private ports,
 //! callers told apart, restarts that lose no request, a stopped callee, a taken public port, and
 //! the `traffic` command and socket request. (tests/traffic.rs tests the proxy as a library.)
 

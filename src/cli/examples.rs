@@ -118,3 +118,9 @@ Examples:
                                             # the same in an agent's JSON config
 
 It speaks on stdin/stdout (nothing else is written there); start the stack with `devstack up -d`.";
+
+pub const MAN: &str = "\
+Examples:
+  devstack man | man -l -      # read it now
+  devstack man > ~/.local/share/man/man1/devstack.1   # then `man devstack`
+  devstack man up | man -l -   # the page of one command";

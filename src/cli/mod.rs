@@ -6,6 +6,7 @@ mod debuglog;
 mod examples;
 mod init;
 mod mcp;
+mod mcp_stdio;
 mod remote;
 mod stack;
 mod traffic;
@@ -200,6 +201,12 @@ enum Cmd {
         #[arg(long)]
         no_color: bool,
     },
+    /// Print devstack's manual page (roff, generated from this help), or one command's
+    #[command(hide = true, after_help = examples::MAN)]
+    Man {
+        /// The command whose page to print (default: devstack's, which lists every command)
+        command: Option<String>,
+    },
     /// Start the stack, wait until it is ready, run CMD, stop the stack; exit with CMD's status
     #[command(after_help = examples::RUN)]
     Run {
@@ -248,6 +255,41 @@ fn suggest_subcommand(mut e: clap::Error) -> clap::Error {
     e
 }
 
+/// `devstack man [COMMAND]`: the manual page of devstack, or of one of its commands (as
+/// `devstack-up(1)`), rendered by clap_mangen from the same definitions as `--help`.
+fn man(command: Option<&str>) -> ExitCode {
+    let mut cli = Cli::command();
+    // Global flags reach each command's page.
+    cli.build();
+    let page = match command {
+        None => cli,
+        Some(name) => match cli.find_subcommand(name).filter(|c| !c.is_hide_set()) {
+            Some(sub) => sub.clone().version(env!("CARGO_PKG_VERSION")),
+            None => {
+                let names: Vec<&str> = cli
+                    .get_subcommands()
+                    .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+                    .map(|c| c.get_name())
+                    .collect();
+                note(&format!(
+                    "no command `{name}`; commands are: {}",
+                    names.join(", ")
+                ));
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut roff = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(page).render(&mut roff) {
+        note(&format!("cannot render the manual page: {e}"));
+        return ExitCode::FAILURE;
+    }
+    use std::io::Write;
+    // `man | head` closes the pipe early: not worth a panic.
+    let _ = std::io::stdout().lock().write_all(&roff);
+    ExitCode::SUCCESS
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 90s or 5m)"))
 }
@@ -292,6 +334,7 @@ pub fn main() -> ExitCode {
             init::init(&target, force, from.as_deref())
         }
         Cmd::Completions { shell } => complete::script(&shell),
+        Cmd::Man { command } => man(command.as_deref()),
         Cmd::Schema => {
             use std::io::Write;
             let schema = serde_json::to_string_pretty(&config::schema()).expect("a schema is JSON");

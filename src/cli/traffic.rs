@@ -3,6 +3,7 @@
 
 use super::note;
 use super::remote::{Running, fail, or_dash, out};
+use devstack::config::diag::printable;
 use devstack::control::{Message, Response, client};
 use devstack::traffic::stats::{human_bytes, human_latency};
 use devstack::traffic::{Record, Snapshot};
@@ -55,7 +56,13 @@ fn print_call(call: &Record, json: bool) {
         out(&serde_json::to_string(call).expect("JSON"));
         return;
     }
-    out(&format!("{} {call}", call.time_of_day()));
+    // The path is the caller's text: C1 controls and bidi overrides in it would reach the
+    // terminal (or reorder the line) if printed raw.
+    out(&format!(
+        "{} {}",
+        call.time_of_day(),
+        printable(&call.to_string())
+    ));
 }
 
 /// What the table says when no request went through the proxy.

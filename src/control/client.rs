@@ -137,6 +137,43 @@ impl Client {
         }
     }
 
+    /// The last `lines` log lines of `services` (all when empty), each handed to `each` as it is
+    /// read off the socket: a caller that keeps a few holds only those, never the whole answer
+    /// (20,000 lines of 64 KiB would be 1.3 GB).
+    pub fn logs_each(
+        &mut self,
+        services: &[String],
+        lines: usize,
+        each: impl FnMut(WireLine),
+    ) -> Result<(), Error> {
+        let mut request = serde_json::to_vec(&Request::Logs {
+            services: services.to_vec(),
+            lines,
+            follow: false,
+            color: false,
+        })
+        .map_err(io::Error::other)?;
+        request.push(b'\n');
+        self.writer.write_all(&request)?;
+        let mut each = each;
+        let mut answer = serde_json::Deserializer::from_reader(&mut self.reader);
+        let read =
+            serde::de::DeserializeSeed::deserialize(streamed::Answer(&mut each), &mut answer);
+        let read = match read {
+            // A timeout keeps its kind (`WouldBlock`, `TimedOut`) through the conversion.
+            Err(e) if e.is_io() || e.is_eof() => return Err(Error::Lost(e.into())),
+            read => read,
+        };
+        // The rest of the answer's line (its newline): the next answer starts after it.
+        let mut rest = Vec::new();
+        self.reader.read_until(b'\n', &mut rest)?;
+        match read {
+            Err(e) => Err(Error::Garbled(e.to_string())),
+            Ok(Err(refusal)) => Err(Error::Stack(refusal)),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
     /// A `logs` request as it is: its tail (with `follow`, then [`Client::next_message`]).
     pub fn tail(&mut self, request: &Request) -> Result<Vec<WireLine>, Error> {
         match self.call(request)? {
@@ -181,6 +218,77 @@ impl Client {
         serde_json::from_str(&line)
             .map(Some)
             .map_err(|e| Error::Garbled(e.to_string()))
+    }
+}
+
+/// A `logs` answer read as it arrives: `{"ok":true,"lines":[...]}`, each line handed on, or
+/// `{"ok":false,"error":"..."}`.
+mod streamed {
+    use super::WireLine;
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    pub struct Answer<'f, F>(pub &'f mut F);
+
+    impl<'de, F: FnMut(WireLine)> DeserializeSeed<'de> for Answer<'_, F> {
+        /// Err: the stack's refusal.
+        type Value = Result<(), String>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de, F: FnMut(WireLine)> Visitor<'de> for Answer<'_, F> {
+        type Value = Result<(), String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an answer to `logs`")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let (mut lines, mut error) = (false, None);
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    "lines" => {
+                        map.next_value_seed(Lines(&mut *self.0))?;
+                        lines = true;
+                    }
+                    "error" => error = Some(map.next_value::<String>()?),
+                    _ => drop(map.next_value::<IgnoredAny>()?),
+                }
+            }
+            match (error, lines) {
+                (Some(error), _) => Ok(Err(error)),
+                (None, true) => Ok(Ok(())),
+                (None, false) => Err(serde::de::Error::custom("not an answer to `logs`")),
+            }
+        }
+    }
+
+    struct Lines<'f, F>(&'f mut F);
+
+    impl<'de, F: FnMut(WireLine)> DeserializeSeed<'de> for Lines<'_, F> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de, F: FnMut(WireLine)> Visitor<'de> for Lines<'_, F> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("log lines")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(line) = seq.next_element::<WireLine>()? {
+                (self.0)(line);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -264,6 +372,28 @@ mod tests {
         let e = client.ps().unwrap_err();
         assert!(matches!(e, Error::Garbled(_)), "{e:?}");
         assert!(e.to_string().contains("another devstack version"), "{e}");
+        let _ = server.join();
+    }
+
+    #[test]
+    fn a_logs_answer_is_handed_on_line_by_line_and_the_connection_reads_on() {
+        let line = |t: &str| {
+            format!(
+                r#"{{"service":"api","stream":"out","time":"2026-01-01T00:00:00.000Z","text":"{t}"}}"#
+            )
+        };
+        let answer = format!(r#"{{"ok":true,"lines":[{},{}]}}"#, line("one"), line("two"));
+        let (mut client, server) = fake_stack(&[
+            &answer,
+            r#"{"ok":false,"error":"unknown service `x`"}"#,
+            r#"{"ok":true,"version":1,"devstack":"9.9.9"}"#,
+        ]);
+        let mut texts = Vec::new();
+        client.logs_each(&[], 2, |l| texts.push(l.text)).unwrap();
+        assert_eq!(texts, ["one", "two"]);
+        let e = client.logs_each(&["x".into()], 2, |_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "unknown service `x`");
+        assert_eq!(client.hello().unwrap().devstack, "9.9.9");
         let _ = server.join();
     }
 }

@@ -462,8 +462,16 @@ async fn answer(ctx: &Context, request: Request) -> Response {
             return done(Answer::Done {});
         }
         Request::Input { service, text } => {
-            let bytes = text.clone().into_bytes();
-            return to_terminal(ctx, service, |i| Command::Input(i, bytes));
+            let i = match up(ctx, service) {
+                Ok(i) => i,
+                Err(e) => return error(e),
+            };
+            // Answered once the bytes are queued for the service, or refused: a client typing
+            // into a service that doesn't read hears so instead of filling devstack's memory.
+            return match ctx.handle.input(i, text.clone().into_bytes()).await {
+                Ok(()) => done(Answer::Done {}),
+                Err(e) => error(format!("{service}: input not sent: {e}")),
+            };
         }
         Request::Resize {
             service,
@@ -518,21 +526,29 @@ async fn answer(ctx: &Context, request: Request) -> Response {
     }
 }
 
-/// Send a command to a running service's terminal (`input`, `resize`).
-fn to_terminal(ctx: &Context, service: &str, cmd: impl FnOnce(usize) -> Command) -> Response {
-    let i = match index(ctx, service) {
-        Ok(i) => i,
-        Err(e) => return error(e),
-    };
-    let view = ctx.handle.views().borrow()[i].clone();
+/// The index of `service`, which must be running (it has a terminal).
+fn up(ctx: &Context, service: &str) -> Result<usize, String> {
+    let i = index(ctx, service)?;
+    let views = ctx.handle.views();
+    let view = &views.borrow()[i];
     if !view.state.is_up() || view.pid.is_none() {
-        return error(format!(
+        return Err(format!(
             "{service} is not running ({}): nothing to type into",
             view.detail
         ));
     }
-    ctx.handle.send(cmd(i));
-    done(Answer::Done {})
+    Ok(i)
+}
+
+/// Send a command to a running service's terminal (`resize`).
+fn to_terminal(ctx: &Context, service: &str, cmd: impl FnOnce(usize) -> Command) -> Response {
+    match up(ctx, service) {
+        Ok(i) => {
+            ctx.handle.send(cmd(i));
+            done(Answer::Done {})
+        }
+        Err(e) => error(e),
+    }
 }
 
 /// Restart all; with `wait`, answer once every service that ran has a new process and the

@@ -4,6 +4,14 @@ use super::{Command, Engine, Status, Then, deps};
 use tokio::time::Instant;
 
 impl Engine {
+    /// Queue `bytes` for service `i`'s terminal.
+    pub(super) fn type_into(&mut self, i: usize, bytes: Vec<u8>) -> Result<(), String> {
+        match &mut self.svcs[i].run {
+            Some(proc) => proc.terminal.write(bytes),
+            _ => Err("it is not running: nothing to type into".into()),
+        }
+    }
+
     pub(super) fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Start(i) => self.start(i),
@@ -45,9 +53,13 @@ impl Engine {
                     self.kill(i);
                 }
             }
+            // Keys typed in the dashboard: a service that has ended ignores them, as before; a
+            // refusal from its terminal is said in its log.
             Command::Input(i, bytes) => {
-                if let Some(proc) = &mut self.svcs[i].run {
-                    proc.terminal.write(bytes);
+                if let Some(proc) = &mut self.svcs[i].run
+                    && let Err(e) = proc.terminal.write(bytes)
+                {
+                    self.say(i, format!("input not sent: {e}"));
                 }
             }
             Command::Resize(i, rows, cols) => {

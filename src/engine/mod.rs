@@ -70,6 +70,8 @@ pub enum Command {
 enum Msg {
     /// A command, and who waits to hear that it was applied.
     Cmd(Command, Option<oneshot::Sender<()>>),
+    /// Bytes for a service's terminal, and who waits to hear whether they were taken.
+    Input(usize, Vec<u8>, oneshot::Sender<Result<(), String>>),
     Exited {
         service: usize,
         id: u64,
@@ -118,6 +120,17 @@ impl Handle {
     pub async fn apply(&self, cmd: Command) -> bool {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Msg::Cmd(cmd, Some(tx))).is_ok() && rx.await.is_ok()
+    }
+
+    /// Type `bytes` into service `i`'s terminal: refused, saying why, when it is not running or
+    /// too much sent earlier still waits for it to read (the sender should slow down).
+    pub async fn input(&self, i: usize, bytes: Vec<u8>) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Input(i, bytes, tx)).is_err() {
+            return Err("the stack is shutting down".into());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err("the stack is shutting down".into()))
     }
 
     pub fn views(&self) -> watch::Receiver<Vec<ServiceView>> {
@@ -392,6 +405,10 @@ impl Engine {
                         }
                         self.command(cmd);
                         self.acks.extend(ack);
+                    }
+                    Some(Msg::Input(i, bytes, reply)) => {
+                        tracing::trace!(service = self.name(i), bytes = bytes.len(), "input");
+                        let _ = reply.send(self.type_into(i, bytes));
                     }
                     Some(Msg::Exited { service, id, exit }) => self.exited(service, id, exit),
                     Some(Msg::Probe { service, id, result }) => self.probed(service, id, result),

@@ -42,7 +42,7 @@ pub enum Status {
 }
 
 impl Status {
-    /// The state of DESIGN §3 it shows as, for tables and JSON.
+    /// The state it shows as, for tables and JSON (the README's `ps --json` `state` values).
     pub fn state(&self) -> State {
         match self {
             Status::Pending => State::Pending,
@@ -140,8 +140,9 @@ pub fn uptime_changes_in(secs: u64) -> u64 {
     }
 }
 
-/// A service's state as every interface shows it (DESIGN §3): the `state` of `ps --json`, the
-/// socket's views and the dashboard. Serialised as its name (`build-failed`).
+/// A service's state as every interface shows it (the README's `ps --json` table lists them): the
+/// `state` of `ps --json`, the socket's views and the dashboard. Serialised as its name
+/// (`build-failed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
@@ -343,7 +344,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The names of DESIGN §3 and the README's `ps --json` table, each way.
+    /// The names of the README's `ps --json` table, each way: they are the outside contract.
     #[test]
     fn states_and_health_are_written_by_their_names() {
         let names: Vec<String> = State::ALL

@@ -12,6 +12,9 @@ use crate::health;
 use nix::sys::signal::Signal;
 use portable_pty::MasterPty;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::TrySendError;
 use tokio::task::AbortHandle;
 
 /// What to start, and for which service.
@@ -29,7 +32,9 @@ pub struct SpawnRequest<'a> {
 /// A started process's terminal: typed input and resizes go through it. Dropping it hangs the
 /// terminal up.
 pub trait Terminal: Send {
-    fn write(&mut self, bytes: Vec<u8>);
+    /// Queue `bytes` for the service; refused (saying why) when its terminal is gone or too
+    /// much sent earlier still waits for it to read.
+    fn write(&mut self, bytes: Vec<u8>) -> Result<(), String>;
     fn resize(&self, rows: u16, cols: u16);
 }
 
@@ -95,6 +100,7 @@ impl Spawner for Pty {
                 pid: spawned.pid,
                 master: spawned.master,
                 input: None,
+                pending: Arc::default(),
             }),
         })
     }
@@ -140,43 +146,60 @@ fn off_thread(work: impl FnOnce() + Send + 'static) {
     }
 }
 
+/// Input typed into a terminal and not yet taken by the service, at most: bytes, and writes (so
+/// that many tiny writes are bounded too). A service that never reads its terminal would
+/// otherwise make devstack hold everything sent to it; past these, `write` refuses.
+pub const MAX_PENDING_INPUT: usize = 1024 * 1024;
+const MAX_PENDING_WRITES: usize = 1024;
+
 struct PtyTerminal {
     pid: i32,
     /// Kept open so the service keeps its terminal.
     master: Box<dyn MasterPty + Send>,
     /// Feeds typed input to a writer thread (a full terminal must not block the engine).
-    input: Option<std::sync::mpsc::Sender<Vec<u8>>>,
+    input: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// Bytes sent to the writer thread and not yet written.
+    pending: Arc<AtomicUsize>,
 }
 
 impl Terminal for PtyTerminal {
-    fn write(&mut self, bytes: Vec<u8>) {
-        if self.input.is_none() {
-            let Ok(mut writer) = self.master.take_writer() else {
-                return;
-            };
-            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-            let spawned = std::thread::Builder::new()
-                .name(format!("pty-write-{}", self.pid))
-                .spawn(move || {
-                    use std::io::Write;
-                    while let Ok(bytes) = rx.recv() {
-                        if writer
-                            .write_all(&bytes)
-                            .and_then(|()| writer.flush())
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                });
-            if spawned.is_err() {
-                return;
+    fn write(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        let tx = match &self.input {
+            Some(tx) => tx,
+            None => {
+                let writer = self
+                    .master
+                    .take_writer()
+                    .map_err(|e| format!("its terminal takes no input: {e}"))?;
+                let (tx, rx) = std::sync::mpsc::sync_channel(MAX_PENDING_WRITES);
+                let pending = self.pending.clone();
+                std::thread::Builder::new()
+                    .name(format!("pty-write-{}", self.pid))
+                    .spawn(move || write_input(writer, rx, pending))
+                    .map_err(|e| format!("no thread to write its input: {e}"))?;
+                self.input.insert(tx)
             }
-            self.input = Some(tx);
+        };
+        let waiting = self.pending.load(Ordering::Relaxed);
+        let refused = || {
+            format!(
+                "{waiting} bytes sent earlier still wait for the service to read its terminal \
+                 (at most {} KiB may wait)",
+                MAX_PENDING_INPUT / 1024
+            )
+        };
+        if waiting + bytes.len() > MAX_PENDING_INPUT {
+            return Err(refused());
         }
-        if let Some(tx) = &self.input {
-            let _ = tx.send(bytes);
-        }
+        let len = bytes.len();
+        self.pending.fetch_add(len, Ordering::Relaxed);
+        tx.try_send(bytes).map_err(|e| {
+            self.pending.fetch_sub(len, Ordering::Relaxed);
+            match e {
+                TrySendError::Full(_) => refused(),
+                TrySendError::Disconnected(_) => "its terminal is closed".to_string(),
+            }
+        })
     }
 
     fn resize(&self, rows: u16, cols: u16) {
@@ -186,5 +209,21 @@ impl Terminal for PtyTerminal {
             pixel_width: 0,
             pixel_height: 0,
         });
+    }
+}
+
+/// The writer thread of a terminal's input: writes each piece in turn (blocking while the
+/// terminal is full), counting it off `pending` once written.
+fn write_input(
+    mut writer: Box<dyn std::io::Write + Send>,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    pending: Arc<AtomicUsize>,
+) {
+    while let Ok(bytes) = rx.recv() {
+        let written = writer.write_all(&bytes).and_then(|()| writer.flush());
+        pending.fetch_sub(bytes.len(), Ordering::Relaxed);
+        if written.is_err() {
+            break;
+        }
     }
 }

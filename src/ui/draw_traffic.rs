@@ -5,6 +5,7 @@
 use super::app::{App, matches};
 use super::draw::content;
 use super::traffic::Seen;
+use crate::config::diag::printable;
 use crate::traffic::stats::{human_bytes, human_latency};
 use crate::traffic::{EdgeSnapshot, Kind, Record};
 use ratatui::Frame;
@@ -321,7 +322,9 @@ fn draw_tail(frame: &mut Frame, app: &App, seen: &Seen, area: Rect) {
         .iter()
         .rev()
         .filter(|r| involves(r))
-        .map(|r| (r, r.to_string()))
+        // A request's path is the caller's text: its controls and bidi overrides are shown
+        // escaped, never sent to the terminal.
+        .map(|r| (r, printable(&r.to_string()).into_owned()))
         .filter(|(_, text)| lower.as_deref().is_none_or(|n| matches(text, n)))
         .take(area.height as usize)
         .map(|(r, text)| {

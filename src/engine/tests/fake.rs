@@ -331,9 +331,10 @@ struct FakeTerminal {
 }
 
 impl Terminal for FakeTerminal {
-    fn write(&mut self, bytes: Vec<u8>) {
+    fn write(&mut self, bytes: Vec<u8>) -> Result<(), String> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.input.push((self.service.clone(), bytes));
+        Ok(())
     }
 
     fn resize(&self, _rows: u16, _cols: u16) {}
