@@ -567,13 +567,10 @@ async fn forward_tcp(
         Ok(mut server) => {
             // What the service says first waits for the caller to be known.
             let records = conn.records.clone();
-            let mut caller = HeldWrites {
-                inner: &mut client,
-                hold: Some(Box::pin(async move { records.hold().await })),
-            };
+            client.hold = Some(Box::pin(async move { records.hold().await }));
             let copied = async {
                 server.write_all(&prefix).await?;
-                tokio::io::copy_bidirectional(&mut caller, &mut server).await
+                tokio::io::copy_bidirectional(&mut client, &mut server).await
             };
             if copied.await.is_err() {
                 record.error = Some(ErrorKind::Reset);
@@ -586,48 +583,13 @@ async fn forward_tcp(
     conn.records.record(record);
 }
 
-/// A stream whose first write waits for `hold`.
-struct HeldWrites<S> {
-    inner: S,
-    hold: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for HeldWrites<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for HeldWrites<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some(hold) = &mut this.hold {
-            std::task::ready!(hold.as_mut().poll(cx));
-            this.hold = None;
-        }
-        Pin::new(&mut this.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
 /// A stream that counts the bytes read from it and written to it.
+/// Its first write waits for `hold`, when there is one.
 pub(crate) struct Counted<S> {
     inner: S,
     pub read: u64,
     pub written: u64,
+    hold: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 impl<S> Counted<S> {
@@ -636,6 +598,7 @@ impl<S> Counted<S> {
             inner,
             read: 0,
             written: 0,
+            hold: None,
         }
     }
 }
@@ -661,6 +624,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let Some(hold) = &mut this.hold {
+            std::task::ready!(hold.as_mut().poll(cx));
+            this.hold = None;
+        }
         let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = poll {
             this.written += n as u64;
