@@ -235,7 +235,7 @@ impl Devstack {
     }
 
     #[tool(
-        description = "Who calls whom in the running stack, busiest first: one row per caller → callee edge with requests, requests/s over 10 s and 1 min, errors (HTTP 5xx, gRPC non-OK, refused, reset, timed out) and their share of the last minute, p50/p95/p99 latency, bytes each way. Callers are services, `external` (outside the stack) or `unknown`",
+        description = "Who calls whom in the running stack, busiest first: one row per caller → callee edge with requests, requests/s over 10 s and 1 min, errors (HTTP 5xx, gRPC non-OK, stopped, refused, reset, timed out) and their share of the last minute, p50/p95/p99 latency, bytes each way. Callers are services, `external` (outside the stack) or `unknown`",
         annotations(read_only_hint = true)
     )]
     async fn traffic(&self) -> Result<CallToolResult, ErrorData> {
@@ -251,7 +251,7 @@ impl Devstack {
     }
 
     #[tool(
-        description = "Recent requests between services that failed (HTTP 5xx, gRPC non-OK, refused, reset, timed out), oldest first, from the last 1000 requests the stack recorded: `TIME CALLER → CALLEE METHOD PATH STATUS LATENCY (error)`",
+        description = "Recent requests between services that failed (HTTP 5xx, gRPC non-OK, stopped, refused, reset, timed out), oldest first, from the last 1000 requests the stack recorded: `TIME CALLER → CALLEE METHOD PATH STATUS LATENCY (error)`",
         annotations(read_only_hint = true)
     )]
     async fn failed_requests(

@@ -492,9 +492,9 @@ impl Backend {
             let addr = match tokio::time::timeout_at(deadline, settled).await {
                 Ok(Ok(target)) => match *target {
                     Target::Up(addr) => addr,
-                    _ => return Err(ErrorKind::Refused),
+                    _ => return Err(ErrorKind::Stopped),
                 },
-                Ok(Err(_)) => return Err(ErrorKind::Refused), // the route was dropped
+                Ok(Err(_)) => return Err(ErrorKind::Stopped), // the route was dropped
                 Err(_) => return Err(ErrorKind::Timeout),
             };
             match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {

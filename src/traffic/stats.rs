@@ -32,7 +32,9 @@ const MAX_EDGES: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// The backend refused the connection (the service is down).
+    /// The service is stopped (by hand, failed, done): nothing was tried.
+    Stopped,
+    /// The backend refused the connection (the service is not listening on its port).
     Refused,
     /// No backend address came within the wait (the service stayed stopped or restarting).
     Timeout,
@@ -46,9 +48,8 @@ impl ErrorKind {
     pub fn answer(self) -> (u16, &'static str) {
         match self {
             ErrorKind::Timeout => (503, "did not come up in time"),
-            // Said of a service stopped (by hand, failed, done) as of one that is not
-            // listening: "refused the connection" read as a fault of a service the user stopped.
-            ErrorKind::Refused => (502, "is stopped or not listening on its port"),
+            ErrorKind::Stopped => (502, "is stopped"),
+            ErrorKind::Refused => (502, "refused the connection (not listening on its port)"),
             ErrorKind::Reset => (502, "closed the connection without answering"),
         }
     }
@@ -176,7 +177,8 @@ impl ErrorKind {
     /// What happened, in words.
     pub fn describe(self) -> &'static str {
         match self {
-            ErrorKind::Refused => "refused: the service is down",
+            ErrorKind::Stopped => "the service is stopped",
+            ErrorKind::Refused => "refused: the service is not listening",
             ErrorKind::Timeout => "timed out waiting for the service to come up",
             ErrorKind::Reset => "connection reset",
         }
