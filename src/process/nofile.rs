@@ -66,7 +66,9 @@ pub fn restore() -> std::io::Result<()> {
 /// found (else as it is, so that a missing program fails to start as it always did).
 pub fn wrap(program: OsString, path: Option<&std::ffi::OsStr>) -> (OsString, Vec<OsString>) {
     match given() {
-        Some(soft) if findable(&program, path) => (
+        // `/proc/self/exe`: devstack's own binary, even if it was replaced since (Linux only;
+        // elsewhere the limit stays raised for the service).
+        Some(soft) if cfg!(target_os = "linux") && findable(&program, path) => (
             "/proc/self/exe".into(),
             vec![TRAMPOLINE.into(), soft.to_string().into(), program],
         ),
