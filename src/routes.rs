@@ -356,7 +356,7 @@ async fn up_once_listening(
     port: u16,
     target: Arc<watch::Sender<Target>>,
     (generation, mine): (Arc<AtomicU64>, u64),
-    not_listening: impl FnOnce(),
+    not_listening: impl FnOnce() + Send + 'static,
 ) {
     let start = tokio::time::Instant::now();
     let mut not_listening = Some(not_listening);
@@ -380,7 +380,8 @@ async fn up_once_listening(
         if start.elapsed() >= NOT_LISTENING_AFTER
             && let Some(say) = not_listening.take()
         {
-            say();
+            // It reads `/proc`: off the proxy's thread.
+            tokio::task::spawn_blocking(say);
         }
         let pause = match start.elapsed() {
             t if t < POLL_FAST_FOR => POLL,

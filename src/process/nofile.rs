@@ -27,10 +27,13 @@ pub fn raise() -> u64 {
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return 1024;
     };
-    let target = hard.min(CEILING).max(soft);
-    if target > soft && setrlimit(Resource::RLIMIT_NOFILE, target, hard).is_ok() {
-        let _ = GIVEN.compare_exchange(0, soft, Ordering::SeqCst, Ordering::SeqCst);
-        return target;
+    // macOS refuses more than `kern.maxfilesperproc` whatever the hard limit says: then its
+    // usual `OPEN_MAX`.
+    for target in [hard.min(CEILING), hard.min(10_240)] {
+        if target > soft && setrlimit(Resource::RLIMIT_NOFILE, target, hard).is_ok() {
+            let _ = GIVEN.compare_exchange(0, soft, Ordering::SeqCst, Ordering::SeqCst);
+            return target;
+        }
     }
     soft
 }

@@ -73,16 +73,18 @@ pub fn reachable_at(port: u16) -> Option<std::net::SocketAddr> {
         .filter(|e| e.state == TcpState::Listen && e.local_address.port() == port)
         .map(|e| e.local_address.ip())
         .collect();
+    // Only the unspecified address stands for loopback: a socket on 127.0.0.2 is reached there.
     let reach = |ip: &IpAddr| match ip {
-        IpAddr::V4(v4) if v4.is_unspecified() || v4.is_loopback() => Ipv4Addr::LOCALHOST.into(),
-        IpAddr::V6(v6)
-            if v6
-                .to_ipv4_mapped()
-                .is_some_and(|v4| v4.is_unspecified() || v4.is_loopback()) =>
-        {
-            Ipv4Addr::LOCALHOST.into()
+        IpAddr::V4(v4) if v4.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+            let v4 = v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::LOCALHOST);
+            if v4.is_unspecified() {
+                Ipv4Addr::LOCALHOST.into()
+            } else {
+                v4.into()
+            }
         }
-        IpAddr::V6(v6) if v6.is_unspecified() || v6.is_loopback() => Ipv6Addr::LOCALHOST.into(),
+        IpAddr::V6(v6) if v6.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
         ip => *ip,
     };
     // IPv4 loopback first: what the callers' `<NAME>_URL` says.

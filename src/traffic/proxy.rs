@@ -122,6 +122,10 @@ pub struct Route {
 pub enum BindError {
     #[error("port {port} is already in use by {holder}")]
     Taken { port: u16, holder: PortHolder },
+    #[error(
+        "port {port} is already in use on ::1 (localhost for Node and browsers) by a process devstack can't see"
+    )]
+    TakenOnV6 { port: u16 },
     #[error("can't listen on 127.0.0.1:{port}: {source}")]
     Io { port: u16, source: io::Error },
 }
@@ -201,6 +205,22 @@ impl OpenConnections {
     }
 }
 
+/// One open connection, counted until dropped (however its task ends).
+struct Open(Arc<Ctx>);
+
+impl Open {
+    fn new(ctx: Arc<Ctx>) -> Open {
+        ctx.open.opened();
+        Open(ctx)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.closed();
+    }
+}
+
 /// Return the allocator's free memory to the system (glibc; elsewhere nothing to do).
 fn give_back_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -270,6 +290,12 @@ impl Proxy {
         // Node and Vite callers reach `localhost` at ::1 first.
         let v6 = match bind(std::net::Ipv6Addr::LOCALHOST.into(), port) {
             Ok(l) => Some(l),
+            // The holder found is this process, on 127.0.0.1: the one on ::1 is not visible.
+            Err(BindError::Taken { holder, .. })
+                if holder.pid == Some(std::process::id() as i32) =>
+            {
+                return Err(BindError::TakenOnV6 { port });
+            }
             Err(BindError::Io { source, .. })
                 if matches!(
                     source.kind(),
@@ -344,12 +370,11 @@ async fn accept_loop(
         match listener.accept().await {
             Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    ctx.open.opened();
+                    let open = Open::new(ctx.clone());
                     let (route, ctx) = (route.clone(), ctx.clone());
                     tokio::spawn(async move {
-                        serve(stream, peer, route, ctx.clone()).await;
-                        drop(permit);
-                        ctx.open.closed();
+                        serve(stream, peer, route, ctx).await;
+                        drop((permit, open));
                     });
                 }
                 Err(_) => {
@@ -379,6 +404,8 @@ async fn accept_loop(
 
 /// A connection past the cap: an HTTP caller is told why (best effort, never waited for).
 fn refuse(stream: TcpStream, route: &Route) {
+    // Not to a service said to speak TCP. With `auto` most callers are HTTP, and the others
+    // fail either way (a database's client reads a closed connection or a bad greeting).
     if route.protocol != Protocol::Tcp {
         let text = format!(
             "devstack: {} has {} connections open: try again when some have closed\n",

@@ -103,8 +103,6 @@ fn serve(asks: &Receiver<Ask>, sessions: &Sessions) {
 struct Index {
     procs: HashMap<i32, Proc>,
     by_inode: HashMap<u64, i32>,
-    /// Whether `/proc` was read once (a process there at the first reading is settled).
-    scanned: bool,
 }
 
 /// A process as the index knows it.
@@ -213,12 +211,17 @@ impl Index {
                 p.young = young(p.young);
                 if p.young.is_some() && p.owner(sessions).is_none() {
                     // Maybe between its fork and its `setsid` or `exec`: read it again.
-                    let again = Proc::read(pid, ino, mark, p.young)?;
+                    let Some(again) = Proc::read(pid, ino, mark, p.young) else {
+                        self.forget(pid, &p);
+                        return None;
+                    };
                     (p.session, p.marked) = (again.session, again.marked);
                 }
                 Some(p)
             });
-            let proc = known.or_else(|| Proc::read(pid, ino, mark, self.scanned.then_some(now)));
+            // Every process is young when first seen (even at the first reading: one may be
+            // between its fork and its `setsid` right then).
+            let proc = known.or_else(|| Proc::read(pid, ino, mark, Some(now)));
             if let Some(p) = proc {
                 alive.insert(pid, p);
             }
@@ -226,7 +229,6 @@ impl Index {
         for (pid, gone) in std::mem::replace(&mut self.procs, alive) {
             self.forget(pid, &gone);
         }
-        self.scanned = true;
 
         let mut complete = true;
         let Index {
@@ -287,7 +289,9 @@ fn unindex(by_inode: &mut HashMap<u64, i32>, pid: i32, sockets: &[u64]) {
 }
 
 /// How much each thread of a process has run (`/proc/PID/task/TID/schedstat`: time on a CPU and
-/// times scheduled), by thread. None where the kernel does not say.
+/// times scheduled), by thread. None where the kernel does not say (it says zeros without
+/// scheduler statistics), and while a thread is on a CPU: its counts move only at a tick or a
+/// switch, so a thread running right now may have opened a socket they do not show yet.
 fn ran(pid: i32) -> Option<Vec<(i32, u64, u64)>> {
     let mut threads = Vec::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -303,10 +307,24 @@ fn ran(pid: i32) -> Option<Vec<(i32, u64, u64)>> {
         else {
             return None;
         };
+        if runs == 0 || running(pid, tid) {
+            return None;
+        }
         threads.push((tid, time, runs));
     }
     threads.sort_unstable();
     Some(threads)
+}
+
+/// Whether thread `tid` of `pid` is on a CPU (or waiting for one) now.
+fn running(pid: i32, tid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|end| stat[end + 1..].split_ascii_whitespace().next());
+    state == Some("R")
 }
 
 /// The inodes of the sockets process `pid` has open.
@@ -522,12 +540,10 @@ mod tests {
 
     #[test]
     fn a_process_that_ran_says_so_and_one_that_did_not_does_not() {
-        let me = std::process::id() as i32;
-        let before = ran(me).expect("schedstat");
-        std::hint::black_box((0..1_000_000u64).sum::<u64>());
-        std::thread::sleep(Duration::from_millis(5));
-        assert_ne!(ran(me), Some(before));
-        // A sleeping child runs no more.
+        use nix::sys::signal::{Signal, kill};
+        // This thread is on a CPU right now: its counts may lag, so nothing is said.
+        assert_eq!(ran(std::process::id() as i32), None);
+        // A sleeping child runs no more, until woken.
         let mut child = std::process::Command::new("sleep")
             .arg("5")
             .spawn()
@@ -535,8 +551,14 @@ mod tests {
         let pid = child.id() as i32;
         std::thread::sleep(Duration::from_millis(200));
         let first = ran(pid);
+        assert!(first.is_some());
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(ran(pid), first);
+        let child_pid = nix::unistd::Pid::from_raw(pid);
+        kill(child_pid, Signal::SIGSTOP).unwrap();
+        kill(child_pid, Signal::SIGCONT).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_ne!(ran(pid), first);
         child.kill().unwrap();
         child.wait().unwrap();
     }

@@ -129,11 +129,15 @@ const CROWDED: u16 = 0;
 
 /// `parse` with room for `MAX_HEADERS` fields, or, for a head with more, for any number.
 fn roomy<'b, T>(
+    buf: &[u8],
     parse: impl Fn(&mut [httparse::Header<'b>]) -> Result<T, BadHead>,
     too_large: u16,
 ) -> Result<T, BadHead> {
+    let lines = memchr::memchr_iter(b'\n', &buf[..buf.len().min(MAX_HEAD)]).count() + 1;
     match parse(&mut [httparse::EMPTY_HEADER; MAX_HEADERS]) {
-        Err(BadHead(CROWDED)) => match parse(&mut vec![httparse::EMPTY_HEADER; MAX_HEAD / 4]) {
+        // As many fields as the head has lines (not the most a head may hold: a crowded head
+        // arriving in pieces is parsed again at each).
+        Err(BadHead(CROWDED)) => match parse(&mut vec![httparse::EMPTY_HEADER; lines]) {
             Err(BadHead(CROWDED)) => Err(BadHead(too_large)),
             parsed => parsed,
         },
@@ -143,7 +147,7 @@ fn roomy<'b, T>(
 
 /// A request head at the start of `buf`, or None if more bytes are needed.
 pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, BadHead> {
-    roomy(|headers| parse_request_in(buf, headers), 431)
+    roomy(buf, |headers| parse_request_in(buf, headers), 431)
 }
 
 fn parse_request_in<'b>(
@@ -189,7 +193,11 @@ fn parse_request_in<'b>(
 /// A response head at the start of `buf` answering a request with `method`, or None if more
 /// bytes are needed.
 pub fn parse_response(buf: &[u8], method: &hyper::Method) -> Result<Option<ResponseHead>, BadHead> {
-    roomy(|headers| parse_response_in(buf, method, headers), TOO_LARGE)
+    roomy(
+        buf,
+        |headers| parse_response_in(buf, method, headers),
+        TOO_LARGE,
+    )
 }
 
 /// A response head over `MAX_HEAD` (refused: the caller gets a 502 naming the limit).
