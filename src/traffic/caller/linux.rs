@@ -130,8 +130,11 @@ struct Held {
 }
 
 impl Proc {
+    /// Its session and mark; `young`: since when it is known to be young, or None to tell by
+    /// its start time.
     fn read(pid: i32, ino: u64, mark: Option<&Mark>, young: Option<Instant>) -> Option<Proc> {
         let stat = crate::process::stat(pid)?;
+        let young = young.or_else(|| started_lately(stat.starttime));
         let mut proc = Proc {
             ino,
             session: stat.session,
@@ -148,6 +151,21 @@ impl Proc {
             .service(self.session)
             .or_else(|| self.marked.clone())
     }
+}
+
+/// When a process that started at `starttime` (clock ticks since boot) was new, if that was
+/// less than `SETTLE` ago.
+fn started_lately(starttime: u64) -> Option<Instant> {
+    // SAFETY: sysconf reads a constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let age = Duration::from_secs_f64((uptime - starttime as f64 / ticks).max(0.0));
+    (age < SETTLE).then(|| Instant::now().checked_sub(age).unwrap_or_else(Instant::now))
 }
 
 /// The service named by the stack's mark in a process's environment.
@@ -219,9 +237,9 @@ impl Index {
                 }
                 Some(p)
             });
-            // Every process is young when first seen (even at the first reading: one may be
-            // between its fork and its `setsid` right then).
-            let proc = known.or_else(|| Proc::read(pid, ino, mark, Some(now)));
+            // A process first seen is young if it started less than `SETTLE` ago (even at
+            // the first reading: one may be between its fork and its `setsid` right then).
+            let proc = known.or_else(|| Proc::read(pid, ino, mark, None));
             if let Some(p) = proc {
                 alive.insert(pid, p);
             }
