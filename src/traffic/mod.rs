@@ -3,6 +3,8 @@
 //!
 //! - [`proxy`]: the listeners ([`Proxy::start`], [`Proxy::listen`] with a [`Route`]) on a
 //!   runtime of their own; raw TCP forwarding.
+//! - `limits`: what the proxy bounds (connections per route, head and idle timeouts, notices,
+//!   the memory of a burst).
 //! - `sniff`: telling HTTP/1, h2c and anything else apart from the first bytes.
 //! - `h1`: HTTP/1.x relayed as bytes (`h1::message`: heads parsed with httparse, bodies framed;
 //!   `h1::chunked`: where a chunked body ends), one record per request, upgrades passed through.
@@ -13,12 +15,14 @@
 pub mod caller;
 pub mod h1;
 mod http;
+mod limits;
 pub mod proxy;
 pub mod sniff;
 pub mod stats;
 
 pub use caller::{Attributor, Caller, Lookup, Mark, Sessions};
-pub use proxy::{BindError, Limits, Listener, Notice, Protocol, Proxy, Route, Target};
+pub use limits::{Limits, Notice};
+pub use proxy::{BindError, Listener, Protocol, Proxy, Route, Target};
 pub use stats::{EdgeSnapshot, ErrorKind, Kind, Record, ServiceSnapshot, Snapshot, Stats};
 
 use std::sync::Arc;
@@ -32,7 +36,7 @@ pub(crate) struct Conn {
     pub callee: Arc<str>,
     pub backend: proxy::Backend,
     pub records: Recorder,
-    pub limits: proxy::Limits,
+    pub limits: limits::Limits,
 }
 
 /// Where one connection's records go: into the stats, each once its caller is known (the

@@ -3,6 +3,7 @@
 //! a busy engine or dashboard never delays a request.
 
 use super::caller::{Attributor, Sessions};
+use super::limits::{Limits, Notice, OpenConnections, Said, refuse};
 use super::sniff::{self, Detected, Prefixed};
 use super::stats::{self, ErrorKind, Kind, Stats};
 use crate::process::PortHolder;
@@ -68,37 +69,6 @@ impl Protocol {
         }
     }
 }
-
-/// What one of a route's connections may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Connections at once; past it, a new one is closed at once (an HTTP/1 caller is told
-    /// why) and the service's log says so.
-    pub max_connections: usize,
-    /// How long an HTTP/1 request head may take to arrive, from its first byte (the first
-    /// request's: from the connection's start): past it, 408 and the connection closes.
-    pub head_timeout: Duration,
-    /// How long a kept-alive HTTP/1 connection may wait for its next request.
-    pub idle_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_connections: 10_000,
-            // nginx's `client_header_timeout` is 60 s: a head is a few hundred bytes, which a
-            // local caller sends at once; a slow sender's memory is freed sooner.
-            head_timeout: Duration::from_secs(30),
-            // nginx's `keepalive_timeout` is 75 s; Node's 5 s.
-            idle_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// What a listener has to say about its service (connections refused at the cap, accepting
-/// failing): said in the service's log, each kind at most once in `NOTICE_EVERY`.
-pub type Notice = Arc<dyn Fn(String) + Send + Sync>;
-const NOTICE_EVERY: Duration = Duration::from_secs(10);
 
 /// One service's listener: where it listens and where it forwards.
 pub struct Route {
@@ -167,44 +137,6 @@ pub(crate) struct Ctx {
     open: OpenConnections,
 }
 
-/// The proxy's open connections, counted so that the memory of a burst is given back to the
-/// system once it is over: glibc's allocator keeps freed memory for reuse (a burst of 5,000
-/// connections left 140 MB resident for good); `malloc_trim` returns it.
-#[derive(Default)]
-struct OpenConnections {
-    now: std::sync::atomic::AtomicUsize,
-    /// The most open at once since the memory was last given back.
-    high: std::sync::atomic::AtomicUsize,
-}
-
-/// A burst this large (connections at once) is worth giving its memory back after.
-const BURST: usize = 256;
-
-impl OpenConnections {
-    fn opened(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let now = self.now.fetch_add(1, Relaxed) + 1;
-        self.high.fetch_max(now, Relaxed);
-    }
-
-    fn closed(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let now = self.now.fetch_sub(1, Relaxed) - 1;
-        let high = self.high.load(Relaxed);
-        // Once a burst has mostly ended: one trim (the next needs another burst), off the
-        // proxy's thread.
-        if high >= BURST
-            && now <= high / 8
-            && self
-                .high
-                .compare_exchange(high, now, Relaxed, Relaxed)
-                .is_ok()
-        {
-            tokio::task::spawn_blocking(give_back_memory);
-        }
-    }
-}
-
 /// One open connection, counted until dropped (however its task ends).
 struct Open(Arc<Ctx>);
 
@@ -218,15 +150,6 @@ impl Open {
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.open.closed();
-    }
-}
-
-/// Return the allocator's free memory to the system (glibc; elsewhere nothing to do).
-fn give_back_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
@@ -344,21 +267,6 @@ fn bind(ip: std::net::IpAddr, port: u16) -> Result<std::net::TcpListener, BindEr
     }
 }
 
-/// Said at most once in `NOTICE_EVERY`.
-struct Said(Option<Instant>);
-
-impl Said {
-    fn say(&mut self, route: &Route, text: impl FnOnce() -> String) {
-        if self.0.is_some_and(|at| at.elapsed() < NOTICE_EVERY) {
-            return;
-        }
-        self.0 = Some(Instant::now());
-        if let Some(notice) = &route.notice {
-            notice(text());
-        }
-    }
-}
-
 async fn accept_loop(
     listener: TcpListener,
     route: Arc<Route>,
@@ -399,23 +307,6 @@ async fn accept_loop(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-    }
-}
-
-/// A connection past the cap: an HTTP caller is told why (best effort, never waited for).
-fn refuse(stream: TcpStream, route: &Route) {
-    // Not to a service said to speak TCP. With `auto` most callers are HTTP, and the others
-    // fail either way (a database's client reads a closed connection or a bad greeting).
-    if route.protocol != Protocol::Tcp {
-        let text = format!(
-            "devstack: {} has {} connections open: try again when some have closed\n",
-            route.service, route.limits.max_connections
-        );
-        let answer = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-            text.len()
-        );
-        let _ = stream.try_write(answer.as_bytes());
     }
 }
 
