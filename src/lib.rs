@@ -1,8 +1,6 @@
 //! devstack: run a stack of local services, with one engine driven by the TUI, headless mode and CLI.
 
-pub mod clipboard;
 pub mod config;
-pub mod confwatch;
 pub mod control;
 pub mod engine;
 pub mod headless;

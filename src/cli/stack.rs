@@ -161,15 +161,16 @@ impl Session {
 
 impl Session {
     /// Say in the services' logs what an edit of `devstack.toml` means for the running stack.
-    fn watch_config(&self) -> Option<devstack::confwatch::ConfigWatch> {
+    fn watch_config(&self) -> Option<devstack::watch::config_edits::ConfigWatch> {
         let logs = self.logs.clone();
         let names: Vec<String> = self.cfg.services.iter().map(|s| s.name.clone()).collect();
         let all: Vec<usize> = (0..names.len()).collect();
-        let said = devstack::confwatch::start(&self.cfg.file, names, move |services, text| {
-            for &i in if services.is_empty() { &all } else { &services } {
-                logs.system(i, &text);
-            }
-        });
+        let said =
+            devstack::watch::config_edits::start(&self.cfg.file, names, move |services, text| {
+                for &i in if services.is_empty() { &all } else { &services } {
+                    logs.system(i, &text);
+                }
+            });
         match said {
             Ok(w) => Some(w),
             Err(e) => {

@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod app;
+mod clipboard;
 pub mod draw;
 mod draw_traffic;
 pub mod keymap;
@@ -348,7 +349,7 @@ fn action_for(app: &App, event: Event) -> Option<Action> {
 fn apply(stack: &Stack, effect: Effect) -> std::ops::ControlFlow<()> {
     match effect {
         Effect::Engine(cmd) => stack.send(cmd),
-        Effect::Copy(text) => crate::clipboard::copy(&text),
+        Effect::Copy(text) => clipboard::copy(&text),
         Effect::OpenScreen(i, rows, cols) => stack.open_screen(i, rows, cols),
         Effect::CloseScreen(i) => stack.close_screen(i),
         Effect::Detach => return std::ops::ControlFlow::Break(()),

@@ -15,12 +15,21 @@ pub fn copy(text: &str) {
         ("xclip", &["-selection", "clipboard"][..]),
         ("pbcopy", &[][..]),
     ] {
-        let child = Command::new(tool)
+        let mut command = Command::new(tool);
+        command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+            .stderr(Stdio::null());
+        // With the soft limit of open files devstack was given, as everything it starts.
+        // SAFETY: `restore` makes one system call.
+        let child = unsafe {
+            std::os::unix::process::CommandExt::pre_exec(
+                &mut command,
+                crate::process::nofile::restore,
+            )
+        }
+        .spawn();
         if let Ok(mut child) = child {
             if let Some(mut stdin) = child.stdin.take() {
                 let _ = stdin.write_all(text.as_bytes());

@@ -7,6 +7,8 @@
 //! or `node_modules/` costs no inotify watch. New directories get watches as they appear. When
 //! the inotify limit is reached, the rest is polled, and the user is told how to raise it.
 
+pub mod config_edits;
+
 use crate::config::Config;
 use crate::plural;
 use globset::{Glob, GlobSet, GlobSetBuilder};
