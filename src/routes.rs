@@ -1,7 +1,8 @@
 //! The stack's side of the traffic proxy (README "Traffic"; ARCHITECTURE "Traffic: how the stack
 //! uses the library"): one `traffic::Route` per proxied service, listening on its public port,
-//! whose backend follows the engine's views, and the sessions that tell which service a caller is. `traffic` knows nothing of services' states; the engine knows
-//! nothing of the proxy; this module maps one onto the other.
+//! whose backend follows the engine's views, and the sessions that tell which service a caller
+//! is. `traffic` knows nothing of services' states; the engine knows nothing of the proxy; this
+//! module maps one onto the other.
 
 use crate::config::Config;
 use crate::engine::{ServiceView, State};
@@ -170,7 +171,7 @@ impl Routes {
                 service: i,
                 name: svc.name.clone(),
                 private,
-                notice: route_notice.clone(),
+                notice: route_notice,
                 target: Arc::new(tx),
                 pid: None,
                 poll: None,

@@ -19,7 +19,7 @@ pub use spawner::{
     EscapedReport, PortReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal,
 };
 #[cfg(target_os = "linux")]
-pub use tree::{Stat, stat};
+pub use tree::{Stat, stat, thread_stat};
 pub use usage::{Feed as UsageFeed, Load, Usage};
 
 use crate::config::CommandLine;

@@ -18,15 +18,21 @@ impl std::fmt::Display for PortHolder {
     }
 }
 
-/// The process listening on `port` (any address), if one is.
+/// The kernel's listening TCP sockets, IPv4 and IPv6.
 #[cfg(target_os = "linux")]
-pub fn port_holder(port: u16) -> Option<PortHolder> {
-    use procfs::net::TcpState;
-    let inodes: Vec<u64> = [procfs::net::tcp(), procfs::net::tcp6()]
+fn listeners() -> impl Iterator<Item = procfs::net::TcpNetEntry> {
+    [procfs::net::tcp(), procfs::net::tcp6()]
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.state == TcpState::Listen && e.local_address.port() == port)
+        .filter(|e| e.state == procfs::net::TcpState::Listen)
+}
+
+/// The process listening on `port` (any address), if one is.
+#[cfg(target_os = "linux")]
+pub fn port_holder(port: u16) -> Option<PortHolder> {
+    let inodes: Vec<u64> = listeners()
+        .filter(|e| e.local_address.port() == port)
         .map(|e| e.inode)
         .collect();
     if inodes.is_empty() {
@@ -64,13 +70,9 @@ pub fn port_holder(port: u16) -> Option<PortHolder> {
 /// the service's own log).
 #[cfg(target_os = "linux")]
 pub fn reachable_at(port: u16) -> Option<std::net::SocketAddr> {
-    use procfs::net::TcpState;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-    let listening: Vec<IpAddr> = [procfs::net::tcp(), procfs::net::tcp6()]
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.state == TcpState::Listen && e.local_address.port() == port)
+    let listening: Vec<IpAddr> = listeners()
+        .filter(|e| e.local_address.port() == port)
         .map(|e| e.local_address.ip())
         .collect();
     // Only the unspecified address stands for loopback: a socket on 127.0.0.2 is reached there.
@@ -103,7 +105,6 @@ pub fn reachable_at(port: u16) -> Option<std::net::SocketAddr> {
 /// The addresses the processes of session `session` listen on (TCP), sorted.
 #[cfg(target_os = "linux")]
 pub fn listening_in_session(session: i32) -> Vec<std::net::SocketAddr> {
-    use procfs::net::TcpState;
     let mut inodes = std::collections::HashSet::new();
     for proc in procfs::process::all_processes()
         .into_iter()
@@ -119,11 +120,8 @@ pub fn listening_in_session(session: i32) -> Vec<std::net::SocketAddr> {
             }
         }
     }
-    let mut found: Vec<std::net::SocketAddr> = [procfs::net::tcp(), procfs::net::tcp6()]
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.state == TcpState::Listen && inodes.contains(&e.inode))
+    let mut found: Vec<std::net::SocketAddr> = listeners()
+        .filter(|e| inodes.contains(&e.inode))
         .map(|e| e.local_address)
         .collect();
     found.sort();

@@ -215,7 +215,16 @@ pub struct Stat {
 
 /// `/proc/PID/stat`, or None once the process is gone (read once, not kept open).
 pub fn stat(pid: i32) -> Option<Stat> {
-    let file = File::open(format!("/proc/{pid}/stat")).ok()?;
+    stat_at(&format!("/proc/{pid}/stat"))
+}
+
+/// `/proc/PID/task/TID/stat`: one thread's.
+pub fn thread_stat(pid: i32, tid: i32) -> Option<Stat> {
+    stat_at(&format!("/proc/{pid}/task/{tid}/stat"))
+}
+
+fn stat_at(path: &str) -> Option<Stat> {
+    let file = File::open(path).ok()?;
     parse_stat(&read_from_start(&file)?)
 }
 

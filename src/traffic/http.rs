@@ -36,7 +36,6 @@ pub async fn serve_h2(client: Prefixed<TcpStream>, conn: Conn) {
 
 /// What the requests of one caller connection share: its caller and its backend connection.
 struct Shared {
-    callee: Arc<str>,
     records: Recorder,
     upstream: tokio::sync::Mutex<Upstream>,
 }
@@ -49,7 +48,6 @@ struct Upstream {
 impl Shared {
     fn new(conn: Conn) -> Arc<Shared> {
         Arc::new(Shared {
-            callee: conn.callee,
             records: conn.records,
             upstream: tokio::sync::Mutex::new(Upstream {
                 backend: conn.backend,
@@ -83,7 +81,7 @@ impl Shared {
             Err(kind) => {
                 let (code, why) = kind.answer();
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-                let text = format!("devstack: {} {why}\n", self.callee);
+                let text = format!("devstack: {} {why}\n", self.records.callee());
                 record.set_status(status.as_u16(), None);
                 record.error = Some(kind);
                 record.bytes_in = inflow(&bytes_in).bytes;

@@ -63,11 +63,7 @@ pub(crate) fn refuse(stream: TcpStream, route: &Route) {
             "devstack: {} has {} connections open: try again when some have closed\n",
             route.service, route.limits.max_connections
         );
-        let answer = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-            text.len()
-        );
-        let _ = stream.try_write(answer.as_bytes());
+        let _ = stream.try_write(&super::h1::made_response(503, &text, true, false));
     }
 }
 

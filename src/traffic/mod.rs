@@ -33,7 +33,6 @@ const HOLD: Duration = Duration::from_millis(100);
 
 /// One accepted connection: where its requests go and where their records go.
 pub(crate) struct Conn {
-    pub callee: Arc<str>,
     pub backend: proxy::Backend,
     pub records: Recorder,
     pub limits: limits::Limits,
@@ -65,6 +64,11 @@ impl Recorder {
         if self.caller.now().is_none() {
             self.caller.clone().within(HOLD).await;
         }
+    }
+
+    /// The service called.
+    pub fn callee(&self) -> &str {
+        &self.callee
     }
 
     /// A record of this connection starting now (its caller is set when it is recorded).

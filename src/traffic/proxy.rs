@@ -326,10 +326,8 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
     let Ok((detected, prefix)) = sniffed else {
         return;
     };
-    let callee: Arc<str> = route.service.as_str().into();
     let mut conn = super::Conn {
-        records: super::Recorder::new(caller, callee.clone(), ctx.stats.clone()),
-        callee,
+        records: super::Recorder::new(caller, route.service.as_str().into(), ctx.stats.clone()),
         backend: Backend::new(&route),
         limits: route.limits,
     };

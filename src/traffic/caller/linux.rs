@@ -325,24 +325,15 @@ fn ran(pid: i32) -> Option<Vec<(i32, u64, u64)>> {
         else {
             return None;
         };
-        if runs == 0 || running(pid, tid) {
+        // On a CPU (or waiting for one) now.
+        let running = crate::process::thread_stat(pid, tid).is_some_and(|t| t.state == 'R');
+        if runs == 0 || running {
             return None;
         }
         threads.push((tid, time, runs));
     }
     threads.sort_unstable();
     Some(threads)
-}
-
-/// Whether thread `tid` of `pid` is on a CPU (or waiting for one) now.
-fn running(pid: i32, tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rfind(')')
-        .and_then(|end| stat[end + 1..].split_ascii_whitespace().next());
-    state == Some("R")
 }
 
 /// The inodes of the sockets process `pid` has open.

@@ -164,11 +164,6 @@ const ANSWER_WAIT: Duration = Duration::from_secs(5);
 pub struct Lookup(watch::Receiver<Option<Caller>>);
 
 impl Lookup {
-    /// An answer known already.
-    pub fn known(caller: Caller) -> Lookup {
-        Lookup(watch::channel(Some(caller)).1)
-    }
-
     /// The caller, if known by now.
     pub fn now(&self) -> Option<Caller> {
         self.0.borrow().clone()
@@ -191,7 +186,7 @@ impl Lookup {
 /// Finds callers; one per proxy, shared by its connections. On Linux its index lives on a
 /// thread of its own, which answers the lookups asked meanwhile together.
 pub struct Attributor {
-    sessions: Arc<Sessions>,
+    /// The index's thread (None where there is none: every caller is `external`).
     #[cfg(target_os = "linux")]
     asks: Option<std::sync::mpsc::Sender<linux::Ask>>,
 }
@@ -199,12 +194,14 @@ pub struct Attributor {
 impl Attributor {
     pub fn new(sessions: Arc<Sessions>) -> Attributor {
         #[cfg(target_os = "linux")]
-        {
-            let asks = linux::start(sessions.clone());
-            Attributor { sessions, asks }
-        }
+        return Attributor {
+            asks: linux::start(sessions),
+        };
         #[cfg(not(target_os = "linux"))]
-        Attributor { sessions }
+        {
+            drop(sessions);
+            Attributor {}
+        }
     }
 
     /// Look up the caller of a connection accepted on `local` from `peer`; `answer` is called
@@ -227,7 +224,7 @@ impl Attributor {
             }
             return;
         }
-        let _ = (peer, local, &self.sessions);
+        let _ = (peer, local);
         answer(Caller::External)
     }
 

@@ -180,7 +180,7 @@ pub(super) async fn relay(
             // The rest of a request body that was not sent is not read: the connection ends
             // with this answer.
             let close = !head.keep_alive || head.framing != Framing::Empty;
-            let text = format!("devstack: {} {text}\n", conn.callee);
+            let text = format!("devstack: {} {text}\n", conn.records.callee());
             let head_only = head.method == hyper::Method::HEAD;
             conn.records.hold().await;
             match client
@@ -512,7 +512,7 @@ async fn tunnel(
 /// A response made by the proxy itself (an error), with `text` as its body; to a HEAD
 /// (`head_only`) the same head without the body, which the caller would take for the next
 /// response's start.
-fn made_response(status: u16, text: &str, close: bool, head_only: bool) -> Vec<u8> {
+pub(super) fn made_response(status: u16, text: &str, close: bool, head_only: bool) -> Vec<u8> {
     let reason = hyper::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
