@@ -3,6 +3,7 @@
 //! not left a zombie for whoever adopts it after devstack. (A file of its own: this test makes
 //! its own process a subreaper, to see what devstack leaves behind.)
 
+#[path = "e2e/common/mod.rs"]
 mod common;
 
 use common::Stack;

@@ -59,11 +59,19 @@ struct State {
 #[derive(Default)]
 pub struct Fake {
     state: Arc<Mutex<State>>,
+    /// Woken at each use of the state: the rig's `until` awaits it, with the views.
+    touched: tokio::sync::Notify,
 }
 
 impl Fake {
     fn lock(&self) -> MutexGuard<'_, State> {
+        self.touched.notify_waiters();
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Resolves at the next use of the fake's state (a spawn, a signal, an exit, …).
+    pub fn touched(&self) -> tokio::sync::futures::Notified<'_> {
+        self.touched.notified()
     }
 
     pub fn events(&self) -> Vec<Event> {

@@ -138,21 +138,33 @@ impl Rig {
         }
     }
 
-    /// Wait (moving the paused clock as needed, at most 10 minutes of it) until `check` holds.
+    /// Wait until `check` holds (at most 10 minutes of the paused clock): looked at again each
+    /// time the views or the fake change, the clock jumping to the engine's next timer while
+    /// nothing else happens (and by a second at most, for what shows only in the logs).
     pub async fn until(&self, what: &str, check: impl Fn(&Rig) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        let mut views = self.handle.views();
         loop {
             self.settle().await;
+            views.borrow_and_update();
             if check(self) {
                 return;
             }
+            // Enabled after the check (whose reads touch the fake too), with no await between.
+            let touched = self.fake.touched();
+            tokio::pin!(touched);
+            touched.as_mut().enable();
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "never: {what}\nviews: {:#?}\nevents: {:#?}",
                 self.handle.views().borrow(),
                 self.fake.events()
             );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::select! {
+                _ = touched => {}
+                _ = views.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
         }
     }
 

@@ -1,0 +1,42 @@
+//! The end-to-end tests: one crate (one binary to build and link), a module per area. Most drive
+//! the real binary in a temporary folder on free ports (`common`); some drive the library's
+//! parts directly (the relay, the config, the dashboard's frames). `chaos` is the soak and chaos
+//! suite, ignored by a plain `cargo test` and run by CI (`cargo test -- --include-ignored`).
+//! `tests/zombies.rs` stays a crate of its own: it makes its process a subreaper.
+
+mod common;
+
+mod attach;
+mod chaos;
+mod cli;
+mod completions;
+mod config_errors;
+mod config_props;
+mod control;
+mod debuglog;
+mod demo;
+mod graceful;
+mod health;
+mod import;
+mod init;
+mod lifecycle;
+mod lines_props;
+mod man;
+mod mcp;
+mod output;
+mod proxy_limits;
+mod ps;
+mod relay_props;
+mod schema;
+mod socket_limits;
+mod stuck_log;
+mod supervisor;
+mod survivors;
+mod terminal;
+mod traffic;
+mod traffic_follow;
+mod traffic_stack;
+mod tui;
+mod ui;
+mod watch;
+mod wire;
