@@ -1,4 +1,6 @@
-//! Signals to a service's process group, and the last-resort kill of its whole session.
+//! Signals to a service's process group, and the end of its session: once its leader has
+//! exited, the rest is given the rest of the stop's grace, then killed (`end_session`); the
+//! last-resort kill of a whole session (`kill_session`) and of what still holds its terminal.
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -15,14 +17,8 @@ pub fn signal_group(pgid: i32, sig: Signal) -> bool {
 #[cfg(target_os = "linux")]
 pub fn kill_session(sid: i32) {
     signal_group(sid, Signal::SIGKILL);
-    let Ok(all) = procfs::process::all_processes() else {
-        return;
-    };
-    for proc in all.flatten() {
-        if let Ok(stat) = proc.stat()
-            && stat.session == sid
-            && stat.state != 'Z'
-        {
+    for (_, stat) in super::stat::all() {
+        if stat.session == sid && stat.state != 'Z' {
             let _ = nix::sys::signal::kill(Pid::from_raw(stat.pid), Signal::SIGKILL);
         }
     }
@@ -46,7 +42,7 @@ pub fn end_session(sid: i32, signal: Signal, grace: Duration, stopped: Option<In
         }
         let deadline = stopped.unwrap_or_else(Instant::now) + grace;
         let running = |&(pid, _, start): &(i32, i32, u64)| {
-            super::tree::stat(pid).is_some_and(|s| s.state != 'Z' && s.starttime == start)
+            super::stat::stat(pid).is_some_and(|s| s.state != 'Z' && s.starttime == start)
         };
         while Instant::now() < deadline && rest.iter().any(running) {
             std::thread::sleep(LINGER_POLL);
@@ -67,11 +63,8 @@ const LINGER_POLL: Duration = Duration::from_millis(20);
 /// The live processes of session `sid` but its leader: pid, process group, start time.
 #[cfg(target_os = "linux")]
 fn session_rest(sid: i32) -> Vec<(i32, i32, u64)> {
-    let Ok(all) = procfs::process::all_processes() else {
-        return Vec::new();
-    };
-    all.flatten()
-        .filter_map(|proc| proc.stat().ok())
+    super::stat::all()
+        .map(|(_, stat)| stat)
         .filter(|stat| stat.session == sid && stat.pid != sid && stat.state != 'Z')
         .map(|stat| (stat.pid, stat.pgrp, stat.starttime))
         .collect()
@@ -106,7 +99,7 @@ pub fn kill_session(sid: i32) {
 /// When `pid` started, in clock ticks since boot (tells a reused pid apart).
 #[cfg(target_os = "linux")]
 pub fn start_time(pid: i32) -> Option<u64> {
-    super::tree::stat(pid).map(|s| s.starttime)
+    super::stat::stat(pid).map(|s| s.starttime)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -117,7 +110,7 @@ pub fn start_time(_pid: i32) -> Option<u64> {
 /// The session of a live (not zombie) process.
 #[cfg(target_os = "linux")]
 pub fn session_of(pid: i32) -> Option<i32> {
-    super::tree::stat(pid)
+    super::stat::stat(pid)
         .filter(|s| s.state != 'Z')
         .map(|s| s.session)
 }

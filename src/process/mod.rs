@@ -9,6 +9,8 @@ mod record;
 mod shell;
 mod spawner;
 #[cfg(target_os = "linux")]
+mod stat;
+#[cfg(target_os = "linux")]
 mod tree;
 mod usage;
 
@@ -19,7 +21,7 @@ pub use spawner::{
     EscapedReport, PortReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal,
 };
 #[cfg(target_os = "linux")]
-pub use tree::{Stat, stat, thread_stat};
+pub use stat::{Stat, stat, thread_stat};
 pub use usage::{Feed as UsageFeed, Load, Usage};
 
 use crate::config::CommandLine;

@@ -11,6 +11,9 @@
 //! then it gets its service's stop signal and, after its grace, SIGKILL. What a `cmd` probe left
 //! behind goes at once. What the keeper finds alive is reported, so that the group record lets
 //! the next `up` kill it too after a SIGKILL of devstack.
+//!
+//! The keeper's walk of the services' trees also samples their CPU and memory (`usage`), and at
+//! the stack's end it collects every process that came back to devstack and exited.
 
 #[cfg(target_os = "linux")]
 use super::tree::Tree;
@@ -212,7 +215,7 @@ fn reap_adopted(deadline: Instant) {
         };
         let mut dying = false;
         for pid in adopted {
-            match super::tree::stat(pid) {
+            match super::stat::stat(pid) {
                 Some(stat) if stat.state == 'Z' => {
                     let _ = nix::sys::wait::waitpid(
                         Pid::from_raw(pid),
@@ -297,7 +300,9 @@ impl Sweep {
             let Ok(proc) = procfs::process::Process::new(pid) else {
                 continue;
             };
-            let Ok(stat) = proc.stat() else { continue };
+            let Some(stat) = super::Stat::of(&proc) else {
+                continue;
+            };
             let env = if stat.state == 'Z' {
                 Default::default()
             } else {
@@ -506,7 +511,7 @@ mod tests {
         }
         // The child may still be between fork and exec at the first look: look again for a
         // while (without counting children, the sum never passes the leader's own).
-        let leader = || super::super::tree::stat(sid).unwrap().rss * procfs::page_size();
+        let leader = || crate::process::stat(sid).unwrap().rss * procfs::page_size();
         super::own().add(sid, Some("svc"), true);
         let services = [Kept {
             name: "svc".into(),

@@ -1,5 +1,6 @@
 //! Who holds a TCP port: checked before a service starts, so that another process answering on
-//! the service's port is named instead of passing its health probe.
+//! the service's port is named instead of passing its health probe. Also where a port is
+//! listened on and where a session listens, read from the kernel's tables of sockets.
 
 /// Who listens on a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,12 +107,8 @@ pub fn reachable_at(port: u16) -> Option<std::net::SocketAddr> {
 #[cfg(target_os = "linux")]
 pub fn listening_in_session(session: i32) -> Vec<std::net::SocketAddr> {
     let mut inodes = std::collections::HashSet::new();
-    for proc in procfs::process::all_processes()
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if proc.stat().ok().map(|s| s.session) != Some(session) {
+    for (proc, stat) in super::stat::all() {
+        if stat.session != session {
             continue;
         }
         for fd in proc.fd().into_iter().flatten().flatten() {

@@ -1,5 +1,6 @@
-//! The record of live process groups under `.devstack/`, so that a run that was killed with
-//! SIGKILL is cleaned up by the next one.
+//! The record of live process groups under `.devstack/` (`pgroups`, with the processes that
+//! escaped them), written by a thread of its own, so that a run that was killed with SIGKILL is
+//! cleaned up by the next one (`reap_leftovers`), with what it started but had not recorded yet.
 
 use super::group::start_time;
 use super::orphans::Orphan;
@@ -277,12 +278,7 @@ fn save(path: &Path, text: &str) {
 
 #[cfg(target_os = "linux")]
 fn session_alive(sid: i32) -> bool {
-    procfs::process::all_processes()
-        .map(|all| {
-            all.flatten()
-                .any(|p| p.stat().is_ok_and(|s| s.session == sid && s.state != 'Z'))
-        })
-        .unwrap_or(false)
+    super::stat::all().any(|(_, s)| s.session == sid && s.state != 'Z')
 }
 
 #[cfg(not(target_os = "linux"))]

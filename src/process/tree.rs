@@ -1,7 +1,9 @@
 //! Reading the process tree without scanning every process on the machine: the kernel keeps a
 //! list of each thread's children (`/proc/PID/task/TID/children`). Where it doesn't, one scan of
-//! `/proc` stands in.
+//! `/proc` stands in. The `/proc` files a `Tree` read stay open between its passes (a bounded
+//! number of them) and are read again with `pread`.
 
+use super::stat::Stat;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -85,10 +87,8 @@ impl Tree {
             .retain(|_, open| open.read + KEEP_PASSES > passes);
         if let Some(map) = &mut self.scanned {
             map.clear();
-            if let Ok(all) = procfs::process::all_processes() {
-                for stat in all.flatten().filter_map(|p| p.stat().ok()) {
-                    map.entry(stat.ppid).or_default().push(stat.pid);
-                }
+            for (_, stat) in super::stat::all() {
+                map.entry(stat.ppid).or_default().push(stat.pid);
             }
         }
     }
@@ -100,7 +100,7 @@ impl Tree {
 
     /// `/proc/PID/stat`, or None once the process is gone.
     pub fn stat(&mut self, pid: i32) -> Option<Stat> {
-        parse_stat(&self.read(ProcFile::Stat(pid))?)
+        Stat::parse(&self.read(ProcFile::Stat(pid))?)
     }
 
     /// The children of the main thread of `pid` only.
@@ -132,7 +132,7 @@ impl Tree {
     /// A small `/proc` file, through its open file when there is one. A file whose process
     /// is gone fails to read (even once its pid is reused: the open file is the old
     /// process's), and is closed.
-    fn read(&mut self, which: ProcFile) -> Option<String> {
+    fn read(&mut self, which: ProcFile) -> Option<Vec<u8>> {
         if let Some(open) = self.files.get_mut(&which) {
             match read_from_start(&open.file) {
                 Some(text) => {
@@ -162,9 +162,10 @@ impl Tree {
 }
 
 /// The pids listed in a `children` file.
-fn pids(text: Option<String>) -> Vec<i32> {
+fn pids(text: Option<Vec<u8>>) -> Vec<i32> {
     text.map(|text| {
-        text.split_whitespace()
+        String::from_utf8_lossy(&text)
+            .split_whitespace()
             .filter_map(|p| p.parse().ok())
             .collect()
     })
@@ -173,7 +174,7 @@ fn pids(text: Option<String>) -> Vec<i32> {
 
 /// A `/proc` file's whole text, read from its start with `pread` (the file's size is not
 /// known to `/proc`: it is read until a read comes back short).
-fn read_from_start(file: &File) -> Option<String> {
+pub(super) fn read_from_start(file: &File) -> Option<Vec<u8>> {
     let mut text = vec![0u8; 1024];
     let mut len = 0;
     loop {
@@ -193,61 +194,13 @@ fn read_from_start(file: &File) -> Option<String> {
         }
     }
     text.truncate(len);
-    Some(
-        String::from_utf8(text)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    )
-}
-
-/// The fields of `/proc/PID/stat` devstack reads, from one read of that file.
-#[derive(Debug, Clone, Copy)]
-pub struct Stat {
-    pub state: char,
-    pub session: i32,
-    /// CPU time in clock ticks, user and system.
-    pub utime: u64,
-    pub stime: u64,
-    pub threads: i64,
-    pub starttime: u64,
-    /// Resident pages.
-    pub rss: u64,
-}
-
-/// `/proc/PID/stat`, or None once the process is gone (read once, not kept open).
-pub fn stat(pid: i32) -> Option<Stat> {
-    stat_at(&format!("/proc/{pid}/stat"))
-}
-
-/// `/proc/PID/task/TID/stat`: one thread's.
-pub fn thread_stat(pid: i32, tid: i32) -> Option<Stat> {
-    stat_at(&format!("/proc/{pid}/task/{tid}/stat"))
-}
-
-fn stat_at(path: &str) -> Option<Stat> {
-    let file = File::open(path).ok()?;
-    parse_stat(&read_from_start(&file)?)
-}
-
-fn parse_stat(text: &str) -> Option<Stat> {
-    // The command name may hold spaces and parentheses: the fields start after the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // f[0] is field 3 (state) of proc(5).
-    let field = |n: usize| f.get(n - 3).copied();
-    Some(Stat {
-        state: field(3)?.chars().next()?,
-        session: field(6)?.parse().ok()?,
-        utime: field(14)?.parse().ok()?,
-        stime: field(15)?.parse().ok()?,
-        threads: field(20)?.parse().ok()?,
-        starttime: field(22)?.parse().ok()?,
-        rss: field(24)?.parse().ok()?,
-    })
+    Some(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::stat;
 
     #[test]
     fn reads_our_own_stat_and_children() {

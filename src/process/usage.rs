@@ -1,5 +1,6 @@
 //! CPU time and resident memory of whole sessions (a service and everything it started), from
-//! each service's process tree.
+//! each service's process tree (the keeper's walk samples them), and the `Meter` that turns
+//! samples into loads and says only those that show differently.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -101,7 +102,7 @@ impl Meter {
 impl Usage {
     /// Count one more process of the session.
     #[cfg(target_os = "linux")]
-    pub fn add(&mut self, stat: &super::tree::Stat) {
+    pub fn add(&mut self, stat: &super::Stat) {
         let (tps, page) = (procfs::ticks_per_second(), procfs::page_size());
         self.cpu += Duration::from_secs_f64((stat.utime + stat.stime) as f64 / tps as f64);
         self.rss_bytes += stat.rss * page;
