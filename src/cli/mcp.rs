@@ -4,7 +4,8 @@
 //! so as a tool error and the server stays up; `logs` then reads the log files, as the CLI's. stdout carries MCP messages only: nothing here
 //! prints, and no `tracing` subscriber is installed (rmcp's logs go nowhere).
 
-use super::remote::{self, Action, Readiness, Running};
+use super::remote::{self, Action, Running};
+use devstack::control::Readiness;
 use devstack::control::{LineStream, WireLine};
 use devstack::traffic::Record;
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
@@ -29,8 +30,6 @@ const SEARCHED_LINES: usize = 20_000;
 /// `wait_ready`'s timeout unless told, and the longest it takes.
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 const MAX_WAIT: Duration = Duration::from_secs(600);
-/// Lines of a failed service's log a `wait_ready` shows.
-const TAIL_SHOWN: usize = 30;
 /// Requests a `failed_requests` call returns unless told (the stack keeps the last 1000).
 const DEFAULT_FAILED: usize = 50;
 const RECENT_KEPT: usize = 1000;
@@ -535,8 +534,7 @@ fn wait_ready(stack: Running, timeout: Duration, services: &[String]) -> Outcome
             .join(", ")
     };
     let state = &stack.state;
-    let tail = |service: &str| -> String {
-        let lines = remote::remote_tail(state, service, TAIL_SHOWN);
+    let tail = |service: &str, lines: &[String]| -> String {
         if lines.is_empty() {
             return String::new();
         }
@@ -551,24 +549,29 @@ fn wait_ready(stack: Running, timeout: Duration, services: &[String]) -> Outcome
     };
     match remote::await_ready(state, timeout, services) {
         Err(e) => Err(remote::describe(state, &e)),
-        Ok(Readiness::Ready { took }) => Ok(format!(
+        Ok(Readiness::Ready { took_ms }) => Ok(format!(
             "{what} ready (took {})",
-            devstack::engine::secs(took)
+            devstack::engine::secs(Duration::from_millis(took_ms))
         )),
         Ok(Readiness::Stopped) => Err("the stack stopped before it was ready".to_string()),
         Ok(Readiness::Unwanted { service, detail }) => Err(format!(
             "`{service}` is not meant to run ({detail}); start it with the `start` tool"
         )),
-        Ok(Readiness::Failed { service, why }) => {
-            Err(format!("`{service}` failed: {why}{}", tail(&service)))
-        }
+        Ok(Readiness::Failed {
+            service,
+            why,
+            lines,
+        }) => Err(format!(
+            "`{service}` failed: {why}{}",
+            tail(&service, &lines)
+        )),
         Ok(Readiness::TimedOut { waiting }) => {
             let mut text = format!("not ready after {}:", devstack::engine::secs(timeout));
-            for (name, what) in &waiting {
-                text.push_str(&format!("\n  `{name}` is {what}"));
+            for w in &waiting {
+                text.push_str(&format!("\n  `{}` is {}", w.service, w.what));
             }
-            for (name, _) in &waiting {
-                text.push_str(&tail(name));
+            for w in &waiting {
+                text.push_str(&tail(&w.service, &w.lines));
             }
             Err(text)
         }

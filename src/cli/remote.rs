@@ -4,7 +4,7 @@
 use super::note;
 use devstack::config::{self, Config};
 use devstack::control::client::{self, Client};
-use devstack::control::{LineStream, Message, Request, WireLine};
+use devstack::control::{Message, Readiness, Request, WireLine};
 use devstack::engine::ServiceView;
 use devstack::headless::Printer;
 use devstack::logs::{self, LineTap, LogLine, Stream};
@@ -294,7 +294,6 @@ pub fn act_on(stack: &mut Running, action: Action, name: &str) -> Result<String,
         Action::Rebuild => (Request::Rebuild { service, wait }, "rebuilt"),
         Action::Kill => (Request::Kill { service, wait }, "killed"),
     };
-    let sent = now_rfc3339();
     match stack.client.act(&request) {
         Ok(Some(ServiceView {
             pid: Some(pid),
@@ -303,40 +302,16 @@ pub fn act_on(stack: &mut Running, action: Action, name: &str) -> Result<String,
         })) => Ok(format!("{name}: {done} (pid {pid}, {detail})")),
         Ok(Some(view)) => Ok(format!("{name}: {done} ({})", view.detail)),
         Ok(None) => Ok(format!("{name}: {done}")),
-        Err(error) => {
-            let build = match (action, &error) {
-                (Action::Rebuild, client::Error::Stack(_)) => {
-                    build_output(&mut stack.client, name, &sent)
-                }
-                _ => Vec::new(),
-            };
-            Err(Failed { error, build })
-        }
+        // A rebuild whose build failed: the stack sends that build's last lines.
+        Err(client::Error::Failed { error, lines }) => Err(Failed {
+            error: client::Error::Stack(error),
+            build: lines,
+        }),
+        Err(error) => Err(Failed {
+            error,
+            build: Vec::new(),
+        }),
     }
-}
-
-/// Now, as the socket writes log line times (RFC 3339 with milliseconds, UTC), which sort as text.
-pub(super) fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-/// Build output lines shown when a rebuild fails.
-const BUILD_LINES_SHOWN: usize = 30;
-/// Log lines asked for to find them among what the old process keeps printing.
-const BUILD_LINES_SEARCHED: usize = 5000;
-
-/// The last lines a service's build printed since `since`: a failed `rebuild` shows why it
-/// failed, as the build's output would in a terminal.
-fn build_output(client: &mut Client, service: &str, since: &str) -> Vec<String> {
-    let Ok(lines) = client.logs(&[service.to_string()], BUILD_LINES_SEARCHED, false) else {
-        return Vec::new();
-    };
-    let build: Vec<String> = lines
-        .into_iter()
-        .filter(|l| l.stream == LineStream::Build && l.time.as_str() >= since)
-        .map(|l| l.text)
-        .collect();
-    build[build.len().saturating_sub(BUILD_LINES_SHOWN)..].to_vec()
 }
 
 /// `restart --all`: every service in dependency order; waits until the stack is ready again.
@@ -492,10 +467,10 @@ fn wait_ready(state: &StateDir, timeout: Duration, only: &[String]) -> ExitCode 
     let kept = "the stack keeps running: `devstack logs`, `devstack down`";
     match await_ready(state, timeout, only) {
         Err(e) => fail(state, e),
-        Ok(Readiness::Ready { took }) => {
+        Ok(Readiness::Ready { took_ms }) => {
             note(&format!(
                 "every service is ready (took {})",
-                devstack::engine::secs(took)
+                devstack::engine::secs(Duration::from_millis(took_ms))
             ));
             ExitCode::SUCCESS
         }
@@ -509,9 +484,13 @@ fn wait_ready(state: &StateDir, timeout: Duration, only: &[String]) -> ExitCode 
             ));
             ExitCode::FAILURE
         }
-        Ok(Readiness::Failed { service, why }) => {
+        Ok(Readiness::Failed {
+            service,
+            why,
+            lines,
+        }) => {
             note(&format!("`{service}` failed: {why}"));
-            show_remote_tail(state, &service);
+            super::show_lines(&service, &lines);
             note(kept);
             ExitCode::FAILURE
         }
@@ -520,11 +499,11 @@ fn wait_ready(state: &StateDir, timeout: Duration, only: &[String]) -> ExitCode 
                 "not ready after {}:",
                 devstack::engine::secs(timeout)
             ));
-            for (name, what) in &waiting {
-                note(&format!("  `{name}` is {what}"));
+            for w in &waiting {
+                note(&format!("  `{}` is {}", w.service, w.what));
             }
-            for (name, _) in &waiting {
-                show_remote_tail(state, name);
+            for w in &waiting {
+                super::show_lines(&w.service, &w.lines);
             }
             note(kept);
             ExitCode::FAILURE
@@ -532,155 +511,21 @@ fn wait_ready(state: &StateDir, timeout: Duration, only: &[String]) -> ExitCode 
     }
 }
 
-/// How waiting for a stack to be ready ended.
-#[derive(Debug)]
-pub enum Readiness {
-    /// Every service waited for is ready.
-    Ready { took: Duration },
-    /// One failed (`engine::ready::verdict`).
-    Failed { service: String, why: String },
-    /// One was stopped while it was waited for.
-    Unwanted { service: String, detail: String },
-    /// The time ran out: each service not ready, and what it is doing.
-    TimedOut { waiting: Vec<(String, String)> },
-    /// The stack stopped.
-    Stopped,
-}
-
-/// Follow the views (`subscribe`) until every wanted service is ready, as `ci` judges
-/// (`engine::ready::verdict`), or only the services of `only` when it names some (an error
-/// names one the stack doesn't have).
+/// Wait until every wanted service is ready, as `ci` judges (`engine::ready::verdict`, in the
+/// stack), or only the services of `only` when it names some (an error names one the stack
+/// doesn't have).
 pub fn await_ready(
     state: &StateDir,
     timeout: Duration,
     only: &[String],
 ) -> Result<Readiness, client::Error> {
-    use devstack::engine::ready::{Verdict, not_ready, verdict};
-    let started = Instant::now();
-    let deadline = started + timeout;
     let Some(mut client) = connect(state) else {
         return Ok(Readiness::Stopped);
     };
     client.hello()?;
-    let mut views = match client.call(&Request::Subscribe { all: false })? {
-        devstack::control::Answer::Services { services } => services,
-        _ => {
-            return Err(client::Error::Garbled(
-                "not an answer to `subscribe`".into(),
-            ));
-        }
-    };
-    if let Some(unknown) = only.iter().find(|&n| !views.iter().any(|v| v.name == *n)) {
-        let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
-        return Err(client::Error::Stack(format!(
-            "unknown service `{unknown}`; services are: {}",
-            names.join(", ")
-        )));
-    }
-    let chosen = |views: &[ServiceView]| -> Vec<ServiceView> {
-        views
-            .iter()
-            .filter(|v| only.is_empty() || only.contains(&v.name))
-            .cloned()
-            .collect()
-    };
-    // A named service that isn't meant to be up will never be ready.
-    if let Some(v) = chosen(&views).into_iter().find(|v| !v.wanted) {
-        return Ok(Readiness::Unwanted {
-            service: v.name,
-            detail: v.detail,
-        });
-    }
-    let wanted: Vec<bool> = views.iter().map(|v| v.wanted).collect();
-    loop {
-        let mine = chosen(&views);
-        if let Some(v) = super::stack::unwanted(&wanted, &views)
-            .filter(|v| only.is_empty() || only.contains(&v.name))
-        {
-            return Ok(Readiness::Unwanted {
-                service: v.name.clone(),
-                detail: v.detail.clone(),
-            });
-        }
-        match verdict(&mine) {
-            Verdict::Ready => {
-                return Ok(Readiness::Ready {
-                    took: started.elapsed(),
-                });
-            }
-            Verdict::Failed { service, why } => return Ok(Readiness::Failed { service, why }),
-            Verdict::Waiting => {}
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || client.set_timeout(Some(left)).is_err() {
-            return Ok(Readiness::TimedOut {
-                waiting: not_ready(&mine),
-            });
-        }
-        match client.next_message() {
-            Ok(Some(Message::Event { service, .. })) => {
-                if let Some(v) = views.iter_mut().find(|v| v.name == service.name) {
-                    *v = service;
-                }
-            }
-            Ok(Some(Message::Missed { .. })) => {
-                if let Some(now) = connect(state).and_then(|mut c| c.ps().ok()) {
-                    views = now;
-                }
-            }
-            Ok(Some(_)) => {}
-            Err(client::Error::Lost(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(Readiness::TimedOut {
-                    waiting: not_ready(&mine),
-                });
-            }
-            Ok(None) | Err(_) => return Ok(Readiness::Stopped),
-        }
-    }
+    client.ready(only, timeout)
 }
 
-/// The last lines a service of the running stack logged, on stderr.
-fn show_remote_tail(state: &StateDir, service: &str) {
-    super::show_lines(
-        service,
-        &remote_tail(state, service, super::stack::TAIL_SHOWN),
-    );
-}
-
-/// The last `lines` lines a service of the running stack logged (on a connection of its own),
-/// since that stack started: the log files also hold earlier runs' lines, which would read as
-/// this one's.
-pub fn remote_tail(state: &StateDir, service: &str, lines: usize) -> Vec<String> {
-    let Some(mut client) = connect(state) else {
-        return Vec::new();
-    };
-    if client.hello().is_err() {
-        return Vec::new();
-    }
-    let since = state.running_since();
-    let this_run = |time: &str| {
-        since.is_none_or(|since| {
-            humantime::parse_rfc3339(time).map_or(true, |t| t + Duration::from_millis(1) >= since)
-        })
-    };
-    client
-        .logs(&[service.to_string()], lines, false)
-        .map(|tail| {
-            tail.into_iter()
-                .filter(|l| this_run(&l.time))
-                .map(|l| l.text)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// `logs` against a running stack: its service names come from the stack (its config may have
-/// changed since it started).
 pub fn logs(
     mut stack: Running,
     services: &[String],
@@ -757,7 +602,7 @@ fn logs_live(
             )),
             Ok(Some(Message::End(end))) => {
                 let error = match end {
-                    devstack::control::Response::Error { error } => client::Error::Stack(error),
+                    devstack::control::Response::Error { error, .. } => client::Error::Stack(error),
                     _ => client::Error::Garbled("the stream ended without a reason".into()),
                 };
                 return fail(&stack.state, error);

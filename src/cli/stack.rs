@@ -3,8 +3,9 @@
 use super::note;
 use devstack::config::Config;
 use devstack::control;
-use devstack::engine::ready::{Verdict, not_ready, verdict};
+use devstack::engine::ready::not_ready;
 use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, ServiceView, secs};
+use devstack::engine::{FailureKind, TicketOutcome};
 use devstack::headless::Printer;
 use devstack::logs::{LineTap, LogHub, strip_sgr};
 use devstack::routes::Routes;
@@ -309,42 +310,36 @@ pub fn tui(cfg: Config, services: &[String], color: bool) -> ExitCode {
 /// last log lines.
 async fn wait_ready(handle: &Handle, session: &Session, timeout: Duration) -> Result<Duration, ()> {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut views = handle.views();
-    // A stop (Ctrl-C, SIGTERM, `devstack down`) unwants every service, which would leave no
-    // wanted service that isn't ready: that is no verdict of readiness.
-    let wanted = wanted_now(handle);
-    loop {
-        let current = views.borrow_and_update().clone();
-        if let Some(v) = unwanted(&wanted, &current) {
+    // The engine judges (`ready::verdict`); a stop (Ctrl-C, SIGTERM, `devstack down`) unwants
+    // every service, which fails the wait.
+    let Some(ticket) = handle.ready(Vec::new()) else {
+        return Err(());
+    };
+    match tokio::time::timeout(timeout, ticket.wait()).await {
+        Ok(Some(TicketOutcome::Done(_))) => Ok(started.elapsed()),
+        Ok(Some(TicketOutcome::Failed(f))) if f.kind == FailureKind::Unwanted => {
             note(&format!(
                 "`{}` was stopped before the stack was ready ({})",
-                v.name, v.detail
+                f.name, f.why
             ));
-            return Err(());
+            Err(())
         }
-        match verdict(&current) {
-            Verdict::Ready => return Ok(started.elapsed()),
-            Verdict::Failed { service, why } => {
-                note(&format!("`{service}` failed: {why}"));
-                show_tail(session, &service);
-                return Err(());
-            }
-            Verdict::Waiting => {}
+        Ok(Some(TicketOutcome::Failed(f))) => {
+            note(&format!("`{}` failed: {}", f.name, f.why));
+            show_tail(session, &f.name);
+            Err(())
         }
-        tokio::select! {
-            changed = views.changed() => if changed.is_err() { return Err(()) },
-            _ = tokio::time::sleep_until(deadline) => {
-                note(&format!("not ready after {}:", secs(timeout)));
-                let waiting = not_ready(&current);
-                for (name, what) in &waiting {
-                    note(&format!("  `{name}` is {what}"));
-                }
-                for (name, _) in &waiting {
-                    show_tail(session, name);
-                }
-                return Err(());
+        Ok(None) => Err(()),
+        Err(_) => {
+            note(&format!("not ready after {}:", secs(timeout)));
+            let waiting = not_ready(&handle.views().borrow());
+            for (name, what) in &waiting {
+                note(&format!("  `{name}` is {what}"));
             }
+            for (name, _) in &waiting {
+                show_tail(session, name);
+            }
+            Err(())
         }
     }
 }
@@ -484,7 +479,7 @@ fn wanted_now(handle: &Handle) -> Vec<bool> {
 
 /// The first service of `wanted` that is wanted no more: a stop of the stack unwants every
 /// service.
-pub(super) fn unwanted<'a>(wanted: &[bool], now: &'a [ServiceView]) -> Option<&'a ServiceView> {
+fn unwanted<'a>(wanted: &[bool], now: &'a [ServiceView]) -> Option<&'a ServiceView> {
     now.iter()
         .zip(wanted)
         .find_map(|(v, &was)| (was && !v.wanted).then_some(v))

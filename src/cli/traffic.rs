@@ -38,7 +38,7 @@ pub fn traffic(mut stack: Running, json: bool, follow: bool) -> ExitCode {
             )),
             Ok(Some(Message::End(end))) => {
                 let error = match end {
-                    Response::Error { error } => client::Error::Stack(error),
+                    Response::Error { error, .. } => client::Error::Stack(error),
                     _ => client::Error::Garbled("the stream ended without a reason".into()),
                 };
                 return fail(&stack.state, error);

@@ -1,12 +1,13 @@
 //! A blocking client of the control socket, for the CLI: requests and answers as the types of
 //! [`super`], the same the server writes.
 
-use super::{Answer, Message, PROTOCOL, Request, Response, WireLine};
+use super::{Answer, Message, PROTOCOL, Readiness, Request, Response, WireLine};
 use crate::engine::ServiceView;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::Duration;
 
 pub struct Client {
     reader: BufReader<UnixStream>,
@@ -20,6 +21,9 @@ pub enum Error {
     Lost(io::Error),
     /// The stack answered `{"ok":false,"error":...}`.
     Stack(String),
+    /// The stack answered `{"ok":false,"error":...,"lines":[...]}`: the lines tell more (the
+    /// output of a build that failed).
+    Failed { error: String, lines: Vec<String> },
     /// The stack's answer can't be read, or is not an answer to the request.
     Garbled(String),
     /// The stack does not know `hello`: a devstack from before protocol versions.
@@ -30,7 +34,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Lost(e) => write!(f, "lost the connection to the stack: {e}"),
-            Error::Stack(e) => f.write_str(e),
+            Error::Stack(e) | Error::Failed { error: e, .. } => f.write_str(e),
             Error::Garbled(e) => write!(
                 f,
                 "cannot read the stack's answer ({e}); is it another devstack version?"
@@ -75,10 +79,10 @@ impl Client {
             Response::Ok(Answer::Hello { version, devstack }) => Ok(Hello { version, devstack }),
             Response::Ok(_) => Err(Error::Garbled("not an answer to `hello`".into())),
             // What a stack from before `hello` says to it.
-            Response::Error { error } if error.contains("unknown variant `hello`") => {
+            Response::Error { error, .. } if error.contains("unknown variant `hello`") => {
                 Err(Error::NoHello)
             }
-            Response::Error { error } => Err(Error::Stack(error)),
+            Response::Error { error, .. } => Err(Error::Stack(error)),
         }
     }
 
@@ -86,7 +90,10 @@ impl Client {
     pub fn call(&mut self, request: &Request) -> Result<Answer, Error> {
         match self.send(request)? {
             Response::Ok(answer) => Ok(answer),
-            Response::Error { error } => Err(Error::Stack(error)),
+            Response::Error { error, lines } if !lines.is_empty() => {
+                Err(Error::Failed { error, lines })
+            }
+            Response::Error { error, .. } => Err(Error::Stack(error)),
         }
     }
 
@@ -95,6 +102,22 @@ impl Client {
         match self.call(&Request::Ps)? {
             Answer::Services { services } => Ok(services),
             _ => Err(Error::Garbled("not an answer to `ps`".into())),
+        }
+    }
+
+    /// Wait until `services` (every wanted one when empty) are ready, one fails, or `timeout`
+    /// passes (the stack says which).
+    pub fn ready(&mut self, services: &[String], timeout: Duration) -> Result<Readiness, Error> {
+        // The stack answers when the time is out; a little more for the answer to arrive.
+        self.set_timeout(Some(timeout + Duration::from_secs(10)))
+            .map_err(Error::Lost)?;
+        let request = Request::Ready {
+            services: services.to_vec(),
+            timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+        };
+        match self.call(&request)? {
+            Answer::Readiness { readiness } => Ok(readiness),
+            _ => Err(Error::Garbled("not an answer to `ready`".into())),
         }
     }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// The version of this protocol, exchanged by `hello`. Raise it when a request or an answer
 /// changes in a way the other side can't read; `hello` itself never changes.
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 
 /// A request. `wait` (default true) makes an action answer once it took effect.
 #[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
@@ -95,6 +95,13 @@ pub enum Request {
         follow: bool,
     },
     Down,
+    /// Wait until the services (every wanted one when empty) are ready, one fails or is stopped,
+    /// or `timeout_ms` passes: answered with the `Readiness`, as `ci` judges it.
+    Ready {
+        #[serde(default)]
+        services: Vec<String>,
+        timeout_ms: u64,
+    },
     /// The views, then an event per change of state; with `all`, also one per other change
     /// (CPU, memory, a countdown, a probe's error), so that a client showing them never asks.
     Subscribe {
@@ -133,15 +140,48 @@ fn default_lines() -> usize {
 #[serde(try_from = "WireResponse")]
 pub enum Response {
     Ok(Answer),
-    Error { error: String },
+    /// `lines`: what tells more, when there is some (the output of a build that failed).
+    Error {
+        error: String,
+        lines: Vec<String>,
+    },
 }
 
 impl Response {
     pub fn error(message: impl Into<String>) -> Response {
         Response::Error {
             error: message.into(),
+            lines: Vec::new(),
         }
     }
+}
+
+/// How waiting for a stack (`ready`) ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Readiness {
+    /// Every service waited for is ready.
+    Ready { took_ms: u64 },
+    /// One failed (`engine::ready::verdict`): why, and its last lines.
+    Failed {
+        service: String,
+        why: String,
+        lines: Vec<String>,
+    },
+    /// One was stopped while it was waited for, or is not meant to be up.
+    Unwanted { service: String, detail: String },
+    /// The time ran out: each service not ready, what it is doing, and its last lines.
+    TimedOut { waiting: Vec<Waiting> },
+    /// The stack stopped.
+    Stopped,
+}
+
+/// A service not ready when the wait ran out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub service: String,
+    pub what: String,
+    pub lines: Vec<String>,
 }
 
 /// What a successful answer carries beside `"ok":true` (its fields, side by side with `ok`).
@@ -162,6 +202,8 @@ pub enum Answer {
     Service { service: ServiceView },
     /// `logs`: the tail (a follow's lines come after, as `Message::Line`).
     Lines { lines: Vec<WireLine> },
+    /// `ready`: how the wait ended.
+    Readiness { readiness: Readiness },
     /// Done: `down`, an action with `"wait":false`.
     Done {},
 }
@@ -178,10 +220,17 @@ impl Serialize for Response {
         struct Error<'a> {
             ok: bool,
             error: &'a str,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            lines: &'a [String],
         }
         match self {
             Response::Ok(answer) => Ok { ok: true, answer }.serialize(s),
-            Response::Error { error } => Error { ok: false, error }.serialize(s),
+            Response::Error { error, lines } => Error {
+                ok: false,
+                error,
+                lines,
+            }
+            .serialize(s),
         }
     }
 }
@@ -198,16 +247,26 @@ struct WireResponse {
     recent: Option<Vec<Record>>,
     services: Option<Vec<ServiceView>>,
     service: Option<ServiceView>,
-    lines: Option<Vec<WireLine>>,
+    /// A tail's lines, or (on an error) the lines that tell more.
+    lines: Option<serde_json::Value>,
+    readiness: Option<Readiness>,
 }
 
 impl TryFrom<WireResponse> for Response {
     type Error = String;
 
     fn try_from(w: WireResponse) -> Result<Response, String> {
+        fn lines<T: serde::de::DeserializeOwned>(
+            v: Option<serde_json::Value>,
+        ) -> Result<Option<T>, String> {
+            v.map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| e.to_string())
+        }
         if !w.ok {
             return Ok(Response::Error {
                 error: w.error.ok_or("`\"ok\":false` without an `error`")?,
+                lines: lines(w.lines)?.unwrap_or_default(),
             });
         }
         Ok(Response::Ok(match w {
@@ -233,8 +292,14 @@ impl TryFrom<WireResponse> for Response {
                 ..
             } => Answer::Service { service },
             WireResponse {
-                lines: Some(lines), ..
-            } => Answer::Lines { lines },
+                readiness: Some(readiness),
+                ..
+            } => Answer::Readiness { readiness },
+            WireResponse {
+                lines: Some(tail), ..
+            } => Answer::Lines {
+                lines: lines(Some(tail))?.unwrap_or_default(),
+            },
             _ => Answer::Done {},
         }))
     }

@@ -1,9 +1,9 @@
 //! The socket server: answers requests with the engine's views and commands.
 
-use super::{Answer, Event, Message, PROTOCOL, Request, Response, WireLine};
-use crate::engine::ready::Verdict;
-use crate::engine::{Change, Command, Handle, ServiceView, State};
-use crate::logs::{LogHub, LogLine, Tail};
+use super::{Answer, Event, Message, PROTOCOL, Readiness, Request, Response, Waiting, WireLine};
+use crate::engine::ready::not_ready;
+use crate::engine::{Change, Command, Failure, FailureKind, Handle, ServiceView, TicketOutcome};
+use crate::logs::{LogHub, LogLine, Tail, strip_sgr};
 use crate::statedir;
 use crate::traffic::stats::Already;
 use crate::traffic::{Record, Snapshot, Stats};
@@ -24,6 +24,8 @@ use tokio::sync::broadcast::{self, Receiver};
 
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
+/// Lines shown of a service that failed (as `ci` shows), or of a build that failed.
+const FAILURE_LINES: usize = 30;
 /// How long an action may take to show its effect before the request gives up.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(300);
 /// Connections served at once. Past it, the connection idle the longest (waiting for a request)
@@ -481,7 +483,11 @@ async fn answer(ctx: &Context, request: Request) -> Response {
             let (rows, cols) = ((*rows).max(1), (*cols).max(1));
             return to_terminal(ctx, service, |i| Command::Resize(i, rows, cols));
         }
-        Request::RestartAll { wait } => return restart_all(ctx, *wait).await,
+        Request::RestartAll { wait } => return act(ctx, "", Command::RestartAll, *wait).await,
+        Request::Ready {
+            services,
+            timeout_ms,
+        } => return ready(ctx, services, Duration::from_millis(*timeout_ms)).await,
         Request::Start { service, wait } => (service, *wait, Command::Start),
         Request::Stop { service, wait } => (service, *wait, Command::Stop),
         Request::Restart { service, wait } => (service, *wait, Command::Restart),
@@ -495,35 +501,126 @@ async fn answer(ctx: &Context, request: Request) -> Response {
         Ok(i) => i,
         Err(e) => return error(e),
     };
-    let before = ctx.handle.views().borrow()[i].pid;
-    if !ctx.handle.apply(cmd(i)).await {
-        return error("the stack is shutting down");
-    }
+    act(ctx, service, cmd(i), wait).await
+}
+
+/// Apply an action; with `wait`, answer once the engine says it took effect (the service's
+/// view) or cannot (why, with the output of a build that failed).
+async fn act(ctx: &Context, what: &str, cmd: Command, wait: bool) -> Response {
+    let gone = || error("the stack is shutting down");
     if !wait {
-        return done(Answer::Done {});
+        return if ctx.handle.apply(cmd).await {
+            done(Answer::Done {})
+        } else {
+            gone()
+        };
     }
-    let stopping = matches!(request, Request::Stop { .. } | Request::Kill { .. });
-    let mut views = ctx.handle.views();
-    let waited = tokio::time::timeout(ACTION_TIMEOUT, async {
-        loop {
-            let view = views.borrow_and_update()[i].clone();
-            if let Some(outcome) = effect(&view, stopping, before) {
-                return outcome;
-            }
-            if views.changed().await.is_err() {
-                return Err("the stack stopped".to_string());
-            }
+    let Some(ticket) = ctx.handle.ticket(cmd) else {
+        return gone();
+    };
+    match tokio::time::timeout(ACTION_TIMEOUT, ticket.wait()).await {
+        // Restart all (no service named) answers with every view.
+        Ok(Some(TicketOutcome::Done(services))) if what.is_empty() => {
+            done(Answer::Services { services })
         }
-    })
-    .await;
-    match waited {
-        Ok(Ok(service)) => done(Answer::Service { service }),
-        Ok(Err(e)) => error(format!("{service}: {e}")),
+        Ok(Some(TicketOutcome::Done(mut views))) => match views.pop() {
+            Some(service) => done(Answer::Service { service }),
+            None => done(Answer::Done {}),
+        },
+        Ok(Some(TicketOutcome::Failed(failure))) => {
+            let lines = match failure.kind {
+                FailureKind::Build { .. } => failure_lines(ctx, &failure).await,
+                _ => Vec::new(),
+            };
+            let error = match what {
+                "" => format!("{}: {}", failure.name, failure.why),
+                service => format!("{service}: {}", failure.why),
+            };
+            Response::Error { error, lines }
+        }
+        Ok(None) => error(format!("{}: the stack stopped", or_all(what))),
         Err(_) => error(format!(
-            "{service}: no effect within {}s",
+            "{}: no effect within {}s",
+            or_all(what),
             ACTION_TIMEOUT.as_secs()
         )),
     }
+}
+
+/// What an action was on, for its errors: a service, or (none named) every service.
+fn or_all(what: &str) -> &str {
+    if what.is_empty() { "restart all" } else { what }
+}
+
+/// The last lines that tell why `failure` happened, read off the engine's thread (reading waits
+/// for lines still being written).
+async fn failure_lines(ctx: &Context, failure: &Failure) -> Vec<String> {
+    let (logs, failure) = (ctx.logs.clone(), failure.clone());
+    tokio::task::spawn_blocking(move || failure.lines(&logs, FAILURE_LINES))
+        .await
+        .unwrap_or_default()
+}
+
+/// `ready`: wait until the services named (every wanted one when none) are ready, as `ci`
+/// judges, one fails or is stopped, or the time runs out.
+async fn ready(ctx: &Context, services: &[String], timeout: Duration) -> Response {
+    let only = match services.iter().map(|s| index(ctx, s)).collect() {
+        Ok(only) => only,
+        Err(e) => return error(e),
+    };
+    let started = Instant::now();
+    let Some(ticket) = ctx.handle.ready(only) else {
+        return done(Answer::Readiness {
+            readiness: Readiness::Stopped,
+        });
+    };
+    let readiness = match tokio::time::timeout(timeout, ticket.wait()).await {
+        Ok(Some(TicketOutcome::Done(_))) => Readiness::Ready {
+            took_ms: started.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
+        },
+        Ok(Some(TicketOutcome::Failed(failure))) => match failure.kind {
+            FailureKind::Unwanted => Readiness::Unwanted {
+                service: failure.name,
+                detail: failure.why,
+            },
+            _ => Readiness::Failed {
+                lines: failure_lines(ctx, &failure).await,
+                service: failure.name,
+                why: failure.why,
+            },
+        },
+        Ok(None) => Readiness::Stopped,
+        Err(_) => {
+            let views = ctx.handle.views().borrow().clone();
+            let chosen: Vec<ServiceView> = views
+                .into_iter()
+                .filter(|v| services.is_empty() || services.contains(&v.name))
+                .collect();
+            let mut waiting = Vec::new();
+            for (service, what) in not_ready(&chosen) {
+                let i = ctx.names.iter().position(|n| *n == service);
+                let logs = ctx.logs.clone();
+                let lines = tokio::task::spawn_blocking(move || {
+                    i.map(|i| {
+                        logs.tail(i, FAILURE_LINES)
+                            .iter()
+                            .map(|l| strip_sgr(&l.text).into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+                })
+                .await
+                .unwrap_or_default();
+                waiting.push(Waiting {
+                    service,
+                    what,
+                    lines,
+                });
+            }
+            Readiness::TimedOut { waiting }
+        }
+    };
+    done(Answer::Readiness { readiness })
 }
 
 /// The index of `service`, which must be running (it has a terminal).
@@ -548,76 +645,6 @@ fn to_terminal(ctx: &Context, service: &str, cmd: impl FnOnce(usize) -> Command)
             done(Answer::Done {})
         }
         Err(e) => error(e),
-    }
-}
-
-/// Restart all; with `wait`, answer once every service that ran has a new process and the
-/// stack is ready again (or failed).
-async fn restart_all(ctx: &Context, wait: bool) -> Response {
-    let before: Vec<Option<i32>> = ctx.handle.views().borrow().iter().map(|v| v.pid).collect();
-    if !ctx.handle.apply(Command::RestartAll).await {
-        return error("the stack is shutting down");
-    }
-    if !wait {
-        return done(Answer::Done {});
-    }
-    let mut views = ctx.handle.views();
-    let waited = tokio::time::timeout(ACTION_TIMEOUT, async {
-        loop {
-            let now = views.borrow_and_update().clone();
-            let renewed = now.iter().zip(&before).all(|(v, old)| {
-                !v.wanted || old.is_none() || v.settled || (v.pid != *old && v.pid.is_some())
-            });
-            if renewed {
-                match crate::engine::ready::verdict(&now) {
-                    Verdict::Ready => return Ok(now),
-                    Verdict::Failed { service, why } => return Err(format!("{service}: {why}")),
-                    Verdict::Waiting => {}
-                }
-            }
-            if views.changed().await.is_err() {
-                return Err("the stack stopped".to_string());
-            }
-        }
-    })
-    .await;
-    match waited {
-        Ok(Ok(services)) => done(Answer::Services { services }),
-        Ok(Err(e)) => error(e),
-        Err(_) => error(format!(
-            "restart all: no effect within {}s",
-            ACTION_TIMEOUT.as_secs()
-        )),
-    }
-}
-
-/// Has an action on this service taken effect? Some(Ok) once it rests where it was sent,
-/// Some(Err) once it rests somewhere else, None while it is on its way.
-/// `before`: the service's pid when the action was sent.
-fn effect(
-    view: &ServiceView,
-    stopping: bool,
-    before: Option<i32>,
-) -> Option<Result<ServiceView, String>> {
-    if stopping {
-        // Done once the process it had is gone (someone may already have started a new one).
-        let stopping = view.state == State::Stopping;
-        let gone = view.pid.is_none() || (view.pid != before && !stopping);
-        return (gone && !view.building && !stopping).then(|| Ok(view.clone()));
-    }
-    if view.building {
-        return None;
-    }
-    if view.build_failed {
-        return Some(Err(
-            "build failed; the previous process keeps running".into()
-        ));
-    }
-    match crate::engine::ready::verdict(std::slice::from_ref(view)) {
-        Verdict::Ready => Some(Ok(view.clone())),
-        Verdict::Failed { why, .. } => Some(Err(why)),
-        Verdict::Waiting if view.settled => Some(Err(view.detail.clone())),
-        Verdict::Waiting => None,
     }
 }
 

@@ -20,9 +20,11 @@ mod rebuild;
 mod status;
 #[cfg(test)]
 mod tests;
+mod tickets;
 mod views;
 
 pub use status::{HealthState, ServiceView, State, Status, secs, uptime, uptime_changes_in};
+pub use tickets::{Failure, FailureKind, Outcome as TicketOutcome};
 
 use crate::config::Config;
 use crate::logs::LogHub;
@@ -68,8 +70,10 @@ pub enum Command {
 }
 
 enum Msg {
-    /// A command, and who waits to hear that it was applied.
-    Cmd(Command, Option<oneshot::Sender<()>>),
+    /// A command, and who waits to hear of it.
+    Cmd(Command, Reply),
+    /// Who waits for the services (every wanted one when empty) to be ready, or to fail.
+    AwaitReady(Vec<usize>, oneshot::Sender<TicketOutcome>),
     /// Bytes for a service's terminal, and who waits to hear whether they were taken.
     Input(usize, Vec<u8>, oneshot::Sender<Result<(), String>>),
     Exited {
@@ -94,6 +98,25 @@ enum Msg {
     Usage(HashMap<i32, process::Load>),
 }
 
+/// Who waits to hear of a command.
+enum Reply {
+    Nobody,
+    /// That it was applied (the views show its first effect).
+    Applied(oneshot::Sender<()>),
+    /// That it took effect, or cannot (its ticket).
+    Done(oneshot::Sender<TicketOutcome>),
+}
+
+/// A command's completion, resolved by the engine: `wait` gives how it ended, None once the
+/// engine is gone.
+pub struct Ticket(oneshot::Receiver<TicketOutcome>);
+
+impl Ticket {
+    pub async fn wait(self) -> Option<TicketOutcome> {
+        self.0.await.ok()
+    }
+}
+
 /// What the caller may do with a running engine.
 #[derive(Clone)]
 pub struct Handle {
@@ -112,14 +135,33 @@ pub struct Change {
 
 impl Handle {
     pub fn send(&self, cmd: Command) {
-        let _ = self.tx.send(Msg::Cmd(cmd, None));
+        // Nobody waits: an engine that is gone has nothing to be told.
+        let _ = self.tx.send(Msg::Cmd(cmd, Reply::Nobody));
     }
 
     /// Send a command and wait until the engine has applied it and published the result (the
     /// views then show its first effect). False when the engine is gone.
     pub async fn apply(&self, cmd: Command) -> bool {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Msg::Cmd(cmd, Some(tx))).is_ok() && rx.await.is_ok()
+        self.tx.send(Msg::Cmd(cmd, Reply::Applied(tx))).is_ok() && rx.await.is_ok()
+    }
+
+    /// Send a command with a ticket the engine resolves once it took effect (`start`,
+    /// `restart`, `rebuild`: the service ready, by a new process for the last two; `stop`,
+    /// `kill`: its process gone; restart all: every service renewed and the stack ready) or
+    /// cannot. None when the engine is gone.
+    pub fn ticket(&self, cmd: Command) -> Option<Ticket> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Cmd(cmd, Reply::Done(tx))).ok()?;
+        Some(Ticket(rx))
+    }
+
+    /// A ticket resolved once the services `only` (every wanted one when empty) are ready, or
+    /// one fails or is stopped (`ready::verdict`, as `ci` judges). None when the engine is gone.
+    pub fn ready(&self, only: Vec<usize>) -> Option<Ticket> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::AwaitReady(only, tx)).ok()?;
+        Some(Ticket(rx))
     }
 
     /// Type `bytes` into service `i`'s terminal: refused, saying why, when it is not running or
@@ -281,6 +323,8 @@ pub struct Engine {
     user_stopped: bool,
     /// Commands applied since the last publish, whose senders wait to hear so.
     acks: Vec<oneshot::Sender<()>>,
+    /// Commands and waits whose senders wait to hear how they end.
+    tickets: Vec<tickets::Ticket>,
     sample_usage: bool,
     /// The keeper's latest CPU % and memory of each session (by its leader's pid).
     loads: HashMap<i32, process::Load>,
@@ -311,6 +355,7 @@ impl Engine {
             exit_when_settled: opts.exit_when_settled,
             user_stopped: false,
             acks: Vec::new(),
+            tickets: Vec::new(),
             sample_usage: opts.sample_usage,
             loads: HashMap::new(),
         };
@@ -385,8 +430,10 @@ impl Engine {
             self.reconcile();
             self.publish();
             for ack in self.acks.drain(..) {
+                // A sender that stopped waiting needs no answer.
                 let _ = ack.send(());
             }
+            self.resolve_tickets();
             let busy = self.svcs.iter().any(|s| !s.idle());
             let settled = self.exit_when_settled && !self.user_stopped && self.all_settled();
             if !busy && (self.shutting_down || settled) {
@@ -395,16 +442,10 @@ impl Engine {
             let deadline = self.next_deadline();
             tokio::select! {
                 msg = self.rx.recv() => match msg {
-                    Some(Msg::Cmd(cmd, ack)) => {
-                        match &cmd {
-                            // What is typed into a service stays out of the log.
-                            Command::Input(i, bytes) => {
-                                tracing::trace!(service = self.name(*i), bytes = bytes.len(), "command: input")
-                            }
-                            cmd => tracing::debug!(?cmd, "command"),
-                        }
-                        self.command(cmd);
-                        self.acks.extend(ack);
+                    Some(Msg::Cmd(cmd, reply)) => self.received(cmd, reply),
+                    Some(Msg::AwaitReady(only, reply)) => {
+                        let goal = self.stack_goal(only);
+                        self.add_ticket(goal, std::time::SystemTime::now(), reply);
                     }
                     Some(Msg::Input(i, bytes, reply)) => {
                         tracing::trace!(service = self.name(i), bytes = bytes.len(), "input");
@@ -445,6 +486,36 @@ impl Engine {
                 .filter(|(s, _)| s.status.is_failure())
                 .map(|(s, c)| (c.name.clone(), s.status.clone()))
                 .collect(),
+        }
+    }
+
+    /// Apply a command, and note who waits to hear of it.
+    fn received(&mut self, cmd: Command, reply: Reply) {
+        match &cmd {
+            // What is typed into a service stays out of the log.
+            Command::Input(i, bytes) => {
+                tracing::trace!(
+                    service = self.name(*i),
+                    bytes = bytes.len(),
+                    "command: input"
+                )
+            }
+            cmd => tracing::debug!(?cmd, "command"),
+        }
+        let asked = std::time::SystemTime::now();
+        let goal = match reply {
+            Reply::Done(_) => self.goal(&cmd),
+            _ => None,
+        };
+        self.command(cmd);
+        match (reply, goal) {
+            (Reply::Nobody, _) => {}
+            (Reply::Applied(ack), _) => self.acks.push(ack),
+            (Reply::Done(reply), Some(goal)) => self.add_ticket(goal, asked, reply),
+            // A command with no effect to wait for is done once applied.
+            (Reply::Done(reply), None) => {
+                let _ = reply.send(TicketOutcome::Done(Vec::new()));
+            }
         }
     }
 

@@ -351,7 +351,7 @@ fn follow_lines(
                     crate::plural(missed as usize, "line")
                 ));
             }
-            Ok(Some(Message::End(Response::Error { error }))) => {
+            Ok(Some(Message::End(Response::Error { error, .. }))) => {
                 let _ = notes.send(format!("the log stream ended: {error}"));
                 break;
             }

@@ -186,6 +186,11 @@ fn state_files_are_private_under_a_permissive_umask() {
         "devstack.sock",
         "logs/c.log",
     ] {
+        // The group record is written by a thread of its own, soon after the socket answers.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !state.join(file).exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         assert_eq!(mode(&state.join(file)), 0o600, "{file}");
     }
     assert_eq!(cli_in(dir, &["down"]).0, 0);

@@ -384,3 +384,87 @@ fn logs_reach_back_into_earlier_runs_and_rotated_files_in_time_order() {
     assert_eq!(code, 0);
     assert!(out.starts_with(&format!("{}\n", all.join("\n"))), "{out}");
 }
+
+/// `ready` answers with how the wait ended, as the stack judges it: ready, a service that
+/// failed with its last lines, one not meant to be up, or the time out with what each waits
+/// for; a failed rebuild's error carries that build's lines (no second request for them).
+#[test]
+fn ready_says_how_the_wait_ended_and_a_failed_build_sends_its_lines() {
+    let stack = running(
+        r#"
+        [services.app]
+        build = "echo compiling; if test -f broken; then echo 'error: broken'; exit 1; fi"
+        run = "echo app=$$; sleep 300"
+        [services.crasher]
+        run = "echo 'panic: no config'; sleep 1; exit 3"
+        restart = "no"
+        autostart = false
+        [services.crasher.health]
+        cmd = "false"
+        [services.slow]
+        run = "sleep 300"
+        autostart = false
+        [services.slow.health]
+        cmd = "false"
+        "#,
+    );
+    stack.wait_number("app=", 20);
+    let mut conn = socket(&stack);
+    let ready = roundtrip(
+        &mut conn,
+        r#"{"cmd":"ready","services":["app"],"timeout_ms":20000}"#,
+    );
+    assert_eq!(ready["ok"], true, "{ready}");
+    assert_eq!(ready["readiness"]["outcome"], "ready", "{ready}");
+    assert!(ready["readiness"]["took_ms"].is_u64(), "{ready}");
+
+    // Asked for, but not meant to be up.
+    let unwanted = roundtrip(
+        &mut conn,
+        r#"{"cmd":"ready","services":["crasher"],"timeout_ms":20000}"#,
+    );
+    assert_eq!(unwanted["readiness"]["outcome"], "unwanted", "{unwanted}");
+    assert_eq!(unwanted["readiness"]["service"], "crasher");
+
+    let started = roundtrip(
+        &mut conn,
+        r#"{"cmd":"start","service":"crasher","wait":false}"#,
+    );
+    assert_eq!(started["ok"], true, "{started}");
+    let failed = roundtrip(
+        &mut conn,
+        r#"{"cmd":"ready","services":["crasher"],"timeout_ms":20000}"#,
+    );
+    assert_eq!(failed["readiness"]["outcome"], "failed", "{failed}");
+    let lines = failed["readiness"]["lines"].as_array().unwrap();
+    assert!(lines.iter().any(|l| l == "panic: no config"), "{failed}");
+
+    let start = roundtrip(
+        &mut conn,
+        r#"{"cmd":"start","service":"slow","wait":false}"#,
+    );
+    assert_eq!(start["ok"], true, "{start}");
+    let late = roundtrip(
+        &mut conn,
+        r#"{"cmd":"ready","services":["slow"],"timeout_ms":1500}"#,
+    );
+    assert_eq!(late["readiness"]["outcome"], "timed-out", "{late}");
+    assert_eq!(late["readiness"]["waiting"][0]["service"], "slow", "{late}");
+    assert!(
+        late["readiness"]["waiting"][0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("starting"),
+        "{late}"
+    );
+
+    stack.touch("broken", true);
+    let rebuild = roundtrip(&mut conn, r#"{"cmd":"rebuild","service":"app"}"#);
+    assert_eq!(rebuild["ok"], false, "{rebuild}");
+    assert_eq!(
+        rebuild["lines"],
+        json!(["compiling", "error: broken"]),
+        "only this build's lines: {rebuild}"
+    );
+    shut(stack);
+}

@@ -223,6 +223,14 @@ impl Fake {
         self.lock().probes.contains_key(service)
     }
 
+    /// A probe of `service` runs (the last one started was not stopped).
+    pub fn probe_runs(&self, service: &str) -> bool {
+        self.lock()
+            .probes
+            .get(service)
+            .is_some_and(|(_, handle)| !handle.is_finished())
+    }
+
     fn service_of(&self, pid: i32) -> Option<(String, String)> {
         self.lock()
             .live

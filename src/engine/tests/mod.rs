@@ -7,9 +7,10 @@ mod health;
 mod restarts;
 mod start_stop;
 mod stuck_disk;
+mod tickets;
 mod views;
 
-use super::{Change, Command, Engine, Handle, Options, Outcome, ServiceView};
+use super::{Change, Command, Engine, Handle, Options, Outcome, ServiceView, TicketOutcome};
 pub use super::{HealthState, State};
 use crate::config::{self, Config};
 use crate::logs::LogHub;
@@ -129,6 +130,17 @@ impl Rig {
 
     pub async fn apply(&self, cmd: Command) {
         assert!(self.handle.apply(cmd).await);
+    }
+
+    /// Send a command with a ticket: how it ends, awaited on a task of its own.
+    pub fn ticket(&self, cmd: Command) -> JoinHandle<Option<TicketOutcome>> {
+        tokio::spawn(self.handle.ticket(cmd).expect("the engine runs").wait())
+    }
+
+    /// Wait for `only` (every wanted service when empty) to be ready, on a task of its own.
+    pub fn ready(&self, only: &[&str]) -> JoinHandle<Option<TicketOutcome>> {
+        let only = only.iter().map(|n| self.index(n)).collect();
+        tokio::spawn(self.handle.ready(only).expect("the engine runs").wait())
     }
 
     /// Let the engine handle everything sent to it so far, without moving the clock.
