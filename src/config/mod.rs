@@ -9,7 +9,7 @@ mod urls;
 
 pub use diag::{ConfigErrors, Diagnostic};
 pub use plan::describe;
-pub use raw::{CommandLine, Condition, Restart, schema};
+pub use raw::{CommandLine, Condition, Protocol, Restart, schema};
 
 use diag::did_you_mean;
 use interp::interpolate;
@@ -62,7 +62,7 @@ pub struct Service {
     /// devstack listens on `port` and forwards to `private_port`.
     pub proxy: bool,
     /// How the proxy reads this service's traffic.
-    pub protocol: crate::traffic::Protocol,
+    pub protocol: Protocol,
     /// The port the service's process listens on when proxied, picked when the config is
     /// loaded to run (`load_to_run`) and given to it in `PORT`; None otherwise.
     pub private_port: Option<u16>,

@@ -6,8 +6,7 @@
 //! `protocol = "tcp"` service. These are derived values: whatever the user set under the same
 //! name wins (see `Resolver::build`).
 
-use super::CommandLine;
-use crate::traffic::Protocol;
+use super::{CommandLine, Protocol};
 
 /// Servers recognised by a word in the service's name or program, and the scheme their clients
 /// take. The first match wins.
