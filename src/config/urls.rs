@@ -4,7 +4,7 @@
 //! well-known server recognised by the service's name or its program (`redis-server` →
 //! `redis://`, `postgres` → `postgres://` …) that server's own scheme; `tcp` for any other
 //! `protocol = "tcp"` service. These are derived values: whatever the user set under the same
-//! name wins (see `Resolver::build`).
+//! name wins (`resolve::env::as_seen`).
 
 use super::{CommandLine, Protocol};
 
