@@ -5,7 +5,7 @@
 //! services that were not translated, one-shot tasks) and renders. What cannot be translated
 //! becomes a `#` comment next to its service and a [`Warning`]: nothing is dropped silently.
 //!
-//! One file per format (`procfile.rs`, `compose.rs`, `pcompose.rs`, the YAML ones read through
+//! One file per format (`procfile.rs`, `compose/`, `pcompose.rs`, the YAML ones read through
 //! `yaml.rs`), what they share for commands and values (`dollars.rs`: `$` references and shell
 //! quoting; `own_port.rs`: a check of the service's own port made direct), and the two steps of
 //! `finish`: `settle.rs` (valid for devstack) and `render.rs` (the TOML text).
