@@ -4,10 +4,10 @@
 //! is. `traffic` knows nothing of services' states; the engine knows nothing of the proxy; this
 //! module maps one onto the other.
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::engine::{ServiceView, State};
 use crate::logs::LogHub;
-use crate::traffic::{Limits, Listener, Mark, Notice, Proxy, Route, Sessions, Stats, Target};
+use crate::traffic::{self, Limits, Listener, Mark, Notice, Proxy, Route, Sessions, Stats, Target};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -94,6 +94,15 @@ fn limits(files: u64, proxied: usize, services: usize) -> Limits {
     }
 }
 
+/// How the proxy reads a service's traffic, as its config says (`protocol`).
+fn protocol(p: config::Protocol) -> traffic::Protocol {
+    match p {
+        config::Protocol::Auto => traffic::Protocol::Auto,
+        config::Protocol::Http => traffic::Protocol::Http,
+        config::Protocol::Tcp => traffic::Protocol::Tcp,
+    }
+}
+
 /// The first port of the kernel's ephemeral range (32768 where it can't be read).
 fn ephemeral_low() -> u16 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
@@ -158,7 +167,7 @@ impl Routes {
                 service: svc.name.clone(),
                 port,
                 backend: rx,
-                protocol: svc.protocol,
+                protocol: protocol(svc.protocol),
                 wait,
                 limits,
                 notice: Some(route_notice.clone()),

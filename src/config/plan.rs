@@ -1,7 +1,7 @@
 //! The resolved plan `devstack check` prints.
 
 use super::diag::printable;
-use super::{CommandLine, Config};
+use super::{CommandLine, Config, Protocol};
 use std::fmt::Write;
 
 /// A config enum as it is written in the file (`on-failure`, `healthy`).
@@ -56,7 +56,7 @@ pub fn describe(cfg: &Config) -> String {
         if let Some(p) = s.port {
             let how = if !s.proxy {
                 " (the service binds it: proxy = false)".to_string()
-            } else if s.protocol != crate::traffic::Protocol::Auto {
+            } else if s.protocol != Protocol::Auto {
                 format!(
                     " (devstack listens and forwards to the service's PORT, read as {})",
                     s.protocol.name()

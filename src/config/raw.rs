@@ -132,7 +132,7 @@ pub struct RawService {
     /// false: the service binds `port` itself (PORT = port) and no traffic is seen (default true).
     pub proxy: Option<bool>,
     /// How the proxy reads this service's traffic (default "auto": sniffed).
-    pub protocol: Option<Spanned<crate::traffic::Protocol>>,
+    pub protocol: Option<Spanned<Protocol>>,
     /// Variables for this service (`${VAR}` and `${services.NAME.port}` work in them).
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<EnvValue>>,
@@ -202,6 +202,30 @@ pub enum Condition {
     Healthy,
     /// The one-shot task exited 0.
     Completed,
+}
+
+/// How a listener reads its connections.
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Sniff the first bytes: HTTP/1.x, h2c (HTTP/2 with prior knowledge) or raw TCP.
+    #[default]
+    Auto,
+    /// HTTP/1.x or h2c, never TCP.
+    Http,
+    /// Raw TCP: connections and bytes only.
+    Tcp,
+}
+
+impl Protocol {
+    /// As written in `devstack.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Auto => "auto",
+            Protocol::Http => "http",
+            Protocol::Tcp => "tcp",
+        }
+    }
 }
 
 /// A command: a string runs through `sh -c`, an array is executed as is.

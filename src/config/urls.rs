@@ -4,10 +4,9 @@
 //! well-known server recognised by the service's name or its program (`redis-server` →
 //! `redis://`, `postgres` → `postgres://` …) that server's own scheme; `tcp` for any other
 //! `protocol = "tcp"` service. These are derived values: whatever the user set under the same
-//! name wins (see `Resolver::build`).
+//! name wins (`resolve::env::as_seen`).
 
-use super::CommandLine;
-use crate::traffic::Protocol;
+use super::{CommandLine, Protocol};
 
 /// Servers recognised by a word in the service's name or program, and the scheme their clients
 /// take. The first match wins.

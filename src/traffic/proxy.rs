@@ -7,7 +7,6 @@ use super::limits::{Limits, Notice, OpenConnections, Said, refuse};
 use super::sniff::{self, Detected, Prefixed};
 use super::stats::{self, ErrorKind, Kind, Stats};
 use crate::process::PortHolder;
-use serde::{Deserialize, Serialize};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -33,10 +32,7 @@ const REFUSED_GRACE: Duration = Duration::from_millis(500);
 const REFUSED_RETRY: Duration = Duration::from_millis(50);
 
 /// How a listener reads its connections.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Protocol {
     /// Sniff the first bytes: HTTP/1.x, h2c (HTTP/2 with prior knowledge) or raw TCP.
     #[default]
@@ -57,17 +53,6 @@ pub enum Target {
     Coming,
     /// Stopped, and nothing will start it unless asked: new connections fail at once.
     Down,
-}
-
-impl Protocol {
-    /// As written in `devstack.toml`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Auto => "auto",
-            Protocol::Http => "http",
-            Protocol::Tcp => "tcp",
-        }
-    }
 }
 
 /// One service's listener: where it listens and where it forwards.

@@ -104,6 +104,7 @@ pub(super) fn import(src: &str, cx: &Context) -> Result<Stack, SyntaxError> {
     Ok(stack)
 }
 
+/// One process: each key translated in turn (the order its notes are written in).
 fn process(name: &str, def: &Mapping, cx: &Context) -> Svc {
     let mut svc = Svc::new(name);
     let get = |k: &str| def.get(k);
@@ -121,7 +122,30 @@ fn process(name: &str, def: &Mapping, cx: &Context) -> Svc {
     if let Some(w) = get("working_dir").and_then(text) {
         svc.cwd = Some(w.trim_start_matches("./").to_string()).filter(|w| !w.is_empty());
     }
-    for (k, v) in environment(get("environment")) {
+    process_environment(&mut svc, get("environment"), cx);
+    if let Some(Value::Mapping(m)) = get("depends_on") {
+        depends_on(&mut svc, m);
+    }
+    probes(&mut svc, def);
+    availability(&mut svc, get("availability").and_then(Value::as_mapping));
+    if let Some(s) = get("shutdown").and_then(Value::as_mapping) {
+        shutdown(&mut svc, s);
+    }
+    flags(&mut svc, def, name);
+    let unread: Vec<&str> = def
+        .keys()
+        .filter_map(Value::as_str)
+        .filter(|k| !READ.contains(k))
+        .collect();
+    if !unread.is_empty() {
+        svc.warn(format!("not translated: {}", unread.join(", ")));
+    }
+    svc
+}
+
+/// `environment`: the process's variables; its `PORT` is its port.
+fn process_environment(svc: &mut Svc, v: Option<&Value>, cx: &Context) {
+    for (k, v) in environment(v) {
         if k == "PORT" {
             svc.port = v.parse().ok();
             svc.note(format!(
@@ -129,43 +153,46 @@ fn process(name: &str, def: &Mapping, cx: &Context) -> Svc {
             ));
             continue;
         }
-        let v = env_value(cx, &mut svc, &k, &v);
+        let v = env_value(cx, svc, &k, &v);
         svc.env.push((k, v));
     }
+}
 
-    // depends_on.
-    if let Some(Value::Mapping(m)) = get("depends_on") {
-        for (d, spec) in m {
-            let Some(d) = d.as_str() else { continue };
-            let cond = match spec.get("condition").and_then(text).as_deref() {
-                None | Some("process_started") => Cond::Started,
-                Some("process_healthy") | Some("process_log_ready") => Cond::Healthy,
-                Some("process_completed_successfully") => Cond::Completed,
-                Some("process_completed") => {
-                    svc.warn(format!(
-                        "depends_on {d}: process_completed accepts any exit code; devstack's `completed` needs exit 0"
-                    ));
-                    Cond::Completed
-                }
-                Some(other) => {
-                    svc.warn(format!(
-                        "depends_on {d}: condition {other} is unknown; it waits for {d} to start"
-                    ));
-                    Cond::Started
-                }
-            };
-            svc.deps.push(Dep {
-                name: d.to_string(),
-                cond,
-                restart: false,
-            });
-        }
+/// `depends_on`: process-compose's conditions as devstack's.
+fn depends_on(svc: &mut Svc, m: &Mapping) {
+    for (d, spec) in m {
+        let Some(d) = d.as_str() else { continue };
+        let cond = match spec.get("condition").and_then(text).as_deref() {
+            None | Some("process_started") => Cond::Started,
+            Some("process_healthy") | Some("process_log_ready") => Cond::Healthy,
+            Some("process_completed_successfully") => Cond::Completed,
+            Some("process_completed") => {
+                svc.warn(format!(
+                    "depends_on {d}: process_completed accepts any exit code; devstack's `completed` needs exit 0"
+                ));
+                Cond::Completed
+            }
+            Some(other) => {
+                svc.warn(format!(
+                    "depends_on {d}: condition {other} is unknown; it waits for {d} to start"
+                ));
+                Cond::Started
+            }
+        };
+        svc.deps.push(Dep {
+            name: d.to_string(),
+            cond,
+            restart: false,
+        });
     }
+}
 
-    // Probes: one health probe in devstack.
-    let readiness = get("readiness_probe").and_then(Value::as_mapping);
-    let liveness = get("liveness_probe").and_then(Value::as_mapping);
-    if let Some(line) = get("ready_log_line").and_then(text) {
+/// The probes (`ready_log_line`, `readiness_probe`, `liveness_probe`): one health probe in
+/// devstack.
+fn probes(svc: &mut Svc, def: &Mapping) {
+    let readiness = def.get("readiness_probe").and_then(Value::as_mapping);
+    let liveness = def.get("liveness_probe").and_then(Value::as_mapping);
+    if let Some(line) = def.get("ready_log_line").and_then(text) {
         svc.health = Some(Health {
             kind: "log",
             value: regex::escape(&line),
@@ -175,7 +202,7 @@ fn process(name: &str, def: &Mapping, cx: &Context) -> Svc {
             svc.warn("readiness_probe is not translated: its ready_log_line is the health probe");
         }
     } else if let Some(r) = readiness {
-        svc.health = probe(&mut svc, r, "readiness_probe");
+        svc.health = probe(svc, r, "readiness_probe");
     }
     if let Some(l) = liveness {
         if svc.health.is_some() {
@@ -186,7 +213,7 @@ fn process(name: &str, def: &Mapping, cx: &Context) -> Svc {
             svc.warn(
                 "liveness_probe is the health probe here: an unhealthy service is shown so, not restarted",
             );
-            svc.health = probe(&mut svc, l, "liveness_probe");
+            svc.health = probe(svc, l, "liveness_probe");
         }
     }
 
@@ -200,9 +227,10 @@ fn process(name: &str, def: &Mapping, cx: &Context) -> Svc {
             }
         }
     }
+}
 
-    // availability.
-    let availability = get("availability").and_then(Value::as_mapping);
+/// `availability`: its `restart` policy as devstack's; the rest has no counterpart.
+fn availability(svc: &mut Svc, availability: Option<&Mapping>) {
     let restart = availability
         .and_then(|a| a.get("restart"))
         .and_then(text)
@@ -233,47 +261,42 @@ fn process(name: &str, def: &Mapping, cx: &Context) -> Svc {
             }
         }
     }
+}
 
-    // shutdown.
-    if let Some(s) = get("shutdown").and_then(Value::as_mapping) {
-        if let Some(sig) = s.get("signal").and_then(text) {
-            match signal_name(&sig) {
-                Some(n) => svc.stop_signal = Some(n),
-                None => svc.warn(format!("shutdown signal {sig} is unknown: left at TERM")),
-            }
-        }
-        if let Some(t) = number(s.get("timeout_seconds")) {
-            svc.grace = Some(seconds(t));
-        }
-        if let Some(c) = s.get("command").and_then(text) {
-            svc.warn(format!(
-                "shutdown command `{c}` is not run: devstack stops a service with its stop_signal"
-            ));
+/// `shutdown`: its signal and timeout as `stop_signal` and `grace`.
+fn shutdown(svc: &mut Svc, s: &Mapping) {
+    if let Some(sig) = s.get("signal").and_then(text) {
+        match signal_name(&sig) {
+            Some(n) => svc.stop_signal = Some(n),
+            None => svc.warn(format!("shutdown signal {sig} is unknown: left at TERM")),
         }
     }
-    if get("is_daemon") == Some(&Value::Bool(true)) {
+    if let Some(t) = number(s.get("timeout_seconds")) {
+        svc.grace = Some(seconds(t));
+    }
+    if let Some(c) = s.get("command").and_then(text) {
+        svc.warn(format!(
+            "shutdown command `{c}` is not run: devstack stops a service with its stop_signal"
+        ));
+    }
+}
+
+/// `is_daemon`, `disabled` and `is_tty`.
+fn flags(svc: &mut Svc, def: &Mapping, name: &str) {
+    if def.get("is_daemon") == Some(&Value::Bool(true)) {
         svc.warn(
             "is_daemon: it forks into the background, but devstack supervises a process in the foreground (and stops what it leaves behind): run it in the foreground (a --foreground or --nodaemon flag)",
         );
     }
-    if get("disabled") == Some(&Value::Bool(true)) {
+    if def.get("disabled") == Some(&Value::Bool(true)) {
         svc.autostart = Some(false);
         svc.note(format!(
             "disabled: not started with the stack; `devstack up {name}` or `s` in the dashboard starts it"
         ));
     }
-    if get("is_tty").is_some() {
+    if def.get("is_tty").is_some() {
         svc.note("is_tty: every devstack service runs in a terminal");
     }
-    let unread: Vec<&str> = def
-        .keys()
-        .filter_map(Value::as_str)
-        .filter(|k| !READ.contains(k))
-        .collect();
-    if !unread.is_empty() {
-        svc.warn(format!("not translated: {}", unread.join(", ")));
-    }
-    svc
 }
 
 /// A readiness or liveness probe: `exec` → cmd, `http_get` → http.

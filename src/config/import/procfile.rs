@@ -80,7 +80,16 @@ pub(super) fn import(text: &str, cx: &Context) -> Stack {
             warn: false,
         });
     }
-    // Ports as foreman numbers them: by place in the file, a hundred apart.
+    ports_as_foreman(&mut stack);
+    release_first(&mut stack);
+    if stack.services.is_empty() {
+        stack.warn("no `name: command` line: nothing to run");
+    }
+    stack
+}
+
+/// Ports as foreman numbers them: by place in the file, a hundred apart.
+fn ports_as_foreman(stack: &mut Stack) {
     for (place, svc) in stack.services.iter_mut().enumerate() {
         if svc.run.is_some() {
             svc.port = u16::try_from(5000 + 100 * place).ok();
@@ -92,6 +101,10 @@ pub(super) fn import(text: &str, cx: &Context) -> Stack {
             warn: false,
         });
     }
+}
+
+/// `release` (Heroku's release phase) is a one-shot task the others wait to complete.
+fn release_first(stack: &mut Stack) {
     if stack.services.iter().any(|s| s.source_name == "release") {
         for svc in &mut stack.services {
             if svc.source_name != "release" {
@@ -103,10 +116,6 @@ pub(super) fn import(text: &str, cx: &Context) -> Stack {
             }
         }
     }
-    if stack.services.is_empty() {
-        stack.warn("no `name: command` line: nothing to run");
-    }
-    stack
 }
 
 #[cfg(test)]

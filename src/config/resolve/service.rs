@@ -1,0 +1,133 @@
+//! One `[services.NAME]`: its environment (the stack's, devstack's variables, `PORT`, its own
+//! `env`), its private port when proxied, its folder, commands and settings.
+
+use super::Resolver;
+use super::env::Scope;
+use crate::config::raw::{RawService, Spanned};
+use crate::config::{SERVICE_VAR, STACK_VAR, Service};
+use nix::sys::signal::Signal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What every service reads of the stack.
+pub(super) struct Shared<'a> {
+    pub root: &'a Path,
+    pub stack_id: &'a str,
+    /// The services' `grace` unless they set their own.
+    pub grace: Duration,
+    /// The derived URLs, then the stack's environment: later entries win, so the user's values
+    /// win over the URLs.
+    pub env: Vec<(String, String)>,
+    pub scope: Scope<'a>,
+}
+
+impl Resolver<'_> {
+    /// The `i`th service of the table; its dependencies come later (`deps.rs`).
+    pub(super) fn service(
+        &mut self,
+        i: usize,
+        name_span: &Spanned<String>,
+        raw: &RawService,
+        stack: &Shared,
+    ) -> Service {
+        let name = name_span.get_ref().clone();
+        let port = stack.scope.table.ports[i];
+        let proxied = port.is_some() && raw.proxy != Some(false);
+        let private_port = if proxied {
+            self.pick_private_port(&stack.scope.table.ports)
+        } else {
+            None
+        };
+        let env = self.service_env(&name, raw, private_port.or(port), stack);
+        let lookup = |n: &str| stack.scope.lookup(&env, n);
+        let cwd = self.cwd(raw.cwd.as_ref(), stack.root, &lookup);
+        let build = raw.build.as_ref().map(|c| self.expand_command(c, &lookup));
+        let run = raw.run.as_ref().map(|c| self.expand_command(c, &lookup));
+        if build.is_none() && run.is_none() {
+            self.error(name_span.span(), format!("service `{name}` has neither `run` nor `build`"))
+                .help = Some("add `run = \"...\"` (a long-running process) or `build = \"...\"` (a one-shot task)".into());
+        }
+        if let Some(protocol) = &raw.protocol
+            && (port.is_none() || raw.proxy == Some(false))
+        {
+            self.error(
+                protocol.span(),
+                "`protocol` says how the proxy reads the service's traffic, but this service is not proxied",
+            )
+            .help = Some("give the service a `port` (and leave `proxy` on), or remove `protocol`".into());
+        }
+        let health = raw
+            .health
+            .as_ref()
+            .and_then(|h| self.health(h, port, &lookup));
+        Service {
+            name,
+            build,
+            run,
+            cwd,
+            port,
+            proxy: raw.proxy.unwrap_or(true),
+            protocol: raw
+                .protocol
+                .as_ref()
+                .map_or_else(Default::default, |p| *p.get_ref()),
+            private_port,
+            env,
+            deps: Vec::new(),
+            watch: raw.watch.iter().map(|w| w.get_ref().clone()).collect(),
+            ignore: raw.ignore.iter().map(|w| w.get_ref().clone()).collect(),
+            restart: raw.restart.unwrap_or_default(),
+            autostart: raw.autostart.unwrap_or(true),
+            stop_signal: raw.stop_signal.map_or(Signal::SIGTERM, |s| s.0),
+            grace: raw.grace.map_or(stack.grace, |d| d.0),
+            health,
+        }
+    }
+
+    /// A proxied service's private port: never a port another service declares (it is free now
+    /// only because nothing listens there yet).
+    fn pick_private_port(&self, ports: &[Option<u16>]) -> Option<u16> {
+        std::iter::repeat_with(|| (self.private_port)())
+            .take(16)
+            .find(|p| p.is_none_or(|p| !ports.contains(&Some(p))))
+            .flatten()
+    }
+
+    /// The service's environment: the stack's, devstack's variables, its `PORT` (`port`: the
+    /// private one when proxied), then its own `env`: later entries win.
+    fn service_env(
+        &mut self,
+        name: &str,
+        raw: &RawService,
+        port: Option<u16>,
+        stack: &Shared,
+    ) -> Vec<(String, String)> {
+        let mut env = stack.env.clone();
+        env.push((SERVICE_VAR.into(), name.to_string()));
+        env.push((STACK_VAR.into(), stack.stack_id.to_string()));
+        if let Some(p) = port {
+            env.push(("PORT".into(), p.to_string()));
+        }
+        self.extend_env(&mut env, &raw.env, &stack.scope);
+        env
+    }
+
+    fn cwd(
+        &mut self,
+        cwd: Option<&Spanned<String>>,
+        root: &Path,
+        lookup: &dyn Fn(&str) -> Result<String, String>,
+    ) -> PathBuf {
+        let Some(c) = cwd else {
+            return root.to_path_buf();
+        };
+        let dir = root.join(self.expand(c, lookup));
+        if !dir.is_dir() {
+            self.error(
+                c.span(),
+                format!("cwd `{}` is not a directory", dir.display()),
+            );
+        }
+        dir
+    }
+}
