@@ -1,14 +1,15 @@
 //! What each command does: start, stop, restart, restart all, kill, shutdown, input, resize.
 
+use super::phase::{Coming, Serving};
 use super::{Command, Engine, Status, Then, deps};
 use tokio::time::Instant;
 
 impl Engine {
     /// Queue `bytes` for service `i`'s terminal.
     pub(super) fn type_into(&mut self, i: usize, bytes: Vec<u8>) -> Result<(), String> {
-        match &mut self.svcs[i].run {
+        match self.svcs[i].serving.proc_mut() {
             Some(proc) => proc.terminal.write(bytes),
-            _ => Err("it is not running: nothing to type into".into()),
+            None => Err("it is not running: nothing to type into".into()),
         }
     }
 
@@ -30,7 +31,7 @@ impl Engine {
                     if !svc.want_up || self.cfg.services[i].is_task() {
                         continue; // tasks ran once; `r` on one runs it again
                     }
-                    if svc.run.as_ref().is_some_and(|p| !p.stopping) {
+                    if svc.serving.up().is_some() {
                         svc.restart_wave = true;
                     } else if svc.idle() {
                         self.start(i);
@@ -56,14 +57,14 @@ impl Engine {
             // Keys typed in the dashboard: a service that has ended ignores them, as before; a
             // refusal from its terminal is said in its log.
             Command::Input(i, bytes) => {
-                if let Some(proc) = &mut self.svcs[i].run
+                if let Some(proc) = self.svcs[i].serving.proc_mut()
                     && let Err(e) = proc.terminal.write(bytes)
                 {
                     self.say(i, format!("input not sent: {e}"));
                 }
             }
             Command::Resize(i, rows, cols) => {
-                if let Some(proc) = &self.svcs[i].run {
+                if let Some(proc) = self.svcs[i].serving.proc() {
                     proc.terminal.resize(rows, cols);
                 }
             }
@@ -92,10 +93,10 @@ impl Engine {
         if task {
             svc.built = false;
         }
-        if svc.run.is_some() {
+        if svc.serving.proc().is_some() {
             self.say(i, "restarting");
             self.stop(i, Then::Run);
-        } else if svc.build.is_none() {
+        } else if svc.coming.is_none() {
             // Not running: as `start`, with whatever it depends on.
             self.start(i);
             self.set(i, Status::Pending);
@@ -110,12 +111,10 @@ impl Engine {
         self.shutting_down = true;
         for i in 0..self.svcs.len() {
             self.svcs[i].want_up = false;
-            if let Some(b) = &self.svcs[i].build
-                && !b.stopping
-            {
-                self.stop_proc(i, false);
+            if matches!(self.svcs[i].coming, Coming::Build { .. }) {
+                self.stop_build(i);
             }
-            if self.svcs[i].run.is_none() && !self.svcs[i].status.is_settled() {
+            if self.svcs[i].serving.proc().is_none() && !self.svcs[i].status.is_settled() {
                 self.set(i, Status::Stopped);
             }
         }
@@ -129,9 +128,9 @@ impl Engine {
             let svc = &mut self.svcs[k];
             svc.want_up = true;
             svc.backoff = 0;
-            if svc.run.as_ref().is_some_and(|p| p.stopping) {
+            if let Serving::Stopping { then, .. } = &mut svc.serving {
                 // Asked to start while it stops: start again once it has.
-                svc.then = Then::Run;
+                *then = Then::Run;
             } else if svc.idle() && !matches!(svc.status, Status::Completed) {
                 svc.status = Status::Pending;
             }
@@ -142,11 +141,25 @@ impl Engine {
     fn kill(&mut self, i: usize) {
         let svc = &mut self.svcs[i];
         svc.want_up = false;
-        svc.rebuild_queued = false;
         svc.restart_wave = false;
-        for proc in svc.build.iter_mut().chain(svc.run.iter_mut()) {
-            proc.stopping = true;
-            proc.kill_at = None;
+        svc.serving = match std::mem::replace(&mut svc.serving, Serving::None) {
+            Serving::Up(proc) | Serving::Stopping { proc, .. } => Serving::Stopping {
+                proc,
+                then: Then::Rest,
+                kill_at: None,
+            },
+            other => other,
+        };
+        svc.coming = match std::mem::replace(&mut svc.coming, Coming::None) {
+            Coming::Build { proc, .. } | Coming::StoppingBuild { proc, .. } => {
+                Coming::StoppingBuild {
+                    proc,
+                    kill_at: None,
+                }
+            }
+            Coming::None => Coming::None,
+        };
+        for proc in svc.serving.proc().into_iter().chain(svc.coming.proc()) {
             self.spawner.kill_session(proc.pid);
         }
     }
@@ -154,50 +167,58 @@ impl Engine {
     /// Stop the service's processes with its stop signal; `then` says what follows the run
     /// process's exit.
     pub(super) fn stop(&mut self, i: usize, then: Then) {
-        self.svcs[i].rebuild_queued = false;
         self.svcs[i].restart_wave = false;
-        if self.svcs[i].build.is_some() {
-            self.stop_proc(i, false);
-        }
-        if self.svcs[i].run.is_some() {
-            self.svcs[i].then = then;
-            self.stop_proc(i, true);
-        } else if matches!(
-            self.svcs[i].status,
-            Status::Restarting { .. }
-                | Status::Pending
-                | Status::Blocked(_)
-                | Status::PortBusy { .. }
-        ) {
-            self.svcs[i].status = Status::Stopped;
+        self.stop_build(i);
+        match &mut self.svcs[i].serving {
+            Serving::Stopping { then: next, .. } => *next = then,
+            Serving::Up(_) => self.stop_run(i, then),
+            Serving::None | Serving::Checking(_) => {
+                if matches!(
+                    self.svcs[i].status,
+                    Status::Restarting { .. }
+                        | Status::Pending
+                        | Status::Blocked(_)
+                        | Status::PortBusy { .. }
+                ) {
+                    self.svcs[i].status = Status::Stopped;
+                }
+            }
         }
     }
 
-    /// Send the stop signal to the run (`run`) or build process; KILL follows after the grace.
-    fn stop_proc(&mut self, i: usize, run: bool) {
-        let spec = &self.cfg.services[i];
-        let (signal, grace) = (spec.stop_signal, spec.grace);
+    /// Send the stop signal to the run process; KILL follows after the grace.
+    fn stop_run(&mut self, i: usize, then: Then) {
+        let kill_at = Some(Instant::now() + self.cfg.services[i].grace);
         let svc = &mut self.svcs[i];
-        let proc = if run {
-            svc.run.as_mut()
-        } else {
-            svc.build.as_mut()
-        };
-        let Some(proc) = proc else { return };
-        if proc.stopping {
+        let Serving::Up(proc) = std::mem::replace(&mut svc.serving, Serving::None) else {
             return;
-        }
-        proc.stopping = true;
-        proc.kill_at = Some(Instant::now() + grace);
-        let pid = proc.pid;
-        if run {
-            svc.status = Status::Stopping;
-        }
-        let what = if run {
-            "stopping"
-        } else {
-            "stopping the build"
         };
+        let pid = proc.pid;
+        svc.serving = Serving::Stopping {
+            proc,
+            then,
+            kill_at,
+        };
+        svc.status = Status::Stopping;
+        self.signal(i, pid, "stopping");
+    }
+
+    /// Send the stop signal to the build (one queued after it is dropped); KILL follows after
+    /// the grace.
+    pub(super) fn stop_build(&mut self, i: usize) {
+        let kill_at = Some(Instant::now() + self.cfg.services[i].grace);
+        let svc = &mut self.svcs[i];
+        let Coming::Build { proc, .. } = std::mem::replace(&mut svc.coming, Coming::None) else {
+            return;
+        };
+        let pid = proc.pid;
+        svc.coming = Coming::StoppingBuild { proc, kill_at };
+        self.signal(i, pid, "stopping the build");
+    }
+
+    /// Send `i`'s stop signal to the group `pid`, saying so first.
+    fn signal(&mut self, i: usize, pid: i32, what: &str) {
+        let signal = self.cfg.services[i].stop_signal;
         // Said before the signal goes: the service's reaction to it comes after in its log.
         self.say(
             i,

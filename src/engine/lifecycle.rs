@@ -3,6 +3,7 @@
 //! and the stop order on shutdown.
 
 use super::deps::{self, Gate};
+use super::phase::{Coming, Serving};
 use super::{Engine, Health, Msg, Proc, Status, Then, secs};
 use crate::config::{CommandLine, Probe, Restart};
 use crate::logs::{OutputFeed, Stream};
@@ -41,13 +42,26 @@ pub(super) fn backoff(step: u32) -> Duration {
         .min(BACKOFF_MAX)
 }
 
+/// Which process of a service exited, and what its phase said about it.
+#[derive(Debug)]
+enum Ended {
+    Build {
+        stopped: bool,
+        queued: bool,
+    },
+    /// `then`: it was stopped, and this follows.
+    Run {
+        then: Option<Then>,
+    },
+}
+
 impl Engine {
     /// Start whatever is wanted and whose dependencies allow it; block what cannot start; during
     /// shutdown, stop whatever nothing running depends on any more.
     pub(super) fn reconcile(&mut self) {
         if self.shutting_down {
             for i in self.cfg.order.clone().into_iter().rev() {
-                if self.svcs[i].run.as_ref().is_some_and(|p| !p.stopping)
+                if self.svcs[i].serving.up().is_some()
                     && !deps::has_live_dependent(&self.cfg, &self.svcs, i)
                 {
                     self.stop(i, Then::Rest);
@@ -59,7 +73,7 @@ impl Engine {
         let now = Instant::now();
         for i in self.cfg.order.clone() {
             let svc = &self.svcs[i];
-            if !svc.want_up || !svc.idle() || svc.port_check.is_some() {
+            if !svc.want_up || !svc.idle() || svc.serving.checking().is_some() {
                 continue;
             }
             match svc.status {
@@ -98,7 +112,7 @@ impl Engine {
                 continue;
             }
             self.svcs[i].restart_wave = false;
-            if self.svcs[i].run.as_ref().is_some_and(|p| !p.stopping) {
+            if self.svcs[i].serving.up().is_some() {
                 self.say(i, "restarting (restart all)");
                 self.stop(i, Then::Run);
             }
@@ -109,7 +123,7 @@ impl Engine {
         let cmd = self.cfg.services[i].build.clone().expect("has a build");
         self.say(i, format!("build started: {cmd}"));
         self.svcs[i].guard.build_started(Instant::now());
-        if self.svcs[i].run.is_none() {
+        if self.svcs[i].serving.proc().is_none() {
             self.set(i, Status::Building);
         }
         self.spawn(i, false, &cmd);
@@ -121,12 +135,12 @@ impl Engine {
         let Some(port) = self.cfg.services[i].listen_port() else {
             return self.start_run(i);
         };
-        if self.svcs[i].port_check.is_some() {
+        if self.svcs[i].serving.checking().is_some() {
             return; // asked already
         }
         self.next_id += 1;
         let id = self.next_id;
-        self.svcs[i].port_check = Some(id);
+        self.svcs[i].serving = Serving::Checking(id);
         // Pending meanwhile; one found held stays so, so that it says so only once.
         if !matches!(self.svcs[i].status, Status::PortBusy { .. }) {
             self.set(i, Status::Pending);
@@ -147,10 +161,10 @@ impl Engine {
 
     /// Who holds the port of `i`, checked before its run process starts.
     pub(super) fn port_checked(&mut self, i: usize, id: u64, holder: Option<PortHolder>) {
-        if self.svcs[i].port_check != Some(id) {
+        if self.svcs[i].serving.checking() != Some(id) {
             return;
         }
-        self.svcs[i].port_check = None;
+        self.svcs[i].serving = Serving::None;
         if !self.svcs[i].want_up || self.shutting_down || !self.svcs[i].idle() {
             return; // stopped, or started otherwise, meanwhile
         }
@@ -232,19 +246,20 @@ impl Engine {
                     id,
                     pid: started.pid,
                     started: Instant::now(),
-                    stopping: false,
-                    kill_at: None,
                     terminal: started.terminal,
                     probe: None,
                 };
                 if run {
-                    self.svcs[i].run = Some(proc);
+                    self.svcs[i].serving = Serving::Up(proc);
                     self.svcs[i].spawns += 1;
                     self.svcs[i].health = Health::default();
                     self.start_probe(i, id);
                     self.set(i, Status::Running);
                 } else {
-                    self.svcs[i].build = Some(proc);
+                    self.svcs[i].coming = Coming::Build {
+                        proc,
+                        queued: false,
+                    };
                 }
             }
             // A program that can't be started (often one being rebuilt right now) fails like
@@ -254,9 +269,9 @@ impl Engine {
                 self.say(i, e.to_string());
                 let exit = Exit::NotStarted;
                 if run {
-                    self.run_ended(i, false, exit, Duration::ZERO);
+                    self.run_ended(i, None, exit, Duration::ZERO);
                 } else {
-                    self.build_exited(i, false, exit, Duration::ZERO);
+                    self.build_exited(i, false, false, exit, Duration::ZERO);
                 }
             }
         }
@@ -264,20 +279,17 @@ impl Engine {
 
     pub(super) fn exited(&mut self, i: usize, id: u64, exit: Exit) {
         let svc = &mut self.svcs[i];
-        let was_build = svc.build.as_ref().is_some_and(|p| p.id == id);
-        let proc = if was_build {
-            svc.build.take()
-        } else if svc.run.as_ref().is_some_and(|p| p.id == id) {
-            svc.run.take()
+        let (proc, ended) = if let Some((proc, stopped, queued)) = svc.coming.take(id) {
+            (proc, Ended::Build { stopped, queued })
+        } else if let Some((proc, then)) = svc.serving.take(id) {
+            (proc, Ended::Run { then })
         } else {
             return;
         };
-        let proc = proc.expect("matched above");
         tracing::info!(
             service = %self.cfg.services[i].name,
             pid = proc.pid,
-            build = was_build,
-            stopping = proc.stopping,
+            ?ended,
             %exit,
             "exited"
         );
@@ -285,20 +297,21 @@ impl Engine {
         self.spawner.reap(proc.pid);
         self.record.remove(proc.pid);
         let ran = proc.started.elapsed();
-        if was_build {
-            self.build_exited(i, proc.stopping, exit, ran);
-        } else {
-            self.run_ended(i, proc.stopping, exit, ran);
+        drop(proc);
+        match ended {
+            Ended::Build { stopped, queued } => self.build_exited(i, stopped, queued, exit, ran),
+            Ended::Run { then } => self.run_ended(i, then, exit, ran),
         }
     }
 
-    /// A build ended (or could not start); `stopped`: we stopped it.
-    fn build_exited(&mut self, i: usize, stopped: bool, exit: Exit, took: Duration) {
+    /// A build ended (or could not start); `stopped`: we stopped it; `queued`: one more was
+    /// asked for while it ran.
+    fn build_exited(&mut self, i: usize, stopped: bool, queued: bool, exit: Exit, took: Duration) {
         let task = self.cfg.services[i].is_task();
         self.svcs[i].guard.build_ended(Instant::now());
         if stopped {
             self.say(i, format!("build stopped ({exit})"));
-            if self.svcs[i].run.is_none() {
+            if self.svcs[i].serving.proc().is_none() {
                 let status = if self.svcs[i].want_up {
                     Status::Pending
                 } else {
@@ -308,8 +321,7 @@ impl Engine {
             }
             return;
         }
-        if self.svcs[i].rebuild_queued && !self.shutting_down {
-            self.svcs[i].rebuild_queued = false;
+        if queued && !self.shutting_down {
             self.say(
                 i,
                 format!("build finished ({exit}); building again for the changes made during it"),
@@ -321,7 +333,7 @@ impl Engine {
             if task {
                 self.say(i, format!("task failed ({exit}) after {}", secs(took)));
                 self.set(i, Status::Failed(exit));
-            } else if self.svcs[i].run.is_some() {
+            } else if self.svcs[i].serving.proc().is_some() {
                 self.say(
                     i,
                     format!("build failed ({exit}); the previous process keeps running"),
@@ -338,7 +350,7 @@ impl Engine {
             self.set(i, Status::Completed);
         } else if self.shutting_down || !self.svcs[i].want_up {
             self.set(i, Status::Stopped);
-        } else if self.svcs[i].run.is_some() {
+        } else if self.svcs[i].serving.proc().is_some() {
             self.say(i, format!("build finished in {}; restarting", secs(took)));
             self.stop(i, Then::Run);
             self.restart_dependents_of(i);
@@ -352,19 +364,18 @@ impl Engine {
     fn restart_dependents_of(&mut self, i: usize) {
         let name = self.name(i).to_string();
         for k in deps::restart_on_rebuild(&self.cfg, i) {
-            if self.svcs[k].run.as_ref().is_some_and(|p| !p.stopping) {
+            if self.svcs[k].serving.up().is_some() {
                 self.say(k, format!("restarting: dependency `{name}` was rebuilt"));
                 self.stop(k, Then::Run);
             }
         }
     }
 
-    /// The run process ended (or could not start); `stopped`: we stopped it.
-    fn run_ended(&mut self, i: usize, stopped: bool, exit: Exit, ran: Duration) {
+    /// The run process ended (or could not start); `then`: we stopped it, and this follows.
+    fn run_ended(&mut self, i: usize, then: Option<Then>, exit: Exit, ran: Duration) {
         let spec = &self.cfg.services[i];
-        if stopped {
+        if let Some(then) = then {
             self.say(i, format!("stopped ({exit})"));
-            let then = std::mem::replace(&mut self.svcs[i].then, Then::Rest);
             if self.svcs[i].want_up && !self.shutting_down {
                 match then {
                     Then::Run => return self.spawn_run(i),
@@ -449,11 +460,11 @@ impl Engine {
             .flat_map(|s| {
                 let backoff = match s.status {
                     Status::Restarting { at, .. } => Some(at),
-                    Status::PortBusy { retry, .. } if s.port_check.is_none() => Some(retry),
+                    Status::PortBusy { retry, .. } if s.serving.checking().is_none() => Some(retry),
                     _ => None,
                 };
-                let kills = s.build.iter().chain(s.run.iter()).filter_map(|p| p.kill_at);
-                backoff.into_iter().chain(kills)
+                let kills = [s.serving.kill_due(), s.coming.kill_due()];
+                backoff.into_iter().chain(kills.into_iter().flatten())
             })
             .min()
     }
@@ -469,10 +480,17 @@ impl Engine {
             let grace = self.cfg.services[i].grace;
             let mut late = Vec::new();
             let svc = &mut self.svcs[i];
-            for proc in svc.build.iter_mut().chain(svc.run.iter_mut()) {
-                if proc.kill_at.is_some_and(|t| t <= now) {
-                    proc.kill_at = None;
-                    late.push(proc.pid);
+            let serving = svc.serving.proc().map(|p| p.pid);
+            let coming = svc.coming.proc().map(|p| p.pid);
+            for (kill_at, pid) in [
+                (svc.serving.kill_at(), serving),
+                (svc.coming.kill_at(), coming),
+            ] {
+                if let (Some(kill_at), Some(pid)) = (kill_at, pid)
+                    && kill_at.is_some_and(|t| t <= now)
+                {
+                    *kill_at = None;
+                    late.push(pid);
                 }
             }
             for pid in late {

@@ -14,6 +14,7 @@
 mod commands;
 mod deps;
 mod lifecycle;
+mod phase;
 mod probes;
 pub mod ready;
 mod rebuild;
@@ -206,8 +207,6 @@ struct Proc {
     id: u64,
     pid: i32,
     started: Instant,
-    stopping: bool,
-    kill_at: Option<Instant>,
     /// Kept open so the service keeps its terminal; input and resizes go through it.
     terminal: Box<dyn Terminal>,
     /// The health probe task of a run process.
@@ -234,13 +233,12 @@ enum Then {
 struct Svc {
     status: Status,
     want_up: bool,
-    build: Option<Proc>,
-    run: Option<Proc>,
-    then: Then,
+    /// Its run process, while there is one (or its port is checked before it starts).
+    serving: phase::Serving,
+    /// A build, beside what serves.
+    coming: phase::Coming,
     /// The last build succeeded, so the run command can start without another one.
     built: bool,
-    /// A rebuild was asked for while a build ran: exactly one more follows it.
-    rebuild_queued: bool,
     restarts: u32,
     backoff: u32,
     health: Health,
@@ -258,8 +256,6 @@ struct Svc {
     restart_wave: bool,
     /// Since when its port has been found held, while it waits to start.
     port_wait: Option<Instant>,
-    /// The port check under way before it starts (its id).
-    port_check: Option<u64>,
 }
 
 impl Svc {
@@ -271,11 +267,9 @@ impl Svc {
                 Status::Stopped
             },
             want_up,
-            build: None,
-            run: None,
-            then: Then::Rest,
+            serving: phase::Serving::None,
+            coming: phase::Coming::None,
             built: false,
-            rebuild_queued: false,
             restarts: 0,
             backoff: 0,
             health: Health::default(),
@@ -286,12 +280,12 @@ impl Svc {
             waiting: None,
             restart_wave: false,
             port_wait: None,
-            port_check: None,
         }
     }
 
+    /// No process of it lives.
     fn idle(&self) -> bool {
-        self.run.is_none() && self.build.is_none()
+        self.serving.proc().is_none() && self.coming.is_none()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Health probes of run processes (what a result means: start period, retries, a liveness
 //! restart).
 
+use super::phase::Serving;
 use super::{Engine, HealthState, Msg, Then, secs};
 use crate::config::{Probe, Restart};
 use crate::health;
@@ -31,17 +32,13 @@ impl Engine {
             });
         });
         let handle = self.spawner.probe(&spec.name, target, report);
-        if let Some(proc) = &mut self.svcs[i].run {
+        if let Serving::Up(proc) = &mut self.svcs[i].serving {
             proc.probe = Some(handle);
         }
     }
 
     pub(super) fn probed(&mut self, i: usize, id: u64, result: Result<(), String>) {
-        let Some(proc) = self.svcs[i]
-            .run
-            .as_ref()
-            .filter(|p| p.id == id && !p.stopping)
-        else {
+        let Some(proc) = self.svcs[i].serving.up().filter(|p| p.id == id) else {
             return; // an older process, or one on its way out
         };
         let ran = proc.started.elapsed();

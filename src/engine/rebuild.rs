@@ -1,6 +1,7 @@
 //! Rebuilds: by hand, on change, and the guard that turns rebuild-on-change off for a build that
 //! writes into its own watched files (a loop that would otherwise never end).
 
+use super::phase::Coming;
 use super::{Command, Engine, Status};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -112,10 +113,19 @@ impl Engine {
             return self.command(Command::Restart(i));
         }
         self.svcs[i].want_up = true;
-        if self.svcs[i].build.is_some() {
-            self.svcs[i].rebuild_queued = true;
-            self.say(i, "a build is running; one more will follow it");
-        } else if self.svcs[i].run.is_some() || self.gate(i).is_ok() {
+        match &mut self.svcs[i].coming {
+            Coming::Build { queued, .. } => {
+                *queued = true;
+                return self.say(i, "a build is running; one more will follow it");
+            }
+            // Being stopped (with the service): built again once it has.
+            Coming::StoppingBuild { .. } => {
+                self.svcs[i].built = false;
+                return self.say(i, "a build is running; one more will follow it");
+            }
+            Coming::None => {}
+        }
+        if self.svcs[i].serving.proc().is_some() || self.gate(i).is_ok() {
             // A running service builds beside its old process, whatever its dependencies do.
             self.spawn_build(i);
         } else {

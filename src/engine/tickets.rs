@@ -71,11 +71,15 @@ impl Engine {
             },
             Stop(i) | Kill(i) => Goal::Gone {
                 i,
-                had: self.svcs[i].run.as_ref().map(|p| p.id),
+                had: self.svcs[i].serving.proc().map(|p| p.id),
             },
             RestartAll => Goal::Renewed {
                 spawns: self.svcs.iter().map(|s| s.spawns).collect(),
-                ran: self.svcs.iter().map(|s| s.run.is_some()).collect(),
+                ran: self
+                    .svcs
+                    .iter()
+                    .map(|s| s.serving.proc().is_some())
+                    .collect(),
             },
             _ => return None,
         })
@@ -151,10 +155,10 @@ impl Engine {
             Goal::Gone { i, had } => {
                 let svc = &self.svcs[*i];
                 let gone = svc
-                    .run
-                    .as_ref()
-                    .is_none_or(|p| Some(p.id) != *had && !p.stopping);
-                (gone && svc.build.is_none()).then(|| Outcome::Done(vec![views[*i].clone()]))
+                    .serving
+                    .proc()
+                    .is_none_or(|p| Some(p.id) != *had && !svc.serving.is_stopping());
+                (gone && svc.coming.is_none()).then(|| Outcome::Done(vec![views[*i].clone()]))
             }
             Goal::Renewed { spawns, ran } => {
                 let renewed = views.iter().enumerate().all(|(i, v)| {

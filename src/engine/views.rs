@@ -12,11 +12,12 @@ impl Engine {
             .zip(&self.cfg.services)
             .enumerate()
             .map(|(i, (s, spec))| {
-                let live = s.run.as_ref().or(s.build.as_ref());
-                let load = s.run.as_ref().and_then(|p| self.loads.get(&p.pid));
-                let probed = spec.health.is_some() && s.run.is_some();
+                let (run, build) = (s.serving.proc(), s.coming.proc());
+                let live = run.or(build);
+                let load = run.and_then(|p| self.loads.get(&p.pid));
+                let probed = spec.health.is_some() && run.is_some();
                 let build_failed =
-                    spec.build.is_some() && !s.built && s.run.is_some() && s.build.is_none();
+                    spec.build.is_some() && !s.built && run.is_some() && build.is_none();
                 // With a probe, a process is only starting until its first success.
                 let starting = probed
                     && s.status == Status::Running
@@ -53,7 +54,7 @@ impl Engine {
                     spawns: s.spawns,
                     cpu_percent: load.map(|l| l.cpu_percent),
                     mem_bytes: load.map(|l| l.rss_bytes),
-                    building: s.build.is_some(),
+                    building: build.is_some(),
                     build_failed,
                     settled: s.status.is_settled(),
                     crash_loop: s.backoff >= CRASH_LOOP
@@ -62,7 +63,7 @@ impl Engine {
                     pid: live.map(|p| p.pid),
                     port: spec.port,
                     restarts: s.restarts,
-                    since: s.run.as_ref().map(|p| p.started),
+                    since: run.map(|p| p.started),
                 }
             })
             .collect::<Vec<ServiceView>>();
@@ -88,7 +89,7 @@ impl Engine {
     /// Something shown counts seconds: a restart's backoff, a build's duration.
     pub(super) fn counting_down(&self) -> bool {
         self.svcs.iter().any(|s| {
-            s.build.is_some() || matches!(s.status, Status::Restarting { .. } | Status::Building)
+            s.coming.is_some() || matches!(s.status, Status::Restarting { .. } | Status::Building)
         })
     }
 }
