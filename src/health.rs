@@ -77,7 +77,7 @@ pub async fn check(target: &Target) -> Result<(), String> {
         Ok(result) => result,
         Err(_) => Err(format!(
             "no answer within {}",
-            crate::engine::secs(target.timeout)
+            crate::format::secs(target.timeout)
         )),
     }
 }

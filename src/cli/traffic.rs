@@ -5,7 +5,7 @@ use super::note;
 use super::remote::{Running, fail, or_dash, out};
 use devstack::config::diag::printable;
 use devstack::control::{Message, Response, client};
-use devstack::traffic::stats::{human_bytes, human_latency};
+use devstack::format::{bytes, latency};
 use devstack::traffic::{Record, Snapshot};
 use std::process::ExitCode;
 
@@ -34,7 +34,7 @@ pub fn traffic(mut stack: Running, json: bool, follow: bool) -> ExitCode {
             Ok(Some(Message::Call { call })) => print_call(&call, json),
             Ok(Some(Message::Missed { missed })) => note(&format!(
                 "({} went by too fast to show)",
-                devstack::plural(missed as usize, "request")
+                devstack::format::plural(missed as usize, "request")
             )),
             Ok(Some(Message::End(end))) => {
                 let error = match end {
@@ -92,7 +92,7 @@ pub(super) fn edge_lines(snapshot: &Snapshot) -> Option<Vec<String>> {
         ]
         .map(String::from),
     ];
-    let ms = |v: Option<f64>| or_dash(v.map(|ms| human_latency((ms * 1000.0) as u64)));
+    let ms = |v: Option<f64>| or_dash(v.map(|ms| latency((ms * 1000.0) as u64)));
     for e in &snapshot.edges {
         rows.push([
             e.caller.to_string(),
@@ -112,8 +112,8 @@ pub(super) fn edge_lines(snapshot: &Snapshot) -> Option<Vec<String>> {
             ms(e.p50_ms),
             ms(e.p95_ms),
             ms(e.p99_ms),
-            human_bytes(e.bytes_in),
-            human_bytes(e.bytes_out),
+            bytes(e.bytes_in),
+            bytes(e.bytes_out),
         ]);
     }
     Some(super::remote::table_lines(&rows))

@@ -75,7 +75,7 @@ pub fn describe(cfg: &Config) -> String {
                 "       restart: {}, stop: {} then KILL after {}",
                 word(s.restart),
                 s.stop_signal.as_str(),
-                crate::engine::secs(s.grace)
+                crate::format::secs(s.grace)
             );
         }
         if !s.autostart {

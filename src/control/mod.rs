@@ -383,7 +383,7 @@ impl WireLine {
         WireLine {
             service: names[line.service].clone(),
             stream: line.stream.into(),
-            time: humantime::format_rfc3339_millis(line.time).to_string(),
+            time: crate::format::stamp(line.time),
             text: if color {
                 line.text.clone()
             } else {

@@ -24,7 +24,8 @@ mod tests;
 mod tickets;
 mod views;
 
-pub use status::{HealthState, ServiceView, State, Status, secs, uptime, uptime_changes_in};
+pub use crate::format::{secs, uptime, uptime_changes_in};
+pub use status::{HealthState, ServiceView, State, Status};
 pub use tickets::{Failure, FailureKind, Outcome as TicketOutcome};
 
 use crate::config::Config;

@@ -1,9 +1,9 @@
 //! What a service is doing, as the engine sees it and every interface shows it.
 
+use crate::format::secs;
 use crate::process::Exit;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::time::Duration;
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,39 +104,6 @@ impl fmt::Display for Status {
             }
             other => write!(f, "{}", other.state()),
         }
-    }
-}
-
-/// `1.5s`, `30s`, `250ms`
-pub fn secs(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else if d.subsec_millis() == 0 || d >= Duration::from_secs(10) {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
-/// How long a process has run, as every table shows it (`ps`, the dashboard): `42s`, `3m`,
-/// `2h07m`, `3d04h`; at most 7 characters below 1000 days. Seconds only in the first minute
-/// (a fresh start is worth watching): past it the text changes once a minute, so a dashboard
-/// of a quiet stack has nothing to redraw ([`uptime_changes_in`]).
-pub fn uptime(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        s => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
-    }
-}
-
-/// In how many seconds [`uptime`]`(secs)` shows something else.
-pub fn uptime_changes_in(secs: u64) -> u64 {
-    match secs {
-        s if s < 60 => 1,
-        s if s < 86_400 => 60 - s % 60,
-        s => 3600 - s % 3600,
     }
 }
 
@@ -343,6 +310,7 @@ impl ServiceView {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
 
     /// The names of the README's `ps --json` table, each way: they are the outside contract.
     #[test]
@@ -445,32 +413,5 @@ mod tests {
                 ..view
             }
         );
-    }
-
-    #[test]
-    fn uptime_is_short_and_zero_padded() {
-        assert_eq!(uptime(0), "0s");
-        assert_eq!(uptime(59), "59s");
-        assert_eq!(uptime(60), "1m");
-        assert_eq!(uptime(75), "1m");
-        assert_eq!(uptime(3599), "59m");
-        assert_eq!(uptime(3600), "1h00m");
-        assert_eq!(uptime(3600 + 7 * 60 + 59), "1h07m");
-        assert_eq!(uptime(86_399), "23h59m");
-        assert_eq!(uptime(86_400), "1d00h");
-        assert_eq!(uptime(3 * 86_400 + 4 * 3600 + 5), "3d04h");
-        assert!(uptime(999 * 86_400 + 23 * 3600).len() <= 7);
-    }
-
-    /// `uptime_changes_in` says when the text changes: not earlier (the text is a function of
-    /// whole units, so the last second before is enough to check), not later.
-    #[test]
-    fn uptime_changes_when_its_text_does() {
-        for secs in (0..200_000).chain(3 * 86_400 - 8000..3 * 86_400 + 8000) {
-            let next = uptime_changes_in(secs);
-            assert!(next >= 1);
-            assert_eq!(uptime(secs + next - 1), uptime(secs), "{secs}+{next}-1");
-            assert_ne!(uptime(secs + next), uptime(secs), "{secs}+{next}");
-        }
     }
 }

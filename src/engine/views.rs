@@ -2,7 +2,7 @@
 //! event for each change of state.
 
 use super::{CRASH_LOOP, Change, Engine, HealthState, ServiceView, State, Status};
-use tokio::time::Instant;
+use crate::format::whole_secs;
 
 impl Engine {
     pub(super) fn publish(&self) {
@@ -28,7 +28,9 @@ impl Engine {
                     (_, true) => "starting (waiting for its first healthy check)".to_string(),
                     // Builds can be long: say for how long it has been building.
                     _ if s.status == Status::Building => match s.guard.building_since() {
-                        Some(start) => format!("building for {}", secs_whole(start)),
+                        Some(start) => {
+                            format!("building for {}", whole_secs(start.elapsed()))
+                        }
                         None => s.status.to_string(),
                     },
                     _ if build_failed => format!("{} · build failed", s.status),
@@ -92,9 +94,4 @@ impl Engine {
             s.coming.is_some() || matches!(s.status, Status::Restarting { .. } | Status::Building)
         })
     }
-}
-
-/// Whole seconds since `start` (`0s`, `12s`), for what changes every second.
-fn secs_whole(start: Instant) -> String {
-    format!("{}s", start.elapsed().as_secs())
 }

@@ -279,19 +279,13 @@ impl FileLog {
             },
         };
         let before = file.written;
-        let mut stamp = (
-            lines[0].time,
-            humantime::format_rfc3339_millis(lines[0].time).to_string(),
-        );
+        let mut stamp = (lines[0].time, crate::format::stamp(lines[0].time));
         let mut buf = String::new();
         let result = lines
             .iter()
             .try_for_each(|line| {
                 if line.time != stamp.0 {
-                    stamp = (
-                        line.time,
-                        humantime::format_rfc3339_millis(line.time).to_string(),
-                    );
+                    stamp = (line.time, crate::format::stamp(line.time));
                 }
                 buf.clear();
                 format_file_line(&stamp.1, line, &mut buf);

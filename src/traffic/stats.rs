@@ -102,9 +102,7 @@ impl Record {
 
     /// When it started, as the time of day (`12:00:01.250`, UTC as the log files have it).
     pub fn time_of_day(&self) -> String {
-        let at = UNIX_EPOCH + Duration::from_millis(self.time_ms);
-        let stamp = humantime::format_rfc3339_millis(at).to_string();
-        stamp.get(11..23).unwrap_or(&stamp).to_string()
+        crate::format::time_of_day(UNIX_EPOCH + Duration::from_millis(self.time_ms))
     }
 
     /// An HTTP record's status (what the caller got), and gRPC's when one is known.
@@ -161,11 +159,11 @@ impl std::fmt::Display for Record {
             Kind::Tcp => write!(
                 f,
                 "tcp ↑{} ↓{}",
-                human_bytes(self.bytes_in),
-                human_bytes(self.bytes_out)
+                crate::format::bytes(self.bytes_in),
+                crate::format::bytes(self.bytes_out)
             )?,
         }
-        write!(f, " {}", human_latency(self.latency_us))?;
+        write!(f, " {}", crate::format::latency(self.latency_us))?;
         if let Some(e) = self.error {
             write!(f, " ({})", e.describe())?;
         }
@@ -182,25 +180,6 @@ impl ErrorKind {
             ErrorKind::Timeout => "timed out waiting for the service to come up",
             ErrorKind::Reset => "connection reset",
         }
-    }
-}
-
-/// `512B`, `3.4kB`, `12.0MB`.
-pub fn human_bytes(n: u64) -> String {
-    match n {
-        n if n < 1000 => format!("{n}B"),
-        n if n < 1_000_000 => format!("{:.1}kB", n as f64 / 1e3),
-        n if n < 1_000_000_000 => format!("{:.1}MB", n as f64 / 1e6),
-        n => format!("{:.1}GB", n as f64 / 1e9),
-    }
-}
-
-/// `850µs`, `3.2ms`, `1.20s`.
-pub fn human_latency(us: u64) -> String {
-    match us {
-        us if us < 1000 => format!("{us}µs"),
-        us if us < 1_000_000 => format!("{:.1}ms", us as f64 / 1e3),
-        us => format!("{:.2}s", us as f64 / 1e6),
     }
 }
 

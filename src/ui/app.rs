@@ -384,7 +384,7 @@ impl App {
                 let text = self.visible_text();
                 self.message = Some(format!(
                     "copied {}",
-                    crate::plural(text.lines().count(), "line")
+                    crate::format::plural(text.lines().count(), "line")
                 ));
                 return vec![Effect::Copy(text)];
             }

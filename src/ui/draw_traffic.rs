@@ -6,7 +6,7 @@ use super::app::{App, matches};
 use super::draw::content;
 use super::traffic::Seen;
 use crate::config::diag::printable;
-use crate::traffic::stats::{human_bytes, human_latency};
+use crate::format::{bytes, latency};
 use crate::traffic::{EdgeSnapshot, Kind, Record};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -57,7 +57,7 @@ fn draw_edges(frame: &mut Frame, seen: &Seen, area: Rect) {
         "CALLER", "CALLEE", "RPS", "REQS", "ERR%", "P50", "P95", "P99", "OUT",
     ])
     .style(Style::new().bold().fg(Color::Gray));
-    let ms = |v: Option<f64>| v.map_or("-".into(), |ms| human_latency((ms * 1000.0) as u64));
+    let ms = |v: Option<f64>| v.map_or("-".into(), |ms| latency((ms * 1000.0) as u64));
     let rows = seen.snapshot.edges.iter().map(|e| {
         let err = e.error_rate_1m * 100.0;
         Row::new([
@@ -69,7 +69,7 @@ fn draw_edges(frame: &mut Frame, seen: &Seen, area: Rect) {
             Cell::from(ms(e.p50_ms)),
             Cell::from(ms(e.p95_ms)),
             Cell::from(ms(e.p99_ms)),
-            Cell::from(human_bytes(e.bytes_out)),
+            Cell::from(bytes(e.bytes_out)),
         ])
     });
     let widths = [

@@ -297,7 +297,7 @@ fn next_uptime_change(views: &[crate::engine::ServiceView]) -> Option<tokio::tim
         .filter_map(|v| {
             let since = v.since?;
             let secs = since.elapsed().as_secs();
-            let next = secs + crate::engine::uptime_changes_in(secs);
+            let next = secs + crate::format::uptime_changes_in(secs);
             Some(since + Duration::from_secs(next))
         })
         .collect();

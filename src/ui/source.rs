@@ -348,7 +348,7 @@ fn follow_lines(
             Ok(Some(Message::Missed { missed })) => {
                 let _ = notes.send(format!(
                     "{} went by too fast to show here; the log files have them",
-                    crate::plural(missed as usize, "line")
+                    crate::format::plural(missed as usize, "line")
                 ));
             }
             Ok(Some(Message::End(Response::Error { error, .. }))) => {
