@@ -485,9 +485,10 @@ impl Stats {
                 inner.recent.pop_front();
             }
             inner.recent.push_back(record.clone());
+            // Sent under the lock, so that `recent_and_follow` splits the records cleanly. No
+            // receiver is not an error: nobody follows the tail right now.
+            let _ = self.tail.send(record);
         }
-        // No receivers is not an error: nobody follows the tail right now.
-        let _ = self.tail.send(record);
     }
 
     /// Every record from now on. A receiver that falls more than 1024 behind gets `Lagged`.
@@ -499,6 +500,18 @@ impl Stats {
     pub fn recent(&self) -> Vec<Arc<Record>> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.recent.iter().cloned().collect()
+    }
+
+    /// The last `n` (at most [`RECENT`]) records, oldest first, and every record after them:
+    /// none is in both, none falls between (as `LogHub::tail_and_follow` does for lines).
+    pub fn recent_and_follow(
+        &self,
+        n: usize,
+    ) -> (Vec<Arc<Record>>, broadcast::Receiver<Arc<Record>>) {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let skip = inner.recent.len().saturating_sub(n);
+        let recent = inner.recent.iter().skip(skip).cloned().collect();
+        (recent, self.tail.subscribe())
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -594,6 +607,32 @@ pub fn micros(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// While records keep coming, the recent ones and the follow meet exactly: no record in
+    /// both, none missing between them.
+    #[test]
+    fn recent_and_follow_split_the_records_cleanly() {
+        let stats = Stats::new();
+        let writer = {
+            let stats = stats.clone();
+            std::thread::spawn(move || {
+                // Fewer after the split than the tail's 1024: the follow can't lag.
+                for n in 0..1000 {
+                    stats.record(http("a", "b", 200, n));
+                }
+            })
+        };
+        while stats.recent().len() < 100 {
+            std::thread::yield_now();
+        }
+        let (recent, mut follow) = stats.recent_and_follow(RECENT);
+        writer.join().unwrap();
+        let mut seen: Vec<u64> = recent.iter().map(|r| r.latency_us).collect();
+        while let Ok(r) = follow.try_recv() {
+            seen.push(r.latency_us);
+        }
+        assert_eq!(seen, (0..1000).collect::<Vec<u64>>(), "in order, each once");
+    }
 
     fn http(caller: &str, callee: &str, status: u16, latency_us: u64) -> Record {
         let mut r = Record::now(

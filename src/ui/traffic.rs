@@ -57,13 +57,9 @@ impl Feed {
     /// From the proxy in this process, on a task of the current runtime.
     pub fn local(stats: Arc<Stats>, wake: Arc<Wake>) -> Feed {
         let feed = Feed::default();
-        // Subscribed before the recent ones are read, so that none ends unseen in between; one
-        // that ended in between comes twice, and is skipped the second time.
-        let mut calls = stats.subscribe();
-        let recent = stats.recent();
-        let already = crate::traffic::stats::Already::new(&recent);
+        let (recent, mut calls) = stats.recent_and_follow(TAIL);
         feed.write(|seen| {
-            for call in recent.into_iter().rev().take(TAIL).rev() {
+            for call in recent {
                 seen.push(call);
             }
             seen.snapshot = stats.snapshot();
@@ -74,7 +70,6 @@ impl Feed {
             loop {
                 let changed = tokio::select! {
                     call = calls.recv() => match call {
-                        Ok(call) if already.has(&call) => false,
                         Ok(call) => {
                             updated.write(|seen| seen.push(call));
                             true
