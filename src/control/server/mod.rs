@@ -2,7 +2,8 @@
 //! connection reads a request line at a time and serves it; the parts:
 //! - `socket.rs`: binding the socket, accepting connections;
 //! - `slots.rs`: the connection slots (`MAX_CONNECTIONS`, `MAX_STREAMS`), the idle evicted first;
-//! - `actions.rs`: the requests answered in one reply, actions on their completion tickets, `ready`;
+//! - `actions.rs`: the requests answered in one reply; actions on their completion tickets;
+//!   `ready`;
 //! - `streams.rs`: `logs`, `subscribe`, `traffic` with `follow`, and `Out`, the bounded writer
 //!   every reply goes through.
 
