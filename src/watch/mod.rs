@@ -1,32 +1,24 @@
 //! File watching: one watcher over the `cwd` of every service that watches (none inside
 //! another; not the rest of the stack's folder), debounced; which
 //! changes matter to which service (`watch` and `ignore` globs, `.gitignore`s, `.devstackignore`,
-//! built-in ignores); and whether a change changed anything (content hashes).
+//! built-in ignores); and whether a change changed anything (content hashes): `rules.rs`.
 //!
 //! Directories are walked with the ignore rules and watched one by one, so an ignored `target/`
 //! or `node_modules/` costs no inotify watch. New directories get watches as they appear. When
 //! the inotify limit is reached, the rest is polled, and the user is told how to raise it.
 
 pub mod config_edits;
+mod rules;
 
 use crate::config::Config;
 use crate::plural;
-use globset::{Glob, GlobSet, GlobSetBuilder};
-use ignore::gitignore::Gitignore;
 use notify::{Event, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
-use std::collections::{BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
-use std::path::{Component, Path, PathBuf};
+use rules::{IGNORE_FILES, IGNORED_DIRS, Rules, ServiceRules, trees};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Folders no service wants rebuilt for, wherever they are.
-const IGNORED_DIRS: &[&str] = &[".git", ".devstack", "target", "node_modules", ".hg", ".svn"];
-/// Ignore files honoured in every folder.
-const IGNORE_FILES: [&str; 2] = [".gitignore", ".devstackignore"];
-/// Files bigger than this are not hashed; any event on them counts as a change.
-const HASH_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// What the watcher tells the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,151 +32,6 @@ pub enum Change {
     },
     /// Something to say to the user about watching (limits, fallbacks), for these services.
     Note { services: Vec<usize>, text: String },
-}
-
-/// A service's own rules: globs relative to its `cwd`.
-struct ServiceRules {
-    service: usize,
-    cwd: PathBuf,
-    watch: GlobSet,
-    ignore: GlobSet,
-}
-
-/// Every rule, and what was seen of each file.
-struct Rules {
-    /// The stack's folder: changed paths are shown relative to it.
-    root: PathBuf,
-    /// The folders walked and watched: each watching service's `cwd` (none inside another).
-    trees: Vec<PathBuf>,
-    /// Ignore files and their matchers (`.git/info/exclude` under the root's key).
-    gitignores: Vec<(PathBuf, Gitignore)>,
-    services: Vec<ServiceRules>,
-    hashes: HashMap<PathBuf, u64>,
-    /// Folders being watched (a vanished one is not a changed file).
-    dirs: std::collections::HashSet<PathBuf>,
-}
-
-fn globset(patterns: &[String]) -> Result<GlobSet, globset::Error> {
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        b.add(Glob::new(p)?);
-    }
-    b.build()
-}
-
-/// Editors' swap, backup and lock files.
-fn editor_temp(name: &str) -> bool {
-    name.ends_with(".swp")
-        || name.ends_with(".swx")
-        || name.ends_with('~')
-        || name == "4913"
-        || name.starts_with(".#")
-}
-
-impl Rules {
-    fn ignored(&self, path: &Path, is_dir: bool) -> bool {
-        let Some(rel) = self.trees.iter().find_map(|t| path.strip_prefix(t).ok()) else {
-            return true;
-        };
-        if rel
-            .components()
-            .any(|c| IGNORED_DIRS.contains(&c.as_os_str().to_string_lossy().as_ref()))
-        {
-            return true;
-        }
-        if path
-            .file_name()
-            .is_some_and(|n| editor_temp(&n.to_string_lossy()))
-        {
-            return true;
-        }
-        self.gitignores
-            .iter()
-            .filter(|(_, g)| path.starts_with(g.path()))
-            .any(|(_, g)| g.matched_path_or_any_parents(path, is_dir).is_ignore())
-    }
-
-    /// (Re)read an ignore file: at the start, and whenever it changes.
-    fn load_ignore_file(&mut self, file: &Path) {
-        self.gitignores.retain(|(f, _)| f != file);
-        if file.is_file() {
-            let (gi, _) = Gitignore::new(file);
-            self.gitignores.push((file.to_path_buf(), gi));
-        }
-    }
-
-    /// Read `dir/.git/info/exclude`, if there is one, as an ignore file of `dir`.
-    fn load_exclude(&mut self, dir: &Path) {
-        let exclude = dir.join(".git/info/exclude");
-        if !exclude.is_file() || self.gitignores.iter().any(|(f, _)| *f == exclude) {
-            return;
-        }
-        let mut b = ignore::gitignore::GitignoreBuilder::new(dir);
-        b.add(&exclude);
-        if let Ok(gi) = b.build() {
-            self.gitignores.push((exclude, gi));
-        }
-    }
-
-    /// Did the content change since we last looked? (Unknown before: yes.)
-    fn content_changed(&mut self, path: &Path) -> bool {
-        let Ok(meta) = std::fs::metadata(path) else {
-            // Deleted (or unreadable): that is a change.
-            self.hashes.remove(path);
-            return true;
-        };
-        if !meta.is_file() || meta.len() > HASH_LIMIT {
-            return true;
-        }
-        let Ok(bytes) = std::fs::read(path) else {
-            return true;
-        };
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        bytes.hash(&mut h);
-        let hash = h.finish();
-        self.hashes.insert(path.to_path_buf(), hash) != Some(hash)
-    }
-
-    /// The services a set of changed paths concern, with the paths each cares about.
-    fn route(&mut self, paths: BTreeSet<PathBuf>) -> Vec<(usize, Vec<String>)> {
-        let mut by_service: HashMap<usize, Vec<String>> = HashMap::new();
-        // Files that came and went within the batch (an editor's temp file before its rename)
-        // count only when nothing else of the service changed.
-        let mut fleeting: HashMap<usize, Vec<String>> = HashMap::new();
-        for path in paths {
-            if self.ignored(&path, path.is_dir()) || path.is_dir() || self.dirs.contains(&path) {
-                continue;
-            }
-            let wanted: Vec<usize> = self
-                .services
-                .iter()
-                .filter(|s| {
-                    path.strip_prefix(&s.cwd)
-                        .is_ok_and(|rel| s.watch.is_match(rel) && !s.ignore.is_match(rel))
-                })
-                .map(|s| s.service)
-                .collect();
-            let gone_unseen = !path.exists() && !self.hashes.contains_key(&path);
-            if wanted.is_empty() || !self.content_changed(&path) {
-                continue;
-            }
-            let shown = relative(&path, &self.root).display().to_string();
-            let into = if gone_unseen {
-                &mut fleeting
-            } else {
-                &mut by_service
-            };
-            for s in wanted {
-                into.entry(s).or_default().push(shown.clone());
-            }
-        }
-        for (s, paths) in fleeting {
-            by_service.entry(s).or_insert(paths);
-        }
-        let mut out: Vec<_> = by_service.into_iter().collect();
-        out.sort();
-        out
-    }
 }
 
 /// The running watcher; dropping it stops watching.
@@ -302,18 +149,7 @@ pub fn start(
     cfg: &Config,
     report: impl Fn(Change) + Send + 'static,
 ) -> Result<Option<WatchHandle>, WatchError> {
-    let mut services = Vec::new();
-    for (i, s) in cfg.services.iter().enumerate() {
-        if s.watch.is_empty() {
-            continue;
-        }
-        services.push(ServiceRules {
-            service: i,
-            cwd: s.cwd.clone(),
-            watch: globset(&s.watch)?,
-            ignore: globset(&s.ignore)?,
-        });
-    }
+    let mut services = ServiceRules::of(cfg)?;
     if services.is_empty() {
         return Ok(None);
     }
@@ -324,29 +160,7 @@ pub fn start(
     // Only the folders of the services that watch: a stack whose services live in a subfolder
     // (the demo's `fixtures/demo`) costs that subfolder's watches, not the whole repository's.
     let trees = trees(services.iter().map(|s| s.cwd.clone()));
-    let mut rules = Rules {
-        root: root.clone(),
-        trees: trees.clone(),
-        dirs: Default::default(),
-        gitignores: Vec::new(),
-        services,
-        hashes: HashMap::new(),
-    };
-    // The ignore files of the folders between the stack's and each tree apply inside it (read
-    // once: those folders are not watched).
-    for tree in &trees {
-        for folder in tree
-            .ancestors()
-            .skip(1)
-            .take_while(|a| a.starts_with(&root))
-        {
-            for name in IGNORE_FILES {
-                rules.load_ignore_file(&folder.join(name));
-            }
-        }
-    }
-    rules.load_exclude(&root);
-    let rules = Arc::new(Mutex::new(rules));
+    let rules = Arc::new(Mutex::new(Rules::new(root, trees.clone(), services)));
     let (tx, rx) = channel();
     let native_tx = tx.clone();
     let native = notify::recommended_watcher(move |e| drop(native_tx.send(e)))?;
@@ -407,48 +221,10 @@ fn debounce_loop(
         let Ok(first) = rx.recv() else { return };
         let started = Instant::now();
         let at = started;
-        let mut batch = vec![first];
-        loop {
-            let left = max_wait.saturating_sub(started.elapsed());
-            match rx.recv_timeout(quiet.min(left)) {
-                Ok(e) => batch.push(e),
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-            if started.elapsed() >= max_wait {
-                break;
-            }
-        }
-        let mut paths = BTreeSet::new();
-        let mut rescan = false;
-        for event in batch.into_iter().flatten() {
-            rescan |= event.need_rescan();
-            if matches!(event.kind, EventKind::Access(_)) {
-                continue;
-            }
-            for path in event.paths {
-                // A new folder, or one moved in or renamed, gets its own watches (unless ignored).
-                let arrived = matches!(
-                    event.kind,
-                    EventKind::Create(_) | EventKind::Modify(notify::event::ModifyKind::Name(_))
-                );
-                if arrived && path.is_dir() && !rules.lock().expect("rules").dirs.contains(&path) {
-                    let ignored = rules.lock().expect("rules").ignored(&path, true);
-                    if !ignored {
-                        let mut w = watchers.lock().expect("watchers");
-                        w.add_tree(&path);
-                        for note in w.notes.drain(..) {
-                            report(note);
-                        }
-                        // Files created inside it before the watch existed.
-                        for entry in walk_files(&path) {
-                            paths.insert(entry);
-                        }
-                    }
-                }
-                paths.insert(path);
-            }
-        }
+        let Some(batch) = gather(&rx, first, started, quiet, max_wait) else {
+            return;
+        };
+        let (paths, rescan) = changed_paths(batch, &rules, &watchers, &report);
         let mut rules = rules.lock().expect("rules");
         for path in &paths {
             if path
@@ -479,27 +255,69 @@ fn debounce_loop(
     }
 }
 
-/// The folders to walk: each given one that isn't inside another (a folder once).
-fn trees(folders: impl IntoIterator<Item = PathBuf>) -> Vec<PathBuf> {
-    let folders: BTreeSet<PathBuf> = folders.into_iter().collect();
-    folders
-        .iter()
-        .filter(|f| !folders.iter().any(|o| o != *f && f.starts_with(o)))
-        .cloned()
-        .collect()
+/// The batch that starts with `first` (received at `started`): every event until `quiet` passes
+/// without one, or `max_wait` since `started`. None when the watcher is gone.
+fn gather(
+    rx: &Receiver<notify::Result<Event>>,
+    first: notify::Result<Event>,
+    started: Instant,
+    quiet: Duration,
+    max_wait: Duration,
+) -> Option<Vec<notify::Result<Event>>> {
+    let mut batch = vec![first];
+    loop {
+        let left = max_wait.saturating_sub(started.elapsed());
+        match rx.recv_timeout(quiet.min(left)) {
+            Ok(e) => batch.push(e),
+            Err(RecvTimeoutError::Timeout) => break,
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+        if started.elapsed() >= max_wait {
+            break;
+        }
+    }
+    Some(batch)
 }
 
-/// `path` as seen from `base` (`src/x.rs`, or `../lib/x.rs` for a file beside the stack's folder).
-fn relative(path: &Path, base: &Path) -> PathBuf {
-    let common = path
-        .components()
-        .zip(base.components())
-        .take_while(|(a, b)| a == b)
-        .count();
-    let up = base.components().count() - common;
-    std::iter::repeat_n(Component::ParentDir, up)
-        .chain(path.components().skip(common))
-        .collect()
+/// The paths a batch of events names (a new folder given watches of its own, and the files
+/// created in it before), and whether events were lost (the kernel's queue overflowed).
+fn changed_paths(
+    batch: Vec<notify::Result<Event>>,
+    rules: &Mutex<Rules>,
+    watchers: &Mutex<Watchers>,
+    report: &impl Fn(Change),
+) -> (BTreeSet<PathBuf>, bool) {
+    let mut paths = BTreeSet::new();
+    let mut rescan = false;
+    for event in batch.into_iter().flatten() {
+        rescan |= event.need_rescan();
+        if matches!(event.kind, EventKind::Access(_)) {
+            continue;
+        }
+        for path in event.paths {
+            // A new folder, or one moved in or renamed, gets its own watches (unless ignored).
+            let arrived = matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(notify::event::ModifyKind::Name(_))
+            );
+            if arrived && path.is_dir() && !rules.lock().expect("rules").dirs.contains(&path) {
+                let ignored = rules.lock().expect("rules").ignored(&path, true);
+                if !ignored {
+                    let mut w = watchers.lock().expect("watchers");
+                    w.add_tree(&path);
+                    for note in w.notes.drain(..) {
+                        report(note);
+                    }
+                    // Files created inside it before the watch existed.
+                    for entry in walk_files(&path) {
+                        paths.insert(entry);
+                    }
+                }
+            }
+            paths.insert(path);
+        }
+    }
+    (paths, rescan)
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
@@ -511,106 +329,4 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
         .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
         .map(|e| e.into_path())
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rules(dir: &Path, watch: &[&str], ignore: &[&str]) -> Rules {
-        let w: Vec<String> = watch.iter().map(|s| s.to_string()).collect();
-        let i: Vec<String> = ignore.iter().map(|s| s.to_string()).collect();
-        Rules {
-            root: dir.to_path_buf(),
-            trees: vec![dir.to_path_buf()],
-            dirs: Default::default(),
-            gitignores: Vec::new(),
-            services: vec![ServiceRules {
-                service: 0,
-                cwd: dir.to_path_buf(),
-                watch: globset(&w).unwrap(),
-                ignore: globset(&i).unwrap(),
-            }],
-            hashes: HashMap::new(),
-        }
-    }
-
-    #[test]
-    fn routes_matching_files_and_skips_ignored_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        for f in [
-            "src/a.rs",
-            "src/b.tmp",
-            "target/x.rs",
-            "src/.#a.rs",
-            "src/a.rs.swp",
-        ] {
-            let p = root.join(f);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, f).unwrap();
-        }
-        let mut r = rules(&root, &["src/**"], &["**/*.tmp"]);
-        let paths = [
-            "src/a.rs",
-            "src/b.tmp",
-            "target/x.rs",
-            "src/.#a.rs",
-            "src/a.rs.swp",
-        ]
-        .iter()
-        .map(|f| root.join(f))
-        .collect();
-        assert_eq!(r.route(paths), vec![(0, vec!["src/a.rs".to_string()])]);
-    }
-
-    #[test]
-    fn folders_inside_another_are_not_walked_twice() {
-        let t = |s: &str| PathBuf::from(s);
-        assert_eq!(
-            trees([
-                t("/s/stack"),
-                t("/s/stack/api"),
-                t("/s/lib"),
-                t("/s/lib"),
-                t("/s/libx")
-            ]),
-            [t("/s/lib"), t("/s/libx"), t("/s/stack")]
-        );
-        assert_eq!(trees([t("/s/stack"), t("/s")]), [t("/s")]);
-    }
-
-    #[test]
-    fn paths_are_shown_from_the_stack_folder() {
-        let root = Path::new("/s/stack");
-        assert_eq!(
-            relative(Path::new("/s/stack/src/a.rs"), root),
-            Path::new("src/a.rs")
-        );
-        assert_eq!(
-            relative(Path::new("/s/lib/a.rs"), root),
-            Path::new("../lib/a.rs")
-        );
-        assert_eq!(
-            relative(Path::new("/other/a.rs"), root),
-            Path::new("../../other/a.rs")
-        );
-    }
-
-    #[test]
-    fn unchanged_content_is_not_a_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().canonicalize().unwrap();
-        let file = root.join("gen.rs");
-        std::fs::write(&file, "same").unwrap();
-        let mut r = rules(&root, &["*.rs"], &[]);
-        assert_eq!(r.route([file.clone()].into()).len(), 1);
-        std::fs::write(&file, "same").unwrap();
-        assert!(
-            r.route([file.clone()].into()).is_empty(),
-            "rewritten with the same content"
-        );
-        std::fs::write(&file, "different").unwrap();
-        assert_eq!(r.route([file].into()).len(), 1);
-    }
 }

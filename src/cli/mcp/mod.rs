@@ -1,32 +1,25 @@
 //! `devstack mcp`: a Model Context Protocol server on stdio (rmcp), for coding agents. A thin
 //! client of the running stack's control socket: each tool finds the stack as the CLI does
 //! (`remote::locate`) and asks it through the same functions. When no stack runs, a tool says
-//! so as a tool error and the server stays up; `logs` then reads the log files, as the CLI's. stdout carries MCP messages only: nothing here
-//! prints, and no `tracing` subscriber is installed (rmcp's logs go nowhere).
+//! so as a tool error and the server stays up; `logs` then reads the log files, as the CLI's
+//! (`logs.rs`: the `logs` tool's lines, searched and cut to fit). stdout carries MCP messages
+//! only: nothing here prints, and no `tracing` subscriber is installed (rmcp's logs go nowhere).
+
+mod logs;
 
 use super::remote::{self, Action, Running};
 use devstack::control::Readiness;
-use devstack::control::{LineStream, WireLine};
 use devstack::traffic::Record;
+use logs::{LogsParams, file_lines};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Log lines a `logs` call returns at most.
-const MAX_LINES: usize = 2000;
-/// Bytes of log lines a `logs` call returns at most (2,000 lines of 64 KiB would be 131 MB):
-/// the newest lines that fit, and a note of how many earlier ones were left out.
-const MAX_LOG_BYTES: usize = 512 * 1024;
-/// Log lines a `logs` call returns unless told.
-const DEFAULT_LINES: usize = 100;
-/// Lines searched (from the end) when a `logs` call filters by time or pattern.
-const SEARCHED_LINES: usize = 20_000;
 /// `wait_ready`'s timeout unless told, and the longest it takes.
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 const MAX_WAIT: Duration = Duration::from_secs(600);
@@ -86,22 +79,6 @@ pub struct ServicesParams {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
-pub struct LogsParams {
-    /// Services whose lines to return (default: every service, merged in time order)
-    #[serde(default)]
-    services: Vec<String>,
-    /// How many of the last matching lines to return (default 100, at most 2000; the answer is
-    /// also cut to its newest 512 KiB)
-    lines: Option<usize>,
-    /// Only lines logged since then: an RFC 3339 time (`2026-01-31T12:00:00Z`) or a duration
-    /// back from now (`90s`, `5m`, `1h`)
-    since: Option<String>,
-    /// Only lines matching this regular expression (Rust regex syntax; `(?i)` for any case)
-    pattern: Option<String>,
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
 pub struct WaitParams {
     /// Services to wait for (default: every service the stack means to run)
     #[serde(default)]
@@ -153,7 +130,7 @@ impl Devstack {
             let file = file.as_deref().map(PathBuf::as_path);
             match remote::locate(file) {
                 Err(refusal) => Err(refusal),
-                Ok(Some(mut stack)) => logs(
+                Ok(Some(mut stack)) => logs::logs(
                     p,
                     Box::new(|services, n, each| {
                         stack
@@ -163,7 +140,7 @@ impl Devstack {
                     }),
                 ),
                 // As `devstack logs` does: the log files of the stack that ran here.
-                Ok(None) => logs(
+                Ok(None) => logs::logs(
                     p,
                     Box::new(|services, n, each| file_lines(file, services, n, each)),
                 ),
@@ -346,93 +323,6 @@ fn outcome_result(outcome: Outcome) -> CallToolResult {
     }
 }
 
-/// The last `n` lines of `services` (all when empty), each to `each`, from the log files of the
-/// stack whose config is `file` (or found from here up), when none runs.
-fn file_lines(
-    file: Option<&Path>,
-    services: &[String],
-    n: usize,
-    each: &mut dyn FnMut(WireLine),
-) -> Result<(), String> {
-    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let path = match file {
-        Some(f) => f.to_path_buf(),
-        None => devstack::config::find(&here).ok_or_else(|| {
-            format!(
-                "no stack runs in {} and there is no {} to find its log files by",
-                here.display(),
-                devstack::config::FILE_NAME
-            )
-        })?,
-    };
-    let cfg = devstack::config::load(&path).map_err(|e| {
-        format!("no stack runs, and its config, which names the log files, has errors:\n{e}")
-    })?;
-    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
-    let wanted = if services.is_empty() {
-        (0..names.len()).collect()
-    } else {
-        let mut wanted = Vec::new();
-        for s in services {
-            match names.iter().position(|n| n == s) {
-                Some(i) => wanted.push(i),
-                None => {
-                    return Err(format!(
-                        "unknown service `{s}`; services are: {}",
-                        names.join(", ")
-                    ));
-                }
-            }
-        }
-        wanted
-    };
-    let dir = devstack::statedir::StateDir::new(&cfg.root).logs();
-    for line in devstack::logs::read_files(&dir, &names, &wanted, n) {
-        each(WireLine::new(&line, &names));
-    }
-    Ok(())
-}
-
-/// The lines of `services` (all when empty), how many from the end, each to the callback.
-type Fetch<'a> = dyn FnOnce(&[String], usize, &mut dyn FnMut(WireLine)) -> Result<(), String> + 'a;
-
-/// `logs`: the lines `fetch` gives, filtered and written out.
-fn logs(p: LogsParams, fetch: Box<Fetch<'_>>) -> Outcome {
-    let wanted = at_least_one(p.lines, DEFAULT_LINES, "lines")?.min(MAX_LINES);
-    let since = p.since.as_deref().map(since_stamp).transpose()?;
-    let pattern = p
-        .pattern
-        .as_deref()
-        .map(regex::Regex::new)
-        .transpose()
-        .map_err(|e| format!("bad pattern: {e}"))?;
-    let filtered = since.is_some() || pattern.is_some();
-    let asked = if filtered { SEARCHED_LINES } else { wanted };
-    // Lines are kept as they arrive, the newest that fit: a search through 20,000 long lines
-    // never holds them all.
-    let mut newest = Newest::new(wanted, MAX_LOG_BYTES);
-    fetch(&p.services, asked, &mut |l| {
-        if since.as_deref().is_some_and(|s| l.time.as_str() < s)
-            || pattern.as_ref().is_some_and(|re| !re.is_match(&l.text))
-        {
-            return;
-        }
-        let mark = match l.stream {
-            LineStream::Out => "",
-            LineStream::Build => "[build] ",
-            LineStream::Devstack => "[devstack] ",
-        };
-        newest.push(format!("{} {} | {mark}{}", l.time, l.service, l.text));
-    })?;
-    Ok(newest.text().unwrap_or_else(|| {
-        if filtered {
-            "no line matches".to_string()
-        } else {
-            "no lines yet".to_string()
-        }
-    }))
-}
-
 /// A count the agent may give: absent is `default`; 0 is refused (it would answer "none",
 /// as if there were none to show).
 fn at_least_one(given: Option<usize>, default: usize, what: &str) -> Result<usize, String> {
@@ -443,84 +333,6 @@ fn at_least_one(given: Option<usize>, default: usize, what: &str) -> Result<usiz
         )),
         Some(n) => Ok(n),
     }
-}
-
-/// The newest lines, at most `max_lines` of them and `max_bytes` of text (one a line), as they
-/// come, oldest first.
-struct Newest {
-    lines: VecDeque<String>,
-    bytes: usize,
-    max_lines: usize,
-    max_bytes: usize,
-    /// Lines pushed, of which the last `max_lines` were asked for.
-    pushed: usize,
-}
-
-impl Newest {
-    fn new(max_lines: usize, max_bytes: usize) -> Newest {
-        Newest {
-            lines: VecDeque::new(),
-            bytes: 0,
-            max_lines,
-            max_bytes,
-            pushed: 0,
-        }
-    }
-
-    fn push(&mut self, mut line: String) {
-        // A line longer than everything allowed is cut, at a character's boundary.
-        if line.len() >= self.max_bytes {
-            let cut = line.floor_char_boundary(self.max_bytes.saturating_sub(16));
-            line.truncate(cut);
-            line.push_str(" … (line cut)");
-        }
-        self.pushed += 1;
-        self.bytes += line.len() + 1;
-        self.lines.push_back(line);
-        while self.lines.len() > self.max_lines
-            || (self.bytes > self.max_bytes && self.lines.len() > 1)
-        {
-            let old = self.lines.pop_front().expect("more than one line");
-            self.bytes -= old.len() + 1;
-        }
-    }
-
-    /// The lines, one a line; first, when some that were asked for were left out to stay within
-    /// the bytes, how many. None when there is none.
-    fn text(self) -> Option<String> {
-        if self.lines.is_empty() {
-            return None;
-        }
-        let left_out = self.pushed.min(self.max_lines) - self.lines.len();
-        let mut text = String::with_capacity(self.bytes + 200);
-        if left_out > 0 {
-            text.push_str(&format!(
-                "[{} left out: the answer is cut to its newest {} KiB; ask for fewer lines, or narrow with `since` or `pattern`]\n",
-                devstack::plural(left_out, "earlier line"),
-                self.max_bytes / 1024
-            ));
-        }
-        text.push_str(&Vec::from(self.lines).join("\n"));
-        Some(text)
-    }
-}
-
-/// `since` as the log lines write times (RFC 3339, milliseconds, UTC), which compare as text.
-fn since_stamp(since: &str) -> Result<String, String> {
-    let at = if let Ok(back) = humantime::parse_duration(since) {
-        SystemTime::now()
-            .checked_sub(back)
-            .unwrap_or(SystemTime::UNIX_EPOCH)
-    } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(since) {
-        SystemTime::from(t)
-    } else {
-        return Err(format!(
-            "bad since `{since}`: write an RFC 3339 time (2026-01-31T12:00:00Z) or a duration back from now (90s, 5m, 1h)"
-        ));
-    };
-    // No line was logged before 1970, and a time before it can't be written as a line's time.
-    let at = at.max(SystemTime::UNIX_EPOCH);
-    Ok(humantime::format_rfc3339_millis(at).to_string())
 }
 
 fn wait_ready(stack: Running, timeout: Duration, services: &[String]) -> Outcome {
@@ -608,56 +420,4 @@ fn failed_requests(mut stack: Running, p: FailedParams) -> Outcome {
         })
         .collect::<Vec<_>>()
         .join("\n"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn newest(lines: &[String], max_lines: usize, max_bytes: usize) -> Option<String> {
-        let mut newest = Newest::new(max_lines, max_bytes);
-        lines.iter().for_each(|l| newest.push(l.clone()));
-        newest.text()
-    }
-
-    #[test]
-    fn an_answer_keeps_the_newest_lines_that_fit_and_says_how_many_were_left_out() {
-        let lines: Vec<String> = (0..10).map(|i| format!("{i}{}", "x".repeat(99))).collect();
-        let text = newest(&lines, 2000, 350).unwrap();
-        let kept: Vec<&str> = text.lines().skip(1).collect();
-        assert_eq!(kept, lines[7..]);
-        assert!(text.starts_with("[7 earlier lines left out"), "{text}");
-        // Lines beyond those asked for are not "left out".
-        let text = newest(&lines, 5, 350).unwrap();
-        assert!(text.starts_with("[2 earlier lines left out"), "{text}");
-        assert_eq!(
-            newest(&lines[..2], 2000, 1000).unwrap(),
-            lines[..2].join("\n")
-        );
-        assert_eq!(newest(&lines, 3, 1000).unwrap(), lines[7..].join("\n"));
-        assert_eq!(newest(&[], 3, 1000), None);
-        // One line longer than everything allowed is cut, at a character's boundary.
-        let text = newest(&["é".repeat(100)], 5, 50).unwrap();
-        assert!(
-            text.len() <= 50 + " … (line cut)".len() && text.ends_with("(line cut)"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn since_before_1970_is_every_line_and_zero_counts_are_refused() {
-        for since in [
-            "1969-12-31T23:59:59Z",
-            "1900-01-01T00:00:00+02:00",
-            "100000y",
-        ] {
-            assert_eq!(since_stamp(since).unwrap(), "1970-01-01T00:00:00.000Z");
-        }
-        assert!(
-            at_least_one(Some(0), 50, "limit")
-                .unwrap_err()
-                .contains("1 or more")
-        );
-        assert_eq!(at_least_one(None, 50, "limit"), Ok(50));
-    }
 }

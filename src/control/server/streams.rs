@@ -1,0 +1,335 @@
+//! What a connection writes, and its streams. `Out` is the bounded writer every reply goes
+//! through (about `CHUNK` bytes gathered, a client that takes nothing for `STALL` dropped);
+//! the streams are `logs` (a tail written as it is read, then with `follow` every line),
+//! `subscribe` (the views, then each change) and `traffic` with `follow` (the answer, then each
+//! request as it ends), sent in batches until the client hangs up or stops reading.
+
+use super::slots::Slot;
+use super::{Context, done, error, index};
+use crate::control::{Answer, Event, Message, WireLine};
+use crate::engine::Change;
+use crate::logs::{LogLine, Tail};
+use crate::traffic::stats::Already;
+use crate::traffic::{Record, Snapshot};
+use serde::Serialize;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::{self, Receiver};
+
+/// A client that takes none of what it is sent for this long is dropped.
+pub const STALL: Duration = Duration::from_secs(10);
+/// Bytes a connection gathers before writing them: with the message being added, the most it
+/// holds.
+const CHUNK: usize = 32 * 1024;
+/// Follow messages gathered into one write at most.
+const BATCH: usize = 256;
+
+/// A connection's writing side. Messages gather in a buffer of about `CHUNK` bytes and go out
+/// when it is full or the reply is complete; a client that takes nothing for `STALL` is dropped
+/// (the write fails), so that a client that stops reading holds neither memory nor its slot.
+pub(super) struct Out {
+    w: OwnedWriteHalf,
+    buf: Vec<u8>,
+    /// What went out last ended a message (a note can follow without breaking one).
+    at_boundary: bool,
+}
+
+impl Out {
+    pub(super) fn new(w: OwnedWriteHalf) -> Self {
+        Out {
+            w,
+            buf: Vec::with_capacity(CHUNK),
+            at_boundary: true,
+        }
+    }
+
+    /// Add a whole message.
+    async fn queue(&mut self, message: &impl Serialize) -> io::Result<()> {
+        self.part(message).await?;
+        self.raw(b"\n").await
+    }
+
+    /// Add part of a message: a JSON value.
+    async fn part(&mut self, value: &impl Serialize) -> io::Result<()> {
+        serde_json::to_writer(&mut self.buf, value).map_err(io::Error::other)?;
+        self.flush_if_full().await
+    }
+
+    /// Add part of a message: bytes as they are.
+    async fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        self.flush_if_full().await
+    }
+
+    async fn flush_if_full(&mut self) -> io::Result<()> {
+        if self.buf.len() >= CHUNK {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Send one message now.
+    pub(super) async fn send(&mut self, message: &impl Serialize) -> io::Result<()> {
+        self.queue(message).await?;
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        let mut sent = 0;
+        while sent < self.buf.len() {
+            match tokio::time::timeout(STALL, self.w.write(&self.buf[sent..])).await {
+                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => sent += n,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    // Try to say why (its buffer is most likely full, but it may have room).
+                    let boundary = match sent {
+                        0 => self.at_boundary,
+                        n => self.buf[n - 1] == b'\n',
+                    };
+                    if boundary {
+                        let note = error(format!(
+                            "dropped: took nothing of what it was sent for {}s",
+                            STALL.as_secs()
+                        ));
+                        let _ = self.w.try_write(&line(&note));
+                    }
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    ));
+                }
+            }
+        }
+        if let Some(&last) = self.buf.last() {
+            self.at_boundary = last == b'\n';
+        }
+        self.buf.clear();
+        // One long line may have grown it.
+        if self.buf.capacity() > 4 * CHUNK {
+            self.buf.shrink_to(CHUNK);
+        }
+        Ok(())
+    }
+}
+
+/// A message as one line, for a write that can't wait.
+pub(super) fn line(message: &impl Serialize) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(message).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Wait for the client to hang up (anything it sends while streaming is ignored).
+async fn hung_up(reader: &mut BufReader<OwnedReadHalf>) {
+    let mut sink = [0u8; 1024];
+    loop {
+        match reader.read(&mut sink).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// What a `logs` request asks for.
+pub(super) struct Wanted<'a> {
+    pub(super) services: &'a [String],
+    pub(super) lines: usize,
+    pub(super) color: bool,
+}
+
+/// The last `lines` lines; with `follow` (the connection's slot), every line after them.
+pub(super) async fn logs(
+    ctx: &Context,
+    reader: &mut BufReader<OwnedReadHalf>,
+    out: &mut Out,
+    asked: Wanted<'_>,
+    follow: Option<&Slot>,
+) -> bool {
+    let Wanted {
+        services,
+        lines,
+        color,
+    } = asked;
+    let wanted: Vec<usize> = if services.is_empty() {
+        (0..ctx.names.len()).collect()
+    } else {
+        match services
+            .iter()
+            .map(|s| index(ctx, s))
+            .collect::<Result<_, _>>()
+        {
+            Ok(w) => w,
+            Err(e) => return out.send(&error(e)).await.is_ok(),
+        }
+    };
+    if let Some(slot) = follow
+        && let Err(e) = slot.stream()
+    {
+        return out.send(&error(e)).await.is_ok();
+    }
+    // Off this thread: it waits for the service's log file, which a stuck disk can hold up.
+    let (logs, which) = (ctx.logs.clone(), wanted.clone());
+    let Ok((tail, rx)) =
+        tokio::task::spawn_blocking(move || logs.tail_and_follow(&which, lines)).await
+    else {
+        return false;
+    };
+    if send_tail(ctx, out, tail, color).await.is_err() {
+        return false;
+    }
+    if follow.is_none() {
+        return true;
+    }
+    stream(reader, out, rx, |line: Arc<LogLine>| {
+        wanted.contains(&line.service).then(|| Message::Line {
+            line: WireLine::with_color(&line, &ctx.names, color),
+        })
+    })
+    .await
+}
+
+/// `Response::Ok(Answer::Lines)`, `{"ok":true,"lines":[...]}`, written as it is read (the tail
+/// may reach into the log files) rather than gathered whole.
+async fn send_tail(ctx: &Context, out: &mut Out, tail: Tail, color: bool) -> io::Result<()> {
+    out.raw(br#"{"ok":true,"lines":["#).await?;
+    for (i, line) in tail.enumerate() {
+        if i > 0 {
+            out.raw(b",").await?;
+        }
+        out.part(&WireLine::with_color(&line, &ctx.names, color))
+            .await?;
+    }
+    out.raw(b"]}\n").await?;
+    out.flush().await
+}
+
+/// Send what `rx` receives (as `message` makes it, if it does) until the client hangs up or
+/// stops reading; `{"missed":N}` when it fell so far behind that lines went by.
+async fn stream<T: Clone>(
+    reader: &mut BufReader<OwnedReadHalf>,
+    out: &mut Out,
+    mut rx: Receiver<T>,
+    message: impl Fn(T) -> Option<Message>,
+) -> bool {
+    loop {
+        let first = tokio::select! {
+            first = rx.recv() => first,
+            _ = hung_up(reader) => return false,
+        };
+        // Gather what is already there into one write.
+        let mut next = Some(first);
+        let mut gathered = 0;
+        while let Some(received) = next.take() {
+            let msg = match received {
+                Ok(item) => message(item),
+                Err(RecvError::Lagged(n)) => Some(Message::Missed { missed: n }),
+                Err(RecvError::Closed) => {
+                    let _ = out.flush().await;
+                    return false;
+                }
+            };
+            if let Some(msg) = msg
+                && out.queue(&msg).await.is_err()
+            {
+                return false;
+            }
+            gathered += 1;
+            if gathered < BATCH {
+                next = match rx.try_recv() {
+                    Ok(item) => Some(Ok(item)),
+                    Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                    Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                    Err(TryRecvError::Empty) => None,
+                };
+            }
+        }
+        if out.flush().await.is_err() {
+            return false;
+        }
+    }
+}
+
+/// The traffic answer: the edge table and the last `recent` requests (those records too).
+pub(super) fn traffic(ctx: &Context, recent: usize) -> (Answer, Vec<Arc<Record>>) {
+    let Some(stats) = &ctx.traffic else {
+        let empty = Answer::Traffic {
+            traffic: Snapshot::default(),
+            recent: Vec::new(),
+        };
+        return (empty, Vec::new());
+    };
+    let all = stats.recent();
+    let last = all[all.len().saturating_sub(recent)..].to_vec();
+    let answer = Answer::Traffic {
+        traffic: stats.snapshot(),
+        recent: last.iter().map(|r| Record::clone(r)).collect(),
+    };
+    (answer, last)
+}
+
+/// `traffic` with `follow`: the answer, then every request as it ends.
+pub(super) async fn follow_traffic(
+    ctx: &Context,
+    reader: &mut BufReader<OwnedReadHalf>,
+    out: &mut Out,
+    recent: usize,
+) -> bool {
+    // Subscribed before the answer is made: nothing ends unseen in between (what ended in
+    // between is in both, and is skipped in the stream).
+    let calls = ctx.traffic.as_ref().map(|s| s.subscribe());
+    let (answer, sent) = traffic(ctx, recent);
+    if out.send(&done(answer)).await.is_err() {
+        return false;
+    }
+    let already = Already::new(&sent);
+    match calls {
+        Some(calls) => {
+            stream(reader, out, calls, |call| {
+                (!already.has(&call)).then(|| Message::Call {
+                    call: Record::clone(&call),
+                })
+            })
+            .await
+        }
+        // Nothing is proxied: nothing will come; wait for the client to hang up.
+        None => {
+            hung_up(reader).await;
+            false
+        }
+    }
+}
+
+/// A stream of state changes: `{"event":"state", "service": …}` with the service's view.
+pub(super) async fn subscribe(
+    ctx: &Context,
+    reader: &mut BufReader<OwnedReadHalf>,
+    out: &mut Out,
+    all: bool,
+) -> bool {
+    let events: broadcast::Receiver<Change> = ctx.handle.events();
+    let now = ctx.handle.views().borrow().clone();
+    if out
+        .send(&done(Answer::Services { services: now }))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    stream(reader, out, events, |change| {
+        let event = match change.state {
+            true => Event::State,
+            false if all => Event::Update,
+            false => return None,
+        };
+        Some(Message::Event {
+            event,
+            service: change.view,
+        })
+    })
+    .await
+}

@@ -1,0 +1,94 @@
+//! The overlays drawn over the dashboard, each a popup in the middle: the keys (`?`), the
+//! questions before quitting or detaching, and what is still stopping.
+
+use crate::ui::app::App;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
+
+fn popup(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>, width: u16) -> Rect {
+    let area = frame.area();
+    let w = width.min(area.width.saturating_sub(2)).max(10);
+    let h = (lines.len() as u16 + 2)
+        .min(area.height.saturating_sub(2))
+        .max(3);
+    let rect = Rect::new(
+        area.x + (area.width.saturating_sub(w)) / 2,
+        area.y + (area.height.saturating_sub(h)) / 2,
+        w,
+        h,
+    );
+    frame.render_widget(Clear, rect);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(Span::styled(title.to_string(), Style::new().bold()));
+    frame.render_widget(Paragraph::new(lines).block(block), rect);
+    rect
+}
+
+pub(super) fn draw_help(frame: &mut Frame) {
+    let lines = crate::ui::keymap::KEYS
+        .iter()
+        .filter_map(|b| b.help)
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<16}"), Style::new().fg(Color::Cyan).bold()),
+                Span::raw(what.to_string()),
+            ])
+        })
+        .collect();
+    popup(frame, " keys ", lines, 84);
+}
+
+pub(super) fn draw_confirm(frame: &mut Frame, app: &App) {
+    let running = app.views.iter().filter(|v| v.pid.is_some()).count();
+    let lines = vec![
+        Line::from(format!(
+            " Stop {running} running service{} and quit?",
+            if running == 1 { "" } else { "s" }
+        )),
+        Line::from(vec![
+            Span::styled(" y", Style::new().fg(Color::Cyan).bold()),
+            Span::raw(" yes   "),
+            Span::styled("n", Style::new().fg(Color::Cyan).bold()),
+            Span::raw(" no"),
+        ]),
+    ];
+    popup(frame, " quit ", lines, 44);
+}
+
+pub(super) fn draw_confirm_detach(frame: &mut Frame) {
+    let key = |k| Span::styled(k, Style::new().fg(Color::Cyan).bold());
+    let lines = vec![
+        Line::from(" Leave the dashboard?"),
+        Line::from(vec![
+            key(" d"),
+            Span::raw(" detach: the stack keeps running (Enter)"),
+        ]),
+        Line::from(vec![key(" s"), Span::raw(" stop the stack")]),
+        Line::from(vec![key(" n"), Span::raw(" stay")]),
+    ];
+    popup(frame, " quit ", lines, 48);
+}
+
+pub(super) fn draw_shutdown(frame: &mut Frame, app: &App) {
+    let mut lines: Vec<Line> = app
+        .views
+        .iter()
+        .filter(|v| v.pid.is_some())
+        .map(|v| {
+            Line::from(format!(
+                " {:<16} {} (pid {})",
+                v.name,
+                v.detail,
+                v.pid.unwrap_or_default()
+            ))
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::from(" everything has stopped"));
+    }
+    popup(frame, " stopping ", lines, 60);
+}
