@@ -13,5 +13,3 @@ pub mod statedir;
 pub mod traffic;
 pub mod ui;
 pub mod watch;
-
-pub use format::{ellipsize, plural};

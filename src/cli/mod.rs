@@ -310,7 +310,7 @@ fn show_lines(service: &str, lines: &[String]) {
     }
     note(&format!(
         "last {} of `{service}`:",
-        devstack::plural(lines.len(), "line")
+        devstack::format::plural(lines.len(), "line")
     ));
     for line in lines {
         let _ = writeln!(std::io::stderr(), "  {service} | {line}");

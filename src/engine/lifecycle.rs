@@ -4,8 +4,9 @@
 
 use super::deps::{self, Gate};
 use super::phase::{Coming, Serving};
-use super::{Engine, Health, Msg, Proc, Status, Then, secs};
+use super::{Engine, Health, Msg, Proc, Status, Then};
 use crate::config::{CommandLine, Probe, Restart};
+use crate::format::secs;
 use crate::logs::{OutputFeed, Stream};
 use crate::process::{Exit, PortHolder, SpawnRequest};
 use std::time::Duration;

@@ -24,7 +24,6 @@ mod tests;
 mod tickets;
 mod views;
 
-pub use crate::format::{secs, uptime, uptime_changes_in};
 pub use status::{HealthState, ServiceView, State, Status};
 pub use tickets::{Failure, FailureKind, Outcome as TicketOutcome};
 

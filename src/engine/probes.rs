@@ -2,8 +2,9 @@
 //! restart).
 
 use super::phase::Serving;
-use super::{Engine, HealthState, Msg, Then, secs};
+use super::{Engine, HealthState, Msg, Then};
 use crate::config::{Probe, Restart};
+use crate::format::secs;
 use crate::health;
 
 impl Engine {

@@ -183,28 +183,6 @@ impl ErrorKind {
     }
 }
 
-/// The records a reader already has from `Stats::recent`, to skip them when the tail it
-/// subscribed to before reading them brings them again (the ring and the tail share each
-/// record, so they are told apart by identity; holding them keeps their addresses unique).
-pub struct Already {
-    held: Vec<Arc<Record>>,
-    addresses: std::collections::HashSet<usize>,
-}
-
-impl Already {
-    pub fn new(recent: &[Arc<Record>]) -> Already {
-        Already {
-            held: recent.to_vec(),
-            addresses: recent.iter().map(|r| Arc::as_ptr(r) as usize).collect(),
-        }
-    }
-
-    /// One of them (while none is known, nothing is looked up).
-    pub fn has(&self, record: &Arc<Record>) -> bool {
-        !self.held.is_empty() && self.addresses.contains(&(Arc::as_ptr(record) as usize))
-    }
-}
-
 /// Cut a request target to a bounded length (on a character boundary).
 pub fn bounded_path(mut path: String) -> String {
     if path.len() <= MAX_PATH {

@@ -11,7 +11,7 @@ pub mod config_edits;
 mod rules;
 
 use crate::config::Config;
-use crate::plural;
+use crate::format::plural;
 use notify::{Event, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
 use rules::{IGNORE_FILES, IGNORED_DIRS, Rules, ServiceRules, trees};
 use std::collections::BTreeSet;

@@ -176,7 +176,7 @@ impl Newest {
         if left_out > 0 {
             text.push_str(&format!(
                 "[{} left out: the answer is cut to its newest {} KiB; ask for fewer lines, or narrow with `since` or `pattern`]\n",
-                devstack::plural(left_out, "earlier line"),
+                devstack::format::plural(left_out, "earlier line"),
                 self.max_bytes / 1024
             ));
         }
@@ -200,7 +200,7 @@ fn since_stamp(since: &str) -> Result<String, String> {
     };
     // No line was logged before 1970, and a time before it can't be written as a line's time.
     let at = at.max(SystemTime::UNIX_EPOCH);
-    Ok(humantime::format_rfc3339_millis(at).to_string())
+    Ok(devstack::format::stamp(at))
 }
 
 #[cfg(test)]

@@ -352,7 +352,7 @@ fn wait_ready(stack: Running, timeout: Duration, services: &[String]) -> Outcome
         }
         let mut text = format!(
             "\nlast {} of `{service}`:",
-            devstack::plural(lines.len(), "line")
+            devstack::format::plural(lines.len(), "line")
         );
         for l in lines {
             text.push_str(&format!("\n  {l}"));
@@ -363,7 +363,7 @@ fn wait_ready(stack: Running, timeout: Duration, services: &[String]) -> Outcome
         Err(e) => Err(remote::describe(state, &e)),
         Ok(Readiness::Ready { took_ms }) => Ok(format!(
             "{what} ready (took {})",
-            devstack::engine::secs(Duration::from_millis(took_ms))
+            devstack::format::secs(Duration::from_millis(took_ms))
         )),
         Ok(Readiness::Stopped) => Err("the stack stopped before it was ready".to_string()),
         Ok(Readiness::Unwanted { service, detail }) => Err(format!(
@@ -378,7 +378,7 @@ fn wait_ready(stack: Running, timeout: Duration, services: &[String]) -> Outcome
             tail(&service, &lines)
         )),
         Ok(Readiness::TimedOut { waiting }) => {
-            let mut text = format!("not ready after {}:", devstack::engine::secs(timeout));
+            let mut text = format!("not ready after {}:", devstack::format::secs(timeout));
             for w in &waiting {
                 text.push_str(&format!("\n  `{}` is {}", w.service, w.what));
             }
@@ -409,14 +409,14 @@ fn failed_requests(mut stack: Running, p: FailedParams) -> Outcome {
     if shown.is_empty() {
         return Ok(format!(
             "no failed request among the last {} recorded",
-            devstack::plural(recent.len(), "request")
+            devstack::format::plural(recent.len(), "request")
         ));
     }
     Ok(shown
         .iter()
         .map(|r| {
             let at = SystemTime::UNIX_EPOCH + Duration::from_millis(r.time_ms);
-            format!("{} {r}", humantime::format_rfc3339_millis(at))
+            format!("{} {r}", devstack::format::stamp(at))
         })
         .collect::<Vec<_>>()
         .join("\n"))

@@ -88,7 +88,7 @@ fn logs_live(
             Ok(Some(Message::Line { line })) => print_line(printer, names, &line),
             Ok(Some(Message::Missed { missed })) => note(&format!(
                 "({} went by too fast to show; the log files have them)",
-                devstack::plural(missed as usize, "line")
+                devstack::format::plural(missed as usize, "line")
             )),
             Ok(Some(Message::End(end))) => {
                 let error = match end {

@@ -110,11 +110,11 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
     for s in &services {
         rows.push([
             s.name.clone(),
-            devstack::ellipsize(&s.detail, STATE_WIDTH).into_owned(),
+            devstack::format::ellipsize(&s.detail, STATE_WIDTH).into_owned(),
             or_dash(s.health),
             or_dash(s.pid),
             or_dash(s.port),
-            or_dash(s.uptime_secs().map(devstack::engine::uptime)),
+            or_dash(s.uptime_secs().map(devstack::format::uptime)),
             s.restarts.to_string(),
         ]);
     }

@@ -21,7 +21,7 @@ pub(super) fn wait_ready(state: &StateDir, timeout: Duration, only: &[String]) -
         Ok(Readiness::Ready { took_ms }) => {
             note(&format!(
                 "every service is ready (took {})",
-                devstack::engine::secs(Duration::from_millis(took_ms))
+                devstack::format::secs(Duration::from_millis(took_ms))
             ));
             ExitCode::SUCCESS
         }
@@ -48,7 +48,7 @@ pub(super) fn wait_ready(state: &StateDir, timeout: Duration, only: &[String]) -
         Ok(Readiness::TimedOut { waiting }) => {
             note(&format!(
                 "not ready after {}:",
-                devstack::engine::secs(timeout)
+                devstack::format::secs(timeout)
             ));
             for w in &waiting {
                 note(&format!("  `{}` is {}", w.service, w.what));

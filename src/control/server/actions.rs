@@ -38,7 +38,7 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
             let services = ctx.handle.views().borrow().clone();
             return done(Answer::Services { services });
         }
-        Request::Traffic { recent, .. } => return done(traffic(ctx, *recent).0),
+        Request::Traffic { recent, .. } => return done(traffic(ctx, *recent)),
         Request::Watch { service, auto } => {
             return match index(ctx, service) {
                 Ok(i) if ctx.handle.views().borrow()[i].auto_rebuild.is_none() => error(format!(

@@ -9,8 +9,7 @@ use super::{Context, done, error, index};
 use crate::control::{Answer, Event, Message, WireLine};
 use crate::engine::Change;
 use crate::logs::{LogLine, Tail};
-use crate::traffic::stats::Already;
-use crate::traffic::{Record, Snapshot};
+use crate::traffic::{Record, Snapshot, Stats};
 use serde::Serialize;
 use std::io;
 use std::sync::Arc;
@@ -254,54 +253,53 @@ async fn stream<T: Clone>(
     }
 }
 
-/// The traffic answer: the edge table and the last `recent` requests (those records too).
-pub(super) fn traffic(ctx: &Context, recent: usize) -> (Answer, Vec<Arc<Record>>) {
-    let Some(stats) = &ctx.traffic else {
-        let empty = Answer::Traffic {
+/// The traffic answer: the edge table and the last `recent` requests.
+pub(super) fn traffic(ctx: &Context, recent: usize) -> Answer {
+    match &ctx.traffic {
+        Some(stats) => {
+            let all = stats.recent();
+            traffic_answer(stats, &all[all.len().saturating_sub(recent)..])
+        }
+        None => Answer::Traffic {
             traffic: Snapshot::default(),
             recent: Vec::new(),
-        };
-        return (empty, Vec::new());
-    };
-    let all = stats.recent();
-    let last = all[all.len().saturating_sub(recent)..].to_vec();
-    let answer = Answer::Traffic {
-        traffic: stats.snapshot(),
-        recent: last.iter().map(|r| Record::clone(r)).collect(),
-    };
-    (answer, last)
+        },
+    }
 }
 
-/// `traffic` with `follow`: the answer, then every request as it ends.
+fn traffic_answer(stats: &Stats, last: &[Arc<Record>]) -> Answer {
+    Answer::Traffic {
+        traffic: stats.snapshot(),
+        recent: last.iter().map(|r| Record::clone(r)).collect(),
+    }
+}
+
+/// `traffic` with `follow`: the answer, then every request as it ends (none in both, none
+/// between: `Stats::recent_and_follow`).
 pub(super) async fn follow_traffic(
     ctx: &Context,
     reader: &mut BufReader<OwnedReadHalf>,
     out: &mut Out,
     recent: usize,
 ) -> bool {
-    // Subscribed before the answer is made: nothing ends unseen in between (what ended in
-    // between is in both, and is skipped in the stream).
-    let calls = ctx.traffic.as_ref().map(|s| s.subscribe());
-    let (answer, sent) = traffic(ctx, recent);
-    if out.send(&done(answer)).await.is_err() {
-        return false;
-    }
-    let already = Already::new(&sent);
-    match calls {
-        Some(calls) => {
-            stream(reader, out, calls, |call| {
-                (!already.has(&call)).then(|| Message::Call {
-                    call: Record::clone(&call),
-                })
-            })
-            .await
+    let Some(stats) = &ctx.traffic else {
+        if out.send(&done(traffic(ctx, recent))).await.is_err() {
+            return false;
         }
         // Nothing is proxied: nothing will come; wait for the client to hang up.
-        None => {
-            hung_up(reader).await;
-            false
-        }
+        hung_up(reader).await;
+        return false;
+    };
+    let (last, calls) = stats.recent_and_follow(recent);
+    if out.send(&done(traffic_answer(stats, &last))).await.is_err() {
+        return false;
     }
+    stream(reader, out, calls, |call| {
+        Some(Message::Call {
+            call: Record::clone(&call),
+        })
+    })
+    .await
 }
 
 /// A stream of state changes: `{"event":"state", "service": …}` with the service's view.

@@ -61,7 +61,7 @@ pub(in crate::ui) fn content(
 fn render_line(app: &App, line: &LogLine, current: bool) -> Line<'static> {
     let mut spans = Vec::new();
     if app.log.timestamps {
-        let stamp = humantime::format_rfc3339_millis(line.time).to_string();
+        let stamp = crate::format::stamp(line.time);
         spans.push(Span::styled(
             format!("{} ", &stamp[11..23]),
             Style::new().fg(Color::DarkGray),

@@ -3,7 +3,8 @@
 //! optional group dropped, most useful last, before the state is cut).
 
 use super::{PALETTE, pane_block, panes};
-use crate::engine::{HealthState, ServiceView, State, uptime};
+use crate::engine::{HealthState, ServiceView, State};
+use crate::format::uptime;
 use crate::ui::app::{App, Focus};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
@@ -22,14 +23,6 @@ fn glyph(v: &ServiceView) -> (&'static str, Color) {
         s if s.is_failure() => ("✖", Color::Red),
         State::Exited | State::Stopped => ("○", Color::DarkGray),
         _ => ("◌", Color::Yellow),
-    }
-}
-
-fn memory(bytes: Option<u64>) -> String {
-    match bytes {
-        None => "-".into(),
-        Some(b) if b >= 1 << 30 => format!("{:.1}G", b as f64 / (1u64 << 30) as f64),
-        Some(b) => format!("{:.0}M", b as f64 / (1u64 << 20) as f64),
     }
 }
 
@@ -169,8 +162,10 @@ impl Columns {
         let mut cells = vec![
             Cell::from(g).fg(color),
             Cell::from(v.name.clone()).fg(PALETTE[i % PALETTE.len()]),
-            Cell::from(crate::ellipsize(&shown_detail(v), self.state_width.into()).into_owned())
-                .fg(color),
+            Cell::from(
+                crate::format::ellipsize(&shown_detail(v), self.state_width.into()).into_owned(),
+            )
+            .fg(color),
             Cell::from(v.health.map_or("-", HealthState::name)),
         ];
         if ids {
@@ -185,7 +180,7 @@ impl Columns {
             cells.push(Cell::from(
                 v.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%")),
             ));
-            cells.push(Cell::from(memory(v.mem_bytes)));
+            cells.push(Cell::from(crate::format::memory(v.mem_bytes)));
         }
         if let Some(rates) = &self.rates {
             match rates.iter().find(|(name, ..)| *name == v.name) {
