@@ -5,7 +5,7 @@ use devstack::config::Config;
 use devstack::control;
 use devstack::engine::ready::not_ready;
 use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, ServiceView};
-use devstack::engine::{FailureKind, TicketOutcome};
+use devstack::engine::{FailureKind, ServiceId, TicketOutcome};
 use devstack::format::secs;
 use devstack::headless::Printer;
 use devstack::logs::{LineTap, LogHub, strip_sgr};
@@ -189,9 +189,11 @@ impl Session {
             .filter(|&i| !self.cfg.services[i].watch.is_empty())
             .collect();
         let result = devstack::watch::start(&self.cfg, move |change| match change {
-            Change::Files { service, paths, at } => {
-                handle.send(Command::FilesChanged(service, paths, at))
-            }
+            Change::Files { service, paths, at } => handle.send(Command::FilesChanged {
+                service: ServiceId(service),
+                paths,
+                at,
+            }),
             Change::Note { services, text } => {
                 for &i in if services.is_empty() {
                     &watched

@@ -35,6 +35,17 @@ pub const STACK_VAR: &str = "DEVSTACK_STACK";
 /// What the traffic views call callers that are not services (`traffic::Caller`).
 const RESERVED_NAMES: [&str; 2] = ["external", "unknown"];
 
+/// A service of a stack: its place in `Config::services` (file order), as the engine, the
+/// logs and every interface name it. Not a pid, a port or a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceId(pub usize);
+
+impl ServiceId {
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub file: PathBuf,
@@ -53,6 +64,16 @@ pub struct Config {
     pub services: Vec<Service>,
     /// A start order that respects every dependency (file order among equals).
     pub order: Vec<usize>,
+}
+
+impl Config {
+    /// The service called `name`.
+    pub fn id_of(&self, name: &str) -> Option<ServiceId> {
+        self.services
+            .iter()
+            .position(|s| s.name == name)
+            .map(ServiceId)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -15,8 +15,9 @@ impl Engine {
 
     pub(super) fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Start(i) => self.start(i),
-            Command::Stop(i) => {
+            Command::Start { service } => self.start(service.0),
+            Command::Stop { service } => {
+                let i = service.0;
                 self.user_stopped = true;
                 self.svcs[i].want_up = false;
                 self.stop(i, Then::Rest);
@@ -24,7 +25,7 @@ impl Engine {
                     self.set(i, Status::Stopped);
                 }
             }
-            Command::Restart(i) => self.restart(i),
+            Command::Restart { service } => self.restart(service.0),
             Command::RestartAll => {
                 for i in 0..self.svcs.len() {
                     let svc = &mut self.svcs[i];
@@ -38,8 +39,9 @@ impl Engine {
                     }
                 }
             }
-            Command::Rebuild(i) => self.rebuild(i),
-            Command::Kill(i) => {
+            Command::Rebuild { service } => self.rebuild(service.0),
+            Command::Kill { service } => {
+                let i = service.0;
                 self.user_stopped = true;
                 self.kill(i);
                 self.say(i, "killed (SIGKILL to the process group)");
@@ -56,20 +58,28 @@ impl Engine {
             }
             // Keys typed in the dashboard: a service that has ended ignores them, as before; a
             // refusal from its terminal is said in its log.
-            Command::Input(i, bytes) => {
+            Command::Input { service, bytes } => {
+                let i = service.0;
                 if let Some(proc) = self.svcs[i].serving.proc_mut()
                     && let Err(e) = proc.terminal.write(bytes)
                 {
                     self.say(i, format!("input not sent: {e}"));
                 }
             }
-            Command::Resize(i, rows, cols) => {
-                if let Some(proc) = self.svcs[i].serving.proc() {
+            Command::Resize {
+                service,
+                rows,
+                cols,
+            } => {
+                if let Some(proc) = self.svcs[service.0].serving.proc() {
                     proc.terminal.resize(rows, cols);
                 }
             }
-            Command::FilesChanged(i, paths, at) => self.files_changed(i, paths, at.into()),
-            Command::SetAuto(i, auto) => {
+            Command::FilesChanged { service, paths, at } => {
+                self.files_changed(service.0, paths, at.into())
+            }
+            Command::SetAuto { service, auto } => {
+                let i = service.0;
                 let svc = &mut self.svcs[i];
                 svc.auto = auto;
                 svc.guard.reset();

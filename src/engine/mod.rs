@@ -28,6 +28,7 @@ pub use status::{HealthState, ServiceView, State, Status};
 pub use tickets::{Failure, FailureKind, Outcome as TicketOutcome};
 
 use crate::config::Config;
+pub use crate::config::ServiceId;
 use crate::logs::LogHub;
 use crate::process::{self, Exit, GroupRecord, Spawner, Terminal};
 use crate::statedir::StateDir;
@@ -48,26 +49,50 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Start(usize),
-    Stop(usize),
-    Restart(usize),
+    Start {
+        service: ServiceId,
+    },
+    Stop {
+        service: ServiceId,
+    },
+    Restart {
+        service: ServiceId,
+    },
     /// Restart every wanted service in dependency order (dependencies first, each dependent once
     /// its conditions hold again); one-shot tasks are not run again.
     RestartAll,
-    Rebuild(usize),
-    Kill(usize),
+    Rebuild {
+        service: ServiceId,
+    },
+    Kill {
+        service: ServiceId,
+    },
     /// Stop everything in reverse dependency order, then end the engine.
     Shutdown,
     /// SIGKILL everything now, then end the engine.
     ForceShutdown,
     /// Bytes typed into the service's terminal.
-    Input(usize, Vec<u8>),
-    /// Resize the service's terminal (rows, columns).
-    Resize(usize, u16, u16),
-    /// Watched files of the service changed (paths as shown to the user), first seen then.
-    FilesChanged(usize, Vec<String>, std::time::Instant),
+    Input {
+        service: ServiceId,
+        bytes: Vec<u8>,
+    },
+    /// Resize the service's terminal.
+    Resize {
+        service: ServiceId,
+        rows: u16,
+        cols: u16,
+    },
+    /// Watched files of the service changed (paths as shown to the user), first seen `at`.
+    FilesChanged {
+        service: ServiceId,
+        paths: Vec<String>,
+        at: std::time::Instant,
+    },
     /// Rebuild on file changes (true) or only when asked (false).
-    SetAuto(usize, bool),
+    SetAuto {
+        service: ServiceId,
+        auto: bool,
+    },
 }
 
 enum Msg {
@@ -159,17 +184,18 @@ impl Handle {
 
     /// A ticket resolved once the services `only` (every wanted one when empty) are ready, or
     /// one fails or is stopped (`ready::verdict`, as `ci` judges). None when the engine is gone.
-    pub fn ready(&self, only: Vec<usize>) -> Option<Ticket> {
+    pub fn ready(&self, only: Vec<ServiceId>) -> Option<Ticket> {
         let (tx, rx) = oneshot::channel();
+        let only = only.into_iter().map(ServiceId::index).collect();
         self.tx.send(Msg::AwaitReady(only, tx)).ok()?;
         Some(Ticket(rx))
     }
 
     /// Type `bytes` into service `i`'s terminal: refused, saying why, when it is not running or
     /// too much sent earlier still waits for it to read (the sender should slow down).
-    pub async fn input(&self, i: usize, bytes: Vec<u8>) -> Result<(), String> {
+    pub async fn input(&self, service: ServiceId, bytes: Vec<u8>) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Input(i, bytes, tx)).is_err() {
+        if self.tx.send(Msg::Input(service.0, bytes, tx)).is_err() {
             return Err("the stack is shutting down".into());
         }
         rx.await
@@ -487,9 +513,9 @@ impl Engine {
     fn received(&mut self, cmd: Command, reply: Reply) {
         match &cmd {
             // What is typed into a service stays out of the log.
-            Command::Input(i, bytes) => {
+            Command::Input { service, bytes } => {
                 tracing::trace!(
-                    service = self.name(*i),
+                    service = self.name(service.0),
                     bytes = bytes.len(),
                     "command: input"
                 )

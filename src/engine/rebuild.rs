@@ -110,7 +110,9 @@ impl Engine {
     pub(super) fn rebuild(&mut self, i: usize) {
         if self.cfg.services[i].build.is_none() {
             // Nothing to build: a rebuild is a restart.
-            return self.command(Command::Restart(i));
+            return self.command(Command::Restart {
+                service: super::ServiceId(i),
+            });
         }
         self.svcs[i].want_up = true;
         match &mut self.svcs[i].coming {

@@ -5,7 +5,7 @@
 //! MCP share. Whoever waits bounds the wait; a ticket nobody waits for any more is dropped.
 
 use super::ready::{Verdict, verdict};
-use super::{Engine, ServiceView};
+use super::{Engine, ServiceId, ServiceView};
 use std::time::SystemTime;
 use tokio::sync::oneshot;
 
@@ -20,7 +20,7 @@ pub enum Outcome {
 /// Why a ticket failed, and which lines tell more.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
-    pub service: usize,
+    pub service: ServiceId,
     pub name: String,
     pub why: String,
     pub kind: FailureKind,
@@ -64,14 +64,17 @@ impl Engine {
     pub(super) fn goal(&self, cmd: &super::Command) -> Option<Goal> {
         use super::Command::*;
         Some(match *cmd {
-            Start(i) => Goal::Ready { i, after: None },
-            Restart(i) | Rebuild(i) => Goal::Ready {
-                i,
-                after: Some(self.svcs[i].spawns),
+            Start { service } => Goal::Ready {
+                i: service.0,
+                after: None,
             },
-            Stop(i) | Kill(i) => Goal::Gone {
-                i,
-                had: self.svcs[i].serving.proc().map(|p| p.id),
+            Restart { service } | Rebuild { service } => Goal::Ready {
+                i: service.0,
+                after: Some(self.svcs[service.0].spawns),
+            },
+            Stop { service } | Kill { service } => Goal::Gone {
+                i: service.0,
+                had: self.svcs[service.0].serving.proc().map(|p| p.id),
             },
             RestartAll => Goal::Renewed {
                 spawns: self.svcs.iter().map(|s| s.spawns).collect(),
@@ -125,7 +128,7 @@ impl Engine {
     fn judge(&self, ticket: &Ticket, views: &[ServiceView]) -> Option<Outcome> {
         let failed = |i: usize, why: String, kind| {
             Some(Outcome::Failed(Failure {
-                service: i,
+                service: ServiceId(i),
                 name: views[i].name.clone(),
                 why,
                 kind,
@@ -202,7 +205,7 @@ impl Engine {
             Verdict::Failed { service, why } => {
                 let i = views.iter().position(|v| v.name == service)?;
                 Some(Outcome::Failed(Failure {
-                    service: i,
+                    service: ServiceId(i),
                     name: service,
                     why,
                     kind: FailureKind::Failed,
@@ -222,7 +225,7 @@ impl Failure {
         match self.kind {
             FailureKind::Build { since } => {
                 let build: Vec<String> = logs
-                    .tail(self.service, BUILD_LINES_SEARCHED)
+                    .tail(self.service.0, BUILD_LINES_SEARCHED)
                     .iter()
                     .filter(|l| l.stream == Stream::Build && l.time >= since)
                     .map(|l| strip_sgr(&l.text).into_owned())
@@ -230,7 +233,7 @@ impl Failure {
                 build[build.len().saturating_sub(n)..].to_vec()
             }
             FailureKind::Failed | FailureKind::Unwanted => logs
-                .tail(self.service, n)
+                .tail(self.service.0, n)
                 .iter()
                 .map(|l| strip_sgr(&l.text).into_owned())
                 .collect(),

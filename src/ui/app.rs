@@ -3,7 +3,7 @@
 
 use super::action::Action;
 use super::source::Logs;
-use crate::engine::{Command, ServiceView};
+use crate::engine::{Command, ServiceId, ServiceView};
 use crate::logs::{LogLine, Ring, Source, strip_sgr};
 use ratatui::layout::Rect;
 use std::sync::Arc;
@@ -264,6 +264,7 @@ impl App {
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.message = None;
         let here = self.selected;
+        let id = ServiceId(here);
         let engine = |cmd| vec![Effect::Engine(cmd)];
         match action {
             Action::SelectNext => self.select((here + 1).min(self.names.len().saturating_sub(1))),
@@ -290,18 +291,18 @@ impl App {
                     Focus::Logs => Focus::Services,
                 }
             }
-            Action::Restart => return engine(Command::Restart(here)),
-            Action::Rebuild => return engine(Command::Rebuild(here)),
-            Action::Kill => return engine(Command::Kill(here)),
+            Action::Restart => return engine(Command::Restart { service: id }),
+            Action::Rebuild => return engine(Command::Rebuild { service: id }),
+            Action::Kill => return engine(Command::Kill { service: id }),
             Action::StartStop => {
                 let running = self
                     .views
                     .get(here)
                     .is_some_and(|v| v.pid.is_some() || v.wanted);
                 return engine(if running {
-                    Command::Stop(here)
+                    Command::Stop { service: id }
                 } else {
-                    Command::Start(here)
+                    Command::Start { service: id }
                 });
             }
             Action::RestartAll => return engine(Command::RestartAll),
@@ -404,9 +405,14 @@ impl App {
                 self.mode = Mode::Normal;
                 return vec![Effect::CloseScreen(here)];
             }
-            Action::Type(bytes) => return engine(Command::Input(here, bytes)),
+            Action::Type(bytes) => return engine(Command::Input { service: id, bytes }),
             Action::ToggleAuto => match self.views.get(here).and_then(|v| v.auto_rebuild) {
-                Some(auto) => return engine(Command::SetAuto(here, !auto)),
+                Some(auto) => {
+                    return engine(Command::SetAuto {
+                        service: id,
+                        auto: !auto,
+                    });
+                }
                 None => self.message = Some("this service has no `watch` globs".into()),
             },
             Action::Traffic => match self.traffic {

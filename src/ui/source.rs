@@ -10,7 +10,7 @@
 use super::Wake;
 use crate::control::client::{self, Client};
 use crate::control::{Answer, Message, Request, Response};
-use crate::engine::{Command, Handle, ServiceView};
+use crate::engine::{Command, Handle, ServiceId, ServiceView};
 use crate::logs::{BUFFER_BYTES, LineTap, LogHub, LogLine, MERGED_BYTES, Ring, Source};
 use crate::traffic::Stats;
 use std::path::Path;
@@ -80,7 +80,11 @@ impl Stack {
         if let Stack::Local { logs, .. } = self {
             logs.open_screen(service, rows, cols);
         }
-        self.send(Command::Resize(service, rows, cols));
+        self.send(Command::Resize {
+            service: ServiceId(service),
+            rows,
+            cols,
+        });
     }
 
     pub fn close_screen(&self, service: usize) {
@@ -106,45 +110,49 @@ impl Stack {
 /// None for what has no request: a forced stop (an attached dashboard detaches instead), file
 /// changes (the stack watches its own files).
 pub fn request(names: &[String], cmd: Command) -> Option<Request> {
-    let name = |i: usize| names.get(i).cloned();
+    let name = |id: ServiceId| names.get(id.index()).cloned();
     let wait = false;
     Some(match cmd {
-        Command::Start(i) => Request::Start {
-            service: name(i)?,
+        Command::Start { service } => Request::Start {
+            service: name(service)?,
             wait,
         },
-        Command::Stop(i) => Request::Stop {
-            service: name(i)?,
+        Command::Stop { service } => Request::Stop {
+            service: name(service)?,
             wait,
         },
-        Command::Restart(i) => Request::Restart {
-            service: name(i)?,
+        Command::Restart { service } => Request::Restart {
+            service: name(service)?,
             wait,
         },
-        Command::Rebuild(i) => Request::Rebuild {
-            service: name(i)?,
+        Command::Rebuild { service } => Request::Rebuild {
+            service: name(service)?,
             wait,
         },
-        Command::Kill(i) => Request::Kill {
-            service: name(i)?,
+        Command::Kill { service } => Request::Kill {
+            service: name(service)?,
             wait,
         },
         Command::RestartAll => Request::RestartAll { wait },
         Command::Shutdown => Request::Down,
-        Command::Input(i, bytes) => Request::Input {
-            service: name(i)?,
+        Command::Input { service, bytes } => Request::Input {
+            service: name(service)?,
             text: String::from_utf8_lossy(&bytes).into_owned(),
         },
-        Command::Resize(i, rows, cols) => Request::Resize {
-            service: name(i)?,
+        Command::Resize {
+            service,
+            rows,
+            cols,
+        } => Request::Resize {
+            service: name(service)?,
             rows,
             cols,
         },
-        Command::SetAuto(i, auto) => Request::Watch {
-            service: name(i)?,
+        Command::SetAuto { service, auto } => Request::Watch {
+            service: name(service)?,
             auto,
         },
-        Command::ForceShutdown | Command::FilesChanged(..) => return None,
+        Command::ForceShutdown | Command::FilesChanged { .. } => return None,
     })
 }
 
@@ -373,14 +381,25 @@ mod tests {
     fn dashboard_commands_become_requests_that_answer_at_once() {
         let names = vec!["db".to_string(), "api".to_string()];
         assert_eq!(
-            request(&names, Command::Restart(1)),
+            request(
+                &names,
+                Command::Restart {
+                    service: ServiceId(1)
+                }
+            ),
             Some(Request::Restart {
                 service: "api".into(),
                 wait: false
             })
         );
         assert_eq!(
-            request(&names, Command::Input(0, b"\x1b[A".to_vec())),
+            request(
+                &names,
+                Command::Input {
+                    service: ServiceId(0),
+                    bytes: b"\x1b[A".to_vec()
+                }
+            ),
             Some(Request::Input {
                 service: "db".into(),
                 text: "\u{1b}[A".into()
@@ -388,7 +407,13 @@ mod tests {
         );
         assert_eq!(request(&names, Command::Shutdown), Some(Request::Down));
         assert_eq!(
-            request(&names, Command::SetAuto(1, false)),
+            request(
+                &names,
+                Command::SetAuto {
+                    service: ServiceId(1),
+                    auto: false
+                }
+            ),
             Some(Request::Watch {
                 service: "api".into(),
                 auto: false
@@ -396,7 +421,15 @@ mod tests {
         );
         // Nothing for what the socket doesn't do, or a service it doesn't have.
         assert_eq!(request(&names, Command::ForceShutdown), None);
-        assert_eq!(request(&names, Command::Kill(7)), None);
+        assert_eq!(
+            request(
+                &names,
+                Command::Kill {
+                    service: ServiceId(7)
+                }
+            ),
+            None
+        );
     }
 
     #[test]

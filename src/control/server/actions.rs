@@ -7,7 +7,7 @@ use super::streams::traffic;
 use super::{Context, done, error, index};
 use crate::control::{Answer, PROTOCOL, Readiness, Request, Response, Waiting};
 use crate::engine::ready::not_ready;
-use crate::engine::{Command, Failure, FailureKind, ServiceView, TicketOutcome};
+use crate::engine::{Command, Failure, FailureKind, ServiceId, ServiceView, TicketOutcome};
 use crate::logs::strip_sgr;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ fn hello(version: u32) -> Response {
 }
 
 pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
-    let (service, wait, cmd): (&str, bool, fn(usize) -> Command) = match &request {
+    let (service, wait, cmd): (&str, bool, fn(ServiceId) -> Command) = match &request {
         Request::Hello { version } => return hello(*version),
         Request::Ps => {
             let services = ctx.handle.views().borrow().clone();
@@ -41,12 +41,21 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
         Request::Traffic { recent, .. } => return done(traffic(ctx, *recent)),
         Request::Watch { service, auto } => {
             return match index(ctx, service) {
-                Ok(i) if ctx.handle.views().borrow()[i].auto_rebuild.is_none() => error(format!(
-                    "{service} has no `watch` globs: nothing to rebuild on"
-                )),
-                Ok(i) => {
-                    ctx.handle.apply(Command::SetAuto(i, *auto)).await;
-                    let service = ctx.handle.views().borrow()[i].clone();
+                Ok(id)
+                    if ctx.handle.views().borrow()[id.index()]
+                        .auto_rebuild
+                        .is_none() =>
+                {
+                    error(format!(
+                        "{service} has no `watch` globs: nothing to rebuild on"
+                    ))
+                }
+                Ok(id) => {
+                    let auto = *auto;
+                    ctx.handle
+                        .apply(Command::SetAuto { service: id, auto })
+                        .await;
+                    let service = ctx.handle.views().borrow()[id.index()].clone();
                     done(Answer::Service { service })
                 }
                 Err(e) => error(e),
@@ -74,18 +83,26 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
             cols,
         } => {
             let (rows, cols) = ((*rows).max(1), (*cols).max(1));
-            return to_terminal(ctx, service, |i| Command::Resize(i, rows, cols));
+            return to_terminal(ctx, service, |service| Command::Resize {
+                service,
+                rows,
+                cols,
+            });
         }
         Request::RestartAll { wait } => return act(ctx, "", Command::RestartAll, *wait).await,
         Request::Ready {
             services,
             timeout_ms,
         } => return ready(ctx, services, Duration::from_millis(*timeout_ms)).await,
-        Request::Start { service, wait } => (service, *wait, Command::Start),
-        Request::Stop { service, wait } => (service, *wait, Command::Stop),
-        Request::Restart { service, wait } => (service, *wait, Command::Restart),
-        Request::Rebuild { service, wait } => (service, *wait, Command::Rebuild),
-        Request::Kill { service, wait } => (service, *wait, Command::Kill),
+        Request::Start { service, wait } => (service, *wait, |service| Command::Start { service }),
+        Request::Stop { service, wait } => (service, *wait, |service| Command::Stop { service }),
+        Request::Restart { service, wait } => {
+            (service, *wait, |service| Command::Restart { service })
+        }
+        Request::Rebuild { service, wait } => {
+            (service, *wait, |service| Command::Rebuild { service })
+        }
+        Request::Kill { service, wait } => (service, *wait, |service| Command::Kill { service }),
         Request::Logs { .. } | Request::Subscribe { .. } => {
             unreachable!("streams are served apart")
         }
@@ -216,22 +233,22 @@ async fn ready(ctx: &Context, services: &[String], timeout: Duration) -> Respons
     done(Answer::Readiness { readiness })
 }
 
-/// The index of `service`, which must be running (it has a terminal).
-fn up(ctx: &Context, service: &str) -> Result<usize, String> {
-    let i = index(ctx, service)?;
+/// `service`, which must be running (it has a terminal).
+fn up(ctx: &Context, service: &str) -> Result<ServiceId, String> {
+    let id = index(ctx, service)?;
     let views = ctx.handle.views();
-    let view = &views.borrow()[i];
+    let view = &views.borrow()[id.index()];
     if !view.state.is_up() || view.pid.is_none() {
         return Err(format!(
             "{service} is not running ({}): nothing to type into",
             view.detail
         ));
     }
-    Ok(i)
+    Ok(id)
 }
 
 /// Send a command to a running service's terminal (`resize`).
-fn to_terminal(ctx: &Context, service: &str, cmd: impl FnOnce(usize) -> Command) -> Response {
+fn to_terminal(ctx: &Context, service: &str, cmd: impl FnOnce(ServiceId) -> Command) -> Response {
     match up(ctx, service) {
         Ok(i) => {
             ctx.handle.send(cmd(i));

@@ -17,7 +17,7 @@ pub use socket::{Socket, bind, serve};
 pub use streams::STALL;
 
 use super::{Answer, Request, Response};
-use crate::engine::Handle;
+use crate::engine::{Handle, ServiceId};
 use crate::logs::LogHub;
 use crate::traffic::Stats;
 use slots::Slot;
@@ -168,12 +168,16 @@ fn done(answer: Answer) -> Response {
     Response::Ok(answer)
 }
 
-/// A service's index, or the error naming the services there are.
-fn index(ctx: &Context, name: &str) -> Result<usize, String> {
-    ctx.names.iter().position(|n| n == name).ok_or_else(|| {
-        format!(
-            "unknown service `{name}`; services are: {}",
-            ctx.names.join(", ")
-        )
-    })
+/// The service called `name`, or the error naming the services there are.
+fn index(ctx: &Context, name: &str) -> Result<ServiceId, String> {
+    ctx.names
+        .iter()
+        .position(|n| n == name)
+        .map(ServiceId)
+        .ok_or_else(|| {
+            format!(
+                "unknown service `{name}`; services are: {}",
+                ctx.names.join(", ")
+            )
+        })
 }

@@ -7,7 +7,7 @@
 use super::slots::Slot;
 use super::{Context, done, error, index};
 use crate::control::{Answer, Event, Message, WireLine};
-use crate::engine::Change;
+use crate::engine::{Change, ServiceId};
 use crate::logs::{LogLine, Tail};
 use crate::traffic::{Record, Snapshot, Stats};
 use serde::Serialize;
@@ -159,7 +159,7 @@ pub(super) async fn logs(
     } else {
         match services
             .iter()
-            .map(|s| index(ctx, s))
+            .map(|s| index(ctx, s).map(ServiceId::index))
             .collect::<Result<_, _>>()
         {
             Ok(w) => w,

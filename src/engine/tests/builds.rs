@@ -32,11 +32,11 @@ async fn up() -> Rig {
 }
 
 fn changed(rig: &Rig, path: &str) -> Command {
-    Command::FilesChanged(
-        rig.index("api"),
-        vec![path.to_string()],
-        tokio::time::Instant::now().into_std(),
-    )
+    Command::FilesChanged {
+        service: rig.id("api"),
+        paths: vec![path.to_string()],
+        at: tokio::time::Instant::now().into_std(),
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -54,7 +54,8 @@ async fn a_service_builds_before_it_runs() {
 #[tokio::test(start_paused = true)]
 async fn changes_during_a_build_queue_exactly_one_more() {
     let rig = up().await;
-    rig.send(Command::Rebuild, "api").await;
+    rig.send(|service| Command::Rebuild { service }, "api")
+        .await;
     assert!(rig.fake.is_running("make api"));
     for file in ["src/a.rs", "src/b.rs", "src/c.rs"] {
         rig.apply(changed(&rig, file)).await;
@@ -74,7 +75,8 @@ async fn changes_during_a_build_queue_exactly_one_more() {
 async fn a_failed_rebuild_keeps_the_old_process_running() {
     let rig = up().await;
     let pid = rig.view("api").pid;
-    rig.send(Command::Rebuild, "api").await;
+    rig.send(|service| Command::Rebuild { service }, "api")
+        .await;
     assert_eq!(
         rig.state("api"),
         State::Running,
@@ -96,7 +98,8 @@ async fn a_failed_rebuild_keeps_the_old_process_running() {
 #[tokio::test(start_paused = true)]
 async fn a_rebuild_restarts_the_run_process_and_the_dependents_that_ask_for_it() {
     let rig = up().await;
-    rig.send(Command::Rebuild, "api").await;
+    rig.send(|service| Command::Rebuild { service }, "api")
+        .await;
     rig.exit("make api", CLEAN).await;
     rig.until("api and web restarted", |r| {
         r.fake.count("api") == 2 && r.fake.count("web") == 2
@@ -120,7 +123,8 @@ async fn a_failed_first_build_is_build_failed_and_blocks_dependents() {
         "blocked: dependency `api` is build-failed (code 1)"
     );
     // Fixing the build unblocks them.
-    rig.send(Command::Rebuild, "api").await;
+    rig.send(|service| Command::Rebuild { service }, "api")
+        .await;
     rig.exit("make api", CLEAN).await;
     rig.until("web runs", |r| r.fake.is_running("web")).await;
 }
@@ -167,7 +171,8 @@ async fn a_failed_task_is_failed_and_not_run_again() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(rig.fake.count("seed"), 1);
     // Restarting a task runs it again.
-    rig.send(Command::Restart, "seed").await;
+    rig.send(|service| Command::Restart { service }, "seed")
+        .await;
     rig.until("seeding again", |r| r.fake.count("seed") == 2)
         .await;
 }
@@ -188,7 +193,8 @@ async fn shutdown_while_building_stops_the_build_and_runs_nothing() {
 #[tokio::test(start_paused = true)]
 async fn a_rebuild_of_a_service_without_a_build_is_a_restart() {
     let rig = up().await;
-    rig.send(Command::Rebuild, "worker").await;
+    rig.send(|service| Command::Rebuild { service }, "worker")
+        .await;
     rig.until("worker restarted", |r| r.fake.count("worker") == 2)
         .await;
 }

@@ -127,7 +127,8 @@ async fn a_result_for_an_older_process_is_ignored() {
     rig.until("api runs", |r| r.fake.is_running("api")).await;
     // Keep the first probe's reporter: it outlives its process.
     rig.fake.stubborn("api");
-    rig.send(Command::Restart, "api").await;
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
     assert_eq!(rig.state("api"), State::Stopping);
     rig.probe("api", Ok(())).await;
     assert_ne!(

@@ -10,7 +10,9 @@ mod stuck_disk;
 mod tickets;
 mod views;
 
-use super::{Change, Command, Engine, Handle, Options, Outcome, ServiceView, TicketOutcome};
+use super::{
+    Change, Command, Engine, Handle, Options, Outcome, ServiceId, ServiceView, TicketOutcome,
+};
 pub use super::{HealthState, State};
 use crate::config::{self, Config};
 use crate::logs::LogHub;
@@ -123,9 +125,13 @@ impl Rig {
         self.log(name).iter().any(|l| l.contains(needle))
     }
 
+    pub fn id(&self, name: &str) -> ServiceId {
+        ServiceId(self.index(name))
+    }
+
     /// Apply a command by service name, and wait until the engine has.
-    pub async fn send(&self, cmd: fn(usize) -> Command, name: &str) {
-        assert!(self.handle.apply(cmd(self.index(name))).await);
+    pub async fn send(&self, cmd: fn(ServiceId) -> Command, name: &str) {
+        assert!(self.handle.apply(cmd(self.id(name))).await);
     }
 
     pub async fn apply(&self, cmd: Command) {
@@ -139,7 +145,7 @@ impl Rig {
 
     /// Wait for `only` (every wanted service when empty) to be ready, on a task of its own.
     pub fn ready(&self, only: &[&str]) -> JoinHandle<Option<TicketOutcome>> {
-        let only = only.iter().map(|n| self.index(n)).collect();
+        let only = only.iter().map(|n| self.id(n)).collect();
         tokio::spawn(self.handle.ready(only).expect("the engine runs").wait())
     }
 

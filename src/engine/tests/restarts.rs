@@ -173,7 +173,8 @@ async fn crash_127(rig: &Rig, cmd: &str, n: usize) {
 async fn a_stopped_process_is_not_a_crash() {
     let rig = rig(API);
     rig.until("api runs", |r| r.fake.is_running("api")).await;
-    rig.send(Command::Restart, "api").await;
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
     rig.until("api again", |r| r.fake.count("api") == 2).await;
     let view = rig.view("api");
     assert_eq!(

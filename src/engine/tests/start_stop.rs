@@ -154,7 +154,7 @@ async fn restart_of_a_stopped_service_starts_its_stopped_dependencies() {
     let rig = rig(CHAIN);
     rig.until("all running", |r| r.fake.count("web") == 1).await;
     for name in ["web", "api", "db"] {
-        rig.send(Command::Stop, name).await;
+        rig.send(|service| Command::Stop { service }, name).await;
     }
     rig.until("all stopped", |r| {
         ["db", "api", "web"]
@@ -162,7 +162,8 @@ async fn restart_of_a_stopped_service_starts_its_stopped_dependencies() {
             .all(|n| r.state(n) == State::Stopped)
     })
     .await;
-    rig.send(Command::Restart, "web").await;
+    rig.send(|service| Command::Restart { service }, "web")
+        .await;
     rig.until("web runs again", |r| r.fake.count("web") == 2)
         .await;
     assert_eq!(rig.fake.spawned(), ["db", "api", "web", "db", "api", "web"]);
@@ -172,7 +173,7 @@ async fn restart_of_a_stopped_service_starts_its_stopped_dependencies() {
 async fn stop_does_not_restart_and_shows_stopped() {
     let rig = rig(CHAIN);
     rig.until("all running", |r| r.fake.count("web") == 1).await;
-    rig.send(Command::Stop, "web").await;
+    rig.send(|service| Command::Stop { service }, "web").await;
     rig.until_state("web", State::Stopped).await;
     assert_eq!(rig.fake.signals("web"), [Signal::SIGTERM]);
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -185,9 +186,9 @@ async fn start_while_stopping_starts_again_once_it_has_stopped() {
     let rig = rig(CHAIN);
     rig.until("all running", |r| r.fake.count("web") == 1).await;
     rig.fake.stubborn("web");
-    rig.send(Command::Stop, "web").await;
+    rig.send(|service| Command::Stop { service }, "web").await;
     assert_eq!(rig.state("web"), State::Stopping);
-    rig.send(Command::Start, "web").await;
+    rig.send(|service| Command::Start { service }, "web").await;
     assert_eq!(rig.fake.count("web"), 1, "not while the old one runs");
     rig.exit("web", Exit::Signal(15)).await;
     rig.until("web runs again", |r| r.fake.count("web") == 2)
@@ -199,7 +200,7 @@ async fn start_while_stopping_starts_again_once_it_has_stopped() {
 async fn kill_sends_kill_to_the_session_and_does_not_restart() {
     let rig = rig(CHAIN);
     rig.until("all running", |r| r.fake.count("web") == 1).await;
-    rig.send(Command::Kill, "web").await;
+    rig.send(|service| Command::Kill { service }, "web").await;
     rig.until_state("web", State::Stopped).await;
     assert_eq!(rig.fake.signals("web"), [Signal::SIGKILL]);
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -217,7 +218,7 @@ grace = "3s"
 "#);
     rig.until("api runs", |r| r.fake.is_running("api")).await;
     rig.fake.stubborn("api");
-    rig.send(Command::Stop, "api").await;
+    rig.send(|service| Command::Stop { service }, "api").await;
     let stopped = tokio::time::Instant::now();
     assert_eq!(rig.fake.signals("api"), [Signal::SIGINT]);
     tokio::time::advance(Duration::from_millis(2900)).await;
@@ -271,7 +272,9 @@ grace = "1s"
     // Its old process's helper is still on its way out when the new one would start.
     rig.fake
         .hold_port_as(7331, Some("pid 42 (api-helper)"), Some("api"));
-    rig.handle.send(Command::Restart(0));
+    rig.handle.send(Command::Restart {
+        service: ServiceId(0),
+    });
     rig.until("waiting", |r| r.state("api") == State::Pending)
         .await;
     assert_eq!(
@@ -386,8 +389,11 @@ build = "bad"
 async fn input_goes_to_the_terminal_of_the_running_process() {
     let rig = rig(CHAIN);
     rig.until("db runs", |r| r.fake.is_running("db")).await;
-    rig.apply(Command::Input(rig.index("db"), b"help\r".to_vec()))
-        .await;
+    rig.apply(Command::Input {
+        service: rig.id("db"),
+        bytes: b"help\r".to_vec(),
+    })
+    .await;
     assert_eq!(rig.fake.input(), [("db".to_string(), b"help\r".to_vec())]);
 }
 
@@ -411,7 +417,7 @@ async fn stop_during_the_backoff_cancels_the_restart() {
     rig.until("all running", |r| r.fake.count("web") == 1).await;
     rig.exit("web", CRASH).await;
     assert_eq!(rig.state("web"), State::Restarting);
-    rig.send(Command::Stop, "web").await;
+    rig.send(|service| Command::Stop { service }, "web").await;
     assert_eq!(rig.state("web"), State::Stopped);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(rig.fake.count("web"), 1);

@@ -67,10 +67,11 @@ fn the_engine_answers_commands_while_a_log_file_is_stuck() {
                 last = now;
             }
             // The engine still applies commands, each said in the service's log.
-            rig.send(Command::Restart, "web").await;
+            rig.send(|service| Command::Restart { service }, "web")
+                .await;
             rig.until("web started again", |r| r.fake.count("web") == 2)
                 .await;
-            rig.send(Command::Stop, "web").await;
+            rig.send(|service| Command::Stop { service }, "web").await;
             rig.until_state("web", State::Stopped).await;
             answered.send(()).unwrap();
             flood.join().unwrap();

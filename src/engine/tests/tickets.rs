@@ -41,7 +41,9 @@ fn failure(outcome: TicketOutcome) -> Failure {
 async fn a_restart_is_done_once_its_new_process_is_healthy() {
     let rig = up().await;
     let old = rig.view("api").pid;
-    let ticket = rig.ticket(Command::Restart(rig.index("api")));
+    let ticket = rig.ticket(Command::Restart {
+        service: rig.id("api"),
+    });
     // The fake's process exits at its stop signal.
     rig.until("api probed again", |r| {
         r.fake.count("api") == 2 && r.fake.probe_runs("api")
@@ -60,7 +62,9 @@ async fn a_restart_is_done_once_its_new_process_is_healthy() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_rebuild_fails_with_that_build_s_lines() {
     let rig = up().await;
-    let ticket = rig.ticket(Command::Rebuild(rig.index("api")));
+    let ticket = rig.ticket(Command::Rebuild {
+        service: rig.id("api"),
+    });
     rig.until("rebuilding", |r| r.fake.count("make api") == 2)
         .await;
     rig.fake
@@ -82,7 +86,9 @@ async fn a_failed_rebuild_fails_with_that_build_s_lines() {
 async fn a_stop_is_done_once_the_process_has_exited() {
     let rig = up().await;
     rig.fake.stubborn("web");
-    let ticket = rig.ticket(Command::Stop(rig.index("web")));
+    let ticket = rig.ticket(Command::Stop {
+        service: rig.id("web"),
+    });
     rig.settle().await;
     assert!(!ticket.is_finished(), "web ignores its stop signal");
     rig.exit("web", Exit::Signal(9)).await;
@@ -148,7 +154,7 @@ run = "web"
     );
 
     // Asked for, but not meant to be up.
-    rig.send(Command::Stop, "web").await;
+    rig.send(|service| Command::Stop { service }, "web").await;
     let failed = failure(outcome(rig.ready(&["web"])).await);
     assert_eq!(
         (failed.name.as_str(), failed.kind),
@@ -159,11 +165,12 @@ run = "web"
 #[tokio::test(start_paused = true)]
 async fn waiting_for_a_service_fails_when_it_is_stopped_meanwhile() {
     let rig = up().await;
-    rig.send(Command::Restart, "api").await;
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
     let waiting = rig.ready(&["api"]);
     rig.until("api again", |r| r.fake.count("api") == 2).await;
     assert!(!waiting.is_finished(), "not healthy yet");
-    rig.send(Command::Stop, "api").await;
+    rig.send(|service| Command::Stop { service }, "api").await;
     let failed = failure(outcome(waiting).await);
     assert_eq!(
         (failed.name.as_str(), failed.kind),
@@ -174,9 +181,13 @@ async fn waiting_for_a_service_fails_when_it_is_stopped_meanwhile() {
 #[tokio::test(start_paused = true)]
 async fn a_ticket_nobody_waits_for_is_dropped_and_the_engine_s_end_answers_the_rest() {
     let mut rig = up().await;
-    let dropped = rig.ticket(Command::Restart(rig.index("api")));
+    let dropped = rig.ticket(Command::Restart {
+        service: rig.id("api"),
+    });
     dropped.abort();
-    let pending = rig.ticket(Command::Restart(rig.index("web")));
+    let pending = rig.ticket(Command::Restart {
+        service: rig.id("web"),
+    });
     rig.apply(Command::ForceShutdown).await;
     rig.ended().await;
     assert_eq!(pending.await.expect("the ticket's task"), None);
