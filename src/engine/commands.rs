@@ -26,19 +26,7 @@ impl Engine {
                 }
             }
             Command::Restart { service } => self.restart(service.0),
-            Command::RestartAll => {
-                for i in 0..self.svcs.len() {
-                    let svc = &mut self.svcs[i];
-                    if !svc.want_up || self.cfg.services[i].is_task() {
-                        continue; // tasks ran once; `r` on one runs it again
-                    }
-                    if svc.serving.up().is_some() {
-                        svc.restart_wave = true;
-                    } else if svc.idle() {
-                        self.start(i);
-                    }
-                }
-            }
+            Command::RestartAll => self.restart_all(),
             Command::Rebuild { service } => self.rebuild(service.0),
             Command::Kill { service } => {
                 let i = service.0;
@@ -78,21 +66,37 @@ impl Engine {
             Command::FilesChanged { service, paths, at } => {
                 self.files_changed(service.0, paths, at.into())
             }
-            Command::SetAuto { service, auto } => {
-                let i = service.0;
-                let svc = &mut self.svcs[i];
-                svc.auto = auto;
-                svc.guard.reset();
-                self.say(
-                    i,
-                    if auto {
-                        "rebuild on change: on"
-                    } else {
-                        "rebuild on change: off (rebuild by hand)"
-                    },
-                );
+            Command::SetAuto { service, auto } => self.set_auto(service.0, auto),
+        }
+    }
+
+    /// Restart every wanted service, in waves: dependencies first (`lifecycle::restart_wave`).
+    fn restart_all(&mut self) {
+        for i in 0..self.svcs.len() {
+            let svc = &mut self.svcs[i];
+            if !svc.want_up || self.cfg.services[i].is_task() {
+                continue; // tasks ran once; `r` on one runs it again
+            }
+            if svc.serving.up().is_some() {
+                svc.restart_wave = true;
+            } else if svc.idle() {
+                self.start(i);
             }
         }
+    }
+
+    fn set_auto(&mut self, i: usize, auto: bool) {
+        let svc = &mut self.svcs[i];
+        svc.auto = auto;
+        svc.guard.reset();
+        self.say(
+            i,
+            if auto {
+                "rebuild on change: on"
+            } else {
+                "rebuild on change: off (rebuild by hand)"
+            },
+        );
     }
 
     fn restart(&mut self, i: usize) {

@@ -411,39 +411,42 @@ impl Engine {
         self.record.reap_leftovers(&self.cfg.stack_id)
     }
 
+    /// The keeper of escaped processes (and sampler of CPU and memory), reporting here.
+    fn keeper(&self) -> Box<dyn Send> {
+        let tx = self.tx.clone();
+        let kept = self
+            .cfg
+            .services
+            .iter()
+            .map(|s| process::orphans::Kept {
+                name: s.name.clone(),
+                task: s.is_task(),
+                stop_signal: s.stop_signal,
+                grace: s.grace,
+            })
+            .collect();
+        // CPU and memory, when wanted: by the dashboard, or by a client that subscribes
+        // (an attached dashboard shows them); the keeper samples them, and says news only.
+        let (events, wanted) = (self.events.clone(), self.sample_usage);
+        let usage = process::UsageFeed {
+            wanted: Box::new(move || wanted || events.receiver_count() > 0),
+            report: Box::new({
+                let tx = tx.clone();
+                move |loads| drop(tx.send(Msg::Usage(loads)))
+            }),
+        };
+        self.spawner.keep_escaped(
+            kept,
+            Box::new(move |escaped| {
+                let _ = tx.send(Msg::Escaped(escaped));
+            }),
+            usage,
+        )
+    }
+
     pub async fn run(mut self) -> Outcome {
         // Kills escaped processes whose service is gone; the last of them once the engine ends.
-        let keeper = {
-            let tx = self.tx.clone();
-            let kept = self
-                .cfg
-                .services
-                .iter()
-                .map(|s| process::orphans::Kept {
-                    name: s.name.clone(),
-                    task: s.is_task(),
-                    stop_signal: s.stop_signal,
-                    grace: s.grace,
-                })
-                .collect();
-            // CPU and memory, when wanted: by the dashboard, or by a client that subscribes
-            // (an attached dashboard shows them); the keeper samples them, and says news only.
-            let (events, wanted) = (self.events.clone(), self.sample_usage);
-            let usage = process::UsageFeed {
-                wanted: Box::new(move || wanted || events.receiver_count() > 0),
-                report: Box::new({
-                    let tx = tx.clone();
-                    move |loads| drop(tx.send(Msg::Usage(loads)))
-                }),
-            };
-            self.spawner.keep_escaped(
-                kept,
-                Box::new(move |escaped| {
-                    let _ = tx.send(Msg::Escaped(escaped));
-                }),
-                usage,
-            )
-        };
+        let keeper = self.keeper();
         let mut countdown = tokio::time::interval(COUNTDOWN_EVERY);
         countdown.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -487,9 +490,12 @@ impl Engine {
                 _ = self.logs.loss_changed() => {}
             }
         }
-        // The last escaped processes go (with their stop signal and grace); the record is
-        // emptied and the last lines written: all off this thread, the disk waited for a while
-        // at most.
+        self.finish(keeper).await
+    }
+
+    /// The last escaped processes go (with their stop signal and grace); the record is emptied
+    /// and the last lines written: all off this thread, the disk waited for a while at most.
+    async fn finish(self, keeper: Box<dyn Send>) -> Outcome {
         let (record, logs) = (self.record.clone(), self.logs.clone());
         let _ = tokio::task::spawn_blocking(move || {
             drop(keeper);

@@ -6,68 +6,8 @@ use crate::format::whole_secs;
 
 impl Engine {
     pub(super) fn publish(&self) {
-        let views = self
-            .svcs
-            .iter()
-            .zip(&self.cfg.services)
-            .enumerate()
-            .map(|(i, (s, spec))| {
-                let (run, build) = (s.serving.proc(), s.coming.proc());
-                let live = run.or(build);
-                let load = run.and_then(|p| self.loads.get(&p.pid));
-                let probed = spec.health.is_some() && run.is_some();
-                let build_failed =
-                    spec.build.is_some() && !s.built && run.is_some() && build.is_none();
-                // With a probe, a process is only starting until its first success.
-                let starting = probed
-                    && s.status == Status::Running
-                    && !s.health.ever_healthy
-                    && s.health.state != HealthState::Unhealthy;
-                let detail = match (&s.waiting, starting) {
-                    (Some(why), _) if s.status == Status::Pending => format!("pending: {why}"),
-                    (_, true) => "starting (waiting for its first healthy check)".to_string(),
-                    // Builds can be long: say for how long it has been building.
-                    _ if s.status == Status::Building => match s.guard.building_since() {
-                        Some(start) => {
-                            format!("building for {}", whole_secs(start.elapsed()))
-                        }
-                        None => s.status.to_string(),
-                    },
-                    _ if build_failed => format!("{} · build failed", s.status),
-                    _ => s.status.to_string(),
-                };
-                ServiceView {
-                    log_lost: self.logs.loss(i),
-                    name: spec.name.clone(),
-                    state: if starting {
-                        State::Starting
-                    } else {
-                        s.status.state()
-                    },
-                    health: probed.then_some(s.health.state),
-                    health_error: s.health.last_error.clone().filter(|_| probed),
-                    ready: match s.status {
-                        Status::Completed => true,
-                        Status::Running => !probed || s.health.state == HealthState::Healthy,
-                        _ => false,
-                    },
-                    wanted: s.want_up,
-                    auto_rebuild: (!spec.watch.is_empty()).then_some(s.auto),
-                    spawns: s.spawns,
-                    cpu_percent: load.map(|l| l.cpu_percent),
-                    mem_bytes: load.map(|l| l.rss_bytes),
-                    building: build.is_some(),
-                    build_failed,
-                    settled: s.status.is_settled(),
-                    crash_loop: s.backoff >= CRASH_LOOP
-                        && matches!(s.status, Status::Restarting { .. }),
-                    detail,
-                    pid: live.map(|p| p.pid),
-                    port: spec.port,
-                    restarts: s.restarts,
-                    since: run.map(|p| p.started),
-                }
-            })
+        let views = (0..self.svcs.len())
+            .map(|i| self.view(i))
             .collect::<Vec<ServiceView>>();
         // Nothing new (same states and samples; uptimes are no news): nobody is woken.
         if *self.views.borrow() == views {
@@ -85,6 +25,64 @@ impl Engine {
                     });
                 }
             }
+        }
+    }
+
+    /// What the interfaces see of service `i` now.
+    fn view(&self, i: usize) -> ServiceView {
+        let (s, spec) = (&self.svcs[i], &self.cfg.services[i]);
+        let (run, build) = (s.serving.proc(), s.coming.proc());
+        let live = run.or(build);
+        let load = run.and_then(|p| self.loads.get(&p.pid));
+        let probed = spec.health.is_some() && run.is_some();
+        let build_failed = spec.build.is_some() && !s.built && run.is_some() && build.is_none();
+        // With a probe, a process is only starting until its first success.
+        let starting = probed
+            && s.status == Status::Running
+            && !s.health.ever_healthy
+            && s.health.state != HealthState::Unhealthy;
+        let detail = match (&s.waiting, starting) {
+            (Some(why), _) if s.status == Status::Pending => format!("pending: {why}"),
+            (_, true) => "starting (waiting for its first healthy check)".to_string(),
+            // Builds can be long: say for how long it has been building.
+            _ if s.status == Status::Building => match s.guard.building_since() {
+                Some(start) => {
+                    format!("building for {}", whole_secs(start.elapsed()))
+                }
+                None => s.status.to_string(),
+            },
+            _ if build_failed => format!("{} · build failed", s.status),
+            _ => s.status.to_string(),
+        };
+        ServiceView {
+            log_lost: self.logs.loss(i),
+            name: spec.name.clone(),
+            state: if starting {
+                State::Starting
+            } else {
+                s.status.state()
+            },
+            health: probed.then_some(s.health.state),
+            health_error: s.health.last_error.clone().filter(|_| probed),
+            ready: match s.status {
+                Status::Completed => true,
+                Status::Running => !probed || s.health.state == HealthState::Healthy,
+                _ => false,
+            },
+            wanted: s.want_up,
+            auto_rebuild: (!spec.watch.is_empty()).then_some(s.auto),
+            spawns: s.spawns,
+            cpu_percent: load.map(|l| l.cpu_percent),
+            mem_bytes: load.map(|l| l.rss_bytes),
+            building: build.is_some(),
+            build_failed,
+            settled: s.status.is_settled(),
+            crash_loop: s.backoff >= CRASH_LOOP && matches!(s.status, Status::Restarting { .. }),
+            detail,
+            pid: live.map(|p| p.pid),
+            port: spec.port,
+            restarts: s.restarts,
+            since: run.map(|p| p.started),
         }
     }
 

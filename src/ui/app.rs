@@ -264,9 +264,31 @@ impl App {
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.message = None;
         let here = self.selected;
-        let id = ServiceId(here);
-        let engine = |cmd| vec![Effect::Engine(cmd)];
         match action {
+            Action::Restart
+            | Action::Rebuild
+            | Action::Kill
+            | Action::StartStop
+            | Action::RestartAll
+            | Action::EnterInput
+            | Action::LeaveInput
+            | Action::Type(..)
+            | Action::ToggleAuto => return self.on_service(action),
+            Action::AskQuit
+            | Action::Quit
+            | Action::Interrupt
+            | Action::Detach
+            | Action::ForceQuit => return self.on_quit(action),
+            Action::SearchStart
+            | Action::FilterStart
+            | Action::InputChar(..)
+            | Action::InputBackspace
+            | Action::InputSubmit
+            | Action::InputCancel
+            | Action::NextMatch
+            | Action::PrevMatch
+            | Action::ClearSearch
+            | Action::Copy => return self.on_edit(action),
             Action::SelectNext => self.select((here + 1).min(self.names.len().saturating_sub(1))),
             Action::SelectPrev => self.select(here.saturating_sub(1)),
             Action::SelectFirst => self.select(0),
@@ -291,21 +313,6 @@ impl App {
                     Focus::Logs => Focus::Services,
                 }
             }
-            Action::Restart => return engine(Command::Restart { service: id }),
-            Action::Rebuild => return engine(Command::Rebuild { service: id }),
-            Action::Kill => return engine(Command::Kill { service: id }),
-            Action::StartStop => {
-                let running = self
-                    .views
-                    .get(here)
-                    .is_some_and(|v| v.pid.is_some() || v.wanted);
-                return engine(if running {
-                    Command::Stop { service: id }
-                } else {
-                    Command::Start { service: id }
-                });
-            }
-            Action::RestartAll => return engine(Command::RestartAll),
             Action::ToggleAll if self.show_traffic => {
                 self.traffic_selected = !self.traffic_selected;
             }
@@ -326,6 +333,73 @@ impl App {
             Action::Zoom => self.zoom = !self.zoom,
             Action::Help => self.mode = Mode::Help,
             Action::CloseOverlay => self.mode = Mode::Normal,
+            Action::Traffic => match self.traffic {
+                Some(_) => self.show_traffic = !self.show_traffic,
+                None => {
+                    self.message =
+                        Some("no traffic to show: no service has a proxied `port`".into())
+                }
+            },
+        }
+        Vec::new()
+    }
+
+    /// An action on the selected service (or all of them).
+    fn on_service(&mut self, action: Action) -> Vec<Effect> {
+        let here = self.selected;
+        let id = ServiceId(here);
+        let engine = |cmd| vec![Effect::Engine(cmd)];
+        match action {
+            Action::Restart => return engine(Command::Restart { service: id }),
+            Action::Rebuild => return engine(Command::Rebuild { service: id }),
+            Action::Kill => return engine(Command::Kill { service: id }),
+            Action::StartStop => {
+                let running = self
+                    .views
+                    .get(here)
+                    .is_some_and(|v| v.pid.is_some() || v.wanted);
+                return engine(if running {
+                    Command::Stop { service: id }
+                } else {
+                    Command::Start { service: id }
+                });
+            }
+            Action::RestartAll => return engine(Command::RestartAll),
+            Action::EnterInput => {
+                if self.all || self.views.get(here).is_none_or(|v| !v.state.is_up()) {
+                    self.message = Some("select a running service to type into it".into());
+                    return Vec::new();
+                }
+                let rows = self.log_area.height.saturating_sub(2).max(1);
+                let cols = self.log_area.width.saturating_sub(2).max(1);
+                self.mode = Mode::Input;
+                self.focus = Focus::Logs;
+                self.reset_log();
+                return vec![Effect::OpenScreen(here, rows, cols)];
+            }
+            Action::LeaveInput => {
+                self.mode = Mode::Normal;
+                return vec![Effect::CloseScreen(here)];
+            }
+            Action::Type(bytes) => return engine(Command::Input { service: id, bytes }),
+            Action::ToggleAuto => match self.views.get(here).and_then(|v| v.auto_rebuild) {
+                Some(auto) => {
+                    return engine(Command::SetAuto {
+                        service: id,
+                        auto: !auto,
+                    });
+                }
+                None => self.message = Some("this service has no `watch` globs".into()),
+            },
+            _ => unreachable!("not a service action: {action:?}"),
+        }
+        Vec::new()
+    }
+
+    /// Leaving: asking, stopping the stack, detaching.
+    fn on_quit(&mut self, action: Action) -> Vec<Effect> {
+        let engine = |cmd| vec![Effect::Engine(cmd)];
+        match action {
             Action::AskQuit => {
                 self.mode = if self.attached {
                     Mode::ConfirmDetach
@@ -345,6 +419,14 @@ impl App {
             // An attached dashboard can't kill the stack: it leaves it stopping.
             Action::ForceQuit if self.attached => return vec![Effect::Detach],
             Action::ForceQuit => return engine(Command::ForceShutdown),
+            _ => unreachable!("not a quitting action: {action:?}"),
+        }
+        Vec::new()
+    }
+
+    /// Searching, filtering and copying the log pane.
+    fn on_edit(&mut self, action: Action) -> Vec<Effect> {
+        match action {
             Action::SearchStart => self.mode = Mode::Search(String::new()),
             Action::FilterStart => {
                 self.mode = Mode::Filter(self.log.filter.clone().unwrap_or_default())
@@ -389,39 +471,7 @@ impl App {
                 ));
                 return vec![Effect::Copy(text)];
             }
-            Action::EnterInput => {
-                if self.all || self.views.get(here).is_none_or(|v| !v.state.is_up()) {
-                    self.message = Some("select a running service to type into it".into());
-                    return Vec::new();
-                }
-                let rows = self.log_area.height.saturating_sub(2).max(1);
-                let cols = self.log_area.width.saturating_sub(2).max(1);
-                self.mode = Mode::Input;
-                self.focus = Focus::Logs;
-                self.reset_log();
-                return vec![Effect::OpenScreen(here, rows, cols)];
-            }
-            Action::LeaveInput => {
-                self.mode = Mode::Normal;
-                return vec![Effect::CloseScreen(here)];
-            }
-            Action::Type(bytes) => return engine(Command::Input { service: id, bytes }),
-            Action::ToggleAuto => match self.views.get(here).and_then(|v| v.auto_rebuild) {
-                Some(auto) => {
-                    return engine(Command::SetAuto {
-                        service: id,
-                        auto: !auto,
-                    });
-                }
-                None => self.message = Some("this service has no `watch` globs".into()),
-            },
-            Action::Traffic => match self.traffic {
-                Some(_) => self.show_traffic = !self.show_traffic,
-                None => {
-                    self.message =
-                        Some("no traffic to show: no service has a proxied `port`".into())
-                }
-            },
+            _ => unreachable!("not a search action: {action:?}"),
         }
         Vec::new()
     }
