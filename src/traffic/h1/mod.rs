@@ -6,19 +6,33 @@
 //! it reads) and the caller watched meanwhile (its leaving ends the exchange and frees the
 //! service's connection), 1xx interim responses passed on, an `Upgrade` (WebSocket) tunnelled
 //! after the 101 and counted in its request's record. The backend connection is kept for the
-//! next request only after a clean answer with nothing more behind it.
+//! next request only after a clean answer with nothing more behind it; a bodiless idempotent
+//! request the service dropped unanswered is sent again once, on a new one. What the proxy says
+//! itself (400, 408, 431, 502, 503) is made here, and a caller whose request was not read whole
+//! is drained for a while before its connection closes. The relay is generic over its streams
+//! (`io`): TCP sockets in the proxy, scripted ends in its tests (`tests`, `script`).
 //!
-//! Hyper is not used here (it is for h2c, in `http`): its server and client connections parse
-//! each head into a header map and write it out again, which cost the proxy a third more CPU per
-//! request than nginx in `benches/proxy.sh`; relayed as bytes it uses less than nginx.
+//! Hand-written rather than hyper (which serves h2c, in `http`), for two reasons. The bytes go
+//! through as they came: hyper's server and client parse each head into a header map and write
+//! it anew (names lower-cased, chunk boundaries and extensions its own). And it costs less: in
+//! `benches/proxy.sh` (wrk, 50 keep-alive connections, one proxy thread) the hyper-based proxy
+//! took 18–22 µs of CPU per request, a third more than nginx's 12.8–16.6 µs; relayed as bytes it
+//! takes 11–13.5 µs (the README's benchmark table).
 
 pub mod chunked;
+mod io;
 pub mod message;
+#[cfg(test)]
+mod script;
+#[cfg(test)]
+mod tests;
 
+use super::limits::Limits;
 use super::proxy::Counted;
 use super::stats::{self, ErrorKind, Kind, Record};
 use super::{Conn, Recorder};
 use bytes::{Buf, Bytes, BytesMut};
+use io::{Dial, Stream};
 use message::{
     BadHead, Broke, Framing, HeadError, MAX_HEAD, READ_SIZE, RequestHead, opens_tunnel,
     parse_request, parse_response, read_head, relay_message,
@@ -38,9 +52,18 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 const LINGER_BYTES: usize = 4 * 1024 * 1024;
 
 /// A kept-alive connection to the service, with what was read from it and not used yet.
-struct Upstream {
-    stream: TcpStream,
+struct Upstream<S> {
+    stream: S,
     buf: BytesMut,
+}
+
+impl<S> Upstream<S> {
+    fn new(stream: S) -> Upstream<S> {
+        Upstream {
+            stream,
+            buf: BytesMut::with_capacity(READ_SIZE),
+        }
+    }
 }
 
 /// How one exchange ended.
@@ -94,113 +117,164 @@ enum After {
     Close,
     /// The caller has gone.
     Gone,
+    /// A 101 (or a 2xx to CONNECT) went to the caller: bytes both ways from now on.
+    Tunnel,
 }
 
-/// Relay a caller speaking HTTP/1.x (the bytes read while sniffing first) to the service.
+/// Relay a caller speaking HTTP/1.x (the bytes read while sniffing first) to the service, on
+/// the proxy's sockets (`server`: a connection to the service already open).
 pub(super) async fn relay(
     prefix: Vec<u8>,
-    mut client: TcpStream,
-    mut conn: Conn,
+    client: TcpStream,
+    conn: Conn,
     server: Option<TcpStream>,
+) {
+    relay_streams(
+        prefix,
+        client,
+        server,
+        conn.backend,
+        conn.records,
+        conn.limits,
+    )
+    .await
+}
+
+/// [`relay`] over any streams: the caller's `client`, and the service `backend` dials.
+async fn relay_streams<C: Stream, D: Dial>(
+    prefix: Vec<u8>,
+    client: C,
+    server: Option<D::Stream>,
+    backend: D,
+    records: Recorder,
+    limits: Limits,
 ) {
     let mut cbuf = BytesMut::with_capacity(READ_SIZE.max(prefix.len()));
     cbuf.extend_from_slice(&prefix);
-    let mut up: Option<Upstream> = server.map(|stream| Upstream {
-        stream,
-        buf: BytesMut::with_capacity(READ_SIZE),
-    });
-    loop {
-        // The first request's head from the connection's start, a later one's from the end of
-        // the previous exchange: a caller that sends nothing, or a head a byte at a time,
-        // does not hold the connection (and its buffer) for ever.
-        let wait = if cbuf.is_empty() {
-            conn.limits.idle_timeout
-        } else {
-            conn.limits.head_timeout
-        };
-        let read = tokio::time::timeout(wait, read_head(&mut client, &mut cbuf, parse_request));
-        let head = match read.await {
-            Err(_) if cbuf.is_empty() => return,
-            Err(_) => Err(HeadError::Bad(BadHead(408))),
-            Ok(head) => head,
-        };
-        let head = match head {
-            Ok(Some(head)) => head,
-            Ok(None) | Err(HeadError::Closed) => return,
-            Err(HeadError::Bad(BadHead(status))) => {
-                // The proxy's own refusal is a request too (the caller's error, not the
-                // service's): what of its line could be read, and the status it got.
-                let start = Instant::now();
-                let (method, path) = request_line(&cbuf);
-                let mut record = conn.records.start(Kind::Http {
-                    version: "HTTP/1.1".into(),
-                    method: method.into(),
-                    path,
-                    status,
-                    grpc_status: None,
-                });
-                record.bytes_in = cbuf.len() as u64;
-                drop(up.take());
-                conn.records.hold().await;
-                let answered = client
-                    .write_all(&made_response(status, "", true, false))
-                    .await
-                    .is_ok();
-                record.latency_us = stats::micros(start.elapsed());
-                conn.records.record(record);
-                if answered {
-                    linger(client).await;
+    let relay = Relay {
+        client,
+        cbuf,
+        up: server.map(Upstream::new),
+        backend,
+        records,
+        limits,
+    };
+    relay.run().await
+}
+
+/// One caller's connection, relayed: the caller, what it sent that is not used yet, the
+/// service's side (how to reach it, the connection kept alive to it) and where records go.
+struct Relay<C, D: Dial> {
+    client: C,
+    cbuf: BytesMut,
+    up: Option<Upstream<D::Stream>>,
+    backend: D,
+    records: Recorder,
+    limits: Limits,
+}
+
+impl<C: Stream, D: Dial> Relay<C, D> {
+    /// Request after request until the connection ends.
+    async fn run(mut self) {
+        loop {
+            let head = match self.next_head().await {
+                Ok(Some(head)) => head,
+                Ok(None) => return,
+                Err(status) => return self.refuse(status).await,
+            };
+            let start = Instant::now();
+            let mut record = self.records.start(Kind::Http {
+                version: stats::version_name(head.version).into(),
+                method: stats::method_name(&head.method),
+                path: head.path.clone(),
+                status: 0,
+                grpc_status: None,
+            });
+            let request = self.cbuf.split_to(head.len).freeze();
+            let outcome = self.exchange(&head, &request, &mut record).await;
+            record.latency_us = stats::micros(start.elapsed());
+            let after = self.conclude(&head, outcome, &mut record).await;
+            if let After::Tunnel = after {
+                if let Some(up) = self.up.take() {
+                    tunnel(self.client, self.cbuf, up, record, &self.records).await;
                 }
                 return;
             }
-        };
-        let start = Instant::now();
-        let mut record = conn.records.start(Kind::Http {
-            version: stats::version_name(head.version).into(),
-            method: stats::method_name(&head.method),
-            path: head.path.clone(),
-            status: 0,
-            grpc_status: None,
-        });
-        let request = cbuf.split_to(head.len).freeze();
-        let outcome = exchange(
-            &head,
-            &request,
-            &mut client,
-            &mut cbuf,
-            &mut up,
-            &mut conn,
-            &mut record,
-        )
-        .await;
-        record.latency_us = stats::micros(start.elapsed());
-        let after = if let Some((kind, status, text)) = outcome.failure() {
-            record.set_status(status, None);
-            record.error = Some(kind);
-            // The rest of a request body that was not sent is not read: the connection ends
-            // with this answer.
-            let close = !head.keep_alive || head.framing != Framing::Empty;
-            let text = format!("devstack: {} {text}\n", conn.records.callee());
-            let head_only = head.method == hyper::Method::HEAD;
-            conn.records.hold().await;
-            match client
-                .write_all(&made_response(status, &text, close, head_only))
-                .await
-            {
-                Err(_) => After::Gone,
-                Ok(()) if close => After::Close,
-                Ok(()) => After::Next,
-            }
-        } else {
-            match outcome {
-                Exchange::Answered { close: false } if head.keep_alive => After::Next,
-                Exchange::Answered { .. } | Exchange::AnsweredEarly => After::Close,
-                Exchange::Upgraded => {
-                    if let Some(up) = up.take() {
-                        tunnel(client, cbuf, up, record, &conn).await;
-                    }
+            self.records.record(record);
+            match after {
+                After::Next => {}
+                After::Close => {
+                    drop(self.up.take());
+                    linger(self.client).await;
                     return;
                 }
+                After::Gone | After::Tunnel => return,
+            }
+        }
+    }
+
+    /// The next request's head: None when the caller closed (or went quiet) between
+    /// requests; the status to refuse it with when it is not one.
+    async fn next_head(&mut self) -> Result<Option<RequestHead>, u16> {
+        // The first request's head from the connection's start, a later one's from the end of
+        // the previous exchange: a caller that sends nothing, or a head a byte at a time,
+        // does not hold the connection (and its buffer) for ever.
+        let wait = if self.cbuf.is_empty() {
+            self.limits.idle_timeout
+        } else {
+            self.limits.head_timeout
+        };
+        let read = read_head(&mut self.client, &mut self.cbuf, parse_request);
+        match tokio::time::timeout(wait, read).await {
+            Err(_) if self.cbuf.is_empty() => Ok(None),
+            Err(_) => Err(408),
+            Ok(Ok(head)) => Ok(head),
+            Ok(Err(HeadError::Closed)) => Ok(None),
+            Ok(Err(HeadError::Bad(BadHead(status)))) => Err(status),
+        }
+    }
+
+    /// The proxy's own refusal of a head (the caller's error, not the service's), recorded as
+    /// a request too: what of its line could be read, and the status it got. The connection
+    /// ends with it.
+    async fn refuse(mut self, status: u16) {
+        let start = Instant::now();
+        let (method, path) = request_line(&self.cbuf);
+        let mut record = self.records.start(Kind::Http {
+            version: "HTTP/1.1".into(),
+            method: method.into(),
+            path,
+            status,
+            grpc_status: None,
+        });
+        record.bytes_in = self.cbuf.len() as u64;
+        drop(self.up.take());
+        self.records.hold().await;
+        let answered = self
+            .client
+            .write_all(&made_response(status, "", true, false))
+            .await
+            .is_ok();
+        record.latency_us = stats::micros(start.elapsed());
+        self.records.record(record);
+        if answered {
+            linger(self.client).await;
+        }
+    }
+
+    /// After an exchange: the caller's answer made here when it failed, and what becomes of
+    /// the connection.
+    async fn conclude(
+        &mut self,
+        head: &RequestHead,
+        outcome: Exchange,
+        record: &mut Record,
+    ) -> After {
+        let Some((kind, status, text)) = outcome.failure() else {
+            return match outcome {
+                Exchange::Answered { close: false } if head.keep_alive => After::Next,
+                Exchange::Answered { .. } | Exchange::AnsweredEarly => After::Close,
+                Exchange::Upgraded => After::Tunnel,
                 Exchange::CallerGone
                 | Exchange::Failed(_)
                 | Exchange::Garbled
@@ -208,100 +282,105 @@ pub(super) async fn relay(
                     record.error = record.error.or(Some(ErrorKind::Reset));
                     After::Gone
                 }
-            }
+            };
         };
-        conn.records.record(record);
-        match after {
-            After::Next => {}
-            After::Close => {
-                drop(up.take());
-                linger(client).await;
-                return;
-            }
-            After::Gone => return,
+        record.set_status(status, None);
+        record.error = Some(kind);
+        // The rest of a request body that was not sent is not read: the connection ends
+        // with this answer.
+        let close = !head.keep_alive || head.framing != Framing::Empty;
+        let text = format!("devstack: {} {text}\n", self.records.callee());
+        let head_only = head.method == hyper::Method::HEAD;
+        self.records.hold().await;
+        match self
+            .client
+            .write_all(&made_response(status, &text, close, head_only))
+            .await
+        {
+            Err(_) => After::Gone,
+            Ok(()) if close => After::Close,
+            Ok(()) => After::Next,
         }
     }
-}
 
-/// One request to the service and its response back, on the kept-alive backend connection (a
-/// new one when there is none, or when it broke before answering a request that can be sent
-/// again).
-async fn exchange(
-    head: &RequestHead,
-    request: &Bytes,
-    client: &mut TcpStream,
-    cbuf: &mut BytesMut,
-    up: &mut Option<Upstream>,
-    conn: &mut Conn,
-    record: &mut Record,
-) -> Exchange {
-    // A request without a body whose method is idempotent can be sent again when the service's
-    // connection breaks before it answers (the service was restarted under it), as nginx does:
-    // a restart then looks like one slow request to the caller.
-    let replayable = head.framing == Framing::Empty
-        && !head.upgrade
-        && matches!(
-            head.method,
-            hyper::Method::GET
-                | hyper::Method::HEAD
-                | hyper::Method::OPTIONS
-                | hyper::Method::TRACE
-        );
-    let mut replayed = false;
-    for _ in 0..TRIES {
-        let fresh = up.is_none();
-        let upstream = match up {
-            Some(upstream) => upstream,
-            None => {
-                let connected = tokio::select! {
-                    biased;
-                    connected = conn.backend.connect() => connected,
-                    // The caller left while the service was coming: nothing is sent for it.
-                    () = caller_left(client, cbuf) => return Exchange::CallerGone,
-                };
-                match connected {
-                    Ok(stream) => up.insert(Upstream {
-                        stream,
-                        buf: BytesMut::with_capacity(READ_SIZE),
-                    }),
-                    Err(kind) => return Exchange::Failed(kind),
+    /// One request to the service and its response back, on the kept-alive backend
+    /// connection (a new one when there is none, or when it broke before answering a request
+    /// that can be sent again).
+    async fn exchange(
+        &mut self,
+        head: &RequestHead,
+        request: &Bytes,
+        record: &mut Record,
+    ) -> Exchange {
+        // A request without a body whose method is idempotent can be sent again when the
+        // service's connection breaks before it answers (the service was restarted under it),
+        // as nginx does: a restart then looks like one slow request to the caller.
+        let replayable = head.framing == Framing::Empty
+            && !head.upgrade
+            && matches!(
+                head.method,
+                hyper::Method::GET
+                    | hyper::Method::HEAD
+                    | hyper::Method::OPTIONS
+                    | hyper::Method::TRACE
+            );
+        let mut replayed = false;
+        for _ in 0..TRIES {
+            let fresh = self.up.is_none();
+            let upstream = match &mut self.up {
+                Some(upstream) => upstream,
+                None => {
+                    let connected = tokio::select! {
+                        biased;
+                        connected = self.backend.dial() => connected,
+                        // The caller left while the service was coming: nothing is sent for it.
+                        () = caller_left(&mut self.client, &mut self.cbuf) => {
+                            return Exchange::CallerGone;
+                        }
+                    };
+                    match connected {
+                        Ok(stream) => self.up.insert(Upstream::new(stream)),
+                        Err(kind) => return Exchange::Failed(kind),
+                    }
+                }
+            };
+            // A kept-alive connection the service closed while idle (or that says something
+            // unasked): the request goes on a new one rather than find out.
+            if !fresh && upstream.stream.closed_while_idle() {
+                self.up = None;
+                continue;
+            }
+            if upstream.stream.write_all(request).await.is_err() {
+                self.up = None;
+                continue;
+            }
+            let (client, cbuf) = (&mut self.client, &mut self.cbuf);
+            let result =
+                send_body_and_answer(head, client, cbuf, upstream, record, &self.records).await;
+            match result {
+                Ok(outcome) => {
+                    // Kept for the next request only after a clean answer, with nothing more
+                    // from the service (bytes past a response's end would be read as the next
+                    // one's).
+                    let clean = matches!(outcome, Exchange::Answered { close: false })
+                        && upstream.buf.is_empty();
+                    let upgraded = matches!(outcome, Exchange::Upgraded);
+                    if !clean && !upgraded {
+                        self.up = None;
+                    }
+                    return outcome;
+                }
+                Err(Unanswered) => {
+                    self.up = None;
+                    if !replayable || replayed {
+                        return Exchange::Failed(ErrorKind::Reset);
+                    }
+                    replayed = true;
                 }
             }
-        };
-        // A kept-alive connection the service closed while idle (or that says something
-        // unasked): the request goes on a new one rather than find out.
-        if !fresh && closed_while_idle(&upstream.stream) {
-            *up = None;
-            continue;
         }
-        if upstream.stream.write_all(request).await.is_err() {
-            *up = None;
-            continue;
-        }
-        let result =
-            send_body_and_answer(head, client, cbuf, upstream, record, &conn.records).await;
-        match result {
-            Ok(outcome) => {
-                // Kept for the next request only after a clean answer, with nothing more from
-                // the service (bytes past a response's end would be read as the next one's).
-                let clean = matches!(outcome, Exchange::Answered { close: false })
-                    && upstream.buf.is_empty();
-                let upgraded = matches!(outcome, Exchange::Upgraded);
-                if !clean && !upgraded {
-                    *up = None;
-                }
-                return outcome;
-            }
-            Err(Unanswered) => {
-                *up = None;
-                if !replayable || replayed {
-                    return Exchange::Failed(ErrorKind::Reset);
-                }
-                replayed = true;
-            }
-        }
+        Exchange::Failed(ErrorKind::Reset)
     }
-    Exchange::Failed(ErrorKind::Reset)
 }
 
 /// The backend connection broke before a byte of the response came.
@@ -309,16 +388,16 @@ struct Unanswered;
 
 /// After the request head went out: its body to the service and the response to the caller,
 /// both at once.
-async fn send_body_and_answer(
+async fn send_body_and_answer<C: Stream, S: Stream>(
     head: &RequestHead,
-    client: &mut TcpStream,
+    client: &mut C,
     cbuf: &mut BytesMut,
-    upstream: &mut Upstream,
+    upstream: &mut Upstream<S>,
     record: &mut Record,
     records: &Recorder,
 ) -> Result<Exchange, Unanswered> {
-    let (mut client_rx, mut client_tx) = client.split();
-    let (mut backend_rx, mut backend_tx) = upstream.stream.split();
+    let (mut client_rx, mut client_tx) = client.halves();
+    let (mut backend_rx, mut backend_tx) = upstream.stream.halves();
     // Counted as the bytes pass, read while both directions are still moving.
     let bytes_in = AtomicU64::new(0);
     let bytes_out = AtomicU64::new(0);
@@ -465,7 +544,7 @@ async fn caller_left<R: AsyncRead + Unpin>(client: &mut R, cbuf: &mut BytesMut) 
 /// still send (the rest of a request not read whole, a pipelined request) is read for a while,
 /// up to a bound, and dropped, so that the close doesn't reset the connection before the caller
 /// has read the answer.
-async fn linger(mut client: TcpStream) {
+async fn linger<C: Stream>(mut client: C) {
     let _ = client.shutdown().await;
     let drain = async {
         let mut sink = [0u8; READ_SIZE];
@@ -480,20 +559,14 @@ async fn linger(mut client: TcpStream) {
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
-/// Whether a kept-alive backend connection has been closed (or said something unasked).
-fn closed_while_idle(stream: &TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    !matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-}
-
 /// After a 101: bytes both ways between the caller and the service (what either had sent past
 /// the heads first), then the request's record.
-async fn tunnel(
-    client: TcpStream,
+async fn tunnel<C: Stream, S: Stream>(
+    client: C,
     cbuf: BytesMut,
-    mut up: Upstream,
+    mut up: Upstream<S>,
     mut record: Record,
-    conn: &Conn,
+    records: &Recorder,
 ) {
     let mut client = Counted::new(client);
     let early = async {
@@ -506,7 +579,7 @@ async fn tunnel(
     }
     record.bytes_in += cbuf.len() as u64 + client.read;
     record.bytes_out += client.written;
-    conn.records.record(record);
+    records.record(record);
 }
 
 /// A response made by the proxy itself (an error), with `text` as its body; to a HEAD
