@@ -407,14 +407,16 @@ mod tests {
     use super::*;
 
     fn view(state: State, pid: Option<i32>, wanted: bool, settled: bool) -> ServiceView {
-        let mut v: ServiceView = serde_json::from_value(serde_json::json!({
-            "name": "api", "state": "running", "health": null, "health_error": null,
-            "ready": false, "wanted": false, "auto_rebuild": null, "spawns": 0,
-            "building": false, "build_failed": false, "cpu_percent": null, "mem_bytes": null,
-            "crash_loop": false, "detail": "", "pid": null, "port": null, "restarts": 0,
-            "uptime_secs": null, "log_lost": null,
-        }))
-        .unwrap();
+        let mut v = ServiceView::from(
+            serde_json::from_value::<crate::control::wire::Service>(serde_json::json!({
+                "name": "api", "state": "running", "health": null, "health_error": null,
+                "ready": false, "wanted": false, "auto_rebuild": null, "spawns": 0,
+                "building": false, "build_failed": false, "cpu_percent": null, "mem_bytes": null,
+                "crash_loop": false, "detail": "", "pid": null, "port": null, "restarts": 0,
+                "uptime_secs": null, "log_lost": null,
+            }))
+            .unwrap(),
+        );
         (v.state, v.pid, v.wanted, v.settled) = (state, pid, wanted, settled);
         v
     }

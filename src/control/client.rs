@@ -100,7 +100,7 @@ impl Client {
     /// Every service's view.
     pub fn ps(&mut self) -> Result<Vec<ServiceView>, Error> {
         match self.call(&Request::Ps)? {
-            Answer::Services { services } => Ok(services),
+            Answer::Services { services } => Ok(services.into_iter().map(Into::into).collect()),
             _ => Err(Error::Garbled("not an answer to `ps`".into())),
         }
     }
@@ -125,7 +125,7 @@ impl Client {
     /// None when the request said not to wait.
     pub fn act(&mut self, request: &Request) -> Result<Option<ServiceView>, Error> {
         match self.call(request)? {
-            Answer::Service { service } => Ok(Some(service)),
+            Answer::Service { service } => Ok(Some(service.into())),
             Answer::Done {} => Ok(None),
             _ => Err(Error::Garbled("not an answer to an action".into())),
         }

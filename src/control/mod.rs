@@ -5,8 +5,8 @@
 
 pub mod client;
 pub mod server;
+pub mod wire;
 
-use crate::engine::ServiceView;
 use crate::logs::{LogLine, Stream, strip_sgr};
 use crate::traffic::{Record, Snapshot};
 use serde::{Deserialize, Serialize, Serializer};
@@ -197,9 +197,9 @@ pub enum Answer {
         recent: Vec<Record>,
     },
     /// `ps`, `restart-all` (once it took effect), and the first answer of `subscribe`.
-    Services { services: Vec<ServiceView> },
+    Services { services: Vec<wire::Service> },
     /// An action on one service (once it took effect), `watch`.
-    Service { service: ServiceView },
+    Service { service: wire::Service },
     /// `logs`: the tail (a follow's lines come after, as `Message::Line`).
     Lines { lines: Vec<WireLine> },
     /// `ready`: how the wait ended.
@@ -245,8 +245,8 @@ struct WireResponse {
     devstack: Option<String>,
     traffic: Option<Snapshot>,
     recent: Option<Vec<Record>>,
-    services: Option<Vec<ServiceView>>,
-    service: Option<ServiceView>,
+    services: Option<Vec<wire::Service>>,
+    service: Option<wire::Service>,
     /// A tail's lines, or (on an error) the lines that tell more.
     lines: Option<serde_json::Value>,
     readiness: Option<Readiness>,
@@ -313,7 +313,10 @@ pub enum Message {
     Line { line: WireLine },
     /// `{"event":"state","service":{...}}`: a service's state changed (`"update"`: something
     /// else in its view, for a `subscribe` with `all`).
-    Event { event: Event, service: ServiceView },
+    Event {
+        event: Event,
+        service: wire::Service,
+    },
     /// `{"call":{...}}`: a request (or TCP connection) through the proxy, once it ended.
     Call { call: Record },
     /// `{"missed":N}`: the client fell so far behind that N messages went by.

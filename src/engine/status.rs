@@ -224,9 +224,9 @@ impl fmt::Display for HealthState {
     }
 }
 
-/// One service as the interfaces see it; on the control socket and in `ps --json` as the README
-/// documents it (field order included).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One service as the interfaces see it (on the control socket and in `ps --json` as
+/// `control::wire::Service`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServiceView {
     pub name: String,
     pub state: State,
@@ -252,36 +252,16 @@ pub struct ServiceView {
     /// Restarting again and again after short runs.
     pub crash_loop: bool,
     /// Nothing more will happen to it unless someone asks (clients judge readiness with it).
-    #[serde(default)]
     pub settled: bool,
     pub detail: String,
     pub pid: Option<i32>,
     pub port: Option<u16>,
     pub restarts: u32,
-    /// When its running process started. On the wire `uptime_secs`, the whole seconds it has
-    /// run when sent, and read back as the instant that long ago (the stack and its clients
-    /// share the machine's clock): a view never goes stale, so uptimes need no messages.
-    #[serde(rename = "uptime_secs", with = "uptime_wire", default)]
+    /// When its running process started (on the wire, `uptime_secs`): a view never goes stale,
+    /// so uptimes need no messages.
     pub since: Option<Instant>,
     /// Lines of this run that did not reach the log file (a full disk), if any.
     pub log_lost: Option<crate::logs::LogLoss>,
-}
-
-/// `ServiceView::since` as `uptime_secs`.
-mod uptime_wire {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::time::Duration;
-    use tokio::time::Instant;
-
-    pub fn serialize<S: Serializer>(since: &Option<Instant>, s: S) -> Result<S::Ok, S::Error> {
-        since.map(|t| t.elapsed().as_secs()).serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Instant>, D::Error> {
-        let now = Instant::now();
-        Ok(Option::<u64>::deserialize(d)?
-            .map(|secs| now.checked_sub(Duration::from_secs(secs)).unwrap_or(now)))
-    }
 }
 
 impl ServiceView {
@@ -310,7 +290,6 @@ impl ServiceView {
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::time::Duration;
 
     /// The names of the README's `ps --json` table, each way: they are the outside contract.
     #[test]
@@ -356,62 +335,5 @@ mod tests {
             assert_eq!(serde_json::to_value(h).unwrap(), json!(name));
             assert_eq!(h.name(), name);
         }
-    }
-
-    /// A view as the socket and `ps --json` write it: every field, in this order.
-    #[test]
-    fn a_view_is_written_as_the_readme_says() {
-        let view = ServiceView {
-            name: "api".into(),
-            state: State::BuildFailed,
-            health: Some(HealthState::Unhealthy),
-            health_error: Some("connection refused".into()),
-            ready: false,
-            wanted: true,
-            auto_rebuild: Some(true),
-            spawns: 3,
-            building: false,
-            build_failed: true,
-            cpu_percent: Some(1.5),
-            mem_bytes: Some(1024),
-            crash_loop: false,
-            settled: true,
-            detail: "build-failed (code 1)".into(),
-            pid: Some(42),
-            port: Some(8080),
-            restarts: 2,
-            since: Some(Instant::now() - Duration::from_secs(75)),
-            log_lost: Some(crate::logs::LogLoss {
-                file: "/x/api.log".into(),
-                lines: 7,
-                error: Some("No space left on device".into()),
-            }),
-        };
-        let text = serde_json::to_string(&view).unwrap();
-        assert_eq!(
-            text,
-            r#"{"name":"api","state":"build-failed","health":"unhealthy","health_error":"connection refused","ready":false,"wanted":true,"auto_rebuild":true,"spawns":3,"building":false,"build_failed":true,"cpu_percent":1.5,"mem_bytes":1024,"crash_loop":false,"settled":true,"detail":"build-failed (code 1)","pid":42,"port":8080,"restarts":2,"uptime_secs":75,"log_lost":{"file":"/x/api.log","lines":7,"error":"No space left on device"}}"#
-        );
-        let without = ServiceView {
-            health: None,
-            health_error: None,
-            pid: None,
-            log_lost: None,
-            ..view.clone()
-        };
-        let value = serde_json::to_value(&without).unwrap();
-        assert_eq!(value["health"], json!(null));
-        assert_eq!(value["pid"], json!(null));
-        assert_eq!(value["log_lost"], json!(null));
-        // Read back, it is the same view, started as long ago.
-        let back: ServiceView = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.uptime_secs(), Some(75));
-        assert_eq!(
-            back,
-            ServiceView {
-                since: back.since,
-                ..view
-            }
-        );
     }
 }

@@ -364,14 +364,16 @@ mod tests {
     use tokio::time::Instant;
 
     fn started(secs_ago: f64) -> ServiceView {
-        let mut v: ServiceView = serde_json::from_value(serde_json::json!({
-            "name": "s", "state": "running", "health": null, "health_error": null,
-            "ready": true, "wanted": true, "auto_rebuild": null, "spawns": 1,
-            "building": false, "build_failed": false, "cpu_percent": null, "mem_bytes": null,
-            "crash_loop": false, "detail": "", "pid": 1, "port": null, "restarts": 0,
-            "uptime_secs": null, "log_lost": null,
-        }))
-        .unwrap();
+        let mut v = ServiceView::from(
+            serde_json::from_value::<crate::control::wire::Service>(serde_json::json!({
+                "name": "s", "state": "running", "health": null, "health_error": null,
+                "ready": true, "wanted": true, "auto_rebuild": null, "spawns": 1,
+                "building": false, "build_failed": false, "cpu_percent": null, "mem_bytes": null,
+                "crash_loop": false, "detail": "", "pid": 1, "port": null, "restarts": 0,
+                "uptime_secs": null, "log_lost": null,
+            }))
+            .unwrap(),
+        );
         v.since = Some(Instant::now() - Duration::from_secs_f64(secs_ago));
         v
     }

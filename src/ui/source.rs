@@ -265,7 +265,10 @@ impl Remote {
         let socket = socket.to_path_buf();
         let mut events = open(&socket)?;
         let views = match events.call(&Request::Subscribe { all: true })? {
-            Answer::Services { services } => services,
+            Answer::Services { services } => services
+                .into_iter()
+                .map(ServiceView::from)
+                .collect::<Vec<_>>(),
             _ => {
                 return Err(client::Error::Garbled(
                     "not an answer to `subscribe`".into(),
@@ -326,7 +329,7 @@ fn follow_views(mut events: Client, tx: &watch::Sender<Vec<ServiceView>>, socket
         match events.next_message() {
             Ok(Some(Message::Event { service, .. })) => tx.send_modify(|views| {
                 if let Some(v) = views.iter_mut().find(|v| v.name == service.name) {
-                    *v = service;
+                    *v = service.into();
                 }
             }),
             // Events went by: the next `ps` shows where things are; take it whole.

@@ -38,7 +38,7 @@ fn running() -> Stack {
 
 fn service(answer: Answer) -> ServiceView {
     match answer {
-        Answer::Service { service } => service,
+        Answer::Service { service } => service.into(),
         other => panic!("not a service's view: {other:?}"),
     }
 }
@@ -49,7 +49,7 @@ fn subscribed(stack: &Stack, all: bool) -> (Client, Vec<ServiceView>) {
     c.set_timeout(Some(Duration::from_secs(30))).unwrap();
     c.hello().unwrap();
     match c.call(&Request::Subscribe { all }).unwrap() {
-        Answer::Services { services } => (c, services),
+        Answer::Services { services } => (c, services.into_iter().map(Into::into).collect()),
         other => panic!("not the services: {other:?}"),
     }
 }
@@ -430,7 +430,7 @@ fn a_subscriber_gets_cpu_and_memory_as_they_change() {
         match sub.next_message().unwrap() {
             Some(Message::Event { service, .. }) => {
                 let i = views.iter().position(|v| v.name == service.name).unwrap();
-                views[i] = service;
+                views[i] = service.into();
             }
             other => panic!("not an event: {other:?}"),
         }

@@ -144,7 +144,8 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
 /// been printed. Numbers are read back from the views' JSON text, so that a `cpu_percent` of
 /// `0.4` stays `0.4` (a JSON value would widen the `f32` to `0.4000000059604645`).
 pub(super) fn ps_json(services: &[ServiceView]) -> String {
-    let text = serde_json::to_string(services).expect("views are JSON");
+    let text = serde_json::to_string(&devstack::control::wire::services(services))
+        .expect("views are JSON");
     let services: serde_json::Value = serde_json::from_str(&text).expect("JSON reads back");
     serde_json::to_string_pretty(&json!({ "services": services })).expect("JSON")
 }

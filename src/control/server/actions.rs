@@ -5,7 +5,7 @@
 
 use super::streams::traffic;
 use super::{Context, done, error, index};
-use crate::control::{Answer, PROTOCOL, Readiness, Request, Response, Waiting};
+use crate::control::{Answer, PROTOCOL, Readiness, Request, Response, Waiting, wire};
 use crate::engine::ready::not_ready;
 use crate::engine::{Command, Failure, FailureKind, ServiceId, ServiceView, TicketOutcome};
 use crate::logs::strip_sgr;
@@ -35,7 +35,7 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
     let (service, wait, cmd): (&str, bool, fn(ServiceId) -> Command) = match &request {
         Request::Hello { version } => return hello(*version),
         Request::Ps => {
-            let services = ctx.handle.views().borrow().clone();
+            let services = wire::services(&ctx.handle.views().borrow());
             return done(Answer::Services { services });
         }
         Request::Traffic { recent, .. } => return done(traffic(ctx, *recent)),
@@ -55,7 +55,7 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
                     ctx.handle
                         .apply(Command::SetAuto { service: id, auto })
                         .await;
-                    let service = ctx.handle.views().borrow()[id.index()].clone();
+                    let service = (&ctx.handle.views().borrow()[id.index()]).into();
                     done(Answer::Service { service })
                 }
                 Err(e) => error(e),
@@ -130,11 +130,13 @@ async fn act(ctx: &Context, what: &str, cmd: Command, wait: bool) -> Response {
     };
     match tokio::time::timeout(ACTION_TIMEOUT, ticket.wait()).await {
         // Restart all (no service named) answers with every view.
-        Ok(Some(TicketOutcome::Done(services))) if what.is_empty() => {
-            done(Answer::Services { services })
-        }
+        Ok(Some(TicketOutcome::Done(services))) if what.is_empty() => done(Answer::Services {
+            services: wire::services(&services),
+        }),
         Ok(Some(TicketOutcome::Done(mut views))) => match views.pop() {
-            Some(service) => done(Answer::Service { service }),
+            Some(view) => done(Answer::Service {
+                service: (&view).into(),
+            }),
             None => done(Answer::Done {}),
         },
         Ok(Some(TicketOutcome::Failed(failure))) => {

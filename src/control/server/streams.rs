@@ -6,7 +6,7 @@
 
 use super::slots::Slot;
 use super::{Context, done, error, index};
-use crate::control::{Answer, Event, Message, WireLine};
+use crate::control::{Answer, Event, Message, WireLine, wire};
 use crate::engine::{Change, ServiceId};
 use crate::logs::{LogLine, Tail};
 use crate::traffic::{Record, Snapshot, Stats};
@@ -312,7 +312,9 @@ pub(super) async fn subscribe(
     let events: broadcast::Receiver<Change> = ctx.handle.events();
     let now = ctx.handle.views().borrow().clone();
     if out
-        .send(&done(Answer::Services { services: now }))
+        .send(&done(Answer::Services {
+            services: wire::services(&now),
+        }))
         .await
         .is_err()
     {
@@ -326,7 +328,7 @@ pub(super) async fn subscribe(
         };
         Some(Message::Event {
             event,
-            service: change.view,
+            service: (&change.view).into(),
         })
     })
     .await
