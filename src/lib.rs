@@ -10,6 +10,7 @@ pub mod logs;
 pub mod process;
 pub mod routes;
 pub mod statedir;
+pub mod sync;
 pub mod traffic;
 pub mod ui;
 pub mod watch;

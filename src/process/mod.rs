@@ -25,6 +25,7 @@ pub use stat::{Stat, stat, thread_stat};
 pub use usage::{Feed as UsageFeed, Load, Usage};
 
 use crate::config::CommandLine;
+use crate::sync::Locked;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
@@ -120,7 +121,7 @@ static STOPPED: Mutex<BTreeMap<i32, Instant>> = Mutex::new(BTreeMap::new());
 
 /// The session `pid` leads is being stopped from now on (a later stop keeps the first time).
 fn stopping(pid: i32) {
-    let mut stopped = STOPPED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut stopped = STOPPED.locked();
     stopped.entry(pid).or_insert_with(Instant::now);
 }
 
@@ -199,10 +200,7 @@ pub fn spawn(
     own.add(pid, Some(service), true);
     drop(own);
     // A stop of an earlier process that had this pid says nothing about this one.
-    STOPPED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&pid);
+    STOPPED.locked().remove(&pid);
     drop(child); // waited for below, and reaped by the owner with `reap`
     let tty = pair.master.tty_name();
 
@@ -236,10 +234,7 @@ pub fn spawn(
             let exit = wait_for(pid);
             // The leader is a zombie now, so its pid (= group = session id) can't be reused yet:
             // whatever it left in its session goes with it, after its grace.
-            let stopped = STOPPED
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&pid);
+            let stopped = STOPPED.locked().remove(&pid);
             group::end_session(pid, stop_signal, grace, stopped);
             // Let the last lines arrive before the exit is reported. A process that left the
             // session (setsid) but still holds the terminal would keep it open for good.

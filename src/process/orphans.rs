@@ -18,6 +18,7 @@
 #[cfg(target_os = "linux")]
 use super::tree::Tree;
 use super::usage::Usage;
+use crate::sync::Locked;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -74,7 +75,7 @@ static OWN: Mutex<Own> = Mutex::new(Own(BTreeMap::new()));
 /// Hold this while starting a child and until it is added, so the keeper can't take the new
 /// child for an escaped one.
 pub fn own() -> MutexGuard<'static, Own> {
-    OWN.lock().unwrap_or_else(|e| e.into_inner())
+    OWN.locked()
 }
 
 impl Own {
@@ -144,11 +145,7 @@ pub fn keep(
                     if !wanted {
                         meter.forget();
                     }
-                    let (now, sample) = sweep.lock().unwrap_or_else(|e| e.into_inner()).run(
-                        &services,
-                        false,
-                        wanted && meter.due(),
-                    );
+                    let (now, sample) = sweep.locked().run(&services, false, wanted && meter.due());
                     if let Some(loads) = sample.and_then(|u| meter.take(Instant::now(), u)) {
                         (usage.report)(loads);
                     }
@@ -180,7 +177,7 @@ impl Drop for Keeper {
         }
         // The stack has stopped: whatever escaped goes now (stop signal, grace, KILL), and is
         // collected.
-        let mut sweep = self.sweep.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sweep = self.sweep.locked();
         let longest = self.services.iter().map(|s| s.grace).max();
         let deadline = Instant::now() + longest.unwrap_or_default() + Duration::from_secs(1);
         loop {

@@ -4,6 +4,7 @@
 
 use super::group::start_time;
 use super::orphans::Orphan;
+use crate::sync::{Locked, Unpoisoned};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,7 +48,7 @@ impl GroupRecord {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.locked()
     }
 
     pub fn add(&self, pgid: i32, service: &str) {
@@ -83,7 +84,7 @@ impl GroupRecord {
             }
             state = (self.shared.changed)
                 .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
+                .unpoisoned()
                 .0;
         }
     }
@@ -213,14 +214,14 @@ fn write_loop(path: &Path, shared: &Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = shared.state.locked();
         if state.saved == state.version {
             // Woken by a change or by the record's drop; looks again now and then anyway, to
             // end once the record is gone.
             state = shared
                 .changed
                 .wait_timeout(state, Duration::from_secs(60))
-                .unwrap_or_else(|e| e.into_inner())
+                .unpoisoned()
                 .0;
             if state.saved == state.version {
                 continue;
@@ -239,7 +240,7 @@ fn write_loop(path: &Path, shared: &Weak<Shared>) {
             .into_iter()
             .map(|pgid| (pgid, start_time(pgid).unwrap_or(0)))
             .collect();
-        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = shared.state.locked();
         for (pgid, start) in starts {
             if let Some(group) = state.groups.get_mut(&pgid) {
                 group.0.get_or_insert(start);
@@ -256,7 +257,7 @@ fn write_loop(path: &Path, shared: &Weak<Shared>) {
         let text: String = groups.chain(escaped).collect();
         drop(state);
         save(path, &text);
-        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = shared.state.locked();
         state.saved = state.saved.max(version);
         shared.changed.notify_all();
     }

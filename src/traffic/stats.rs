@@ -6,6 +6,7 @@
 //! edges themselves are bounded by the callers (services, `external`, `unknown`) × the callees.
 
 use super::Caller;
+use crate::sync::Locked;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -441,7 +442,7 @@ impl Stats {
         let second = self.second(now);
         let record = Arc::new(record);
         {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = self.inner.locked();
             let inner = &mut *inner;
             let known = inner
                 .edges
@@ -476,7 +477,7 @@ impl Stats {
 
     /// The last (at most [`RECENT`]) records, oldest first.
     pub fn recent(&self) -> Vec<Arc<Record>> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.inner.locked();
         inner.recent.iter().cloned().collect()
     }
 
@@ -486,7 +487,7 @@ impl Stats {
         &self,
         n: usize,
     ) -> (Vec<Arc<Record>>, broadcast::Receiver<Arc<Record>>) {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.inner.locked();
         let skip = inner.recent.len().saturating_sub(n);
         let recent = inner.recent.iter().skip(skip).cloned().collect();
         (recent, self.tail.subscribe())
@@ -505,7 +506,7 @@ impl Stats {
         // Rates over the seconds the window holds (fewer at the start).
         let span_10s = (second + 1).min(10) as f64;
         let span_1m = (second + 1).min(60) as f64;
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.inner.locked();
         let mut edges = Vec::with_capacity(inner.edge_count);
         let mut services: HashMap<&str, ServiceSnapshot> = HashMap::new();
         let mut service_1m: HashMap<&str, (u64, u64)> = HashMap::new();

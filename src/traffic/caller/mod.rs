@@ -15,6 +15,7 @@
 #[cfg(target_os = "linux")]
 mod linux;
 
+use crate::sync::Unpoisoned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
 use std::fmt;
@@ -128,11 +129,7 @@ impl Sessions {
     }
 
     pub fn service(&self, session: i32) -> Option<Arc<str>> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&session)
-            .cloned()
+        self.map.read().unpoisoned().get(&session).cloned()
     }
 
     pub fn mark(&self) -> Option<&Mark> {
@@ -141,16 +138,11 @@ impl Sessions {
 
     /// No stack process can be told: every caller is external.
     fn is_empty(&self) -> bool {
-        self.mark.is_none()
-            && self
-                .map
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty()
+        self.mark.is_none() && self.map.read().unpoisoned().is_empty()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i32, Arc<str>>> {
-        self.map.write().unwrap_or_else(|e| e.into_inner())
+        self.map.write().unpoisoned()
     }
 }
 
