@@ -6,6 +6,7 @@ pub mod engine;
 pub mod format;
 pub mod headless;
 pub mod health;
+pub mod ignored;
 pub mod logs;
 pub mod process;
 pub mod routes;

@@ -9,6 +9,7 @@ use super::file::{FileLog, LogLoss, log_path};
 use super::lines::system_line;
 use super::ring::{BUFFER_BYTES, MERGED_BYTES, Ring};
 use super::screen::Screen;
+use crate::ignored::Ignore;
 use crate::sync::{Locked, Unpoisoned};
 use std::fs;
 use std::path::Path;
@@ -171,7 +172,9 @@ impl Sink {
         for line in lines {
             let line = Arc::new(line);
             if follow {
-                let _ = self.followers.send(line.clone());
+                self.followers
+                    .send(line.clone())
+                    .or_say("the last follower may have left since they were counted");
             }
             ring.push(line.clone());
             merged.push(line);
@@ -203,7 +206,7 @@ impl LogHub {
         tap: Option<Arc<dyn LineTap>>,
         scrollback: usize,
     ) -> Self {
-        let _ = fs::create_dir_all(dir);
+        fs::create_dir_all(dir).or_say("each file that cannot be made is said in its log");
         let services = names
             .iter()
             .map(|name| ServiceLog {

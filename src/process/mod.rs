@@ -14,7 +14,7 @@ mod stat;
 mod tree;
 mod usage;
 
-pub use group::{kill_session, signal_group};
+pub use group::{kill_session, signal, signal_group};
 pub use ports::{PortHolder, listening_in_session, port_holder, reachable_at};
 pub use record::GroupRecord;
 pub use spawner::{
@@ -25,6 +25,7 @@ pub use stat::{Stat, stat, thread_stat};
 pub use usage::{Feed as UsageFeed, Load, Usage};
 
 use crate::config::CommandLine;
+use crate::ignored::Ignore;
 use crate::sync::Locked;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -226,7 +227,9 @@ pub fn spawn(
             }
             output.end();
             drop(output);
-            let _ = drained_tx.send(());
+            drained_tx
+                .send(())
+                .or_say("the exit was reported without waiting for the last lines");
         })?;
     std::thread::Builder::new()
         .name(format!("wait-{pid}"))
@@ -242,7 +245,9 @@ pub fn spawn(
                 if let Some(tty) = &tty {
                     group::kill_terminal_holders(tty);
                 }
-                let _ = drained_rx.recv_timeout(DRAIN_WAIT);
+                drained_rx
+                    .recv_timeout(DRAIN_WAIT)
+                    .or_say("the exit is reported without the lines still to come");
             }
             on_exit(exit);
         })?;
@@ -278,9 +283,15 @@ fn wait_for(pid: i32) -> Exit {
 
 /// Collect an exited process (after `on_exit`), releasing its pid.
 pub fn reap(pid: i32) {
-    let _ = waitpid(
+    collect(pid);
+    orphans::own().remove(pid);
+}
+
+/// Collect `pid` if it has exited, without waiting for it.
+fn collect(pid: i32) {
+    waitpid(
         Pid::from_raw(pid),
         Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-    );
-    orphans::own().remove(pid);
+    )
+    .or_say("it is collected already, or not devstack's to collect");
 }

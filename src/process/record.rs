@@ -4,6 +4,7 @@
 
 use super::group::start_time;
 use super::orphans::Orphan;
+use crate::ignored::Ignore;
 use crate::sync::{Locked, Unpoisoned};
 use std::collections::BTreeMap;
 use std::fs;
@@ -148,7 +149,7 @@ impl GroupRecord {
                 ));
             }
         }
-        let _ = fs::remove_file(&self.path);
+        fs::remove_file(&self.path).or_say("a record of nothing left running is harmless");
         said
     }
 }
@@ -266,14 +267,14 @@ fn write_loop(path: &Path, shared: &Weak<Shared>) {
 /// Replace the file at `path` with `text`, atomically, readable by the owner only.
 fn save(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
+    fs::remove_file(&tmp).or_say("there may be no file left from an earlier save");
     let written = crate::statedir::private_file()
         .write(true)
         .create_new(true)
         .open(&tmp)
         .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
     if written.is_ok() {
-        let _ = fs::rename(&tmp, path);
+        fs::rename(&tmp, path).or_say("the record on disk stays the one saved before");
     }
 }
 

@@ -8,6 +8,7 @@ use super::proxy::Backend;
 use super::sniff::Prefixed;
 use super::stats::{self, ErrorKind, Kind, Record};
 use super::{Conn, Recorder};
+use crate::ignored::Ignore;
 use crate::sync::Locked;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http2 as client_h2;
@@ -30,9 +31,10 @@ pub async fn serve_h2(client: Prefixed<TcpStream>, conn: Conn) {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(shared.forward(req).await) }
     });
-    let _ = server_h2::Builder::new(TokioExecutor::new())
+    server_h2::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(client), service)
-        .await;
+        .await
+        .or_say("a caller's connection ended in error; its requests are recorded as they ended");
 }
 
 /// What the requests of one caller connection share: its caller and its backend connection.

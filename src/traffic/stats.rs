@@ -6,6 +6,7 @@
 //! edges themselves are bounded by the callers (services, `external`, `unknown`) × the callees.
 
 use super::Caller;
+use crate::ignored::Ignore;
 use crate::sync::Locked;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -410,9 +411,9 @@ impl Edge {
                 continue;
             }
             match &mut merged {
-                Some(m) => {
-                    let _ = m.add(h);
-                }
+                Some(m) => m
+                    .add(h)
+                    .or_say("histograms of one shape always add; a failing one is left out"),
                 None => merged = Some(h.clone()),
             }
         }
@@ -464,9 +465,13 @@ impl Stats {
                 inner.recent.pop_front();
             }
             inner.recent.push_back(record.clone());
-            // Sent under the lock, so that `recent_and_follow` splits the records cleanly. No
-            // receiver is not an error: nobody follows the tail right now.
-            let _ = self.tail.send(record);
+            // Sent under the lock, so that `recent_and_follow` splits the records cleanly; only
+            // while someone follows the tail.
+            if self.tail.receiver_count() > 0 {
+                self.tail
+                    .send(record)
+                    .or_say("the last follower may have left since they were counted");
+            }
         }
     }
 

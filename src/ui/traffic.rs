@@ -6,6 +6,7 @@
 use super::Wake;
 use crate::control::Message;
 use crate::control::client::Client;
+use crate::ignored::Ignore;
 use crate::sync::{Locked, Unpoisoned};
 use crate::traffic::{Record, Snapshot, Stats};
 use std::collections::VecDeque;
@@ -100,13 +101,15 @@ impl Feed {
             wake.clone(),
             calls.clone(),
         );
-        let _ = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("traffic-tail".into())
-            .spawn(move || follow_tail(follow.0, &follow.1, &follow.2, &follow.3));
+            .spawn(move || follow_tail(follow.0, &follow.1, &follow.2, &follow.3))
+            .or_say("without its thread, the traffic pane shows no requests");
         let table = (feed.clone(), socket.to_path_buf());
-        let _ = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("traffic-table".into())
-            .spawn(move || poll_table(table.0, &table.1, &wake, &calls));
+            .spawn(move || poll_table(table.0, &table.1, &wake, &calls))
+            .or_say("without its thread, the traffic pane shows no table");
         feed
     }
 }

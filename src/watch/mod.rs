@@ -12,6 +12,7 @@ mod rules;
 
 use crate::config::Config;
 use crate::format::plural;
+use crate::ignored::Ignore;
 use crate::sync::Locked;
 use notify::{Event, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
 use rules::{IGNORE_FILES, IGNORED_DIRS, Rules, ServiceRules, trees};
@@ -20,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Why an event a watcher could not hand on does not matter: its receiver has gone, at the end.
+const LEFT: &str = "the watching has ended; the watcher goes a moment later";
 
 /// What the watcher tells the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +117,7 @@ impl Watchers {
                     let tx = self.tx.clone();
                     let config =
                         notify::Config::default().with_poll_interval(Duration::from_secs(1));
-                    self.polling = PollWatcher::new(move |e| drop(tx.send(e)), config).ok();
+                    self.polling = PollWatcher::new(move |e| tx.send(e).or_say(LEFT), config).ok();
                 }
                 if let Some(poll) = &mut self.polling
                     && poll.watch(dir, RecursiveMode::NonRecursive).is_ok()
@@ -157,7 +161,7 @@ pub fn start(
     let rules = Arc::new(Mutex::new(Rules::new(root, trees.clone(), services)));
     let (tx, rx) = channel();
     let native_tx = tx.clone();
-    let native = notify::recommended_watcher(move |e| drop(native_tx.send(e)))?;
+    let native = notify::recommended_watcher(move |e| native_tx.send(e).or_say(LEFT))?;
     let watchers = Arc::new(Mutex::new(Watchers {
         native,
         polling: None,

@@ -15,6 +15,7 @@
 #[cfg(target_os = "linux")]
 mod linux;
 
+use crate::ignored::Ignore;
 use crate::sync::Unpoisoned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
@@ -198,6 +199,7 @@ impl Attributor {
 
     /// Look up the caller of a connection accepted on `local` from `peer`; `answer` is called
     /// with it, on the attributor's thread.
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
     pub fn ask(
         &self,
         peer: SocketAddr,
@@ -216,7 +218,6 @@ impl Attributor {
             }
             return;
         }
-        let _ = (peer, local);
         answer(Caller::External)
     }
 
@@ -233,7 +234,8 @@ impl Attributor {
     pub fn resolve(&self, peer: SocketAddr, local: SocketAddr) -> Caller {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.ask(peer, local, move |caller| {
-            let _ = tx.send(caller);
+            tx.send(caller)
+                .or_say("the answer came after it was waited for");
         });
         rx.recv_timeout(ANSWER_WAIT).unwrap_or(Caller::Unknown)
     }
