@@ -1,7 +1,8 @@
 //! How devstack writes amounts and times for people, in one place: durations (`1.5s`), uptimes
 //! (`2h07m`), sizes (`3.4kB`), memory (`512M`), latencies (`3.2ms`), times of day
 //! (`12:00:01.250`), log stamps (RFC 3339, UTC, milliseconds), counts with their nouns, and text
-//! cut to a width.
+//! cut to a width; and the one time people write that devstack reads with its offset
+//! (`parse_time`).
 
 use std::time::{Duration, SystemTime};
 
@@ -76,6 +77,52 @@ pub fn stamp(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
+/// A time as RFC 3339 writes it, with any offset (`2026-01-31T12:00:00Z`,
+/// `2026-01-31T13:00:00.5+01:00`; `t`, `z` and a space for the `T` as it allows), as people give
+/// one; None when it is not one. humantime reads the date and the time of day, in UTC and from
+/// 1970 only: the offset is applied here, and a year before 1970 is read 400 years on (the
+/// calendar repeats itself every 400 years) and taken back.
+pub fn parse_time(text: &str) -> Option<SystemTime> {
+    let text = text.to_ascii_uppercase();
+    let (local, east) = match text.strip_suffix('Z') {
+        Some(local) => (local, 0),
+        None => {
+            let (local, offset) = text.split_at_checked(text.len().checked_sub(6)?)?;
+            let sign = match offset.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (hours, minutes) = (digits(offset.get(1..3))?, digits(offset.get(4..))?);
+            if offset.as_bytes()[3] != b':' || hours > 23 || minutes > 59 {
+                return None;
+            }
+            (local, sign * (hours * 3600 + minutes * 60) as i64)
+        }
+    };
+    let year = digits(local.get(..4))?;
+    let cycles = 1970u64.saturating_sub(year).div_ceil(400);
+    let shifted = format!("{:04}{}Z", year + 400 * cycles, local.get(4..)?);
+    let utc = humantime::parse_rfc3339_weak(&shifted).ok()?;
+    let utc = utc.checked_sub(GREGORIAN_CYCLE * u32::try_from(cycles).ok()?)?;
+    let offset = Duration::from_secs(east.unsigned_abs());
+    if east >= 0 {
+        utc.checked_sub(offset)
+    } else {
+        utc.checked_add(offset)
+    }
+}
+
+/// 400 years of the Gregorian calendar, after which it repeats itself.
+const GREGORIAN_CYCLE: Duration = Duration::from_secs(146_097 * 86_400);
+
+/// The number `text` writes in decimal digits alone (no sign).
+fn digits(text: Option<&str>) -> Option<u64> {
+    text.filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))?
+        .parse()
+        .ok()
+}
+
 /// The time of day of `at` (`12:00:01.250`, UTC as the log files have it).
 pub fn time_of_day(at: SystemTime) -> String {
     let stamp = stamp(at);
@@ -143,6 +190,61 @@ mod tests {
             assert!(next >= 1);
             assert_eq!(uptime(secs + next - 1), uptime(secs), "{secs}+{next}-1");
             assert_ne!(uptime(secs + next), uptime(secs), "{secs}+{next}");
+        }
+    }
+
+    #[test]
+    fn times_are_read_with_any_offset_and_before_1970() {
+        let at = |t: &str| parse_time(t).map(stamp);
+        let same = [
+            ("2026-01-31T12:00:00Z", "2026-01-31T12:00:00.000Z"),
+            ("2026-01-31T13:00:00+01:00", "2026-01-31T12:00:00.000Z"),
+            ("2026-01-31T10:30:00-01:30", "2026-01-31T12:00:00.000Z"),
+            ("2026-01-31t12:00:00.25z", "2026-01-31T12:00:00.250Z"),
+            ("2026-01-31 12:00:00+00:00", "2026-01-31T12:00:00.000Z"),
+            ("2024-02-29T23:00:00-02:00", "2024-03-01T01:00:00.000Z"),
+            ("1969-12-31T23:30:00-01:00", "1970-01-01T00:30:00.000Z"),
+            ("2999-01-01T00:00:00+01:00", "2998-12-31T23:00:00.000Z"),
+        ];
+        for (text, utc) in same {
+            assert_eq!(at(text).as_deref(), Some(utc), "{text}");
+        }
+        let before = |t: &str| {
+            SystemTime::UNIX_EPOCH
+                .duration_since(parse_time(t).unwrap())
+                .ok()
+        };
+        assert_eq!(before("1969-12-31T23:59:59Z"), Some(Duration::from_secs(1)));
+        assert_eq!(
+            before("1970-01-01T00:30:00+01:00"),
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(
+            before("1900-01-01T00:00:00Z"),
+            Some(Duration::from_secs(2_208_988_800))
+        );
+        assert_eq!(
+            before("1900-01-01T02:00:00+02:00"),
+            Some(Duration::from_secs(2_208_988_800))
+        );
+        assert_eq!(
+            before("0000-03-01T00:00:00Z"),
+            Some(Duration::from_secs(62_162_035_200))
+        );
+        for bad in [
+            "2026-01-31T12:00:00",
+            "2026-01-31T12:00:00+1:00",
+            "2026-01-31T12:00:00+01:0a",
+            "2026-01-31T12:00:00+24:00",
+            "2026-01-31T12:00:00+00:00Z",
+            "2026-01-31X12:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "+026-01-01T00:00:00Z",
+            "yesterday",
+            "éééééééé",
+            "",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! Headless output: every line as `name | text`, names padded and coloured, devstack's own events
 //! marked. Lines of one batch go out in one write, so services never interleave mid-line.
 
+use crate::ignored::Ignore;
 use crate::logs::{LineTap, LogLine, Stream, strip_sgr};
 use std::io::Write;
 
@@ -83,12 +84,12 @@ impl LineTap for Printer {
         if buf.is_empty() {
             return;
         }
-        // A closed stdout (a pipe into `head`) must not stop the stack.
-        let _ = if self.to_stderr {
+        let written = if self.to_stderr {
             std::io::stderr().lock().write_all(&buf)
         } else {
             std::io::stdout().lock().write_all(&buf)
         };
+        written.or_say("a closed stdout (a pipe into `head`) must not stop the stack");
     }
 }
 

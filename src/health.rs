@@ -4,6 +4,7 @@
 //! counts (retries, start period) and decides what a result means.
 
 use crate::config::Probe;
+use crate::sync::Locked;
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -163,7 +164,7 @@ async fn command(cmd: &str, target: &Target) -> Result<(), String> {
             use tokio::io::AsyncReadExt;
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = stderr.read(&mut buf).await {
-                let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+                let mut tail = tail.locked();
                 tail.extend_from_slice(&buf[..n]);
                 let extra = tail.len().saturating_sub(PROBE_OUTPUT_KEPT);
                 tail.drain(..extra);
@@ -186,7 +187,7 @@ async fn command(cmd: &str, target: &Target) -> Result<(), String> {
     if status.success() {
         return Ok(());
     }
-    let err = String::from_utf8_lossy(&tail.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let err = String::from_utf8_lossy(&tail.locked()).into_owned();
     let last = err.lines().last().unwrap_or("").trim().to_string();
     let code = status
         .code()

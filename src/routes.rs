@@ -6,6 +6,7 @@
 
 use crate::config::{self, Config};
 use crate::engine::{ServiceView, State};
+use crate::ignored::Ignore;
 use crate::logs::LogHub;
 use crate::traffic::{self, Limits, Listener, Mark, Notice, Proxy, Route, Sessions, Stats, Target};
 use std::sync::Arc;
@@ -160,7 +161,9 @@ impl Routes {
             let route_notice: Notice = {
                 let notes = notes.clone();
                 Arc::new(move |text| {
-                    let _ = notes.try_send((i, text));
+                    notes
+                        .try_send((i, text))
+                        .or_say("a listener's note is dropped when 64 wait, or after the stack");
                 })
             };
             let route = Route {
@@ -209,13 +212,14 @@ impl Routes {
     pub fn follow(&mut self, mut views: watch::Receiver<Vec<ServiceView>>, logs: Arc<LogHub>) {
         if let Some(notes) = self.notes.take() {
             // Its own thread: the notes come from the proxy's, which must not wait on a log.
-            let _ = std::thread::Builder::new()
+            std::thread::Builder::new()
                 .name("devstack-proxy-notes".into())
                 .spawn(move || {
                     for (service, text) in notes {
                         logs.system(service, text);
                     }
-                });
+                })
+                .or_say("without its thread, what the listeners say is not logged");
         }
         let sessions = self.sessions.clone();
         let mut routed = std::mem::take(&mut self.routed);

@@ -2,6 +2,7 @@
 //! that keeps two runs from managing one folder. The folder is private (0700) and so are the
 //! files devstack creates in it (0600), whatever the umask.
 
+use crate::ignored::Ignore;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -117,14 +118,17 @@ impl StateDir {
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(mut lock) => {
-                let _ = lock.set_len(0);
-                let _ = lock.rewind();
-                let _ = write!(lock, "{}", std::process::id());
+                // The pid is for people (and `running_pid`); the lock is what counts.
+                const UNSAID: &str = "the lock holds all the same, without its pid said";
+                lock.set_len(0).or_say(UNSAID);
+                lock.rewind().or_say(UNSAID);
+                write!(lock, "{}", std::process::id()).or_say(UNSAID);
                 Ok(RunLock { _lock: lock })
             }
             Err((mut file, _)) => {
                 let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
+                file.read_to_string(&mut pid)
+                    .or_say("the holder is said without its pid");
                 Err(format!(
                     "devstack is already running this stack (pid {}); stop it first: `devstack down` (or Ctrl-C in its terminal)",
                     pid.trim(),

@@ -7,6 +7,7 @@ use super::{complete, examples, note};
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::ArgValueCandidates;
 use devstack::config;
+use devstack::ignored::Ignore;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -277,8 +278,10 @@ pub(super) fn man(command: Option<&str>) -> ExitCode {
         return ExitCode::FAILURE;
     }
     use std::io::Write;
-    // `man | head` closes the pipe early: not worth a panic.
-    let _ = std::io::stdout().lock().write_all(&roff);
+    std::io::stdout()
+        .lock()
+        .write_all(&roff)
+        .or_say("`man | head` closes the pipe early: not worth a panic");
     ExitCode::SUCCESS
 }
 

@@ -4,6 +4,7 @@
 //! and stdout can be a protocol channel. Without either, nothing is set up and no file made.
 
 use devstack::config;
+use devstack::ignored::Ignore;
 use devstack::statedir::{self, StateDir};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -21,7 +22,7 @@ pub struct Guard(#[allow(dead_code)] Option<WorkerGuard>);
 
 /// Set up the log of the stack whose config is `file` (or the one found from here), when asked.
 pub fn init(verbose: u8, file: Option<&Path>) -> Guard {
-    let _ = VERBOSE.set(verbose);
+    VERBOSE.get_or_init(|| verbose);
     let asked = std::env::var(VAR).ok().filter(|f| !f.trim().is_empty());
     let wanted = match (asked.as_deref(), verbose) {
         (Some(filter), _) => filter,
@@ -56,7 +57,8 @@ pub fn init(verbose: u8, file: Option<&Path>) -> Guard {
     };
     // A file made by someone else's umask or hand: private too.
     let private = std::fs::Permissions::from_mode(statedir::PRIVATE_FILE);
-    let _ = log.set_permissions(private);
+    log.set_permissions(private)
+        .or_say("the log keeps the mode it was made with");
     // Lossy: a stuck disk drops diagnostics rather than blocking the engine.
     let (writer, guard) = tracing_appender::non_blocking(log);
     let installed = tracing_subscriber::fmt()

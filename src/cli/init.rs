@@ -1,7 +1,7 @@
 //! `devstack init`: a commented starter `devstack.toml` (or one translated from a Procfile,
 //! compose file or process-compose file with `--from`), and `.devstack/` in `.gitignore`.
 
-use super::note;
+use super::{note, to_stderr};
 use devstack::config::diag::printable;
 use devstack::config::import;
 use std::path::Path;
@@ -115,14 +115,12 @@ fn translate(from: &Path, dir: &Path, name: String) -> Result<String, ExitCode> 
         installed,
     };
     let (toml, warnings) = import::translate(format, &text, &cx).map_err(|e| {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
+        to_stderr(&format!(
             "{shown}:{}:{}: {}",
             e.line,
             e.column,
             printable(&e.message)
-        );
+        ));
         ExitCode::from(2)
     })?;
     let file_name = from
@@ -130,16 +128,14 @@ fn translate(from: &Path, dir: &Path, name: String) -> Result<String, ExitCode> 
         .map(|n| printable(&n.to_string_lossy()).into_owned())
         .unwrap_or_else(|| shown.clone());
     for w in &warnings {
-        use std::io::Write;
         let about = match &w.service {
             Some(s) => format!("service {}: ", printable(s)),
             None => String::new(),
         };
-        let _ = writeln!(
-            std::io::stderr(),
+        to_stderr(&format!(
             "warning: {file_name}: {about}{}",
             printable(&w.message)
-        );
+        ));
     }
     Ok(toml)
 }

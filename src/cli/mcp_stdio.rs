@@ -6,6 +6,7 @@
 //! own output reaches stdout through the same writer, a whole message at a time, so an error
 //! never lands inside one of its messages.
 
+use devstack::ignored::Ignore;
 use serde_json::json;
 use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream, duplex,
@@ -180,9 +181,16 @@ async fn write<O: AsyncWrite + Unpin>(
         }
     }
     while let Ok(error) = errors.try_recv() {
-        let _ = output.write_all(format!("{error}\n").as_bytes()).await;
+        let refusal = format!("{error}\n");
+        output
+            .write_all(refusal.as_bytes())
+            .await
+            .or_say("stdout is closed: the client has left");
     }
-    let _ = output.flush().await;
+    output
+        .flush()
+        .await
+        .or_say("stdout is closed: the client has left");
 }
 
 #[cfg(test)]

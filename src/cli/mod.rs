@@ -16,6 +16,7 @@ mod traffic;
 use args::{Cli, Cmd};
 use clap::{CommandFactory, Parser};
 use devstack::config::{self, Config};
+use devstack::ignored::Ignore;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -145,9 +146,8 @@ fn run(command: Cmd, flags: &Flags) -> ExitCode {
 
 /// `schema`: the JSON Schema of `devstack.toml` on stdout.
 fn schema() -> ExitCode {
-    use std::io::Write;
     let schema = serde_json::to_string_pretty(&config::schema()).expect("a schema is JSON");
-    let _ = writeln!(std::io::stdout().lock(), "{schema}");
+    remote::out(&schema);
     ExitCode::SUCCESS
 }
 
@@ -155,8 +155,8 @@ fn schema() -> ExitCode {
 fn check(file: Option<&Path>) -> ExitCode {
     with_config(file, |cfg| {
         use std::io::Write;
-        // `check | head` closes the pipe early: not worth a panic.
-        let _ = write!(std::io::stdout().lock(), "{}", config::describe(&cfg));
+        write!(std::io::stdout().lock(), "{}", config::describe(&cfg))
+            .or_say("`check | head` closes the pipe early: not worth a panic");
         ExitCode::SUCCESS
     })
 }
@@ -264,7 +264,6 @@ fn load(
     file: Option<&Path>,
     load: &dyn Fn(&Path) -> Result<Config, config::diag::ConfigErrors>,
 ) -> Result<Config, ExitCode> {
-    use std::io::Write;
     let path = match file {
         Some(f) => f.to_path_buf(),
         None => {
@@ -272,17 +271,15 @@ fn load(
             match config::find(&here) {
                 Some(p) => p,
                 None => {
-                    let _ = writeln!(
-                        std::io::stderr(),
+                    to_stderr(&format!(
                         "error: no {} in {} or any parent folder\n  = help: `devstack init` writes a starter one here; or point to one with -f PATH",
                         config::FILE_NAME,
                         config::diag::printable(&here.display().to_string())
-                    );
+                    ));
                     if let Some(other) = config::import::find_importable(&here) {
-                        let _ = writeln!(
-                            std::io::stderr(),
+                        to_stderr(&format!(
                             "  = help: `devstack init --from {other}` translates the {other} here"
-                        );
+                        ));
                     }
                     return Err(ExitCode::from(2));
                 }
@@ -296,7 +293,7 @@ fn load(
         }
         Err(e) => {
             tracing::info!(file = %path.display(), errors = e.0.len(), "config refused");
-            let _ = writeln!(std::io::stderr(), "{e}");
+            to_stderr(&e.to_string());
             Err(ExitCode::from(2))
         }
     }
@@ -304,7 +301,6 @@ fn load(
 
 /// A service's last log lines, on stderr, under a note saying whose they are.
 fn show_lines(service: &str, lines: &[String]) {
-    use std::io::Write;
     if lines.is_empty() {
         return;
     }
@@ -312,13 +308,23 @@ fn show_lines(service: &str, lines: &[String]) {
         "last {} of `{service}`:",
         devstack::format::plural(lines.len(), "line")
     ));
+    service_lines(service, lines);
+}
+
+/// A service's lines on stderr, each as `  SERVICE | LINE`.
+fn service_lines(service: &str, lines: &[String]) {
     for line in lines {
-        let _ = writeln!(std::io::stderr(), "  {service} | {line}");
+        to_stderr(&format!("  {service} | {line}"));
     }
 }
 
-/// devstack's own word on stderr; a closed stderr must not take the stack down with a panic.
+/// devstack's own word on stderr.
 fn note(text: &str) {
+    to_stderr(&format!("devstack: {text}"));
+}
+
+/// A line on stderr; a closed stderr must not take the stack down with a panic.
+fn to_stderr(line: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "devstack: {text}");
+    writeln!(std::io::stderr(), "{line}").or_say("stderr is closed: nowhere to say it");
 }

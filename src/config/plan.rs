@@ -2,7 +2,6 @@
 
 use super::diag::printable;
 use super::{CommandLine, Config, Protocol};
-use std::fmt::Write;
 
 /// A config enum as it is written in the file (`on-failure`, `healthy`).
 fn word(value: impl serde::Serialize) -> String {
@@ -21,30 +20,29 @@ fn command(cmd: &CommandLine) -> String {
 
 pub fn describe(cfg: &Config) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "stack `{}` from {}",
+    out.push_str(&format!(
+        "stack `{}` from {}\n",
         printable(&cfg.name),
         printable(&cfg.file.display().to_string())
-    );
-    let _ = writeln!(out, "start order:");
+    ));
+    out.push_str("start order:\n");
     for (n, &i) in cfg.order.iter().enumerate() {
         let s = &cfg.services[i];
         let kind = if s.is_task() { " (one-shot task)" } else { "" };
-        let _ = writeln!(out, "  {}. {}{kind}", n + 1, s.name);
+        out.push_str(&format!("  {}. {}{kind}\n", n + 1, s.name));
         if !s.deps.is_empty() {
             let deps: Vec<String> = s
                 .deps
                 .iter()
                 .map(|d| format!("{} ({})", cfg.services[d.service].name, word(d.condition)))
                 .collect();
-            let _ = writeln!(out, "       after: {}", deps.join(", "));
+            out.push_str(&format!("       after: {}\n", deps.join(", ")));
         }
         if let Some(b) = &s.build {
-            let _ = writeln!(out, "       build: {}", command(b));
+            out.push_str(&format!("       build: {}\n", command(b)));
         }
         if let Some(r) = &s.run {
-            let _ = writeln!(out, "       run:   {}", command(r));
+            out.push_str(&format!("       run:   {}\n", command(r)));
         }
         let rel = s.cwd.strip_prefix(&cfg.root).unwrap_or(&s.cwd);
         let rel = if rel.as_os_str().is_empty() {
@@ -52,7 +50,7 @@ pub fn describe(cfg: &Config) -> String {
         } else {
             rel.display().to_string()
         };
-        let _ = writeln!(out, "       cwd:   {}", printable(&rel));
+        out.push_str(&format!("       cwd:   {}\n", printable(&rel)));
         if let Some(p) = s.port {
             let how = if !s.proxy {
                 " (the service binds it: proxy = false)".to_string()
@@ -64,22 +62,24 @@ pub fn describe(cfg: &Config) -> String {
             } else {
                 " (devstack listens and forwards to the service's PORT)".to_string()
             };
-            let _ = writeln!(out, "       port:  {p}{how}");
+            out.push_str(&format!("       port:  {p}{how}\n"));
         }
         if !s.watch.is_empty() {
-            let _ = writeln!(out, "       watch: {}", printable(&s.watch.join(", ")));
+            out.push_str(&format!(
+                "       watch: {}\n",
+                printable(&s.watch.join(", "))
+            ));
         }
         if s.run.is_some() {
-            let _ = writeln!(
-                out,
-                "       restart: {}, stop: {} then KILL after {}",
+            out.push_str(&format!(
+                "       restart: {}, stop: {} then KILL after {}\n",
                 word(s.restart),
                 s.stop_signal.as_str(),
                 crate::format::secs(s.grace)
-            );
+            ));
         }
         if !s.autostart {
-            let _ = writeln!(out, "       autostart: off");
+            out.push_str("       autostart: off\n");
         }
     }
     out

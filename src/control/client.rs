@@ -318,6 +318,7 @@ mod streamed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ignored::Ignore;
     use std::os::unix::net::UnixListener;
 
     /// A stack that answers each request line with the next of `answers`.
@@ -326,7 +327,7 @@ mod tests {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("devstack-client-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::remove_dir_all(&dir).or_say("there may be none from an earlier run");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.sock");
         let listener = UnixListener::bind(&path).unwrap();
@@ -341,7 +342,7 @@ mod tests {
                 heard.push(line.trim_end().to_string());
                 writer.write_all(format!("{answer}\n").as_bytes()).unwrap();
             }
-            let _ = std::fs::remove_dir_all(dir);
+            std::fs::remove_dir_all(dir).or_say("the temporary folder is the system's to clean");
             heard
         });
         let client = Client::connect(&path).unwrap();
@@ -370,7 +371,9 @@ mod tests {
             e.to_string(),
             "this stack speaks protocol 7; this devstack speaks 1: use the same devstack version (stack pid 42)"
         );
-        let _ = server.join();
+        server
+            .join()
+            .or_say("what the fake stack heard is not what this test asserts");
     }
 
     #[test]
@@ -384,7 +387,9 @@ mod tests {
             e.to_string().contains("use the same devstack version"),
             "{e}"
         );
-        let _ = server.join();
+        server
+            .join()
+            .or_say("what the fake stack heard is not what this test asserts");
     }
 
     #[test]
@@ -395,7 +400,9 @@ mod tests {
         let e = client.ps().unwrap_err();
         assert!(matches!(e, Error::Garbled(_)), "{e:?}");
         assert!(e.to_string().contains("another devstack version"), "{e}");
-        let _ = server.join();
+        server
+            .join()
+            .or_say("what the fake stack heard is not what this test asserts");
     }
 
     #[test]
@@ -417,6 +424,8 @@ mod tests {
         let e = client.logs_each(&["x".into()], 2, |_| {}).unwrap_err();
         assert_eq!(e.to_string(), "unknown service `x`");
         assert_eq!(client.hello().unwrap().devstack, "9.9.9");
-        let _ = server.join();
+        server
+            .join()
+            .or_say("what the fake stack heard is not what this test asserts");
     }
 }

@@ -4,6 +4,7 @@
 //! (a full disk: `LogLoss`), trying again now and then.
 
 use super::lines::{LogLine, Stream, sanitize, strip_sgr, system_line};
+use crate::ignored::Ignore;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::fs::{self, File};
@@ -132,7 +133,9 @@ impl RotatingFile {
                 self.written += self.pending_lines;
             }
             Err(_) => {
-                let _ = self.file.set_len(self.size);
+                self.file
+                    .set_len(self.size)
+                    .or_say("a file that takes nothing may keep part of a line, as it is failing");
             }
         }
         self.pending.clear();
@@ -144,9 +147,11 @@ impl RotatingFile {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        let _ = fs::remove_file(numbered(&self.path, self.keep));
+        fs::remove_file(numbered(&self.path, self.keep))
+            .or_say("the oldest rotated file may not be there yet");
         for n in (1..self.keep).rev() {
-            let _ = fs::rename(numbered(&self.path, n), numbered(&self.path, n + 1));
+            fs::rename(numbered(&self.path, n), numbered(&self.path, n + 1))
+                .or_say("a rotated file may not be there yet");
         }
         fs::rename(&self.path, numbered(&self.path, 1))?;
         self.file = crate::statedir::private_file()

@@ -9,6 +9,8 @@ use super::file::{FileLog, LogLoss, log_path};
 use super::lines::system_line;
 use super::ring::{BUFFER_BYTES, MERGED_BYTES, Ring};
 use super::screen::Screen;
+use crate::ignored::Ignore;
+use crate::sync::{Locked, Unpoisoned};
 use std::fs;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -86,7 +88,7 @@ struct Queued {
 
 impl Queue {
     fn lock(&self) -> MutexGuard<'_, Queued> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 }
 
@@ -133,7 +135,7 @@ impl Sink {
                 if q.closed && q.batches.is_empty() {
                     return;
                 }
-                q = queue.work.wait(q).unwrap_or_else(|e| e.into_inner());
+                q = queue.work.wait(q).unpoisoned();
                 continue;
             }
             q.writing = true;
@@ -144,7 +146,7 @@ impl Sink {
     /// Log a batch of lines of one service: file first, then the buffers, the live view and
     /// followers.
     fn write(&self, service: usize, lines: Vec<LogLine>) {
-        let file = self.services[service].file.lock().expect("log file lock");
+        let file = self.services[service].file.locked();
         self.write_with(service, lines, file);
     }
 
@@ -155,7 +157,7 @@ impl Sink {
         // service's lines in one order.
         file.write(service, &mut lines);
         let loss = file.loss();
-        let mut shown = log.loss.lock().expect("loss lock");
+        let mut shown = log.loss.locked();
         if loss != *shown {
             *shown = loss;
             self.losses.notify_one();
@@ -165,12 +167,14 @@ impl Sink {
             tap.lines(&lines);
         }
         let follow = self.followers.receiver_count() > 0;
-        let mut ring = log.ring.lock().expect("log lock");
-        let mut merged = self.merged.lock().expect("merged log lock");
+        let mut ring = log.ring.locked();
+        let mut merged = self.merged.locked();
         for line in lines {
             let line = Arc::new(line);
             if follow {
-                let _ = self.followers.send(line.clone());
+                self.followers
+                    .send(line.clone())
+                    .or_say("the last follower may have left since they were counted");
             }
             ring.push(line.clone());
             merged.push(line);
@@ -202,7 +206,7 @@ impl LogHub {
         tap: Option<Arc<dyn LineTap>>,
         scrollback: usize,
     ) -> Self {
-        let _ = fs::create_dir_all(dir);
+        fs::create_dir_all(dir).or_say("each file that cannot be made is said in its log");
         let services = names
             .iter()
             .map(|name| ServiceLog {
@@ -239,7 +243,7 @@ impl LogHub {
         while q.written < mine {
             if q.writing {
                 q.waiting += 1;
-                q = queue.progress.wait(q).unwrap_or_else(|e| e.into_inner());
+                q = queue.progress.wait(q).unpoisoned();
                 q.waiting -= 1;
             } else {
                 q.writing = true;
@@ -270,7 +274,7 @@ impl LogHub {
         // Nobody is writing this service's log: written here and now, so that what the engine
         // says about different services shows in the order it was said. (Only when the file is
         // busy, as under a flood or on a stuck disk, does the line wait in the queue.)
-        if let Ok(file) = self.sink.services[service].file.try_lock() {
+        if let Some(file) = self.sink.services[service].file.try_locked() {
             let taken = q.queued;
             let lines = take_all(&mut q);
             q.writing = true;
@@ -313,11 +317,7 @@ impl LogHub {
                     break;
                 }
                 q.waiting += 1;
-                q = queue
-                    .progress
-                    .wait_timeout(q, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                q = queue.progress.wait_timeout(q, left).unpoisoned().0;
                 q.waiting -= 1;
             }
         }
@@ -338,10 +338,6 @@ impl LogHub {
 
     /// Lines of this run that did not reach the service's log file, if any.
     pub fn loss(&self, service: usize) -> Option<LogLoss> {
-        self.sink.services[service]
-            .loss
-            .lock()
-            .expect("loss lock")
-            .clone()
+        self.sink.services[service].loss.locked().clone()
     }
 }

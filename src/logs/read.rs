@@ -5,6 +5,7 @@
 
 use super::file::{LOG_FILES_KEPT, log_path, numbered, parse_file_line};
 use super::{LogHub, LogLine, MAX_LINE, Ring, Stream, sanitize};
+use crate::sync::Locked;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -300,8 +301,8 @@ impl LogHub {
     /// Read a buffer in place (the TUI renders from here without copying it).
     pub fn read<T>(&self, source: Source, f: impl FnOnce(&Ring) -> T) -> T {
         match source {
-            Source::Service(i) => f(&self.sink.services[i].ring.lock().expect("log lock")),
-            Source::All => f(&self.sink.merged.lock().expect("merged log lock")),
+            Source::Service(i) => f(&self.sink.services[i].ring.locked()),
+            Source::All => f(&self.sink.merged.locked()),
         }
     }
 
@@ -323,11 +324,11 @@ impl LogHub {
         // exactly the lines written before.
         let files: Vec<_> = sorted
             .iter()
-            .map(|&i| self.sink.services[i].file.lock().expect("log file lock"))
+            .map(|&i| self.sink.services[i].file.locked())
             .collect();
         let rings: Vec<_> = sorted
             .iter()
-            .map(|&i| self.sink.services[i].ring.lock().expect("log lock"))
+            .map(|&i| self.sink.services[i].ring.locked())
             .collect();
         let found: Vec<_> = files
             .iter()

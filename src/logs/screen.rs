@@ -3,6 +3,7 @@
 //! programs) shows as it would in a terminal.
 
 use super::{LogHub, Stream};
+use crate::sync::Locked;
 use std::sync::Mutex;
 
 /// A service's emulated terminal: None while nobody types into it.
@@ -19,24 +20,23 @@ impl LogHub {
                 parser.process(b"\r\n");
             }
         }
-        *self.screens[service].lock().expect("screen lock") = Some(parser);
+        *self.screens[service].locked() = Some(parser);
     }
 
     pub fn close_screen(&self, service: usize) {
-        *self.screens[service].lock().expect("screen lock") = None;
+        *self.screens[service].locked() = None;
     }
 
     /// Read a service's emulated terminal, if it has one open.
     pub fn screen<T>(&self, service: usize, f: impl FnOnce(&vt100::Screen) -> T) -> Option<T> {
         self.screens[service]
-            .lock()
-            .expect("screen lock")
+            .locked()
             .as_ref()
             .map(|p| f(p.screen()))
     }
 
     pub(super) fn feed_screen(&self, service: usize, raw: &[u8]) {
-        if let Some(parser) = self.screens[service].lock().expect("screen lock").as_mut() {
+        if let Some(parser) = self.screens[service].locked().as_mut() {
             parser.process(raw);
         }
     }

@@ -2,6 +2,7 @@
 //! exited, the rest is given the rest of the stop's grace, then killed (`end_session`); the
 //! last-resort kill of a whole session (`kill_session`) and of what still holds its terminal.
 
+use crate::ignored::Ignore;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
@@ -9,6 +10,11 @@ use std::time::{Duration, Instant};
 /// Send `sig` to the process group `pgid`. Returns false when the group is gone.
 pub fn signal_group(pgid: i32, sig: Signal) -> bool {
     killpg(Pid::from_raw(pgid), sig).is_ok()
+}
+
+/// Send `sig` to the process `pid`, which may have exited meanwhile.
+pub fn signal(pid: i32, sig: Signal) {
+    nix::sys::signal::kill(Pid::from_raw(pid), sig).or_say("the process may have exited meanwhile");
 }
 
 /// SIGKILL every process of the session `sid` (its leader's group and any group a grandchild made
@@ -19,7 +25,7 @@ pub fn kill_session(sid: i32) {
     signal_group(sid, Signal::SIGKILL);
     for (_, stat) in super::stat::all() {
         if stat.session == sid && stat.state != 'Z' {
-            let _ = nix::sys::signal::kill(Pid::from_raw(stat.pid), Signal::SIGKILL);
+            signal(stat.pid, Signal::SIGKILL);
         }
     }
 }
@@ -37,7 +43,7 @@ pub fn end_session(sid: i32, signal: Signal, grace: Duration, stopped: Option<In
             // A stop reached the leader's group only: a job-control group of the session still
             // needs it.
             if stopped.is_none() || group != sid {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+                self::signal(pid, signal);
             }
         }
         let deadline = stopped.unwrap_or_else(Instant::now) + grace;
@@ -83,7 +89,7 @@ pub fn kill_terminal_holders(tty: &std::path::Path) {
                 .any(|fd| matches!(&fd.target, procfs::process::FDTarget::Path(p) if p == tty))
         });
         if holds {
-            let _ = nix::sys::signal::kill(Pid::from_raw(proc.pid), Signal::SIGKILL);
+            signal(proc.pid, Signal::SIGKILL);
         }
     }
 }

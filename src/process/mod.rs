@@ -14,7 +14,7 @@ mod stat;
 mod tree;
 mod usage;
 
-pub use group::{kill_session, signal_group};
+pub use group::{kill_session, signal, signal_group};
 pub use ports::{PortHolder, listening_in_session, port_holder, reachable_at};
 pub use record::GroupRecord;
 pub use spawner::{
@@ -25,6 +25,8 @@ pub use stat::{Stat, stat, thread_stat};
 pub use usage::{Feed as UsageFeed, Load, Usage};
 
 use crate::config::CommandLine;
+use crate::ignored::Ignore;
+use crate::sync::Locked;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
@@ -120,7 +122,7 @@ static STOPPED: Mutex<BTreeMap<i32, Instant>> = Mutex::new(BTreeMap::new());
 
 /// The session `pid` leads is being stopped from now on (a later stop keeps the first time).
 fn stopping(pid: i32) {
-    let mut stopped = STOPPED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut stopped = STOPPED.locked();
     stopped.entry(pid).or_insert_with(Instant::now);
 }
 
@@ -199,10 +201,7 @@ pub fn spawn(
     own.add(pid, Some(service), true);
     drop(own);
     // A stop of an earlier process that had this pid says nothing about this one.
-    STOPPED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&pid);
+    STOPPED.locked().remove(&pid);
     drop(child); // waited for below, and reaped by the owner with `reap`
     let tty = pair.master.tty_name();
 
@@ -228,7 +227,9 @@ pub fn spawn(
             }
             output.end();
             drop(output);
-            let _ = drained_tx.send(());
+            drained_tx
+                .send(())
+                .or_say("the exit was reported without waiting for the last lines");
         })?;
     std::thread::Builder::new()
         .name(format!("wait-{pid}"))
@@ -236,10 +237,7 @@ pub fn spawn(
             let exit = wait_for(pid);
             // The leader is a zombie now, so its pid (= group = session id) can't be reused yet:
             // whatever it left in its session goes with it, after its grace.
-            let stopped = STOPPED
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&pid);
+            let stopped = STOPPED.locked().remove(&pid);
             group::end_session(pid, stop_signal, grace, stopped);
             // Let the last lines arrive before the exit is reported. A process that left the
             // session (setsid) but still holds the terminal would keep it open for good.
@@ -247,7 +245,9 @@ pub fn spawn(
                 if let Some(tty) = &tty {
                     group::kill_terminal_holders(tty);
                 }
-                let _ = drained_rx.recv_timeout(DRAIN_WAIT);
+                drained_rx
+                    .recv_timeout(DRAIN_WAIT)
+                    .or_say("the exit is reported without the lines still to come");
             }
             on_exit(exit);
         })?;
@@ -283,9 +283,15 @@ fn wait_for(pid: i32) -> Exit {
 
 /// Collect an exited process (after `on_exit`), releasing its pid.
 pub fn reap(pid: i32) {
-    let _ = waitpid(
+    collect(pid);
+    orphans::own().remove(pid);
+}
+
+/// Collect `pid` if it has exited, without waiting for it.
+fn collect(pid: i32) {
+    waitpid(
         Pid::from_raw(pid),
         Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-    );
-    orphans::own().remove(pid);
+    )
+    .or_say("it is collected already, or not devstack's to collect");
 }

@@ -8,6 +8,7 @@
 //! then executes the service's program in its place (portable-pty gives no hook between fork and
 //! exec); commands devstack starts with `std::process::Command` restore it before their exec.
 
+use crate::ignored::Ignore;
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,7 +32,9 @@ pub fn raise() -> u64 {
     // usual `OPEN_MAX`.
     for target in [hard.min(CEILING), hard.min(10_240)] {
         if target > soft && setrlimit(Resource::RLIMIT_NOFILE, target, hard).is_ok() {
-            let _ = GIVEN.compare_exchange(0, soft, Ordering::SeqCst, Ordering::SeqCst);
+            GIVEN
+                .compare_exchange(0, soft, Ordering::SeqCst, Ordering::SeqCst)
+                .or_say("an earlier raise recorded the limit devstack was given");
             return target;
         }
     }
@@ -107,7 +110,7 @@ pub fn trampoline() -> Option<std::process::ExitCode> {
     let program = args.next()?;
     if let Some(soft) = soft {
         GIVEN.store(soft, Ordering::SeqCst);
-        let _ = restore();
+        restore().or_say("the program runs with devstack's raised limit");
     }
     let error = std::process::Command::new(&program).args(args).exec();
     eprintln!(

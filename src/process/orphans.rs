@@ -18,8 +18,9 @@
 #[cfg(target_os = "linux")]
 use super::tree::Tree;
 use super::usage::Usage;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use crate::ignored::Ignore;
+use crate::sync::Locked;
+use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -74,7 +75,7 @@ static OWN: Mutex<Own> = Mutex::new(Own(BTreeMap::new()));
 /// Hold this while starting a child and until it is added, so the keeper can't take the new
 /// child for an escaped one.
 pub fn own() -> MutexGuard<'static, Own> {
-    OWN.lock().unwrap_or_else(|e| e.into_inner())
+    OWN.locked()
 }
 
 impl Own {
@@ -144,11 +145,7 @@ pub fn keep(
                     if !wanted {
                         meter.forget();
                     }
-                    let (now, sample) = sweep.lock().unwrap_or_else(|e| e.into_inner()).run(
-                        &services,
-                        false,
-                        wanted && meter.due(),
-                    );
+                    let (now, sample) = sweep.locked().run(&services, false, wanted && meter.due());
                     if let Some(loads) = sample.and_then(|u| meter.take(Instant::now(), u)) {
                         (usage.report)(loads);
                     }
@@ -176,11 +173,12 @@ impl Drop for Keeper {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.thread().unpark();
-            let _ = t.join();
+            t.join()
+                .or_say("the keeper's thread panicked; the sweep below still runs");
         }
         // The stack has stopped: whatever escaped goes now (stop signal, grace, KILL), and is
         // collected.
-        let mut sweep = self.sweep.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sweep = self.sweep.locked();
         let longest = self.services.iter().map(|s| s.grace).max();
         let deadline = Instant::now() + longest.unwrap_or_default() + Duration::from_secs(1);
         loop {
@@ -216,12 +214,7 @@ fn reap_adopted(deadline: Instant) {
         let mut dying = false;
         for pid in adopted {
             match super::stat::stat(pid) {
-                Some(stat) if stat.state == 'Z' => {
-                    let _ = nix::sys::wait::waitpid(
-                        Pid::from_raw(pid),
-                        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-                    );
-                }
+                Some(stat) if stat.state == 'Z' => super::collect(pid),
                 Some(_) => dying = true,
                 None => {}
             }
@@ -375,10 +368,7 @@ impl Sweep {
             if stat.state == 'Z' {
                 if self.seen.remove(&stat.pid) || self.zombies.contains(&stat.pid) {
                     // Not `super::reap`: that takes the lock held here.
-                    let _ = nix::sys::wait::waitpid(
-                        Pid::from_raw(stat.pid),
-                        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-                    );
+                    super::collect(stat.pid);
                     self.doomed.remove(&stat.pid);
                 } else {
                     zombies.insert(stat.pid);
@@ -469,10 +459,10 @@ pub fn kill_escaped(pid: i32, session: i32, sig: Signal) {
     if sig == Signal::SIGKILL && session == pid {
         super::kill_session(pid);
     } else if session == pid {
-        let _ = nix::sys::signal::killpg(Pid::from_raw(pid), sig);
-        let _ = kill(Pid::from_raw(pid), sig);
+        super::signal_group(pid, sig);
+        super::signal(pid, sig);
     } else {
-        let _ = kill(Pid::from_raw(pid), sig);
+        super::signal(pid, sig);
     }
 }
 
@@ -530,11 +520,10 @@ mod tests {
         }
         super::own().remove(sid);
         let leader = own;
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(sid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = child.wait();
+        super::super::signal_group(sid, Signal::SIGKILL);
+        child
+            .wait()
+            .or_say("another test's keeper may have collected it");
         assert!(leader > 0);
         assert!(
             usage.rss_bytes > leader,

@@ -4,6 +4,8 @@
 
 use super::group::start_time;
 use super::orphans::Orphan;
+use crate::ignored::Ignore;
+use crate::sync::{Locked, Unpoisoned};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,7 +49,7 @@ impl GroupRecord {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.state.locked()
     }
 
     pub fn add(&self, pgid: i32, service: &str) {
@@ -83,7 +85,7 @@ impl GroupRecord {
             }
             state = (self.shared.changed)
                 .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
+                .unpoisoned()
                 .0;
         }
     }
@@ -147,7 +149,7 @@ impl GroupRecord {
                 ));
             }
         }
-        let _ = fs::remove_file(&self.path);
+        fs::remove_file(&self.path).or_say("a record of nothing left running is harmless");
         said
     }
 }
@@ -213,14 +215,14 @@ fn write_loop(path: &Path, shared: &Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = shared.state.locked();
         if state.saved == state.version {
             // Woken by a change or by the record's drop; looks again now and then anyway, to
             // end once the record is gone.
             state = shared
                 .changed
                 .wait_timeout(state, Duration::from_secs(60))
-                .unwrap_or_else(|e| e.into_inner())
+                .unpoisoned()
                 .0;
             if state.saved == state.version {
                 continue;
@@ -239,7 +241,7 @@ fn write_loop(path: &Path, shared: &Weak<Shared>) {
             .into_iter()
             .map(|pgid| (pgid, start_time(pgid).unwrap_or(0)))
             .collect();
-        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = shared.state.locked();
         for (pgid, start) in starts {
             if let Some(group) = state.groups.get_mut(&pgid) {
                 group.0.get_or_insert(start);
@@ -256,7 +258,7 @@ fn write_loop(path: &Path, shared: &Weak<Shared>) {
         let text: String = groups.chain(escaped).collect();
         drop(state);
         save(path, &text);
-        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = shared.state.locked();
         state.saved = state.saved.max(version);
         shared.changed.notify_all();
     }
@@ -265,14 +267,14 @@ fn write_loop(path: &Path, shared: &Weak<Shared>) {
 /// Replace the file at `path` with `text`, atomically, readable by the owner only.
 fn save(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
+    fs::remove_file(&tmp).or_say("there may be no file left from an earlier save");
     let written = crate::statedir::private_file()
         .write(true)
         .create_new(true)
         .open(&tmp)
         .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
     if written.is_ok() {
-        let _ = fs::rename(&tmp, path);
+        fs::rename(&tmp, path).or_say("the record on disk stays the one saved before");
     }
 }
 

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::config::CommandLine;
 use crate::health;
+use crate::ignored::Ignore;
 use nix::sys::signal::Signal;
 use portable_pty::MasterPty;
 use std::path::Path;
@@ -142,7 +143,9 @@ impl Spawner for Pty {
 fn off_thread(work: impl FnOnce() + Send + 'static) {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => drop(runtime.spawn_blocking(work)),
-        Err(_) => drop(std::thread::Builder::new().spawn(work)),
+        Err(_) => std::thread::Builder::new()
+            .spawn(work)
+            .or_say("without a thread for it, the work is not done"),
     }
 }
 
@@ -203,12 +206,15 @@ impl Terminal for PtyTerminal {
     }
 
     fn resize(&self, rows: u16, cols: u16) {
-        let _ = self.master.resize(portable_pty::PtySize {
+        let size = portable_pty::PtySize {
             rows,
             cols,
             pixel_width: 0,
             pixel_height: 0,
-        });
+        };
+        self.master
+            .resize(size)
+            .or_say("a closed terminal has no size to change");
     }
 }
 

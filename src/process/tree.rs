@@ -200,6 +200,7 @@ pub(super) fn read_from_start(file: &File) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ignored::Ignore;
     use crate::process::stat;
 
     #[test]
@@ -220,8 +221,10 @@ mod tests {
             tree.stat(pid).unwrap().starttime,
             stat(pid).unwrap().starttime
         );
-        let _ = child.kill();
-        let _ = child.wait();
+        child.kill().or_say("it may have exited");
+        child
+            .wait()
+            .or_say("another test's keeper may have collected it");
     }
 
     /// Files stay open from one pass to the next while they are read, are read afresh each
@@ -256,16 +259,15 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         };
         for kid in kids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(kid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            crate::process::signal(kid, nix::sys::signal::Signal::SIGKILL);
         }
         assert_eq!(tree.stat(pid).unwrap().starttime, first.starttime);
         assert_eq!(tree.open_files(), 2);
         // Gone: its file fails to read, and is closed.
-        let _ = child.kill();
-        let _ = child.wait();
+        child.kill().or_say("it may have exited");
+        child
+            .wait()
+            .or_say("another test's keeper may have collected it");
         assert!(tree.stat(pid).is_none());
         assert_eq!(tree.open_files(), 1);
         // Not read for a while: closed.

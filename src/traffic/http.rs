@@ -8,6 +8,8 @@ use super::proxy::Backend;
 use super::sniff::Prefixed;
 use super::stats::{self, ErrorKind, Kind, Record};
 use super::{Conn, Recorder};
+use crate::ignored::Ignore;
+use crate::sync::Locked;
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http2 as client_h2;
 use hyper::header::HeaderMap;
@@ -29,9 +31,10 @@ pub async fn serve_h2(client: Prefixed<TcpStream>, conn: Conn) {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(shared.forward(req).await) }
     });
-    let _ = server_h2::Builder::new(TokioExecutor::new())
+    server_h2::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(client), service)
-        .await;
+        .await
+        .or_say("a caller's connection ended in error; its requests are recorded as they ended");
 }
 
 /// What the requests of one caller connection share: its caller and its backend connection.
@@ -84,7 +87,7 @@ impl Shared {
                 let text = format!("devstack: {} {why}\n", self.records.callee());
                 record.set_status(status.as_u16(), None);
                 record.error = Some(kind);
-                record.bytes_in = inflow(&bytes_in).bytes;
+                record.bytes_in = bytes_in.locked().bytes;
                 record.latency_us = stats::micros(start.elapsed());
                 self.records.record(record);
                 let mut resp = Response::new(ResponseBody::Full(Some(Bytes::from(text))));
@@ -161,14 +164,10 @@ pub(crate) struct Inflow {
     waiting: Option<Box<Finish>>,
 }
 
-fn inflow(m: &Mutex<Inflow>) -> std::sync::MutexGuard<'_, Inflow> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl RequestBody {
     /// The request body has ended (or was dropped): a record waiting for it is finished now.
     fn done(&self) {
-        let mut flow = inflow(&self.inflow);
+        let mut flow = self.inflow.locked();
         if flow.done {
             return;
         }
@@ -200,7 +199,7 @@ impl Body for RequestBody {
         if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
             && let Some(data) = data
         {
-            inflow(&this.inflow).bytes += data.len() as u64;
+            this.inflow.locked().bytes += data.len() as u64;
         }
         if frame.is_none() || this.inner.is_end_stream() {
             this.done();
@@ -306,7 +305,7 @@ impl Metered {
             finish.record.latency_us = stats::micros(finish.start.elapsed());
             finish.record.error = finish.record.error.or(error);
             let flows = finish.bytes_in.clone();
-            let mut flow = inflow(&flows);
+            let mut flow = flows.locked();
             if flow.done {
                 let bytes = flow.bytes;
                 drop(flow);

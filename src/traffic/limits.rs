@@ -4,6 +4,7 @@
 //! of a burst of connections, given back once it is over (`OpenConnections`).
 
 use super::proxy::{Protocol, Route};
+use crate::ignored::Ignore;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -63,7 +64,9 @@ pub(crate) fn refuse(stream: TcpStream, route: &Route) {
             "devstack: {} has {} connections open: try again when some have closed\n",
             route.service, route.limits.max_connections
         );
-        let _ = stream.try_write(&super::h1::made_response(503, &text, true, false));
+        stream
+            .try_write(&super::h1::made_response(503, &text, true, false))
+            .or_say("best effort: the connection is closed anyway");
     }
 }
 

@@ -6,6 +6,7 @@ use super::caller::{Attributor, Sessions};
 use super::limits::{Limits, Notice, OpenConnections, Said, refuse};
 use super::sniff::{self, Detected, Prefixed};
 use super::stats::{self, ErrorKind, Kind, Stats};
+use crate::ignored::Ignore;
 use crate::process::PortHolder;
 use std::io;
 use std::net::SocketAddr;
@@ -163,7 +164,9 @@ impl Proxy {
         std::thread::Builder::new()
             .name("devstack-proxy".into())
             .spawn(move || {
-                let _ = runtime.block_on(stopped);
+                runtime
+                    .block_on(stopped)
+                    .or_say("a proxy dropped without a stop stops too");
                 runtime.shutdown_background();
             })?;
         Ok(Proxy {
@@ -295,9 +298,12 @@ async fn accept_loop(
     }
 }
 
+/// Why a connection that keeps Nagle's delay is no matter: it works, only small writes wait.
+const NODELAY: &str = "the connection works with Nagle's delay, only slower to answer";
+
 /// One accepted connection: find the caller while reading the first bytes, then forward.
 async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: Arc<Ctx>) {
-    let _ = client.set_nodelay(true);
+    client.set_nodelay(true).or_say(NODELAY);
     let Ok(local) = client.local_addr() else {
         return;
     };
@@ -400,7 +406,7 @@ impl Backend {
             };
             match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
+                    stream.set_nodelay(true).or_say(NODELAY);
                     return Ok(stream);
                 }
                 Ok(Err(_)) if self.rx.has_changed().unwrap_or(false) => continue,
@@ -438,7 +444,7 @@ impl Backend {
                 changed = self.rx.changed() => return changed.ok().map(|()| Err(())),
                 _ = tokio::time::sleep_until(pause) => {
                     if let Ok(stream) = TcpStream::connect(addr).await {
-                        let _ = stream.set_nodelay(true);
+                        stream.set_nodelay(true).or_say(NODELAY);
                         return Some(Ok(stream));
                     }
                 }

@@ -6,6 +6,8 @@
 //! edges themselves are bounded by the callers (services, `external`, `unknown`) × the callees.
 
 use super::Caller;
+use crate::ignored::Ignore;
+use crate::sync::Locked;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -409,9 +411,9 @@ impl Edge {
                 continue;
             }
             match &mut merged {
-                Some(m) => {
-                    let _ = m.add(h);
-                }
+                Some(m) => m
+                    .add(h)
+                    .or_say("histograms of one shape always add; a failing one is left out"),
                 None => merged = Some(h.clone()),
             }
         }
@@ -441,7 +443,7 @@ impl Stats {
         let second = self.second(now);
         let record = Arc::new(record);
         {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut inner = self.inner.locked();
             let inner = &mut *inner;
             let known = inner
                 .edges
@@ -463,9 +465,13 @@ impl Stats {
                 inner.recent.pop_front();
             }
             inner.recent.push_back(record.clone());
-            // Sent under the lock, so that `recent_and_follow` splits the records cleanly. No
-            // receiver is not an error: nobody follows the tail right now.
-            let _ = self.tail.send(record);
+            // Sent under the lock, so that `recent_and_follow` splits the records cleanly; only
+            // while someone follows the tail.
+            if self.tail.receiver_count() > 0 {
+                self.tail
+                    .send(record)
+                    .or_say("the last follower may have left since they were counted");
+            }
         }
     }
 
@@ -476,7 +482,7 @@ impl Stats {
 
     /// The last (at most [`RECENT`]) records, oldest first.
     pub fn recent(&self) -> Vec<Arc<Record>> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.inner.locked();
         inner.recent.iter().cloned().collect()
     }
 
@@ -486,7 +492,7 @@ impl Stats {
         &self,
         n: usize,
     ) -> (Vec<Arc<Record>>, broadcast::Receiver<Arc<Record>>) {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.inner.locked();
         let skip = inner.recent.len().saturating_sub(n);
         let recent = inner.recent.iter().skip(skip).cloned().collect();
         (recent, self.tail.subscribe())
@@ -505,7 +511,7 @@ impl Stats {
         // Rates over the seconds the window holds (fewer at the start).
         let span_10s = (second + 1).min(10) as f64;
         let span_1m = (second + 1).min(60) as f64;
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = self.inner.locked();
         let mut edges = Vec::with_capacity(inner.edge_count);
         let mut services: HashMap<&str, ServiceSnapshot> = HashMap::new();
         let mut service_1m: HashMap<&str, (u64, u64)> = HashMap::new();

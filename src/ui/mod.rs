@@ -10,6 +10,7 @@ pub mod keymap;
 pub mod source;
 pub mod traffic;
 
+use crate::ignored::Ignore;
 use crate::logs::{LineTap, LogLine};
 use action::Action;
 use app::{App, Effect};
@@ -52,13 +53,14 @@ const PROBE: Duration = Duration::from_secs(3);
 pub fn probe() -> io::Result<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(crossterm::cursor::position());
+        tx.send(crossterm::cursor::position())
+            .or_say("the answer came after the probe gave up on it");
     });
     match rx.recv_timeout(PROBE) {
         Ok(answer) => answer.map(drop),
         Err(_) => {
             // crossterm turned raw mode on to read the answer and is still waiting for it.
-            let _ = terminal::disable_raw_mode();
+            terminal::disable_raw_mode().or_say("a terminal that does not answer may not take it");
             Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "no answer to the cursor-position query",
@@ -79,7 +81,7 @@ pub enum End {
 }
 
 /// Puts the terminal back however the dashboard ends, a panic included. Every write here may
-/// meet a terminal that is gone: errors are ignored, nothing prints.
+/// meet a terminal that is gone: errors are only said in devstack's log, nothing prints.
 struct Restore;
 
 impl Drop for Restore {
@@ -89,13 +91,15 @@ impl Drop for Restore {
 }
 
 fn restore() {
-    let _ = terminal::disable_raw_mode();
-    let _ = execute!(
+    const GONE: &str = "the terminal may be gone";
+    terminal::disable_raw_mode().or_say(GONE);
+    execute!(
         io::stdout(),
         crossterm::event::DisableMouseCapture,
         terminal::LeaveAlternateScreen,
         crossterm::cursor::Show
-    );
+    )
+    .or_say(GONE);
 }
 
 type Backend = ratatui::backend::CrosstermBackend<io::Stdout>;

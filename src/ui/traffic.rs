@@ -6,6 +6,8 @@
 use super::Wake;
 use crate::control::Message;
 use crate::control::client::Client;
+use crate::ignored::Ignore;
+use crate::sync::{Locked, Unpoisoned};
 use crate::traffic::{Record, Snapshot, Stats};
 use std::collections::VecDeque;
 use std::path::Path;
@@ -47,11 +49,11 @@ pub struct Feed(Arc<Mutex<Seen>>);
 
 impl Feed {
     pub fn read<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
-        f(&self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&self.0.locked())
     }
 
     fn write<T>(&self, f: impl FnOnce(&mut Seen) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&mut self.0.locked())
     }
 
     /// From the proxy in this process, on a task of the current runtime.
@@ -99,13 +101,15 @@ impl Feed {
             wake.clone(),
             calls.clone(),
         );
-        let _ = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("traffic-tail".into())
-            .spawn(move || follow_tail(follow.0, &follow.1, &follow.2, &follow.3));
+            .spawn(move || follow_tail(follow.0, &follow.1, &follow.2, &follow.3))
+            .or_say("without its thread, the traffic pane shows no requests");
         let table = (feed.clone(), socket.to_path_buf());
-        let _ = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("traffic-table".into())
-            .spawn(move || poll_table(table.0, &table.1, &wake, &calls));
+            .spawn(move || poll_table(table.0, &table.1, &wake, &calls))
+            .or_say("without its thread, the traffic pane shows no table");
         feed
     }
 }
@@ -129,15 +133,15 @@ const FADE: Duration = Duration::from_secs(70);
 
 impl LastCall {
     fn now(&self) {
-        *self.at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        *self.at.locked() = Some(std::time::Instant::now());
         self.heard.notify_all();
     }
 
     /// Until a request ended less than `FADE` ago.
     fn wait_recent(&self) {
-        let mut at = self.at.lock().unwrap_or_else(|e| e.into_inner());
+        let mut at = self.at.locked();
         while at.is_none_or(|t| t.elapsed() > FADE) {
-            at = self.heard.wait(at).unwrap_or_else(|e| e.into_inner());
+            at = self.heard.wait(at).unpoisoned();
         }
     }
 }

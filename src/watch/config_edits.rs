@@ -4,6 +4,7 @@
 //! (restarting the stack applies them).
 
 use crate::config;
+use crate::ignored::Ignore;
 use notify::{RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -30,7 +31,7 @@ pub fn start(
     let folder = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let (tx, rx) = channel();
     // The folder, not the file: editors save by writing a new file and renaming it over.
-    let mut watcher = notify::recommended_watcher(move |e| drop(tx.send(e)))?;
+    let mut watcher = notify::recommended_watcher(move |e| tx.send(e).or_say(super::LEFT))?;
     watcher.watch(&folder, RecursiveMode::NonRecursive)?;
     let touches = {
         let file = file.clone();

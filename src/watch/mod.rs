@@ -12,6 +12,8 @@ mod rules;
 
 use crate::config::Config;
 use crate::format::plural;
+use crate::ignored::Ignore;
+use crate::sync::Locked;
 use notify::{Event, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
 use rules::{IGNORE_FILES, IGNORED_DIRS, Rules, ServiceRules, trees};
 use std::collections::BTreeSet;
@@ -19,6 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Why an event a watcher could not hand on does not matter: its receiver has gone, at the end.
+const LEFT: &str = "the watching has ended; the watcher goes a moment later";
 
 /// What the watcher tells the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +62,7 @@ impl Watchers {
     /// Watch `dir` and the folders under it that the rules don't ignore.
     fn add_tree(&mut self, dir: &Path) {
         let rules = self.rules.clone();
-        let trees = rules.lock().expect("rules").trees.clone();
+        let trees = rules.locked().trees.clone();
         let walker = ignore::WalkBuilder::new(dir)
             .hidden(false)
             .parents(true)
@@ -73,13 +78,10 @@ impl Watchers {
                 continue;
             }
             for name in IGNORE_FILES {
-                rules
-                    .lock()
-                    .expect("rules")
-                    .load_ignore_file(&path.join(name));
+                rules.locked().load_ignore_file(&path.join(name));
             }
             if trees.iter().any(|t| t == path) {
-                rules.lock().expect("rules").load_exclude(path);
+                rules.locked().load_exclude(path);
             }
             self.watch_dir(path);
         }
@@ -97,11 +99,7 @@ impl Watchers {
         } else {
             self.native.watch(dir, RecursiveMode::NonRecursive)
         };
-        self.rules
-            .lock()
-            .expect("rules")
-            .dirs
-            .insert(dir.to_path_buf());
+        self.rules.locked().dirs.insert(dir.to_path_buf());
         match result {
             Ok(()) => self.watched += 1,
             Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
@@ -119,7 +117,7 @@ impl Watchers {
                     let tx = self.tx.clone();
                     let config =
                         notify::Config::default().with_poll_interval(Duration::from_secs(1));
-                    self.polling = PollWatcher::new(move |e| drop(tx.send(e)), config).ok();
+                    self.polling = PollWatcher::new(move |e| tx.send(e).or_say(LEFT), config).ok();
                 }
                 if let Some(poll) = &mut self.polling
                     && poll.watch(dir, RecursiveMode::NonRecursive).is_ok()
@@ -163,7 +161,7 @@ pub fn start(
     let rules = Arc::new(Mutex::new(Rules::new(root, trees.clone(), services)));
     let (tx, rx) = channel();
     let native_tx = tx.clone();
-    let native = notify::recommended_watcher(move |e| drop(native_tx.send(e)))?;
+    let native = notify::recommended_watcher(move |e| native_tx.send(e).or_say(LEFT))?;
     let watchers = Arc::new(Mutex::new(Watchers {
         native,
         polling: None,
@@ -175,7 +173,7 @@ pub fn start(
         notes: Vec::new(),
     }));
     let watches = {
-        let mut w = watchers.lock().expect("watchers");
+        let mut w = watchers.locked();
         for tree in &trees {
             w.add_tree(tree);
         }
@@ -225,7 +223,7 @@ fn debounce_loop(
             return;
         };
         let (paths, rescan) = changed_paths(batch, &rules, &watchers, &report);
-        let mut rules = rules.lock().expect("rules");
+        let mut rules = rules.locked();
         for path in &paths {
             if path
                 .file_name()
@@ -300,10 +298,10 @@ fn changed_paths(
                 event.kind,
                 EventKind::Create(_) | EventKind::Modify(notify::event::ModifyKind::Name(_))
             );
-            if arrived && path.is_dir() && !rules.lock().expect("rules").dirs.contains(&path) {
-                let ignored = rules.lock().expect("rules").ignored(&path, true);
+            if arrived && path.is_dir() && !rules.locked().dirs.contains(&path) {
+                let ignored = rules.locked().ignored(&path, true);
                 if !ignored {
-                    let mut w = watchers.lock().expect("watchers");
+                    let mut w = watchers.locked();
                     w.add_tree(&path);
                     for note in w.notes.drain(..) {
                         report(note);

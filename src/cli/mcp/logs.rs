@@ -191,8 +191,8 @@ fn since_stamp(since: &str) -> Result<String, String> {
         SystemTime::now()
             .checked_sub(back)
             .unwrap_or(SystemTime::UNIX_EPOCH)
-    } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(since) {
-        SystemTime::from(t)
+    } else if let Some(at) = devstack::format::parse_time(since) {
+        at
     } else {
         return Err(format!(
             "bad since `{since}`: write an RFC 3339 time (2026-01-31T12:00:00Z) or a duration back from now (90s, 5m, 1h)"

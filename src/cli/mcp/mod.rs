@@ -9,6 +9,7 @@ mod logs;
 
 use super::remote::{self, Action, Running};
 use devstack::control::Readiness;
+use devstack::ignored::Ignore;
 use devstack::traffic::Record;
 use logs::{LogsParams, file_lines};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
@@ -48,7 +49,10 @@ pub fn serve(file: Option<&Path>) -> ExitCode {
             Err(e) => Err(e.to_string()),
         };
         // rmcp has closed its end: what it wrote last (and any refusal) reaches stdout.
-        let _ = tokio::time::timeout(Duration::from_secs(5), pipes.written).await;
+        let written = tokio::time::timeout(Duration::from_secs(5), pipes.written).await;
+        written
+            .map(|w| w.or_say("the writer of stdout panicked"))
+            .or_say("stdout did not take what rmcp wrote last within 5 s");
         match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -4,7 +4,7 @@
 
 use super::locate::{Running, connect};
 use super::{fail, out};
-use crate::cli::note;
+use crate::cli::{note, service_lines};
 use devstack::control::Request;
 use devstack::control::client;
 use devstack::engine::ServiceView;
@@ -31,9 +31,7 @@ pub fn act(mut stack: Running, action: Action, services: &[String]) -> ExitCode 
                         "last {} lines of the build of `{name}`:",
                         failed.build.len()
                     ));
-                    for line in &failed.build {
-                        eprintln!("  {name} | {line}");
-                    }
+                    service_lines(name, &failed.build);
                 }
                 return code;
             }

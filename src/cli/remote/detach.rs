@@ -6,6 +6,7 @@ use super::locate::connect;
 use super::ready::wait_ready;
 use crate::cli::note;
 use devstack::config::Config;
+use devstack::ignored::Ignore;
 use devstack::statedir::{self, StateDir};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -116,8 +117,10 @@ fn until_it_answers(
         if let Ok(Some(status)) = child.try_wait() {
             let mut text = String::new();
             if let Ok(mut f) = File::open(log_path) {
-                let _ = f.seek(SeekFrom::Start(start));
-                let _ = f.read_to_string(&mut text);
+                f.seek(SeekFrom::Start(start))
+                    .or_say("the log is then said from its start, earlier runs' lines too");
+                f.read_to_string(&mut text)
+                    .or_say("what was read of the log is said, if anything");
             }
             note(&format!(
                 "the background stack exited ({status}):\n{}",

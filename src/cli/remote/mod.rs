@@ -19,6 +19,7 @@ pub use ready::await_ready;
 use super::note;
 use devstack::control::client;
 use devstack::engine::ServiceView;
+use devstack::ignored::Ignore;
 use devstack::statedir::StateDir;
 use serde_json::json;
 use std::process::ExitCode;
@@ -27,7 +28,7 @@ use unicode_width::UnicodeWidthStr;
 /// A line on stdout; a closed pipe (`| head`) is not an error worth a panic.
 pub(super) fn out(line: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
+    writeln!(std::io::stdout().lock(), "{line}").or_say("stdout is closed (`| head`)");
 }
 
 /// Why a request failed, in words.

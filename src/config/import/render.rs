@@ -4,17 +4,15 @@
 
 use super::{Dep, Health, Stack, Svc, Warning};
 use crate::config::diag::printable;
-use std::fmt::Write as _;
 
 impl Stack {
     pub(super) fn render(&self) -> (String, Vec<Warning>) {
         let mut warnings = Vec::new();
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# Translated from {} by `devstack init --from`.\n# What could not be translated is in `#` comments beside its service.\n# `devstack check` validates this file; `devstack` starts the stack.\n",
+        out.push_str(&format!(
+            "# Translated from {} by `devstack init --from`.\n# What could not be translated is in `#` comments beside its service.\n# `devstack check` validates this file; `devstack` starts the stack.\n\n",
             self.source
-        );
+        ));
         for n in &self.notes {
             comment(&mut out, "", &n.text);
             if n.warn {
@@ -28,17 +26,17 @@ impl Stack {
             out.push('\n');
         }
         out.push_str("[stack]\n");
-        let _ = writeln!(out, "name = {}", string(&self.name));
+        out.push_str(&format!("name = {}\n", string(&self.name)));
         if let Some(f) = &self.env_file {
             for n in &self.env_file_notes {
                 comment(&mut out, "", n);
             }
-            let _ = writeln!(out, "env_file = {}", string(f));
+            out.push_str(&format!("env_file = {}\n", string(f)));
         }
         if !self.env.is_empty() {
             out.push_str("\n[env]\n");
             for (k, v) in &self.env {
-                let _ = writeln!(out, "{} = {}", key(k), string(v));
+                out.push_str(&format!("{} = {}\n", key(k), string(v)));
             }
         }
         for svc in &self.services {
@@ -56,7 +54,7 @@ impl Stack {
             write_service(&mut block, svc);
             if svc.commented {
                 for line in block.lines() {
-                    let _ = writeln!(out, "# {line}");
+                    out.push_str(&format!("# {line}\n"));
                 }
             } else {
                 out.push_str(&block);
@@ -67,9 +65,9 @@ impl Stack {
 }
 
 fn write_service(out: &mut String, svc: &Svc) {
-    let _ = writeln!(out, "[services.{}]", key(&svc.name));
+    out.push_str(&format!("[services.{}]\n", key(&svc.name)));
     let mut kv = |k: &str, v: String| {
-        let _ = writeln!(out, "{k} = {v}");
+        out.push_str(&format!("{k} = {v}\n"));
     };
     if let Some(b) = &svc.build {
         kv("build", string(b));
@@ -108,9 +106,9 @@ fn write_service(out: &mut String, svc: &Svc) {
         kv("grace", string(g));
     }
     if !svc.env.is_empty() {
-        let _ = writeln!(out, "[services.{}.env]", key(&svc.name));
+        out.push_str(&format!("[services.{}.env]\n", key(&svc.name)));
         for (k, v) in &svc.env {
-            let _ = writeln!(out, "{} = {}", key(k), string(v));
+            out.push_str(&format!("{} = {}\n", key(k), string(v)));
         }
     }
     if let Some(h) = &svc.health {
@@ -120,23 +118,23 @@ fn write_service(out: &mut String, svc: &Svc) {
 
 /// `[services.NAME.health]`: the probe and its timings.
 fn write_health(out: &mut String, name: &str, h: &Health) {
-    let _ = writeln!(out, "[services.{}.health]", key(name));
+    out.push_str(&format!("[services.{}.health]\n", key(name)));
     if h.kind == "tcp" {
-        let _ = writeln!(out, "tcp = true");
+        out.push_str("tcp = true\n");
     } else {
-        let _ = writeln!(out, "{} = {}", h.kind, string(&h.value));
+        out.push_str(&format!("{} = {}\n", h.kind, string(&h.value)));
     }
     if let Some(i) = &h.interval {
-        let _ = writeln!(out, "interval = {}", string(i));
+        out.push_str(&format!("interval = {}\n", string(i)));
     }
     if let Some(t) = &h.timeout {
-        let _ = writeln!(out, "timeout = {}", string(t));
+        out.push_str(&format!("timeout = {}\n", string(t)));
     }
     if let Some(r) = h.retries {
-        let _ = writeln!(out, "retries = {r}");
+        out.push_str(&format!("retries = {r}\n"));
     }
     if let Some(s) = &h.start_period {
-        let _ = writeln!(out, "start_period = {}", string(s));
+        out.push_str(&format!("start_period = {}\n", string(s)));
     }
 }
 
@@ -162,7 +160,7 @@ fn depends_on(deps: &[Dep]) -> String {
 /// `# text`, one line per line of text, nothing in it that could leave the comment.
 fn comment(out: &mut String, indent: &str, text: &str) {
     for line in text.lines() {
-        let _ = writeln!(out, "{indent}# {}", printable(line));
+        out.push_str(&format!("{indent}# {}\n", printable(line)));
     }
 }
 

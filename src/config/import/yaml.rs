@@ -2,6 +2,7 @@
 //! keys applied, and scalars as text.
 
 use super::{Context, Stack, SyntaxError};
+use crate::ignored::Ignore;
 
 /// How a YAML importer starts: the file's top mapping (None, said as a warning, when the file is
 /// not one: `key` names what it should hold), and the stack, whose `env_file` is the `.env` beside
@@ -53,6 +54,8 @@ fn parse_yaml(text: &str) -> Result<serde_norway::Value, SyntaxError> {
             message,
         }
     })?;
-    let _ = value.apply_merge();
+    value
+        .apply_merge()
+        .or_say("a merge key that cannot be merged is left as written, for the importer to read");
     Ok(value)
 }

@@ -18,6 +18,7 @@ pub use streams::STALL;
 
 use super::{Answer, Request, Response};
 use crate::engine::{Handle, ServiceId};
+use crate::ignored::Ignore;
 use crate::logs::LogHub;
 use crate::traffic::Stats;
 use slots::Slot;
@@ -79,7 +80,9 @@ async fn next_request(
     let read = tokio::select! {
         read = limited.read_until(b'\n', buf) => read,
         _ = slot.close.notified() => {
-            let _ = out.send(&error("closed to make room for a new connection (too many open)")).await;
+            out.send(&error("closed to make room for a new connection (too many open)"))
+                .await
+                .or_say("the client may have left already");
             return Next::End;
         }
     };
@@ -92,9 +95,9 @@ async fn next_request(
         return Next::End;
     }
     if !buf.ends_with(b"\n") && n as u64 == MAX_REQUEST {
-        let _ = out
-            .send(&error(format!("request longer than {MAX_REQUEST} bytes")))
-            .await;
+        out.send(&error(format!("request longer than {MAX_REQUEST} bytes")))
+            .await
+            .or_say("the client may have left already");
         return Next::End;
     }
     match Request::parse(buf) {

@@ -3,6 +3,7 @@
 //! newcomer past the cap takes the slot of the connection idle the longest, which is told to
 //! close; when every one is busy it is refused.
 
+use crate::sync::Locked;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,7 +52,7 @@ impl Slots {
     /// A place for a new connection: a free one, or the one of the connection idle the longest,
     /// which is told to close. None when every connection is busy.
     pub(super) fn admit(self: &Arc<Self>) -> Option<Slot> {
-        let mut inner = self.inner.lock().expect("slots lock");
+        let mut inner = self.inner.locked();
         if inner.open.len() >= MAX_CONNECTIONS {
             let oldest = inner
                 .open
@@ -83,7 +84,7 @@ impl Slots {
 
 impl Slot {
     pub(super) fn idle(&self, idle: bool) {
-        let mut inner = self.slots.inner.lock().expect("slots lock");
+        let mut inner = self.slots.inner.locked();
         if let Some(s) = inner.open.get_mut(&self.id) {
             s.idle_since = idle.then(Instant::now);
         }
@@ -91,7 +92,7 @@ impl Slot {
 
     /// Make this connection a stream, if there is room for one more.
     pub(super) fn stream(&self) -> Result<(), String> {
-        let mut inner = self.slots.inner.lock().expect("slots lock");
+        let mut inner = self.slots.inner.locked();
         if inner.streams >= MAX_STREAMS {
             return Err(format!(
                 "too many streams: {MAX_STREAMS} connections follow logs or subscribe; close some"
@@ -109,7 +110,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut inner = self.slots.inner.lock().expect("slots lock");
+        let mut inner = self.slots.inner.locked();
         if inner.open.remove(&self.id).is_some_and(|s| s.streaming) {
             inner.streams -= 1;
         }

@@ -5,12 +5,19 @@
 use super::slots::{MAX_CONNECTIONS, Slots};
 use super::streams::line;
 use super::{Context, connection, error};
+use crate::ignored::Ignore;
 use crate::statedir;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixListener;
+
+/// Why a socket file left behind does not matter: the next stack's `bind` replaces it, and a
+/// client finds no stack answering on it.
+const LEFT: &str = "a socket left behind is replaced by the next stack's";
+/// Why a stale socket that could not be removed does not matter here: binding says what does.
+const STALE: &str = "there may be no stale socket; binding says if one is in the way";
 
 /// The bound socket; removes its file when dropped.
 pub struct Socket {
@@ -21,9 +28,9 @@ pub struct Socket {
 impl Drop for Socket {
     fn drop(&mut self) {
         if let Ok(bound) = std::fs::read_link(&self.path) {
-            let _ = std::fs::remove_file(bound);
+            std::fs::remove_file(bound).or_say(LEFT);
         }
-        let _ = std::fs::remove_file(&self.path);
+        std::fs::remove_file(&self.path).or_say(LEFT);
     }
 }
 
@@ -37,14 +44,14 @@ pub fn bind(path: &Path) -> std::io::Result<Socket> {
     if let Ok(old) = std::fs::read_link(path)
         && std::fs::symlink_metadata(&old).is_ok_and(|m| m.file_type().is_socket())
     {
-        let _ = std::fs::remove_file(old);
+        std::fs::remove_file(old).or_say(STALE);
     }
-    let _ = std::fs::remove_file(path);
+    std::fs::remove_file(path).or_say(STALE);
     let at = if statedir::fits_socket_address(path) {
         path.to_path_buf()
     } else {
         let short = statedir::short_socket(path)?;
-        let _ = std::fs::remove_file(&short);
+        std::fs::remove_file(&short).or_say(STALE);
         short
     };
     let listener = UnixListener::bind(&at)?;
@@ -52,7 +59,7 @@ pub fn bind(path: &Path) -> std::io::Result<Socket> {
     if at != path
         && let Err(e) = std::os::unix::fs::symlink(&at, path)
     {
-        let _ = std::fs::remove_file(&at);
+        std::fs::remove_file(&at).or_say(LEFT);
         return Err(e);
     }
     tracing::info!(socket = %at.display(), "control socket listening");
@@ -76,7 +83,9 @@ pub async fn serve(socket: Socket, ctx: Arc<Context>) {
                     let refusal = error(format!(
                         "too many connections: {MAX_CONNECTIONS} are open and busy"
                     ));
-                    let _ = stream.try_write(&line(&refusal));
+                    stream
+                        .try_write(&line(&refusal))
+                        .or_say("the refused client may have left already");
                 }
             },
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,

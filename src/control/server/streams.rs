@@ -8,6 +8,7 @@ use super::slots::Slot;
 use super::{Context, done, error, index};
 use crate::control::{Answer, Event, Message, WireLine, wire};
 use crate::engine::{Change, ServiceId};
+use crate::ignored::Ignore;
 use crate::logs::{LogLine, Tail};
 use crate::traffic::{Record, Snapshot, Stats};
 use serde::Serialize;
@@ -95,7 +96,9 @@ impl Out {
                             "dropped: took nothing of what it was sent for {}s",
                             STALL.as_secs()
                         ));
-                        let _ = self.w.try_write(&line(&note));
+                        self.w
+                            .try_write(&line(&note))
+                            .or_say("a client that takes nothing may not take this either");
                     }
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -228,7 +231,7 @@ async fn stream<T: Clone>(
                 Ok(item) => message(item),
                 Err(RecvError::Lagged(n)) => Some(Message::Missed { missed: n }),
                 Err(RecvError::Closed) => {
-                    let _ = out.flush().await;
+                    out.flush().await.or_say("the client may have left already");
                     return false;
                 }
             };

@@ -15,6 +15,8 @@
 #[cfg(target_os = "linux")]
 mod linux;
 
+use crate::ignored::Ignore;
+use crate::sync::Unpoisoned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
 use std::fmt;
@@ -128,11 +130,7 @@ impl Sessions {
     }
 
     pub fn service(&self, session: i32) -> Option<Arc<str>> {
-        self.map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&session)
-            .cloned()
+        self.map.read().unpoisoned().get(&session).cloned()
     }
 
     pub fn mark(&self) -> Option<&Mark> {
@@ -141,16 +139,11 @@ impl Sessions {
 
     /// No stack process can be told: every caller is external.
     fn is_empty(&self) -> bool {
-        self.mark.is_none()
-            && self
-                .map
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty()
+        self.mark.is_none() && self.map.read().unpoisoned().is_empty()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i32, Arc<str>>> {
-        self.map.write().unwrap_or_else(|e| e.into_inner())
+        self.map.write().unpoisoned()
     }
 }
 
@@ -206,6 +199,7 @@ impl Attributor {
 
     /// Look up the caller of a connection accepted on `local` from `peer`; `answer` is called
     /// with it, on the attributor's thread.
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
     pub fn ask(
         &self,
         peer: SocketAddr,
@@ -224,7 +218,6 @@ impl Attributor {
             }
             return;
         }
-        let _ = (peer, local);
         answer(Caller::External)
     }
 
@@ -241,7 +234,8 @@ impl Attributor {
     pub fn resolve(&self, peer: SocketAddr, local: SocketAddr) -> Caller {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.ask(peer, local, move |caller| {
-            let _ = tx.send(caller);
+            tx.send(caller)
+                .or_say("the answer came after it was waited for");
         });
         rx.recv_timeout(ANSWER_WAIT).unwrap_or(Caller::Unknown)
     }
