@@ -8,6 +8,7 @@ use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, ServiceV
 use devstack::engine::{FailureKind, ServiceId, TicketOutcome};
 use devstack::format::secs;
 use devstack::headless::Printer;
+use devstack::ignored::Ignore;
 use devstack::logs::{LineTap, LogHub, strip_sgr};
 use devstack::routes::Routes;
 use devstack::statedir::{RunLock, StateDir};
@@ -38,12 +39,14 @@ struct Session {
 impl Session {
     fn open(cfg: Config, services: &[String], tap: Arc<dyn LineTap>) -> Result<Session, ExitCode> {
         let only = resolve_names(&cfg, services).map_err(|e| {
-            let _ = writeln!(std::io::stderr(), "error: {e}");
+            writeln!(std::io::stderr(), "error: {e}")
+                .or_say("stderr is closed: nothing else to tell it on");
             ExitCode::from(2)
         })?;
         let state = StateDir::new(&cfg.root);
         let lock = state.lock().map_err(|e| {
-            let _ = writeln!(std::io::stderr(), "error: {e}");
+            writeln!(std::io::stderr(), "error: {e}")
+                .or_say("stderr is closed: nothing else to tell it on");
             ExitCode::FAILURE
         })?;
         // The proxy holds two files per connection: the soft limit goes up to the hard one
@@ -52,13 +55,13 @@ impl Session {
         // Every public port is listened on before anything starts: a taken one stops it all.
         let routes = Routes::open(&cfg, files).map_err(|errors| {
             for e in errors {
-                let _ = writeln!(std::io::stderr(), "error: {e}");
+                writeln!(std::io::stderr(), "error: {e}").or_say("stderr is closed: nothing else to tell it on");
             }
-            let _ = writeln!(
+            writeln!(
                 std::io::stderr(),
                 "  = help: stop that process, or give the service another `port` in {} (`proxy = false` if the service must bind the port itself)",
                 cfg.file.display()
-            );
+            ).or_say("stderr is closed: nothing else to tell it on");
             ExitCode::FAILURE
         })?;
         let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
@@ -154,7 +157,9 @@ impl Session {
             let outcome = engine.await.expect("the engine task ends cleanly");
             if let Some(server) = server {
                 server.abort();
-                let _ = server.await;
+                server
+                    .await
+                    .or_say("the socket server panicked; the stack has stopped anyway");
             }
             (result, outcome)
         })
@@ -449,15 +454,15 @@ async fn run_command(handle: &Handle, command: &[String], env: &[(String, String
         () = stopped(handle, &wanted) => {
             note(&format!("stopping `{}` with the stack", command[0]));
             if let Some(pid) = pid {
-                let _ = nix::sys::signal::kill(
+                nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid as i32),
                     nix::sys::signal::Signal::SIGTERM,
-                );
+                ).or_say("the command may have exited already");
             }
             match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
                 Ok(status) => status,
                 Err(_) => {
-                    let _ = child.kill().await;
+                    child.kill().await.or_say("the command may have exited already");
                     child.wait().await
                 }
             }

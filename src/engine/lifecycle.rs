@@ -7,6 +7,7 @@ use super::phase::{Coming, Serving};
 use super::{Engine, Health, Msg, Proc, Status, Then};
 use crate::config::{CommandLine, Probe, Restart};
 use crate::format::secs;
+use crate::ignored::Ignore;
 use crate::logs::{OutputFeed, Stream};
 use crate::process::{Exit, PortHolder, SpawnRequest};
 use std::time::Duration;
@@ -151,11 +152,12 @@ impl Engine {
         self.spawner.check_port(
             port,
             Box::new(move |holder| {
-                let _ = tx.send(Msg::PortChecked {
+                tx.send(Msg::PortChecked {
                     service: i,
                     id,
                     holder,
-                });
+                })
+                .or_say("the engine has ended");
             }),
         );
     }
@@ -215,11 +217,12 @@ impl Engine {
         if let (true, Some(Probe::Log(re))) = (run, spec.health.as_ref().map(|h| &h.probe)) {
             let tx = self.tx.clone();
             let found = move || {
-                let _ = tx.send(Msg::Probe {
+                tx.send(Msg::Probe {
                     service: i,
                     id,
                     result: Ok(()),
-                });
+                })
+                .or_say("the engine has ended");
             };
             feed = feed.with_matcher((re.clone(), Box::new(found)));
         }
@@ -233,11 +236,12 @@ impl Engine {
             grace: spec.grace,
         };
         let on_exit = Box::new(move |exit| {
-            let _ = tx.send(Msg::Exited {
+            tx.send(Msg::Exited {
                 service: i,
                 id,
                 exit,
-            });
+            })
+            .or_say("the engine has ended");
         });
         match self.spawner.spawn(request, Box::new(feed), on_exit) {
             Ok(started) => {

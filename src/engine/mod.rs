@@ -29,6 +29,7 @@ pub use tickets::{Failure, FailureKind, Outcome as TicketOutcome};
 
 use crate::config::Config;
 pub use crate::config::ServiceId;
+use crate::ignored::Ignore;
 use crate::logs::LogHub;
 use crate::process::{self, Exit, GroupRecord, Spawner, Terminal};
 use crate::statedir::StateDir;
@@ -162,7 +163,9 @@ pub struct Change {
 impl Handle {
     pub fn send(&self, cmd: Command) {
         // Nobody waits: an engine that is gone has nothing to be told.
-        let _ = self.tx.send(Msg::Cmd(cmd, Reply::Nobody));
+        self.tx
+            .send(Msg::Cmd(cmd, Reply::Nobody))
+            .or_say("an engine that is gone has nothing to be told");
     }
 
     /// Send a command and wait until the engine has applied it and published the result (the
@@ -438,7 +441,8 @@ impl Engine {
         self.spawner.keep_escaped(
             kept,
             Box::new(move |escaped| {
-                let _ = tx.send(Msg::Escaped(escaped));
+                tx.send(Msg::Escaped(escaped))
+                    .or_say("the engine has ended; the keeper reports to nobody");
             }),
             usage,
         )
@@ -454,7 +458,7 @@ impl Engine {
             self.publish();
             for ack in self.acks.drain(..) {
                 // A sender that stopped waiting needs no answer.
-                let _ = ack.send(());
+                ack.send(()).or_say("the sender stopped waiting");
             }
             self.resolve_tickets();
             let busy = self.svcs.iter().any(|s| !s.idle());
@@ -472,7 +476,7 @@ impl Engine {
                     }
                     Some(Msg::Input(i, bytes, reply)) => {
                         tracing::trace!(service = self.name(i), bytes = bytes.len(), "input");
-                        let _ = reply.send(self.type_into(i, bytes));
+                        reply.send(self.type_into(i, bytes)).or_say("the sender stopped waiting");
                     }
                     Some(Msg::Exited { service, id, exit }) => self.exited(service, id, exit),
                     Some(Msg::Probe { service, id, result }) => self.probed(service, id, result),
@@ -497,13 +501,14 @@ impl Engine {
     /// and the last lines written: all off this thread, the disk waited for a while at most.
     async fn finish(self, keeper: Box<dyn Send>) -> Outcome {
         let (record, logs) = (self.record.clone(), self.logs.clone());
-        let _ = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             drop(keeper);
             record.set_escaped(Vec::new());
             record.flush(FLUSH_WAIT);
             logs.flush(FLUSH_WAIT);
         })
-        .await;
+        .await
+        .or_say("the last flush panicked; the engine ends anyway");
         Outcome {
             failures: self
                 .svcs
@@ -540,7 +545,9 @@ impl Engine {
             (Reply::Done(reply), Some(goal)) => self.add_ticket(goal, asked, reply),
             // A command with no effect to wait for is done once applied.
             (Reply::Done(reply), None) => {
-                let _ = reply.send(TicketOutcome::Done(Vec::new()));
+                reply
+                    .send(TicketOutcome::Done(Vec::new()))
+                    .or_say("the sender stopped waiting");
             }
         }
     }

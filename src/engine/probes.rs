@@ -6,6 +6,7 @@ use super::{Engine, HealthState, Msg, Then};
 use crate::config::{Probe, Restart};
 use crate::format::secs;
 use crate::health;
+use crate::ignored::Ignore;
 
 impl Engine {
     /// Start the probe loop of run process `id`, for the probes that poll.
@@ -26,11 +27,12 @@ impl Engine {
         };
         let tx = self.tx.clone();
         let report = Box::new(move |result| {
-            let _ = tx.send(Msg::Probe {
+            tx.send(Msg::Probe {
                 service: i,
                 id,
                 result,
-            });
+            })
+            .or_say("the engine has ended");
         });
         let handle = self.spawner.probe(&spec.name, target, report);
         if let Serving::Up(proc) = &mut self.svcs[i].serving {

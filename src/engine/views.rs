@@ -3,6 +3,7 @@
 
 use super::{CRASH_LOOP, Change, Engine, HealthState, ServiceView, State, Status};
 use crate::format::whole_secs;
+use crate::ignored::Ignore;
 
 impl Engine {
     pub(super) fn publish(&self) {
@@ -19,10 +20,12 @@ impl Engine {
             for (i, view) in now.iter().enumerate() {
                 let state = old.get(i).is_none_or(|o| !o.same_state(view));
                 if state || old.get(i) != Some(view) {
-                    let _ = self.events.send(Change {
-                        state,
-                        view: view.clone(),
-                    });
+                    self.events
+                        .send(Change {
+                            state,
+                            view: view.clone(),
+                        })
+                        .or_say("nobody follows the events right now");
                 }
             }
         }

@@ -11,6 +11,7 @@ use super::Wake;
 use crate::control::client::{self, Client};
 use crate::control::{Answer, Message, Request, Response};
 use crate::engine::{Command, Handle, ServiceId, ServiceView};
+use crate::ignored::Ignore;
 use crate::logs::{BUFFER_BYTES, LineTap, LogHub, LogLine, MERGED_BYTES, Ring, Source};
 use crate::traffic::Stats;
 use std::path::Path;
@@ -67,7 +68,9 @@ impl Stack {
             Stack::Local { handle, .. } => handle.send(cmd),
             Stack::Remote(r) => {
                 if let Some(request) = request(&r.names, cmd) {
-                    let _ = r.commands.send(request);
+                    r.commands
+                        .send(request)
+                        .or_say("the command thread ended with the connection");
                 }
             }
         }
@@ -357,13 +360,17 @@ fn follow_lines(
         match message {
             Ok(Some(Message::Line { line })) => batch.extend(line.into_log_line(names)),
             Ok(Some(Message::Missed { missed })) => {
-                let _ = notes.send(format!(
-                    "{} went by too fast to show here; the log files have them",
-                    crate::format::plural(missed as usize, "line")
-                ));
+                notes
+                    .send(format!(
+                        "{} went by too fast to show here; the log files have them",
+                        crate::format::plural(missed as usize, "line")
+                    ))
+                    .or_say("the dashboard has left");
             }
             Ok(Some(Message::End(Response::Error { error, .. }))) => {
-                let _ = notes.send(format!("the log stream ended: {error}"));
+                notes
+                    .send(format!("the log stream ended: {error}"))
+                    .or_say("the dashboard has left");
                 break;
             }
             Ok(Some(_)) => {}

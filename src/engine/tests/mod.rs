@@ -15,6 +15,7 @@ use super::{
 };
 pub use super::{HealthState, State};
 use crate::config::{self, Config};
+use crate::ignored::Ignore;
 use crate::logs::LogHub;
 pub use crate::process::Exit;
 use fake::Fake;
@@ -85,7 +86,7 @@ impl Drop for Rig {
         if let Some(engine) = &self.engine {
             engine.abort();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        std::fs::remove_dir_all(&self.dir).or_say("a temp folder left behind is harmless");
     }
 }
 

@@ -31,6 +31,7 @@ use super::limits::Limits;
 use super::proxy::Counted;
 use super::stats::{self, ErrorKind, Kind, Record};
 use super::{Conn, Recorder};
+use crate::ignored::Ignore;
 use bytes::{Buf, Bytes, BytesMut};
 use io::{Dial, Stream};
 use message::{
@@ -545,7 +546,7 @@ async fn caller_left<R: AsyncRead + Unpin>(client: &mut R, cbuf: &mut BytesMut) 
 /// up to a bound, and dropped, so that the close doesn't reset the connection before the caller
 /// has read the answer.
 async fn linger<C: Stream>(mut client: C) {
-    let _ = client.shutdown().await;
+    client.shutdown().await.or_say("the caller may have gone");
     let drain = async {
         let mut sink = [0u8; READ_SIZE];
         let mut left = LINGER_BYTES;
@@ -556,7 +557,7 @@ async fn linger<C: Stream>(mut client: C) {
             }
         }
     };
-    let _ = tokio::time::timeout(LINGER, drain).await;
+    drop(tokio::time::timeout(LINGER, drain).await);
 }
 
 /// After a 101: bytes both ways between the caller and the service (what either had sent past
