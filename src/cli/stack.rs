@@ -14,7 +14,6 @@ use devstack::routes::Routes;
 use devstack::statedir::{RunLock, StateDir};
 use devstack::ui::End;
 use devstack::watch::Change;
-use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,14 +38,12 @@ struct Session {
 impl Session {
     fn open(cfg: Config, services: &[String], tap: Arc<dyn LineTap>) -> Result<Session, ExitCode> {
         let only = resolve_names(&cfg, services).map_err(|e| {
-            writeln!(std::io::stderr(), "error: {e}")
-                .or_say("stderr is closed: nothing else to tell it on");
+            super::to_stderr(&format!("error: {e}"));
             ExitCode::from(2)
         })?;
         let state = StateDir::new(&cfg.root);
         let lock = state.lock().map_err(|e| {
-            writeln!(std::io::stderr(), "error: {e}")
-                .or_say("stderr is closed: nothing else to tell it on");
+            super::to_stderr(&format!("error: {e}"));
             ExitCode::FAILURE
         })?;
         // The proxy holds two files per connection: the soft limit goes up to the hard one
@@ -55,13 +52,12 @@ impl Session {
         // Every public port is listened on before anything starts: a taken one stops it all.
         let routes = Routes::open(&cfg, files).map_err(|errors| {
             for e in errors {
-                writeln!(std::io::stderr(), "error: {e}").or_say("stderr is closed: nothing else to tell it on");
+                super::to_stderr(&format!("error: {e}"));
             }
-            writeln!(
-                std::io::stderr(),
+            super::to_stderr(&format!(
                 "  = help: stop that process, or give the service another `port` in {} (`proxy = false` if the service must bind the port itself)",
                 cfg.file.display()
-            ).or_say("stderr is closed: nothing else to tell it on");
+            ));
             ExitCode::FAILURE
         })?;
         let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
@@ -454,10 +450,7 @@ async fn run_command(handle: &Handle, command: &[String], env: &[(String, String
         () = stopped(handle, &wanted) => {
             note(&format!("stopping `{}` with the stack", command[0]));
             if let Some(pid) = pid {
-                nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                ).or_say("the command may have exited already");
+                devstack::process::signal(pid as i32, nix::sys::signal::Signal::SIGTERM);
             }
             match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
                 Ok(status) => status,

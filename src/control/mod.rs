@@ -137,7 +137,7 @@ fn default_lines() -> usize {
 
 /// An answer: `{"ok":true,...}` with what the request asked for, or `{"ok":false,"error":"..."}`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "WireResponse")]
+#[serde(try_from = "serde_json::Value")]
 pub enum Response {
     Ok(Answer),
     /// `lines`: what tells more, when there is some (the output of a build that failed).
@@ -184,9 +184,10 @@ pub struct Waiting {
     pub lines: Vec<String>,
 }
 
-/// What a successful answer carries beside `"ok":true` (its fields, side by side with `ok`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+/// What a successful answer carries beside `"ok":true`: which answer it is (`"answer":"services"`)
+/// and its fields, side by side with `ok`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "kebab-case")]
 pub enum Answer {
     /// `hello`: the stack's protocol and devstack version.
     Hello { version: u32, devstack: String },
@@ -194,6 +195,7 @@ pub enum Answer {
     /// first; a follow's come after, as `Message::Call`).
     Traffic {
         traffic: Snapshot,
+        #[serde(default)]
         recent: Vec<Record>,
     },
     /// `ps`, `restart-all` (once it took effect), and the first answer of `subscribe`.
@@ -223,7 +225,20 @@ impl Serialize for Response {
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             lines: &'a [String],
         }
+        #[derive(Serialize)]
+        struct Hello<'a> {
+            ok: bool,
+            version: u32,
+            devstack: &'a str,
+        }
         match self {
+            // The one answer whose form never changes, tag-less as it always was.
+            Response::Ok(Answer::Hello { version, devstack }) => Hello {
+                ok: true,
+                version: *version,
+                devstack,
+            }
+            .serialize(s),
             Response::Ok(answer) => Ok { ok: true, answer }.serialize(s),
             Response::Error { error, lines } => Error {
                 ok: false,
@@ -235,73 +250,38 @@ impl Serialize for Response {
     }
 }
 
-/// A response as read: which answer it is follows from the fields it has (so that a field that
-/// can't be read is an error that says why, not another kind of answer).
-#[derive(Deserialize)]
-struct WireResponse {
-    ok: bool,
-    error: Option<String>,
-    version: Option<u32>,
-    devstack: Option<String>,
-    traffic: Option<Snapshot>,
-    recent: Option<Vec<Record>>,
-    services: Option<Vec<wire::Service>>,
-    service: Option<wire::Service>,
-    /// A tail's lines, or (on an error) the lines that tell more.
-    lines: Option<serde_json::Value>,
-    readiness: Option<Readiness>,
-}
-
-impl TryFrom<WireResponse> for Response {
+/// A response as read: `ok`, then the answer its tag names (`Answer`), or the error. `hello`'s
+/// form never changes, so an older stack's untagged `hello` answer is still read as one (and its
+/// other protocol version said).
+impl TryFrom<serde_json::Value> for Response {
     type Error = String;
 
-    fn try_from(w: WireResponse) -> Result<Response, String> {
-        fn lines<T: serde::de::DeserializeOwned>(
-            v: Option<serde_json::Value>,
-        ) -> Result<Option<T>, String> {
-            v.map(serde_json::from_value)
-                .transpose()
-                .map_err(|e| e.to_string())
+    fn try_from(mut v: serde_json::Value) -> Result<Response, String> {
+        let ok = v
+            .get("ok")
+            .and_then(serde_json::Value::as_bool)
+            .ok_or("an answer without `ok`")?;
+        if !ok {
+            #[derive(Deserialize)]
+            struct Refusal {
+                error: String,
+                #[serde(default)]
+                lines: Vec<String>,
+            }
+            let Refusal { error, lines } = serde_json::from_value(v)
+                .map_err(|e| format!("`\"ok\":false` without an `error`: {e}"))?;
+            return Ok(Response::Error { error, lines });
         }
-        if !w.ok {
-            return Ok(Response::Error {
-                error: w.error.ok_or("`\"ok\":false` without an `error`")?,
-                lines: lines(w.lines)?.unwrap_or_default(),
-            });
+        if let Some(map) = v.as_object_mut()
+            && !map.contains_key("answer")
+            && map.contains_key("version")
+            && map.contains_key("devstack")
+        {
+            map.insert("answer".into(), "hello".into());
         }
-        Ok(Response::Ok(match w {
-            WireResponse {
-                version: Some(version),
-                devstack: Some(devstack),
-                ..
-            } => Answer::Hello { version, devstack },
-            WireResponse {
-                traffic: Some(traffic),
-                recent,
-                ..
-            } => Answer::Traffic {
-                traffic,
-                recent: recent.unwrap_or_default(),
-            },
-            WireResponse {
-                services: Some(services),
-                ..
-            } => Answer::Services { services },
-            WireResponse {
-                service: Some(service),
-                ..
-            } => Answer::Service { service },
-            WireResponse {
-                readiness: Some(readiness),
-                ..
-            } => Answer::Readiness { readiness },
-            WireResponse {
-                lines: Some(tail), ..
-            } => Answer::Lines {
-                lines: lines(Some(tail))?.unwrap_or_default(),
-            },
-            _ => Answer::Done {},
-        }))
+        serde_json::from_value(v)
+            .map(Response::Ok)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -418,8 +398,8 @@ mod tests {
         assert_eq!(serde_json::from_str::<Response>(&text).unwrap(), response);
     }
 
-    /// The README's forms: `{"ok":true,...}` with the answer's fields beside `ok`, or
-    /// `{"ok":false,"error":"..."}`.
+    /// The README's forms: `{"ok":true,"answer":"...",...}` with the answer's fields beside `ok`
+    /// (`hello`'s without the tag, as always), or `{"ok":false,"error":"..."}`.
     #[test]
     fn responses_are_written_as_documented() {
         round_trip(
@@ -429,21 +409,24 @@ mod tests {
             }),
             json!({"ok": true, "version": 1, "devstack": "0.1.0"}),
         );
-        round_trip(Response::Ok(Answer::Done {}), json!({"ok": true}));
+        round_trip(
+            Response::Ok(Answer::Done {}),
+            json!({"ok": true, "answer": "done"}),
+        );
         round_trip(
             Response::error("unknown service `x`"),
             json!({"ok": false, "error": "unknown service `x`"}),
         );
         round_trip(
             Response::Ok(Answer::Services { services: vec![] }),
-            json!({"ok": true, "services": []}),
+            json!({"ok": true, "answer": "services", "services": []}),
         );
         round_trip(
             Response::Ok(Answer::Traffic {
                 traffic: Snapshot::default(),
                 recent: vec![],
             }),
-            json!({"ok": true, "traffic": {"edges": [], "services": []}, "recent": []}),
+            json!({"ok": true, "answer": "traffic", "traffic": {"edges": [], "services": []}, "recent": []}),
         );
         let line = WireLine {
             service: "api".into(),
@@ -455,12 +438,12 @@ mod tests {
             Response::Ok(Answer::Lines {
                 lines: vec![line.clone()],
             }),
-            json!({"ok": true, "lines": [{"service": "api", "stream": "devstack", "time": "2025-01-01T00:00:00.000Z", "text": "hi"}]}),
+            json!({"ok": true, "answer": "lines", "lines": [{"service": "api", "stream": "devstack", "time": "2025-01-01T00:00:00.000Z", "text": "hi"}]}),
         );
         // The server writes a tail piece by piece: the same bytes as the whole.
         assert_eq!(
             serde_json::to_string(&Response::Ok(Answer::Lines { lines: vec![] })).unwrap(),
-            r#"{"ok":true,"lines":[]}"#
+            r#"{"ok":true,"answer":"lines","lines":[]}"#
         );
         let err = serde_json::from_str::<Response>(r#"{"ok":false}"#).unwrap_err();
         assert!(err.to_string().contains("without an `error`"), "{err}");

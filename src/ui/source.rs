@@ -13,6 +13,7 @@ use crate::control::{Answer, Message, Request, Response};
 use crate::engine::{Command, Handle, ServiceId, ServiceView};
 use crate::ignored::Ignore;
 use crate::logs::{BUFFER_BYTES, LineTap, LogHub, LogLine, MERGED_BYTES, Ring, Source};
+use crate::sync::Locked;
 use crate::traffic::Stats;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -217,11 +218,11 @@ impl Mirror {
             return;
         }
         self.tap.lines(&lines);
-        let mut merged = self.merged.lock().expect("merged lock");
+        let mut merged = self.merged.locked();
         for line in lines {
             let line = Arc::new(line);
             if let Some(ring) = self.services.get(line.service) {
-                ring.lock().expect("ring lock").push(line.clone());
+                ring.locked().push(line.clone());
             }
             merged.push(line);
         }
@@ -229,8 +230,8 @@ impl Mirror {
 
     pub fn read<T>(&self, source: Source, f: impl FnOnce(&Ring) -> T) -> T {
         match source {
-            Source::Service(i) => f(&self.services[i].lock().expect("ring lock")),
-            Source::All => f(&self.merged.lock().expect("merged lock")),
+            Source::Service(i) => f(&self.services[i].locked()),
+            Source::All => f(&self.merged.locked()),
         }
     }
 }

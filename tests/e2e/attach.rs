@@ -181,9 +181,9 @@ fn input_and_resize_reach_a_services_terminal_and_logs_keep_colours_when_asked()
     stack.wait_for("red", 20);
     let mut conn = Conn::open(&stack);
     let answer = conn.ask(r#"{"cmd":"resize","service":"repl","rows":17,"cols":53}"#);
-    assert_eq!(answer, serde_json::json!({"ok": true}));
+    assert_eq!(answer, serde_json::json!({"ok": true, "answer": "done"}));
     let answer = conn.ask(r#"{"cmd":"input","service":"repl","text":"hello\r"}"#);
-    assert_eq!(answer, serde_json::json!({"ok": true}));
+    assert_eq!(answer, serde_json::json!({"ok": true, "answer": "done"}));
     stack.wait_for("got:hello", 20);
     stack.wait_for("17 53", 20);
 

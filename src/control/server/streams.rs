@@ -195,10 +195,10 @@ pub(super) async fn logs(
     .await
 }
 
-/// `Response::Ok(Answer::Lines)`, `{"ok":true,"lines":[...]}`, written as it is read (the tail
+/// `Response::Ok(Answer::Lines)`, `{"ok":true,"answer":"lines","lines":[...]}`, written as it is read (the tail
 /// may reach into the log files) rather than gathered whole.
 async fn send_tail(ctx: &Context, out: &mut Out, tail: Tail, color: bool) -> io::Result<()> {
-    out.raw(br#"{"ok":true,"lines":["#).await?;
+    out.raw(br#"{"ok":true,"answer":"lines","lines":["#).await?;
     for (i, line) in tail.enumerate() {
         if i > 0 {
             out.raw(b",").await?;

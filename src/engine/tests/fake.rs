@@ -7,6 +7,7 @@ use crate::process::{
     EscapedReport, Exit, OutputSink, PortReport, ProbeReport, SpawnError, SpawnRequest, Spawner,
     Started, Terminal,
 };
+use crate::sync::Locked;
 use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -66,7 +67,7 @@ pub struct Fake {
 impl Fake {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.touched.notify_waiters();
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 
     /// Resolves at the next use of the fake's state (a spawn, a signal, an exit, …).
@@ -348,7 +349,7 @@ struct FakeTerminal {
 
 impl Terminal for FakeTerminal {
     fn write(&mut self, bytes: Vec<u8>) -> Result<(), String> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.state.locked();
         s.input.push((self.service.clone(), bytes));
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! a write or two), which [`Script::assert_done`] refuses.
 
 use super::io::{Dial, Stream};
+use crate::sync::Locked;
 use crate::traffic::stats::ErrorKind;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -64,7 +65,7 @@ impl Script {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.locked()
     }
 
     /// Then the peer sends `bytes`.
@@ -121,7 +122,7 @@ impl State {
     fn note(&self, what: char, bytes: &[u8]) {
         if let Some(log) = &self.log {
             let entry = format!("{}{what} {}", self.name, show(bytes));
-            log.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+            log.locked().push(entry);
         }
     }
 }

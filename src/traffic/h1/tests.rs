@@ -6,6 +6,7 @@
 use super::message::MAX_HEAD;
 use super::relay_streams;
 use super::script::{Dialer, Log, Script, show};
+use crate::sync::Locked;
 use crate::traffic::limits::Limits;
 use crate::traffic::{Attributor, Kind, Recorder, Sessions, Stats};
 use std::sync::OnceLock;
@@ -165,7 +166,7 @@ async fn a_request_body_with_a_length_is_streamed_as_it_comes() {
     let ran = run("", &caller, &[service]).await;
     assert_eq!(ran.records, ["POST /upload 201 in 11 out 2"]);
     // Each piece reached the service before the caller sent the next.
-    let log = log.lock().unwrap().clone();
+    let log = log.locked().clone();
     let at = |entry: &str| {
         log.iter()
             .position(|e| e.ends_with(entry))
