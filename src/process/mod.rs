@@ -27,11 +27,13 @@ pub use usage::{Feed as UsageFeed, Load, Usage};
 use crate::config::CommandLine;
 use crate::ignored::Ignore;
 use crate::sync::Locked;
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
-use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use portable_pty::{CommandBuilder, MasterPty, PtyPair, PtySize, SlavePty, native_pty_system};
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -146,15 +148,7 @@ pub fn spawn(
         stop_signal,
         grace,
     } = *req;
-    let pty = native_pty_system();
-    let pair = pty
-        .openpty(PtySize {
-            rows: 50,
-            cols: 200,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .map_err(|e| SpawnError::Terminal(e.into()))?;
+    let pair = open_terminal()?;
     let script;
     let argv: Vec<&str> = match cmd {
         CommandLine::Shell(s) => {
@@ -163,6 +157,44 @@ pub fn spawn(
         }
         CommandLine::Exec(argv) => argv.iter().map(String::as_str).collect(),
     };
+    let builder = command(&argv, cwd, env);
+    let pid = start(pair.slave, builder, service, &argv, cwd)?;
+    let tty = pair.master.tty_name();
+    let reader = pair
+        .master
+        .try_clone_reader()
+        .map_err(|e| SpawnError::Output(e.into()))?;
+    // Said here, before `spawn` returns: ahead of the first output, and of any probe result.
+    output.started(pid);
+    let (drained_tx, drained_rx) = mpsc::channel::<()>();
+    read_output(pid, reader, output, drained_tx)?;
+    let end = Ending {
+        stop_signal,
+        grace,
+        tty,
+        drained: drained_rx,
+    };
+    wait_then_report(pid, end, on_exit)?;
+    Ok(Spawned {
+        pid,
+        master: pair.master,
+    })
+}
+
+/// A new pseudo-terminal for a process to lead.
+fn open_terminal() -> Result<PtyPair, SpawnError> {
+    native_pty_system()
+        .openpty(PtySize {
+            rows: 50,
+            cols: 200,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .map_err(|e| SpawnError::Terminal(e.into()))
+}
+
+/// The command `argv` runs, in `cwd` with `env`.
+fn command(argv: &[&str], cwd: &Path, env: &[(String, String)]) -> CommandBuilder {
     // A relative program path names a file under the service's folder, not on PATH.
     let program = if argv[0].contains('/') {
         cwd.join(argv[0]).into_os_string()
@@ -186,9 +218,20 @@ pub fn spawn(
     for (k, v) in env {
         builder.env(k, v);
     }
+    builder
+}
+
+/// Start `builder` on the terminal's `slave` side, as `service`'s: its pid, added to
+/// devstack's own under the lock that keeps the keeper from taking it for an escaped process.
+fn start(
+    slave: Box<dyn SlavePty + Send>,
+    builder: CommandBuilder,
+    service: &str,
+    argv: &[&str],
+    cwd: &Path,
+) -> Result<i32, SpawnError> {
     let mut own = orphans::own();
-    let child = pair
-        .slave
+    let child = slave
         .spawn_command(builder)
         .map_err(|e| SpawnError::Start {
             command: argv.join(" "),
@@ -196,22 +239,24 @@ pub fn spawn(
             source: e.into(),
         })?;
     // Our copy of the slave side must close, or reading the master never sees the end.
-    drop(pair.slave);
+    drop(slave);
     let pid = child.process_id().ok_or(SpawnError::NoPid)? as i32;
     own.add(pid, Some(service), true);
     drop(own);
     // A stop of an earlier process that had this pid says nothing about this one.
     STOPPED.locked().remove(&pid);
     drop(child); // waited for below, and reaped by the owner with `reap`
-    let tty = pair.master.tty_name();
+    Ok(pid)
+}
 
-    let mut reader = pair
-        .master
-        .try_clone_reader()
-        .map_err(|e| SpawnError::Output(e.into()))?;
-    // Said here, before `spawn` returns: ahead of the first output, and of any probe result.
-    output.started(pid);
-    let (drained_tx, drained_rx) = mpsc::channel::<()>();
+/// The reader thread: the terminal's output into `output` until every process holding the
+/// terminal has closed it; then `drained` is told.
+fn read_output(
+    pid: i32,
+    mut reader: Box<dyn Read + Send>,
+    mut output: impl OutputSink,
+    drained: mpsc::Sender<()>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name(format!("pty-read-{pid}"))
         .spawn(move || {
@@ -227,10 +272,35 @@ pub fn spawn(
             }
             output.end();
             drop(output);
-            drained_tx
+            drained
                 .send(())
                 .or_say("the exit was reported without waiting for the last lines");
-        })?;
+        })
+        .map(drop)
+}
+
+/// What the waiter needs once the leader has exited: how the rest of its session is ended,
+/// its terminal, and word from the reader that the last output was read.
+struct Ending {
+    stop_signal: Signal,
+    grace: Duration,
+    tty: Option<PathBuf>,
+    drained: mpsc::Receiver<()>,
+}
+
+/// The waiter thread: once `pid` has exited, the rest of its session is ended and its last
+/// output read, then `on_exit` is told how it ended.
+fn wait_then_report(
+    pid: i32,
+    end: Ending,
+    on_exit: impl FnOnce(Exit) + Send + 'static,
+) -> std::io::Result<()> {
+    let Ending {
+        stop_signal,
+        grace,
+        tty,
+        drained,
+    } = end;
     std::thread::Builder::new()
         .name(format!("wait-{pid}"))
         .spawn(move || {
@@ -241,20 +311,17 @@ pub fn spawn(
             group::end_session(pid, stop_signal, grace, stopped);
             // Let the last lines arrive before the exit is reported. A process that left the
             // session (setsid) but still holds the terminal would keep it open for good.
-            if drained_rx.recv_timeout(DRAIN_WAIT).is_err() {
+            if drained.recv_timeout(DRAIN_WAIT).is_err() {
                 if let Some(tty) = &tty {
                     group::kill_terminal_holders(tty);
                 }
-                drained_rx
+                drained
                     .recv_timeout(DRAIN_WAIT)
                     .or_say("the exit is reported without the lines still to come");
             }
             on_exit(exit);
-        })?;
-    Ok(Spawned {
-        pid,
-        master: pair.master,
-    })
+        })
+        .map(drop)
 }
 
 /// Wait until `pid` has exited, leaving it unreaped (a zombie) where the platform allows, so

@@ -248,22 +248,24 @@ struct Sweep {
     tree: Option<Tree>,
 }
 
+/// One of devstack's children that is not its own, as the first look read it: its `stat`,
+/// and its environment (empty for a zombie).
+#[cfg(target_os = "linux")]
+type Child = (super::Stat, HashMap<std::ffi::OsString, std::ffi::OsString>);
+
+#[cfg(target_os = "linux")]
 impl Sweep {
     /// Look at devstack's children once: collect dead escaped ones, stop those whose service
     /// process is gone (all of them with `all`); report the others, and the processes that left
     /// a service's session but still have a parent in it.
     /// With `sample`, the services' trees are walked now, and the CPU time and memory of each
     /// service's session come back too.
-    #[cfg(target_os = "linux")]
     fn run(
         &mut self,
         services: &[Kept],
         all: bool,
         sample: bool,
     ) -> (Escaped, Option<HashMap<i32, Usage>>) {
-        let me = std::process::id() as i32;
-        let mut seen = Escaped::default();
-        let mut zombies = HashSet::new();
         // First look at /proc without the lock (starting a process takes it); then decide
         // under it, where a child registered meanwhile is known to be devstack's own. Only
         // devstack's children and the services' trees are read, through the kernel's lists of
@@ -272,162 +274,138 @@ impl Sweep {
         if tree.scans() {
             tree.pass(); // a fresh scan for this look
         }
-        let (owned, leaders): (HashSet<i32>, Vec<(i32, String)>) = {
-            let own = own();
-            let leaders = own
-                .0
-                .iter()
-                .filter(|(_, (_, _, session))| *session)
-                .map(|(&pid, (service, _, _))| (pid, service.clone()))
-                .collect();
-            (own.0.keys().copied().collect(), leaders)
-        };
+        let (owned, leaders) = owned_and_leaders();
         let mut live = HashSet::new();
-        let mut mine = Vec::new();
-        // An orphan comes back to the subreaper's main thread (the kernel picks its first live
-        // thread); the children the other threads started are devstack's own.
-        for pid in tree.children_of_thread(me) {
-            if owned.contains(&pid) {
-                continue; // devstack's own (checked again under the lock)
-            }
-            let Ok(proc) = procfs::process::Process::new(pid) else {
-                continue;
-            };
-            let Some(stat) = super::Stat::of(&proc) else {
-                continue;
-            };
-            let env = if stat.state == 'Z' {
-                Default::default()
-            } else {
-                live.insert(pid);
-                proc.environ().unwrap_or_default()
-            };
-            mine.push((stat, env));
-        }
-        // What left a service's session while its parent still runs (it becomes ours only once
-        // that parent is gone).
-        let mut walked = Vec::new();
-        // The services' trees are walked less often than devstack's children are looked at:
-        // an idle stack of 20 services must cost next to nothing. A sample of CPU and memory
-        // is taken on the same walk.
-        let every = if self.known.is_empty() && self.doomed.is_empty() {
-            QUIET_WALK_EVERY
-        } else {
-            WALK_EVERY
-        };
-        let walk = !all && (sample || self.walked.is_none_or(|at| at.elapsed() >= every));
+        let mine = adopted(tree, &owned, &mut live);
+        let walk = !all && (sample || self.walk_due());
         let mut usage: Option<HashMap<i32, Usage>> = sample.then(|| {
             leaders
                 .iter()
                 .map(|(l, _)| (*l, Usage::default()))
                 .collect()
         });
-        if walk {
+        let walked = if walk {
             self.walked = Some(Instant::now());
+            let tree = self.tree.get_or_insert_with(Tree::new); // the one read above
             if !tree.scans() {
                 tree.pass();
             }
-            // Each service's tree from its leader, and from what came back to devstack while
-            // still in its session.
-            let roots = leaders
-                .iter()
-                .map(|(l, s)| (*l, *l, s))
-                .chain(mine.iter().filter_map(|(stat, _)| {
-                    let service = leaders.iter().find(|(l, _)| *l == stat.session)?;
-                    (stat.state != 'Z').then_some((stat.pid, service.0, &service.1))
-                }));
-            for (root, leader, service) in roots {
-                let Some(first) = tree.stat(root) else {
-                    continue;
-                };
-                let mut stack = vec![(root, first)];
-                while let Some((pid, stat)) = stack.pop() {
-                    if stat.session == leader
-                        && let Some(u) = usage.as_mut().and_then(|u| u.get_mut(&leader))
-                    {
-                        u.add(&stat);
-                    }
-                    for child in tree.children_of(pid, stat.threads) {
-                        let Some(stat) = tree.stat(child).filter(|s| s.state != 'Z') else {
-                            continue;
-                        };
-                        live.insert(child);
-                        if stat.session != leader {
-                            walked.push((child, stat.starttime, service.clone()));
-                        }
-                        stack.push((child, stat));
-                    }
-                }
-            }
-        }
+            walk_trees(tree, &leaders, &mine, usage.as_mut(), &mut live)
+        } else {
+            Vec::new()
+        };
         let own = own();
+        let mut seen = Escaped::default();
+        let mut zombies = HashSet::new();
         for (stat, env) in mine {
             if own.0.contains_key(&stat.pid) {
                 continue;
             }
             if stat.state == 'Z' {
-                if self.seen.remove(&stat.pid) || self.zombies.contains(&stat.pid) {
-                    // Not `super::reap`: that takes the lock held here.
-                    super::collect(stat.pid);
-                    self.doomed.remove(&stat.pid);
-                } else {
-                    zombies.insert(stat.pid);
-                }
-                continue;
-            }
-            if env.contains_key(std::ffi::OsStr::new(PROBE_MARK)) {
-                // What a health probe left behind: the probe is over.
-                kill_escaped(stat.pid, stat.session, Signal::SIGKILL);
-                self.seen.insert(stat.pid);
-                continue;
-            }
-            let name = super::group::service_of(&env).or_else(|| {
-                self.known
-                    .get(&stat.pid)
-                    .filter(|(start, _)| *start == stat.starttime)
-                    .map(|(_, s)| s.clone())
-            });
-            let Some(svc) = name.and_then(|n| services.iter().find(|s| s.name == n)) else {
-                continue;
-            };
-            self.seen.insert(stat.pid);
-            let orphan = Orphan {
-                pid: stat.pid,
-                start: stat.starttime,
-                service: svc.name.clone(),
-            };
-            let owned = !all && (svc.task || own.has_owner(&svc.name, stat.starttime));
-            // Still in the session of a leader that exited: its waiter is giving it the rest of
-            // the grace (`group::end_session`), and kills it after.
-            let ending = stat.session != stat.pid
-                && own
-                    .0
-                    .get(&stat.session)
-                    .is_some_and(|(_, _, session)| *session);
-            if owned || ending {
-                seen.alive.push(orphan);
-                continue;
-            }
-            match self.doomed.get(&stat.pid) {
-                None => {
-                    kill_escaped(stat.pid, stat.session, svc.stop_signal);
-                    self.doomed.insert(stat.pid, Instant::now() + svc.grace);
-                    seen.stopping.push(orphan.clone());
-                    seen.alive.push(orphan);
-                }
-                Some(&at) if Instant::now() >= at => {
-                    kill_escaped(stat.pid, stat.session, Signal::SIGKILL);
-                }
-                Some(_) => seen.alive.push(orphan),
+                self.collect_or_note(stat.pid, &mut zombies);
+            } else {
+                self.judge(&own, services, all, (stat, env), &mut seen);
             }
         }
+        self.forget(zombies, &live, walk);
+        self.note_walked(&own, walked, &mut seen);
+        seen.alive.sort_by_key(|o| o.pid);
+        seen.alive.dedup_by_key(|o| o.pid);
+        (seen, usage)
+    }
+
+    /// Whether the services' trees are due to be walked. They are walked less often than
+    /// devstack's children are looked at: an idle stack of 20 services must cost next to
+    /// nothing. A sample of CPU and memory is taken on the same walk.
+    fn walk_due(&self) -> bool {
+        let every = if self.known.is_empty() && self.doomed.is_empty() {
+            QUIET_WALK_EVERY
+        } else {
+            WALK_EVERY
+        };
+        self.walked.is_none_or(|at| at.elapsed() >= every)
+    }
+
+    /// A zombie child not devstack's own: collected if it was an escaped process seen alive, or
+    /// an unknown one seen dead last time (by then whoever started it would have collected
+    /// it); else noted in `zombies` for next time.
+    fn collect_or_note(&mut self, pid: i32, zombies: &mut HashSet<i32>) {
+        if self.seen.remove(&pid) || self.zombies.contains(&pid) {
+            // Not `super::reap`: that takes the lock held here.
+            super::collect(pid);
+            self.doomed.remove(&pid);
+        } else {
+            zombies.insert(pid);
+        }
+    }
+
+    /// A live child not devstack's own, decided under the lock (`own`): what a probe left goes
+    /// at once; one of a service is kept while its run does (or it is still in the session of
+    /// a leader that exited), else sent its stop signal, then SIGKILL after its grace.
+    fn judge(&mut self, own: &Own, services: &[Kept], all: bool, child: Child, seen: &mut Escaped) {
+        let (stat, env) = child;
+        if env.contains_key(std::ffi::OsStr::new(PROBE_MARK)) {
+            // What a health probe left behind: the probe is over.
+            kill_escaped(stat.pid, stat.session, Signal::SIGKILL);
+            self.seen.insert(stat.pid);
+            return;
+        }
+        let name = super::group::service_of(&env).or_else(|| {
+            self.known
+                .get(&stat.pid)
+                .filter(|(start, _)| *start == stat.starttime)
+                .map(|(_, s)| s.clone())
+        });
+        let Some(svc) = name.and_then(|n| services.iter().find(|s| s.name == n)) else {
+            return;
+        };
+        self.seen.insert(stat.pid);
+        let orphan = Orphan {
+            pid: stat.pid,
+            start: stat.starttime,
+            service: svc.name.clone(),
+        };
+        let owned = !all && (svc.task || own.has_owner(&svc.name, stat.starttime));
+        // Still in the session of a leader that exited: its waiter is giving it the rest of
+        // the grace (`group::end_session`), and kills it after.
+        let ending = stat.session != stat.pid
+            && own
+                .0
+                .get(&stat.session)
+                .is_some_and(|(_, _, session)| *session);
+        if owned || ending {
+            seen.alive.push(orphan);
+            return;
+        }
+        match self.doomed.get(&stat.pid) {
+            None => {
+                kill_escaped(stat.pid, stat.session, svc.stop_signal);
+                self.doomed.insert(stat.pid, Instant::now() + svc.grace);
+                seen.stopping.push(orphan.clone());
+                seen.alive.push(orphan);
+            }
+            Some(&at) if Instant::now() >= at => {
+                kill_escaped(stat.pid, stat.session, Signal::SIGKILL);
+            }
+            Some(_) => seen.alive.push(orphan),
+        }
+    }
+
+    /// Forget what is no longer alive (`live`); what left a session, only after a walk (which
+    /// sees it). The zombies seen now are collected next time.
+    fn forget(&mut self, zombies: HashSet<i32>, live: &HashSet<i32>, walked: bool) {
         self.zombies = zombies;
         self.doomed.retain(|pid, _| live.contains(pid));
-        if walk {
+        if walked {
             self.known.retain(|pid, _| live.contains(pid));
         }
         self.seen
             .retain(|pid| live.contains(pid) || self.zombies.contains(pid));
+    }
+
+    /// What the walk saw leaving a service's session, unless it is devstack's own: known from
+    /// now on as that service's, and reported alive.
+    fn note_walked(&mut self, own: &Own, walked: Vec<(i32, u64, String)>, seen: &mut Escaped) {
         for (pid, start, service) in walked {
             if !own.0.contains_key(&pid) {
                 self.known.insert(pid, (start, service.clone()));
@@ -438,12 +416,11 @@ impl Sweep {
                 });
             }
         }
-        seen.alive.sort_by_key(|o| o.pid);
-        seen.alive.dedup_by_key(|o| o.pid);
-        (seen, usage)
     }
+}
 
-    #[cfg(not(target_os = "linux"))]
+#[cfg(not(target_os = "linux"))]
+impl Sweep {
     fn run(
         &mut self,
         _services: &[Kept],
@@ -452,6 +429,96 @@ impl Sweep {
     ) -> (Escaped, Option<HashMap<i32, Usage>>) {
         (Escaped::default(), None)
     }
+}
+
+/// devstack's own children's pids, and those that lead a service's session with their
+/// service, taken under the lock and read without it.
+#[cfg(target_os = "linux")]
+fn owned_and_leaders() -> (HashSet<i32>, Vec<(i32, String)>) {
+    let own = own();
+    let leaders = own
+        .0
+        .iter()
+        .filter(|(_, (_, _, session))| *session)
+        .map(|(&pid, (service, _, _))| (pid, service.clone()))
+        .collect();
+    (own.0.keys().copied().collect(), leaders)
+}
+
+/// The first look, without the lock: devstack's children that are not `owned` (checked again
+/// under the lock), with their environments; the live ones go into `live`.
+#[cfg(target_os = "linux")]
+fn adopted(tree: &mut Tree, owned: &HashSet<i32>, live: &mut HashSet<i32>) -> Vec<Child> {
+    let me = std::process::id() as i32;
+    let mut mine = Vec::new();
+    // An orphan comes back to the subreaper's main thread (the kernel picks its first live
+    // thread); the children the other threads started are devstack's own.
+    for pid in tree.children_of_thread(me) {
+        if owned.contains(&pid) {
+            continue; // devstack's own (checked again under the lock)
+        }
+        let Ok(proc) = procfs::process::Process::new(pid) else {
+            continue;
+        };
+        let Some(stat) = super::Stat::of(&proc) else {
+            continue;
+        };
+        let env = if stat.state == 'Z' {
+            Default::default()
+        } else {
+            live.insert(pid);
+            proc.environ().unwrap_or_default()
+        };
+        mine.push((stat, env));
+    }
+    mine
+}
+
+/// Walk each service's tree from its leader, and from what came back to devstack (`mine`)
+/// while still in its session: what runs goes into `live`, and with `usage`, what is in the
+/// session is added to its leader's. What left a service's session while its parent still
+/// runs comes back, as (pid, start time, service): it becomes ours only once that parent is
+/// gone.
+#[cfg(target_os = "linux")]
+fn walk_trees(
+    tree: &mut Tree,
+    leaders: &[(i32, String)],
+    mine: &[Child],
+    mut usage: Option<&mut HashMap<i32, Usage>>,
+    live: &mut HashSet<i32>,
+) -> Vec<(i32, u64, String)> {
+    let mut walked = Vec::new();
+    let roots = leaders
+        .iter()
+        .map(|(l, s)| (*l, *l, s))
+        .chain(mine.iter().filter_map(|(stat, _)| {
+            let service = leaders.iter().find(|(l, _)| *l == stat.session)?;
+            (stat.state != 'Z').then_some((stat.pid, service.0, &service.1))
+        }));
+    for (root, leader, service) in roots {
+        let Some(first) = tree.stat(root) else {
+            continue;
+        };
+        let mut stack = vec![(root, first)];
+        while let Some((pid, stat)) = stack.pop() {
+            if stat.session == leader
+                && let Some(u) = usage.as_mut().and_then(|u| u.get_mut(&leader))
+            {
+                u.add(&stat);
+            }
+            for child in tree.children_of(pid, stat.threads) {
+                let Some(stat) = tree.stat(child).filter(|s| s.state != 'Z') else {
+                    continue;
+                };
+                live.insert(child);
+                if stat.session != leader {
+                    walked.push((child, stat.starttime, service.clone()));
+                }
+                stack.push((child, stat));
+            }
+        }
+    }
+    walked
 }
 
 /// Signal an escaped process, and its whole session when it leads one (a daemon's helpers).

@@ -130,13 +130,21 @@ impl Drop for Screen {
 /// (attached), or the terminal has gone away. An error: the terminal could not be set up.
 pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> io::Result<End> {
     app.traffic = stack.traffic(wake.clone());
+    let _restore = enter()?;
+    let (mut screen, area) = open_screen()?;
+    Ok(event_loop(screen.get(), &mut stack, &mut app, &wake, area).await)
+}
+
+/// The terminal taken over: raw mode, the alternate screen, the mouse; given back by the
+/// `Restore` (and by a panic, whose hook restores it first).
+fn enter() -> io::Result<Restore> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore();
         previous(info);
     }));
     terminal::enable_raw_mode()?;
-    let _restore = Restore;
+    let restore = Restore;
     // A full clear without ratatui's `Terminal::clear`, which asks the terminal where its
     // cursor is.
     execute!(
@@ -145,84 +153,148 @@ pub async fn run(mut stack: Stack, mut app: App, wake: std::sync::Arc<Wake>) -> 
         crossterm::event::EnableMouseCapture,
         terminal::Clear(terminal::ClearType::All)
     )?;
-    // A fixed viewport, resized on the terminal's resize events: ratatui would otherwise ask
-    // the terminal for its size (opening `/dev/tty`) on every frame.
+    Ok(restore)
+}
+
+/// The `Screen` frames are drawn on, with its area. A fixed viewport, resized on the
+/// terminal's resize events: ratatui would otherwise ask the terminal for its size (opening
+/// `/dev/tty`) on every frame.
+fn open_screen() -> io::Result<(Screen, Rect)> {
     let (cols, rows) = terminal::size()?;
-    let mut area = Rect::new(0, 0, cols, rows);
+    let area = Rect::new(0, 0, cols, rows);
     let options = ratatui::TerminalOptions {
         viewport: ratatui::Viewport::Fixed(area),
     };
-    let mut screen = Screen(Some(ratatui::Terminal::with_options(
+    let screen = Screen(Some(ratatui::Terminal::with_options(
         Backend::new(io::stdout()),
         options,
     )?));
-    let term = screen.get();
+    Ok((screen, area))
+}
 
+/// The event loop: a frame when something to show changed (at most one per `FRAME`), then a
+/// wait for the next event, key, change of views, note, line or uptime.
+async fn event_loop(
+    term: &mut ratatui::Terminal<Backend>,
+    stack: &mut Stack,
+    app: &mut App,
+    wake: &Wake,
+    area: Rect,
+) -> End {
     let mut events = Events::start();
     let mut views = stack.views();
-    let mut painter = Painter::default();
-    // Something to show changed (`dirty`), and it may be more than an uptime (`whole`).
-    let (mut dirty, mut whole) = (true, true);
-    let mut last_draw = Instant::now() - FRAME;
-    // When a shown uptime next reads differently (once a minute past each one's first).
-    let mut uptimes: Option<tokio::time::Instant> = None;
+    let mut frames = Frames::new(area);
     loop {
-        if dirty && last_draw.elapsed() >= FRAME {
-            // Views that changed since the select (not seen there) may change more than the list.
-            whole |= views.has_changed().unwrap_or(true);
-            app.views = views.borrow_and_update().clone();
-            app.arrange(area);
-            if let Err(e) = painter.paint(term, &app, whole) {
-                return Ok(End::TerminalLost(e));
-            }
-            uptimes = next_uptime_change(&app.views);
-            (dirty, whole) = (false, false);
-            last_draw = Instant::now();
+        if let Err(e) = frames.draw_if_due(term, app, &mut views) {
+            return End::TerminalLost(e);
         }
-        let until_frame = FRAME.saturating_sub(last_draw.elapsed());
+        let until_frame = FRAME.saturating_sub(frames.last_draw.elapsed());
         tokio::select! {
             // Keys first: under a flood of lines the user must still be answered at once.
             biased;
-            event = events.0.recv() => match event {
-                Some(Ok(Event::Resize(cols, rows))) => {
-                    area = Rect::new(0, 0, cols, rows);
-                    if let Err(e) = term.resize(area) {
-                        return Ok(End::TerminalLost(e));
-                    }
-                    dirty = true;
+            event = events.0.recv() => {
+                if let Err(end) = frames.on_event(event, term, app, stack) {
+                    return end;
                 }
-                Some(Ok(event)) => {
-                    if let Some(action) = action_for(&app, event) {
-                        for effect in app.update(action) {
-                            if apply(&stack, effect).is_break() {
-                                return Ok(End::Detached);
-                            }
-                        }
-                    }
-                    dirty = true;
-                }
-                Some(Err(e)) => return Ok(End::TerminalLost(e)),
-                None => return Ok(End::TerminalLost(io::ErrorKind::UnexpectedEof.into())),
-            },
+            }
             changed = views.changed() => {
                 if changed.is_err() {
-                    return Ok(End::Quit); // the stack has ended
+                    return End::Quit; // the stack has ended
                 }
-                dirty = true;
+                frames.dirty = true;
             }
             note = stack.note() => {
                 app.message = Some(note);
-                dirty = true;
+                frames.dirty = true;
             }
-            _ = wake.0.notified() => dirty = true,
-            _ = tokio::time::sleep(until_frame), if dirty => continue,
+            _ = wake.0.notified() => frames.dirty = true,
+            _ = tokio::time::sleep(until_frame), if frames.dirty => continue,
             // Only an uptime changed: the next frame may be the list alone.
-            _ = crate::engine::sleep_until(uptimes), if !dirty => {
-                dirty = true;
+            _ = crate::engine::sleep_until(frames.uptimes), if !frames.dirty => {
+                frames.dirty = true;
                 continue;
             }
         }
-        whole = dirty;
+        frames.whole = frames.dirty;
+    }
+}
+
+/// What the event loop knows between frames.
+struct Frames {
+    /// The viewport.
+    area: Rect,
+    painter: Painter,
+    /// Something to show changed (`dirty`), and it may be more than an uptime (`whole`).
+    dirty: bool,
+    whole: bool,
+    last_draw: Instant,
+    /// When a shown uptime next reads differently (once a minute past each one's first).
+    uptimes: Option<tokio::time::Instant>,
+}
+
+impl Frames {
+    fn new(area: Rect) -> Frames {
+        Frames {
+            area,
+            painter: Painter::default(),
+            dirty: true,
+            whole: true,
+            last_draw: Instant::now() - FRAME,
+            uptimes: None,
+        }
+    }
+
+    /// Draw a frame with the latest views if something changed and the last frame is at least
+    /// `FRAME` old. An error: the terminal is gone.
+    fn draw_if_due(
+        &mut self,
+        term: &mut ratatui::Terminal<Backend>,
+        app: &mut App,
+        views: &mut tokio::sync::watch::Receiver<Vec<crate::engine::ServiceView>>,
+    ) -> io::Result<()> {
+        if !(self.dirty && self.last_draw.elapsed() >= FRAME) {
+            return Ok(());
+        }
+        // Views that changed since the select (not seen there) may change more than the list.
+        self.whole |= views.has_changed().unwrap_or(true);
+        app.views = views.borrow_and_update().clone();
+        app.arrange(self.area);
+        self.painter.paint(term, app, self.whole)?;
+        self.uptimes = next_uptime_change(&app.views);
+        (self.dirty, self.whole) = (false, false);
+        self.last_draw = Instant::now();
+        Ok(())
+    }
+
+    /// A terminal event (None: the terminal's events ended): a resize resizes the viewport,
+    /// anything else is carried out as the action it maps to; either way, a frame is due.
+    /// An error: how the dashboard ends (the terminal lost, or a detach).
+    fn on_event(
+        &mut self,
+        event: Option<io::Result<Event>>,
+        term: &mut ratatui::Terminal<Backend>,
+        app: &mut App,
+        stack: &Stack,
+    ) -> Result<(), End> {
+        match event {
+            Some(Ok(Event::Resize(cols, rows))) => {
+                self.area = Rect::new(0, 0, cols, rows);
+                term.resize(self.area).map_err(End::TerminalLost)?;
+            }
+            Some(Ok(event)) => {
+                if let Some(action) = action_for(app, event) {
+                    for effect in app.update(action) {
+                        if apply(stack, effect).is_break() {
+                            return Err(End::Detached);
+                        }
+                    }
+                }
+            }
+            Some(Err(e)) => return Err(End::TerminalLost(e)),
+            None => return Err(End::TerminalLost(io::ErrorKind::UnexpectedEof.into())),
+        }
+        self.dirty = true;
+        Ok(())
     }
 }
 

@@ -206,6 +206,14 @@ impl Index {
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return true;
         };
+        self.read_processes(dir, sessions, now);
+        self.read_sockets(sessions, now)
+    }
+
+    /// The processes listed in `dir` (`/proc`) replace those known: a known one is kept (its
+    /// session and mark read again while it is young and no service's), a new one is read, and
+    /// what is gone is forgotten with its sockets.
+    fn read_processes(&mut self, dir: std::fs::ReadDir, sessions: &Sessions, now: Instant) {
         let mark = sessions.mark();
         let young = |since: Option<Instant>| since.filter(|t| now.duration_since(*t) < SETTLE);
         let mut alive = HashMap::with_capacity(self.procs.len());
@@ -247,7 +255,12 @@ impl Index {
         for (pid, gone) in std::mem::replace(&mut self.procs, alive) {
             self.forget(pid, &gone);
         }
+    }
 
+    /// The sockets of the stack's processes that ran since they were last read, read again
+    /// and indexed (a paced one only once its pause is over); a process no longer the stack's
+    /// is taken out of the index. False if a paced process had to be left for later.
+    fn read_sockets(&mut self, sessions: &Sessions, now: Instant) -> bool {
         let mut complete = true;
         let Index {
             procs, by_inode, ..

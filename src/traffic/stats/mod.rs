@@ -1,0 +1,261 @@
+//! What the proxy saw: one [`Record`] per HTTP request or TCP connection, folded into per-edge
+//! (caller → callee) counters, a ring of recent records and a broadcast for a live tail.
+//!
+//! Memory is bounded however long a stack runs: an edge keeps 60 one-second counters and six
+//! ten-second latency histograms (the last minute), the ring keeps [`RECENT`] records, and the
+//! edges themselves are bounded by the callers (services, `external`, `unknown`) × the callees.
+//!
+//! The parts: [`Record`] and its kinds (`record.rs`), an edge's counters and histograms
+//! (`edge.rs`), the [`Snapshot`] (`snapshot.rs`); here, the [`Stats`] store with its edges, its
+//! ring of recent records and its tail.
+
+mod edge;
+mod record;
+mod snapshot;
+
+pub use edge::StatusClasses;
+pub use record::{ErrorKind, Kind, Record, bounded_path, method_name, micros, version_name};
+pub use snapshot::{EdgeSnapshot, ServiceSnapshot, Snapshot};
+
+use super::Caller;
+use crate::ignored::Ignore;
+use crate::sync::Locked;
+use edge::Edge;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::broadcast;
+
+/// Records kept for the tail shown on request (the live tail is the broadcast).
+pub const RECENT: usize = 1000;
+/// Edges beyond this are not tracked (only reachable with a huge number of services).
+const MAX_EDGES: usize = 4096;
+
+/// Collects records; shared by every listener of a proxy (and readable from any thread).
+pub struct Stats {
+    inner: Mutex<Inner>,
+    tail: broadcast::Sender<Arc<Record>>,
+    start: Instant,
+}
+
+struct Inner {
+    /// By caller, then callee (looked up without building a key per record).
+    edges: HashMap<Caller, HashMap<String, Edge>>,
+    /// Edges in `edges`.
+    edge_count: usize,
+    recent: VecDeque<Arc<Record>>,
+}
+
+impl Stats {
+    pub fn new() -> Arc<Stats> {
+        Arc::new(Stats {
+            inner: Mutex::new(Inner {
+                edges: HashMap::new(),
+                edge_count: 0,
+                recent: VecDeque::with_capacity(RECENT),
+            }),
+            tail: broadcast::channel(1024).0,
+            start: Instant::now(),
+        })
+    }
+
+    /// Count a finished request or connection and pass it to the tail.
+    pub fn record(&self, record: Record) {
+        self.record_at(record, Instant::now());
+    }
+
+    fn record_at(&self, record: Record, now: Instant) {
+        let second = self.second(now);
+        let record = Arc::new(record);
+        {
+            let mut inner = self.inner.locked();
+            let inner = &mut *inner;
+            let known = inner
+                .edges
+                .get_mut(&record.caller)
+                .and_then(|callees| callees.get_mut(record.callee.as_str()));
+            if let Some(edge) = known {
+                edge.add(&record, second);
+            } else if inner.edge_count < MAX_EDGES {
+                let mut edge = Edge::new();
+                edge.add(&record, second);
+                inner
+                    .edges
+                    .entry(record.caller.clone())
+                    .or_default()
+                    .insert(record.callee.clone(), edge);
+                inner.edge_count += 1;
+            }
+            if inner.recent.len() == RECENT {
+                inner.recent.pop_front();
+            }
+            inner.recent.push_back(record.clone());
+            // Sent under the lock, so that `recent_and_follow` splits the records cleanly; only
+            // while someone follows the tail.
+            if self.tail.receiver_count() > 0 {
+                self.tail
+                    .send(record)
+                    .or_say("the last follower may have left since they were counted");
+            }
+        }
+    }
+
+    /// Every record from now on. A receiver that falls more than 1024 behind gets `Lagged`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Record>> {
+        self.tail.subscribe()
+    }
+
+    /// The last (at most [`RECENT`]) records, oldest first.
+    pub fn recent(&self) -> Vec<Arc<Record>> {
+        let inner = self.inner.locked();
+        inner.recent.iter().cloned().collect()
+    }
+
+    /// The last `n` (at most [`RECENT`]) records, oldest first, and every record after them:
+    /// none is in both, none falls between (as `LogHub::tail_and_follow` does for lines).
+    pub fn recent_and_follow(
+        &self,
+        n: usize,
+    ) -> (Vec<Arc<Record>>, broadcast::Receiver<Arc<Record>>) {
+        let inner = self.inner.locked();
+        let skip = inner.recent.len().saturating_sub(n);
+        let recent = inner.recent.iter().skip(skip).cloned().collect();
+        (recent, self.tail.subscribe())
+    }
+
+    fn second(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.start).as_secs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// While records keep coming, the recent ones and the follow meet exactly: no record in
+    /// both, none missing between them.
+    #[test]
+    fn recent_and_follow_split_the_records_cleanly() {
+        let stats = Stats::new();
+        let writer = {
+            let stats = stats.clone();
+            std::thread::spawn(move || {
+                // Fewer after the split than the tail's 1024: the follow can't lag.
+                for n in 0..1000 {
+                    stats.record(http("a", "b", 200, n));
+                }
+            })
+        };
+        while stats.recent().len() < 100 {
+            std::thread::yield_now();
+        }
+        let (recent, mut follow) = stats.recent_and_follow(RECENT);
+        writer.join().unwrap();
+        let mut seen: Vec<u64> = recent.iter().map(|r| r.latency_us).collect();
+        while let Ok(r) = follow.try_recv() {
+            seen.push(r.latency_us);
+        }
+        assert_eq!(seen, (0..1000).collect::<Vec<u64>>(), "in order, each once");
+    }
+
+    fn http(caller: &str, callee: &str, status: u16, latency_us: u64) -> Record {
+        let mut r = Record::now(
+            Caller::Service(caller.into()),
+            callee,
+            Kind::Http {
+                version: "HTTP/1.1".into(),
+                method: "GET".into(),
+                path: "/".into(),
+                status,
+                grpc_status: None,
+            },
+        );
+        r.latency_us = latency_us;
+        r.bytes_in = 10;
+        r.bytes_out = 20;
+        r
+    }
+
+    #[test]
+    fn an_edge_counts_requests_errors_bytes_and_classes() {
+        let stats = Stats::new();
+        let t = stats.start;
+        for i in 0..10 {
+            stats.record_at(http("a", "b", if i < 8 { 200 } else { 503 }, 1000), t);
+        }
+        stats.record_at(http("a", "b", 404, 1000), t);
+        let snap = stats.snapshot_at(t + Duration::from_secs(9));
+        let e = &snap.edges[0];
+        assert_eq!((e.requests, e.errors), (11, 2));
+        assert_eq!((e.bytes_in, e.bytes_out), (110, 220));
+        assert_eq!((e.status.s2xx, e.status.s4xx, e.status.s5xx), (8, 1, 2));
+        assert!((e.rate_1m - 1.1).abs() < 1e-9, "{}", e.rate_1m);
+        assert!((e.error_rate_1m - 2.0 / 11.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rates_and_latencies_cover_only_their_window() {
+        let stats = Stats::new();
+        let t = stats.start;
+        for _ in 0..100 {
+            stats.record_at(http("a", "b", 200, 5_000), t);
+        }
+        let at = |s| t + Duration::from_secs(s);
+        for _ in 0..20 {
+            stats.record_at(http("a", "b", 200, 1_000), at(55));
+        }
+        let snap = stats.snapshot_at(at(59));
+        let e = &snap.edges[0];
+        assert_eq!(e.rate_10s, 2.0);
+        assert!((e.rate_1m - 2.0).abs() < 1e-9);
+        // hdrhistogram's 2 significant digits: within 1%.
+        let near = |v: Option<f64>, want: f64| v.is_some_and(|v| (v - want).abs() <= want / 100.0);
+        assert!(near(e.p99_ms, 5.0), "{:?}", e.p99_ms);
+        // A minute later the first burst is out of every window; the total stays.
+        let snap = stats.snapshot_at(at(65));
+        let e = &snap.edges[0];
+        assert_eq!(e.requests, 120);
+        assert!((e.rate_1m - 20.0 / 60.0).abs() < 1e-9);
+        assert!(near(e.p50_ms, 1.0) && near(e.p99_ms, 1.0), "{e:?}");
+        let history = &snap.services[0].history;
+        assert_eq!(history.len(), 60);
+        assert_eq!(history[59 - 10], 20);
+        assert_eq!(history.iter().map(|&n| n as u64).sum::<u64>(), 20);
+        // Long idle: nothing in the windows, no percentiles.
+        let snap = stats.snapshot_at(at(1000));
+        let e = &snap.edges[0];
+        assert_eq!((e.rate_10s, e.rate_1m, e.p50_ms), (0.0, 0.0, None));
+    }
+
+    #[test]
+    fn edges_are_sorted_by_rate_and_the_ring_is_bounded() {
+        let stats = Stats::new();
+        let t = stats.start;
+        stats.record_at(http("a", "quiet", 200, 10), t);
+        for _ in 0..(RECENT + 5) {
+            stats.record_at(http("a", "busy", 200, 10), t);
+        }
+        let snap = stats.snapshot_at(t);
+        let order: Vec<&str> = snap.edges.iter().map(|e| e.callee.as_str()).collect();
+        assert_eq!(order, ["busy", "quiet"]);
+        assert_eq!(stats.recent().len(), RECENT);
+        let json = serde_json::to_string(&snap).unwrap();
+        let back: Snapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, snap);
+    }
+
+    #[test]
+    fn grpc_non_ok_and_transport_errors_are_errors() {
+        let mut r = http("a", "b", 200, 1);
+        assert!(!r.is_error());
+        if let Kind::Http { grpc_status, .. } = &mut r.kind {
+            *grpc_status = Some(14);
+        }
+        assert!(r.is_error());
+        let mut t = Record::now(Caller::External, "b", Kind::Tcp);
+        assert!(!t.is_error());
+        t.error = Some(ErrorKind::Reset);
+        assert!(t.is_error());
+    }
+}
