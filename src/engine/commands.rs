@@ -113,7 +113,7 @@ impl Engine {
         } else if svc.coming.is_none() {
             // Not running: as `start`, with whatever it depends on.
             self.start(i);
-            self.set(i, Status::Pending);
+            self.set(i, Status::Pending(None));
         }
     }
 
@@ -146,7 +146,7 @@ impl Engine {
                 // Asked to start while it stops: start again once it has.
                 *then = Then::Run;
             } else if svc.idle() && !matches!(svc.status, Status::Completed) {
-                svc.status = Status::Pending;
+                svc.status = Status::Pending(None);
             }
         }
     }
@@ -190,7 +190,7 @@ impl Engine {
                 if matches!(
                     self.svcs[i].status,
                     Status::Restarting { .. }
-                        | Status::Pending
+                        | Status::Pending(_)
                         | Status::Blocked(_)
                         | Status::PortBusy { .. }
                 ) {

@@ -79,7 +79,7 @@ impl Engine {
                 continue;
             }
             match svc.status {
-                Status::Pending | Status::Blocked(_) => {}
+                Status::Pending(_) | Status::Blocked(_) => {}
                 Status::PortBusy { retry, .. } if retry <= now => {}
                 _ => continue,
             }
@@ -99,8 +99,7 @@ impl Engine {
                     }
                 }
                 Err(Gate::Wait(why)) => {
-                    self.set(i, Status::Pending);
-                    self.svcs[i].waiting = Some(why);
+                    self.set(i, Status::Pending(Some(why)));
                 }
             }
         }
@@ -145,8 +144,10 @@ impl Engine {
         self.svcs[i].serving = Serving::Checking(id);
         // Pending meanwhile; one found held stays so, so that it says so only once.
         if !matches!(self.svcs[i].status, Status::PortBusy { .. }) {
-            self.set(i, Status::Pending);
-            self.svcs[i].waiting = Some(format!("checking that port {port} is free"));
+            self.set(
+                i,
+                Status::Pending(Some(format!("checking that port {port} is free"))),
+            );
         }
         let tx = self.tx.clone();
         self.spawner.check_port(
@@ -318,7 +319,7 @@ impl Engine {
             self.say(i, format!("build stopped ({exit})"));
             if self.svcs[i].serving.proc().is_none() {
                 let status = if self.svcs[i].want_up {
-                    Status::Pending
+                    Status::Pending(None)
                 } else {
                     Status::Stopped
                 };
@@ -480,7 +481,7 @@ impl Engine {
             if let Status::Restarting { at, .. } = self.svcs[i].status
                 && at <= now
             {
-                self.set(i, Status::Pending);
+                self.set(i, Status::Pending(None));
             }
             let grace = self.cfg.services[i].grace;
             let mut late = Vec::new();

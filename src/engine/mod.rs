@@ -279,8 +279,6 @@ struct Svc {
     guard: rebuild::Guard,
     /// Exits with 127 from `sh -c` in a row (see `lifecycle::NOT_FOUND_LIMIT`).
     not_found: u32,
-    /// While pending: what it waits for.
-    waiting: Option<String>,
     /// Restart it once its dependencies are up again (`R`, restart all, in dependency order).
     restart_wave: bool,
     /// Since when its port has been found held, while it waits to start.
@@ -291,7 +289,7 @@ impl Svc {
     fn new(want_up: bool) -> Svc {
         Svc {
             status: if want_up {
-                Status::Pending
+                Status::Pending(None)
             } else {
                 Status::Stopped
             },
@@ -306,7 +304,6 @@ impl Svc {
             auto: true,
             guard: rebuild::Guard::default(),
             not_found: 0,
-            waiting: None,
             restart_wave: false,
             port_wait: None,
         }
@@ -567,8 +564,7 @@ impl Engine {
 
     fn set(&mut self, i: usize, status: Status) {
         let svc = &mut self.svcs[i];
-        svc.waiting = None;
-        if !matches!(status, Status::PortBusy { .. } | Status::Pending) {
+        if !matches!(status, Status::PortBusy { .. } | Status::Pending(_)) {
             svc.port_wait = None;
         }
         svc.status = status;

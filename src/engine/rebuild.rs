@@ -132,7 +132,7 @@ impl Engine {
             self.spawn_build(i);
         } else {
             self.svcs[i].built = false;
-            self.set(i, Status::Pending);
+            self.set(i, Status::Pending(None));
         }
     }
 }

@@ -8,8 +8,9 @@ use tokio::time::Instant;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
-    /// Wanted, waiting for its dependencies.
-    Pending,
+    /// Wanted, waiting to start; what it waits for, when that is worth saying (a dependency, its
+    /// port being checked).
+    Pending(Option<String>),
     /// Wanted, but a dependency failed; the reason names it.
     Blocked(String),
     /// Wanted, but its port is held (the reason names by whom); tried again at `retry`. When
@@ -45,7 +46,7 @@ impl Status {
     /// The state it shows as, for tables and JSON (the README's `ps --json` `state` values).
     pub fn state(&self) -> State {
         match self {
-            Status::Pending => State::Pending,
+            Status::Pending(_) => State::Pending,
             Status::PortBusy { ours: true, .. } => State::Pending,
             Status::Blocked(_) | Status::PortBusy { .. } => State::Blocked,
             Status::Building => State::Building,

@@ -44,8 +44,8 @@ impl Engine {
             && s.status == Status::Running
             && !s.health.ever_healthy
             && s.health.state != HealthState::Unhealthy;
-        let detail = match (&s.waiting, starting) {
-            (Some(why), _) if s.status == Status::Pending => format!("pending: {why}"),
+        let detail = match (&s.status, starting) {
+            (Status::Pending(Some(why)), _) => format!("pending: {why}"),
             (_, true) => "starting (waiting for its first healthy check)".to_string(),
             // Builds can be long: say for how long it has been building.
             _ if s.status == Status::Building => match s.guard.building_since() {
