@@ -20,7 +20,8 @@ pub fn traffic(mut stack: Running, json: bool, follow: bool) -> ExitCode {
     };
     if !follow {
         if json {
-            out(&serde_json::to_string_pretty(&snapshot).expect("JSON"));
+            let traffic = devstack::control::wire::Traffic::from(&snapshot);
+            out(&serde_json::to_string_pretty(&traffic).expect("JSON"));
         } else {
             print_table(&snapshot);
         }
@@ -31,7 +32,7 @@ pub fn traffic(mut stack: Running, json: bool, follow: bool) -> ExitCode {
     }
     loop {
         match stack.client.next_message() {
-            Ok(Some(Message::Call { call })) => print_call(&call, json),
+            Ok(Some(Message::Call { call })) => print_call(&call.into(), json),
             Ok(Some(Message::Missed { missed })) => note(&format!(
                 "({} went by too fast to show)",
                 devstack::format::plural(missed as usize, "request")
@@ -53,7 +54,8 @@ pub fn traffic(mut stack: Running, json: bool, follow: bool) -> ExitCode {
 
 fn print_call(call: &Record, json: bool) {
     if json {
-        out(&serde_json::to_string(call).expect("JSON"));
+        let call = devstack::control::wire::Call::from(call);
+        out(&serde_json::to_string(&call).expect("JSON"));
         return;
     }
     // The path is the caller's text: C1 controls and bidi overrides in it would reach the
@@ -124,7 +126,7 @@ mod tests {
     use super::*;
 
     fn snapshot(errors: u64, rate_1m: f64, error_rate_1m: f64) -> Snapshot {
-        serde_json::from_value(serde_json::json!({
+        serde_json::from_value::<devstack::control::wire::Traffic>(serde_json::json!({
             "edges": [{
                 "caller": "web", "callee": "api", "protocol": "http", "requests": 1,
                 "errors": errors, "rate_10s": 0.0, "rate_1m": rate_1m,
@@ -135,6 +137,7 @@ mod tests {
             "services": [],
         }))
         .unwrap()
+        .into()
     }
 
     fn cells(snapshot: &Snapshot) -> (String, String) {

@@ -155,7 +155,9 @@ impl Client {
         follow: bool,
     ) -> Result<(crate::traffic::Snapshot, Vec<crate::traffic::Record>), Error> {
         match self.call(&Request::Traffic { recent, follow })? {
-            Answer::Traffic { traffic, recent } => Ok((traffic, recent)),
+            Answer::Traffic { traffic, recent } => {
+                Ok((traffic.into(), recent.into_iter().map(Into::into).collect()))
+            }
             _ => Err(Error::Garbled("not an answer to `traffic`".into())),
         }
     }

@@ -8,7 +8,6 @@ pub mod server;
 pub mod wire;
 
 use crate::logs::{LogLine, Stream, strip_sgr};
-use crate::traffic::{Record, Snapshot};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// The version of this protocol, exchanged by `hello`. Raise it when a request or an answer
@@ -194,9 +193,9 @@ pub enum Answer {
     /// `traffic`: the edges and per-service rates, and the last requests asked for (oldest
     /// first; a follow's come after, as `Message::Call`).
     Traffic {
-        traffic: Snapshot,
+        traffic: wire::Traffic,
         #[serde(default)]
-        recent: Vec<Record>,
+        recent: Vec<wire::Call>,
     },
     /// `ps`, `restart-all` (once it took effect), and the first answer of `subscribe`.
     Services { services: Vec<wire::Service> },
@@ -298,7 +297,7 @@ pub enum Message {
         service: wire::Service,
     },
     /// `{"call":{...}}`: a request (or TCP connection) through the proxy, once it ended.
-    Call { call: Record },
+    Call { call: wire::Call },
     /// `{"missed":N}`: the client fell so far behind that N messages went by.
     Missed { missed: u64 },
     /// `{"ok":false,"error":"..."}`: the stream ends, and why (`dropped: ...`).
@@ -423,7 +422,7 @@ mod tests {
         );
         round_trip(
             Response::Ok(Answer::Traffic {
-                traffic: Snapshot::default(),
+                traffic: wire::Traffic::default(),
                 recent: vec![],
             }),
             json!({"ok": true, "answer": "traffic", "traffic": {"edges": [], "services": []}, "recent": []}),

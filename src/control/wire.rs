@@ -1,9 +1,14 @@
-//! The socket's JSON for what the engine publishes: the engine's types are not the wire's. A
-//! `ServiceView` goes out as a `Service` (as the README's `ps --json` table documents it, field
-//! order included) and comes back as a view; the control layer maps one onto the other here.
+//! The socket's JSON for what the engine and the proxy publish: their types are not the wire's.
+//! A `ServiceView` goes out as a `Service` (as the README's `ps --json` table documents it, field
+//! order included), a `traffic::Record` as a `Call`, a `traffic::Snapshot` as a `Traffic`, and
+//! each comes back as what it was; the control layer maps one onto the other here. The small
+//! value types they carry (a `Caller`, a record's `Kind` and `ErrorKind`, `StatusClasses`) are
+//! written by name and shared.
 
 use crate::engine::{HealthState, ServiceView, State};
 use crate::logs::LogLoss;
+use crate::traffic::stats::StatusClasses;
+use crate::traffic::{Caller, EdgeSnapshot, ErrorKind, Kind, Record, ServiceSnapshot, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -94,6 +99,160 @@ impl From<Service> for ServiceView {
     }
 }
 
+/// One request (or TCP connection) through the proxy, on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    pub time_ms: u64,
+    pub caller: Caller,
+    pub callee: String,
+    #[serde(flatten)]
+    pub kind: Kind,
+    pub latency_us: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorKind>,
+}
+
+impl From<&Record> for Call {
+    fn from(r: &Record) -> Call {
+        Call {
+            time_ms: r.time_ms,
+            caller: r.caller.clone(),
+            callee: r.callee.clone(),
+            kind: r.kind.clone(),
+            latency_us: r.latency_us,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            error: r.error,
+        }
+    }
+}
+
+impl From<Call> for Record {
+    fn from(c: Call) -> Record {
+        Record {
+            time_ms: c.time_ms,
+            caller: c.caller,
+            callee: c.callee,
+            kind: c.kind,
+            latency_us: c.latency_us,
+            bytes_in: c.bytes_in,
+            bytes_out: c.bytes_out,
+            error: c.error,
+        }
+    }
+}
+
+/// The traffic table at one moment, on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub edges: Vec<Edge>,
+    pub services: Vec<Callee>,
+}
+
+/// One caller → callee edge's row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Edge {
+    pub caller: Caller,
+    pub callee: String,
+    pub protocol: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub rate_10s: f64,
+    pub rate_1m: f64,
+    pub error_rate_1m: f64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub status: StatusClasses,
+}
+
+/// One callee summed over its callers, with its sparkline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Callee {
+    pub service: String,
+    pub rate_10s: f64,
+    pub error_rate_1m: f64,
+    pub history: Vec<u32>,
+}
+
+impl From<&Snapshot> for Traffic {
+    fn from(s: &Snapshot) -> Traffic {
+        Traffic {
+            edges: s
+                .edges
+                .iter()
+                .map(|e| Edge {
+                    caller: e.caller.clone(),
+                    callee: e.callee.clone(),
+                    protocol: e.protocol.clone(),
+                    requests: e.requests,
+                    errors: e.errors,
+                    rate_10s: e.rate_10s,
+                    rate_1m: e.rate_1m,
+                    error_rate_1m: e.error_rate_1m,
+                    p50_ms: e.p50_ms,
+                    p95_ms: e.p95_ms,
+                    p99_ms: e.p99_ms,
+                    bytes_in: e.bytes_in,
+                    bytes_out: e.bytes_out,
+                    status: e.status.clone(),
+                })
+                .collect(),
+            services: s
+                .services
+                .iter()
+                .map(|c| Callee {
+                    service: c.service.clone(),
+                    rate_10s: c.rate_10s,
+                    error_rate_1m: c.error_rate_1m,
+                    history: c.history.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<Traffic> for Snapshot {
+    fn from(t: Traffic) -> Snapshot {
+        Snapshot {
+            edges: t
+                .edges
+                .into_iter()
+                .map(|e| EdgeSnapshot {
+                    caller: e.caller,
+                    callee: e.callee,
+                    protocol: e.protocol,
+                    requests: e.requests,
+                    errors: e.errors,
+                    rate_10s: e.rate_10s,
+                    rate_1m: e.rate_1m,
+                    error_rate_1m: e.error_rate_1m,
+                    p50_ms: e.p50_ms,
+                    p95_ms: e.p95_ms,
+                    p99_ms: e.p99_ms,
+                    bytes_in: e.bytes_in,
+                    bytes_out: e.bytes_out,
+                    status: e.status,
+                })
+                .collect(),
+            services: t
+                .services
+                .into_iter()
+                .map(|c| ServiceSnapshot {
+                    service: c.service,
+                    rate_10s: c.rate_10s,
+                    error_rate_1m: c.error_rate_1m,
+                    history: c.history,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Views as they go out.
 pub fn services(views: &[ServiceView]) -> Vec<Service> {
     views.iter().map(Service::from).collect()
@@ -159,5 +318,46 @@ mod tests {
                 ..view
             }
         );
+    }
+
+    /// What the proxy saw goes out and comes back whole: a snapshot as `Traffic`, each record as a
+    /// `Call` (written as the README's `traffic --json` shows them).
+    #[test]
+    fn traffic_goes_out_and_comes_back_whole() {
+        use crate::traffic::Stats;
+        let stats = Stats::new();
+        let mut http = Record::now(
+            Caller::Service("web".into()),
+            "api",
+            Kind::Http {
+                version: "HTTP/1.1".into(),
+                method: "GET".into(),
+                path: "/users/42".into(),
+                status: 200,
+                grpc_status: None,
+            },
+        );
+        http.latency_us = 1500;
+        let mut tcp = Record::now(Caller::External, "db", Kind::Tcp);
+        tcp.error = Some(ErrorKind::Reset);
+        for r in [&http, &tcp] {
+            stats.record(r.clone());
+        }
+        let snap = stats.snapshot();
+        let text = serde_json::to_string(&Traffic::from(&snap)).unwrap();
+        let back = Snapshot::from(serde_json::from_str::<Traffic>(&text).unwrap());
+        assert_eq!(back, snap);
+        for r in [http, tcp] {
+            let text = serde_json::to_string(&Call::from(&r)).unwrap();
+            assert_eq!(
+                Record::from(serde_json::from_str::<Call>(&text).unwrap()),
+                r
+            );
+        }
+        let call = serde_json::to_value(Call::from(&stats.recent()[0].as_ref().clone())).unwrap();
+        assert_eq!(call["protocol"], json!("http"));
+        assert_eq!(call["method"], json!("GET"));
+        assert_eq!(call["caller"], json!("web"));
+        assert!(call.get("error").is_none(), "{call}");
     }
 }

@@ -351,13 +351,18 @@ mod tests {
     use super::*;
 
     fn edge(caller: &str, callee: &str) -> EdgeSnapshot {
-        serde_json::from_value(serde_json::json!({
+        let wire: crate::control::wire::Edge = serde_json::from_value(serde_json::json!({
             "caller": caller, "callee": callee, "protocol": "http", "requests": 1, "errors": 0,
             "rate_10s": 1.0, "rate_1m": 1.0, "error_rate_1m": 0.0, "p50_ms": null,
             "p95_ms": null, "p99_ms": null, "bytes_in": 0, "bytes_out": 0,
             "status": {"s1xx": 0, "s2xx": 1, "s3xx": 0, "s4xx": 0, "s5xx": 0, "other": 0},
         }))
-        .unwrap()
+        .unwrap();
+        let traffic = crate::control::wire::Traffic {
+            edges: vec![wire],
+            services: Vec::new(),
+        };
+        crate::traffic::Snapshot::from(traffic).edges.remove(0)
     }
 
     fn drawn(edges: &[EdgeSnapshot]) -> Vec<String> {

@@ -159,7 +159,7 @@ fn follow_tail(feed: Feed, socket: &Path, wake: &Wake, calls: &LastCall) {
     while let Ok(Some(message)) = c.next_message() {
         match message {
             Message::Call { call } => {
-                feed.write(|seen| seen.push(Arc::new(call)));
+                feed.write(|seen| seen.push(Arc::new(call.into())));
                 calls.now();
                 wake.now();
             }

@@ -230,6 +230,7 @@ fn the_socket_streams_each_request_as_it_ends() {
     client.set_timeout(Some(Duration::from_secs(30))).unwrap();
     match client.next_message().unwrap() {
         Some(Message::Call { call }) => {
+            let call = devstack::traffic::Record::from(call);
             assert_eq!(call.callee, "api");
             assert_eq!(call.caller.to_string(), "external");
             assert!(call.to_string().contains("GET /streamed 200"), "{call}");

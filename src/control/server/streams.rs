@@ -10,7 +10,7 @@ use crate::control::{Answer, Event, Message, WireLine, wire};
 use crate::engine::{Change, ServiceId};
 use crate::ignored::Ignore;
 use crate::logs::{LogLine, Tail};
-use crate::traffic::{Record, Snapshot, Stats};
+use crate::traffic::{Record, Stats};
 use serde::Serialize;
 use std::io;
 use std::sync::Arc;
@@ -264,7 +264,7 @@ pub(super) fn traffic(ctx: &Context, recent: usize) -> Answer {
             traffic_answer(stats, &all[all.len().saturating_sub(recent)..])
         }
         None => Answer::Traffic {
-            traffic: Snapshot::default(),
+            traffic: wire::Traffic::default(),
             recent: Vec::new(),
         },
     }
@@ -272,8 +272,8 @@ pub(super) fn traffic(ctx: &Context, recent: usize) -> Answer {
 
 fn traffic_answer(stats: &Stats, last: &[Arc<Record>]) -> Answer {
     Answer::Traffic {
-        traffic: stats.snapshot(),
-        recent: last.iter().map(|r| Record::clone(r)).collect(),
+        traffic: (&stats.snapshot()).into(),
+        recent: last.iter().map(|r| wire::Call::from(&**r)).collect(),
     }
 }
 
@@ -299,7 +299,7 @@ pub(super) async fn follow_traffic(
     }
     stream(reader, out, calls, |call| {
         Some(Message::Call {
-            call: Record::clone(&call),
+            call: wire::Call::from(&*call),
         })
     })
     .await

@@ -57,14 +57,14 @@ pub enum Kind {
     Tcp,
 }
 
-/// One HTTP request (head to response end) or one TCP connection (accept to close).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One HTTP request (head to response end) or one TCP connection (accept to close); on the wire
+/// as `control::wire::Call`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// When it started, milliseconds since the Unix epoch.
     pub time_ms: u64,
     pub caller: Caller,
     pub callee: String,
-    #[serde(flatten)]
     pub kind: Kind,
     /// HTTP: request head to response end; TCP: the connection's life.
     pub latency_us: u64,
@@ -72,7 +72,6 @@ pub struct Record {
     pub bytes_in: u64,
     /// … and callee → caller.
     pub bytes_out: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorKind>,
 }
 

@@ -7,12 +7,11 @@ use super::Stats;
 use super::edge::{SECONDS, StatusClasses};
 use crate::sync::Locked;
 use crate::traffic::Caller;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// One edge, as shown: the edge table's row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One edge, as shown: the edge table's row (on the wire as `control::wire::Edge`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct EdgeSnapshot {
     pub caller: Caller,
     pub callee: String,
@@ -37,7 +36,7 @@ pub struct EdgeSnapshot {
 
 /// One callee, summed over its callers: the service list's RPS and error-rate columns and the
 /// sparkline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSnapshot {
     pub service: String,
     pub rate_10s: f64,
@@ -47,8 +46,9 @@ pub struct ServiceSnapshot {
     pub history: Vec<u32>,
 }
 
-/// Everything at one moment: edges sorted by rate (busiest first).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Everything at one moment: edges sorted by rate (busiest first); on the wire as
+/// `control::wire::Traffic`.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub edges: Vec<EdgeSnapshot>,
     pub services: Vec<ServiceSnapshot>,
