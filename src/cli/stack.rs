@@ -9,7 +9,7 @@ use devstack::engine::{FailureKind, ServiceId, TicketOutcome};
 use devstack::format::secs;
 use devstack::headless::Printer;
 use devstack::ignored::Ignore;
-use devstack::logs::{LineTap, LogHub, strip_sgr};
+use devstack::logs::{LineTap, LogHub};
 use devstack::routes::Routes;
 use devstack::statedir::{RunLock, StateDir};
 use devstack::ui::End;
@@ -348,21 +348,12 @@ async fn wait_ready(handle: &Handle, session: &Session, timeout: Duration) -> Re
     }
 }
 
-/// Log lines shown for a service that failed.
-pub const TAIL_SHOWN: usize = 30;
-
 /// The last lines a service logged, on stderr.
 fn show_tail(session: &Session, service: &str) {
     let Some(i) = session.cfg.services.iter().position(|s| s.name == service) else {
         return;
     };
-    let lines: Vec<String> = session
-        .logs
-        .tail(i, TAIL_SHOWN)
-        .iter()
-        .map(|l| strip_sgr(&l.text).into_owned())
-        .collect();
-    super::show_lines(service, &lines);
+    super::show_lines(service, &session.logs.tail_text(i, engine::LINES_SHOWN));
 }
 
 /// How `ci` and `run` print.

@@ -25,7 +25,7 @@ mod tickets;
 mod views;
 
 pub use status::{HealthState, ServiceView, State, Status};
-pub use tickets::{Failure, FailureKind, Outcome as TicketOutcome};
+pub use tickets::{Failure, FailureKind, LINES_SHOWN, Outcome as TicketOutcome};
 
 use crate::config::Config;
 pub use crate::config::ServiceId;

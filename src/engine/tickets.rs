@@ -232,14 +232,13 @@ impl Failure {
                     .collect();
                 build[build.len().saturating_sub(n)..].to_vec()
             }
-            FailureKind::Failed | FailureKind::Unwanted => logs
-                .tail(self.service.0, n)
-                .iter()
-                .map(|l| strip_sgr(&l.text).into_owned())
-                .collect(),
+            FailureKind::Failed | FailureKind::Unwanted => logs.tail_text(self.service.0, n),
         }
     }
 }
+
+/// Lines shown of a service that failed (as `ci` shows them), or of a build that failed.
+pub const LINES_SHOWN: usize = 30;
 
 /// Log lines looked through to find a build's among what the old process keeps printing.
 const BUILD_LINES_SEARCHED: usize = 5000;

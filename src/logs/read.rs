@@ -368,6 +368,15 @@ impl LogHub {
         self.buffered(service, n)
     }
 
+    /// The last `n` lines of a service as plain text (colours stripped), as a failure shows
+    /// them; waits as `tail` does.
+    pub fn tail_text(&self, service: usize, n: usize) -> Vec<String> {
+        self.tail(service, n)
+            .iter()
+            .map(|l| super::strip_sgr(&l.text).into_owned())
+            .collect()
+    }
+
     pub(super) fn buffered(&self, service: usize, n: usize) -> Vec<Arc<LogLine>> {
         self.read(Source::Service(service), |ring| {
             ring.tail(n).cloned().collect()

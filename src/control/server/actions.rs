@@ -7,12 +7,11 @@ use super::streams::traffic;
 use super::{Context, done, error, index};
 use crate::control::{Answer, PROTOCOL, Readiness, Request, Response, Waiting, wire};
 use crate::engine::ready::not_ready;
-use crate::engine::{Command, Failure, FailureKind, ServiceId, ServiceView, TicketOutcome};
-use crate::logs::strip_sgr;
+use crate::engine::{
+    Command, Failure, FailureKind, LINES_SHOWN, ServiceId, ServiceView, TicketOutcome,
+};
 use std::time::{Duration, Instant};
 
-/// Lines shown of a service that failed (as `ci` shows), or of a build that failed.
-const FAILURE_LINES: usize = 30;
 /// How long an action may take to show its effect before the request gives up.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -168,7 +167,7 @@ fn or_all(what: &str) -> &str {
 /// for lines still being written).
 async fn failure_lines(ctx: &Context, failure: &Failure) -> Vec<String> {
     let (logs, failure) = (ctx.logs.clone(), failure.clone());
-    tokio::task::spawn_blocking(move || failure.lines(&logs, FAILURE_LINES))
+    tokio::task::spawn_blocking(move || failure.lines(&logs, LINES_SHOWN))
         .await
         .unwrap_or_default()
 }
@@ -210,16 +209,11 @@ async fn ready(ctx: &Context, services: &[String], timeout: Duration) -> Respons
                 .collect();
             let mut waiting = Vec::new();
             for (service, what) in not_ready(&chosen) {
-                let i = ctx.names.iter().position(|n| *n == service);
+                let i = index(ctx, &service).map(ServiceId::index);
                 let logs = ctx.logs.clone();
                 let lines = tokio::task::spawn_blocking(move || {
-                    i.map(|i| {
-                        logs.tail(i, FAILURE_LINES)
-                            .iter()
-                            .map(|l| strip_sgr(&l.text).into_owned())
-                            .collect()
-                    })
-                    .unwrap_or_default()
+                    i.map(|i| logs.tail_text(i, LINES_SHOWN))
+                        .unwrap_or_default()
                 })
                 .await
                 .unwrap_or_default();
