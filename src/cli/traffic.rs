@@ -44,7 +44,7 @@ pub fn traffic(mut stack: Running, json: bool, follow: bool) -> ExitCode {
                 };
                 return fail(&stack.state, error);
             }
-            Ok(Some(Message::Line { .. } | Message::Event { .. })) => {}
+            Ok(Some(Message::Line { .. } | Message::Event { .. } | Message::Table { .. })) => {}
             // The stack stopped: so does the follow.
             Ok(None) | Err(client::Error::Lost(_)) => return ExitCode::SUCCESS,
             Err(e) => return fail(&stack.state, e),

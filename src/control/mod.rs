@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// The version of this protocol, exchanged by `hello`. Raise it when a request or an answer
 /// changes in a way the other side can't read; `hello` itself never changes.
-pub const PROTOCOL: u32 = 4;
+pub const PROTOCOL: u32 = 5;
 
 /// A request. `wait` (default true) makes an action answer once it took effect.
 #[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
@@ -102,10 +102,14 @@ pub enum Request {
         timeout_ms: u64,
     },
     /// The views, then an event per change of state; with `all`, also one per other change
-    /// (CPU, memory, a countdown, a probe's error), so that a client showing them never asks.
+    /// (CPU, memory, a countdown, a probe's error), so that a client showing them never asks;
+    /// with `traffic`, also the proxy's edge table (at once, then when it changed) and its last
+    /// `traffic` requests (then each as it ends): all a dashboard shows, on one connection.
     Subscribe {
         #[serde(default, skip_serializing_if = "is_false")]
         all: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traffic: Option<usize>,
     },
 }
 
@@ -298,6 +302,9 @@ pub enum Message {
     },
     /// `{"call":{...}}`: a request (or TCP connection) through the proxy, once it ended.
     Call { call: wire::Call },
+    /// `{"table":{...}}`: the proxy's edge table, as the `traffic` answer's `traffic` (for a
+    /// `subscribe` with `traffic`: at once, then whenever it changed).
+    Table { table: wire::Traffic },
     /// `{"missed":N}`: the client fell so far behind that N messages went by.
     Missed { missed: u64 },
     /// `{"ok":false,"error":"..."}`: the stream ends, and why (`dropped: ...`).

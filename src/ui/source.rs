@@ -3,11 +3,11 @@
 //! Either way the dashboard gets the services' views (a `watch`), log buffers it reads
 //! ([`Logs`]), and a way to send commands; `App`, `draw` and the event loop never ask which.
 //!
-//! An attached dashboard keeps three connections: `subscribe` (the views, live), `logs` with
+//! An attached dashboard keeps three connections: `subscribe` (the views and the traffic, live), `logs` with
 //! `follow` (the history, then every line, with colours, into a local [`Mirror`] of rings), and
 //! one for commands, which become the socket's requests ([`request`]).
 
-use super::Wake;
+use super::{Wake, traffic};
 use crate::control::client::{self, Client};
 use crate::control::{Answer, Message, Request, Response};
 use crate::engine::{Command, Handle, ServiceId, ServiceView};
@@ -55,7 +55,7 @@ impl Stack {
             Stack::Local { traffic, .. } => traffic
                 .clone()
                 .map(|stats| super::traffic::Feed::local(stats, wake)),
-            Stack::Remote(r) => Some(super::traffic::Feed::remote(&r.socket, wake)),
+            Stack::Remote(r) => Some(r.traffic.clone()),
         }
     }
 
@@ -239,9 +239,10 @@ impl Mirror {
 /// A stack running elsewhere, seen through its control socket.
 pub struct Remote {
     pub names: Vec<String>,
-    socket: std::path::PathBuf,
     views: watch::Receiver<Vec<ServiceView>>,
     logs: Arc<Mirror>,
+    /// The traffic pane's, kept by the `subscribe` stream.
+    traffic: traffic::Feed,
     commands: std::sync::mpsc::Sender<Request>,
     notes: mpsc::UnboundedReceiver<String>,
 }
@@ -268,7 +269,11 @@ impl Remote {
     ) -> Result<Remote, client::Error> {
         let socket = socket.to_path_buf();
         let mut events = open(&socket)?;
-        let views = match events.call(&Request::Subscribe { all: true })? {
+        let subscribe = Request::Subscribe {
+            all: true,
+            traffic: Some(traffic::TAIL),
+        };
+        let views = match events.call(&subscribe)? {
             Answer::Services { services } => services
                 .into_iter()
                 .map(ServiceView::from)
@@ -282,7 +287,7 @@ impl Remote {
         let names: Vec<String> = views.iter().map(|v| v.name.clone()).collect();
         let (notes_tx, notes) = mpsc::unbounded_channel();
 
-        let logs = Arc::new(Mirror::new(names.len(), scrollback, wake));
+        let logs = Arc::new(Mirror::new(names.len(), scrollback, wake.clone()));
         let mut follow = open(&socket)?;
         let history = follow.tail(&Request::Logs {
             services: Vec::new(),
@@ -302,7 +307,16 @@ impl Remote {
         let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<Request>();
 
         let socket2 = socket.clone();
-        std::thread::spawn(move || follow_views(events, &views_tx, &socket2));
+        let (feed, wake2) = (traffic::Feed::default(), wake.clone());
+        let traffic = feed.clone();
+        std::thread::spawn(move || {
+            let to = Following {
+                views: &views_tx,
+                traffic: &feed,
+                wake: &wake2,
+            };
+            follow_views(events, &to, &socket2)
+        });
         let (mirror, names2, notes2) = (logs.clone(), names.clone(), notes_tx.clone());
         std::thread::spawn(move || follow_lines(follow, &mirror, &names2, &notes2));
         std::thread::spawn(move || {
@@ -316,22 +330,30 @@ impl Remote {
         });
         Ok(Remote {
             names,
-            socket: socket.clone(),
             views: views_rx,
             logs,
+            traffic,
             commands: cmd_tx,
             notes,
         })
     }
 }
 
-/// Keep the views current from a `subscribe` stream with `all` (every change, CPU and memory
-/// included; uptimes move by themselves); when it ends (the stack stopped), the views' senders
-/// go, which ends the dashboard.
-fn follow_views(mut events: Client, tx: &watch::Sender<Vec<ServiceView>>, socket: &Path) {
+/// What a `subscribe` stream keeps current.
+struct Following<'a> {
+    views: &'a watch::Sender<Vec<ServiceView>>,
+    traffic: &'a traffic::Feed,
+    /// Woken when the traffic changed (the views' channel wakes the dashboard by itself).
+    wake: &'a Wake,
+}
+
+/// Keep the views and the traffic current from a `subscribe` stream with `all` and `traffic`
+/// (every change, CPU and memory included; uptimes move by themselves); when it ends (the stack
+/// stopped), the views' senders go, which ends the dashboard.
+fn follow_views(mut events: Client, to: &Following, socket: &Path) {
     loop {
         match events.next_message() {
-            Ok(Some(Message::Event { service, .. })) => tx.send_modify(|views| {
+            Ok(Some(Message::Event { service, .. })) => to.views.send_modify(|views| {
                 if let Some(v) = views.iter_mut().find(|v| v.name == service.name) {
                     *v = service.into();
                 }
@@ -339,10 +361,19 @@ fn follow_views(mut events: Client, tx: &watch::Sender<Vec<ServiceView>>, socket
             // Events went by: the next `ps` shows where things are; take it whole.
             Ok(Some(Message::Missed { .. })) => {
                 if let Ok(now) = open(socket).and_then(|mut c| c.ps()) {
-                    tx.send_replace(now);
+                    to.views.send_replace(now);
                 }
             }
-            Ok(Some(Message::Line { .. } | Message::Call { .. })) => {}
+            Ok(Some(Message::Call { call })) => {
+                to.traffic.heard_call(call.into());
+                to.wake.now();
+            }
+            Ok(Some(Message::Table { table })) => {
+                if to.traffic.heard_table(table.into()) {
+                    to.wake.now();
+                }
+            }
+            Ok(Some(Message::Line { .. })) => {}
             Ok(Some(Message::End(_))) | Ok(None) | Err(_) => return,
         }
     }

@@ -337,3 +337,83 @@ fn the_proxy_learns_that_a_service_listens_without_connecting_to_it() {
         "a connection the service did not ask for:\n{out}"
     );
 }
+
+/// Read messages from a subscription until `done` says so (a read gives up after 30 s).
+fn until_message(c: &mut Client, what: &str, mut done: impl FnMut(&Message) -> bool) -> Message {
+    loop {
+        match c.next_message() {
+            Ok(Some(m)) if done(&m) => return m,
+            Ok(Some(_)) => {}
+            other => panic!("the stream ended before {what}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_subscription_with_traffic_carries_the_table_and_each_request_on_its_one_connection() {
+    let port = free_port();
+    let stack = running(&api(port));
+    stack.wait_ready(30);
+    for _ in 0..3 {
+        assert_eq!(http_status(port, "/before"), 200);
+    }
+    edge_when(&stack, "external", "api", |e| e["requests"] == 3);
+
+    let mut c = Client::connect(&stack.path().join(".devstack/devstack.sock")).unwrap();
+    c.set_timeout(Some(Duration::from_secs(30))).unwrap();
+    c.hello().unwrap();
+    let subscribe = devstack::control::Request::Subscribe {
+        all: false,
+        traffic: Some(2),
+    };
+    match c.call(&subscribe).unwrap() {
+        devstack::control::Answer::Services { services } => assert_eq!(services.len(), 1),
+        other => panic!("not the services: {other:?}"),
+    }
+    // The table at once, then the last two requests.
+    match c.next_message().unwrap() {
+        Some(Message::Table { table }) => {
+            let edge = table.edges.iter().find(|e| e.callee == "api").unwrap();
+            assert_eq!(edge.requests, 3);
+        }
+        other => panic!("not the table first: {other:?}"),
+    }
+    for _ in 0..2 {
+        match c.next_message().unwrap() {
+            Some(Message::Call { call }) => assert_eq!(call.callee, "api"),
+            other => panic!("not one of the last requests: {other:?}"),
+        }
+    }
+    // A new request comes as it ends, and the table follows with it counted.
+    assert_eq!(http_status(port, "/after"), 200);
+    until_message(
+        &mut c,
+        "the new request",
+        |m| matches!(m, Message::Call { call } if format!("{:?}", call.kind).contains("/after")),
+    );
+    until_message(&mut c, "the table with four requests", |m| {
+        matches!(m, Message::Table { table }
+            if table.edges.iter().any(|e| e.callee == "api" && e.requests == 4))
+    });
+    // A subscription without `traffic` gets none of it.
+    let mut plain = Client::connect(&stack.path().join(".devstack/devstack.sock")).unwrap();
+    plain.set_timeout(Some(Duration::from_secs(3))).unwrap();
+    plain.hello().unwrap();
+    let subscribe = devstack::control::Request::Subscribe {
+        all: false,
+        traffic: None,
+    };
+    plain.call(&subscribe).unwrap();
+    assert_eq!(http_status(port, "/unseen"), 200);
+    loop {
+        match plain.next_message() {
+            Ok(Some(Message::Call { .. } | Message::Table { .. })) => {
+                panic!("traffic on a subscription that did not ask for it")
+            }
+            Ok(Some(_)) => {}
+            // Nothing for 3 s: the read gave up.
+            Err(devstack::control::client::Error::Lost(_)) => break,
+            other => panic!("the stream ended: {other:?}"),
+        }
+    }
+}

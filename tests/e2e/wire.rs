@@ -48,7 +48,7 @@ fn subscribed(stack: &Stack, all: bool) -> (Client, Vec<ServiceView>) {
     let mut c = client(stack);
     c.set_timeout(Some(Duration::from_secs(30))).unwrap();
     c.hello().unwrap();
-    match c.call(&Request::Subscribe { all }).unwrap() {
+    match c.call(&Request::Subscribe { all, traffic: None }).unwrap() {
         Answer::Services { services } => (c, services.into_iter().map(Into::into).collect()),
         other => panic!("not the services: {other:?}"),
     }

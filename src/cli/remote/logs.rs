@@ -98,7 +98,7 @@ fn logs_live(
                 return fail(&stack.state, error);
             }
             // Not asked for on this stream.
-            Ok(Some(Message::Event { .. } | Message::Call { .. })) => {}
+            Ok(Some(Message::Event { .. } | Message::Call { .. } | Message::Table { .. })) => {}
             // The stack stopped: so does the follow.
             Ok(None) | Err(client::Error::Lost(_)) => return ExitCode::SUCCESS,
             Err(e) => return fail(&stack.state, e),

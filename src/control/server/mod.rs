@@ -145,8 +145,8 @@ async fn serve_request(
             };
             streams::logs(ctx, reader, out, wanted, follow).await
         }
-        Request::Subscribe { all } => match slot.stream() {
-            Ok(()) => streams::subscribe(ctx, reader, out, all).await,
+        Request::Subscribe { all, traffic } => match slot.stream() {
+            Ok(()) => streams::subscribe(ctx, reader, out, all, traffic).await,
             Err(e) => out.send(&error(e)).await.is_ok(),
         },
         Request::Traffic {

@@ -10,7 +10,7 @@ use crate::control::{Answer, Event, Message, WireLine, wire};
 use crate::engine::{Change, ServiceId};
 use crate::ignored::Ignore;
 use crate::logs::{LogLine, Tail};
-use crate::traffic::{Record, Stats};
+use crate::traffic::{Record, Snapshot, Stats};
 use serde::Serialize;
 use std::io;
 use std::sync::Arc;
@@ -187,12 +187,12 @@ pub(super) async fn logs(
     if follow.is_none() {
         return true;
     }
-    stream(reader, out, rx, |line: Arc<LogLine>| {
+    let lines = Mapped::new(rx, |line: Arc<LogLine>| {
         wanted.contains(&line.service).then(|| Message::Line {
             line: WireLine::with_color(&line, &ctx.names, color),
         })
-    })
-    .await
+    });
+    stream(reader, out, lines).await
 }
 
 /// `Response::Ok(Answer::Lines)`, `{"ok":true,"answer":"lines","lines":[...]}`, written as it is read (the tail
@@ -210,45 +210,103 @@ async fn send_tail(ctx: &Context, out: &mut Out, tail: Tail, color: bool) -> io:
     out.flush().await
 }
 
-/// Send what `rx` receives (as `message` makes it, if it does) until the client hangs up or
-/// stops reading; `{"missed":N}` when it fell so far behind that lines went by.
-async fn stream<T: Clone>(
+/// What one pull from a stream's source gave.
+enum Pulled {
+    /// Boxed: a message is large beside the others, which are many.
+    Send(Box<Message>),
+    /// Something not for this client (a line of another service, a change it did not ask for).
+    Skip,
+    /// Nothing there yet (`ready` only).
+    Empty,
+    /// The source ended: so does the stream.
+    Closed,
+}
+
+/// Where a stream's messages come from.
+trait Source {
+    /// The next message, waiting for it.
+    async fn next(&mut self) -> Pulled;
+    /// One that is already there, without waiting.
+    fn ready(&mut self) -> Pulled;
+}
+
+/// A broadcast channel's items as messages; a client that fell behind is told with
+/// `{"missed":N}` (or not, when `quiet_lag`: a table that follows says where things are).
+struct Mapped<T, F> {
+    rx: Receiver<T>,
+    message: F,
+    quiet_lag: bool,
+}
+
+impl<T: Clone, F: FnMut(T) -> Option<Message>> Mapped<T, F> {
+    fn new(rx: Receiver<T>, message: F) -> Self {
+        Mapped {
+            rx,
+            message,
+            quiet_lag: false,
+        }
+    }
+
+    fn pulled(&mut self, received: Result<T, RecvError>) -> Pulled {
+        match received {
+            Ok(item) => (self.message)(item).map_or(Pulled::Skip, |m| Pulled::Send(Box::new(m))),
+            Err(RecvError::Lagged(_)) if self.quiet_lag => Pulled::Skip,
+            Err(RecvError::Lagged(n)) => Pulled::Send(Box::new(Message::Missed { missed: n })),
+            Err(RecvError::Closed) => Pulled::Closed,
+        }
+    }
+}
+
+impl<T: Clone, F: FnMut(T) -> Option<Message>> Source for Mapped<T, F> {
+    async fn next(&mut self) -> Pulled {
+        let received = self.rx.recv().await;
+        self.pulled(received)
+    }
+
+    fn ready(&mut self) -> Pulled {
+        let received = match self.rx.try_recv() {
+            Ok(item) => Ok(item),
+            Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+            Err(TryRecvError::Empty) => return Pulled::Empty,
+        };
+        self.pulled(received)
+    }
+}
+
+/// Send what `source` gives until the client hangs up or stops reading, or the source ends.
+async fn stream(
     reader: &mut BufReader<OwnedReadHalf>,
     out: &mut Out,
-    mut rx: Receiver<T>,
-    message: impl Fn(T) -> Option<Message>,
+    mut source: impl Source,
 ) -> bool {
     loop {
         let first = tokio::select! {
-            first = rx.recv() => first,
+            first = source.next() => first,
             _ = hung_up(reader) => return false,
         };
         // Gather what is already there into one write.
-        let mut next = Some(first);
+        let mut next = first;
         let mut gathered = 0;
-        while let Some(received) = next.take() {
-            let msg = match received {
-                Ok(item) => message(item),
-                Err(RecvError::Lagged(n)) => Some(Message::Missed { missed: n }),
-                Err(RecvError::Closed) => {
+        loop {
+            match next {
+                Pulled::Send(msg) => {
+                    if out.queue(&msg).await.is_err() {
+                        return false;
+                    }
+                }
+                Pulled::Skip => {}
+                Pulled::Empty => break,
+                Pulled::Closed => {
                     out.flush().await.or_say("the client may have left already");
                     return false;
                 }
-            };
-            if let Some(msg) = msg
-                && out.queue(&msg).await.is_err()
-            {
-                return false;
             }
             gathered += 1;
-            if gathered < BATCH {
-                next = match rx.try_recv() {
-                    Ok(item) => Some(Ok(item)),
-                    Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-                    Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
-                    Err(TryRecvError::Empty) => None,
-                };
+            if gathered >= BATCH {
+                break;
             }
+            next = source.ready();
         }
         if out.flush().await.is_err() {
             return false;
@@ -297,20 +355,25 @@ pub(super) async fn follow_traffic(
     if out.send(&done(traffic_answer(stats, &last))).await.is_err() {
         return false;
     }
-    stream(reader, out, calls, |call| {
-        Some(Message::Call {
-            call: wire::Call::from(&*call),
-        })
-    })
-    .await
+    stream(reader, out, Mapped::new(calls, call_message)).await
 }
 
-/// A stream of state changes: `{"event":"state", "service": …}` with the service's view.
+fn call_message(call: Arc<Record>) -> Option<Message> {
+    Some(Message::Call {
+        call: wire::Call::from(&*call),
+    })
+}
+
+/// A stream of state changes: `{"event":"state", "service": …}` with the service's view; with
+/// `traffic`, also the proxy's: its last `traffic` requests and then each as it ends
+/// (`{"call":…}`), and the edge table (`{"table":…}`) at once and then whenever it changed, looked
+/// at every `TABLE_EVERY` (a quiet stack sends none).
 pub(super) async fn subscribe(
     ctx: &Context,
     reader: &mut BufReader<OwnedReadHalf>,
     out: &mut Out,
     all: bool,
+    traffic: Option<usize>,
 ) -> bool {
     let events: broadcast::Receiver<Change> = ctx.handle.events();
     let now = ctx.handle.views().borrow().clone();
@@ -323,7 +386,7 @@ pub(super) async fn subscribe(
     {
         return false;
     }
-    stream(reader, out, events, |change| {
+    let changes = Mapped::new(events, move |change: Change| {
         let event = match change.state {
             true => Event::State,
             false if all => Event::Update,
@@ -333,6 +396,81 @@ pub(super) async fn subscribe(
             event,
             service: (&change.view).into(),
         })
-    })
-    .await
+    });
+    let (Some(recent), Some(stats)) = (traffic, &ctx.traffic) else {
+        return stream(reader, out, changes).await;
+    };
+    let (last, calls) = stats.recent_and_follow(recent);
+    let table = stats.snapshot();
+    if out
+        .queue(&Message::Table {
+            table: (&table).into(),
+        })
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    for call in last {
+        if out.queue(&call_message(call)).await.is_err() {
+            return false;
+        }
+    }
+    let mut calls = Mapped::new(calls, call_message);
+    calls.quiet_lag = true;
+    let mut tick = tokio::time::interval(TABLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let both = WithTraffic {
+        changes,
+        calls,
+        stats,
+        table,
+        tick,
+    };
+    stream(reader, out, both).await
+}
+
+/// How often a `subscribe` with `traffic` looks whether the edge table changed.
+const TABLE_EVERY: Duration = Duration::from_secs(1);
+
+/// A `subscribe` with `traffic`: changes of the views, requests as they end, and the table.
+struct WithTraffic<'s, C, R> {
+    changes: C,
+    calls: R,
+    stats: &'s Stats,
+    /// The table as last sent.
+    table: Snapshot,
+    tick: tokio::time::Interval,
+}
+
+impl<C: Source, R: Source> Source for WithTraffic<'_, C, R> {
+    async fn next(&mut self) -> Pulled {
+        tokio::select! {
+            pulled = self.changes.next() => pulled,
+            pulled = self.calls.next() => match pulled {
+                // The proxy is gone with the stack; the views say so.
+                Pulled::Closed => Pulled::Skip,
+                other => other,
+            },
+            _ = self.tick.tick() => {
+                let now = self.stats.snapshot();
+                if now == self.table {
+                    return Pulled::Skip;
+                }
+                let message = Message::Table { table: (&now).into() };
+                self.table = now;
+                Pulled::Send(Box::new(message))
+            }
+        }
+    }
+
+    fn ready(&mut self) -> Pulled {
+        match self.changes.ready() {
+            Pulled::Empty => match self.calls.ready() {
+                Pulled::Closed => Pulled::Empty,
+                other => other,
+            },
+            other => other,
+        }
+    }
 }
