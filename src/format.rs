@@ -162,9 +162,47 @@ pub fn ellipsize(text: &str, width: usize) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// Bytes as `xxd` shows them, 16 a line (offset, hex, printable ASCII), the first `most` of
+/// them, and a line saying how many more there are.
+pub fn hex_dump(data: &[u8], most: usize) -> Vec<String> {
+    let mut lines: Vec<String> = data[..data.len().min(most)]
+        .chunks(16)
+        .enumerate()
+        .map(|(i, row)| {
+            let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+            let ascii: String = row
+                .iter()
+                .map(|&b| {
+                    if b.is_ascii_graphic() || b == b' ' {
+                        b as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect();
+            format!("{:08x}  {:<47}  {ascii}", i * 16, hex.join(" "))
+        })
+        .collect();
+    if data.len() > most {
+        lines.push(format!("… {} more", bytes((data.len() - most) as u64)));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hex_dump_shows_offsets_hex_and_printable_bytes() {
+        let lines = hex_dump(b"GET /\x00\xff0123456789abcdef", 16);
+        assert_eq!(
+            lines[0],
+            "00000000  47 45 54 20 2f 00 ff 30 31 32 33 34 35 36 37 38  GET /..012345678"
+        );
+        assert_eq!(lines[1], "… 7 B more");
+        assert_eq!(lines.len(), 2);
+    }
 
     #[test]
     fn uptime_is_short_and_zero_padded() {

@@ -141,7 +141,7 @@ impl Routes {
             &cfg.stack_id,
             crate::config::SERVICE_VAR,
         ));
-        let proxy = Proxy::start(Stats::new(), sessions.clone(), THREADS)
+        let proxy = Proxy::start(Stats::with_bounds(cfg.capture), sessions.clone(), THREADS)
             .map_err(|e| vec![format!("can't start the traffic proxy: {e}")])?;
         let limits = limits(files, proxied.len(), cfg.services.len());
         tracing::info!(?limits, files, "proxy limits");
@@ -174,6 +174,7 @@ impl Routes {
                 wait,
                 limits,
                 notice: Some(route_notice.clone()),
+                capture: svc.capture,
             };
             match proxy.listen(route) {
                 Ok(listener) => listeners.push(listener),

@@ -129,14 +129,19 @@ pub(super) enum Cmd {
     /// Who calls whom in the running stack: requests, rates, errors and latency per edge
     #[command(after_help = examples::TRAFFIC)]
     Traffic {
+        #[command(subcommand)]
+        inside: Option<Inside>,
         /// Print the table (or, with -f, each request) as JSON
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
         /// Print each request as it ends, after the last few
         #[arg(short, long)]
         follow: bool,
+        /// With -f: only the requests that failed (5xx, gRPC errors, resets, refusals)
+        #[arg(long, requires = "follow")]
+        errors: bool,
         /// The config file (`-f` means --follow here)
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", global = true)]
         file: Option<PathBuf>,
     },
     /// Write a commented starter devstack.toml here (or translate a Procfile or compose file with
@@ -349,4 +354,29 @@ mod tests {
         }
         assert!(parsed > 30, "{parsed}");
     }
+}
+
+/// `devstack traffic show|curl|export`: inside the requests the proxy kept.
+#[derive(Debug, Subcommand)]
+pub enum Inside {
+    /// One request the proxy kept (its #ID in `traffic -f` and the dashboard's tail): heads,
+    /// bodies (the first 64 KiB of each; secrets redacted), timings
+    Show {
+        /// The request's number
+        id: u64,
+    },
+    /// A curl command line that sends the request again (a redacted field is left as a shell
+    /// variable to set: "Authorization: $AUTHORIZATION")
+    Curl {
+        /// The request's number
+        id: u64,
+    },
+    /// The kept requests as a HAR 1.2 file (browsers' developer tools and HAR viewers open it)
+    Export {
+        /// The file to write (`-` for standard output)
+        #[arg(long, value_name = "FILE")]
+        har: PathBuf,
+        /// Only these services' requests (every service's when none is named)
+        services: Vec<String>,
+    },
 }

@@ -95,9 +95,17 @@ fn run(command: Cmd, flags: &Flags) -> ExitCode {
         Cmd::Attach => with_stack(file, |s| attach::attach(s, file)),
         Cmd::Mcp => mcp::serve(file),
         Cmd::Ps { json } => with_stack(file, |s| remote::ps(s, json)),
-        Cmd::Traffic { json, follow, .. } => {
-            with_stack(file, |s| traffic::traffic(s, json, follow))
-        }
+        Cmd::Traffic {
+            inside: Some(inside),
+            json,
+            ..
+        } => with_stack(file, |s| traffic::inside(s, inside, json)),
+        Cmd::Traffic {
+            json,
+            follow,
+            errors,
+            ..
+        } => with_stack(file, |s| traffic::traffic(s, json, follow, errors)),
         Cmd::Start { services } => act(file, remote::Action::Start, &services),
         Cmd::Stop { services } => act(file, remote::Action::Stop, &services),
         Cmd::Restart { all: true, .. } => with_stack(file, remote::restart_all),

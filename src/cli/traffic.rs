@@ -1,18 +1,20 @@
 //! `devstack traffic`: the caller → callee table of the running stack (`--json`), or its
-//! requests as they end (`-f`), through the control socket's `traffic` request.
+//! requests as they end (`-f`, `--errors`), through the control socket's `traffic` request;
+//! and inside a request (`show`, `curl`, `export --har`), through `exchange` and `exchanges`.
 
+use super::args::Inside;
 use super::note;
 use super::remote::{Running, fail, or_dash, out};
 use devstack::config::diag::printable;
 use devstack::control::{Message, Response, client};
 use devstack::format::{bytes, latency};
-use devstack::traffic::{Record, Snapshot};
+use devstack::traffic::{Record, Snapshot, capture};
 use std::process::ExitCode;
 
 /// Requests shown before a follow goes live.
 const FOLLOW_RECENT: usize = 20;
 
-pub fn traffic(mut stack: Running, json: bool, follow: bool) -> ExitCode {
+pub fn traffic(mut stack: Running, json: bool, follow: bool, errors: bool) -> ExitCode {
     let recent = if follow { FOLLOW_RECENT } else { 0 };
     let (snapshot, recent) = match stack.ask(|c| c.traffic(recent, follow)) {
         Ok(answer) => answer,
@@ -27,12 +29,18 @@ pub fn traffic(mut stack: Running, json: bool, follow: bool) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    for call in &recent {
+    let shown = |call: &Record| !errors || call.is_error();
+    for call in recent.iter().filter(|c| shown(c)) {
         print_call(call, json);
     }
     loop {
         match stack.client.next_message() {
-            Ok(Some(Message::Call { call })) => print_call(&call.into(), json),
+            Ok(Some(Message::Call { call })) => {
+                let call = Record::from(call);
+                if shown(&call) {
+                    print_call(&call, json);
+                }
+            }
             Ok(Some(Message::Missed { missed })) => note(&format!(
                 "({} went by too fast to show)",
                 devstack::format::plural(missed as usize, "request")
@@ -61,10 +69,158 @@ fn print_call(call: &Record, json: bool) {
     // The path is the caller's text: C1 controls and bidi overrides in it would reach the
     // terminal (or reorder the line) if printed raw.
     out(&format!(
-        "{} {}",
+        "{} #{} {}",
         call.time_of_day(),
+        call.id,
         printable(&call.to_string())
     ));
+}
+
+/// The kept exchanges a HAR export takes at most (the store's bound per service is 1000).
+const EXPORT_MOST: usize = 100_000;
+
+/// `traffic show|curl|export`.
+pub fn inside(mut stack: Running, inside: Inside, json: bool) -> ExitCode {
+    match inside {
+        Inside::Show { id } => {
+            let exchange = match stack.ask(|c| c.exchange(id)) {
+                Ok(e) => e,
+                Err(code) => return code,
+            };
+            if json {
+                out(&serde_json::to_string_pretty(&exchange).expect("JSON"));
+            } else {
+                for line in exchange_lines(&exchange) {
+                    out(&line);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Inside::Curl { id } => {
+            let asked = stack.ask(|c| Ok((c.exchange(id)?, c.ps()?)));
+            let (exchange, views) = match asked {
+                Ok(answer) => answer,
+                Err(code) => return code,
+            };
+            out(&capture::curl::command(
+                &exchange,
+                &base(&views, &exchange.callee),
+            ));
+            ExitCode::SUCCESS
+        }
+        Inside::Export { har, services } => {
+            let asked = stack.ask(|c| Ok((c.exchanges(&services, EXPORT_MOST)?, c.ps()?)));
+            let (exchanges, views) = match asked {
+                Ok(answer) => answer,
+                Err(code) => return code,
+            };
+            let archive = capture::har::archive(&exchanges, |callee| base(&views, callee));
+            let text = serde_json::to_string_pretty(&archive).expect("JSON");
+            if har.as_os_str() == "-" {
+                out(&text);
+                return ExitCode::SUCCESS;
+            }
+            match std::fs::write(&har, text + "\n") {
+                Ok(()) => {
+                    note(&format!(
+                        "wrote {} to {}",
+                        devstack::format::plural(exchanges.len(), "request"),
+                        har.display()
+                    ));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    note(&format!("devstack: can't write {}: {e}", har.display()));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Where a service is reached: its public port, as callers call it.
+fn base(views: &[devstack::engine::ServiceView], service: &str) -> String {
+    let port = views
+        .iter()
+        .find(|v| v.name == service)
+        .and_then(|v| v.port);
+    match port {
+        Some(port) => format!("http://127.0.0.1:{port}"),
+        None => format!("http://{service}"),
+    }
+}
+
+/// An exchange as `traffic show` prints it: the request and response as they went (heads,
+/// then bodies, JSON pretty-printed), the timings.
+fn exchange_lines(e: &capture::Inspected) -> Vec<String> {
+    let mut lines = vec![format!(
+        "#{} {} → {}  {}",
+        e.id,
+        e.caller,
+        e.callee,
+        devstack::format::time_of_day(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.time_ms)
+        )
+    )];
+    let r = &e.request;
+    lines.push(String::new());
+    let shown = |text: &str| printable(text).into_owned();
+    lines.push(shown(&format!("{} {} {}", r.method, r.path, r.version)));
+    lines.extend(r.headers.iter().map(|(n, v)| shown(&format!("{n}: {v}"))));
+    body_lines(&r.body, &mut lines);
+    lines.push(String::new());
+    match &e.response {
+        Some(a) => {
+            lines.push(format!("{} {} {}", a.version, a.status, shown(&a.reason)));
+            lines.extend(a.headers.iter().map(|(n, v)| shown(&format!("{n}: {v}"))));
+            body_lines(&a.body, &mut lines);
+        }
+        None => lines.push("(no response)".into()),
+    }
+    lines.push(String::new());
+    let t = e.timings;
+    let mut timing = Vec::new();
+    if let Some(us) = t.connect_us {
+        timing.push(format!("connect {}", latency(us)));
+    }
+    if let Some(us) = t.first_byte_us {
+        timing.push(format!("first byte {}", latency(us)));
+    }
+    timing.push(format!("total {}", latency(t.total_us)));
+    lines.push(timing.join(", "));
+    if let Some(error) = e.error {
+        lines.push(format!("error: {error:?}").to_lowercase());
+    }
+    if e.redacted {
+        lines.push(format!(
+            "secrets' values ({}) are redacted; `capture = {{ redact = false }}` on the service shows them",
+            capture::view::SECRETS.join(", ")
+        ));
+    }
+    lines
+}
+
+/// A body's lines: text as it is (JSON pretty-printed), binary as a hex dump, and whether it
+/// was cut.
+fn body_lines(body: &capture::Shown, lines: &mut Vec<String>) {
+    if body.is_empty() {
+        return;
+    }
+    lines.push(String::new());
+    match &body.text {
+        Some(text) => {
+            let pretty = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .filter(|v| v.is_object() || v.is_array())
+                .and_then(|v| serde_json::to_string_pretty(&v).ok());
+            let text = pretty.as_deref().unwrap_or(text);
+            lines.extend(text.lines().map(|l| printable(l).into_owned()));
+        }
+        None => lines.extend(devstack::format::hex_dump(&body.bytes(), 16 * 64)),
+    }
+    if body.cut {
+        lines.push(format!("… (cut: the first bytes of {})", bytes(body.size)));
+    }
 }
 
 /// What the table says when no request went through the proxy.

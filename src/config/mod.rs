@@ -6,6 +6,7 @@
 //! (`diag.rs`). `urls.rs` derives each service's `<NAME>_URL`, `plan.rs` prints the plan, and
 //! `import/` writes a `devstack.toml` from other formats.
 
+pub mod capture;
 pub mod diag;
 pub mod import;
 mod interp;
@@ -57,6 +58,8 @@ pub struct Config {
     pub debounce: Duration,
     /// Log lines kept in memory per service (`[stack] scrollback`).
     pub scrollback: usize,
+    /// How much the proxy's store of exchanges holds (`[stack.capture]`).
+    pub capture: capture::Bounds,
     /// Every `<NAME>_URL` as the services see it (the user's value where they set one in
     /// `env_file` or `[env]`), but none set in devstack's own environment.
     pub urls: Vec<(String, String)>,
@@ -101,6 +104,8 @@ pub struct Service {
     pub stop_signal: Signal,
     pub grace: Duration,
     pub health: Option<Health>,
+    /// What the proxy keeps of its exchanges (`capture`, with `[stack.capture]`'s defaults).
+    pub capture: capture::Capture,
 }
 
 impl Service {

@@ -115,6 +115,9 @@ pub struct RawStack {
     pub debounce: Option<Dur>,
     /// Log lines kept in memory per service, the dashboard's scrollback (100 to 10000000; default 10000).
     pub scrollback: Option<Spanned<usize>>,
+    /// What the traffic proxy keeps of each request, in memory only (for `devstack traffic show`, the inspector, HAR).
+    #[serde(default)]
+    pub capture: super::capture::RawStackCapture,
 }
 
 /// `[services.NAME]`: one service (with `run`), or a one-shot task (`build` only).
@@ -155,6 +158,8 @@ pub struct RawService {
     pub grace: Option<Dur>,
     /// How devstack knows the service is healthy: exactly one of http, tcp, cmd, log.
     pub health: Option<Spanned<RawHealth>>,
+    /// What the proxy keeps of this service's requests: false for nothing, or { body, redact } (default: the stack's `[stack.capture]`, secrets redacted).
+    pub capture: Option<super::capture::RawCapture>,
 }
 
 /// `[services.NAME.health]`: exactly one of http, tcp, cmd, log, and the timings.

@@ -1,7 +1,7 @@
 //! A blocking client of the control socket, for the CLI: requests and answers as the types of
 //! [`super`], the same the server writes.
 
-use super::{Answer, Message, PROTOCOL, Readiness, Request, Response, WireLine};
+use super::{Answer, Message, PROTOCOL, Readiness, Request, Response, WireLine, wire};
 use crate::engine::ServiceView;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Write};
@@ -159,6 +159,30 @@ impl Client {
                 Ok((traffic.into(), recent.into_iter().map(Into::into).collect()))
             }
             _ => Err(Error::Garbled("not an answer to `traffic`".into())),
+        }
+    }
+
+    /// One kept exchange.
+    pub fn exchange(&mut self, id: u64) -> Result<wire::Exchange, Error> {
+        match self.call(&Request::Exchange { id })? {
+            Answer::Exchange { exchange } => Ok(*exchange),
+            _ => Err(Error::Garbled("not an answer to `exchange`".into())),
+        }
+    }
+
+    /// The last `recent` kept exchanges of `services` (all when empty), oldest first.
+    pub fn exchanges(
+        &mut self,
+        services: &[String],
+        recent: usize,
+    ) -> Result<Vec<wire::Exchange>, Error> {
+        let request = Request::Exchanges {
+            services: services.to_vec(),
+            recent,
+        };
+        match self.call(&request)? {
+            Answer::Exchanges { exchanges } => Ok(exchanges),
+            _ => Err(Error::Garbled("not an answer to `exchanges`".into())),
         }
     }
 

@@ -93,6 +93,17 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// One kept exchange by its record's id: heads, bodies (capped, secrets redacted unless
+    /// the service said not to), timings.
+    Exchange {
+        id: u64,
+    },
+    /// The last `recent` kept exchanges of `services` (every service when empty), oldest first.
+    Exchanges {
+        #[serde(default)]
+        services: Vec<String>,
+        recent: usize,
+    },
     Down,
     /// Wait until the services (every wanted one when empty) are ready, one fails or is stopped,
     /// or `timeout_ms` passes: answered with the `Readiness`, as `ci` judges it.
@@ -209,6 +220,10 @@ pub enum Answer {
     Lines { lines: Vec<WireLine> },
     /// `ready`: how the wait ended.
     Readiness { readiness: Readiness },
+    /// `exchange`: one kept exchange (boxed: it is large beside the others).
+    Exchange { exchange: Box<wire::Exchange> },
+    /// `exchanges`: kept exchanges, oldest first.
+    Exchanges { exchanges: Vec<wire::Exchange> },
     /// Done: `down`, an action with `"wait":false`.
     Done {},
 }

@@ -102,6 +102,9 @@ impl From<Service> for ServiceView {
 /// One request (or TCP connection) through the proxy, on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Call {
+    /// The record's number (`traffic show ID`).
+    #[serde(default)]
+    pub id: u64,
     pub time_ms: u64,
     pub caller: Caller,
     pub callee: String,
@@ -117,6 +120,7 @@ pub struct Call {
 impl From<&Record> for Call {
     fn from(r: &Record) -> Call {
         Call {
+            id: r.id,
             time_ms: r.time_ms,
             caller: r.caller.clone(),
             callee: r.callee.clone(),
@@ -132,6 +136,7 @@ impl From<&Record> for Call {
 impl From<Call> for Record {
     fn from(c: Call) -> Record {
         Record {
+            id: c.id,
             time_ms: c.time_ms,
             caller: c.caller,
             callee: c.callee,
@@ -143,6 +148,10 @@ impl From<Call> for Record {
         }
     }
 }
+
+/// One kept exchange, on the wire: the proxy's readable form of it, as it is (plain data made
+/// for showing; its JSON is documented in the README).
+pub type Exchange = crate::traffic::capture::Inspected;
 
 /// The traffic table at one moment, on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

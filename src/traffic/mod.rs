@@ -11,8 +11,11 @@
 //! - `http`: h2c (and gRPC) through hyper, one record per request.
 //! - [`caller`]: which service a connection comes from (`/proc` on Linux), by [`Sessions`].
 //! - [`stats`]: per-edge counters, rates, latency percentiles, the recent ring and the tail.
+//! - [`capture`]: what is kept of each exchange (heads, capped bodies, timings) for the
+//!   inspector, `traffic show`, `curl` and HAR.
 
 pub mod caller;
+pub mod capture;
 pub mod h1;
 mod http;
 mod limits;
@@ -36,6 +39,7 @@ pub(crate) struct Conn {
     pub backend: proxy::Backend,
     pub records: Recorder,
     pub limits: limits::Limits,
+    pub capture: capture::Settings,
 }
 
 /// Where one connection's records go: into the stats, each once its caller is known (the
@@ -77,10 +81,15 @@ impl Recorder {
     }
 
     /// Count a finished record: at once when the caller is known, else once it is.
-    pub fn record(&self, mut record: Record) {
+    pub fn record(&self, record: Record) {
+        self.record_captured(record, None);
+    }
+
+    /// … with what was captured of its exchange.
+    pub fn record_captured(&self, mut record: Record, capture: Option<capture::Capture>) {
         if let Some(caller) = self.caller.now() {
             record.caller = caller;
-            self.stats.record(record);
+            self.stats.record_captured(record, capture);
             return;
         }
         let (mut caller, stats) = (self.caller.clone(), self.stats.clone());
@@ -88,10 +97,10 @@ impl Recorder {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     record.caller = caller.caller().await;
-                    stats.record(record);
+                    stats.record_captured(record, capture);
                 });
             }
-            Err(_) => stats.record(record),
+            Err(_) => stats.record_captured(record, capture),
         }
     }
 }

@@ -71,6 +71,8 @@ pub struct Route {
     pub wait: Duration,
     pub limits: Limits,
     pub notice: Option<Notice>,
+    /// What is kept of its exchanges.
+    pub capture: super::capture::Settings,
 }
 
 /// A public port could not be listened on.
@@ -321,6 +323,7 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
         records: super::Recorder::new(caller, route.service.as_str().into(), ctx.stats.clone()),
         backend: Backend::new(&route),
         limits: route.limits,
+        capture: route.capture,
     };
     let (detected, prefix, server) = match (route.protocol, detected) {
         // Said to be HTTP: what is not is answered as HTTP (400), never passed as bytes.

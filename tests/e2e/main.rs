@@ -19,6 +19,7 @@ mod graceful;
 mod health;
 mod import;
 mod init;
+mod inspect;
 mod lifecycle;
 mod lines_props;
 mod man;

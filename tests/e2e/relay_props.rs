@@ -207,6 +207,7 @@ fn any_run_of_requests_gets_the_same_answers_through_the_proxy_as_directly() {
                 wait: Duration::from_secs(10),
                 limits: Default::default(),
                 notice: None,
+                capture: Default::default(),
             })
             .unwrap()
     };

@@ -244,6 +244,7 @@ fn proxied_with(
             wait,
             limits: Default::default(),
             notice: None,
+            capture: Default::default(),
         })
         .unwrap();
     Proxied {
@@ -1091,6 +1092,7 @@ async fn a_taken_port_is_reported_with_its_holder() {
             wait: Duration::from_secs(1),
             limits: Default::default(),
             notice: None,
+            capture: Default::default(),
         })
         .err()
         .expect("the port is taken");

@@ -72,6 +72,7 @@ impl Resolver<'_> {
             root: &root,
             stack_id: &stack_id,
             grace: settings.grace,
+            capture: &raw.stack.capture,
             env: urls.iter().chain(&stack_env).cloned().collect(),
             scope,
         };
@@ -93,6 +94,7 @@ impl Resolver<'_> {
             name: settings.name,
             debounce: settings.debounce,
             scrollback: settings.scrollback,
+            capture: settings.capture,
             services,
             order,
         })

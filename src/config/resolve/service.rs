@@ -15,6 +15,8 @@ pub(super) struct Shared<'a> {
     pub stack_id: &'a str,
     /// The services' `grace` unless they set their own.
     pub grace: Duration,
+    /// The services' capture defaults (`[stack.capture]`).
+    pub capture: &'a crate::config::capture::RawStackCapture,
     /// The derived URLs, then the stack's environment: later entries win, so the user's values
     /// win over the URLs.
     pub env: Vec<(String, String)>,
@@ -81,6 +83,7 @@ impl Resolver<'_> {
             stop_signal: raw.stop_signal.map_or(Signal::SIGTERM, |s| s.0),
             grace: raw.grace.map_or(stack.grace, |d| d.0),
             health,
+            capture: stack.capture.of(raw.capture.as_ref()),
         }
     }
 

@@ -18,6 +18,7 @@ pub(super) struct Settings {
     pub grace: Duration,
     pub debounce: Duration,
     pub scrollback: usize,
+    pub capture: crate::config::capture::Bounds,
 }
 
 /// The services in the order they are written, and what the others read of them.
@@ -81,6 +82,7 @@ impl Resolver<'_> {
             grace,
             debounce,
             scrollback,
+            capture: stack.capture.bounds(),
         }
     }
 

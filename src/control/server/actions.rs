@@ -38,6 +38,19 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
             return done(Answer::Services { services });
         }
         Request::Traffic { recent, .. } => return done(traffic(ctx, *recent)),
+        Request::Exchange { id } => return exchange(ctx, *id),
+        Request::Exchanges { services, recent } => {
+            return match services.iter().find(|s| !ctx.names.contains(s)) {
+                Some(unknown) => error(index(ctx, unknown).err().unwrap_or_default()),
+                None => done(Answer::Exchanges {
+                    exchanges: ctx
+                        .traffic
+                        .as_ref()
+                        .map(|stats| stats.inspect_recent(services, *recent))
+                        .unwrap_or_default(),
+                }),
+            };
+        }
         Request::Watch { service, auto } => {
             return match index(ctx, service) {
                 Ok(id)
@@ -251,5 +264,25 @@ fn to_terminal(ctx: &Context, service: &str, cmd: impl FnOnce(ServiceId) -> Comm
             done(Answer::Done {})
         }
         Err(e) => error(e),
+    }
+}
+
+/// One kept exchange, or why there is none.
+fn exchange(ctx: &Context, id: u64) -> Response {
+    let Some(stats) = &ctx.traffic else {
+        return error("no service is proxied here: no exchange is kept");
+    };
+    match stats.inspect(id) {
+        Some(exchange) => done(Answer::Exchange {
+            exchange: Box::new(exchange),
+        }),
+        None if id > stats.last_id() => error(format!(
+            "no request #{id} yet: the last is #{}",
+            stats.last_id()
+        )),
+        None => error(format!(
+            "request #{id} is not kept: it was TCP, its service keeps no exchanges \
+             (`capture = false`), or newer ones took its place"
+        )),
     }
 }

@@ -2,6 +2,7 @@
 //! record needs and how its body ends, and a message forwarded as it came, its body streamed.
 
 use super::chunked::{Chunked, Malformed};
+use crate::traffic::capture::Kept;
 use crate::traffic::stats;
 use bytes::{Buf, BytesMut};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -286,14 +287,14 @@ impl Framing {
 
 /// Forward a message whose head is the first `head` bytes of `buf` (read from `from`), then its
 /// body framed by `framing`, to `to`. Bytes after the body stay in `buf`; the body's payload
-/// bytes are added to `payload` as they pass.
+/// bytes are added to `payload` as they pass, and its bytes (framing included) to `keep`.
 pub(super) async fn relay_message<R, W>(
     head: usize,
     mut framing: Framing,
     buf: &mut BytesMut,
-    from: &mut R,
-    to: &mut W,
+    (from, to): (&mut R, &mut W),
     payload: &AtomicU64,
+    mut keep: Option<&mut Kept>,
 ) -> Result<(), Broke>
 where
     R: AsyncRead + Unpin,
@@ -301,9 +302,13 @@ where
 {
     let mut pending = head;
     loop {
+        let body_from = pending;
         let (used, data, done) = framing.take(&buf[pending..]).map_err(|_| Broke::From)?;
         pending += used;
         payload.fetch_add(data, Ordering::Relaxed);
+        if let Some(keep) = keep.as_deref_mut() {
+            keep.add(&buf[body_from..pending]);
+        }
         if pending > 0 {
             to.write_all(&buf[..pending]).await.map_err(|_| Broke::To)?;
             buf.advance(pending);

@@ -27,6 +27,7 @@ mod script;
 #[cfg(test)]
 mod tests;
 
+use super::capture::{self, Capture, Settings};
 use super::limits::Limits;
 use super::proxy::Counted;
 use super::stats::{self, ErrorKind, Kind, Record};
@@ -130,15 +131,8 @@ pub(super) async fn relay(
     conn: Conn,
     server: Option<TcpStream>,
 ) {
-    relay_streams(
-        prefix,
-        client,
-        server,
-        conn.backend,
-        conn.records,
-        conn.limits,
-    )
-    .await
+    let ends = (conn.records, conn.limits, conn.capture);
+    relay_streams(prefix, client, server, conn.backend, ends).await
 }
 
 /// [`relay`] over any streams: the caller's `client`, and the service `backend` dials.
@@ -147,8 +141,7 @@ async fn relay_streams<C: Stream, D: Dial>(
     client: C,
     server: Option<D::Stream>,
     backend: D,
-    records: Recorder,
-    limits: Limits,
+    (records, limits, capture): (Recorder, Limits, Settings),
 ) {
     let mut cbuf = BytesMut::with_capacity(READ_SIZE.max(prefix.len()));
     cbuf.extend_from_slice(&prefix);
@@ -159,6 +152,7 @@ async fn relay_streams<C: Stream, D: Dial>(
         backend,
         records,
         limits,
+        capture,
     };
     relay.run().await
 }
@@ -172,6 +166,7 @@ struct Relay<C, D: Dial> {
     backend: D,
     records: Recorder,
     limits: Limits,
+    capture: Settings,
 }
 
 impl<C: Stream, D: Dial> Relay<C, D> {
@@ -192,16 +187,22 @@ impl<C: Stream, D: Dial> Relay<C, D> {
                 grpc_status: None,
             });
             let request = self.cbuf.split_to(head.len).freeze();
-            let outcome = self.exchange(&head, &request, &mut record).await;
+            let mut capture = Capture::start(self.capture, &request);
+            let outcome = self
+                .exchange(&head, &request, &mut record, &mut capture)
+                .await;
             record.latency_us = stats::micros(start.elapsed());
-            let after = self.conclude(&head, outcome, &mut record).await;
+            let after = self
+                .conclude(&head, outcome, &mut record, &mut capture)
+                .await;
             if let After::Tunnel = after {
                 if let Some(up) = self.up.take() {
-                    tunnel(self.client, self.cbuf, up, record, &self.records).await;
+                    let done = (record, capture);
+                    tunnel(self.client, self.cbuf, up, done, &self.records).await;
                 }
                 return;
             }
-            self.records.record(record);
+            self.records.record_captured(record, capture);
             match after {
                 After::Next => {}
                 After::Close => {
@@ -250,14 +251,16 @@ impl<C: Stream, D: Dial> Relay<C, D> {
         });
         record.bytes_in = self.cbuf.len() as u64;
         drop(self.up.take());
+        let seen = self.cbuf.split().freeze();
+        let mut capture = Capture::start(self.capture, &seen);
+        let made = made_response(status, "", true, false);
+        if let Some(c) = &mut capture {
+            c.answer.made(&made);
+        }
         self.records.hold().await;
-        let answered = self
-            .client
-            .write_all(&made_response(status, "", true, false))
-            .await
-            .is_ok();
+        let answered = self.client.write_all(&made).await.is_ok();
         record.latency_us = stats::micros(start.elapsed());
-        self.records.record(record);
+        self.records.record_captured(record, capture);
         if answered {
             linger(self.client).await;
         }
@@ -270,6 +273,7 @@ impl<C: Stream, D: Dial> Relay<C, D> {
         head: &RequestHead,
         outcome: Exchange,
         record: &mut Record,
+        capture: &mut Option<Capture>,
     ) -> After {
         let Some((kind, status, text)) = outcome.failure() else {
             return match outcome {
@@ -292,12 +296,12 @@ impl<C: Stream, D: Dial> Relay<C, D> {
         let close = !head.keep_alive || head.framing != Framing::Empty;
         let text = format!("devstack: {} {text}\n", self.records.callee());
         let head_only = head.method == hyper::Method::HEAD;
+        let made = made_response(status, &text, close, head_only);
+        if let Some(c) = capture {
+            c.answer.made(&made);
+        }
         self.records.hold().await;
-        match self
-            .client
-            .write_all(&made_response(status, &text, close, head_only))
-            .await
-        {
+        match self.client.write_all(&made).await {
             Err(_) => After::Gone,
             Ok(()) if close => After::Close,
             Ok(()) => After::Next,
@@ -312,6 +316,7 @@ impl<C: Stream, D: Dial> Relay<C, D> {
         head: &RequestHead,
         request: &Bytes,
         record: &mut Record,
+        capture: &mut Option<Capture>,
     ) -> Exchange {
         // A request without a body whose method is idempotent can be sent again when the
         // service's connection breaks before it answers (the service was restarted under it),
@@ -331,6 +336,7 @@ impl<C: Stream, D: Dial> Relay<C, D> {
             let upstream = match &mut self.up {
                 Some(upstream) => upstream,
                 None => {
+                    let dialing = Instant::now();
                     let connected = tokio::select! {
                         biased;
                         connected = self.backend.dial() => connected,
@@ -339,6 +345,9 @@ impl<C: Stream, D: Dial> Relay<C, D> {
                             return Exchange::CallerGone;
                         }
                     };
+                    if let Some(c) = capture {
+                        c.connect = Some(dialing.elapsed());
+                    }
                     match connected {
                         Ok(stream) => self.up.insert(Upstream::new(stream)),
                         Err(kind) => return Exchange::Failed(kind),
@@ -356,8 +365,12 @@ impl<C: Stream, D: Dial> Relay<C, D> {
                 continue;
             }
             let (client, cbuf) = (&mut self.client, &mut self.cbuf);
-            let result =
-                send_body_and_answer(head, client, cbuf, upstream, record, &self.records).await;
+            let ends = Ends {
+                client,
+                cbuf,
+                upstream,
+            };
+            let result = send_body_and_answer(head, ends, record, capture, &self.records).await;
             match result {
                 Ok(outcome) => {
                     // Kept for the next request only after a clean answer, with nothing more
@@ -387,16 +400,31 @@ impl<C: Stream, D: Dial> Relay<C, D> {
 /// The backend connection broke before a byte of the response came.
 struct Unanswered;
 
+/// The two ends of an exchange: the caller (with what it sent not used yet) and the service.
+struct Ends<'a, C, S> {
+    client: &'a mut C,
+    cbuf: &'a mut BytesMut,
+    upstream: &'a mut Upstream<S>,
+}
+
 /// After the request head went out: its body to the service and the response to the caller,
 /// both at once.
 async fn send_body_and_answer<C: Stream, S: Stream>(
     head: &RequestHead,
-    client: &mut C,
-    cbuf: &mut BytesMut,
-    upstream: &mut Upstream<S>,
+    ends: Ends<'_, C, S>,
     record: &mut Record,
+    capture: &mut Option<Capture>,
     records: &Recorder,
 ) -> Result<Exchange, Unanswered> {
+    let Ends {
+        client,
+        cbuf,
+        upstream,
+    } = ends;
+    let (keep_request, keep_answer) = match capture {
+        Some(c) => (Some(&mut c.request_body), Some(&mut c.answer)),
+        None => (None, None),
+    };
     let (mut client_rx, mut client_tx) = client.halves();
     let (mut backend_rx, mut backend_tx) = upstream.stream.halves();
     // Counted as the bytes pass, read while both directions are still moving.
@@ -406,11 +434,10 @@ async fn send_body_and_answer<C: Stream, S: Stream>(
     let outcome = {
         let answer = answer(
             &head.method,
-            &mut backend_rx,
-            &mut upstream.buf,
+            (&mut backend_rx, &mut upstream.buf),
             &mut client_tx,
             &bytes_out,
-            record,
+            (record, keep_answer),
             records,
         );
         // The caller's side: the request body to the service, then a watch on the caller, whose
@@ -422,9 +449,9 @@ async fn send_body_and_answer<C: Stream, S: Stream>(
                     0,
                     head.framing,
                     cbuf,
-                    &mut client_rx,
-                    &mut backend_tx,
+                    (&mut client_rx, &mut backend_tx),
                     &bytes_in,
+                    keep_request,
                 );
                 if let Err(broke) = sent.await {
                     return broke;
@@ -469,11 +496,10 @@ async fn send_body_and_answer<C: Stream, S: Stream>(
 /// head and its body.
 async fn answer<R, W>(
     method: &hyper::Method,
-    from: &mut R,
-    buf: &mut BytesMut,
+    (from, buf): (&mut R, &mut BytesMut),
     to: &mut W,
     payload: &AtomicU64,
-    record: &mut Record,
+    (record, mut keep): (&mut Record, Option<&mut capture::Answer>),
     records: &Recorder,
 ) -> Result<Exchange, Unanswered>
 where
@@ -490,6 +516,9 @@ where
             Ok(None) | Err(_) => return Ok(Exchange::Failed(ErrorKind::Reset)),
         };
         record.set_status(head.status, head.grpc_status);
+        if let Some(keep) = keep.as_deref_mut() {
+            keep.head(&buf[..head.len]);
+        }
         records.hold().await;
         if opens_tunnel(method, head.status) {
             return match to.write_all(&buf[..head.len]).await {
@@ -501,7 +530,8 @@ where
             };
         }
         forwarded = true;
-        match relay_message(head.len, head.framing, buf, from, to, payload).await {
+        let body = keep.as_deref_mut().map(|k| &mut k.body);
+        match relay_message(head.len, head.framing, buf, (from, to), payload, body).await {
             // An interim (1xx) response: the final one follows.
             Ok(()) if head.status < 200 => {}
             Ok(()) => return Ok(Exchange::Answered { close: head.close }),
@@ -566,7 +596,7 @@ async fn tunnel<C: Stream, S: Stream>(
     client: C,
     cbuf: BytesMut,
     mut up: Upstream<S>,
-    mut record: Record,
+    (mut record, capture): (Record, Option<Capture>),
     records: &Recorder,
 ) {
     let mut client = Counted::new(client);
@@ -580,7 +610,7 @@ async fn tunnel<C: Stream, S: Stream>(
     }
     record.bytes_in += cbuf.len() as u64 + client.read;
     record.bytes_out += client.written;
-    records.record(record);
+    records.record_captured(record, capture);
 }
 
 /// A response made by the proxy itself (an error), with `text` as its body; to a HEAD

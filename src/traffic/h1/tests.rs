@@ -7,6 +7,7 @@ use super::message::MAX_HEAD;
 use super::relay_streams;
 use super::script::{Dialer, Log, Script, show};
 use crate::sync::Locked;
+use crate::traffic::capture::Settings;
 use crate::traffic::limits::Limits;
 use crate::traffic::{Attributor, Kind, Recorder, Sessions, Stats};
 use std::sync::OnceLock;
@@ -38,8 +39,7 @@ async fn run(prefix: &str, caller: &Script, services: &[Script]) -> Ran {
         caller.clone(),
         None,
         dialer,
-        records,
-        Limits::default(),
+        (records, Limits::default(), Settings::default()),
     );
     tokio::time::timeout(Duration::from_secs(10), relayed)
         .await

@@ -18,6 +18,7 @@ pub use record::{ErrorKind, Kind, Record, bounded_path, method_name, micros, ver
 pub use snapshot::{EdgeSnapshot, ServiceSnapshot, Snapshot};
 
 use super::Caller;
+use super::capture::{self, Bounds, Capture, Inspected, Store};
 use crate::ignored::Ignore;
 use crate::sync::Locked;
 use edge::Edge;
@@ -39,6 +40,10 @@ pub struct Stats {
 }
 
 struct Inner {
+    /// The last record's id.
+    last_id: u64,
+    /// What was captured of the recent exchanges.
+    captures: Store,
     /// By caller, then callee (looked up without building a key per record).
     edges: HashMap<Caller, HashMap<String, Edge>>,
     /// Edges in `edges`.
@@ -48,8 +53,15 @@ struct Inner {
 
 impl Stats {
     pub fn new() -> Arc<Stats> {
+        Stats::with_bounds(Bounds::default())
+    }
+
+    /// Stats keeping captured exchanges within `bounds`.
+    pub fn with_bounds(bounds: Bounds) -> Arc<Stats> {
         Arc::new(Stats {
             inner: Mutex::new(Inner {
+                last_id: 0,
+                captures: Store::new(bounds),
                 edges: HashMap::new(),
                 edge_count: 0,
                 recent: VecDeque::with_capacity(RECENT),
@@ -61,15 +73,25 @@ impl Stats {
 
     /// Count a finished request or connection and pass it to the tail.
     pub fn record(&self, record: Record) {
-        self.record_at(record, Instant::now());
+        self.record_at(record, None, Instant::now());
     }
 
-    fn record_at(&self, record: Record, now: Instant) {
+    /// … with what was captured of it, kept by the store.
+    pub fn record_captured(&self, record: Record, capture: Option<Capture>) {
+        self.record_at(record, capture, Instant::now());
+    }
+
+    fn record_at(&self, mut record: Record, capture: Option<Capture>, now: Instant) {
         let second = self.second(now);
-        let record = Arc::new(record);
         {
             let mut inner = self.inner.locked();
             let inner = &mut *inner;
+            inner.last_id += 1;
+            record.id = inner.last_id;
+            let record = Arc::new(record);
+            if let Some(capture) = capture {
+                inner.captures.keep(record.clone(), capture);
+            }
             let known = inner
                 .edges
                 .get_mut(&record.caller)
@@ -98,6 +120,26 @@ impl Stats {
                     .or_say("the last follower may have left since they were counted");
             }
         }
+    }
+
+    /// The last record's id (0: none yet).
+    pub fn last_id(&self) -> u64 {
+        self.inner.locked().last_id
+    }
+
+    /// The exchange with this id, readable, while it is kept.
+    pub fn inspect(&self, id: u64) -> Option<Inspected> {
+        let (record, capture) = self.inner.locked().captures.get(id)?;
+        Some(capture::view::inspect(&record, &capture))
+    }
+
+    /// The last `n` kept exchanges of these services (all when empty), oldest first, readable.
+    pub fn inspect_recent(&self, services: &[String], n: usize) -> Vec<Inspected> {
+        let entries = self.inner.locked().captures.recent(services, n);
+        entries
+            .iter()
+            .map(|(record, capture)| capture::view::inspect(record, capture))
+            .collect()
     }
 
     /// Every record from now on. A receiver that falls more than 1024 behind gets `Lagged`.
@@ -182,9 +224,9 @@ mod tests {
         let stats = Stats::new();
         let t = stats.start;
         for i in 0..10 {
-            stats.record_at(http("a", "b", if i < 8 { 200 } else { 503 }, 1000), t);
+            stats.record_at(http("a", "b", if i < 8 { 200 } else { 503 }, 1000), None, t);
         }
-        stats.record_at(http("a", "b", 404, 1000), t);
+        stats.record_at(http("a", "b", 404, 1000), None, t);
         let snap = stats.snapshot_at(t + Duration::from_secs(9));
         let e = &snap.edges[0];
         assert_eq!((e.requests, e.errors), (11, 2));
@@ -199,11 +241,11 @@ mod tests {
         let stats = Stats::new();
         let t = stats.start;
         for _ in 0..100 {
-            stats.record_at(http("a", "b", 200, 5_000), t);
+            stats.record_at(http("a", "b", 200, 5_000), None, t);
         }
         let at = |s| t + Duration::from_secs(s);
         for _ in 0..20 {
-            stats.record_at(http("a", "b", 200, 1_000), at(55));
+            stats.record_at(http("a", "b", 200, 1_000), None, at(55));
         }
         let snap = stats.snapshot_at(at(59));
         let e = &snap.edges[0];
@@ -232,9 +274,9 @@ mod tests {
     fn edges_are_sorted_by_rate_and_the_ring_is_bounded() {
         let stats = Stats::new();
         let t = stats.start;
-        stats.record_at(http("a", "quiet", 200, 10), t);
+        stats.record_at(http("a", "quiet", 200, 10), None, t);
         for _ in 0..(RECENT + 5) {
-            stats.record_at(http("a", "busy", 200, 10), t);
+            stats.record_at(http("a", "busy", 200, 10), None, t);
         }
         let snap = stats.snapshot_at(t);
         let order: Vec<&str> = snap.edges.iter().map(|e| e.callee.as_str()).collect();

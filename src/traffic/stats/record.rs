@@ -61,6 +61,9 @@ pub enum Kind {
 /// as `control::wire::Call`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// Its number, rising (given when it is recorded; 0 before): how `traffic show` and the
+    /// inspector name it.
+    pub id: u64,
     /// When it started, milliseconds since the Unix epoch.
     pub time_ms: u64,
     pub caller: Caller,
@@ -109,6 +112,7 @@ impl Record {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         Record {
+            id: 0,
             time_ms,
             caller,
             callee: callee.to_string(),

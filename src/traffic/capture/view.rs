@@ -1,0 +1,358 @@
+//! A kept exchange made readable: [`Inspected`], its heads split into fields, its bodies
+//! de-chunked and shown as text (UTF-8) or base64, and secrets' values redacted unless the
+//! service said not to. This is what the socket, `traffic show`, HAR, `curl` and the inspector
+//! show; it is also the wire form (`control::wire` uses it as it is).
+
+use super::{Capture, Kept};
+use crate::traffic::{Caller, ErrorKind, Kind, Record};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+/// Header fields whose values are secrets: shown as [`REDACTED`] unless the service turned
+/// redaction off.
+pub const SECRETS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+/// What a redacted value is shown as.
+pub const REDACTED: &str = "…redacted…";
+
+/// One exchange, readable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inspected {
+    pub id: u64,
+    pub time_ms: u64,
+    pub caller: Caller,
+    pub callee: String,
+    pub request: Request,
+    /// None: no response came (the record's `error` says why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<Response>,
+    pub timings: Timings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorKind>,
+    /// Secrets' values are shown as `…redacted…`.
+    pub redacted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Shown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub version: String,
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Shown,
+}
+
+/// A body as kept: its payload as text or base64, and how much of it there was.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Shown {
+    /// Bytes of the body as they went through (chunked framing included).
+    pub size: u64,
+    /// Only its first bytes were kept.
+    pub cut: bool,
+    /// The payload kept, when it reads as UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The payload kept, when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+}
+
+impl Shown {
+    /// The payload's bytes, as kept.
+    pub fn bytes(&self) -> Vec<u8> {
+        match (&self.text, &self.base64) {
+            (Some(text), _) => text.as_bytes().to_vec(),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap_or_default(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.as_deref().is_none_or(str::is_empty) && self.base64.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Waiting for a connection to the service; absent when a kept-alive one was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_us: Option<u64>,
+    /// From the request's head to the response's first byte.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_byte_us: Option<u64>,
+    pub total_us: u64,
+}
+
+/// The exchange `record` with what was captured of it.
+pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
+    let redact = capture.redact;
+    let (method, path, version) = match &record.kind {
+        Kind::Http {
+            method,
+            path,
+            version,
+            ..
+        } => (method.to_string(), path.clone(), version.to_string()),
+        Kind::Tcp => (String::new(), String::new(), String::new()),
+    };
+    let (request_fields, request_chunked) = fields(&capture.request_head, redact);
+    let request = Request {
+        method,
+        path,
+        version,
+        headers: request_fields,
+        body: shown(&capture.request_body, request_chunked),
+    };
+    let response = response(capture, redact);
+    Inspected {
+        id: record.id,
+        time_ms: record.time_ms,
+        caller: record.caller.clone(),
+        callee: record.callee.clone(),
+        request,
+        response,
+        timings: Timings {
+            connect_us: capture.connect.map(crate::traffic::stats::micros),
+            first_byte_us: capture.answer.first_byte.map(crate::traffic::stats::micros),
+            total_us: record.latency_us,
+        },
+        error: record.error,
+        redacted: redact,
+    }
+}
+
+fn response(capture: &Capture, redact: bool) -> Option<Response> {
+    let head = &capture.answer.head;
+    if head.is_empty() {
+        return None;
+    }
+    let mut headers = vec![httparse::EMPTY_HEADER; lines(head)];
+    let mut parsed = httparse::Response::new(&mut headers);
+    parsed.parse(head).ok()?;
+    let version = format!("HTTP/1.{}", parsed.version.unwrap_or(1));
+    let (status, reason) = (
+        parsed.code.unwrap_or(0),
+        parsed.reason.unwrap_or("").to_string(),
+    );
+    let (headers, chunked) = fields(head, redact);
+    Some(Response {
+        version,
+        status,
+        reason,
+        headers,
+        body: shown(&capture.answer.body, chunked),
+    })
+}
+
+/// A head's lines: room for as many fields.
+fn lines(head: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', head).count() + 1
+}
+
+/// A head's fields, in order (redacted when asked), and whether its body is chunked.
+fn fields(head: &[u8], redact: bool) -> (Vec<(String, String)>, bool) {
+    // The start line is skipped: any head's fields parse the same after it.
+    let Some(start) = memchr::memchr(b'\n', head) else {
+        return (Vec::new(), false);
+    };
+    let mut headers = vec![httparse::EMPTY_HEADER; lines(head)];
+    let Ok(httparse::Status::Complete((_, parsed))) =
+        httparse::parse_headers(&head[start + 1..], &mut headers)
+    else {
+        return (Vec::new(), false);
+    };
+    let mut chunked = false;
+    let fields = parsed
+        .iter()
+        .map(|h| {
+            let value = String::from_utf8_lossy(h.value).into_owned();
+            if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value
+                    .rsplit(',')
+                    .next()
+                    .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
+            }
+            let secret = SECRETS.iter().any(|s| h.name.eq_ignore_ascii_case(s));
+            let value = if redact && secret {
+                REDACTED.to_string()
+            } else {
+                value
+            };
+            (h.name.to_string(), value)
+        })
+        .collect();
+    (fields, chunked)
+}
+
+/// A kept body, de-chunked when it was chunked, as text or base64.
+fn shown(kept: &Kept, chunked: bool) -> Shown {
+    let payload = if chunked {
+        dechunk(&kept.bytes)
+    } else {
+        kept.bytes.clone()
+    };
+    let cut = kept.cut();
+    let (text, base64) = match std::str::from_utf8(&payload) {
+        Ok(text) => (Some(text.to_string()), None),
+        // A body cut in the middle of a character is still text up to it.
+        Err(e) if cut && e.error_len().is_none() => (
+            Some(String::from_utf8_lossy(&payload[..e.valid_up_to()]).into_owned()),
+            None,
+        ),
+        Err(_) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(&payload)),
+        ),
+    };
+    Shown {
+        size: kept.seen,
+        cut,
+        text: text.filter(|t| !t.is_empty() || !payload.is_empty()),
+        base64,
+    }
+}
+
+/// The payload of a chunked body's first bytes (as much as they hold whole or in part).
+pub fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(bytes.len());
+    loop {
+        let Some(eol) = memchr::memchr(b'\n', bytes) else {
+            return payload;
+        };
+        let line = &bytes[..eol];
+        let digits = line
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        let Some(size) = std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| usize::from_str_radix(d, 16).ok())
+        else {
+            return payload;
+        };
+        bytes = &bytes[eol + 1..];
+        if size == 0 {
+            return payload;
+        }
+        let take = size.min(bytes.len());
+        payload.extend_from_slice(&bytes[..take]);
+        if take < size {
+            return payload;
+        }
+        bytes = &bytes[take..];
+        // The chunk's CRLF.
+        bytes = bytes
+            .strip_prefix(b"\r\n")
+            .or(bytes.strip_prefix(b"\n"))
+            .unwrap_or(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::capture::Settings;
+    use bytes::Bytes;
+
+    fn record(kind: Kind) -> Record {
+        let mut r = Record::now(Caller::External, "api", kind);
+        r.id = 7;
+        r
+    }
+
+    fn http(method: &'static str, path: &str, status: u16) -> Kind {
+        Kind::Http {
+            version: "HTTP/1.1".into(),
+            method: method.into(),
+            path: path.into(),
+            status,
+            grpc_status: None,
+        }
+    }
+
+    #[test]
+    fn heads_split_into_fields_with_secrets_redacted_and_bodies_de_chunked() {
+        let head = Bytes::from_static(
+            b"POST /orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nCookie: a=b\r\n\r\n",
+        );
+        let mut c = Capture::start(Settings::default(), &head).unwrap();
+        c.request_body.add(b"{\"n\":1}");
+        c.answer
+            .head(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n\r\n");
+        c.answer.body.add(b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n");
+        let seen = inspect(&record(http("POST", "/orders", 201)), &c);
+        assert_eq!(seen.request.method, "POST");
+        assert_eq!(
+            seen.request.headers,
+            [
+                ("Host".to_string(), "x".to_string()),
+                ("Authorization".to_string(), REDACTED.to_string()),
+                ("Cookie".to_string(), REDACTED.to_string()),
+            ]
+        );
+        assert_eq!(seen.request.body.text.as_deref(), Some("{\"n\":1}"));
+        let response = seen.response.unwrap();
+        assert_eq!(
+            (response.status, response.reason.as_str()),
+            (201, "Created")
+        );
+        assert_eq!(response.headers[1].1, REDACTED);
+        assert_eq!(response.body.text.as_deref(), Some("abcde"));
+        assert!(seen.redacted);
+
+        let plain = Settings {
+            redact: false,
+            ..Settings::default()
+        };
+        let c = Capture::start(plain, &head).unwrap();
+        let seen = inspect(&record(http("POST", "/orders", 0)), &c);
+        assert_eq!(seen.request.headers[1].1, "Bearer s3cret");
+        assert!(seen.response.is_none() && !seen.redacted);
+    }
+
+    #[test]
+    fn binary_bodies_are_base64_and_a_cut_one_says_so() {
+        let head = Bytes::from_static(b"PUT /blob HTTP/1.1\r\n\r\n");
+        let two = Settings {
+            body: 2,
+            ..Settings::default()
+        };
+        let mut c = Capture::start(two, &head).unwrap();
+        c.request_body.add(&[0xff, 0x00, 0x10, 0x80]);
+        let seen = inspect(&record(http("PUT", "/blob", 200)), &c);
+        let body = seen.request.body;
+        assert!(body.cut && body.size == 4 && body.text.is_none());
+        assert_eq!(body.bytes(), [0xff, 0x00]);
+        // Text cut inside a character stays text up to it.
+        let mut c = Capture::start(two, &head).unwrap();
+        c.request_body.add("añb".as_bytes());
+        let seen = inspect(&record(http("PUT", "/blob", 200)), &c);
+        assert_eq!(seen.request.body.text.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn a_chunked_body_cut_anywhere_gives_what_it_holds() {
+        let whole = b"4\r\nwiki\r\n5\r\npedia\r\n0\r\n\r\n";
+        for cut in 0..whole.len() {
+            let got = dechunk(&whole[..cut]);
+            assert!(b"wikipedia".starts_with(&got), "{cut}: {got:?}");
+        }
+        assert_eq!(dechunk(whole), b"wikipedia");
+    }
+}
