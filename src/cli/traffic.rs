@@ -90,7 +90,7 @@ pub fn inside(mut stack: Running, inside: Inside, json: bool) -> ExitCode {
             if json {
                 out(&serde_json::to_string_pretty(&exchange).expect("JSON"));
             } else {
-                for line in exchange_lines(&exchange) {
+                for (_, line) in capture::text::lines(&exchange) {
                     out(&line);
                 }
             }
@@ -147,79 +147,6 @@ fn base(views: &[devstack::engine::ServiceView], service: &str) -> String {
     match port {
         Some(port) => format!("http://127.0.0.1:{port}"),
         None => format!("http://{service}"),
-    }
-}
-
-/// An exchange as `traffic show` prints it: the request and response as they went (heads,
-/// then bodies, JSON pretty-printed), the timings.
-fn exchange_lines(e: &capture::Inspected) -> Vec<String> {
-    let mut lines = vec![format!(
-        "#{} {} → {}  {}",
-        e.id,
-        e.caller,
-        e.callee,
-        devstack::format::time_of_day(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.time_ms)
-        )
-    )];
-    let r = &e.request;
-    lines.push(String::new());
-    let shown = |text: &str| printable(text).into_owned();
-    lines.push(shown(&format!("{} {} {}", r.method, r.path, r.version)));
-    lines.extend(r.headers.iter().map(|(n, v)| shown(&format!("{n}: {v}"))));
-    body_lines(&r.body, &mut lines);
-    lines.push(String::new());
-    match &e.response {
-        Some(a) => {
-            lines.push(format!("{} {} {}", a.version, a.status, shown(&a.reason)));
-            lines.extend(a.headers.iter().map(|(n, v)| shown(&format!("{n}: {v}"))));
-            body_lines(&a.body, &mut lines);
-        }
-        None => lines.push("(no response)".into()),
-    }
-    lines.push(String::new());
-    let t = e.timings;
-    let mut timing = Vec::new();
-    if let Some(us) = t.connect_us {
-        timing.push(format!("connect {}", latency(us)));
-    }
-    if let Some(us) = t.first_byte_us {
-        timing.push(format!("first byte {}", latency(us)));
-    }
-    timing.push(format!("total {}", latency(t.total_us)));
-    lines.push(timing.join(", "));
-    if let Some(error) = e.error {
-        lines.push(format!("error: {error:?}").to_lowercase());
-    }
-    if e.redacted {
-        lines.push(format!(
-            "secrets' values ({}) are redacted; `capture = {{ redact = false }}` on the service shows them",
-            capture::view::SECRETS.join(", ")
-        ));
-    }
-    lines
-}
-
-/// A body's lines: text as it is (JSON pretty-printed), binary as a hex dump, and whether it
-/// was cut.
-fn body_lines(body: &capture::Shown, lines: &mut Vec<String>) {
-    if body.is_empty() {
-        return;
-    }
-    lines.push(String::new());
-    match &body.text {
-        Some(text) => {
-            let pretty = serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .filter(|v| v.is_object() || v.is_array())
-                .and_then(|v| serde_json::to_string_pretty(&v).ok());
-            let text = pretty.as_deref().unwrap_or(text);
-            lines.extend(text.lines().map(|l| printable(l).into_owned()));
-        }
-        None => lines.extend(devstack::format::hex_dump(&body.bytes(), 16 * 64)),
-    }
-    if body.cut {
-        lines.push(format!("… (cut: the first bytes of {})", bytes(body.size)));
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod curl;
 pub mod har;
+pub mod text;
 mod store;
 pub mod view;
 

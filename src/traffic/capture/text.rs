@@ -1,0 +1,117 @@
+//! A kept exchange as lines of text, each with the part it shows: what `traffic show` prints
+//! and the dashboard's inspector draws (in colours by part). The request and the response as
+//! they went (start line, fields, body: JSON pretty-printed, text as text, binary as a hex
+//! dump, a cut one said), then the timings; everything a caller or service wrote is made
+//! printable (no control sequence reaches the terminal).
+
+use super::view::{Inspected, REDACTED, SECRETS, Shown};
+use crate::config::diag::printable;
+use crate::format::{bytes, hex_dump, latency};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// What a line shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// `#42 web → api 12:00:01.250`.
+    Title,
+    /// A request or status line.
+    Start,
+    /// A header field.
+    Field,
+    /// A body's line.
+    Body,
+    /// Said by devstack: timings, a cut body, redaction, a missing response.
+    Note,
+    Blank,
+}
+
+/// Binary bodies shown at most this far (the rest is counted).
+const HEX_MOST: usize = 1024;
+
+pub fn lines(e: &Inspected) -> Vec<(Part, String)> {
+    let shown = |text: &str| printable(text).into_owned();
+    let at = UNIX_EPOCH + Duration::from_millis(e.time_ms);
+    let mut lines = vec![(
+        Part::Title,
+        format!(
+            "#{} {} → {}  {}",
+            e.id,
+            e.caller,
+            e.callee,
+            crate::format::time_of_day(at)
+        ),
+    )];
+    let r = &e.request;
+    lines.push((Part::Blank, String::new()));
+    let start = format!("{} {} {}", r.method, r.path, r.version);
+    lines.push((Part::Start, shown(&start)));
+    let field = |(n, v): &(String, String)| (Part::Field, shown(&format!("{n}: {v}")));
+    lines.extend(r.headers.iter().map(field));
+    body(&r.body, &mut lines);
+    lines.push((Part::Blank, String::new()));
+    match &e.response {
+        Some(a) => {
+            let start = format!("{} {} {}", a.version, a.status, a.reason);
+            lines.push((Part::Start, shown(&start)));
+            lines.extend(a.headers.iter().map(field));
+            body(&a.body, &mut lines);
+        }
+        None => lines.push((Part::Note, "(no response)".into())),
+    }
+    lines.push((Part::Blank, String::new()));
+    lines.push((Part::Note, timings(e)));
+    if let Some(error) = e.error {
+        lines.push((Part::Note, format!("error: {error:?}").to_lowercase()));
+    }
+    let secret = |h: &[(String, String)]| h.iter().any(|(_, v)| v == REDACTED);
+    let answer = e.response.as_ref().map(|a| a.headers.as_slice());
+    if secret(&r.headers) || answer.is_some_and(secret) {
+        lines.push((
+            Part::Note,
+            format!(
+                "secrets' values ({}) are redacted: `capture = {{ redact = false }}` on the service shows them",
+                SECRETS.join(", ")
+            ),
+        ));
+    }
+    lines
+}
+
+fn timings(e: &Inspected) -> String {
+    let t = e.timings;
+    let mut parts = Vec::new();
+    if let Some(us) = t.connect_us {
+        parts.push(format!("connect {}", latency(us)));
+    }
+    if let Some(us) = t.first_byte_us {
+        parts.push(format!("first byte {}", latency(us)));
+    }
+    parts.push(format!("total {}", latency(t.total_us)));
+    parts.join(", ")
+}
+
+/// A body's lines: text as it is (JSON pretty-printed), binary as a hex dump; a cut one says so.
+fn body(body: &Shown, lines: &mut Vec<(Part, String)>) {
+    if body.is_empty() {
+        return;
+    }
+    lines.push((Part::Blank, String::new()));
+    match &body.text {
+        Some(text) => {
+            let pretty = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .filter(|v| v.is_object() || v.is_array())
+                .and_then(|v| serde_json::to_string_pretty(&v).ok());
+            let text = pretty.as_deref().unwrap_or(text);
+            lines.extend(text.lines().map(|l| (Part::Body, printable(l).into_owned())));
+        }
+        None => {
+            let dump = hex_dump(&body.bytes(), HEX_MOST);
+            lines.extend(dump.into_iter().map(|l| (Part::Body, l)));
+        }
+    }
+    if body.cut {
+        let note = format!("… (cut: the first bytes of {})", bytes(body.size));
+        lines.push((Part::Note, note));
+    }
+}
