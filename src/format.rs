@@ -200,7 +200,7 @@ mod tests {
             lines[0],
             "00000000  47 45 54 20 2f 00 ff 30 31 32 33 34 35 36 37 38  GET /..012345678"
         );
-        assert_eq!(lines[1], "… 7 B more");
+        assert_eq!(lines[1], "… 7B more");
         assert_eq!(lines.len(), 2);
     }
 

@@ -361,17 +361,20 @@ mod tests {
 pub enum Inside {
     /// One request the proxy kept (its #ID in `traffic -f` and the dashboard's tail): heads,
     /// bodies (the first 64 KiB of each; secrets redacted), timings
+    #[command(after_help = examples::TRAFFIC_SHOW)]
     Show {
         /// The request's number
         id: u64,
     },
     /// A curl command line that sends the request again (a redacted field is left as a shell
     /// variable to set: "Authorization: $AUTHORIZATION")
+    #[command(after_help = examples::TRAFFIC_CURL)]
     Curl {
         /// The request's number
         id: u64,
     },
     /// The kept requests as a HAR 1.2 file (browsers' developer tools and HAR viewers open it)
+    #[command(after_help = examples::TRAFFIC_EXPORT)]
     Export {
         /// The file to write (`-` for standard output)
         #[arg(long, value_name = "FILE")]

@@ -58,8 +58,25 @@ Examples:
 pub const TRAFFIC: &str = "\
 Examples:
   devstack traffic             # the caller -> callee table, busiest first
-  devstack traffic -f          # each request as it ends
+  devstack traffic -f          # each request as it ends, with its #ID
+  devstack traffic -f --errors # only the failed ones
+  devstack traffic show 42     # inside request #42: heads, bodies, timings
   devstack traffic --json | jq '.edges[0]'";
+
+pub const TRAFFIC_SHOW: &str = "\
+Examples:
+  devstack traffic show 42                 # heads, bodies (JSON pretty-printed), timings
+  devstack traffic show 42 --json | jq .response.body";
+
+pub const TRAFFIC_CURL: &str = "\
+Examples:
+  devstack traffic curl 42                 # a curl command line sending #42 again
+  AUTHORIZATION='Bearer t0k3n' sh -c \"$(devstack traffic curl 42)\"";
+
+pub const TRAFFIC_EXPORT: &str = "\
+Examples:
+  devstack traffic export --har requests.har           # every service's kept requests
+  devstack traffic export --har - api | jq '.log.entries | length'";
 
 pub const INIT: &str = "\
 Examples:

@@ -4,6 +4,7 @@
 //! status (and gRPC's from the trailers), latency from the request head to the end of the
 //! response, body bytes each way. (HTTP/1.x is relayed as bytes, in `h1`.)
 
+use super::capture::{Capture, Kept, Settings, head_text};
 use super::proxy::Backend;
 use super::sniff::Prefixed;
 use super::stats::{self, ErrorKind, Kind, Record};
@@ -40,6 +41,7 @@ pub async fn serve_h2(client: Prefixed<TcpStream>, conn: Conn) {
 /// What the requests of one caller connection share: its caller and its backend connection.
 struct Shared {
     records: Recorder,
+    capture: Settings,
     upstream: tokio::sync::Mutex<Upstream>,
 }
 
@@ -52,6 +54,7 @@ impl Shared {
     fn new(conn: Conn) -> Arc<Shared> {
         Arc::new(Shared {
             records: conn.records,
+            capture: conn.capture,
             upstream: tokio::sync::Mutex::new(Upstream {
                 backend: conn.backend,
                 h2: None,
@@ -65,14 +68,27 @@ impl Shared {
             .uri()
             .path_and_query()
             .map_or_else(|| req.uri().to_string(), |p| p.as_str().to_string());
+        let version = stats::version_name(req.version());
+        // (The head is written out only when it is kept.)
+        let mut capture = self
+            .capture
+            .on
+            .then(|| {
+                let start = format!("{} {path} {version}", req.method());
+                Capture::start(self.capture, &head_text(&start, req.headers()))
+            })
+            .flatten();
         let mut record = self.records.start(Kind::Http {
-            version: stats::version_name(req.version()).into(),
+            version: version.into(),
             method: stats::method_name(req.method()),
             path: stats::bounded_path(path),
             status: 0,
             grpc_status: None,
         });
-        let bytes_in = Arc::new(Mutex::new(Inflow::default()));
+        let bytes_in = Arc::new(Mutex::new(Inflow {
+            kept: capture.as_ref().map(|_| Kept::new(self.capture.body)),
+            ..Inflow::default()
+        }));
         let req = req.map(|inner| RequestBody {
             inner,
             inflow: bytes_in.clone(),
@@ -87,24 +103,37 @@ impl Shared {
                 let text = format!("devstack: {} {why}\n", self.records.callee());
                 record.set_status(status.as_u16(), None);
                 record.error = Some(kind);
-                record.bytes_in = bytes_in.locked().bytes;
                 record.latency_us = stats::micros(start.elapsed());
-                self.records.record(record);
                 let mut resp = Response::new(ResponseBody::Full(Some(Bytes::from(text))));
                 *resp.status_mut() = status;
                 resp.headers_mut().insert(
                     hyper::header::CONTENT_TYPE,
                     hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
                 );
+                let mut flow = bytes_in.locked();
+                record.bytes_in = flow.bytes;
+                if let Some(c) = &mut capture {
+                    c.answer.head(&answer_head(&resp));
+                    if let ResponseBody::Full(Some(text)) = resp.body() {
+                        c.answer.body.add(text);
+                    }
+                    c.request_body = flow.kept.take().unwrap_or_default();
+                }
+                drop(flow);
+                self.records.record_captured(record, capture);
                 return resp;
             }
         };
         record.set_status(resp.status().as_u16(), grpc_status(resp.headers()));
+        if let Some(c) = &mut capture {
+            c.answer.head(&answer_head(&resp));
+        }
         resp.map(|inner| {
             let mut body = Metered {
                 inner,
                 finish: Some(Box::new(Finish {
                     record,
+                    capture,
                     start,
                     bytes_in,
                     records: self.records.clone(),
@@ -139,6 +168,16 @@ impl Shared {
     }
 }
 
+/// A response's head as the store keeps it (`HTTP/2.0 200 OK` and its fields).
+fn answer_head<B>(resp: &Response<B>) -> Bytes {
+    let status = resp.status();
+    let reason = status.canonical_reason().unwrap_or("");
+    head_text(
+        &format!("HTTP/2.0 {} {reason}", status.as_u16()),
+        resp.headers(),
+    )
+}
+
 fn grpc_status(headers: &HeaderMap) -> Option<u32> {
     headers
         .get("grpc-status")?
@@ -160,6 +199,8 @@ pub(crate) struct RequestBody {
 #[derive(Default)]
 pub(crate) struct Inflow {
     bytes: u64,
+    /// What is kept of it (capture on).
+    kept: Option<Kept>,
     done: bool,
     waiting: Option<Box<Finish>>,
 }
@@ -172,10 +213,10 @@ impl RequestBody {
             return;
         }
         flow.done = true;
-        let bytes = flow.bytes;
         if let Some(finish) = flow.waiting.take() {
+            let body = (flow.bytes, flow.kept.take());
             drop(flow);
-            finish.record(bytes);
+            finish.record(body);
         }
     }
 }
@@ -199,7 +240,11 @@ impl Body for RequestBody {
         if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
             && let Some(data) = data
         {
-            this.inflow.locked().bytes += data.len() as u64;
+            let mut flow = this.inflow.locked();
+            flow.bytes += data.len() as u64;
+            if let Some(kept) = &mut flow.kept {
+                kept.add(data);
+            }
         }
         if frame.is_none() || this.inner.is_end_stream() {
             this.done();
@@ -262,16 +307,22 @@ pub(crate) struct Metered {
 
 pub(crate) struct Finish {
     record: Record,
+    capture: Option<Capture>,
     start: Instant,
     bytes_in: Arc<Mutex<Inflow>>,
     records: Recorder,
 }
 
 impl Finish {
-    fn record(self, bytes_in: u64) {
+    /// Recorded with the request body's bytes and what was kept of it.
+    fn record(self, (bytes_in, kept): (u64, Option<Kept>)) {
         let mut record = self.record;
         record.bytes_in = bytes_in;
-        self.records.record(record);
+        let mut capture = self.capture;
+        if let (Some(c), Some(kept)) = (&mut capture, kept) {
+            c.request_body = kept;
+        }
+        self.records.record_captured(record, capture);
     }
 }
 
@@ -283,11 +334,18 @@ impl Metered {
                 if let Some(finish) = &mut self.finish {
                     if let Some(data) = frame.data_ref() {
                         finish.record.bytes_out += data.len() as u64;
-                    } else if let Some(trailers) = frame.trailers_ref()
-                        && let Some(code) = grpc_status(trailers)
-                        && let Kind::Http { grpc_status, .. } = &mut finish.record.kind
-                    {
-                        *grpc_status = Some(code);
+                        if let Some(c) = &mut finish.capture {
+                            c.answer.body.add(data);
+                        }
+                    } else if let Some(trailers) = frame.trailers_ref() {
+                        if let Some(c) = &mut finish.capture {
+                            c.answer.trailers = head_text("", trailers);
+                        }
+                        if let Some(code) = grpc_status(trailers)
+                            && let Kind::Http { grpc_status, .. } = &mut finish.record.kind
+                        {
+                            *grpc_status = Some(code);
+                        }
                     }
                 }
                 if self.inner.is_end_stream() {
@@ -307,9 +365,9 @@ impl Metered {
             let flows = finish.bytes_in.clone();
             let mut flow = flows.locked();
             if flow.done {
-                let bytes = flow.bytes;
+                let body = (flow.bytes, flow.kept.take());
                 drop(flow);
-                finish.record(bytes);
+                finish.record(body);
             } else {
                 // The request body is still on its way: recorded when it ends.
                 flow.waiting = Some(finish);

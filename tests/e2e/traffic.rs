@@ -125,6 +125,9 @@ async fn backend_handle(mut req: Request<Incoming>) -> Result<Response<Body>, Bo
             req.into_body().collect().await?;
             let mut trailers = hyper::HeaderMap::new();
             trailers.insert("grpc-status", code.parse()?);
+            if *code != "0" {
+                trailers.insert("grpc-message", "not%20here".parse()?);
+            }
             let frames = stream::iter([
                 Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"\0\0\0\0\x02hi"))),
                 Ok(Frame::trailers(trailers)),
@@ -513,6 +516,63 @@ async fn h2c_requests_and_grpc_statuses_are_forwarded_and_recorded() {
         })
         .collect();
     assert_eq!(grpc, [Some(0), Some(14), None]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_grpc_call_is_kept_with_its_method_status_and_messages() {
+    let (backend, _) = http_backend(true).await;
+    let p = proxied("grpc", Some(backend), Protocol::Auto);
+    let stream = TcpStream::connect(p.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake::<_, _, Body>(
+        TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    // `{1: 150, 2: "alice"}`, framed as gRPC.
+    let message: &[u8] = b"\0\0\0\0\x0a\x08\x96\x01\x12\x05alice";
+    let req = Request::post(format!("http://{}/grpc/14", p.addr))
+        .header("content-type", "application/grpc")
+        .header("authorization", "Bearer s3cret")
+        .body(full(message.to_vec()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let collected = resp.into_body().collect().await.unwrap();
+    assert_eq!(
+        &collected.to_bytes()[..],
+        b"\0\0\0\0\x02hi",
+        "relayed unchanged"
+    );
+    p.edge_when(&Caller::External, "grpc", |e| e.requests >= 1)
+        .await;
+    let stats = p.proxy.stats();
+    let id = stats.recent().last().unwrap().id;
+    let kept = stats.inspect(id).expect("kept");
+    let grpc = kept.grpc.expect("seen as gRPC");
+    assert_eq!(grpc.method, "/grpc/14");
+    assert_eq!(grpc.status, Some(14));
+    assert_eq!(grpc.message.as_deref(), Some("not here"));
+    assert_eq!(grpc.requests, [r#"1: 150  2: "alice""#]);
+    assert_eq!(grpc.responses, ["13: 105"]);
+    let response = kept.response.unwrap();
+    assert_eq!(
+        (response.version.as_str(), response.status),
+        ("HTTP/2.0", 200)
+    );
+    assert!(
+        response
+            .trailers
+            .iter()
+            .any(|(n, v)| n == "grpc-status" && v == "14")
+    );
+    assert!(
+        kept.request
+            .headers
+            .iter()
+            .any(|(n, v)| n == "authorization" && v == "…redacted…")
+    );
+    assert_eq!(kept.request.body.size, message.len() as u64);
 }
 
 // ---------------------------------------------------------------------------------------------

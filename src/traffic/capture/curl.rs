@@ -97,6 +97,7 @@ mod tests {
             timings: Timings::default(),
             error: None,
             redacted: true,
+            grpc: None,
         }
     }
 

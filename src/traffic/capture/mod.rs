@@ -9,9 +9,10 @@
 //! Nothing is written to disk: what is kept lives as long as the stack, within its bounds.
 
 pub mod curl;
+pub mod grpc;
 pub mod har;
-pub mod text;
 mod store;
+pub mod text;
 pub mod view;
 
 pub use crate::config::capture::Bounds;
@@ -66,6 +67,8 @@ pub struct Answer {
     /// when it answered itself).
     pub head: Bytes,
     pub body: Kept,
+    /// HTTP/2 trailers (gRPC's status and message), as `head_text("", trailers)`.
+    pub trailers: Bytes,
     /// From the request's head to the response's first byte.
     pub first_byte: Option<Duration>,
 }
@@ -87,6 +90,22 @@ impl Answer {
         self.body = Kept::new(self.body.cap);
         self.body.add(&bytes[split..]);
     }
+}
+
+/// An HTTP/2 head (hyper's, parsed already) written as HTTP/1's text, the form the store keeps:
+/// `start` line, then a `name: value` line per field, then a blank line.
+pub fn head_text(start: &str, fields: &hyper::HeaderMap) -> Bytes {
+    let mut text = Vec::with_capacity(start.len() + 2 + fields.len() * 32);
+    text.extend_from_slice(start.as_bytes());
+    text.extend_from_slice(b"\r\n");
+    for (name, value) in fields {
+        text.extend_from_slice(name.as_str().as_bytes());
+        text.extend_from_slice(b": ");
+        text.extend_from_slice(value.as_bytes());
+        text.extend_from_slice(b"\r\n");
+    }
+    text.extend_from_slice(b"\r\n");
+    text.into()
 }
 
 /// One exchange being captured by the relay, then kept by the store.
@@ -113,6 +132,7 @@ impl Capture {
                 started: Instant::now(),
                 head: Bytes::new(),
                 body: Kept::new(settings.body),
+                trailers: Bytes::new(),
                 first_byte: None,
             },
             connect: None,
@@ -126,6 +146,7 @@ impl Capture {
             + self.request_body.bytes.capacity()
             + self.answer.head.len()
             + self.answer.body.bytes.capacity()
+            + self.answer.trailers.len()
     }
 }
 

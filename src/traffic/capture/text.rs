@@ -4,7 +4,7 @@
 //! dump, a cut one said), then the timings; everything a caller or service wrote is made
 //! printable (no control sequence reaches the terminal).
 
-use super::view::{Inspected, REDACTED, SECRETS, Shown};
+use super::view::{Grpc, Inspected, REDACTED, SECRETS, Shown};
 use crate::config::diag::printable;
 use crate::format::{bytes, hex_dump, latency};
 use std::time::{Duration, UNIX_EPOCH};
@@ -58,6 +58,9 @@ pub fn lines(e: &Inspected) -> Vec<(Part, String)> {
         }
         None => lines.push((Part::Note, "(no response)".into())),
     }
+    if let Some(g) = &e.grpc {
+        grpc(g, &mut lines);
+    }
     lines.push((Part::Blank, String::new()));
     lines.push((Part::Note, timings(e)));
     if let Some(error) = e.error {
@@ -75,6 +78,51 @@ pub fn lines(e: &Inspected) -> Vec<(Part, String)> {
         ));
     }
     lines
+}
+
+/// gRPC's status codes, by number.
+const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// A gRPC call: its method and status, then its messages each way.
+fn grpc(g: &Grpc, lines: &mut Vec<(Part, String)>) {
+    lines.push((Part::Blank, String::new()));
+    let status = match g.status {
+        Some(code) => {
+            let name = GRPC_CODES.get(code as usize).unwrap_or(&"");
+            format!("status {code} {name}")
+        }
+        None => "no status".into(),
+    };
+    let message = g
+        .message
+        .as_deref()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    let title = format!("gRPC {} {status}{message}", g.method);
+    lines.push((Part::Start, printable(&title).into_owned()));
+    for (arrow, messages) in [("→", &g.requests), ("←", &g.responses)] {
+        for m in messages {
+            lines.push((Part::Body, printable(&format!("{arrow} {m}")).into_owned()));
+        }
+    }
 }
 
 fn timings(e: &Inspected) -> String {
@@ -103,7 +151,10 @@ fn body(body: &Shown, lines: &mut Vec<(Part, String)>) {
                 .filter(|v| v.is_object() || v.is_array())
                 .and_then(|v| serde_json::to_string_pretty(&v).ok());
             let text = pretty.as_deref().unwrap_or(text);
-            lines.extend(text.lines().map(|l| (Part::Body, printable(l).into_owned())));
+            lines.extend(
+                text.lines()
+                    .map(|l| (Part::Body, printable(l).into_owned())),
+            );
         }
         None => {
             let dump = hex_dump(&body.bytes(), HEX_MOST);

@@ -35,6 +35,9 @@ pub struct Inspected {
     pub error: Option<ErrorKind>,
     /// Secrets' values are shown as `…redacted…`.
     pub redacted: bool,
+    /// A gRPC call's method, status and messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<Grpc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +56,23 @@ pub struct Response {
     pub reason: String,
     pub headers: Vec<(String, String)>,
     pub body: Shown,
+    /// HTTP/2 trailers (gRPC's `grpc-status`, `grpc-message`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trailers: Vec<(String, String)>,
+}
+
+/// A gRPC call: its method, its status, and its messages decoded without their schema
+/// (`1: 42  2: "alice"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grpc {
+    /// `/pkg.Service/Method`.
+    pub method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub requests: Vec<String>,
+    pub responses: Vec<String>,
 }
 
 /// A body as kept: its payload as text or base64, and how much of it there was.
@@ -119,6 +139,7 @@ pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
         body: shown(&capture.request_body, request_chunked),
     };
     let response = response(capture, redact);
+    let grpc = grpc(record, capture, &request, response.as_ref());
     Inspected {
         id: record.id,
         time_ms: record.time_ms,
@@ -133,29 +154,88 @@ pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
         },
         error: record.error,
         redacted: redact,
+        grpc,
     }
+}
+
+/// A gRPC call's view: when the request said `application/grpc`.
+fn grpc(
+    record: &Record,
+    capture: &Capture,
+    request: &Request,
+    response: Option<&Response>,
+) -> Option<Grpc> {
+    let content_type = field(&request.headers, "content-type")?;
+    if !content_type.starts_with("application/grpc") {
+        return None;
+    }
+    let status = match &record.kind {
+        Kind::Http { grpc_status, .. } => *grpc_status,
+        Kind::Tcp => None,
+    };
+    let message = response
+        .and_then(|r| field(&r.trailers, "grpc-message").or(field(&r.headers, "grpc-message")))
+        .map(percent_decoded);
+    Some(Grpc {
+        method: request.path.clone(),
+        status,
+        message,
+        requests: super::grpc::messages(&capture.request_body.bytes),
+        responses: super::grpc::messages(&capture.answer.body.bytes),
+    })
+}
+
+fn field<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// `grpc-message` is percent-encoded.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn response(capture: &Capture, redact: bool) -> Option<Response> {
     let head = &capture.answer.head;
-    if head.is_empty() {
-        return None;
-    }
-    let mut headers = vec![httparse::EMPTY_HEADER; lines(head)];
-    let mut parsed = httparse::Response::new(&mut headers);
-    parsed.parse(head).ok()?;
-    let version = format!("HTTP/1.{}", parsed.version.unwrap_or(1));
-    let (status, reason) = (
-        parsed.code.unwrap_or(0),
-        parsed.reason.unwrap_or("").to_string(),
-    );
+    // `HTTP/1.1 200 OK` (or `HTTP/2.0 200`, as an h2 head is kept).
+    let line = head.split(|&b| b == b'\n').next()?;
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.trim_end().splitn(3, ' ');
+    let version = words.next().filter(|v| v.starts_with("HTTP/"))?.to_string();
+    let status = words.next()?.parse().ok()?;
+    let reason = words.next().unwrap_or("").to_string();
     let (headers, chunked) = fields(head, redact);
+    // Kept as a head with an empty start line (`head_text("", …)`).
+    let trailers = fields(&capture.answer.trailers, redact).0;
     Some(Response {
         version,
         status,
         reason,
         headers,
         body: shown(&capture.answer.body, chunked),
+        trailers,
     })
 }
 
