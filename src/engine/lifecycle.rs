@@ -181,9 +181,14 @@ impl Engine {
         // The service's own previous process (or one too far gone to show its sockets) may
         // still be on its way out: wait a moment for it before calling the port taken.
         let now = Instant::now();
-        let since = *self.svcs[i].port_wait.get_or_insert(now);
+        // Held since the first check of those in a row (the status stays port-busy through
+        // the checks that follow one that found it held).
+        let held_since = match self.svcs[i].status {
+            Status::PortBusy { held_since, .. } => held_since,
+            _ => now,
+        };
         let leaving = holder.pid.is_none() || holder.service.as_deref() == Some(&spec.name);
-        let ours = leaving && now < since + spec.grace + PORT_RELEASE;
+        let ours = leaving && now < held_since + spec.grace + PORT_RELEASE;
         let why = if ours {
             format!("waiting for port {port} to be released by {holder}")
         } else {
@@ -197,11 +202,16 @@ impl Engine {
             );
         }
         let retry = now + if ours { PORT_RETRY_SOON } else { PORT_RETRY };
-        self.set(i, Status::PortBusy { why, retry, ours });
+        let status = Status::PortBusy {
+            why,
+            retry,
+            ours,
+            held_since,
+        };
+        self.set(i, status);
     }
 
     fn start_run(&mut self, i: usize) {
-        self.svcs[i].port_wait = None;
         let cmd = self.cfg.services[i].run.clone().expect("has a run command");
         self.spawn(i, true, &cmd);
     }

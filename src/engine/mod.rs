@@ -281,8 +281,6 @@ struct Svc {
     not_found: u32,
     /// Restart it once its dependencies are up again (`R`, restart all, in dependency order).
     restart_wave: bool,
-    /// Since when its port has been found held, while it waits to start.
-    port_wait: Option<Instant>,
 }
 
 impl Svc {
@@ -305,7 +303,6 @@ impl Svc {
             guard: rebuild::Guard::default(),
             not_found: 0,
             restart_wave: false,
-            port_wait: None,
         }
     }
 
@@ -563,11 +560,7 @@ impl Engine {
     }
 
     fn set(&mut self, i: usize, status: Status) {
-        let svc = &mut self.svcs[i];
-        if !matches!(status, Status::PortBusy { .. } | Status::Pending(_)) {
-            svc.port_wait = None;
-        }
-        svc.status = status;
+        self.svcs[i].status = status;
     }
 }
 
