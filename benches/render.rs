@@ -2,7 +2,7 @@
 //! `cargo bench --bench render`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use devstack::engine::{HealthState, ServiceView, State};
+use devstack::engine::{HealthState, ServiceView, Services, State};
 use devstack::logs::{LogHub, LogLine, Stream};
 use devstack::ui::action::Action;
 use devstack::ui::app::App;
@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 fn stack(dir: &std::path::Path) -> App {
-    let names: Vec<String> = (0..30).map(|i| format!("service-{i:02}")).collect();
+    let names: Services<String> = (0..30).map(|i| format!("service-{i:02}")).collect();
     let hub = Arc::new(LogHub::new(dir, &names, None, 10_000));
     for round in 0..100 {
-        for s in 0..30 {
+        for s in names.ids() {
             let lines = (0..34)
                 .map(|i| LogLine {
                     service: s,
@@ -31,7 +31,7 @@ fn stack(dir: &std::path::Path) -> App {
     }
     let mut app = App::new("bench".into(), names.clone(), hub);
     app.views = names
-        .iter()
+        .values()
         .map(|n| ServiceView {
             name: n.clone(),
             state: State::Running,

@@ -1,6 +1,7 @@
 //! Headless output: every line as `name | text`, names padded and coloured, devstack's own events
 //! marked. Lines of one batch go out in one write, so services never interleave mid-line.
 
+use crate::config::Services;
 use crate::ignored::Ignore;
 use crate::logs::{LineTap, LogLine, Stream, strip_sgr};
 use std::io::Write;
@@ -8,7 +9,7 @@ use std::io::Write;
 const PALETTE: [u8; 6] = [36, 33, 32, 35, 34, 31];
 
 pub struct Printer {
-    prefixes: Vec<String>,
+    prefixes: Services<String>,
     color: bool,
     to_stderr: bool,
     /// Only devstack's own lines (`ci`/`run --quiet`: a failure still shows its service's last
@@ -17,10 +18,11 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn new(names: &[String], color: bool) -> Self {
-        let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    pub fn new(names: &Services<String>, color: bool) -> Self {
+        let width = names.values().map(|n| n.chars().count()).max().unwrap_or(0);
+        // Colours go round the palette down the list.
         let prefixes = names
-            .iter()
+            .values()
             .enumerate()
             .map(|(i, n)| {
                 if color {
@@ -96,20 +98,25 @@ impl LineTap for Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ServiceId;
     use std::time::SystemTime;
 
     fn line(service: usize, stream: Stream, text: &str) -> LogLine {
         LogLine {
-            service,
+            service: ServiceId(service),
             stream,
             time: SystemTime::now(),
             text: text.into(),
         }
     }
 
+    fn names() -> Services<String> {
+        vec!["db".into(), "gateway".into()].into()
+    }
+
     #[test]
     fn pads_names_marks_events_and_strips_colour_without_a_terminal() {
-        let p = Printer::new(&["db".into(), "gateway".into()], false);
+        let p = Printer::new(&names(), false);
         let mut out = Vec::new();
         p.format(
             &[
@@ -123,7 +130,7 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "db      | ready\ngateway | [devstack] spawned pid 7\ngateway | [build] Compiling\n"
         );
-        let quiet = Printer::new(&["db".into(), "gateway".into()], false).quiet(true);
+        let quiet = Printer::new(&names(), false).quiet(true);
         let mut out = Vec::new();
         quiet.format(
             &[

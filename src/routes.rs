@@ -5,7 +5,7 @@
 //! module maps one onto the other.
 
 use crate::config::{self, Config};
-use crate::engine::{ServiceView, State};
+use crate::engine::{ServiceId, ServiceView, Services, State};
 use crate::ignored::Ignore;
 use crate::logs::LogHub;
 use crate::traffic::{self, Limits, Listener, Mark, Notice, Proxy, Route, Sessions, Stats, Target};
@@ -118,8 +118,8 @@ pub struct Routes {
     sessions: Arc<Sessions>,
     /// Until `follow` takes them.
     routed: Vec<Followed>,
-    /// What the listeners say about a service (by its index), until `follow` takes it.
-    notes: Option<std::sync::mpsc::Receiver<(usize, String)>>,
+    /// What the listeners say about a service, until `follow` takes it.
+    notes: Option<std::sync::mpsc::Receiver<(ServiceId, String)>>,
     _listeners: Vec<Listener>,
 }
 
@@ -128,8 +128,11 @@ impl Routes {
     /// A port that can't be listened on is an error naming the service, the port and, when
     /// another process holds it, that process.
     pub fn open(cfg: &Config, files: u64) -> Result<Option<Routes>, Vec<String>> {
-        let proxied: Vec<usize> = (0..cfg.services.len())
-            .filter(|&i| cfg.services[i].proxied())
+        let proxied: Vec<ServiceId> = cfg
+            .services
+            .iter()
+            .filter(|(_, s)| s.proxied())
+            .map(|(i, _)| i)
             .collect();
         if proxied.is_empty() {
             return Ok(None);
@@ -210,7 +213,7 @@ impl Routes {
 
     /// Keep every route's backend and the callers' sessions current with the engine's views,
     /// on the proxy's own threads, until the views end.
-    pub fn follow(&mut self, mut views: watch::Receiver<Vec<ServiceView>>, logs: Arc<LogHub>) {
+    pub fn follow(&mut self, mut views: watch::Receiver<Services<ServiceView>>, logs: Arc<LogHub>) {
         if let Some(notes) = self.notes.take() {
             // Its own thread: the notes come from the proxy's, which must not wait on a log.
             std::thread::Builder::new()
@@ -231,7 +234,7 @@ impl Routes {
                 {
                     let now = views.borrow_and_update();
                     pids.resize(now.len(), None);
-                    for (view, pid) in now.iter().zip(&mut pids) {
+                    for (view, pid) in now.values().zip(&mut pids) {
                         if view.pid != *pid {
                             if let Some(old) = pid.take() {
                                 sessions.remove(old);
@@ -261,8 +264,7 @@ impl Routes {
 
 /// A proxied service's route, as its follower keeps it current.
 struct Followed {
-    /// The service's index in the config (and the views).
-    service: usize,
+    service: ServiceId,
     name: String,
     /// The port its process is given (`PORT`).
     private: u16,

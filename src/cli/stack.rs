@@ -5,7 +5,7 @@ use devstack::config::Config;
 use devstack::control;
 use devstack::engine::ready::not_ready;
 use devstack::engine::{self, Command, Engine, Handle, Options, Outcome, ServiceView};
-use devstack::engine::{FailureKind, ServiceId, TicketOutcome};
+use devstack::engine::{FailureKind, ServiceId, Services, TicketOutcome};
 use devstack::format::secs;
 use devstack::headless::Printer;
 use devstack::ignored::Ignore;
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 struct Session {
     cfg: Arc<Config>,
     logs: Arc<LogHub>,
-    only: Vec<usize>,
+    only: Vec<ServiceId>,
     state: StateDir,
     /// Sample CPU and memory (the dashboard shows them).
     sample_usage: bool,
@@ -60,10 +60,9 @@ impl Session {
             ));
             ExitCode::FAILURE
         })?;
-        let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
         let logs = Arc::new(LogHub::new(
             &state.logs(),
-            &names,
+            &cfg.names(),
             Some(tap),
             cfg.scrollback,
         ));
@@ -121,7 +120,7 @@ impl Session {
                     let ctx = Arc::new(control::server::Context {
                         handle: handle.clone(),
                         logs: self.logs.clone(),
-                        names: self.cfg.services.iter().map(|s| s.name.clone()).collect(),
+                        names: self.cfg.names(),
                         traffic: self.routes.as_ref().map(Routes::stats),
                     });
                     Some(tokio::spawn(control::server::serve(socket, ctx)))
@@ -166,8 +165,8 @@ impl Session {
     /// Say in the services' logs what an edit of `devstack.toml` means for the running stack.
     fn watch_config(&self) -> Option<devstack::watch::config_edits::ConfigWatch> {
         let logs = self.logs.clone();
-        let names: Vec<String> = self.cfg.services.iter().map(|s| s.name.clone()).collect();
-        let all: Vec<usize> = (0..names.len()).collect();
+        let names = self.cfg.names();
+        let all: Vec<ServiceId> = names.ids().collect();
         let said =
             devstack::watch::config_edits::start(&self.cfg.file, names, move |services, text| {
                 for &i in if services.is_empty() { &all } else { &services } {
@@ -186,15 +185,17 @@ impl Session {
     /// Watch the services' files; changes go to the engine, notes to the services' logs.
     fn start_watching(&self, handle: &Handle) -> Option<devstack::watch::WatchHandle> {
         let (handle, logs) = (handle.clone(), self.logs.clone());
-        let watched: Vec<usize> = (0..self.cfg.services.len())
-            .filter(|&i| !self.cfg.services[i].watch.is_empty())
+        let watched: Vec<ServiceId> = self
+            .cfg
+            .services
+            .iter()
+            .filter(|(_, s)| !s.watch.is_empty())
+            .map(|(i, _)| i)
             .collect();
         let result = devstack::watch::start(&self.cfg, move |change| match change {
-            Change::Files { service, paths, at } => handle.send(Command::FilesChanged {
-                service: ServiceId(service),
-                paths,
-                at,
-            }),
+            Change::Files { service, paths, at } => {
+                handle.send(Command::FilesChanged { service, paths, at })
+            }
             Change::Note { services, text } => {
                 for &i in if services.is_empty() {
                     &watched
@@ -215,24 +216,23 @@ impl Session {
     }
 }
 
-fn resolve_names(cfg: &Config, names: &[String]) -> Result<Vec<usize>, String> {
+fn resolve_names(cfg: &Config, names: &[String]) -> Result<Vec<ServiceId>, String> {
     names
         .iter()
         .map(|n| {
-            cfg.services
-                .iter()
-                .position(|s| &s.name == n)
-                .ok_or_else(|| {
-                    let all: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
-                    format!("unknown service `{n}`; services are: {}", all.join(", "))
-                })
+            cfg.id_of(n).ok_or_else(|| {
+                let all = cfg.names();
+                format!(
+                    "unknown service `{n}`; services are: {}",
+                    all.as_slice().join(", ")
+                )
+            })
         })
         .collect()
 }
 
 fn printer(cfg: &Config, color: bool) -> Printer {
-    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
-    Printer::new(&names, color)
+    Printer::new(&cfg.names(), color)
 }
 
 /// `stay`: keep running when every service has ended (a detached stack waits for `down`).
@@ -273,13 +273,7 @@ pub fn tui(cfg: Config, services: &[String], color: bool) -> ExitCode {
     session.sample_usage = true;
     session.watch = true;
     let (ended, _) = session.run(false, async |handle, session| {
-        let names = session
-            .cfg
-            .services
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        let app = devstack::ui::app::App::new(stack, names, session.logs.clone());
+        let app = devstack::ui::app::App::new(stack, session.cfg.names(), session.logs.clone());
         // On a task of its own, so that even a panic in the dashboard ends here, and the
         // stack still stops gracefully below.
         let stack = devstack::ui::source::Stack::Local {
@@ -336,7 +330,7 @@ async fn wait_ready(handle: &Handle, session: &Session, timeout: Duration) -> Re
         Ok(None) => Err(()),
         Err(_) => {
             note(&format!("not ready after {}:", secs(timeout)));
-            let waiting = not_ready(&handle.views().borrow());
+            let waiting = not_ready(handle.views().borrow().as_slice());
             for (name, what) in &waiting {
                 note(&format!("  `{name}` is {what}"));
             }
@@ -350,7 +344,7 @@ async fn wait_ready(handle: &Handle, session: &Session, timeout: Duration) -> Re
 
 /// The last lines a service logged, on stderr.
 fn show_tail(session: &Session, service: &str) {
-    let Some(i) = session.cfg.services.iter().position(|s| s.name == service) else {
+    let Some(i) = session.cfg.id_of(service) else {
         return;
     };
     super::show_lines(service, &session.logs.tail_text(i, engine::LINES_SHOWN));
@@ -465,20 +459,22 @@ async fn run_command(handle: &Handle, command: &[String], env: &[(String, String
 }
 
 /// Which services are wanted now.
-fn wanted_now(handle: &Handle) -> Vec<bool> {
-    handle.views().borrow().iter().map(|v| v.wanted).collect()
+fn wanted_now(handle: &Handle) -> Services<bool> {
+    handle.views().borrow().map(|v| v.wanted)
 }
 
 /// The first service of `wanted` that is wanted no more: a stop of the stack unwants every
 /// service.
-fn unwanted<'a>(wanted: &[bool], now: &'a [ServiceView]) -> Option<&'a ServiceView> {
+fn unwanted<'a>(
+    wanted: &Services<bool>,
+    now: &'a Services<ServiceView>,
+) -> Option<&'a ServiceView> {
     now.iter()
-        .zip(wanted)
-        .find_map(|(v, &was)| (was && !v.wanted).then_some(v))
+        .find_map(|(i, v)| (wanted.get(i) == Some(&true) && !v.wanted).then_some(v))
 }
 
 /// Resolves once the stack is being stopped (or has ended).
-async fn stopped(handle: &Handle, wanted: &[bool]) {
+async fn stopped(handle: &Handle, wanted: &Services<bool>) {
     let mut views = handle.views();
     loop {
         if unwanted(wanted, &views.borrow_and_update()).is_some() {

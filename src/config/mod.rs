@@ -8,6 +8,7 @@
 
 pub mod capture;
 pub mod diag;
+mod ids;
 pub mod import;
 mod interp;
 mod plan;
@@ -16,6 +17,7 @@ mod resolve;
 mod urls;
 
 pub use diag::{ConfigErrors, Diagnostic};
+pub use ids::{ServiceId, Services};
 pub use plan::describe;
 pub use raw::{CommandLine, Condition, Protocol, Restart, schema};
 
@@ -36,17 +38,6 @@ pub const STACK_VAR: &str = "DEVSTACK_STACK";
 /// What the traffic views call callers that are not services (`traffic::Caller`).
 const RESERVED_NAMES: [&str; 2] = ["external", "unknown"];
 
-/// A service of a stack: its place in `Config::services` (file order), as the engine, the
-/// logs and every interface name it. Not a pid, a port or a count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceId(pub usize);
-
-impl ServiceId {
-    pub fn index(self) -> usize {
-        self.0
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
     pub file: PathBuf,
@@ -63,19 +54,21 @@ pub struct Config {
     /// Every `<NAME>_URL` as the services see it (the user's value where they set one in
     /// `env_file` or `[env]`), but none set in devstack's own environment.
     pub urls: Vec<(String, String)>,
-    /// Services in file order; `Dep::service` indexes into this.
-    pub services: Vec<Service>,
+    /// Services in file order, each read by its `ServiceId` (as `Dep::service` names one).
+    pub services: Services<Service>,
     /// A start order that respects every dependency (file order among equals).
-    pub order: Vec<usize>,
+    pub order: Vec<ServiceId>,
 }
 
 impl Config {
     /// The service called `name`.
     pub fn id_of(&self, name: &str) -> Option<ServiceId> {
-        self.services
-            .iter()
-            .position(|s| s.name == name)
-            .map(ServiceId)
+        self.services.find(|s| s.name == name)
+    }
+
+    /// Each service's name.
+    pub fn names(&self) -> Services<String> {
+        self.services.map(|s| s.name.clone())
     }
 }
 
@@ -133,7 +126,7 @@ impl Service {
 
 #[derive(Debug, Clone, Copy)]
 pub struct Dep {
-    pub service: usize,
+    pub service: ServiceId,
     pub condition: Condition,
     /// Restart the dependent when this dependency is rebuilt.
     pub restart: bool,
@@ -302,7 +295,7 @@ mod tests {
             &pick,
         )
         .unwrap();
-        let (db, api) = (&cfg.services[0], &cfg.services[1]);
+        let (db, api) = (&cfg.services[ServiceId(0)], &cfg.services[ServiceId(1)]);
         assert_eq!((db.private_port, db.env_var("PORT")), (None, Some("5432")));
         assert_eq!(api.private_port, Some(9001));
         assert_eq!(api.listen_port(), Some(9001));
@@ -330,7 +323,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let api = &cfg.services[1];
+        let api = &cfg.services[ServiceId(1)];
         let get = |k: &str| api.env_var(k);
         assert_eq!(get("PORT"), Some("8080"));
         assert_eq!(get("DEVSTACK_SERVICE"), Some("api"));
@@ -345,8 +338,11 @@ mod tests {
     #[test]
     fn a_task_dependency_defaults_to_completed() {
         let cfg = parse_str("[services.migrate]\nbuild = \"m\"\n[services.api]\nrun = \"a\"\ndepends_on = [\"migrate\"]\n").unwrap();
-        assert_eq!(cfg.services[1].deps[0].condition, Condition::Completed);
-        assert!(cfg.services[0].is_task());
+        assert_eq!(
+            cfg.services[ServiceId(1)].deps[0].condition,
+            Condition::Completed
+        );
+        assert!(cfg.services[ServiceId(0)].is_task());
     }
 
     #[test]
@@ -355,7 +351,7 @@ mod tests {
         std::fs::write(dir.path().join(".env"), "A=from-file\nB=from-file\n").unwrap();
         let src = "[stack]\nenv_file = \".env\"\n[env]\nB = \"table ${A}\"\n[services.s]\nrun = \"x\"\nenv = { C = \"${B}!\" }\n";
         let cfg = parse(&dir.path().join("devstack.toml"), src, &|_| None).unwrap();
-        let get = |k: &str| cfg.services[0].env_var(k);
+        let get = |k: &str| cfg.services[ServiceId(0)].env_var(k);
         assert_eq!(get("A"), Some("from-file"));
         assert_eq!(get("B"), Some("table from-file"));
         assert_eq!(get("C"), Some("table from-file!"));
@@ -364,7 +360,7 @@ mod tests {
     #[test]
     fn env_entries_resolve_in_the_order_they_are_written() {
         let cfg = parse_str("[env]\nZ = \"1\"\nA = \"${Z}2\"\n[services.s]\nrun = \"x\"\nenv = { ZZ = \"3\", AA = \"${ZZ}4\" }\n").unwrap();
-        let get = |k: &str| cfg.services[0].env_var(k);
+        let get = |k: &str| cfg.services[ServiceId(0)].env_var(k);
         assert_eq!((get("A"), get("AA")), (Some("12"), Some("34")));
     }
 

@@ -77,6 +77,7 @@ pub(super) fn url_env<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ServiceId;
 
     fn shell(s: &str) -> Option<CommandLine> {
         Some(CommandLine::Shell(s.into()))
@@ -150,7 +151,7 @@ mod tests {
                    [services.api]\nrun = \"y\"\nport = 8080\nenv = { REDIS_URL = \"redis://r\" }\n";
         let process = |k: &str| (k == "MINE_URL").then(|| "from-the-shell".to_string());
         let cfg = super::super::parse(&dir.path().join("devstack.toml"), src, &process).unwrap();
-        let get = |k: &str| cfg.services[5].env_var(k);
+        let get = |k: &str| cfg.services[ServiceId(5)].env_var(k);
         assert_eq!(get("DATABASE_URL"), Some("postgres://u@h/app"));
         assert_eq!(get("CACHE_URL"), Some("redis://x"));
         assert_eq!(get("REDIS_URL"), Some("redis://r"));
@@ -160,7 +161,7 @@ mod tests {
         assert_eq!(get("API_URL"), Some("http://127.0.0.1:8080"));
         // Another service sees the derived one, with the scheme its server takes.
         assert_eq!(
-            cfg.services[0].env_var("REDIS_URL"),
+            cfg.services[ServiceId(0)].env_var("REDIS_URL"),
             Some("redis://127.0.0.1:6380")
         );
         // `devstack run`'s command gets the same values.

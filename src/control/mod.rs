@@ -7,6 +7,7 @@ pub mod client;
 pub mod server;
 pub mod wire;
 
+use crate::config::Services;
 use crate::logs::{LogLine, Stream, strip_sgr};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -378,12 +379,12 @@ pub struct WireLine {
 }
 
 impl WireLine {
-    pub fn new(line: &LogLine, names: &[String]) -> Self {
+    pub fn new(line: &LogLine, names: &Services<String>) -> Self {
         Self::with_color(line, names, false)
     }
 
     /// With `color`, the text keeps its SGR sequences (sanitising left no other).
-    pub fn with_color(line: &LogLine, names: &[String], color: bool) -> Self {
+    pub fn with_color(line: &LogLine, names: &Services<String>, color: bool) -> Self {
         WireLine {
             service: names[line.service].clone(),
             stream: line.stream.into(),
@@ -397,9 +398,9 @@ impl WireLine {
     }
 
     /// The line as the log buffers hold it; None for a service not among `names`.
-    pub fn into_log_line(self, names: &[String]) -> Option<LogLine> {
+    pub fn into_log_line(self, names: &Services<String>) -> Option<LogLine> {
         Some(LogLine {
-            service: names.iter().position(|n| *n == self.service)?,
+            service: names.find(|n| *n == self.service)?,
             stream: self.stream.into(),
             time: humantime::parse_rfc3339(&self.time)
                 .unwrap_or_else(|_| std::time::SystemTime::now()),

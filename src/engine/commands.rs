@@ -1,12 +1,12 @@
 //! What each command does: start, stop, restart, restart all, kill, shutdown, input, resize.
 
 use super::phase::{Coming, Serving};
-use super::{Command, Engine, Status, Then, deps};
+use super::{Command, Engine, ServiceId, Status, Then, deps};
 use tokio::time::Instant;
 
 impl Engine {
     /// Queue `bytes` for service `i`'s terminal.
-    pub(super) fn type_into(&mut self, i: usize, bytes: Vec<u8>) -> Result<(), String> {
+    pub(super) fn type_into(&mut self, i: ServiceId, bytes: Vec<u8>) -> Result<(), String> {
         match self.svcs[i].serving.proc_mut() {
             Some(proc) => proc.terminal.write(bytes),
             None => Err("it is not running: nothing to type into".into()),
@@ -15,9 +15,8 @@ impl Engine {
 
     pub(super) fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Start { service } => self.start(service.0),
-            Command::Stop { service } => {
-                let i = service.0;
+            Command::Start { service } => self.start(service),
+            Command::Stop { service: i } => {
                 self.user_stopped = true;
                 self.svcs[i].want_up = false;
                 self.stop(i, Then::Rest);
@@ -25,11 +24,10 @@ impl Engine {
                     self.set(i, Status::Stopped);
                 }
             }
-            Command::Restart { service } => self.restart(service.0),
+            Command::Restart { service } => self.restart(service),
             Command::RestartAll => self.restart_all(),
-            Command::Rebuild { service } => self.rebuild(service.0),
-            Command::Kill { service } => {
-                let i = service.0;
+            Command::Rebuild { service } => self.rebuild(service),
+            Command::Kill { service: i } => {
                 self.user_stopped = true;
                 self.kill(i);
                 self.say(i, "killed (SIGKILL to the process group)");
@@ -40,14 +38,13 @@ impl Engine {
             Command::Shutdown => self.shutdown(),
             Command::ForceShutdown => {
                 self.shutting_down = true;
-                for i in 0..self.svcs.len() {
+                for i in self.svcs.ids() {
                     self.kill(i);
                 }
             }
             // Keys typed in the dashboard: a service that has ended ignores them, as before; a
             // refusal from its terminal is said in its log.
-            Command::Input { service, bytes } => {
-                let i = service.0;
+            Command::Input { service: i, bytes } => {
                 if let Some(proc) = self.svcs[i].serving.proc_mut()
                     && let Err(e) = proc.terminal.write(bytes)
                 {
@@ -59,20 +56,20 @@ impl Engine {
                 rows,
                 cols,
             } => {
-                if let Some(proc) = self.svcs[service.0].serving.proc() {
+                if let Some(proc) = self.svcs[service].serving.proc() {
                     proc.terminal.resize(rows, cols);
                 }
             }
             Command::FilesChanged { service, paths, at } => {
-                self.files_changed(service.0, paths, at.into())
+                self.files_changed(service, paths, at.into())
             }
-            Command::SetAuto { service, auto } => self.set_auto(service.0, auto),
+            Command::SetAuto { service, auto } => self.set_auto(service, auto),
         }
     }
 
     /// Restart every wanted service, in waves: dependencies first (`lifecycle::restart_wave`).
     fn restart_all(&mut self) {
-        for i in 0..self.svcs.len() {
+        for i in self.svcs.ids() {
             let svc = &mut self.svcs[i];
             if !svc.want_up || self.cfg.services[i].is_task() {
                 continue; // tasks ran once; `r` on one runs it again
@@ -85,7 +82,7 @@ impl Engine {
         }
     }
 
-    fn set_auto(&mut self, i: usize, auto: bool) {
+    fn set_auto(&mut self, i: ServiceId, auto: bool) {
         let svc = &mut self.svcs[i];
         svc.auto = auto;
         svc.guard.reset();
@@ -99,7 +96,7 @@ impl Engine {
         );
     }
 
-    fn restart(&mut self, i: usize) {
+    fn restart(&mut self, i: ServiceId) {
         let task = self.cfg.services[i].is_task();
         let svc = &mut self.svcs[i];
         svc.want_up = true;
@@ -123,7 +120,7 @@ impl Engine {
             return;
         }
         self.shutting_down = true;
-        for i in 0..self.svcs.len() {
+        for i in self.svcs.ids() {
             self.svcs[i].want_up = false;
             if matches!(self.svcs[i].coming, Coming::Build { .. }) {
                 self.stop_build(i);
@@ -136,9 +133,9 @@ impl Engine {
 
     /// Want `i` and everything it depends on up (each service once, however the graph is
     /// cross-linked).
-    pub(super) fn start(&mut self, i: usize) {
+    pub(super) fn start(&mut self, i: ServiceId) {
         let wanted = deps::closure(&self.cfg, &[i]);
-        for k in (0..self.svcs.len()).filter(|&k| wanted[k]) {
+        for k in self.svcs.ids().filter(|&k| wanted[k]) {
             let svc = &mut self.svcs[k];
             svc.want_up = true;
             svc.backoff = 0;
@@ -152,7 +149,7 @@ impl Engine {
     }
 
     /// SIGKILL the service's processes, as a stop (their exits are not crashes).
-    fn kill(&mut self, i: usize) {
+    fn kill(&mut self, i: ServiceId) {
         let svc = &mut self.svcs[i];
         svc.want_up = false;
         svc.restart_wave = false;
@@ -180,7 +177,7 @@ impl Engine {
 
     /// Stop the service's processes with its stop signal; `then` says what follows the run
     /// process's exit.
-    pub(super) fn stop(&mut self, i: usize, then: Then) {
+    pub(super) fn stop(&mut self, i: ServiceId, then: Then) {
         self.svcs[i].restart_wave = false;
         self.stop_build(i);
         match &mut self.svcs[i].serving {
@@ -201,7 +198,7 @@ impl Engine {
     }
 
     /// Send the stop signal to the run process; KILL follows after the grace.
-    fn stop_run(&mut self, i: usize, then: Then) {
+    fn stop_run(&mut self, i: ServiceId, then: Then) {
         let kill_at = Some(Instant::now() + self.cfg.services[i].grace);
         let svc = &mut self.svcs[i];
         let Serving::Up(proc) = std::mem::replace(&mut svc.serving, Serving::None) else {
@@ -219,7 +216,7 @@ impl Engine {
 
     /// Send the stop signal to the build (one queued after it is dropped); KILL follows after
     /// the grace.
-    pub(super) fn stop_build(&mut self, i: usize) {
+    pub(super) fn stop_build(&mut self, i: ServiceId) {
         let kill_at = Some(Instant::now() + self.cfg.services[i].grace);
         let svc = &mut self.svcs[i];
         let Coming::Build { proc, .. } = std::mem::replace(&mut svc.coming, Coming::None) else {
@@ -231,7 +228,7 @@ impl Engine {
     }
 
     /// Send `i`'s stop signal to the group `pid`, saying so first.
-    fn signal(&mut self, i: usize, pid: i32, what: &str) {
+    fn signal(&mut self, i: ServiceId, pid: i32, what: &str) {
         let signal = self.cfg.services[i].stop_signal;
         // Said before the signal goes: the service's reaction to it comes after in its log.
         self.say(

@@ -2,7 +2,7 @@
 //! are wanted, whether one may start (and what it waits for), what still depends on one.
 
 use super::{CRASH_LOOP, Engine, HealthState, Status, Svc};
-use crate::config::{Condition, Config};
+use crate::config::{Condition, Config, ServiceId, Services};
 
 /// Why a service can't start yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,10 +14,13 @@ pub(super) enum Gate {
 }
 
 /// Which services start: the ones asked for (or every autostart one) and all they depend on.
-pub(super) fn wanted_set(cfg: &Config, only: &[usize]) -> Vec<bool> {
+pub(super) fn wanted_set(cfg: &Config, only: &[ServiceId]) -> Services<bool> {
     if only.is_empty() {
-        let autostart: Vec<usize> = (0..cfg.services.len())
-            .filter(|&i| cfg.services[i].autostart)
+        let autostart: Vec<ServiceId> = cfg
+            .services
+            .iter()
+            .filter(|(_, s)| s.autostart)
+            .map(|(i, _)| i)
             .collect();
         closure(cfg, &autostart)
     } else {
@@ -26,8 +29,8 @@ pub(super) fn wanted_set(cfg: &Config, only: &[usize]) -> Vec<bool> {
 }
 
 /// `roots` and everything they depend on, directly or not: each service visited once.
-pub(super) fn closure(cfg: &Config, roots: &[usize]) -> Vec<bool> {
-    let mut wanted = vec![false; cfg.services.len()];
+pub(super) fn closure(cfg: &Config, roots: &[ServiceId]) -> Services<bool> {
+    let mut wanted = cfg.services.map(|_| false);
     let mut stack = roots.to_vec();
     while let Some(i) = stack.pop() {
         if !std::mem::replace(&mut wanted[i], true) {
@@ -39,7 +42,7 @@ pub(super) fn closure(cfg: &Config, roots: &[usize]) -> Vec<bool> {
 
 /// Whether `i` may start now: every dependency meets its condition (Ok), one never will
 /// (Err(Gate::Never)), or it waits for one (Err(Gate::Wait)); both say which and why.
-pub(super) fn gate(cfg: &Config, svcs: &[Svc], i: usize) -> Result<(), Gate> {
+pub(super) fn gate(cfg: &Config, svcs: &Services<Svc>, i: ServiceId) -> Result<(), Gate> {
     let mut waiting = None;
     for dep in &cfg.services[i].deps {
         let j = dep.service;
@@ -101,16 +104,15 @@ pub(super) fn gate(cfg: &Config, svcs: &[Svc], i: usize) -> Result<(), Gate> {
 }
 
 /// Something that depends on `i` still runs or builds (so `i` may not stop yet on shutdown).
-pub(super) fn has_live_dependent(cfg: &Config, svcs: &[Svc], i: usize) -> bool {
+pub(super) fn has_live_dependent(cfg: &Config, svcs: &Services<Svc>, i: ServiceId) -> bool {
     cfg.services
         .iter()
-        .enumerate()
         .any(|(k, s)| s.deps.iter().any(|d| d.service == i) && !svcs[k].idle())
 }
 
 /// In a restart wave (restart all), `i` goes once none of its dependencies still waits to
 /// restart and each meets its condition again.
-pub(super) fn wave_may_restart(cfg: &Config, svcs: &[Svc], i: usize) -> bool {
+pub(super) fn wave_may_restart(cfg: &Config, svcs: &Services<Svc>, i: ServiceId) -> bool {
     !cfg.services[i]
         .deps
         .iter()
@@ -119,19 +121,16 @@ pub(super) fn wave_may_restart(cfg: &Config, svcs: &[Svc], i: usize) -> bool {
 }
 
 /// The services that asked to restart when `i` is rebuilt (`restart = true`).
-pub(super) fn restart_on_rebuild(cfg: &Config, i: usize) -> Vec<usize> {
-    (0..cfg.services.len())
-        .filter(|&k| {
-            cfg.services[k]
-                .deps
-                .iter()
-                .any(|d| d.service == i && d.restart)
-        })
+pub(super) fn restart_on_rebuild(cfg: &Config, i: ServiceId) -> Vec<ServiceId> {
+    cfg.services
+        .iter()
+        .filter(|(_, s)| s.deps.iter().any(|d| d.service == i && d.restart))
+        .map(|(k, _)| k)
         .collect()
 }
 
 impl Engine {
-    pub(super) fn gate(&self, i: usize) -> Result<(), Gate> {
+    pub(super) fn gate(&self, i: ServiceId) -> Result<(), Gate> {
         gate(&self.cfg, &self.svcs, i)
     }
 }

@@ -4,7 +4,7 @@
 
 use super::deps::{self, Gate};
 use super::phase::{Coming, Serving};
-use super::{Engine, Health, Msg, Proc, Status, Then};
+use super::{Engine, Health, Msg, Proc, ServiceId, Status, Then};
 use crate::config::{CommandLine, Probe, Restart};
 use crate::format::secs;
 use crate::ignored::Ignore;
@@ -120,7 +120,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn spawn_build(&mut self, i: usize) {
+    pub(super) fn spawn_build(&mut self, i: ServiceId) {
         let cmd = self.cfg.services[i].build.clone().expect("has a build");
         self.say(i, format!("build started: {cmd}"));
         self.svcs[i].guard.build_started(Instant::now());
@@ -132,7 +132,7 @@ impl Engine {
 
     /// Start the run process, once its port (if it has one) is found free: the check runs off
     /// the engine's thread, and `port_checked` goes on with its answer.
-    fn spawn_run(&mut self, i: usize) {
+    fn spawn_run(&mut self, i: ServiceId) {
         let Some(port) = self.cfg.services[i].listen_port() else {
             return self.start_run(i);
         };
@@ -164,7 +164,7 @@ impl Engine {
     }
 
     /// Who holds the port of `i`, checked before its run process starts.
-    pub(super) fn port_checked(&mut self, i: usize, id: u64, holder: Option<PortHolder>) {
+    pub(super) fn port_checked(&mut self, i: ServiceId, id: u64, holder: Option<PortHolder>) {
         if self.svcs[i].serving.checking() != Some(id) {
             return;
         }
@@ -181,9 +181,14 @@ impl Engine {
         // The service's own previous process (or one too far gone to show its sockets) may
         // still be on its way out: wait a moment for it before calling the port taken.
         let now = Instant::now();
-        let since = *self.svcs[i].port_wait.get_or_insert(now);
+        // Held since the first check of those in a row (the status stays port-busy through
+        // the checks that follow one that found it held).
+        let held_since = match self.svcs[i].status {
+            Status::PortBusy { held_since, .. } => held_since,
+            _ => now,
+        };
         let leaving = holder.pid.is_none() || holder.service.as_deref() == Some(&spec.name);
-        let ours = leaving && now < since + spec.grace + PORT_RELEASE;
+        let ours = leaving && now < held_since + spec.grace + PORT_RELEASE;
         let why = if ours {
             format!("waiting for port {port} to be released by {holder}")
         } else {
@@ -197,16 +202,21 @@ impl Engine {
             );
         }
         let retry = now + if ours { PORT_RETRY_SOON } else { PORT_RETRY };
-        self.set(i, Status::PortBusy { why, retry, ours });
+        let status = Status::PortBusy {
+            why,
+            retry,
+            ours,
+            held_since,
+        };
+        self.set(i, status);
     }
 
-    fn start_run(&mut self, i: usize) {
-        self.svcs[i].port_wait = None;
+    fn start_run(&mut self, i: ServiceId) {
         let cmd = self.cfg.services[i].run.clone().expect("has a run command");
         self.spawn(i, true, &cmd);
     }
 
-    fn spawn(&mut self, i: usize, run: bool, cmd: &CommandLine) {
+    fn spawn(&mut self, i: ServiceId, run: bool, cmd: &CommandLine) {
         self.next_id += 1;
         let id = self.next_id;
         let spec = &self.cfg.services[i];
@@ -283,7 +293,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn exited(&mut self, i: usize, id: u64, exit: Exit) {
+    pub(super) fn exited(&mut self, i: ServiceId, id: u64, exit: Exit) {
         let svc = &mut self.svcs[i];
         let (proc, ended) = if let Some((proc, stopped, queued)) = svc.coming.take(id) {
             (proc, Ended::Build { stopped, queued })
@@ -312,7 +322,14 @@ impl Engine {
 
     /// A build ended (or could not start); `stopped`: we stopped it; `queued`: one more was
     /// asked for while it ran.
-    fn build_exited(&mut self, i: usize, stopped: bool, queued: bool, exit: Exit, took: Duration) {
+    fn build_exited(
+        &mut self,
+        i: ServiceId,
+        stopped: bool,
+        queued: bool,
+        exit: Exit,
+        took: Duration,
+    ) {
         let task = self.cfg.services[i].is_task();
         self.svcs[i].guard.build_ended(Instant::now());
         if stopped {
@@ -367,7 +384,7 @@ impl Engine {
     }
 
     /// Dependents that asked for it (`restart = true`) restart when `i` was rebuilt.
-    fn restart_dependents_of(&mut self, i: usize) {
+    fn restart_dependents_of(&mut self, i: ServiceId) {
         let name = self.name(i).to_string();
         for k in deps::restart_on_rebuild(&self.cfg, i) {
             if self.svcs[k].serving.up().is_some() {
@@ -378,7 +395,7 @@ impl Engine {
     }
 
     /// The run process ended (or could not start); `then`: we stopped it, and this follows.
-    fn run_ended(&mut self, i: usize, then: Option<Then>, exit: Exit, ran: Duration) {
+    fn run_ended(&mut self, i: ServiceId, then: Option<Then>, exit: Exit, ran: Duration) {
         let spec = &self.cfg.services[i];
         if let Some(then) = then {
             self.say(i, format!("stopped ({exit})"));
@@ -436,7 +453,7 @@ impl Engine {
     }
 
     /// Start again after the backoff, which grows with each restart that follows a short run.
-    fn schedule_restart(&mut self, i: usize, exit: Exit, ran: Duration) {
+    fn schedule_restart(&mut self, i: ServiceId, exit: Exit, ran: Duration) {
         let svc = &mut self.svcs[i];
         if ran >= STABLE_AFTER {
             svc.backoff = 0;
@@ -462,7 +479,7 @@ impl Engine {
     /// The next instant a timer is due: a restart after its backoff, a port check, a KILL.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.svcs
-            .iter()
+            .values()
             .flat_map(|s| {
                 let backoff = match s.status {
                     Status::Restarting { at, .. } => Some(at),
@@ -477,7 +494,7 @@ impl Engine {
 
     pub(super) fn timers(&mut self) {
         let now = Instant::now();
-        for i in 0..self.svcs.len() {
+        for i in self.svcs.ids() {
             if let Status::Restarting { at, .. } = self.svcs[i].status
                 && at <= now
             {

@@ -28,7 +28,7 @@ pub use status::{HealthState, ServiceView, State, Status};
 pub use tickets::{Failure, FailureKind, LINES_SHOWN, Outcome as TicketOutcome};
 
 use crate::config::Config;
-pub use crate::config::ServiceId;
+pub use crate::config::{ServiceId, Services};
 use crate::ignored::Ignore;
 use crate::logs::LogHub;
 use crate::process::{self, Exit, GroupRecord, Spawner, Terminal};
@@ -100,16 +100,16 @@ enum Msg {
     /// A command, and who waits to hear of it.
     Cmd(Command, Reply),
     /// Who waits for the services (every wanted one when empty) to be ready, or to fail.
-    AwaitReady(Vec<usize>, oneshot::Sender<TicketOutcome>),
+    AwaitReady(Vec<ServiceId>, oneshot::Sender<TicketOutcome>),
     /// Bytes for a service's terminal, and who waits to hear whether they were taken.
-    Input(usize, Vec<u8>, oneshot::Sender<Result<(), String>>),
+    Input(ServiceId, Vec<u8>, oneshot::Sender<Result<(), String>>),
     Exited {
-        service: usize,
+        service: ServiceId,
         id: u64,
         exit: Exit,
     },
     Probe {
-        service: usize,
+        service: ServiceId,
         id: u64,
         result: Result<(), String>,
     },
@@ -117,7 +117,7 @@ enum Msg {
     Escaped(process::orphans::Escaped),
     /// Who holds the port of a service about to start (check `id`).
     PortChecked {
-        service: usize,
+        service: ServiceId,
         id: u64,
         holder: Option<process::PortHolder>,
     },
@@ -148,7 +148,7 @@ impl Ticket {
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::UnboundedSender<Msg>,
-    views: watch::Receiver<Vec<ServiceView>>,
+    views: watch::Receiver<Services<ServiceView>>,
     events: broadcast::Sender<Change>,
 }
 
@@ -189,7 +189,6 @@ impl Handle {
     /// one fails or is stopped (`ready::verdict`, as `ci` judges). None when the engine is gone.
     pub fn ready(&self, only: Vec<ServiceId>) -> Option<Ticket> {
         let (tx, rx) = oneshot::channel();
-        let only = only.into_iter().map(ServiceId::index).collect();
         self.tx.send(Msg::AwaitReady(only, tx)).ok()?;
         Some(Ticket(rx))
     }
@@ -198,14 +197,14 @@ impl Handle {
     /// too much sent earlier still waits for it to read (the sender should slow down).
     pub async fn input(&self, service: ServiceId, bytes: Vec<u8>) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Input(service.0, bytes, tx)).is_err() {
+        if self.tx.send(Msg::Input(service, bytes, tx)).is_err() {
             return Err("the stack is shutting down".into());
         }
         rx.await
             .unwrap_or_else(|_| Err("the stack is shutting down".into()))
     }
 
-    pub fn views(&self) -> watch::Receiver<Vec<ServiceView>> {
+    pub fn views(&self) -> watch::Receiver<Services<ServiceView>> {
         self.views.clone()
     }
 
@@ -217,7 +216,7 @@ impl Handle {
 
 pub struct Options {
     /// Services asked for; empty means every `autostart` service. Dependencies come along.
-    pub only: Vec<usize>,
+    pub only: Vec<ServiceId>,
     /// End the engine once nothing runs and nothing will (headless `up`, `ci`).
     pub exit_when_settled: bool,
     /// Sample CPU and memory of every service about once a second (the dashboard shows them).
@@ -281,8 +280,6 @@ struct Svc {
     not_found: u32,
     /// Restart it once its dependencies are up again (`R`, restart all, in dependency order).
     restart_wave: bool,
-    /// Since when its port has been found held, while it waits to start.
-    port_wait: Option<Instant>,
 }
 
 impl Svc {
@@ -305,7 +302,6 @@ impl Svc {
             guard: rebuild::Guard::default(),
             not_found: 0,
             restart_wave: false,
-            port_wait: None,
         }
     }
 
@@ -329,10 +325,10 @@ pub struct Engine {
     cfg: Arc<Config>,
     logs: Arc<LogHub>,
     spawner: Arc<dyn Spawner>,
-    svcs: Vec<Svc>,
+    svcs: Services<Svc>,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
-    views: watch::Sender<Vec<ServiceView>>,
+    views: watch::Sender<Services<ServiceView>>,
     events: broadcast::Sender<Change>,
     record: GroupRecord,
     next_id: u64,
@@ -353,12 +349,9 @@ pub struct Engine {
 impl Engine {
     pub fn new(cfg: Arc<Config>, logs: Arc<LogHub>, opts: Options) -> (Engine, Handle) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let svcs = deps::wanted_set(&cfg, &opts.only)
-            .into_iter()
-            .map(Svc::new)
-            .collect();
+        let svcs = deps::wanted_set(&cfg, &opts.only).map(|&wanted| Svc::new(wanted));
         let record = GroupRecord::new(StateDir::new(&cfg.root).groups());
-        let (views, views_rx) = watch::channel(Vec::new());
+        let (views, views_rx) = watch::channel(Services::default());
         let events = broadcast::channel(1024).0;
         let engine = Engine {
             cfg,
@@ -393,7 +386,7 @@ impl Engine {
     /// Escaped processes seen: recorded, and those being stopped said in their service's log.
     fn escaped(&mut self, escaped: process::orphans::Escaped) {
         for o in &escaped.stopping {
-            if let Some(i) = self.cfg.services.iter().position(|s| s.name == o.service) {
+            if let Some(i) = self.cfg.services.find(|s| s.name == o.service) {
                 self.say(
                     i,
                     format!(
@@ -417,7 +410,7 @@ impl Engine {
         let kept = self
             .cfg
             .services
-            .iter()
+            .values()
             .map(|s| process::orphans::Kept {
                 name: s.name.clone(),
                 task: s.is_task(),
@@ -458,7 +451,7 @@ impl Engine {
                 ack.send(()).or_say("the sender stopped waiting");
             }
             self.resolve_tickets();
-            let busy = self.svcs.iter().any(|s| !s.idle());
+            let busy = self.svcs.values().any(|s| !s.idle());
             let settled = self.exit_when_settled && !self.user_stopped && self.all_settled();
             if !busy && (self.shutting_down || settled) {
                 break;
@@ -510,9 +503,8 @@ impl Engine {
             failures: self
                 .svcs
                 .iter()
-                .zip(&self.cfg.services)
-                .filter(|(s, _)| s.status.is_failure())
-                .map(|(s, c)| (c.name.clone(), s.status.clone()))
+                .filter(|(_, s)| s.status.is_failure())
+                .map(|(i, s)| (self.name(i).to_string(), s.status.clone()))
                 .collect(),
         }
     }
@@ -523,7 +515,7 @@ impl Engine {
             // What is typed into a service stays out of the log.
             Command::Input { service, bytes } => {
                 tracing::trace!(
-                    service = self.name(service.0),
+                    service = self.name(*service),
                     bytes = bytes.len(),
                     "command: input"
                 )
@@ -550,24 +542,20 @@ impl Engine {
     }
 
     fn all_settled(&self) -> bool {
-        self.svcs.iter().all(|s| s.status.is_settled())
+        self.svcs.values().all(|s| s.status.is_settled())
     }
 
-    fn name(&self, i: usize) -> &str {
+    fn name(&self, i: ServiceId) -> &str {
         &self.cfg.services[i].name
     }
 
-    fn say(&self, i: usize, text: impl AsRef<str>) {
+    fn say(&self, i: ServiceId, text: impl AsRef<str>) {
         tracing::debug!(service = self.name(i), "{}", text.as_ref());
         self.logs.system(i, text);
     }
 
-    fn set(&mut self, i: usize, status: Status) {
-        let svc = &mut self.svcs[i];
-        if !matches!(status, Status::PortBusy { .. } | Status::Pending(_)) {
-            svc.port_wait = None;
-        }
-        svc.status = status;
+    fn set(&mut self, i: ServiceId, status: Status) {
+        self.svcs[i].status = status;
     }
 }
 

@@ -2,7 +2,7 @@
 //! restart).
 
 use super::phase::Serving;
-use super::{Engine, HealthState, Msg, Then};
+use super::{Engine, HealthState, Msg, ServiceId, Then};
 use crate::config::{Probe, Restart};
 use crate::format::secs;
 use crate::health;
@@ -10,7 +10,7 @@ use crate::ignored::Ignore;
 
 impl Engine {
     /// Start the probe loop of run process `id`, for the probes that poll.
-    pub(super) fn start_probe(&mut self, i: usize, id: u64) {
+    pub(super) fn start_probe(&mut self, i: ServiceId, id: u64) {
         let spec = &self.cfg.services[i];
         let Some(h) = &spec.health else { return };
         if matches!(h.probe, Probe::Log(_)) {
@@ -40,7 +40,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn probed(&mut self, i: usize, id: u64, result: Result<(), String>) {
+    pub(super) fn probed(&mut self, i: ServiceId, id: u64, result: Result<(), String>) {
         let Some(proc) = self.svcs[i].serving.up().filter(|p| p.id == id) else {
             return; // an older process, or one on its way out
         };

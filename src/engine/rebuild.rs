@@ -2,7 +2,7 @@
 //! writes into its own watched files (a loop that would otherwise never end).
 
 use super::phase::Coming;
-use super::{Command, Engine, Status};
+use super::{Command, Engine, ServiceId, Status};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -73,7 +73,7 @@ impl Guard {
 }
 
 impl Engine {
-    pub(super) fn files_changed(&mut self, i: usize, paths: Vec<String>, at: Instant) {
+    pub(super) fn files_changed(&mut self, i: ServiceId, paths: Vec<String>, at: Instant) {
         let what = match paths.as_slice() {
             [one] => format!("{one} changed"),
             [a, b] => format!("{a} and {b} changed"),
@@ -107,12 +107,10 @@ impl Engine {
 
     /// Build again: beside a running process (which keeps running until the build succeeds), or
     /// as the first step of a start; one more after the running build.
-    pub(super) fn rebuild(&mut self, i: usize) {
+    pub(super) fn rebuild(&mut self, i: ServiceId) {
         if self.cfg.services[i].build.is_none() {
             // Nothing to build: a rebuild is a restart.
-            return self.command(Command::Restart {
-                service: super::ServiceId(i),
-            });
+            return self.command(Command::Restart { service: i });
         }
         self.svcs[i].want_up = true;
         match &mut self.svcs[i].coming {

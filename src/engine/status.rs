@@ -15,11 +15,14 @@ pub enum Status {
     Blocked(String),
     /// Wanted, but its port is held (the reason names by whom); tried again at `retry`. When
     /// the holder is the service's own previous process on its way out (`ours`), this is a short
-    /// wait, shown as pending; anyone else's holds block it.
+    /// wait, shown as pending; anyone else's holds block it. `held_since`: when the first of the
+    /// checks in a row found it held (the status stays so through the checks that follow, and
+    /// any other status ends the wait).
     PortBusy {
         why: String,
         retry: Instant,
         ours: bool,
+        held_since: Instant,
     },
     Building,
     Running,

@@ -5,7 +5,7 @@
 //! MCP share. Whoever waits bounds the wait; a ticket nobody waits for any more is dropped.
 
 use super::ready::{Verdict, verdict};
-use super::{Engine, ServiceId, ServiceView};
+use super::{Engine, ServiceId, ServiceView, Services};
 use std::time::SystemTime;
 use tokio::sync::oneshot;
 
@@ -41,15 +41,21 @@ pub enum FailureKind {
 #[derive(Debug, Clone)]
 pub(super) enum Goal {
     /// `i` ready; with `after`, by a run process started after that many (a restart's new one).
-    Ready { i: usize, after: Option<u64> },
+    Ready { i: ServiceId, after: Option<u64> },
     /// The process `i` had (`had`, a process id) gone, and nothing of it stopping or building.
-    Gone { i: usize, had: Option<u64> },
+    Gone { i: ServiceId, had: Option<u64> },
     /// Restart all: each service that ran has a new process (`spawns` as they were), and the
     /// stack is ready.
-    Renewed { spawns: Vec<u64>, ran: Vec<bool> },
+    Renewed {
+        spawns: Services<u64>,
+        ran: Services<bool>,
+    },
     /// The services `only` (every wanted one when empty) ready; `wanted`: what was wanted when
     /// asked (a service unwanted since fails the wait).
-    Stack { only: Vec<usize>, wanted: Vec<bool> },
+    Stack {
+        only: Vec<ServiceId>,
+        wanted: Services<bool>,
+    },
 }
 
 pub(super) struct Ticket {
@@ -65,33 +71,29 @@ impl Engine {
         use super::Command::*;
         Some(match *cmd {
             Start { service } => Goal::Ready {
-                i: service.0,
+                i: service,
                 after: None,
             },
             Restart { service } | Rebuild { service } => Goal::Ready {
-                i: service.0,
-                after: Some(self.svcs[service.0].spawns),
+                i: service,
+                after: Some(self.svcs[service].spawns),
             },
             Stop { service } | Kill { service } => Goal::Gone {
-                i: service.0,
-                had: self.svcs[service.0].serving.proc().map(|p| p.id),
+                i: service,
+                had: self.svcs[service].serving.proc().map(|p| p.id),
             },
             RestartAll => Goal::Renewed {
-                spawns: self.svcs.iter().map(|s| s.spawns).collect(),
-                ran: self
-                    .svcs
-                    .iter()
-                    .map(|s| s.serving.proc().is_some())
-                    .collect(),
+                spawns: self.svcs.map(|s| s.spawns),
+                ran: self.svcs.map(|s| s.serving.proc().is_some()),
             },
             _ => return None,
         })
     }
 
-    pub(super) fn stack_goal(&self, only: Vec<usize>) -> Goal {
+    pub(super) fn stack_goal(&self, only: Vec<ServiceId>) -> Goal {
         Goal::Stack {
             only,
-            wanted: self.svcs.iter().map(|s| s.want_up).collect(),
+            wanted: self.svcs.map(|s| s.want_up),
         }
     }
 
@@ -125,10 +127,10 @@ impl Engine {
         }
     }
 
-    fn judge(&self, ticket: &Ticket, views: &[ServiceView]) -> Option<Outcome> {
-        let failed = |i: usize, why: String, kind| {
+    fn judge(&self, ticket: &Ticket, views: &Services<ServiceView>) -> Option<Outcome> {
+        let failed = |i: ServiceId, why: String, kind| {
             Some(Outcome::Failed(Failure {
-                service: ServiceId(i),
+                service: i,
                 name: views[i].name.clone(),
                 why,
                 kind,
@@ -164,7 +166,7 @@ impl Engine {
                 (gone && svc.coming.is_none()).then(|| Outcome::Done(vec![views[*i].clone()]))
             }
             Goal::Renewed { spawns, ran } => {
-                let renewed = views.iter().enumerate().all(|(i, v)| {
+                let renewed = views.iter().all(|(i, v)| {
                     !v.wanted || !ran[i] || v.settled || (self.svcs[i].spawns > spawns[i])
                 });
                 if !renewed {
@@ -173,12 +175,11 @@ impl Engine {
                 self.stack_outcome(views, |_| true)
             }
             Goal::Stack { only, wanted } => {
-                let chosen = |i: usize| only.is_empty() || only.contains(&i);
+                let chosen = |i: ServiceId| only.is_empty() || only.contains(&i);
                 // A service meant to be up no more (stopped, or the stack stopping) will never
                 // be ready, nor one asked for that isn't meant to be up.
                 let unwanted = views
                     .iter()
-                    .enumerate()
                     .find(|(i, v)| chosen(*i) && !v.wanted && (wanted[*i] || !only.is_empty()));
                 if let Some((i, v)) = unwanted {
                     return failed(i, v.detail.clone(), FailureKind::Unwanted);
@@ -191,21 +192,20 @@ impl Engine {
     /// Done or failed by `ready::verdict` over the chosen services; None while it waits.
     fn stack_outcome(
         &self,
-        views: &[ServiceView],
-        chosen: impl Fn(usize) -> bool,
+        views: &Services<ServiceView>,
+        chosen: impl Fn(ServiceId) -> bool,
     ) -> Option<Outcome> {
         let mine: Vec<ServiceView> = views
             .iter()
-            .enumerate()
             .filter(|(i, _)| chosen(*i))
             .map(|(_, v)| v.clone())
             .collect();
         match verdict(&mine) {
             Verdict::Ready => Some(Outcome::Done(mine)),
             Verdict::Failed { service, why } => {
-                let i = views.iter().position(|v| v.name == service)?;
+                let i = views.find(|v| v.name == service)?;
                 Some(Outcome::Failed(Failure {
-                    service: ServiceId(i),
+                    service: i,
                     name: service,
                     why,
                     kind: FailureKind::Failed,
@@ -225,14 +225,14 @@ impl Failure {
         match self.kind {
             FailureKind::Build { since } => {
                 let build: Vec<String> = logs
-                    .tail(self.service.0, BUILD_LINES_SEARCHED)
+                    .tail(self.service, BUILD_LINES_SEARCHED)
                     .iter()
                     .filter(|l| l.stream == Stream::Build && l.time >= since)
                     .map(|l| strip_sgr(&l.text).into_owned())
                     .collect();
                 build[build.len().saturating_sub(n)..].to_vec()
             }
-            FailureKind::Failed | FailureKind::Unwanted => logs.tail_text(self.service.0, n),
+            FailureKind::Failed | FailureKind::Unwanted => logs.tail_text(self.service, n),
         }
     }
 }

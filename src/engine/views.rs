@@ -1,15 +1,15 @@
 //! What the interfaces see: one `ServiceView` per service, published after every change, and an
 //! event for each change of state.
 
-use super::{CRASH_LOOP, Change, Engine, HealthState, ServiceView, State, Status};
+use super::{
+    CRASH_LOOP, Change, Engine, HealthState, ServiceId, ServiceView, Services, State, Status,
+};
 use crate::format::whole_secs;
 use crate::ignored::Ignore;
 
 impl Engine {
     pub(super) fn publish(&self) {
-        let views = (0..self.svcs.len())
-            .map(|i| self.view(i))
-            .collect::<Vec<ServiceView>>();
+        let views: Services<ServiceView> = self.svcs.ids().map(|i| self.view(i)).collect();
         // Nothing new (same states and samples; uptimes are no news): nobody is woken.
         if *self.views.borrow() == views {
             return;
@@ -17,7 +17,7 @@ impl Engine {
         let old = self.views.send_replace(views);
         if self.events.receiver_count() > 0 {
             let now = self.views.borrow();
-            for (i, view) in now.iter().enumerate() {
+            for (i, view) in now.iter() {
                 let state = old.get(i).is_none_or(|o| !o.same_state(view));
                 if state || old.get(i) != Some(view) {
                     self.events
@@ -32,7 +32,7 @@ impl Engine {
     }
 
     /// What the interfaces see of service `i` now.
-    fn view(&self, i: usize) -> ServiceView {
+    fn view(&self, i: ServiceId) -> ServiceView {
         let (s, spec) = (&self.svcs[i], &self.cfg.services[i]);
         let (run, build) = (s.serving.proc(), s.coming.proc());
         let live = run.or(build);
@@ -91,7 +91,7 @@ impl Engine {
 
     /// Something shown counts seconds: a restart's backoff, a build's duration.
     pub(super) fn counting_down(&self) -> bool {
-        self.svcs.iter().any(|s| {
+        self.svcs.values().any(|s| {
             s.coming.is_some() || matches!(s.status, Status::Restarting { .. } | Status::Building)
         })
     }

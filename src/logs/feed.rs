@@ -3,13 +3,14 @@
 //! match and says `spawned pid N` ahead of the first line.
 
 use super::{CONTINUED, LineSplitter, LogHub, LogLine, Stream, sanitize, strip_sgr};
+use crate::config::ServiceId;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Turns one process's raw output into logged lines.
 pub struct OutputFeed {
     hub: Arc<LogHub>,
-    service: usize,
+    service: ServiceId,
     stream: Stream,
     splitter: LineSplitter,
     matcher: Option<Matcher>,
@@ -21,7 +22,7 @@ pub struct OutputFeed {
 pub type Matcher = (regex::Regex, Box<dyn FnOnce() + Send>);
 
 impl OutputFeed {
-    pub fn new(hub: Arc<LogHub>, service: usize, stream: Stream) -> Self {
+    pub fn new(hub: Arc<LogHub>, service: ServiceId, stream: Stream) -> Self {
         OutputFeed {
             hub,
             service,
@@ -86,7 +87,13 @@ impl crate::process::OutputSink for OutputFeed {
     }
 }
 
-fn make_line(service: usize, stream: Stream, time: SystemTime, raw: &[u8], cut: bool) -> LogLine {
+fn make_line(
+    service: ServiceId,
+    stream: Stream,
+    time: SystemTime,
+    raw: &[u8],
+    cut: bool,
+) -> LogLine {
     let mut text = sanitize(raw);
     if cut {
         text.push_str(CONTINUED);

@@ -4,6 +4,7 @@
 //! (a full disk: `LogLoss`), trying again now and then.
 
 use super::lines::{LogLine, Stream, sanitize, strip_sgr, system_line};
+use crate::config::ServiceId;
 use crate::ignored::Ignore;
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -27,7 +28,7 @@ fn format_file_line(stamp: &str, line: &LogLine, out: &mut String) {
 }
 
 /// A line of a log file as `format_file_line` wrote it; None when it does not start with a time.
-pub fn parse_file_line(service: usize, line: &str) -> Option<LogLine> {
+pub fn parse_file_line(service: ServiceId, line: &str) -> Option<LogLine> {
     let (time, rest) = line.split_once(' ')?;
     let time = humantime::parse_rfc3339(time).ok()?;
     let (stream, text) = if let Some(t) = rest.strip_prefix("[build] ") {
@@ -219,7 +220,7 @@ impl FileLog {
     /// Write a batch of lines, or count it lost while the file can't be written (trying again at
     /// most once every `RETRY_EVERY`, so that a full disk costs nothing per line). When the file
     /// fails, or works again, a line saying so is added to `lines`.
-    pub(super) fn write(&mut self, service: usize, lines: &mut Vec<LogLine>) {
+    pub(super) fn write(&mut self, service: ServiceId, lines: &mut Vec<LogLine>) {
         let start = self.seq;
         let retry = self.error.is_some();
         if retry {
@@ -408,7 +409,7 @@ mod tests {
         let batch = |n: usize| -> Vec<LogLine> {
             (0..n)
                 .map(|i| LogLine {
-                    service: 0,
+                    service: ServiceId(0),
                     stream: Stream::Out,
                     time: SystemTime::now(),
                     text: format!("l{i}"),
@@ -416,18 +417,18 @@ mod tests {
                 .collect()
         };
         let mut lines = batch(3);
-        log.write(0, &mut lines);
+        log.write(ServiceId(0), &mut lines);
         assert_eq!(lines.len(), 4, "a notice follows the lines");
         assert!(lines[3].text.contains("No such file or directory; lines are kept in memory only until it can be written again"), "{}", lines[3].text);
         assert_eq!((log.lost, log.seq), (3, 4));
         let mut lines = batch(2);
-        log.write(0, &mut lines);
+        log.write(ServiceId(0), &mut lines);
         assert_eq!(lines.len(), 2, "said once; not tried again at once");
         assert_eq!(log.loss().unwrap().lines, 5);
         fs::create_dir(&sub).unwrap();
         log.retry_at = Instant::now();
         let mut lines = batch(2);
-        log.write(0, &mut lines);
+        log.write(ServiceId(0), &mut lines);
         assert_eq!(lines[0].text, "log file writable again; 5 lines were lost");
         assert_eq!(lines.len(), 3);
         let loss = log.loss().unwrap();
@@ -439,7 +440,7 @@ mod tests {
         );
         log.prune(6);
         assert_eq!(log.written_since(6), 3);
-        let read: Vec<String> = FileLines::last(0, open_files(&log.path), 0, 10)
+        let read: Vec<String> = FileLines::last(ServiceId(0), open_files(&log.path), 0, 10)
             .map(|l| l.text)
             .collect();
         assert_eq!(

@@ -9,6 +9,7 @@ use super::file::{FileLog, LogLoss, log_path};
 use super::lines::system_line;
 use super::ring::{BUFFER_BYTES, MERGED_BYTES, Ring};
 use super::screen::Screen;
+use crate::config::{ServiceId, Services};
 use crate::ignored::Ignore;
 use crate::sync::{Locked, Unpoisoned};
 use std::fs;
@@ -44,12 +45,12 @@ pub(super) struct ServiceLog {
 pub struct LogHub {
     pub(super) sink: Arc<Sink>,
     /// A terminal emulator per service, fed its raw output while someone types into it.
-    pub(super) screens: Vec<Screen>,
+    pub(super) screens: Services<Screen>,
 }
 
 /// What a batch of lines goes to, shared with the writer threads.
 pub(super) struct Sink {
-    pub(super) services: Vec<ServiceLog>,
+    pub(super) services: Services<ServiceLog>,
     pub(super) merged: Mutex<Ring>,
     tap: Option<Arc<dyn LineTap>>,
     pub(super) followers: broadcast::Sender<Arc<LogLine>>,
@@ -107,7 +108,7 @@ impl Sink {
     /// took `writing`).
     fn drain<'a>(
         &'a self,
-        service: usize,
+        service: ServiceId,
         mut q: MutexGuard<'a, Queued>,
     ) -> MutexGuard<'a, Queued> {
         let queue = &self.services[service].queue;
@@ -127,7 +128,7 @@ impl Sink {
     }
 
     /// The writer thread of `service`: writes devstack's lines when nobody else is writing.
-    fn writer(&self, service: usize) {
+    fn writer(&self, service: ServiceId) {
         let queue = &self.services[service].queue;
         let mut q = queue.lock();
         loop {
@@ -145,13 +146,18 @@ impl Sink {
 
     /// Log a batch of lines of one service: file first, then the buffers, the live view and
     /// followers.
-    fn write(&self, service: usize, lines: Vec<LogLine>) {
+    fn write(&self, service: ServiceId, lines: Vec<LogLine>) {
         let file = self.services[service].file.locked();
         self.write_with(service, lines, file);
     }
 
     /// `write`, with the service's file lock already taken.
-    fn write_with(&self, service: usize, mut lines: Vec<LogLine>, mut file: MutexGuard<FileLog>) {
+    fn write_with(
+        &self,
+        service: ServiceId,
+        mut lines: Vec<LogLine>,
+        mut file: MutexGuard<FileLog>,
+    ) {
         let log = &self.services[service];
         // The file lock is held throughout, so the file, the live view and the buffers all get a
         // service's lines in one order.
@@ -187,7 +193,7 @@ impl Sink {
 impl Drop for LogHub {
     fn drop(&mut self) {
         // The writers end once they have written what is queued.
-        for log in &self.sink.services {
+        for log in self.sink.services.values() {
             log.queue.lock().closed = true;
             log.queue.work.notify_all();
         }
@@ -202,20 +208,17 @@ impl LogHub {
     /// many).
     pub fn new(
         dir: &Path,
-        names: &[String],
+        names: &Services<String>,
         tap: Option<Arc<dyn LineTap>>,
         scrollback: usize,
     ) -> Self {
         fs::create_dir_all(dir).or_say("each file that cannot be made is said in its log");
-        let services = names
-            .iter()
-            .map(|name| ServiceLog {
-                file: Mutex::new(FileLog::new(log_path(dir, name))),
-                ring: Mutex::new(Ring::new(scrollback, BUFFER_BYTES)),
-                loss: Mutex::new(None),
-                queue: Queue::default(),
-            })
-            .collect();
+        let services = names.map(|name| ServiceLog {
+            file: Mutex::new(FileLog::new(log_path(dir, name))),
+            ring: Mutex::new(Ring::new(scrollback, BUFFER_BYTES)),
+            loss: Mutex::new(None),
+            queue: Queue::default(),
+        });
         LogHub {
             sink: Arc::new(Sink {
                 services,
@@ -224,14 +227,14 @@ impl LogHub {
                 followers: broadcast::channel(FOLLOW_BACKLOG).0,
                 losses: tokio::sync::Notify::new(),
             }),
-            screens: names.iter().map(|_| Mutex::new(None)).collect(),
+            screens: names.map(|_| Mutex::new(None)),
         }
     }
 
     /// Log a batch of a service's output: file first, then the buffers, the live view and
     /// followers. Returns once they are written, waiting on the disk (and for whoever writes
     /// the service's lines now): not for the engine's thread, which has `system`.
-    pub fn push(&self, service: usize, lines: Vec<LogLine>) {
+    pub fn push(&self, service: ServiceId, lines: Vec<LogLine>) {
         if lines.is_empty() {
             return;
         }
@@ -255,7 +258,7 @@ impl LogHub {
     /// One of devstack's own events about a service. Never waits for a busy file: written here
     /// when nobody is writing the service's log, otherwise by whoever writes its lines next, or
     /// its writer thread.
-    pub fn system(&self, service: usize, text: impl AsRef<str>) {
+    pub fn system(&self, service: ServiceId, text: impl AsRef<str>) {
         let lines: Vec<LogLine> = text
             .as_ref()
             .lines()
@@ -291,7 +294,7 @@ impl LogHub {
         if q.writer.is_none() {
             let sink = self.sink.clone();
             let started = std::thread::Builder::new()
-                .name(format!("log-{service}"))
+                .name(format!("log-{}", service.index()))
                 .spawn(move || sink.writer(service));
             q.writer = Some(started.is_ok());
         }
@@ -305,7 +308,7 @@ impl LogHub {
     }
 
     /// Wait (at most `limit`) until the lines of `services` logged so far are written.
-    pub(super) fn settle(&self, services: &[usize], limit: Duration) {
+    pub(super) fn settle(&self, services: &[ServiceId], limit: Duration) {
         let deadline = Instant::now() + limit;
         for &i in services {
             let queue = &self.sink.services[i].queue;
@@ -326,7 +329,7 @@ impl LogHub {
     /// Wait (at most `limit`) until every line logged so far is written: before the process
     /// ends, so that the files and the terminal get the last lines.
     pub fn flush(&self, limit: Duration) {
-        let all: Vec<usize> = (0..self.sink.services.len()).collect();
+        let all: Vec<ServiceId> = self.sink.services.ids().collect();
         self.settle(&all, limit);
     }
 
@@ -337,7 +340,7 @@ impl LogHub {
     }
 
     /// Lines of this run that did not reach the service's log file, if any.
-    pub fn loss(&self, service: usize) -> Option<LogLoss> {
+    pub fn loss(&self, service: ServiceId) -> Option<LogLoss> {
         self.sink.services[service].loss.locked().clone()
     }
 }

@@ -2,6 +2,7 @@
 //! `LineSplitter` cuts a byte stream at line ends (an endless line into marked pieces),
 //! `sanitize` makes a line safe to show (only SGR colours survive), `strip_sgr` drops those too.
 
+use crate::config::ServiceId;
 use std::time::SystemTime;
 
 /// Longest line kept whole; longer ones are cut here and the pieces marked.
@@ -21,7 +22,7 @@ pub enum Stream {
 
 #[derive(Debug, Clone)]
 pub struct LogLine {
-    pub service: usize,
+    pub service: ServiceId,
     pub stream: Stream,
     pub time: SystemTime,
     /// Printable text; the only escape sequences left are SGR colours (`ESC [ ... m`).
@@ -164,7 +165,7 @@ pub fn strip_sgr(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// One of devstack's own lines about a service, said now.
-pub(super) fn system_line(service: usize, text: &str) -> LogLine {
+pub(super) fn system_line(service: ServiceId, text: &str) -> LogLine {
     LogLine {
         service,
         stream: Stream::System,

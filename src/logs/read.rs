@@ -5,6 +5,7 @@
 
 use super::file::{LOG_FILES_KEPT, log_path, numbered, parse_file_line};
 use super::{LogHub, LogLine, MAX_LINE, Ring, Stream, sanitize};
+use crate::config::{ServiceId, Services};
 use crate::sync::Locked;
 use std::collections::VecDeque;
 use std::fs::File;
@@ -21,7 +22,7 @@ const SETTLE_WAIT: Duration = Duration::from_secs(1);
 /// Which buffer to read: one service's, or all merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
-    Service(usize),
+    Service(ServiceId),
     All,
 }
 
@@ -47,7 +48,7 @@ pub(super) fn open_files(path: &Path) -> Vec<(File, u64)> {
 
 /// Lines read back from a service's log files, oldest first.
 pub struct FileLines {
-    service: usize,
+    service: ServiceId,
     /// What is left to read: files with the byte range to read of each.
     ranges: VecDeque<(File, Range<u64>)>,
     reader: Option<BufReader<io::Take<File>>>,
@@ -65,7 +66,7 @@ impl FileLines {
     /// The last `count` lines of `files` that come before their last `skip` lines.
     /// Reads the files backwards, a chunk at a time, only as far as it must.
     pub(super) fn last(
-        service: usize,
+        service: ServiceId,
         files: Vec<(File, u64)>,
         skip: u64,
         count: u64,
@@ -286,7 +287,7 @@ impl Iterator for Tail {
 
 /// The last `n` lines of these services from their log files alone (no stack is running), merged
 /// in time order; rotated files included.
-pub fn read_files(dir: &Path, names: &[String], services: &[usize], n: usize) -> Tail {
+pub fn read_files(dir: &Path, names: &Services<String>, services: &[ServiceId], n: usize) -> Tail {
     let parts = services
         .iter()
         .map(|&i| {
@@ -311,7 +312,7 @@ impl LogHub {
     /// in both, none falls between.
     pub fn tail_and_follow(
         &self,
-        services: &[usize],
+        services: &[ServiceId],
         n: usize,
     ) -> (Tail, broadcast::Receiver<Arc<LogLine>>) {
         let mut sorted = services.to_vec();
@@ -363,21 +364,21 @@ impl LogHub {
 
     /// The last `n` buffered lines of a service, with those logged before this (devstack's own
     /// are written by another thread: waits for them, `SETTLE_WAIT` at most).
-    pub fn tail(&self, service: usize, n: usize) -> Vec<Arc<LogLine>> {
+    pub fn tail(&self, service: ServiceId, n: usize) -> Vec<Arc<LogLine>> {
         self.settle(&[service], SETTLE_WAIT);
         self.buffered(service, n)
     }
 
     /// The last `n` lines of a service as plain text (colours stripped), as a failure shows
     /// them; waits as `tail` does.
-    pub fn tail_text(&self, service: usize, n: usize) -> Vec<String> {
+    pub fn tail_text(&self, service: ServiceId, n: usize) -> Vec<String> {
         self.tail(service, n)
             .iter()
             .map(|l| super::strip_sgr(&l.text).into_owned())
             .collect()
     }
 
-    pub(super) fn buffered(&self, service: usize, n: usize) -> Vec<Arc<LogLine>> {
+    pub(super) fn buffered(&self, service: ServiceId, n: usize) -> Vec<Arc<LogLine>> {
         self.read(Source::Service(service), |ring| {
             ring.tail(n).cloned().collect()
         })
@@ -416,7 +417,14 @@ mod tests {
         let want = |from: usize, to: usize| -> Vec<String> {
             (from..to).map(|i| format!("line {i:02}")).collect()
         };
-        let read = |skip, count| texts(FileLines::last(0, open_files(&path), skip, count));
+        let read = |skip, count| {
+            texts(FileLines::last(
+                ServiceId(0),
+                open_files(&path),
+                skip,
+                count,
+            ))
+        };
         assert_eq!(read(3, 5), want(16, 21));
         assert_eq!(read(2, 5), want(17, 22));
         assert_eq!(read(0, 4), want(20, 24));
@@ -424,7 +432,9 @@ mod tests {
         assert_eq!(read(0, 100), want(0, 24));
         assert_eq!(read(24, 5), Vec::<String>::new());
         assert_eq!(read(30, 5), Vec::<String>::new());
-        let first = FileLines::last(0, open_files(&path), 23, 1).next().unwrap();
+        let first = FileLines::last(ServiceId(0), open_files(&path), 23, 1)
+            .next()
+            .unwrap();
         assert_eq!(
             first.time,
             humantime::parse_rfc3339("2024-01-01T00:00:00Z").unwrap()
@@ -445,7 +455,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let read = || texts(FileLines::last(0, open_files(&path), 0, 10));
+        let read = || texts(FileLines::last(ServiceId(0), open_files(&path), 0, 10));
         assert_eq!(read(), ["line 01", "line 02", "cut"]);
         file_with(&path, std::iter::once(stamped(4)));
         assert_eq!(read(), ["line 01", "line 02", "cut", "line 04"]);
@@ -455,13 +465,13 @@ mod tests {
     fn a_tail_merges_services_in_time_order_and_keeps_the_last_n() {
         let at = |s: usize, secs: u64| {
             Arc::new(LogLine {
-                service: s,
+                service: ServiceId(s),
                 stream: Stream::Out,
                 time: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs),
                 text: format!("{s}@{secs}"),
             })
         };
-        let none = || FileLines::last(0, Vec::new(), 0, 0);
+        let none = || FileLines::last(ServiceId(0), Vec::new(), 0, 0);
         let parts = vec![
             (none(), vec![at(0, 1), at(0, 4), at(0, 5)]),
             (none(), vec![at(1, 2), at(1, 3), at(1, 5)]),

@@ -67,7 +67,7 @@ mod tests {
     fn the_ring_keeps_the_newest_lines_within_its_bounds_and_counts_all() {
         let line = |n: usize| {
             Arc::new(LogLine {
-                service: 0,
+                service: crate::config::ServiceId(0),
                 stream: Stream::Out,
                 time: SystemTime::now(),
                 text: "x".repeat(n),

@@ -3,7 +3,7 @@
 
 use super::action::Action;
 use super::source::Logs;
-use crate::engine::{Command, ServiceId, ServiceView};
+use crate::engine::{Command, ServiceId, ServiceView, Services};
 use crate::logs::{LogLine, Ring, Source, strip_sgr};
 use ratatui::layout::Rect;
 use std::sync::Arc;
@@ -38,9 +38,9 @@ pub enum Effect {
     /// Put this text on the clipboard.
     Copy(String),
     /// Typing into a service starts: its terminal, at this size (rows, columns).
-    OpenScreen(usize, u16, u16),
+    OpenScreen(ServiceId, u16, u16),
     /// Typing into a service ends.
-    CloseScreen(usize),
+    CloseScreen(ServiceId),
     /// Leave the dashboard; the stack keeps running (an attached dashboard).
     Detach,
 }
@@ -79,12 +79,14 @@ impl Default for LogState {
 
 pub struct App {
     pub stack: String,
-    pub names: Vec<String>,
-    pub views: Vec<ServiceView>,
+    pub names: Services<String>,
+    pub views: Services<ServiceView>,
     pub logs: Logs,
     /// The stack runs elsewhere: leaving can leave it running (`q` asks; Ctrl-C detaches).
     pub attached: bool,
-    pub selected: usize,
+    /// The service selected: on the list's row of its place (the list shows the services in
+    /// file order).
+    pub selected: ServiceId,
     pub focus: Focus,
     pub mode: Mode,
     /// The merged log of all services instead of the selected one.
@@ -148,14 +150,14 @@ impl<'a> Shown<'a> {
 }
 
 impl App {
-    pub fn new(stack: String, names: Vec<String>, logs: impl Into<Logs>) -> Self {
+    pub fn new(stack: String, names: Services<String>, logs: impl Into<Logs>) -> Self {
         App {
             stack,
             names,
-            views: Vec::new(),
+            views: Services::default(),
             logs: logs.into(),
             attached: false,
-            selected: 0,
+            selected: ServiceId(0),
             focus: Focus::Services,
             mode: Mode::Normal,
             all: false,
@@ -190,9 +192,16 @@ impl App {
         self.log.current_match = None;
     }
 
-    fn select(&mut self, i: usize) {
-        if i < self.names.len() && i != self.selected {
-            self.selected = i;
+    /// The list's row of the selected service (the list shows the services in file order).
+    pub fn selected_row(&self) -> usize {
+        self.selected.index()
+    }
+
+    /// Select the service on the list's `row`, if there is one.
+    fn select_row(&mut self, row: usize) {
+        let id = ServiceId(row);
+        if self.names.get(id).is_some() && id != self.selected {
+            self.selected = id;
             if !self.all {
                 self.reset_log();
             }
@@ -263,7 +272,6 @@ impl App {
     /// Apply an action; what it asks of the engine or the terminal comes back as effects.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.message = None;
-        let here = self.selected;
         match action {
             Action::Restart
             | Action::Rebuild
@@ -289,15 +297,17 @@ impl App {
             | Action::PrevMatch
             | Action::ClearSearch
             | Action::Copy => return self.on_edit(action),
-            Action::SelectNext => self.select((here + 1).min(self.names.len().saturating_sub(1))),
-            Action::SelectPrev => self.select(here.saturating_sub(1)),
-            Action::SelectFirst => self.select(0),
-            Action::SelectLast => self.select(self.names.len().saturating_sub(1)),
+            Action::SelectNext => {
+                self.select_row((self.selected_row() + 1).min(self.names.len().saturating_sub(1)))
+            }
+            Action::SelectPrev => self.select_row(self.selected_row().saturating_sub(1)),
+            Action::SelectFirst => self.select_row(0),
+            Action::SelectLast => self.select_row(self.names.len().saturating_sub(1)),
             Action::SelectRow(row) => {
                 // Rows start under the border and the header line.
                 let first = self.list_area.y + 2;
                 if row >= first {
-                    self.select((row - first) as usize + self.list_offset);
+                    self.select_row((row - first) as usize + self.list_offset);
                 }
                 self.focus = Focus::Services;
             }
@@ -346,8 +356,7 @@ impl App {
 
     /// An action on the selected service (or all of them).
     fn on_service(&mut self, action: Action) -> Vec<Effect> {
-        let here = self.selected;
-        let id = ServiceId(here);
+        let id = self.selected;
         let engine = |cmd| vec![Effect::Engine(cmd)];
         match action {
             Action::Restart => return engine(Command::Restart { service: id }),
@@ -356,7 +365,7 @@ impl App {
             Action::StartStop => {
                 let running = self
                     .views
-                    .get(here)
+                    .get(id)
                     .is_some_and(|v| v.pid.is_some() || v.wanted);
                 return engine(if running {
                     Command::Stop { service: id }
@@ -366,7 +375,7 @@ impl App {
             }
             Action::RestartAll => return engine(Command::RestartAll),
             Action::EnterInput => {
-                if self.all || self.views.get(here).is_none_or(|v| !v.state.is_up()) {
+                if self.all || self.views.get(id).is_none_or(|v| !v.state.is_up()) {
                     self.message = Some("select a running service to type into it".into());
                     return Vec::new();
                 }
@@ -375,14 +384,14 @@ impl App {
                 self.mode = Mode::Input;
                 self.focus = Focus::Logs;
                 self.reset_log();
-                return vec![Effect::OpenScreen(here, rows, cols)];
+                return vec![Effect::OpenScreen(id, rows, cols)];
             }
             Action::LeaveInput => {
                 self.mode = Mode::Normal;
-                return vec![Effect::CloseScreen(here)];
+                return vec![Effect::CloseScreen(id)];
             }
             Action::Type(bytes) => return engine(Command::Input { service: id, bytes }),
-            Action::ToggleAuto => match self.views.get(here).and_then(|v| v.auto_rebuild) {
+            Action::ToggleAuto => match self.views.get(id).and_then(|v| v.auto_rebuild) {
                 Some(auto) => {
                     return engine(Command::SetAuto {
                         service: id,

@@ -250,7 +250,9 @@ impl Frames {
         &mut self,
         term: &mut ratatui::Terminal<Backend>,
         app: &mut App,
-        views: &mut tokio::sync::watch::Receiver<Vec<crate::engine::ServiceView>>,
+        views: &mut tokio::sync::watch::Receiver<
+            crate::engine::Services<crate::engine::ServiceView>,
+        >,
     ) -> io::Result<()> {
         if !(self.dirty && self.last_draw.elapsed() >= FRAME) {
             return Ok(());
@@ -260,7 +262,7 @@ impl Frames {
         app.views = views.borrow_and_update().clone();
         app.arrange(self.area);
         self.painter.paint(term, app, self.whole)?;
-        self.uptimes = next_uptime_change(&app.views);
+        self.uptimes = next_uptime_change(app.views.as_slice());
         (self.dirty, self.whole) = (false, false);
         self.last_draw = Instant::now();
         Ok(())
@@ -489,14 +491,15 @@ mod tests {
     async fn a_frame_for_uptimes_alone_redraws_the_list_only() {
         use ratatui::{Terminal, backend::TestBackend};
         let dir = tempfile::tempdir().unwrap();
-        let names = vec!["api".to_string(), "web".to_string()];
+        let names: crate::engine::Services<String> =
+            vec!["api".to_string(), "web".to_string()].into();
         let hub = std::sync::Arc::new(crate::logs::LogHub::new(dir.path(), &names, None, 100));
         let mut app = App::new("stack".into(), names, hub.clone());
         let view = |name: &str, secs: f64| ServiceView {
             name: name.into(),
             ..started(secs)
         };
-        app.views = vec![view("api", 59.5), view("web", 5.0)];
+        app.views = vec![view("api", 59.5), view("web", 5.0)].into();
         let area = Rect::new(0, 0, 120, 30);
         app.arrange(area);
         let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
@@ -512,7 +515,7 @@ mod tests {
         assert!(screen(&term).contains("59s"), "{}", screen(&term));
 
         // A line is logged but not yet shown (its wake-up would make the next frame whole).
-        hub.system(0, "a line for the log pane");
+        hub.system(crate::engine::ServiceId(0), "a line for the log pane");
         tokio::time::advance(Duration::from_secs(1)).await;
         painter.paint(&mut term, &app, false).unwrap();
         let now = screen(&term);

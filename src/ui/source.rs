@@ -10,7 +10,7 @@
 use super::{Wake, traffic};
 use crate::control::client::{self, Client};
 use crate::control::{Answer, Message, Request, Response};
-use crate::engine::{Command, Handle, ServiceId, ServiceView};
+use crate::engine::{Command, Handle, ServiceId, ServiceView, Services};
 use crate::ignored::Ignore;
 use crate::logs::{BUFFER_BYTES, LineTap, LogHub, LogLine, MERGED_BYTES, Ring, Source};
 use crate::sync::Locked;
@@ -34,7 +34,7 @@ pub enum Stack {
 
 impl Stack {
     /// Every service's view, as it changes.
-    pub fn views(&self) -> watch::Receiver<Vec<ServiceView>> {
+    pub fn views(&self) -> watch::Receiver<Services<ServiceView>> {
         match self {
             Stack::Local { handle, .. } => handle.views(),
             Stack::Remote(r) => r.views.clone(),
@@ -80,18 +80,18 @@ impl Stack {
     /// Typing into a service: size its terminal to the pane, and emulate that terminal where
     /// its raw output is at hand (in this process). An attached dashboard gets the service's
     /// lines only (sanitised), so it shows those while typing.
-    pub fn open_screen(&self, service: usize, rows: u16, cols: u16) {
+    pub fn open_screen(&self, service: ServiceId, rows: u16, cols: u16) {
         if let Stack::Local { logs, .. } = self {
             logs.open_screen(service, rows, cols);
         }
         self.send(Command::Resize {
-            service: ServiceId(service),
+            service,
             rows,
             cols,
         });
     }
 
-    pub fn close_screen(&self, service: usize) {
+    pub fn close_screen(&self, service: ServiceId) {
         if let Stack::Local { logs, .. } = self {
             logs.close_screen(service);
         }
@@ -113,8 +113,8 @@ impl Stack {
 /// A dashboard command as a socket request (actions don't wait: the views show their effect).
 /// None for what has no request: a forced stop (an attached dashboard detaches instead), file
 /// changes (the stack watches its own files).
-pub fn request(names: &[String], cmd: Command) -> Option<Request> {
-    let name = |id: ServiceId| names.get(id.index()).cloned();
+pub fn request(names: &Services<String>, cmd: Command) -> Option<Request> {
+    let name = |id: ServiceId| names.get(id).cloned();
     let wait = false;
     Some(match cmd {
         Command::Start { service } => Request::Start {
@@ -184,7 +184,7 @@ impl Logs {
     }
 
     /// A service's emulated terminal, while one is open (only in the stack's own process).
-    pub fn screen<T>(&self, service: usize, f: impl FnOnce(&vt100::Screen) -> T) -> Option<T> {
+    pub fn screen<T>(&self, service: ServiceId, f: impl FnOnce(&vt100::Screen) -> T) -> Option<T> {
         match self {
             Logs::Hub(hub) => hub.screen(service, f),
             Logs::Mirror(_) => None,
@@ -195,7 +195,7 @@ impl Logs {
 /// An attached dashboard's copy of the stack's recent lines: the same rings as the `LogHub`'s
 /// (per service, and merged), filled from a `logs` follow.
 pub struct Mirror {
-    services: Vec<Mutex<Ring>>,
+    services: Services<Mutex<Ring>>,
     merged: Mutex<Ring>,
     tap: Arc<dyn LineTap>,
 }
@@ -204,9 +204,9 @@ impl Mirror {
     /// `scrollback` lines per service (five times that merged), as the stack keeps.
     pub fn new(services: usize, scrollback: usize, tap: Arc<dyn LineTap>) -> Self {
         Mirror {
-            services: (0..services)
-                .map(|_| Mutex::new(Ring::new(scrollback, BUFFER_BYTES)))
-                .collect(),
+            services: Services::from_fn(services, |_| {
+                Mutex::new(Ring::new(scrollback, BUFFER_BYTES))
+            }),
             merged: Mutex::new(Ring::new(scrollback * 5, MERGED_BYTES)),
             tap,
         }
@@ -238,8 +238,8 @@ impl Mirror {
 
 /// A stack running elsewhere, seen through its control socket.
 pub struct Remote {
-    pub names: Vec<String>,
-    views: watch::Receiver<Vec<ServiceView>>,
+    pub names: Services<String>,
+    views: watch::Receiver<Services<ServiceView>>,
     logs: Arc<Mirror>,
     /// The traffic pane's, kept by the `subscribe` stream.
     traffic: traffic::Feed,
@@ -277,14 +277,14 @@ impl Remote {
             Answer::Services { services } => services
                 .into_iter()
                 .map(ServiceView::from)
-                .collect::<Vec<_>>(),
+                .collect::<Services<_>>(),
             _ => {
                 return Err(client::Error::Garbled(
                     "not an answer to `subscribe`".into(),
                 ));
             }
         };
-        let names: Vec<String> = views.iter().map(|v| v.name.clone()).collect();
+        let names = views.map(|v| v.name.clone());
         let (notes_tx, notes) = mpsc::unbounded_channel();
 
         let logs = Arc::new(Mirror::new(names.len(), scrollback, wake.clone()));
@@ -341,7 +341,7 @@ impl Remote {
 
 /// What a `subscribe` stream keeps current.
 struct Following<'a> {
-    views: &'a watch::Sender<Vec<ServiceView>>,
+    views: &'a watch::Sender<Services<ServiceView>>,
     traffic: &'a traffic::Feed,
     /// Woken when the traffic changed (the views' channel wakes the dashboard by itself).
     wake: &'a Wake,
@@ -354,14 +354,14 @@ fn follow_views(mut events: Client, to: &Following, socket: &Path) {
     loop {
         match events.next_message() {
             Ok(Some(Message::Event { service, .. })) => to.views.send_modify(|views| {
-                if let Some(v) = views.iter_mut().find(|v| v.name == service.name) {
+                if let Some(v) = views.values_mut().find(|v| v.name == service.name) {
                     *v = service.into();
                 }
             }),
             // Events went by: the next `ps` shows where things are; take it whole.
             Ok(Some(Message::Missed { .. })) => {
                 if let Ok(now) = open(socket).and_then(|mut c| c.ps()) {
-                    to.views.send_replace(now);
+                    to.views.send_replace(now.into());
                 }
             }
             Ok(Some(Message::Call { call })) => {
@@ -383,7 +383,7 @@ fn follow_views(mut events: Client, to: &Following, socket: &Path) {
 fn follow_lines(
     mut follow: Client,
     mirror: &Mirror,
-    names: &[String],
+    names: &Services<String>,
     notes: &mpsc::UnboundedSender<String>,
 ) {
     let mut batch = Vec::new();
@@ -421,7 +421,7 @@ mod tests {
 
     #[test]
     fn dashboard_commands_become_requests_that_answer_at_once() {
-        let names = vec!["db".to_string(), "api".to_string()];
+        let names: Services<String> = vec!["db".to_string(), "api".to_string()].into();
         assert_eq!(
             request(
                 &names,
@@ -478,7 +478,7 @@ mod tests {
     fn the_mirror_keeps_each_services_lines_and_all_merged() {
         let mirror = Mirror::new(2, 3, Arc::new(Wake::default()));
         let line = |service, text: &str| LogLine {
-            service,
+            service: ServiceId(service),
             stream: crate::logs::Stream::Out,
             time: std::time::SystemTime::UNIX_EPOCH,
             text: text.into(),
@@ -489,8 +489,8 @@ mod tests {
                 r.lines().iter().map(|l| l.text.clone()).collect::<Vec<_>>()
             })
         };
-        assert_eq!(texts(Source::Service(0)), ["0", "2", "4"]);
-        assert_eq!(texts(Source::Service(1)), ["1", "3"]);
+        assert_eq!(texts(Source::Service(ServiceId(0))), ["0", "2", "4"]);
+        assert_eq!(texts(Source::Service(ServiceId(1))), ["1", "3"]);
         assert_eq!(texts(Source::All), ["0", "1", "2", "3", "4"]);
         assert_eq!(mirror.read(Source::All, Ring::total), 5);
     }

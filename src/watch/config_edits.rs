@@ -3,7 +3,7 @@
 //! services' logs: an invalid file (where and why), or which services now differ from what runs
 //! (restarting the stack applies them).
 
-use crate::config;
+use crate::config::{self, ServiceId, Services};
 use crate::ignored::Ignore;
 use notify::{RecursiveMode, Watcher};
 use std::collections::BTreeSet;
@@ -23,8 +23,8 @@ pub struct ConfigWatch {
 /// is called on the watcher's thread for each edit that changes something (`services` empty: all).
 pub fn start(
     file: &Path,
-    names: Vec<String>,
-    say: impl Fn(Vec<usize>, String) + Send + 'static,
+    names: Services<String>,
+    say: impl Fn(Vec<ServiceId>, String) + Send + 'static,
 ) -> notify::Result<ConfigWatch> {
     let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let running = std::fs::read_to_string(&file).unwrap_or_default();
@@ -70,7 +70,12 @@ pub fn start(
 
 /// What an edit means for the stack running `running`: the services to tell (empty: all) and
 /// what to tell them.
-pub fn judge(file: &Path, running: &str, now: &str, names: &[String]) -> (Vec<usize>, String) {
+pub fn judge(
+    file: &Path,
+    running: &str,
+    now: &str,
+    names: &Services<String>,
+) -> (Vec<ServiceId>, String) {
     let shown = file.file_name().map_or_else(
         || file.display().to_string(),
         |n| n.to_string_lossy().into(),
@@ -102,13 +107,18 @@ pub fn judge(file: &Path, running: &str, now: &str, names: &[String]) -> (Vec<us
         .and_then(|s| s.as_table())
         .map(|s| s.keys().cloned().collect())
         .unwrap_or_default();
-    let added: Vec<&String> = new_names.iter().filter(|n| !names.contains(n)).collect();
-    let removed: Vec<&String> = names.iter().filter(|n| !new_names.contains(*n)).collect();
+    let added: Vec<&String> = new_names
+        .iter()
+        .filter(|n| !names.values().any(|m| m == *n))
+        .collect();
+    let removed: Vec<&String> = names.values().filter(|n| !new_names.contains(*n)).collect();
     let stack_wide = section(&old, "stack") != section(&new, "stack")
         || section(&old, "env") != section(&new, "env");
-    let changed: Vec<usize> = (0..names.len())
-        .filter(|&i| !removed.contains(&&names[i]))
-        .filter(|&i| service(&old, &names[i]) != service(&new, &names[i]))
+    let changed: Vec<ServiceId> = names
+        .iter()
+        .filter(|(_, n)| !removed.contains(n))
+        .filter(|(_, n)| service(&old, n) != service(&new, n))
+        .map(|(i, _)| i)
         .collect();
     let apply = "restart the stack to apply it";
     let list = |v: &[&String]| {
@@ -152,15 +162,16 @@ pub fn judge(file: &Path, running: &str, now: &str, names: &[String]) -> (Vec<us
 #[cfg(test)]
 mod tests {
     use super::judge;
+    use crate::config::{ServiceId, Services};
     use std::path::Path;
 
     const RUNNING: &str = "[services.api]\nrun = \"serve\"\n\n[services.web]\nrun = \"web\"\n";
 
-    fn names() -> Vec<String> {
-        vec!["api".into(), "web".into()]
+    fn names() -> Services<String> {
+        vec!["api".into(), "web".into()].into()
     }
 
-    fn judged(now: &str) -> (Vec<usize>, String) {
+    fn judged(now: &str) -> (Vec<ServiceId>, String) {
         judge(Path::new("/s/devstack.toml"), RUNNING, now, &names())
     }
 
@@ -178,7 +189,7 @@ mod tests {
     #[test]
     fn a_changed_service_is_told_alone() {
         let (to, text) = judged(&RUNNING.replace("\"web\"", "\"web --fast\""));
-        assert_eq!(to, vec![1]);
+        assert_eq!(to, vec![ServiceId(1)]);
         assert!(text.contains("restart the stack to apply it"), "{text}");
     }
 

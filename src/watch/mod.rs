@@ -10,7 +10,7 @@
 pub mod config_edits;
 mod rules;
 
-use crate::config::Config;
+use crate::config::{Config, ServiceId};
 use crate::format::plural;
 use crate::ignored::Ignore;
 use crate::sync::Locked;
@@ -31,12 +31,15 @@ pub enum Change {
     /// These files of this service changed (paths relative to the stack's folder); `at`: when
     /// the first of them was seen.
     Files {
-        service: usize,
+        service: ServiceId,
         paths: Vec<String>,
         at: Instant,
     },
     /// Something to say to the user about watching (limits, fallbacks), for these services.
-    Note { services: Vec<usize>, text: String },
+    Note {
+        services: Vec<ServiceId>,
+        text: String,
+    },
 }
 
 /// The running watcher; dropping it stops watching.
@@ -233,7 +236,7 @@ fn debounce_loop(
             }
         }
         if rescan {
-            let all: Vec<usize> = rules.services.iter().map(|s| s.service).collect();
+            let all: Vec<ServiceId> = rules.services.iter().map(|s| s.service).collect();
             report(Change::Note {
                 services: all.clone(),
                 text: "the watcher's event queue overflowed; rebuilding every watched service to be safe".into(),

@@ -3,7 +3,7 @@
 //! `ignore` globs; whether a file's content changed (hashes); and the folders walked (each
 //! service's `cwd`, none inside another).
 
-use crate::config::Config;
+use crate::config::{Config, ServiceId};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use ignore::gitignore::Gitignore;
 use std::collections::{BTreeSet, HashMap};
@@ -20,7 +20,7 @@ const HASH_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// A service's own rules: globs relative to its `cwd`.
 pub(super) struct ServiceRules {
-    pub(super) service: usize,
+    pub(super) service: ServiceId,
     pub(super) cwd: PathBuf,
     watch: GlobSet,
     ignore: GlobSet,
@@ -30,7 +30,7 @@ impl ServiceRules {
     /// The rules of each service that has `watch` globs.
     pub(super) fn of(cfg: &Config) -> Result<Vec<ServiceRules>, globset::Error> {
         let mut services = Vec::new();
-        for (i, s) in cfg.services.iter().enumerate() {
+        for (i, s) in cfg.services.iter() {
             if s.watch.is_empty() {
                 continue;
             }
@@ -168,16 +168,16 @@ impl Rules {
     }
 
     /// The services a set of changed paths concern, with the paths each cares about.
-    pub(super) fn route(&mut self, paths: BTreeSet<PathBuf>) -> Vec<(usize, Vec<String>)> {
-        let mut by_service: HashMap<usize, Vec<String>> = HashMap::new();
+    pub(super) fn route(&mut self, paths: BTreeSet<PathBuf>) -> Vec<(ServiceId, Vec<String>)> {
+        let mut by_service: HashMap<ServiceId, Vec<String>> = HashMap::new();
         // Files that came and went within the batch (an editor's temp file before its rename)
         // count only when nothing else of the service changed.
-        let mut fleeting: HashMap<usize, Vec<String>> = HashMap::new();
+        let mut fleeting: HashMap<ServiceId, Vec<String>> = HashMap::new();
         for path in paths {
             if self.ignored(&path, path.is_dir()) || path.is_dir() || self.dirs.contains(&path) {
                 continue;
             }
-            let wanted: Vec<usize> = self
+            let wanted: Vec<ServiceId> = self
                 .services
                 .iter()
                 .filter(|s| {
@@ -245,7 +245,7 @@ mod tests {
             dirs: Default::default(),
             gitignores: Vec::new(),
             services: vec![ServiceRules {
-                service: 0,
+                service: ServiceId(0),
                 cwd: dir.to_path_buf(),
                 watch: globset(&w).unwrap(),
                 ignore: globset(&i).unwrap(),
@@ -280,7 +280,10 @@ mod tests {
         .iter()
         .map(|f| root.join(f))
         .collect();
-        assert_eq!(r.route(paths), vec![(0, vec!["src/a.rs".to_string()])]);
+        assert_eq!(
+            r.route(paths),
+            vec![(ServiceId(0), vec!["src/a.rs".to_string()])]
+        );
     }
 
     #[test]

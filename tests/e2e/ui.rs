@@ -1,6 +1,6 @@
 //! The dashboard rendered with ratatui's TestBackend: no terminal, no processes.
 
-use devstack::engine::{HealthState, ServiceView, State};
+use devstack::engine::{HealthState, ServiceId, ServiceView, Services, State};
 use devstack::logs::{LogHub, LogLine, Stream};
 use devstack::ui::action::Action;
 use devstack::ui::app::App;
@@ -41,39 +41,46 @@ fn view(name: &str, state: &str, detail: &str) -> ServiceView {
 
 /// The demo stack as it looks once up, with a few log lines per service.
 fn demo(dir: &std::path::Path) -> App {
-    let names: Vec<String> = ["migrate", "users", "orders", "gateway", "worker"]
+    let names: Services<String> = ["migrate", "users", "orders", "gateway", "worker"]
         .map(String::from)
-        .to_vec();
+        .into_iter()
+        .collect();
     let hub = Arc::new(LogHub::new(dir, &names, None, 10_000));
     let line = |service, stream, text: &str| LogLine {
-        service,
+        service: ServiceId(service),
         stream,
         time: SystemTime::UNIX_EPOCH,
         text: text.into(),
     };
     hub.push(
-        0,
+        ServiceId(0),
         vec![
             line(0, Stream::System, "build started: cargo build"),
             line(0, Stream::Build, "applied migration 001_create_users"),
         ],
     );
     hub.push(
-        1,
+        ServiceId(1),
         vec![
             line(1, Stream::System, "spawned pid 4242: demo-svc users"),
             line(1, Stream::Out, "listening on 127.0.0.1:7101"),
         ],
     );
     hub.push(
-        1,
+        ServiceId(1),
         vec![
             line(1, Stream::Out, "\x1b[32mGET\x1b[0m /users -> 200"),
             line(1, Stream::Out, "GET /users -> 200"),
         ],
     );
-    hub.push(2, vec![line(2, Stream::Out, "listening on 127.0.0.1:7102")]);
-    hub.push(4, vec![line(4, Stream::Out, "polled orders: 87 bytes")]);
+    hub.push(
+        ServiceId(2),
+        vec![line(2, Stream::Out, "listening on 127.0.0.1:7102")],
+    );
+    hub.push(
+        ServiceId(4),
+        vec![line(4, Stream::Out, "polled orders: 87 bytes")],
+    );
     let mut app = App::new("shop".into(), names, hub);
     let mut views = vec![
         view("migrate", "completed", "completed"),
@@ -85,8 +92,8 @@ fn demo(dir: &std::path::Path) -> App {
     views[1].port = Some(7101);
     views[2].port = Some(7102);
     views[3].port = Some(7100);
-    app.views = views;
-    app.selected = 1;
+    app.views = views.into();
+    app.selected = ServiceId(1);
     app
 }
 
@@ -108,10 +115,10 @@ fn default_layout() {
 fn a_crashed_service_shows_in_the_list_and_the_header() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = demo(dir.path());
-    app.views[2] = view("orders", "restarting", "restarting in 4s (code 101)");
-    app.views[2].restarts = 3;
-    app.views[2].crash_loop = true;
-    app.views[3] = view("gateway", "crashed", "crashed (code 1)");
+    app.views[ServiceId(2)] = view("orders", "restarting", "restarting in 4s (code 101)");
+    app.views[ServiceId(2)].restarts = 3;
+    app.views[ServiceId(2)].crash_loop = true;
+    app.views[ServiceId(3)] = view("gateway", "crashed", "crashed (code 1)");
     insta::assert_snapshot!(render(&mut app, 110, 24).backend());
 }
 
@@ -119,8 +126,8 @@ fn a_crashed_service_shows_in_the_list_and_the_header() {
 fn a_build_failure_and_a_blocked_dependent() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = demo(dir.path());
-    app.views[1] = view("users", "build-failed", "build-failed (code 101)");
-    app.views[2] = view(
+    app.views[ServiceId(1)] = view("users", "build-failed", "build-failed (code 101)");
+    app.views[ServiceId(2)] = view(
         "orders",
         "blocked",
         "blocked: dependency `users` is build-failed (code 101)",
@@ -220,20 +227,20 @@ fn scrolling_up_pauses_and_new_lines_do_not_move_the_view() {
     let lines = |from: usize| {
         (from..from + 50)
             .map(|i| LogLine {
-                service: 1,
+                service: ServiceId(1),
                 stream: Stream::Out,
                 time: SystemTime::UNIX_EPOCH,
                 text: format!("line {i}"),
             })
             .collect()
     };
-    hub.push(1, lines(0));
+    hub.push(ServiceId(1), lines(0));
     render(&mut app, 110, 24);
     app.update(Action::ToggleFocus);
     app.update(Action::ScrollUp(5));
     assert!(!app.log.follow);
     let before = render(&mut app, 110, 24).backend().to_string();
-    hub.push(1, lines(50));
+    hub.push(ServiceId(1), lines(50));
     let after = render(&mut app, 110, 24).backend().to_string();
     assert_eq!(
         before.lines().nth(10),
@@ -268,7 +275,7 @@ fn lines(service: usize, texts: impl IntoIterator<Item = String>) -> Vec<LogLine
     texts
         .into_iter()
         .map(|text| LogLine {
-            service,
+            service: ServiceId(service),
             stream: Stream::Out,
             time: SystemTime::UNIX_EPOCH,
             text,
@@ -279,11 +286,11 @@ fn lines(service: usize, texts: impl IntoIterator<Item = String>) -> Vec<LogLine
 #[test]
 fn the_selected_service_stays_in_view_in_a_long_list() {
     let dir = tempfile::tempdir().unwrap();
-    let names: Vec<String> = (0..27).map(|i| format!("svc-{i:02}")).collect();
+    let names: Services<String> = (0..27).map(|i| format!("svc-{i:02}")).collect();
     let hub = Arc::new(LogHub::new(dir.path(), &names, None, 10_000));
     let mut app = App::new("many".into(), names.clone(), hub);
     app.views = names
-        .iter()
+        .values()
         .map(|n| view(n, "running", "running"))
         .collect();
     for _ in 0..20 {
@@ -297,15 +304,21 @@ fn the_selected_service_stays_in_view_in_a_long_list() {
 #[test]
 fn a_paused_view_stays_on_lines_that_still_exist() {
     let dir = tempfile::tempdir().unwrap();
-    let names = vec!["spew".to_string()];
+    let names: Services<String> = vec!["spew".to_string()].into();
     let hub = Arc::new(LogHub::new(dir.path(), &names, None, 100));
     let mut app = App::new("s".into(), names.clone(), hub.clone());
-    app.views = vec![view("spew", "running", "running")];
-    hub.push(0, lines(0, (0..150).map(|i| format!("line {i}"))));
+    app.views = vec![view("spew", "running", "running")].into();
+    hub.push(
+        ServiceId(0),
+        lines(0, (0..150).map(|i| format!("line {i}"))),
+    );
     render(&mut app, 80, 24);
     app.update(Action::ToggleFocus);
     app.update(Action::ScrollUp(10));
-    hub.push(0, lines(0, (150..700).map(|i| format!("line {i}"))));
+    hub.push(
+        ServiceId(0),
+        lines(0, (150..700).map(|i| format!("line {i}"))),
+    );
     let screen = render(&mut app, 80, 24).backend().to_string();
     assert!(screen.contains("line 6"), "the pane went blank:\n{screen}");
 }
@@ -313,16 +326,16 @@ fn a_paused_view_stays_on_lines_that_still_exist() {
 #[test]
 fn with_wrap_on_the_newest_line_stays_in_view() {
     let dir = tempfile::tempdir().unwrap();
-    let names = vec!["words".to_string()];
+    let names: Services<String> = vec!["words".to_string()].into();
     let hub = Arc::new(LogHub::new(dir.path(), &names, None, 10_000));
     let mut app = App::new("s".into(), names.clone(), hub.clone());
-    app.views = vec![view("words", "running", "running")];
+    app.views = vec![view("words", "running", "running")].into();
     let word = "w".repeat(40);
     hub.push(
-        0,
+        ServiceId(0),
         lines(0, (0..20).map(|i| format!("{word} {word} {word} {i}"))),
     );
-    hub.push(0, lines(0, ["LAST-LINE".to_string()]));
+    hub.push(ServiceId(0), lines(0, ["LAST-LINE".to_string()]));
     app.update(Action::ToggleWrap);
     let screen = render(&mut app, 100, 24).backend().to_string();
     assert!(screen.contains("LAST-LINE"), "{screen}");
@@ -331,11 +344,11 @@ fn with_wrap_on_the_newest_line_stays_in_view() {
 #[test]
 fn the_service_list_scrolls_back_when_the_terminal_grows() {
     let dir = tempfile::tempdir().unwrap();
-    let names: Vec<String> = (0..27).map(|i| format!("svc-{i:02}")).collect();
+    let names: Services<String> = (0..27).map(|i| format!("svc-{i:02}")).collect();
     let hub = Arc::new(LogHub::new(dir.path(), &names, None, 10_000));
     let mut app = App::new("many".into(), names.clone(), hub);
     app.views = names
-        .iter()
+        .values()
         .map(|n| view(n, "running", "running"))
         .collect();
     for _ in 0..26 {
@@ -357,7 +370,7 @@ fn the_service_list_scrolls_back_when_the_terminal_grows() {
     // Tall enough for every service: the list shows from the top again.
     let screen = render(&mut app, 100, 80).backend().to_string();
     assert_eq!(app.list_offset, 0);
-    for name in &names {
+    for name in names.values() {
         assert!(
             screen.contains(name.as_str()),
             "{name} not shown:\n{screen}"
@@ -370,8 +383,8 @@ fn a_failed_rebuild_shows_on_the_service_row_in_red() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = demo(dir.path());
     // The engine's detail for a running service whose last build failed.
-    app.views[2].detail = "running · build failed".into();
-    app.views[2].build_failed = true;
+    app.views[ServiceId(2)].detail = "running · build failed".into();
+    app.views[ServiceId(2)].build_failed = true;
     let terminal = render(&mut app, 110, 24);
     insta::assert_snapshot!(terminal.backend());
     let buffer = terminal.backend().buffer();
@@ -441,7 +454,7 @@ fn eighty_columns_keep_help_quit_and_usage() {
         row(2)
     );
     // A state longer than its column is cut with an ellipsis, never mid-phrase without one.
-    app.views[2] = view(
+    app.views[ServiceId(2)] = view(
         "orders",
         "blocked",
         "blocked: dependency `users` is build-failed (code 101)",
@@ -460,8 +473,8 @@ fn the_header_names_a_service_stopped_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = demo(dir.path());
     // `users` (which orders and gateway depend on) stopped with `s`: no longer wanted.
-    app.views[1] = view("users", "stopped", "stopped");
-    app.views[1].wanted = false;
+    app.views[ServiceId(1)] = view("users", "stopped", "stopped");
+    app.views[ServiceId(1)].wanted = false;
     let terminal = render(&mut app, 110, 24);
     let buffer = terminal.backend().buffer();
     let header: String = (0..110)
@@ -471,7 +484,7 @@ fn the_header_names_a_service_stopped_by_hand() {
     let at = header[..header.find("4/4").unwrap()].chars().count() as u16;
     assert_eq!(buffer[(at, 0)].fg, Color::Yellow, "not all green");
     // One never started (autostart = false) is not news.
-    app.views[1].spawns = 0;
+    app.views[ServiceId(1)].spawns = 0;
     let terminal = render(&mut app, 110, 24);
     let buffer = terminal.backend().buffer();
     let header: String = (0..110)

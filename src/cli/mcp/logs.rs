@@ -59,18 +59,18 @@ pub(super) fn file_lines(
     let cfg = devstack::config::load(&path).map_err(|e| {
         format!("no stack runs, and its config, which names the log files, has errors:\n{e}")
     })?;
-    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
+    let names = cfg.names();
     let wanted = if services.is_empty() {
-        (0..names.len()).collect()
+        names.ids().collect()
     } else {
         let mut wanted = Vec::new();
         for s in services {
-            match names.iter().position(|n| n == s) {
+            match cfg.id_of(s) {
                 Some(i) => wanted.push(i),
                 None => {
                     return Err(format!(
                         "unknown service `{s}`; services are: {}",
-                        names.join(", ")
+                        names.as_slice().join(", ")
                     ));
                 }
             }

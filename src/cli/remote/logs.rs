@@ -5,7 +5,7 @@
 use super::fail;
 use super::locate::Running;
 use crate::cli::note;
-use devstack::config::Config;
+use devstack::config::{Config, ServiceId, Services};
 use devstack::control::client;
 use devstack::control::{Message, WireLine};
 use devstack::headless::Printer;
@@ -23,7 +23,7 @@ pub fn logs(
     follow: bool,
     color: bool,
 ) -> ExitCode {
-    let names: Vec<String> = match stack.ask(|c| c.ps()) {
+    let names: Services<String> = match stack.ask(|c| c.ps()) {
         Ok(views) => views.into_iter().map(|v| v.name).collect(),
         Err(code) => return code,
     };
@@ -39,12 +39,12 @@ pub fn logs_from_files(
     follow: bool,
     color: bool,
 ) -> ExitCode {
-    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
+    let names = cfg.names();
     for s in services {
-        if !names.contains(s) {
+        if cfg.id_of(s).is_none() {
             note(&format!(
                 "error: unknown service `{s}`; services are: {}",
-                names.join(", ")
+                names.as_slice().join(", ")
             ));
             return ExitCode::from(2);
         }
@@ -53,8 +53,8 @@ pub fn logs_from_files(
     read_files(cfg, &names, &printer, services, lines, follow)
 }
 
-fn print_line(printer: &Printer, names: &[String], wire: &WireLine) {
-    let Some(service) = names.iter().position(|n| *n == wire.service) else {
+fn print_line(printer: &Printer, names: &Services<String>, wire: &WireLine) {
+    let Some(service) = names.find(|n| *n == wire.service) else {
         return;
     };
     printer.lines(&[LogLine {
@@ -67,7 +67,7 @@ fn print_line(printer: &Printer, names: &[String], wire: &WireLine) {
 
 fn logs_live(
     mut stack: Running,
-    names: &[String],
+    names: &Services<String>,
     printer: &Printer,
     services: &[String],
     lines: usize,
@@ -108,23 +108,20 @@ fn logs_live(
 
 fn read_files(
     cfg: &Config,
-    names: &[String],
+    names: &Services<String>,
     printer: &Printer,
     services: &[String],
     lines: usize,
     follow: bool,
 ) -> ExitCode {
     let dir = StateDir::new(&cfg.root).logs();
-    let wanted: Vec<usize> = if services.is_empty() {
-        (0..names.len()).collect()
+    let wanted: Vec<ServiceId> = if services.is_empty() {
+        names.ids().collect()
     } else {
-        services
-            .iter()
-            .filter_map(|s| names.iter().position(|n| n == s))
-            .collect()
+        services.iter().filter_map(|s| cfg.id_of(s)).collect()
     };
     // Where each file ends now: following prints what is appended after.
-    let mut offsets: Vec<(usize, PathBuf, u64)> = wanted
+    let mut offsets: Vec<(ServiceId, PathBuf, u64)> = wanted
         .iter()
         .map(|&i| {
             let path = logs::log_path(&dir, &names[i]);

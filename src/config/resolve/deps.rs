@@ -4,15 +4,15 @@
 use super::Resolver;
 use super::stack::Table;
 use crate::config::raw::{RawDep, Spanned};
-use crate::config::{Condition, Dep, Service};
+use crate::config::{Condition, Dep, Service, ServiceId, Services};
 use std::ops::Range;
 
 impl Resolver<'_> {
     /// Fill each service's `deps` from the table's `depends_on`.
-    pub(super) fn dependencies(&mut self, table: &Table, services: &mut [Service]) {
+    pub(super) fn dependencies(&mut self, table: &Table, services: &mut Services<Service>) {
         // Where each dependency is written, for a cycle's diagnostic.
-        let mut dep_spans: Vec<Vec<Range<usize>>> = vec![Vec::new(); services.len()];
-        for (i, (name, raw)) in table.services.iter().enumerate() {
+        let mut dep_spans: Services<Vec<Range<usize>>> = services.map(|_| Vec::new());
+        for (i, (name, raw)) in table.services.iter() {
             for dep in &raw.depends_on.0 {
                 if let Some(d) = self.dependency(i, name, dep, table, services) {
                     services[i].deps.push(d);
@@ -35,17 +35,17 @@ impl Resolver<'_> {
         }
     }
 
-    /// The `i`th service's dependency `dep` (None, said, when it names no other service).
+    /// Service `i`'s dependency `dep` (None, said, when it names no other service).
     fn dependency(
         &mut self,
-        i: usize,
+        i: ServiceId,
         name: &Spanned<String>,
         dep: &RawDep,
         table: &Table,
-        services: &[Service],
+        services: &Services<Service>,
     ) -> Option<Dep> {
         let target = dep.name.get_ref();
-        let Some(j) = table.index(target) else {
+        let Some(j) = table.id(target) else {
             self.error(dep.name.span(), table.unknown_service_message(target));
             return None;
         };
@@ -89,8 +89,8 @@ impl Resolver<'_> {
     }
 }
 
-/// A dependency cycle as a closed path of indices (first == last), if there is one.
-fn find_cycle(services: &[Service]) -> Option<Vec<usize>> {
+/// A dependency cycle as a closed path of services (first == last), if there is one.
+fn find_cycle(services: &Services<Service>) -> Option<Vec<ServiceId>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -98,11 +98,11 @@ fn find_cycle(services: &[Service]) -> Option<Vec<usize>> {
         Done,
     }
     fn visit(
-        i: usize,
-        services: &[Service],
-        marks: &mut [Mark],
-        path: &mut Vec<usize>,
-    ) -> Option<Vec<usize>> {
+        i: ServiceId,
+        services: &Services<Service>,
+        marks: &mut Services<Mark>,
+        path: &mut Vec<ServiceId>,
+    ) -> Option<Vec<ServiceId>> {
         marks[i] = Mark::Active;
         path.push(i);
         for dep in &services[i].deps {
@@ -128,8 +128,8 @@ fn find_cycle(services: &[Service]) -> Option<Vec<usize>> {
         marks[i] = Mark::Done;
         None
     }
-    let mut marks = vec![Mark::New; services.len()];
-    (0..services.len()).find_map(|i| {
+    let mut marks = services.map(|_| Mark::New);
+    services.ids().find_map(|i| {
         if marks[i] == Mark::New {
             visit(i, services, &mut marks, &mut Vec::new())
         } else {
@@ -139,11 +139,12 @@ fn find_cycle(services: &[Service]) -> Option<Vec<usize>> {
 }
 
 /// Kahn's algorithm, taking the earliest-written ready service each step.
-pub(super) fn start_order(services: &[Service]) -> Vec<usize> {
-    let mut placed = vec![false; services.len()];
+pub(super) fn start_order(services: &Services<Service>) -> Vec<ServiceId> {
+    let mut placed = services.map(|_| false);
     let mut order = Vec::with_capacity(services.len());
     while order.len() < services.len() {
-        let next = (0..services.len())
+        let next = services
+            .ids()
             .find(|&i| !placed[i] && services[i].deps.iter().all(|d| placed[d.service]))
             .expect("no cycles after validation");
         placed[next] = true;

@@ -40,8 +40,8 @@ impl Scope<'_> {
                 "`${{{name}}}`: write `${{services.NAME.port}}`"
             )));
         };
-        Some(match (self.table.index(svc), field) {
-            (Some(i), "port") => self.table.ports[i]
+        Some(match (self.table.id(svc), field) {
+            (Some(id), "port") => self.table.ports[id]
                 .map(|p| p.to_string())
                 .ok_or_else(|| format!("service `{svc}` has no `port`")),
             (Some(_), other) => Err(format!(
@@ -120,7 +120,7 @@ impl Resolver<'_> {
     pub(super) fn urls(&self, table: &Table) -> Vec<(String, String)> {
         let schemes: Vec<&'static str> = table
             .services
-            .iter()
+            .values()
             .map(|(name, raw)| {
                 let protocol = raw.protocol.as_ref().map(|p| *p.get_ref());
                 urls::scheme(
@@ -136,7 +136,7 @@ impl Resolver<'_> {
             table
                 .names
                 .iter()
-                .zip(&table.ports)
+                .zip(table.ports.values())
                 .zip(&schemes)
                 .map(|((n, p), s)| (n.as_str(), *p, *s)),
             |var| (self.process_env)(var).is_some(),

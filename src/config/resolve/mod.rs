@@ -14,7 +14,7 @@ mod stack;
 use super::diag::{self, Diagnostic};
 use super::interp::interpolate;
 use super::raw::{RawFile, Spanned};
-use super::{CommandLine, Config, ConfigErrors};
+use super::{CommandLine, Config, ConfigErrors, Service, Services};
 use env::Scope;
 use service::Shared;
 use std::ops::Range;
@@ -76,10 +76,11 @@ impl Resolver<'_> {
             env: urls.iter().chain(&stack_env).cloned().collect(),
             scope,
         };
-        let mut services = Vec::with_capacity(table.services.len());
-        for (i, (name, raw)) in table.services.iter().enumerate() {
-            services.push(self.service(i, name, raw, &shared));
-        }
+        let mut services: Services<Service> = table
+            .services
+            .iter()
+            .map(|(id, (name, raw))| self.service(id, name, raw, &shared))
+            .collect();
         self.dependencies(&table, &mut services);
 
         if !self.errors.is_empty() {

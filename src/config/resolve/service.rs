@@ -4,7 +4,7 @@
 use super::Resolver;
 use super::env::Scope;
 use crate::config::raw::{RawService, Spanned};
-use crate::config::{SERVICE_VAR, STACK_VAR, Service};
+use crate::config::{SERVICE_VAR, STACK_VAR, Service, ServiceId, Services};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,16 +24,16 @@ pub(super) struct Shared<'a> {
 }
 
 impl Resolver<'_> {
-    /// The `i`th service of the table; its dependencies come later (`deps.rs`).
+    /// The service `id` of the table; its dependencies come later (`deps.rs`).
     pub(super) fn service(
         &mut self,
-        i: usize,
+        id: ServiceId,
         name_span: &Spanned<String>,
         raw: &RawService,
         stack: &Shared,
     ) -> Service {
         let name = name_span.get_ref().clone();
-        let port = stack.scope.table.ports[i];
+        let port = stack.scope.table.ports[id];
         let proxied = port.is_some() && raw.proxy != Some(false);
         let private_port = if proxied {
             self.pick_private_port(&stack.scope.table.ports)
@@ -89,10 +89,10 @@ impl Resolver<'_> {
 
     /// A proxied service's private port: never a port another service declares (it is free now
     /// only because nothing listens there yet).
-    fn pick_private_port(&self, ports: &[Option<u16>]) -> Option<u16> {
+    fn pick_private_port(&self, ports: &Services<Option<u16>>) -> Option<u16> {
         std::iter::repeat_with(|| (self.private_port)())
             .take(16)
-            .find(|p| p.is_none_or(|p| !ports.contains(&Some(p))))
+            .find(|p| p.is_none_or(|p| !ports.values().any(|q| *q == Some(p))))
             .flatten()
     }
 

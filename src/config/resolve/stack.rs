@@ -2,9 +2,9 @@
 //! in the order they are written, their names and their ports checked.
 
 use super::Resolver;
-use crate::config::RESERVED_NAMES;
 use crate::config::diag::{self, Diagnostic, did_you_mean};
 use crate::config::raw::{RawService, RawStack, Spanned};
+use crate::config::{RESERVED_NAMES, ServiceId, Services};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
@@ -23,16 +23,16 @@ pub(super) struct Settings {
 
 /// The services in the order they are written, and what the others read of them.
 pub(super) struct Table {
-    pub services: Vec<(Spanned<String>, RawService)>,
+    pub services: Services<(Spanned<String>, RawService)>,
     pub names: Vec<String>,
     /// Each service's `port`.
-    pub ports: Vec<Option<u16>>,
-    index: HashMap<String, usize>,
+    pub ports: Services<Option<u16>>,
+    index: HashMap<String, ServiceId>,
 }
 
 impl Table {
-    /// The place of the service called `name`.
-    pub fn index(&self, name: &str) -> Option<usize> {
+    /// The service called `name`.
+    pub fn id(&self, name: &str) -> Option<ServiceId> {
         self.index.get(name).copied()
     }
 
@@ -97,20 +97,20 @@ impl Resolver<'_> {
         }
         let mut services: Vec<(Spanned<String>, RawService)> = services.into_iter().collect();
         services.sort_by_key(|(name, _)| name.span().start);
-        let names: Vec<String> = services.iter().map(|(n, _)| n.get_ref().clone()).collect();
-        let index = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i))
-            .collect();
-        let ports = services
-            .iter()
-            .map(|(_, s)| s.port.as_ref().map(|p| p.get_ref().0))
-            .collect();
         for (name, _) in &services {
             self.check_name(name);
         }
         self.check_ports(&services);
+        let services = Services::from(services);
+        let names: Vec<String> = services
+            .values()
+            .map(|(n, _)| n.get_ref().clone())
+            .collect();
+        let index = services
+            .iter()
+            .map(|(id, (n, _))| (n.get_ref().clone(), id))
+            .collect();
+        let ports = services.map(|(_, s)| s.port.as_ref().map(|p| p.get_ref().0));
         Table {
             services,
             names,

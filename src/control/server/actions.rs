@@ -34,13 +34,16 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
     let (service, wait, cmd): (&str, bool, fn(ServiceId) -> Command) = match &request {
         Request::Hello { version } => return hello(*version),
         Request::Ps => {
-            let services = wire::services(&ctx.handle.views().borrow());
+            let services = wire::services(ctx.handle.views().borrow().as_slice());
             return done(Answer::Services { services });
         }
         Request::Traffic { recent, .. } => return done(traffic(ctx, *recent)),
         Request::Exchange { id } => return exchange(ctx, *id),
         Request::Exchanges { services, recent } => {
-            return match services.iter().find(|s| !ctx.names.contains(s)) {
+            return match services
+                .iter()
+                .find(|s| !ctx.names.values().any(|n| n == *s))
+            {
                 Some(unknown) => error(index(ctx, unknown).err().unwrap_or_default()),
                 None => done(Answer::Exchanges {
                     exchanges: ctx
@@ -53,21 +56,15 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
         }
         Request::Watch { service, auto } => {
             return match index(ctx, service) {
-                Ok(id)
-                    if ctx.handle.views().borrow()[id.index()]
-                        .auto_rebuild
-                        .is_none() =>
-                {
-                    error(format!(
-                        "{service} has no `watch` globs: nothing to rebuild on"
-                    ))
-                }
+                Ok(id) if ctx.handle.views().borrow()[id].auto_rebuild.is_none() => error(format!(
+                    "{service} has no `watch` globs: nothing to rebuild on"
+                )),
                 Ok(id) => {
                     let auto = *auto;
                     ctx.handle
                         .apply(Command::SetAuto { service: id, auto })
                         .await;
-                    let service = (&ctx.handle.views().borrow()[id.index()]).into();
+                    let service = (&ctx.handle.views().borrow()[id]).into();
                     done(Answer::Service { service })
                 }
                 Err(e) => error(e),
@@ -222,7 +219,7 @@ async fn ready(ctx: &Context, services: &[String], timeout: Duration) -> Respons
                 .collect();
             let mut waiting = Vec::new();
             for (service, what) in not_ready(&chosen) {
-                let i = index(ctx, &service).map(ServiceId::index);
+                let i = index(ctx, &service);
                 let logs = ctx.logs.clone();
                 let lines = tokio::task::spawn_blocking(move || {
                     i.map(|i| logs.tail_text(i, LINES_SHOWN))
@@ -246,7 +243,7 @@ async fn ready(ctx: &Context, services: &[String], timeout: Duration) -> Respons
 fn up(ctx: &Context, service: &str) -> Result<ServiceId, String> {
     let id = index(ctx, service)?;
     let views = ctx.handle.views();
-    let view = &views.borrow()[id.index()];
+    let view = &views.borrow()[id];
     if !view.state.is_up() || view.pid.is_none() {
         return Err(format!(
             "{service} is not running ({}): nothing to type into",

@@ -17,7 +17,7 @@ pub use socket::{Socket, bind, serve};
 pub use streams::STALL;
 
 use super::{Answer, Request, Response};
-use crate::engine::{Handle, ServiceId};
+use crate::engine::{Handle, ServiceId, Services};
 use crate::ignored::Ignore;
 use crate::logs::LogHub;
 use crate::traffic::Stats;
@@ -35,7 +35,7 @@ const MAX_REQUEST: u64 = 64 * 1024;
 pub struct Context {
     pub handle: Handle,
     pub logs: Arc<LogHub>,
-    pub names: Vec<String>,
+    pub names: Services<String>,
     /// What the traffic proxy records (None: no service is proxied).
     pub traffic: Option<Arc<Stats>>,
 }
@@ -173,14 +173,10 @@ fn done(answer: Answer) -> Response {
 
 /// The service called `name`, or the error naming the services there are.
 fn index(ctx: &Context, name: &str) -> Result<ServiceId, String> {
-    ctx.names
-        .iter()
-        .position(|n| n == name)
-        .map(ServiceId)
-        .ok_or_else(|| {
-            format!(
-                "unknown service `{name}`; services are: {}",
-                ctx.names.join(", ")
-            )
-        })
+    ctx.names.find(|n| n == name).ok_or_else(|| {
+        format!(
+            "unknown service `{name}`; services are: {}",
+            ctx.names.as_slice().join(", ")
+        )
+    })
 }

@@ -157,12 +157,12 @@ pub(super) async fn logs(
         lines,
         color,
     } = asked;
-    let wanted: Vec<usize> = if services.is_empty() {
-        (0..ctx.names.len()).collect()
+    let wanted: Vec<ServiceId> = if services.is_empty() {
+        ctx.names.ids().collect()
     } else {
         match services
             .iter()
-            .map(|s| index(ctx, s).map(ServiceId::index))
+            .map(|s| index(ctx, s))
             .collect::<Result<_, _>>()
         {
             Ok(w) => w,
@@ -379,7 +379,7 @@ pub(super) async fn subscribe(
     let now = ctx.handle.views().borrow().clone();
     if out
         .send(&done(Answer::Services {
-            services: wire::services(&now),
+            services: wire::services(now.as_slice()),
         }))
         .await
         .is_err()

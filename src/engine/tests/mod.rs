@@ -54,12 +54,11 @@ pub fn rig_with(toml: &str, only: &[&str], exit_when_settled: bool) -> Rig {
     let file = dir.join(config::FILE_NAME);
     let cfg = config::parse(&file, toml, &|_| None).unwrap_or_else(|e| panic!("{e}"));
     let cfg = Arc::new(cfg);
-    let names: Vec<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
-    let logs = Arc::new(LogHub::new(&dir.join("logs"), &names, None, 1000));
+    let logs = Arc::new(LogHub::new(&dir.join("logs"), &cfg.names(), None, 1000));
     let fake = Arc::new(Fake::default());
     let only = only
         .iter()
-        .map(|n| names.iter().position(|m| m == n).expect("a service"))
+        .map(|n| cfg.id_of(n).expect("a service"))
         .collect();
     let (engine, handle) = Engine::new(
         cfg.clone(),
@@ -91,16 +90,8 @@ impl Drop for Rig {
 }
 
 impl Rig {
-    pub fn index(&self, name: &str) -> usize {
-        self.cfg
-            .services
-            .iter()
-            .position(|s| s.name == name)
-            .unwrap_or_else(|| panic!("no service {name}"))
-    }
-
     pub fn view(&self, name: &str) -> ServiceView {
-        self.handle.views().borrow()[self.index(name)].clone()
+        self.handle.views().borrow()[self.id(name)].clone()
     }
 
     pub fn state(&self, name: &str) -> State {
@@ -116,7 +107,7 @@ impl Rig {
         // Logged lines are written (and so buffered) by a writer thread.
         self.logs.flush(Duration::from_secs(10));
         self.logs
-            .tail(self.index(name), 10_000)
+            .tail(self.id(name), 10_000)
             .iter()
             .map(|l| l.text.clone())
             .collect()
@@ -127,7 +118,9 @@ impl Rig {
     }
 
     pub fn id(&self, name: &str) -> ServiceId {
-        ServiceId(self.index(name))
+        self.cfg
+            .id_of(name)
+            .unwrap_or_else(|| panic!("no service {name}"))
     }
 
     /// Apply a command by service name, and wait until the engine has.

@@ -62,7 +62,7 @@ async fn three_short_runs_in_a_row_are_a_crash_loop() {
     let view = rig.view("api");
     assert!(view.crash_loop, "{view:?}");
     assert_eq!(
-        super::super::ready::verdict(&rig.handle.views().borrow()),
+        super::super::ready::verdict(rig.handle.views().borrow().as_slice()),
         super::super::ready::Verdict::Failed {
             service: "api".into(),
             why: "is crash-looping (3 restarts): restarting in 4s (code 1)".into()

@@ -293,6 +293,27 @@ grace = "1s"
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_wait_for_its_port_ends_with_the_wait_not_carried_into_the_next_start() {
+    let rig = rig(r#"
+[services.api]
+run = "api"
+port = 7331
+grace = "1s"
+"#);
+    rig.fake
+        .hold_port_as(7331, Some("pid 42 (api-helper)"), Some("api"));
+    let waiting = "pending: waiting for port 7331 to be released by pid 42 (api-helper)";
+    rig.until("waiting", |r| r.detail("api") == waiting).await;
+    rig.send(|service| Command::Stop { service }, "api").await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Started again long after: a new wait, as short as the first, not one 10 s old.
+    rig.send(|service| Command::Start { service }, "api").await;
+    rig.until("waiting again", |r| r.detail("api") == waiting)
+        .await;
+    assert!(!rig.log("api").iter().any(|l| l.contains("not starting")));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_port_its_own_leftover_never_releases_blocks_after_the_grace() {
     let rig = rig(r#"
 [services.api]

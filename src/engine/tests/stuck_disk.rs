@@ -37,7 +37,7 @@ fn the_engine_answers_commands_while_a_log_file_is_stuck() {
             rig.until_state("web", State::Running).await;
             // The service floods its output from a thread of its own, as a PTY reader does;
             // the log file takes 64 kB, then nothing.
-            let (logs, web) = (rig.logs.clone(), rig.index("web"));
+            let (logs, web) = (rig.logs.clone(), rig.id("web"));
             let (count, end) = (f.clone(), d.clone());
             let flood = std::thread::spawn(move || {
                 for n in 0..FLOOD {

@@ -2,7 +2,7 @@
 //! buffer's lock and made into text after it is released; a line's colours, or its search
 //! matches highlighted; and, while the user types into a service, its own terminal.
 
-use super::{PALETTE, pane_block};
+use super::{color, pane_block};
 use crate::logs::{LogLine, Stream, strip_sgr};
 use crate::ui::app::{App, Focus, Mode, Shown, matches};
 use ansi_to_tui::IntoText;
@@ -69,10 +69,10 @@ fn render_line(app: &App, line: &LogLine, current: bool) -> Line<'static> {
     }
     if app.all {
         let name = &app.names[line.service];
-        let width = app.names.iter().map(|n| n.width()).max().unwrap_or(0);
+        let width = app.names.values().map(|n| n.width()).max().unwrap_or(0);
         spans.push(Span::styled(
             format!("{name:<width$} │ "),
-            Style::new().fg(PALETTE[line.service % PALETTE.len()]),
+            Style::new().fg(color(line.service)),
         ));
     }
     match line.stream {

@@ -11,7 +11,7 @@ pub(super) use logs::content;
 pub use services::redraw_services;
 
 use super::app::{App, Focus, Mode};
-use crate::engine::{HealthState, ServiceView, State};
+use crate::engine::{HealthState, ServiceId, ServiceView, State};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -27,6 +27,11 @@ const PALETTE: [Color; 6] = [
     Color::Blue,
     Color::LightRed,
 ];
+
+/// A service's colour: the palette goes round down the list (file order).
+fn color(id: ServiceId) -> Color {
+    PALETTE[id.index() % PALETTE.len()]
+}
 
 /// Where each pane goes in `area`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,10 +76,11 @@ pub fn panes(app: &App, area: Rect) -> Panes {
 pub fn list_offset(app: &App, list: Rect) -> usize {
     let rows = (list.height.saturating_sub(3) as usize).max(1); // borders and the header line
     let mut offset = app.list_offset;
-    if app.selected < offset {
-        offset = app.selected;
-    } else if app.selected >= offset + rows {
-        offset = app.selected + 1 - rows;
+    let selected = app.selected_row();
+    if selected < offset {
+        offset = selected;
+    } else if selected >= offset + rows {
+        offset = selected + 1 - rows;
     }
     offset.min(app.views.len().saturating_sub(rows))
 }
@@ -131,13 +137,13 @@ fn problems(views: &[ServiceView]) -> Vec<String> {
 }
 
 fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
-    let wanted = app.views.iter().filter(|v| v.wanted).count();
-    let ready = app.views.iter().filter(|v| v.wanted && v.ready).count();
+    let wanted = app.views.values().filter(|v| v.wanted).count();
+    let ready = app.views.values().filter(|v| v.wanted && v.ready).count();
     // Services that ran and were stopped (`s`, `devstack stop`) are not counted as wanted, but
     // what depends on them may not work: "all ready" would hide them.
     let stopped: Vec<&str> = app
         .views
-        .iter()
+        .values()
         .filter(|v| !v.wanted && v.state == State::Stopped && v.spawns > 0)
         .map(|v| v.name.as_str())
         .collect();
@@ -158,7 +164,7 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
             }),
         ),
     ];
-    let problems = problems(&app.views);
+    let problems = problems(app.views.as_slice());
     if let Some(first) = problems.first() {
         let more = if problems.len() > 1 {
             format!(" (+{} more)", problems.len() - 1)

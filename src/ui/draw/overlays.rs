@@ -43,7 +43,7 @@ pub(super) fn draw_help(frame: &mut Frame) {
 }
 
 pub(super) fn draw_confirm(frame: &mut Frame, app: &App) {
-    let running = app.views.iter().filter(|v| v.pid.is_some()).count();
+    let running = app.views.values().filter(|v| v.pid.is_some()).count();
     let lines = vec![
         Line::from(format!(
             " Stop {running} running service{} and quit?",
@@ -76,7 +76,7 @@ pub(super) fn draw_confirm_detach(frame: &mut Frame) {
 pub(super) fn draw_shutdown(frame: &mut Frame, app: &App) {
     let mut lines: Vec<Line> = app
         .views
-        .iter()
+        .values()
         .filter(|v| v.pid.is_some())
         .map(|v| {
             Line::from(format!(

@@ -2,8 +2,8 @@
 //! beside the state, its pid and uptime, CPU and memory, and the requests it answers (each
 //! optional group dropped, most useful last, before the state is cut).
 
-use super::{PALETTE, pane_block, panes};
-use crate::engine::{HealthState, ServiceView, State};
+use super::{color, pane_block, panes};
+use crate::engine::{HealthState, ServiceId, ServiceView, State};
 use crate::format::uptime;
 use crate::ui::app::{App, Focus};
 use ratatui::buffer::Buffer;
@@ -40,7 +40,7 @@ pub fn redraw_services(last: &mut Buffer, app: &App) {
 pub(super) fn draw_services(buf: &mut Buffer, app: &App, area: Rect) {
     let columns = Columns::fit(app, area);
     let (header, widths) = columns.header();
-    let rows = app.views.iter().enumerate().map(|(i, v)| columns.row(i, v));
+    let rows = app.views.iter().map(|(id, v)| columns.row(id, v));
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(Style::new().bold().fg(Color::Gray)))
         .column_spacing(1)
@@ -51,7 +51,7 @@ pub(super) fn draw_services(buf: &mut Buffer, app: &App, area: Rect) {
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
     let mut state = ratatui::widgets::TableState::default()
         .with_offset(app.list_offset)
-        .with_selected(Some(app.selected));
+        .with_selected(Some(app.selected_row()));
     StatefulWidget::render(table, area, buf, &mut state);
 }
 
@@ -81,14 +81,14 @@ impl Columns {
     fn fit(app: &App, area: Rect) -> Columns {
         let name_width = app
             .names
-            .iter()
+            .values()
             .map(|n| n.width())
             .max()
             .unwrap_or(4)
             .clamp(4, 24) as u16;
         let state_need = app
             .views
-            .iter()
+            .values()
             .map(|v| shown_detail(v).width())
             .max()
             .unwrap_or(5)
@@ -155,17 +155,17 @@ impl Columns {
         (header, widths)
     }
 
-    /// The row of the `i`th service.
-    fn row(&self, i: usize, v: &ServiceView) -> Row<'static> {
+    /// The row of service `id`.
+    fn row(&self, id: ServiceId, v: &ServiceView) -> Row<'static> {
         let (ids, usage) = (self.ids, self.usage);
-        let (g, color) = glyph(v);
+        let (g, state_color) = glyph(v);
         let mut cells = vec![
-            Cell::from(g).fg(color),
-            Cell::from(v.name.clone()).fg(PALETTE[i % PALETTE.len()]),
+            Cell::from(g).fg(state_color),
+            Cell::from(v.name.clone()).fg(color(id)),
             Cell::from(
                 crate::format::ellipsize(&shown_detail(v), self.state_width.into()).into_owned(),
             )
-            .fg(color),
+            .fg(state_color),
             Cell::from(v.health.map_or("-", HealthState::name)),
         ];
         if ids {
