@@ -17,6 +17,10 @@ pub enum Action {
     /// Jump to the newest line and follow again.
     ScrollBottom,
     ToggleFocus,
+    /// Enter: in the traffic pane, open the picked request; elsewhere, move focus.
+    Open,
+    /// In the inspector: the request as a curl command line, copied.
+    CopyCurl,
     Restart,
     StartStop,
     Rebuild,

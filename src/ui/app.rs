@@ -29,6 +29,8 @@ pub enum Mode {
     ShuttingDown,
     /// Keys go to the selected service's terminal (`i`; `Ctrl-a` leaves).
     Input,
+    /// Inside a request (Enter in the traffic pane).
+    Inspect(Box<super::inspect::Inspector>),
 }
 
 /// What an action asks of the world outside the dashboard.
@@ -43,6 +45,8 @@ pub enum Effect {
     CloseScreen(ServiceId),
     /// Leave the dashboard; the stack keeps running (an attached dashboard).
     Detach,
+    /// Fetch this request for the inspector (`App::inspected` takes it).
+    Inspect(u64),
 }
 
 /// How the log pane looks at its buffer.
@@ -106,6 +110,8 @@ pub struct App {
     pub show_traffic: bool,
     /// The traffic pane's tail shows only the selected service's requests (`a` there).
     pub traffic_selected: bool,
+    /// The request picked in the traffic pane's tail (by id); None: following the newest.
+    pub tail_cursor: Option<u64>,
 }
 
 /// Does `text` contain `needle`, ignoring case? (`needle` is already lower-case.)
@@ -170,6 +176,7 @@ impl App {
             traffic: None,
             show_traffic: false,
             traffic_selected: false,
+            tail_cursor: None,
         }
     }
 
@@ -181,7 +188,7 @@ impl App {
         }
     }
 
-    fn page(&self) -> usize {
+    pub(super) fn page(&self) -> usize {
         (self.log_area.height.saturating_sub(2) as usize).max(1)
     }
 
@@ -272,6 +279,15 @@ impl App {
     /// Apply an action; what it asks of the engine or the terminal comes back as effects.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.message = None;
+        if let Mode::Inspect(_) = self.mode {
+            return self.in_inspector(action);
+        }
+        if self.show_traffic && self.focus == Focus::Logs && self.on_tail(&action) {
+            return match action {
+                Action::Open => self.open_inspector(),
+                _ => Vec::new(),
+            };
+        }
         match action {
             Action::Restart
             | Action::Rebuild
@@ -317,7 +333,7 @@ impl App {
             Action::PageDown => self.scroll_down(self.page() / 2),
             Action::ScrollTop => self.scroll_up(usize::MAX / 2),
             Action::ScrollBottom => self.reset_log(),
-            Action::ToggleFocus => {
+            Action::Open | Action::ToggleFocus => {
                 self.focus = match self.focus {
                     Focus::Services => Focus::Logs,
                     Focus::Logs => Focus::Services,
@@ -343,6 +359,8 @@ impl App {
             Action::Zoom => self.zoom = !self.zoom,
             Action::Help => self.mode = Mode::Help,
             Action::CloseOverlay => self.mode = Mode::Normal,
+            // Only the inspector copies a request.
+            Action::CopyCurl => {}
             Action::Traffic => match self.traffic {
                 Some(_) => self.show_traffic = !self.show_traffic,
                 None => {
@@ -350,6 +368,44 @@ impl App {
                         Some("no traffic to show: no service has a proxied `port`".into())
                 }
             },
+        }
+        Vec::new()
+    }
+
+    /// The traffic pane's tail takes the moving keys (a request is picked) and Enter (it is
+    /// opened); whether it took this one.
+    fn on_tail(&mut self, action: &Action) -> bool {
+        let page = self.page() as isize / 2;
+        match action {
+            Action::ScrollUp(n) => self.move_tail_cursor(-(*n as isize)),
+            Action::ScrollDown(n) => self.move_tail_cursor(*n as isize),
+            Action::PageUp => self.move_tail_cursor(-page),
+            Action::PageDown => self.move_tail_cursor(page),
+            Action::ScrollTop => self.move_tail_cursor(isize::MIN / 2),
+            Action::ScrollBottom => self.tail_cursor = None,
+            Action::Open => {}
+            _ => return false,
+        }
+        true
+    }
+
+    /// Keys while the inspector is open: scrolling it, copying it, closing it.
+    fn in_inspector(&mut self, action: Action) -> Vec<Effect> {
+        let page = self.page() as isize;
+        match action {
+            Action::ScrollUp(n) => self.scroll_inspector(-(n as isize)),
+            Action::ScrollDown(n) => self.scroll_inspector(n as isize),
+            Action::PageUp => self.scroll_inspector(-page / 2),
+            Action::PageDown => self.scroll_inspector(page / 2),
+            Action::ScrollTop => self.scroll_inspector(isize::MIN / 2),
+            Action::ScrollBottom => self.scroll_inspector(isize::MAX / 2),
+            Action::CopyCurl => return self.copy_curl(),
+            Action::CloseOverlay => self.mode = Mode::Normal,
+            Action::Interrupt | Action::ForceQuit => {
+                self.mode = Mode::Normal;
+                return self.update(action);
+            }
+            _ => {}
         }
         Vec::new()
     }

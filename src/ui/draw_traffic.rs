@@ -2,7 +2,7 @@
 //! request-rate sparkline per service, and the live tail of requests coloured by status (every
 //! service's, or with `a` only the selected one's). Like `draw`, it only reads.
 
-use super::app::{App, matches};
+use super::app::App;
 use super::draw::content;
 use super::traffic::Seen;
 use crate::config::diag::printable;
@@ -306,30 +306,30 @@ fn status_color(record: &Record) -> Color {
     }
 }
 
-/// The newest requests at the bottom, as many as fit.
+/// The newest requests at the bottom, as many as fit; with a request picked (`j`/`k`), the
+/// ones around it, it highlighted.
 fn draw_tail(frame: &mut Frame, app: &App, seen: &Seen, area: Rect) {
-    let only = app
-        .traffic_selected
-        .then(|| app.names.get(app.selected))
-        .flatten();
-    let involves =
-        |r: &Record| only.is_none_or(|name| r.callee == *name || r.caller.to_string() == *name);
     // `/` (or `&`) narrows the tail to the requests that match, highlighted.
     let needle = app.log.search.as_deref().or(app.log.filter.as_deref());
-    let lower = needle.map(str::to_lowercase);
-    let mut lines: Vec<Line> = seen
-        .tail
+    let shown = crate::ui::inspect::shown_in(app, seen);
+    let rows = area.height as usize;
+    let picked = app
+        .tail_cursor
+        .and_then(|id| shown.iter().position(|r| r.id == id));
+    // The window ends at the newest, or keeps the picked one in view.
+    let end = match picked {
+        Some(at) if at + rows / 2 < shown.len() => (at + rows / 2 + 1).max(rows.min(shown.len())),
+        _ => shown.len(),
+    };
+    let start = end.saturating_sub(rows);
+    let lines: Vec<Line> = shown[start..end]
         .iter()
-        .rev()
-        .filter(|r| involves(r))
-        // A request's path is the caller's text: its controls and bidi overrides are shown
-        // escaped, never sent to the terminal.
-        .map(|r| (r, printable(&r.to_string()).into_owned()))
-        .filter(|(_, text)| lower.as_deref().is_none_or(|n| matches(text, n)))
-        .take(area.height as usize)
-        .map(|(r, text)| {
+        .map(|r| {
+            // A request's path is the caller's text: its controls and bidi overrides are shown
+            // escaped, never sent to the terminal.
+            let text = printable(&r.to_string()).into_owned();
             let mut spans = vec![Span::styled(
-                format!("{} ", r.time_of_day()),
+                format!("{} #{} ", r.time_of_day(), r.id),
                 Style::new().fg(Color::DarkGray),
             )];
             let color = status_color(r);
@@ -339,10 +339,13 @@ fn draw_tail(frame: &mut Frame, app: &App, seen: &Seen, area: Rect) {
                     None => span.fg(color),
                 },
             ));
-            Line::from(spans)
+            let line = Line::from(spans);
+            match app.tail_cursor == Some(r.id) {
+                true => line.style(Style::new().reversed()),
+                false => line,
+            }
         })
         .collect();
-    lines.reverse();
     frame.render_widget(Paragraph::new(lines), area);
 }
 

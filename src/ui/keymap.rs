@@ -39,6 +39,19 @@ pub fn map(mode: &Mode, focus: Focus, key: KeyEvent) -> Option<Action> {
             _ => None,
         },
         Mode::Help => Some(Action::CloseOverlay),
+        Mode::Inspect(_) => match key.code {
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => Some(Action::CloseOverlay),
+            KeyCode::Char('c') => Some(Action::CopyCurl),
+            KeyCode::Char('j') | KeyCode::Down => Some(Action::ScrollDown(1)),
+            KeyCode::Char('k') | KeyCode::Up => Some(Action::ScrollUp(1)),
+            KeyCode::PageDown | KeyCode::Char(' ') => Some(Action::PageDown),
+            KeyCode::Char('d') if ctrl => Some(Action::PageDown),
+            KeyCode::PageUp => Some(Action::PageUp),
+            KeyCode::Char('u') if ctrl => Some(Action::PageUp),
+            KeyCode::Char('g') | KeyCode::Home => Some(Action::ScrollTop),
+            KeyCode::Char('G') | KeyCode::End => Some(Action::ScrollBottom),
+            _ => None,
+        },
         Mode::ShuttingDown => match key.code {
             KeyCode::Char('q') | KeyCode::Char('x') => Some(Action::ForceQuit),
             _ => None,
@@ -171,15 +184,19 @@ pub const KEYS: &[Binding] = &[
         help: None,
     },
     both!(
-        &[
-            code(KeyCode::Enter),
-            code(KeyCode::Tab),
-            code(KeyCode::BackTab)
-        ],
+        &[code(KeyCode::Tab), code(KeyCode::BackTab)],
         A::ToggleFocus,
         ("Enter/Tab", "move focus between the list and the log"),
     )
     .footer(Some(("Tab", "logs")), Some(("Tab", "list"))),
+    Binding {
+        keys: &[code(KeyCode::Enter)],
+        list: Some(A::ToggleFocus),
+        log: Some(A::Open),
+        list_footer: None,
+        log_footer: None,
+        help: Some(("Enter", "traffic pane: open the request picked with j/k (G: newest)")),
+    },
     both!(&[k('r')], A::Restart, ("r", "restart the service")).footer(Some(("r", "restart")), None),
     both!(&[k('s')], A::StartStop, ("s", "start or stop it"))
         .footer(Some(("s", "start/stop")), None),
@@ -399,9 +416,15 @@ mod tests {
                 map(&Mode::Normal, focus, key(KeyCode::Tab)),
                 Some(Action::ToggleFocus)
             );
+            // Enter moves focus from the list; in the log pane it opens (the traffic pane's
+            // picked request; elsewhere it moves focus back: `App::update`).
+            let enter = match focus {
+                Focus::Services => Action::ToggleFocus,
+                Focus::Logs => Action::Open,
+            };
             assert_eq!(
                 map(&Mode::Normal, focus, key(KeyCode::Enter)),
-                Some(Action::ToggleFocus)
+                Some(enter)
             );
         }
     }

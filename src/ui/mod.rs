@@ -6,6 +6,7 @@ pub mod app;
 mod clipboard;
 pub mod draw;
 mod draw_traffic;
+pub mod inspect;
 pub mod keymap;
 pub mod source;
 pub mod traffic;
@@ -286,7 +287,9 @@ impl Frames {
             Some(Ok(event)) => {
                 if let Some(action) = action_for(app, event) {
                     for effect in app.update(action) {
-                        if apply(stack, effect).is_break() {
+                        if let Effect::Inspect(id) = effect {
+                            app.inspected(id, stack.inspect(id));
+                        } else if apply(stack, effect).is_break() {
                             return Err(End::Detached);
                         }
                     }
@@ -431,6 +434,7 @@ fn apply(stack: &Stack, effect: Effect) -> std::ops::ControlFlow<()> {
         Effect::OpenScreen(i, rows, cols) => stack.open_screen(i, rows, cols),
         Effect::CloseScreen(i) => stack.close_screen(i),
         Effect::Detach => return std::ops::ControlFlow::Break(()),
+        Effect::Inspect(_) => unreachable!("the inspector's fetch is the loop's"),
     }
     std::ops::ControlFlow::Continue(())
 }

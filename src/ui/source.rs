@@ -59,6 +59,26 @@ impl Stack {
         }
     }
 
+    /// A kept request, for the inspector: from the proxy here, or asked of the stack (a local
+    /// socket's round trip, on the dashboard's thread: a stack that does not answer within
+    /// a second is said so).
+    pub fn inspect(&self, id: u64) -> Result<crate::traffic::capture::Inspected, String> {
+        match self {
+            Stack::Local { traffic, .. } => traffic
+                .as_ref()
+                .and_then(|stats| stats.inspect(id))
+                .ok_or_else(|| {
+                    format!("request #{id} is not kept (TCP, `capture = false`, or newer ones took its place)")
+                }),
+            Stack::Remote(r) => {
+                let mut c = open(&r.socket).map_err(|e| e.to_string())?;
+                c.set_timeout(Some(std::time::Duration::from_secs(1)))
+                    .map_err(|e| e.to_string())?;
+                c.exchange(id).map_err(|e| e.to_string())
+            }
+        }
+    }
+
     /// Leaving the dashboard can leave the stack running (`q` asks: detach or stop it).
     pub fn attached(&self) -> bool {
         matches!(self, Stack::Remote(_))
@@ -239,6 +259,8 @@ impl Mirror {
 /// A stack running elsewhere, seen through its control socket.
 pub struct Remote {
     pub names: Services<String>,
+    /// Where to ask for what the streams don't carry (the inspector's request).
+    socket: std::path::PathBuf,
     views: watch::Receiver<Services<ServiceView>>,
     logs: Arc<Mirror>,
     /// The traffic pane's, kept by the `subscribe` stream.
@@ -330,6 +352,7 @@ impl Remote {
         });
         Ok(Remote {
             names,
+            socket: socket.clone(),
             views: views_rx,
             logs,
             traffic,

@@ -20,7 +20,7 @@ pub const SECRETS: [&str; 4] = [
 pub const REDACTED: &str = "…redacted…";
 
 /// One exchange, readable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inspected {
     pub id: u64,
     pub time_ms: u64,
@@ -40,7 +40,7 @@ pub struct Inspected {
     pub grpc: Option<Grpc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub method: String,
     pub path: String,
@@ -49,7 +49,7 @@ pub struct Request {
     pub body: Shown,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     pub version: String,
     pub status: u16,
@@ -63,7 +63,7 @@ pub struct Response {
 
 /// A gRPC call: its method, its status, and its messages decoded without their schema
 /// (`1: 42  2: "alice"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grpc {
     /// `/pkg.Service/Method`.
     pub method: String,
@@ -76,7 +76,7 @@ pub struct Grpc {
 }
 
 /// A body as kept: its payload as text or base64, and how much of it there was.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shown {
     /// Bytes of the body as they went through (chunked framing included).
     pub size: u64,

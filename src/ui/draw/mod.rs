@@ -112,6 +112,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Mode::ConfirmQuit => overlays::draw_confirm(frame, app),
         Mode::ConfirmDetach => overlays::draw_confirm_detach(frame),
         Mode::ShuttingDown => overlays::draw_shutdown(frame, app),
+        Mode::Inspect(inspector) => overlays::draw_inspector(frame, inspector),
         _ => {}
     }
 }
@@ -227,6 +228,11 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             keys(&[("d", "detach"), ("s", "stop the stack"), ("n", "stay")])
         }
         (Mode::Help, _) => keys(&[("any key", "close")]),
+        (Mode::Inspect(_), _) => keys(&[
+            ("j/k PgUp/PgDn", "scroll"),
+            ("c", "copy as curl"),
+            ("Esc", "close"),
+        ]),
         (Mode::Input, _) => vec![Span::styled(
             format!(
                 " typing into {} · every key goes to it · Ctrl-a leaves",

@@ -92,3 +92,49 @@ pub(super) fn draw_shutdown(frame: &mut Frame, app: &App) {
     }
     popup(frame, " stopping ", lines, 60);
 }
+
+/// The inspector over a request: nearly the whole screen, its lines coloured by what they show.
+pub(super) fn draw_inspector(frame: &mut Frame, inspector: &crate::ui::inspect::Inspector) {
+    use crate::traffic::capture::text::Part;
+    let area = frame.area();
+    let rect = Rect::new(
+        area.x + 2,
+        area.y + 1,
+        area.width.saturating_sub(4).max(10),
+        area.height.saturating_sub(3).max(3),
+    );
+    let rows = rect.height.saturating_sub(2) as usize;
+    let lines: Vec<Line> = inspector
+        .lines
+        .iter()
+        .skip(inspector.scroll)
+        .take(rows)
+        .map(|(part, text)| match part {
+            Part::Title => Line::styled(text.clone(), Style::new().bold()),
+            Part::Start => Line::styled(text.clone(), Style::new().fg(Color::Cyan).bold()),
+            Part::Field => match text.split_once(": ") {
+                Some((name, value)) => Line::from(vec![
+                    Span::styled(format!("{name}: "), Style::new().fg(Color::Blue)),
+                    Span::raw(value.to_string()),
+                ]),
+                None => Line::raw(text.clone()),
+            },
+            Part::Body => Line::styled(text.clone(), Style::new().fg(Color::Green)),
+            Part::Note => Line::styled(text.clone(), Style::new().fg(Color::DarkGray)),
+            Part::Blank => Line::raw(""),
+        })
+        .collect();
+    frame.render_widget(Clear, rect);
+    let more = inspector
+        .lines
+        .len()
+        .saturating_sub(inspector.scroll + rows);
+    let title = format!(" request #{} ", inspector.id);
+    let mut block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .title(Span::styled(title, Style::new().bold()));
+    if more > 0 {
+        block = block.title_bottom(Line::from(format!(" {more} more lines ")).right_aligned());
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), rect);
+}
