@@ -374,6 +374,16 @@ pub enum Inside {
         id: u64,
     },
     /// The kept requests as a HAR 1.2 file (browsers' developer tools and HAR viewers open it)
+    /// Send a kept request again through the proxy, as its caller would (recorded as
+    /// `replay → SERVICE`), and show the answer beside the original's
+    #[command(after_help = examples::TRAFFIC_REPLAY)]
+    Replay {
+        /// The request's number
+        id: u64,
+        /// Edit the request in $EDITOR first (a field left `…redacted…` keeps its value)
+        #[arg(long)]
+        edit: bool,
+    },
     #[command(after_help = examples::TRAFFIC_EXPORT)]
     Export {
         /// The file to write (`-` for standard output)

@@ -73,6 +73,11 @@ Examples:
   devstack traffic curl 42                 # a curl command line sending #42 again
   AUTHORIZATION='Bearer t0k3n' sh -c \"$(devstack traffic curl 42)\"";
 
+pub const TRAFFIC_REPLAY: &str = "\
+Examples:
+  devstack traffic replay 42          # send #42 again; its answer beside the original's
+  devstack traffic replay 42 --edit   # change it in $EDITOR first";
+
 pub const TRAFFIC_EXPORT: &str = "\
 Examples:
   devstack traffic export --har requests.har           # every service's kept requests

@@ -10,6 +10,7 @@ mod init;
 mod mcp;
 mod mcp_stdio;
 mod remote;
+mod replay;
 mod stack;
 mod traffic;
 

@@ -108,6 +108,7 @@ pub fn inside(mut stack: Running, inside: Inside, json: bool) -> ExitCode {
             ));
             ExitCode::SUCCESS
         }
+        Inside::Replay { id, edit } => super::replay::replay(stack, id, edit, json),
         Inside::Export { har, services } => {
             let asked = stack.ask(|c| Ok((c.exchanges(&services, EXPORT_MOST)?, c.ps()?)));
             let (exchanges, views) = match asked {

@@ -36,7 +36,7 @@ pub const SERVICE_VAR: &str = "DEVSTACK_SERVICE";
 /// next run finds by it what a killed run left behind, even what it never got to record.
 pub const STACK_VAR: &str = "DEVSTACK_STACK";
 /// What the traffic views call callers that are not services (`traffic::Caller`).
-const RESERVED_NAMES: [&str; 2] = ["external", "unknown"];
+pub(crate) const RESERVED_NAMES: [&str; 3] = ["external", "unknown", "replay"];
 
 #[derive(Debug, Clone)]
 pub struct Config {

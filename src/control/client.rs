@@ -170,6 +170,21 @@ impl Client {
         }
     }
 
+    /// Send the kept request `id` again (as `edited`, when given).
+    pub fn replay(
+        &mut self,
+        id: u64,
+        edited: Option<String>,
+    ) -> Result<crate::traffic::replay::Replayed, Error> {
+        match self.call(&Request::Replay {
+            id,
+            request: edited,
+        })? {
+            Answer::Replayed { replayed } => Ok(replayed),
+            _ => Err(Error::Garbled("not an answer to `replay`".into())),
+        }
+    }
+
     /// The last `recent` kept exchanges of `services` (all when empty), oldest first.
     pub fn exchanges(
         &mut self,

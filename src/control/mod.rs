@@ -99,6 +99,13 @@ pub enum Request {
     Exchange {
         id: u64,
     },
+    /// Send the kept request `id` again through the proxy, as `replay`; `request` (text: start
+    /// line, fields, a blank line, the body) in place of it when given.
+    Replay {
+        id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+    },
     /// The last `recent` kept exchanges of `services` (every service when empty), oldest first.
     Exchanges {
         #[serde(default)]
@@ -223,6 +230,10 @@ pub enum Answer {
     Readiness { readiness: Readiness },
     /// `exchange`: one kept exchange (boxed: it is large beside the others).
     Exchange { exchange: Box<wire::Exchange> },
+    /// `replay`: how it went.
+    Replayed {
+        replayed: crate::traffic::replay::Replayed,
+    },
     /// `exchanges`: kept exchanges, oldest first.
     Exchanges { exchanges: Vec<wire::Exchange> },
     /// Done: `down`, an action with `"wait":false`.

@@ -20,6 +20,7 @@ pub mod h1;
 mod http;
 mod limits;
 pub mod proxy;
+pub mod replay;
 pub mod sniff;
 pub mod stats;
 

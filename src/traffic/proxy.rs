@@ -310,7 +310,10 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
         return;
     };
     // Forwarding never waits for the caller: the records do.
-    let caller = ctx.callers.lookup(peer, local);
+    let caller = match ctx.stats.is_replay(peer) {
+        true => super::Lookup::known(super::Caller::Replay),
+        false => ctx.callers.lookup(peer, local),
+    };
     let sniffed = match route.protocol {
         Protocol::Tcp => Ok((Detected::Tcp, Vec::new())),
         Protocol::Auto => sniff::sniff(&mut client, SNIFF_WAIT, Detected::Tcp).await,

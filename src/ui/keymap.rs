@@ -195,7 +195,10 @@ pub const KEYS: &[Binding] = &[
         log: Some(A::Open),
         list_footer: None,
         log_footer: None,
-        help: Some(("Enter", "traffic pane: open the request picked with j/k (G: newest)")),
+        help: Some((
+            "Enter",
+            "traffic pane: open the request picked with j/k (G: newest)",
+        )),
     },
     both!(&[k('r')], A::Restart, ("r", "restart the service")).footer(Some(("r", "restart")), None),
     both!(&[k('s')], A::StartStop, ("s", "start or stop it"))
@@ -422,10 +425,7 @@ mod tests {
                 Focus::Services => Action::ToggleFocus,
                 Focus::Logs => Action::Open,
             };
-            assert_eq!(
-                map(&Mode::Normal, focus, key(KeyCode::Enter)),
-                Some(enter)
-            );
+            assert_eq!(map(&Mode::Normal, focus, key(KeyCode::Enter)), Some(enter));
         }
     }
 

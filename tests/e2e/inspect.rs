@@ -432,3 +432,56 @@ fn the_dashboard_opens_a_request_in_the_inspector_here_and_attached() {
     tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
 }
+
+#[test]
+fn replay_sends_a_kept_request_again_as_replay_and_edit_changes_it_first() {
+    let port = free_port();
+    let stack = echo(port, "capture = { redact = false }");
+    let sent = br#"{"n":42}"#;
+    exchange(
+        port,
+        &post("/replay-me", "authorization: Bearer s3cret\r\n", sent),
+    );
+    let id = id_of(&stack, "/replay-me");
+    let out = stack
+        .command(&["traffic", "replay", &id.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("replay → api  200 OK"), "{said}");
+    assert!(said.contains("body: the same"), "{said}");
+    // Its own record, from `replay`, with the secret the original carried and the same body.
+    let again: u64 = said
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.strip_prefix('#'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no #id in {said}"));
+    assert!(again > id);
+    let shown = json(&stack, &["traffic", "show", &again.to_string(), "--json"]);
+    assert_eq!(shown["caller"], "replay");
+    assert_eq!(shown["request"]["body"]["text"], r#"{"n":42}"#);
+    let fields = shown["request"]["headers"].as_array().unwrap();
+    assert!(fields.iter().any(|f| f[1] == "Bearer s3cret"), "{fields:?}");
+    let table = json(&stack, &["traffic", "--json"]);
+    assert!(
+        table["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["caller"] == "replay" && e["callee"] == "api"),
+        "{table}"
+    );
+    // Edited first: the body the editor left is what goes.
+    let out = stack
+        .command(&["traffic", "replay", &id.to_string(), "--edit"])
+        .env("EDITOR", "sed -i s/42/43/")
+        .env_remove("VISUAL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("body: differs"), "{said}");
+    stack.stop();
+}

@@ -6,11 +6,12 @@ use super::{Cond, Dep, Stack, Svc};
 use std::collections::{BTreeMap, BTreeSet};
 
 impl Stack {
-    /// Names devstack accepts (letters, digits, `-`, `_`; not `external`/`unknown`), unique.
+    /// Names devstack accepts (letters, digits, `-`, `_`; not `external`, `unknown` or
+    /// `replay`), unique.
     pub(super) fn sanitise_names(&mut self) {
         let valid = |n: &str| {
             !n.is_empty()
-                && !matches!(n, "external" | "unknown")
+                && !crate::config::RESERVED_NAMES.contains(&n)
                 && n.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         };
@@ -39,7 +40,7 @@ impl Stack {
             if name.is_empty() {
                 name = "service".into();
             }
-            if matches!(name.as_str(), "external" | "unknown") {
+            if crate::config::RESERVED_NAMES.contains(&name.as_str()) {
                 name.push_str("-svc");
             }
             let base = name.clone();

@@ -39,6 +39,7 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
         }
         Request::Traffic { recent, .. } => return done(traffic(ctx, *recent)),
         Request::Exchange { id } => return exchange(ctx, *id),
+        Request::Replay { id, request } => return replay(ctx, *id, request.as_deref()).await,
         Request::Exchanges { services, recent } => {
             return match services
                 .iter()
@@ -281,5 +282,29 @@ fn exchange(ctx: &Context, id: u64) -> Response {
             "request #{id} is not kept: it was TCP, its service keeps no exchanges \
              (`capture = false`), or newer ones took its place"
         )),
+    }
+}
+
+/// Send a kept request again through its service's proxy.
+async fn replay(ctx: &Context, id: u64, edited: Option<&str>) -> Response {
+    let Some(stats) = &ctx.traffic else {
+        return error("no service is proxied here: nothing to replay");
+    };
+    let Some((record, _)) = stats.kept(id) else {
+        return exchange(ctx, id);
+    };
+    let port = ctx
+        .handle
+        .views()
+        .borrow()
+        .values()
+        .find(|v| v.name == record.callee)
+        .and_then(|v| v.port);
+    let Some(port) = port else {
+        return error(format!("{} has no port to send it to", record.callee));
+    };
+    match crate::traffic::replay::replay(stats, id, port, edited).await {
+        Ok(replayed) => done(Answer::Replayed { replayed }),
+        Err(e) => error(format!("request #{id}: {e}")),
     }
 }

@@ -34,6 +34,8 @@ pub enum Caller {
     External,
     /// The caller had gone before it could be looked up.
     Unknown,
+    /// devstack, sending a kept request again (`traffic replay`).
+    Replay,
 }
 
 impl fmt::Display for Caller {
@@ -42,6 +44,7 @@ impl fmt::Display for Caller {
             Caller::Service(name) => name,
             Caller::External => "external",
             Caller::Unknown => "unknown",
+            Caller::Replay => "replay",
         })
     }
 }
@@ -59,6 +62,7 @@ impl<'de> Deserialize<'de> for Caller {
         Ok(match name.as_str() {
             "external" => Caller::External,
             "unknown" => Caller::Unknown,
+            "replay" => Caller::Replay,
             _ => Caller::Service(name.into()),
         })
     }
@@ -157,6 +161,11 @@ const ANSWER_WAIT: Duration = Duration::from_secs(5);
 pub struct Lookup(watch::Receiver<Option<Caller>>);
 
 impl Lookup {
+    /// A caller known already (devstack's own replays).
+    pub fn known(caller: Caller) -> Lookup {
+        Lookup(watch::channel(Some(caller)).1)
+    }
+
     /// The caller, if known by now.
     pub fn now(&self) -> Option<Caller> {
         self.0.borrow().clone()

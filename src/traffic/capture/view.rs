@@ -280,7 +280,7 @@ fn fields(head: &[u8], redact: bool) -> (Vec<(String, String)>, bool) {
 }
 
 /// A kept body, de-chunked when it was chunked, as text or base64.
-fn shown(kept: &Kept, chunked: bool) -> Shown {
+pub fn shown(kept: &Kept, chunked: bool) -> Shown {
     let payload = if chunked {
         dechunk(&kept.bytes)
     } else {

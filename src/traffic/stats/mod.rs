@@ -35,6 +35,9 @@ const MAX_EDGES: usize = 4096;
 /// Collects records; shared by every listener of a proxy (and readable from any thread).
 pub struct Stats {
     inner: Mutex<Inner>,
+    /// The addresses devstack's own replays connect from (`traffic replay`): their caller is
+    /// `replay`.
+    replays: Mutex<Vec<std::net::SocketAddr>>,
     tail: broadcast::Sender<Arc<Record>>,
     start: Instant,
 }
@@ -66,6 +69,7 @@ impl Stats {
                 edge_count: 0,
                 recent: VecDeque::with_capacity(RECENT),
             }),
+            replays: Mutex::new(Vec::new()),
             tail: broadcast::channel(1024).0,
             start: Instant::now(),
         })
@@ -120,6 +124,26 @@ impl Stats {
                     .or_say("the last follower may have left since they were counted");
             }
         }
+    }
+
+    /// A connection from `from` is a replay (until `replayed`).
+    pub fn replaying(&self, from: std::net::SocketAddr) {
+        self.replays.locked().push(from);
+    }
+
+    pub fn replayed(&self, from: std::net::SocketAddr) {
+        self.replays.locked().retain(|a| *a != from);
+    }
+
+    /// Does a connection from `peer` replay a request?
+    pub fn is_replay(&self, peer: std::net::SocketAddr) -> bool {
+        let replays = self.replays.locked();
+        !replays.is_empty() && replays.contains(&peer)
+    }
+
+    /// A kept exchange as it was captured (its secrets too: for a replay, never shown).
+    pub fn kept(&self, id: u64) -> Option<(Arc<Record>, Arc<Capture>)> {
+        self.inner.locked().captures.get(id)
     }
 
     /// The last record's id (0: none yet).
