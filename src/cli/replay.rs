@@ -86,7 +86,7 @@ fn edited(original: &Inspected) -> Result<String, String> {
 }
 
 /// The replay's answer beside the original's.
-fn compared(original: &Inspected, replayed: &Replayed) -> Vec<String> {
+pub(super) fn compared(original: &Inspected, replayed: &Replayed) -> Vec<String> {
     let took = devstack::format::latency(replayed.took_us);
     let name = replayed
         .id

@@ -111,6 +111,8 @@ async fn the_tools_see_and_drive_a_running_stack() {
             "logs",
             "ps",
             "rebuild",
+            "replay",
+            "request",
             "restart",
             "start",
             "stop",
@@ -216,16 +218,33 @@ async fn the_tools_see_and_drive_a_running_stack() {
     assert!(!error && text.starts_with("api: stopped"), "{text}");
     assert_eq!(http_status(port, "/after-stop"), 502);
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let text = loop {
         let (text, error) = call(&client, "failed_requests", json!({"service": "api"})).await;
         assert!(!error, "{text}");
         if text.contains("external → api GET /after-stop 502") {
-            assert_eq!(text.lines().count(), 1, "{text}");
-            break;
+            // The failure, with what its caller was answered.
+            assert_eq!(text.lines().count(), 2, "{text}");
+            assert!(
+                text.contains("  answer: devstack: api is stopped"),
+                "{text}"
+            );
+            break text;
         }
         assert!(Instant::now() < deadline, "no failure: {text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    // Inside it, by its #id; and sent again, answered alike.
+    let id = number_after(&text, " #");
+    let (inside, error) = call(&client, "request", json!({"id": id})).await;
+    assert!(!error, "{inside}");
+    assert!(inside.contains("GET /after-stop HTTP/1.1"), "{inside}");
+    assert!(inside.contains("HTTP/1.1 502 Bad Gateway"), "{inside}");
+    let (again, error) = call(&client, "replay", json!({"id": id})).await;
+    assert!(!error, "{again}");
+    assert!(again.contains("replay → api  502 Bad Gateway"), "{again}");
+    assert!(again.contains("body: the same"), "{again}");
+    let (none, error) = call(&client, "request", json!({"id": 999_999})).await;
+    assert!(error && none.contains("no request #999999 yet"), "{none}");
     // A stopped service will not be ready: said at once, not after the timeout.
     let (text, error) = call(
         &client,
@@ -287,7 +306,7 @@ async fn without_a_stack_each_tool_says_so_and_the_server_stays_up() {
         );
         assert_eq!(text, said, "{tool}");
     }
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 9);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 11);
     client.cancel().await.unwrap();
 
     // With -f, the stack of that file's folder, wherever the server runs.

@@ -6,12 +6,13 @@
 //! only: nothing here prints, and no `tracing` subscriber is installed (rmcp's logs go nowhere).
 
 mod logs;
+mod requests;
 
 use super::remote::{self, Action, Running};
 use devstack::control::Readiness;
 use devstack::ignored::Ignore;
-use devstack::traffic::Record;
 use logs::{LogsParams, file_lines};
+use requests::{FailedParams, RequestParams, failed_requests, replay, request};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
@@ -19,14 +20,11 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// `wait_ready`'s timeout unless told, and the longest it takes.
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 const MAX_WAIT: Duration = Duration::from_secs(600);
-/// Requests a `failed_requests` call returns unless told (the stack keeps the last 1000).
-const DEFAULT_FAILED: usize = 50;
-const RECENT_KEPT: usize = 1000;
 
 /// Serve MCP on stdin/stdout until the client hangs up.
 pub fn serve(file: Option<&Path>) -> ExitCode {
@@ -89,15 +87,6 @@ pub struct WaitParams {
     services: Vec<String>,
     /// How long to wait, as `30s` or `2m` (default 60s, at most 10m)
     timeout: Option<String>,
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-#[schemars(crate = "rmcp::schemars")]
-pub struct FailedParams {
-    /// Only requests to or from this service
-    service: Option<String>,
-    /// How many of the most recent failures to return (default 50; at least 1)
-    limit: Option<usize>,
 }
 
 #[tool_router]
@@ -241,6 +230,27 @@ impl Devstack {
         self.with_stack(move |stack| failed_requests(stack, p))
             .await
     }
+
+    #[tool(
+        description = "One request the proxy kept, by its #id (as failed_requests and `devstack traffic -f` show it): request and response heads (secrets' values redacted), bodies (the first 64 KiB of each; JSON pretty-printed, binary as a hex dump), a gRPC call's method, status and messages, and timings",
+        annotations(read_only_hint = true)
+    )]
+    async fn request(
+        &self,
+        Parameters(p): Parameters<RequestParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.with_stack(move |stack| request(stack, p.id)).await
+    }
+
+    #[tool(
+        description = "Send a kept request (by #id) again through the proxy, as its caller would, recorded as `replay → SERVICE`; returns its answer beside the original's (status, the header fields that differ, whether the body does). `request` (optional) replaces it: the request as text (start line, fields, a blank line, the body), a field left `…redacted…` keeping its captured value"
+    )]
+    async fn replay(
+        &self,
+        Parameters(p): Parameters<requests::ReplayParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.with_stack(move |stack| replay(stack, p)).await
+    }
 }
 
 #[tool_handler(router = self.tool_router)]
@@ -249,7 +259,7 @@ impl ServerHandler for Devstack {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("devstack", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "devstack runs a stack of local services (devstack.toml). These tools act on the stack running in this project's folder (started with `devstack up -d`): see services and their health (ps), read and search logs (logs), start/stop/restart/rebuild services and wait for them (wait_ready), and see the traffic between them (traffic, failed_requests).",
+                "devstack runs a stack of local services (devstack.toml). These tools act on the stack running in this project's folder (started with `devstack up -d`): see services and their health (ps), read and search logs (logs), start/stop/restart/rebuild services and wait for them (wait_ready), and see the traffic between them (traffic, failed_requests), look inside a request (request) and send it again (replay).",
             )
     }
 }
@@ -392,36 +402,4 @@ fn wait_ready(stack: Running, timeout: Duration, services: &[String]) -> Outcome
             Err(text)
         }
     }
-}
-
-fn failed_requests(mut stack: Running, p: FailedParams) -> Outcome {
-    let limit = at_least_one(p.limit, DEFAULT_FAILED, "limit")?;
-    let (_, recent) = stack
-        .client
-        .traffic(RECENT_KEPT, false)
-        .map_err(|e| stack.describe(&e))?;
-    let failed: Vec<&Record> = recent
-        .iter()
-        .filter(|r| r.is_error())
-        .filter(|r| {
-            p.service
-                .as_deref()
-                .is_none_or(|s| r.callee == s || r.caller.to_string() == s)
-        })
-        .collect();
-    let shown = &failed[failed.len().saturating_sub(limit)..];
-    if shown.is_empty() {
-        return Ok(format!(
-            "no failed request among the last {} recorded",
-            devstack::format::plural(recent.len(), "request")
-        ));
-    }
-    Ok(shown
-        .iter()
-        .map(|r| {
-            let at = SystemTime::UNIX_EPOCH + Duration::from_millis(r.time_ms);
-            format!("{} {r}", devstack::format::stamp(at))
-        })
-        .collect::<Vec<_>>()
-        .join("\n"))
 }
