@@ -13,6 +13,7 @@
 //! - [`stats`]: per-edge counters, rates, latency percentiles, the recent ring and the tail.
 
 pub mod caller;
+pub mod decode;
 pub mod h1;
 mod http;
 mod limits;
