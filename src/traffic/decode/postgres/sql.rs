@@ -5,8 +5,8 @@ use crate::traffic::decode::MAX_TEXT;
 
 /// `query` normalised for grouping: string literals (`'…'`, `E'…'`, `B'…'`, `X'…'`, `$tag$…$tag$`)
 /// and numbers as `?`, parameters (`$1`) and quoted identifiers kept, comments dropped, each run
-/// of whitespace one space, a list of literals after `IN` one `?` (`IN (?)`), cut to
-/// [`MAX_TEXT`] characters.
+/// of whitespace one space, a list of literals after `IN` one `?` (`IN (?)`), the closing `;`
+/// dropped, cut to [`MAX_TEXT`] characters.
 pub fn normalize(query: &str) -> String {
     let mut n = Normalizer {
         out: String::with_capacity(query.len().min(MAX_TEXT * 2)),
@@ -19,6 +19,8 @@ pub fn normalize(query: &str) -> String {
     while i < b.len() && n.out.len() <= MAX_TEXT * 4 {
         i = n.token(query, i);
     }
+    let end = n.out.trim_end_matches([';', ' ']).len();
+    n.out.truncate(end);
     cut(n.out)
 }
 
@@ -285,6 +287,8 @@ mod tests {
             ),
             ("SELECT 'unterminated", "SELECT ?"),
             ("SELECT $", "SELECT $"),
+            ("SELECT 1;\n", "SELECT ?"),
+            ("SELECT 1; SELECT 2 ;", "SELECT ?; SELECT ?"),
             (
                 "SELECT café FROM t WHERE n = 'é'",
                 "SELECT café FROM t WHERE n = ?",
