@@ -16,6 +16,7 @@
 
 pub mod caller;
 pub mod capture;
+pub mod decode;
 pub mod h1;
 mod http;
 mod limits;

@@ -14,6 +14,7 @@ mod config_errors;
 mod config_props;
 mod control;
 mod debuglog;
+mod decode;
 mod demo;
 mod graceful;
 mod health;

@@ -1,0 +1,569 @@
+//! Redis: each command (RESP2/RESP3 arrays, or inline commands) matched with its reply, in
+//! order, as pipelining has it. Frames are found by `resp::Scanner` and read by `redis-protocol`.
+//!
+//! What is not a reply to a command is told apart: pub/sub messages (a RESP2 array
+//! `message`/`pmessage`/`smessage` while subscribed, any RESP3 push), the confirmations of a
+//! `SUBSCRIBE` (one per channel, all of them the one reply of that command), `MONITOR`'s feed,
+//! and the commands `CLIENT REPLY OFF`/`SKIP` silence. A reply that answers nothing makes the
+//! decoder give up rather than mis-match what follows.
+
+mod resp;
+
+use super::{Decoder, Exchange, MAX_ERROR, MAX_PENDING, MAX_TEXT, Protocol, State, printable};
+use crate::format;
+use redis_protocol::resp3::types::RangeFrame;
+use resp::{Frame, NotResp, STREAMED, Scanner};
+use std::borrow::Cow;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Instant;
+
+/// Subscriptions counted per family past which the decoder gives up.
+const MAX_SUBSCRIPTIONS: usize = 10_000;
+/// A command's name is cut to this many characters.
+const MAX_NAME: usize = 40;
+
+/// Commands taken for an inline command (a line of words) when a connection opens with one.
+const INLINE: &[&str] = &[
+    "PING",
+    "AUTH",
+    "SELECT",
+    "INFO",
+    "ECHO",
+    "QUIT",
+    "GET",
+    "SET",
+    "DEL",
+    "EXISTS",
+    "INCR",
+    "DECR",
+    "EXPIRE",
+    "TTL",
+    "TYPE",
+    "KEYS",
+    "SCAN",
+    "MGET",
+    "MSET",
+    "HGET",
+    "HSET",
+    "HGETALL",
+    "LPUSH",
+    "RPUSH",
+    "LPOP",
+    "RPOP",
+    "LRANGE",
+    "LLEN",
+    "SADD",
+    "SMEMBERS",
+    "ZADD",
+    "ZRANGE",
+    "PUBLISH",
+    "SUBSCRIBE",
+    "PSUBSCRIBE",
+    "MONITOR",
+    "FLUSHALL",
+    "FLUSHDB",
+    "DBSIZE",
+    "CLIENT",
+    "CONFIG",
+    "COMMAND",
+];
+
+/// Whether a connection opening with `first` speaks Redis: a RESP array (`*` and a digit), or
+/// an inline command among the common ones.
+pub fn looks_like(first: &[u8]) -> bool {
+    match first {
+        [b'*', digit, ..] => digit.is_ascii_digit(),
+        [] | [b'*'] => false,
+        _ => {
+            let line = first.split(|&b| b == b'\n').next().unwrap_or_default();
+            let Some(end) = line.iter().position(|&b| matches!(b, b' ' | b'\r')) else {
+                return false;
+            };
+            let http = line.windows(6).any(|w| w == b" HTTP/");
+            let word = String::from_utf8_lossy(&line[..end]).to_ascii_uppercase();
+            !http && INLINE.contains(&word.as_str())
+        }
+    }
+}
+
+/// A passive Redis decoder of one connection.
+pub struct Redis {
+    commands: Scanner,
+    replies: Scanner,
+    /// When the command being read began (its first bytes came in an earlier read).
+    since: Option<Instant>,
+    matcher: Matcher,
+}
+
+impl Default for Redis {
+    fn default() -> Self {
+        Redis::new()
+    }
+}
+
+impl Redis {
+    pub fn new() -> Redis {
+        Redis {
+            commands: Scanner::new(true),
+            replies: Scanner::new(false),
+            since: None,
+            matcher: Matcher::default(),
+        }
+    }
+}
+
+impl Decoder for Redis {
+    fn protocol(&self) -> Protocol {
+        Protocol::Redis
+    }
+
+    fn caller_sent(&mut self, mut bytes: &[u8], at: Instant) {
+        let mut since = self.since.take().unwrap_or(at);
+        while self.matcher.state == State::Decoding {
+            match self.commands.next(&mut bytes) {
+                Ok(Some(frame)) => self.matcher.command(&frame, since),
+                Ok(None) => break,
+                Err(NotResp) => self.matcher.give_up(),
+            }
+            since = at;
+        }
+        if self.commands.mid_frame() {
+            self.since = Some(since);
+        }
+    }
+
+    fn service_sent(&mut self, mut bytes: &[u8], at: Instant) {
+        while self.matcher.state == State::Decoding {
+            match self.replies.next(&mut bytes) {
+                Ok(Some(frame)) => self.matcher.reply(&frame, at),
+                Ok(None) => break,
+                Err(NotResp) => self.matcher.give_up(),
+            }
+        }
+    }
+
+    fn end(&mut self, at: Instant) {
+        while let Some(p) = self.matcher.pending.pop_front() {
+            let exchange = p.exchange("no reply".into(), None, at);
+            self.matcher.done.push(exchange);
+        }
+    }
+
+    fn take(&mut self) -> Vec<Exchange> {
+        std::mem::take(&mut self.matcher.done)
+    }
+
+    fn state(&self) -> State {
+        self.matcher.state
+    }
+}
+
+/// Which subscriptions a command is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Channel = 0,
+    Pattern = 1,
+    Shard = 2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    /// `(P|S)(UN)SUBSCRIBE`: answered by one confirmation per channel (`left`; None: an
+    /// unsubscription from all, as many as there are, one at least).
+    Subscription {
+        family: Family,
+        subscribe: bool,
+        left: Option<usize>,
+    },
+    Monitor,
+    Reset,
+    Hello,
+}
+
+/// A command waiting for its reply.
+struct Pending {
+    request: String,
+    group: String,
+    started: Instant,
+    kind: Kind,
+}
+
+impl Pending {
+    fn exchange(self, outcome: String, error: Option<String>, at: Instant) -> Exchange {
+        Exchange {
+            protocol: Protocol::Redis,
+            request: self.request,
+            group: self.group,
+            outcome,
+            error,
+            started: self.started,
+            latency: at.saturating_duration_since(self.started),
+        }
+    }
+}
+
+/// What is matched: commands waiting, the connection's modes, the exchanges done.
+struct Matcher {
+    pending: VecDeque<Pending>,
+    done: Vec<Exchange>,
+    state: State,
+    /// Hashes of the channels, patterns and shard channels subscribed to.
+    subscriptions: [HashSet<u64>; 3],
+    /// After `HELLO 3`: only push frames are out of band.
+    resp3: bool,
+    monitor: bool,
+    /// `CLIENT REPLY OFF`, and `SKIP` (the next command is not answered).
+    replies_off: bool,
+    skip_next: bool,
+}
+
+impl Default for Matcher {
+    fn default() -> Self {
+        Matcher {
+            pending: VecDeque::new(),
+            done: Vec::new(),
+            state: State::Decoding,
+            subscriptions: Default::default(),
+            resp3: false,
+            monitor: false,
+            replies_off: false,
+            skip_next: false,
+        }
+    }
+}
+
+impl Matcher {
+    fn give_up(&mut self) {
+        self.state = State::GaveUp;
+        self.pending = VecDeque::new();
+        self.subscriptions = Default::default();
+    }
+
+    fn command(&mut self, frame: &Frame, started: Instant) {
+        let (args, argc) = arguments(frame);
+        let Some(first) = args.first() else {
+            return; // `*0` or an empty line: Redis answers nothing
+        };
+        let name = command_name(first, args.get(1));
+        let request = match key_index(&name, &args) {
+            Some(i) if i < args.len() => {
+                format!(
+                    "{name} {}",
+                    printable(&args[i], MAX_TEXT.saturating_sub(name.len() + 1))
+                )
+            }
+            _ => name.clone(),
+        };
+        let kind = kind_of(&name, argc);
+        let mut silent = std::mem::take(&mut self.skip_next) || self.replies_off;
+        if name == "CLIENT REPLY" {
+            match args.get(2).map(|a| a.to_ascii_uppercase()).as_deref() {
+                Some(b"ON") => (self.replies_off, silent) = (false, false),
+                Some(b"OFF") => (self.replies_off, silent) = (true, true),
+                Some(b"SKIP") => (self.skip_next, silent) = (true, true),
+                _ => {}
+            }
+        }
+        let pending = Pending {
+            request,
+            group: name,
+            started,
+            kind,
+        };
+        if silent {
+            self.done
+                .push(pending.exchange("no reply".into(), None, started));
+        } else if self.pending.len() >= MAX_PENDING {
+            self.give_up();
+        } else {
+            self.pending.push_back(pending);
+        }
+    }
+
+    fn reply(&mut self, frame: &Frame, at: Instant) {
+        if self.monitor {
+            return; // MONITOR's feed: every command the server runs
+        }
+        let push = frame.kind == b'>';
+        if push || frame.kind == b'*' {
+            let word = frame.part_bytes(0).map(|w| w.to_ascii_lowercase());
+            match word.as_deref().and_then(subscription_word) {
+                Some((family, subscribe)) if self.expects(family, subscribe) => {
+                    return self.confirm(frame, family, subscribe, at);
+                }
+                _ if push => return,
+                _ => {}
+            }
+            let message = matches!(
+                word.as_deref(),
+                Some(b"message" | b"pmessage" | b"smessage")
+            );
+            if message && !self.resp3 && self.subscriptions.iter().any(|s| !s.is_empty()) {
+                return;
+            }
+        }
+        let Some(pending) = self.pending.pop_front() else {
+            return self.give_up(); // a reply to nothing: what follows could not be matched
+        };
+        let (outcome, error) = describe(frame);
+        match pending.kind {
+            Kind::Monitor if error.is_none() => self.monitor = true,
+            Kind::Reset => {
+                (self.resp3, self.replies_off) = (false, false);
+                self.subscriptions = Default::default();
+            }
+            Kind::Hello if error.is_none() => self.resp3 = frame.kind == b'%',
+            _ => {}
+        }
+        self.done.push(pending.exchange(outcome, error, at));
+    }
+
+    /// Whether the command waiting first is a (un)subscription of this family.
+    fn expects(&self, family: Family, subscribe: bool) -> bool {
+        matches!(self.pending.front(), Some(Pending { kind: Kind::Subscription { family: f, subscribe: s, .. }, .. }) if *f == family && *s == subscribe)
+    }
+
+    /// One confirmation of the (un)subscription waiting first; the last one completes it.
+    fn confirm(&mut self, frame: &Frame, family: Family, subscribe: bool, at: Instant) {
+        let set = &mut self.subscriptions[family as usize];
+        let before = set.len();
+        let channel = frame.part_bytes(1).map(hash);
+        if let Some(channel) = channel {
+            if subscribe {
+                set.insert(channel);
+            } else {
+                set.remove(&channel);
+            }
+        }
+        if set.len() > MAX_SUBSCRIPTIONS {
+            return self.give_up();
+        }
+        let count = match frame.part(2) {
+            Some(RangeFrame::Number { data, .. }) => data,
+            _ => set.len() as i64,
+        };
+        let Some(Pending {
+            kind: Kind::Subscription { left, .. },
+            ..
+        }) = self.pending.front_mut()
+        else {
+            return;
+        };
+        let remaining = left.unwrap_or(before.max(1)).saturating_sub(1);
+        *left = Some(remaining);
+        if remaining == 0 {
+            let pending = self.pending.pop_front().expect("the front was just seen");
+            let outcome = format::plural(count.max(0) as usize, "subscription");
+            self.done.push(pending.exchange(outcome, None, at));
+        }
+    }
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// `subscribe` → (channels, true), `punsubscribe` → (patterns, false), …
+fn subscription_word(word: &[u8]) -> Option<(Family, bool)> {
+    Some(match word {
+        b"subscribe" => (Family::Channel, true),
+        b"unsubscribe" => (Family::Channel, false),
+        b"psubscribe" => (Family::Pattern, true),
+        b"punsubscribe" => (Family::Pattern, false),
+        b"ssubscribe" => (Family::Shard, true),
+        b"sunsubscribe" => (Family::Shard, false),
+        _ => return None,
+    })
+}
+
+/// A command's first arguments (those the scanner located), and how many it has in all.
+fn arguments<'a>(frame: &'a Frame) -> (Vec<Cow<'a, [u8]>>, usize) {
+    if frame.kind == 0 {
+        let line = frame.bytes.trim_ascii_end();
+        let words = shlex::bytes::split(line).unwrap_or_else(|| {
+            line.split(|b| b.is_ascii_whitespace())
+                .filter(|w| !w.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect()
+        });
+        let argc = words.len();
+        return (words.into_iter().map(Cow::Owned).collect(), argc);
+    }
+    let argc = frame.count.unwrap_or(0).max(0) as usize;
+    let args = (0..frame.parts.len())
+        .map(|i| Cow::Borrowed(frame.part_bytes(i).unwrap_or_default()))
+        .collect();
+    (args, argc)
+}
+
+/// Commands that hold subcommands: their name is both words.
+const CONTAINERS: &[&str] = &[
+    "ACL", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "DEBUG", "FUNCTION", "LATENCY", "MEMORY",
+    "MODULE", "OBJECT", "PUBSUB", "SCRIPT", "SLOWLOG", "XGROUP", "XINFO",
+];
+
+/// `GET`, `CLIENT SETNAME`: upper case, cut.
+fn command_name(first: &[u8], second: Option<&Cow<[u8]>>) -> String {
+    let name = printable(first, MAX_NAME).to_ascii_uppercase();
+    match second {
+        Some(sub) if CONTAINERS.contains(&name.as_str()) => {
+            format!("{name} {}", printable(sub, MAX_NAME).to_ascii_uppercase())
+        }
+        _ => name,
+    }
+}
+
+/// Commands whose arguments are not keys, or never shown (`AUTH`'s, `HELLO`'s credentials):
+/// the name alone is shown.
+const KEYLESS: &[&str] = &[
+    "AUTH",
+    "PING",
+    "ECHO",
+    "QUIT",
+    "RESET",
+    "MULTI",
+    "EXEC",
+    "DISCARD",
+    "UNWATCH",
+    "DBSIZE",
+    "FLUSHDB",
+    "FLUSHALL",
+    "SAVE",
+    "BGSAVE",
+    "BGREWRITEAOF",
+    "LASTSAVE",
+    "TIME",
+    "ROLE",
+    "SHUTDOWN",
+    "SWAPDB",
+    "WAIT",
+    "WAITAOF",
+    "FAILOVER",
+    "REPLICAOF",
+    "SLAVEOF",
+    "SYNC",
+    "PSYNC",
+    "MONITOR",
+    "READONLY",
+    "READWRITE",
+    "RANDOMKEY",
+    "SCAN",
+    "SELECT",
+    "INFO",
+    "LOLWUT",
+    "ASKING",
+    "REPLCONF",
+];
+
+/// Where a command's first key is among its arguments (None: none to show).
+fn key_index(name: &str, args: &[Cow<[u8]>]) -> Option<usize> {
+    match name {
+        "HELLO" => args.get(1)?.iter().all(u8::is_ascii_digit).then_some(1),
+        "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" => {
+            let keys: u64 = std::str::from_utf8(args.get(2)?).ok()?.parse().ok()?;
+            (keys > 0).then_some(3)
+        }
+        "XREAD" | "XREADGROUP" => args
+            .iter()
+            .position(|a| a.eq_ignore_ascii_case(b"STREAMS"))
+            .map(|i| i + 1),
+        "BITOP" => Some(2),
+        "MIGRATE" => Some(3),
+        _ if KEYLESS.contains(&name) => None,
+        _ if name.contains(' ') => {
+            let keyed = ["OBJECT ", "MEMORY USAGE", "XINFO ", "XGROUP "];
+            keyed.iter().any(|k| name.starts_with(k)).then_some(2)
+        }
+        _ => Some(1),
+    }
+}
+
+fn kind_of(name: &str, argc: usize) -> Kind {
+    let channels = argc.saturating_sub(1);
+    let (family, subscribe) = match name {
+        "MONITOR" => return Kind::Monitor,
+        "RESET" => return Kind::Reset,
+        "HELLO" => return Kind::Hello,
+        "SUBSCRIBE" => (Family::Channel, true),
+        "PSUBSCRIBE" => (Family::Pattern, true),
+        "SSUBSCRIBE" => (Family::Shard, true),
+        "UNSUBSCRIBE" => (Family::Channel, false),
+        "PUNSUBSCRIBE" => (Family::Pattern, false),
+        "SUNSUBSCRIBE" => (Family::Shard, false),
+        _ => return Kind::Plain,
+    };
+    if subscribe && channels == 0 {
+        return Kind::Plain; // answered by an error
+    }
+    Kind::Subscription {
+        family,
+        subscribe,
+        left: (channels > 0).then_some(channels),
+    }
+}
+
+/// A reply's outcome, and its error's text when it is one.
+fn describe(frame: &Frame) -> (String, Option<String>) {
+    if frame.whole
+        && let Some(value) = resp::value(frame.bytes)
+        && let Some(described) = describe_value(&value, frame.bytes)
+    {
+        return described;
+    }
+    let count = frame.count.unwrap_or(0);
+    let outcome = match (frame.kind, count) {
+        (b'$' | b'*', -1) => "nil".into(),
+        (_, STREAMED) => format!("streamed {}", format::bytes(frame.size)),
+        (b'$', n) => format!("bulk {}", format::bytes(n as u64)),
+        (b'=', n) => format!("verbatim {}", format::bytes(n as u64)),
+        (b'*', n) => format!("array {n}"),
+        (b'%', n) => format!("map {n}"),
+        (b'~', n) => format!("set {n}"),
+        (b'!', _) => {
+            let text = frame
+                .bytes
+                .splitn(2, |&b| b == b'\n')
+                .nth(1)
+                .unwrap_or_default();
+            return ("error".into(), Some(printable(text, MAX_ERROR)));
+        }
+        _ => format!("reply {}", format::bytes(frame.size)),
+    };
+    (outcome, None)
+}
+
+fn describe_value(value: &RangeFrame, bytes: &[u8]) -> Option<(String, Option<String>)> {
+    let text = |(a, b): (usize, usize)| bytes.get(a..b).unwrap_or_default();
+    let outcome = match value {
+        RangeFrame::SimpleString { data, .. } => printable(text(*data), MAX_NAME),
+        RangeFrame::SimpleError { data, .. } | RangeFrame::BlobError { data, .. } => {
+            return Some(("error".into(), Some(printable(text(*data), MAX_ERROR))));
+        }
+        RangeFrame::BlobString { data, .. } => {
+            format!("bulk {}", format::bytes((data.1 - data.0) as u64))
+        }
+        RangeFrame::VerbatimString { data, .. } => {
+            format!("verbatim {}", format::bytes((data.1 - data.0) as u64))
+        }
+        RangeFrame::Number { data, .. } => format!("integer {data}"),
+        RangeFrame::Double { data, .. } => format!("double {data}"),
+        RangeFrame::Boolean { data, .. } => data.to_string(),
+        RangeFrame::BigNumber { data, .. } => {
+            format!("bignum {}", printable(text(*data), MAX_NAME))
+        }
+        RangeFrame::Null => "nil".into(),
+        RangeFrame::Array { data, .. } => format!("array {}", data.len()),
+        RangeFrame::Push { data, .. } => format!("push {}", data.len()),
+        RangeFrame::Map { data, .. } => format!("map {}", data.len()),
+        RangeFrame::Set { data, .. } => format!("set {}", data.len()),
+        _ => return None,
+    };
+    Some((outcome, None))
+}
+
+#[cfg(test)]
+mod tests;
