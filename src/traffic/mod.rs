@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod replay;
 pub mod sniff;
 pub mod stats;
+mod tcp;
 
 pub use caller::{Attributor, Caller, Lookup, Mark, Sessions};
 pub use limits::{Limits, Notice};

@@ -5,7 +5,7 @@
 use super::caller::{Attributor, Sessions};
 use super::limits::{Limits, Notice, OpenConnections, Said, refuse};
 use super::sniff::{self, Detected, Prefixed};
-use super::stats::{self, ErrorKind, Kind, Stats};
+use super::stats::{ErrorKind, Stats};
 use crate::ignored::Ignore;
 use crate::process::PortHolder;
 use std::io;
@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::AbortHandle;
@@ -349,7 +349,7 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
         (_, detected) => (detected, prefix, None),
     };
     match detected {
-        Detected::Tcp => forward_tcp(prefix, client, conn, server).await,
+        Detected::Tcp => super::tcp::forward(prefix, client, conn, server).await,
         Detected::Http1 => super::h1::relay(prefix, client, conn, server).await,
         Detected::H2 => super::http::serve_h2(Prefixed::new(prefix, client), conn).await,
     }
@@ -459,50 +459,13 @@ impl Backend {
     }
 }
 
-/// Raw TCP (the bytes read while sniffing first): bytes both ways until both sides closed; one
-/// record per connection.
-async fn forward_tcp(
-    prefix: Vec<u8>,
-    client: TcpStream,
-    mut conn: super::Conn,
-    server: Option<TcpStream>,
-) {
-    let start = Instant::now();
-    let mut record = conn.records.start(Kind::Tcp);
-    record.bytes_in = prefix.len() as u64;
-    let mut client = Counted::new(client);
-    let connected = match server {
-        Some(server) => Ok(server),
-        None => conn.backend.connect().await,
-    };
-    match connected {
-        Err(kind) => record.error = Some(kind),
-        Ok(mut server) => {
-            // What the service says first waits for the caller to be known.
-            let records = conn.records.clone();
-            client.hold = Some(Box::pin(async move { records.hold().await }));
-            let copied = async {
-                server.write_all(&prefix).await?;
-                tokio::io::copy_bidirectional(&mut client, &mut server).await
-            };
-            if copied.await.is_err() {
-                record.error = Some(ErrorKind::Reset);
-            }
-        }
-    }
-    record.bytes_in += client.read;
-    record.bytes_out = client.written;
-    record.latency_us = stats::micros(start.elapsed());
-    conn.records.record(record);
-}
-
 /// A stream that counts the bytes read from it and written to it.
 /// Its first write waits for `hold`, when there is one.
 pub(crate) struct Counted<S> {
     inner: S,
     pub read: u64,
     pub written: u64,
-    hold: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    pub hold: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 impl<S> Counted<S> {

@@ -302,7 +302,7 @@ fn status_color(record: &Record) -> Color {
         Kind::Http { status, .. } if *status >= 400 => Color::Yellow,
         Kind::Http { status, .. } if *status >= 300 => Color::Cyan,
         Kind::Http { .. } => Color::Green,
-        Kind::Tcp => Color::Blue,
+        Kind::Tcp | Kind::Redis(_) | Kind::Postgres(_) => Color::Blue,
     }
 }
 

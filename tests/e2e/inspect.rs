@@ -485,3 +485,100 @@ fn replay_sends_a_kept_request_again_as_replay_and_edit_changes_it_first() {
     assert!(said.contains("body: differs"), "{said}");
     stack.stop();
 }
+
+/// `devstack traffic -f --json` lines until `done` holds for one; all read so far.
+fn follow_json(stack: &Stack, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut follow = stack
+        .command(&["traffic", "-f", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let call: Value = serde_json::from_str(&line).unwrap();
+        let found = done(&call);
+        seen.push(call);
+        if found {
+            break;
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    seen
+}
+
+#[test]
+fn redis_commands_through_the_proxy_are_each_a_record_with_its_reply() {
+    let port = free_port();
+    let stack = Stack::new(&format!(
+        "[services.cache]\nrun = \"redis-server --port $PORT --save '' --appendonly no\"\nport = {port}\n[services.cache.health]\ntcp = true\ninterval = \"100ms\"\n"
+    ));
+    let mut stack = stack;
+    stack.start(&["up"]);
+    stack.wait_socket(30);
+    stack.wait_ready(30);
+    let cli = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut cli = cli;
+    cli.stdin
+        .take()
+        .unwrap()
+        .write_all(b"SET user:42 alice\nGET user:42\nINCR user:42\n")
+        .unwrap();
+    let out = cli.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("alice"), "relayed unchanged: {said}");
+    let calls = follow_json(&stack, |c| c["command"] == "INCR user:42");
+    let of = |command: &str| {
+        calls
+            .iter()
+            .find(|c| c["command"] == command)
+            .unwrap_or_else(|| panic!("no {command} in {calls:#?}"))
+    };
+    let set = of("SET user:42");
+    assert_eq!(
+        (set["protocol"].as_str(), set["outcome"].as_str()),
+        (Some("redis"), Some("OK"))
+    );
+    assert_eq!(set["caller"], "external");
+    assert_eq!(set["callee"], "cache");
+    assert_eq!(of("GET user:42")["outcome"], "bulk 5B");
+    let incr = of("INCR user:42");
+    assert!(
+        incr["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("not an integer")),
+        "{incr}"
+    );
+    // Counted on the edge as requests of their own, the error one an error.
+    let table = json(&stack, &["traffic", "--json"]);
+    let edge = table["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["callee"] == "cache")
+        .cloned()
+        .unwrap();
+    assert_eq!(edge["protocol"], "redis");
+    assert!(edge["requests"].as_u64().unwrap() >= 3, "{edge}");
+    assert!(edge["errors"].as_u64().unwrap() >= 1, "{edge}");
+    stack.stop();
+}

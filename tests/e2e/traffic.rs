@@ -358,7 +358,7 @@ async fn bodies_through_the_proxy_are_byte_identical_to_direct() {
         .iter()
         .map(|r| match &r.kind {
             Kind::Http { path, .. } => path.clone(),
-            Kind::Tcp => "tcp".into(),
+            other => format!("{other:?}"),
         })
         .collect();
     assert_eq!(paths, cases.map(|c| c.1.to_string()));
@@ -512,7 +512,7 @@ async fn h2c_requests_and_grpc_statuses_are_forwarded_and_recorded() {
                 assert_eq!(version, "HTTP/2.0");
                 *grpc_status
             }
-            Kind::Tcp => panic!("tcp"),
+            other => panic!("not HTTP: {other:?}"),
         })
         .collect();
     assert_eq!(grpc, [Some(0), Some(14), None]);

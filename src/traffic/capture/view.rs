@@ -128,7 +128,9 @@ pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
             version,
             ..
         } => (method.to_string(), path.clone(), version.to_string()),
-        Kind::Tcp => (String::new(), String::new(), String::new()),
+        Kind::Tcp | Kind::Redis(_) | Kind::Postgres(_) => {
+            (String::new(), String::new(), String::new())
+        }
     };
     let (request_fields, request_chunked) = fields(&capture.request_head, redact);
     let request = Request {
@@ -171,7 +173,7 @@ fn grpc(
     }
     let status = match &record.kind {
         Kind::Http { grpc_status, .. } => *grpc_status,
-        Kind::Tcp => None,
+        Kind::Tcp | Kind::Redis(_) | Kind::Postgres(_) => None,
     };
     let message = response
         .and_then(|r| field(&r.trailers, "grpc-message").or(field(&r.headers, "grpc-message")))

@@ -32,7 +32,7 @@ impl StatusClasses {
     fn add(&mut self, kind: &Kind) {
         let status = match kind {
             Kind::Http { status, .. } => *status,
-            Kind::Tcp => 0,
+            Kind::Tcp | Kind::Redis(_) | Kind::Postgres(_) => 0,
         };
         match status {
             100..=199 => self.s1xx += 1,
@@ -79,6 +79,8 @@ impl Edge {
         self.protocol = match record.kind {
             Kind::Http { .. } => "http",
             Kind::Tcp => "tcp",
+            Kind::Redis(_) => "redis",
+            Kind::Postgres(_) => "postgres",
         };
         self.requests += 1;
         self.errors += u64::from(error);

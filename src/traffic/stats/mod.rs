@@ -14,7 +14,9 @@ mod record;
 mod snapshot;
 
 pub use edge::StatusClasses;
-pub use record::{ErrorKind, Kind, Record, bounded_path, method_name, micros, version_name};
+pub use record::{
+    Decoded, ErrorKind, Kind, Record, bounded_path, method_name, micros, version_name,
+};
 pub use snapshot::{EdgeSnapshot, ServiceSnapshot, Snapshot};
 
 use super::Caller;

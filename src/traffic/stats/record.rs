@@ -55,6 +55,24 @@ pub enum Kind {
         grpc_status: Option<u32>,
     },
     Tcp,
+    /// A Redis command and its reply, decoded off a TCP connection.
+    Redis(Decoded),
+    /// A PostgreSQL query and its result.
+    Postgres(Decoded),
+}
+
+/// A command or query decoded off a TCP connection (`traffic::decode`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decoded {
+    /// What was asked: `GET user:42`, `SELECT * FROM users WHERE id = $1`.
+    pub command: String,
+    /// What it is grouped by: the command's name, the normalised query.
+    pub group: String,
+    /// What came back: `bulk 12B`, `3 rows`, `INSERT 0 1`, `error` …
+    pub outcome: String,
+    /// The error the service answered, when it did: `ERR …`, `SQLSTATE 42P01: …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// One HTTP request (head to response end) or one TCP connection (accept to close); on the wire
@@ -82,8 +100,15 @@ impl Record {
     /// A failure for the edge's error rate: a transport error, an HTTP 5xx, a gRPC status but OK.
     pub fn is_error(&self) -> bool {
         self.error.is_some()
-            || matches!(&self.kind, Kind::Http { status, grpc_status, .. }
-                if *status >= 500 || grpc_status.is_some_and(|g| g != 0))
+            || match &self.kind {
+                Kind::Http {
+                    status,
+                    grpc_status,
+                    ..
+                } => *status >= 500 || grpc_status.is_some_and(|g| g != 0),
+                Kind::Redis(d) | Kind::Postgres(d) => d.failure.is_some(),
+                Kind::Tcp => false,
+            }
     }
 
     /// When it started, as the time of day (`12:00:01.250`, UTC as the log files have it).
@@ -149,6 +174,12 @@ impl std::fmt::Display for Record {
                 crate::format::bytes(self.bytes_in),
                 crate::format::bytes(self.bytes_out)
             )?,
+            Kind::Redis(d) | Kind::Postgres(d) => {
+                write!(f, "{} {}", d.command, d.outcome)?;
+                if let Some(failure) = &d.failure {
+                    write!(f, " ({failure})")?;
+                }
+            }
         }
         write!(f, " {}", crate::format::latency(self.latency_us))?;
         if let Some(e) = self.error {
