@@ -202,7 +202,40 @@ pub(super) fn edge_lines(snapshot: &Snapshot) -> Option<Vec<String>> {
             bytes(e.bytes_out),
         ]);
     }
-    Some(super::remote::table_lines(&rows))
+    let mut lines = super::remote::table_lines(&rows);
+    lines.extend(group_lines(snapshot));
+    Some(lines)
+}
+
+/// Under the table, each edge's decoded commands or queries by group (Redis, Postgres).
+fn group_lines(snapshot: &Snapshot) -> Vec<String> {
+    let mut lines = Vec::new();
+    for e in snapshot.edges.iter().filter(|e| !e.groups.is_empty()) {
+        let by = if e.protocol == "postgres" {
+            "query"
+        } else {
+            "command"
+        };
+        lines.push(String::new());
+        lines.push(format!("{} → {} by {by}:", e.caller, e.callee));
+        let mut rows = vec![["REQUESTS", "ERRORS", "P50", "P99", "GROUP"].map(String::from)];
+        let ms = |ms: f64| latency((ms * 1000.0) as u64);
+        for g in &e.groups {
+            rows.push([
+                g.requests.to_string(),
+                g.errors.to_string(),
+                ms(g.p50_ms),
+                ms(g.p99_ms),
+                printable(&g.group).into_owned(),
+            ]);
+        }
+        lines.extend(
+            super::remote::table_lines(&rows)
+                .into_iter()
+                .map(|l| format!("  {l}")),
+        );
+    }
+    lines
 }
 
 #[cfg(test)]

@@ -177,6 +177,9 @@ pub struct Edge {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub status: StatusClasses,
+    /// Decoded commands and queries by group (Redis, Postgres), busiest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<crate::traffic::stats::GroupSnapshot>,
 }
 
 /// One callee summed over its callers, with its sparkline.
@@ -209,6 +212,7 @@ impl From<&Snapshot> for Traffic {
                     bytes_in: e.bytes_in,
                     bytes_out: e.bytes_out,
                     status: e.status.clone(),
+                    groups: e.groups.clone(),
                 })
                 .collect(),
             services: s
@@ -246,6 +250,7 @@ impl From<Traffic> for Snapshot {
                     bytes_in: e.bytes_in,
                     bytes_out: e.bytes_out,
                     status: e.status,
+                    groups: e.groups,
                 })
                 .collect(),
             services: t

@@ -580,5 +580,20 @@ fn redis_commands_through_the_proxy_are_each_a_record_with_its_reply() {
     assert_eq!(edge["protocol"], "redis");
     assert!(edge["requests"].as_u64().unwrap() >= 3, "{edge}");
     assert!(edge["errors"].as_u64().unwrap() >= 1, "{edge}");
+    // By command, with the error where it was.
+    let groups = edge["groups"].as_array().unwrap();
+    let incr = groups.iter().find(|g| g["group"] == "INCR").unwrap();
+    assert_eq!(
+        (incr["requests"].as_u64(), incr["errors"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["group"] == "GET" && g["errors"] == 0)
+    );
+    let out = stack.command(&["traffic"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("external → cache by command:"), "{text}");
     stack.stop();
 }

@@ -53,6 +53,8 @@ pub(super) struct Edge {
     pub(super) bytes_in: u64,
     pub(super) bytes_out: u64,
     pub(super) status: StatusClasses,
+    /// Its decoded commands and queries, by group.
+    pub(super) groups: super::groups::Groups,
     /// Per second, at second % SECONDS: (the second it counts, requests, errors).
     seconds: [(u64, u32, u32); SECONDS],
     /// Per 10-second slot, at slot % SLOTS: the slot it holds and its latencies.
@@ -68,6 +70,7 @@ impl Edge {
             bytes_in: 0,
             bytes_out: 0,
             status: StatusClasses::default(),
+            groups: Default::default(),
             // u64::MAX: a second no window contains.
             seconds: [(u64::MAX, 0, 0); SECONDS],
             latency: Default::default(),
@@ -87,6 +90,9 @@ impl Edge {
         self.bytes_in += record.bytes_in;
         self.bytes_out += record.bytes_out;
         self.status.add(&record.kind);
+        if let Kind::Redis(d) | Kind::Postgres(d) = &record.kind {
+            self.groups.add(&d.group, error, record.latency_us);
+        }
         let counts = &mut self.seconds[(second % SECONDS as u64) as usize];
         if counts.0 != second {
             *counts = (second, 0, 0);

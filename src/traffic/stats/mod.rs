@@ -10,10 +10,12 @@
 //! ring of recent records and its tail.
 
 mod edge;
+mod groups;
 mod record;
 mod snapshot;
 
 pub use edge::StatusClasses;
+pub use groups::GroupSnapshot;
 pub use record::{
     Decoded, ErrorKind, Kind, Record, bounded_path, method_name, micros, version_name,
 };

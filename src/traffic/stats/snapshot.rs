@@ -32,6 +32,8 @@ pub struct EdgeSnapshot {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub status: StatusClasses,
+    /// Decoded commands and queries by group (Redis, Postgres), busiest first.
+    pub groups: Vec<super::GroupSnapshot>,
 }
 
 /// One callee, summed over its callers: the service list's RPS and error-rate columns and the
@@ -101,6 +103,7 @@ impl Stats {
                 bytes_in: edge.bytes_in,
                 bytes_out: edge.bytes_out,
                 status: edge.status.clone(),
+                groups: edge.groups.snapshot(),
             });
             let service = services.entry(callee).or_insert_with(|| ServiceSnapshot {
                 service: callee.clone(),
