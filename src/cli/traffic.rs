@@ -102,6 +102,12 @@ pub fn inside(mut stack: Running, inside: Inside, json: bool) -> ExitCode {
                 Ok(answer) => answer,
                 Err(code) => return code,
             };
+            if let Some((protocol, _)) = &exchange.decoded {
+                note(&format!(
+                    "devstack: #{id} is a {protocol} command: it has no curl form"
+                ));
+                return ExitCode::FAILURE;
+            }
             out(&capture::curl::command(
                 &exchange,
                 &base(&views, &exchange.callee),

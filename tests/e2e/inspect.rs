@@ -561,6 +561,14 @@ fn redis_commands_through_the_proxy_are_each_a_record_with_its_reply() {
     assert_eq!(set["caller"], "external");
     assert_eq!(set["callee"], "cache");
     assert_eq!(of("GET user:42")["outcome"], "bulk 5B");
+    // Inside it: what was asked and answered.
+    let id = of("GET user:42")["id"].as_u64().unwrap().to_string();
+    let out = stack.command(&["traffic", "show", &id]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("redis: GET user:42") && text.contains("→ bulk 5B"),
+        "{text}"
+    );
     let incr = of("INCR user:42");
     assert!(
         incr["failure"]

@@ -98,6 +98,7 @@ mod tests {
             error: None,
             redacted: true,
             grpc: None,
+            decoded: None,
         }
     }
 

@@ -41,6 +41,18 @@ pub fn lines(e: &Inspected) -> Vec<(Part, String)> {
             crate::format::time_of_day(at)
         ),
     )];
+    if let Some((protocol, d)) = &e.decoded {
+        lines.push((Part::Blank, String::new()));
+        lines.push((Part::Start, shown(&format!("{protocol}: {}", d.command))));
+        lines.push((Part::Body, shown(&format!("→ {}", d.outcome))));
+        if let Some(failure) = &d.failure {
+            lines.push((Part::Body, shown(&format!("error: {failure}"))));
+        }
+        lines.push((Part::Field, shown(&format!("group: {}", d.group))));
+        lines.push((Part::Blank, String::new()));
+        lines.push((Part::Note, timings(e)));
+        return lines;
+    }
     let r = &e.request;
     lines.push((Part::Blank, String::new()));
     let start = format!("{} {} {}", r.method, r.path, r.version);

@@ -38,6 +38,10 @@ pub struct Inspected {
     /// A gRPC call's method, status and messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<Grpc>,
+    /// A Redis command or PostgreSQL query decoded off a TCP connection: `redis` or `postgres`
+    /// and what was asked and answered (`request` and `response` are empty then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoded: Option<(String, crate::traffic::stats::Decoded)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,7 +161,39 @@ pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
         error: record.error,
         redacted: redact,
         grpc,
+        decoded: None,
     }
+}
+
+/// A decoded command's or query's record, readable (None for any other record).
+pub fn decoded(record: &Record) -> Option<Inspected> {
+    let (protocol, d) = match &record.kind {
+        Kind::Redis(d) => ("redis", d),
+        Kind::Postgres(d) => ("postgres", d),
+        _ => return None,
+    };
+    Some(Inspected {
+        id: record.id,
+        time_ms: record.time_ms,
+        caller: record.caller.clone(),
+        callee: record.callee.clone(),
+        request: Request {
+            method: String::new(),
+            path: String::new(),
+            version: String::new(),
+            headers: Vec::new(),
+            body: Shown::default(),
+        },
+        response: None,
+        timings: Timings {
+            total_us: record.latency_us,
+            ..Timings::default()
+        },
+        error: record.error,
+        redacted: false,
+        grpc: None,
+        decoded: Some((protocol.to_string(), d.clone())),
+    })
 }
 
 /// A gRPC call's view: when the request said `application/grpc`.

@@ -157,8 +157,14 @@ impl Stats {
 
     /// The exchange with this id, readable, while it is kept.
     pub fn inspect(&self, id: u64) -> Option<Inspected> {
-        let (record, capture) = self.inner.locked().captures.get(id)?;
-        Some(capture::view::inspect(&record, &capture))
+        let inner = self.inner.locked();
+        if let Some((record, capture)) = inner.captures.get(id) {
+            drop(inner);
+            return Some(capture::view::inspect(&record, &capture));
+        }
+        // A decoded command or query is its record (among the recent ones).
+        let at = inner.recent.binary_search_by_key(&id, |r| r.id).ok()?;
+        capture::view::decoded(&inner.recent[at])
     }
 
     /// The last `n` kept exchanges of these services (all when empty), oldest first, readable.
