@@ -19,6 +19,7 @@
 //! took 18–22 µs of CPU per request, a third more than nginx's 12.8–16.6 µs; relayed as bytes it
 //! takes 11–13.5 µs (the README's benchmark table).
 
+mod answer;
 pub mod chunked;
 mod io;
 pub mod message;
@@ -27,21 +28,20 @@ mod script;
 #[cfg(test)]
 mod tests;
 
-use super::capture::{self, Capture, Settings};
+use super::capture::{Capture, Settings};
 use super::limits::Limits;
 use super::proxy::Counted;
 use super::stats::{self, ErrorKind, Kind, Record};
 use super::{Conn, Recorder};
 use crate::ignored::Ignore;
-use bytes::{Buf, Bytes, BytesMut};
+use answer::{Ends, Unanswered, send_body_and_answer};
+use bytes::{Bytes, BytesMut};
 use io::{Dial, Stream};
 use message::{
-    BadHead, Broke, Framing, HeadError, MAX_HEAD, READ_SIZE, RequestHead, opens_tunnel,
-    parse_request, parse_response, read_head, relay_message,
+    BadHead, Framing, HeadError, MAX_HEAD, READ_SIZE, RequestHead, parse_request, read_head,
 };
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How often a request is tried on a new backend connection when the kept-alive one broke
@@ -394,153 +394,6 @@ impl<C: Stream, D: Dial> Relay<C, D> {
             }
         }
         Exchange::Failed(ErrorKind::Reset)
-    }
-}
-
-/// The backend connection broke before a byte of the response came.
-struct Unanswered;
-
-/// The two ends of an exchange: the caller (with what it sent not used yet) and the service.
-struct Ends<'a, C, S> {
-    client: &'a mut C,
-    cbuf: &'a mut BytesMut,
-    upstream: &'a mut Upstream<S>,
-}
-
-/// After the request head went out: its body to the service and the response to the caller,
-/// both at once.
-async fn send_body_and_answer<C: Stream, S: Stream>(
-    head: &RequestHead,
-    ends: Ends<'_, C, S>,
-    record: &mut Record,
-    capture: &mut Option<Capture>,
-    records: &Recorder,
-) -> Result<Exchange, Unanswered> {
-    let Ends {
-        client,
-        cbuf,
-        upstream,
-    } = ends;
-    let (keep_request, keep_answer) = match capture {
-        Some(c) => (Some(&mut c.request_body), Some(&mut c.answer)),
-        None => (None, None),
-    };
-    let (mut client_rx, mut client_tx) = client.halves();
-    let (mut backend_rx, mut backend_tx) = upstream.stream.halves();
-    // Counted as the bytes pass, read while both directions are still moving.
-    let bytes_in = AtomicU64::new(0);
-    let bytes_out = AtomicU64::new(0);
-    // The two sides at once, dropped (with their borrows) once the exchange is over.
-    let outcome = {
-        let answer = answer(
-            &head.method,
-            (&mut backend_rx, &mut upstream.buf),
-            &mut client_tx,
-            &bytes_out,
-            (record, keep_answer),
-            records,
-        );
-        // The caller's side: the request body to the service, then a watch on the caller, whose
-        // leaving ends the exchange (what it sends meanwhile, a pipelined request, is kept).
-        let body_read = AtomicBool::new(head.framing == Framing::Empty);
-        let caller = async {
-            if head.framing != Framing::Empty {
-                let sent = relay_message(
-                    0,
-                    head.framing,
-                    cbuf,
-                    (&mut client_rx, &mut backend_tx),
-                    &bytes_in,
-                    keep_request,
-                );
-                if let Err(broke) = sent.await {
-                    return broke;
-                }
-                body_read.store(true, Ordering::Relaxed);
-            }
-            caller_left(&mut client_rx, cbuf).await;
-            Broke::From
-        };
-        tokio::pin!(answer, caller);
-        let mut backend_broke = false;
-        loop {
-            tokio::select! {
-                // An answer that came whole is the caller's, even if it has left since.
-                biased;
-                outcome = &mut answer => break match outcome {
-                    // Answered before the whole request was read (or sent): the rest can't be told
-                    // from the next request.
-                    // (An upgrade then is not followed: the tunnel would start in the body.)
-                    Ok(Exchange::Answered { .. } | Exchange::Upgraded)
-                        if !body_read.load(Ordering::Relaxed) =>
-                    {
-                        Ok(Exchange::AnsweredEarly)
-                    }
-                    outcome => outcome,
-                },
-                broke = &mut caller, if !backend_broke => match broke {
-                    // The service stopped reading the body: its answer may still come.
-                    Broke::To => backend_broke = true,
-                    // The caller left, or broke off its request: it gets no more.
-                    Broke::From => break Ok(Exchange::CallerGone),
-                },
-            }
-        }
-    };
-    record.bytes_in = bytes_in.into_inner();
-    record.bytes_out = bytes_out.into_inner();
-    outcome
-}
-
-/// Read the response from the service and forward it: interim (1xx) heads, then the final
-/// head and its body.
-async fn answer<R, W>(
-    method: &hyper::Method,
-    (from, buf): (&mut R, &mut BytesMut),
-    to: &mut W,
-    payload: &AtomicU64,
-    (record, mut keep): (&mut Record, Option<&mut capture::Answer>),
-    records: &Recorder,
-) -> Result<Exchange, Unanswered>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut forwarded = false;
-    loop {
-        let head = match read_head(from, buf, |b| parse_response(b, method)).await {
-            Ok(Some(head)) => head,
-            Ok(None) | Err(HeadError::Closed) if !forwarded => return Err(Unanswered),
-            Err(HeadError::Bad(BadHead(message::TOO_LARGE))) => return Ok(Exchange::TooLarge),
-            Err(HeadError::Bad(_)) => return Ok(Exchange::Garbled),
-            Ok(None) | Err(_) => return Ok(Exchange::Failed(ErrorKind::Reset)),
-        };
-        record.set_status(head.status, head.grpc_status);
-        if let Some(keep) = keep.as_deref_mut() {
-            keep.head(&buf[..head.len]);
-        }
-        records.hold().await;
-        if opens_tunnel(method, head.status) {
-            return match to.write_all(&buf[..head.len]).await {
-                Ok(()) => {
-                    buf.advance(head.len);
-                    Ok(Exchange::Upgraded)
-                }
-                Err(_) => Ok(Exchange::CallerGone),
-            };
-        }
-        forwarded = true;
-        let body = keep.as_deref_mut().map(|k| &mut k.body);
-        match relay_message(head.len, head.framing, buf, (from, to), payload, body).await {
-            // An interim (1xx) response: the final one follows.
-            Ok(()) if head.status < 200 => {}
-            Ok(()) => return Ok(Exchange::Answered { close: head.close }),
-            Err(Broke::To) => return Ok(Exchange::CallerGone),
-            Err(Broke::From) => {
-                record.error = Some(ErrorKind::Reset);
-                return Ok(Exchange::Answered { close: true });
-            }
-        }
     }
 }
 
