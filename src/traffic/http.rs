@@ -97,32 +97,7 @@ impl Shared {
         self.records.hold().await;
         let resp = match sent {
             Ok(resp) => resp,
-            Err(kind) => {
-                let (code, why) = kind.answer();
-                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-                let text = format!("devstack: {} {why}\n", self.records.callee());
-                record.set_status(status.as_u16(), None);
-                record.error = Some(kind);
-                record.latency_us = stats::micros(start.elapsed());
-                let mut resp = Response::new(ResponseBody::Full(Some(Bytes::from(text))));
-                *resp.status_mut() = status;
-                resp.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                let mut flow = bytes_in.locked();
-                record.bytes_in = flow.bytes;
-                if let Some(c) = &mut capture {
-                    c.answer.head(&answer_head(&resp));
-                    if let ResponseBody::Full(Some(text)) = resp.body() {
-                        c.answer.body.add(text);
-                    }
-                    c.request_body = flow.kept.take().unwrap_or_default();
-                }
-                drop(flow);
-                self.records.record_captured(record, capture);
-                return resp;
-            }
+            Err(kind) => return self.made(kind, record, capture, (start, &bytes_in)),
         };
         record.set_status(resp.status().as_u16(), grpc_status(resp.headers()));
         if let Some(c) = &mut capture {
@@ -144,6 +119,41 @@ impl Shared {
             }
             ResponseBody::Metered(body)
         })
+    }
+
+    /// The caller's answer when the service gave none: made here, recorded (and kept) as the
+    /// caller got it.
+    fn made(
+        &self,
+        kind: ErrorKind,
+        mut record: Record,
+        mut capture: Option<Capture>,
+        (start, bytes_in): (Instant, &Mutex<Inflow>),
+    ) -> Response<ResponseBody> {
+        let (code, why) = kind.answer();
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+        let text = format!("devstack: {} {why}\n", self.records.callee());
+        record.set_status(status.as_u16(), None);
+        record.error = Some(kind);
+        record.latency_us = stats::micros(start.elapsed());
+        let mut resp = Response::new(ResponseBody::Full(Some(Bytes::from(text))));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        let mut flow = bytes_in.locked();
+        record.bytes_in = flow.bytes;
+        if let Some(c) = &mut capture {
+            c.answer.head(&answer_head(&resp));
+            if let ResponseBody::Full(Some(text)) = resp.body() {
+                c.answer.body.add(text);
+            }
+            c.request_body = flow.kept.take().unwrap_or_default();
+        }
+        drop(flow);
+        self.records.record_captured(record, capture);
+        resp
     }
 
     /// Send on this connection's HTTP/2 backend connection (requests multiplexed on it).

@@ -279,14 +279,8 @@ impl App {
     /// Apply an action; what it asks of the engine or the terminal comes back as effects.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.message = None;
-        if let Mode::Inspect(_) = self.mode {
-            return self.in_inspector(action);
-        }
-        if self.show_traffic && self.focus == Focus::Logs && self.on_tail(&action) {
-            return match action {
-                Action::Open => self.open_inspector(),
-                _ => Vec::new(),
-            };
+        if let Some(effects) = self.on_traffic(&action) {
+            return effects;
         }
         match action {
             Action::Restart
@@ -313,26 +307,17 @@ impl App {
             | Action::PrevMatch
             | Action::ClearSearch
             | Action::Copy => return self.on_edit(action),
-            Action::SelectNext => {
-                self.select_row((self.selected_row() + 1).min(self.names.len().saturating_sub(1)))
-            }
-            Action::SelectPrev => self.select_row(self.selected_row().saturating_sub(1)),
-            Action::SelectFirst => self.select_row(0),
-            Action::SelectLast => self.select_row(self.names.len().saturating_sub(1)),
-            Action::SelectRow(row) => {
-                // Rows start under the border and the header line.
-                let first = self.list_area.y + 2;
-                if row >= first {
-                    self.select_row((row - first) as usize + self.list_offset);
-                }
-                self.focus = Focus::Services;
-            }
-            Action::ScrollUp(n) => self.scroll_up(n),
-            Action::ScrollDown(n) => self.scroll_down(n),
-            Action::PageUp => self.scroll_up(self.page() / 2),
-            Action::PageDown => self.scroll_down(self.page() / 2),
-            Action::ScrollTop => self.scroll_up(usize::MAX / 2),
-            Action::ScrollBottom => self.reset_log(),
+            Action::SelectNext
+            | Action::SelectPrev
+            | Action::SelectFirst
+            | Action::SelectLast
+            | Action::SelectRow(_) => self.on_select(action),
+            Action::ScrollUp(_)
+            | Action::ScrollDown(_)
+            | Action::PageUp
+            | Action::PageDown
+            | Action::ScrollTop
+            | Action::ScrollBottom => self.scroll(action),
             Action::Open | Action::ToggleFocus => {
                 self.focus = match self.focus {
                     Focus::Services => Focus::Logs,
@@ -370,6 +355,54 @@ impl App {
             },
         }
         Vec::new()
+    }
+
+    /// Picking a service in the list.
+    fn on_select(&mut self, action: Action) {
+        let last = self.names.len().saturating_sub(1);
+        match action {
+            Action::SelectNext => self.select_row((self.selected_row() + 1).min(last)),
+            Action::SelectPrev => self.select_row(self.selected_row().saturating_sub(1)),
+            Action::SelectFirst => self.select_row(0),
+            Action::SelectLast => self.select_row(last),
+            Action::SelectRow(row) => {
+                // Rows start under the border and the header line.
+                let first = self.list_area.y + 2;
+                if row >= first {
+                    self.select_row((row - first) as usize + self.list_offset);
+                }
+                self.focus = Focus::Services;
+            }
+            _ => unreachable!("not a selecting action: {action:?}"),
+        }
+    }
+
+    /// Scrolling the log pane.
+    fn scroll(&mut self, action: Action) {
+        match action {
+            Action::ScrollUp(n) => self.scroll_up(n),
+            Action::ScrollDown(n) => self.scroll_down(n),
+            Action::PageUp => self.scroll_up(self.page() / 2),
+            Action::PageDown => self.scroll_down(self.page() / 2),
+            Action::ScrollTop => self.scroll_up(usize::MAX / 2),
+            Action::ScrollBottom => self.reset_log(),
+            _ => unreachable!("not a scrolling action: {action:?}"),
+        }
+    }
+
+    /// What the inspector and the traffic pane's tail take, when they are shown (None: the
+    /// action is the dashboard's as usual).
+    fn on_traffic(&mut self, action: &Action) -> Option<Vec<Effect>> {
+        if let Mode::Inspect(_) = self.mode {
+            return Some(self.in_inspector(action.clone()));
+        }
+        if self.show_traffic && self.focus == Focus::Logs && self.on_tail(action) {
+            return Some(match action {
+                Action::Open => self.open_inspector(),
+                _ => Vec::new(),
+            });
+        }
+        None
     }
 
     /// The traffic pane's tail takes the moving keys (a request is picked) and Enter (it is

@@ -68,6 +68,23 @@ pub fn start(
     Ok(ConfigWatch { _watcher: watcher })
 }
 
+/// What the stack keeps doing, whatever the edit.
+const KEEP: &str = "the stack keeps running on the config it started with";
+
+/// An edit that makes the file invalid: its first error, where, and how many more.
+fn invalid(shown: &str, errors: &config::ConfigErrors) -> String {
+    let first = errors.0.first();
+    let at = first
+        .and_then(|d| d.location.as_ref())
+        .map_or(String::new(), |l| format!(":{}:{}", l.line, l.col));
+    let why = first.map_or("invalid", |d| d.message.as_str());
+    let more = match errors.0.len() {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more; `devstack check` shows all)", n - 1),
+    };
+    format!("{shown}{at}: {why}{more}; {KEEP}")
+}
+
 /// What an edit means for the stack running `running`: the services to tell (empty: all) and
 /// what to tell them.
 pub fn judge(
@@ -80,18 +97,8 @@ pub fn judge(
         || file.display().to_string(),
         |n| n.to_string_lossy().into(),
     );
-    const KEEP: &str = "the stack keeps running on the config it started with";
     if let Err(errors) = config::parse(file, now, &|name| std::env::var(name).ok()) {
-        let first = errors.0.first();
-        let at = first
-            .and_then(|d| d.location.as_ref())
-            .map_or(String::new(), |l| format!(":{}:{}", l.line, l.col));
-        let why = first.map_or("invalid", |d| d.message.as_str());
-        let more = match errors.0.len() {
-            0 | 1 => String::new(),
-            n => format!(" (and {} more; `devstack check` shows all)", n - 1),
-        };
-        return (Vec::new(), format!("{shown}{at}: {why}{more}; {KEEP}"));
+        return (Vec::new(), invalid(&shown, &errors));
     }
     let (Ok(old), Ok(new)) = (
         toml::from_str::<toml::Table>(running),

@@ -40,21 +40,7 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
         Request::Traffic { recent, .. } => return done(traffic(ctx, *recent)),
         Request::Exchange { id } => return exchange(ctx, *id),
         Request::Replay { id, request } => return replay(ctx, *id, request.as_deref()).await,
-        Request::Exchanges { services, recent } => {
-            return match services
-                .iter()
-                .find(|s| !ctx.names.values().any(|n| n == *s))
-            {
-                Some(unknown) => error(index(ctx, unknown).err().unwrap_or_default()),
-                None => done(Answer::Exchanges {
-                    exchanges: ctx
-                        .traffic
-                        .as_ref()
-                        .map(|stats| stats.inspect_recent(services, *recent))
-                        .unwrap_or_default(),
-                }),
-            };
-        }
+        Request::Exchanges { services, recent } => return exchanges(ctx, services, *recent),
         Request::Watch { service, auto } => {
             return match index(ctx, service) {
                 Ok(id) if ctx.handle.views().borrow()[id].auto_rebuild.is_none() => error(format!(
@@ -307,4 +293,21 @@ async fn replay(ctx: &Context, id: u64, edited: Option<&str>) -> Response {
         Ok(replayed) => done(Answer::Replayed { replayed }),
         Err(e) => error(format!("request #{id}: {e}")),
     }
+}
+
+/// The last `recent` kept exchanges of `services` (all when empty).
+fn exchanges(ctx: &Context, services: &[String], recent: usize) -> Response {
+    if let Some(unknown) = services
+        .iter()
+        .find(|s| !ctx.names.values().any(|n| n == *s))
+    {
+        return error(index(ctx, unknown).err().unwrap_or_default());
+    }
+    done(Answer::Exchanges {
+        exchanges: ctx
+            .traffic
+            .as_ref()
+            .map(|stats| stats.inspect_recent(services, recent))
+            .unwrap_or_default(),
+    })
 }
