@@ -242,11 +242,14 @@ impl Matcher {
     }
 
     fn command(&mut self, frame: &Frame, started: Instant) {
-        let (args, argc) = arguments(frame);
+        let (mut args, argc) = arguments(frame, 3);
         let Some(first) = args.first() else {
             return; // `*0` or an empty line: Redis answers nothing
         };
         let name = command_name(first, args.get(1));
+        if KEY_FURTHER.contains(&name.as_str()) {
+            args = arguments(frame, resp::PARTS).0;
+        }
         let request = match key_index(&name, &args) {
             Some(i) if i < args.len() => {
                 format!(
@@ -287,7 +290,15 @@ impl Matcher {
             return; // MONITOR's feed: every command the server runs
         }
         let push = frame.kind == b'>';
-        if push || frame.kind == b'*' {
+        let subscribed = !self.resp3 && self.subscriptions.iter().any(|s| !s.is_empty());
+        let subscribing = matches!(
+            self.pending.front(),
+            Some(Pending {
+                kind: Kind::Subscription { .. },
+                ..
+            })
+        );
+        if push || (frame.kind == b'*' && (subscribed || subscribing)) {
             let word = frame.part_bytes(0).map(|w| w.to_ascii_lowercase());
             match word.as_deref().and_then(subscription_word) {
                 Some((family, subscribe)) if self.expects(family, subscribe) => {
@@ -300,7 +311,7 @@ impl Matcher {
                 word.as_deref(),
                 Some(b"message" | b"pmessage" | b"smessage")
             );
-            if message && !self.resp3 && self.subscriptions.iter().any(|s| !s.is_empty()) {
+            if message && subscribed {
                 return;
             }
         }
@@ -380,8 +391,21 @@ fn subscription_word(word: &[u8]) -> Option<(Family, bool)> {
     })
 }
 
-/// A command's first arguments (those the scanner located), and how many it has in all.
-fn arguments<'a>(frame: &'a Frame) -> (Vec<Cow<'a, [u8]>>, usize) {
+/// Commands whose first key may lie past their third argument.
+const KEY_FURTHER: &[&str] = &[
+    "EVAL",
+    "EVALSHA",
+    "EVAL_RO",
+    "EVALSHA_RO",
+    "FCALL",
+    "FCALL_RO",
+    "XREAD",
+    "XREADGROUP",
+    "MIGRATE",
+];
+
+/// A command's first `n` arguments (of those the scanner located), and how many it has in all.
+fn arguments<'a>(frame: &'a Frame, n: usize) -> (Vec<Cow<'a, [u8]>>, usize) {
     if frame.kind == 0 {
         let line = frame.bytes.trim_ascii_end();
         let words = shlex::bytes::split(line).unwrap_or_else(|| {
@@ -394,7 +418,7 @@ fn arguments<'a>(frame: &'a Frame) -> (Vec<Cow<'a, [u8]>>, usize) {
         return (words.into_iter().map(Cow::Owned).collect(), argc);
     }
     let argc = frame.count.unwrap_or(0).max(0) as usize;
-    let args = (0..frame.parts.len())
+    let args = (0..frame.parts.len().min(n))
         .map(|i| Cow::Borrowed(frame.part_bytes(i).unwrap_or_default()))
         .collect();
     (args, argc)
@@ -506,9 +530,12 @@ fn kind_of(name: &str, argc: usize) -> Kind {
     }
 }
 
-/// A reply's outcome, and its error's text when it is one.
+/// A reply's outcome, and its error's text when it is one: a blob's size or an aggregate's count
+/// from its first line, a value read by `redis-protocol`.
 fn describe(frame: &Frame) -> (String, Option<String>) {
-    if frame.whole
+    let sized = matches!(frame.kind, b'$' | b'=' | b'*' | b'%' | b'~' | b'>');
+    if !sized
+        && frame.whole
         && let Some(value) = resp::value(frame.bytes)
         && let Some(described) = describe_value(&value, frame.bytes)
     {
@@ -519,10 +546,11 @@ fn describe(frame: &Frame) -> (String, Option<String>) {
         (b'$' | b'*', -1) => "nil".into(),
         (_, STREAMED) => format!("streamed {}", format::bytes(frame.size)),
         (b'$', n) => format!("bulk {}", format::bytes(n as u64)),
-        (b'=', n) => format!("verbatim {}", format::bytes(n as u64)),
+        (b'=', n) => format!("verbatim {}", format::bytes(n.saturating_sub(4) as u64)),
         (b'*', n) => format!("array {n}"),
         (b'%', n) => format!("map {n}"),
         (b'~', n) => format!("set {n}"),
+        (b'>', n) => format!("push {n}"),
         (b'!', _) => {
             let text = frame
                 .bytes
