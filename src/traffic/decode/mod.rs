@@ -26,7 +26,7 @@
 //!
 //! - `redis`: commands matched to replies: pipelining, pub/sub, MULTI/EXEC, RESP3 pushes;
 //!   `redis::resp`: where RESP frames end, in bounded memory (`redis-protocol` reads what is
-//!   inside).
+//!   inside); `redis::command`: a command's name and first key.
 //! - `postgres`: the startup, SSL/GSS requests, simple and extended queries, COPY, errors;
 //!   `postgres::message`: messages framed in bounded memory (the server's read with
 //!   `postgres-protocol`, the caller's few by hand); `postgres::sql`: a query normalised for
