@@ -26,7 +26,7 @@
 //!
 //! - `redis`: commands matched to replies: pipelining, pub/sub, MULTI/EXEC, RESP3 pushes;
 //!   `redis::resp`: where RESP frames end, in bounded memory (`redis-protocol` reads what is
-//!   inside).
+//!   inside); `redis::command`: a command's name and first key.
 //! - `postgres`: the startup, SSL/GSS requests, simple and extended queries, COPY, errors;
 //!   `postgres::message`: messages framed in bounded memory (the server's read with
 //!   `postgres-protocol`, the caller's few by hand); `postgres::sql`: a query normalised for
@@ -129,6 +129,9 @@ pub fn detect(first: &[u8]) -> Option<Box<dyn Decoder>> {
 /// `bytes` as one line of text of at most `max` characters: invalid UTF-8 and control
 /// characters escaped as `\xNN` (as `redis-cli` shows them), cut with `…`.
 pub(crate) fn printable(bytes: &[u8], max: usize) -> String {
+    if bytes.len() <= max && bytes.iter().all(|b| (b' '..=b'~').contains(b)) {
+        return String::from_utf8_lossy(bytes).into_owned(); // the usual key: nothing to escape
+    }
     let mut out = Bounded::new(max);
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -153,6 +156,17 @@ pub(crate) fn printable(bytes: &[u8], max: usize) -> String {
 /// `text` on one line of at most `max` characters: each run of whitespace one space, other
 /// control characters dropped, cut with `…`.
 pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let plain = |b: &u8| (b'!'..=b'~').contains(b);
+    let bytes = text.as_bytes();
+    let single_spaces = !bytes.windows(2).any(|w| w == b"  ");
+    if bytes.len() <= max
+        && single_spaces
+        && bytes.first().is_none_or(plain)
+        && bytes.last().is_none_or(plain)
+        && bytes.iter().all(|b| *b == b' ' || plain(b))
+    {
+        return text.to_owned(); // already one plain line
+    }
     let mut out = Bounded::new(max);
     let mut space = false;
     for c in text.trim().chars() {
@@ -257,5 +271,7 @@ mod tests {
         assert_eq!(printable(b"abcde", 4), "abc…");
         assert_eq!(one_line("  SELECT *\n\t FROM  t  ", 50), "SELECT * FROM t");
         assert_eq!(one_line("SELECT 1234567", 8), "SELECT…");
+        assert_eq!(one_line("SELECT 1", 8), "SELECT 1");
+        assert_eq!(one_line(" a  b ", 8), "a b");
     }
 }

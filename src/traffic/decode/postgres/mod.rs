@@ -296,8 +296,8 @@ impl Conn {
                 let portal = message::string(&mut body);
                 let name = message::string(&mut body);
                 let query = self.statements.get(name).cloned().unwrap_or_else(|| {
-                    let name = String::from_utf8_lossy(name);
-                    Query::named(format!("EXECUTE {}", one_line(&name, MAX_TEXT)), "EXECUTE")
+                    let shown = format!("EXECUTE {}", String::from_utf8_lossy(name));
+                    Query::named(one_line(&shown, MAX_TEXT), "EXECUTE")
                 });
                 remember(&mut self.portals, portal, query.clone(), MAX_PORTALS);
                 self.push(Item::Step {
@@ -478,7 +478,6 @@ impl Conn {
             }
             Some(Item::Asked(asked)) if tag.is_some() => {
                 asked.tag = tag;
-                asked.rows = 0;
                 true
             }
             _ => false,

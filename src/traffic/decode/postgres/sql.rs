@@ -19,6 +19,7 @@ pub fn normalize(query: &str) -> String {
     while i < b.len() && n.out.len() <= MAX_TEXT * 4 {
         i = n.token(query, i);
     }
+    n.out.retain(|c| !c.is_control());
     let end = n.out.trim_end_matches([';', ' ']).len();
     n.out.truncate(end);
     cut(n.out)
@@ -41,7 +42,7 @@ impl Normalizer {
         let next = b.get(i + 1).copied();
         let after_word = i > 0 && is_word(b[i - 1]);
         match b[i] {
-            c if c.is_ascii_whitespace() => {
+            c if c.is_ascii_whitespace() || c.is_ascii_control() => {
                 self.space = true;
                 i + 1
             }

@@ -7,21 +7,20 @@
 //! and the commands `CLIENT REPLY OFF`/`SKIP` silence. A reply that answers nothing makes the
 //! decoder give up rather than mis-match what follows.
 
+mod command;
 mod resp;
 
-use super::{Decoder, Exchange, MAX_ERROR, MAX_PENDING, MAX_TEXT, Protocol, State, printable};
+use super::{Decoder, Exchange, MAX_ERROR, MAX_PENDING, Protocol, State, printable};
 use crate::format;
+use command::MAX_NAME;
 use redis_protocol::resp3::types::RangeFrame;
 use resp::{Frame, NotResp, STREAMED, Scanner};
-use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Instant;
 
 /// Subscriptions counted per family past which the decoder gives up.
 const MAX_SUBSCRIPTIONS: usize = 10_000;
-/// A command's name is cut to this many characters.
-const MAX_NAME: usize = 40;
 
 /// Commands taken for an inline command (a line of words) when a connection opens with one.
 const INLINE: &[&str] = &[
@@ -242,19 +241,9 @@ impl Matcher {
     }
 
     fn command(&mut self, frame: &Frame, started: Instant) {
-        let (args, argc) = arguments(frame);
-        let Some(first) = args.first() else {
+        let mut args = Vec::new();
+        let Some((name, request, argc)) = command::read(frame, &mut args) else {
             return; // `*0` or an empty line: Redis answers nothing
-        };
-        let name = command_name(first, args.get(1));
-        let request = match key_index(&name, &args) {
-            Some(i) if i < args.len() => {
-                format!(
-                    "{name} {}",
-                    printable(&args[i], MAX_TEXT.saturating_sub(name.len() + 1))
-                )
-            }
-            _ => name.clone(),
         };
         let kind = kind_of(&name, argc);
         let mut silent = std::mem::take(&mut self.skip_next) || self.replies_off;
@@ -287,7 +276,15 @@ impl Matcher {
             return; // MONITOR's feed: every command the server runs
         }
         let push = frame.kind == b'>';
-        if push || frame.kind == b'*' {
+        let subscribed = !self.resp3 && self.subscriptions.iter().any(|s| !s.is_empty());
+        let subscribing = matches!(
+            self.pending.front(),
+            Some(Pending {
+                kind: Kind::Subscription { .. },
+                ..
+            })
+        );
+        if push || (frame.kind == b'*' && (subscribed || subscribing)) {
             let word = frame.part_bytes(0).map(|w| w.to_ascii_lowercase());
             match word.as_deref().and_then(subscription_word) {
                 Some((family, subscribe)) if self.expects(family, subscribe) => {
@@ -300,7 +297,7 @@ impl Matcher {
                 word.as_deref(),
                 Some(b"message" | b"pmessage" | b"smessage")
             );
-            if message && !self.resp3 && self.subscriptions.iter().any(|s| !s.is_empty()) {
+            if message && subscribed {
                 return;
             }
         }
@@ -380,108 +377,6 @@ fn subscription_word(word: &[u8]) -> Option<(Family, bool)> {
     })
 }
 
-/// A command's first arguments (those the scanner located), and how many it has in all.
-fn arguments<'a>(frame: &'a Frame) -> (Vec<Cow<'a, [u8]>>, usize) {
-    if frame.kind == 0 {
-        let line = frame.bytes.trim_ascii_end();
-        let words = shlex::bytes::split(line).unwrap_or_else(|| {
-            line.split(|b| b.is_ascii_whitespace())
-                .filter(|w| !w.is_empty())
-                .map(<[u8]>::to_vec)
-                .collect()
-        });
-        let argc = words.len();
-        return (words.into_iter().map(Cow::Owned).collect(), argc);
-    }
-    let argc = frame.count.unwrap_or(0).max(0) as usize;
-    let args = (0..frame.parts.len())
-        .map(|i| Cow::Borrowed(frame.part_bytes(i).unwrap_or_default()))
-        .collect();
-    (args, argc)
-}
-
-/// Commands that hold subcommands: their name is both words.
-const CONTAINERS: &[&str] = &[
-    "ACL", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "DEBUG", "FUNCTION", "LATENCY", "MEMORY",
-    "MODULE", "OBJECT", "PUBSUB", "SCRIPT", "SLOWLOG", "XGROUP", "XINFO",
-];
-
-/// `GET`, `CLIENT SETNAME`: upper case, cut.
-fn command_name(first: &[u8], second: Option<&Cow<[u8]>>) -> String {
-    let name = printable(first, MAX_NAME).to_ascii_uppercase();
-    match second {
-        Some(sub) if CONTAINERS.contains(&name.as_str()) => {
-            format!("{name} {}", printable(sub, MAX_NAME).to_ascii_uppercase())
-        }
-        _ => name,
-    }
-}
-
-/// Commands whose arguments are not keys, or never shown (`AUTH`'s, `HELLO`'s credentials):
-/// the name alone is shown.
-const KEYLESS: &[&str] = &[
-    "AUTH",
-    "PING",
-    "ECHO",
-    "QUIT",
-    "RESET",
-    "MULTI",
-    "EXEC",
-    "DISCARD",
-    "UNWATCH",
-    "DBSIZE",
-    "FLUSHDB",
-    "FLUSHALL",
-    "SAVE",
-    "BGSAVE",
-    "BGREWRITEAOF",
-    "LASTSAVE",
-    "TIME",
-    "ROLE",
-    "SHUTDOWN",
-    "SWAPDB",
-    "WAIT",
-    "WAITAOF",
-    "FAILOVER",
-    "REPLICAOF",
-    "SLAVEOF",
-    "SYNC",
-    "PSYNC",
-    "MONITOR",
-    "READONLY",
-    "READWRITE",
-    "RANDOMKEY",
-    "SCAN",
-    "SELECT",
-    "INFO",
-    "LOLWUT",
-    "ASKING",
-    "REPLCONF",
-];
-
-/// Where a command's first key is among its arguments (None: none to show).
-fn key_index(name: &str, args: &[Cow<[u8]>]) -> Option<usize> {
-    match name {
-        "HELLO" => args.get(1)?.iter().all(u8::is_ascii_digit).then_some(1),
-        "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" => {
-            let keys: u64 = std::str::from_utf8(args.get(2)?).ok()?.parse().ok()?;
-            (keys > 0).then_some(3)
-        }
-        "XREAD" | "XREADGROUP" => args
-            .iter()
-            .position(|a| a.eq_ignore_ascii_case(b"STREAMS"))
-            .map(|i| i + 1),
-        "BITOP" => Some(2),
-        "MIGRATE" => Some(3),
-        _ if KEYLESS.contains(&name) => None,
-        _ if name.contains(' ') => {
-            let keyed = ["OBJECT ", "MEMORY USAGE", "XINFO ", "XGROUP "];
-            keyed.iter().any(|k| name.starts_with(k)).then_some(2)
-        }
-        _ => Some(1),
-    }
-}
-
 fn kind_of(name: &str, argc: usize) -> Kind {
     let channels = argc.saturating_sub(1);
     let (family, subscribe) = match name {
@@ -506,9 +401,12 @@ fn kind_of(name: &str, argc: usize) -> Kind {
     }
 }
 
-/// A reply's outcome, and its error's text when it is one.
+/// A reply's outcome, and its error's text when it is one: a blob's size or an aggregate's count
+/// from its first line, a value read by `redis-protocol`.
 fn describe(frame: &Frame) -> (String, Option<String>) {
-    if frame.whole
+    let sized = matches!(frame.kind, b'$' | b'=' | b'*' | b'%' | b'~' | b'>');
+    if !sized
+        && frame.whole
         && let Some(value) = resp::value(frame.bytes)
         && let Some(described) = describe_value(&value, frame.bytes)
     {
@@ -519,10 +417,11 @@ fn describe(frame: &Frame) -> (String, Option<String>) {
         (b'$' | b'*', -1) => "nil".into(),
         (_, STREAMED) => format!("streamed {}", format::bytes(frame.size)),
         (b'$', n) => format!("bulk {}", format::bytes(n as u64)),
-        (b'=', n) => format!("verbatim {}", format::bytes(n as u64)),
+        (b'=', n) => format!("verbatim {}", format::bytes(n.saturating_sub(4) as u64)),
         (b'*', n) => format!("array {n}"),
         (b'%', n) => format!("map {n}"),
         (b'~', n) => format!("set {n}"),
+        (b'>', n) => format!("push {n}"),
         (b'!', _) => {
             let text = frame
                 .bytes
