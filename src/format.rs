@@ -162,6 +162,20 @@ pub fn ellipsize(text: &str, width: usize) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// `text` cut to at most `max` bytes (on a character boundary), ending in `…` when cut.
+pub fn cut(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
 /// Bytes as `xxd` shows them, 16 a line (offset, hex, printable ASCII), the first `most` of
 /// them, and a line saying how many more there are.
 pub fn hex_dump(data: &[u8], most: usize) -> Vec<String> {

@@ -5,7 +5,7 @@
 
 use crate::common::{Stack, example, free_port};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -341,15 +341,7 @@ fn traffic_follow_errors_shows_only_the_failed_requests() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = follow.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = crate::common::stdout_lines(&mut follow);
     std::thread::sleep(Duration::from_millis(500));
     exchange(
         port,
@@ -494,15 +486,7 @@ fn follow_json(stack: &Stack, done: impl Fn(&Value) -> bool) -> Vec<Value> {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = follow.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = crate::common::stdout_lines(&mut follow);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {

@@ -2,7 +2,7 @@
 //! the terminal: C1 controls and bidi overrides are escaped, through the real binary.
 
 use crate::common::{Stack, free_port, testsvc};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -45,16 +45,16 @@ fn traffic_follow_escapes_c1_controls_and_bidi_overrides_in_paths() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = follow.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("GET /a") && tx.send(line).is_err() {
-                    return;
-                }
+        let rx = crate::common::stdout_lines(&mut follow);
+        let within = Instant::now() + Duration::from_secs(2);
+        let got = loop {
+            let left = within.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains("GET /a") => break Ok(line),
+                Ok(_) => {}
+                Err(e) => break Err(e),
             }
-        });
-        let got = rx.recv_timeout(Duration::from_secs(2));
+        };
         let _ = follow.kill();
         let _ = follow.wait();
         if let Ok(line) = got {

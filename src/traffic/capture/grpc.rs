@@ -39,16 +39,8 @@ pub fn messages(mut body: &[u8]) -> Vec<String> {
     shown
 }
 
-fn bounded(mut text: String) -> String {
-    if text.len() > MOST {
-        let mut at = MOST;
-        while !text.is_char_boundary(at) {
-            at -= 1;
-        }
-        text.truncate(at);
-        text.push('…');
-    }
-    text
+fn bounded(text: String) -> String {
+    crate::format::cut(text, MOST)
 }
 
 /// A message's fields, or None when its bytes are not one.

@@ -202,17 +202,8 @@ impl ErrorKind {
 }
 
 /// Cut a request target to a bounded length (on a character boundary).
-pub fn bounded_path(mut path: String) -> String {
-    if path.len() <= MAX_PATH {
-        return path;
-    }
-    let mut end = MAX_PATH;
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    path.truncate(end);
-    path.push('…');
-    path
+pub fn bounded_path(path: String) -> String {
+    crate::format::cut(path, MAX_PATH)
 }
 
 /// `HTTP/1.1` and friends, without allocating per request.

@@ -588,3 +588,17 @@ pub fn survivors(pids: &[i32]) -> Vec<(&'static str, i32)> {
         .map(|(k, &p)| (*k, p))
         .collect()
 }
+
+/// The lines `child` prints on its (piped) stdout, as they come, read on a thread of their own.
+pub fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
