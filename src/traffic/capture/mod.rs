@@ -126,7 +126,10 @@ impl Capture {
     pub fn start(settings: Settings, request_head: &Bytes) -> Option<Capture> {
         settings.on.then(|| Capture {
             redact: settings.redact,
-            request_head: request_head.clone(),
+            // A copy, not a share: the head's bytes are a slice of the connection's read
+            // buffer, which a shared `Bytes` would keep whole (16 KiB an exchange, not counted
+            // by the store's bounds) and make the relay allocate anew for every request.
+            request_head: Bytes::copy_from_slice(request_head),
             request_body: Kept::new(settings.body),
             answer: Answer {
                 started: Instant::now(),
