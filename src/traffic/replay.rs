@@ -147,7 +147,9 @@ pub async fn replay(
 
 /// The replay's record, once the proxy recorded it.
 async fn own_record(stats: &Stats, after: u64) -> Option<u64> {
-    for _ in 0..20 {
+    // Recorded once the proxy wrote the answer out: a moment after it was read here, longer
+    // on a loaded machine.
+    for _ in 0..100 {
         let mine = stats
             .recent()
             .iter()

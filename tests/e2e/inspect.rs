@@ -240,23 +240,20 @@ fn curl_sends_a_kept_request_again_alike() {
     assert!(again.status.success(), "{again:?}\n{line}");
     assert_eq!(again.stdout, body_of(&first), "{line}");
     // The second request is the first again: method, path, fields and body.
-    let ids: Vec<u64> = {
-        let mut c = devstack::control::client::Client::connect(
-            &stack.path().join(".devstack/devstack.sock"),
-        )
-        .unwrap();
-        c.hello().unwrap();
-        c.exchanges(&["api".to_string()], 10)
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect()
+    // Recorded once its answer went out: curl may have exited a moment before.
+    let mut c =
+        devstack::control::client::Client::connect(&stack.path().join(".devstack/devstack.sock"))
+            .unwrap();
+    c.hello().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let second = loop {
+        let kept = c.exchanges(&["api".to_string()], 10).unwrap();
+        if let Some(e) = kept.iter().find(|e| e.id > id) {
+            break e.id;
+        }
+        assert!(Instant::now() < deadline, "curl's request never kept");
+        std::thread::sleep(Duration::from_millis(50));
     };
-    let second = ids
-        .iter()
-        .copied()
-        .find(|&i| i > id)
-        .expect("curl's request kept");
     let a = json(&stack, &["traffic", "show", &id.to_string(), "--json"]);
     let b = json(&stack, &["traffic", "show", &second.to_string(), "--json"]);
     assert_eq!(a["request"]["path"], b["request"]["path"]);
@@ -292,7 +289,10 @@ fn har_export_writes_valid_har_1_2_of_the_kept_requests() {
         port,
         b"GET /get HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
     );
-    id_of(&stack, "/get");
+    // Each recorded (a record waits for its caller to be known: they may come in any order).
+    for path in ["/text?x=1", "/bin", "/get"] {
+        id_of(&stack, path);
+    }
     let file = stack.path().join("out.har");
     let out = stack
         .command(&["traffic", "export", "--har", file.to_str().unwrap(), "api"])
@@ -306,7 +306,11 @@ fn har_export_writes_valid_har_1_2_of_the_kept_requests() {
     assert!(errors.is_empty(), "{errors:#?}");
     let entries = har["log"]["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 3);
-    let text = &entries[0];
+    let entry = |path: &str| {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        entries.iter().find(|e| e["request"]["url"] == url).unwrap()
+    };
+    let text = entry("/text?x=1");
     assert_eq!(
         text["request"]["url"],
         format!("http://127.0.0.1:{port}/text?x=1")
@@ -314,13 +318,16 @@ fn har_export_writes_valid_har_1_2_of_the_kept_requests() {
     assert_eq!(text["request"]["queryString"][0]["name"], "x");
     assert_eq!(text["request"]["postData"]["text"], "hello");
     assert_eq!(text["response"]["content"]["text"], "hello");
-    let binary = &entries[1]["request"]["postData"];
+    let binary = &entry("/bin")["request"]["postData"];
     assert_eq!(binary["encoding"], "base64");
     assert_eq!(
         base64(binary["text"].as_str().unwrap()),
         [0u8, 159, 146, 150]
     );
-    assert_eq!(entries[2]["response"]["content"]["text"], "hello world\n");
+    assert_eq!(
+        entry("/get")["response"]["content"]["text"],
+        "hello world\n"
+    );
     // An unknown service is said (as a bad name is elsewhere: exit 2).
     let out = stack
         .command(&["traffic", "export", "--har", "-", "nope"])
