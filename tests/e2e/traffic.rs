@@ -458,6 +458,57 @@ async fn an_upgraded_connection_passes_through_and_its_bytes_are_counted() {
     assert_eq!((edge.status.s1xx, edge.errors), (1, 0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_s_frames_are_kept_each_way() {
+    let (backend, _) = http_backend(false).await;
+    let p = proxied("ws", Some(backend), Protocol::Auto);
+    let mut stream = TcpStream::connect(p.addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    // A masked text frame, then a binary one; the backend echoes the bytes as they are.
+    let mask = [9u8, 8, 7, 6];
+    let mut text = vec![0x81, 0x80 | 5];
+    text.extend_from_slice(&mask);
+    text.extend(b"hello".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let binary = [0x82, 3, 0, 1, 255];
+    for frame in [&text[..], &binary[..]] {
+        stream.write_all(frame).await.unwrap();
+        let mut echoed = vec![0u8; frame.len()];
+        stream.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(echoed, frame, "relayed unchanged");
+    }
+    drop(stream);
+    p.edge_when(&Caller::External, "ws", |e| e.requests == 1)
+        .await;
+    let stats = p.proxy.stats();
+    let id = stats.recent().last().unwrap().id;
+    let kept = stats.inspect(id).expect("kept");
+    let frames: Vec<(String, String, Vec<u8>)> = kept
+        .websocket
+        .iter()
+        .map(|f| (format!("{:?}", f.way), f.kind.clone(), f.payload.bytes()))
+        .collect();
+    assert_eq!(
+        frames,
+        [
+            ("Out".into(), "text".into(), b"hello".to_vec()),
+            ("In".into(), "text".into(), b"hello".to_vec()),
+            ("Out".into(), "binary".into(), vec![0, 1, 255]),
+            ("In".into(), "binary".into(), vec![0, 1, 255]),
+        ]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // h2c and gRPC
 

@@ -99,6 +99,7 @@ mod tests {
             redacted: true,
             grpc: None,
             decoded: None,
+            websocket: Vec::new(),
         }
     }
 

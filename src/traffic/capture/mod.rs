@@ -14,6 +14,7 @@ pub mod har;
 mod store;
 pub mod text;
 pub mod view;
+pub mod websocket;
 
 pub use crate::config::capture::Bounds;
 pub use store::Store;
@@ -119,6 +120,8 @@ pub struct Capture {
     pub answer: Answer,
     /// Waiting for a connection to the service (None: a kept-alive one was used).
     pub connect: Option<Duration>,
+    /// An upgraded WebSocket's frames.
+    pub websocket: Option<websocket::Frames>,
 }
 
 impl Capture {
@@ -139,6 +142,7 @@ impl Capture {
                 first_byte: None,
             },
             connect: None,
+            websocket: None,
         })
     }
 
@@ -150,6 +154,12 @@ impl Capture {
             + self.answer.head.len()
             + self.answer.body.bytes.capacity()
             + self.answer.trailers.len()
+            + self.websocket.as_ref().map_or(0, websocket::Frames::size)
+    }
+
+    /// The request asked to become a WebSocket.
+    pub fn asks_websocket(&self) -> bool {
+        memchr::memmem::find(&self.request_head.to_ascii_lowercase(), b"websocket").is_some()
     }
 }
 

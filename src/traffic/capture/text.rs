@@ -73,6 +73,27 @@ pub fn lines(e: &Inspected) -> Vec<(Part, String)> {
     if let Some(g) = &e.grpc {
         grpc(g, &mut lines);
     }
+    if !e.websocket.is_empty() {
+        lines.push((Part::Blank, String::new()));
+        lines.push((Part::Start, "WebSocket frames (the last kept):".into()));
+    }
+    for f in &e.websocket {
+        let arrow = match f.way {
+            super::websocket::Way::Out => "→",
+            super::websocket::Way::In => "←",
+        };
+        let payload = match (&f.payload.text, f.payload.bytes()) {
+            (Some(text), _) => format!("{text:?}"),
+            (None, bytes) => bytes.iter().take(32).map(|b| format!("{b:02x}")).collect(),
+        };
+        let cut = if f.payload.cut { "…" } else { "" };
+        let line = format!(
+            "{arrow} {} {}: {payload}{cut}",
+            f.kind,
+            bytes(f.payload.size)
+        );
+        lines.push((Part::Body, shown(&line)));
+    }
     lines.push((Part::Blank, String::new()));
     lines.push((Part::Note, timings(e)));
     if let Some(error) = e.error {

@@ -42,6 +42,17 @@ pub struct Inspected {
     /// and what was asked and answered (`request` and `response` are empty then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoded: Option<(String, crate::traffic::stats::Decoded)>,
+    /// An upgraded WebSocket's frames (the last ones kept), each way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub websocket: Vec<WsFrame>,
+}
+
+/// One WebSocket frame: which way, its kind, and its payload as kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WsFrame {
+    pub way: super::websocket::Way,
+    pub kind: String,
+    pub payload: Shown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +173,23 @@ pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
         redacted: redact,
         grpc,
         decoded: None,
+        websocket: capture
+            .websocket
+            .iter()
+            .flat_map(|frames| frames.kept.iter())
+            .map(|f| {
+                let mut kept = Kept::new(super::websocket::PAYLOAD);
+                kept.add(&f.payload);
+                let mut payload = shown(&kept, false);
+                payload.size = f.size;
+                payload.cut = f.size > f.payload.len() as u64;
+                WsFrame {
+                    way: f.way,
+                    kind: f.kind.clone(),
+                    payload,
+                }
+            })
+            .collect(),
     }
 }
 
@@ -193,6 +221,7 @@ pub fn decoded(record: &Record) -> Option<Inspected> {
         redacted: false,
         grpc: None,
         decoded: Some((protocol.to_string(), d.clone())),
+        websocket: Vec::new(),
     })
 }
 

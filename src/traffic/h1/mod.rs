@@ -28,20 +28,23 @@ mod script;
 #[cfg(test)]
 mod tests;
 
+use super::capture::websocket::{Frames, Tap, Way};
 use super::capture::{Capture, Settings};
 use super::limits::Limits;
 use super::proxy::Counted;
 use super::stats::{self, ErrorKind, Kind, Record};
 use super::{Conn, Recorder};
 use crate::ignored::Ignore;
+use crate::sync::Locked;
 use answer::{Ends, Unanswered, send_body_and_answer};
 use bytes::{Bytes, BytesMut};
 use io::{Dial, Stream};
 use message::{
     BadHead, Framing, HeadError, MAX_HEAD, READ_SIZE, RequestHead, parse_request, read_head,
 };
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How often a request is tried on a new backend connection when the kept-alive one broke
@@ -453,17 +456,42 @@ async fn tunnel<C: Stream, S: Stream>(
     records: &Recorder,
 ) {
     let mut client = Counted::new(client);
-    let early = async {
-        up.stream.write_all(&cbuf).await?;
-        client.write_all(&up.buf).await?;
-        tokio::io::copy_bidirectional(&mut client, &mut up.stream).await
+    // A WebSocket's frames are read as they pass, when its exchange is kept.
+    let frames = capture
+        .as_ref()
+        .filter(|c| c.asks_websocket())
+        .map(|_| Arc::new(Mutex::new(Frames::default())));
+    let copied = match &frames {
+        Some(frames) => {
+            frames.locked().feed(Way::Out, &cbuf);
+            frames.locked().feed(Way::In, &up.buf);
+            let mut caller = Tap::new(&mut client, Way::Out, frames.clone());
+            let mut service = Tap::new(&mut up.stream, Way::In, frames.clone());
+            copy_both(&mut caller, &mut service, &cbuf, &up.buf).await
+        }
+        None => copy_both(&mut client, &mut up.stream, &cbuf, &up.buf).await,
     };
-    if early.await.is_err() {
+    if copied.is_err() {
         record.error = Some(ErrorKind::Reset);
     }
     record.bytes_in += cbuf.len() as u64 + client.read;
     record.bytes_out += client.written;
+    let mut capture = capture;
+    if let (Some(c), Some(frames)) = (&mut capture, frames) {
+        c.websocket = Some(std::mem::take(&mut *frames.locked()));
+    }
     records.record_captured(record, capture);
+}
+
+/// What either side sent past the heads, then bytes both ways until both closed.
+async fn copy_both<A, B>(a: &mut A, b: &mut B, to_b: &[u8], to_a: &[u8]) -> std::io::Result<()>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    b.write_all(to_b).await?;
+    a.write_all(to_a).await?;
+    tokio::io::copy_bidirectional(a, b).await.map(drop)
 }
 
 /// A response made by the proxy itself (an error), with `text` as its body; to a HEAD
