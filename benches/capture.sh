@@ -17,15 +17,7 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 cargo build --release --quiet --example http_echo --example proxy_bench
 BIN=$PWD/target/release/examples
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "nothing on $1"; exit 1; }
+source benches/lib.sh
 
 backend=$(free_port); off=$(free_port); on=$(free_port)
 "$BIN/http_echo" "$backend" 1 >/dev/null & pids+=($!)

@@ -425,11 +425,9 @@ async fn pipelined_requests_are_answered_in_order() {
     assert_eq!(edge.status.s2xx, 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upgraded_connection_passes_through_and_its_bytes_are_counted() {
-    let (backend, _) = http_backend(false).await;
-    let p = proxied("ws", Some(backend), Protocol::Auto);
-    let mut stream = TcpStream::connect(p.addr).await.unwrap();
+/// A connection to the echo backend's `/ws`, upgraded: it and the answer's head.
+async fn upgraded(addr: SocketAddr) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(
             b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
@@ -442,6 +440,14 @@ async fn an_upgraded_connection_passes_through_and_its_bytes_are_counted() {
         stream.read_exact(&mut byte).await.unwrap();
         head.push(byte[0]);
     }
+    (stream, head)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_connection_passes_through_and_its_bytes_are_counted() {
+    let (backend, _) = http_backend(false).await;
+    let p = proxied("ws", Some(backend), Protocol::Auto);
+    let (mut stream, head) = upgraded(p.addr).await;
     let head = String::from_utf8(head).unwrap();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     for message in ["hello", "a second message, longer"] {
@@ -462,19 +468,7 @@ async fn an_upgraded_connection_passes_through_and_its_bytes_are_counted() {
 async fn a_websocket_s_frames_are_kept_each_way() {
     let (backend, _) = http_backend(false).await;
     let p = proxied("ws", Some(backend), Protocol::Auto);
-    let mut stream = TcpStream::connect(p.addr).await.unwrap();
-    stream
-        .write_all(
-            b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8];
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
+    let (mut stream, _) = upgraded(p.addr).await;
     // A masked text frame, then a binary one; the backend echoes the bytes as they are.
     let mask = [9u8, 8, 7, 6];
     let mut text = vec![0x81, 0x80 | 5];
