@@ -5,7 +5,7 @@
 use super::note;
 use super::remote::{Running, out};
 use devstack::config::diag::printable;
-use devstack::traffic::capture::view::{Inspected, Response};
+use devstack::traffic::capture::view::{Inspected, Response, field};
 use devstack::traffic::replay::Replayed;
 use std::process::ExitCode;
 
@@ -122,12 +122,6 @@ fn differences(was: &Response, now: &Response) -> Vec<String> {
         lines.push(format!("- status {} {}", was.status, was.reason));
         lines.push(format!("+ status {} {}", now.status, now.reason));
     }
-    let value = |fields: &[(String, String)], name: &str| {
-        fields
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
     let mut names: Vec<String> = was
         .headers
         .iter()
@@ -138,7 +132,7 @@ fn differences(was: &Response, now: &Response) -> Vec<String> {
     names.sort();
     names.dedup();
     for name in names {
-        let (a, b) = (value(&was.headers, &name), value(&now.headers, &name));
+        let (a, b) = (field(&was.headers, &name), field(&now.headers, &name));
         if a != b {
             if let Some(a) = a {
                 lines.push(printable(&format!("- {name}: {a}")).into_owned());

@@ -4,7 +4,7 @@
 //! --edit`: a field still `…redacted…` keeps its captured value). Sent with hyper's client,
 //! HTTP/1.1 or h2c as the original went; the answer comes back readable.
 
-use super::capture::view::{self, REDACTED, Response};
+use super::capture::view::{self, REDACTED, Response, field};
 use super::capture::{Capture, Kept};
 use super::{Caller, Stats};
 use bytes::Bytes;
@@ -80,13 +80,6 @@ fn outgoing(capture: &Capture, edited: Option<&str>) -> Result<Outgoing, String>
     }
     request.body = body.as_bytes().to_vec();
     Ok(request)
-}
-
-fn field<'f>(fields: &'f [(String, String)], name: &str) -> Option<&'f str> {
-    fields
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }
 
 /// A request head (`METHOD PATH VERSION` and fields); `version` when the line has none.

@@ -506,19 +506,25 @@ async fn a_websocket_s_frames_are_kept_each_way() {
 // ---------------------------------------------------------------------------------------------
 // h2c and gRPC
 
+/// An h2c (prior knowledge) client connection to `addr`.
+async fn h2_client(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Body> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake::<_, _, Body>(
+        TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_requests_and_grpc_statuses_are_forwarded_and_recorded() {
     let (backend, _) = http_backend(true).await;
     let p = proxied("grpc", Some(backend), Protocol::Auto);
     let fetch = |addr: SocketAddr, path: &'static str| async move {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http2::handshake::<_, _, Body>(
-            TokioExecutor::new(),
-            TokioIo::new(stream),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(conn);
+        let mut sender = h2_client(addr).await;
         let req = Request::post(format!("http://{addr}{path}"))
             .header("content-type", "application/grpc")
             .body(full("request"))
@@ -567,14 +573,7 @@ async fn h2c_requests_and_grpc_statuses_are_forwarded_and_recorded() {
 async fn an_h2c_grpc_call_is_kept_with_its_method_status_and_messages() {
     let (backend, _) = http_backend(true).await;
     let p = proxied("grpc", Some(backend), Protocol::Auto);
-    let stream = TcpStream::connect(p.addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake::<_, _, Body>(
-        TokioExecutor::new(),
-        TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_client(p.addr).await;
     // `{1: 150, 2: "alice"}`, framed as gRPC.
     let message: &[u8] = b"\0\0\0\0\x0a\x08\x96\x01\x12\x05alice";
     let req = Request::post(format!("http://{}/grpc/14", p.addr))

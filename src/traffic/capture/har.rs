@@ -3,7 +3,7 @@
 //! split into connect, wait (to the first byte) and receive; the caller and callee in each
 //! entry's `comment` and `_caller`/`_callee`.
 
-use super::view::{Inspected, Shown};
+use super::view::{Inspected, Shown, field};
 use serde_json::{Value, json};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -32,13 +32,6 @@ fn fields(headers: &[(String, String)]) -> Value {
         .iter()
         .map(|(name, value)| json!({ "name": name, "value": value }))
         .collect()
-}
-
-fn field<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }
 
 /// A body's content: its text, or base64 with `encoding`.

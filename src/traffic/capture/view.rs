@@ -252,7 +252,8 @@ fn grpc(
     })
 }
 
-fn field<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+/// The value of the header field `name` (any case), the first if there are several.
+pub fn field<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
