@@ -122,13 +122,11 @@ where
     }
 }
 
-/// One connection's decoder (None once it stopped), shared by both directions, and where its
-/// exchanges go.
+/// One connection's decoder, shared by both directions, and where its exchanges go.
 struct Decoding {
+    /// None once it stopped (gave up, or the connection went encrypted) before the end.
     decoder: Mutex<Option<Box<dyn Decoder>>>,
     records: Recorder,
-    /// It stopped (gave up, or the connection went encrypted) before the end.
-    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Decoding {
@@ -136,7 +134,6 @@ impl Decoding {
         Decoding {
             decoder: Mutex::new(Some(decoder)),
             records,
-            stopped: false.into(),
         }
     }
 
@@ -151,8 +148,6 @@ impl Decoding {
         let exchanges = d.take();
         if d.state() != State::Decoding {
             *decoder = None;
-            self.stopped
-                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         drop(decoder);
         for exchange in exchanges {
@@ -163,13 +158,14 @@ impl Decoding {
     /// The connection ended: what still waited is recorded. Whether every exchange was
     /// recorded on its own (the connection needs no record of its own).
     fn finish(self) -> bool {
-        if let Some(mut d) = self.decoder.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            d.end(Instant::now());
-            for exchange in d.take() {
-                self.records.record(record(&self.records, exchange));
-            }
+        let Some(mut d) = self.decoder.into_inner().unwrap_or_else(|p| p.into_inner()) else {
+            return false;
+        };
+        d.end(Instant::now());
+        for exchange in d.take() {
+            self.records.record(record(&self.records, exchange));
         }
-        !self.stopped.into_inner()
+        true
     }
 }
 
