@@ -21,6 +21,11 @@ pub enum Action {
     Open,
     /// In the inspector: the request as a curl command line, copied.
     CopyCurl,
+    /// In the inspector: send the request again, its answer shown beside the original's.
+    Replay,
+    /// In the traffic pane: pick the next (or, negative, previous) edge of the table; the tail
+    /// then shows its requests.
+    PickEdge(isize),
     Restart,
     StartStop,
     Rebuild,

@@ -112,6 +112,9 @@ pub struct App {
     pub traffic_selected: bool,
     /// The request picked in the traffic pane's tail (by id); None: following the newest.
     pub tail_cursor: Option<u64>,
+    /// The edge picked in the traffic pane's table (`e`), as caller and callee: the tail shows
+    /// its requests, the table its commands or queries by group.
+    pub picked_edge: Option<(String, String)>,
 }
 
 /// Does `text` contain `needle`, ignoring case? (`needle` is already lower-case.)
@@ -177,6 +180,7 @@ impl App {
             show_traffic: false,
             traffic_selected: false,
             tail_cursor: None,
+            picked_edge: None,
         }
     }
 
@@ -344,8 +348,9 @@ impl App {
             Action::Zoom => self.zoom = !self.zoom,
             Action::Help => self.mode = Mode::Help,
             Action::CloseOverlay => self.mode = Mode::Normal,
-            // Only the inspector copies a request.
-            Action::CopyCurl => {}
+            // Only the inspector copies or replays a request, only the traffic pane picks an
+            // edge.
+            Action::CopyCurl | Action::Replay | Action::PickEdge(_) => {}
             Action::Traffic => match self.traffic {
                 Some(_) => self.show_traffic = !self.show_traffic,
                 None => {
@@ -416,7 +421,14 @@ impl App {
             Action::PageDown => self.move_tail_cursor(page),
             Action::ScrollTop => self.move_tail_cursor(isize::MIN / 2),
             Action::ScrollBottom => self.tail_cursor = None,
+            Action::PickEdge(by) => self.pick_edge(*by),
             Action::Open => {}
+            Action::ClearSearch => {
+                // Esc lets go of the picked request and edge, then clears as in the log.
+                self.tail_cursor = None;
+                self.picked_edge = None;
+                return false;
+            }
             _ => return false,
         }
         true

@@ -7,6 +7,7 @@ use super::draw::content;
 use super::traffic::Seen;
 use crate::config::diag::printable;
 use crate::format::{bytes, latency};
+use crate::traffic::stats::GroupSnapshot;
 use crate::traffic::{EdgeSnapshot, Kind, Record};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -21,17 +22,18 @@ pub fn draw_traffic(frame: &mut Frame, app: &App, area: Rect, block: Block<'stat
     let inner = block.inner(area);
     frame.render_widget(block, area);
     feed.read(|seen| {
-        let edges = seen.snapshot.edges.len() as u16;
+        let groups = picked_groups(app, seen).map_or(0, |g| g.len().min(GROUPS) as u16 + 2);
+        let edges = seen.snapshot.edges.len() as u16 + groups;
         let top = (edges.max(1) + 1).min(inner.height / 2).max(2);
         let [upper, tail] =
             Layout::vertical([Constraint::Length(top), Constraint::Min(1)]).areas(inner);
         if upper.width >= 110 {
             let [table, rates] =
                 Layout::horizontal([Constraint::Min(70), Constraint::Length(40)]).areas(upper);
-            draw_edges(frame, seen, table);
+            draw_edges(frame, app, seen, table);
             draw_rates(frame, seen, rates);
         } else {
-            draw_edges(frame, seen, upper);
+            draw_edges(frame, app, seen, upper);
         }
         if tail.width >= 120 {
             let [tail, map] =
@@ -46,20 +48,57 @@ pub fn draw_traffic(frame: &mut Frame, app: &App, area: Rect, block: Block<'stat
 
 /// The pane's title and what it shows.
 pub fn title(app: &App) -> String {
+    if let Some((caller, callee)) = &app.picked_edge {
+        return format!(" traffic: {caller} → {callee} ");
+    }
     match (app.traffic_selected, app.names.get(app.selected)) {
         (true, Some(name)) => format!(" traffic: {name} "),
         _ => " traffic: all services ".into(),
     }
 }
 
-fn draw_edges(frame: &mut Frame, seen: &Seen, area: Rect) {
+/// A picked edge's commands or queries by group shown, at most.
+const GROUPS: usize = 8;
+
+/// The picked edge's groups (Redis commands, Postgres queries), when it has any.
+fn picked_groups<'a>(app: &App, seen: &'a Seen) -> Option<&'a [GroupSnapshot]> {
+    let (caller, callee) = app.picked_edge.as_ref()?;
+    let edge = seen
+        .snapshot
+        .edges
+        .iter()
+        .find(|e| e.callee == *callee && e.caller.to_string() == *caller)?;
+    (!edge.groups.is_empty()).then_some(&edge.groups[..])
+}
+
+fn draw_edges(frame: &mut Frame, app: &App, seen: &Seen, area: Rect) {
+    let groups = picked_groups(app, seen);
+    let area = match groups {
+        Some(groups) => {
+            let below = groups.len().min(GROUPS) as u16 + 2;
+            let [table, under] =
+                Layout::vertical([Constraint::Min(2), Constraint::Length(below)]).areas(area);
+            draw_groups(frame, groups, under);
+            table
+        }
+        None => area,
+    };
     let header = Row::new([
         "CALLER", "CALLEE", "RPS", "REQS", "ERR%", "P50", "P95", "P99", "OUT",
     ])
     .style(Style::new().bold().fg(Color::Gray));
     let ms = |v: Option<f64>| v.map_or("-".into(), |ms| latency((ms * 1000.0) as u64));
+    let picked = |e: &EdgeSnapshot| {
+        app.picked_edge
+            .as_ref()
+            .is_some_and(|(caller, callee)| e.callee == *callee && e.caller.to_string() == *caller)
+    };
     let rows = seen.snapshot.edges.iter().map(|e| {
         let err = e.error_rate_1m * 100.0;
+        let style = match picked(e) {
+            true => Style::new().reversed(),
+            false => Style::new(),
+        };
         Row::new([
             Cell::from(e.caller.to_string()),
             Cell::from(e.callee.clone()),
@@ -71,6 +110,7 @@ fn draw_edges(frame: &mut Frame, seen: &Seen, area: Rect) {
             Cell::from(ms(e.p99_ms)),
             Cell::from(bytes(e.bytes_out)),
         ])
+        .style(style)
     });
     let widths = [
         Constraint::Length(12),
@@ -94,6 +134,38 @@ fn draw_edges(frame: &mut Frame, seen: &Seen, area: Rect) {
     frame.render_widget(
         Table::new(rows, widths).header(header).column_spacing(1),
         area,
+    );
+}
+
+/// The picked edge's commands or queries by group, busiest first, under the table.
+fn draw_groups(frame: &mut Frame, groups: &[GroupSnapshot], area: Rect) {
+    let ms = |v: f64| latency((v * 1000.0) as u64);
+    let header = Row::new(["REQS", "ERRORS", "P50", "P99", "COMMAND / QUERY"])
+        .style(Style::new().bold().fg(Color::Gray));
+    let rows = groups.iter().take(GROUPS).map(|g| {
+        Row::new([
+            Cell::from(g.requests.to_string()),
+            Cell::from(g.errors.to_string()).fg(if g.errors > 0 {
+                Color::Red
+            } else {
+                Color::Reset
+            }),
+            Cell::from(ms(g.p50_ms)),
+            Cell::from(ms(g.p99_ms)),
+            Cell::from(printable(&g.group).into_owned()),
+        ])
+    });
+    let widths = [
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Min(20),
+    ];
+    let [_, table] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    frame.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        table,
     );
 }
 

@@ -4,13 +4,13 @@
 //! `c` copying it as a curl command line, Esc closing it.
 
 use super::app::{App, Effect, Mode};
-use crate::traffic::Record;
 use crate::traffic::capture::text::{self, Part};
 use crate::traffic::capture::{Inspected, curl};
+use crate::traffic::{Kind, Record};
 use std::sync::Arc;
 
 /// The inspector over one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inspector {
     pub id: u64,
     /// The exchange (None until it came, or when it is not kept: `lines` says why).
@@ -49,18 +49,41 @@ pub fn shown_in(app: &App, seen: &super::traffic::Seen) -> Vec<Arc<Record>> {
         only.as_ref()
             .is_none_or(|name| r.callee == *name || r.caller.to_string() == *name)
     };
+    let on_edge = |r: &Record| {
+        app.picked_edge
+            .as_ref()
+            .is_none_or(|(caller, callee)| r.callee == *callee && r.caller.to_string() == *caller)
+    };
     let needle = app.log.search.as_deref().or(app.log.filter.as_deref());
     let lower = needle.map(str::to_lowercase);
     seen.tail
         .iter()
-        .filter(|r| involves(r))
-        .filter(|r| {
-            lower.as_deref().is_none_or(|n| {
-                super::app::matches(&crate::config::diag::printable(&r.to_string()), n)
-            })
-        })
+        .filter(|r| involves(r) && on_edge(r))
+        .filter(|r| lower.as_deref().is_none_or(|n| wanted(r, n)))
         .cloned()
         .collect()
+}
+
+/// Does a request match what the tail is filtered by (`/` or `&`, lower-case)? Each word must
+/// match: `5xx` (or `2xx` …) a status class, `errors` what `traffic --errors` shows, `a->b`
+/// an edge (`->b` anyone calling b, `a->` what a calls); any other word, the request's line as
+/// the tail shows it (method, path, status, command, query).
+pub fn wanted(record: &Record, needle: &str) -> bool {
+    let line = crate::config::diag::printable(&record.to_string()).to_lowercase();
+    needle.split_whitespace().all(|word| {
+        let class = word.strip_suffix("xx").and_then(|n| n.parse::<u16>().ok());
+        if let Some(class @ 1..=5) = class {
+            return matches!(&record.kind, Kind::Http { status, .. } if status / 100 == class);
+        }
+        if word == "errors" {
+            return record.is_error();
+        }
+        if let Some((caller, callee)) = word.split_once("->") {
+            return (caller.is_empty() || record.caller.to_string().eq_ignore_ascii_case(caller))
+                && (callee.is_empty() || record.callee.eq_ignore_ascii_case(callee));
+        }
+        line.contains(word)
+    })
 }
 
 impl App {
@@ -76,6 +99,36 @@ impl App {
             .and_then(|id| shown.iter().position(|r| r.id == id))
             .map_or(last as isize, |at| at as isize + by);
         self.tail_cursor = Some(shown[at.clamp(0, last as isize) as usize].id);
+    }
+
+    /// `e`/`E` in the traffic pane: pick the edge `by` rows down the table (from none: the first
+    /// or the last); the tail then shows only its requests.
+    pub(super) fn pick_edge(&mut self, by: isize) {
+        let Some(feed) = &self.traffic else {
+            return;
+        };
+        let edges: Vec<(String, String)> = feed.read(|seen| {
+            seen.snapshot
+                .edges
+                .iter()
+                .map(|e| (e.caller.to_string(), e.callee.clone()))
+                .collect()
+        });
+        let Some(last) = edges.len().checked_sub(1) else {
+            self.message = Some("no edge to pick yet".into());
+            return;
+        };
+        let at = match self
+            .picked_edge
+            .as_ref()
+            .and_then(|p| edges.iter().position(|e| e == p))
+        {
+            Some(at) => (at as isize + by).clamp(0, last as isize) as usize,
+            None if by < 0 => last,
+            None => 0,
+        };
+        self.picked_edge = Some(edges[at].clone());
+        self.tail_cursor = None;
     }
 
     /// Enter in the traffic pane: the inspector over the selected request (the newest when
@@ -142,5 +195,74 @@ impl App {
         );
         self.message = Some("copied as a curl command line".into());
         vec![Effect::Copy(curl::command(exchange, &base))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::Caller;
+    use crate::traffic::stats::Decoded;
+
+    fn record(caller: Caller, callee: &str, kind: Kind) -> Record {
+        Record {
+            id: 1,
+            time_ms: 0,
+            caller,
+            callee: callee.into(),
+            kind,
+            latency_us: 1000,
+            bytes_in: 0,
+            bytes_out: 0,
+            error: None,
+        }
+    }
+
+    fn http(method: &'static str, path: &str, status: u16) -> Kind {
+        Kind::Http {
+            version: "HTTP/1.1".into(),
+            method: method.into(),
+            path: path.into(),
+            status,
+            grpc_status: None,
+        }
+    }
+
+    #[test]
+    fn the_tail_is_filtered_by_class_errors_edge_and_words_all_at_once() {
+        let web = || Caller::Service("web".into());
+        let ok = record(web(), "api", http("GET", "/users/1", 200));
+        let missing = record(Caller::External, "api", http("GET", "/nope", 404));
+        let failed = record(web(), "users", http("POST", "/users", 503));
+        let redis = Kind::Redis(Decoded {
+            command: "GET user:42".into(),
+            group: "GET".into(),
+            outcome: "error".into(),
+            failure: Some("ERR wrong type".into()),
+        });
+        let db = record(Caller::Service("api".into()), "cache", redis);
+        let all = [&ok, &missing, &failed, &db];
+        let shown = |needle: &str| -> Vec<u64> {
+            all.iter()
+                .enumerate()
+                .filter(|(_, r)| wanted(r, needle))
+                .map(|(i, _)| i as u64)
+                .collect()
+        };
+        assert_eq!(shown("5xx"), [2]);
+        assert_eq!(shown("4xx"), [1]);
+        assert_eq!(shown("2xx"), [0]);
+        assert_eq!(shown("errors"), [2, 3]);
+        assert_eq!(shown("web->"), [0, 2]);
+        assert_eq!(shown("->api"), [0, 1]);
+        assert_eq!(shown("external->api"), [1]);
+        assert_eq!(shown("post"), [2]);
+        assert_eq!(shown("web-> 2xx /users"), [0]);
+        assert_eq!(shown("get user:42"), [3]);
+        assert_eq!(
+            shown("6xx"),
+            Vec::<u64>::new(),
+            "not a class: a word, matching none"
+        );
     }
 }

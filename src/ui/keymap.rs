@@ -39,19 +39,7 @@ pub fn map(mode: &Mode, focus: Focus, key: KeyEvent) -> Option<Action> {
             _ => None,
         },
         Mode::Help => Some(Action::CloseOverlay),
-        Mode::Inspect(_) => match key.code {
-            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => Some(Action::CloseOverlay),
-            KeyCode::Char('c') => Some(Action::CopyCurl),
-            KeyCode::Char('j') | KeyCode::Down => Some(Action::ScrollDown(1)),
-            KeyCode::Char('k') | KeyCode::Up => Some(Action::ScrollUp(1)),
-            KeyCode::PageDown | KeyCode::Char(' ') => Some(Action::PageDown),
-            KeyCode::Char('d') if ctrl => Some(Action::PageDown),
-            KeyCode::PageUp => Some(Action::PageUp),
-            KeyCode::Char('u') if ctrl => Some(Action::PageUp),
-            KeyCode::Char('g') | KeyCode::Home => Some(Action::ScrollTop),
-            KeyCode::Char('G') | KeyCode::End => Some(Action::ScrollBottom),
-            _ => None,
-        },
+        Mode::Inspect(_) => find(key, ctrl).and_then(|b| b.inspect.clone()),
         Mode::ShuttingDown => match key.code {
             KeyCode::Char('q') | KeyCode::Char('x') => Some(Action::ForceQuit),
             _ => None,
@@ -108,9 +96,9 @@ const fn ctrl_key(c: char) -> Key {
     Key(KeyCode::Char(c), true)
 }
 
-/// One row of the dashboard's keys: what the keys do in the service list and in the log, how
-/// the footer shows them (per pane), and the line in `?` help. The keymap, the footer and the
-/// help are all read from `KEYS`, so they can't disagree.
+/// One row of the dashboard's keys: what the keys do in the service list, in the log and in the
+/// inspector, how the footer shows them (per pane), and the line in `?` help. The keymap, the
+/// footer and the help are all read from `KEYS`, so they can't disagree.
 pub struct Binding {
     pub keys: &'static [Key],
     /// The action in the service list, and in the log pane.
@@ -121,6 +109,20 @@ pub struct Binding {
     pub log_footer: Option<(&'static str, &'static str)>,
     /// In the help: the keys as shown and what they do (None: covered by the row above).
     pub help: Option<(&'static str, &'static str)>,
+    /// The action inside a request (the inspector), and how its footer and help show it.
+    pub inspect: Option<Action>,
+    pub inspect_footer: Option<(&'static str, &'static str)>,
+}
+
+/// A row with what its keys do in the inspector, and how its footer shows it.
+macro_rules! inspecting {
+    ($row:expr, $action:expr, $footer:expr $(,)?) => {
+        Binding {
+            inspect: Some($action),
+            inspect_footer: $footer,
+            ..$row
+        }
+    };
 }
 
 /// A row whose keys do the same in both panes.
@@ -133,6 +135,8 @@ macro_rules! both {
             list_footer: None,
             log_footer: None,
             help: Some($help),
+            inspect: None,
+            inspect_footer: None,
         }
     };
 }
@@ -173,7 +177,12 @@ pub const KEYS: &[Binding] = &[
         log: Some(A::ScrollDown(1)),
         list_footer: Some(("j/k", "select")),
         log_footer: Some(("j/k", "scroll")),
-        help: Some(("j/k ↑/↓", "select a service, or scroll the log")),
+        help: Some((
+            "j/k ↑/↓",
+            "select a service, scroll the log, pick a request (traffic)",
+        )),
+        inspect: Some(A::ScrollDown(1)),
+        inspect_footer: Some(("j/k PgUp/PgDn", "scroll")),
     },
     Binding {
         keys: &[k('k'), code(KeyCode::Up)],
@@ -182,6 +191,8 @@ pub const KEYS: &[Binding] = &[
         list_footer: None,
         log_footer: None,
         help: None,
+        inspect: Some(A::ScrollUp(1)),
+        inspect_footer: None,
     },
     both!(
         &[code(KeyCode::Tab), code(KeyCode::BackTab)],
@@ -199,8 +210,52 @@ pub const KEYS: &[Binding] = &[
             "Enter",
             "traffic pane: open the request picked with j/k (G: newest)",
         )),
+        inspect: Some(A::CloseOverlay),
+        inspect_footer: None,
     },
-    both!(&[k('r')], A::Restart, ("r", "restart the service")).footer(Some(("r", "restart")), None),
+    Binding {
+        list_footer: Some(("r", "restart")),
+        inspect: Some(A::Replay),
+        inspect_footer: Some(("r", "replay it")),
+        ..both!(
+            &[k('r')],
+            A::Restart,
+            ("r", "restart the service (inspecting: replay)")
+        )
+    },
+    Binding {
+        keys: &[k('c')],
+        list: None,
+        log: None,
+        list_footer: None,
+        log_footer: None,
+        help: None,
+        inspect: Some(A::CopyCurl),
+        inspect_footer: Some(("c", "copy as curl")),
+    },
+    Binding {
+        keys: &[k('e')],
+        list: None,
+        log: Some(A::PickEdge(1)),
+        list_footer: None,
+        log_footer: None,
+        help: Some((
+            "e  E",
+            "traffic pane: pick the next/previous edge, its requests",
+        )),
+        inspect: None,
+        inspect_footer: None,
+    },
+    Binding {
+        keys: &[k('E')],
+        list: None,
+        log: Some(A::PickEdge(-1)),
+        list_footer: None,
+        log_footer: None,
+        help: None,
+        inspect: None,
+        inspect_footer: None,
+    },
     both!(&[k('s')], A::StartStop, ("s", "start or stop it"))
         .footer(Some(("s", "start/stop")), None),
     both!(
@@ -246,6 +301,8 @@ pub const KEYS: &[Binding] = &[
         list_footer: None,
         log_footer: Some(("n/N", "match")),
         help: None,
+        inspect: None,
+        inspect_footer: None,
     },
     Binding {
         keys: &[k('N')],
@@ -254,6 +311,8 @@ pub const KEYS: &[Binding] = &[
         list_footer: None,
         log_footer: None,
         help: None,
+        inspect: None,
+        inspect_footer: None,
     },
     both!(
         &[k('&')],
@@ -261,10 +320,17 @@ pub const KEYS: &[Binding] = &[
         ("&", "filter: show only matching lines"),
     )
     .footer(None, Some(("&", "filter"))),
-    both!(
-        &[code(KeyCode::Esc)],
-        A::ClearSearch,
-        ("Esc", "clear search and filter"),
+    inspecting!(
+        both!(
+            &[code(KeyCode::Esc)],
+            A::ClearSearch,
+            (
+                "Esc",
+                "clear search and filter; let go of a picked request/edge"
+            ),
+        ),
+        A::CloseOverlay,
+        Some(("Esc", "close")),
     ),
     both!(
         &[k('f')],
@@ -278,6 +344,8 @@ pub const KEYS: &[Binding] = &[
         list_footer: None,
         log_footer: Some(("G", "follow")),
         help: None,
+        inspect: Some(A::ScrollBottom),
+        inspect_footer: None,
     },
     Binding {
         keys: &[k('g'), code(KeyCode::Home)],
@@ -286,19 +354,31 @@ pub const KEYS: &[Binding] = &[
         list_footer: None,
         log_footer: None,
         help: Some(("g/Home", "top of the log (first service in the list)")),
+        inspect: Some(A::ScrollTop),
+        inspect_footer: None,
     },
-    both!(
-        &[code(KeyCode::PageUp), ctrl_key('u')],
+    inspecting!(
+        both!(
+            &[code(KeyCode::PageUp), ctrl_key('u')],
+            A::PageUp,
+            ("PgUp/PgDn ^u/^d", "scroll half a page"),
+        ),
         A::PageUp,
-        ("PgUp/PgDn ^u/^d", "scroll half a page"),
+        None,
     ),
     Binding {
-        keys: &[code(KeyCode::PageDown), ctrl_key('d')],
+        keys: &[
+            code(KeyCode::PageDown),
+            ctrl_key('d'),
+            code(KeyCode::Char(' ')),
+        ],
         list: Some(A::PageDown),
         log: Some(A::PageDown),
         list_footer: None,
         log_footer: None,
         help: None,
+        inspect: Some(A::PageDown),
+        inspect_footer: None,
     },
     both!(&[k('w')], A::ToggleWrap, ("w", "wrap long lines")).footer(None, Some(("w", "wrap"))),
     both!(&[k('T')], A::ToggleTimestamps, ("T", "timestamps")).footer(None, Some(("T", "time"))),
@@ -333,21 +413,35 @@ pub const KEYS: &[Binding] = &[
         list_footer: None,
         log_footer: None,
         help: Some(("mouse", "click a service; wheel scrolls")),
+        inspect: None,
+        inspect_footer: None,
     },
-    both!(&[k('?')], A::Help, ("?", "these keys")).footer(Some(("?", "help")), Some(("?", "help"))),
-    both!(
-        &[k('q')],
-        A::AskQuit,
-        ("q  Ctrl-C", "stop the stack and quit (again: kill at once)"),
-    )
-    .footer(Some(("q", "quit")), Some(("q", "quit"))),
+    Binding {
+        // Not in the help it opens.
+        help: None,
+        ..both!(&[k('?')], A::Help, ("?", "these keys"))
+    }
+    .footer(Some(("?", "help")), Some(("?", "help"))),
+    Binding {
+        list_footer: Some(("q", "quit")),
+        log_footer: Some(("q", "quit")),
+        inspect: Some(A::CloseOverlay),
+        ..both!(
+            &[k('q')],
+            A::AskQuit,
+            ("q  Ctrl-C", "stop the stack and quit (again: kill at once)"),
+        )
+    },
 ];
 
 fn normal(focus: Focus, key: KeyEvent, ctrl: bool) -> Option<Action> {
+    find(key, ctrl).and_then(|b| b.action_in(focus).cloned())
+}
+
+/// The row of `KEYS` a key is in.
+fn find(key: KeyEvent, ctrl: bool) -> Option<&'static Binding> {
     let pressed = Key(key.code, ctrl);
-    KEYS.iter()
-        .find(|b| b.keys.contains(&pressed))
-        .and_then(|b| b.action_in(focus).cloned())
+    KEYS.iter().find(|b| b.keys.contains(&pressed))
 }
 
 #[cfg(test)]
@@ -545,7 +639,20 @@ mod tests {
                         "{key:?} in {focus:?}"
                     );
                 }
+                let inspecting = Mode::Inspect(Box::default());
+                assert_eq!(
+                    map(&inspecting, Focus::Logs, event(key)),
+                    b.inspect.clone(),
+                    "{key:?} in the inspector"
+                );
             }
+            if b.inspect_footer.is_some() {
+                assert!(b.inspect.is_some(), "a footer for a key that does nothing");
+            }
+        }
+        let inspector: Vec<_> = KEYS.iter().filter_map(|b| b.inspect_footer).collect();
+        for key in ["r", "c", "Esc"] {
+            assert!(inspector.iter().any(|(k, _)| *k == key), "{key}");
         }
     }
 

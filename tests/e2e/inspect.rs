@@ -23,7 +23,7 @@ fn echo(port: u16, extra: &str) -> Stack {
 }
 
 /// One request on a connection of its own: the whole response's bytes.
-fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
+pub(crate) fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -33,7 +33,7 @@ fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
     response
 }
 
-fn post(path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+pub(crate) fn post(path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
     let mut request = format!(
         "POST {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{headers}content-length: {}\r\n\r\n",
         body.len()
@@ -44,7 +44,7 @@ fn post(path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
 }
 
 /// The body of a response read whole.
-fn body_of(response: &[u8]) -> &[u8] {
+pub(crate) fn body_of(response: &[u8]) -> &[u8] {
     let at = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     &response[at + 4..]
 }
@@ -373,63 +373,6 @@ fn traffic_follow_errors_shows_only_the_failed_requests() {
     assert!(line.contains("GET /down 502"), "{line}");
     assert!(rx.try_iter().all(|l| !l.contains("/fine")));
     stack.stop();
-}
-
-/// In a dashboard showing the traffic pane: pick the newest request, open it, and find it whole.
-fn opens_the_request(tmux: &crate::common::tmux::Tmux) {
-    tmux.keys(&["t", "Tab"]);
-    tmux.wait(30, "the request in the tail", |s| {
-        s.contains("external → api POST /inspect-me 200")
-    });
-    tmux.keys(&["k", "Enter"]);
-    let screen = tmux.wait(30, "the inspector", |s| {
-        s.contains("request #") && s.contains("POST /inspect-me HTTP/1.1")
-    });
-    assert!(screen.contains("authorization: …redacted…"), "{screen}");
-    assert!(
-        screen.contains("\"answer\": 42"),
-        "the JSON body, pretty-printed: {screen}"
-    );
-    assert!(screen.contains("HTTP/1.1 200 OK"), "{screen}");
-    assert!(!screen.contains("s3cret"), "{screen}");
-    tmux.keys(&["G"]);
-    tmux.wait(10, "its timings at the bottom", |s| {
-        s.contains("first byte")
-    });
-    tmux.keys(&["Escape"]);
-    tmux.wait(10, "the traffic pane again", |s| !s.contains("request #"));
-}
-
-#[test]
-fn the_dashboard_opens_a_request_in_the_inspector_here_and_attached() {
-    let port = free_port();
-    let stack = Stack::new(&format!(
-        "[services.api]\nrun = \"{} $PORT\"\nport = {port}\n",
-        example("http_echo")
-    ));
-    let tmux = crate::common::tmux::Tmux::start(
-        stack.path(),
-        &format!("{} ; sleep 30", crate::common::BIN),
-    );
-    tmux.wait(30, "the service ready", |s| s.contains("1/1 ready"));
-    let body = br#"{"answer":42}"#;
-    let response = exchange(
-        port,
-        &post("/inspect-me", "authorization: Bearer s3cret\r\n", body),
-    );
-    assert_eq!(body_of(&response), body);
-    opens_the_request(&tmux);
-    // The same through the socket, on a dashboard attached to that stack.
-    let attached = crate::common::tmux::Tmux::start(
-        stack.path(),
-        &format!("{} attach ; sleep 30", crate::common::BIN),
-    );
-    attached.wait(30, "the attached dashboard", |s| s.contains("1/1 ready"));
-    opens_the_request(&attached);
-    attached.keys(&["q", "d"]);
-    tmux.keys(&["q", "y"]);
-    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
-    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
 }
 
 #[test]

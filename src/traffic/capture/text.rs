@@ -20,6 +20,8 @@ pub enum Part {
     Field,
     /// A body's line.
     Body,
+    /// A line of a JSON body, pretty-printed (its keys in the order they came).
+    Json,
     /// Said by devstack: timings, a cut body, redaction, a missing response.
     Note,
     Blank,
@@ -183,11 +185,13 @@ fn body(body: &Shown, lines: &mut Vec<(Part, String)>) {
                 .ok()
                 .filter(|v| v.is_object() || v.is_array())
                 .and_then(|v| serde_json::to_string_pretty(&v).ok());
+            let part = if pretty.is_some() {
+                Part::Json
+            } else {
+                Part::Body
+            };
             let text = pretty.as_deref().unwrap_or(text);
-            lines.extend(
-                text.lines()
-                    .map(|l| (Part::Body, printable(l).into_owned())),
-            );
+            lines.extend(text.lines().map(|l| (part, printable(l).into_owned())));
         }
         None => {
             let dump = hex_dump(&body.bytes(), HEX_MOST);

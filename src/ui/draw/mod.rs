@@ -228,11 +228,12 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             keys(&[("d", "detach"), ("s", "stop the stack"), ("n", "stay")])
         }
         (Mode::Help, _) => keys(&[("any key", "close")]),
-        (Mode::Inspect(_), _) => keys(&[
-            ("j/k PgUp/PgDn", "scroll"),
-            ("c", "copy as curl"),
-            ("Esc", "close"),
-        ]),
+        (Mode::Inspect(_), _) => keys(
+            &super::keymap::KEYS
+                .iter()
+                .filter_map(|b| b.inspect_footer)
+                .collect::<Vec<_>>(),
+        ),
         (Mode::Input, _) => vec![Span::styled(
             format!(
                 " typing into {} · every key goes to it · Ctrl-a leaves",

@@ -29,16 +29,20 @@ fn popup(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>, width: u16) 
 }
 
 pub(super) fn draw_help(frame: &mut Frame) {
-    let lines = crate::ui::keymap::KEYS
+    let keys = crate::ui::keymap::KEYS;
+    let line = |(k, what): (&str, &str)| {
+        Line::from(vec![
+            Span::styled(format!(" {k:<16}"), Style::new().fg(Color::Cyan).bold()),
+            Span::raw(what.to_string()),
+        ])
+    };
+    let mut lines: Vec<Line> = keys.iter().filter_map(|b| b.help).map(line).collect();
+    let inside: Vec<String> = keys
         .iter()
-        .filter_map(|b| b.help)
-        .map(|(k, what)| {
-            Line::from(vec![
-                Span::styled(format!(" {k:<16}"), Style::new().fg(Color::Cyan).bold()),
-                Span::raw(what.to_string()),
-            ])
-        })
+        .filter_map(|b| b.inspect_footer)
+        .map(|(k, what)| format!("{k} {what}"))
         .collect();
+    lines.push(line(("in a request", &inside.join(" · "))));
     popup(frame, " keys ", lines, 84);
 }
 
@@ -120,6 +124,7 @@ pub(super) fn draw_inspector(frame: &mut Frame, inspector: &crate::ui::inspect::
                 None => Line::raw(text.clone()),
             },
             Part::Body => Line::styled(text.clone(), Style::new().fg(Color::Green)),
+            Part::Json => Line::from(json_spans(text)),
             Part::Note => Line::styled(text.clone(), Style::new().fg(Color::DarkGray)),
             Part::Blank => Line::raw(""),
         })
@@ -137,4 +142,83 @@ pub(super) fn draw_inspector(frame: &mut Frame, inspector: &crate::ui::inspect::
         block = block.title_bottom(Line::from(format!(" {more} more lines ")).right_aligned());
     }
     frame.render_widget(Paragraph::new(lines).block(block), rect);
+}
+
+/// A line of pretty-printed JSON coloured by token: keys blue, strings green, numbers cyan,
+/// `true`/`false`/`null` magenta, punctuation as it is.
+fn json_spans(line: &str) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        let (len, color) = match c {
+            '"' => {
+                let len = string_len(rest);
+                let key = rest[len..].trim_start().starts_with(':');
+                (len, Some(if key { Color::Blue } else { Color::Green }))
+            }
+            '-' | '0'..='9' => {
+                let len = rest
+                    .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+                    .unwrap_or(rest.len());
+                (len, Some(Color::Cyan))
+            }
+            't' | 'f' | 'n' => {
+                let len = rest
+                    .find(|c: char| !c.is_ascii_alphabetic())
+                    .unwrap_or(rest.len());
+                (len, Some(Color::Magenta))
+            }
+            _ => (c.len_utf8(), None),
+        };
+        let (token, after) = rest.split_at(len);
+        spans.push(match color {
+            Some(color) => Span::styled(token.to_string(), Style::new().fg(color)),
+            None => Span::raw(token.to_string()),
+        });
+        rest = after;
+    }
+    spans
+}
+
+/// The length of the JSON string `text` starts with, its quotes included (all of `text` when
+/// it does not end).
+fn string_len(text: &str) -> usize {
+    let mut escaped = false;
+    for (i, c) in text.char_indices().skip(1) {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' if !escaped => return i + 1,
+            _ => escaped = false,
+        }
+    }
+    text.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_line_is_coloured_by_token() {
+        let spans = json_spans(r#"  "na\"me": "ada \"x\"", "n": -1.5e3, "ok": true, "z": null"#);
+        let colored = |color| {
+            spans
+                .iter()
+                .filter(|s| s.style.fg == Some(color))
+                .map(|s| s.content.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            colored(Color::Blue),
+            [r#""na\"me""#, r#""n""#, r#""ok""#, r#""z""#]
+        );
+        assert_eq!(colored(Color::Green), [r#""ada \"x\"""#]);
+        assert_eq!(colored(Color::Cyan), ["-1.5e3"]);
+        assert_eq!(colored(Color::Magenta), ["true", "null"]);
+        let whole: String = spans.iter().map(|s| s.content.to_string()).collect();
+        assert_eq!(
+            whole,
+            r#"  "na\"me": "ada \"x\"", "n": -1.5e3, "ok": true, "z": null"#
+        );
+    }
 }

@@ -1,0 +1,125 @@
+//! Inside a request in the dashboard (issue 25), through the real binary in tmux: the traffic
+//! pane's tail picked and opened in the inspector (here and attached), filtered by status class
+//! and by edge (`e`), an edge's requests.
+
+use crate::common::tmux::Tmux;
+use crate::common::{BIN, Stack, example, free_port};
+use crate::inspect::{body_of, exchange, post};
+
+/// In a dashboard showing the traffic pane: pick the newest request, open it, and find it whole.
+fn opens_the_request(tmux: &Tmux) {
+    tmux.keys(&["t", "Tab"]);
+    tmux.wait(30, "the request in the tail", |s| {
+        s.contains("external → api POST /inspect-me 200")
+    });
+    tmux.keys(&["k", "Enter"]);
+    let screen = tmux.wait(30, "the inspector", |s| {
+        s.contains("request #") && s.contains("POST /inspect-me HTTP/1.1")
+    });
+    assert!(screen.contains("authorization: …redacted…"), "{screen}");
+    assert!(
+        screen.contains("\"answer\": 42"),
+        "the JSON body, pretty-printed: {screen}"
+    );
+    assert!(screen.contains("HTTP/1.1 200 OK"), "{screen}");
+    assert!(!screen.contains("s3cret"), "{screen}");
+    tmux.keys(&["G"]);
+    tmux.wait(10, "its timings at the bottom", |s| {
+        s.contains("first byte")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait(10, "the traffic pane again", |s| !s.contains("request #"));
+}
+
+#[test]
+fn the_dashboard_opens_a_request_in_the_inspector_here_and_attached() {
+    let port = free_port();
+    let stack = Stack::new(&format!(
+        "[services.api]\nrun = \"{} $PORT\"\nport = {port}\n",
+        example("http_echo")
+    ));
+    let tmux = Tmux::start(stack.path(), &format!("{} ; sleep 30", BIN));
+    tmux.wait(30, "the service ready", |s| s.contains("1/1 ready"));
+    let body = br#"{"answer":42}"#;
+    let response = exchange(
+        port,
+        &post("/inspect-me", "authorization: Bearer s3cret\r\n", body),
+    );
+    assert_eq!(body_of(&response), body);
+    opens_the_request(&tmux);
+    // The same through the socket, on a dashboard attached to that stack.
+    let attached = Tmux::start(stack.path(), &format!("{} attach ; sleep 30", BIN));
+    attached.wait(30, "the attached dashboard", |s| s.contains("1/1 ready"));
+    opens_the_request(&attached);
+    attached.keys(&["q", "d"]);
+    tmux.keys(&["q", "y"]);
+    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
+    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+}
+
+/// One GET on a connection of its own.
+fn get(port: u16, path: &str) {
+    exchange(
+        port,
+        format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+    );
+}
+
+#[test]
+fn the_tail_is_filtered_by_status_class_and_an_edge_picked_shows_its_requests() {
+    let (api, down) = (free_port(), free_port());
+    // `down` answers 503 to everything (testsvc without its `healthy` file).
+    let stack = Stack::new(&format!(
+        "[services.api]\nrun = \"{} $PORT\"\nport = {api}\n\
+         [services.down]\nrun = \"{} http\"\nport = {down}\n",
+        example("http_echo"),
+        example("testsvc"),
+    ));
+    let tmux = Tmux::start(stack.path(), &format!("{BIN} ; sleep 30"));
+    tmux.wait(30, "the services ready", |s| s.contains("2/2 ready"));
+    for _ in 0..2 {
+        get(api, "/fine-path");
+        get(down, "/broken-path");
+    }
+    tmux.keys(&["t", "Tab"]);
+    let both = |s: &str| s.contains("GET /fine-path 200") && s.contains("GET /broken-path 503");
+    tmux.wait(30, "both in the tail", both);
+    tmux.keys(&["&", "5", "x", "x", "Enter"]);
+    tmux.wait(10, "only the 5xx", |s| {
+        s.contains("GET /broken-path 503") && !s.contains("GET /fine-path")
+    });
+    tmux.keys(&[
+        "&", "BSpace", "BSpace", "BSpace", "2", "x", "x", " ", "f", "i", "n", "e", "Enter",
+    ]);
+    tmux.wait(10, "only the 2xx to /fine", |s| {
+        s.contains("GET /fine-path 200") && !s.contains("GET /broken-path")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait(10, "both again", both);
+    // `e` picks an edge (whichever the table shows first), `e` again the other one.
+    let mut picked = Vec::new();
+    for _ in 0..2 {
+        tmux.keys(&["e"]);
+        let screen = tmux.wait(10, "one edge's requests", |s| {
+            (s.contains("traffic: external → api")
+                && s.contains("GET /fine-path 200")
+                && !s.contains("GET /broken-path"))
+                || (s.contains("traffic: external → down")
+                    && s.contains("GET /broken-path 503")
+                    && !s.contains("GET /fine-path"))
+                    && !picked.iter().any(|p: &String| s.contains(p.as_str()))
+        });
+        let edge = ["external → api", "external → down"]
+            .into_iter()
+            .find(|e| screen.contains(&format!("traffic: {e}")))
+            .unwrap();
+        picked.push(format!("traffic: {edge}"));
+    }
+    tmux.keys(&["Escape"]);
+    tmux.wait(10, "every edge again", |s| {
+        s.contains("traffic: all services") && both(s)
+    });
+    tmux.keys(&["q", "y"]);
+    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
+    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+}
