@@ -123,3 +123,58 @@ fn the_tail_is_filtered_by_status_class_and_an_edge_picked_shows_its_requests() 
     tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
 }
+
+#[test]
+fn a_picked_redis_edge_shows_its_commands_by_group_under_the_table() {
+    let port = free_port();
+    let stack = Stack::new(&format!(
+        "[services.cache]\nrun = \"redis-server --port $PORT --save '' --appendonly no\"\nport = {port}\n[services.cache.health]\ntcp = true\ninterval = \"100ms\"\n"
+    ));
+    let tmux = Tmux::start(stack.path(), &format!("{BIN} ; sleep 30"));
+    tmux.wait(30, "redis ready", |s| s.contains("1/1 ready"));
+    let mut cli = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli (.ci/run installs redis-tools)");
+    use std::io::Write;
+    cli.stdin
+        .take()
+        .unwrap()
+        .write_all(b"SET user:42 alice\nGET user:42\nGET user:43\nINCR user:42\n")
+        .unwrap();
+    cli.wait().unwrap();
+    tmux.keys(&["t", "Tab"]);
+    // The tail first, the table (refreshed every second) a moment later.
+    tmux.wait(
+        30,
+        "the commands in the tail and the edge in the table",
+        |s| s.contains("INCR user:42") && s.lines().any(|l| l.contains("external     cache")),
+    );
+    tmux.keys(&["e"]);
+    let screen = tmux.wait(10, "the edge's groups", |s| {
+        s.contains("traffic: external → cache") && s.contains("COMMAND / QUERY")
+    });
+    // GET twice, INCR's one error: rows of REQS ERRORS … GROUP.
+    let row = |group: &str| {
+        screen
+            .lines()
+            .find(|l| {
+                l.trim_end_matches(['┃', '│', ' '])
+                    .ends_with(&format!(" {group}"))
+            })
+            .map(|l| {
+                l.trim_start_matches(['┃', '│'])
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_else(|| panic!("no {group} row: {screen}"))
+    };
+    assert_eq!(row("GET"), ["2", "0"], "{screen}");
+    assert_eq!(row("INCR"), ["1", "1"], "{screen}");
+    tmux.keys(&["q", "y"]);
+    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
+    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+}
