@@ -76,9 +76,7 @@ impl Store {
         let Some(service) = self.services.get_mut(record.callee.as_str()) else {
             return;
         };
-        service
-            .entries
-            .push_back(((record, held), size));
+        service.entries.push_back(((record, held), size));
         service.bytes += size;
         self.bytes += size;
         while service.entries.len() > bounds.exchanges || service.bytes > bounds.service_bytes {

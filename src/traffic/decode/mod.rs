@@ -40,7 +40,7 @@ pub mod resend;
 mod script;
 
 pub use postgres::Postgres;
-pub use postgres::{normalize, plain};
+pub use postgres::{error_fields, normalize, plain};
 pub use redis::Redis;
 pub use resend::Resend;
 

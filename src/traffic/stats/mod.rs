@@ -162,7 +162,11 @@ impl Stats {
 
     /// The record of an exchange kept (HTTP or decoded).
     pub fn kept_record(&self, id: u64) -> Option<Arc<Record>> {
-        self.inner.locked().captures.held(id).map(|(record, _)| record)
+        self.inner
+            .locked()
+            .captures
+            .held(id)
+            .map(|(record, _)| record)
     }
 
     /// A recent record (among the last [`RECENT`]).

@@ -8,7 +8,14 @@ use std::sync::Arc;
 impl Conn {
     /// `query` with what a replay needs of it (when asked to keep it): its message was `size`
     /// bytes, its text `text`.
-    pub(super) fn kept(&self, mut query: Query, size: u64, text: &[u8], types: Vec<u32>, ext: bool) -> Query {
+    pub(super) fn kept(
+        &self,
+        mut query: Query,
+        size: u64,
+        text: &[u8],
+        types: Vec<u32>,
+        ext: bool,
+    ) -> Query {
         let Some(cap) = self.keep else { return query };
         let resend = match () {
             _ if query.secret() => Resend::credential(),

@@ -10,7 +10,7 @@
 use crate::traffic::decode::KEEP;
 use bytes::{BufMut, BytesMut};
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::backend::{ErrorResponseBody, Message};
 
 /// The codes of the untyped requests that may open a connection.
 pub const SSL_REQUEST: u32 = 80_877_103;
@@ -190,9 +190,12 @@ pub fn types(mut rest: &[u8]) -> Vec<u32> {
     types.collect()
 }
 
+/// A `Bind`'s parameter formats, and its values (None: NULL).
+pub type Bound = (Vec<i16>, Vec<Option<Vec<u8>>>);
+
 /// A `Bind`'s parameter formats and values, after its portal's and statement's names (None: cut
 /// short, or not a `Bind`).
-pub fn bound(mut rest: &[u8]) -> Option<(Vec<i16>, Vec<Option<Vec<u8>>>)> {
+pub fn bound(mut rest: &[u8]) -> Option<Bound> {
     let n = int16(&mut rest)?.max(0) as usize;
     let formats = (0..n).map(|_| int16(&mut rest)).collect::<Option<_>>()?;
     let n = int16(&mut rest)?.max(0) as usize;
@@ -216,6 +219,22 @@ fn int16(rest: &mut &[u8]) -> Option<i16> {
     let n = i16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
     *rest = &rest[2..];
     Some(n)
+}
+
+/// An ErrorResponse's SQLSTATE and message.
+pub fn error_fields(error: &ErrorResponseBody) -> (String, String) {
+    let (mut code, mut message) = (String::new(), String::new());
+    let mut fields = error.fields();
+    // A field cut short (a huge message) ends the walk: what came before stays.
+    while let Ok(Some(field)) = fields.next() {
+        let value = String::from_utf8_lossy(field.value_bytes());
+        match field.type_() {
+            b'C' => code = value.into_owned(),
+            b'M' => message = value.into_owned(),
+            _ => {}
+        }
+    }
+    (code, message)
 }
 
 /// What the decoder reads of a server's message.
@@ -245,17 +264,7 @@ pub fn answer(tag: u8, body: &[u8]) -> Option<Answer> {
     buf.put_slice(body);
     Some(match Message::parse(&mut buf).ok()?? {
         Message::ErrorResponse(error) => {
-            let (mut code, mut message) = (String::new(), String::new());
-            let mut fields = error.fields();
-            // A field cut short (a huge message) ends the walk: what came before stays.
-            while let Ok(Some(field)) = fields.next() {
-                let value = String::from_utf8_lossy(field.value_bytes());
-                match field.type_() {
-                    b'C' => code = value.into_owned(),
-                    b'M' => message = value.into_owned(),
-                    _ => {}
-                }
-            }
+            let (code, message) = error_fields(&error);
             Answer::Error { code, message }
         }
         Message::CommandComplete(done) => Answer::Complete(done.tag().ok()?.to_owned()),

@@ -291,7 +291,9 @@ impl Matcher {
     /// noted for the commands after it, as the server takes it (before its reply: pipelined).
     fn resend(&mut self, frame: &Frame, name: &str, kind: Kind) -> Option<Arc<Resend>> {
         let cap = self.keep?;
-        let args = (frame.size <= cap as u64).then(|| command::all(frame)).flatten();
+        let args = (frame.size <= cap as u64)
+            .then(|| command::all(frame))
+            .flatten();
         match (name, kind) {
             ("SELECT", _) => {
                 let db = args.as_ref().and_then(|a| a.get(1)).map(|d| d.as_slice());
