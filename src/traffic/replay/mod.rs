@@ -39,7 +39,8 @@ const OWN_FIELDS: [&str; 4] = [
     "keep-alive",
 ];
 
-/// How a replay went.
+/// How a replay went. `decoded` is an optional field added within protocol 5: a client that
+/// predates it still reads the answer (it sees neither a response nor an error).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replayed {
     /// The replay's own record (None if it was not found kept in time).
