@@ -187,6 +187,30 @@ mod tests {
     }
 
     #[test]
+    fn a_decoded_exchange_is_kept_under_the_same_bounds_apart_from_the_http_ones() {
+        use crate::traffic::decode::resend::Command;
+        let mut store = Store::new(Bounds {
+            exchanges: 1000,
+            service_bytes: 3000,
+            total_bytes: 1 << 30,
+        });
+        let (http, capture) = exchange(1, "db", 0);
+        store.keep(http, capture);
+        for id in 2..=4 {
+            let mut record = Record::now(Caller::External, "db", Kind::Tcp);
+            record.id = id;
+            let args = vec![b"GET".to_vec(), vec![b'k'; 1000]];
+            let resend = Arc::new(Resend::Redis(Command { args, db: None }));
+            store.keep(Arc::new(record), resend);
+        }
+        assert!(store.bytes() <= 3000, "{}", store.bytes());
+        assert!(store.get(1).is_none(), "the oldest went first");
+        assert!(matches!(store.held(4), Some((_, Held::Decoded(_)))));
+        assert!(store.get(4).is_none(), "not an HTTP exchange");
+        assert!(store.recent(&[], 10).is_empty(), "nor among them");
+    }
+
+    #[test]
     fn past_the_overall_bound_the_oldest_of_all_go_first() {
         let mut store = Store::new(Bounds {
             exchanges: 1000,

@@ -42,14 +42,14 @@ fn records(stack: &Stack) -> Vec<Record> {
     c.traffic(1000, false).unwrap().1
 }
 
-/// The record of `command` from `caller`, once the proxy recorded it.
-fn record(stack: &Stack, caller: &Caller, wanted: &str) -> Record {
+/// The record of `command` from `caller` to `callee`, once the proxy recorded it.
+fn record(stack: &Stack, caller: &Caller, callee: &str, wanted: &str) -> Record {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let all = records(stack);
         let found = all
             .iter()
-            .find(|r| r.caller == *caller && command(r) == Some(wanted));
+            .find(|r| r.caller == *caller && r.callee == callee && command(r) == Some(wanted));
         if let Some(r) = found {
             return r.clone();
         }
@@ -113,7 +113,13 @@ fn a_redis_read_is_replayed_and_a_write_or_a_cut_command_refused() {
         "{} --port $PORT --bind 127.0.0.1 --save '' --appendonly no",
         server.display()
     );
-    let stack = stack("db", &run, port, "[stack.capture]\nbody = \"100B\"\n");
+    // `nocap` keeps nothing of its exchanges.
+    let nocap = free_port();
+    let extra = format!(
+        "[stack.capture]\nbody = \"100B\"\n[services.nocap]\nrun = \"{run}\"\n\
+         port = {nocap}\ncapture = false\n[services.nocap.health]\ntcp = true\n"
+    );
+    let stack = stack("db", &run, port, &extra);
     let long = format!("GET {}", "k".repeat(150));
     redis_cli(
         port,
@@ -121,26 +127,30 @@ fn a_redis_read_is_replayed_and_a_write_or_a_cut_command_refused() {
     );
     redis_cli(port, "SET k new\n");
     let external = Caller::External;
-    let get = record(&stack, &external, "GET k");
+    let get = record(&stack, &external, "db", "GET k");
     let (out, said, _) = replay(&stack, get.id);
     assert!(out.status.success(), "{out:?}");
     // The value now, beside what the original got.
     assert!(said.contains("replay → db  GET k  bulk 3B"), "{said}");
     assert!(said.contains(&format!("(#{}: bulk 3B)", get.id)), "{said}");
     assert!(said.contains("\"new\""), "{said}");
-    let again = record(&stack, &Caller::Replay, "GET k");
+    let again = record(&stack, &Caller::Replay, "db", "GET k");
     assert!(said.starts_with(&format!("#{} ", again.id)), "{said}");
     // The database its connection had selected.
-    let get2 = record(&stack, &external, "GET k2");
+    let get2 = record(&stack, &external, "db", "GET k2");
     let (out, said, _) = replay(&stack, get2.id);
     assert!(out.status.success() && said.contains("\"two\""), "{said}");
     // A write: refused, not sent (the key keeps the value set since).
-    let set = record(&stack, &external, "SET k");
+    let set = record(&stack, &external, "db", "SET k");
     refused(&stack, set.id, "`SET` is not a read-only command");
     assert_eq!(redis_cli(port, "GET k\n").trim(), "new");
     // Over the capture's cap (100 bytes): kept as cut.
-    let cut = record(&stack, &external, &long);
+    let cut = record(&stack, &external, "db", &long);
     refused(&stack, cut.id, "it was cut");
+    // Capture off: nothing kept to send again.
+    redis_cli(nocap, "GET k\n");
+    let uncaptured = record(&stack, &external, "nocap", "GET k");
+    refused(&stack, uncaptured.id, "nothing of it is kept");
     stack.stop();
 }
 
@@ -223,7 +233,7 @@ fn a_postgres_select_with_a_bound_parameter_is_replayed_and_writes_refused() {
     let select = "SELECT name, n FROM t WHERE id = $1";
     prepared(port, select, 2);
     let external = Caller::External;
-    let original = record(&stack, &external, select);
+    let original = record(&stack, &external, "pg", select);
     let (out, said, _) = replay(&stack, original.id);
     assert!(out.status.success(), "{out:?}");
     // The same rows, as text, beside the original's outcome.
@@ -238,11 +248,11 @@ fn a_postgres_select_with_a_bound_parameter_is_replayed_and_writes_refused() {
     for line in ["  name | n", "  b | 0", "  SELECT 1"] {
         assert!(said.lines().any(|l| l == line), "{line:?} in {said}");
     }
-    record(&stack, &Caller::Replay, select);
+    record(&stack, &Caller::Replay, "pg", select);
     // Writes: refused, not sent.
-    let updated = record(&stack, &external, update);
+    let updated = record(&stack, &external, "pg", update);
     refused(&stack, updated.id, "`UPDATE` is not read-only");
-    let inserted = record(&stack, &external, insert);
+    let inserted = record(&stack, &external, "pg", insert);
     refused(&stack, inserted.id, "`INSERT` is not read-only");
     assert_eq!(
         psql(port, &["-c", "SELECT n FROM t WHERE id = 1"]).trim(),
