@@ -1,12 +1,15 @@
 //! `devstack traffic replay ID [--edit]`: a kept request sent again through the proxy (the
 //! stack does it: `replay` on the socket), optionally edited in `$EDITOR` first, and its answer
 //! shown beside the original's: the status, the fields that differ, and whether the body does.
+//! A kept Redis command or PostgreSQL query that reads is replayed as it was (no `--edit`): its
+//! outcome beside the original's, then its answer (the value, or the rows).
 
 use super::note;
 use super::remote::{Running, out};
 use devstack::config::diag::printable;
 use devstack::traffic::capture::view::{Inspected, Response, field};
-use devstack::traffic::replay::Replayed;
+use devstack::traffic::replay::{Answered, NO_EDIT, Replayed};
+use devstack::traffic::stats::Decoded;
 use std::process::ExitCode;
 
 /// Fields that differ on every answer, or say how the connection goes: not worth a line.
@@ -46,6 +49,9 @@ pub fn replay(mut stack: Running, id: u64, edit: bool, json: bool) -> ExitCode {
 
 /// The request as text, edited in `$VISUAL`/`$EDITOR` (vi when neither is set).
 fn edited(original: &Inspected) -> Result<String, String> {
+    if original.decoded.is_some() {
+        return Err(NO_EDIT.into());
+    }
     let r = &original.request;
     let Some(body) = r
         .body
@@ -91,6 +97,9 @@ pub(super) fn compared(original: &Inspected, replayed: &Replayed) -> Vec<String>
     let name = replayed
         .id
         .map_or_else(|| "replay".to_string(), |id| format!("#{id}"));
+    if let (Some((_, was)), Some(now)) = (&original.decoded, &replayed.decoded) {
+        return decoded(original, was, now, &name, &took);
+    }
     let Some(now) = &replayed.response else {
         let why = replayed.error.as_deref().unwrap_or("no answer");
         return vec![format!(
@@ -113,6 +122,40 @@ pub(super) fn compared(original: &Inspected, replayed: &Replayed) -> Vec<String>
     if let Some(was) = &original.response {
         lines.extend(differences(was, now));
     }
+    lines
+}
+
+/// A decoded replay: its outcome beside the original's, the errors when they differ, then the
+/// answer.
+fn decoded(
+    original: &Inspected,
+    was: &Decoded,
+    now: &Answered,
+    name: &str,
+    took: &str,
+) -> Vec<String> {
+    let outcome = match (&now.failure, &now.outcome) {
+        (Some(_), _) => "error",
+        (None, Some(outcome)) => outcome.as_str(),
+        (None, None) => "answered",
+    };
+    let mut lines = vec![
+        printable(&format!(
+            "{name} replay → {}  {}  {outcome}  {took}  (#{}: {})",
+            original.callee, was.command, original.id, was.outcome
+        ))
+        .into_owned(),
+    ];
+    if was.failure != now.failure {
+        if let Some(e) = &was.failure {
+            lines.push(printable(&format!("- error {e}")).into_owned());
+        }
+        if let Some(e) = &now.failure {
+            lines.push(printable(&format!("+ error {e}")).into_owned());
+        }
+    }
+    let answer = now.lines.iter().map(|l| format!("  {}", printable(l)));
+    lines.extend(answer);
     lines
 }
 

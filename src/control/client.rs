@@ -180,7 +180,7 @@ impl Client {
             id,
             request: edited,
         })? {
-            Answer::Replayed { replayed } => Ok(replayed),
+            Answer::Replayed { replayed } => Ok(*replayed),
             _ => Err(Error::Garbled("not an answer to `replay`".into())),
         }
     }

@@ -230,9 +230,9 @@ pub enum Answer {
     Readiness { readiness: Readiness },
     /// `exchange`: one kept exchange (boxed: it is large beside the others).
     Exchange { exchange: Box<wire::Exchange> },
-    /// `replay`: how it went.
+    /// `replay`: how it went (boxed: it is large beside the others).
     Replayed {
-        replayed: crate::traffic::replay::Replayed,
+        replayed: Box<crate::traffic::replay::Replayed>,
     },
     /// `exchanges`: kept exchanges, oldest first.
     Exchanges { exchanges: Vec<wire::Exchange> },

@@ -85,11 +85,12 @@ impl Recorder {
 
     /// Count a finished record: at once when the caller is known, else once it is.
     pub fn record(&self, record: Record) {
-        self.record_captured(record, None);
+        self.record_captured(record, None::<capture::Held>);
     }
 
-    /// … with what was captured of its exchange.
-    pub fn record_captured(&self, mut record: Record, capture: Option<capture::Capture>) {
+    /// … with what was captured of its exchange (or what a replay needs of a decoded one).
+    pub fn record_captured(&self, mut record: Record, capture: Option<impl Into<capture::Held>>) {
+        let capture = capture.map(Into::into);
         if let Some(caller) = self.caller.now() {
             record.caller = caller;
             self.stats.record_captured(record, capture);

@@ -4,10 +4,11 @@
 //! bytes as they pass (fed to the decoder before they are written on, never changed, never
 //! held). A decoder that gives up (bytes it can't read) leaves the rest of the connection plain
 //! TCP, recorded as such; so does an encrypted one (Postgres after an accepted SSLRequest).
+//! When the service's capture is on, what a replay needs of each exchange is kept with it.
 
 use super::decode::{self, Decoder, Exchange, State};
 use super::proxy::Counted;
-use super::stats::{self, Decoded, ErrorKind, Kind, Record};
+use super::stats::{self, Decoded, ErrorKind, Kind};
 use super::{Conn, Recorder};
 use crate::ignored::Ignore;
 use crate::sync::Locked;
@@ -43,7 +44,10 @@ pub(super) async fn forward(
             let records = conn.records.clone();
             client.hold = Some(Box::pin(async move { records.hold().await }));
             let copied = match decode::detect(&prefix) {
-                Some(decoder) => {
+                Some(mut decoder) => {
+                    if conn.capture.on {
+                        decoder.keep(conn.capture.body);
+                    }
                     let decoding = Decoding::new(decoder, conn.records.clone());
                     let relayed = relay(&prefix, &mut client, &mut server, &decoding).await;
                     decoded = decoding.finish();
@@ -151,7 +155,7 @@ impl Decoding {
         }
         drop(decoder);
         for exchange in exchanges {
-            self.records.record(record(&self.records, exchange));
+            record(&self.records, exchange);
         }
     }
 
@@ -163,14 +167,15 @@ impl Decoding {
         };
         d.end(Instant::now());
         for exchange in d.take() {
-            self.records.record(record(&self.records, exchange));
+            record(&self.records, exchange);
         }
         true
     }
 }
 
-/// A decoded exchange as a record of its own.
-fn record(records: &Recorder, e: Exchange) -> Record {
+/// A decoded exchange recorded on its own, with what a replay needs of it when that was kept.
+fn record(records: &Recorder, mut e: Exchange) {
+    let resend = e.resend.take();
     let decoded = Decoded {
         command: e.request,
         group: e.group,
@@ -191,5 +196,5 @@ fn record(records: &Recorder, e: Exchange) -> Record {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     record.latency_us = stats::micros(e.latency);
-    record
+    records.record_captured(record, resend);
 }

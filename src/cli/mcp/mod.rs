@@ -243,7 +243,7 @@ impl Devstack {
     }
 
     #[tool(
-        description = "Send a kept request (by #id) again through the proxy, as its caller would, recorded as `replay → SERVICE`; returns its answer beside the original's (status, the header fields that differ, whether the body does). `request` (optional) replaces it: the request as text (start line, fields, a blank line, the body), a field left `…redacted…` keeping its captured value"
+        description = "Send a kept request (by #id) again through the proxy, as its caller would, recorded as `replay → SERVICE`; returns its answer beside the original's (status, the header fields that differ, whether the body does). `request` (optional) replaces it: the request as text (start line, fields, a blank line, the body), a field left `…redacted…` keeping its captured value. A kept Redis command or PostgreSQL query is replayed only when it reads (GET, HGETALL …; a single SELECT inside a read-only transaction), as it was (no `request`); its outcome beside the original's, then its value or rows"
     )]
     async fn replay(
         &self,

@@ -271,12 +271,14 @@ fn exchange(ctx: &Context, id: u64) -> Response {
     }
 }
 
-/// Send a kept request again through its service's proxy.
+/// Send a kept request (or a decoded command or query that reads) again through its
+/// service's proxy.
 async fn replay(ctx: &Context, id: u64, edited: Option<&str>) -> Response {
     let Some(stats) = &ctx.traffic else {
         return error("no service is proxied here: nothing to replay");
     };
-    let Some((record, _)) = stats.kept(id) else {
+    // Kept (HTTP or decoded), or recent (replay says why it is not kept).
+    let Some(record) = stats.kept_record(id).or_else(|| stats.recent_record(id)) else {
         return exchange(ctx, id);
     };
     let port = ctx
@@ -290,7 +292,9 @@ async fn replay(ctx: &Context, id: u64, edited: Option<&str>) -> Response {
         return error(format!("{} has no port to send it to", record.callee));
     };
     match crate::traffic::replay::replay(stats, id, port, edited).await {
-        Ok(replayed) => done(Answer::Replayed { replayed }),
+        Ok(replayed) => done(Answer::Replayed {
+            replayed: Box::new(replayed),
+        }),
         Err(e) => error(format!("request #{id}: {e}")),
     }
 }

@@ -17,7 +17,7 @@ pub mod view;
 pub mod websocket;
 
 pub use crate::config::capture::Bounds;
-pub use store::Store;
+pub use store::{Held, Store};
 pub use view::{Inspected, Shown};
 
 use bytes::Bytes;

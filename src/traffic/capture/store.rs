@@ -1,19 +1,50 @@
 //! The recent exchanges, kept per service (the callee), bounded by count and bytes per service
 //! and by bytes overall: past a bound, a service's oldest go first (past the overall one, the
-//! oldest of all). Found by the record's id.
+//! oldest of all). Found by the record's id. An HTTP exchange is kept as its [`Capture`]; a
+//! decoded Redis command or PostgreSQL query as what a replay needs of it ([`Resend`]), under
+//! the same bounds.
 
 use super::{Bounds, Capture};
 use crate::traffic::Record;
+use crate::traffic::decode::Resend;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// One kept exchange: its record (id, caller, timings, status) and what was captured of it.
 pub type Entry = (Arc<Record>, Arc<Capture>);
 
+/// What is kept of an exchange.
+#[derive(Debug, Clone)]
+pub enum Held {
+    Http(Arc<Capture>),
+    Decoded(Arc<Resend>),
+}
+
+impl From<Capture> for Held {
+    fn from(capture: Capture) -> Held {
+        Held::Http(Arc::new(capture))
+    }
+}
+
+impl From<Arc<Resend>> for Held {
+    fn from(resend: Arc<Resend>) -> Held {
+        Held::Decoded(resend)
+    }
+}
+
+impl Held {
+    fn size(&self) -> usize {
+        match self {
+            Held::Http(capture) => capture.size(),
+            Held::Decoded(resend) => resend.size(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Service {
     /// Oldest first (ids rising).
-    entries: VecDeque<(Entry, usize)>,
+    entries: VecDeque<((Arc<Record>, Held), usize)>,
     bytes: usize,
 }
 
@@ -34,8 +65,9 @@ impl Store {
     }
 
     /// Keep an exchange, letting the oldest go past the bounds.
-    pub fn keep(&mut self, record: Arc<Record>, capture: Capture) {
-        let size = capture.size() + std::mem::size_of::<Record>() + record.callee.len();
+    pub fn keep(&mut self, record: Arc<Record>, held: impl Into<Held>) {
+        let held = held.into();
+        let size = held.size() + std::mem::size_of::<Record>() + record.callee.len();
         let bounds = self.bounds;
         if !self.services.contains_key(record.callee.as_str()) {
             self.services
@@ -44,9 +76,7 @@ impl Store {
         let Some(service) = self.services.get_mut(record.callee.as_str()) else {
             return;
         };
-        service
-            .entries
-            .push_back(((record, Arc::new(capture)), size));
+        service.entries.push_back(((record, held), size));
         service.bytes += size;
         self.bytes += size;
         while service.entries.len() > bounds.exchanges || service.bytes > bounds.service_bytes {
@@ -70,8 +100,8 @@ impl Store {
         }
     }
 
-    /// The exchange with this record id, if it is still kept.
-    pub fn get(&self, id: u64) -> Option<Entry> {
+    /// What is kept of the exchange with this record id, if it still is.
+    pub fn held(&self, id: u64) -> Option<(Arc<Record>, Held)> {
         self.services.values().find_map(|s| {
             let at = s
                 .entries
@@ -81,13 +111,25 @@ impl Store {
         })
     }
 
-    /// The last `n` exchanges of these services (all when empty), oldest first.
+    /// The HTTP exchange with this record id, if it is still kept.
+    pub fn get(&self, id: u64) -> Option<Entry> {
+        match self.held(id)? {
+            (record, Held::Http(capture)) => Some((record, capture)),
+            _ => None,
+        }
+    }
+
+    /// The last `n` HTTP exchanges of these services (all when empty), oldest first.
     pub fn recent(&self, services: &[String], n: usize) -> Vec<Entry> {
         let mut all: Vec<Entry> = self
             .services
             .iter()
             .filter(|(name, _)| services.is_empty() || services.contains(name))
-            .flat_map(|(_, s)| s.entries.iter().map(|(e, _)| e.clone()))
+            .flat_map(|(_, s)| s.entries.iter())
+            .filter_map(|((record, held), _)| match held {
+                Held::Http(capture) => Some((record.clone(), capture.clone())),
+                Held::Decoded(_) => None,
+            })
             .collect();
         all.sort_by_key(|(r, _)| r.id);
         let skip = all.len().saturating_sub(n);
@@ -142,6 +184,30 @@ mod tests {
         }
         assert!(small.bytes() <= 3000, "{}", small.bytes());
         assert_eq!(small.recent(&[], 10).last().unwrap().0.id, 10);
+    }
+
+    #[test]
+    fn a_decoded_exchange_is_kept_under_the_same_bounds_apart_from_the_http_ones() {
+        use crate::traffic::decode::resend::Command;
+        let mut store = Store::new(Bounds {
+            exchanges: 1000,
+            service_bytes: 3000,
+            total_bytes: 1 << 30,
+        });
+        let (http, capture) = exchange(1, "db", 0);
+        store.keep(http, capture);
+        for id in 2..=4 {
+            let mut record = Record::now(Caller::External, "db", Kind::Tcp);
+            record.id = id;
+            let args = vec![b"GET".to_vec(), vec![b'k'; 1000]];
+            let resend = Arc::new(Resend::Redis(Command { args, db: None }));
+            store.keep(Arc::new(record), resend);
+        }
+        assert!(store.bytes() <= 3000, "{}", store.bytes());
+        assert!(store.get(1).is_none(), "the oldest went first");
+        assert!(matches!(store.held(4), Some((_, Held::Decoded(_)))));
+        assert!(store.get(4).is_none(), "not an HTTP exchange");
+        assert!(store.recent(&[], 10).is_empty(), "nor among them");
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //! - `redis`: commands matched to replies: pipelining, pub/sub, MULTI/EXEC, RESP3 pushes;
 //!   `redis::resp`: where RESP frames end, in bounded memory (`redis-protocol` reads what is
 //!   inside); `redis::command`: a command's name and first key.
+//! - `resend`: what is kept of an exchange to send it again (`traffic replay`), when asked.
 //! - `postgres`: the startup, SSL/GSS requests, simple and extended queries, COPY, errors;
 //!   `postgres::message`: messages framed in bounded memory (the server's read with
 //!   `postgres-protocol`, the caller's few by hand); `postgres::sql`: a query normalised for
@@ -34,13 +35,16 @@
 
 mod postgres;
 mod redis;
+pub mod resend;
 #[cfg(test)]
 mod script;
 
 pub use postgres::Postgres;
-pub use postgres::normalize;
+pub use postgres::{error_fields, normalize, plain};
 pub use redis::Redis;
+pub use resend::Resend;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A frame or message is held up to this many bytes; the rest of a bigger one is counted.
@@ -80,6 +84,8 @@ pub struct Exchange {
     pub started: Instant,
     /// From then until the last byte of its answer.
     pub latency: Duration,
+    /// What is needed to send it again, once the decoder was told to [`Decoder::keep`] it.
+    pub resend: Option<Arc<Resend>>,
 }
 
 /// Where a decoder is.
@@ -110,6 +116,9 @@ pub trait Decoder: Send {
     fn take(&mut self) -> Vec<Exchange>;
     /// Decoding, or stopped (and why): once stopped, feeding it does nothing.
     fn state(&self) -> State;
+    /// Keep what a replay needs of each exchange from now on ([`Exchange::resend`]): a command
+    /// or query of up to `cap` bytes (and at most [`KEEP`]); a bigger one is kept as cut.
+    fn keep(&mut self, cap: usize);
 }
 
 /// A decoder for a connection whose caller's first bytes are `first`, if they look like Redis

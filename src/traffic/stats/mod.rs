@@ -22,7 +22,8 @@ pub use record::{
 pub use snapshot::{EdgeSnapshot, ServiceSnapshot, Snapshot};
 
 use super::Caller;
-use super::capture::{self, Bounds, Capture, Inspected, Store};
+use super::capture::{self, Bounds, Capture, Held, Inspected, Store};
+use super::decode::Resend;
 use crate::ignored::Ignore;
 use crate::sync::Locked;
 use edge::Edge;
@@ -84,12 +85,13 @@ impl Stats {
         self.record_at(record, None, Instant::now());
     }
 
-    /// … with what was captured of it, kept by the store.
-    pub fn record_captured(&self, record: Record, capture: Option<Capture>) {
-        self.record_at(record, capture, Instant::now());
+    /// … with what was captured of it (an HTTP exchange's capture, what a replay needs of a
+    /// decoded one), kept by the store.
+    pub fn record_captured(&self, record: Record, capture: Option<impl Into<Held>>) {
+        self.record_at(record, capture.map(Into::into), Instant::now());
     }
 
-    fn record_at(&self, mut record: Record, capture: Option<Capture>, now: Instant) {
+    fn record_at(&self, mut record: Record, capture: Option<Held>, now: Instant) {
         let second = self.second(now);
         {
             let mut inner = self.inner.locked();
@@ -148,6 +150,30 @@ impl Stats {
     /// A kept exchange as it was captured (its secrets too: for a replay, never shown).
     pub fn kept(&self, id: u64) -> Option<(Arc<Record>, Arc<Capture>)> {
         self.inner.locked().captures.get(id)
+    }
+
+    /// What a replay needs of a kept decoded command or query.
+    pub fn resend(&self, id: u64) -> Option<(Arc<Record>, Arc<Resend>)> {
+        match self.inner.locked().captures.held(id)? {
+            (record, Held::Decoded(resend)) => Some((record, resend)),
+            _ => None,
+        }
+    }
+
+    /// The record of an exchange kept (HTTP or decoded).
+    pub fn kept_record(&self, id: u64) -> Option<Arc<Record>> {
+        self.inner
+            .locked()
+            .captures
+            .held(id)
+            .map(|(record, _)| record)
+    }
+
+    /// A recent record (among the last [`RECENT`]).
+    pub fn recent_record(&self, id: u64) -> Option<Arc<Record>> {
+        let inner = self.inner.locked();
+        let at = inner.recent.binary_search_by_key(&id, |r| r.id).ok()?;
+        Some(inner.recent[at].clone())
     }
 
     /// The last record's id (0: none yet).

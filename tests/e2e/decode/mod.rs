@@ -4,10 +4,12 @@
 //! (before writing them on, as the proxy will), and the tests assert on the exchanges it saw.
 //! Each server is started by its test in a temporary folder on a free port and killed by its
 //! guard (its pid only), also when the test panics. A missing server program fails the test
-//! with what to install (`.ci/run` installs them).
+//! with what to install (`.ci/run` installs them). `replay`: the same servers behind the real
+//! binary's proxy, a kept command or query sent again (`traffic replay`).
 
 mod postgres;
 mod redis;
+mod replay;
 
 use devstack::traffic::decode::{self, Decoder, Exchange, Protocol, State};
 use std::path::PathBuf;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// Where the server's programs are: Debian keeps them in /usr/lib/postgresql/VERSION/bin,
 /// off the PATH (the newest version is taken).
-fn bindir() -> PathBuf {
+pub(super) fn bindir() -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -42,7 +42,7 @@ fn as_owner(command: &mut Command) -> &mut Command {
     command
 }
 
-fn owner() -> Option<(u32, u32)> {
+pub(super) fn owner() -> Option<(u32, u32)> {
     if !nix::unistd::geteuid().is_root() {
         return None;
     }
@@ -72,25 +72,7 @@ impl Pg {
     fn start(ssl: bool) -> Pg {
         let bin = bindir();
         let dir = tempfile::tempdir().unwrap();
-        chown(dir.path());
-        let data = dir.path().join("data");
-        run(
-            as_owner(&mut Command::new(bin.join("initdb")))
-                .arg("-D")
-                .arg(&data)
-                .args([
-                    "-U",
-                    "postgres",
-                    "-A",
-                    "trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C",
-                    "-N",
-                ])
-                .current_dir(dir.path()),
-            true,
-        );
+        let data = initdb(&bin, dir.path());
         let port = free_port();
         let mut postgres = Command::new(bin.join("postgres"));
         postgres
@@ -162,6 +144,30 @@ impl Pg {
         command.args(["-X", "-q", "-A", "-t"]);
         command
     }
+}
+
+/// A new cluster in `dir` (user `postgres`, `trust` authentication): its data folder.
+pub(super) fn initdb(bin: &Path, dir: &Path) -> PathBuf {
+    chown(dir);
+    let data = dir.join("data");
+    run(
+        as_owner(&mut Command::new(bin.join("initdb")))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
+            ])
+            .current_dir(dir),
+        true,
+    );
+    data
 }
 
 /// A self-signed certificate and its key in `dir`, owned by the server's user.
@@ -282,7 +288,7 @@ fn postgres_simple_queries_copy_and_errors() {
 }
 
 /// Reads messages from `conn` up to a ReadyForQuery.
-fn until_ready(conn: &mut TcpStream) {
+pub(super) fn until_ready(conn: &mut TcpStream) {
     let mut head = [0u8; 5];
     loop {
         conn.read_exact(&mut head).unwrap();
@@ -295,7 +301,7 @@ fn until_ready(conn: &mut TcpStream) {
     }
 }
 
-fn send(conn: &mut TcpStream, write: impl FnOnce(&mut BytesMut)) {
+pub(super) fn send(conn: &mut TcpStream, write: impl FnOnce(&mut BytesMut)) {
     let mut buf = BytesMut::new();
     write(&mut buf);
     conn.write_all(&buf).unwrap();

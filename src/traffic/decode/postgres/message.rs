@@ -10,7 +10,7 @@
 use crate::traffic::decode::KEEP;
 use bytes::{BufMut, BytesMut};
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::backend::{ErrorResponseBody, Message};
 
 /// The codes of the untyped requests that may open a connection.
 pub const SSL_REQUEST: u32 = 80_877_103;
@@ -27,6 +27,8 @@ pub struct Msg<'a> {
     pub tag: u8,
     /// Its body, or the first [`KEEP`] bytes of it (empty when its type is not kept).
     pub body: &'a [u8],
+    /// Its body's length, all of it.
+    pub size: u64,
 }
 
 /// Not a PostgreSQL message.
@@ -45,6 +47,8 @@ pub struct Framer {
     body: Option<(u8, u64)>,
     kept: Vec<u8>,
     keeping: bool,
+    /// The body being read's length.
+    size: u64,
 }
 
 impl Framer {
@@ -69,6 +73,7 @@ impl Framer {
             body: None,
             kept: Vec::new(),
             keeping: false,
+            size: 0,
         }
     }
 
@@ -105,6 +110,7 @@ impl Framer {
             return Ok(Some(Msg {
                 tag,
                 body: &self.kept,
+                size: self.size,
             }));
         }
     }
@@ -135,7 +141,8 @@ impl Framer {
         }
         self.kept.clear();
         self.keeping = (self.keep)(tag);
-        self.body = Some((tag, u64::from(len - 4)));
+        self.size = u64::from(len - 4);
+        self.body = Some((tag, self.size));
         Ok(true)
     }
 }
@@ -176,6 +183,60 @@ pub fn parameters(body: &[u8]) -> Vec<(&[u8], &[u8])> {
     out
 }
 
+/// A `Parse`'s parameter types, after its name and query (what is cut short is left out).
+pub fn types(mut rest: &[u8]) -> Vec<u32> {
+    let n = int16(&mut rest).unwrap_or(0).max(0) as usize;
+    let types = rest.chunks_exact(4).take(n).map(be32);
+    types.collect()
+}
+
+/// A `Bind`'s parameter formats, and its values (None: NULL).
+pub type Bound = (Vec<i16>, Vec<Option<Vec<u8>>>);
+
+/// A `Bind`'s parameter formats and values, after its portal's and statement's names (None: cut
+/// short, or not a `Bind`).
+pub fn bound(mut rest: &[u8]) -> Option<Bound> {
+    let n = int16(&mut rest)?.max(0) as usize;
+    let formats = (0..n).map(|_| int16(&mut rest)).collect::<Option<_>>()?;
+    let n = int16(&mut rest)?.max(0) as usize;
+    let mut values = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+        rest = &rest[4..];
+        values.push(match usize::try_from(len) {
+            Ok(len) => {
+                let value = rest.get(..len)?.to_vec();
+                rest = &rest[len..];
+                Some(value)
+            }
+            Err(_) => None, // -1: NULL
+        });
+    }
+    Some((formats, values))
+}
+
+fn int16(rest: &mut &[u8]) -> Option<i16> {
+    let n = i16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
+    *rest = &rest[2..];
+    Some(n)
+}
+
+/// An ErrorResponse's SQLSTATE and message.
+pub fn error_fields(error: &ErrorResponseBody) -> (String, String) {
+    let (mut code, mut message) = (String::new(), String::new());
+    let mut fields = error.fields();
+    // A field cut short (a huge message) ends the walk: what came before stays.
+    while let Ok(Some(field)) = fields.next() {
+        let value = String::from_utf8_lossy(field.value_bytes());
+        match field.type_() {
+            b'C' => code = value.into_owned(),
+            b'M' => message = value.into_owned(),
+            _ => {}
+        }
+    }
+    (code, message)
+}
+
 /// What the decoder reads of a server's message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -203,17 +264,7 @@ pub fn answer(tag: u8, body: &[u8]) -> Option<Answer> {
     buf.put_slice(body);
     Some(match Message::parse(&mut buf).ok()?? {
         Message::ErrorResponse(error) => {
-            let (mut code, mut message) = (String::new(), String::new());
-            let mut fields = error.fields();
-            // A field cut short (a huge message) ends the walk: what came before stays.
-            while let Ok(Some(field)) = fields.next() {
-                let value = String::from_utf8_lossy(field.value_bytes());
-                match field.type_() {
-                    b'C' => code = value.into_owned(),
-                    b'M' => message = value.into_owned(),
-                    _ => {}
-                }
-            }
+            let (code, message) = error_fields(&error);
             Answer::Error { code, message }
         }
         Message::CommandComplete(done) => Answer::Complete(done.tag().ok()?.to_owned()),

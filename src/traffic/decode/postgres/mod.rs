@@ -10,12 +10,15 @@
 //! an error in an extended batch, the server skips what follows up to the `Sync`, and so does
 //! the queue: the batch's first `Execute` (or `Parse`) carries the error.
 
+mod kept;
 mod message;
 mod sql;
 
-pub use sql::normalize;
+pub use message::error_fields;
+pub use sql::{normalize, plain};
 
-use super::{Decoder, Exchange, MAX_ERROR, MAX_PENDING, MAX_TEXT, Protocol, State, one_line};
+use super::resend::Resend;
+use super::{Decoder, Exchange, KEEP, MAX_ERROR, MAX_PENDING, MAX_TEXT, Protocol, State, one_line};
 use crate::format;
 use message::{Answer, Bad, Framer, Msg};
 use std::collections::{HashMap, VecDeque};
@@ -124,6 +127,10 @@ impl Decoder for Postgres {
     fn state(&self) -> State {
         self.conn.state
     }
+
+    fn keep(&mut self, cap: usize) {
+        self.conn.keep = Some(cap.min(KEEP));
+    }
 }
 
 /// A query as shown and as grouped.
@@ -131,6 +138,8 @@ impl Decoder for Postgres {
 struct Query {
     shown: Arc<str>,
     group: Arc<str>,
+    /// What a replay needs of it, when kept.
+    resend: Option<Arc<Resend>>,
 }
 
 impl Query {
@@ -138,7 +147,7 @@ impl Query {
         let text = String::from_utf8_lossy(text);
         let group = normalize(&text);
         // A password set in a query is not shown: the normalised query is.
-        let secret = group.to_ascii_uppercase().contains("PASSWORD");
+        let secret = Query::secret_text(&group);
         let shown = if secret {
             group.clone()
         } else {
@@ -147,13 +156,24 @@ impl Query {
         Query {
             shown: shown.into(),
             group: group.into(),
+            resend: None,
         }
+    }
+
+    /// It sets a password: it is not shown, nor kept.
+    fn secret(&self) -> bool {
+        Query::secret_text(&self.group)
+    }
+
+    fn secret_text(group: &str) -> bool {
+        group.to_ascii_uppercase().contains("PASSWORD")
     }
 
     fn named(shown: String, group: &str) -> Query {
         Query {
             shown: shown.into(),
             group: group.into(),
+            resend: None,
         }
     }
 }
@@ -208,6 +228,11 @@ struct Conn {
     negotiating: Option<Negotiation>,
     /// After an error in an extended batch: the server skips all up to the `Sync`.
     skip_to_sync: bool,
+    /// Keep what a replay needs of queries up to this many bytes (`Decoder::keep`).
+    keep: Option<usize>,
+    /// The startup's user and database.
+    user: String,
+    database: String,
 }
 
 impl Default for Conn {
@@ -220,6 +245,9 @@ impl Default for Conn {
             portals: HashMap::new(),
             negotiating: None,
             skip_to_sync: false,
+            keep: None,
+            user: String::new(),
+            database: String::new(),
         }
     }
 }
@@ -246,6 +274,10 @@ impl Conn {
     }
 
     fn done(&mut self, asked: Asked, outcome: String, error: Option<String>, at: Instant) {
+        let resend = asked.query.resend.clone().or_else(|| {
+            let why = format!("`{}` is not a query: only queries are", asked.query.shown);
+            self.keep.map(|_| Arc::new(Resend::Withheld(why)))
+        });
         self.done.push(Exchange {
             protocol: Protocol::Postgres,
             request: asked.query.shown.to_string(),
@@ -254,6 +286,7 @@ impl Conn {
             error,
             started: asked.started,
             latency: at.saturating_duration_since(asked.started),
+            resend,
         });
     }
 
@@ -276,7 +309,11 @@ impl Conn {
         let mut body = msg.body;
         match msg.tag {
             0 => self.opening(body, at),
-            b'Q' => self.ask(Query::of(message::string(&mut body)), at, Ask::Simple),
+            b'Q' => {
+                let text = message::string(&mut body);
+                let query = self.kept(Query::of(text), msg.size, text, Vec::new(), false);
+                self.ask(query, at, Ask::Simple)
+            }
             b'F' => self.ask(
                 Query::named("function call".into(), "function call"),
                 at,
@@ -284,7 +321,9 @@ impl Conn {
             ),
             b'P' => {
                 let name = message::string(&mut body);
-                let query = Query::of(message::string(&mut body));
+                let text = message::string(&mut body);
+                let types = message::types(body);
+                let query = self.kept(Query::of(text), msg.size, text, types, true);
                 remember(&mut self.statements, name, query.clone(), MAX_STATEMENTS);
                 self.push(Item::Step {
                     answer: b'1',
@@ -299,6 +338,7 @@ impl Conn {
                     let shown = format!("EXECUTE {}", String::from_utf8_lossy(name));
                     Query::named(one_line(&shown, MAX_TEXT), "EXECUTE")
                 });
+                let query = self.bound(query, msg.size, body);
                 remember(&mut self.portals, portal, query.clone(), MAX_PORTALS);
                 self.push(Item::Step {
                     answer: b'2',
@@ -366,6 +406,7 @@ impl Conn {
                 };
                 let user = param(b"user").unwrap_or_default();
                 let database = param(b"database").unwrap_or_else(|| user.clone());
+                (self.user, self.database) = (user.to_string(), database.to_string());
                 let shown = format!("startup user={user} database={database}");
                 let query = Query::named(one_line(&shown, MAX_TEXT), "startup");
                 self.ask(query, at, Ask::Startup);

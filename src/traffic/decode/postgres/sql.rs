@@ -8,6 +8,17 @@ use crate::traffic::decode::MAX_TEXT;
 /// of whitespace one space, a list of literals after `IN` one `?` (`IN (?)`), the closing `;`
 /// dropped, cut to [`MAX_TEXT`] characters.
 pub fn normalize(query: &str) -> String {
+    cut(normalized(query, MAX_TEXT * 4))
+}
+
+/// `query` normalised as [`normalize`] does, all of it (not cut): what `traffic replay` reads
+/// its statements and keywords in (no literal, comment or dollar-quoted body left to mislead).
+pub fn plain(query: &str) -> String {
+    normalized(query, usize::MAX)
+}
+
+/// Normalised until the output passes `limit` bytes.
+fn normalized(query: &str, limit: usize) -> String {
     let mut n = Normalizer {
         out: String::with_capacity(query.len().min(MAX_TEXT * 2)),
         space: false,
@@ -16,13 +27,13 @@ pub fn normalize(query: &str) -> String {
     };
     let b = query.as_bytes();
     let mut i = 0;
-    while i < b.len() && n.out.len() <= MAX_TEXT * 4 {
+    while i < b.len() && n.out.len() <= limit {
         i = n.token(query, i);
     }
     n.out.retain(|c| !c.is_control());
     let end = n.out.trim_end_matches([';', ' ']).len();
     n.out.truncate(end);
-    cut(n.out)
+    n.out
 }
 
 struct Normalizer {

@@ -454,3 +454,66 @@ fn only_postgres_openings_look_like_postgres() {
     assert!(!looks_like(&[0, 0, 0, 8, 0, 2, 0, 0]));
     assert!(!looks_like(&[0, 1, 0, 0, 0, 3, 0, 0]));
 }
+
+#[test]
+fn a_query_is_kept_to_resend_with_its_parameters_user_and_database_never_a_password() {
+    use crate::traffic::decode::resend::{Query, Resend};
+    let mut decoder = Postgres::new();
+    decoder.keep(1000);
+    let at = Instant::now();
+    let mut batch = parse("s1", "SELECT name FROM users WHERE id = $1");
+    batch.extend(bind("s1", "42"));
+    batch.extend(execute(0));
+    batch.extend(sync());
+    let script = [
+        startup(),
+        caller(|b| frontend::password_message(b"s3cret", b).unwrap()),
+        query("SELECT 1"),
+        query("ALTER ROLE app PASSWORD 'x'"),
+        query(&format!("SELECT '{}'", "x".repeat(2000))),
+        batch,
+    ];
+    let answers = [
+        welcome(),
+        [complete("SELECT 1"), ready()].concat(),
+        [complete("ALTER ROLE"), ready()].concat(),
+        [complete("SELECT 1"), ready()].concat(),
+        [
+            msg(b'1', b""),
+            msg(b'2', b""),
+            complete("SELECT 0"),
+            ready(),
+        ]
+        .concat(),
+    ];
+    decoder.caller_sent(&script.concat(), at);
+    decoder.service_sent(&answers.concat(), at);
+    let kept: Vec<Resend> = decoder
+        .take()
+        .into_iter()
+        .map(|e| (*e.resend.unwrap()).clone())
+        .collect();
+    let query = |text: &str, params: Vec<Option<Vec<u8>>>, extended| Query {
+        user: "app".into(),
+        database: "shop".into(),
+        text: text.into(),
+        types: Vec::new(),
+        formats: if extended { vec![0] } else { Vec::new() },
+        params,
+        extended,
+    };
+    assert!(matches!(&kept[0], Resend::Withheld(w) if w.contains("not a query")));
+    assert_eq!(
+        kept[1],
+        Resend::Postgres(query("SELECT 1", Vec::new(), false))
+    );
+    assert_eq!(kept[2], Resend::credential());
+    assert!(matches!(&kept[3], Resend::Withheld(w) if w.contains("over the 1000 kept")));
+    let bound = query(
+        "SELECT name FROM users WHERE id = $1",
+        vec![Some(b"42".to_vec())],
+        true,
+    );
+    assert_eq!(kept[4], Resend::Postgres(bound));
+    assert_eq!(kept.len(), 5);
+}

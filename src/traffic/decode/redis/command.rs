@@ -3,6 +3,7 @@
 
 use super::resp::{self, Frame};
 use crate::traffic::decode::{MAX_TEXT, printable};
+use redis_protocol::resp3::types::RangeFrame;
 use std::borrow::Cow;
 
 /// A command's name is cut to this many characters.
@@ -62,6 +63,28 @@ fn arguments<'a>(frame: &'a Frame, n: usize) -> (Vec<Cow<'a, [u8]>>, usize) {
         .map(|i| Cow::Borrowed(frame.part_bytes(i).unwrap_or_default()))
         .collect();
     (args, argc)
+}
+
+/// All of a whole command's arguments, its name first (None: not all kept, or not a command).
+pub fn all(frame: &Frame) -> Option<Vec<Vec<u8>>> {
+    if !frame.whole {
+        return None;
+    }
+    if frame.kind == 0 {
+        let (words, _) = arguments(frame, usize::MAX);
+        return Some(words.into_iter().map(Cow::into_owned).collect());
+    }
+    let RangeFrame::Array { data, .. } = resp::value(frame.bytes)? else {
+        return None;
+    };
+    data.iter()
+        .map(|part| match part {
+            RangeFrame::BlobString { data, .. } | RangeFrame::SimpleString { data, .. } => {
+                frame.bytes.get(data.0..data.1).map(<[u8]>::to_vec)
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Commands that hold subcommands: their name is both words.

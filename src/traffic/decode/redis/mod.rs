@@ -10,13 +10,15 @@
 mod command;
 mod resp;
 
-use super::{Decoder, Exchange, MAX_ERROR, MAX_PENDING, Protocol, State, printable};
+use super::resend::{self, Resend};
+use super::{Decoder, Exchange, KEEP, MAX_ERROR, MAX_PENDING, Protocol, State, printable};
 use crate::format;
 use command::MAX_NAME;
 use redis_protocol::resp3::types::RangeFrame;
 use resp::{Frame, NotResp, STREAMED, Scanner};
 use std::collections::{HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Subscriptions counted per family past which the decoder gives up.
@@ -156,6 +158,10 @@ impl Decoder for Redis {
     fn state(&self) -> State {
         self.matcher.state
     }
+
+    fn keep(&mut self, cap: usize) {
+        self.matcher.keep = Some(cap.min(KEEP));
+    }
 }
 
 /// Which subscriptions a command is about.
@@ -187,6 +193,7 @@ struct Pending {
     group: String,
     started: Instant,
     kind: Kind,
+    resend: Option<Arc<Resend>>,
 }
 
 impl Pending {
@@ -199,6 +206,7 @@ impl Pending {
             error,
             started: self.started,
             latency: at.saturating_duration_since(self.started),
+            resend: self.resend,
         }
     }
 }
@@ -216,6 +224,10 @@ struct Matcher {
     /// `CLIENT REPLY OFF`, and `SKIP` (the next command is not answered).
     replies_off: bool,
     skip_next: bool,
+    /// Keep what a replay needs of commands up to this many bytes (`Decoder::keep`).
+    keep: Option<usize>,
+    /// The database the last `SELECT` chose.
+    db: Option<u64>,
 }
 
 impl Default for Matcher {
@@ -229,6 +241,8 @@ impl Default for Matcher {
             monitor: false,
             replies_off: false,
             skip_next: false,
+            keep: None,
+            db: None,
         }
     }
 }
@@ -255,11 +269,13 @@ impl Matcher {
                 _ => {}
             }
         }
+        let resend = self.resend(frame, &name, kind);
         let pending = Pending {
             request,
             group: name,
             started,
             kind,
+            resend,
         };
         if silent {
             self.done
@@ -269,6 +285,30 @@ impl Matcher {
         } else {
             self.pending.push_back(pending);
         }
+    }
+
+    /// What a replay needs of this command (when asked to keep it); a `SELECT`'s database is
+    /// noted for the commands after it, as the server takes it (before its reply: pipelined).
+    fn resend(&mut self, frame: &Frame, name: &str, kind: Kind) -> Option<Arc<Resend>> {
+        let cap = self.keep?;
+        let args = (frame.size <= cap as u64)
+            .then(|| command::all(frame))
+            .flatten();
+        match (name, kind) {
+            ("SELECT", _) => {
+                let db = args.as_ref().and_then(|a| a.get(1)).map(|d| d.as_slice());
+                self.db = db.and_then(|d| std::str::from_utf8(d).ok()?.parse().ok());
+            }
+            (_, Kind::Reset) => self.db = None,
+            _ => {}
+        }
+        let resend = match args {
+            _ if name == "AUTH" || kind == Kind::Hello => Resend::credential(),
+            _ if frame.size > cap as u64 => Resend::cut(frame.size, cap),
+            Some(args) => Resend::Redis(resend::Command { args, db: self.db }),
+            None => Resend::Withheld("its arguments could not be read".into()),
+        };
+        Some(Arc::new(resend))
     }
 
     fn reply(&mut self, frame: &Frame, at: Instant) {

@@ -389,3 +389,51 @@ fn no_input_panics() {
         }
     }
 }
+
+#[test]
+fn a_command_is_kept_to_resend_only_when_asked_within_the_cap_and_never_a_credential() {
+    use crate::traffic::decode::resend::{Command, Resend};
+    let script = [
+        cmd(&["GET", "k"]),
+        cmd(&["SELECT", "3"]),
+        cmd(&["HMGET", "h", "a b", "c"]),
+        cmd(&["AUTH", "alice", "s3cret"]),
+        cmd(&["HELLO", "3", "AUTH", "alice", "s3cret"]),
+        cmd(&["SET", "k", &"x".repeat(100)]),
+        b"get 'a b'\r\n".to_vec(),
+    ]
+    .concat();
+    let kept = |cap: Option<usize>| {
+        let mut decoder = Redis::new();
+        if let Some(cap) = cap {
+            decoder.keep(cap);
+        }
+        let at = Instant::now();
+        decoder.caller_sent(&script, at);
+        decoder.service_sent(&b"+OK\r\n".repeat(7), at);
+        let taken = decoder.take();
+        taken.into_iter().map(|e| e.resend).collect::<Vec<_>>()
+    };
+    assert!(kept(None).iter().all(Option::is_none), "not asked: nothing");
+    let kept: Vec<Resend> = kept(Some(64))
+        .into_iter()
+        .map(|r| (*r.unwrap()).clone())
+        .collect();
+    let redis = |args: &[&str], db| {
+        let args = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+        Resend::Redis(Command { args, db })
+    };
+    assert_eq!(kept[0], redis(&["GET", "k"], None));
+    assert_eq!(kept[1], redis(&["SELECT", "3"], Some(3)));
+    assert_eq!(kept[2], redis(&["HMGET", "h", "a b", "c"], Some(3)));
+    assert_eq!(kept[3], Resend::credential());
+    assert_eq!(kept[4], Resend::credential());
+    let Resend::Withheld(cut) = &kept[5] else {
+        panic!("{:?}", kept[5])
+    };
+    assert!(
+        cut.contains("it was cut") && cut.contains("over the 64 kept"),
+        "{cut}"
+    );
+    assert_eq!(kept[6], redis(&["get", "a b"], Some(3)), "inline");
+}

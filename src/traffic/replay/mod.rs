@@ -3,15 +3,29 @@
 //! (secrets included: they never leave devstack), or as the user edited it (`traffic replay
 //! --edit`: a field still `…redacted…` keeps its captured value). Sent with hyper's client,
 //! HTTP/1.1 or h2c as the original went; the answer comes back readable.
+//!
+//! A decoded Redis command or PostgreSQL query is replayed too, when it only reads
+//! (`decoded`: the flow; `readonly`: what reads; `redis`, `postgres`: the clients).
+
+mod decoded;
+mod postgres;
+mod readonly;
+mod redis;
+
+pub use decoded::{Answered, NO_EDIT};
 
 use super::capture::view::{self, REDACTED, Response, field};
 use super::capture::{Capture, Kept};
-use super::{Caller, Stats};
+use super::{Caller, Kind, Record, Stats};
 use bytes::Bytes;
+use decoded::Read;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
 
 /// An answer is read up to this much (the rest is counted, not kept).
 const MOST: usize = 1 << 20;
@@ -25,7 +39,8 @@ const OWN_FIELDS: [&str; 4] = [
     "keep-alive",
 ];
 
-/// How a replay went.
+/// How a replay went. `decoded` is an optional field added within protocol 5: a client that
+/// predates it still reads the answer (it sees neither a response nor an error).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replayed {
     /// The replay's own record (None if it was not found kept in time).
@@ -37,6 +52,9 @@ pub struct Replayed {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub took_us: u64,
+    /// A Redis command's or PostgreSQL query's answer (`response` is None then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoded: Option<Answered>,
 }
 
 /// A request to send: what the head says, and the body.
@@ -117,9 +135,10 @@ pub async fn replay(
     port: u16,
     edited: Option<&str>,
 ) -> Result<Replayed, String> {
-    let (_, capture) = stats
-        .kept(id)
-        .ok_or_else(|| format!("request #{id} is not kept: nothing to replay"))?;
+    if let Some((record, resend)) = stats.resend(id) {
+        return decoded::replay(stats, &record, &resend, port, edited).await;
+    }
+    let (_, capture) = stats.kept(id).ok_or_else(|| not_kept(stats, id))?;
     let request = outgoing(&capture, edited)?;
     let before = stats.last_id();
     let start = Instant::now();
@@ -131,27 +150,47 @@ pub async fn replay(
         Err(_) => (None, Some(format!("no answer within {}s", WAIT.as_secs()))),
     };
     Ok(Replayed {
-        id: own_record(stats, before).await,
+        id: own_record(stats, before, |_| true).await.map(|r| r.id),
         response,
         error,
         took_us,
+        decoded: None,
     })
 }
 
-/// The replay's record, once the proxy recorded it.
-async fn own_record(stats: &Stats, after: u64) -> Option<u64> {
+/// Why `id` can't be replayed when nothing of it is kept.
+fn not_kept(stats: &Stats, id: u64) -> String {
+    let what = stats.recent_record(id).and_then(|r| match r.kind {
+        Kind::Redis(_) => Some("a Redis command"),
+        Kind::Postgres(_) => Some("a PostgreSQL query"),
+        _ => None,
+    });
+    match what {
+        Some(what) => format!(
+            "it is {what} and nothing of it is kept to send again: its service keeps nothing \
+             (`capture = false`), or newer exchanges took its place"
+        ),
+        None => format!("request #{id} is not kept: nothing to replay"),
+    }
+}
+
+/// The replay's record (the first of the replay's since `after` that is `mine`), once the proxy
+/// recorded it.
+async fn own_record(
+    stats: &Stats,
+    after: u64,
+    mine: impl Fn(&Record) -> bool,
+) -> Option<Arc<Record>> {
     // Recorded once the proxy wrote the answer out: a moment after it was read here, longer
-    // on a loaded machine.
+    // on a loaded machine; a decoded one once the decoder saw its answer.
     for _ in 0..100 {
-        let mine = stats
+        let found = stats
             .recent()
-            .iter()
-            .rev()
-            .take_while(|r| r.id > after)
-            .find(|r| r.caller == Caller::Replay)
-            .map(|r| r.id);
-        if mine.is_some() {
-            return mine;
+            .into_iter()
+            .skip_while(|r| r.id <= after)
+            .find(|r| r.caller == Caller::Replay && mine(r));
+        if found.is_some() {
+            return found;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -160,6 +199,18 @@ async fn own_record(stats: &Stats, after: u64) -> Option<u64> {
 
 /// Send `request` to the proxy on `port`, marked as a replay, and read the answer.
 async fn send(stats: &Stats, port: u16, request: Outgoing) -> Result<Response, String> {
+    through(stats, port, |stream| exchange(stream, request)).await
+}
+
+/// A connection to the proxy on `port`, marked as a replay while `talk` uses it.
+async fn through<T, F>(
+    stats: &Stats,
+    port: u16,
+    talk: impl FnOnce(TcpStream) -> F,
+) -> Result<T, String>
+where
+    F: Future<Output = Result<T, String>>,
+{
     // Marked before it connects: the proxy asks as it accepts.
     let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket
@@ -172,14 +223,14 @@ async fn send(stats: &Stats, port: u16, request: Outgoing) -> Result<Response, S
             .connect(([127, 0, 0, 1], port).into())
             .await
             .map_err(|e| format!("can't reach the proxy on port {port}: {e}"))?;
-        exchange(stream, request).await
+        talk(stream).await
     }
     .await;
     stats.replayed(from);
     answered
 }
 
-async fn exchange(stream: tokio::net::TcpStream, request: Outgoing) -> Result<Response, String> {
+async fn exchange(stream: TcpStream, request: Outgoing) -> Result<Response, String> {
     let mut builder = hyper::Request::builder()
         .method(request.method.as_str())
         .uri(request.path.as_str());
