@@ -47,6 +47,8 @@ pub enum Effect {
     Detach,
     /// Fetch this request for the inspector (`App::inspected` takes it).
     Inspect(u64),
+    /// Send this request again (`App::replayed` takes the answer).
+    Replay(u64),
 }
 
 /// How the log pane looks at its buffer.
@@ -445,6 +447,7 @@ impl App {
             Action::ScrollTop => self.scroll_inspector(isize::MIN / 2),
             Action::ScrollBottom => self.scroll_inspector(isize::MAX / 2),
             Action::CopyCurl => return self.copy_curl(),
+            Action::Replay => return self.replay(),
             Action::CloseOverlay => self.mode = Mode::Normal,
             Action::Interrupt | Action::ForceQuit => {
                 self.mode = Mode::Normal;

@@ -1,11 +1,13 @@
 //! Inside a request, in the dashboard: the traffic pane's cursor over its tail (`j`/`k` there
 //! pick a request, `G` lets go and follows the newest) and the inspector Enter opens over it:
 //! the exchange as `traffic show` prints it (`capture::text`), scrolled with the log's keys,
-//! `c` copying it as a curl command line, Esc closing it.
+//! `c` copying it as a curl command line, `r` sending it again (its answer shown above it,
+//! compared with the original's, as `traffic replay` prints it), Esc closing it.
 
 use super::app::{App, Effect, Mode};
 use crate::traffic::capture::text::{self, Part};
 use crate::traffic::capture::{Inspected, curl};
+use crate::traffic::replay::{Replayed, compare};
 use crate::traffic::{Kind, Record};
 use std::sync::Arc;
 
@@ -18,6 +20,8 @@ pub struct Inspector {
     pub lines: Vec<(Part, String)>,
     /// The first line shown.
     pub scroll: usize,
+    /// A replay of it is on its way (`r`).
+    pub replaying: bool,
 }
 
 impl Inspector {
@@ -27,6 +31,7 @@ impl Inspector {
             exchange: None,
             lines: vec![(Part::Note, format!("fetching request #{id}…"))],
             scroll: 0,
+            replaying: false,
         }
     }
 }
@@ -174,6 +179,50 @@ impl App {
             let at = (inspector.scroll as isize).saturating_add(by);
             inspector.scroll = at.clamp(0, most as isize) as usize;
         }
+    }
+
+    /// `r` in the inspector: send the request again (once at a time).
+    pub(super) fn replay(&mut self) -> Vec<Effect> {
+        let Mode::Inspect(inspector) = &mut self.mode else {
+            return Vec::new();
+        };
+        if inspector.exchange.is_none() || inspector.replaying {
+            return Vec::new();
+        }
+        inspector.replaying = true;
+        self.message = Some(format!("replaying #{}…", inspector.id));
+        vec![Effect::Replay(inspector.id)]
+    }
+
+    /// The answer to a replay: shown above the request, beside the original's (its status,
+    /// fields and body compared, or a decoded command's outcome and answer).
+    pub fn replayed(&mut self, id: u64, got: Result<Replayed, String>) {
+        let Mode::Inspect(inspector) = &mut self.mode else {
+            return;
+        };
+        let Some(original) = inspector.exchange.as_deref().filter(|_| inspector.id == id) else {
+            return;
+        };
+        inspector.replaying = false;
+        let compared = match got {
+            Ok(replayed) => compare::compared(original, &replayed),
+            Err(why) => vec![format!("replay of #{id}: {why}")],
+        };
+        let mut lines = vec![(Part::Title, format!("replayed #{id}"))];
+        lines.extend(compared.into_iter().enumerate().map(|(i, line)| {
+            let part = match line.get(..2) {
+                _ if i == 0 => Part::Start,
+                Some("- ") => Part::Was,
+                Some("+ ") => Part::Now,
+                _ => Part::Body,
+            };
+            (part, line)
+        }));
+        lines.push((Part::Blank, String::new()));
+        lines.extend(text::lines(original));
+        inspector.lines = lines;
+        inspector.scroll = 0;
+        self.message = None;
     }
 
     /// `c` in the inspector: the request as a curl command line, on the clipboard.

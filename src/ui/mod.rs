@@ -184,7 +184,8 @@ async fn event_loop(
 ) -> End {
     let mut events = Events::start();
     let mut views = stack.views();
-    let mut frames = Frames::new(area);
+    let (replies, mut replayed) = tokio::sync::mpsc::unbounded_channel();
+    let mut frames = Frames::new(area, replies);
     loop {
         if let Err(e) = frames.draw_if_due(term, app, &mut views) {
             return End::TerminalLost(e);
@@ -202,6 +203,10 @@ async fn event_loop(
                 if changed.is_err() {
                     return End::Quit; // the stack has ended
                 }
+                frames.dirty = true;
+            }
+            Some((id, got)) = replayed.recv() => {
+                app.replayed(id, got);
                 frames.dirty = true;
             }
             note = stack.note() => {
@@ -231,11 +236,18 @@ struct Frames {
     last_draw: Instant,
     /// When a shown uptime next reads differently (once a minute past each one's first).
     uptimes: Option<tokio::time::Instant>,
+    /// Where a replay's answer goes when it comes (to `App::replayed`).
+    replies: Replies,
 }
 
+/// Replays' answers, by the request replayed.
+type Replies =
+    tokio::sync::mpsc::UnboundedSender<(u64, Result<crate::traffic::replay::Replayed, String>)>;
+
 impl Frames {
-    fn new(area: Rect) -> Frames {
+    fn new(area: Rect, replies: Replies) -> Frames {
         Frames {
+            replies,
             area,
             painter: Painter::default(),
             dirty: true,
@@ -287,10 +299,17 @@ impl Frames {
             Some(Ok(event)) => {
                 if let Some(action) = action_for(app, event) {
                     for effect in app.update(action) {
-                        if let Effect::Inspect(id) = effect {
-                            app.inspected(id, stack.inspect(id));
-                        } else if apply(stack, effect).is_break() {
-                            return Err(End::Detached);
+                        match effect {
+                            Effect::Inspect(id) => app.inspected(id, stack.inspect(id)),
+                            Effect::Replay(id) => {
+                                let (replay, replies) = (stack.replay(id), self.replies.clone());
+                                tokio::spawn(async move { replies.send((id, replay.await)) });
+                            }
+                            effect => {
+                                if apply(stack, effect).is_break() {
+                                    return Err(End::Detached);
+                                }
+                            }
                         }
                     }
                 }
@@ -434,7 +453,9 @@ fn apply(stack: &Stack, effect: Effect) -> std::ops::ControlFlow<()> {
         Effect::OpenScreen(i, rows, cols) => stack.open_screen(i, rows, cols),
         Effect::CloseScreen(i) => stack.close_screen(i),
         Effect::Detach => return std::ops::ControlFlow::Break(()),
-        Effect::Inspect(_) => unreachable!("the inspector's fetch is the loop's"),
+        Effect::Inspect(_) | Effect::Replay(_) => {
+            unreachable!("the inspector's fetch and replay are the loop's")
+        }
     }
     std::ops::ControlFlow::Continue(())
 }

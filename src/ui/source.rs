@@ -15,6 +15,7 @@ use crate::ignored::Ignore;
 use crate::logs::{BUFFER_BYTES, LineTap, LogHub, LogLine, MERGED_BYTES, Ring, Source};
 use crate::sync::Locked;
 use crate::traffic::Stats;
+use crate::traffic::replay::Replayed;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
@@ -76,6 +77,39 @@ impl Stack {
                     .map_err(|e| e.to_string())?;
                 c.exchange(id).map_err(|e| e.to_string())
             }
+        }
+    }
+
+    /// Send a kept request again (the inspector's `r`): through the proxy here, or asked of the
+    /// stack on a thread of its own (a replay may wait long for its answer). Runs on its own:
+    /// the dashboard goes on while it waits.
+    pub fn replay(
+        &self,
+        id: u64,
+    ) -> impl std::future::Future<Output = Result<Replayed, String>> + Send + 'static {
+        let local = match self {
+            Stack::Local {
+                traffic, handle, ..
+            } => Some((traffic.clone(), handle.views().borrow().clone())),
+            Stack::Remote(_) => None,
+        };
+        let socket = match self {
+            Stack::Remote(r) => Some(r.socket.clone()),
+            Stack::Local { .. } => None,
+        };
+        async move {
+            if let Some((traffic, views)) = local {
+                let stats = traffic.ok_or("no service is proxied here: nothing to replay")?;
+                let port_of =
+                    |name: &str| views.values().find(|v| v.name == name).and_then(|v| v.port);
+                return crate::traffic::replay::replay(&stats, id, port_of, None).await;
+            }
+            let socket = socket.expect("a stack is here or elsewhere");
+            let asked = tokio::task::spawn_blocking(move || -> Result<Replayed, String> {
+                let mut c = open(&socket).map_err(|e| e.to_string())?;
+                c.replay(id, None).map_err(|e| e.to_string())
+            });
+            asked.await.map_err(|e| e.to_string())?
         }
     }
 

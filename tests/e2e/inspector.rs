@@ -27,6 +27,16 @@ fn opens_the_request(tmux: &Tmux) {
     tmux.wait(10, "its timings at the bottom", |s| {
         s.contains("first byte")
     });
+    // `r` sends it again: the answer above it, compared with the original's.
+    tmux.keys(&["r"]);
+    let screen = tmux.wait(30, "the replay's answer", |s| {
+        s.contains("replayed #") && s.contains("body: the same")
+    });
+    assert!(screen.contains("replay → api  200 OK"), "{screen}");
+    assert!(
+        screen.contains("POST /inspect-me HTTP/1.1"),
+        "the original below: {screen}"
+    );
     tmux.keys(&["Escape"]);
     tmux.wait(10, "the traffic pane again", |s| !s.contains("request #"));
 }
@@ -174,6 +184,19 @@ fn a_picked_redis_edge_shows_its_commands_by_group_under_the_table() {
     };
     assert_eq!(row("GET"), ["2", "0"], "{screen}");
     assert_eq!(row("INCR"), ["1", "1"], "{screen}");
+    // A read opened and replayed from the inspector: the value now.
+    tmux.keys(&["Escape", "&"]);
+    tmux.keys(&[
+        "g", "e", "t", " ", "u", "s", "e", "r", ":", "4", "2", "Enter", "k", "Enter",
+    ]);
+    tmux.wait(10, "the GET inspected", |s| {
+        s.contains("redis: GET user:42")
+    });
+    tmux.keys(&["r"]);
+    let screen = tmux.wait(30, "the replay's answer", |s| s.contains("replayed #"));
+    assert!(screen.contains("\"alice\""), "{screen}");
+    assert!(screen.contains("replay → cache  GET user:42"), "{screen}");
+    tmux.keys(&["Escape"]);
     tmux.keys(&["q", "y"]);
     tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());

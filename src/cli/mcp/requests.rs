@@ -109,7 +109,7 @@ pub fn replay(mut stack: Running, p: ReplayParams) -> Outcome {
         .client
         .replay(p.id, p.request)
         .map_err(|e| stack.describe(&e))?;
-    let lines = crate::cli::replay::compared(&original, &replayed);
+    let lines = devstack::traffic::replay::compare::compared(&original, &replayed);
     match replayed.error {
         Some(_) => Err(lines.join("\n")),
         None => Ok(lines.join("\n")),

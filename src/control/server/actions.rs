@@ -277,21 +277,9 @@ async fn replay(ctx: &Context, id: u64, edited: Option<&str>) -> Response {
     let Some(stats) = &ctx.traffic else {
         return error("no service is proxied here: nothing to replay");
     };
-    // Kept (HTTP or decoded), or recent (replay says why it is not kept).
-    let Some(record) = stats.kept_record(id).or_else(|| stats.recent_record(id)) else {
-        return exchange(ctx, id);
-    };
-    let port = ctx
-        .handle
-        .views()
-        .borrow()
-        .values()
-        .find(|v| v.name == record.callee)
-        .and_then(|v| v.port);
-    let Some(port) = port else {
-        return error(format!("{} has no port to send it to", record.callee));
-    };
-    match crate::traffic::replay::replay(stats, id, port, edited).await {
+    let views = ctx.handle.views().borrow().clone();
+    let port_of = |name: &str| views.values().find(|v| v.name == name).and_then(|v| v.port);
+    match crate::traffic::replay::replay(stats, id, port_of, edited).await {
         Ok(replayed) => done(Answer::Replayed {
             replayed: Box::new(replayed),
         }),

@@ -22,6 +22,10 @@ pub enum Part {
     Body,
     /// A line of a JSON body, pretty-printed (its keys in the order they came).
     Json,
+    /// Of a replay compared with the original: what the original had (`- …`), and what the
+    /// replay got instead (`+ …`).
+    Was,
+    Now,
     /// Said by devstack: timings, a cut body, redaction, a missing response.
     Note,
     Blank,

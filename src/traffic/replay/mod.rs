@@ -7,6 +7,7 @@
 //! A decoded Redis command or PostgreSQL query is replayed too, when it only reads
 //! (`decoded`: the flow; `readonly`: what reads; `redis`, `postgres`: the clients).
 
+pub mod compare;
 mod decoded;
 mod postgres;
 mod readonly;
@@ -128,13 +129,21 @@ fn parse(head: &[u8], version: Option<&str>) -> Result<Outgoing, String> {
     })
 }
 
-/// Replay the kept exchange `id` through the proxy listening on `port`.
+/// Replay the kept exchange `id` through its service's proxy (`port_of` a service's name: the
+/// port its proxy listens on).
 pub async fn replay(
     stats: &Stats,
     id: u64,
-    port: u16,
+    port_of: impl Fn(&str) -> Option<u16>,
     edited: Option<&str>,
 ) -> Result<Replayed, String> {
+    let callee = stats
+        .kept_record(id)
+        .or_else(|| stats.recent_record(id))
+        .ok_or_else(|| not_kept(stats, id))?
+        .callee
+        .clone();
+    let port = port_of(&callee).ok_or_else(|| format!("{callee} has no port to send it to"))?;
     if let Some((record, resend)) = stats.resend(id) {
         return decoded::replay(stats, &record, &resend, port, edited).await;
     }
@@ -170,6 +179,9 @@ fn not_kept(stats: &Stats, id: u64) -> String {
             "it is {what} and nothing of it is kept to send again: its service keeps nothing \
              (`capture = false`), or newer exchanges took its place"
         ),
+        None if id > stats.last_id() => {
+            format!("no request #{id} yet: the last is #{}", stats.last_id())
+        }
         None => format!("request #{id} is not kept: nothing to replay"),
     }
 }

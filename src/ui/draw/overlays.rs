@@ -125,6 +125,8 @@ pub(super) fn draw_inspector(frame: &mut Frame, inspector: &crate::ui::inspect::
             },
             Part::Body => Line::styled(text.clone(), Style::new().fg(Color::Green)),
             Part::Json => Line::from(json_spans(text)),
+            Part::Was => Line::styled(text.clone(), Style::new().fg(Color::Red)),
+            Part::Now => Line::styled(text.clone(), Style::new().fg(Color::LightGreen)),
             Part::Note => Line::styled(text.clone(), Style::new().fg(Color::DarkGray)),
             Part::Blank => Line::raw(""),
         })
