@@ -177,17 +177,10 @@ pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
             .websocket
             .iter()
             .flat_map(|frames| frames.kept.iter())
-            .map(|f| {
-                let mut kept = Kept::new(super::websocket::PAYLOAD);
-                kept.add(&f.payload);
-                let mut payload = shown(&kept, false);
-                payload.size = f.size;
-                payload.cut = f.size > f.payload.len() as u64;
-                WsFrame {
-                    way: f.way,
-                    kind: f.kind.clone(),
-                    payload,
-                }
+            .map(|f| WsFrame {
+                way: f.way,
+                kind: f.kind.clone(),
+                payload: f.shown(),
             })
             .collect(),
     }
