@@ -151,9 +151,16 @@ fn grpc(g: &Grpc, lines: &mut Vec<(Part, String)>) {
         .unwrap_or_default();
     let title = format!("gRPC {} {status}{message}", g.method);
     lines.push((Part::Start, printable(&title).into_owned()));
+    if let Some(schema) = &g.schema {
+        lines.push((Part::Note, printable(schema).into_owned()));
+    }
     for (arrow, messages) in [("→", &g.requests), ("←", &g.responses)] {
         for m in messages {
-            lines.push((Part::Body, printable(&format!("{arrow} {m}")).into_owned()));
+            let m = match m {
+                serde_json::Value::String(raw) => format!("{arrow} {raw}"),
+                json => format!("{arrow} {json}"),
+            };
+            lines.push((Part::Body, printable(&m).into_owned()));
         }
     }
 }

@@ -6,6 +6,7 @@
 use super::{Capture, Kept};
 use crate::traffic::{Caller, ErrorKind, Kind, Record};
 use base64::Engine;
+use prost_reflect::DescriptorPool;
 use serde::{Deserialize, Serialize};
 
 /// Header fields whose values are secrets: shown as [`REDACTED`] unless the service turned
@@ -76,7 +77,8 @@ pub struct Response {
     pub trailers: Vec<(String, String)>,
 }
 
-/// A gRPC call: its method, its status, and its messages decoded without their schema
+/// A gRPC call: its method, its status, and its messages: JSON objects with their field names
+/// when the service's schemas decoded them, else strings decoded without a schema
 /// (`1: 42  2: "alice"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grpc {
@@ -86,8 +88,12 @@ pub struct Grpc {
     pub status: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    pub requests: Vec<String>,
-    pub responses: Vec<String>,
+    /// With schemas: the method's types (`users.v1.GetUser → users.v1.User`), or why its
+    /// messages are shown without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    pub requests: Vec<serde_json::Value>,
+    pub responses: Vec<serde_json::Value>,
 }
 
 /// A body as kept: its payload as text or base64, and how much of it there was.
@@ -133,8 +139,9 @@ pub struct Timings {
     pub total_us: u64,
 }
 
-/// The exchange `record` with what was captured of it.
-pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
+/// The exchange `record` with what was captured of it; its gRPC messages read with `protos`, the
+/// callee's schemas, when it has some.
+pub fn inspect(record: &Record, capture: &Capture, protos: Option<&DescriptorPool>) -> Inspected {
     let redact = capture.redact;
     let (method, path, version) = match &record.kind {
         Kind::Http {
@@ -156,7 +163,7 @@ pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
         body: shown(&capture.request_body, request_chunked),
     };
     let response = response(capture, redact);
-    let grpc = grpc(record, capture, &request, response.as_ref());
+    let grpc = grpc(record, capture, (&request, response.as_ref()), protos);
     Inspected {
         id: record.id,
         time_ms: record.time_ms,
@@ -222,8 +229,8 @@ pub fn decoded(record: &Record) -> Option<Inspected> {
 fn grpc(
     record: &Record,
     capture: &Capture,
-    request: &Request,
-    response: Option<&Response>,
+    (request, response): (&Request, Option<&Response>),
+    protos: Option<&DescriptorPool>,
 ) -> Option<Grpc> {
     let content_type = field(&request.headers, "content-type")?;
     if !content_type.starts_with("application/grpc") {
@@ -236,12 +243,32 @@ fn grpc(
     let message = response
         .and_then(|r| field(&r.trailers, "grpc-message").or(field(&r.headers, "grpc-message")))
         .map(percent_decoded);
+    let method = protos.and_then(|pool| super::grpc::method(pool, &request.path));
+    let schema = match (&method, protos) {
+        (Some(m), _) => Some(format!(
+            "{} → {}",
+            m.input().full_name(),
+            m.output().full_name()
+        )),
+        (None, Some(_)) => Some(format!(
+            "`{}` is no method of the service's schemas: its messages are shown without them",
+            request.path
+        )),
+        (None, None) => None,
+    };
     Some(Grpc {
         method: request.path.clone(),
         status,
         message,
-        requests: super::grpc::messages(&capture.request_body.bytes),
-        responses: super::grpc::messages(&capture.answer.body.bytes),
+        schema,
+        requests: super::grpc::messages(
+            &capture.request_body.bytes,
+            method.as_ref().map(|m| m.input()).as_ref(),
+        ),
+        responses: super::grpc::messages(
+            &capture.answer.body.bytes,
+            method.as_ref().map(|m| m.output()).as_ref(),
+        ),
     })
 }
 
@@ -411,6 +438,10 @@ mod tests {
     use crate::traffic::capture::Settings;
     use bytes::Bytes;
 
+    fn inspect_plain(record: &Record, capture: &Capture) -> Inspected {
+        inspect(record, capture, None)
+    }
+
     fn record(kind: Kind) -> Record {
         let mut r = Record::now(Caller::External, "api", kind);
         r.id = 7;
@@ -437,7 +468,7 @@ mod tests {
         c.answer
             .head(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n\r\n");
         c.answer.body.add(b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n");
-        let seen = inspect(&record(http("POST", "/orders", 201)), &c);
+        let seen = inspect_plain(&record(http("POST", "/orders", 201)), &c);
         assert_eq!(seen.request.method, "POST");
         assert_eq!(
             seen.request.headers,
@@ -462,7 +493,7 @@ mod tests {
             ..Settings::default()
         };
         let c = Capture::start(plain, &head).unwrap();
-        let seen = inspect(&record(http("POST", "/orders", 0)), &c);
+        let seen = inspect_plain(&record(http("POST", "/orders", 0)), &c);
         assert_eq!(seen.request.headers[1].1, "Bearer s3cret");
         assert!(seen.response.is_none() && !seen.redacted);
     }
@@ -476,14 +507,14 @@ mod tests {
         };
         let mut c = Capture::start(two, &head).unwrap();
         c.request_body.add(&[0xff, 0x00, 0x10, 0x80]);
-        let seen = inspect(&record(http("PUT", "/blob", 200)), &c);
+        let seen = inspect_plain(&record(http("PUT", "/blob", 200)), &c);
         let body = seen.request.body;
         assert!(body.cut && body.size == 4 && body.text.is_none());
         assert_eq!(body.bytes(), [0xff, 0x00]);
         // Text cut inside a character stays text up to it.
         let mut c = Capture::start(two, &head).unwrap();
         c.request_body.add("añb".as_bytes());
-        let seen = inspect(&record(http("PUT", "/blob", 200)), &c);
+        let seen = inspect_plain(&record(http("PUT", "/blob", 200)), &c);
         assert_eq!(seen.request.body.text.as_deref(), Some("a"));
     }
 
