@@ -23,7 +23,7 @@ fn echo(port: u16, extra: &str) -> Stack {
 }
 
 /// One request on a connection of its own: the whole response's bytes.
-fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
+pub(crate) fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();

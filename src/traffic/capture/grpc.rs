@@ -26,15 +26,31 @@ pub fn method(pool: &DescriptorPool, path: &str) -> Option<MethodDescriptor> {
 }
 
 /// The messages of a gRPC body (as kept: possibly cut), each decoded: as `schema` when given
-/// (a JSON object), else without it (a string); a frame that is cut or compressed says so.
-pub fn messages(mut body: &[u8], schema: Option<&MessageDescriptor>) -> Vec<Value> {
+/// (a JSON object), else without it (a string). A compressed one is decompressed first, as
+/// `encoding` (`grpc-encoding`) says; one that is cut, or compressed otherwise, says so.
+pub fn messages(
+    mut body: &[u8],
+    schema: Option<&MessageDescriptor>,
+    encoding: Option<&str>,
+) -> Vec<Value> {
     let mut shown = Vec::new();
     while body.len() >= 5 {
         let compressed = body[0] == 1;
         let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
         body = &body[5..];
         if compressed {
-            shown.push(Value::String(format!("(compressed, {len} bytes)")));
+            let frame = &body[..len.min(body.len())];
+            let whole = encoding
+                .and_then(|e| super::body::decompress(e, frame))
+                .filter(|(_, whole)| *whole && len <= body.len());
+            shown.push(match whole {
+                Some((message, _)) => self::message(&message, schema),
+                None => Value::String(format!(
+                    "(compressed ({}), {len} bytes{})",
+                    encoding.unwrap_or("no grpc-encoding"),
+                    if len > body.len() { ", cut" } else { "" }
+                )),
+            });
         } else if len > body.len() {
             let part = decode(body, 0).unwrap_or_else(|| hex(body));
             shown.push(Value::String(format!(
@@ -157,17 +173,20 @@ mod tests {
     #[test]
     fn a_message_is_shown_by_field_numbers_without_its_schema() {
         let body = framed();
-        assert_eq!(messages(&body, None), [r#"1: 150  2: "alice"  3 { 1: 7 }"#]);
+        assert_eq!(
+            messages(&body, None, None),
+            [r#"1: 150  2: "alice"  3 { 1: 7 }"#]
+        );
         let mut two = body.clone();
         two.extend_from_slice(&body);
-        assert_eq!(messages(&two, None).len(), 2);
+        assert_eq!(messages(&two, None, None).len(), 2);
     }
 
     #[test]
     fn a_cut_or_garbled_message_is_said_not_lost() {
         let body = framed();
         let cut = &body[..9];
-        let shown = messages(cut, None);
+        let shown = messages(cut, None, None);
         assert_eq!(shown.len(), 1);
         assert!(
             shown[0]
@@ -177,10 +196,10 @@ mod tests {
             "{shown:?}"
         );
         for at in 0..body.len() {
-            messages(&body[..at], None); // never panics
+            messages(&body[..at], None, None); // never panics
         }
         let garbled = [0, 0, 0, 0, 2, 0xff, 0xff];
-        assert_eq!(messages(&garbled, None), ["ffff"]);
+        assert_eq!(messages(&garbled, None, None), ["ffff"]);
     }
 
     /// `users.v1.Users/Get`: `GetUser { id, name }` → `User { id, display_name, tags }`.
@@ -208,9 +227,9 @@ mod tests {
         assert!(method(&pool, "/users.v1.Nope/Get").is_none());
         let get = method(&pool, "/users.v1.Users/Get").unwrap();
         let body = framed();
-        let asked = messages(&body, Some(&get.input()));
+        let asked = messages(&body, Some(&get.input()), None);
         assert_eq!(asked, [serde_json::json!({"id": 150, "name": "alice"})]);
-        let answered = messages(&body, Some(&get.output()));
+        let answered = messages(&body, Some(&get.output()), None);
         assert_eq!(
             answered,
             [serde_json::json!({"id": 150, "display_name": "alice", "tag": {"id": 7}})]
@@ -223,12 +242,38 @@ mod tests {
         let get = method(&pool, "/users.v1.Users/Get").unwrap();
         // Field 2 as a varint where GetUser has a string.
         let wrong = [0, 0, 0, 0, 2, 0x10, 0x01];
-        let shown = messages(&wrong, Some(&get.input()));
+        let shown = messages(&wrong, Some(&get.input()), None);
         let text = shown[0].as_str().unwrap();
         assert!(text.starts_with("(not a users.v1.GetUser: "), "{text}");
         assert!(text.ends_with(") 2: 1"), "{text}");
         let body = framed();
-        let cut = messages(&body[..9], Some(&get.input()));
+        let cut = messages(&body[..9], Some(&get.input()), None);
         assert!(cut[0].as_str().unwrap().contains("cut: 4 of 14 bytes kept"));
+    }
+
+    #[test]
+    fn a_compressed_message_is_decompressed_as_grpc_encoding_says_then_decoded() {
+        use std::io::Write;
+        let message = &framed()[5..];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(message).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut body = vec![1];
+        body.extend_from_slice(&(gz.len() as u32).to_be_bytes());
+        body.extend_from_slice(&gz);
+        let pool = pool();
+        let get = method(&pool, "/users.v1.Users/Get").unwrap();
+        assert_eq!(
+            messages(&body, Some(&get.input()), Some("gzip")),
+            [serde_json::json!({"id": 150, "name": "alice"})]
+        );
+        assert_eq!(
+            messages(&body, None, Some("gzip")),
+            [r#"1: 150  2: "alice"  3 { 1: 7 }"#]
+        );
+        let unread = format!("(compressed (no grpc-encoding), {} bytes)", gz.len());
+        assert_eq!(messages(&body, None, None), [unread.as_str()]);
+        let cut = messages(&body[..body.len() - 3], None, Some("gzip"));
+        assert!(cut[0].as_str().unwrap().ends_with("bytes, cut)"), "{cut:?}");
     }
 }

@@ -178,13 +178,43 @@ fn timings(e: &Inspected) -> String {
     parts.join(", ")
 }
 
-/// A body's lines: text as it is (JSON pretty-printed), binary as a hex dump; a cut one says so.
+/// A body's lines: text as it is (JSON pretty-printed), binary as a hex dump; a cut one says so,
+/// and a compressed one is shown decompressed, saying so first.
 fn body(body: &Shown, lines: &mut Vec<(Part, String)>) {
     if body.is_empty() {
         return;
     }
     lines.push((Part::Blank, String::new()));
-    match &body.text {
+    let Some(d) = &body.decompressed else {
+        payload(body.text.as_deref(), || body.bytes(), lines);
+        if body.cut {
+            let note = format!("… (cut: the first bytes of {})", bytes(body.size));
+            lines.push((Part::Note, note));
+        }
+        return;
+    };
+    let kept = if body.cut { " (cut)" } else { "" };
+    let note = format!(
+        "({}, {}{kept} → {}{} decompressed)",
+        d.encoding,
+        bytes(body.size),
+        bytes(d.size),
+        if d.cut { "…" } else { "" }
+    );
+    lines.push((Part::Note, printable(&note).into_owned()));
+    payload(d.text.as_deref(), || d.bytes(), lines);
+    if d.cut {
+        let note = match body.cut {
+            true => "… (cut: what the first bytes kept decompress to)".to_string(),
+            false => format!("… (cut: its first {} decompressed)", bytes(d.size)),
+        };
+        lines.push((Part::Note, note));
+    }
+}
+
+/// A payload's lines: its text (JSON pretty-printed), or its bytes as a hex dump.
+fn payload(text: Option<&str>, bytes: impl Fn() -> Vec<u8>, lines: &mut Vec<(Part, String)>) {
+    match text {
         Some(text) => {
             let pretty = serde_json::from_str::<serde_json::Value>(text)
                 .ok()
@@ -197,12 +227,8 @@ fn body(body: &Shown, lines: &mut Vec<(Part, String)>) {
             );
         }
         None => {
-            let dump = hex_dump(&body.bytes(), HEX_MOST);
+            let dump = hex_dump(&bytes(), HEX_MOST);
             lines.extend(dump.into_iter().map(|l| (Part::Body, l)));
         }
-    }
-    if body.cut {
-        let note = format!("… (cut: the first bytes of {})", bytes(body.size));
-        lines.push((Part::Note, note));
     }
 }
