@@ -232,3 +232,37 @@ fn payload(text: Option<&str>, bytes: impl Fn() -> Vec<u8>, lines: &mut Vec<(Par
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::capture::{Capture, Settings};
+    use crate::traffic::{Caller, Kind, Record};
+    use std::io::Write;
+
+    #[test]
+    fn a_compressed_body_shows_decompressed_after_a_note_of_its_sizes() {
+        let head = bytes::Bytes::from_static(b"GET /report HTTP/1.1\r\n\r\n");
+        let mut c = Capture::start(Settings::default(), &head).unwrap();
+        c.answer
+            .head(b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\n\r\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"{\"total\": 42}").unwrap();
+        c.answer.body.add(&gz.finish().unwrap());
+        let kind = Kind::Http {
+            version: "HTTP/1.1".into(),
+            method: "GET".into(),
+            path: "/report".into(),
+            status: 200,
+            grpc_status: None,
+        };
+        let record = Record::now(Caller::External, "api", kind);
+        let e = super::super::view::inspect(&record, &c, None);
+        let shown: Vec<String> = lines(&e).into_iter().map(|(_, l)| l).collect();
+        let at = shown
+            .iter()
+            .position(|l| l.starts_with("(gzip, ") && l.ends_with(" → 13B decompressed)"))
+            .unwrap_or_else(|| panic!("{shown:#?}"));
+        assert_eq!(shown[at + 1..at + 4], ["{", "  \"total\": 42", "}"]);
+    }
+}
