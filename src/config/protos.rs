@@ -15,7 +15,10 @@ pub fn add(pool: &mut DescriptorPool, file: &Path, includes: &[PathBuf]) -> Resu
         return Err(format!("no such file: {}", file.display()));
     }
     if file.extension().is_some_and(|e| e == "proto") {
-        let folder = file.parent().unwrap_or(Path::new("."));
+        let folder = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let mut compiler =
             protox::Compiler::new(includes.iter().map(PathBuf::as_path).chain([folder]))
                 .map_err(|e| compiled(&e))?;
