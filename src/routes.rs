@@ -179,6 +179,9 @@ impl Routes {
                 notice: Some(route_notice.clone()),
                 capture: svc.capture,
             };
+            if let Some(protos) = &svc.protos {
+                proxy.stats().describe(&svc.name, protos.clone());
+            }
             match proxy.listen(route) {
                 Ok(listener) => listeners.push(listener),
                 Err(e) => errors.push(format!("`{}`: {e}", svc.name)),

@@ -1,7 +1,9 @@
 //! What the proxy keeps of each exchange, as `devstack.toml` says it: `[stack.capture]` (the
-//! bounds of the store, the default body cap) and a service's `capture` (`false`, or
-//! `{ body, redact }`); with [`Size`], a byte count written as `"64KiB"`.
+//! bounds of the store, the default body cap, the gRPC schemas) and a service's `capture`
+//! (`false`, or `{ body, redact, proto }`); with [`Size`], a byte count written as `"64KiB"`.
+//! The `proto` files are read by `protos.rs`.
 
+use super::raw::Spanned;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -64,6 +66,12 @@ pub struct RawStackCapture {
     pub service_memory: Option<Size>,
     /// Memory the kept exchanges of the whole stack may take (default "64MiB").
     pub memory: Option<Size>,
+    /// Schemas gRPC messages are shown with (as JSON with their field names) for every proxied service: `.proto` files (compiled when the config is loaded) or FileDescriptorSets (`protoc --descriptor_set_out`, `buf build -o`), relative to devstack.toml's folder.
+    #[serde(default)]
+    pub proto: Vec<Spanned<String>>,
+    /// Folders a `.proto` file's imports are looked up in (relative to devstack.toml's folder), before the file's own folder.
+    #[serde(default)]
+    pub proto_path: Vec<Spanned<String>>,
 }
 
 impl RawStackCapture {
@@ -109,6 +117,9 @@ pub struct RawServiceCapture {
     pub body: Option<Size>,
     /// false: show the values of Authorization, Proxy-Authorization, Cookie and Set-Cookie (default true: `…redacted…`).
     pub redact: Option<bool>,
+    /// Schemas of this service's gRPC messages, beside `[stack.capture] proto`'s: `.proto` files or FileDescriptorSets, relative to devstack.toml's folder.
+    #[serde(default)]
+    pub proto: Vec<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawCapture {
@@ -140,7 +151,7 @@ impl JsonSchema for RawCapture {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let table = generator.subschema_for::<RawServiceCapture>();
         json_schema!({
-            "description": "What the proxy keeps of this service's requests: false for nothing, or { body, redact }.",
+            "description": "What the proxy keeps of this service's requests: false for nothing, or { body, redact, proto }.",
             "anyOf": [{ "type": "boolean" }, table]
         })
     }
@@ -258,6 +269,7 @@ mod tests {
         let own = RawCapture::Table(RawServiceCapture {
             body: None,
             redact: Some(false),
+            proto: Vec::new(),
         });
         assert_eq!(
             stack.of(Some(&own)),

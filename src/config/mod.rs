@@ -12,6 +12,7 @@ mod ids;
 pub mod import;
 mod interp;
 mod plan;
+pub mod protos;
 mod raw;
 mod resolve;
 mod urls;
@@ -99,6 +100,8 @@ pub struct Service {
     pub health: Option<Health>,
     /// What the proxy keeps of its exchanges (`capture`, with `[stack.capture]`'s defaults).
     pub capture: capture::Capture,
+    /// The schemas its gRPC messages are shown with (`proto`, with `[stack.capture]`'s).
+    pub protos: Option<prost_reflect::DescriptorPool>,
 }
 
 impl Service {

@@ -49,14 +49,14 @@ pub(crate) fn body_of(response: &[u8]) -> &[u8] {
     &response[at + 4..]
 }
 
-fn json(stack: &Stack, args: &[&str]) -> Value {
+pub(crate) fn json(stack: &Stack, args: &[&str]) -> Value {
     let out = stack.command(args).output().unwrap();
     assert!(out.status.success(), "{args:?}: {out:?}");
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The id of the last request to `path`, once the proxy recorded it.
-fn id_of(stack: &Stack, path: &str) -> u64 {
+pub(crate) fn id_of(stack: &Stack, path: &str) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut c = devstack::control::client::Client::connect(

@@ -21,6 +21,7 @@ mod health;
 mod import;
 mod init;
 mod inspect;
+mod inspect_decoded;
 mod inspector;
 mod lifecycle;
 mod lines_props;

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Body = BoxBody<Bytes, BoxError>;
+pub(crate) type Body = BoxBody<Bytes, BoxError>;
 
 const MB: u64 = 1024 * 1024;
 
@@ -43,7 +43,7 @@ fn generated(len: u64) -> Body {
     BodyExt::boxed(StreamBody::new(chunks))
 }
 
-fn full(text: impl Into<Bytes>) -> Body {
+pub(crate) fn full(text: impl Into<Bytes>) -> Body {
     Full::new(text.into()).map_err(|e| match e {}).boxed()
 }
 
@@ -507,7 +507,7 @@ async fn a_websocket_s_frames_are_kept_each_way() {
 // h2c and gRPC
 
 /// An h2c (prior knowledge) client connection to `addr`.
-async fn h2_client(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Body> {
+pub(crate) async fn h2_client(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Body> {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (sender, conn) = hyper::client::conn::http2::handshake::<_, _, Body>(
         TokioExecutor::new(),

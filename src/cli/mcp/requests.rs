@@ -73,7 +73,9 @@ pub fn failed_requests(mut stack: Running, p: FailedParams) -> Outcome {
         lines.push(format!("{} #{} {r}", devstack::format::stamp(at), r.id));
         if p.bodies.unwrap_or(true)
             && let Ok(kept) = stack.client.exchange(r.id)
-            && let Some(body) = kept.response.and_then(|a| a.body.text)
+            && let Some(body) = kept
+                .response
+                .and_then(|a| a.body.shown_text().map(str::to_string))
             && !body.is_empty()
         {
             let cut = devstack::format::ellipsize(&body, BODY_SHOWN);

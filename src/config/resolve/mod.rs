@@ -1,13 +1,14 @@
 //! From the file as written (`raw`) to the `Config`, in the order a later part reads an earlier
-//! one: the stack's settings and the table of its services (`stack.rs`), the environment every
-//! `${...}` reads (`env.rs`), each service (`service.rs`, its probe in `health.rs`), then the
-//! dependencies between them and the start order (`deps.rs`). Every problem is a `Diagnostic` at
-//! its place in the file, and none stops the others from being found: the `Config` comes only
-//! when there is none.
+//! one: the stack's settings and the table of its services (`stack.rs`), the gRPC schemas of
+//! `capture` (`protos.rs`), the environment every `${...}` reads (`env.rs`), each service
+//! (`service.rs`, its probe in `health.rs`), then the dependencies between them and the start
+//! order (`deps.rs`). Every problem is a `Diagnostic` at its place in the file, and none stops
+//! the others from being found: the `Config` comes only when there is none.
 
 mod deps;
 mod env;
 mod health;
+mod protos;
 mod service;
 mod stack;
 
@@ -56,6 +57,7 @@ impl Resolver<'_> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         let settings = self.settings(&raw.stack, &root);
+        let protos = self.stack_protos(&raw.stack.capture, &root);
         let table = self.table(raw.services);
         let scope = Scope {
             table: &table,
@@ -73,6 +75,7 @@ impl Resolver<'_> {
             stack_id: &stack_id,
             grace: settings.grace,
             capture: &raw.stack.capture,
+            protos,
             env: urls.iter().chain(&stack_env).cloned().collect(),
             scope,
         };

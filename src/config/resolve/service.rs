@@ -17,6 +17,8 @@ pub(super) struct Shared<'a> {
     pub grace: Duration,
     /// The services' capture defaults (`[stack.capture]`).
     pub capture: &'a crate::config::capture::RawStackCapture,
+    /// `[stack.capture] proto`, read.
+    pub protos: super::protos::Protos,
     /// The derived URLs, then the stack's environment: later entries win, so the user's values
     /// win over the URLs.
     pub env: Vec<(String, String)>,
@@ -84,6 +86,7 @@ impl Resolver<'_> {
             grace: raw.grace.map_or(stack.grace, |d| d.0),
             health,
             capture: stack.capture.of(raw.capture.as_ref()),
+            protos: self.service_protos(&stack.protos, raw.capture.as_ref(), stack.root),
         }
     }
 

@@ -1,42 +1,97 @@
-//! gRPC inside a kept h2 exchange: its messages (length-prefixed frames in either body) decoded
-//! as protobuf's wire format without their schema, field numbers with their values, as
-//! `protoc --decode_raw` shows them: `1: 42  2: "alice"  3 { 1: 7 }`. A length-delimited field
-//! is taken for a nested message when its bytes read as one, else for a string when they are
-//! UTF-8, else bytes (hex). Keys and varints are read with `prost::encoding`.
+//! gRPC inside a kept h2 exchange: its messages (length-prefixed frames in either body). With
+//! the service's schemas (`proto` in `capture`), a message is decoded as its method's input or
+//! output type (`prost-reflect`'s `DynamicMessage`) and shown as JSON with its field names as
+//! written in the `.proto`: `{"id":150,"name":"alice"}`. Without them (or when the method is not
+//! in them, or a message does not decode as its type) it is shown as protobuf's wire format
+//! reads without a schema, field numbers with their values, as `protoc --decode_raw` shows them:
+//! `1: 42  2: "alice"  3 { 1: 7 }`. There, a length-delimited field is taken for a nested message
+//! when its bytes read as one, else for a string when they are UTF-8, else bytes (hex). Keys
+//! and varints are read with `prost::encoding`.
 
 use prost::bytes::Buf;
 use prost::encoding::{WireType, decode_key, decode_varint};
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor};
+use serde_json::Value;
 
 /// Nested messages are followed this deep, no deeper.
 const DEPTH: usize = 8;
 /// A message shown at most this long.
 const MOST: usize = 4096;
 
-/// The messages of a gRPC body (as kept: possibly cut), each decoded; a frame that is cut or
-/// compressed says so.
-pub fn messages(mut body: &[u8]) -> Vec<String> {
+/// The method `/pkg.Service/Method` in `pool`.
+pub fn method(pool: &DescriptorPool, path: &str) -> Option<MethodDescriptor> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    let service = pool.get_service_by_name(service)?;
+    service.methods().find(|m| m.name() == method)
+}
+
+/// The messages of a gRPC body (as kept: possibly cut), each decoded: as `schema` when given
+/// (a JSON object), else without it (a string). A compressed one is decompressed first, as
+/// `encoding` (`grpc-encoding`) says; one that is cut, or compressed otherwise, says so.
+pub fn messages(
+    mut body: &[u8],
+    schema: Option<&MessageDescriptor>,
+    encoding: Option<&str>,
+) -> Vec<Value> {
     let mut shown = Vec::new();
     while body.len() >= 5 {
         let compressed = body[0] == 1;
         let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
         body = &body[5..];
         if compressed {
-            shown.push(format!("(compressed, {len} bytes)"));
+            let frame = &body[..len.min(body.len())];
+            let whole = encoding
+                .and_then(|e| super::body::decompress(e, frame))
+                .filter(|(_, whole)| *whole && len <= body.len());
+            shown.push(match whole {
+                Some((message, _)) => self::message(&message, schema),
+                None => Value::String(format!(
+                    "(compressed ({}), {len} bytes{})",
+                    encoding.unwrap_or("no grpc-encoding"),
+                    if len > body.len() { ", cut" } else { "" }
+                )),
+            });
         } else if len > body.len() {
             let part = decode(body, 0).unwrap_or_else(|| hex(body));
-            shown.push(format!(
+            shown.push(Value::String(format!(
                 "{} … (cut: {} of {len} bytes kept)",
                 bounded(part),
                 body.len()
-            ));
+            )));
             return shown;
         } else {
-            let message = &body[..len];
-            shown.push(bounded(decode(message, 0).unwrap_or_else(|| hex(message))));
+            shown.push(message(&body[..len], schema));
         }
         body = &body[len.min(body.len())..];
     }
     shown
+}
+
+/// One whole message: as JSON when it decodes as `schema`, else without it.
+fn message(bytes: &[u8], schema: Option<&MessageDescriptor>) -> Value {
+    let raw = || bounded(decode(bytes, 0).unwrap_or_else(|| hex(bytes)));
+    let Some(schema) = schema else {
+        return Value::String(raw());
+    };
+    let options = prost_reflect::SerializeOptions::new()
+        .use_proto_field_name(true)
+        .stringify_64_bit_integers(false);
+    let json = DynamicMessage::decode(schema.clone(), bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|m| {
+            m.serialize_with_options(serde_json::value::Serializer, &options)
+                .map_err(|e| e.to_string())
+        });
+    match json {
+        Ok(json) if json.to_string().len() <= MOST => json,
+        Ok(json) => Value::String(bounded(json.to_string())),
+        Err(e) => Value::String(format!(
+            "(not a {}: {}) {}",
+            schema.full_name(),
+            e.trim_start_matches("failed to decode Protobuf message: "),
+            raw()
+        )),
+    }
 }
 
 fn bounded(text: String) -> String {
@@ -44,7 +99,7 @@ fn bounded(text: String) -> String {
 }
 
 /// A message's fields, or None when its bytes are not one.
-pub fn decode(mut bytes: &[u8], depth: usize) -> Option<String> {
+fn decode(mut bytes: &[u8], depth: usize) -> Option<String> {
     let mut fields = Vec::new();
     while bytes.has_remaining() {
         let (number, wire) = decode_key(&mut bytes).ok()?;
@@ -118,23 +173,107 @@ mod tests {
     #[test]
     fn a_message_is_shown_by_field_numbers_without_its_schema() {
         let body = framed();
-        assert_eq!(messages(&body), [r#"1: 150  2: "alice"  3 { 1: 7 }"#]);
+        assert_eq!(
+            messages(&body, None, None),
+            [r#"1: 150  2: "alice"  3 { 1: 7 }"#]
+        );
         let mut two = body.clone();
         two.extend_from_slice(&body);
-        assert_eq!(messages(&two).len(), 2);
+        assert_eq!(messages(&two, None, None).len(), 2);
     }
 
     #[test]
     fn a_cut_or_garbled_message_is_said_not_lost() {
         let body = framed();
         let cut = &body[..9];
-        let shown = messages(cut);
+        let shown = messages(cut, None, None);
         assert_eq!(shown.len(), 1);
-        assert!(shown[0].contains("cut: 4 of 14 bytes kept"), "{shown:?}");
+        assert!(
+            shown[0]
+                .as_str()
+                .unwrap()
+                .contains("cut: 4 of 14 bytes kept"),
+            "{shown:?}"
+        );
         for at in 0..body.len() {
-            messages(&body[..at]); // never panics
+            messages(&body[..at], None, None); // never panics
         }
         let garbled = [0, 0, 0, 0, 2, 0xff, 0xff];
-        assert_eq!(messages(&garbled), ["ffff"]);
+        assert_eq!(messages(&garbled, None, None), ["ffff"]);
+    }
+
+    /// `users.v1.Users/Get`: `GetUser { id, name }` → `User { id, display_name, tags }`.
+    fn pool() -> DescriptorPool {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users.proto");
+        std::fs::write(
+            &file,
+            "syntax = \"proto3\";\npackage users.v1;\n\
+             message GetUser { int32 id = 1; string name = 2; }\n\
+             message User { int64 id = 1; string display_name = 2; Tag tag = 3; }\n\
+             message Tag { int32 id = 1; }\n\
+             service Users { rpc Get(GetUser) returns (User); }\n",
+        )
+        .unwrap();
+        let mut pool = DescriptorPool::new();
+        crate::config::protos::add(&mut pool, &file, &[]).unwrap();
+        pool
+    }
+
+    #[test]
+    fn with_its_schema_a_message_is_json_with_the_field_names_of_its_method_s_types() {
+        let pool = pool();
+        assert!(method(&pool, "/users.v1.Users/Nope").is_none());
+        assert!(method(&pool, "/users.v1.Nope/Get").is_none());
+        let get = method(&pool, "/users.v1.Users/Get").unwrap();
+        let body = framed();
+        let asked = messages(&body, Some(&get.input()), None);
+        assert_eq!(asked, [serde_json::json!({"id": 150, "name": "alice"})]);
+        let answered = messages(&body, Some(&get.output()), None);
+        assert_eq!(
+            answered,
+            [serde_json::json!({"id": 150, "display_name": "alice", "tag": {"id": 7}})]
+        );
+    }
+
+    #[test]
+    fn a_message_that_is_not_its_type_or_is_cut_is_shown_without_the_schema_and_says_why() {
+        let pool = pool();
+        let get = method(&pool, "/users.v1.Users/Get").unwrap();
+        // Field 2 as a varint where GetUser has a string.
+        let wrong = [0, 0, 0, 0, 2, 0x10, 0x01];
+        let shown = messages(&wrong, Some(&get.input()), None);
+        let text = shown[0].as_str().unwrap();
+        assert!(text.starts_with("(not a users.v1.GetUser: "), "{text}");
+        assert!(text.ends_with(") 2: 1"), "{text}");
+        let body = framed();
+        let cut = messages(&body[..9], Some(&get.input()), None);
+        assert!(cut[0].as_str().unwrap().contains("cut: 4 of 14 bytes kept"));
+    }
+
+    #[test]
+    fn a_compressed_message_is_decompressed_as_grpc_encoding_says_then_decoded() {
+        use std::io::Write;
+        let message = &framed()[5..];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(message).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut body = vec![1];
+        body.extend_from_slice(&(gz.len() as u32).to_be_bytes());
+        body.extend_from_slice(&gz);
+        let pool = pool();
+        let get = method(&pool, "/users.v1.Users/Get").unwrap();
+        assert_eq!(
+            messages(&body, Some(&get.input()), Some("gzip")),
+            [serde_json::json!({"id": 150, "name": "alice"})]
+        );
+        assert_eq!(
+            messages(&body, None, Some("gzip")),
+            [r#"1: 150  2: "alice"  3 { 1: 7 }"#]
+        );
+        let unread = format!("(compressed (no grpc-encoding), {} bytes)", gz.len());
+        assert_eq!(messages(&body, None, None), [unread.as_str()]);
+        let cut = messages(&body[..body.len() - 3], None, Some("gzip"));
+        assert!(cut[0].as_str().unwrap().ends_with("bytes, cut)"), "{cut:?}");
     }
 }

@@ -1,5 +1,6 @@
 //! Kept exchanges as HAR 1.2 (the HTTP Archive format browsers' developer tools and proxies
-//! read): one entry per exchange, bodies as text or base64 (`"encoding":"base64"`), timings
+//! read): one entry per exchange, bodies as text or base64 (`"encoding":"base64"`; a
+//! compressed one decompressed, with its `compression`), timings
 //! split into connect, wait (to the first byte) and receive; the caller and callee in each
 //! entry's `comment` and `_caller`/`_callee`.
 
@@ -34,10 +35,19 @@ fn fields(headers: &[(String, String)]) -> Value {
         .collect()
 }
 
-/// A body's content: its text, or base64 with `encoding`.
+/// A body's content: its text, or base64 with `encoding`; a compressed one decompressed (its
+/// `size` then the decompressed size, and `compression` the bytes saved).
 fn content(body: &Shown, mime: &str) -> Value {
     let mut content = json!({ "size": body.size, "mimeType": mime });
-    match (&body.text, &body.base64) {
+    let (text, base64) = match &body.decompressed {
+        Some(d) => {
+            content["size"] = json!(d.size);
+            content["compression"] = json!(d.size as i64 - body.size as i64);
+            (&d.text, &d.base64)
+        }
+        None => (&body.text, &body.base64),
+    };
+    match (text, base64) {
         (Some(text), _) => content["text"] = json!(text),
         (None, Some(b64)) => {
             content["text"] = json!(b64);
@@ -45,7 +55,7 @@ fn content(body: &Shown, mime: &str) -> Value {
         }
         (None, None) => {}
     }
-    if body.cut {
+    if body.cut || body.decompressed.as_ref().is_some_and(|d| d.cut) {
         content["comment"] = json!("cut: only the first bytes were kept");
     }
     content

@@ -4,10 +4,12 @@
 //! timings. The relay fills a [`Capture`] while an exchange passes (a copy into a bounded buffer
 //! is all the hot path pays); the [`Store`] keeps the recent ones, bounded by count and bytes
 //! per service and overall; [`view`] makes them readable (heads split into fields, bodies
-//! de-chunked, secrets redacted) and [`har`] and [`curl`] write them out.
+//! de-chunked and decompressed by `body.rs`, gRPC messages by [`grpc`], secrets redacted) and
+//! [`har`] and [`curl`] write them out.
 //!
 //! Nothing is written to disk: what is kept lives as long as the stack, within its bounds.
 
+mod body;
 pub mod curl;
 pub mod grpc;
 pub mod har;

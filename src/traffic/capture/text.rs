@@ -157,9 +157,16 @@ fn grpc(g: &Grpc, lines: &mut Vec<(Part, String)>) {
         .unwrap_or_default();
     let title = format!("gRPC {} {status}{message}", g.method);
     lines.push((Part::Start, printable(&title).into_owned()));
+    if let Some(schema) = &g.schema {
+        lines.push((Part::Note, printable(schema).into_owned()));
+    }
     for (arrow, messages) in [("→", &g.requests), ("←", &g.responses)] {
         for m in messages {
-            lines.push((Part::Body, printable(&format!("{arrow} {m}")).into_owned()));
+            let m = match m {
+                serde_json::Value::String(raw) => format!("{arrow} {raw}"),
+                json => format!("{arrow} {json}"),
+            };
+            lines.push((Part::Body, printable(&m).into_owned()));
         }
     }
 }
@@ -177,13 +184,43 @@ fn timings(e: &Inspected) -> String {
     parts.join(", ")
 }
 
-/// A body's lines: text as it is (JSON pretty-printed), binary as a hex dump; a cut one says so.
+/// A body's lines: text as it is (JSON pretty-printed), binary as a hex dump; a cut one says so,
+/// and a compressed one is shown decompressed, saying so first.
 fn body(body: &Shown, lines: &mut Vec<(Part, String)>) {
     if body.is_empty() {
         return;
     }
     lines.push((Part::Blank, String::new()));
-    match &body.text {
+    let Some(d) = &body.decompressed else {
+        payload(body.text.as_deref(), || body.bytes(), lines);
+        if body.cut {
+            let note = format!("… (cut: the first bytes of {})", bytes(body.size));
+            lines.push((Part::Note, note));
+        }
+        return;
+    };
+    let kept = if body.cut { " (cut)" } else { "" };
+    let note = format!(
+        "({}, {}{kept} → {}{} decompressed)",
+        d.encoding,
+        bytes(body.size),
+        bytes(d.size),
+        if d.cut { "…" } else { "" }
+    );
+    lines.push((Part::Note, printable(&note).into_owned()));
+    payload(d.text.as_deref(), || d.bytes(), lines);
+    if d.cut {
+        let note = match body.cut {
+            true => "… (cut: what the first bytes kept decompress to)".to_string(),
+            false => format!("… (cut: its first {} decompressed)", bytes(d.size)),
+        };
+        lines.push((Part::Note, note));
+    }
+}
+
+/// A payload's lines: its text (JSON pretty-printed), or its bytes as a hex dump.
+fn payload(text: Option<&str>, bytes: impl Fn() -> Vec<u8>, lines: &mut Vec<(Part, String)>) {
+    match text {
         Some(text) => {
             let pretty = serde_json::from_str::<serde_json::Value>(text)
                 .ok()
@@ -198,12 +235,42 @@ fn body(body: &Shown, lines: &mut Vec<(Part, String)>) {
             lines.extend(text.lines().map(|l| (part, printable(l).into_owned())));
         }
         None => {
-            let dump = hex_dump(&body.bytes(), HEX_MOST);
+            let dump = hex_dump(&bytes(), HEX_MOST);
             lines.extend(dump.into_iter().map(|l| (Part::Body, l)));
         }
     }
-    if body.cut {
-        let note = format!("… (cut: the first bytes of {})", bytes(body.size));
-        lines.push((Part::Note, note));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::capture::{Capture, Settings};
+    use crate::traffic::{Caller, Kind, Record};
+    use std::io::Write;
+
+    #[test]
+    fn a_compressed_body_shows_decompressed_after_a_note_of_its_sizes() {
+        let head = bytes::Bytes::from_static(b"GET /report HTTP/1.1\r\n\r\n");
+        let mut c = Capture::start(Settings::default(), &head).unwrap();
+        c.answer
+            .head(b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\n\r\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"{\"total\": 42}").unwrap();
+        c.answer.body.add(&gz.finish().unwrap());
+        let kind = Kind::Http {
+            version: "HTTP/1.1".into(),
+            method: "GET".into(),
+            path: "/report".into(),
+            status: 200,
+            grpc_status: None,
+        };
+        let record = Record::now(Caller::External, "api", kind);
+        let e = super::super::view::inspect(&record, &c, None);
+        let shown: Vec<String> = lines(&e).into_iter().map(|(_, l)| l).collect();
+        let at = shown
+            .iter()
+            .position(|l| l.starts_with("(gzip, ") && l.ends_with(" → 13B decompressed)"))
+            .unwrap_or_else(|| panic!("{shown:#?}"));
+        assert_eq!(shown[at + 1..at + 4], ["{", "  \"total\": 42", "}"]);
     }
 }

@@ -1,11 +1,12 @@
-//! A kept exchange made readable: [`Inspected`], its heads split into fields, its bodies
-//! de-chunked and shown as text (UTF-8) or base64, and secrets' values redacted unless the
-//! service said not to. This is what the socket, `traffic show`, HAR, `curl` and the inspector
+//! A kept exchange made readable: [`Inspected`], its heads split into fields, its bodies shown
+//! by `body.rs` (de-chunked, as text or base64, decompressed beside), and secrets' values
+//! redacted unless the service said not to. This is what the socket, `traffic show`, HAR, `curl` and the inspector
 //! show; it is also the wire form (`control::wire` uses it as it is).
 
-use super::{Capture, Kept};
+use super::Capture;
+pub use super::body::{Decompressed, Shown, dechunk, encoded, shown};
 use crate::traffic::{Caller, ErrorKind, Kind, Record};
-use base64::Engine;
+use prost_reflect::DescriptorPool;
 use serde::{Deserialize, Serialize};
 
 /// Header fields whose values are secrets: shown as [`REDACTED`] unless the service turned
@@ -76,7 +77,8 @@ pub struct Response {
     pub trailers: Vec<(String, String)>,
 }
 
-/// A gRPC call: its method, its status, and its messages decoded without their schema
+/// A gRPC call: its method, its status, and its messages: JSON objects with their field names
+/// when the service's schemas decoded them, else strings decoded without a schema
 /// (`1: 42  2: "alice"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grpc {
@@ -86,40 +88,12 @@ pub struct Grpc {
     pub status: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    pub requests: Vec<String>,
-    pub responses: Vec<String>,
-}
-
-/// A body as kept: its payload as text or base64, and how much of it there was.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shown {
-    /// Bytes of the body as they went through (chunked framing included).
-    pub size: u64,
-    /// Only its first bytes were kept.
-    pub cut: bool,
-    /// The payload kept, when it reads as UTF-8.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    /// The payload kept, when it does not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub base64: Option<String>,
-}
-
-impl Shown {
-    /// The payload's bytes, as kept.
-    pub fn bytes(&self) -> Vec<u8> {
-        match (&self.text, &self.base64) {
-            (Some(text), _) => text.as_bytes().to_vec(),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap_or_default(),
-            (None, None) => Vec::new(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.text.as_deref().is_none_or(str::is_empty) && self.base64.is_none()
-    }
+    /// With schemas: the method's types (`users.v1.GetUser → users.v1.User`), or why its
+    /// messages are shown without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    pub requests: Vec<serde_json::Value>,
+    pub responses: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,8 +107,9 @@ pub struct Timings {
     pub total_us: u64,
 }
 
-/// The exchange `record` with what was captured of it.
-pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
+/// The exchange `record` with what was captured of it; its gRPC messages read with `protos`, the
+/// callee's schemas, when it has some.
+pub fn inspect(record: &Record, capture: &Capture, protos: Option<&DescriptorPool>) -> Inspected {
     let redact = capture.redact;
     let (method, path, version) = match &record.kind {
         Kind::Http {
@@ -152,11 +127,15 @@ pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
         method,
         path,
         version,
+        body: encoded(
+            &capture.request_body,
+            request_chunked,
+            field(&request_fields, "content-encoding"),
+        ),
         headers: request_fields,
-        body: shown(&capture.request_body, request_chunked),
     };
     let response = response(capture, redact);
-    let grpc = grpc(record, capture, &request, response.as_ref());
+    let grpc = grpc(record, capture, (&request, response.as_ref()), protos);
     Inspected {
         id: record.id,
         time_ms: record.time_ms,
@@ -177,17 +156,10 @@ pub fn inspect(record: &Record, capture: &Capture) -> Inspected {
             .websocket
             .iter()
             .flat_map(|frames| frames.kept.iter())
-            .map(|f| {
-                let mut kept = Kept::new(super::websocket::PAYLOAD);
-                kept.add(&f.payload);
-                let mut payload = shown(&kept, false);
-                payload.size = f.size;
-                payload.cut = f.size > f.payload.len() as u64;
-                WsFrame {
-                    way: f.way,
-                    kind: f.kind.clone(),
-                    payload,
-                }
+            .map(|f| WsFrame {
+                way: f.way,
+                kind: f.kind.clone(),
+                payload: f.shown(),
             })
             .collect(),
     }
@@ -229,8 +201,8 @@ pub fn decoded(record: &Record) -> Option<Inspected> {
 fn grpc(
     record: &Record,
     capture: &Capture,
-    request: &Request,
-    response: Option<&Response>,
+    (request, response): (&Request, Option<&Response>),
+    protos: Option<&DescriptorPool>,
 ) -> Option<Grpc> {
     let content_type = field(&request.headers, "content-type")?;
     if !content_type.starts_with("application/grpc") {
@@ -243,12 +215,34 @@ fn grpc(
     let message = response
         .and_then(|r| field(&r.trailers, "grpc-message").or(field(&r.headers, "grpc-message")))
         .map(percent_decoded);
+    let method = protos.and_then(|pool| super::grpc::method(pool, &request.path));
+    let schema = match (&method, protos) {
+        (Some(m), _) => Some(format!(
+            "{} → {}",
+            m.input().full_name(),
+            m.output().full_name()
+        )),
+        (None, Some(_)) => Some(format!(
+            "`{}` is no method of the service's schemas: its messages are shown without them",
+            request.path
+        )),
+        (None, None) => None,
+    };
     Some(Grpc {
         method: request.path.clone(),
         status,
         message,
-        requests: super::grpc::messages(&capture.request_body.bytes),
-        responses: super::grpc::messages(&capture.answer.body.bytes),
+        schema,
+        requests: super::grpc::messages(
+            &capture.request_body.bytes,
+            method.as_ref().map(|m| m.input()).as_ref(),
+            field(&request.headers, "grpc-encoding"),
+        ),
+        responses: super::grpc::messages(
+            &capture.answer.body.bytes,
+            method.as_ref().map(|m| m.output()).as_ref(),
+            response.and_then(|r| field(&r.headers, "grpc-encoding")),
+        ),
     })
 }
 
@@ -301,8 +295,12 @@ fn response(capture: &Capture, redact: bool) -> Option<Response> {
         version,
         status,
         reason,
+        body: encoded(
+            &capture.answer.body,
+            chunked,
+            field(&headers, "content-encoding"),
+        ),
         headers,
-        body: shown(&capture.answer.body, chunked),
         trailers,
     })
 }
@@ -347,76 +345,15 @@ fn fields(head: &[u8], redact: bool) -> (Vec<(String, String)>, bool) {
     (fields, chunked)
 }
 
-/// A kept body, de-chunked when it was chunked, as text or base64.
-pub fn shown(kept: &Kept, chunked: bool) -> Shown {
-    let payload = if chunked {
-        dechunk(&kept.bytes)
-    } else {
-        kept.bytes.clone()
-    };
-    let cut = kept.cut();
-    let (text, base64) = match std::str::from_utf8(&payload) {
-        Ok(text) => (Some(text.to_string()), None),
-        // A body cut in the middle of a character is still text up to it.
-        Err(e) if cut && e.error_len().is_none() => (
-            Some(String::from_utf8_lossy(&payload[..e.valid_up_to()]).into_owned()),
-            None,
-        ),
-        Err(_) => (
-            None,
-            Some(base64::engine::general_purpose::STANDARD.encode(&payload)),
-        ),
-    };
-    Shown {
-        size: kept.seen,
-        cut,
-        text: text.filter(|t| !t.is_empty() || !payload.is_empty()),
-        base64,
-    }
-}
-
-/// The payload of a chunked body's first bytes (as much as they hold whole or in part).
-pub fn dechunk(mut bytes: &[u8]) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(bytes.len());
-    loop {
-        let Some(eol) = memchr::memchr(b'\n', bytes) else {
-            return payload;
-        };
-        let line = &bytes[..eol];
-        let digits = line
-            .split(|&b| b == b';')
-            .next()
-            .unwrap_or_default()
-            .trim_ascii();
-        let Some(size) = std::str::from_utf8(digits)
-            .ok()
-            .and_then(|d| usize::from_str_radix(d, 16).ok())
-        else {
-            return payload;
-        };
-        bytes = &bytes[eol + 1..];
-        if size == 0 {
-            return payload;
-        }
-        let take = size.min(bytes.len());
-        payload.extend_from_slice(&bytes[..take]);
-        if take < size {
-            return payload;
-        }
-        bytes = &bytes[take..];
-        // The chunk's CRLF.
-        bytes = bytes
-            .strip_prefix(b"\r\n")
-            .or(bytes.strip_prefix(b"\n"))
-            .unwrap_or(bytes);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::traffic::capture::Settings;
     use bytes::Bytes;
+
+    fn inspect_plain(record: &Record, capture: &Capture) -> Inspected {
+        inspect(record, capture, None)
+    }
 
     fn record(kind: Kind) -> Record {
         let mut r = Record::now(Caller::External, "api", kind);
@@ -444,7 +381,7 @@ mod tests {
         c.answer
             .head(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n\r\n");
         c.answer.body.add(b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n");
-        let seen = inspect(&record(http("POST", "/orders", 201)), &c);
+        let seen = inspect_plain(&record(http("POST", "/orders", 201)), &c);
         assert_eq!(seen.request.method, "POST");
         assert_eq!(
             seen.request.headers,
@@ -469,38 +406,8 @@ mod tests {
             ..Settings::default()
         };
         let c = Capture::start(plain, &head).unwrap();
-        let seen = inspect(&record(http("POST", "/orders", 0)), &c);
+        let seen = inspect_plain(&record(http("POST", "/orders", 0)), &c);
         assert_eq!(seen.request.headers[1].1, "Bearer s3cret");
         assert!(seen.response.is_none() && !seen.redacted);
-    }
-
-    #[test]
-    fn binary_bodies_are_base64_and_a_cut_one_says_so() {
-        let head = Bytes::from_static(b"PUT /blob HTTP/1.1\r\n\r\n");
-        let two = Settings {
-            body: 2,
-            ..Settings::default()
-        };
-        let mut c = Capture::start(two, &head).unwrap();
-        c.request_body.add(&[0xff, 0x00, 0x10, 0x80]);
-        let seen = inspect(&record(http("PUT", "/blob", 200)), &c);
-        let body = seen.request.body;
-        assert!(body.cut && body.size == 4 && body.text.is_none());
-        assert_eq!(body.bytes(), [0xff, 0x00]);
-        // Text cut inside a character stays text up to it.
-        let mut c = Capture::start(two, &head).unwrap();
-        c.request_body.add("añb".as_bytes());
-        let seen = inspect(&record(http("PUT", "/blob", 200)), &c);
-        assert_eq!(seen.request.body.text.as_deref(), Some("a"));
-    }
-
-    #[test]
-    fn a_chunked_body_cut_anywhere_gives_what_it_holds() {
-        let whole = b"4\r\nwiki\r\n5\r\npedia\r\n0\r\n\r\n";
-        for cut in 0..whole.len() {
-            let got = dechunk(&whole[..cut]);
-            assert!(b"wikipedia".starts_with(&got), "{cut}: {got:?}");
-        }
-        assert_eq!(dechunk(whole), b"wikipedia");
     }
 }

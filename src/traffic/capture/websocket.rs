@@ -39,6 +39,19 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
+impl Frame {
+    /// Its payload as a body is shown: text when it reads as UTF-8 (a payload cut by
+    /// [`PAYLOAD`], even inside a character, is still text up to the cut), else base64.
+    pub fn shown(&self) -> super::Shown {
+        let kept = super::Kept {
+            bytes: self.payload.clone(),
+            seen: self.size,
+            cap: PAYLOAD,
+        };
+        super::view::shown(&kept, false)
+    }
+}
+
 /// Where a reader is in one direction's bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Reader {
@@ -262,5 +275,26 @@ mod tests {
         assert_eq!(frames.kept[0].payload.len(), PAYLOAD);
         // Garbage never panics.
         frames.feed(Way::Out, &[0xff; 64]);
+    }
+
+    #[test]
+    fn a_cut_text_frame_shows_its_text_up_to_the_cut_even_inside_a_character() {
+        // 1023 bytes of `a`, then `é` (2 bytes) split by the cut at PAYLOAD.
+        let text = format!("{}é and more", "a".repeat(PAYLOAD - 1));
+        let mut frame = vec![0x81, 126];
+        frame.extend_from_slice(&(text.len() as u16).to_be_bytes());
+        frame.extend_from_slice(text.as_bytes());
+        let mut frames = Frames::default();
+        frames.feed(Way::In, &frame);
+        let shown = frames.kept[0].shown();
+        assert!(shown.cut && shown.base64.is_none(), "{shown:?}");
+        assert_eq!(shown.text.as_deref(), Some(&text[..PAYLOAD - 1]));
+        assert_eq!(shown.size, text.len() as u64);
+        // Whole, it is all of it; binary that is not UTF-8 stays base64.
+        frames.feed(Way::Out, &masked("héllo".as_bytes()));
+        let whole = frames.kept[1].shown();
+        assert_eq!((whole.text.as_deref(), whole.cut), (Some("héllo"), false));
+        frames.feed(Way::In, &[0x82, 2, 0xff, 0xfe]);
+        assert_eq!(frames.kept[2].shown().base64.as_deref(), Some("//4="));
     }
 }

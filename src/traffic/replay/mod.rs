@@ -303,12 +303,15 @@ async fn readable(response: hyper::Response<hyper::body::Incoming>) -> Result<Re
     let bytes = collected.to_bytes();
     let mut kept = Kept::new(MOST);
     kept.add(&bytes);
+    let headers = fields(&parts.headers);
+    // Read as the original's was: decompressed beside the bytes when it says how.
+    let body = view::encoded(&kept, false, field(&headers, "content-encoding"));
     Ok(Response {
         version: version.into(),
         status: parts.status.as_u16(),
         reason: parts.status.canonical_reason().unwrap_or("").into(),
-        headers: fields(&parts.headers),
-        body: view::shown(&kept, false),
+        headers,
+        body,
         trailers,
     })
 }

@@ -27,6 +27,7 @@ use super::decode::Resend;
 use crate::ignored::Ignore;
 use crate::sync::Locked;
 use edge::Edge;
+use prost_reflect::DescriptorPool;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -45,6 +46,8 @@ pub struct Stats {
     replays: Mutex<Vec<std::net::SocketAddr>>,
     tail: broadcast::Sender<Arc<Record>>,
     start: Instant,
+    /// The schemas each callee's gRPC messages are shown with.
+    protos: Mutex<HashMap<String, DescriptorPool>>,
 }
 
 struct Inner {
@@ -77,6 +80,7 @@ impl Stats {
             replays: Mutex::new(Vec::new()),
             tail: broadcast::channel(1024).0,
             start: Instant::now(),
+            protos: Mutex::new(HashMap::new()),
         })
     }
 
@@ -176,6 +180,16 @@ impl Stats {
         Some(inner.recent[at].clone())
     }
 
+    /// `service`'s gRPC messages are shown with `protos` (its `proto` in `capture`).
+    pub fn describe(&self, service: &str, protos: DescriptorPool) {
+        self.protos.locked().insert(service.to_string(), protos);
+    }
+
+    /// The schemas `service`'s gRPC messages are shown with (a copy shares what it holds).
+    fn protos(&self, service: &str) -> Option<DescriptorPool> {
+        self.protos.locked().get(service).cloned()
+    }
+
     /// The last record's id (0: none yet).
     pub fn last_id(&self) -> u64 {
         self.inner.locked().last_id
@@ -186,7 +200,8 @@ impl Stats {
         let inner = self.inner.locked();
         if let Some((record, capture)) = inner.captures.get(id) {
             drop(inner);
-            return Some(capture::view::inspect(&record, &capture));
+            let protos = self.protos(&record.callee);
+            return Some(capture::view::inspect(&record, &capture, protos.as_ref()));
         }
         // A decoded command or query is its record (among the recent ones).
         let at = inner.recent.binary_search_by_key(&id, |r| r.id).ok()?;
@@ -198,7 +213,10 @@ impl Stats {
         let entries = self.inner.locked().captures.recent(services, n);
         entries
             .iter()
-            .map(|(record, capture)| capture::view::inspect(record, capture))
+            .map(|(record, capture)| {
+                let protos = self.protos(&record.callee);
+                capture::view::inspect(record, capture, protos.as_ref())
+            })
             .collect()
     }
 
