@@ -27,14 +27,27 @@ fn check(decoder: &mut dyn Decoder, asked: &[u8], answer: &[u8], exchanges: usiz
     assert_eq!(decoder.state(), State::Decoding);
 }
 
+/// Each bench twice: decoding only, and keeping what a replay needs too (`_kept`: the service's
+/// capture on, the default).
+const MODES: [(&str, bool); 2] = [("", false), ("_kept", true)];
+
 fn redis(c: &mut Criterion) {
+    for (suffix, keep) in MODES {
+        redis_mode(c, suffix, keep);
+    }
+}
+
+fn redis_mode(c: &mut Criterion, suffix: &str, keep: bool) {
     let mut group = c.benchmark_group("redis");
     let get = resp(&["GET", "user:42"]);
     let reply = b"$24\r\n{\"id\":42,\"name\":\"alice\"}\r\n".to_vec();
     let mut decoder = Redis::new();
+    if keep {
+        decoder.keep(64 * 1024);
+    }
     check(&mut decoder, &get, &reply, 1);
     group.throughput(Throughput::Elements(1));
-    group.bench_function("command", |b| {
+    group.bench_function(format!("command{suffix}"), |b| {
         b.iter(|| {
             let at = Instant::now();
             decoder.caller_sent(black_box(&get), at);
@@ -54,7 +67,7 @@ fn redis(c: &mut Criterion) {
     }
     check(&mut decoder, &batch, &replies, 100);
     group.throughput(Throughput::Elements(100));
-    group.bench_function("pipelined_100", |b| {
+    group.bench_function(format!("pipelined_100{suffix}"), |b| {
         b.iter(|| {
             let at = Instant::now();
             decoder.caller_sent(black_box(&batch), at);
@@ -76,9 +89,12 @@ fn cstring(text: &str) -> Vec<u8> {
     [text.as_bytes(), b"\0"].concat()
 }
 
-/// A decoder past a connection's startup.
-fn started() -> Postgres {
+/// A decoder past a connection's startup (keeping what a replay needs when told).
+fn started(keep: bool) -> Postgres {
     let mut decoder = Postgres::new();
+    if keep {
+        decoder.keep(64 * 1024);
+    }
     let mut startup = vec![0, 3, 0, 0];
     startup.extend(b"user\0app\0database\0shop\0\0");
     let len = (startup.len() as u32 + 4).to_be_bytes();
@@ -90,6 +106,15 @@ fn started() -> Postgres {
 }
 
 fn postgres(c: &mut Criterion) {
+    for (suffix, keep) in MODES {
+        postgres_mode(c, suffix, keep);
+    }
+    let text = "SELECT id, name, email FROM users WHERE org_id = 42 AND active = 'yes' ORDER BY id";
+    c.benchmark_group("postgres")
+        .bench_function("normalize", |b| b.iter(|| normalize(black_box(text))));
+}
+
+fn postgres_mode(c: &mut Criterion, suffix: &str, keep: bool) {
     let mut group = c.benchmark_group("postgres");
     group.throughput(Throughput::Elements(1));
     let text = "SELECT id, name, email FROM users WHERE org_id = 42 AND active = 'yes' ORDER BY id";
@@ -107,9 +132,9 @@ fn postgres(c: &mut Criterion) {
         message(b'Z', b"I"),
     ]
     .concat();
-    let mut decoder = started();
+    let mut decoder = started(keep);
     check(&mut decoder, &query, &rows, 1);
-    group.bench_function("simple_query", |b| {
+    group.bench_function(format!("simple_query{suffix}"), |b| {
         b.iter(|| {
             let at = Instant::now();
             decoder.caller_sent(black_box(&query), at);
@@ -117,7 +142,7 @@ fn postgres(c: &mut Criterion) {
             black_box(decoder.take())
         })
     });
-    let mut decoder = started();
+    let mut decoder = started(keep);
     let parse = [
         b"s1\0".as_slice(),
         &cstring("SELECT * FROM users WHERE id = $1"),
@@ -142,7 +167,7 @@ fn postgres(c: &mut Criterion) {
     ]
     .concat();
     check(&mut decoder, &execute, &answer, 1);
-    group.bench_function("prepared_execution", |b| {
+    group.bench_function(format!("prepared_execution{suffix}"), |b| {
         b.iter(|| {
             let at = Instant::now();
             decoder.caller_sent(black_box(&execute), at);
@@ -150,7 +175,6 @@ fn postgres(c: &mut Criterion) {
             black_box(decoder.take())
         })
     });
-    group.bench_function("normalize", |b| b.iter(|| normalize(black_box(text))));
     group.finish();
 }
 

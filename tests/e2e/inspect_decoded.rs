@@ -94,7 +94,7 @@ fn grpc_messages_show_as_json_with_field_names_with_the_service_s_proto_and_by_n
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains(r#"→ {"id":150,"name":"alice"}"#)
-            && text.contains(r#"← {"display_name":"alice","id":150}"#),
+            && text.contains(r#"← {"id":150,"display_name":"alice"}"#),
         "{text}"
     );
 

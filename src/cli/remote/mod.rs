@@ -147,7 +147,8 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
 pub(super) fn ps_json(services: &[ServiceView]) -> String {
     let text = serde_json::to_string(&devstack::control::wire::services(services))
         .expect("views are JSON");
-    let services: serde_json::Value = serde_json::from_str(&text).expect("JSON reads back");
+    let mut services: serde_json::Value = serde_json::from_str(&text).expect("JSON reads back");
+    services.sort_all_objects();
     serde_json::to_string_pretty(&json!({ "services": services })).expect("JSON")
 }
 
