@@ -267,22 +267,12 @@ mod tests {
         }
     }
 
-    fn http(method: &'static str, path: &str, status: u16) -> Kind {
-        Kind::Http {
-            version: "HTTP/1.1".into(),
-            method: method.into(),
-            path: path.into(),
-            status,
-            grpc_status: None,
-        }
-    }
-
     #[test]
     fn the_tail_is_filtered_by_class_errors_edge_and_words_all_at_once() {
         let web = || Caller::Service("web".into());
-        let ok = record(web(), "api", http("GET", "/users/1", 200));
-        let missing = record(Caller::External, "api", http("GET", "/nope", 404));
-        let failed = record(web(), "users", http("POST", "/users", 503));
+        let ok = record(web(), "api", Kind::http("GET", "/users/1", 200));
+        let missing = record(Caller::External, "api", Kind::http("GET", "/nope", 404));
+        let failed = record(web(), "users", Kind::http("POST", "/users", 503));
         let redis = Kind::Redis(Decoded {
             command: "GET user:42".into(),
             group: "GET".into(),

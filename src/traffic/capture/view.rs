@@ -361,16 +361,6 @@ mod tests {
         r
     }
 
-    fn http(method: &'static str, path: &str, status: u16) -> Kind {
-        Kind::Http {
-            version: "HTTP/1.1".into(),
-            method: method.into(),
-            path: path.into(),
-            status,
-            grpc_status: None,
-        }
-    }
-
     #[test]
     fn heads_split_into_fields_with_secrets_redacted_and_bodies_de_chunked() {
         let head = Bytes::from_static(
@@ -381,7 +371,7 @@ mod tests {
         c.answer
             .head(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nSet-Cookie: s=1\r\n\r\n");
         c.answer.body.add(b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n");
-        let seen = inspect_plain(&record(http("POST", "/orders", 201)), &c);
+        let seen = inspect_plain(&record(Kind::http("POST", "/orders", 201)), &c);
         assert_eq!(seen.request.method, "POST");
         assert_eq!(
             seen.request.headers,
@@ -406,7 +396,7 @@ mod tests {
             ..Settings::default()
         };
         let c = Capture::start(plain, &head).unwrap();
-        let seen = inspect_plain(&record(http("POST", "/orders", 0)), &c);
+        let seen = inspect_plain(&record(Kind::http("POST", "/orders", 0)), &c);
         assert_eq!(seen.request.headers[1].1, "Bearer s3cret");
         assert!(seen.response.is_none() && !seen.redacted);
     }

@@ -150,6 +150,20 @@ impl Record {
     }
 }
 
+#[cfg(test)]
+impl Kind {
+    /// An HTTP/1.1 request's kind, for tests.
+    pub(crate) fn http(method: &'static str, path: &str, status: u16) -> Kind {
+        Kind::Http {
+            version: "HTTP/1.1".into(),
+            method: method.into(),
+            path: path.into(),
+            status,
+            grpc_status: None,
+        }
+    }
+}
+
 impl std::fmt::Display for Record {
     /// One line, as `devstack traffic -f` and the dashboard's tail show it:
     /// `web → api GET /users 200 3.2ms` or `api → db tcp ↑120B ↓3.4kB 1.20s`.

@@ -125,18 +125,7 @@ impl Pg {
 
     /// A client program of the server's (`psql`, `pgbench`) connecting to `port`.
     fn client(&self, program: &str, port: u16) -> Command {
-        let mut command = Command::new(self.bin.join(program));
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("PGHOST", "127.0.0.1")
-            .env("PGPORT", port.to_string())
-            .env("PGUSER", "postgres")
-            .env("PGDATABASE", "postgres")
-            .env("PGSSLMODE", "disable")
-            .env("PGGSSENCMODE", "disable")
-            .env("PGCONNECT_TIMEOUT", "10");
-        command
+        client(Command::new(self.bin.join(program)), port)
     }
 
     fn psql(&self, port: u16) -> Command {
@@ -446,4 +435,20 @@ fn postgres_ssl_accepted_is_encrypted() {
     let conns = tee.connections();
     assert_eq!(conns[0].lines(), ["SSLRequest → encrypted"]);
     assert_eq!(conns[0].state, Some(State::Encrypted));
+}
+
+/// `command` (a client program of PostgreSQL's) connecting to `port` as `postgres`, nothing else
+/// of the environment but `PATH`.
+pub(super) fn client(mut command: Command, port: u16) -> Command {
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", port.to_string())
+        .env("PGUSER", "postgres")
+        .env("PGDATABASE", "postgres")
+        .env("PGSSLMODE", "disable")
+        .env("PGGSSENCMODE", "disable")
+        .env("PGCONNECT_TIMEOUT", "10");
+    command
 }

@@ -4,7 +4,7 @@
 //! `replay → SERVICE`); a write, and a command cut at the capture's cap, are refused with nothing
 //! sent. Records come a moment after the client is done, in any order: the tests wait for them.
 
-use super::postgres::{bindir, initdb, owner, send, until_ready};
+use super::postgres::{bindir, client, initdb, owner, send, until_ready};
 use super::program;
 use crate::common::{Stack, free_port};
 use devstack::traffic::{Caller, Kind, Record};
@@ -156,15 +156,10 @@ fn a_redis_read_is_replayed_and_a_write_or_a_cut_command_refused() {
 
 /// `psql` on `port` as `postgres`.
 fn psql(port: u16, args: &[&str]) -> String {
-    let out = Command::new(program("psql", &[bindir()], "postgresql-client"))
+    let psql = Command::new(program("psql", &[bindir()], "postgresql-client"));
+    let out = client(psql, port)
         .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
         .args(args)
-        .env("PGHOST", "127.0.0.1")
-        .env("PGPORT", port.to_string())
-        .env("PGUSER", "postgres")
-        .env("PGDATABASE", "postgres")
-        .env("PGSSLMODE", "disable")
-        .env("PGGSSENCMODE", "disable")
         .stdin(Stdio::null())
         .output()
         .unwrap();
