@@ -17,6 +17,7 @@
 pub mod caller;
 pub mod capture;
 pub mod decode;
+pub mod fault;
 pub mod h1;
 mod http;
 mod limits;

@@ -48,6 +48,8 @@ pub struct Stats {
     start: Instant,
     /// The schemas each callee's gRPC messages are shown with.
     protos: Mutex<HashMap<String, DescriptorPool>>,
+    /// The faults set on the stack's edges.
+    faults: crate::traffic::fault::Faults,
 }
 
 struct Inner {
@@ -81,6 +83,7 @@ impl Stats {
             tail: broadcast::channel(1024).0,
             start: Instant::now(),
             protos: Mutex::new(HashMap::new()),
+            faults: Default::default(),
         })
     }
 
@@ -178,6 +181,12 @@ impl Stats {
         let inner = self.inner.locked();
         let at = inner.recent.binary_search_by_key(&id, |r| r.id).ok()?;
         Some(inner.recent[at].clone())
+    }
+
+    /// The faults set on the stack's edges (what the proxy does to a request instead of, or
+    /// before, relaying it).
+    pub fn faults(&self) -> &crate::traffic::fault::Faults {
+        &self.faults
     }
 
     /// `service`'s gRPC messages are shown with `protos` (its `proto` in `capture`).

@@ -1,0 +1,207 @@
+//! A fault as written on the command line, and back: the scope first (`orders->users`, `users`,
+//! `external->users`), then one effect (`latency=200ms` with `jitter=50ms`, `error=503` with
+//! `body=…`, `reset`, `timeout`) and any triggers (`rate=0.3`, `first=3`, `for=30s`,
+//! `method=GET`, `path=/api`).
+
+use super::{Effect, Fault, Scope, Trigger};
+use std::time::Duration;
+
+/// The words of a fault (`["orders->users", "latency=200ms", "jitter=50ms"]`).
+pub fn parse(words: &[&str]) -> Result<Fault, String> {
+    let (scope, rest) = words
+        .split_first()
+        .ok_or("say where: `orders->users`, `users` (every caller) or `external->users`")?;
+    let scope = match scope.split_once("->") {
+        Some((caller, callee)) if !caller.is_empty() && !callee.is_empty() => Scope {
+            caller: Some(caller.to_string()),
+            callee: callee.to_string(),
+        },
+        None if !scope.contains('=') && !scope.is_empty() => Scope {
+            caller: None,
+            callee: scope.to_string(),
+        },
+        _ => {
+            return Err(format!(
+                "`{scope}` is not an edge (`orders->users`) or a service"
+            ));
+        }
+    };
+    let mut effect = None;
+    let (mut jitter, mut body) = (None, None);
+    let mut when = Trigger::default();
+    for word in rest {
+        let (key, value) = word.split_once('=').unwrap_or((word, ""));
+        let set = match key {
+            "latency" => Some(Effect::Latency {
+                ms: millis(key, value)?,
+                jitter_ms: 0,
+            }),
+            "error" => Some(Effect::Error {
+                status: status(value)?,
+                body: None,
+            }),
+            "reset" => Some(Effect::Reset),
+            "timeout" => Some(Effect::Timeout),
+            "jitter" => {
+                jitter = Some(millis(key, value)?);
+                None
+            }
+            "body" => {
+                body = Some(value.to_string());
+                None
+            }
+            _ => {
+                trigger(&mut when, key, value)?;
+                None
+            }
+        };
+        if let Some(set) = set {
+            if effect.is_some() {
+                return Err(format!("one effect per fault: `{word}` is a second"));
+            }
+            effect = Some(set);
+        }
+    }
+    let effect = match (effect, jitter, body) {
+        (None, ..) => return Err(format!("say what happens to `{scope}`: {EFFECTS}")),
+        (Some(Effect::Latency { ms, .. }), jitter, None) => Effect::Latency {
+            ms,
+            jitter_ms: jitter.unwrap_or(0),
+        },
+        (Some(Effect::Error { status, .. }), None, body) => Effect::Error { status, body },
+        (Some(_), Some(_), _) => return Err("`jitter` goes with `latency`".into()),
+        (Some(_), _, Some(_)) => return Err("`body` goes with `error`".into()),
+        (Some(effect), None, None) => effect,
+    };
+    Ok(Fault {
+        scope,
+        effect,
+        when,
+    })
+}
+
+const EFFECTS: &str = "latency=200ms [jitter=50ms], error=503 [body=…], reset or timeout";
+
+fn trigger(when: &mut Trigger, key: &str, value: &str) -> Result<(), String> {
+    match key {
+        "rate" => {
+            let rate: f64 = value.parse().map_err(|_| bad(key, value))?;
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("`rate={value}`: a probability from 0 to 1"));
+            }
+            when.rate = Some(rate);
+        }
+        "first" => when.first = Some(value.parse().map_err(|_| bad(key, value))?),
+        "for" => when.for_ms = Some(millis(key, value)?),
+        "method" if !value.is_empty() => when.method = Some(value.to_ascii_uppercase()),
+        "path" if value.starts_with('/') => when.path = Some(value.to_string()),
+        "path" => return Err(format!("`path={value}`: a path starts with `/`")),
+        _ => {
+            return Err(format!(
+                "`{key}` is not a fault's word: {EFFECTS}; when: rate=0.3, first=3, for=30s, \
+                 method=GET, path=/api"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn bad(key: &str, value: &str) -> String {
+    format!("`{key}={value}` is not a number")
+}
+
+fn millis(key: &str, value: &str) -> Result<u64, String> {
+    let d = humantime::parse_duration(value)
+        .map_err(|_| format!("`{key}={value}`: a time such as 200ms or 30s"))?;
+    Ok(d.as_millis() as u64)
+}
+
+fn status(value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(s @ 100..=599) => Ok(s),
+        _ => Err(format!("`error={value}`: an HTTP status, 100 to 599")),
+    }
+}
+
+fn time(ms: u64) -> String {
+    humantime::format_duration(Duration::from_millis(ms)).to_string()
+}
+
+/// An effect's words, as `parse` reads them.
+pub(super) fn effect_words(effect: &Effect) -> String {
+    match effect {
+        Effect::Latency { ms, jitter_ms: 0 } => format!("latency={}", time(*ms)),
+        Effect::Latency { ms, jitter_ms } => {
+            format!("latency={} jitter={}", time(*ms), time(*jitter_ms))
+        }
+        Effect::Error { status, body: None } => format!("error={status}"),
+        Effect::Error {
+            status,
+            body: Some(body),
+        } => format!("error={status} body={body}"),
+        Effect::Reset => "reset".into(),
+        Effect::Timeout => "timeout".into(),
+    }
+}
+
+/// A trigger's words, as `parse` reads them.
+pub(super) fn trigger_words(when: &Trigger) -> Vec<String> {
+    let mut words = Vec::new();
+    if let Some(rate) = when.rate {
+        words.push(format!("rate={rate}"));
+    }
+    if let Some(n) = when.first {
+        words.push(format!("first={n}"));
+    }
+    if let Some(ms) = when.for_ms {
+        words.push(format!("for={}", time(ms)));
+    }
+    if let Some(m) = &when.method {
+        words.push(format!("method={m}"));
+    }
+    if let Some(p) = &when.path {
+        words.push(format!("path={p}"));
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_reads_back_as_it_was_written() {
+        for text in [
+            "orders->users latency=200ms jitter=50ms",
+            "users error=503 body=down first=3",
+            "external->users reset rate=0.3 for=30s",
+            "users timeout method=POST path=/api",
+        ] {
+            let words: Vec<&str> = text.split(' ').collect();
+            let fault = parse(&words).unwrap();
+            assert_eq!(fault.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn a_fault_that_does_not_read_says_why() {
+        for (words, says) in [
+            (&[][..], "say where"),
+            (&["users"][..], "say what happens"),
+            (&["->users", "reset"][..], "is not an edge"),
+            (&["users", "reset", "timeout"][..], "one effect per fault"),
+            (&["users", "latency=fast"][..], "a time such as"),
+            (&["users", "error=700"][..], "an HTTP status"),
+            (&["users", "reset", "rate=2"][..], "from 0 to 1"),
+            (
+                &["users", "reset", "jitter=5ms"][..],
+                "`jitter` goes with `latency`",
+            ),
+            (&["users", "reset", "colour=red"][..], "not a fault's word"),
+            (&["users", "reset", "path=api"][..], "starts with `/`"),
+        ] {
+            let e = parse(words).unwrap_err();
+            assert!(e.contains(says), "{words:?}: {e}");
+        }
+    }
+}
