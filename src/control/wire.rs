@@ -115,6 +115,9 @@ pub struct Call {
     pub bytes_out: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorKind>,
+    /// What a fault did to it (`error 503`, `latency 200ms`), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected: Option<String>,
 }
 
 impl From<&Record> for Call {
@@ -129,6 +132,7 @@ impl From<&Record> for Call {
             bytes_in: r.bytes_in,
             bytes_out: r.bytes_out,
             error: r.error,
+            injected: r.injected.clone(),
         }
     }
 }
@@ -145,6 +149,7 @@ impl From<Call> for Record {
             bytes_in: c.bytes_in,
             bytes_out: c.bytes_out,
             error: c.error,
+            injected: c.injected,
         }
     }
 }
@@ -168,6 +173,9 @@ pub struct Edge {
     pub protocol: String,
     pub requests: u64,
     pub errors: u64,
+    /// Requests a fault touched (not in `errors`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub injected: u64,
     pub rate_10s: f64,
     pub rate_1m: f64,
     pub error_rate_1m: f64,
@@ -203,6 +211,7 @@ impl From<&Snapshot> for Traffic {
                     protocol: e.protocol.clone(),
                     requests: e.requests,
                     errors: e.errors,
+                    injected: e.injected,
                     rate_10s: e.rate_10s,
                     rate_1m: e.rate_1m,
                     error_rate_1m: e.error_rate_1m,
@@ -241,6 +250,7 @@ impl From<Traffic> for Snapshot {
                     protocol: e.protocol,
                     requests: e.requests,
                     errors: e.errors,
+                    injected: e.injected,
                     rate_10s: e.rate_10s,
                     rate_1m: e.rate_1m,
                     error_rate_1m: e.error_rate_1m,
@@ -374,4 +384,8 @@ mod tests {
         assert_eq!(call["caller"], json!("web"));
         assert!(call.get("error").is_none(), "{call}");
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -74,6 +74,24 @@ impl Recorder {
         }
     }
 
+    /// What a fault set on this edge does to a request (`method`, `path`): None, at once,
+    /// while no fault is set on the service; else once the caller is known (within a moment:
+    /// a fault may be for one caller only).
+    pub async fn fault(&self, method: &str, path: &str) -> Option<fault::Effect> {
+        let faults = self.stats.faults();
+        if !faults.on(&self.callee) {
+            return None;
+        }
+        self.hold().await;
+        let caller = self.caller.now().unwrap_or(Caller::Unknown).to_string();
+        faults.pick(&fault::Request {
+            caller: &caller,
+            callee: &self.callee,
+            method,
+            path,
+        })
+    }
+
     /// The service called.
     pub fn callee(&self) -> &str {
         &self.callee

@@ -264,6 +264,7 @@ mod tests {
             bytes_in: 0,
             bytes_out: 0,
             error: None,
+            injected: None,
         }
     }
 

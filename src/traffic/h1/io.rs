@@ -6,6 +6,7 @@
 //! instructions per proxied keep-alive request before and after).
 
 use super::super::proxy::Backend;
+use crate::ignored::Ignore;
 use super::super::stats::ErrorKind;
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +28,10 @@ pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
     /// comes back).
     fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>);
 
+    /// Make its close a reset (a fault's `reset`): what is unsent is dropped, the peer gets an
+    /// RST.
+    fn reset(&mut self) {}
+
     /// Whether a kept-alive connection has been closed (or has said something unasked) while
     /// nobody was reading it; never waits.
     fn closed_while_idle(&mut self) -> bool {
@@ -43,6 +48,11 @@ impl Stream for TcpStream {
 
     fn halves(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
         self.split()
+    }
+
+    fn reset(&mut self) {
+        self.set_zero_linger()
+            .or_say("a socket whose close can't be a reset closes plainly");
     }
 
     fn closed_while_idle(&mut self) -> bool {

@@ -32,6 +32,7 @@ use super::capture::websocket::{Frames, Tap, Way};
 use super::capture::{Capture, Settings};
 use super::limits::Limits;
 use super::proxy::Counted;
+use super::fault;
 use super::stats::{self, ErrorKind, Kind, Record};
 use super::{Conn, Recorder};
 use crate::ignored::Ignore;
@@ -88,6 +89,8 @@ enum Exchange {
     TooLarge,
     /// The caller went away (or broke its request): nothing more to say to it.
     CallerGone,
+    /// A fault answers for the service: the caller gets this status (and body) made here.
+    Injected { status: u16, body: Option<String> },
 }
 
 impl Exchange {
@@ -191,9 +194,17 @@ impl<C: Stream, D: Dial> Relay<C, D> {
             });
             let request = self.cbuf.split_to(head.len).freeze();
             let mut capture = Capture::start(self.capture, &request);
-            let outcome = self
-                .exchange(&head, &request, &mut record, &mut capture)
-                .await;
+            let outcome = match self.records.fault(head.method.as_str(), &head.path).await {
+                None => {
+                    self.exchange(&head, &request, &mut record, &mut capture)
+                        .await
+                }
+                Some(effect) => {
+                    record.injected = Some(effect.to_string());
+                    self.inject(effect, &head, &request, &mut record, &mut capture)
+                        .await
+                }
+            };
             record.latency_us = stats::micros(start.elapsed());
             let after = self
                 .conclude(&head, outcome, &mut record, &mut capture)
@@ -269,6 +280,39 @@ impl<C: Stream, D: Dial> Relay<C, D> {
         }
     }
 
+    /// A request a fault touched: held before it goes on (`latency`), answered here
+    /// (`error`), its connection reset (`reset`), or held unanswered until the caller leaves
+    /// (`timeout`).
+    async fn inject(
+        &mut self,
+        effect: fault::Effect,
+        head: &RequestHead,
+        request: &Bytes,
+        record: &mut Record,
+        capture: &mut Option<Capture>,
+    ) -> Exchange {
+        match effect {
+            fault::Effect::Latency { ms, jitter_ms } => {
+                let held = tokio::time::sleep(fault::delay(ms, jitter_ms));
+                tokio::select! {
+                    () = held => self.exchange(head, request, record, capture).await,
+                    () = caller_left(&mut self.client, &mut self.cbuf) => Exchange::CallerGone,
+                }
+            }
+            fault::Effect::Error { status, body } => Exchange::Injected { status, body },
+            fault::Effect::Reset => {
+                self.client.reset();
+                record.error = Some(ErrorKind::Reset);
+                Exchange::CallerGone
+            }
+            fault::Effect::Timeout => {
+                caller_left(&mut self.client, &mut self.cbuf).await;
+                record.error = Some(ErrorKind::Timeout);
+                Exchange::CallerGone
+            }
+        }
+    }
+
     /// After an exchange: the caller's answer made here when it failed, and what becomes of
     /// the connection.
     async fn conclude(
@@ -278,26 +322,22 @@ impl<C: Stream, D: Dial> Relay<C, D> {
         record: &mut Record,
         capture: &mut Option<Capture>,
     ) -> After {
-        let Some((kind, status, text)) = outcome.failure() else {
-            return match outcome {
-                Exchange::Answered { close: false } if head.keep_alive => After::Next,
-                Exchange::Answered { .. } | Exchange::AnsweredEarly => After::Close,
-                Exchange::Upgraded => After::Tunnel,
-                Exchange::CallerGone
-                | Exchange::Failed(_)
-                | Exchange::Garbled
-                | Exchange::TooLarge => {
-                    record.error = record.error.or(Some(ErrorKind::Reset));
-                    After::Gone
-                }
-            };
+        let callee = self.records.callee();
+        let (status, text) = match (&outcome, outcome.failure()) {
+            (Exchange::Injected { status, body }, _) => {
+                let said = format!("devstack: a fault set on {callee} answered {status}\n");
+                (*status, body.clone().unwrap_or(said))
+            }
+            (_, Some((kind, status, text))) => {
+                record.error = Some(kind);
+                (status, format!("devstack: {callee} {text}\n"))
+            }
+            (_, None) => return Self::after(head, outcome, record),
         };
         record.set_status(status, None);
-        record.error = Some(kind);
         // The rest of a request body that was not sent is not read: the connection ends
         // with this answer.
         let close = !head.keep_alive || head.framing != Framing::Empty;
-        let text = format!("devstack: {} {text}\n", self.records.callee());
         let head_only = head.method == hyper::Method::HEAD;
         let made = made_response(status, &text, close, head_only);
         if let Some(c) = capture {
@@ -308,6 +348,24 @@ impl<C: Stream, D: Dial> Relay<C, D> {
             Err(_) => After::Gone,
             Ok(()) if close => After::Close,
             Ok(()) => After::Next,
+        }
+    }
+
+    /// What becomes of the connection after an exchange the caller got its answer to (or
+    /// left).
+    fn after(head: &RequestHead, outcome: Exchange, record: &mut Record) -> After {
+        match outcome {
+            Exchange::Answered { close: false } if head.keep_alive => After::Next,
+            Exchange::Answered { .. } | Exchange::AnsweredEarly => After::Close,
+            Exchange::Upgraded => After::Tunnel,
+            Exchange::CallerGone
+            | Exchange::Failed(_)
+            | Exchange::Garbled
+            | Exchange::TooLarge
+            | Exchange::Injected { .. } => {
+                record.error = record.error.or(Some(ErrorKind::Reset));
+                After::Gone
+            }
         }
     }
 

@@ -25,12 +25,25 @@ struct Ran {
 /// connection the relay opens playing the next of `services`; every script must be played
 /// through.
 async fn run(prefix: &str, caller: &Script, services: &[Script]) -> Ran {
+    run_faulted(prefix, caller, services, &[]).await
+}
+
+/// [`run`] with `faults` set on the stack first (each as its words).
+async fn run_faulted(
+    prefix: &str,
+    caller: &Script,
+    services: &[Script],
+    faults: &[&[&str]],
+) -> Ran {
     static CALLERS: OnceLock<Attributor> = OnceLock::new();
     let callers = CALLERS.get_or_init(|| Attributor::new(Sessions::new()));
     let mut lookup = callers.lookup(([127, 0, 0, 1], 9).into(), ([127, 0, 0, 1], 9).into());
     // Known before the first request: each record is counted when it is made.
     lookup.caller().await;
     let stats = Stats::new();
+    for words in faults {
+        stats.faults().add(crate::traffic::fault::parse(words).unwrap());
+    }
     let records = Recorder::new(lookup, "svc".into(), stats.clone());
     let dialer = Dialer::new(services);
     let dialed = dialer.dialed.clone();
@@ -69,8 +82,11 @@ fn recorded(stats: &Stats) -> Vec<String> {
                 panic!("not an HTTP record: {r:?}")
             };
             let error = r.error.map(|e| format!(" {e:?}")).unwrap_or_default();
+            let injected = (r.injected.as_ref())
+                .map(|f| format!(" [{f}]"))
+                .unwrap_or_default();
             format!(
-                "{method} {path} {status} in {} out {}{error}",
+                "{method} {path} {status} in {} out {}{error}{injected}",
                 r.bytes_in, r.bytes_out
             )
         })
@@ -357,4 +373,64 @@ async fn a_post_after_the_service_closed_its_idle_connection_goes_on_a_new_one()
         ["GET /a 200 in 0 out 2", "POST /b 404 in 1 out 9"]
     );
     assert_eq!(ran.dialed, 2);
+}
+
+#[tokio::test]
+async fn a_fault_s_error_answers_for_the_service_then_lets_requests_through() {
+    let get_a = "GET /a HTTP/1.1\r\nhost: x\r\n\r\n";
+    let get_b = "GET /b HTTP/1.1\r\nhost: x\r\n\r\n";
+    let caller = Script::new("caller")
+        .sends(get_a)
+        .receives(made("503 Service Unavailable", "down", "keep-alive"))
+        .sends(get_b)
+        .receives(OK_A);
+    // The service sees only the second request.
+    let service = Script::new("service").receives(get_b).sends(OK_A);
+    let faults: &[&[&str]] = &[&["svc", "error=503", "body=down", "first=1"]];
+    let ran = run_faulted("", &caller, &[service], faults).await;
+    assert_eq!(
+        ran.records,
+        ["GET /a 503 in 0 out 0 [error 503]", "GET /b 200 in 0 out 2"]
+    );
+}
+
+#[tokio::test]
+async fn a_fault_for_another_edge_or_path_leaves_a_request_alone() {
+    let get = "GET /a HTTP/1.1\r\nhost: x\r\n\r\n";
+    let caller = Script::new("caller").sends(get).receives(OK_A);
+    let service = Script::new("service").receives(get).sends(OK_A);
+    let faults: &[&[&str]] = &[
+        &["orders->svc", "error=503"],
+        &["svc", "reset", "path=/b"],
+        &["other", "timeout"],
+    ];
+    let ran = run_faulted("", &caller, &[service], faults).await;
+    assert_eq!(ran.records, ["GET /a 200 in 0 out 2"]);
+}
+
+#[tokio::test]
+async fn a_fault_s_latency_holds_the_request_before_it_goes_on() {
+    let get = "GET /a HTTP/1.1\r\nhost: x\r\n\r\n";
+    let caller = Script::new("caller").sends(get).receives(OK_A);
+    let service = Script::new("service").receives(get).sends(OK_A);
+    let faults: &[&[&str]] = &[&["svc", "latency=300ms"]];
+    let started = std::time::Instant::now();
+    let ran = run_faulted("", &caller, &[service], faults).await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(ran.records, ["GET /a 200 in 0 out 2 [latency 300ms]"]);
+}
+
+#[tokio::test]
+async fn a_fault_s_reset_or_timeout_sends_the_request_nowhere() {
+    let get = "GET /a HTTP/1.1\r\nhost: x\r\n\r\n";
+    for (effect, line) in [
+        ("reset", "GET /a 0 in 0 out 0 Reset [reset]"),
+        ("timeout", "GET /a 0 in 0 out 0 Timeout [timeout]"),
+    ] {
+        // The caller gets nothing; it gives up (closes) and the relay ends.
+        let caller = Script::new("caller").sends(get);
+        let ran = run_faulted("", &caller, &[], &[&["svc", effect]]).await;
+        assert_eq!(ran.records, [line], "{effect}");
+        assert_eq!(ran.dialed, 0);
+    }
 }

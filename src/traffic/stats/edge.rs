@@ -50,6 +50,8 @@ pub(super) struct Edge {
     pub(super) protocol: &'static str,
     pub(super) requests: u64,
     pub(super) errors: u64,
+    /// Requests a fault touched (their errors are not the service's: not in `errors`).
+    pub(super) injected: u64,
     pub(super) bytes_in: u64,
     pub(super) bytes_out: u64,
     pub(super) status: StatusClasses,
@@ -67,6 +69,7 @@ impl Edge {
             protocol: "http",
             requests: 0,
             errors: 0,
+            injected: 0,
             bytes_in: 0,
             bytes_out: 0,
             status: StatusClasses::default(),
@@ -78,7 +81,9 @@ impl Edge {
     }
 
     pub(super) fn add(&mut self, record: &Record, second: u64) {
-        let error = record.is_error();
+        // A fault's doing is counted apart: the service's error rate stays its own.
+        let error = record.is_error() && record.injected.is_none();
+        self.injected += u64::from(record.injected.is_some());
         self.protocol = match record.kind {
             Kind::Http { .. } => "http",
             Kind::Tcp => "tcp",

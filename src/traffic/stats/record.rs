@@ -94,6 +94,9 @@ pub struct Record {
     /// … and callee → caller.
     pub bytes_out: u64,
     pub error: Option<ErrorKind>,
+    /// What a fault did to it (`error 503`, `latency 200ms`): counted apart from the service's
+    /// own errors.
+    pub injected: Option<String>,
 }
 
 impl Record {
@@ -146,6 +149,7 @@ impl Record {
             bytes_in: 0,
             bytes_out: 0,
             error: None,
+            injected: None,
         }
     }
 }
@@ -198,6 +202,9 @@ impl std::fmt::Display for Record {
         write!(f, " {}", crate::format::latency(self.latency_us))?;
         if let Some(e) = self.error {
             write!(f, " ({})", e.describe())?;
+        }
+        if let Some(fault) = &self.injected {
+            write!(f, " [injected: {fault}]")?;
         }
         Ok(())
     }

@@ -19,7 +19,10 @@ pub struct EdgeSnapshot {
     pub protocol: String,
     /// Requests (HTTP) or connections (TCP) since the start.
     pub requests: u64,
+    /// The service's own errors (not a fault's doing).
     pub errors: u64,
+    /// Requests a fault touched since the start.
+    pub injected: u64,
     /// Requests per second over the last 10 s and the last minute.
     pub rate_10s: f64,
     pub rate_1m: f64,
@@ -94,6 +97,7 @@ impl Stats {
                 protocol: edge.protocol.to_string(),
                 requests: edge.requests,
                 errors: edge.errors,
+                injected: edge.injected,
                 rate_10s: r10 as f64 / span_10s,
                 rate_1m: r60 as f64 / span_1m,
                 error_rate_1m: error_rate,
