@@ -282,6 +282,10 @@ pub fn services(views: &[ServiceView]) -> Vec<Service> {
     views.iter().map(Service::from).collect()
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,8 +388,4 @@ mod tests {
         assert_eq!(call["caller"], json!("web"));
         assert!(call.get("error").is_none(), "{call}");
     }
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }

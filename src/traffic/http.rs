@@ -5,6 +5,7 @@
 //! response, body bytes each way. (HTTP/1.x is relayed as bytes, in `h1`.)
 
 use super::capture::{Capture, Kept, Settings, head_text};
+use super::fault;
 use super::proxy::Backend;
 use super::sniff::Prefixed;
 use super::stats::{self, ErrorKind, Kind, Record};
@@ -18,7 +19,6 @@ use hyper::server::conn::http2 as server_h2;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -28,15 +28,32 @@ use tokio::net::TcpStream;
 /// Serve a caller speaking HTTP/2 with prior knowledge (h2c, gRPC).
 pub async fn serve_h2(client: Prefixed<TcpStream>, conn: Conn) {
     let shared = Shared::new(conn);
+    // A fault's `reset` is the stream's: hyper resets a stream its service fails.
     let service = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(shared.forward(req).await) }
+        async move { shared.forward(req).await }
     });
     server_h2::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(client), service)
         .await
         .or_say("a caller's connection ended in error; its requests are recorded as they ended");
 }
+
+/// A stream a fault ends without an answer: reset at once, or (`Held`) after the caller gave
+/// up waiting.
+#[derive(Debug)]
+enum Reset {
+    Now,
+    Held,
+}
+
+impl std::fmt::Display for Reset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a fault reset the stream")
+    }
+}
+
+impl std::error::Error for Reset {}
 
 /// What the requests of one caller connection share: its caller and its backend connection.
 struct Shared {
@@ -62,12 +79,13 @@ impl Shared {
         })
     }
 
-    async fn forward(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+    async fn forward(&self, req: Request<Incoming>) -> Result<Response<ResponseBody>, Reset> {
         let start = Instant::now();
         let path = req
             .uri()
             .path_and_query()
             .map_or_else(|| req.uri().to_string(), |p| p.as_str().to_string());
+        let effect = self.records.fault(req.method().as_str(), &path).await;
         let version = stats::version_name(req.version());
         // (The head is written out only when it is kept.)
         let mut capture = self
@@ -93,17 +111,49 @@ impl Shared {
             inner,
             inflow: bytes_in.clone(),
         });
+        if let Some(effect) = effect {
+            record.injected = Some(effect.to_string());
+            let answer = match effect {
+                fault::Effect::Latency { ms, jitter_ms } => {
+                    tokio::time::sleep(fault::delay(ms, jitter_ms)).await;
+                    None
+                }
+                fault::Effect::Error { status, body } => {
+                    let said = format!(
+                        "devstack: a fault set on {} answered {status}\n",
+                        self.records.callee()
+                    );
+                    Some((status, body.unwrap_or(said), None))
+                }
+                fault::Effect::Reset => Some((0, String::new(), Some(ErrorKind::Reset))),
+                fault::Effect::Timeout => Some((0, String::new(), Some(ErrorKind::Timeout))),
+            };
+            if let Some((status, text, error)) = answer {
+                let answered =
+                    self.injected(status, text, error, record, capture, (start, &bytes_in));
+                if let Err(Reset::Held) = answered {
+                    // Until the caller gives up: hyper drops this with the stream.
+                    std::future::pending::<()>().await;
+                }
+                return answered;
+            }
+        }
         let sent = self.send_h2(req).await;
         self.records.hold().await;
         let resp = match sent {
             Ok(resp) => resp,
-            Err(kind) => return self.made(kind, record, capture, (start, &bytes_in)),
+            Err(kind) => {
+                let (code, why) = kind.answer();
+                let text = format!("devstack: {} {why}\n", self.records.callee());
+                record.error = Some(kind);
+                return Ok(self.made(code, text, record, capture, (start, &bytes_in)));
+            }
         };
         record.set_status(resp.status().as_u16(), grpc_status(resp.headers()));
         if let Some(c) = &mut capture {
             c.answer.head(&answer_head(&resp));
         }
-        resp.map(|inner| {
+        Ok(resp.map(|inner| {
             let mut body = Metered {
                 inner,
                 finish: Some(Box::new(Finish {
@@ -118,23 +168,45 @@ impl Shared {
                 body.end(None);
             }
             ResponseBody::Metered(body)
-        })
+        }))
+    }
+
+    /// A request a fault touched that goes no further: answered here with `status` and
+    /// `text`; or, with `error`, its stream reset at once (`reset`) or held unanswered until
+    /// the caller gives up (`timeout`: recorded as it starts, the caller's end unknown here).
+    fn injected(
+        &self,
+        status: u16,
+        text: String,
+        error: Option<ErrorKind>,
+        mut record: Record,
+        capture: Option<Capture>,
+        flow: (Instant, &Mutex<Inflow>),
+    ) -> Result<Response<ResponseBody>, Reset> {
+        let Some(kind) = error else {
+            return Ok(self.made(status, text, record, capture, flow));
+        };
+        record.error = Some(kind);
+        record.latency_us = stats::micros(flow.0.elapsed());
+        self.records.record_captured(record, capture);
+        match kind {
+            ErrorKind::Timeout => Err(Reset::Held),
+            _ => Err(Reset::Now),
+        }
     }
 
     /// The caller's answer when the service gave none: made here, recorded (and kept) as the
     /// caller got it.
     fn made(
         &self,
-        kind: ErrorKind,
+        code: u16,
+        text: String,
         mut record: Record,
         mut capture: Option<Capture>,
         (start, bytes_in): (Instant, &Mutex<Inflow>),
     ) -> Response<ResponseBody> {
-        let (code, why) = kind.answer();
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-        let text = format!("devstack: {} {why}\n", self.records.callee());
         record.set_status(status.as_u16(), None);
-        record.error = Some(kind);
         record.latency_us = stats::micros(start.elapsed());
         let mut resp = Response::new(ResponseBody::Full(Some(Bytes::from(text))));
         *resp.status_mut() = status;

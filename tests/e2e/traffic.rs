@@ -146,7 +146,7 @@ async fn backend_handle(mut req: Request<Incoming>) -> Result<Response<Body>, Bo
 }
 
 /// An HTTP backend on a free port; counts the connections it accepted.
-async fn http_backend(h2: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+pub(crate) async fn http_backend(h2: bool) -> (SocketAddr, Arc<AtomicUsize>) {
     http_backend_at("127.0.0.1:0".parse().unwrap(), h2).await
 }
 
@@ -212,14 +212,14 @@ async fn line_backend(greeting: Option<&'static str>) -> SocketAddr {
 // ---------------------------------------------------------------------------------------------
 // The proxy under test, and clients.
 
-struct Proxied {
-    proxy: Proxy,
-    addr: SocketAddr,
+pub(crate) struct Proxied {
+    pub(crate) proxy: Proxy,
+    pub(crate) addr: SocketAddr,
     backend: watch::Sender<Target>,
     _listener: devstack::traffic::Listener,
 }
 
-fn proxied(service: &str, backend: Option<SocketAddr>, protocol: Protocol) -> Proxied {
+pub(crate) fn proxied(service: &str, backend: Option<SocketAddr>, protocol: Protocol) -> Proxied {
     proxied_with(
         service,
         backend,
@@ -267,7 +267,7 @@ impl Proxied {
     }
 
     /// The edge once `done` holds for it (records of closed connections arrive at their close).
-    async fn edge_when(
+    pub(crate) async fn edge_when(
         &self,
         caller: &Caller,
         callee: &str,

@@ -6,8 +6,8 @@
 //! instructions per proxied keep-alive request before and after).
 
 use super::super::proxy::Backend;
-use crate::ignored::Ignore;
 use super::super::stats::ErrorKind;
+use crate::ignored::Ignore;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};

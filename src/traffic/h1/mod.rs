@@ -30,9 +30,9 @@ mod tests;
 
 use super::capture::websocket::{Frames, Tap, Way};
 use super::capture::{Capture, Settings};
+use super::fault;
 use super::limits::Limits;
 use super::proxy::Counted;
-use super::fault;
 use super::stats::{self, ErrorKind, Kind, Record};
 use super::{Conn, Recorder};
 use crate::ignored::Ignore;

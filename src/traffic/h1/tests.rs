@@ -42,7 +42,9 @@ async fn run_faulted(
     lookup.caller().await;
     let stats = Stats::new();
     for words in faults {
-        stats.faults().add(crate::traffic::fault::parse(words).unwrap());
+        stats
+            .faults()
+            .add(crate::traffic::fault::parse(words).unwrap());
     }
     let records = Recorder::new(lookup, "svc".into(), stats.clone());
     let dialer = Dialer::new(services);

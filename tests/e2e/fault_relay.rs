@@ -1,0 +1,101 @@
+//! Faults (issue 26) through the real proxy on its sockets: what a fault set on the stack's
+//! `Faults` does to HTTP/1 and h2c requests (latency, an error answered here, a reset, a hold
+//! without answer), that it touches only its own edge, and that the edge counts what it did
+//! apart from the service's own errors.
+
+use crate::traffic::{full, h2_client, http_backend, proxied};
+use devstack::traffic::fault::parse;
+use devstack::traffic::{Caller, Protocol};
+use http_body_util::BodyExt;
+use hyper::Request;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One HTTP/1.1 GET of `path` on a connection of its own: what came back, or the read's error.
+async fn get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut conn = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_faults_answer_delay_reset_and_hold_only_the_requests_they_match() {
+    let (backend, _) = http_backend(false).await;
+    let p = proxied("users", Some(backend), Protocol::Auto);
+    let faults = p.proxy.stats().faults();
+    faults.add(parse(&["users", "error=503", "body=down", "path=/fail"]).unwrap());
+    faults.add(parse(&["users", "latency=250ms", "path=/slow"]).unwrap());
+    faults.add(parse(&["users", "reset", "path=/reset"]).unwrap());
+    faults.add(parse(&["orders->users", "error=500"]).unwrap());
+    let failed = get(p.addr, "/fail").await.unwrap();
+    assert!(failed.starts_with("HTTP/1.1 503"), "{failed}");
+    assert!(failed.ends_with("\r\n\r\ndown"), "{failed}");
+    let started = Instant::now();
+    let slow = get(p.addr, "/slow/bytes/10").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(slow.starts_with("HTTP/1.1 404") || slow.starts_with("HTTP/1.1 200"));
+    let reset = get(p.addr, "/reset").await;
+    assert_eq!(
+        reset.as_ref().map_err(std::io::Error::kind).err(),
+        Some(std::io::ErrorKind::ConnectionReset),
+        "{reset:?}"
+    );
+    // Another path, and the fault for `orders` alone, leave an external caller's request be.
+    let fine = get(p.addr, "/bytes/10").await.unwrap();
+    assert!(fine.starts_with("HTTP/1.1 200"), "{fine}");
+    let edge = p
+        .edge_when(&Caller::External, "users", |e| e.requests >= 4)
+        .await;
+    assert_eq!(
+        (edge.injected, edge.errors),
+        (3, 0),
+        "a fault's errors are not the service's"
+    );
+    let listed = faults.list();
+    let touched: Vec<u64> = listed.iter().map(|f| f.touched).collect();
+    assert_eq!(touched, [1, 1, 1, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_faults_answer_delay_and_reset_a_stream() {
+    let (backend, _) = http_backend(true).await;
+    let p = proxied("grpc", Some(backend), Protocol::Auto);
+    let faults = p.proxy.stats().faults();
+    faults.add(parse(&["grpc", "error=503", "path=/fail"]).unwrap());
+    faults.add(parse(&["grpc", "latency=250ms", "path=/slow"]).unwrap());
+    faults.add(parse(&["grpc", "reset", "path=/reset"]).unwrap());
+    let mut sender = h2_client(p.addr).await;
+    let mut send = async |path: &str| {
+        let req = Request::post(format!("http://{}{path}", p.addr))
+            .body(full("request"))
+            .unwrap();
+        match sender.send_request(req).await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                Ok((status, String::from_utf8_lossy(&body).into_owned()))
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let (status, body) = send("/fail").await.unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("a fault set on grpc answered 503"), "{body}");
+    let started = Instant::now();
+    let (status, _) = send("/slow/echo").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_ne!(status, 503);
+    let reset = send("/reset").await;
+    assert!(reset.is_err(), "the stream is reset: {reset:?}");
+    // The connection goes on: only that stream was reset.
+    let (status, body) = send("/echo").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "request"));
+    let edge = p
+        .edge_when(&Caller::External, "grpc", |e| e.requests >= 4)
+        .await;
+    assert_eq!((edge.injected, edge.errors), (3, 0));
+}
