@@ -16,6 +16,7 @@ mod control;
 mod debuglog;
 mod decode;
 mod demo;
+mod fault;
 mod graceful;
 mod health;
 mod import;
