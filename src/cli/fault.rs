@@ -3,9 +3,10 @@
 //! fault's words, so every client gets the same errors). The lines each prints are the MCP
 //! tools' answers too (`mcp/mod.rs`).
 
-use super::examples;
 use super::remote::{Running, out, table_lines};
+use super::{complete, examples};
 use clap::Subcommand;
+use clap_complete::ArgValueCandidates;
 use devstack::control::client::{Client, Error};
 use devstack::control::wire;
 use std::process::ExitCode;
@@ -22,6 +23,7 @@ pub enum FaultCmd {
     #[command(after_help = examples::FAULT_ADD)]
     Add {
         /// `caller->callee`, `SERVICE` (every caller) or `external->SERVICE`
+        #[arg(add = ArgValueCandidates::new(complete::services))]
         edge: String,
         /// `latency=200ms` (with `jitter=50ms`), `error=503` (with `body=TEXT`), `reset` or
         /// `timeout`
