@@ -144,6 +144,15 @@ pub(super) enum Cmd {
         #[arg(long, value_name = "PATH", global = true)]
         file: Option<PathBuf>,
     },
+    /// Faults on the edges of the running stack, to see what a service does when another is
+    /// slow, fails or is gone: a delay, an error answered by the proxy, a reset, a hold without
+    /// answer, on `caller->callee`, on every caller of a service, or from outside. Faults set
+    /// here live in the stack's memory only: they end with it
+    #[command(after_help = examples::FAULT)]
+    Fault {
+        #[command(subcommand)]
+        cmd: super::fault::FaultCmd,
+    },
     /// Write a commented starter devstack.toml here (or translate a Procfile or compose file with
     /// --from), and add .devstack/ to .gitignore
     #[command(after_help = examples::INIT)]
@@ -168,7 +177,8 @@ pub(super) enum Cmd {
         mode: String,
     },
     /// Serve the Model Context Protocol on stdio, for coding agents: tools to see and drive
-    /// the stack running here (ps, logs, start/stop/restart/rebuild, wait_ready, traffic)
+    /// the stack running here (ps, logs, start/stop/restart/rebuild, wait_ready, traffic,
+    /// faults)
     #[command(after_help = examples::MCP)]
     Mcp,
     /// Validate devstack.toml and print the resolved plan
@@ -343,8 +353,7 @@ mod tests {
             let Some(command) = line.trim().strip_prefix("devstack ") else {
                 continue;
             };
-            let command = command.split(['#', '|', '&', '>', '<']).next().unwrap();
-            let args = std::iter::once("devstack").chain(command.split_whitespace());
+            let args = std::iter::once("devstack".to_string()).chain(shell_words(command));
             if let Err(e) = Cli::try_parse_from(args)
                 && e.kind() != clap::error::ErrorKind::DisplayHelp
             {
@@ -353,6 +362,36 @@ mod tests {
             parsed += 1;
         }
         assert!(parsed > 30, "{parsed}");
+    }
+
+    /// The words of a shell line up to its first `#`, `|`, `&`, `>` or `<` outside quotes
+    /// (`'orders->users'` is one word), without their quotes.
+    fn shell_words(line: &str) -> Vec<String> {
+        let (mut words, mut word, mut quote) = (Vec::new(), None::<String>, None);
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.get_or_insert_default().push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    word.get_or_insert_default();
+                }
+                (None, '#' | '|' | '&' | '>' | '<') => break,
+                (None, c) if c.is_whitespace() => words.extend(word.take()),
+                (None, c) => word.get_or_insert_default().push(c),
+            }
+        }
+        words.extend(word);
+        words
+    }
+
+    #[test]
+    fn an_example_s_quoted_edge_is_one_word() {
+        assert_eq!(
+            shell_words("fault add 'orders->users' latency=1s | jq"),
+            ["fault", "add", "orders->users", "latency=1s"]
+        );
+        assert_eq!(shell_words("logs -n 5 # x"), ["logs", "-n", "5"]);
     }
 }
 

@@ -83,6 +83,33 @@ Examples:
   devstack traffic export --har requests.har           # every service's kept requests
   devstack traffic export --har - api | jq '.log.entries | length'";
 
+pub const FAULT: &str = "\
+Examples:
+  devstack fault add 'orders->users' latency=200ms jitter=50ms   # quote an edge: `>` is the shell's
+  devstack fault add users error=503 rate=0.3    # every caller of users, 3 requests in 10
+  devstack fault ls
+  devstack fault clear";
+
+pub const FAULT_ADD: &str = "\
+Examples:
+  devstack fault add 'orders->users' latency=200ms jitter=50ms
+  devstack fault add users error=503 body=down first=3   # the first 3 requests to users fail
+  devstack fault add 'external->api' reset rate=0.1 for=30s
+  devstack fault add users timeout method=POST path=/orders";
+
+pub const FAULT_LS: &str = "\
+Examples:
+  devstack fault ls
+  devstack fault ls --json | jq -r '.faults[] | select(.spent | not) | .text'";
+
+pub const FAULT_RM: &str = "\
+Examples:
+  devstack fault rm 2          # its number, as `fault add` and `fault ls` show it";
+
+pub const FAULT_CLEAR: &str = "\
+Examples:
+  devstack fault clear         # every fault removed: the stack as it was";
+
 pub const INIT: &str = "\
 Examples:
   devstack init                # devstack.toml with one web service, then: devstack

@@ -6,6 +6,7 @@ mod attach;
 mod complete;
 mod debuglog;
 mod examples;
+mod fault;
 mod init;
 mod mcp;
 mod mcp_stdio;
@@ -107,6 +108,7 @@ fn run(command: Cmd, flags: &Flags) -> ExitCode {
             errors,
             ..
         } => with_stack(file, |s| traffic::traffic(s, json, follow, errors)),
+        Cmd::Fault { cmd } => with_stack(file, |s| fault::fault(s, cmd)),
         Cmd::Start { services } => act(file, remote::Action::Start, &services),
         Cmd::Stop { services } => act(file, remote::Action::Stop, &services),
         Cmd::Restart { all: true, .. } => with_stack(file, remote::restart_all),

@@ -121,6 +121,7 @@ impl Session {
                         handle: handle.clone(),
                         logs: self.logs.clone(),
                         names: self.cfg.names(),
+                        proxied: self.cfg.services.map(|s| s.proxied()),
                         traffic: self.routes.as_ref().map(Routes::stats),
                     });
                     Some(tokio::spawn(control::server::serve(socket, ctx)))

@@ -28,6 +28,8 @@ pub enum Error {
     Garbled(String),
     /// The stack does not know `hello`: a devstack from before protocol versions.
     NoHello,
+    /// The stack does not know this request (`cmd`): an older devstack of the same protocol.
+    Unknown(String),
 }
 
 impl fmt::Display for Error {
@@ -38,6 +40,10 @@ impl fmt::Display for Error {
             Error::Garbled(e) => write!(
                 f,
                 "cannot read the stack's answer ({e}); is it another devstack version?"
+            ),
+            Error::Unknown(cmd) => write!(
+                f,
+                "this stack does not know `{cmd}` (it is an older devstack): restart it with this one"
             ),
             Error::NoHello => write!(
                 f,
@@ -90,6 +96,13 @@ impl Client {
     pub fn call(&mut self, request: &Request) -> Result<Answer, Error> {
         match self.send(request)? {
             Response::Ok(answer) => Ok(answer),
+            // A stack of the same protocol from before this request was added.
+            Response::Error { error, .. }
+                if error
+                    .starts_with(&format!("bad request: unknown variant `{}`", request.cmd())) =>
+            {
+                Err(Error::Unknown(request.cmd()))
+            }
             Response::Error { error, lines } if !lines.is_empty() => {
                 Err(Error::Failed { error, lines })
             }
@@ -198,6 +211,41 @@ impl Client {
         match self.call(&request)? {
             Answer::Exchanges { exchanges } => Ok(exchanges),
             _ => Err(Error::Garbled("not an answer to `exchanges`".into())),
+        }
+    }
+
+    /// Set the fault `words` say (`orders->users latency=200ms`): it as set, with its id.
+    pub fn fault_add(&mut self, words: &str) -> Result<wire::Fault, Error> {
+        let request = Request::FaultAdd {
+            fault: words.to_string(),
+        };
+        match self.call(&request)? {
+            Answer::Fault { fault } => Ok(fault),
+            _ => Err(Error::Garbled("not an answer to `fault_add`".into())),
+        }
+    }
+
+    /// The faults set, oldest first.
+    pub fn faults(&mut self) -> Result<Vec<wire::Fault>, Error> {
+        match self.call(&Request::Faults)? {
+            Answer::Faults { faults } => Ok(faults),
+            _ => Err(Error::Garbled("not an answer to `faults`".into())),
+        }
+    }
+
+    /// Remove fault `id`.
+    pub fn fault_rm(&mut self, id: u64) -> Result<(), Error> {
+        match self.call(&Request::FaultRm { id })? {
+            Answer::Done {} => Ok(()),
+            _ => Err(Error::Garbled("not an answer to `fault_rm`".into())),
+        }
+    }
+
+    /// Remove every fault; how many there were.
+    pub fn fault_clear(&mut self) -> Result<usize, Error> {
+        match self.call(&Request::FaultClear)? {
+            Answer::Cleared { cleared } => Ok(cleared),
+            _ => Err(Error::Garbled("not an answer to `fault_clear`".into())),
         }
     }
 
@@ -400,6 +448,20 @@ mod tests {
             heard,
             [format!(r#"{{"cmd":"hello","version":{PROTOCOL}}}"#)]
         );
+    }
+
+    /// A stack of this protocol from before a request was added says it does not know it.
+    #[test]
+    fn a_request_an_older_stack_does_not_know_is_a_clear_error() {
+        let refusal = r#"{"ok":false,"error":"bad request: unknown variant `fault_add`, expected one of `hello`, `ps`"}"#;
+        let (mut client, server) = fake_stack(&[refusal]);
+        let e = client.fault_add("users reset").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "this stack does not know `fault_add` (it is an older devstack): restart it with this one"
+        );
+        let heard = server.join().unwrap();
+        assert_eq!(heard, [r#"{"cmd":"fault_add","fault":"users reset"}"#]);
     }
 
     #[test]

@@ -130,9 +130,34 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         traffic: Option<usize>,
     },
+    /// Set a fault, as its words (`orders->users latency=200ms first=3`, read by
+    /// `traffic::fault::parse`): answered with it as set, its id given. It lives as long as the
+    /// stack, in memory only.
+    #[serde(rename = "fault_add")]
+    FaultAdd {
+        fault: String,
+    },
+    /// The faults set, oldest first.
+    Faults,
+    /// Remove the fault `id`.
+    #[serde(rename = "fault_rm")]
+    FaultRm {
+        id: u64,
+    },
+    /// Remove every fault: answered with how many there were.
+    #[serde(rename = "fault_clear")]
+    FaultClear,
 }
 
 impl Request {
+    /// Its `cmd`, as the stack reads it.
+    pub fn cmd(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("cmd")?.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// One request line as a client sent it (any bytes: invalid UTF-8 is replaced); None for a
     /// blank line, which is skipped.
     pub fn parse(line: &[u8]) -> Option<Result<Request, String>> {
@@ -236,6 +261,12 @@ pub enum Answer {
     },
     /// `exchanges`: kept exchanges, oldest first.
     Exchanges { exchanges: Vec<wire::Exchange> },
+    /// `fault_add`: the fault as set.
+    Fault { fault: wire::Fault },
+    /// `faults`: the faults set, oldest first.
+    Faults { faults: Vec<wire::Fault> },
+    /// `fault_clear`: how many faults were removed.
+    Cleared { cleared: usize },
     /// Done: `down`, an action with `"wait":false`.
     Done {},
 }
@@ -551,6 +582,18 @@ mod tests {
                 },
                 json!({"cmd": "logs", "services": [], "lines": 10, "follow": true, "color": true}),
             ),
+            (
+                Request::FaultAdd {
+                    fault: "orders->users latency=200ms".into(),
+                },
+                json!({"cmd": "fault_add", "fault": "orders->users latency=200ms"}),
+            ),
+            (Request::Faults, json!({"cmd": "faults"})),
+            (
+                Request::FaultRm { id: 3 },
+                json!({"cmd": "fault_rm", "id": 3}),
+            ),
+            (Request::FaultClear, json!({"cmd": "fault_clear"})),
         ];
         for (request, wire) in cases {
             assert_eq!(serde_json::to_value(&request).unwrap(), wire);

@@ -1,9 +1,9 @@
 //! The socket's JSON for what the engine and the proxy publish: their types are not the wire's.
 //! A `ServiceView` goes out as a `Service` (as the README's `ps --json` table documents it, field
 //! order included), a `traffic::Record` as a `Call`, a `traffic::Snapshot` as a `Traffic`, and
-//! each comes back as what it was; the control layer maps one onto the other here. The small
-//! value types they carry (a `Caller`, a record's `Kind` and `ErrorKind`, `StatusClasses`) are
-//! written by name and shared.
+//! each comes back as what it was, a fault `Set` as a `Fault` with its words; the control layer
+//! maps one onto the other here. The small value types they carry (a `Caller`, a record's `Kind`
+//! and `ErrorKind`, `StatusClasses`) are written by name and shared.
 
 use crate::engine::{HealthState, ServiceView, State};
 use crate::logs::LogLoss;
@@ -157,6 +157,31 @@ impl From<Call> for Record {
 /// One kept exchange, on the wire: the proxy's readable form of it, as it is (plain data made
 /// for showing; its JSON is documented in the README).
 pub type Exchange = crate::traffic::capture::Inspected;
+
+/// A fault set on the stack, on the wire: its number, its words as `fault add` reads them
+/// (`text`), what they say (`scope`, `effect`, `when`), how many requests it touched, and
+/// whether it ended (its `first` or `for` ran out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    pub id: u64,
+    pub text: String,
+    #[serde(flatten)]
+    pub fault: crate::traffic::fault::Fault,
+    pub touched: u64,
+    pub spent: bool,
+}
+
+impl From<crate::traffic::fault::Set> for Fault {
+    fn from(set: crate::traffic::fault::Set) -> Fault {
+        Fault {
+            id: set.id,
+            text: set.fault.to_string(),
+            fault: set.fault,
+            touched: set.touched,
+            spent: set.spent,
+        }
+    }
+}
 
 /// The traffic table at one moment, on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

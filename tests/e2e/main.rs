@@ -16,6 +16,7 @@ mod control;
 mod debuglog;
 mod decode;
 mod demo;
+mod fault;
 mod fault_relay;
 mod graceful;
 mod health;

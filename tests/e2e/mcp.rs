@@ -46,7 +46,7 @@ fn config(port: u16) -> String {
 }
 
 /// `devstack mcp` in `dir`, as an MCP client sees it.
-async fn mcp(dir: &Path) -> RunningService<RoleClient, ()> {
+pub(crate) async fn mcp(dir: &Path) -> RunningService<RoleClient, ()> {
     mcp_with(dir, &["mcp"]).await
 }
 
@@ -62,7 +62,11 @@ async fn mcp_with(dir: &Path, args: &[&str]) -> RunningService<RoleClient, ()> {
 }
 
 /// Call a tool: its text, and whether it is a tool error.
-async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> (String, bool) {
+pub(crate) async fn call(
+    client: &RunningService<RoleClient, ()>,
+    tool: &str,
+    args: Value,
+) -> (String, bool) {
     let mut params = CallToolRequestParams::new(tool.to_string());
     if let Value::Object(args) = args {
         params = params.with_arguments(args);
@@ -107,10 +111,14 @@ async fn the_tools_see_and_drive_a_running_stack() {
     assert_eq!(
         names,
         [
+            "add_fault",
+            "clear_faults",
             "failed_requests",
+            "faults",
             "logs",
             "ps",
             "rebuild",
+            "remove_fault",
             "replay",
             "request",
             "restart",
@@ -306,7 +314,7 @@ async fn without_a_stack_each_tool_says_so_and_the_server_stays_up() {
         );
         assert_eq!(text, said, "{tool}");
     }
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 11);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 15);
     client.cancel().await.unwrap();
 
     // With -f, the stack of that file's folder, wherever the server runs.

@@ -2,12 +2,14 @@
 //! client of the running stack's control socket: each tool finds the stack as the CLI does
 //! (`remote::locate`) and asks it through the same functions. When no stack runs, a tool says
 //! so as a tool error and the server stays up; `logs` then reads the log files, as the CLI's
-//! (`logs.rs`: the `logs` tool's lines, searched and cut to fit). stdout carries MCP messages
+//! (`logs.rs`: the `logs` tool's lines, searched and cut to fit). The fault tools answer with
+//! the lines `devstack fault` prints (`cli/fault.rs`). stdout carries MCP messages
 //! only: nothing here prints, and no `tracing` subscriber is installed (rmcp's logs go nowhere).
 
 mod logs;
 mod requests;
 
+use super::fault;
 use super::remote::{self, Action, Running};
 use devstack::control::Readiness;
 use devstack::ignored::Ignore;
@@ -77,6 +79,20 @@ type Outcome = Result<String, String>;
 pub struct ServicesParams {
     /// Service names, as `ps` lists them
     services: Vec<String>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct FaultParams {
+    /// The fault's words: `orders->users latency=200ms jitter=50ms`, `users error=503 first=3`, `external->users reset rate=0.3`
+    fault: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub struct FaultIdParams {
+    /// The fault's number (`fault 2: …`)
+    id: u64,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -251,6 +267,58 @@ impl Devstack {
     ) -> Result<CallToolResult, ErrorData> {
         self.with_stack(move |stack| replay(stack, p)).await
     }
+
+    #[tool(
+        description = "Set a fault on the running stack, to see what a service does when another is slow, fails or is gone (\"what happens to orders when users fails?\"): the proxy in front of the callee then delays, fails, resets or holds the requests it touches. `fault` is its words: where (`orders->users` for the requests orders sends users, `users` for every caller's, `external->users` for those from outside the stack), one effect (`latency=200ms` with optional `jitter=50ms`; `error=503` with optional `body=TEXT`, answered without reaching the service; `reset`; `timeout`: held unanswered) and optional triggers, all of which must hold (`rate=0.3`, `first=3`, `for=30s`, `method=GET`, `path=/api`). Returns `fault ID: WORDS`. It lasts until removed (remove_fault, clear_faults), its `first` or `for` runs out, or the stack stops; remove it when done"
+    )]
+    async fn add_fault(
+        &self,
+        Parameters(p): Parameters<FaultParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.with_stack(move |mut stack| {
+            let said = fault::add(&mut stack.client, &p.fault);
+            said.map_err(|e| stack.describe(&e))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "The faults set on the running stack, oldest first: `ID  FAULT  TOUCHED` (its number, its words as add_fault takes them, how many requests it touched so far; `(spent)` once its `first` or `for` ran out)",
+        annotations(read_only_hint = true)
+    )]
+    async fn faults(&self) -> Result<CallToolResult, ErrorData> {
+        self.with_stack(|mut stack| {
+            let said = fault::list(&mut stack.client);
+            said.map(|lines| lines.join("\n"))
+                .map_err(|e| stack.describe(&e))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Remove one fault from the running stack, by its number (as add_fault and faults show it)"
+    )]
+    async fn remove_fault(
+        &self,
+        Parameters(p): Parameters<FaultIdParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.with_stack(move |mut stack| {
+            let said = fault::remove(&mut stack.client, p.id);
+            said.map_err(|e| stack.describe(&e))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Remove every fault from the running stack: its edges behave as they did before"
+    )]
+    async fn clear_faults(&self) -> Result<CallToolResult, ErrorData> {
+        self.with_stack(|mut stack| {
+            let said = fault::clear(&mut stack.client);
+            said.map_err(|e| stack.describe(&e))
+        })
+        .await
+    }
 }
 
 #[tool_handler(router = self.tool_router)]
@@ -259,7 +327,7 @@ impl ServerHandler for Devstack {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("devstack", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "devstack runs a stack of local services (devstack.toml). These tools act on the stack running in this project's folder (started with `devstack up -d`): see services and their health (ps), read and search logs (logs), start/stop/restart/rebuild services and wait for them (wait_ready), and see the traffic between them (traffic, failed_requests), look inside a request (request) and send it again (replay).",
+                "devstack runs a stack of local services (devstack.toml). These tools act on the stack running in this project's folder (started with `devstack up -d`): see services and their health (ps), read and search logs (logs), start/stop/restart/rebuild services and wait for them (wait_ready), and see the traffic between them (traffic, failed_requests), look inside a request (request) and send it again (replay), and set faults on the edges between services to see how the others cope (add_fault, faults, remove_fault, clear_faults).",
             )
     }
 }

@@ -1,10 +1,11 @@
 //! The requests answered in one reply: `hello`, `ps`, `traffic`, `watch`, `down`, terminal input
 //! and size, and the actions (`start`, `stop`, `restart`, `rebuild`, `kill`, restart all), which
 //! with `wait` answer once the engine's completion ticket (`Handle::ticket`) is resolved; and
-//! `ready`, which waits on `Handle::ready` for the services named.
+//! `ready`, which waits on `Handle::ready` for the services named; the faults' requests are
+//! answered by `faults.rs`.
 
 use super::streams::traffic;
-use super::{Context, done, error, index};
+use super::{Context, done, error, faults, index};
 use crate::control::{Answer, PROTOCOL, Readiness, Request, Response, Waiting, wire};
 use crate::engine::ready::not_ready;
 use crate::engine::{
@@ -41,6 +42,10 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
         Request::Exchange { id } => return exchange(ctx, *id),
         Request::Replay { id, request } => return replay(ctx, *id, request.as_deref()).await,
         Request::Exchanges { services, recent } => return exchanges(ctx, services, *recent),
+        Request::FaultAdd { fault } => return faults::add(ctx, fault),
+        Request::Faults => return faults::list(ctx),
+        Request::FaultRm { id } => return faults::remove(ctx, *id),
+        Request::FaultClear => return faults::clear(ctx),
         Request::Watch { service, auto } => {
             return match index(ctx, service) {
                 Ok(id) if ctx.handle.views().borrow()[id].auto_rebuild.is_none() => error(format!(

@@ -4,10 +4,13 @@
 //! - `slots.rs`: the connection slots (`MAX_CONNECTIONS`, `MAX_STREAMS`), the idle evicted first;
 //! - `actions.rs`: the requests answered in one reply; actions on their completion tickets;
 //!   `ready`;
+//! - `faults.rs`: the faults set on the stack's edges (`fault_add`, `faults`, `fault_rm`,
+//!   `fault_clear`);
 //! - `streams.rs`: `logs`, `subscribe`, `traffic` with `follow`, and `Out`, the bounded writer
 //!   every reply goes through.
 
 mod actions;
+mod faults;
 mod slots;
 mod socket;
 mod streams;
@@ -36,6 +39,8 @@ pub struct Context {
     pub handle: Handle,
     pub logs: Arc<LogHub>,
     pub names: Services<String>,
+    /// Which services the proxy stands in front of (a fault can be set only on those).
+    pub proxied: Services<bool>,
     /// What the traffic proxy records (None: no service is proxied).
     pub traffic: Option<Arc<Stats>>,
 }

@@ -1,0 +1,116 @@
+//! `devstack fault add|ls|rm|clear`: the faults set on the running stack's edges, through the
+//! control socket's `fault_add`, `faults`, `fault_rm` and `fault_clear` (the stack reads a
+//! fault's words, so every client gets the same errors). The lines each prints are the MCP
+//! tools' answers too (`mcp/mod.rs`).
+
+use super::remote::{Running, out, table_lines};
+use super::{complete, examples};
+use clap::Subcommand;
+use clap_complete::ArgValueCandidates;
+use devstack::control::client::{Client, Error};
+use devstack::control::wire;
+use std::process::ExitCode;
+
+/// What `ls` says when no fault is set.
+pub const NO_FAULTS: &str = "no fault is set";
+
+/// `devstack fault …`.
+#[derive(Debug, Subcommand)]
+pub enum FaultCmd {
+    /// Set a fault: on an edge (`'orders->users'`, quoted for the shell), a service (`users`:
+    /// every caller) or `'external->users'`; an effect, then triggers. It acts until it is
+    /// removed, its `first` or `for` runs out, or the stack stops
+    #[command(after_help = examples::FAULT_ADD)]
+    Add {
+        /// `caller->callee`, `SERVICE` (every caller) or `external->SERVICE`
+        #[arg(add = ArgValueCandidates::new(complete::services))]
+        edge: String,
+        /// `latency=200ms` (with `jitter=50ms`), `error=503` (with `body=TEXT`), `reset` or
+        /// `timeout`
+        effect: String,
+        /// When it acts (all must hold): `rate=0.3`, `first=3`, `for=30s`, `method=GET`,
+        /// `path=/api`
+        triggers: Vec<String>,
+    },
+    /// The faults set: number, words, how many requests each touched, and whether it ended
+    #[command(after_help = examples::FAULT_LS)]
+    Ls {
+        /// Print them as JSON (`{"faults":[...]}`, each as the socket's `faults` answer has it)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a fault by its number (as `fault ls` shows it)
+    #[command(after_help = examples::FAULT_RM)]
+    Rm {
+        /// The fault's number
+        id: u64,
+    },
+    /// Remove every fault
+    #[command(after_help = examples::FAULT_CLEAR)]
+    Clear,
+}
+
+pub fn fault(mut stack: Running, cmd: FaultCmd) -> ExitCode {
+    let said = stack.ask(|c| match cmd {
+        FaultCmd::Add {
+            edge,
+            effect,
+            triggers,
+        } => {
+            let words = [edge, effect].into_iter().chain(triggers);
+            add(c, &words.collect::<Vec<_>>().join(" ")).map(|line| vec![line])
+        }
+        FaultCmd::Ls { json: true } => c.faults().map(|faults| vec![json(&faults)]),
+        FaultCmd::Ls { json: false } => list(c),
+        FaultCmd::Rm { id } => remove(c, id).map(|line| vec![line]),
+        FaultCmd::Clear => clear(c).map(|line| vec![line]),
+    });
+    match said {
+        Ok(lines) => {
+            lines.iter().for_each(|line| out(line));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// Set the fault `words` say: `fault 1: orders->users latency=200ms`.
+pub fn add(client: &mut Client, words: &str) -> Result<String, Error> {
+    let set = client.fault_add(words)?;
+    Ok(format!("fault {}: {}", set.id, set.text))
+}
+
+/// The faults set, as a table (ID, FAULT, TOUCHED), or that none is.
+pub fn list(client: &mut Client) -> Result<Vec<String>, Error> {
+    let faults = client.faults()?;
+    if faults.is_empty() {
+        return Ok(vec![NO_FAULTS.to_string()]);
+    }
+    let mut rows = vec![["ID", "FAULT", "TOUCHED"].map(String::from)];
+    for f in &faults {
+        let touched = match f.spent {
+            true => format!("{} (spent)", f.touched),
+            false => f.touched.to_string(),
+        };
+        rows.push([f.id.to_string(), f.text.clone(), touched]);
+    }
+    Ok(table_lines(&rows))
+}
+
+/// Remove fault `id`.
+pub fn remove(client: &mut Client, id: u64) -> Result<String, Error> {
+    client.fault_rm(id)?;
+    Ok(format!("fault {id} removed"))
+}
+
+/// Remove every fault: how many were.
+pub fn clear(client: &mut Client) -> Result<String, Error> {
+    match client.fault_clear()? {
+        0 => Ok(format!("{NO_FAULTS}: nothing removed")),
+        n => Ok(format!("{} removed", devstack::format::plural(n, "fault"))),
+    }
+}
+
+fn json(faults: &[wire::Fault]) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({ "faults": faults })).expect("JSON")
+}
