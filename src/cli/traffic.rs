@@ -209,8 +209,29 @@ pub(super) fn edge_lines(snapshot: &Snapshot) -> Option<Vec<String>> {
         ]);
     }
     let mut lines = super::remote::table_lines(&rows);
+    lines.extend(injected_lines(snapshot));
     lines.extend(group_lines(snapshot));
     Some(lines)
+}
+
+/// Under the table, what faults did on each edge they touched (not in its ERRORS).
+fn injected_lines(snapshot: &Snapshot) -> Vec<String> {
+    let touched: Vec<String> = snapshot
+        .edges
+        .iter()
+        .filter(|e| e.injected > 0)
+        .map(|e| {
+            let requests = devstack::format::plural(e.injected as usize, "request");
+            format!(
+                "{} → {}: {requests} touched by a fault (not in ERRORS)",
+                e.caller, e.callee
+            )
+        })
+        .collect();
+    match touched.is_empty() {
+        true => touched,
+        false => std::iter::once(String::new()).chain(touched).collect(),
+    }
 }
 
 /// Under the table, each edge's decoded commands or queries by group (Redis, Postgres).

@@ -221,3 +221,37 @@ async fn the_mcp_tools_set_list_and_remove_faults() {
     client.cancel().await.unwrap();
     stack.stop();
 }
+
+#[test]
+fn a_fault_set_from_the_cli_touches_the_stack_s_requests_and_traffic_says_so() {
+    let port = free_port();
+    let mut stack = Stack::new(&format!(
+        "[services.api]\nrun = \"{} $PORT\"\nport = {port}\n[services.api.health]\ntcp = true\ninterval = \"100ms\"\n",
+        example("http_echo")
+    ));
+    stack.start(&["up"]);
+    stack.wait_socket(30);
+    stack.wait_ready(30);
+    stdout(&run(
+        &stack,
+        &["fault", "add", "external->api", "error=503", "first=2"],
+    ));
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| crate::common::http_status(port, "/"))
+        .collect();
+    assert_eq!(statuses, [503, 503, 200]);
+    // The table says what the fault did, apart from the service's errors.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let table = stdout(&run(&stack, &["traffic"]));
+        if table.contains("external → api: 2 requests touched by a fault (not in ERRORS)") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{table}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let listed = json(&stack, &["fault", "ls", "--json"]);
+    assert_eq!(listed["faults"][0]["touched"], json!(2));
+    assert_eq!(listed["faults"][0]["spent"], json!(true));
+    stack.stop();
+}
