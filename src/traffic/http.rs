@@ -113,22 +113,7 @@ impl Shared {
         });
         if let Some(effect) = effect {
             record.injected = Some(effect.to_string());
-            let answer = match effect {
-                fault::Effect::Latency { ms, jitter_ms } => {
-                    tokio::time::sleep(fault::delay(ms, jitter_ms)).await;
-                    None
-                }
-                fault::Effect::Error { status, body } => {
-                    let said = format!(
-                        "devstack: a fault set on {} answered {status}\n",
-                        self.records.callee()
-                    );
-                    Some((status, body.unwrap_or(said), None))
-                }
-                fault::Effect::Reset => Some((0, String::new(), Some(ErrorKind::Reset))),
-                fault::Effect::Timeout => Some((0, String::new(), Some(ErrorKind::Timeout))),
-            };
-            if let Some((status, text, error)) = answer {
+            if let Some((status, text, error)) = self.fault(effect).await {
                 let answered =
                     self.injected(status, text, error, record, capture, (start, &bytes_in));
                 if let Err(Reset::Held) = answered {
@@ -169,6 +154,24 @@ impl Shared {
             }
             ResponseBody::Metered(body)
         }))
+    }
+
+    /// What a fault does to a stream before it goes on: None when it goes on (after a
+    /// latency's hold); else the status and text answered here, or the error it ends with.
+    async fn fault(&self, effect: fault::Effect) -> Option<(u16, String, Option<ErrorKind>)> {
+        match effect {
+            fault::Effect::Latency { ms, jitter_ms } => {
+                tokio::time::sleep(fault::delay(ms, jitter_ms)).await;
+                None
+            }
+            fault::Effect::Error { status, body } => {
+                let callee = self.records.callee();
+                let said = format!("devstack: a fault set on {callee} answered {status}\n");
+                Some((status, body.unwrap_or(said), None))
+            }
+            fault::Effect::Reset => Some((0, String::new(), Some(ErrorKind::Reset))),
+            fault::Effect::Timeout => Some((0, String::new(), Some(ErrorKind::Timeout))),
+        }
     }
 
     /// A request a fault touched that goes no further: answered here with `status` and
