@@ -188,6 +188,9 @@ impl From<crate::traffic::fault::Set> for Fault {
 pub struct Traffic {
     pub edges: Vec<Edge>,
     pub services: Vec<Callee>,
+    /// The faults set on the stack's edges, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
 }
 
 /// One caller → callee edge's row.
@@ -259,6 +262,7 @@ impl From<&Snapshot> for Traffic {
                     history: c.history.clone(),
                 })
                 .collect(),
+            faults: s.faults.iter().cloned().map(Fault::from).collect(),
         }
     }
 }
@@ -296,6 +300,16 @@ impl From<Traffic> for Snapshot {
                     rate_10s: c.rate_10s,
                     error_rate_1m: c.error_rate_1m,
                     history: c.history,
+                })
+                .collect(),
+            faults: t
+                .faults
+                .into_iter()
+                .map(|f| crate::traffic::fault::Set {
+                    id: f.id,
+                    fault: f.fault,
+                    touched: f.touched,
+                    spent: f.spent,
                 })
                 .collect(),
         }

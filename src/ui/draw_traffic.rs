@@ -7,6 +7,7 @@ use super::draw::content;
 use super::traffic::Seen;
 use crate::config::diag::printable;
 use crate::format::{bytes, latency};
+use crate::traffic::fault;
 use crate::traffic::stats::GroupSnapshot;
 use crate::traffic::{EdgeSnapshot, Kind, Record};
 use ratatui::Frame;
@@ -84,7 +85,7 @@ fn draw_edges(frame: &mut Frame, app: &App, seen: &Seen, area: Rect) {
         None => area,
     };
     let header = Row::new([
-        "CALLER", "CALLEE", "RPS", "REQS", "ERR%", "P50", "P95", "P99", "OUT",
+        "CALLER", "CALLEE", "RPS", "REQS", "ERR%", "P50", "P95", "P99", "OUT", "FAULT",
     ])
     .style(Style::new().bold().fg(Color::Gray));
     let ms = |v: Option<f64>| v.map_or("-".into(), |ms| latency((ms * 1000.0) as u64));
@@ -109,6 +110,7 @@ fn draw_edges(frame: &mut Frame, app: &App, seen: &Seen, area: Rect) {
             Cell::from(ms(e.p95_ms)),
             Cell::from(ms(e.p99_ms)),
             Cell::from(bytes(e.bytes_out)),
+            Cell::from(fault_cell(&seen.snapshot.faults, e)).fg(Color::Magenta),
         ])
         .style(style)
     });
@@ -122,6 +124,7 @@ fn draw_edges(frame: &mut Frame, app: &App, seen: &Seen, area: Rect) {
         Constraint::Length(8),
         Constraint::Length(8),
         Constraint::Length(8),
+        Constraint::Min(6),
     ];
     if seen.snapshot.edges.is_empty() {
         frame.render_widget(
@@ -135,6 +138,26 @@ fn draw_edges(frame: &mut Frame, app: &App, seen: &Seen, area: Rect) {
         Table::new(rows, widths).header(header).column_spacing(1),
         area,
     );
+}
+
+/// The faults set on an edge that still touch it (not spent): the first's effect, and how many
+/// more (`⚡ latency 200ms +1`); empty when none is.
+fn fault_cell(faults: &[fault::Set], e: &EdgeSnapshot) -> String {
+    let mut on = faults
+        .iter()
+        .filter(|f| !f.spent && on_edge(&f.fault.scope, e));
+    let Some(first) = on.next() else {
+        return String::new();
+    };
+    match on.count() {
+        0 => format!("⚡ {}", first.fault.effect),
+        more => format!("⚡ {} +{more}", first.fault.effect),
+    }
+}
+
+/// Whether a fault's scope covers the edge.
+fn on_edge(scope: &fault::Scope, e: &EdgeSnapshot) -> bool {
+    scope.callee == e.callee && (scope.caller.as_deref()).is_none_or(|c| c == e.caller.to_string())
 }
 
 /// The picked edge's commands or queries by group, busiest first, under the table.
@@ -258,6 +281,7 @@ fn draw_topology(frame: &mut Frame, seen: &Seen, area: Rect) {
         ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    let faults = &seen.snapshot.faults;
     let lines: Vec<Line> = topology(&seen.snapshot.edges, inner.height as usize)
         .into_iter()
         .map(|row| {
@@ -276,6 +300,12 @@ fn draw_topology(frame: &mut Frame, seen: &Seen, area: Rect) {
                     format!(" {:.1}/s", e.rate_10s),
                     Style::new().fg(Color::DarkGray),
                 ));
+                if faults
+                    .iter()
+                    .any(|f| !f.spent && on_edge(&f.fault.scope, e))
+                {
+                    spans.push(Span::styled(" ⚡", Style::new().fg(Color::Magenta)));
+                }
             }
             if row.above {
                 spans.push(Span::styled(" ↑", Style::new().fg(Color::DarkGray)));
@@ -367,6 +397,10 @@ fn grow<'a>(
 }
 
 fn status_color(record: &Record) -> Color {
+    // A fault's doing, not the service's.
+    if record.injected.is_some() {
+        return Color::Magenta;
+    }
     if record.is_error() {
         return Color::Red;
     }
@@ -435,7 +469,7 @@ mod tests {
         .unwrap();
         let traffic = crate::control::wire::Traffic {
             edges: vec![wire],
-            services: Vec::new(),
+            ..Default::default()
         };
         crate::traffic::Snapshot::from(traffic).edges.remove(0)
     }

@@ -201,3 +201,38 @@ fn a_picked_redis_edge_shows_its_commands_by_group_under_the_table() {
     tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
 }
+
+#[test]
+fn a_fault_shows_on_its_edge_in_the_tail_and_in_the_inspector() {
+    let port = free_port();
+    let stack = Stack::new(&format!(
+        "[services.api]\nrun = \"{} $PORT\"\nport = {port}\n",
+        example("http_echo")
+    ));
+    let tmux = Tmux::start(stack.path(), &format!("{BIN} ; sleep 30"));
+    tmux.wait(30, "the service ready", |s| s.contains("1/1 ready"));
+    let set = stack
+        .command(&["fault", "add", "api", "error=503", "path=/boom"])
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{set:?}");
+    get(port, "/fine");
+    get(port, "/boom");
+    tmux.keys(&["t", "Tab"]);
+    tmux.wait(30, "the edge marked and the request too", |s| {
+        s.contains("⚡ error 503")
+            && s.contains("GET /boom 503")
+            && s.contains("[injected: error 503]")
+    });
+    tmux.keys(&["&", "b", "o", "o", "m", "Enter", "k", "Enter"]);
+    tmux.wait(10, "the inspector saying so", |s| {
+        s.contains("injected: error 503 (a fault set on this edge, not the service)")
+    });
+    tmux.keys(&["Escape"]);
+    let cleared = stack.command(&["fault", "clear"]).output().unwrap();
+    assert!(cleared.status.success(), "{cleared:?}");
+    tmux.wait(10, "the mark gone with the fault", |s| !s.contains("⚡"));
+    tmux.keys(&["q", "y"]);
+    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
+    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+}

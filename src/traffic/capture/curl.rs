@@ -96,6 +96,7 @@ mod tests {
             response: None,
             timings: Timings::default(),
             error: None,
+            injected: None,
             redacted: true,
             grpc: None,
             decoded: None,

@@ -102,6 +102,10 @@ pub fn lines(e: &Inspected) -> Vec<(Part, String)> {
     }
     lines.push((Part::Blank, String::new()));
     lines.push((Part::Note, timings(e)));
+    if let Some(fault) = &e.injected {
+        let note = format!("injected: {fault} (a fault set on this edge, not the service)");
+        lines.push((Part::Was, shown(&note)));
+    }
     if let Some(error) = e.error {
         lines.push((Part::Note, format!("error: {error:?}").to_lowercase()));
     }

@@ -34,6 +34,10 @@ pub struct Inspected {
     pub timings: Timings,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorKind>,
+    /// What a fault set on the edge did to it (`error 503`): the answer, or its absence, is
+    /// devstack's, not the service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected: Option<String>,
     /// Secrets' values are shown as `…redacted…`.
     pub redacted: bool,
     /// A gRPC call's method, status and messages.
@@ -149,6 +153,7 @@ pub fn inspect(record: &Record, capture: &Capture, protos: Option<&DescriptorPoo
             total_us: record.latency_us,
         },
         error: record.error,
+        injected: record.injected.clone(),
         redacted: redact,
         grpc,
         decoded: None,
@@ -190,6 +195,7 @@ pub fn decoded(record: &Record) -> Option<Inspected> {
             ..Timings::default()
         },
         error: record.error,
+        injected: record.injected.clone(),
         redacted: false,
         grpc: None,
         decoded: Some((protocol.to_string(), d.clone())),

@@ -57,6 +57,8 @@ pub struct ServiceSnapshot {
 pub struct Snapshot {
     pub edges: Vec<EdgeSnapshot>,
     pub services: Vec<ServiceSnapshot>,
+    /// The faults set on the stack's edges, oldest first.
+    pub faults: Vec<crate::traffic::fault::Set>,
 }
 
 impl Stats {
@@ -139,6 +141,10 @@ impl Stats {
             })
             .collect();
         services.sort_by(|a, b| a.service.cmp(&b.service));
-        Snapshot { edges, services }
+        Snapshot {
+            edges,
+            services,
+            faults: self.faults().list(),
+        }
     }
 }
