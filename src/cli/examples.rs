@@ -110,6 +110,11 @@ pub const FAULT_CLEAR: &str = "\
 Examples:
   devstack fault clear         # every fault removed: the stack as it was";
 
+pub const FAULT_APPLY: &str = "\
+Examples:
+  devstack fault apply slow-users   # every fault of [faults.slow-users] in devstack.toml set
+  devstack fault clear              # and removed again";
+
 pub const INIT: &str = "\
 Examples:
   devstack init                # devstack.toml with one web service, then: devstack

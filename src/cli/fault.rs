@@ -1,6 +1,7 @@
-//! `devstack fault add|ls|rm|clear`: the faults set on the running stack's edges, through the
-//! control socket's `fault_add`, `faults`, `fault_rm` and `fault_clear` (the stack reads a
-//! fault's words, so every client gets the same errors). The lines each prints are the MCP
+//! `devstack fault add|ls|rm|clear|apply`: the faults set on the running stack's edges, through
+//! the control socket's `fault_add`, `faults`, `fault_rm`, `fault_clear` and `fault_apply` (the
+//! stack reads a fault's words, so every client gets the same errors; `apply` sets a scenario of
+//! its `devstack.toml`). The lines each prints are the MCP
 //! tools' answers too (`mcp/mod.rs`).
 
 use super::remote::{Running, out, table_lines};
@@ -48,6 +49,13 @@ pub enum FaultCmd {
     /// Remove every fault
     #[command(after_help = examples::FAULT_CLEAR)]
     Clear,
+    /// Set every fault of a scenario declared in devstack.toml (`[faults.NAME]`); they act
+    /// until removed (`fault rm`, `fault clear`) or the stack stops
+    #[command(after_help = examples::FAULT_APPLY)]
+    Apply {
+        /// The scenario's name
+        name: String,
+    },
 }
 
 pub fn fault(mut stack: Running, cmd: FaultCmd) -> ExitCode {
@@ -64,6 +72,7 @@ pub fn fault(mut stack: Running, cmd: FaultCmd) -> ExitCode {
         FaultCmd::Ls { json: false } => list(c),
         FaultCmd::Rm { id } => remove(c, id).map(|line| vec![line]),
         FaultCmd::Clear => clear(c).map(|line| vec![line]),
+        FaultCmd::Apply { name } => apply(c, &name),
     });
     match said {
         Ok(lines) => {
@@ -76,8 +85,18 @@ pub fn fault(mut stack: Running, cmd: FaultCmd) -> ExitCode {
 
 /// Set the fault `words` say: `fault 1: orders->users latency=200ms`.
 pub fn add(client: &mut Client, words: &str) -> Result<String, Error> {
-    let set = client.fault_add(words)?;
-    Ok(format!("fault {}: {}", set.id, set.text))
+    client.fault_add(words).map(|set| said(&set))
+}
+
+/// Set every fault of the scenario `name`: a line for each, as `add` says it.
+pub fn apply(client: &mut Client, name: &str) -> Result<Vec<String>, Error> {
+    let set = client.fault_apply(name)?;
+    Ok(set.iter().map(said).collect())
+}
+
+/// A fault as set: `fault 1: orders->users latency=200ms`.
+fn said(set: &wire::Fault) -> String {
+    format!("fault {}: {}", set.id, set.text)
 }
 
 /// The faults set, as a table (ID, FAULT, TOUCHED), or that none is.

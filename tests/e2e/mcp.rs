@@ -112,6 +112,7 @@ async fn the_tools_see_and_drive_a_running_stack() {
         names,
         [
             "add_fault",
+            "apply_faults",
             "clear_faults",
             "failed_requests",
             "faults",
