@@ -151,3 +151,33 @@ async fn the_mcp_tool_applies_a_scenario() {
     client.cancel().await.unwrap();
     stack.stop();
 }
+
+#[test]
+fn up_faults_sets_the_scenario_once_the_stack_is_ready() {
+    let stack = Stack::new(&config());
+    let out = run(&stack, &["up", "-d", "--wait", "--faults", "api-down"]);
+    let stopped = || drop(run(&stack, &["down"]));
+    if !out.status.success() {
+        stopped();
+        panic!("{out:?}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let texts = loop {
+        let listed = json(&stack, &["fault", "ls", "--json"]);
+        let texts: Vec<String> = listed["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["text"].as_str().unwrap().to_string())
+            .collect();
+        if !texts.is_empty() || std::time::Instant::now() > deadline {
+            break texts;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    stopped();
+    assert_eq!(texts, ["api error=503"]);
+    // An unknown name is refused before anything starts.
+    let out = run(&stack, &["up", "-d", "--faults", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
