@@ -1,15 +1,17 @@
 //! `devstack fault add|ls|rm|clear|apply`: the faults set on the running stack's edges, through
 //! the control socket's `fault_add`, `faults`, `fault_rm`, `fault_clear` and `fault_apply` (the
 //! stack reads a fault's words, so every client gets the same errors; `apply` sets a scenario of
-//! its `devstack.toml`). The lines each prints are the MCP
+//! its `devstack.toml`; `scenarios` and `set_on` serve `run`/`up --faults`, in `stack.rs`). The lines each prints are the MCP
 //! tools' answers too (`mcp/mod.rs`).
 
 use super::remote::{Running, out, table_lines};
 use super::{complete, examples};
 use clap::Subcommand;
 use clap_complete::ArgValueCandidates;
+use devstack::config::Config;
 use devstack::control::client::{Client, Error};
 use devstack::control::wire;
+use devstack::traffic::fault::Fault;
 use std::process::ExitCode;
 
 /// What `ls` says when no fault is set.
@@ -132,4 +134,20 @@ pub fn clear(client: &mut Client) -> Result<String, Error> {
 
 fn json(faults: &[wire::Fault]) -> String {
     serde_json::to_string_pretty(&serde_json::json!({ "faults": faults })).expect("JSON")
+}
+
+/// Set `faults` on the stack's proxy, saying each as `devstack fault add` does.
+pub fn set_on(stats: &devstack::traffic::Stats, faults: &[Fault]) {
+    for fault in faults {
+        let id = stats.faults().add(fault.clone());
+        super::note(&format!("fault {id}: {fault}"));
+    }
+}
+
+/// The faults of the scenarios named (`--faults NAME`), or the error of an unknown name.
+pub fn scenarios(cfg: &Config, names: &[String]) -> Result<Vec<Fault>, ExitCode> {
+    cfg.faults.all(names).map_err(|e| {
+        super::to_stderr(&format!("error: {e}"));
+        ExitCode::from(2)
+    })
 }

@@ -86,7 +86,7 @@ impl Session {
     /// Set the faults of the scenarios asked for, now (`run`: before its command starts).
     fn set_faults(&self) {
         if let Some(routes) = &self.routes {
-            set_faults(&routes.stats(), &self.faults);
+            super::fault::set_on(&routes.stats(), &self.faults);
         }
     }
 
@@ -101,7 +101,7 @@ impl Session {
         let (stats, faults) = (routes.stats(), self.faults.clone());
         tokio::spawn(async move {
             match ticket.wait().await {
-                Some(TicketOutcome::Done(_)) => set_faults(&stats, &faults),
+                Some(TicketOutcome::Done(_)) => super::fault::set_on(&stats, &faults),
                 _ => note("the stack was not ready: the faults asked for (--faults) are not set"),
             }
         });
@@ -246,22 +246,6 @@ impl Session {
     }
 }
 
-/// Set `faults` on the stack's proxy, saying each as `devstack fault add` does.
-fn set_faults(stats: &devstack::traffic::Stats, faults: &[Fault]) {
-    for fault in faults {
-        let id = stats.faults().add(fault.clone());
-        note(&format!("fault {id}: {fault}"));
-    }
-}
-
-/// The faults of the scenarios named (`--faults NAME`), or the error of an unknown name.
-fn scenario_faults(cfg: &Config, names: &[String]) -> Result<Vec<Fault>, ExitCode> {
-    cfg.faults.all(names).map_err(|e| {
-        super::to_stderr(&format!("error: {e}"));
-        ExitCode::from(2)
-    })
-}
-
 fn resolve_names(cfg: &Config, names: &[String]) -> Result<Vec<ServiceId>, String> {
     names
         .iter()
@@ -290,7 +274,7 @@ pub fn up(
     faults: &[String],
 ) -> ExitCode {
     let printer = printer(&cfg, color);
-    let faults = match scenario_faults(&cfg, faults) {
+    let faults = match super::fault::scenarios(&cfg, faults) {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -323,7 +307,7 @@ pub fn tui(cfg: Config, services: &[String], color: bool, faults: &[String]) -> 
         ));
         return up(cfg, services, color, false, faults);
     }
-    let faults = match scenario_faults(&cfg, faults) {
+    let faults = match super::fault::scenarios(&cfg, faults) {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -462,7 +446,7 @@ pub fn run(
 ) -> ExitCode {
     let urls = cfg.url_env();
     let printer = printer(&cfg, output.color).to_stderr().quiet(output.quiet);
-    let faults = match scenario_faults(&cfg, job.faults) {
+    let faults = match super::fault::scenarios(&cfg, job.faults) {
         Ok(f) => f,
         Err(code) => return code,
     };
