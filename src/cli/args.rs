@@ -53,7 +53,7 @@ pub(super) enum Cmd {
         timeout: Duration,
         /// Set the faults of this scenario of devstack.toml (`[faults.NAME]`) once the stack is
         /// ready (may repeat); they end with the stack
-        #[arg(long = "faults", value_name = "NAME")]
+        #[arg(long = "faults", value_name = "NAME", add = ArgValueCandidates::new(complete::scenarios))]
         faults: Vec<String>,
         /// Keep running after every service has ended (used by --detach)
         #[arg(long, hide = true)]
@@ -237,7 +237,7 @@ pub(super) enum Cmd {
         no_color: bool,
         /// Set the faults of this scenario of devstack.toml (`[faults.NAME]`) once the stack is
         /// ready, before CMD starts (may repeat); they end with the stack
-        #[arg(long = "faults", value_name = "NAME")]
+        #[arg(long = "faults", value_name = "NAME", add = ArgValueCandidates::new(complete::scenarios))]
         faults: Vec<String>,
         /// The command, after `--`
         #[arg(last = true, required = true, value_name = "CMD")]

@@ -1,8 +1,8 @@
 //! `devstack fault add|ls|rm|clear|apply`: the faults set on the running stack's edges, through
 //! the control socket's `fault_add`, `faults`, `fault_rm`, `fault_clear` and `fault_apply` (the
 //! stack reads a fault's words, so every client gets the same errors; `apply` sets a scenario of
-//! its `devstack.toml`; `scenarios` and `set_on` serve `run`/`up --faults`, in `stack.rs`). The lines each prints are the MCP
-//! tools' answers too (`mcp/mod.rs`).
+//! its `devstack.toml`; `scenarios` and `set_on` serve `run`/`up --faults`, in `stack.rs`). The
+//! lines each prints are the MCP tools' answers too (`mcp/mod.rs`).
 
 use super::remote::{Running, out, table_lines};
 use super::{complete, examples};
@@ -56,6 +56,7 @@ pub enum FaultCmd {
     #[command(after_help = examples::FAULT_APPLY)]
     Apply {
         /// The scenario's name
+        #[arg(add = ArgValueCandidates::new(complete::scenarios))]
         name: String,
     },
 }
