@@ -62,7 +62,7 @@ fn a_scenario_is_applied_by_name_and_fault_ls_shows_its_faults() {
     );
     // An unknown name lists the scenarios there are, and sets nothing.
     let out = run(&stack, &["fault", "apply", "slwo"]);
-    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
         e.contains("no fault scenario `slwo`; did you mean `slow`? scenarios are: api-down, slow"),
@@ -180,4 +180,17 @@ fn up_faults_sets_the_scenario_once_the_stack_is_ready() {
     // An unknown name is refused before anything starts.
     let out = run(&stack, &["up", "-d", "--faults", "nope"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn check_prints_the_scenarios_as_their_faults_are_written() {
+    let stack = Stack::new(&config());
+    let plan = stdout(&run(&stack, &["check"]));
+    assert!(
+        plan.ends_with(
+            "fault scenarios (set only when asked: `devstack fault apply NAME`):\n  \
+             api-down: api error=503\n  slow: api->users latency=200ms; users error=503 first=2\n"
+        ),
+        "{plan}"
+    );
 }
