@@ -11,6 +11,7 @@ use clap_complete::ArgValueCandidates;
 use devstack::config::Config;
 use devstack::control::client::{Client, Error};
 use devstack::control::wire;
+use devstack::logs::LogHub;
 use devstack::traffic::fault::Fault;
 use std::process::ExitCode;
 
@@ -137,11 +138,14 @@ fn json(faults: &[wire::Fault]) -> String {
     serde_json::to_string_pretty(&serde_json::json!({ "faults": faults })).expect("JSON")
 }
 
-/// Set `faults` on the stack's proxy, saying each as `devstack fault add` does.
-pub fn set_on(stats: &devstack::traffic::Stats, faults: &[Fault]) {
+/// Set `faults` on the stack's proxy, each said in its callee's log as `devstack fault add`
+/// says it (`[devstack] fault 1: users latency=2s`): the headless lines and the dashboard show it.
+pub fn set_on(stats: &devstack::traffic::Stats, faults: &[Fault], cfg: &Config, logs: &LogHub) {
     for fault in faults {
         let id = stats.faults().add(fault.clone());
-        super::note(&format!("fault {id}: {fault}"));
+        if let Some(callee) = cfg.id_of(&fault.scope.callee) {
+            logs.system(callee, format!("fault {id}: {fault}"));
+        }
     }
 }
 

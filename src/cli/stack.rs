@@ -86,11 +86,12 @@ impl Session {
     /// Set the faults of the scenarios asked for, now (`run`: before its command starts).
     fn set_faults(&self) {
         if let Some(routes) = &self.routes {
-            super::fault::set_on(&routes.stats(), &self.faults);
+            super::fault::set_on(&routes.stats(), &self.faults, &self.cfg, &self.logs);
         }
     }
 
-    /// Set the faults of the scenarios asked for once the stack is ready (`up`, the dashboard).
+    /// Set the faults of the scenarios asked for once the stack is ready (`up`, the dashboard);
+    /// a stack that never is gets none (what stopped it is said already).
     fn set_faults_when_ready(&self, handle: &Handle) {
         let (Some(routes), false) = (&self.routes, self.faults.is_empty()) else {
             return;
@@ -99,10 +100,10 @@ impl Session {
             return;
         };
         let (stats, faults) = (routes.stats(), self.faults.clone());
+        let (cfg, logs) = (self.cfg.clone(), self.logs.clone());
         tokio::spawn(async move {
-            match ticket.wait().await {
-                Some(TicketOutcome::Done(_)) => super::fault::set_on(&stats, &faults),
-                _ => note("the stack was not ready: the faults asked for (--faults) are not set"),
+            if let Some(TicketOutcome::Done(_)) = ticket.wait().await {
+                super::fault::set_on(&stats, &faults, &cfg, &logs);
             }
         });
     }

@@ -108,6 +108,12 @@ fn run_faults_sets_the_scenario_before_the_command_starts() {
         &["run", "-q", "--faults", "api-down", "--", "sh", "-c", curl],
     );
     assert_eq!(stdout(&out), "503");
+    // Said in the callee's log, as devstack's own line.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("| [devstack] fault 1: api error=503"),
+        "{said}"
+    );
     // Repeated: both scenarios are set (the first two requests to users fail too).
     let curl = "for u in $USERS_URL $USERS_URL $USERS_URL $API_URL; do \
                 curl -s -o /dev/null -w '%{http_code} ' $u/; done";
