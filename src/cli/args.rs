@@ -51,6 +51,10 @@ pub(super) enum Cmd {
         /// With --wait: give up after this long (the stack keeps running)
         #[arg(long, default_value = "5m", value_parser = parse_duration, requires = "wait")]
         timeout: Duration,
+        /// Set the faults of this scenario of devstack.toml (`[faults.NAME]`) once the stack is
+        /// ready (may repeat); they end with the stack
+        #[arg(long = "faults", value_name = "NAME", add = ArgValueCandidates::new(complete::scenarios))]
+        faults: Vec<String>,
         /// Keep running after every service has ended (used by --detach)
         #[arg(long, hide = true)]
         stay: bool,
@@ -231,6 +235,10 @@ pub(super) enum Cmd {
         /// No colours (also: the NO_COLOR variable)
         #[arg(long)]
         no_color: bool,
+        /// Set the faults of this scenario of devstack.toml (`[faults.NAME]`) once the stack is
+        /// ready, before CMD starts (may repeat); they end with the stack
+        #[arg(long = "faults", value_name = "NAME", add = ArgValueCandidates::new(complete::scenarios))]
+        faults: Vec<String>,
         /// The command, after `--`
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,

@@ -48,6 +48,16 @@ pub fn script(shell: &str) -> ExitCode {
 /// here, read leniently: a file the parser would refuse still gives the names it has, and
 /// nothing is ever printed about it.
 pub fn services() -> Vec<CompletionCandidate> {
+    names_in("services")
+}
+
+/// The fault scenarios' names (`[faults.NAME]`), read as `services` reads the services'.
+pub fn scenarios() -> Vec<CompletionCandidate> {
+    names_in("faults")
+}
+
+/// The names of the tables under `[TABLE.…]` of the config the command line names, or here's.
+fn names_in(table: &str) -> Vec<CompletionCandidate> {
     // The words being completed follow `--` in this run's arguments.
     let words: Vec<String> = std::env::args().skip_while(|a| a != "--").skip(1).collect();
     let file = match file_in(&words) {
@@ -60,7 +70,7 @@ pub fn services() -> Vec<CompletionCandidate> {
     let Ok(text) = std::fs::read_to_string(&file) else {
         return Vec::new();
     };
-    service_names(&text)
+    table_names(&text, table)
         .into_iter()
         .map(CompletionCandidate::new)
         .collect()
@@ -98,18 +108,19 @@ fn file_in(words: &[String]) -> Option<std::path::PathBuf> {
 }
 
 /// The keys of `[services]`; when the file isn't TOML, the names of its `[services.NAME]` headers.
-fn service_names(text: &str) -> Vec<String> {
-    if let Ok(table) = text.parse::<toml::Table>() {
-        return match table.get("services") {
-            Some(toml::Value::Table(services)) => services.keys().cloned().collect(),
+fn table_names(text: &str, table: &str) -> Vec<String> {
+    if let Ok(parsed) = text.parse::<toml::Table>() {
+        return match parsed.get(table) {
+            Some(toml::Value::Table(names)) => names.keys().cloned().collect(),
             _ => Vec::new(),
         };
     }
+    let prefix = format!("{table}.");
     let mut names: Vec<String> = text
         .lines()
         .filter_map(|line| {
             let rest = line.trim_start().strip_prefix('[')?.trim_start();
-            let name = rest.strip_prefix("services.")?;
+            let name = rest.strip_prefix(prefix.as_str())?;
             let end = name.find(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_'))?;
             (end > 0).then(|| name[..end].to_string())
         })
@@ -121,7 +132,11 @@ fn service_names(text: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{file_in, service_names};
+    use super::{file_in, table_names};
+
+    fn service_names(text: &str) -> Vec<String> {
+        table_names(text, "services")
+    }
 
     #[test]
     fn the_file_named_on_the_line() {
@@ -152,5 +167,12 @@ mod tests {
         let broken = "[services.web]\nrun = \"x\n[services.db.health]\n[ services.api ]\n";
         assert_eq!(service_names(broken), ["api", "db", "web"]);
         assert!(service_names("[stack]\nname = \"x\"").is_empty());
+        let scenarios =
+            "[services.web]\nrun = \"x\"\n[faults.slow-web]\nfaults = [\"web reset\"]\n";
+        assert_eq!(table_names(scenarios, "faults"), ["slow-web"]);
+        assert_eq!(
+            table_names(&scenarios.replace("reset\"", "reset"), "faults"),
+            ["slow-web"]
+        );
     }
 }

@@ -14,7 +14,8 @@ Examples:
   devstack up api              # api and everything it depends on
   devstack up --headless       # prefixed lines instead of the dashboard
   devstack up -d               # in the background; output in .devstack/devstack.out
-  devstack up -d --wait --timeout 2m";
+  devstack up -d --wait --timeout 2m
+  devstack up --faults slow-users   # [faults.slow-users] of devstack.toml set once ready";
 
 pub const ATTACH: &str = "\
 Examples:
@@ -110,6 +111,11 @@ pub const FAULT_CLEAR: &str = "\
 Examples:
   devstack fault clear         # every fault removed: the stack as it was";
 
+pub const FAULT_APPLY: &str = "\
+Examples:
+  devstack fault apply slow-users   # every fault of [faults.slow-users] in devstack.toml set
+  devstack fault clear              # and removed again";
+
 pub const INIT: &str = "\
 Examples:
   devstack init                # devstack.toml with one web service, then: devstack
@@ -155,6 +161,7 @@ Examples:
   devstack run -- cargo test --test e2e     # with API_URL etc. in its environment
   devstack run api db --timeout 2m -- ./integration.sh
   devstack run -- sh -c 'curl \"$WEB_URL/health\"'   # the stack's variables in CMD's own words
+  devstack run --faults slow-users -- cargo test   # against [faults.slow-users] of devstack.toml
 
 CMD is run as given, without a shell: your shell expands `$WEB_URL` in `devstack run -- curl
 $WEB_URL/` before devstack sets it (to nothing: `curl /`); quote it in `sh -c '...'` as above.";

@@ -1,14 +1,18 @@
-//! `devstack fault add|ls|rm|clear`: the faults set on the running stack's edges, through the
-//! control socket's `fault_add`, `faults`, `fault_rm` and `fault_clear` (the stack reads a
-//! fault's words, so every client gets the same errors). The lines each prints are the MCP
-//! tools' answers too (`mcp/mod.rs`).
+//! `devstack fault add|ls|rm|clear|apply`: the faults set on the running stack's edges, through
+//! the control socket's `fault_add`, `faults`, `fault_rm`, `fault_clear` and `fault_apply` (the
+//! stack reads a fault's words, so every client gets the same errors; `apply` sets a scenario of
+//! its `devstack.toml`; `scenarios` and `set_on` serve `run`/`up --faults`, in `stack.rs`). The
+//! lines each prints are the MCP tools' answers too (`mcp/mod.rs`).
 
 use super::remote::{Running, out, table_lines};
 use super::{complete, examples};
 use clap::Subcommand;
 use clap_complete::ArgValueCandidates;
+use devstack::config::Config;
 use devstack::control::client::{Client, Error};
 use devstack::control::wire;
+use devstack::logs::LogHub;
+use devstack::traffic::fault::Fault;
 use std::process::ExitCode;
 
 /// What `ls` says when no fault is set.
@@ -48,6 +52,14 @@ pub enum FaultCmd {
     /// Remove every fault
     #[command(after_help = examples::FAULT_CLEAR)]
     Clear,
+    /// Set every fault of a scenario declared in devstack.toml (`[faults.NAME]`); they act
+    /// until removed (`fault rm`, `fault clear`) or the stack stops
+    #[command(after_help = examples::FAULT_APPLY)]
+    Apply {
+        /// The scenario's name
+        #[arg(add = ArgValueCandidates::new(complete::scenarios))]
+        name: String,
+    },
 }
 
 pub fn fault(mut stack: Running, cmd: FaultCmd) -> ExitCode {
@@ -64,6 +76,7 @@ pub fn fault(mut stack: Running, cmd: FaultCmd) -> ExitCode {
         FaultCmd::Ls { json: false } => list(c),
         FaultCmd::Rm { id } => remove(c, id).map(|line| vec![line]),
         FaultCmd::Clear => clear(c).map(|line| vec![line]),
+        FaultCmd::Apply { name } => apply(c, &name),
     });
     match said {
         Ok(lines) => {
@@ -76,8 +89,18 @@ pub fn fault(mut stack: Running, cmd: FaultCmd) -> ExitCode {
 
 /// Set the fault `words` say: `fault 1: orders->users latency=200ms`.
 pub fn add(client: &mut Client, words: &str) -> Result<String, Error> {
-    let set = client.fault_add(words)?;
-    Ok(format!("fault {}: {}", set.id, set.text))
+    client.fault_add(words).map(|set| said(&set))
+}
+
+/// Set every fault of the scenario `name`: a line for each, as `add` says it.
+pub fn apply(client: &mut Client, name: &str) -> Result<Vec<String>, Error> {
+    let set = client.fault_apply(name)?;
+    Ok(set.iter().map(said).collect())
+}
+
+/// A fault as set: `fault 1: orders->users latency=200ms`.
+fn said(set: &wire::Fault) -> String {
+    format!("fault {}: {}", set.id, set.text)
 }
 
 /// The faults set, as a table (ID, FAULT, TOUCHED), or that none is.
@@ -113,4 +136,23 @@ pub fn clear(client: &mut Client) -> Result<String, Error> {
 
 fn json(faults: &[wire::Fault]) -> String {
     serde_json::to_string_pretty(&serde_json::json!({ "faults": faults })).expect("JSON")
+}
+
+/// Set `faults` on the stack's proxy, each said in its callee's log as `devstack fault add`
+/// says it (`[devstack] fault 1: users latency=2s`): the headless lines and the dashboard show it.
+pub fn set_on(stats: &devstack::traffic::Stats, faults: &[Fault], cfg: &Config, logs: &LogHub) {
+    for fault in faults {
+        let id = stats.faults().add(fault.clone());
+        if let Some(callee) = cfg.id_of(&fault.scope.callee) {
+            logs.system(callee, format!("fault {id}: {fault}"));
+        }
+    }
+}
+
+/// The faults of the scenarios named (`--faults NAME`), or the error of an unknown name.
+pub fn scenarios(cfg: &Config, names: &[String]) -> Result<Vec<Fault>, ExitCode> {
+    cfg.faults.all(names).map_err(|e| {
+        super::to_stderr(&format!("error: {e}"));
+        ExitCode::from(2)
+    })
 }

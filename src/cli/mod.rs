@@ -36,6 +36,7 @@ pub fn main() -> ExitCode {
         detach: false,
         wait: false,
         timeout: Duration::ZERO,
+        faults: Vec::new(),
         stay: false,
         headless: false,
         no_color: false,
@@ -89,11 +90,17 @@ fn run(command: Cmd, flags: &Flags) -> ExitCode {
             detach: true,
             wait,
             timeout,
+            faults,
             ..
         } => with_config(file, |cfg| {
-            remote::detach(&cfg, &services, wait.then_some(timeout))
+            remote::detach(&cfg, &services, &faults, wait.then_some(timeout))
         }),
-        Cmd::Up { services, stay, .. } => up(&services, stay, flags),
+        Cmd::Up {
+            services,
+            stay,
+            faults,
+            ..
+        } => up(&services, stay, &faults, flags),
         Cmd::Attach => with_stack(file, |s| attach::attach(s, file)),
         Cmd::Mcp => mcp::serve(file),
         Cmd::Ps { json } => with_stack(file, |s| remote::ps(s, json)),
@@ -142,15 +149,18 @@ fn run(command: Cmd, flags: &Flags) -> ExitCode {
             timeout,
             quiet,
             command,
+            faults,
             ..
         } => {
             let output = stack::Output {
                 color: color && std::io::stderr().is_terminal(),
                 quiet,
             };
-            running_config(file, |cfg| {
-                stack::run(cfg, &services, timeout, &command, output)
-            })
+            let job = stack::Job {
+                command: &command,
+                faults: &faults,
+            };
+            running_config(file, |cfg| stack::run(cfg, &services, timeout, job, output))
         }
     }
 }
@@ -185,12 +195,12 @@ fn init_config(file: Option<&Path>, force: bool, from: Option<&Path>) -> ExitCod
 
 /// `up` in this process: the dashboard on a terminal (on the stack already running here, when
 /// one does and no service is named), otherwise prefixed lines.
-fn up(services: &[String], stay: bool, flags: &Flags) -> ExitCode {
+fn up(services: &[String], stay: bool, faults: &[String], flags: &Flags) -> ExitCode {
     let file = flags.file;
     let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     let dashboard = terminal && !flags.headless && !stay;
     // Plain `devstack` where a stack already runs: the dashboard on that stack.
-    if dashboard && services.is_empty() {
+    if dashboard && services.is_empty() && faults.is_empty() {
         match remote::find(file) {
             Err(code) => return code,
             Ok(Some(running)) => return attach::attach(running, file),
@@ -199,9 +209,9 @@ fn up(services: &[String], stay: bool, flags: &Flags) -> ExitCode {
     }
     running_config(file, |cfg| {
         if dashboard {
-            stack::tui(cfg, services, flags.stdout_color)
+            stack::tui(cfg, services, flags.stdout_color, faults)
         } else {
-            stack::up(cfg, services, flags.stdout_color, stay)
+            stack::up(cfg, services, flags.stdout_color, stay, faults)
         }
     })
 }

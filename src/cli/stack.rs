@@ -12,6 +12,7 @@ use devstack::ignored::Ignore;
 use devstack::logs::{LineTap, LogHub};
 use devstack::routes::Routes;
 use devstack::statedir::{RunLock, StateDir};
+use devstack::traffic::fault::Fault;
 use devstack::ui::End;
 use devstack::watch::Change;
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ struct Session {
     need_socket: bool,
     /// The traffic proxy, when a service is proxied.
     routes: Option<Routes>,
+    /// The faults of the scenarios asked for (`--faults NAME`), set once the stack is ready.
+    faults: Vec<Fault>,
     _lock: RunLock,
 }
 
@@ -75,8 +78,34 @@ impl Session {
             watch: false,
             need_socket: false,
             routes,
+            faults: Vec::new(),
             _lock: lock,
         })
+    }
+
+    /// Set the faults of the scenarios asked for, now (`run`: before its command starts).
+    fn set_faults(&self) {
+        if let Some(routes) = &self.routes {
+            super::fault::set_on(&routes.stats(), &self.faults, &self.cfg, &self.logs);
+        }
+    }
+
+    /// Set the faults of the scenarios asked for once the stack is ready (`up`, the dashboard);
+    /// a stack that never is gets none (what stopped it is said already).
+    fn set_faults_when_ready(&self, handle: &Handle) {
+        let (Some(routes), false) = (&self.routes, self.faults.is_empty()) else {
+            return;
+        };
+        let Some(ticket) = handle.ready(Vec::new()) else {
+            return;
+        };
+        let (stats, faults) = (routes.stats(), self.faults.clone());
+        let (cfg, logs) = (self.cfg.clone(), self.logs.clone());
+        tokio::spawn(async move {
+            if let Some(TicketOutcome::Done(_)) = ticket.wait().await {
+                super::fault::set_on(&stats, &faults, &cfg, &logs);
+            }
+        });
     }
 
     /// Run the engine on a fresh runtime; `drive` gets its handle while it runs.
@@ -123,6 +152,7 @@ impl Session {
                         names: self.cfg.names(),
                         proxied: self.cfg.services.map(|s| s.proxied()),
                         traffic: self.routes.as_ref().map(Routes::stats),
+                        scenarios: self.cfg.faults.clone(),
                     });
                     Some(tokio::spawn(control::server::serve(socket, ctx)))
                 }
@@ -237,15 +267,28 @@ fn printer(cfg: &Config, color: bool) -> Printer {
 }
 
 /// `stay`: keep running when every service has ended (a detached stack waits for `down`).
-pub fn up(cfg: Config, services: &[String], color: bool, stay: bool) -> ExitCode {
+pub fn up(
+    cfg: Config,
+    services: &[String],
+    color: bool,
+    stay: bool,
+    faults: &[String],
+) -> ExitCode {
     let printer = printer(&cfg, color);
+    let faults = match super::fault::scenarios(&cfg, faults) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
     let mut session = match Session::open(cfg, services, Arc::new(printer)) {
         Ok(s) => s,
         Err(code) => return code,
     };
     session.watch = true;
     session.need_socket = stay;
-    let ((), outcome) = session.run(!stay, async |_, _| {});
+    session.faults = faults;
+    let ((), outcome) = session.run(!stay, async |handle, session| {
+        session.set_faults_when_ready(&handle)
+    });
     if outcome.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -258,13 +301,17 @@ pub fn up(cfg: Config, services: &[String], color: bool, stay: bool) -> ExitCode
 
 /// The dashboard: the same engine, drawn in the terminal. A terminal that doesn't answer gets
 /// the headless output instead (`color`: for that).
-pub fn tui(cfg: Config, services: &[String], color: bool) -> ExitCode {
+pub fn tui(cfg: Config, services: &[String], color: bool, faults: &[String]) -> ExitCode {
     if let Err(e) = devstack::ui::probe() {
         note(&format!(
             "this terminal can't show the dashboard ({e}); running headless"
         ));
-        return up(cfg, services, color, false);
+        return up(cfg, services, color, false, faults);
     }
+    let faults = match super::fault::scenarios(&cfg, faults) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
     let wake = Arc::new(devstack::ui::Wake::default());
     let stack = cfg.name.clone();
     let mut session = match Session::open(cfg, services, wake.clone()) {
@@ -273,7 +320,9 @@ pub fn tui(cfg: Config, services: &[String], color: bool) -> ExitCode {
     };
     session.sample_usage = true;
     session.watch = true;
+    session.faults = faults;
     let (ended, _) = session.run(false, async |handle, session| {
+        session.set_faults_when_ready(&handle);
         let app = devstack::ui::app::App::new(stack, session.cfg.names(), session.logs.clone());
         // On a task of its own, so that even a panic in the dashboard ends here, and the
         // stack still stops gracefully below.
@@ -381,23 +430,39 @@ pub fn ci(cfg: Config, services: &[String], timeout: Duration, output: Output) -
     }
 }
 
+/// What `run` runs beside the stack.
+pub struct Job<'a> {
+    /// CMD and its arguments.
+    pub command: &'a [String],
+    /// The fault scenarios set once the stack is ready, before CMD starts (`--faults NAME`).
+    pub faults: &'a [String],
+}
+
 pub fn run(
     cfg: Config,
     services: &[String],
     timeout: Duration,
-    command: &[String],
+    job: Job,
     output: Output,
 ) -> ExitCode {
     let urls = cfg.url_env();
     let printer = printer(&cfg, output.color).to_stderr().quiet(output.quiet);
-    let session = match Session::open(cfg, services, Arc::new(printer)) {
+    let faults = match super::fault::scenarios(&cfg, job.faults) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let mut session = match Session::open(cfg, services, Arc::new(printer)) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    session.faults = faults;
     let (code, _) = session.run(false, async |handle, session| {
         let code = match wait_ready(&handle, session, timeout).await {
             Err(()) => ExitCode::FAILURE,
-            Ok(_) => run_command(&handle, command, &urls).await,
+            Ok(_) => {
+                session.set_faults();
+                run_command(&handle, job.command, &urls).await
+            }
         };
         handle.send(Command::Shutdown);
         code

@@ -3,8 +3,9 @@
 //! The text is parsed into the file's raw types with their spans (`raw.rs`, whence also the JSON
 //! Schema of `devstack schema`), then checked, interpolated (`interp.rs`) and resolved
 //! (`resolve/`) into a `Config`; every problem is a `Diagnostic` with its file, line and column
-//! (`diag.rs`). `urls.rs` derives each service's `<NAME>_URL`, `plan.rs` prints the plan, and
-//! `import/` writes a `devstack.toml` from other formats.
+//! (`diag.rs`). `urls.rs` derives each service's `<NAME>_URL`, `plan.rs` prints the plan,
+//! `scenarios.rs` holds the fault scenarios (`[faults.NAME]`), and `import/` writes a
+//! `devstack.toml` from other formats.
 
 pub mod capture;
 pub mod diag;
@@ -15,6 +16,7 @@ mod plan;
 pub mod protos;
 mod raw;
 mod resolve;
+pub mod scenarios;
 mod urls;
 
 pub use diag::{ConfigErrors, Diagnostic};
@@ -59,6 +61,8 @@ pub struct Config {
     pub services: Services<Service>,
     /// A start order that respects every dependency (file order among equals).
     pub order: Vec<ServiceId>,
+    /// The fault scenarios (`[faults.NAME]`), set only when asked for by name.
+    pub faults: scenarios::Scenarios,
 }
 
 impl Config {

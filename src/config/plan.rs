@@ -82,5 +82,12 @@ pub fn describe(cfg: &Config) -> String {
             out.push_str("       autostart: off\n");
         }
     }
+    if !cfg.faults.0.is_empty() {
+        out.push_str("fault scenarios (set only when asked: `devstack fault apply NAME`):\n");
+    }
+    for (name, faults) in &cfg.faults.0 {
+        let faults: Vec<String> = faults.iter().map(ToString::to_string).collect();
+        out.push_str(&format!("  {name}: {}\n", printable(&faults.join("; "))));
+    }
     out
 }

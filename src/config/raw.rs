@@ -99,6 +99,17 @@ pub struct RawFile {
     /// The services, by name: `[services.NAME]`.
     #[serde(default)]
     pub services: BTreeMap<Spanned<String>, RawService>,
+    /// Named fault scenarios, by name: `[faults.NAME]`, set only when asked (`devstack fault apply NAME`, `devstack run --faults NAME`).
+    #[serde(default)]
+    pub faults: BTreeMap<Spanned<String>, RawScenario>,
+}
+
+/// `[faults.NAME]`: a fault scenario, set only when asked for by name.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    /// The faults, each as `devstack fault add` takes it: where (`orders->users`, `users`: every caller, `external->users`), one effect (`latency=2s` with `jitter=`, `error=503` with `body=`, `reset`, `timeout`), then triggers (`rate=0.5`, `first=3`, `for=30s`, `method=GET`, `path=/api`).
+    pub faults: Vec<Spanned<String>>,
 }
 
 /// `[stack]`: settings of the whole stack.

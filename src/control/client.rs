@@ -233,6 +233,17 @@ impl Client {
         }
     }
 
+    /// Set every fault of the scenario `name`: the faults set.
+    pub fn fault_apply(&mut self, name: &str) -> Result<Vec<wire::Fault>, Error> {
+        let request = Request::FaultApply {
+            name: name.to_string(),
+        };
+        match self.call(&request)? {
+            Answer::Faults { faults } => Ok(faults),
+            _ => Err(Error::Garbled("not an answer to `fault_apply`".into())),
+        }
+    }
+
     /// Remove fault `id`.
     pub fn fault_rm(&mut self, id: u64) -> Result<(), Error> {
         match self.call(&Request::FaultRm { id })? {

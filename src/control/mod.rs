@@ -147,6 +147,12 @@ pub enum Request {
     /// Remove every fault: answered with how many there were.
     #[serde(rename = "fault_clear")]
     FaultClear,
+    /// Set every fault of the scenario `name` (`[faults.NAME]` in the stack's `devstack.toml`):
+    /// answered with the faults set, as `faults` has them.
+    #[serde(rename = "fault_apply")]
+    FaultApply {
+        name: String,
+    },
 }
 
 impl Request {
@@ -263,7 +269,7 @@ pub enum Answer {
     Exchanges { exchanges: Vec<wire::Exchange> },
     /// `fault_add`: the fault as set.
     Fault { fault: wire::Fault },
-    /// `faults`: the faults set, oldest first.
+    /// `faults`: the faults set, oldest first; `fault_apply`: the faults it set.
     Faults { faults: Vec<wire::Fault> },
     /// `fault_clear`: how many faults were removed.
     Cleared { cleared: usize },

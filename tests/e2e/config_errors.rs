@@ -6,6 +6,24 @@ use predicates::str::contains;
 /// (what, config, expected message, expected `devstack.toml:LINE:COL`)
 const CASES: &[(&str, &str, &str, &str)] = &[
     (
+        "a bad word in a fault scenario",
+        "[services.users]\nrun = \"x\"\nport = 8080\n[faults.slow]\nfaults = [\"users latency=2s\", \"users latncy=2s\"]\n",
+        "`latncy` is not a fault's word",
+        "devstack.toml:5:31",
+    ),
+    (
+        "a fault scenario's caller not in the stack",
+        "[services.users]\nrun = \"x\"\nport = 8080\n[faults.slow]\nfaults = [\"orders->users error=503\"]\n",
+        "unknown service `orders`; services are: users (or `external`, for a caller)",
+        "devstack.toml:5:12",
+    ),
+    (
+        "a fault scenario on a service not proxied",
+        "[services.db]\nrun = \"x\"\nport = 8080\nproxy = false\n[faults.db-down]\nfaults = [\"db reset\"]\n",
+        "db is not proxied",
+        "devstack.toml:6:12",
+    ),
+    (
         "a name the traffic views use",
         "[services.api]\nrun = \"x\"\n[services.external]\nrun = \"y\"\n",
         "`external` can't be a service's name",

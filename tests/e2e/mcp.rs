@@ -112,6 +112,7 @@ async fn the_tools_see_and_drive_a_running_stack() {
         names,
         [
             "add_fault",
+            "apply_faults",
             "clear_faults",
             "failed_requests",
             "faults",
@@ -314,7 +315,7 @@ async fn without_a_stack_each_tool_says_so_and_the_server_stays_up() {
         );
         assert_eq!(text, said, "{tool}");
     }
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 15);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 16);
     client.cancel().await.unwrap();
 
     // With -f, the stack of that file's folder, wherever the server runs.

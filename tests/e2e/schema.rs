@@ -169,6 +169,14 @@ fn broken_configs_are_rejected() {
             "[services.a]\nrun = \"x\"\n[services.a.health]\nhttps = \"/\"",
         ),
         ("run of a wrong type", "[services.a]\nrun = 5"),
+        (
+            "unknown scenario key",
+            "[services.a]\nrun = \"x\"\nport = 8000\n[faults.s]\nfault = [\"a reset\"]",
+        ),
+        (
+            "scenario faults as a string",
+            "[services.a]\nrun = \"x\"\nport = 8000\n[faults.s]\nfaults = \"a reset\"",
+        ),
         ("an empty run array", "[services.a]\nrun = []"),
         ("a blank run", "[services.a]\nrun = \"  \""),
         ("run array of numbers", "[services.a]\nrun = [1, 2]"),
@@ -264,6 +272,7 @@ fn the_variants_the_parser_accepts_are_valid() {
         "[services.a]\nrun = \"x\"\ndepends_on = { b = { condition = \"started\", restart = true } }\n[services.b]\nrun = \"y\"",
         "[services.a]\nrun = \"x\"\ndepends_on = { b = { restart = true } }\n[services.b]\nrun = \"y\"",
         "[services.t]\nbuild = [\"make\"]",
+        "[services.a]\nrun = \"x\"\nport = 8000\n[faults.slow-a]\nfaults = [\"a latency=1s\", \"external->a error=503 rate=0.5\"]",
     ];
     for src in ok {
         assert!(parses(src), "{src}");

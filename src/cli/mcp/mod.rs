@@ -90,6 +90,13 @@ pub struct FaultParams {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
+pub struct ScenarioParams {
+    /// The scenario's name, as declared in devstack.toml (`[faults.slow-users]`: `slow-users`)
+    name: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
 pub struct FaultIdParams {
     /// The fault's number (`fault 2: …`)
     id: u64,
@@ -310,6 +317,21 @@ impl Devstack {
     }
 
     #[tool(
+        description = "Set every fault of a scenario declared in the stack's devstack.toml (`[faults.NAME]` with `faults = [\"users latency=2s\", ...]`), e.g. `slow-users`: returns a `fault ID: WORDS` line for each, as add_fault does; an unknown name is a tool error listing the scenarios there are. They last until removed (remove_fault, clear_faults) or the stack stops; remove them when done"
+    )]
+    async fn apply_faults(
+        &self,
+        Parameters(p): Parameters<ScenarioParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.with_stack(move |mut stack| {
+            let said = fault::apply(&mut stack.client, &p.name);
+            said.map(|lines| lines.join("\n"))
+                .map_err(|e| stack.describe(&e))
+        })
+        .await
+    }
+
+    #[tool(
         description = "Remove every fault from the running stack: its edges behave as they did before"
     )]
     async fn clear_faults(&self) -> Result<CallToolResult, ErrorData> {
@@ -327,7 +349,7 @@ impl ServerHandler for Devstack {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("devstack", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "devstack runs a stack of local services (devstack.toml). These tools act on the stack running in this project's folder (started with `devstack up -d`): see services and their health (ps), read and search logs (logs), start/stop/restart/rebuild services and wait for them (wait_ready), and see the traffic between them (traffic, failed_requests), look inside a request (request) and send it again (replay), and set faults on the edges between services to see how the others cope (add_fault, faults, remove_fault, clear_faults).",
+                "devstack runs a stack of local services (devstack.toml). These tools act on the stack running in this project's folder (started with `devstack up -d`): see services and their health (ps), read and search logs (logs), start/stop/restart/rebuild services and wait for them (wait_ready), and see the traffic between them (traffic, failed_requests), look inside a request (request) and send it again (replay), and set faults on the edges between services to see how the others cope (add_fault, apply_faults for a scenario of devstack.toml, faults, remove_fault, clear_faults).",
             )
     }
 }

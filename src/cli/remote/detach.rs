@@ -15,10 +15,23 @@ use std::process::{Child, Command, ExitCode};
 use std::time::{Duration, Instant};
 
 /// Start `devstack up --headless` in the background, in a session of its own, and return once
-/// its control socket answers; with `wait` (a timeout), once every service is ready.
-pub fn detach(cfg: &Config, services: &[String], wait: Option<Duration>) -> ExitCode {
+/// its control socket answers; with `wait` (a timeout), once every service is ready. `faults`:
+/// the scenarios it sets once ready (`--faults NAME`), checked here first.
+pub fn detach(
+    cfg: &Config,
+    services: &[String],
+    faults: &[String],
+    wait: Option<Duration>,
+) -> ExitCode {
+    if let Err(e) = cfg.faults.all(faults) {
+        crate::cli::to_stderr(&format!("error: {e}"));
+        return ExitCode::from(2);
+    }
     let state = StateDir::new(&cfg.root);
     if connect(&state).is_some() {
+        if !faults.is_empty() {
+            note("the stack here already runs: set the scenarios with `devstack fault apply NAME`");
+        }
         return already_running(&state, services, wait);
     }
     if let Err(e) = state.create() {
@@ -37,7 +50,7 @@ pub fn detach(cfg: &Config, services: &[String], wait: Option<Duration>) -> Exit
         return ExitCode::FAILURE;
     };
     let start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
-    let child = match background(cfg, services, out, err).spawn() {
+    let child = match background(cfg, services, faults, out, err).spawn() {
         Ok(c) => c,
         Err(e) => {
             note(&format!("cannot start devstack in the background: {e}"));
@@ -68,7 +81,13 @@ fn already_running(state: &StateDir, services: &[String], wait: Option<Duration>
 
 /// The command of the background stack: `devstack up --headless --stay` on the same config,
 /// its output into the detached log, leading a session of its own.
-fn background(cfg: &Config, services: &[String], out: File, err: File) -> Command {
+fn background(
+    cfg: &Config,
+    services: &[String],
+    faults: &[String],
+    out: File,
+    err: File,
+) -> Command {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("devstack"));
     let mut cmd = Command::new(exe);
@@ -76,6 +95,7 @@ fn background(cfg: &Config, services: &[String], out: File, err: File) -> Comman
         .arg(&cfg.file)
         .args(crate::cli::debuglog::args())
         .args(["up", "--headless", "--stay"])
+        .args(faults.iter().flat_map(|f| ["--faults", f]))
         .args(services)
         .current_dir(&cfg.root)
         .stdin(std::process::Stdio::null())

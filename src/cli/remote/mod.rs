@@ -48,8 +48,13 @@ pub(super) fn describe(state: &StateDir, e: &client::Error) -> String {
 pub(super) fn fail(state: &StateDir, e: client::Error) -> ExitCode {
     note(&format!("error: {}", describe(state, &e)));
     match e {
-        // Naming a service the stack doesn't have is bad usage, as for `up` and `ci`.
-        client::Error::Stack(error) if error.starts_with("unknown service") => ExitCode::from(2),
+        // Naming a service (or a fault scenario) the stack doesn't have is bad usage, as for
+        // `up`, `ci` and `run --faults`.
+        client::Error::Stack(error)
+            if error.starts_with("unknown service") || error.starts_with("no fault scenario") =>
+        {
+            ExitCode::from(2)
+        }
         _ => ExitCode::FAILURE,
     }
 }

@@ -2,11 +2,13 @@
 //! one: the stack's settings and the table of its services (`stack.rs`), the gRPC schemas of
 //! `capture` (`protos.rs`), the environment every `${...}` reads (`env.rs`), each service
 //! (`service.rs`, its probe in `health.rs`), then the dependencies between them and the start
-//! order (`deps.rs`). Every problem is a `Diagnostic` at its place in the file, and none stops
-//! the others from being found: the `Config` comes only when there is none.
+//! order (`deps.rs`), and the fault scenarios (`faults.rs`). Every problem is a `Diagnostic` at
+//! its place in the file, and none stops the others from being found: the `Config` comes only
+//! when there is none.
 
 mod deps;
 mod env;
+mod faults;
 mod health;
 mod protos;
 mod service;
@@ -85,6 +87,7 @@ impl Resolver<'_> {
             .map(|(id, (name, raw))| self.service(id, name, raw, &shared))
             .collect();
         self.dependencies(&table, &mut services);
+        let faults = self.scenarios(&raw.faults, &table);
 
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
@@ -101,6 +104,7 @@ impl Resolver<'_> {
             capture: settings.capture,
             services,
             order,
+            faults,
         })
     }
 

@@ -36,7 +36,7 @@ impl Resolver<'_> {
     ) -> Service {
         let name = name_span.get_ref().clone();
         let port = stack.scope.table.ports[id];
-        let proxied = port.is_some() && raw.proxy != Some(false);
+        let proxied = stack.scope.table.proxied(id);
         let private_port = if proxied {
             self.pick_private_port(&stack.scope.table.ports)
         } else {

@@ -36,6 +36,12 @@ impl Table {
         self.index.get(name).copied()
     }
 
+    /// Whether the service `id` is proxied (a `port`, and `proxy` left on).
+    pub fn proxied(&self, id: ServiceId) -> bool {
+        let raw = &self.services[id].1;
+        raw.port.is_some() && raw.proxy != Some(false)
+    }
+
     /// What is said of a name that is no service's.
     pub fn unknown_service_message(&self, name: &str) -> String {
         let names = &self.names;

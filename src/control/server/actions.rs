@@ -46,6 +46,7 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
         Request::Faults => return faults::list(ctx),
         Request::FaultRm { id } => return faults::remove(ctx, *id),
         Request::FaultClear => return faults::clear(ctx),
+        Request::FaultApply { name } => return faults::apply(ctx, name),
         Request::Watch { service, auto } => {
             return match index(ctx, service) {
                 Ok(id) if ctx.handle.views().borrow()[id].auto_rebuild.is_none() => error(format!(

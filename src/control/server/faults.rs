@@ -1,14 +1,13 @@
-//! `fault_add`, `faults`, `fault_rm`, `fault_clear`: the faults set on the stack's edges, held
-//! by the proxy's `Stats` (in memory: they end with the stack). A fault's words are read here
-//! (`traffic::fault::parse`), so that every client gets the same errors; its scope must name
-//! services of the stack, and its callee a proxied one (a fault rides on the proxy).
+//! `fault_add`, `faults`, `fault_rm`, `fault_clear`, `fault_apply`: the faults set on the
+//! stack's edges, held by the proxy's `Stats` (in memory: they end with the stack). A fault's
+//! words are read here (`traffic::fault::parse`), so that every client gets the same errors; its
+//! scope must name services of the stack, and its callee a proxied one (a fault rides on the
+//! proxy). A scenario's faults were read and checked when the config was loaded.
 
 use super::{Context, done, error, index};
+use crate::config::scenarios::check_scope;
 use crate::control::{Answer, Response, wire};
 use crate::traffic::fault::{self, Scope};
-
-/// The caller of requests from outside the stack.
-const EXTERNAL: &str = "external";
 
 /// Set the fault `words` say.
 pub(super) fn add(ctx: &Context, words: &str) -> Response {
@@ -73,18 +72,30 @@ pub(super) fn clear(ctx: &Context) -> Response {
     done(Answer::Cleared { cleared })
 }
 
+/// Set every fault of the scenario `name`: the faults set.
+pub(super) fn apply(ctx: &Context, name: &str) -> Response {
+    let faults = match ctx.scenarios.get(name) {
+        Ok(faults) => faults,
+        Err(e) => return error(e),
+    };
+    let Some(stats) = &ctx.traffic else {
+        return error("no service is proxied here: a fault rides on the proxy");
+    };
+    let ids: Vec<u64> = faults
+        .iter()
+        .map(|f| stats.faults().add(f.clone()))
+        .collect();
+    let faults = stats
+        .faults()
+        .list()
+        .into_iter()
+        .filter(|set| ids.contains(&set.id))
+        .map(wire::Fault::from)
+        .collect();
+    done(Answer::Faults { faults })
+}
+
 /// A scope's caller is a service of the stack or `external`; its callee a proxied service.
 fn check(ctx: &Context, scope: &Scope) -> Result<(), String> {
-    if let Some(caller) = scope.caller.as_deref().filter(|c| *c != EXTERNAL) {
-        index(ctx, caller).map_err(|e| format!("{e} (or `{EXTERNAL}`, for a caller)"))?;
-    }
-    let callee = index(ctx, &scope.callee)?;
-    if !ctx.proxied[callee] {
-        return Err(format!(
-            "{} is not proxied (it has no `port`, or `proxy = false`): a fault rides on the \
-             proxy, so none can be set on it",
-            scope.callee
-        ));
-    }
-    Ok(())
+    check_scope(scope, |name| index(ctx, name).map(|i| ctx.proxied[i]))
 }

@@ -5,7 +5,7 @@
 //! - `actions.rs`: the requests answered in one reply; actions on their completion tickets;
 //!   `ready`;
 //! - `faults.rs`: the faults set on the stack's edges (`fault_add`, `faults`, `fault_rm`,
-//!   `fault_clear`);
+//!   `fault_clear`, `fault_apply`);
 //! - `streams.rs`: `logs`, `subscribe`, `traffic` with `follow`, and `Out`, the bounded writer
 //!   every reply goes through.
 
@@ -43,6 +43,8 @@ pub struct Context {
     pub proxied: Services<bool>,
     /// What the traffic proxy records (None: no service is proxied).
     pub traffic: Option<Arc<Stats>>,
+    /// The fault scenarios of the stack's `devstack.toml` (`fault_apply`).
+    pub scenarios: crate::config::scenarios::Scenarios,
 }
 
 async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {
