@@ -330,6 +330,7 @@ pub fn tui(cfg: Config, services: &[String], color: bool, faults: &[String]) -> 
             handle: handle.clone(),
             logs: session.logs.clone(),
             traffic: session.routes.as_ref().map(Routes::stats),
+            proxied: session.cfg.services.map(|s| s.proxied()),
         };
         let ended = tokio::spawn(devstack::ui::run(stack, app, wake)).await;
         // However the dashboard ended, the stack stops with it (waiting out each grace).

@@ -48,6 +48,9 @@ pub enum Action {
     Detach,
     SearchStart,
     FilterStart,
+    /// Set a fault (`F`): typed as `devstack fault add` takes it, the picked edge (or the
+    /// selected service) written first.
+    FaultStart,
     InputChar(char),
     InputBackspace,
     InputSubmit,

@@ -21,6 +21,8 @@ pub enum Mode {
     Search(String),
     /// Typing a filter (`&`): only matching lines are shown.
     Filter(String),
+    /// Typing a fault to set (`F`), as `devstack fault add` takes its words.
+    Fault(String),
     Help,
     ConfirmQuit,
     /// `q` on an attached dashboard: detach (the stack keeps running) or stop the stack.
@@ -49,6 +51,8 @@ pub enum Effect {
     Inspect(u64),
     /// Send this request again (`App::replayed` takes the answer).
     Replay(u64),
+    /// Set the fault these words say (`devstack fault add`'s); what came of it is said.
+    AddFault(String),
 }
 
 /// How the log pane looks at its buffer.
@@ -305,6 +309,7 @@ impl App {
             | Action::ForceQuit => return self.on_quit(action),
             Action::SearchStart
             | Action::FilterStart
+            | Action::FaultStart
             | Action::InputChar(..)
             | Action::InputBackspace
             | Action::InputSubmit
@@ -544,13 +549,22 @@ impl App {
             Action::FilterStart => {
                 self.mode = Mode::Filter(self.log.filter.clone().unwrap_or_default())
             }
+            Action::FaultStart => {
+                let scope = match &self.picked_edge {
+                    Some((caller, callee)) => format!("{caller}->{callee} "),
+                    None => format!("{} ", self.names[self.selected]),
+                };
+                self.mode = Mode::Fault(scope);
+            }
             Action::InputChar(c) => {
-                if let Mode::Search(text) | Mode::Filter(text) = &mut self.mode {
+                if let Mode::Search(text) | Mode::Filter(text) | Mode::Fault(text) = &mut self.mode
+                {
                     text.push(c);
                 }
             }
             Action::InputBackspace => {
-                if let Mode::Search(text) | Mode::Filter(text) = &mut self.mode {
+                if let Mode::Search(text) | Mode::Filter(text) | Mode::Fault(text) = &mut self.mode
+                {
                     text.pop();
                 }
             }
@@ -566,6 +580,7 @@ impl App {
                     self.log.filter = (!text.is_empty()).then_some(text);
                     self.reset_log();
                 }
+                Mode::Fault(text) => return vec![Effect::AddFault(text)],
                 other => self.mode = other,
             },
             Action::InputCancel => self.mode = Mode::Normal,

@@ -20,7 +20,7 @@ pub fn map(mode: &Mode, focus: Focus, key: KeyEvent) -> Option<Action> {
         });
     }
     match mode {
-        Mode::Search(_) | Mode::Filter(_) => Some(match key.code {
+        Mode::Search(_) | Mode::Filter(_) | Mode::Fault(_) => Some(match key.code {
             KeyCode::Enter => Action::InputSubmit,
             KeyCode::Esc => Action::InputCancel,
             KeyCode::Backspace => Action::InputBackspace,
@@ -179,7 +179,7 @@ pub const KEYS: &[Binding] = &[
         log_footer: Some(("j/k", "scroll")),
         help: Some((
             "j/k ↑/↓",
-            "select a service, scroll the log, pick a request (traffic)",
+            "select a service, scroll, pick a request; mouse: click, wheel",
         )),
         inspect: Some(A::ScrollDown(1)),
         inspect_footer: Some(("j/k PgUp/PgDn", "scroll")),
@@ -315,6 +315,14 @@ pub const KEYS: &[Binding] = &[
         inspect_footer: None,
     },
     both!(
+        &[k('F')],
+        A::FaultStart,
+        (
+            "F",
+            "set a fault on the picked edge or the selected service (as `fault add`)",
+        ),
+    ),
+    both!(
         &[k('&')],
         A::FilterStart,
         ("&", "filter: show only matching lines"),
@@ -406,16 +414,6 @@ pub const KEYS: &[Binding] = &[
         A::ToggleAuto,
         ("m", "rebuild on file change on/off (⏸ = off)"),
     ),
-    Binding {
-        keys: &[],
-        list: None,
-        log: None,
-        list_footer: None,
-        log_footer: None,
-        help: Some(("mouse", "click a service; wheel scrolls")),
-        inspect: None,
-        inspect_footer: None,
-    },
     Binding {
         // Not in the help it opens.
         help: None,

@@ -301,6 +301,7 @@ impl Frames {
                     for effect in app.update(action) {
                         match effect {
                             Effect::Inspect(id) => app.inspected(id, stack.inspect(id)),
+                            Effect::AddFault(words) => app.message = Some(stack.add_fault(&words)),
                             Effect::Replay(id) => {
                                 let (replay, replies) = (stack.replay(id), self.replies.clone());
                                 tokio::spawn(async move { replies.send((id, replay.await)) });
@@ -453,8 +454,8 @@ fn apply(stack: &Stack, effect: Effect) -> std::ops::ControlFlow<()> {
         Effect::OpenScreen(i, rows, cols) => stack.open_screen(i, rows, cols),
         Effect::CloseScreen(i) => stack.close_screen(i),
         Effect::Detach => return std::ops::ControlFlow::Break(()),
-        Effect::Inspect(_) | Effect::Replay(_) => {
-            unreachable!("the inspector's fetch and replay are the loop's")
+        Effect::Inspect(_) | Effect::Replay(_) | Effect::AddFault(_) => {
+            unreachable!("the inspector's fetch, replay and faults are the loop's")
         }
     }
     std::ops::ControlFlow::Continue(())

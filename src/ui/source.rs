@@ -28,6 +28,8 @@ pub enum Stack {
         logs: Arc<LogHub>,
         /// What the traffic proxy records (None: no service is proxied).
         traffic: Option<Arc<Stats>>,
+        /// Which services the proxy is in front of (a fault can be set on those only).
+        proxied: Services<bool>,
     },
     /// Running elsewhere; reached through its control socket.
     Remote(Remote),
@@ -110,6 +112,37 @@ impl Stack {
                 c.replay(id, None).map_err(|e| e.to_string())
             });
             asked.await.map_err(|e| e.to_string())?
+        }
+    }
+
+    /// Set the fault `words` say (`F`): on the proxy here, or asked of the stack. What came of
+    /// it, in words.
+    pub fn add_fault(&self, words: &str) -> String {
+        let set = match self {
+            Stack::Local {
+                traffic,
+                handle,
+                proxied,
+                ..
+            } => {
+                let Some(stats) = traffic else {
+                    return "no service is proxied here: a fault rides on the proxy".into();
+                };
+                let views = handle.views().borrow().clone();
+                let service = |name: &str| {
+                    let id = views.ids().find(|&id| views[id].name == name);
+                    id.map(|id| proxied[id])
+                        .ok_or_else(|| format!("unknown service `{name}`"))
+                };
+                stats.faults().set(words, service).map(Into::into)
+            }
+            Stack::Remote(r) => open(&r.socket)
+                .and_then(|mut c| c.fault_add(words))
+                .map_err(|e| e.to_string()),
+        };
+        match set {
+            Ok(set) => format!("fault {}: {}", set.id, set.text),
+            Err(e) => e,
         }
     }
 

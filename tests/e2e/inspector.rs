@@ -236,3 +236,44 @@ fn a_fault_shows_on_its_edge_in_the_tail_and_in_the_inspector() {
     tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
 }
+
+/// In a dashboard on `port`'s stack: `F` on the picked edge sets a fault, which then answers.
+fn sets_a_fault(tmux: &Tmux, port: u16, path: &str) {
+    get(port, "/warm");
+    tmux.keys(&["t", "Tab"]);
+    tmux.wait(30, "the edge in the table", |s| {
+        s.lines().any(|l| l.contains("external     api"))
+    });
+    tmux.keys(&["e", "F"]);
+    tmux.wait(10, "the form, the edge written", |s| {
+        s.contains("fault: external->api ▏")
+    });
+    let words = format!("error=503 path={path}");
+    let typed: Vec<String> = words.chars().map(String::from).collect();
+    tmux.keys(&typed.iter().map(String::as_str).collect::<Vec<_>>());
+    tmux.keys(&["Enter"]);
+    tmux.wait(10, "the fault set", |s| {
+        s.contains(&format!("external->api error=503 path={path}")) && s.contains("fault ")
+    });
+    assert_eq!(crate::common::http_status(port, path), 503);
+    tmux.keys(&["Escape", "t"]);
+}
+
+#[test]
+fn f_sets_a_fault_on_the_picked_edge_here_and_attached() {
+    let port = free_port();
+    let stack = Stack::new(&format!(
+        "[services.api]\nrun = \"{} $PORT\"\nport = {port}\n",
+        example("http_echo")
+    ));
+    let tmux = Tmux::start(stack.path(), &format!("{BIN} ; sleep 30"));
+    tmux.wait(30, "the service ready", |s| s.contains("1/1 ready"));
+    sets_a_fault(&tmux, port, "/here");
+    let attached = Tmux::start(stack.path(), &format!("{BIN} attach ; sleep 30"));
+    attached.wait(30, "the attached dashboard", |s| s.contains("1/1 ready"));
+    sets_a_fault(&attached, port, "/there");
+    attached.keys(&["q", "d"]);
+    tmux.keys(&["q", "y"]);
+    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
+    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+}

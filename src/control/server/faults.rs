@@ -5,28 +5,17 @@
 //! proxy). A scenario's faults were read and checked when the config was loaded.
 
 use super::{Context, done, error, index};
-use crate::config::scenarios::check_scope;
 use crate::control::{Answer, Response, wire};
-use crate::traffic::fault::{self, Scope};
 
 /// Set the fault `words` say.
 pub(super) fn add(ctx: &Context, words: &str) -> Response {
-    let words: Vec<&str> = words.split_whitespace().collect();
-    let fault = match fault::parse(&words) {
-        Ok(fault) => fault,
-        Err(e) => return error(e),
-    };
-    if let Err(e) = check(ctx, &fault.scope) {
-        return error(e);
-    }
     let Some(stats) = &ctx.traffic else {
         return error("no service is proxied here: a fault rides on the proxy");
     };
-    let faults = stats.faults();
-    let id = faults.add(fault);
-    match faults.list().into_iter().find(|set| set.id == id) {
-        Some(set) => done(Answer::Fault { fault: set.into() }),
-        None => error(format!("fault {id} was removed as it was set")),
+    let service = |name: &str| index(ctx, name).map(|i| ctx.proxied[i]);
+    match stats.faults().set(words, service) {
+        Ok(set) => done(Answer::Fault { fault: set.into() }),
+        Err(e) => error(e),
     }
 }
 
@@ -93,9 +82,4 @@ pub(super) fn apply(ctx: &Context, name: &str) -> Response {
         .map(wire::Fault::from)
         .collect();
     done(Answer::Faults { faults })
-}
-
-/// A scope's caller is a service of the stack or `external`; its callee a proxied service.
-fn check(ctx: &Context, scope: &Scope) -> Result<(), String> {
-    check_scope(scope, |name| index(ctx, name).map(|i| ctx.proxied[i]))
 }

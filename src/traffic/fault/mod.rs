@@ -175,6 +175,21 @@ impl Faults {
         id
     }
 
+    /// Set the fault `words` say (as `devstack fault add` takes them), its scope checked first
+    /// (`config::scenarios::check_scope`, with `service`): the fault as set, or why it can't be.
+    pub fn set(
+        &self,
+        words: &str,
+        service: impl Fn(&str) -> Result<bool, String>,
+    ) -> Result<Set, String> {
+        let words: Vec<&str> = words.split_whitespace().collect();
+        let fault = parse(&words)?;
+        crate::config::scenarios::check_scope(&fault.scope, service)?;
+        let id = self.add(fault);
+        (self.list().into_iter().find(|set| set.id == id))
+            .ok_or_else(|| format!("fault {id} was removed as it was set"))
+    }
+
     /// Remove fault `id`; whether it was set.
     pub fn remove(&self, id: u64) -> bool {
         let mut set = self.set.locked();

@@ -219,6 +219,12 @@ fn draw_footer(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled(format!(" filter: {text}▏"), Style::new().bold()),
             Span::raw("  Enter apply · empty clears · Esc cancel"),
         ],
+        (Mode::Fault(text), _) => vec![
+            Span::styled(format!(" fault: {text}▏"), Style::new().bold()),
+            Span::raw(
+                "  latency=200ms · error=503 · reset · timeout · first=3 rate=0.3 for=30s · Enter set · Esc cancel",
+            ),
+        ],
         (Mode::ShuttingDown, _) => vec![Span::styled(
             " stopping the stack… Ctrl-C again kills everything",
             Style::new().fg(Color::Yellow).bold(),
