@@ -85,7 +85,8 @@ impl Shared {
             .uri()
             .path_and_query()
             .map_or_else(|| req.uri().to_string(), |p| p.as_str().to_string());
-        let effect = self.records.fault(req.method().as_str(), &path).await;
+        let on = fault::On::Request;
+        let effect = self.records.fault(on, req.method().as_str(), &path).await;
         let version = stats::version_name(req.version());
         // (The head is written out only when it is kept.)
         let mut capture = self
@@ -171,6 +172,10 @@ impl Shared {
             }
             fault::Effect::Reset => Some((0, String::new(), Some(ErrorKind::Reset))),
             fault::Effect::Timeout => Some((0, String::new(), Some(ErrorKind::Timeout))),
+            // Not asked about on a request (`fault::On::Request`): the request goes on.
+            fault::Effect::Bandwidth { .. }
+            | fault::Effect::Cut
+            | fault::Effect::SlowClose { .. } => None,
         }
     }
 

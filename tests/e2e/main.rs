@@ -18,6 +18,7 @@ mod decode;
 mod demo;
 mod fault;
 mod fault_relay;
+mod fault_tcp;
 mod graceful;
 mod health;
 mod import;

@@ -23,6 +23,7 @@ mod answer;
 pub mod chunked;
 mod io;
 pub mod message;
+pub(crate) use io::Stream;
 #[cfg(test)]
 mod script;
 #[cfg(test)]
@@ -39,7 +40,7 @@ use crate::ignored::Ignore;
 use crate::sync::Locked;
 use answer::{Ends, Unanswered, send_body_and_answer};
 use bytes::{Bytes, BytesMut};
-use io::{Dial, Stream};
+use io::Dial;
 use message::{
     BadHead, Framing, HeadError, MAX_HEAD, READ_SIZE, RequestHead, parse_request, read_head,
 };
@@ -194,7 +195,8 @@ impl<C: Stream, D: Dial> Relay<C, D> {
             });
             let request = self.cbuf.split_to(head.len).freeze();
             let mut capture = Capture::start(self.capture, &request);
-            let outcome = match self.records.fault(head.method.as_str(), &head.path).await {
+            let asked = (self.records).fault(fault::On::Request, head.method.as_str(), &head.path);
+            let outcome = match asked.await {
                 None => {
                     self.exchange(&head, &request, &mut record, &mut capture)
                         .await
@@ -309,6 +311,12 @@ impl<C: Stream, D: Dial> Relay<C, D> {
                 caller_left(&mut self.client, &mut self.cbuf).await;
                 record.error = Some(ErrorKind::Timeout);
                 Exchange::CallerGone
+            }
+            // Not asked about on a request (`fault::On::Request`): the request goes on.
+            fault::Effect::Bandwidth { .. }
+            | fault::Effect::Cut
+            | fault::Effect::SlowClose { .. } => {
+                self.exchange(head, request, record, capture).await
             }
         }
     }
