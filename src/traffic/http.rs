@@ -85,7 +85,7 @@ impl Shared {
             .uri()
             .path_and_query()
             .map_or_else(|| req.uri().to_string(), |p| p.as_str().to_string());
-        let on = fault::On::Request;
+        let on = fault::On::H2c;
         let effect = self.records.fault(on, req.method().as_str(), &path).await;
         let version = stats::version_name(req.version());
         // (The head is written out only when it is kept.)
@@ -172,7 +172,7 @@ impl Shared {
             }
             fault::Effect::Reset => Some((0, String::new(), Some(ErrorKind::Reset))),
             fault::Effect::Timeout => Some((0, String::new(), Some(ErrorKind::Timeout))),
-            // Not asked about on a request (`fault::On::Request`): the request goes on.
+            // Not asked about on a request (`fault::On::H2c`): the request goes on.
             fault::Effect::Bandwidth { .. }
             | fault::Effect::Cut
             | fault::Effect::SlowClose { .. } => None,

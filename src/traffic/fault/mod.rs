@@ -66,12 +66,12 @@ pub enum Effect {
 impl Effect {
     /// Whether it is asked for at this point: `cut` as a connection is accepted, only;
     /// `error` on HTTP requests only (a byte stream has no error to say); `bandwidth` and
-    /// `slow_close` on TCP connections only.
+    /// `slow_close` on TCP connections and HTTP/1 requests (not h2c's yet).
     fn applies(&self, on: On) -> bool {
         match self {
             Effect::Cut => on == On::Accept,
-            Effect::Error { .. } => on == On::Request,
-            Effect::Bandwidth { .. } | Effect::SlowClose { .. } => on == On::Tcp,
+            Effect::Error { .. } => matches!(on, On::H1 | On::H2c),
+            Effect::Bandwidth { .. } | Effect::SlowClose { .. } => matches!(on, On::Tcp | On::H1),
             Effect::Latency { .. } | Effect::Reset | Effect::Timeout => on != On::Accept,
         }
     }
@@ -82,8 +82,10 @@ impl Effect {
 pub enum On {
     /// A connection just accepted, before anything is read of it (`cut`).
     Accept,
-    /// An HTTP/1 or h2c request.
-    Request,
+    /// An HTTP/1 request.
+    H1,
+    /// An h2c (or gRPC) request.
+    H2c,
     /// A raw TCP connection (Redis and Postgres included), once: its method and path are
     /// empty, so a fault with `method=` or `path=` never touches one.
     Tcp,
@@ -298,7 +300,7 @@ mod tests {
 
     fn request<'a>(caller: &'a str, callee: &'a str, path: &'a str) -> Request<'a> {
         Request {
-            on: On::Request,
+            on: On::H1,
             caller,
             callee,
             method: "GET",
@@ -311,7 +313,7 @@ mod tests {
         let faults = Faults::default();
         assert_eq!(faults.pick(&request("orders", "users", "/")), None);
         let id = faults.add(parse(&["orders->users", "error=503", "first=2"]).unwrap());
-        assert!(faults.on("users", On::Request) && !faults.on("orders", On::Request));
+        assert!(faults.on("users", On::H1) && !faults.on("orders", On::H1));
         let error = Some(Effect::Error {
             status: 503,
             body: None,
@@ -326,7 +328,7 @@ mod tests {
             (id, 2, true)
         );
         assert!(faults.remove(id) && !faults.remove(id));
-        assert!(faults.list().is_empty() && !faults.on("users", On::Request));
+        assert!(faults.list().is_empty() && !faults.on("users", On::H1));
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! What a fault does to a raw TCP connection's bytes, one direction at a time ([`Shape`]):
 //! passed on late (`latency`: each chunk `ms` after it was read, reads going on meanwhile, so
 //! the bytes come late as over a long link, not slower), paced (`bandwidth`: [`Pace`]) or its
-//! end passed on late (`slow_close`).
+//! end passed on late (`slow_close`); and an HTTP/1 response paced as it is written
+//! ([`Paced`]).
 
 use super::{Effect, delay};
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -90,9 +94,59 @@ impl Pace {
 
     /// Wait until `n` more bytes may go.
     pub async fn take(&mut self, n: usize) {
+        tokio::time::sleep_until(self.reserve(n)).await;
+    }
+
+    /// When `n` more bytes may go: once the ones before had their share of the link.
+    fn reserve(&mut self, n: usize) -> Instant {
         let at = self.next.max(Instant::now());
         self.next = at + Duration::from_secs_f64(n as f64 / self.rate as f64);
-        tokio::time::sleep_until(at).await;
+        at
+    }
+}
+
+/// A writer paced to a rate: each write at most a `SLICES`th of a second's bytes, the next
+/// one waiting until those had their share of the link.
+pub(crate) struct Paced<W> {
+    inner: W,
+    pace: Pace,
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<W> Paced<W> {
+    pub fn new(inner: W, rate: u64) -> Paced<W> {
+        Paced {
+            inner,
+            pace: Pace::new(rate),
+            wait: None,
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Paced<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(wait) = &mut this.wait {
+            ready!(wait.as_mut().poll(cx));
+            this.wait = None;
+        }
+        let most = Shape::Paced(this.pace.rate).chunk(buf.len());
+        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &buf[..most]))?;
+        this.pace.reserve(n);
+        this.wait = Some(Box::pin(tokio::time::sleep_until(this.pace.next)));
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -149,6 +203,16 @@ mod tests {
         pace.take(500).await;
         pace.take(500).await;
         assert_eq!(quiet.elapsed(), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_writer_writes_a_slice_at_a_time_at_its_rate() {
+        let mut paced = Paced::new(Vec::new(), 2000);
+        let start = Instant::now();
+        paced.write_all(&[7u8; 1000]).await.unwrap();
+        // Ten writes of 100 bytes (a twentieth of a second's), the last after 450 ms.
+        assert_eq!(start.elapsed(), Duration::from_millis(450));
+        assert_eq!(paced.inner, [7u8; 1000]);
     }
 
     #[tokio::test(start_paused = true)]

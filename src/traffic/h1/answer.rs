@@ -10,6 +10,7 @@ use super::message::{
 use super::{Exchange, Upstream, caller_left};
 use crate::traffic::Recorder;
 use crate::traffic::capture::{self, Capture};
+use crate::traffic::fault::pace::Paced;
 use crate::traffic::stats::{ErrorKind, Record};
 use bytes::{Buf, BytesMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +24,8 @@ pub(super) struct Ends<'a, C, S> {
     pub(super) client: &'a mut C,
     pub(super) cbuf: &'a mut BytesMut,
     pub(super) upstream: &'a mut Upstream<S>,
+    /// The answer paced to this many bytes per second (a `bandwidth` fault).
+    pub(super) pace: Option<u64>,
 }
 
 /// After the request head went out: its body to the service and the response to the caller,
@@ -38,6 +41,7 @@ pub(super) async fn send_body_and_answer<C: Stream, S: Stream>(
         client,
         cbuf,
         upstream,
+        pace,
     } = ends;
     let (keep_request, keep_answer) = match capture {
         Some(c) => (Some(&mut c.request_body), Some(&mut c.answer)),
@@ -50,15 +54,18 @@ pub(super) async fn send_body_and_answer<C: Stream, S: Stream>(
     let bytes_out = AtomicU64::new(0);
     // The two sides at once, dropped (with their borrows) once the exchange is over.
     let outcome = {
-        let answer = answer(
-            &head.method,
-            (&mut backend_rx, &mut upstream.buf),
-            &mut client_tx,
-            &bytes_out,
-            (record, keep_answer),
-            records,
-        );
-        // The caller's side: the request body to the service, then a watch on the caller, whose
+        let answer = async {
+            let from = (&mut backend_rx, &mut upstream.buf);
+            let kept = (&mut *record, keep_answer);
+            let method = &head.method;
+            match pace {
+                None => answer(method, from, &mut client_tx, &bytes_out, kept, records).await,
+                Some(rate) => {
+                    let mut paced = Paced::new(&mut client_tx, rate);
+                    answer(method, from, &mut paced, &bytes_out, kept, records).await
+                }
+            }
+        }; // The caller's side: the request body to the service, then a watch on the caller, whose
         // leaving ends the exchange (what it sends meanwhile, a pipelined request, is kept).
         let body_read = AtomicBool::new(head.framing == Framing::Empty);
         let caller = async {
