@@ -96,13 +96,14 @@ async fn http1_bandwidth_paces_the_answer_and_slow_close_makes_its_close_late() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h2c_faults_answer_delay_and_reset_a_stream() {
+async fn h2c_faults_answer_delay_pace_and_reset_a_stream() {
     let (backend, _) = http_backend(true).await;
     let p = proxied("grpc", Some(backend), Protocol::Auto);
     let faults = p.proxy.stats().faults();
     faults.add(parse(&["grpc", "error=503", "path=/fail"]).unwrap());
     faults.add(parse(&["grpc", "latency=250ms", "path=/slow"]).unwrap());
     faults.add(parse(&["grpc", "reset", "path=/reset"]).unwrap());
+    faults.add(parse(&["grpc", "bandwidth=100KB", "path=/bytes"]).unwrap());
     let mut sender = h2_client(p.addr).await;
     let mut send = async |path: &str| {
         let req = Request::post(format!("http://{}{path}", p.addr))
@@ -124,13 +125,22 @@ async fn h2c_faults_answer_delay_and_reset_a_stream() {
     let (status, _) = send("/slow/echo").await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert_ne!(status, 503);
+    // 200 KB at 100 KB/s, frame by frame (the first goes at once): about 2 s.
+    let started = Instant::now();
+    let (status, _) = send("/bytes/200000").await.unwrap();
+    assert_eq!(status, 200);
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_millis(1600) && took < Duration::from_millis(2400),
+        "{took:?}"
+    );
     let reset = send("/reset").await;
     assert!(reset.is_err(), "the stream is reset: {reset:?}");
     // The connection goes on: only that stream was reset.
     let (status, body) = send("/echo").await.unwrap();
     assert_eq!((status, body.as_str()), (200, "request"));
     let edge = p
-        .edge_when(&Caller::External, "grpc", |e| e.requests >= 4)
+        .edge_when(&Caller::External, "grpc", |e| e.requests >= 5)
         .await;
-    assert_eq!((edge.injected, edge.errors), (3, 0));
+    assert_eq!((edge.injected, edge.errors), (4, 0));
 }

@@ -65,14 +65,16 @@ pub enum Effect {
 
 impl Effect {
     /// Whether it is asked for at this point: `cut` as a connection is accepted, only;
-    /// `error` on HTTP requests only (a byte stream has no error to say); `bandwidth` and
-    /// `slow_close` on TCP connections and HTTP/1 requests (not h2c's yet).
+    /// `error` on HTTP requests only (a byte stream has no error to say); `slow_close` on TCP
+    /// connections and HTTP/1 requests (an h2c stream has no close of its own).
     fn applies(&self, on: On) -> bool {
         match self {
             Effect::Cut => on == On::Accept,
             Effect::Error { .. } => matches!(on, On::H1 | On::H2c),
-            Effect::Bandwidth { .. } | Effect::SlowClose { .. } => matches!(on, On::Tcp | On::H1),
-            Effect::Latency { .. } | Effect::Reset | Effect::Timeout => on != On::Accept,
+            Effect::SlowClose { .. } => matches!(on, On::Tcp | On::H1),
+            Effect::Latency { .. } | Effect::Reset | Effect::Timeout | Effect::Bandwidth { .. } => {
+                on != On::Accept
+            }
         }
     }
 }

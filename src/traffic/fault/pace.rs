@@ -1,8 +1,8 @@
 //! What a fault does to a raw TCP connection's bytes, one direction at a time ([`Shape`]):
 //! passed on late (`latency`: each chunk `ms` after it was read, reads going on meanwhile, so
 //! the bytes come late as over a long link, not slower), paced (`bandwidth`: [`Pace`]) or its
-//! end passed on late (`slow_close`); and an HTTP/1 response paced as it is written
-//! ([`Paced`]).
+//! end passed on late (`slow_close`); an HTTP/1 answer paced as it is written ([`Paced`]),
+//! an h2c one frame by frame ([`Gate`]).
 
 use super::{Effect, delay};
 use std::collections::VecDeque;
@@ -105,20 +105,48 @@ impl Pace {
     }
 }
 
+/// A gate that paces what passes it: open once what passed before had its share of a second.
+pub(crate) struct Gate {
+    pace: Pace,
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Gate {
+    pub fn new(rate: u64) -> Gate {
+        Gate {
+            pace: Pace::new(rate),
+            wait: None,
+        }
+    }
+
+    /// Ready once the bytes before may have gone.
+    pub fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(wait) = &mut self.wait {
+            ready!(wait.as_mut().poll(cx));
+            self.wait = None;
+        }
+        Poll::Ready(())
+    }
+
+    /// `n` bytes went: the gate closes for their share.
+    pub fn passed(&mut self, n: usize) {
+        self.pace.reserve(n);
+        self.wait = Some(Box::pin(tokio::time::sleep_until(self.pace.next)));
+    }
+}
+
 /// A writer paced to a rate: each write at most a `SLICES`th of a second's bytes, the next
 /// one waiting until those had their share of the link.
 pub(crate) struct Paced<W> {
     inner: W,
-    pace: Pace,
-    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+    gate: Gate,
 }
 
 impl<W> Paced<W> {
     pub fn new(inner: W, rate: u64) -> Paced<W> {
         Paced {
             inner,
-            pace: Pace::new(rate),
-            wait: None,
+            gate: Gate::new(rate),
         }
     }
 }
@@ -130,14 +158,10 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Paced<W> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        if let Some(wait) = &mut this.wait {
-            ready!(wait.as_mut().poll(cx));
-            this.wait = None;
-        }
-        let most = Shape::Paced(this.pace.rate).chunk(buf.len());
+        ready!(this.gate.poll_open(cx));
+        let most = Shape::Paced(this.gate.pace.rate).chunk(buf.len());
         let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &buf[..most]))?;
-        this.pace.reserve(n);
-        this.wait = Some(Box::pin(tokio::time::sleep_until(this.pace.next)));
+        this.gate.passed(n);
         Poll::Ready(Ok(n))
     }
 
