@@ -483,6 +483,7 @@ impl<S> Counted<S> {
         }
     }
 
+    /// The stream itself (to reset it).
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }

@@ -54,18 +54,16 @@ pub(super) async fn send_body_and_answer<C: Stream, S: Stream>(
     let bytes_out = AtomicU64::new(0);
     // The two sides at once, dropped (with their borrows) once the exchange is over.
     let outcome = {
-        let answer = async {
-            let from = (&mut backend_rx, &mut upstream.buf);
-            let kept = (&mut *record, keep_answer);
-            let method = &head.method;
-            match pace {
-                None => answer(method, from, &mut client_tx, &bytes_out, kept, records).await,
-                Some(rate) => {
-                    let mut paced = Paced::new(&mut client_tx, rate);
-                    answer(method, from, &mut paced, &bytes_out, kept, records).await
-                }
-            }
-        }; // The caller's side: the request body to the service, then a watch on the caller, whose
+        let answer = answer_at(
+            pace,
+            &head.method,
+            (&mut backend_rx, &mut upstream.buf),
+            &mut client_tx,
+            &bytes_out,
+            (record, keep_answer),
+            records,
+        );
+        // The caller's side: the request body to the service, then a watch on the caller, whose
         // leaving ends the exchange (what it sends meanwhile, a pipelined request, is kept).
         let body_read = AtomicBool::new(head.framing == Framing::Empty);
         let caller = async {
@@ -115,6 +113,30 @@ pub(super) async fn send_body_and_answer<C: Stream, S: Stream>(
     record.bytes_in = bytes_in.into_inner();
     record.bytes_out = bytes_out.into_inner();
     outcome
+}
+
+/// [`answer`], written through a [`Paced`] writer when a `bandwidth` fault touched the
+/// exchange (`pace`: bytes per second).
+async fn answer_at<R, W>(
+    pace: Option<u64>,
+    method: &hyper::Method,
+    from: (&mut R, &mut BytesMut),
+    to: &mut W,
+    payload: &AtomicU64,
+    kept: (&mut Record, Option<&mut capture::Answer>),
+    records: &Recorder,
+) -> Result<Exchange, Unanswered>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match pace {
+        None => answer(method, from, to, payload, kept, records).await,
+        Some(rate) => {
+            let mut paced = Paced::new(to, rate);
+            answer(method, from, &mut paced, payload, kept, records).await
+        }
+    }
 }
 
 /// Read the response from the service and forward it: interim (1xx) heads, then the final
