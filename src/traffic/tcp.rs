@@ -9,8 +9,9 @@
 //! A fault set on the edge is asked once per connection (`fault::On::Tcp`): `reset` resets
 //! the caller's connection at once, `timeout` holds it (nothing relayed, the service never
 //! dialled) until the caller leaves, `latency`, `bandwidth` and `slow_close` shape its bytes
-//! (`fault::pace`); `error` is not asked (a byte stream has no error to say: `reset` is the
-//! fault for that). A connection a fault touched is recorded with it (`injected`), as each of
+//! (`fault::pace`); `error` is asked only when the caller speaks Redis (`fault::On::Redis`):
+//! each command is answered `-ERR` here, the service never dialled (a plain byte stream has
+//! no error to say: `reset` is the fault for that). A connection a fault touched is recorded with it (`injected`), as each of
 //! its decoded exchanges is. `cut` is asked as the connection is accepted (`cut` here).
 
 use super::decode::{self, Decoder, Exchange, State};
@@ -31,7 +32,8 @@ use tokio::net::TcpStream;
 const READ: usize = 16 * 1024;
 
 /// Forward a TCP connection (the bytes read while sniffing first), as a fault set on its
-/// edge says (`fault::On::Tcp`, asked once per connection).
+/// edge says (`fault::On::Tcp`, or `On::Redis` when its caller speaks Redis; asked once per
+/// connection).
 pub(super) async fn forward(
     prefix: Vec<u8>,
     client: TcpStream,
@@ -42,31 +44,63 @@ pub(super) async fn forward(
     let mut record = conn.records.start(Kind::Tcp);
     record.bytes_in = prefix.len() as u64;
     let mut client = Counted::new(client);
-    let effect = conn.records.fault(On::Tcp, "", "").await;
+    let decoder = decode::detect(&prefix);
+    let on = match decoder.as_ref().map(|d| d.protocol()) {
+        Some(decode::Protocol::Redis) => On::Redis,
+        _ => On::Tcp,
+    };
+    let effect = conn.records.fault(on, "", "").await;
     record.injected = effect.as_ref().map(ToString::to_string);
     // Told apart as the connection ends: every exchange was recorded on its own, or not.
-    let mut decoded = false;
-    if !ended_by(effect.as_ref(), &mut client, &mut record).await {
-        let connected = match server {
-            Some(server) => Ok(server),
-            None => conn.backend.connect().await,
-        };
-        match connected {
-            Err(kind) => record.error = Some(kind),
-            Ok(mut server) => {
-                // What the service says first waits for the caller to be known.
-                let records = conn.records.clone();
-                client.hold = Some(Box::pin(async move { records.hold().await }));
-                let ends = (&mut client, &mut server);
-                let shapes = Shape::of(effect.as_ref());
-                let (copied, all) = copy(&prefix, ends, &conn, shapes, &record.injected).await;
-                decoded = all;
-                if copied.is_err() {
-                    record.error = Some(ErrorKind::Reset);
+    let decoded = match (&effect, decoder) {
+        (Some(Effect::Reset), _) => {
+            client.get_mut().reset();
+            record.error = Some(ErrorKind::Reset);
+            false
+        }
+        (Some(Effect::Timeout), _) => {
+            let mut sink = vec![0u8; READ];
+            while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+            record.error = Some(ErrorKind::Timeout);
+            false
+        }
+        (Some(Effect::Error { body, .. }), Some(decoder)) => {
+            let decoding = Decoding::new(decoder, &conn, record.injected.clone());
+            let said = redis_error(body.as_deref(), conn.records.callee());
+            if answer_here(&prefix, &mut client, &decoding, &said)
+                .await
+                .is_err()
+            {
+                record.error = Some(ErrorKind::Reset);
+            }
+            decoding.finish()
+        }
+        (_, decoder) => {
+            let connected = match server {
+                Some(server) => Ok(server),
+                None => conn.backend.connect().await,
+            };
+            match connected {
+                Err(kind) => {
+                    record.error = Some(kind);
+                    false
+                }
+                Ok(mut server) => {
+                    // What the service says first waits for the caller to be known.
+                    let records = conn.records.clone();
+                    client.hold = Some(Box::pin(async move { records.hold().await }));
+                    let ends = (&mut client, &mut server);
+                    let shapes = Shape::of(effect.as_ref());
+                    let said = (prefix.as_slice(), decoder);
+                    let (copied, all) = copy(said, ends, &conn, shapes, &record.injected).await;
+                    if copied.is_err() {
+                        record.error = Some(ErrorKind::Reset);
+                    }
+                    all
                 }
             }
         }
-    }
+    };
     if decoded && record.error.is_none() {
         return;
     }
@@ -76,27 +110,39 @@ pub(super) async fn forward(
     conn.records.record(record);
 }
 
-/// Whether a fault ended the connection here, without the service: reset at once (`reset`),
-/// or held until the caller leaves, what it sends read and dropped (`timeout`).
-async fn ended_by(
-    effect: Option<&Effect>,
+/// The error a Redis caller gets from an `error` fault: its `body`, or words naming it.
+fn redis_error(body: Option<&str>, callee: &str) -> Vec<u8> {
+    let text = match body {
+        Some(body) => body.replace(['\r', '\n'], " "),
+        None => format!("devstack: a fault set on {callee} answered an error"),
+    };
+    format!("-ERR {text}\r\n").into_bytes()
+}
+
+/// A Redis connection an `error` fault touched: each command the caller sends answered
+/// `said` here (the service never dialled), the decoder reading both as if the service had
+/// answered, until the caller leaves (or sends what is not RESP).
+async fn answer_here(
+    prefix: &[u8],
     client: &mut Counted<TcpStream>,
-    record: &mut stats::Record,
-) -> bool {
-    match effect {
-        Some(Effect::Reset) => {
-            client.get_mut().reset();
-            record.error = Some(ErrorKind::Reset);
-            true
-        }
-        Some(Effect::Timeout) => {
-            let mut sink = vec![0u8; READ];
-            while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
-            record.error = Some(ErrorKind::Timeout);
-            true
-        }
-        _ => false,
+    decoding: &Decoding,
+    said: &[u8],
+) -> std::io::Result<()> {
+    let mut commands = decode::RedisCommands::default();
+    let mut buf = prefix.to_vec();
+    buf.resize(READ.max(prefix.len()), 0);
+    let mut n = prefix.len();
+    while n > 0 {
+        decoding.feed(Side::Caller, &buf[..n]);
+        let Some(count) = commands.count(&buf[..n]) else {
+            break;
+        };
+        let answers = said.repeat(count);
+        decoding.feed(Side::Service, &answers);
+        client.write_all(&answers).await?;
+        n = client.read(&mut buf).await?;
     }
+    Ok(())
 }
 
 /// A new connection a `cut` touched, as it was accepted: reset at once, and recorded.
@@ -110,21 +156,18 @@ pub(super) fn cut(mut client: TcpStream, records: &Recorder, effect: &Effect) {
 }
 
 /// The connection's bytes both ways, once the service's end is open: decoded when they are
-/// Redis or PostgreSQL, shaped as a fault says (`shapes`: the caller's way, the service's),
-/// or copied as they come. Whether every exchange was recorded on its own.
+/// Redis or PostgreSQL (`decoder`), shaped as a fault says (`shapes`: the caller's way, the
+/// service's), or copied as they come. Whether every exchange was recorded on its own.
 async fn copy(
-    prefix: &[u8],
+    (prefix, decoder): (&[u8], Option<Box<dyn Decoder>>),
     (client, server): (&mut Counted<TcpStream>, &mut TcpStream),
     conn: &Conn,
     shapes: (Shape, Shape),
     injected: &Option<String>,
 ) -> (std::io::Result<(u64, u64)>, bool) {
-    match decode::detect(prefix) {
-        Some(mut decoder) => {
-            if conn.capture.on {
-                decoder.keep(conn.capture.body);
-            }
-            let decoding = Decoding::new(decoder, conn.records.clone(), injected.clone());
+    match decoder {
+        Some(decoder) => {
+            let decoding = Decoding::new(decoder, conn, injected.clone());
             let relayed = relay(prefix, client, server, Some(&decoding), shapes).await;
             (relayed, decoding.finish())
         }
@@ -226,10 +269,14 @@ struct Decoding {
 }
 
 impl Decoding {
-    fn new(decoder: Box<dyn Decoder>, records: Recorder, injected: Option<String>) -> Decoding {
+    /// Decoding a connection of `conn` (keeping what a replay needs when its capture is on).
+    fn new(mut decoder: Box<dyn Decoder>, conn: &Conn, injected: Option<String>) -> Decoding {
+        if conn.capture.on {
+            decoder.keep(conn.capture.body);
+        }
         Decoding {
             decoder: Mutex::new(Some(decoder)),
-            records,
+            records: conn.records.clone(),
             injected,
         }
     }

@@ -193,3 +193,35 @@ async fn slow_close_passes_the_service_s_close_on_late() {
         .await;
     assert_eq!(edge.injected, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_on_a_redis_edge_answers_each_command_and_leaves_plain_tcp_alone() {
+    let p = proxied("cache", Some(line_backend(None).await), Protocol::Auto);
+    let faults = p.proxy.stats().faults();
+    faults.add(parse(&["cache", "error=500", "body=down for a test"]).unwrap());
+    let mut redis = TcpStream::connect(p.addr).await.unwrap();
+    // Two commands pipelined, then one in two pieces: one error each, none from the service.
+    redis
+        .write_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+        .await
+        .unwrap();
+    let error = b"-ERR down for a test\r\n";
+    let mut got = vec![0u8; error.len() * 2];
+    redis.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, [&error[..], &error[..]].concat());
+    redis.write_all(b"*1\r\n$4\r\nPI").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    redis.write_all(b"NG\r\n").await.unwrap();
+    let mut got = vec![0u8; error.len()];
+    redis.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, error);
+    drop(redis);
+    // A byte stream that is not Redis has no error to say: it goes through.
+    let mut plain = TcpStream::connect(p.addr).await.unwrap();
+    echoed(&mut plain, "\x00plain\n").await;
+    drop(plain);
+    let edge = p
+        .edge_when(&Caller::External, "cache", |e| e.requests == 4)
+        .await;
+    assert_eq!((edge.injected, edge.errors), (3, 0));
+}

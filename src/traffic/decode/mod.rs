@@ -41,7 +41,7 @@ mod script;
 
 pub use postgres::Postgres;
 pub use postgres::{error_fields, normalize, plain};
-pub use redis::Redis;
+pub use redis::{Commands as RedisCommands, Redis};
 pub use resend::Resend;
 
 use std::sync::Arc;

@@ -65,13 +65,15 @@ pub enum Effect {
 
 impl Effect {
     /// Whether it is asked for at this point: `cut` as a connection is accepted, only;
-    /// `error` on HTTP requests only (a byte stream has no error to say); `slow_close` on TCP
-    /// connections and HTTP/1 requests (an h2c stream has no close of its own).
+    /// `error` on HTTP requests and Redis connections (a byte stream has no error to say);
+    /// `slow_close` on TCP connections and HTTP/1 requests (an h2c stream has no close of its
+    /// own).
     fn applies(&self, on: On) -> bool {
+        let tcp = matches!(on, On::Tcp | On::Redis);
         match self {
             Effect::Cut => on == On::Accept,
-            Effect::Error { .. } => matches!(on, On::H1 | On::H2c),
-            Effect::SlowClose { .. } => matches!(on, On::Tcp | On::H1),
+            Effect::Error { .. } => matches!(on, On::H1 | On::H2c | On::Redis),
+            Effect::SlowClose { .. } => tcp || on == On::H1,
             Effect::Latency { .. } | Effect::Reset | Effect::Timeout | Effect::Bandwidth { .. } => {
                 on != On::Accept
             }
@@ -88,9 +90,12 @@ pub enum On {
     H1,
     /// An h2c (or gRPC) request.
     H2c,
-    /// A raw TCP connection (Redis and Postgres included), once: its method and path are
-    /// empty, so a fault with `method=` or `path=` never touches one.
+    /// A raw TCP connection (Postgres included), once: its method and path are empty, so a
+    /// fault with `method=` or `path=` never touches one.
     Tcp,
+    /// A TCP connection whose caller speaks Redis: as `Tcp`, and `error` (each command
+    /// answered `-ERR` by the proxy).
+    Redis,
 }
 
 impl std::fmt::Display for Effect {
@@ -392,8 +397,11 @@ mod tests {
         assert_eq!(faults.pick(&ask(On::Accept, "orders")), None, "first=1");
         let error = faults.pick(&request("orders", "users", "/"));
         assert!(matches!(error, Some(Effect::Error { status: 503, .. })));
+        // A Redis connection: its commands can be answered with an error.
+        let error = faults.pick(&ask(On::Redis, "gateway"));
+        assert!(matches!(error, Some(Effect::Error { status: 503, .. })));
         let touched: Vec<u64> = faults.list().iter().map(|f| f.touched).collect();
-        assert_eq!(touched, [1, 0, 1, 1]);
+        assert_eq!(touched, [2, 0, 1, 1]);
     }
 
     #[test]
