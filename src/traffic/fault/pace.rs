@@ -55,7 +55,7 @@ impl Shape {
     /// How much is read at a time, at most `read`.
     pub fn chunk(&self, read: usize) -> usize {
         match self {
-            Shape::Paced(rate) => read.min((rate / SLICES).max(1) as usize),
+            Shape::Paced(rate) => slice(*rate, read),
             _ => read,
         }
     }
@@ -74,6 +74,11 @@ impl Shape {
             tokio::time::sleep(*late).await;
         }
     }
+}
+
+/// At most `most` bytes, and at most a `SLICES`th of a second's at `rate`.
+fn slice(rate: u64, most: usize) -> usize {
+    most.min((rate / SLICES).max(1) as usize)
 }
 
 /// Bytes paced to a rate: each chunk takes its share of a second on the link, after the one
@@ -159,7 +164,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Paced<W> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         ready!(this.gate.poll_open(cx));
-        let most = Shape::Paced(this.gate.pace.rate).chunk(buf.len());
+        let most = slice(this.gate.pace.rate, buf.len());
         let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &buf[..most]))?;
         this.gate.passed(n);
         Poll::Ready(Ok(n))
