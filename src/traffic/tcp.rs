@@ -47,7 +47,8 @@ pub(super) async fn forward(
     let decoder = decode::detect(&prefix);
     let on = match decoder.as_ref().map(|d| d.protocol()) {
         Some(decode::Protocol::Redis) => On::Redis,
-        _ => On::Tcp,
+        Some(decode::Protocol::Postgres) => On::Postgres,
+        None => On::Tcp,
     };
     let effect = conn.records.fault(on, "", "").await;
     record.injected = effect.as_ref().map(ToString::to_string);
@@ -65,12 +66,18 @@ pub(super) async fn forward(
             false
         }
         (Some(Effect::Error { body, .. }), Some(decoder)) => {
+            let protocol = decoder.protocol();
             let decoding = Decoding::new(decoder, &conn, record.injected.clone());
-            let said = redis_error(body.as_deref(), conn.records.callee());
-            if answer_here(&prefix, &mut client, &decoding, &said)
-                .await
-                .is_err()
-            {
+            let text = fault_text(body.as_deref(), conn.records.callee());
+            let answered = match protocol {
+                decode::Protocol::Redis => {
+                    answer_redis(&prefix, &mut client, &decoding, &text).await
+                }
+                decode::Protocol::Postgres => {
+                    refuse_postgres(&prefix, &mut client, &decoding, &text).await
+                }
+            };
+            if answered.is_err() {
                 record.error = Some(ErrorKind::Reset);
             }
             decoding.finish()
@@ -110,24 +117,24 @@ pub(super) async fn forward(
     conn.records.record(record);
 }
 
-/// The error a Redis caller gets from an `error` fault: its `body`, or words naming it.
-fn redis_error(body: Option<&str>, callee: &str) -> Vec<u8> {
-    let text = match body {
+/// What an `error` fault says: its `body`, or words naming it.
+fn fault_text(body: Option<&str>, callee: &str) -> String {
+    match body {
         Some(body) => body.replace(['\r', '\n'], " "),
         None => format!("devstack: a fault set on {callee} answered an error"),
-    };
-    format!("-ERR {text}\r\n").into_bytes()
+    }
 }
 
 /// A Redis connection an `error` fault touched: each command the caller sends answered
-/// `said` here (the service never dialled), the decoder reading both as if the service had
-/// answered, until the caller leaves (or sends what is not RESP).
-async fn answer_here(
+/// `-ERR text` here (the service never dialled), the decoder reading both as if the service
+/// had answered, until the caller leaves (or sends what is not RESP).
+async fn answer_redis(
     prefix: &[u8],
     client: &mut Counted<TcpStream>,
     decoding: &Decoding,
-    said: &[u8],
+    text: &str,
 ) -> std::io::Result<()> {
+    let said = format!("-ERR {text}\r\n").into_bytes();
     let mut commands = decode::RedisCommands::default();
     let mut buf = prefix.to_vec();
     buf.resize(READ.max(prefix.len()), 0);
@@ -143,6 +150,40 @@ async fn answer_here(
         n = client.read(&mut buf).await?;
     }
     Ok(())
+}
+
+/// A PostgreSQL connection an `error` fault touched: its startup refused here with a FATAL
+/// error (SQLSTATE 57P03, cannot connect now; `N` first to an SSL or GSS request), the
+/// service never dialled, the decoder reading both as if the service had answered.
+async fn refuse_postgres(
+    prefix: &[u8],
+    client: &mut Counted<TcpStream>,
+    decoding: &Decoding,
+    text: &str,
+) -> std::io::Result<()> {
+    let mut buf = prefix.to_vec();
+    let mut read = vec![0u8; READ];
+    loop {
+        match decode::opening(&buf) {
+            Some((len, encrypted)) => {
+                let asked: Vec<u8> = buf.drain(..len.min(buf.len())).collect();
+                let answer = match encrypted {
+                    true => b"N".to_vec(),
+                    false => decode::fatal("57P03", text),
+                };
+                decoding.feed(Side::Caller, &asked);
+                decoding.feed(Side::Service, &answer);
+                client.write_all(&answer).await?;
+                if !encrypted {
+                    return Ok(());
+                }
+            }
+            None => match client.read(&mut read).await? {
+                0 => return Ok(()),
+                n => buf.extend_from_slice(&read[..n]),
+            },
+        }
+    }
 }
 
 /// A new connection a `cut` touched, as it was accepted: reset at once, and recorded.

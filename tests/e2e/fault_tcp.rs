@@ -225,3 +225,37 @@ async fn an_error_on_a_redis_edge_answers_each_command_and_leaves_plain_tcp_alon
         .await;
     assert_eq!((edge.injected, edge.errors), (3, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_on_a_postgres_edge_refuses_its_startup_with_a_sqlstate() {
+    let p = proxied("db", Some(line_backend(None).await), Protocol::Auto);
+    let faults = p.proxy.stats().faults();
+    faults.add(parse(&["db", "error=503"]).unwrap());
+    let mut pg = TcpStream::connect(p.addr).await.unwrap();
+    // An SSL request is declined, then the startup refused.
+    pg.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).await.unwrap();
+    let mut no = [0u8; 1];
+    pg.read_exact(&mut no).await.unwrap();
+    assert_eq!(&no, b"N");
+    let params = b"user\0app\0database\0app\0\0";
+    let mut startup = ((8 + params.len()) as u32).to_be_bytes().to_vec();
+    startup.extend_from_slice(&196_608u32.to_be_bytes());
+    startup.extend_from_slice(params);
+    pg.write_all(&startup).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), pg.read_to_end(&mut answer))
+        .await
+        .expect("the connection is closed after the error")
+        .unwrap();
+    assert_eq!(answer[0], b'E');
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("C57P03\0"), "{text:?}");
+    assert!(
+        text.contains("a fault set on db answered an error"),
+        "{text:?}"
+    );
+    let edge = p
+        .edge_when(&Caller::External, "db", |e| e.requests >= 1)
+        .await;
+    assert_eq!((edge.injected, edge.errors), (edge.requests, 0), "{edge:?}");
+}

@@ -40,7 +40,7 @@ pub mod resend;
 mod script;
 
 pub use postgres::Postgres;
-pub use postgres::{error_fields, normalize, plain};
+pub use postgres::{error_fields, fatal, normalize, opening, plain};
 pub use redis::{Commands as RedisCommands, Redis};
 pub use resend::Resend;
 

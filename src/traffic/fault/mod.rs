@@ -65,14 +65,15 @@ pub enum Effect {
 
 impl Effect {
     /// Whether it is asked for at this point: `cut` as a connection is accepted, only;
-    /// `error` on HTTP requests and Redis connections (a byte stream has no error to say);
+    /// `error` on HTTP requests, Redis and Postgres connections (a byte stream has no error
+    /// to say);
     /// `slow_close` on TCP connections and HTTP/1 requests (an h2c stream has no close of its
     /// own).
     fn applies(&self, on: On) -> bool {
-        let tcp = matches!(on, On::Tcp | On::Redis);
+        let tcp = matches!(on, On::Tcp | On::Redis | On::Postgres);
         match self {
             Effect::Cut => on == On::Accept,
-            Effect::Error { .. } => matches!(on, On::H1 | On::H2c | On::Redis),
+            Effect::Error { .. } => matches!(on, On::H1 | On::H2c | On::Redis | On::Postgres),
             Effect::SlowClose { .. } => tcp || on == On::H1,
             Effect::Latency { .. } | Effect::Reset | Effect::Timeout | Effect::Bandwidth { .. } => {
                 on != On::Accept
@@ -90,12 +91,15 @@ pub enum On {
     H1,
     /// An h2c (or gRPC) request.
     H2c,
-    /// A raw TCP connection (Postgres included), once: its method and path are empty, so a
-    /// fault with `method=` or `path=` never touches one.
+    /// A raw TCP connection, once: its method and path are empty, so a fault with `method=`
+    /// or `path=` never touches one.
     Tcp,
     /// A TCP connection whose caller speaks Redis: as `Tcp`, and `error` (each command
     /// answered `-ERR` by the proxy).
     Redis,
+    /// A TCP connection whose caller speaks PostgreSQL: as `Tcp`, and `error` (its startup
+    /// refused by the proxy with a FATAL error).
+    Postgres,
 }
 
 impl std::fmt::Display for Effect {
