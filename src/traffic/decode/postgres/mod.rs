@@ -14,13 +14,13 @@ mod kept;
 mod message;
 mod sql;
 
-pub use message::error_fields;
 pub use sql::{normalize, plain};
 
 use super::resend::Resend;
 use super::{Decoder, Exchange, KEEP, MAX_ERROR, MAX_PENDING, MAX_TEXT, Protocol, State, one_line};
 use crate::format;
 use message::{Answer, Bad, Framer, Msg};
+pub use message::{error_fields, fatal, opening};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,41 +43,6 @@ pub fn looks_like(first: &[u8]) -> bool {
         message::CANCEL_REQUEST => len == 16,
         version => version >> 16 == 3 && (9..=message::MAX_STARTUP).contains(&len),
     }
-}
-
-/// The untyped message `bytes` start with (an SSL, GSS or cancel request, or a startup), once
-/// whole: its length, and whether it asks for encryption (answered `N`: the caller goes on in
-/// the clear); one over `MAX_STARTUP` is taken whole as it is. For a fault that refuses the
-/// connection itself, the service never asked.
-pub fn opening(bytes: &[u8]) -> Option<(usize, bool)> {
-    let len = message::code(bytes)?;
-    let code = message::code(bytes.get(4..)?)?;
-    if len > message::MAX_STARTUP {
-        return Some((bytes.len(), false));
-    }
-    let len = len as usize;
-    let encrypted = matches!(code, message::SSL_REQUEST | message::GSS_REQUEST);
-    (bytes.len() >= len).then_some((len.max(8), encrypted))
-}
-
-/// A FATAL ErrorResponse with `sqlstate` and `text` (a connection refused at its startup).
-pub fn fatal(sqlstate: &str, text: &str) -> Vec<u8> {
-    let mut fields = Vec::new();
-    for (field, value) in [
-        (b'S', "FATAL"),
-        (b'V', "FATAL"),
-        (b'C', sqlstate),
-        (b'M', text),
-    ] {
-        fields.push(field);
-        fields.extend_from_slice(value.as_bytes());
-        fields.push(0);
-    }
-    fields.push(0);
-    let mut out = vec![b'E'];
-    out.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
-    out.extend_from_slice(&fields);
-    out
 }
 
 /// A passive PostgreSQL decoder of one connection.
