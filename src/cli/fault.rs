@@ -29,8 +29,9 @@ pub enum FaultCmd {
         /// `caller->callee`, `SERVICE` (every caller) or `external->SERVICE`
         #[arg(add = ArgValueCandidates::new(complete::services))]
         edge: String,
-        /// `latency=200ms` (with `jitter=50ms`), `error=503` (with `body=TEXT`), `reset` or
-        /// `timeout`
+        /// `latency=200ms` (with `jitter=50ms`), `error=503` (with `body=TEXT`), `reset`,
+        /// `timeout`, `bandwidth=100KB` (per second), `cut` (new connections reset) or
+        /// `slow_close=2s`
         effect: String,
         /// When it acts (all must hold): `rate=0.3`, `first=3`, `for=30s`, `method=GET`,
         /// `path=/api`

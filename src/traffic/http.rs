@@ -85,7 +85,8 @@ impl Shared {
             .uri()
             .path_and_query()
             .map_or_else(|| req.uri().to_string(), |p| p.as_str().to_string());
-        let effect = self.records.fault(req.method().as_str(), &path).await;
+        let on = fault::On::H2c;
+        let effect = self.records.fault(on, req.method().as_str(), &path).await;
         let version = stats::version_name(req.version());
         // (The head is written out only when it is kept.)
         let mut capture = self
@@ -111,8 +112,12 @@ impl Shared {
             inner,
             inflow: bytes_in.clone(),
         });
+        let mut pace = None;
         if let Some(effect) = effect {
             record.injected = Some(effect.to_string());
+            if let fault::Effect::Bandwidth { bytes_per_sec } = effect {
+                pace = Some(bytes_per_sec);
+            }
             if let Some((status, text, error)) = self.fault(effect).await {
                 let answered =
                     self.injected(status, text, error, record, capture, (start, &bytes_in));
@@ -138,22 +143,14 @@ impl Shared {
         if let Some(c) = &mut capture {
             c.answer.head(&answer_head(&resp));
         }
-        Ok(resp.map(|inner| {
-            let mut body = Metered {
-                inner,
-                finish: Some(Box::new(Finish {
-                    record,
-                    capture,
-                    start,
-                    bytes_in,
-                    records: self.records.clone(),
-                })),
-            };
-            if body.inner.is_end_stream() {
-                body.end(None);
-            }
-            ResponseBody::Metered(body)
-        }))
+        let finish = Finish {
+            record,
+            capture,
+            start,
+            bytes_in,
+            records: self.records.clone(),
+        };
+        Ok(resp.map(|inner| ResponseBody::new(inner, finish, pace)))
     }
 
     /// What a fault does to a stream before it goes on: None when it goes on (after a
@@ -171,6 +168,10 @@ impl Shared {
             }
             fault::Effect::Reset => Some((0, String::new(), Some(ErrorKind::Reset))),
             fault::Effect::Timeout => Some((0, String::new(), Some(ErrorKind::Timeout))),
+            // Its answer paced as it goes (`ResponseBody::Paced`).
+            fault::Effect::Bandwidth { .. } => None,
+            // Not asked about on a request (`fault::On::H2c`): the request goes on.
+            fault::Effect::Cut | fault::Effect::SlowClose { .. } => None,
         }
     }
 
@@ -349,7 +350,26 @@ impl Body for RequestBody {
 /// What the caller gets: the service's response, metered, or one devstack made.
 pub(crate) enum ResponseBody {
     Metered(Metered),
+    /// Passed on at most so many bytes a second (a `bandwidth` fault), frame by frame.
+    Paced(Metered, Box<fault::pace::Gate>),
     Full(Option<Bytes>),
+}
+
+impl ResponseBody {
+    /// The service's response body, metered (and paced to `pace` bytes a second).
+    fn new(inner: Incoming, finish: Finish, pace: Option<u64>) -> ResponseBody {
+        let mut body = Metered {
+            inner,
+            finish: Some(Box::new(finish)),
+        };
+        if body.inner.is_end_stream() {
+            body.end(None);
+        }
+        match pace {
+            None => ResponseBody::Metered(body),
+            Some(rate) => ResponseBody::Paced(body, Box::new(fault::pace::Gate::new(rate))),
+        }
+    }
 }
 
 impl Body for ResponseBody {
@@ -362,20 +382,28 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ResponseBody::Metered(m) => m.poll(cx),
+            ResponseBody::Paced(m, gate) => {
+                ready!(gate.poll_open(cx));
+                let frame = ready!(m.poll(cx));
+                if let Some(data) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
+                    gate.passed(data.len());
+                }
+                Poll::Ready(frame)
+            }
             ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ResponseBody::Metered(m) => m.inner.is_end_stream(),
+            ResponseBody::Metered(m) | ResponseBody::Paced(m, _) => m.inner.is_end_stream(),
             ResponseBody::Full(bytes) => bytes.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Metered(m) => m.inner.size_hint(),
+            ResponseBody::Metered(m) | ResponseBody::Paced(m, _) => m.inner.size_hint(),
             ResponseBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }

@@ -74,17 +74,18 @@ impl Recorder {
         }
     }
 
-    /// What a fault set on this edge does to a request (`method`, `path`): None, at once,
-    /// while no fault is set on the service; else once the caller is known (within a moment:
-    /// a fault may be for one caller only).
-    pub async fn fault(&self, method: &str, path: &str) -> Option<fault::Effect> {
+    /// What a fault set on this edge does to a request (`method`, `path`) or a connection
+    /// (`on`; its method and path empty): None, at once, while no fault is set on the service;
+    /// else once the caller is known (within a moment: a fault may be for one caller only).
+    pub async fn fault(&self, on: fault::On, method: &str, path: &str) -> Option<fault::Effect> {
         let faults = self.stats.faults();
-        if !faults.on(&self.callee) {
+        if !faults.on(&self.callee, on) {
             return None;
         }
         self.hold().await;
         let caller = self.caller.now().unwrap_or(Caller::Unknown).to_string();
         faults.pick(&fault::Request {
+            on,
             caller: &caller,
             callee: &self.callee,
             method,

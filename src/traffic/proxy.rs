@@ -3,6 +3,7 @@
 //! a busy engine or dashboard never delays a request.
 
 use super::caller::{Attributor, Sessions};
+use super::fault::On;
 use super::limits::{Limits, Notice, OpenConnections, Said, refuse};
 use super::sniff::{self, Detected, Prefixed};
 use super::stats::{ErrorKind, Stats};
@@ -314,6 +315,10 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
         true => super::Lookup::known(super::Caller::Replay),
         false => ctx.callers.lookup(peer, local),
     };
+    let records = super::Recorder::new(caller, route.service.as_str().into(), ctx.stats.clone());
+    if let Some(cut) = records.fault(On::Accept, "", "").await {
+        return super::tcp::cut(client, &records, &cut);
+    }
     let sniffed = match route.protocol {
         Protocol::Tcp => Ok((Detected::Tcp, Vec::new())),
         Protocol::Auto => sniff::sniff(&mut client, SNIFF_WAIT, Detected::Tcp).await,
@@ -323,7 +328,7 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
         return;
     };
     let mut conn = super::Conn {
-        records: super::Recorder::new(caller, route.service.as_str().into(), ctx.stats.clone()),
+        records,
         backend: Backend::new(&route),
         limits: route.limits,
         capture: route.capture,
@@ -476,6 +481,11 @@ impl<S> Counted<S> {
             written: 0,
             hold: None,
         }
+    }
+
+    /// The stream itself (to reset it).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
     }
 }
 

@@ -1,7 +1,7 @@
 //! Faults (issue 26) through the real proxy on its sockets: what a fault set on the stack's
 //! `Faults` does to HTTP/1 and h2c requests (latency, an error answered here, a reset, a hold
-//! without answer), that it touches only its own edge, and that the edge counts what it did
-//! apart from the service's own errors.
+//! without answer; on HTTP/1 an answer paced, a close made late), that it touches only its own
+//! edge, and that the edge counts what it did apart from the service's own errors.
 
 use crate::traffic::{full, h2_client, http_backend, proxied};
 use devstack::traffic::fault::parse;
@@ -61,13 +61,49 @@ async fn http1_faults_answer_delay_reset_and_hold_only_the_requests_they_match()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h2c_faults_answer_delay_and_reset_a_stream() {
+async fn http1_bandwidth_paces_the_answer_and_slow_close_makes_its_close_late() {
+    const LEN: usize = 100_000;
+    let (backend, _) = http_backend(false).await;
+    let p = proxied("users", Some(backend), Protocol::Auto);
+    let faults = p.proxy.stats().faults();
+    faults.add(parse(&["users", "bandwidth=100KB", "path=/bytes"]).unwrap());
+    faults.add(parse(&["users", "slow_close=500ms", "path=/late"]).unwrap());
+    let mut conn = TcpStream::connect(p.addr).await.unwrap();
+    let request = format!("GET /bytes/{LEN} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let first = conn.read(&mut buf).await.unwrap();
+    let (started, mut rest) = (Instant::now(), 0);
+    loop {
+        match conn.read(&mut buf).await.unwrap() {
+            0 => break,
+            n => rest += n,
+        }
+    }
+    assert!(first + rest > LEN, "the head and the whole body came");
+    // About a second of transfer after the first slice: within 10% of the rate asked.
+    let rate = rest as f64 / started.elapsed().as_secs_f64();
+    assert!((90_000.0..=110_000.0).contains(&rate), "{rate:.0} B/s");
+    // The answer comes at once, the close half a second later.
+    let started = Instant::now();
+    let late = get(p.addr, "/late").await.unwrap();
+    assert!(late.starts_with("HTTP/1.1 404"), "{late}");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    let edge = p
+        .edge_when(&Caller::External, "users", |e| e.requests >= 2)
+        .await;
+    assert_eq!((edge.injected, edge.errors), (2, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_faults_answer_delay_pace_and_reset_a_stream() {
     let (backend, _) = http_backend(true).await;
     let p = proxied("grpc", Some(backend), Protocol::Auto);
     let faults = p.proxy.stats().faults();
     faults.add(parse(&["grpc", "error=503", "path=/fail"]).unwrap());
     faults.add(parse(&["grpc", "latency=250ms", "path=/slow"]).unwrap());
     faults.add(parse(&["grpc", "reset", "path=/reset"]).unwrap());
+    faults.add(parse(&["grpc", "bandwidth=100KB", "path=/bytes"]).unwrap());
     let mut sender = h2_client(p.addr).await;
     let mut send = async |path: &str| {
         let req = Request::post(format!("http://{}{path}", p.addr))
@@ -89,13 +125,22 @@ async fn h2c_faults_answer_delay_and_reset_a_stream() {
     let (status, _) = send("/slow/echo").await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert_ne!(status, 503);
+    // 200 KB at 100 KB/s, frame by frame (the first goes at once): about 2 s.
+    let started = Instant::now();
+    let (status, _) = send("/bytes/200000").await.unwrap();
+    assert_eq!(status, 200);
+    let took = started.elapsed();
+    assert!(
+        took > Duration::from_millis(1600) && took < Duration::from_millis(2400),
+        "{took:?}"
+    );
     let reset = send("/reset").await;
     assert!(reset.is_err(), "the stream is reset: {reset:?}");
     // The connection goes on: only that stream was reset.
     let (status, body) = send("/echo").await.unwrap();
     assert_eq!((status, body.as_str()), (200, "request"));
     let edge = p
-        .edge_when(&Caller::External, "grpc", |e| e.requests >= 4)
+        .edge_when(&Caller::External, "grpc", |e| e.requests >= 5)
         .await;
-    assert_eq!((edge.injected, edge.errors), (3, 0));
+    assert_eq!((edge.injected, edge.errors), (4, 0));
 }

@@ -19,6 +19,7 @@ mod demo;
 mod fault;
 mod fault_relay;
 mod fault_scenarios;
+mod fault_tcp;
 mod graceful;
 mod health;
 mod import;

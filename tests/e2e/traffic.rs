@@ -182,7 +182,7 @@ async fn http_backend_at(at: SocketAddr, h2: bool) -> (SocketAddr, Arc<AtomicUsi
 }
 
 /// A line protocol: every line comes back prefixed with `echo: `; `greeting` is said first.
-async fn line_backend(greeting: Option<&'static str>) -> SocketAddr {
+pub(crate) async fn line_backend(greeting: Option<&'static str>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -40,8 +40,8 @@ pub mod resend;
 mod script;
 
 pub use postgres::Postgres;
-pub use postgres::{error_fields, normalize, plain};
-pub use redis::Redis;
+pub use postgres::{error_fields, fatal, normalize, opening, plain};
+pub use redis::{Commands as RedisCommands, Redis};
 pub use resend::Resend;
 
 use std::sync::Arc;

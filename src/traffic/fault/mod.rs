@@ -1,11 +1,15 @@
 //! Faults set on an edge (`orders->users`), a service (every caller of `users`) or
-//! `external->users`: what the proxy does to a request instead of, or before, relaying it. A
-//! [`Fault`] is an [`Effect`] (a delay, an answer made here, a reset, a hold without answer)
-//! with its [`Trigger`] (a probability, the first N requests, a time, a method or path); the
-//! [`Faults`] of a stack are asked once per request, and cost nothing while none is set.
+//! `external->users`: what the proxy does to a request or a connection instead of, or before,
+//! relaying it. A [`Fault`] is an [`Effect`] (a delay, an answer made here, a reset, a hold
+//! without answer, a slow link, a cut, a slow close) with its [`Trigger`] (a probability, the
+//! first N requests, a time, a method or path); the [`Faults`] of a stack are asked once per
+//! request (HTTP) or connection (TCP, and every connection as it is accepted, for `cut`), and
+//! cost nothing while none is set.
 //!
 //! `spec`: a fault as written on the command line (`orders->users latency=200ms jitter=50ms`).
+//! `pace`: what a fault does to a raw TCP connection's bytes (held, paced, closed late).
 
+pub(crate) mod pace;
 mod spec;
 
 pub use spec::parse;
@@ -49,6 +53,53 @@ pub enum Effect {
     Reset,
     /// Held without an answer until the caller gives up.
     Timeout,
+    /// A slow link: at most this many bytes per second each way (TCP).
+    Bandwidth { bytes_per_sec: u64 },
+    /// New connections reset as they are accepted (the listener is shared by every caller, so
+    /// the caller's connect succeeds and its first read or write fails); those already open
+    /// carry on.
+    Cut,
+    /// When either side closes, the other is told `ms` later (TCP).
+    SlowClose { ms: u64 },
+}
+
+impl Effect {
+    /// Whether it is asked for at this point: `cut` as a connection is accepted, only;
+    /// `error` on HTTP requests, Redis and Postgres connections (a byte stream has no error
+    /// to say);
+    /// `slow_close` on TCP connections and HTTP/1 requests (an h2c stream has no close of its
+    /// own).
+    fn applies(&self, on: On) -> bool {
+        let tcp = matches!(on, On::Tcp | On::Redis | On::Postgres);
+        match self {
+            Effect::Cut => on == On::Accept,
+            Effect::Error { .. } => matches!(on, On::H1 | On::H2c | On::Redis | On::Postgres),
+            Effect::SlowClose { .. } => tcp || on == On::H1,
+            Effect::Latency { .. } | Effect::Reset | Effect::Timeout | Effect::Bandwidth { .. } => {
+                on != On::Accept
+            }
+        }
+    }
+}
+
+/// Where a fault is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On {
+    /// A connection just accepted, before anything is read of it (`cut`).
+    Accept,
+    /// An HTTP/1 request.
+    H1,
+    /// An h2c (or gRPC) request.
+    H2c,
+    /// A raw TCP connection, once: its method and path are empty, so a fault with `method=`
+    /// or `path=` never touches one.
+    Tcp,
+    /// A TCP connection whose caller speaks Redis: as `Tcp`, and `error` (each command
+    /// answered `-ERR` by the proxy).
+    Redis,
+    /// A TCP connection whose caller speaks PostgreSQL: as `Tcp`, and `error` (its startup
+    /// refused by the proxy with a FATAL error).
+    Postgres,
 }
 
 impl std::fmt::Display for Effect {
@@ -59,6 +110,11 @@ impl std::fmt::Display for Effect {
             Effect::Error { status, .. } => write!(f, "error {status}"),
             Effect::Reset => f.write_str("reset"),
             Effect::Timeout => f.write_str("timeout"),
+            Effect::Bandwidth { bytes_per_sec } => {
+                write!(f, "bandwidth {}/s", spec::bytes(*bytes_per_sec))
+            }
+            Effect::Cut => f.write_str("cut"),
+            Effect::SlowClose { ms } => write!(f, "slow_close {ms}ms"),
         }
     }
 }
@@ -115,8 +171,9 @@ pub struct Set {
     pub spent: bool,
 }
 
-/// The request a fault is asked about.
+/// The request (or connection) a fault is asked about.
 pub struct Request<'a> {
+    pub on: On,
     pub caller: &'a str,
     pub callee: &'a str,
     pub method: &'a str,
@@ -143,7 +200,8 @@ impl Live {
     fn matches(&self, r: &Request<'_>) -> bool {
         let scope = &self.fault.scope;
         let when = &self.fault.when;
-        scope.callee == r.callee
+        self.fault.effect.applies(r.on)
+            && scope.callee == r.callee
             && scope.caller.as_deref().is_none_or(|c| c == r.caller)
             && (when.method.as_deref()).is_none_or(|m| m.eq_ignore_ascii_case(r.method))
             && (when.path.as_deref()).is_none_or(|p| r.path.starts_with(p))
@@ -221,15 +279,12 @@ impl Faults {
             .collect()
     }
 
-    /// Whether any fault is set on requests to `callee` (the caller need not be looked up
-    /// when none is).
-    pub fn on(&self, callee: &str) -> bool {
+    /// Whether any fault is set on requests (or connections, as `at` says) to `callee` (the
+    /// caller need not be looked up when none is).
+    pub fn on(&self, callee: &str, at: On) -> bool {
         self.any.load(Ordering::Acquire)
-            && self
-                .set
-                .locked()
-                .iter()
-                .any(|l| l.fault.scope.callee == callee)
+            && (self.set.locked().iter())
+                .any(|l| l.fault.scope.callee == callee && l.fault.effect.applies(at))
     }
 
     /// What to do to this request: the effect of the first fault that touches it (each
@@ -271,6 +326,7 @@ mod tests {
 
     fn request<'a>(caller: &'a str, callee: &'a str, path: &'a str) -> Request<'a> {
         Request {
+            on: On::H1,
             caller,
             callee,
             method: "GET",
@@ -283,7 +339,7 @@ mod tests {
         let faults = Faults::default();
         assert_eq!(faults.pick(&request("orders", "users", "/")), None);
         let id = faults.add(parse(&["orders->users", "error=503", "first=2"]).unwrap());
-        assert!(faults.on("users") && !faults.on("orders"));
+        assert!(faults.on("users", On::H1) && !faults.on("orders", On::H1));
         let error = Some(Effect::Error {
             status: 503,
             body: None,
@@ -298,7 +354,7 @@ mod tests {
             (id, 2, true)
         );
         assert!(faults.remove(id) && !faults.remove(id));
-        assert!(faults.list().is_empty() && !faults.on("users"));
+        assert!(faults.list().is_empty() && !faults.on("users", On::H1));
     }
 
     #[test]
@@ -335,6 +391,36 @@ mod tests {
             .collect();
         assert!(delays.iter().all(|d| (150..=250).contains(d)));
         assert!(delays.iter().any(|&d| d < 160) && delays.iter().any(|&d| d > 240));
+    }
+
+    #[test]
+    fn a_connection_is_asked_only_about_the_effects_it_can_take() {
+        let faults = Faults::default();
+        faults.add(parse(&["users", "error=503"]).unwrap());
+        faults.add(parse(&["users", "latency=5ms", "path=/slow"]).unwrap());
+        faults.add(parse(&["users", "cut", "first=1"]).unwrap());
+        faults.add(parse(&["orders->users", "bandwidth=1KB"]).unwrap());
+        let ask = |on, caller| Request {
+            on,
+            method: "",
+            path: "",
+            ..request(caller, "users", "")
+        };
+        // A TCP connection: no error to say, no path to match.
+        assert_eq!(faults.pick(&ask(On::Tcp, "gateway")), None);
+        let paced = Some(Effect::Bandwidth {
+            bytes_per_sec: 1000,
+        });
+        assert_eq!(faults.pick(&ask(On::Tcp, "orders")), paced);
+        assert_eq!(faults.pick(&ask(On::Accept, "orders")), Some(Effect::Cut));
+        assert_eq!(faults.pick(&ask(On::Accept, "orders")), None, "first=1");
+        let error = faults.pick(&request("orders", "users", "/"));
+        assert!(matches!(error, Some(Effect::Error { status: 503, .. })));
+        // A Redis connection: its commands can be answered with an error.
+        let error = faults.pick(&ask(On::Redis, "gateway"));
+        assert!(matches!(error, Some(Effect::Error { status: 503, .. })));
+        let touched: Vec<u64> = faults.list().iter().map(|f| f.touched).collect();
+        assert_eq!(touched, [2, 0, 1, 1]);
     }
 
     #[test]

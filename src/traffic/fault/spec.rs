@@ -1,7 +1,9 @@
 //! A fault as written on the command line, and back: the scope first (`orders->users`, `users`,
 //! `external->users`), then one effect (`latency=200ms` with `jitter=50ms`, `error=503` with
-//! `body=…`, `reset`, `timeout`) and any triggers (`rate=0.3`, `first=3`, `for=30s`,
-//! `method=GET`, `path=/api`).
+//! `body=…`, `reset`, `timeout`, `bandwidth=100KB`, `cut`, `slow_close=2s`) and any triggers
+//! (`rate=0.3`, `first=3`, `for=30s`, `method=GET`, `path=/api`). A bandwidth is bytes per
+//! second: a whole number with `B`, `KB` (1000), `MB` (1000²), `KiB` (1024) or `MiB` (1024²),
+//! any case, `/s` allowed after it.
 
 use super::{Effect, Fault, Scope, Trigger};
 use std::time::Duration;
@@ -42,6 +44,13 @@ pub fn parse(words: &[&str]) -> Result<Fault, String> {
             }),
             "reset" => Some(Effect::Reset),
             "timeout" => Some(Effect::Timeout),
+            "bandwidth" => Some(Effect::Bandwidth {
+                bytes_per_sec: rate(value)?,
+            }),
+            "cut" => Some(Effect::Cut),
+            "slow_close" => Some(Effect::SlowClose {
+                ms: millis(key, value)?,
+            }),
             "jitter" => {
                 jitter = Some(millis(key, value)?);
                 None
@@ -73,6 +82,9 @@ pub fn parse(words: &[&str]) -> Result<Fault, String> {
         (Some(_), _, Some(_)) => return Err("`body` goes with `error`".into()),
         (Some(effect), None, None) => effect,
     };
+    if effect == Effect::Cut && (when.method.is_some() || when.path.is_some()) {
+        return Err("`cut` is on connections: `method` and `path` never match one".into());
+    }
     Ok(Fault {
         scope,
         effect,
@@ -80,7 +92,45 @@ pub fn parse(words: &[&str]) -> Result<Fault, String> {
     })
 }
 
-const EFFECTS: &str = "latency=200ms [jitter=50ms], error=503 [body=…], reset or timeout";
+const EFFECTS: &str = "latency=200ms [jitter=50ms], error=503 [body=…], reset, timeout, \
+                       bandwidth=100KB, cut or slow_close=2s";
+
+/// Bytes per second, as `bandwidth=` says them (`500B`, `100KB`, `1MB`, `64KiB`, `1MiB/s`).
+fn rate(value: &str) -> Result<u64, String> {
+    let said = value.strip_suffix("/s").unwrap_or(value);
+    let digits = said
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(said.len());
+    let (number, unit) = said.split_at(digits);
+    let unit = match unit.to_ascii_lowercase().as_str() {
+        "b" => 1,
+        "kb" => 1000,
+        "mb" => 1_000_000,
+        "kib" => 1024,
+        "mib" => 1024 * 1024,
+        _ => 0,
+    };
+    match number.parse::<u64>().map(|n| n.saturating_mul(unit)) {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "`bandwidth={value}`: bytes per second such as 500B, 100KB, 1MB or 64KiB"
+        )),
+    }
+}
+
+/// A bandwidth's bytes as written back: in the largest unit that divides them.
+pub(super) fn bytes(n: u64) -> String {
+    let units = [
+        (1024 * 1024, "MiB"),
+        (1_000_000, "MB"),
+        (1024, "KiB"),
+        (1000, "KB"),
+    ];
+    match units.iter().find(|(u, _)| n.is_multiple_of(*u)) {
+        Some((u, name)) => format!("{}{name}", n / u),
+        None => format!("{n}B"),
+    }
+}
 
 fn trigger(when: &mut Trigger, key: &str, value: &str) -> Result<(), String> {
     match key {
@@ -141,6 +191,9 @@ pub(super) fn effect_words(effect: &Effect) -> String {
         } => format!("error={status} body={body}"),
         Effect::Reset => "reset".into(),
         Effect::Timeout => "timeout".into(),
+        Effect::Bandwidth { bytes_per_sec } => format!("bandwidth={}", bytes(*bytes_per_sec)),
+        Effect::Cut => "cut".into(),
+        Effect::SlowClose { ms } => format!("slow_close={}", time(*ms)),
     }
 }
 
@@ -170,12 +223,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bandwidth_reads_in_the_units_it_names() {
+        for (said, n) in [
+            ("500B", 500),
+            ("100KB", 100_000),
+            ("100kb/s", 100_000),
+            ("1MB", 1_000_000),
+            ("64KiB", 65_536),
+            ("1MiB/s", 1_048_576),
+        ] {
+            assert_eq!(rate(said), Ok(n), "{said}");
+        }
+        assert_eq!(
+            parse(&["users", "bandwidth=2MB"])
+                .unwrap()
+                .effect
+                .to_string(),
+            "bandwidth 2MB/s"
+        );
+    }
+
+    #[test]
     fn a_fault_reads_back_as_it_was_written() {
         for text in [
             "orders->users latency=200ms jitter=50ms",
             "users error=503 body=down first=3",
             "external->users reset rate=0.3 for=30s",
             "users timeout method=POST path=/api",
+            "orders->users bandwidth=100KB",
+            "users bandwidth=1MiB first=2",
+            "users bandwidth=1500B",
+            "external->users cut for=1m",
+            "users slow_close=2s",
         ] {
             let words: Vec<&str> = text.split(' ').collect();
             let fault = parse(&words).unwrap();
@@ -199,6 +278,14 @@ mod tests {
             ),
             (&["users", "reset", "colour=red"][..], "not a fault's word"),
             (&["users", "reset", "path=api"][..], "starts with `/`"),
+            (&["users", "bandwidth=fast"][..], "bytes per second"),
+            (&["users", "bandwidth=0KB"][..], "bytes per second"),
+            (&["users", "bandwidth=10GB"][..], "bytes per second"),
+            (&["users", "slow_close=soon"][..], "a time such as"),
+            (
+                &["users", "cut", "path=/api"][..],
+                "`cut` is on connections",
+            ),
         ] {
             let e = parse(words).unwrap_err();
             assert!(e.contains(says), "{words:?}: {e}");

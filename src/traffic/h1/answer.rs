@@ -10,6 +10,7 @@ use super::message::{
 use super::{Exchange, Upstream, caller_left};
 use crate::traffic::Recorder;
 use crate::traffic::capture::{self, Capture};
+use crate::traffic::fault::pace::Paced;
 use crate::traffic::stats::{ErrorKind, Record};
 use bytes::{Buf, BytesMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +24,8 @@ pub(super) struct Ends<'a, C, S> {
     pub(super) client: &'a mut C,
     pub(super) cbuf: &'a mut BytesMut,
     pub(super) upstream: &'a mut Upstream<S>,
+    /// The answer paced to this many bytes per second (a `bandwidth` fault).
+    pub(super) pace: Option<u64>,
 }
 
 /// After the request head went out: its body to the service and the response to the caller,
@@ -38,6 +41,7 @@ pub(super) async fn send_body_and_answer<C: Stream, S: Stream>(
         client,
         cbuf,
         upstream,
+        pace,
     } = ends;
     let (keep_request, keep_answer) = match capture {
         Some(c) => (Some(&mut c.request_body), Some(&mut c.answer)),
@@ -50,7 +54,8 @@ pub(super) async fn send_body_and_answer<C: Stream, S: Stream>(
     let bytes_out = AtomicU64::new(0);
     // The two sides at once, dropped (with their borrows) once the exchange is over.
     let outcome = {
-        let answer = answer(
+        let answer = answer_at(
+            pace,
             &head.method,
             (&mut backend_rx, &mut upstream.buf),
             &mut client_tx,
@@ -108,6 +113,30 @@ pub(super) async fn send_body_and_answer<C: Stream, S: Stream>(
     record.bytes_in = bytes_in.into_inner();
     record.bytes_out = bytes_out.into_inner();
     outcome
+}
+
+/// [`answer`], written through a [`Paced`] writer when a `bandwidth` fault touched the
+/// exchange (`pace`: bytes per second).
+async fn answer_at<R, W>(
+    pace: Option<u64>,
+    method: &hyper::Method,
+    from: (&mut R, &mut BytesMut),
+    to: &mut W,
+    payload: &AtomicU64,
+    kept: (&mut Record, Option<&mut capture::Answer>),
+    records: &Recorder,
+) -> Result<Exchange, Unanswered>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match pace {
+        None => answer(method, from, to, payload, kept, records).await,
+        Some(rate) => {
+            let mut paced = Paced::new(to, rate);
+            answer(method, from, &mut paced, payload, kept, records).await
+        }
+    }
 }
 
 /// Read the response from the service and forward it: interim (1xx) heads, then the final

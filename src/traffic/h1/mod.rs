@@ -23,30 +23,29 @@ mod answer;
 pub mod chunked;
 mod io;
 pub mod message;
+mod tunnel;
+pub(crate) use io::Stream;
 #[cfg(test)]
 mod script;
 #[cfg(test)]
 mod tests;
 
-use super::capture::websocket::{Frames, Tap, Way};
 use super::capture::{Capture, Settings};
 use super::fault;
 use super::limits::Limits;
-use super::proxy::Counted;
 use super::stats::{self, ErrorKind, Kind, Record};
 use super::{Conn, Recorder};
 use crate::ignored::Ignore;
-use crate::sync::Locked;
 use answer::{Ends, Unanswered, send_body_and_answer};
 use bytes::{Bytes, BytesMut};
-use io::{Dial, Stream};
+use io::Dial;
 use message::{
     BadHead, Framing, HeadError, MAX_HEAD, READ_SIZE, RequestHead, parse_request, read_head,
 };
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tunnel::tunnel;
 
 /// How often a request is tried on a new backend connection when the kept-alive one broke
 /// before taking it (a bodiless idempotent request is sent again once when it broke before
@@ -159,6 +158,8 @@ async fn relay_streams<C: Stream, D: Dial>(
         records,
         limits,
         capture,
+        pace: None,
+        slow_close: None,
     };
     relay.run().await
 }
@@ -173,6 +174,10 @@ struct Relay<C, D: Dial> {
     records: Recorder,
     limits: Limits,
     capture: Settings,
+    /// A `bandwidth` fault's rate for the answer under way (bytes per second).
+    pace: Option<u64>,
+    /// A `slow_close` fault touched a request: the caller's connection is closed this late.
+    slow_close: Option<Duration>,
 }
 
 impl<C: Stream, D: Dial> Relay<C, D> {
@@ -194,7 +199,8 @@ impl<C: Stream, D: Dial> Relay<C, D> {
             });
             let request = self.cbuf.split_to(head.len).freeze();
             let mut capture = Capture::start(self.capture, &request);
-            let outcome = match self.records.fault(head.method.as_str(), &head.path).await {
+            let asked = (self.records).fault(fault::On::H1, head.method.as_str(), &head.path);
+            let outcome = match asked.await {
                 None => {
                     self.exchange(&head, &request, &mut record, &mut capture)
                         .await
@@ -221,6 +227,9 @@ impl<C: Stream, D: Dial> Relay<C, D> {
                 After::Next => {}
                 After::Close => {
                     drop(self.up.take());
+                    if let Some(late) = self.slow_close {
+                        tokio::time::sleep(late).await;
+                    }
                     linger(self.client).await;
                     return;
                 }
@@ -281,8 +290,9 @@ impl<C: Stream, D: Dial> Relay<C, D> {
     }
 
     /// A request a fault touched: held before it goes on (`latency`), answered here
-    /// (`error`), its connection reset (`reset`), or held unanswered until the caller leaves
-    /// (`timeout`).
+    /// (`error`), its connection reset (`reset`), held unanswered until the caller leaves
+    /// (`timeout`), its answer paced (`bandwidth`: head and body), or the connection's close,
+    /// when it comes, made late (`slow_close`).
     async fn inject(
         &mut self,
         effect: fault::Effect,
@@ -310,6 +320,18 @@ impl<C: Stream, D: Dial> Relay<C, D> {
                 record.error = Some(ErrorKind::Timeout);
                 Exchange::CallerGone
             }
+            fault::Effect::Bandwidth { bytes_per_sec } => {
+                self.pace = Some(bytes_per_sec);
+                let outcome = self.exchange(head, request, record, capture).await;
+                self.pace = None;
+                outcome
+            }
+            fault::Effect::SlowClose { ms } => {
+                self.slow_close = Some(Duration::from_millis(ms));
+                self.exchange(head, request, record, capture).await
+            }
+            // Not asked about on a request (`fault::On::H1`): the request goes on.
+            fault::Effect::Cut => self.exchange(head, request, record, capture).await,
         }
     }
 
@@ -430,6 +452,7 @@ impl<C: Stream, D: Dial> Relay<C, D> {
                 client,
                 cbuf,
                 upstream,
+                pace: self.pace,
             };
             let result = send_body_and_answer(head, ends, record, capture, &self.records).await;
             match result {
@@ -502,54 +525,6 @@ async fn linger<C: Stream>(mut client: C) {
         }
     };
     drop(tokio::time::timeout(LINGER, drain).await);
-}
-
-/// After a 101: bytes both ways between the caller and the service (what either had sent past
-/// the heads first), then the request's record.
-async fn tunnel<C: Stream, S: Stream>(
-    client: C,
-    cbuf: BytesMut,
-    mut up: Upstream<S>,
-    (mut record, capture): (Record, Option<Capture>),
-    records: &Recorder,
-) {
-    let mut client = Counted::new(client);
-    // A WebSocket's frames are read as they pass, when its exchange is kept.
-    let frames = capture
-        .as_ref()
-        .filter(|c| c.asks_websocket())
-        .map(|_| Arc::new(Mutex::new(Frames::default())));
-    let copied = match &frames {
-        Some(frames) => {
-            frames.locked().feed(Way::Out, &cbuf);
-            frames.locked().feed(Way::In, &up.buf);
-            let mut caller = Tap::new(&mut client, Way::Out, frames.clone());
-            let mut service = Tap::new(&mut up.stream, Way::In, frames.clone());
-            copy_both(&mut caller, &mut service, &cbuf, &up.buf).await
-        }
-        None => copy_both(&mut client, &mut up.stream, &cbuf, &up.buf).await,
-    };
-    if copied.is_err() {
-        record.error = Some(ErrorKind::Reset);
-    }
-    record.bytes_in += cbuf.len() as u64 + client.read;
-    record.bytes_out += client.written;
-    let mut capture = capture;
-    if let (Some(c), Some(frames)) = (&mut capture, frames) {
-        c.websocket = Some(std::mem::take(&mut *frames.locked()));
-    }
-    records.record_captured(record, capture);
-}
-
-/// What either side sent past the heads, then bytes both ways until both closed.
-async fn copy_both<A, B>(a: &mut A, b: &mut B, to_b: &[u8], to_a: &[u8]) -> std::io::Result<()>
-where
-    A: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
-{
-    b.write_all(to_b).await?;
-    a.write_all(to_a).await?;
-    tokio::io::copy_bidirectional(a, b).await.map(drop)
 }
 
 /// A response made by the proxy itself (an error), with `text` as its body; to a HEAD

@@ -273,6 +273,41 @@ pub fn answer(tag: u8, body: &[u8]) -> Option<Answer> {
     })
 }
 
+/// The untyped message `bytes` start with (an SSL, GSS or cancel request, or a startup), once
+/// whole: its length, and whether it asks for encryption (answered `N`: the caller goes on in
+/// the clear); one over `MAX_STARTUP` is taken whole as it is. For a fault that refuses the
+/// connection itself, the service never asked.
+pub fn opening(bytes: &[u8]) -> Option<(usize, bool)> {
+    let len = code(bytes)?;
+    let code = code(bytes.get(4..)?)?;
+    if len > MAX_STARTUP {
+        return Some((bytes.len(), false));
+    }
+    let len = len as usize;
+    let encrypted = matches!(code, SSL_REQUEST | GSS_REQUEST);
+    (bytes.len() >= len).then_some((len.max(8), encrypted))
+}
+
+/// A FATAL ErrorResponse with `sqlstate` and `text` (a connection refused at its startup).
+pub fn fatal(sqlstate: &str, text: &str) -> Vec<u8> {
+    let mut fields = Vec::new();
+    for (field, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', sqlstate),
+        (b'M', text),
+    ] {
+        fields.push(field);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut out = vec![b'E'];
+    out.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+    out.extend_from_slice(&fields);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,13 +14,13 @@ mod kept;
 mod message;
 mod sql;
 
-pub use message::error_fields;
 pub use sql::{normalize, plain};
 
 use super::resend::Resend;
 use super::{Decoder, Exchange, KEEP, MAX_ERROR, MAX_PENDING, MAX_TEXT, Protocol, State, one_line};
 use crate::format;
 use message::{Answer, Bad, Framer, Msg};
+pub use message::{error_fields, fatal, opening};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;

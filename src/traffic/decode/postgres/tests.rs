@@ -517,3 +517,21 @@ fn a_query_is_kept_to_resend_with_its_parameters_user_and_database_never_a_passw
     assert_eq!(kept[4], Resend::Postgres(bound));
     assert_eq!(kept.len(), 5);
 }
+
+#[test]
+fn a_refusal_reads_as_an_error_response_and_an_opening_is_told_whole() {
+    let fatal = fatal("57P03", "down");
+    let mut buf = BytesMut::from(&fatal[..]);
+    let parsed = postgres_protocol::message::backend::Message::parse(&mut buf).unwrap();
+    let Some(postgres_protocol::message::backend::Message::ErrorResponse(body)) = parsed else {
+        panic!("not an ErrorResponse");
+    };
+    assert_eq!(error_fields(&body), ("57P03".into(), "down".into()));
+    let ssl = [0, 0, 0, 8, 4, 210, 22, 47];
+    assert_eq!(opening(&ssl[..6]), None);
+    assert_eq!(opening(&ssl), Some((8, true)));
+    let mut startup = BytesMut::new();
+    frontend::startup_message([("user", "app")], &mut startup).unwrap();
+    assert_eq!(opening(&startup), Some((startup.len(), false)));
+    assert_eq!(opening(&startup[..startup.len() - 1]), None);
+}

@@ -114,6 +114,30 @@ impl Redis {
     }
 }
 
+/// Counts the commands a caller sends, in any chunking (for a fault that answers each one
+/// itself, the service never asked).
+pub struct Commands(Scanner);
+
+impl Default for Commands {
+    fn default() -> Self {
+        Commands(Scanner::new(true))
+    }
+}
+
+impl Commands {
+    /// How many commands end in `bytes`; None once they are not RESP.
+    pub fn count(&mut self, mut bytes: &[u8]) -> Option<usize> {
+        let mut n = 0;
+        loop {
+            match self.0.next(&mut bytes) {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => return Some(n),
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
 impl Decoder for Redis {
     fn protocol(&self) -> Protocol {
         Protocol::Redis
