@@ -9,6 +9,7 @@
 # - error=503 rate=0.3 over 1,000 requests: within the binomial 99.9% band (300 ± 48).
 # - first=10 of 50 requests: exactly 10.
 # - a fault on another caller's edge (orders->echo): this caller's latency unchanged.
+# - bandwidth=200KB: a 2 MB answer (a POST echoed) paced to within 10% of 200 KB/s over 10 s.
 # Usage: benches/fault.sh [DURATION] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,9 +56,23 @@ get() { python3 "$work/get.py" "$@"; }
 
 read -r _ direct _ _ _ < <(get "$backend" 200 10)
 read -r _ through _ _ _ < <(get "$none" 200 10)
-proxy "echo latency=200ms"; lat=$port
-read -r _ held _ _ _ < <(get "$lat" 200 20)
-echo "latency=200ms: p50 straight $direct ms, through the proxy $through ms, with the fault $held ms: added $(awk "BEGIN{printf \"%.2f\", $held - $through}") ms (target 200 ± 1)"
+# The added delay, paired: requests with the fault (/slow) and without (/fast) in turns on one
+# proxy, so that what the machine adds cancels out.
+cat >"$work/pair.py" <<'PY'
+import http.client, sys, time, statistics, concurrent.futures as cf
+port, n = int(sys.argv[1]), int(sys.argv[2])
+def one(path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    t = time.perf_counter(); c.request("GET", path); c.getresponse().read()
+    return path, (time.perf_counter() - t) * 1000
+with cf.ThreadPoolExecutor(10) as ex:
+    got = list(ex.map(one, ["/slow", "/fast"] * n))
+p50 = lambda path: statistics.median(t for p, t in got if p == path)
+print("%.2f %.2f" % (p50("/slow"), p50("/fast")))
+PY
+proxy "echo latency=200ms path=/slow"; lat=$port
+read -r slow fast < <(python3 "$work/pair.py" "$lat" 200)
+echo "latency=200ms: p50 straight $direct ms, through the proxy $through ms; in turns on one proxy, with the fault $slow ms, without $fast ms: added $(awk "BEGIN{printf \"%.2f\", $slow - $fast}") ms (target 200 ± 1)"
 proxy "echo latency=200ms jitter=50ms"; jit=$port
 read -r _ p50 sd lo hi < <(get "$jit" 400 40)
 echo "jitter=50ms: p50 $p50 ms, stddev $sd ms (uniform ±50: 28.9), min $lo, max $hi"
@@ -70,3 +85,8 @@ echo "first=10: $errs of 50 answered 503 (exactly 10)"
 proxy "orders->echo latency=200ms"; edge=$port
 read -r _ other_edge _ _ _ < <(get "$edge" 200 10)
 echo "a fault on orders->echo: this caller's p50 $other_edge ms (no fault: $through ms)"
+proxy "echo bandwidth=200KB"; slow=$port
+head -c 2000000 /dev/zero >"$work/two_mb"
+# (`Expect:` empty: curl would otherwise wait up to 1 s for a 100 Continue before sending.)
+read -r took size < <(curl -s -o /dev/null -H 'Expect:' -w '%{time_total} %{size_download}\n' --data-binary @"$work/two_mb" "http://127.0.0.1:$slow/")
+echo "bandwidth=200KB: $size bytes in $took s: $(awk "BEGIN{printf \"%.1f\", $size / $took / 1000}") KB/s (target 200 ± 10%)"
