@@ -30,11 +30,11 @@ fn stack() -> Stack {
     stack
 }
 
-fn run(stack: &Stack, args: &[&str]) -> Output {
+pub(crate) fn run(stack: &Stack, args: &[&str]) -> Output {
     stack.command(args).output().unwrap()
 }
 
-fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     assert!(out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -4,9 +4,9 @@
 //! words are `devstack check` errors (`config_errors.rs`).
 
 use crate::common::{Stack, example, free_port};
+use crate::fault::{run, stdout};
 use crate::inspect::json;
 use serde_json::json;
-use std::process::Output;
 
 /// `api` and `users` (the echo fixture) on proxied ports, and two scenarios.
 fn config() -> String {
@@ -31,15 +31,6 @@ fn started() -> Stack {
     stack.wait_socket(30);
     stack.wait_ready(30);
     stack
-}
-
-fn run(stack: &Stack, args: &[&str]) -> Output {
-    stack.command(args).output().unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

@@ -62,9 +62,7 @@ fn the_dashboard_opens_a_request_in_the_inspector_here_and_attached() {
     attached.wait(30, "the attached dashboard", |s| s.contains("1/1 ready"));
     opens_the_request(&attached);
     attached.keys(&["q", "d"]);
-    tmux.keys(&["q", "y"]);
-    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
-    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+    quit(&tmux, &stack);
 }
 
 /// One GET on a connection of its own.
@@ -129,9 +127,7 @@ fn the_tail_is_filtered_by_status_class_and_an_edge_picked_shows_its_requests() 
     tmux.wait(10, "every edge again", |s| {
         s.contains("traffic: all services") && both(s)
     });
-    tmux.keys(&["q", "y"]);
-    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
-    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+    quit(&tmux, &stack);
 }
 
 #[test]
@@ -197,9 +193,7 @@ fn a_picked_redis_edge_shows_its_commands_by_group_under_the_table() {
     assert!(screen.contains("\"alice\""), "{screen}");
     assert!(screen.contains("replay → cache  GET user:42"), "{screen}");
     tmux.keys(&["Escape"]);
-    tmux.keys(&["q", "y"]);
-    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
-    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+    quit(&tmux, &stack);
 }
 
 #[test]
@@ -232,9 +226,7 @@ fn a_fault_shows_on_its_edge_in_the_tail_and_in_the_inspector() {
     let cleared = stack.command(&["fault", "clear"]).output().unwrap();
     assert!(cleared.status.success(), "{cleared:?}");
     tmux.wait(10, "the mark gone with the fault", |s| !s.contains("⚡"));
-    tmux.keys(&["q", "y"]);
-    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
-    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+    quit(&tmux, &stack);
 }
 
 /// In a dashboard on `port`'s stack: `F` on the picked edge sets a fault, which then answers.
@@ -273,6 +265,11 @@ fn f_sets_a_fault_on_the_picked_edge_here_and_attached() {
     attached.wait(30, "the attached dashboard", |s| s.contains("1/1 ready"));
     sets_a_fault(&attached, port, "/there");
     attached.keys(&["q", "d"]);
+    quit(&tmux, &stack);
+}
+
+/// Quit the dashboard (stopping its stack) and find nothing of the stack left.
+fn quit(tmux: &Tmux, stack: &Stack) {
     tmux.keys(&["q", "y"]);
     tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
