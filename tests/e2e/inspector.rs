@@ -198,13 +198,7 @@ fn a_picked_redis_edge_shows_its_commands_by_group_under_the_table() {
 
 #[test]
 fn a_fault_shows_on_its_edge_in_the_tail_and_in_the_inspector() {
-    let port = free_port();
-    let stack = Stack::new(&format!(
-        "[services.api]\nrun = \"{} $PORT\"\nport = {port}\n",
-        example("http_echo")
-    ));
-    let tmux = Tmux::start(stack.path(), &format!("{BIN} ; sleep 30"));
-    tmux.wait(30, "the service ready", |s| s.contains("1/1 ready"));
+    let (port, stack, tmux) = api_dashboard();
     let set = stack
         .command(&["fault", "add", "api", "error=503", "path=/boom"])
         .output()
@@ -253,13 +247,7 @@ fn sets_a_fault(tmux: &Tmux, port: u16, path: &str) {
 
 #[test]
 fn f_sets_a_fault_on_the_picked_edge_here_and_attached() {
-    let port = free_port();
-    let stack = Stack::new(&format!(
-        "[services.api]\nrun = \"{} $PORT\"\nport = {port}\n",
-        example("http_echo")
-    ));
-    let tmux = Tmux::start(stack.path(), &format!("{BIN} ; sleep 30"));
-    tmux.wait(30, "the service ready", |s| s.contains("1/1 ready"));
+    let (port, stack, tmux) = api_dashboard();
     sets_a_fault(&tmux, port, "/here");
     let attached = Tmux::start(stack.path(), &format!("{BIN} attach ; sleep 30"));
     attached.wait(30, "the attached dashboard", |s| s.contains("1/1 ready"));
@@ -273,4 +261,16 @@ fn quit(tmux: &Tmux, stack: &Stack) {
     tmux.keys(&["q", "y"]);
     tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
+}
+
+/// `api` (the echo fixture) on a free proxied port, in a dashboard once it is ready.
+fn api_dashboard() -> (u16, Stack, Tmux) {
+    let port = free_port();
+    let stack = Stack::new(&format!(
+        "[services.api]\nrun = \"{} $PORT\"\nport = {port}\n",
+        example("http_echo")
+    ));
+    let tmux = Tmux::start(stack.path(), &format!("{BIN} ; sleep 30"));
+    tmux.wait(30, "the service ready", |s| s.contains("1/1 ready"));
+    (port, stack, tmux)
 }
