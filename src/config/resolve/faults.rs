@@ -18,11 +18,7 @@ impl Resolver<'_> {
         let mut scenarios = BTreeMap::new();
         for (name, scenario) in raw {
             let n = name.get_ref();
-            if n.is_empty()
-                || !n
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
+            if !super::stack::valid_name(n) {
                 self.error(
                     name.span(),
                     format!("invalid scenario name `{n}`: use letters, digits, `-` and `_`"),

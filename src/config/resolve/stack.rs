@@ -127,11 +127,7 @@ impl Resolver<'_> {
 
     fn check_name(&mut self, name: &Spanned<String>) {
         let n = name.get_ref();
-        if n.is_empty()
-            || !n
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !valid_name(n) {
             self.error(
                 name.span(),
                 format!("invalid service name `{n}`: use letters, digits, `-` and `_`"),
@@ -163,4 +159,12 @@ impl Resolver<'_> {
             }
         }
     }
+}
+
+/// A name a service or a scenario may have: letters, digits, `-` and `_`, at least one.
+pub(super) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
