@@ -70,8 +70,10 @@ pub fn fault(mut stack: Running, cmd: FaultCmd) -> ExitCode {
             effect,
             triggers,
         } => {
-            let words = [edge, effect].into_iter().chain(triggers);
-            add(c, &words.collect::<Vec<_>>().join(" ")).map(|line| vec![line])
+            let words: Vec<String> = [edge, effect].into_iter().chain(triggers).collect();
+            // Quoted as a shell would, so a `body=` with spaces stays one word.
+            let line = shlex::try_join(words.iter().map(String::as_str)).unwrap_or_default();
+            add(c, &line).map(|line| vec![line])
         }
         FaultCmd::Ls { json: true } => c.faults().map(|faults| vec![json(&faults)]),
         FaultCmd::Ls { json: false } => list(c),

@@ -55,6 +55,24 @@ impl std::fmt::Display for Reset {
 
 impl std::error::Error for Reset {}
 
+/// What a fault does instead of sending a request on.
+enum Instead {
+    /// An HTTP answer made here: its status and text.
+    Answer(u16, String),
+    /// A gRPC call answered here with trailers only: its status code and message.
+    Grpc(u32, String),
+    /// No answer: the stream reset (`Reset`), or held until the caller gives up (`Timeout`).
+    End(ErrorKind),
+}
+
+/// Whether a request is a gRPC call (`application/grpc`, `application/grpc+proto`, …).
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
 /// What the requests of one caller connection share: its caller and its backend connection.
 struct Shared {
     records: Recorder,
@@ -118,9 +136,9 @@ impl Shared {
             if let fault::Effect::Bandwidth { bytes_per_sec } = effect {
                 pace = Some(bytes_per_sec);
             }
-            if let Some((status, text, error)) = self.fault(effect).await {
-                let answered =
-                    self.injected(status, text, error, record, capture, (start, &bytes_in));
+            let grpc = is_grpc(req.headers());
+            if let Some(instead) = self.fault(effect, grpc).await {
+                let answered = self.injected(instead, record, capture, (start, &bytes_in));
                 if let Err(Reset::Held) = answered {
                     // Until the caller gives up: hyper drops this with the stream.
                     std::future::pending::<()>().await;
@@ -154,20 +172,30 @@ impl Shared {
     }
 
     /// What a fault does to a stream before it goes on: None when it goes on (after a
-    /// latency's hold); else the status and text answered here, or the error it ends with.
-    async fn fault(&self, effect: fault::Effect) -> Option<(u16, String, Option<ErrorKind>)> {
+    /// latency's hold); else what happens instead (a gRPC call, `grpc`, answered in gRPC).
+    async fn fault(&self, effect: fault::Effect, grpc: bool) -> Option<Instead> {
         match effect {
             fault::Effect::Latency { ms, jitter_ms } => {
                 tokio::time::sleep(fault::delay(ms, jitter_ms)).await;
                 None
             }
-            fault::Effect::Error { status, body } => {
+            fault::Effect::Error {
+                status,
+                grpc: code,
+                body,
+            } => {
                 let callee = self.records.callee();
-                let said = format!("devstack: a fault set on {callee} answered {status}\n");
-                Some((status, body.unwrap_or(said), None))
+                let said = format!("devstack: a fault set on {callee} answered {status}");
+                Some(match grpc {
+                    true => {
+                        let code = code.unwrap_or(super::grpc::from_http(status));
+                        Instead::Grpc(code, body.unwrap_or(said))
+                    }
+                    false => Instead::Answer(status, body.unwrap_or(said + "\n")),
+                })
             }
-            fault::Effect::Reset => Some((0, String::new(), Some(ErrorKind::Reset))),
-            fault::Effect::Timeout => Some((0, String::new(), Some(ErrorKind::Timeout))),
+            fault::Effect::Reset => Some(Instead::End(ErrorKind::Reset)),
+            fault::Effect::Timeout => Some(Instead::End(ErrorKind::Timeout)),
             // Its answer paced as it goes (`ResponseBody::Paced`).
             fault::Effect::Bandwidth { .. } => None,
             // Not asked about on a request (`fault::On::H2c`): the request goes on.
@@ -175,20 +203,37 @@ impl Shared {
         }
     }
 
-    /// A request a fault touched that goes no further: answered here with `status` and
-    /// `text`; or, with `error`, its stream reset at once (`reset`) or held unanswered until
-    /// the caller gives up (`timeout`: recorded as it starts, the caller's end unknown here).
+    /// A request a fault touched that goes no further: answered here, in HTTP or gRPC; or
+    /// its stream reset at once (`reset`) or held unanswered until the caller gives up
+    /// (`timeout`: recorded as it starts, the caller's end unknown here).
     fn injected(
         &self,
-        status: u16,
-        text: String,
-        error: Option<ErrorKind>,
+        instead: Instead,
         mut record: Record,
         capture: Option<Capture>,
         flow: (Instant, &Mutex<Inflow>),
     ) -> Result<Response<ResponseBody>, Reset> {
-        let Some(kind) = error else {
-            return Ok(self.made(status, text, record, capture, flow));
+        let kind = match instead {
+            Instead::Answer(status, text) => {
+                return Ok(self.made(status, text, record, capture, flow));
+            }
+            Instead::Grpc(code, text) => {
+                let mut resp = Response::new(ResponseBody::Full(None));
+                let headers = resp.headers_mut();
+                let field = |v: &str| hyper::header::HeaderValue::from_str(v).ok();
+                let fields = [
+                    ("content-type", field("application/grpc")),
+                    ("grpc-status", field(&code.to_string())),
+                    ("grpc-message", field(&super::grpc::message_encoded(&text))),
+                ];
+                for (name, value) in fields {
+                    headers
+                        .extend(value.map(|v| (hyper::header::HeaderName::from_static(name), v)));
+                }
+                record.set_status(200, Some(code));
+                return Ok(self.answered(resp, record, capture, flow));
+            }
+            Instead::End(kind) => kind,
         };
         record.error = Some(kind);
         record.latency_us = stats::micros(flow.0.elapsed());
@@ -206,18 +251,30 @@ impl Shared {
         code: u16,
         text: String,
         mut record: Record,
-        mut capture: Option<Capture>,
-        (start, bytes_in): (Instant, &Mutex<Inflow>),
+        capture: Option<Capture>,
+        flow: (Instant, &Mutex<Inflow>),
     ) -> Response<ResponseBody> {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
         record.set_status(status.as_u16(), None);
-        record.latency_us = stats::micros(start.elapsed());
         let mut resp = Response::new(ResponseBody::Full(Some(Bytes::from(text))));
         *resp.status_mut() = status;
         resp.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
             hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
+        self.answered(resp, record, capture, flow)
+    }
+
+    /// An answer made here (its status already on `record`), recorded and kept as the caller
+    /// got it.
+    fn answered(
+        &self,
+        resp: Response<ResponseBody>,
+        mut record: Record,
+        mut capture: Option<Capture>,
+        (start, bytes_in): (Instant, &Mutex<Inflow>),
+    ) -> Response<ResponseBody> {
+        record.latency_us = stats::micros(start.elapsed());
         let mut flow = bytes_in.locked();
         record.bytes_in = flow.bytes;
         if let Some(c) = &mut capture {

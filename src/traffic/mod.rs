@@ -18,6 +18,7 @@ pub mod caller;
 pub mod capture;
 pub mod decode;
 pub mod fault;
+pub mod grpc;
 pub mod h1;
 mod http;
 mod limits;
@@ -91,6 +92,12 @@ impl Recorder {
             method,
             path,
         })
+    }
+
+    /// Whether any fault is set on the callee that is asked at `on` (the caller need not be
+    /// known to tell).
+    pub fn asks(&self, on: fault::On) -> bool {
+        self.stats.faults().on(&self.callee, on)
     }
 
     /// The service called.

@@ -161,7 +161,7 @@ fn run_faults_on_the_demo_the_gateway_answers_in_time_and_says_users_failed() {
     let demo = Demo::new();
     // The command sets the second scenario itself, by name, as a test suite might.
     let script = format!(
-        "curl -s -w ' %{{http_code}} %{{time_total}}\\n' $GATEWAY_URL/api/users; \
+        "curl -s -w ' %{{http_code}}\\n' $GATEWAY_URL/api/users; \
          {bin} fault clear >/dev/null && {bin} fault apply users-down >/dev/null && \
          curl -s -w ' %{{http_code}}\\n' $GATEWAY_URL/api/users",
         bin = env!("CARGO_BIN_EXE_devstack")
@@ -177,13 +177,10 @@ fn run_faults_on_the_demo_the_gateway_answers_in_time_and_says_users_failed() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}\n{stderr}");
-    // Slow: a 504 within the gateway's timeout (users is held 2 s), naming users.
-    let words: Vec<&str> = lines[0].rsplitn(3, ' ').collect();
-    let (took, status, body) = (words[0], words[1], words[2]);
+    // Slow: a 504 on the gateway's own 1 s timeout (users is held 2 s), naming users.
+    let (body, status) = lines[0].rsplit_once(' ').unwrap();
     assert_eq!(status, "504", "{stdout}");
-    assert!(body.contains("users failed"), "{body}");
-    let took: f64 = took.parse().unwrap();
-    assert!(took < 1.9, "the gateway took {took}s: {stdout}");
+    assert!(body.contains("users failed: timed out after 1s"), "{body}");
     // Failing: a 502 saying users failed with the injected 503.
     let (body, status) = lines[1].rsplit_once(' ').unwrap();
     assert_eq!(status, "502", "{stdout}");

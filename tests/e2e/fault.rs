@@ -56,8 +56,8 @@ fn faults_are_added_listed_removed_and_cleared_by_id() {
         "fault 1: api->users latency=200ms jitter=50ms\n"
     );
     assert_eq!(
-        add(&["users", "error=503", "body=down", "first=3"]),
-        "fault 2: users error=503 body=down first=3\n"
+        add(&["users", "error=503", "body=users are down", "first=3"]),
+        "fault 2: users error=503 'body=users are down' first=3\n"
     );
     assert_eq!(
         add(&["external->api", "reset", "rate=0.5", "method=post"]),
@@ -78,7 +78,7 @@ fn faults_are_added_listed_removed_and_cleared_by_id() {
         [
             vec!["ID", "FAULT", "TOUCHED"],
             vec!["1", "api->users latency=200ms jitter=50ms", "0"],
-            vec!["2", "users error=503 body=down first=3", "0"],
+            vec!["2", "users error=503 'body=users are down' first=3", "0"],
             vec!["3", "external->api reset rate=0.5 method=POST", "0"],
         ],
         "{table}"
@@ -98,7 +98,7 @@ fn faults_are_added_listed_removed_and_cleared_by_id() {
     );
     assert_eq!(
         listed["faults"][1]["effect"],
-        json!({"kind": "error", "status": 503, "body": "down"})
+        json!({"kind": "error", "status": 503, "body": "users are down"})
     );
     assert_eq!(listed["faults"][1]["scope"], json!({"callee": "users"}));
     assert_eq!(listed["faults"][1]["when"], json!({"first": 3}));

@@ -4,7 +4,8 @@
 //! edge, and that the edge counts what it did apart from the service's own errors.
 
 use crate::traffic::{full, h2_client, http_backend, proxied};
-use devstack::traffic::fault::parse;
+use devstack::traffic::fault::{parse, read};
+use devstack::traffic::stats::Kind;
 use devstack::traffic::{Caller, Protocol};
 use http_body_util::BodyExt;
 use hyper::Request;
@@ -143,4 +144,59 @@ async fn h2c_faults_answer_delay_pace_and_reset_a_stream() {
         .edge_when(&Caller::External, "grpc", |e| e.requests >= 5)
         .await;
     assert_eq!((edge.injected, edge.errors), (4, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_call_an_error_fault_touches_gets_a_grpc_status_and_message() {
+    let (backend, _) = http_backend(true).await;
+    let p = proxied("grpc", Some(backend), Protocol::Auto);
+    let faults = p.proxy.stats().faults();
+    let said = read(r#"grpc error=grpc:unavailable body="users is down: 100%" path=/a"#).unwrap();
+    faults.add(said);
+    // An HTTP status on a gRPC call: the code gRPC reads off it (503: UNAVAILABLE).
+    faults.add(read("grpc error=404 path=/b").unwrap());
+    let mut sender = h2_client(p.addr).await;
+    let mut call = async |path: &str, grpc: bool| {
+        let mut req = Request::post(format!("http://{}{path}", p.addr));
+        if grpc {
+            req = req.header("content-type", "application/grpc");
+        }
+        let resp = sender
+            .send_request(req.body(full("request")).unwrap())
+            .await;
+        let resp = resp.unwrap();
+        let field = |name: &str| {
+            let value = resp.headers().get(name)?.to_str().ok()?;
+            Some(value.to_string())
+        };
+        let said = (
+            resp.status().as_u16(),
+            field("grpc-status"),
+            field("grpc-message"),
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (said, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (said, body) = call("/a", true).await;
+    let message = Some("users is down: 100%25".to_string());
+    assert_eq!(said, (200, Some("14".into()), message));
+    assert_eq!(body, "", "trailers only");
+    let (said, _) = call("/b", true).await;
+    assert_eq!((said.0, said.1.as_deref()), (200, Some("12")));
+    // The same fault on a call that is not gRPC: the HTTP status nearest the code.
+    let (said, body) = call("/a", false).await;
+    assert_eq!((said.0, body.as_str()), (503, "users is down: 100%"));
+    let edge = p
+        .edge_when(&Caller::External, "grpc", |e| e.requests >= 3)
+        .await;
+    assert_eq!((edge.injected, edge.errors), (3, 0));
+    let seen: Vec<_> = (p.proxy.stats().recent().iter())
+        .map(|r| match &r.kind {
+            Kind::Http { grpc_status, .. } => (*grpc_status, r.injected.clone()),
+            other => panic!("not HTTP: {other:?}"),
+        })
+        .collect();
+    let unavailable = Some("error grpc 14 UNAVAILABLE".to_string());
+    assert_eq!(seen[0], (Some(14), unavailable));
+    assert_eq!(seen[1], (Some(12), Some("error 404".into())));
 }

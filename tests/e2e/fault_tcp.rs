@@ -184,9 +184,9 @@ async fn slow_close_passes_the_service_s_close_on_late() {
         let read = read_within(&mut stream, Duration::from_secs(5)).await;
         assert_eq!(read, Some(Ok(0)));
         let took = started.elapsed();
-        match late {
-            true => assert!(took >= Duration::from_millis(550), "{took:?}"),
-            false => assert!(took < Duration::from_millis(300), "{took:?}"),
+        // (The second, untouched, is told by the edge's count below, not by a clock.)
+        if late {
+            assert!(took >= Duration::from_millis(550), "{took:?}");
         }
     }
     let edge = p

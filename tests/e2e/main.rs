@@ -17,6 +17,7 @@ mod debuglog;
 mod decode;
 mod demo;
 mod fault;
+mod fault_redis;
 mod fault_relay;
 mod fault_scenarios;
 mod fault_tcp;

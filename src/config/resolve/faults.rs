@@ -41,7 +41,7 @@ impl Resolver<'_> {
     /// One fault's words, read; an error is said at the string (a scope's, at its first word).
     fn scenario_fault(&mut self, words: &Spanned<String>, table: &Table) -> Option<Fault> {
         let text = words.get_ref();
-        let fault = match fault::parse(&text.split_whitespace().collect::<Vec<_>>()) {
+        let fault = match fault::read(text) {
             Ok(fault) => fault,
             Err(e) => {
                 self.error(words.span(), e).help = Some(HELP.into());

@@ -123,33 +123,12 @@ pub fn lines(e: &Inspected) -> Vec<(Part, String)> {
     lines
 }
 
-/// gRPC's status codes, by number.
-const GRPC_CODES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
 /// A gRPC call: its method and status, then its messages each way.
 fn grpc(g: &Grpc, lines: &mut Vec<(Part, String)>) {
     lines.push((Part::Blank, String::new()));
     let status = match g.status {
         Some(code) => {
-            let name = GRPC_CODES.get(code as usize).unwrap_or(&"");
+            let name = crate::traffic::grpc::name(code);
             format!("status {code} {name}")
         }
         None => "no status".into(),

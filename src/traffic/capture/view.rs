@@ -220,7 +220,7 @@ fn grpc(
     };
     let message = response
         .and_then(|r| field(&r.trailers, "grpc-message").or(field(&r.headers, "grpc-message")))
-        .map(percent_decoded);
+        .map(crate::traffic::grpc::message_decoded);
     let method = protos.and_then(|pool| super::grpc::method(pool, &request.path));
     let schema = match (&method, protos) {
         (Some(m), _) => Some(format!(
@@ -258,31 +258,6 @@ pub fn field<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str>
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
-}
-
-/// `grpc-message` is percent-encoded.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn response(capture: &Capture, redact: bool) -> Option<Response> {

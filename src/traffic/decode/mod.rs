@@ -41,7 +41,7 @@ mod script;
 
 pub use postgres::Postgres;
 pub use postgres::{error_fields, fatal, normalize, opening, plain};
-pub use redis::{Commands as RedisCommands, Redis};
+pub use redis::{Ended, Frames as RedisFrames, Redis};
 pub use resend::Resend;
 
 use std::sync::Arc;

@@ -12,7 +12,7 @@
 pub(crate) mod pace;
 mod spec;
 
-pub use spec::parse;
+pub use spec::{parse, read};
 
 use crate::sync::Locked;
 use serde::{Deserialize, Serialize};
@@ -43,9 +43,12 @@ impl std::fmt::Display for Scope {
 pub enum Effect {
     /// Held `ms` (± up to `jitter_ms`, evenly) before it goes on.
     Latency { ms: u64, jitter_ms: u64 },
-    /// Answered here with `status` (and `body`), never sent to the service.
+    /// Answered here with `status` (and `body`), never sent to the service; a gRPC call with
+    /// the gRPC status `grpc` (or, without one, the code gRPC reads off `status`).
     Error {
         status: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grpc: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         body: Option<String>,
     },
@@ -65,18 +68,21 @@ pub enum Effect {
 
 impl Effect {
     /// Whether it is asked for at this point: `cut` as a connection is accepted, only;
-    /// `error` on HTTP requests, Redis and Postgres connections (a byte stream has no error
-    /// to say);
-    /// `slow_close` on TCP connections and HTTP/1 requests (an h2c stream has no close of its
-    /// own).
+    /// `error` on HTTP requests, Redis commands and Postgres connections (a byte stream has
+    /// no error to say); `latency`, `reset` and `timeout` on a Redis connection's commands,
+    /// not on the connection; `bandwidth` on connections and HTTP requests; `slow_close` on
+    /// TCP connections and HTTP/1 requests (an h2c stream has no close of its own).
     fn applies(&self, on: On) -> bool {
         let tcp = matches!(on, On::Tcp | On::Redis | On::Postgres);
         match self {
             Effect::Cut => on == On::Accept,
-            Effect::Error { .. } => matches!(on, On::H1 | On::H2c | On::Redis | On::Postgres),
+            Effect::Error { .. } => {
+                matches!(on, On::H1 | On::H2c | On::RedisCommand | On::Postgres)
+            }
             Effect::SlowClose { .. } => tcp || on == On::H1,
-            Effect::Latency { .. } | Effect::Reset | Effect::Timeout | Effect::Bandwidth { .. } => {
-                on != On::Accept
+            Effect::Bandwidth { .. } => !matches!(on, On::Accept | On::RedisCommand),
+            Effect::Latency { .. } | Effect::Reset | Effect::Timeout => {
+                !matches!(on, On::Accept | On::Redis)
             }
         }
     }
@@ -94,9 +100,12 @@ pub enum On {
     /// A raw TCP connection, once: its method and path are empty, so a fault with `method=`
     /// or `path=` never touches one.
     Tcp,
-    /// A TCP connection whose caller speaks Redis: as `Tcp`, and `error` (each command
-    /// answered `-ERR` by the proxy).
+    /// A TCP connection whose caller speaks Redis, once: what shapes its bytes (`bandwidth`,
+    /// `slow_close`); the rest is asked per command (`RedisCommand`).
     Redis,
+    /// One command of a Redis connection, its name the request's method (`GET`, `CLIENT
+    /// REPLY`): `latency`, `error` (answered `-ERR` by the proxy), `reset`, `timeout`.
+    RedisCommand,
     /// A TCP connection whose caller speaks PostgreSQL: as `Tcp`, and `error` (its startup
     /// refused by the proxy with a FATAL error).
     Postgres,
@@ -107,6 +116,9 @@ impl std::fmt::Display for Effect {
         match self {
             Effect::Latency { ms, jitter_ms: 0 } => write!(f, "latency {ms}ms"),
             Effect::Latency { ms, jitter_ms } => write!(f, "latency {ms}ms ±{jitter_ms}ms"),
+            Effect::Error {
+                grpc: Some(code), ..
+            } => write!(f, "error grpc {code} {}", crate::traffic::grpc::name(*code)),
             Effect::Error { status, .. } => write!(f, "error {status}"),
             Effect::Reset => f.write_str("reset"),
             Effect::Timeout => f.write_str("timeout"),
@@ -240,8 +252,7 @@ impl Faults {
         words: &str,
         service: impl Fn(&str) -> Result<bool, String>,
     ) -> Result<Set, String> {
-        let words: Vec<&str> = words.split_whitespace().collect();
-        let fault = parse(&words)?;
+        let fault = read(words)?;
         crate::config::scenarios::check_scope(&fault.scope, service)?;
         let id = self.add(fault);
         (self.list().into_iter().find(|set| set.id == id))
@@ -342,6 +353,7 @@ mod tests {
         assert!(faults.on("users", On::H1) && !faults.on("orders", On::H1));
         let error = Some(Effect::Error {
             status: 503,
+            grpc: None,
             body: None,
         });
         assert_eq!(faults.pick(&request("gateway", "users", "/")), None);
@@ -416,8 +428,10 @@ mod tests {
         assert_eq!(faults.pick(&ask(On::Accept, "orders")), None, "first=1");
         let error = faults.pick(&request("orders", "users", "/"));
         assert!(matches!(error, Some(Effect::Error { status: 503, .. })));
-        // A Redis connection: its commands can be answered with an error.
-        let error = faults.pick(&ask(On::Redis, "gateway"));
+        // A Redis connection: only what shapes its bytes; its commands, each answered with an
+        // error.
+        assert_eq!(faults.pick(&ask(On::Redis, "gateway")), None);
+        let error = faults.pick(&ask(On::RedisCommand, "gateway"));
         assert!(matches!(error, Some(Effect::Error { status: 503, .. })));
         let touched: Vec<u64> = faults.list().iter().map(|f| f.touched).collect();
         assert_eq!(touched, [2, 0, 1, 1]);

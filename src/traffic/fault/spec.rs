@@ -6,7 +6,15 @@
 //! any case, `/s` allowed after it.
 
 use super::{Effect, Fault, Scope, Trigger};
+use crate::traffic::grpc;
 use std::time::Duration;
+
+/// A fault written as one line (`orders->users error=503 body="users is down"`), its words
+/// split as a shell would (so a body may hold spaces, quoted), then read (`parse`).
+pub fn read(line: &str) -> Result<Fault, String> {
+    let words = shlex::split(line).ok_or_else(|| format!("`{line}`: a quote is not closed"))?;
+    parse(&words.iter().map(String::as_str).collect::<Vec<_>>())
+}
 
 /// The words of a fault (`["orders->users", "latency=200ms", "jitter=50ms"]`).
 pub fn parse(words: &[&str]) -> Result<Fault, String> {
@@ -38,10 +46,7 @@ pub fn parse(words: &[&str]) -> Result<Fault, String> {
                 ms: millis(key, value)?,
                 jitter_ms: 0,
             }),
-            "error" => Some(Effect::Error {
-                status: status(value)?,
-                body: None,
-            }),
+            "error" => Some(error(value)?),
             "reset" => Some(Effect::Reset),
             "timeout" => Some(Effect::Timeout),
             "bandwidth" => Some(Effect::Bandwidth {
@@ -77,7 +82,9 @@ pub fn parse(words: &[&str]) -> Result<Fault, String> {
             ms,
             jitter_ms: jitter.unwrap_or(0),
         },
-        (Some(Effect::Error { status, .. }), None, body) => Effect::Error { status, body },
+        (Some(Effect::Error { status, grpc, .. }), None, body) => {
+            Effect::Error { status, grpc, body }
+        }
         (Some(_), Some(_), _) => return Err("`jitter` goes with `latency`".into()),
         (Some(_), _, Some(_)) => return Err("`body` goes with `error`".into()),
         (Some(effect), None, None) => effect,
@@ -166,10 +173,29 @@ fn millis(key: &str, value: &str) -> Result<u64, String> {
     Ok(d.as_millis() as u64)
 }
 
-fn status(value: &str) -> Result<u16, String> {
+/// `error=503` (an HTTP status; a gRPC call is answered the code gRPC reads off it), or
+/// `error=grpc:14` / `error=grpc:unavailable` (a gRPC status; an HTTP/1 request is answered
+/// the HTTP status nearest it).
+fn error(value: &str) -> Result<Effect, String> {
+    if let Some(code) = value.strip_prefix("grpc:") {
+        let code = grpc::code(code).ok_or_else(|| {
+            format!("`error={value}`: a gRPC status, 0 to 16 or its name (`grpc:unavailable`)")
+        })?;
+        return Ok(Effect::Error {
+            status: grpc::to_http(code),
+            grpc: Some(code),
+            body: None,
+        });
+    }
     match value.parse::<u16>() {
-        Ok(s @ 100..=599) => Ok(s),
-        _ => Err(format!("`error={value}`: an HTTP status, 100 to 599")),
+        Ok(status @ 100..=599) => Ok(Effect::Error {
+            status,
+            grpc: None,
+            body: None,
+        }),
+        _ => Err(format!(
+            "`error={value}`: an HTTP status, 100 to 599, or a gRPC one (`grpc:14`)"
+        )),
     }
 }
 
@@ -184,11 +210,23 @@ pub(super) fn effect_words(effect: &Effect) -> String {
         Effect::Latency { ms, jitter_ms } => {
             format!("latency={} jitter={}", time(*ms), time(*jitter_ms))
         }
-        Effect::Error { status, body: None } => format!("error={status}"),
-        Effect::Error {
-            status,
-            body: Some(body),
-        } => format!("error={status} body={body}"),
+        Effect::Error { status, grpc, body } => {
+            let mut words = match grpc {
+                Some(code) => format!("error=grpc:{}", grpc::name(*code).to_lowercase()),
+                None => format!("error={status}"),
+            };
+            if let Some(body) = body {
+                words.push(' ');
+                let word = format!("body={body}");
+                // Quoted only when it would not read back as one word.
+                let plain = !word.contains(|c: char| c.is_whitespace() || "'\"\\#".contains(c));
+                match plain {
+                    true => words.push_str(&word),
+                    false => words.push_str(&shlex::try_quote(&word).unwrap_or_default()),
+                }
+            }
+            words
+        }
         Effect::Reset => "reset".into(),
         Effect::Timeout => "timeout".into(),
         Effect::Bandwidth { bytes_per_sec } => format!("bandwidth={}", bytes(*bytes_per_sec)),
@@ -255,11 +293,43 @@ mod tests {
             "users bandwidth=1500B",
             "external->users cut for=1m",
             "users slow_close=2s",
+            "users error=grpc:unavailable",
+            "users error=grpc:deadline_exceeded 'body=users is slow' path=/users.Users/",
+            r#"users error=503 "body=it's down""#,
         ] {
-            let words: Vec<&str> = text.split(' ').collect();
-            let fault = parse(&words).unwrap();
+            let fault = read(text).unwrap();
             assert_eq!(fault.to_string(), text);
         }
+    }
+
+    #[test]
+    fn a_grpc_error_reads_by_number_or_name_with_the_http_status_nearest_it() {
+        for said in ["users error=grpc:14", "users error=grpc:UNAVAILABLE"] {
+            let effect = read(said).unwrap().effect;
+            let grpc = Some(14);
+            assert_eq!(
+                effect,
+                Effect::Error {
+                    status: 503,
+                    grpc,
+                    body: None
+                }
+            );
+        }
+        let quoted = read(r#"users error=500 body="users is down""#).unwrap();
+        assert!(
+            matches!(quoted.effect, Effect::Error { body: Some(b), .. } if b == "users is down")
+        );
+        assert!(
+            read("users error=grpc:17")
+                .unwrap_err()
+                .contains("a gRPC status")
+        );
+        assert!(
+            read("users error=500 body=\"open")
+                .unwrap_err()
+                .contains("not closed")
+        );
     }
 
     #[test]

@@ -309,7 +309,7 @@ impl<C: Stream, D: Dial> Relay<C, D> {
                     () = caller_left(&mut self.client, &mut self.cbuf) => Exchange::CallerGone,
                 }
             }
-            fault::Effect::Error { status, body } => Exchange::Injected { status, body },
+            fault::Effect::Error { status, body, .. } => Exchange::Injected { status, body },
             fault::Effect::Reset => {
                 self.client.reset();
                 record.error = Some(ErrorKind::Reset);

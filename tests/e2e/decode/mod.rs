@@ -8,7 +8,7 @@
 //! binary's proxy, a kept command or query sent again (`traffic replay`).
 
 mod postgres;
-mod redis;
+pub(crate) mod redis;
 mod replay;
 
 use devstack::traffic::decode::{self, Decoder, Exchange, Protocol, State};

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn redis_server(dir: &std::path::Path) -> Server {
+pub(crate) fn redis_server(dir: &std::path::Path) -> Server {
     let bin = program("redis-server", &[], "redis-server");
     let port = free_port();
     let child = Command::new(bin)

@@ -15,7 +15,8 @@ use super::{Decoder, Exchange, KEEP, MAX_ERROR, MAX_PENDING, Protocol, State, pr
 use crate::format;
 use command::MAX_NAME;
 use redis_protocol::resp3::types::RangeFrame;
-use resp::{Frame, NotResp, STREAMED, Scanner};
+pub use resp::NotResp;
+use resp::{Frame, STREAMED, Scanner};
 use std::collections::{HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -114,27 +115,61 @@ impl Redis {
     }
 }
 
-/// Counts the commands a caller sends, in any chunking (for a fault that answers each one
-/// itself, the service never asked).
-pub struct Commands(Scanner);
-
-impl Default for Commands {
-    fn default() -> Self {
-        Commands(Scanner::new(true))
-    }
+/// Where a caller's commands (or a service's replies) end, in any chunking, and each
+/// command's name: for the proxy's faults asked per command (`tcp::commands`).
+pub struct Frames {
+    scanner: Scanner,
+    commands: bool,
 }
 
-impl Commands {
-    /// How many commands end in `bytes`; None once they are not RESP.
-    pub fn count(&mut self, mut bytes: &[u8]) -> Option<usize> {
-        let mut n = 0;
-        loop {
-            match self.0.next(&mut bytes) {
-                Ok(Some(_)) => n += 1,
-                Ok(None) => return Some(n),
-                Err(_) => return None,
-            }
+/// A frame that ended: where in the chunk it ends, and what it was.
+pub struct Ended {
+    /// Bytes of the chunk up to its end.
+    pub at: usize,
+    /// A command's name (`GET`, `CLIENT REPLY`); empty for a reply, or no command (`*0`).
+    pub name: String,
+    /// A RESP3 push (`>`): said by the service unasked, a reply to no command.
+    pub push: bool,
+}
+
+impl Frames {
+    /// A caller's commands.
+    pub fn commands() -> Frames {
+        Frames {
+            scanner: Scanner::new(true),
+            commands: true,
         }
+    }
+
+    /// A service's replies.
+    pub fn replies() -> Frames {
+        Frames {
+            scanner: Scanner::new(false),
+            commands: false,
+        }
+    }
+
+    /// The frames that end in `chunk` (the stream's next bytes); Err once they are not RESP.
+    pub fn ends(&mut self, chunk: &[u8]) -> Result<Vec<Ended>, NotResp> {
+        let mut rest = chunk;
+        let mut ended = Vec::new();
+        while let Some(frame) = self.scanner.next(&mut rest)? {
+            let name = match self.commands {
+                true => command::read(&frame, &mut Vec::new()).map(|(name, ..)| name),
+                false => None,
+            };
+            ended.push(Ended {
+                at: chunk.len() - rest.len(),
+                name: name.unwrap_or_default(),
+                push: frame.kind == b'>',
+            });
+        }
+        Ok(ended)
+    }
+
+    /// Whether a frame has begun and not ended.
+    pub fn mid_frame(&self) -> bool {
+        self.scanner.mid_frame()
     }
 }
 

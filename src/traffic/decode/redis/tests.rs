@@ -437,3 +437,38 @@ fn a_command_is_kept_to_resend_only_when_asked_within_the_cap_and_never_a_creden
     );
     assert_eq!(kept[6], redis(&["get", "a b"], Some(3)), "inline");
 }
+
+#[test]
+fn frames_tell_where_each_command_or_reply_ends_in_any_chunking() {
+    let sent = [
+        cmd(&["client", "reply", "off"]),
+        cmd(&["GET", "k"]),
+        b"PING\r\n".to_vec(),
+    ]
+    .concat();
+    for cut in 1..sent.len() {
+        let mut frames = Frames::commands();
+        let (a, b) = sent.split_at(cut);
+        let mut ends: Vec<(usize, String)> = Vec::new();
+        for (offset, chunk) in [(0, a), (cut, b)] {
+            let ended = frames.ends(chunk).unwrap();
+            ends.extend(ended.into_iter().map(|e| (offset + e.at, e.name)));
+        }
+        let first = cmd(&["client", "reply", "off"]).len();
+        let second = first + cmd(&["GET", "k"]).len();
+        let want = [
+            (first, "CLIENT REPLY"),
+            (second, "GET"),
+            (sent.len(), "PING"),
+        ];
+        let want: Vec<(usize, String)> = want.iter().map(|(at, n)| (*at, n.to_string())).collect();
+        assert_eq!(ends, want, "cut at {cut}");
+        assert!(!frames.mid_frame());
+    }
+    let mut replies = Frames::replies();
+    let said = b"+OK\r\n>2\r\n$10\r\ninvalidate\r\n*0\r\n:1\r\n";
+    let ended = replies.ends(said).unwrap();
+    let pushes: Vec<(usize, bool)> = ended.iter().map(|e| (e.at, e.push)).collect();
+    assert_eq!(pushes, [(5, false), (30, true), (34, false)]);
+    assert!(Frames::commands().ends(b"*x\r\n").is_err());
+}

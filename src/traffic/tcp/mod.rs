@@ -9,10 +9,14 @@
 //! A fault set on the edge is asked once per connection (`fault::On::Tcp`): `reset` resets
 //! the caller's connection at once, `timeout` holds it (nothing relayed, the service never
 //! dialled) until the caller leaves, `latency`, `bandwidth` and `slow_close` shape its bytes
-//! (`fault::pace`); `error` is asked only when the caller speaks Redis (`fault::On::Redis`):
-//! each command is answered `-ERR` here, the service never dialled (a plain byte stream has
-//! no error to say: `reset` is the fault for that). A connection a fault touched is recorded with it (`injected`), as each of
-//! its decoded exchanges is. `cut` is asked as the connection is accepted (`cut` here).
+//! (`fault::pace`); `error` is asked when the caller speaks PostgreSQL (`fault::On::Postgres`:
+//! its startup refused here, the service never dialled; a plain byte stream has no error to
+//! say: `reset` is the fault for that). A Redis connection is asked once about what shapes
+//! its bytes (`On::Redis`) and then command by command (`commands`). A connection a fault
+//! touched is recorded with it (`injected`), as each of its decoded exchanges is. `cut` is
+//! asked as the connection is accepted (`cut` here).
+
+mod commands;
 
 use super::decode::{self, Decoder, Exchange, State};
 use super::fault::pace::{self, Shape};
@@ -32,8 +36,8 @@ use tokio::net::TcpStream;
 const READ: usize = 16 * 1024;
 
 /// Forward a TCP connection (the bytes read while sniffing first), as a fault set on its
-/// edge says (`fault::On::Tcp`, or `On::Redis` when its caller speaks Redis; asked once per
-/// connection).
+/// edge says (`fault::On::Tcp`, or `On::Redis`/`On::Postgres` when its caller speaks one;
+/// asked once per connection, and a Redis one per command too).
 pub(super) async fn forward(
     prefix: Vec<u8>,
     client: TcpStream,
@@ -66,20 +70,20 @@ pub(super) async fn forward(
             false
         }
         (Some(Effect::Error { body, .. }), Some(decoder)) => {
-            let protocol = decoder.protocol();
             let decoding = Decoding::new(decoder, &conn, record.injected.clone());
             let text = fault_text(body.as_deref(), conn.records.callee());
-            let answered = match protocol {
-                decode::Protocol::Redis => {
-                    answer_redis(&prefix, &mut client, &decoding, &text).await
-                }
-                decode::Protocol::Postgres => {
-                    refuse_postgres(&prefix, &mut client, &decoding, &text).await
-                }
-            };
-            if answered.is_err() {
+            if refuse_postgres(&prefix, &mut client, &decoding, &text)
+                .await
+                .is_err()
+            {
                 record.error = Some(ErrorKind::Reset);
             }
+            decoding.finish()
+        }
+        (None, Some(decoder)) if commands::asked_per_command(&conn, Some(decoder.protocol())) => {
+            let decoding = Decoding::new(decoder, &conn, None);
+            record.error =
+                commands::relay_commands(&prefix, &mut client, &mut conn, &decoding).await;
             decoding.finish()
         }
         (_, decoder) => {
@@ -123,33 +127,6 @@ fn fault_text(body: Option<&str>, callee: &str) -> String {
         Some(body) => body.replace(['\r', '\n'], " "),
         None => format!("devstack: a fault set on {callee} answered an error"),
     }
-}
-
-/// A Redis connection an `error` fault touched: each command the caller sends answered
-/// `-ERR text` here (the service never dialled), the decoder reading both as if the service
-/// had answered, until the caller leaves (or sends what is not RESP).
-async fn answer_redis(
-    prefix: &[u8],
-    client: &mut Counted<TcpStream>,
-    decoding: &Decoding,
-    text: &str,
-) -> std::io::Result<()> {
-    let said = format!("-ERR {text}\r\n").into_bytes();
-    let mut commands = decode::RedisCommands::default();
-    let mut buf = prefix.to_vec();
-    buf.resize(READ.max(prefix.len()), 0);
-    let mut n = prefix.len();
-    while n > 0 {
-        decoding.feed(Side::Caller, &buf[..n]);
-        let Some(count) = commands.count(&buf[..n]) else {
-            break;
-        };
-        let answers = said.repeat(count);
-        decoding.feed(Side::Service, &answers);
-        client.write_all(&answers).await?;
-        n = client.read(&mut buf).await?;
-    }
-    Ok(())
 }
 
 /// A PostgreSQL connection an `error` fault touched: its startup refused here with a FATAL
@@ -305,8 +282,9 @@ struct Decoding {
     /// None once it stopped (gave up, or the connection went encrypted) before the end.
     decoder: Mutex<Option<Box<dyn Decoder>>>,
     records: Recorder,
-    /// The fault that touched the connection, marked on each exchange.
-    injected: Option<String>,
+    /// The fault that touched the connection, marked on each exchange (a command's own, when
+    /// asked per command, given with the bytes that end it: `feed_marked`).
+    injected: Mutex<Option<String>>,
 }
 
 impl Decoding {
@@ -318,11 +296,22 @@ impl Decoding {
         Decoding {
             decoder: Mutex::new(Some(decoder)),
             records: conn.records.clone(),
-            injected,
+            injected: Mutex::new(injected),
         }
     }
 
+    /// From now on, exchanges are marked with `injected` (the fault that ended the connection).
+    fn mark(&self, injected: Option<String>) {
+        *self.injected.locked() = injected;
+    }
+
     fn feed(&self, side: Side, bytes: &[u8]) {
+        let injected = self.injected.locked().clone();
+        self.feed_marked(side, bytes, injected);
+    }
+
+    /// As `feed`, the exchanges these bytes end marked with `injected`.
+    fn feed_marked(&self, side: Side, bytes: &[u8], injected: Option<String>) {
         let mut decoder = self.decoder.locked();
         let Some(d) = decoder.as_mut() else { return };
         let now = Instant::now();
@@ -336,7 +325,7 @@ impl Decoding {
         }
         drop(decoder);
         for exchange in exchanges {
-            record(&self.records, exchange, &self.injected);
+            record(&self.records, exchange, &injected);
         }
     }
 
@@ -347,8 +336,12 @@ impl Decoding {
             return false;
         };
         d.end(Instant::now());
+        let injected = self
+            .injected
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
         for exchange in d.take() {
-            record(&self.records, exchange, &self.injected);
+            record(&self.records, exchange, &injected);
         }
         true
     }
