@@ -10,3 +10,11 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done; echo "nothing on $1"; exit 1; }
+# wrk's "Requests/sec", its 50%/99% latencies in microseconds and its request count.
+wrk_run() { # port connections threads duration
+    wrk --latency -t"$3" -c"$2" -d"$4" "http://127.0.0.1:$1/" | awk '
+        function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return v*1000; if (v ~ /s$/) return v*1000000; return v }
+        /Requests\/sec/ { rps = $2 } /^ +50%/ { p50 = us($2) } /^ +99%/ { p99 = us($2) }
+        / requests in / { n = $1 }
+        END { printf "%d %d %d %d\n", rps, p50, p99, n }'
+}

@@ -56,14 +56,7 @@ CONF
 "$NGINX" -c "$work/nginx.conf" -p "$work" -e "$work/error.log" & pids+=($!)
 wait_port "$backend"; wait_port "$proxied"; wait_port "$nginxed"
 
-# wrk's "Requests/sec" and its 50%/99% latencies, in microseconds.
-run() { # port connections threads duration
-    wrk --latency -t"$3" -c"$2" -d"$4" "http://127.0.0.1:$1/" | awk '
-        function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return v*1000; if (v ~ /s$/) return v*1000000; return v }
-        /Requests\/sec/ { rps = $2 } /^ +50%/ { p50 = us($2) } /^ +99%/ { p99 = us($2) }
-        / requests in / { n = $1 }
-        END { printf "%d %d %d %d\n", rps, p50, p99, n }'
-}
+run() { wrk_run "$@"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status"; }
 
 for port in "$backend" "$proxied" "$nginxed"; do run "$port" "$CONNS" "$WRK_THREADS" 2s >/dev/null; done # warm up

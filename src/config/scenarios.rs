@@ -21,7 +21,7 @@ impl Scenarios {
         if self.0.is_empty() {
             return Err(format!(
                 "no fault scenario `{name}`: devstack.toml declares none (add a \
-                 `[faults.{name}]` table with `faults = [\"users latency=2s\"]`)"
+                 `[faults.{name}]` table with `users = {{ latency = \"2s\" }}`)"
             ));
         }
         let names: Vec<&str> = self.0.keys().map(String::as_str).collect();

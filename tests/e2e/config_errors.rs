@@ -24,6 +24,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "devstack.toml:6:12",
     ),
     (
+        "a bad word in a fault scenario's table",
+        "[services.users]\nrun = \"x\"\nport = 8080\n[faults.slow]\nusers = { latency = \"2s\", colour = \"red\" }\n",
+        "`colour` is not a fault's word",
+        "devstack.toml:5:9",
+    ),
+    (
+        "a fault scenario's table scoped on a service not in the stack",
+        "[services.users]\nrun = \"x\"\nport = 8080\n[faults.slow]\n\"orders->users\" = { error = 503 }\n",
+        "unknown service `orders`",
+        "devstack.toml:5:1",
+    ),
+    (
+        "a word set false in a fault scenario's table",
+        "[services.users]\nrun = \"x\"\nport = 8080\n[faults.slow]\nusers = { reset = false }\n",
+        "`reset = false` sets nothing",
+        "devstack.toml:5:19",
+    ),
+    (
         "a name the traffic views use",
         "[services.api]\nrun = \"x\"\n[services.external]\nrun = \"y\"\n",
         "`external` can't be a service's name",

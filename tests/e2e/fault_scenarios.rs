@@ -19,7 +19,7 @@ fn config() -> String {
     };
     format!(
         "{}{}[faults.slow]\nfaults = [\"api->users latency=200ms\", \"users error=503 first=2\"]\n\
-         [faults.api-down]\nfaults = [\"api error=503\"]\n",
+         [faults.api-down]\napi = {{ error = 503, body = \"api is down\" }}\n",
         echo("api"),
         echo("users"),
     )
@@ -72,7 +72,10 @@ fn a_scenario_is_applied_by_name_and_fault_ls_shows_its_faults() {
             .unwrap();
     let set = c.fault_apply("api-down").unwrap();
     assert_eq!(set.len(), 1);
-    assert_eq!((set[0].id, set[0].text.as_str()), (3, "api error=503"));
+    assert_eq!(
+        (set[0].id, set[0].text.as_str()),
+        (3, "api error=503 'body=api is down'")
+    );
     assert_eq!(crate::common::http_status(port_of(&stack, "api"), "/"), 503);
     stack.stop();
 }
@@ -173,7 +176,7 @@ fn up_faults_sets_the_scenario_once_the_stack_is_ready() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     stopped();
-    assert_eq!(texts, ["api error=503"]);
+    assert_eq!(texts, ["api error=503 'body=api is down'"]);
     // An unknown name is refused before anything starts.
     let out = run(&stack, &["up", "-d", "--faults", "nope"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
@@ -186,7 +189,7 @@ fn check_prints_the_scenarios_as_their_faults_are_written() {
     assert!(
         plan.ends_with(
             "fault scenarios (set only when asked: `devstack fault apply NAME`):\n  \
-             api-down: api error=503\n  slow: api->users latency=200ms; users error=503 first=2\n"
+             api-down: api error=503 'body=api is down'\n  slow: api->users latency=200ms; users error=503 first=2\n"
         ),
         "{plan}"
     );

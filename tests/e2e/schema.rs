@@ -273,6 +273,7 @@ fn the_variants_the_parser_accepts_are_valid() {
         "[services.a]\nrun = \"x\"\ndepends_on = { b = { restart = true } }\n[services.b]\nrun = \"y\"",
         "[services.t]\nbuild = [\"make\"]",
         "[services.a]\nrun = \"x\"\nport = 8000\n[faults.slow-a]\nfaults = [\"a latency=1s\", \"external->a error=503 rate=0.5\"]",
+        "[services.a]\nrun = \"x\"\nport = 8000\n[faults.slow-a]\na = { latency = \"1s\", jitter = \"10ms\" }\n\"external->a\" = { error = 503, rate = 0.5, first = 2 }",
     ];
     for src in ok {
         assert!(parses(src), "{src}");

@@ -317,7 +317,7 @@ impl Devstack {
     }
 
     #[tool(
-        description = "Set every fault of a scenario declared in the stack's devstack.toml (`[faults.NAME]` with `faults = [\"users latency=2s\", ...]`), e.g. `slow-users`: returns a `fault ID: WORDS` line for each, as add_fault does; an unknown name is a tool error listing the scenarios there are. They last until removed (remove_fault, clear_faults) or the stack stops; remove them when done"
+        description = "Set every fault of a scenario declared in the stack's devstack.toml (`[faults.NAME]` with `users = { latency = \"2s\" }`, ...), e.g. `slow-users`: returns a `fault ID: WORDS` line for each, as add_fault does; an unknown name is a tool error listing the scenarios there are. They last until removed (remove_fault, clear_faults) or the stack stops; remove them when done"
     )]
     async fn apply_faults(
         &self,

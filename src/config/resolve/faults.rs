@@ -3,7 +3,7 @@
 
 use super::Resolver;
 use super::stack::Table;
-use crate::config::raw::{RawScenario, Spanned};
+use crate::config::raw::{RawFaultTable, RawScenario, Spanned};
 use crate::config::scenarios::{Scenarios, check_scope};
 use crate::traffic::fault::{self, Fault};
 use std::collections::BTreeMap;
@@ -24,18 +24,59 @@ impl Resolver<'_> {
                     format!("invalid scenario name `{n}`: use letters, digits, `-` and `_`"),
                 );
             }
-            if scenario.faults.is_empty() {
+            if scenario.faults.is_empty() && scenario.scopes.is_empty() {
                 self.error(name.span(), format!("scenario `{n}` has no faults"))
-                    .help = Some("add `faults = [\"users latency=2s\"]`".into());
+                    .help = Some("add `users = { latency = \"2s\" }`".into());
             }
-            let faults = scenario
-                .faults
-                .iter()
-                .filter_map(|words| self.scenario_fault(words, table))
+            let mut faults: Vec<Fault> = (scenario.scopes.iter())
+                .filter_map(|(scope, fault)| self.scenario_table(scope, fault, table))
                 .collect();
+            faults.extend(
+                (scenario.faults.iter()).filter_map(|words| self.scenario_fault(words, table)),
+            );
             scenarios.insert(n.clone(), faults);
         }
         Scenarios(scenarios)
+    }
+
+    /// A fault written as a table under its scope (`users = { error = 503, rate = 0.2 }`): its
+    /// keys read as `devstack fault add`'s words (`true`: a word alone, `reset = true`); an
+    /// error is said at the table (a scope's, at the scope).
+    fn scenario_table(
+        &mut self,
+        scope: &Spanned<String>,
+        fault: &Spanned<RawFaultTable>,
+        table: &Table,
+    ) -> Option<Fault> {
+        let mut words = vec![scope.get_ref().clone()];
+        for (key, value) in fault.get_ref() {
+            match value.get_ref().0.as_str() {
+                "true" => words.push(key.get_ref().clone()),
+                "false" => {
+                    let k = key.get_ref();
+                    self.error(value.span(), format!("`{k} = false` sets nothing"))
+                        .help = Some(format!("remove `{k}`, or say `{k} = true`"));
+                    return None;
+                }
+                v => words.push(format!("{}={v}", key.get_ref())),
+            }
+        }
+        let fault = match fault::parse(&words.iter().map(String::as_str).collect::<Vec<_>>()) {
+            Ok(f) => f,
+            Err(e) => {
+                self.error(fault.span(), e).help = Some(TABLE_HELP.into());
+                return None;
+            }
+        };
+        let proxied = |name: &str| match table.id(name) {
+            Some(id) => Ok(table.proxied(id)),
+            None => Err(table.unknown_service_message(name)),
+        };
+        if let Err(e) = check_scope(&fault.scope, proxied) {
+            self.error(scope.span(), e);
+            return None;
+        }
+        Some(fault)
     }
 
     /// One fault's words, read; an error is said at the string (a scope's, at its first word).
@@ -65,6 +106,10 @@ impl Resolver<'_> {
         Some(fault)
     }
 }
+
+const TABLE_HELP: &str = "write a fault as a table of `devstack fault add`'s words: \
+                          `\"orders->users\" = { latency = \"200ms\", jitter = \"50ms\" }`, \
+                          `users = { error = 503, rate = 0.5 }`, `users = { reset = true, first = 3 }`";
 
 const HELP: &str = "write a fault as `devstack fault add` takes it: `orders->users latency=200ms`, \
                     `users error=503 rate=0.5`, `external->users reset first=3`";

@@ -6,6 +6,9 @@
 //! the fields become the schema's descriptions, and the types with a hand-written `Deserialize`
 //! have a hand-written `JsonSchema` beside it.
 
+mod scenario;
+
+pub use scenario::{RawFaultTable, RawScenario};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -102,14 +105,6 @@ pub struct RawFile {
     /// Named fault scenarios, by name: `[faults.NAME]`, set only when asked (`devstack fault apply NAME`, `devstack run --faults NAME`).
     #[serde(default)]
     pub faults: BTreeMap<Spanned<String>, RawScenario>,
-}
-
-/// `[faults.NAME]`: a fault scenario, set only when asked for by name.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawScenario {
-    /// The faults, each as `devstack fault add` takes it: where (`orders->users`, `users`: every caller, `external->users`), one effect (`latency=2s` with `jitter=`, `error=503` with `body=`, `reset`, `timeout`), then triggers (`rate=0.5`, `first=3`, `for=30s`, `method=GET`, `path=/api`).
-    pub faults: Vec<Spanned<String>>,
 }
 
 /// `[stack]`: settings of the whole stack.
