@@ -231,22 +231,22 @@ impl Routes {
         let sessions = self.sessions.clone();
         let mut routed = std::mem::take(&mut self.routed);
         self.proxy.spawn(async move {
-            // The run process of each service (proxied or not: any may call), by session.
-            let mut pids: Vec<Option<i32>> = Vec::new();
+            // The run processes of each service (proxied or not: any may call), by session: the
+            // serving one, and in a rollout the new one beside it and the old one draining.
+            let mut pids: Vec<[Option<i32>; 3]> = Vec::new();
             loop {
                 {
                     let now = views.borrow_and_update();
-                    pids.resize(now.len(), None);
-                    for (view, pid) in now.values().zip(&mut pids) {
-                        if view.pid != *pid {
-                            if let Some(old) = pid.take() {
-                                sessions.remove(old);
-                            }
-                            if let Some(new) = view.pid {
-                                sessions.insert(new, &view.name);
-                            }
-                            *pid = view.pid;
+                    pids.resize(now.len(), [None; 3]);
+                    for (view, known) in now.values().zip(&mut pids) {
+                        let live = [view.pid, view.next_pid, view.draining_pid];
+                        for gone in known.iter().flatten().filter(|p| !live.contains(&Some(**p))) {
+                            sessions.remove(*gone);
                         }
+                        for new in live.iter().flatten().filter(|p| !known.contains(&Some(**p))) {
+                            sessions.insert(*new, &view.name);
+                        }
+                        *known = live;
                     }
                     for r in &mut routed {
                         if let Some(view) = now.get(r.service) {
@@ -269,7 +269,8 @@ impl Routes {
 struct Followed {
     service: ServiceId,
     name: String,
-    /// The port its process is given (`PORT`).
+    /// The port its serving process is given (`PORT`): a blue-green service's changes with
+    /// each rollout.
     private: u16,
     /// Said in its log.
     notice: Notice,
@@ -311,6 +312,9 @@ impl Followed {
         };
         if pid != self.pid {
             self.pid = pid;
+            if let Some(port) = view.private_port {
+                self.private = port;
+            }
             let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
             if let Some(poll) = self.poll.take() {
                 poll.abort();

@@ -22,7 +22,7 @@ mod urls;
 pub use diag::{ConfigErrors, Diagnostic};
 pub use ids::{ServiceId, Services};
 pub use plan::describe;
-pub use raw::{CommandLine, Condition, Protocol, Restart, schema};
+pub use raw::{CommandLine, Condition, Protocol, Restart, Rollout, schema};
 
 use diag::did_you_mean;
 use nix::sys::signal::Signal;
@@ -101,6 +101,14 @@ pub struct Service {
     pub autostart: bool,
     pub stop_signal: Signal,
     pub grace: Duration,
+    /// How a rebuild or restart replaces its process: blue-green only for a proxied service
+    /// with a `run`, which then has a `twin`.
+    pub rollout: Rollout,
+    /// How long an old process drains after a blue-green switch, at most.
+    pub drain: Duration,
+    /// A blue-green service's second way to start (`Slot::B`): its own private port, with
+    /// the `PORT`, commands and probe that say it.
+    pub twin: Option<Box<Twin>>,
     pub health: Option<Health>,
     /// What the proxy keeps of its exchanges (`capture`, with `[stack.capture]`'s defaults).
     pub capture: capture::Capture,
@@ -129,6 +137,65 @@ impl Service {
     pub fn is_task(&self) -> bool {
         self.run.is_none()
     }
+
+    /// Whether a rebuild or restart starts the new process beside the old one.
+    pub fn blue_green(&self) -> bool {
+        self.twin.is_some()
+    }
+
+    /// How a run process in `slot` starts: its port (checked free, probed, in `PORT`), its
+    /// environment, command and probe. A service without a twin has only `Slot::A`.
+    pub fn slot(&self, slot: Slot) -> SlotSpec<'_> {
+        match (slot, &self.twin) {
+            (Slot::B, Some(t)) => SlotSpec {
+                port: Some(t.private_port),
+                env: &t.env,
+                run: t.run.as_ref(),
+                health: t.health.as_ref(),
+            },
+            _ => SlotSpec {
+                port: self.listen_port(),
+                env: &self.env,
+                run: self.run.as_ref(),
+                health: self.health.as_ref(),
+            },
+        }
+    }
+}
+
+/// Which of a blue-green service's two ways to start (`Service::slot`) a run process used: the
+/// next one uses the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Slot {
+    #[default]
+    A,
+    B,
+}
+
+impl Slot {
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::A => Slot::B,
+            Slot::B => Slot::A,
+        }
+    }
+}
+
+/// A blue-green service's second private port, and what says it.
+#[derive(Debug, Clone)]
+pub struct Twin {
+    pub private_port: u16,
+    pub env: Vec<(String, String)>,
+    pub run: Option<CommandLine>,
+    pub health: Option<Health>,
+}
+
+/// What a run process in one slot is started with.
+pub struct SlotSpec<'a> {
+    pub port: Option<u16>,
+    pub env: &'a [(String, String)],
+    pub run: Option<&'a CommandLine>,
+    pub health: Option<&'a Health>,
 }
 
 #[derive(Debug, Clone, Copy)]

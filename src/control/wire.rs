@@ -34,6 +34,18 @@ pub struct Service {
     pub detail: String,
     pub pid: Option<i32>,
     pub port: Option<u16>,
+    /// The port its serving process listens on, when proxied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_port: Option<u16>,
+    /// A blue-green rollout's new process, starting beside `pid` until it is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_pid: Option<i32>,
+    /// The process a blue-green switch replaced, draining (then stopping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draining_pid: Option<i32>,
+    /// Why the last rollout's new process never served (`pid` kept serving).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_failed: Option<String>,
     pub restarts: u32,
     /// The whole seconds its process has run when sent; read back as the instant that long
     /// ago (the stack and its clients share the machine's clock).
@@ -62,6 +74,10 @@ impl From<&ServiceView> for Service {
             detail: v.detail.clone(),
             pid: v.pid,
             port: v.port,
+            private_port: v.private_port,
+            next_pid: v.next_pid,
+            draining_pid: v.draining_pid,
+            rollout_failed: v.rollout_failed.clone(),
             restarts: v.restarts,
             uptime_secs: v.uptime_secs(),
             log_lost: v.log_lost.clone(),
@@ -90,6 +106,10 @@ impl From<Service> for ServiceView {
             detail: s.detail,
             pid: s.pid,
             port: s.port,
+            private_port: s.private_port,
+            next_pid: s.next_pid,
+            draining_pid: s.draining_pid,
+            rollout_failed: s.rollout_failed,
             restarts: s.restarts,
             since: s
                 .uptime_secs
@@ -351,6 +371,10 @@ mod tests {
             detail: "build-failed (code 1)".into(),
             pid: Some(42),
             port: Some(8080),
+            private_port: Some(40001),
+            next_pid: Some(43),
+            draining_pid: Some(41),
+            rollout_failed: None,
             restarts: 2,
             since: Some(tokio::time::Instant::now() - Duration::from_secs(75)),
             log_lost: Some(crate::logs::LogLoss {
@@ -362,7 +386,7 @@ mod tests {
         let text = serde_json::to_string(&Service::from(&view)).unwrap();
         assert_eq!(
             text,
-            r#"{"name":"api","state":"build-failed","health":"unhealthy","health_error":"connection refused","ready":false,"wanted":true,"auto_rebuild":true,"spawns":3,"building":false,"build_failed":true,"cpu_percent":1.5,"mem_bytes":1024,"crash_loop":false,"settled":true,"detail":"build-failed (code 1)","pid":42,"port":8080,"restarts":2,"uptime_secs":75,"log_lost":{"file":"/x/api.log","lines":7,"error":"No space left on device"}}"#
+            r#"{"name":"api","state":"build-failed","health":"unhealthy","health_error":"connection refused","ready":false,"wanted":true,"auto_rebuild":true,"spawns":3,"building":false,"build_failed":true,"cpu_percent":1.5,"mem_bytes":1024,"crash_loop":false,"settled":true,"detail":"build-failed (code 1)","pid":42,"port":8080,"private_port":40001,"next_pid":43,"draining_pid":41,"restarts":2,"uptime_secs":75,"log_lost":{"file":"/x/api.log","lines":7,"error":"No space left on device"}}"#
         );
         let without = ServiceView {
             health: None,

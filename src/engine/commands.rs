@@ -1,6 +1,6 @@
 //! What each command does: start, stop, restart, restart all, kill, shutdown, input, resize.
 
-use super::phase::{Coming, Serving};
+use super::phase::{Coming, Retiring, Serving};
 use super::{Command, Engine, ServiceId, Status, Then, deps};
 use tokio::time::Instant;
 
@@ -106,7 +106,7 @@ impl Engine {
         }
         if svc.serving.proc().is_some() {
             self.say(i, "restarting");
-            self.stop(i, Then::Run);
+            self.replace(i);
         } else if svc.coming.is_none() {
             // Not running: as `start`, with whatever it depends on.
             self.start(i);
@@ -122,9 +122,9 @@ impl Engine {
         self.shutting_down = true;
         for i in self.svcs.ids() {
             self.svcs[i].want_up = false;
-            if matches!(self.svcs[i].coming, Coming::Build { .. }) {
-                self.stop_build(i);
-            }
+            self.stop_build(i);
+            self.stop_coming_run(i, false);
+            self.stop_retiring(i, "the stack stops");
             if self.svcs[i].serving.proc().is_none() && !self.svcs[i].status.is_settled() {
                 self.set(i, Status::Stopped);
             }
@@ -168,9 +168,24 @@ impl Engine {
                     kill_at: None,
                 }
             }
+            Coming::Run { proc, .. } | Coming::StoppingRun { proc, .. } => Coming::StoppingRun {
+                proc,
+                kill_at: None,
+                build: false,
+            },
             Coming::None => Coming::None,
         };
-        for proc in svc.serving.proc().into_iter().chain(svc.coming.proc()) {
+        svc.retiring = match std::mem::replace(&mut svc.retiring, Retiring::None) {
+            Retiring::Draining { proc, .. } | Retiring::Stopping { proc, .. } => {
+                Retiring::Stopping {
+                    proc,
+                    kill_at: None,
+                }
+            }
+            Retiring::None => Retiring::None,
+        };
+        let procs = [svc.serving.proc(), svc.coming.proc(), svc.retiring.proc()];
+        for proc in procs.into_iter().flatten() {
             self.spawner.kill_session(proc.pid);
         }
     }
@@ -180,6 +195,8 @@ impl Engine {
     pub(super) fn stop(&mut self, i: ServiceId, then: Then) {
         self.svcs[i].restart_wave = false;
         self.stop_build(i);
+        self.stop_coming_run(i, false);
+        self.stop_retiring(i, "stops with the service");
         match &mut self.svcs[i].serving {
             Serving::Stopping { then: next, .. } => *next = then,
             Serving::Up(_) => self.stop_run(i, then),
@@ -228,7 +245,7 @@ impl Engine {
     }
 
     /// Send `i`'s stop signal to the group `pid`, saying so first.
-    fn signal(&mut self, i: ServiceId, pid: i32, what: &str) {
+    pub(super) fn signal(&mut self, i: ServiceId, pid: i32, what: &str) {
         let signal = self.cfg.services[i].stop_signal;
         // Said before the signal goes: the service's reaction to it comes after in its log.
         self.say(

@@ -3,9 +3,9 @@
 //! and the stop order on shutdown.
 
 use super::deps::{self, Gate};
-use super::phase::{Coming, Serving};
+use super::phase::{CameTo, Coming, Serving};
 use super::{Engine, Health, Msg, Proc, ServiceId, Status, Then};
-use crate::config::{CommandLine, Probe, Restart};
+use crate::config::{CommandLine, Probe, Restart, Slot};
 use crate::format::secs;
 use crate::ignored::Ignore;
 use crate::logs::{OutputFeed, Stream};
@@ -55,6 +55,23 @@ enum Ended {
     Run {
         then: Option<Then>,
     },
+    /// A rollout's new run process, before it served; `build`: one follows it.
+    Beside {
+        stopped: bool,
+        build: bool,
+    },
+    /// The run process a rollout replaced.
+    Retired,
+}
+
+/// What a process is started as.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Start {
+    Build,
+    /// The run process, in this slot.
+    Run(Slot),
+    /// A blue-green rollout's new run process, in this slot, beside the serving one.
+    Beside(Slot),
 }
 
 impl Engine {
@@ -115,7 +132,7 @@ impl Engine {
             self.svcs[i].restart_wave = false;
             if self.svcs[i].serving.up().is_some() {
                 self.say(i, "restarting (restart all)");
-                self.stop(i, Then::Run);
+                self.replace(i);
             }
         }
     }
@@ -127,13 +144,13 @@ impl Engine {
         if self.svcs[i].serving.proc().is_none() {
             self.set(i, Status::Building);
         }
-        self.spawn(i, false, &cmd);
+        self.spawn(i, Start::Build, &cmd);
     }
 
     /// Start the run process, once its port (if it has one) is found free: the check runs off
     /// the engine's thread, and `port_checked` goes on with its answer.
     fn spawn_run(&mut self, i: ServiceId) {
-        let Some(port) = self.cfg.services[i].listen_port() else {
+        let Some(port) = self.cfg.services[i].slot(self.svcs[i].slot).port else {
             return self.start_run(i);
         };
         if self.svcs[i].serving.checking().is_some() {
@@ -173,7 +190,7 @@ impl Engine {
             return; // stopped, or started otherwise, meanwhile
         }
         let spec = &self.cfg.services[i];
-        let port = spec.listen_port().expect("checked services have a port");
+        let port = (spec.slot(self.svcs[i].slot).port).expect("checked services have a port");
         // Another process on the port would answer the probes and make this one crash-loop.
         let Some(holder) = holder else {
             return self.start_run(i);
@@ -212,20 +229,30 @@ impl Engine {
     }
 
     fn start_run(&mut self, i: ServiceId) {
-        let cmd = self.cfg.services[i].run.clone().expect("has a run command");
-        self.spawn(i, true, &cmd);
+        let slot = self.svcs[i].slot;
+        let cmd = self.cfg.services[i].slot(slot).run.cloned();
+        self.spawn(i, Start::Run(slot), &cmd.expect("has a run command"));
     }
 
-    fn spawn(&mut self, i: ServiceId, run: bool, cmd: &CommandLine) {
+    pub(super) fn spawn(&mut self, i: ServiceId, start: Start, cmd: &CommandLine) {
         self.next_id += 1;
         let id = self.next_id;
         let spec = &self.cfg.services[i];
+        let slot = match start {
+            Start::Build => None,
+            Start::Run(slot) | Start::Beside(slot) => Some(spec.slot(slot)),
+        };
+        let run = slot.is_some();
         let stream = if run { Stream::Out } else { Stream::Build };
         let mut feed = OutputFeed::new(self.logs.clone(), i, stream);
         if run {
             feed = feed.with_announce(cmd.to_string());
         }
-        if let (true, Some(Probe::Log(re))) = (run, spec.health.as_ref().map(|h| &h.probe)) {
+        if spec.blue_green() && run {
+            feed = feed.with_pid_marks(self.svcs[i].overlap.clone());
+        }
+        let health = slot.as_ref().and_then(|s| s.health);
+        if let Some(Probe::Log(re)) = health.map(|h| &h.probe) {
             let tx = self.tx.clone();
             let found = move || {
                 tx.send(Msg::Probe {
@@ -242,7 +269,7 @@ impl Engine {
             service: &spec.name,
             cmd,
             cwd: &spec.cwd,
-            env: &spec.env,
+            env: slot.as_ref().map_or(&spec.env, |s| s.env),
             stop_signal: spec.stop_signal,
             grace: spec.grace,
         };
@@ -261,21 +288,31 @@ impl Engine {
                 let proc = Proc {
                     id,
                     pid: started.pid,
+                    slot: match start {
+                        Start::Run(slot) | Start::Beside(slot) => slot,
+                        Start::Build => Slot::A,
+                    },
                     started: Instant::now(),
                     terminal: started.terminal,
                     probe: None,
                 };
-                if run {
-                    self.svcs[i].serving = Serving::Up(proc);
-                    self.svcs[i].spawns += 1;
-                    self.svcs[i].health = Health::default();
-                    self.start_probe(i, id);
-                    self.set(i, Status::Running);
-                } else {
-                    self.svcs[i].coming = Coming::Build {
-                        proc,
-                        queued: false,
-                    };
+                match start {
+                    Start::Run(_) => {
+                        let svc = &mut self.svcs[i];
+                        svc.serving = Serving::Up(proc);
+                        svc.spawns += 1;
+                        svc.health = Health::default();
+                        svc.rollout_failed = None;
+                        self.start_probe(i, id);
+                        self.set(i, Status::Running);
+                    }
+                    Start::Beside(_) => self.beside_started(i, proc),
+                    Start::Build => {
+                        self.svcs[i].coming = Coming::Build {
+                            proc,
+                            queued: false,
+                        };
+                    }
                 }
             }
             // A program that can't be started (often one being rebuilt right now) fails like
@@ -284,10 +321,10 @@ impl Engine {
                 tracing::warn!(service = %spec.name, error = %e, "cannot spawn");
                 self.say(i, e.to_string());
                 let exit = Exit::NotStarted;
-                if run {
-                    self.run_ended(i, None, exit, Duration::ZERO);
-                } else {
-                    self.build_exited(i, false, false, exit, Duration::ZERO);
+                match start {
+                    Start::Run(_) => self.run_ended(i, None, exit, Duration::ZERO),
+                    Start::Beside(_) => self.rollout_failed(i, format!("could not start: {e}")),
+                    Start::Build => self.build_exited(i, false, false, exit, Duration::ZERO),
                 }
             }
         }
@@ -295,10 +332,16 @@ impl Engine {
 
     pub(super) fn exited(&mut self, i: ServiceId, id: u64, exit: Exit) {
         let svc = &mut self.svcs[i];
-        let (proc, ended) = if let Some((proc, stopped, queued)) = svc.coming.take(id) {
-            (proc, Ended::Build { stopped, queued })
+        let (proc, ended) = if let Some((proc, came)) = svc.coming.take(id) {
+            let ended = match came {
+                CameTo::Build { stopped, queued } => Ended::Build { stopped, queued },
+                CameTo::Run { stopped, build } => Ended::Beside { stopped, build },
+            };
+            (proc, ended)
         } else if let Some((proc, then)) = svc.serving.take(id) {
             (proc, Ended::Run { then })
+        } else if let Some(proc) = svc.retiring.take(id) {
+            (proc, Ended::Retired)
         } else {
             return;
         };
@@ -312,11 +355,14 @@ impl Engine {
         // Its session was cleared when it exited; nothing signals this pid any more.
         self.spawner.reap(proc.pid);
         self.record.remove(proc.pid);
-        let ran = proc.started.elapsed();
+        let (ran, pid) = (proc.started.elapsed(), proc.pid);
         drop(proc);
+        self.overlap_ended(i);
         match ended {
             Ended::Build { stopped, queued } => self.build_exited(i, stopped, queued, exit, ran),
             Ended::Run { then } => self.run_ended(i, then, exit, ran),
+            Ended::Beside { stopped, build } => self.beside_exited(i, (stopped, build), exit, ran),
+            Ended::Retired => self.say(i, format!("old pid {pid} stopped ({exit})")),
         }
     }
 
@@ -375,7 +421,7 @@ impl Engine {
             self.set(i, Status::Stopped);
         } else if self.svcs[i].serving.proc().is_some() {
             self.say(i, format!("build finished in {}; restarting", secs(took)));
-            self.stop(i, Then::Run);
+            self.replace(i);
             self.restart_dependents_of(i);
         } else {
             self.say(i, format!("build finished in {}", secs(took)));
@@ -389,13 +435,13 @@ impl Engine {
         for k in deps::restart_on_rebuild(&self.cfg, i) {
             if self.svcs[k].serving.up().is_some() {
                 self.say(k, format!("restarting: dependency `{name}` was rebuilt"));
-                self.stop(k, Then::Run);
+                self.replace(k);
             }
         }
     }
 
     /// The run process ended (or could not start); `then`: we stopped it, and this follows.
-    fn run_ended(&mut self, i: ServiceId, then: Option<Then>, exit: Exit, ran: Duration) {
+    pub(super) fn run_ended(&mut self, i: ServiceId, then: Option<Then>, exit: Exit, ran: Duration) {
         let spec = &self.cfg.services[i];
         if let Some(then) = then {
             self.say(i, format!("stopped ({exit})"));
@@ -486,7 +532,7 @@ impl Engine {
                     Status::PortBusy { retry, .. } if s.serving.checking().is_none() => Some(retry),
                     _ => None,
                 };
-                let kills = [s.serving.kill_due(), s.coming.kill_due()];
+                let kills = [s.serving.kill_due(), s.coming.kill_due(), s.retiring.due()];
                 backoff.into_iter().chain(kills.into_iter().flatten())
             })
             .min()
@@ -500,14 +546,17 @@ impl Engine {
             {
                 self.set(i, Status::Pending(None));
             }
+            self.rollout_timers(i, now);
             let grace = self.cfg.services[i].grace;
             let mut late = Vec::new();
             let svc = &mut self.svcs[i];
             let serving = svc.serving.proc().map(|p| p.pid);
             let coming = svc.coming.proc().map(|p| p.pid);
+            let retiring = svc.retiring.proc().map(|p| p.pid);
             for (kill_at, pid) in [
                 (svc.serving.kill_at(), serving),
                 (svc.coming.kill_at(), coming),
+                (svc.retiring.kill_at(), retiring),
             ] {
                 if let (Some(kill_at), Some(pid)) = (kill_at, pid)
                     && kill_at.is_some_and(|t| t <= now)

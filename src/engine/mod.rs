@@ -6,6 +6,7 @@
 //! - `deps`: the dependency rules, pure functions of the config and the services' state;
 //! - `probes`: health probe results, and CPU/memory samples;
 //! - `rebuild`: the guard against a build that writes into its own watched files;
+//! - `rollout`: blue-green: the new run process beside the old, the switch, the drain;
 //! - `views`: what the interfaces see.
 //!
 //! Every process is started, signalled and probed through a `process::Spawner`, so that the
@@ -18,6 +19,7 @@ mod phase;
 mod probes;
 pub mod ready;
 mod rebuild;
+mod rollout;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -123,6 +125,9 @@ enum Msg {
     },
     /// CPU time and memory of each running service's session (session id = its pid).
     Usage(HashMap<i32, process::Load>),
+    /// Nothing is connected any more to the old run process `id` a blue-green switch left
+    /// draining.
+    Drained { service: ServiceId, id: u64 },
 }
 
 /// Who waits to hear of a command.
@@ -234,6 +239,8 @@ pub struct Outcome {
 struct Proc {
     id: u64,
     pid: i32,
+    /// Which of the service's ways to start it used (its port, `PORT`, command, probe).
+    slot: crate::config::Slot,
     started: Instant,
     /// Kept open so the service keeps its terminal; input and resizes go through it.
     terminal: Box<dyn Terminal>,
@@ -263,8 +270,17 @@ struct Svc {
     want_up: bool,
     /// Its run process, while there is one (or its port is checked before it starts).
     serving: phase::Serving,
-    /// A build, beside what serves.
+    /// A build, or a blue-green rollout's new run process, beside what serves.
     coming: phase::Coming,
+    /// The run process a blue-green switch replaced, draining then stopping.
+    retiring: phase::Retiring,
+    /// The slot the next run process starts in, unless it starts beside one (the other).
+    slot: crate::config::Slot,
+    /// Why the last rollout's new process never served (the old one kept serving); cleared
+    /// by the next start.
+    rollout_failed: Option<String>,
+    /// Two run processes live (a rollout): their lines are marked with their pids.
+    overlap: Arc<std::sync::atomic::AtomicBool>,
     /// The last build succeeded, so the run command can start without another one.
     built: bool,
     restarts: u32,
@@ -293,6 +309,10 @@ impl Svc {
             want_up,
             serving: phase::Serving::None,
             coming: phase::Coming::None,
+            retiring: phase::Retiring::None,
+            slot: crate::config::Slot::A,
+            rollout_failed: None,
+            overlap: Arc::default(),
             built: false,
             restarts: 0,
             backoff: 0,
@@ -307,7 +327,7 @@ impl Svc {
 
     /// No process of it lives.
     fn idle(&self) -> bool {
-        self.serving.proc().is_none() && self.coming.is_none()
+        self.serving.proc().is_none() && self.coming.is_none() && self.retiring.proc().is_none()
     }
 }
 
@@ -475,6 +495,7 @@ impl Engine {
                         self.port_checked(service, id, holder)
                     }
                     Some(Msg::Usage(loads)) => self.loads = loads,
+                    Some(Msg::Drained { service, id }) => self.drained(service, id),
                     None => break,
                 },
                 _ = sleep_until(deadline) => self.timers(),

@@ -8,22 +8,37 @@ use crate::format::secs;
 use crate::health;
 use crate::ignored::Ignore;
 
+/// How often a rollout's new process without a probe is looked at until it listens.
+const LISTENING_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Engine {
-    /// Start the probe loop of run process `id`, for the probes that poll.
+    /// Start the probe loop of run process `id`, for the probes that poll; a rollout's new
+    /// process without a probe is probed until it listens.
     pub(super) fn start_probe(&mut self, i: ServiceId, id: u64) {
         let spec = &self.cfg.services[i];
-        let Some(h) = &spec.health else { return };
-        if matches!(h.probe, Probe::Log(_)) {
+        let svc = &self.svcs[i];
+        let Some(proc) = (svc.serving.up().into_iter().chain(svc.coming.run())).find(|p| p.id == id)
+        else {
+            return;
+        };
+        let slot = spec.slot(proc.slot);
+        let beside = svc.coming.run().is_some_and(|p| p.id == id);
+        let (probe, interval, timeout) = match slot.health {
+            Some(h) => (h.probe.clone(), h.interval, h.timeout),
+            None if beside => (Probe::Tcp, LISTENING_EVERY, LISTENING_EVERY * 10),
+            None => return,
+        };
+        if matches!(probe, Probe::Log(_)) {
             return; // matched by the output feed
         }
         let target = health::Target {
             service: spec.name.clone(),
-            probe: h.probe.clone(),
-            port: spec.listen_port(),
+            probe,
+            port: slot.port,
             cwd: spec.cwd.clone(),
-            env: spec.env.clone(),
-            interval: h.interval,
-            timeout: h.timeout,
+            env: slot.env.to_vec(),
+            interval,
+            timeout,
         };
         let tx = self.tx.clone();
         let report = Box::new(move |result| {
@@ -35,20 +50,32 @@ impl Engine {
             .or_say("the engine has ended");
         });
         let handle = self.spawner.probe(&spec.name, target, report);
-        if let Serving::Up(proc) = &mut self.svcs[i].serving {
+        let svc = &mut self.svcs[i];
+        let up = match &mut svc.serving {
+            Serving::Up(proc) => Some(proc),
+            _ => None,
+        };
+        if let Some(proc) = up.into_iter().chain(svc.coming.run_mut()).find(|p| p.id == id) {
             proc.probe = Some(handle);
         }
     }
 
     pub(super) fn probed(&mut self, i: ServiceId, id: u64, result: Result<(), String>) {
+        if self.svcs[i].coming.run().is_some_and(|p| p.id == id) {
+            // A rollout's new process: it serves once it passes (failures while it starts
+            // don't count; its time to be ready is the limit).
+            if result.is_ok() {
+                self.switch(i);
+            }
+            return;
+        }
         let Some(proc) = self.svcs[i].serving.up().filter(|p| p.id == id) else {
             return; // an older process, or one on its way out
         };
         let ran = proc.started.elapsed();
-        let spec = self.cfg.services[i]
-            .health
-            .as_ref()
-            .expect("probed services have a probe");
+        let Some(spec) = self.cfg.services[i].slot(proc.slot).health else {
+            return; // a new process's probe, until it listened
+        };
         let (retries, start_period) = (spec.retries, spec.start_period);
         let health = &mut self.svcs[i].health;
         match result {

@@ -123,6 +123,15 @@ impl Engine {
                 self.svcs[i].built = false;
                 return self.say(i, "a build is running; one more will follow it");
             }
+            // A new process of the code before this change: it goes, then the build runs.
+            Coming::Run { .. } => {
+                self.stop_coming_run(i, true);
+                return self.say(i, "the build starts once the new process has stopped");
+            }
+            Coming::StoppingRun { build, .. } => {
+                *build = true;
+                return;
+            }
             Coming::None => {}
         }
         if self.svcs[i].serving.proc().is_some() || self.gate(i).is_ok() {

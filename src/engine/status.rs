@@ -260,6 +260,14 @@ pub struct ServiceView {
     pub detail: String,
     pub pid: Option<i32>,
     pub port: Option<u16>,
+    /// The port its serving process listens on, when proxied (what the route forwards to).
+    pub private_port: Option<u16>,
+    /// A blue-green rollout's new process, starting beside `pid` until it is ready.
+    pub next_pid: Option<i32>,
+    /// The process a blue-green switch replaced, draining (then stopping).
+    pub draining_pid: Option<i32>,
+    /// Why the last rollout's new process never served (`pid` kept serving).
+    pub rollout_failed: Option<String>,
     pub restarts: u32,
     /// When its running process started (on the wire, `uptime_secs`): a view never goes stale,
     /// so uptimes need no messages.
@@ -284,6 +292,7 @@ impl ServiceView {
                 v.restarts,
                 v.building,
                 v.build_failed,
+                (v.next_pid, v.draining_pid, v.rollout_failed.is_some()),
             )
         };
         key(self) == key(other)

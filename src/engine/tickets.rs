@@ -30,9 +30,9 @@ pub struct Failure {
 pub enum FailureKind {
     /// It settled without being ready, or crash-loops: its last lines say why.
     Failed,
-    /// A build failed while the previous process kept running: that build's lines (those
-    /// logged since the command) say why.
-    Build { since: SystemTime },
+    /// A build, or a rollout's new process, failed while the previous process kept serving:
+    /// the lines logged since the command say why.
+    Update { since: SystemTime },
     /// It was stopped (or is not meant to be up) while someone waited for it to be ready.
     Unwanted,
 }
@@ -139,15 +139,20 @@ impl Engine {
         match &ticket.goal {
             Goal::Ready { i, after } => {
                 let (i, view) = (*i, &views[*i]);
-                if view.building {
+                if view.building || view.next_pid.is_some() {
                     return None;
                 }
                 if view.build_failed {
                     let why = "build failed; the previous process keeps running".to_string();
                     let since = ticket.asked;
-                    return failed(i, why, FailureKind::Build { since });
+                    return failed(i, why, FailureKind::Update { since });
                 }
                 let fresh = after.is_none_or(|n| self.svcs[i].spawns > n);
+                if let Some(why) = view.rollout_failed.as_ref().filter(|_| !fresh) {
+                    let why = format!("the new process {why}; the previous one keeps serving");
+                    let since = ticket.asked;
+                    return failed(i, why, FailureKind::Update { since });
+                }
                 match verdict(std::slice::from_ref(view)) {
                     Verdict::Ready if fresh => Some(Outcome::Done(vec![view.clone()])),
                     Verdict::Failed { why, .. } => failed(i, why, FailureKind::Failed),
@@ -223,7 +228,7 @@ impl Failure {
     pub fn lines(&self, logs: &crate::logs::LogHub, n: usize) -> Vec<String> {
         use crate::logs::{Stream, strip_sgr};
         match self.kind {
-            FailureKind::Build { since } => {
+            FailureKind::Update { since } => {
                 let build: Vec<String> = logs
                     .tail(self.service, BUILD_LINES_SEARCHED)
                     .iter()

@@ -34,7 +34,7 @@ impl Engine {
     /// What the interfaces see of service `i` now.
     fn view(&self, i: ServiceId) -> ServiceView {
         let (s, spec) = (&self.svcs[i], &self.cfg.services[i]);
-        let (run, build) = (s.serving.proc(), s.coming.proc());
+        let (run, build) = (s.serving.proc(), s.coming.build());
         let live = run.or(build);
         let load = run.and_then(|p| self.loads.get(&p.pid));
         let probed = spec.health.is_some() && run.is_some();
@@ -55,7 +55,13 @@ impl Engine {
                 None => s.status.to_string(),
             },
             _ if build_failed => format!("{} · build failed", s.status),
-            _ => s.status.to_string(),
+            _ => match (s.coming.run(), &s.rollout_failed) {
+                (Some(next), _) => format!("{} · pid {} starting beside", s.status, next.pid),
+                (None, Some(why)) if run.is_some() => {
+                    format!("{} · the new process {why}", s.status)
+                }
+                _ => s.status.to_string(),
+            },
         };
         ServiceView {
             log_lost: self.logs.loss(i),
@@ -84,6 +90,12 @@ impl Engine {
             detail,
             pid: live.map(|p| p.pid),
             port: spec.port,
+            private_port: run
+                .and_then(|p| spec.slot(p.slot).port)
+                .filter(|_| spec.proxied()),
+            next_pid: s.coming.run().map(|p| p.pid),
+            draining_pid: s.retiring.proc().map(|p| p.pid),
+            rollout_failed: s.rollout_failed.clone().filter(|_| run.is_some()),
             restarts: s.restarts,
             since: run.map(|p| p.started),
         }

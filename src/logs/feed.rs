@@ -5,6 +5,7 @@
 use super::{CONTINUED, LineSplitter, LogHub, LogLine, Stream, sanitize, strip_sgr};
 use crate::config::ServiceId;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 /// Turns one process's raw output into logged lines.
@@ -16,6 +17,9 @@ pub struct OutputFeed {
     matcher: Option<Matcher>,
     /// Logged as `spawned pid N: <this>` before the first line of output.
     announce: Option<String>,
+    /// While this is set (two run processes of the service live: a rollout), each line is
+    /// marked `[pid N] `; the pid, once started.
+    marks: Option<(Arc<AtomicBool>, i32)>,
 }
 
 /// Called once, on the first line the regex matches (the `log` health probe).
@@ -30,7 +34,14 @@ impl OutputFeed {
             splitter: LineSplitter::default(),
             matcher: None,
             announce: None,
+            marks: None,
         }
+    }
+
+    /// Mark each line with the process's pid while `overlap` is set.
+    pub fn with_pid_marks(mut self, overlap: Arc<AtomicBool>) -> Self {
+        self.marks = Some((overlap, 0));
+        self
     }
 
     /// Say `spawned pid N: command` when the process starts, ahead of its output.
@@ -50,7 +61,17 @@ impl OutputFeed {
         let mut lines = Vec::new();
         let time = SystemTime::now();
         let (service, stream) = (self.service, self.stream);
-        let mut emit = |raw: &[u8], cut| lines.push(make_line(service, stream, time, raw, cut));
+        let mark = match &self.marks {
+            Some((overlap, pid)) if overlap.load(Ordering::Relaxed) => Some(format!("[pid {pid}] ")),
+            _ => None,
+        };
+        let mut emit = |raw: &[u8], cut| {
+            let mut line = make_line(service, stream, time, raw, cut);
+            if let Some(mark) = &mark {
+                line.text.insert_str(0, mark);
+            }
+            lines.push(line)
+        };
         match chunk {
             Some(chunk) => {
                 if self.stream == Stream::Out {
@@ -72,6 +93,9 @@ impl OutputFeed {
 
 impl crate::process::OutputSink for OutputFeed {
     fn started(&mut self, pid: i32) {
+        if let Some((_, mine)) = &mut self.marks {
+            *mine = pid;
+        }
         if let Some(command) = self.announce.take() {
             self.hub
                 .system(self.service, format!("spawned pid {pid}: {command}"));

@@ -96,6 +96,32 @@ pub fn reachable_at(port: u16) -> Option<std::net::SocketAddr> {
     reached.first().map(|ip| SocketAddr::new(*ip, port))
 }
 
+/// How many TCP connections are open to `port` on this machine (established, either address
+/// family): what a draining process still serves.
+#[cfg(target_os = "linux")]
+pub fn connections_to(port: u16) -> Option<usize> {
+    let (v4, v6) = (procfs::net::tcp(), procfs::net::tcp6());
+    if v4.is_err() && v6.is_err() {
+        return None;
+    }
+    let mut open = 0;
+    // (A machine without IPv6 has no tcp6 table.)
+    for table in [v4, v6].into_iter().flatten() {
+        open += table
+            .iter()
+            .filter(|e| e.state == procfs::net::TcpState::Established)
+            .filter(|e| e.local_address.port() == port)
+            .count();
+    }
+    Some(open)
+}
+
+/// Elsewhere: not known (a drain lasts its time).
+#[cfg(not(target_os = "linux"))]
+pub fn connections_to(_port: u16) -> Option<usize> {
+    None
+}
+
 /// Elsewhere: connecting is the only way to tell.
 #[cfg(not(target_os = "linux"))]
 pub fn reachable_at(port: u16) -> Option<std::net::SocketAddr> {

@@ -47,6 +47,8 @@ pub struct Started {
 
 /// Reports each probe result.
 pub type ProbeReport = Box<dyn Fn(Result<(), String>) + Send>;
+/// Called once nothing is connected to a draining process's port.
+pub type DrainReport = Box<dyn FnOnce() + Send>;
 /// Reports the escaped processes alive now, whenever they change.
 pub type EscapedReport = Box<dyn Fn(Escaped) + Send>;
 /// Reports who holds a port (None: nobody).
@@ -74,6 +76,9 @@ pub trait Spawner: Send + Sync + 'static {
     fn check_port(&self, port: u16, report: PortReport);
     /// Probe `target` of `service` until the handle is aborted, reporting each result.
     fn probe(&self, service: &str, target: health::Target, report: ProbeReport) -> AbortHandle;
+    /// Report once nothing is connected to `port` any more (a blue-green rollout's old process
+    /// has drained), unless the handle is aborted first.
+    fn watch_drain(&self, port: u16, report: DrainReport) -> AbortHandle;
     /// Keep the processes that escape the sessions of `services` (see `orphans`) until the
     /// returned value is dropped; meanwhile sample their CPU and memory for `usage`.
     fn keep_escaped(
@@ -83,6 +88,9 @@ pub trait Spawner: Send + Sync + 'static {
         usage: super::UsageFeed,
     ) -> Box<dyn Send>;
 }
+
+/// How often a draining process's connections are counted.
+const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The real thing: pseudo-terminals, process groups, /proc.
 pub struct Pty;
@@ -127,6 +135,19 @@ impl Spawner for Pty {
 
     fn probe(&self, _service: &str, target: health::Target, report: ProbeReport) -> AbortHandle {
         health::spawn_loop(target, report)
+    }
+
+    fn watch_drain(&self, port: u16, report: DrainReport) -> AbortHandle {
+        tokio::spawn(async move {
+            loop {
+                let open = tokio::task::spawn_blocking(move || super::connections_to(port));
+                if let Ok(Some(0)) = open.await {
+                    return report();
+                }
+                tokio::time::sleep(DRAIN_POLL).await;
+            }
+        })
+        .abort_handle()
     }
 
     fn keep_escaped(

@@ -293,8 +293,11 @@ impl Shared {
     async fn send_h2(&self, req: Request<RequestBody>) -> Result<Response<Incoming>, ErrorKind> {
         let mut sender = {
             let mut up = self.upstream.lock().await;
+            // A connection to a process that serves no more (a blue-green switch) takes no new
+            // streams: those on it finish there, and it closes once they have.
+            let moved = up.backend.moved();
             match &up.h2 {
-                Some(sender) if !sender.is_closed() => sender.clone(),
+                Some(sender) if !sender.is_closed() && !moved => sender.clone(),
                 _ => {
                     let stream = up.backend.connect().await?;
                     let (sender, conn) = client_h2::Builder::new(TokioExecutor::new())

@@ -400,6 +400,19 @@ impl Backend {
         }
     }
 
+    /// Whether the backend changed (another process, or none) since the last connection was
+    /// made: a kept-alive connection then goes to the old one.
+    pub fn moved(&mut self) -> bool {
+        self.rx.has_changed().unwrap_or(false)
+    }
+
+    /// Done once the backend changes (never, once the route is gone).
+    pub async fn changed(&mut self) {
+        if self.rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// A connection to the current backend, waiting (up to the route's wait) while it is
     /// coming. A refused connection is retried only if the backend changed meanwhile (a restart
     /// raced with it).

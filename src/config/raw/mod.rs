@@ -162,6 +162,10 @@ pub struct RawService {
     pub stop_signal: Option<StopSignal>,
     /// How long the service may take to stop before SIGKILL (default: the stack's grace).
     pub grace: Option<Dur>,
+    /// How a rebuild or restart replaces the process of a proxied service: "blue-green" (the default: the new one starts on a port of its own and serves once ready, the old one drains) or "restart" (the old one stops first: for a service that cannot run twice).
+    pub rollout: Option<Spanned<Rollout>>,
+    /// After a blue-green switch, how long the old process may finish what it serves before it is stopped (default 30s); it stops sooner once nothing is connected to it.
+    pub drain: Option<Dur>,
     /// How devstack knows the service is healthy: exactly one of http, tcp, cmd, log.
     pub health: Option<Spanned<RawHealth>>,
     /// What the proxy keeps of this service's requests: false for nothing, or { body, redact } (default: the stack's `[stack.capture]`, secrets redacted).
@@ -201,6 +205,20 @@ pub enum Restart {
     OnFailure,
     /// Whenever it exits.
     Always,
+}
+
+/// `rollout = "blue-green" | "restart"`: how a rebuild or restart replaces a proxied service's
+/// process.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rollout {
+    /// The new process starts on a port of its own beside the old one; callers are switched to
+    /// it once it is ready; the old one drains, then stops (the default for a proxied service).
+    #[default]
+    BlueGreen,
+    /// The old process stops first, then the new one starts; callers wait meanwhile (for a
+    /// service that cannot run twice: a lock, a data directory, a fixed second port).
+    Restart,
 }
 
 /// What a dependent waits for.

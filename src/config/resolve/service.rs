@@ -4,10 +4,14 @@
 use super::Resolver;
 use super::env::Scope;
 use crate::config::raw::{RawService, Spanned};
-use crate::config::{SERVICE_VAR, STACK_VAR, Service, ServiceId, Services};
+use crate::config::raw::Rollout;
+use crate::config::{SERVICE_VAR, STACK_VAR, Service, ServiceId, Services, Twin};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// How long an old process drains after a blue-green switch, unless the service says.
+const DRAIN: Duration = Duration::from_secs(30);
 
 /// What every service reads of the stack.
 pub(super) struct Shared<'a> {
@@ -64,6 +68,11 @@ impl Resolver<'_> {
             .health
             .as_ref()
             .and_then(|h| self.health(h, port, &lookup));
+        let rollout = self.rollout(raw, proxied && run.is_some());
+        let twin = match rollout {
+            Rollout::BlueGreen => self.twin(&name, raw, stack),
+            Rollout::Restart => None,
+        };
         Service {
             name,
             build,
@@ -84,10 +93,50 @@ impl Resolver<'_> {
             autostart: raw.autostart.unwrap_or(true),
             stop_signal: raw.stop_signal.map_or(Signal::SIGTERM, |s| s.0),
             grace: raw.grace.map_or(stack.grace, |d| d.0),
+            rollout: if twin.is_some() { Rollout::BlueGreen } else { Rollout::Restart },
+            drain: raw.drain.map_or(DRAIN, |d| d.0),
+            twin,
             health,
             capture: stack.capture.of(raw.capture.as_ref()),
             protos: self.service_protos(&stack.protos, raw.capture.as_ref(), stack.root),
         }
+    }
+
+    /// How a rebuild or restart replaces its process: blue-green by default where it can be
+    /// (`can`: proxied, with a `run`); asked for where it can't, an error.
+    fn rollout(&mut self, raw: &RawService, can: bool) -> Rollout {
+        match &raw.rollout {
+            Some(r) if *r.get_ref() == Rollout::BlueGreen && !can => {
+                self.error(
+                    r.span(),
+                    "a blue-green rollout switches the proxy to the new process, but this service is not proxied (or has no `run`)",
+                )
+                .help = Some("give the service a `port` (and leave `proxy` on), or say `rollout = \"restart\"`".into());
+                Rollout::Restart
+            }
+            Some(r) => *r.get_ref(),
+            None if can => Rollout::BlueGreen,
+            None => Rollout::Restart,
+        }
+    }
+
+    /// A blue-green service's second private port, with its `PORT` and what it says (commands
+    /// and probe read again with it). Problems in them were said for the first already.
+    fn twin(&mut self, name: &str, raw: &RawService, stack: &Shared) -> Option<Box<Twin>> {
+        let private_port = self.pick_private_port(&stack.scope.table.ports)?;
+        let said = self.errors.len();
+        let env = self.service_env(name, raw, Some(private_port), stack);
+        let lookup = |n: &str| stack.scope.lookup(&env, n);
+        let run = raw.run.as_ref().map(|c| self.expand_command(c, &lookup));
+        let port = stack.scope.table.ports[stack.scope.table.id(name)?];
+        let health = (raw.health.as_ref()).and_then(|h| self.health(h, port, &lookup));
+        self.errors.truncate(said);
+        Some(Box::new(Twin {
+            private_port,
+            env,
+            run,
+            health,
+        }))
     }
 
     /// A proxied service's private port: never a port another service declares (it is free now

@@ -143,7 +143,7 @@ async fn act(ctx: &Context, what: &str, cmd: Command, wait: bool) -> Response {
         },
         Ok(Some(TicketOutcome::Failed(failure))) => {
             let lines = match failure.kind {
-                FailureKind::Build { .. } => failure_lines(ctx, &failure).await,
+                FailureKind::Update { .. } => failure_lines(ctx, &failure).await,
                 _ => Vec::new(),
             };
             let error = match what {

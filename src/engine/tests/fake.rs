@@ -4,7 +4,7 @@
 
 use crate::health;
 use crate::process::{
-    EscapedReport, Exit, OutputSink, PortReport, ProbeReport, SpawnError, SpawnRequest, Spawner,
+    DrainReport, EscapedReport, Exit, OutputSink, PortReport, ProbeReport, SpawnError, SpawnRequest, Spawner,
     Started, Terminal,
 };
 use crate::sync::Locked;
@@ -55,6 +55,8 @@ struct State {
     ports: HashMap<u16, crate::process::PortHolder>,
     probes: HashMap<String, (ProbeReport, AbortHandle)>,
     input: Vec<(String, Vec<u8>)>,
+    /// The drains watched, by port.
+    drains: HashMap<u16, (DrainReport, AbortHandle)>,
 }
 
 #[derive(Default)]
@@ -220,6 +222,18 @@ impl Fake {
         }
     }
 
+    /// Nothing is connected to `port` any more: its drain (if one is watched) reports.
+    pub fn drained(&self, port: u16) -> bool {
+        let drain = self.lock().drains.remove(&port);
+        match drain {
+            Some((report, handle)) if !handle.is_finished() => {
+                report();
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn probes_started(&self, service: &str) -> bool {
         self.lock().probes.contains_key(service)
     }
@@ -329,6 +343,12 @@ impl Spawner for Fake {
         if let Some((_, old)) = old {
             old.abort();
         }
+        handle
+    }
+
+    fn watch_drain(&self, port: u16, report: DrainReport) -> AbortHandle {
+        let handle = tokio::spawn(std::future::pending::<()>()).abort_handle();
+        self.lock().drains.insert(port, (report, handle.clone()));
         handle
     }
 

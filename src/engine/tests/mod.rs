@@ -5,6 +5,7 @@ mod builds;
 mod fake;
 mod health;
 mod restarts;
+mod rollout;
 mod start_stop;
 mod stuck_disk;
 mod tickets;
@@ -19,7 +20,7 @@ use crate::ignored::Ignore;
 use crate::logs::LogHub;
 pub use crate::process::Exit;
 use fake::Fake;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -42,8 +43,32 @@ pub fn rig(toml: &str) -> Rig {
     rig_with(toml, &[], false)
 }
 
+/// An engine on `toml` whose proxied services get private ports (from 41000 up, in file
+/// order: a blue-green service its two in turn), as a stack run with a proxy has.
+pub fn rig_proxied(toml: &str) -> Rig {
+    rig_cfg(&[], false, |file| {
+        let next = std::cell::Cell::new(41000);
+        config::parse_with(file, toml, &|_| None, &|| {
+            next.set(next.get() + 1);
+            Some(next.get() - 1)
+        })
+    })
+}
+
 /// An engine on `toml` that starts only `only` (and what they depend on).
 pub fn rig_with(toml: &str, only: &[&str], exit_when_settled: bool) -> Rig {
+    rig_cfg(only, exit_when_settled, |file| {
+        config::parse(file, toml, &|_| None)
+    })
+}
+
+/// An engine on the config `parse` reads (given its file, in a folder of its own) that starts
+/// only `only` (and what they depend on).
+fn rig_cfg(
+    only: &[&str],
+    exit_when_settled: bool,
+    parse: impl FnOnce(&Path) -> Result<Config, config::ConfigErrors>,
+) -> Rig {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "devstack-engine-test-{}-{}",
@@ -51,8 +76,7 @@ pub fn rig_with(toml: &str, only: &[&str], exit_when_settled: bool) -> Rig {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).expect("a temp folder");
-    let file = dir.join(config::FILE_NAME);
-    let cfg = config::parse(&file, toml, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = parse(&dir.join(config::FILE_NAME)).unwrap_or_else(|e| panic!("{e}"));
     let cfg = Arc::new(cfg);
     let logs = Arc::new(LogHub::new(&dir.join("logs"), &cfg.names(), None, 1000));
     let fake = Arc::new(Fake::default());

@@ -76,7 +76,7 @@ async fn a_failed_rebuild_fails_with_that_build_s_lines() {
         failed.why,
         "build failed; the previous process keeps running"
     );
-    assert!(matches!(failed.kind, FailureKind::Build { .. }));
+    assert!(matches!(failed.kind, FailureKind::Update { .. }));
     // The first build's lines were logged before the command: only this one's are shown.
     let lines = failed.lines(&rig.logs, 30);
     assert_eq!(lines, ["error[E0425]: cannot find value `x`"]);

@@ -68,6 +68,17 @@ pub(crate) trait Dial: Send {
 
     /// A new connection to the service (waiting while it is coming), or why there is none.
     fn dial(&mut self) -> impl Future<Output = Result<Self::Stream, ErrorKind>> + Send;
+
+    /// Whether the service moved (another process serves: a restart, a blue-green switch)
+    /// since the last dial; never waits.
+    fn moved(&mut self) -> bool {
+        false
+    }
+
+    /// Done once the service moves (never, for one that does not).
+    fn changed(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }
 
 impl Dial for Backend {
@@ -75,5 +86,13 @@ impl Dial for Backend {
 
     fn dial(&mut self) -> impl Future<Output = Result<TcpStream, ErrorKind>> + Send {
         self.connect()
+    }
+
+    fn moved(&mut self) -> bool {
+        Backend::moved(self)
+    }
+
+    fn changed(&mut self) -> impl Future<Output = ()> + Send {
+        Backend::changed(self)
     }
 }

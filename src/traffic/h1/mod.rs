@@ -249,8 +249,18 @@ impl<C: Stream, D: Dial> Relay<C, D> {
         } else {
             self.limits.head_timeout
         };
-        let read = read_head(&mut self.client, &mut self.cbuf, parse_request);
-        match tokio::time::timeout(wait, read).await {
+        let deadline = tokio::time::Instant::now() + wait;
+        let read = loop {
+            let read = read_head(&mut self.client, &mut self.cbuf, parse_request);
+            tokio::select! {
+                biased;
+                read = tokio::time::timeout_at(deadline, read) => break read,
+                // Another process serves now (a blue-green switch): the idle connection to
+                // the old one closes, so that it drains.
+                () = self.backend.changed(), if self.up.is_some() => self.up = None,
+            }
+        };
+        match read {
             Err(_) if self.cbuf.is_empty() => Ok(None),
             Err(_) => Err(408),
             Ok(Ok(head)) => Ok(head),
@@ -438,8 +448,9 @@ impl<C: Stream, D: Dial> Relay<C, D> {
                 }
             };
             // A kept-alive connection the service closed while idle (or that says something
-            // unasked): the request goes on a new one rather than find out.
-            if !fresh && upstream.stream.closed_while_idle() {
+            // unasked), or one to a process that serves no more (a blue-green switch: it
+            // drains): the request goes on a new one rather than find out.
+            if !fresh && (upstream.stream.closed_while_idle() || self.backend.moved()) {
                 self.up = None;
                 continue;
             }
