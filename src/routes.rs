@@ -240,10 +240,18 @@ impl Routes {
                     pids.resize(now.len(), [None; 3]);
                     for (view, known) in now.values().zip(&mut pids) {
                         let live = [view.pid, view.next_pid, view.draining_pid];
-                        for gone in known.iter().flatten().filter(|p| !live.contains(&Some(**p))) {
+                        for gone in known
+                            .iter()
+                            .flatten()
+                            .filter(|p| !live.contains(&Some(**p)))
+                        {
                             sessions.remove(*gone);
                         }
-                        for new in live.iter().flatten().filter(|p| !known.contains(&Some(**p))) {
+                        for new in live
+                            .iter()
+                            .flatten()
+                            .filter(|p| !known.contains(&Some(**p)))
+                        {
                             sessions.insert(*new, &view.name);
                         }
                         *known = live;

@@ -113,10 +113,12 @@ pub(super) fn has_live_dependent(cfg: &Config, svcs: &Services<Svc>, i: ServiceI
 /// In a restart wave (restart all), `i` goes once none of its dependencies still waits to
 /// restart and each meets its condition again.
 pub(super) fn wave_may_restart(cfg: &Config, svcs: &Services<Svc>, i: ServiceId) -> bool {
+    // A dependency whose new process starts beside its old one (blue-green) is renewed only
+    // once it serves.
     !cfg.services[i]
         .deps
         .iter()
-        .any(|d| svcs[d.service].restart_wave)
+        .any(|d| svcs[d.service].restart_wave || svcs[d.service].coming.run().is_some())
         && !matches!(gate(cfg, svcs, i), Err(Gate::Wait(_)))
 }
 

@@ -441,7 +441,13 @@ impl Engine {
     }
 
     /// The run process ended (or could not start); `then`: we stopped it, and this follows.
-    pub(super) fn run_ended(&mut self, i: ServiceId, then: Option<Then>, exit: Exit, ran: Duration) {
+    pub(super) fn run_ended(
+        &mut self,
+        i: ServiceId,
+        then: Option<Then>,
+        exit: Exit,
+        ran: Duration,
+    ) {
         let spec = &self.cfg.services[i];
         if let Some(then) = then {
             self.say(i, format!("stopped ({exit})"));

@@ -104,7 +104,10 @@ pub(super) enum Coming {
     },
     /// A new run process started beside the serving one (blue-green): it serves once ready,
     /// unless `until` comes first.
-    Run { proc: Proc, until: Instant },
+    Run {
+        proc: Proc,
+        until: Instant,
+    },
     /// A new run process given up on (not ready in time, or replaced) sent its stop signal;
     /// `build`: a build starts once it has gone.
     StoppingRun {
@@ -178,9 +181,7 @@ impl Coming {
     /// When something is due: KILL, or a new run process's time to be ready.
     pub(super) fn kill_due(&self) -> Option<Instant> {
         match self {
-            Coming::StoppingBuild { kill_at, .. } | Coming::StoppingRun { kill_at, .. } => {
-                *kill_at
-            }
+            Coming::StoppingBuild { kill_at, .. } | Coming::StoppingRun { kill_at, .. } => *kill_at,
             Coming::Run { until, .. } => Some(*until),
             _ => None,
         }
@@ -195,10 +196,20 @@ impl Coming {
         match std::mem::replace(self, Coming::None) {
             Coming::Build { proc, queued } => Some((proc, build(false, queued))),
             Coming::StoppingBuild { proc, .. } => Some((proc, build(true, false))),
-            Coming::Run { proc, .. } => Some((proc, CameTo::Run { stopped: false, build: false })),
-            Coming::StoppingRun { proc, build, .. } => {
-                Some((proc, CameTo::Run { stopped: true, build }))
-            }
+            Coming::Run { proc, .. } => Some((
+                proc,
+                CameTo::Run {
+                    stopped: false,
+                    build: false,
+                },
+            )),
+            Coming::StoppingRun { proc, build, .. } => Some((
+                proc,
+                CameTo::Run {
+                    stopped: true,
+                    build,
+                },
+            )),
             Coming::None => unreachable!("matched above"),
         }
     }
@@ -215,7 +226,10 @@ pub(super) enum Retiring {
         until: Instant,
     },
     /// Sent its stop signal; KILL at `kill_at` (None once sent).
-    Stopping { proc: Proc, kill_at: Option<Instant> },
+    Stopping {
+        proc: Proc,
+        kill_at: Option<Instant>,
+    },
 }
 
 impl Retiring {

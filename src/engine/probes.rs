@@ -17,7 +17,8 @@ impl Engine {
     pub(super) fn start_probe(&mut self, i: ServiceId, id: u64) {
         let spec = &self.cfg.services[i];
         let svc = &self.svcs[i];
-        let Some(proc) = (svc.serving.up().into_iter().chain(svc.coming.run())).find(|p| p.id == id)
+        let Some(proc) =
+            (svc.serving.up().into_iter().chain(svc.coming.run())).find(|p| p.id == id)
         else {
             return;
         };
@@ -55,7 +56,11 @@ impl Engine {
             Serving::Up(proc) => Some(proc),
             _ => None,
         };
-        if let Some(proc) = up.into_iter().chain(svc.coming.run_mut()).find(|p| p.id == id) {
+        if let Some(proc) = up
+            .into_iter()
+            .chain(svc.coming.run_mut())
+            .find(|p| p.id == id)
+        {
             proc.probe = Some(handle);
         }
     }

@@ -36,20 +36,28 @@ impl Engine {
         }
         let slot = svc.serving.up().map(|p| p.slot.other()).unwrap_or_default();
         let cmd = self.cfg.services[i].slot(slot).run.cloned();
-        self.spawn(i, super::lifecycle::Start::Beside(slot), &cmd.expect("has a run command"));
+        self.spawn(
+            i,
+            super::lifecycle::Start::Beside(slot),
+            &cmd.expect("has a run command"),
+        );
     }
 
     /// The new process started beside the serving one: probed until it is ready.
     pub(super) fn beside_started(&mut self, i: ServiceId, proc: Proc) {
         let spec = &self.cfg.services[i];
         let slot = spec.slot(proc.slot);
-        let within = slot.health.map_or(READY_WITHIN, |h| h.start_period.max(READY_WITHIN));
+        let within = slot
+            .health
+            .map_or(READY_WITHIN, |h| h.start_period.max(READY_WITHIN));
         let old = self.svcs[i].serving.proc().map_or(0, |p| p.pid);
         let port = slot.port.unwrap_or_default();
         let (pid, id) = (proc.pid, proc.id);
         self.say(
             i,
-            format!("pid {pid} starts on port {port} beside pid {old}, which serves until it is ready"),
+            format!(
+                "pid {pid} starts on port {port} beside pid {old}, which serves until it is ready"
+            ),
         );
         let svc = &mut self.svcs[i];
         svc.coming = Coming::Run {
@@ -79,7 +87,11 @@ impl Engine {
         svc.slot = new.slot;
         svc.spawns += 1;
         svc.health = Health {
-            state: if probed { HealthState::Healthy } else { HealthState::Unknown },
+            state: if probed {
+                HealthState::Healthy
+            } else {
+                HealthState::Unknown
+            },
             ever_healthy: probed,
             ..Health::default()
         };
@@ -171,7 +183,10 @@ impl Engine {
             && until <= now
         {
             let drain = secs(self.cfg.services[i].drain);
-            self.stop_retiring(i, &format!("still connected after its drain time ({drain})"));
+            self.stop_retiring(
+                i,
+                &format!("still connected after its drain time ({drain})"),
+            );
         }
     }
 

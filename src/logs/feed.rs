@@ -62,7 +62,9 @@ impl OutputFeed {
         let time = SystemTime::now();
         let (service, stream) = (self.service, self.stream);
         let mark = match &self.marks {
-            Some((overlap, pid)) if overlap.load(Ordering::Relaxed) => Some(format!("[pid {pid}] ")),
+            Some((overlap, pid)) if overlap.load(Ordering::Relaxed) => {
+                Some(format!("[pid {pid}] "))
+            }
             _ => None,
         };
         let mut emit = |raw: &[u8], cut| {

@@ -18,7 +18,8 @@ pub use group::{kill_session, signal, signal_group};
 pub use ports::{PortHolder, connections_to, listening_in_session, port_holder, reachable_at};
 pub use record::GroupRecord;
 pub use spawner::{
-    DrainReport, EscapedReport, PortReport, ProbeReport, Pty, SpawnRequest, Spawner, Started, Terminal,
+    DrainReport, EscapedReport, PortReport, ProbeReport, Pty, SpawnRequest, Spawner, Started,
+    Terminal,
 };
 #[cfg(target_os = "linux")]
 pub use stat::{Stat, stat, thread_stat};

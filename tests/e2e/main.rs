@@ -36,6 +36,7 @@ mod output;
 mod proxy_limits;
 mod ps;
 mod relay_props;
+mod rollout;
 mod schema;
 mod socket_limits;
 mod stuck_log;

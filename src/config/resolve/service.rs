@@ -3,8 +3,8 @@
 
 use super::Resolver;
 use super::env::Scope;
-use crate::config::raw::{RawService, Spanned};
 use crate::config::raw::Rollout;
+use crate::config::raw::{RawService, Spanned};
 use crate::config::{SERVICE_VAR, STACK_VAR, Service, ServiceId, Services, Twin};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
@@ -93,7 +93,11 @@ impl Resolver<'_> {
             autostart: raw.autostart.unwrap_or(true),
             stop_signal: raw.stop_signal.map_or(Signal::SIGTERM, |s| s.0),
             grace: raw.grace.map_or(stack.grace, |d| d.0),
-            rollout: if twin.is_some() { Rollout::BlueGreen } else { Rollout::Restart },
+            rollout: if twin.is_some() {
+                Rollout::BlueGreen
+            } else {
+                Rollout::Restart
+            },
             drain: raw.drain.map_or(DRAIN, |d| d.0),
             twin,
             health,

@@ -4,8 +4,8 @@
 
 use crate::health;
 use crate::process::{
-    DrainReport, EscapedReport, Exit, OutputSink, PortReport, ProbeReport, SpawnError, SpawnRequest, Spawner,
-    Started, Terminal,
+    DrainReport, EscapedReport, Exit, OutputSink, PortReport, ProbeReport, SpawnError,
+    SpawnRequest, Spawner, Started, Terminal,
 };
 use crate::sync::Locked;
 use nix::sys::signal::Signal;

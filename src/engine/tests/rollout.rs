@@ -25,51 +25,82 @@ fn pid_of(rig: &Rig, cmd: &str) -> i32 {
         fake::Event::Spawn { cmd: c, pid, .. } if c == cmd => Some(pid),
         _ => None,
     });
-    spawned.last().unwrap_or_else(|| panic!("{cmd} never spawned"))
+    spawned
+        .last()
+        .unwrap_or_else(|| panic!("{cmd} never spawned"))
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_restart_starts_the_new_process_beside_and_switches_once_it_is_ready() {
     let rig = serving(API).await;
     let old = pid_of(&rig, OLD);
-    let ticket = rig.ticket(Command::Restart { service: rig.id("api") });
-    rig.until("the new one starts", |r| r.fake.is_running(NEW)).await;
+    let ticket = rig.ticket(Command::Restart {
+        service: rig.id("api"),
+    });
+    rig.until("the new one starts", |r| r.fake.is_running(NEW))
+        .await;
     let new = pid_of(&rig, NEW);
     // Both live; the old one serves, untouched, until the new one is ready.
     let v = rig.view("api");
-    assert_eq!((v.pid, v.next_pid, v.private_port), (Some(old), Some(new), Some(41000)));
+    assert_eq!(
+        (v.pid, v.next_pid, v.private_port),
+        (Some(old), Some(new), Some(41000))
+    );
     assert!(v.ready && rig.fake.signals(OLD).is_empty());
-    assert!(v.detail.contains(&format!("pid {new} starting beside")), "{}", v.detail);
+    assert!(
+        v.detail.contains(&format!("pid {new} starting beside")),
+        "{}",
+        v.detail
+    );
     rig.probe("api", Ok(())).await;
-    rig.until("switched", |r| r.view("api").pid == Some(new)).await;
+    rig.until("switched", |r| r.view("api").pid == Some(new))
+        .await;
     let v = rig.view("api");
-    assert_eq!((v.draining_pid, v.private_port, v.next_pid), (Some(old), Some(41001), None));
+    assert_eq!(
+        (v.draining_pid, v.private_port, v.next_pid),
+        (Some(old), Some(41001), None)
+    );
     assert!(v.ready, "served by a process that passed its probe");
     assert!(rig.fake.signals(OLD).is_empty(), "it drains first");
     assert!(matches!(ticket.await, Ok(Some(TicketOutcome::Done(_)))));
     // Nothing is connected to it any more: it stops.
     assert!(rig.fake.drained(41000));
-    rig.until("the old one is stopped", |r| r.fake.signals(OLD) == [Signal::SIGTERM]).await;
+    rig.until("the old one is stopped", |r| {
+        r.fake.signals(OLD) == [Signal::SIGTERM]
+    })
+    .await;
     // (The fake's processes end on their stop signal.)
-    rig.until("it has gone", |r| r.view("api").draining_pid.is_none()).await;
+    rig.until("it has gone", |r| r.view("api").draining_pid.is_none())
+        .await;
     assert!(rig.logged("api", &format!("switched to pid {new}")));
     assert!(rig.logged("api", "drained in"));
     assert!(rig.logged("api", &format!("old pid {old} stopped")));
     // The next one goes back to the first slot.
-    rig.send(|service| Command::Restart { service }, "api").await;
-    rig.until("a third process", |r| r.fake.count(OLD) == 2).await;
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
+    rig.until("a third process", |r| r.fake.count(OLD) == 2)
+        .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_old_process_still_connected_stops_after_its_drain_time() {
     let rig = serving(API).await;
-    rig.send(|service| Command::Restart { service }, "api").await;
-    rig.until("the new one starts", |r| r.fake.is_running(NEW)).await;
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
+    rig.until("the new one starts", |r| r.fake.is_running(NEW))
+        .await;
     rig.probe("api", Ok(())).await;
-    rig.until("switched", |r| r.view("api").draining_pid.is_some()).await;
+    rig.until("switched", |r| r.view("api").draining_pid.is_some())
+        .await;
     let switched = tokio::time::Instant::now();
-    rig.until("the old one is stopped", |r| !r.fake.signals(OLD).is_empty()).await;
-    assert!(switched.elapsed() >= Duration::from_secs(30), "the default drain: 30s");
+    rig.until("the old one is stopped", |r| {
+        !r.fake.signals(OLD).is_empty()
+    })
+    .await;
+    assert!(
+        switched.elapsed() >= Duration::from_secs(30),
+        "the default drain: 30s"
+    );
     assert!(rig.logged("api", "still connected after its drain time (30s)"));
 }
 
@@ -77,14 +108,26 @@ async fn an_old_process_still_connected_stops_after_its_drain_time() {
 async fn a_new_process_that_exits_before_it_is_ready_leaves_the_old_one_serving() {
     let rig = serving(API).await;
     let old = pid_of(&rig, OLD);
-    let ticket = rig.ticket(Command::Restart { service: rig.id("api") });
-    rig.until("the new one starts", |r| r.fake.is_running(NEW)).await;
+    let ticket = rig.ticket(Command::Restart {
+        service: rig.id("api"),
+    });
+    rig.until("the new one starts", |r| r.fake.is_running(NEW))
+        .await;
     rig.exit(NEW, CRASH).await;
-    rig.until("said", |r| r.view("api").rollout_failed.is_some()).await;
+    rig.until("said", |r| r.view("api").rollout_failed.is_some())
+        .await;
     let v = rig.view("api");
-    assert_eq!((v.pid, v.next_pid, v.state), (Some(old), None, State::Running));
+    assert_eq!(
+        (v.pid, v.next_pid, v.state),
+        (Some(old), None, State::Running)
+    );
     assert!(v.ready && rig.fake.signals(OLD).is_empty());
-    assert!(v.detail.contains("the new process exited (code 1) before it was ready"), "{}", v.detail);
+    assert!(
+        v.detail
+            .contains("the new process exited (code 1) before it was ready"),
+        "{}",
+        v.detail
+    );
     assert!(rig.logged("api", "keeps serving"));
     assert!(matches!(ticket.await, Ok(Some(TicketOutcome::Failed(_)))));
 }
@@ -92,10 +135,13 @@ async fn a_new_process_that_exits_before_it_is_ready_leaves_the_old_one_serving(
 #[tokio::test(start_paused = true)]
 async fn a_new_process_not_ready_in_time_is_stopped() {
     let rig = serving(API).await;
-    rig.send(|service| Command::Restart { service }, "api").await;
-    rig.until("the new one starts", |r| r.fake.is_running(NEW)).await;
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
+    rig.until("the new one starts", |r| r.fake.is_running(NEW))
+        .await;
     rig.probe("api", Err("refused")).await;
-    rig.until("given up on", |r| r.fake.signals(NEW) == [Signal::SIGTERM]).await;
+    rig.until("given up on", |r| r.fake.signals(NEW) == [Signal::SIGTERM])
+        .await;
     let v = rig.view("api");
     assert_eq!(v.rollout_failed.as_deref(), Some("was not ready after 30s"));
     assert!(rig.fake.signals(OLD).is_empty());
@@ -106,11 +152,14 @@ async fn without_a_probe_the_new_process_serves_once_it_listens() {
     let rig = rig_proxied("[services.api]\nrun = \"api ${PORT}\"\nport = 8080\n");
     rig.until("api runs", |r| r.fake.is_running(OLD)).await;
     assert!(!rig.fake.probes_started("api"));
-    rig.send(|service| Command::Restart { service }, "api").await;
-    rig.until("the new one starts", |r| r.fake.is_running(NEW)).await;
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
+    rig.until("the new one starts", |r| r.fake.is_running(NEW))
+        .await;
     // Probed only to see it listen, and no more once it serves.
     rig.probe("api", Ok(())).await;
-    rig.until("switched", |r| r.view("api").pid == Some(pid_of(r, NEW))).await;
+    rig.until("switched", |r| r.view("api").pid == Some(pid_of(r, NEW)))
+        .await;
     assert!(!rig.fake.probe_runs("api"));
     assert_eq!(rig.view("api").health, None);
 }
@@ -123,23 +172,30 @@ async fn a_rebuild_builds_while_the_old_one_serves_then_rolls_out() {
     rig.exit("make", CLEAN).await;
     rig.until("api runs", |r| r.fake.is_running(OLD)).await;
     rig.probe("api", Ok(())).await;
-    rig.send(|service| Command::Rebuild { service }, "api").await;
+    rig.send(|service| Command::Rebuild { service }, "api")
+        .await;
     rig.until("building", |r| r.fake.count("make") == 2).await;
     assert!(rig.view("api").ready, "the old one serves while it builds");
     rig.exit("make", CLEAN).await;
-    rig.until("the new one starts beside", |r| r.fake.is_running(NEW)).await;
+    rig.until("the new one starts beside", |r| r.fake.is_running(NEW))
+        .await;
     assert!(rig.fake.signals(OLD).is_empty());
     // A change while it starts: it goes, and the build runs again.
-    rig.send(|service| Command::Rebuild { service }, "api").await;
-    rig.until("it stops", |r| r.fake.signals(NEW) == [Signal::SIGTERM]).await;
-    rig.until("building again", |r| r.fake.count("make") == 3).await;
+    rig.send(|service| Command::Rebuild { service }, "api")
+        .await;
+    rig.until("it stops", |r| r.fake.signals(NEW) == [Signal::SIGTERM])
+        .await;
+    rig.until("building again", |r| r.fake.count("make") == 3)
+        .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn rollout_restart_stops_the_old_process_first() {
     let rig = serving(&API.replace("port = 8080\n", "port = 8080\nrollout = \"restart\"\n")).await;
-    rig.send(|service| Command::Restart { service }, "api").await;
-    rig.until("stopped", |r| r.fake.signals(OLD) == [Signal::SIGTERM]).await;
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
+    rig.until("stopped", |r| r.fake.signals(OLD) == [Signal::SIGTERM])
+        .await;
     assert_eq!(rig.fake.count(NEW), 0, "nothing starts beside it");
     rig.until("started again", |r| r.fake.count(OLD) == 2).await;
 }
@@ -147,17 +203,30 @@ async fn rollout_restart_stops_the_old_process_first() {
 #[tokio::test(start_paused = true)]
 async fn stopping_the_service_stops_the_new_and_the_draining_process_too() {
     let rig = serving(API).await;
-    rig.send(|service| Command::Restart { service }, "api").await;
-    rig.until("the new one starts", |r| r.fake.is_running(NEW)).await;
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
+    rig.until("the new one starts", |r| r.fake.is_running(NEW))
+        .await;
     rig.probe("api", Ok(())).await;
-    rig.until("switched", |r| r.view("api").draining_pid.is_some()).await;
-    rig.send(|service| Command::Restart { service }, "api").await;
-    rig.until("a third starts", |r| r.fake.count(OLD) == 2 && r.fake.is_running(OLD)).await;
+    rig.until("switched", |r| r.view("api").draining_pid.is_some())
+        .await;
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
+    rig.until("a third starts", |r| {
+        r.fake.count(OLD) == 2 && r.fake.is_running(OLD)
+    })
+    .await;
     rig.send(|service| Command::Stop { service }, "api").await;
     rig.until("all three stopped", |r| {
         !r.fake.signals(OLD).is_empty() && !r.fake.signals(NEW).is_empty()
     })
     .await;
     rig.until_state("api", State::Stopped).await;
-    assert!(rig.handle.views().borrow().values().all(|v| v.next_pid.is_none()));
+    assert!(
+        rig.handle
+            .views()
+            .borrow()
+            .values()
+            .all(|v| v.next_pid.is_none())
+    );
 }
