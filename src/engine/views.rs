@@ -4,6 +4,7 @@
 use super::{
     CRASH_LOOP, Change, Engine, HealthState, ServiceId, ServiceView, Services, State, Status,
 };
+use super::phase::Retiring;
 use crate::format::whole_secs;
 use crate::ignored::Ignore;
 
@@ -55,10 +56,16 @@ impl Engine {
                 None => s.status.to_string(),
             },
             _ if build_failed => format!("{} · build failed", s.status),
-            _ => match (s.coming.run(), &s.rollout_failed) {
-                (Some(next), _) => format!("{} · pid {} starting beside", s.status, next.pid),
-                (None, Some(why)) if run.is_some() => {
+            _ => match (s.coming.run(), &s.rollout_failed, &s.retiring) {
+                (Some(next), ..) => format!("{} · pid {} starting beside", s.status, next.pid),
+                (None, Some(why), _) if run.is_some() => {
                     format!("{} · the new process {why}", s.status)
+                }
+                (None, None, Retiring::Draining { proc, .. }) => {
+                    format!("{} · pid {} draining", s.status, proc.pid)
+                }
+                (None, None, Retiring::Stopping { proc, .. }) => {
+                    format!("{} · old pid {} stopping", s.status, proc.pid)
                 }
                 _ => s.status.to_string(),
             },
