@@ -101,8 +101,8 @@ pub struct Service {
     pub autostart: bool,
     pub stop_signal: Signal,
     pub grace: Duration,
-    /// How a rebuild or restart replaces its process: blue-green only for a proxied service
-    /// with a `run`, which then has a `twin`.
+    /// How a rebuild or restart replaces its process, as the file says (or by default); run
+    /// blue-green when it has a `twin` (a second private port was picked: `blue_green`).
     pub rollout: Rollout,
     /// How long an old process drains after a blue-green switch, at most.
     pub drain: Duration,
@@ -347,6 +347,59 @@ mod tests {
             .map(|&i| cfg.services[i].name.as_str())
             .collect();
         assert_eq!(names, ["db", "api", "web"]);
+    }
+
+    #[test]
+    fn a_proxied_service_rolls_out_blue_green_with_a_twin_unless_it_runs_a_server_that_runs_alone()
+    {
+        let next = std::cell::Cell::new(40000);
+        let pick = || {
+            next.set(next.get() + 1);
+            Some(next.get())
+        };
+        let cfg = parse_with(
+            Path::new("/tmp/devstack.toml"),
+            r#"
+            [services.api]
+            run = "api --port ${PORT}"
+            port = 8080
+            [services.cache]
+            run = "exec /usr/bin/redis-server --port $PORT"
+            port = 6379
+            [services.db]
+            run = "postgres -p $PORT"
+            port = 5432
+            rollout = "blue-green"
+            drain = "5s"
+            [services.fixed]
+            run = "f"
+            port = 9000
+            proxy = false
+            "#,
+            &|_| None,
+            &pick,
+        )
+        .unwrap();
+        let svc = |n: &str| &cfg.services[cfg.id_of(n).unwrap()];
+        let api = svc("api");
+        assert_eq!(
+            (api.rollout, api.drain),
+            (Rollout::BlueGreen, Duration::from_secs(30))
+        );
+        let (a, b) = (api.slot(Slot::A), api.slot(Slot::B));
+        assert_eq!((a.port, b.port), (Some(40001), Some(40002)));
+        assert_eq!(a.run.unwrap().to_string(), "api --port 40001");
+        assert_eq!(b.run.unwrap().to_string(), "api --port 40002");
+        assert_eq!(last_value(b.env, "PORT"), Some("40002"));
+        // A server known to hold its files alone restarts, unless the file says otherwise.
+        assert_eq!(svc("cache").rollout, Rollout::Restart);
+        assert!(!svc("cache").blue_green());
+        assert!(svc("db").blue_green() && svc("db").drain == Duration::from_secs(5));
+        assert!(!svc("fixed").blue_green());
+        // Without private ports (`devstack check`), what the file says, and no twin.
+        let plain = parse_str("[services.api]\nrun = \"a\"\nport = 8080\n").unwrap();
+        let api = &plain.services[plain.id_of("api").unwrap()];
+        assert_eq!((api.rollout, api.blue_green()), (Rollout::BlueGreen, false));
     }
 
     #[test]

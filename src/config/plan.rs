@@ -1,7 +1,7 @@
 //! The resolved plan `devstack check` prints.
 
 use super::diag::printable;
-use super::{CommandLine, Config, Protocol};
+use super::{CommandLine, Config, Protocol, Rollout};
 
 /// A config enum as it is written in the file (`on-failure`, `healthy`).
 fn word(value: impl serde::Serialize) -> String {
@@ -77,6 +77,13 @@ pub fn describe(cfg: &Config) -> String {
                 s.stop_signal.as_str(),
                 crate::format::secs(s.grace)
             ));
+            out.push_str(&match s.rollout {
+                Rollout::BlueGreen => format!(
+                    "       rollout: blue-green (the new process serves once ready; the old drains up to {})\n",
+                    crate::format::secs(s.drain)
+                ),
+                Rollout::Restart => "       rollout: restart (stopped, then started)\n".into(),
+            });
         }
         if !s.autostart {
             out.push_str("       autostart: off\n");

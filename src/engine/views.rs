@@ -1,10 +1,10 @@
 //! What the interfaces see: one `ServiceView` per service, published after every change, and an
 //! event for each change of state.
 
+use super::phase::Retiring;
 use super::{
     CRASH_LOOP, Change, Engine, HealthState, ServiceId, ServiceView, Services, State, Status,
 };
-use super::phase::Retiring;
 use crate::format::whole_secs;
 use crate::ignored::Ignore;
 

@@ -42,6 +42,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "devstack.toml:5:19",
     ),
     (
+        "a blue-green rollout of a service the proxy is not in front of",
+        "[services.db]\nrun = \"x\"\nport = 8080\nproxy = false\nrollout = \"blue-green\"\n",
+        "this service is not proxied",
+        "devstack.toml:5:11",
+    ),
+    (
         "a name the traffic views use",
         "[services.api]\nrun = \"x\"\n[services.external]\nrun = \"y\"\n",
         "`external` can't be a service's name",

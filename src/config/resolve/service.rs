@@ -5,10 +5,45 @@ use super::Resolver;
 use super::env::Scope;
 use crate::config::raw::Rollout;
 use crate::config::raw::{RawService, Spanned};
-use crate::config::{SERVICE_VAR, STACK_VAR, Service, ServiceId, Services, Twin};
+use crate::config::{CommandLine, SERVICE_VAR, STACK_VAR, Service, ServiceId, Services, Twin};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Servers that cannot run twice on one machine as a stack runs them (a data directory or
+/// files they lock or own, a cluster identity): a service running one restarts rather than
+/// rolls out blue-green unless it says otherwise.
+const SINGLE: &[&str] = &[
+    "postgres",
+    "postmaster",
+    "pg_ctl",
+    "mysqld",
+    "mariadbd",
+    "mongod",
+    "redis-server",
+    "valkey-server",
+    "keydb-server",
+    "rabbitmq-server",
+    "elasticsearch",
+    "opensearch",
+    "etcd",
+    "kafka-server-start.sh",
+    "zookeeper-server-start.sh",
+    "minio",
+    "cockroach",
+];
+
+/// Whether `run` runs one of the `SINGLE` servers (any word of it, by its file name).
+fn runs_alone(run: &CommandLine) -> bool {
+    let words: Vec<&str> = match run {
+        CommandLine::Shell(s) => s.split_whitespace().collect(),
+        CommandLine::Exec(args) => args.iter().map(String::as_str).collect(),
+    };
+    words
+        .iter()
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .any(|w| SINGLE.contains(&w))
+}
 
 /// How long an old process drains after a blue-green switch, unless the service says.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -68,7 +103,7 @@ impl Resolver<'_> {
             .health
             .as_ref()
             .and_then(|h| self.health(h, port, &lookup));
-        let rollout = self.rollout(raw, proxied && run.is_some());
+        let rollout = self.rollout(raw, proxied && run.is_some(), run.as_ref());
         let twin = match rollout {
             Rollout::BlueGreen => self.twin(&name, raw, stack),
             Rollout::Restart => None,
@@ -93,11 +128,7 @@ impl Resolver<'_> {
             autostart: raw.autostart.unwrap_or(true),
             stop_signal: raw.stop_signal.map_or(Signal::SIGTERM, |s| s.0),
             grace: raw.grace.map_or(stack.grace, |d| d.0),
-            rollout: if twin.is_some() {
-                Rollout::BlueGreen
-            } else {
-                Rollout::Restart
-            },
+            rollout,
             drain: raw.drain.map_or(DRAIN, |d| d.0),
             twin,
             health,
@@ -107,8 +138,9 @@ impl Resolver<'_> {
     }
 
     /// How a rebuild or restart replaces its process: blue-green by default where it can be
-    /// (`can`: proxied, with a `run`); asked for where it can't, an error.
-    fn rollout(&mut self, raw: &RawService, can: bool) -> Rollout {
+    /// (`can`: proxied, with a `run`) unless `run` is a server known to hold its data
+    /// directory or files alone (`SINGLE`); asked for where it can't, an error.
+    fn rollout(&mut self, raw: &RawService, can: bool, run: Option<&CommandLine>) -> Rollout {
         match &raw.rollout {
             Some(r) if *r.get_ref() == Rollout::BlueGreen && !can => {
                 self.error(
@@ -119,7 +151,7 @@ impl Resolver<'_> {
                 Rollout::Restart
             }
             Some(r) => *r.get_ref(),
-            None if can => Rollout::BlueGreen,
+            None if can && !run.is_some_and(runs_alone) => Rollout::BlueGreen,
             None => Rollout::Restart,
         }
     }
