@@ -193,7 +193,7 @@ fn a_connection_open_across_a_switch_stays_on_the_old_process_until_its_drain_ti
     stack.wait_ready(30);
     let old = service(&stack, "lines")["pid"].as_i64().unwrap();
     let mut held = BufReader::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
-    let mut said = |conn: &mut BufReader<TcpStream>, line: &str| {
+    let said = |conn: &mut BufReader<TcpStream>, line: &str| {
         conn.get_mut()
             .write_all(format!("{line}\n").as_bytes())
             .unwrap();

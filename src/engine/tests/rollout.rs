@@ -21,13 +21,11 @@ async fn serving(toml: &str) -> Rig {
 }
 
 fn pid_of(rig: &Rig, cmd: &str) -> i32 {
-    let spawned = rig.fake.events().into_iter().filter_map(|e| match e {
+    let spawned = rig.fake.events().into_iter().rev().find_map(|e| match e {
         fake::Event::Spawn { cmd: c, pid, .. } if c == cmd => Some(pid),
         _ => None,
     });
-    spawned
-        .last()
-        .unwrap_or_else(|| panic!("{cmd} never spawned"))
+    spawned.unwrap_or_else(|| panic!("{cmd} never spawned"))
 }
 
 #[tokio::test(start_paused = true)]
