@@ -194,6 +194,7 @@ impl Engine {
     /// process's exit.
     pub(super) fn stop(&mut self, i: ServiceId, then: Then) {
         self.svcs[i].restart_wave = false;
+        self.svcs[i].roll_next = false;
         self.stop_build(i);
         self.stop_coming_run(i, false);
         self.stop_retiring(i, "stops with the service");

@@ -362,7 +362,7 @@ impl Engine {
             Ended::Build { stopped, queued } => self.build_exited(i, stopped, queued, exit, ran),
             Ended::Run { then } => self.run_ended(i, then, exit, ran),
             Ended::Beside { stopped, build } => self.beside_exited(i, (stopped, build), exit, ran),
-            Ended::Retired => self.say(i, format!("old pid {pid} stopped ({exit})")),
+            Ended::Retired => self.retired(i, pid, exit),
         }
     }
 

@@ -279,6 +279,8 @@ struct Svc {
     /// Why the last rollout's new process never served (the old one kept serving); cleared
     /// by the next start.
     rollout_failed: Option<String>,
+    /// A rollout waits for the process the last switch replaced to leave its port.
+    roll_next: bool,
     /// Two run processes live (a rollout): their lines are marked with their pids.
     overlap: Arc<std::sync::atomic::AtomicBool>,
     /// The last build succeeded, so the run command can start without another one.
@@ -313,6 +315,7 @@ impl Svc {
             slot: crate::config::Slot::A,
             rollout_failed: None,
             overlap: Arc::default(),
+            roll_next: false,
             built: false,
             restarts: 0,
             backoff: 0,

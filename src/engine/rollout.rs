@@ -35,6 +35,14 @@ impl Engine {
             return self.say(i, "a new process is starting already: it serves once ready");
         }
         let slot = svc.serving.up().map(|p| p.slot.other()).unwrap_or_default();
+        // Its port is still the process the last switch replaced: that one drains and goes
+        // first (a probe there would be answered by it).
+        let on_port = svc.retiring.proc().filter(|p| p.slot == slot);
+        if let Some(old) = on_port.map(|p| p.pid) {
+            self.svcs[i].roll_next = true;
+            let then = format!("the new process starts once pid {old}, on its port, has drained");
+            return self.say(i, then);
+        }
         let cmd = self.cfg.services[i].slot(slot).run.cloned();
         self.spawn(
             i,
@@ -223,6 +231,15 @@ impl Engine {
             ),
         );
         self.svcs[i].rollout_failed = Some(why);
+    }
+
+    /// The process a switch replaced has stopped: a rollout that waited for its port goes on.
+    pub(super) fn retired(&mut self, i: ServiceId, pid: i32, exit: Exit) {
+        self.say(i, format!("old pid {pid} stopped ({exit})"));
+        let svc = &mut self.svcs[i];
+        if std::mem::take(&mut svc.roll_next) && svc.want_up && !self.shutting_down {
+            self.replace(i);
+        }
     }
 
     /// A run process ended: while fewer than two live, lines are no longer marked.

@@ -176,7 +176,7 @@ impl Shared {
     async fn fault(&self, effect: fault::Effect, grpc: bool) -> Option<Instead> {
         match effect {
             fault::Effect::Latency { ms, jitter_ms } => {
-                tokio::time::sleep(fault::delay(ms, jitter_ms)).await;
+                fault::hold(fault::delay(ms, jitter_ms)).await;
                 None
             }
             fault::Effect::Error {

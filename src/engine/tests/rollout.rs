@@ -228,3 +228,34 @@ async fn stopping_the_service_stops_the_new_and_the_draining_process_too() {
             .all(|v| v.next_pid.is_none())
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_waits_for_the_old_process_still_on_its_port() {
+    let rig = serving(API).await;
+    let first = pid_of(&rig, OLD);
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
+    rig.until("the new one starts", |r| r.fake.is_running(NEW))
+        .await;
+    rig.probe("api", Ok(())).await;
+    rig.until("switched", |r| r.view("api").draining_pid == Some(first))
+        .await;
+    // The next new process takes the first one's port: it starts once that one has drained
+    // and gone.
+    rig.fake.stubborn(OLD);
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
+    rig.settle().await;
+    assert!(rig.fake.signals(OLD).is_empty(), "it drains first");
+    assert!(rig.fake.drained(41000));
+    rig.until("the old one is told to go", |r| {
+        !r.fake.signals(OLD).is_empty()
+    })
+    .await;
+    assert_eq!(rig.fake.count(OLD), 1, "nothing starts on its port yet");
+    rig.exit(OLD, Exit::Signal(15)).await;
+    rig.until("the third starts", |r| r.fake.count(OLD) == 2)
+        .await;
+    let said = format!("the new process starts once pid {first}, on its port, has drained");
+    assert!(rig.logged("api", &said));
+}

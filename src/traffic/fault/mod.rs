@@ -321,6 +321,18 @@ impl Faults {
     }
 }
 
+/// Hold a request `d` (a latency's `delay`), to a tenth of a millisecond: tokio's timer wakes
+/// on whole milliseconds, up to one late, so the last millisecond is spent yielding (the
+/// proxy's other tasks run meanwhile).
+pub async fn hold(d: Duration) {
+    let until = tokio::time::Instant::now() + d;
+    let early = until.checked_sub(Duration::from_millis(1)).unwrap_or(until);
+    tokio::time::sleep_until(early).await;
+    while tokio::time::Instant::now() < until {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// How long a latency effect holds this request.
 pub fn delay(ms: u64, jitter_ms: u64) -> Duration {
     let spread = jitter_ms.min(ms) as i64;

@@ -313,7 +313,7 @@ impl<C: Stream, D: Dial> Relay<C, D> {
     ) -> Exchange {
         match effect {
             fault::Effect::Latency { ms, jitter_ms } => {
-                let held = tokio::time::sleep(fault::delay(ms, jitter_ms));
+                let held = fault::hold(fault::delay(ms, jitter_ms));
                 tokio::select! {
                     () = held => self.exchange(head, request, record, capture).await,
                     () = caller_left(&mut self.client, &mut self.cbuf) => Exchange::CallerGone,

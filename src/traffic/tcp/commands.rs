@@ -139,7 +139,7 @@ impl Ends<'_> {
             }
             Some(Effect::Latency { ms, jitter_ms }) => {
                 self.send(run).await?;
-                tokio::time::sleep(fault::delay(ms, jitter_ms)).await;
+                fault::hold(fault::delay(ms, jitter_ms)).await;
                 run.bytes.extend_from_slice(bytes);
                 run.marks.push(mark);
             }
