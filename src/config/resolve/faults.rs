@@ -68,11 +68,7 @@ impl Resolver<'_> {
                 return None;
             }
         };
-        let proxied = |name: &str| match table.id(name) {
-            Some(id) => Ok(table.proxied(id)),
-            None => Err(table.unknown_service_message(name)),
-        };
-        if let Err(e) = check_scope(&fault.scope, proxied) {
+        if let Err(e) = check_scope(&fault.scope, |name| proxied(table, name)) {
             self.error(scope.span(), e);
             return None;
         }
@@ -89,11 +85,7 @@ impl Resolver<'_> {
                 return None;
             }
         };
-        let proxied = |name: &str| match table.id(name) {
-            Some(id) => Ok(table.proxied(id)),
-            None => Err(table.unknown_service_message(name)),
-        };
-        if let Err(e) = check_scope(&fault.scope, proxied) {
+        if let Err(e) = check_scope(&fault.scope, |name| proxied(table, name)) {
             let start = text.len() - text.trim_start().len();
             let end = start
                 + text[start..]
@@ -104,6 +96,14 @@ impl Resolver<'_> {
             return None;
         }
         Some(fault)
+    }
+}
+
+/// Whether the service `name` is proxied, or the error that it is not in the stack.
+fn proxied(table: &Table, name: &str) -> Result<bool, String> {
+    match table.id(name) {
+        Some(id) => Ok(table.proxied(id)),
+        None => Err(table.unknown_service_message(name)),
     }
 }
 

@@ -20,6 +20,18 @@ async fn serving(toml: &str) -> Rig {
     rig
 }
 
+/// Restart `api` from its first slot: its new process starts beside, passes its probe, and
+/// serves, the first one draining.
+async fn rolled_out(rig: &Rig) {
+    rig.send(|service| Command::Restart { service }, "api")
+        .await;
+    rig.until("the new one starts", |r| r.fake.is_running(NEW))
+        .await;
+    rig.probe("api", Ok(())).await;
+    rig.until("switched", |r| r.view("api").draining_pid.is_some())
+        .await;
+}
+
 fn pid_of(rig: &Rig, cmd: &str) -> i32 {
     let spawned = rig.fake.events().into_iter().rev().find_map(|e| match e {
         fake::Event::Spawn { cmd: c, pid, .. } if c == cmd => Some(pid),
@@ -83,13 +95,7 @@ async fn a_restart_starts_the_new_process_beside_and_switches_once_it_is_ready()
 #[tokio::test(start_paused = true)]
 async fn an_old_process_still_connected_stops_after_its_drain_time() {
     let rig = serving(API).await;
-    rig.send(|service| Command::Restart { service }, "api")
-        .await;
-    rig.until("the new one starts", |r| r.fake.is_running(NEW))
-        .await;
-    rig.probe("api", Ok(())).await;
-    rig.until("switched", |r| r.view("api").draining_pid.is_some())
-        .await;
+    rolled_out(&rig).await;
     let switched = tokio::time::Instant::now();
     rig.until("the old one is stopped", |r| {
         !r.fake.signals(OLD).is_empty()
@@ -201,13 +207,7 @@ async fn rollout_restart_stops_the_old_process_first() {
 #[tokio::test(start_paused = true)]
 async fn stopping_the_service_stops_the_new_and_the_draining_process_too() {
     let rig = serving(API).await;
-    rig.send(|service| Command::Restart { service }, "api")
-        .await;
-    rig.until("the new one starts", |r| r.fake.is_running(NEW))
-        .await;
-    rig.probe("api", Ok(())).await;
-    rig.until("switched", |r| r.view("api").draining_pid.is_some())
-        .await;
+    rolled_out(&rig).await;
     rig.send(|service| Command::Restart { service }, "api")
         .await;
     rig.until("a third starts", |r| {
@@ -233,13 +233,8 @@ async fn stopping_the_service_stops_the_new_and_the_draining_process_too() {
 async fn a_rollout_waits_for_the_old_process_still_on_its_port() {
     let rig = serving(API).await;
     let first = pid_of(&rig, OLD);
-    rig.send(|service| Command::Restart { service }, "api")
-        .await;
-    rig.until("the new one starts", |r| r.fake.is_running(NEW))
-        .await;
-    rig.probe("api", Ok(())).await;
-    rig.until("switched", |r| r.view("api").draining_pid == Some(first))
-        .await;
+    rolled_out(&rig).await;
+    assert_eq!(rig.view("api").draining_pid, Some(first));
     // The next new process takes the first one's port: it starts once that one has drained
     // and gone.
     rig.fake.stubborn(OLD);
