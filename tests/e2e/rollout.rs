@@ -2,7 +2,8 @@
 //! new process that fails leaves the old one serving, a connection open across a switch stays
 //! on the old process until its drain time, and `ps --json` shows both while they overlap.
 
-use crate::common::{Stack, example, free_port};
+use crate::common::tmux::Tmux;
+use crate::common::{BIN, Stack, example, free_port};
 use crate::lifecycle::{run_within, service, wait_service};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -286,4 +287,45 @@ fn across_a_switch(server: &str, extra: &str, upgrade: bool) {
     let said = format!("old pid {old} still connected after its drain time (3s)");
     assert!(log.contains(&said), "{log}");
     stack.stop();
+}
+
+#[test]
+fn the_dashboard_row_shows_the_new_process_starting_then_the_old_one_draining() {
+    let port = free_port();
+    let stack = Stack::new(&format!(
+        "[services.api]\nrun = \"sleep 2; exec {} $PORT\"\nport = {port}\n",
+        example("http_echo")
+    ));
+    let tmux = Tmux::start(stack.path(), &format!("{BIN} ; sleep 30"));
+    tmux.wait(30, "the service ready", |s| s.contains("1/1 ready"));
+    let old = crate::common::tmux::pid_of(&tmux.screen(), "api").expect("a pid on the row");
+    // A POST whose body is half sent: in flight on the old process, which drains until it ends.
+    let mut busy = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n";
+    busy.write_all(format!("{head}12345").as_bytes()).unwrap();
+    tmux.keys(&["r"]);
+    tmux.wait(10, "the new process on the row", |s| {
+        s.contains("starting beside")
+    });
+    let draining = format!("pid {old} draining");
+    tmux.wait(20, "the old one draining", |s| s.contains(&draining));
+    busy.write_all(b"67890").unwrap();
+    // Answered by the old process, in full (its echo comes in chunks).
+    let mut answer = vec![0u8; 512];
+    let n = busy.read(&mut answer).unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    // (The row's words: the log below says `drains` and `stopping it`.)
+    let stopping = format!("· old pid {old} stopping");
+    tmux.wait(20, "the old one gone", |s| {
+        !s.contains(&draining) && !s.contains(&stopping)
+    });
+    let new = crate::common::tmux::pid_of(&tmux.screen(), "api").expect("a pid on the row");
+    assert_ne!(new, old);
+    tmux.keys(&["q", "y"]);
+    tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
+    assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
 }
