@@ -328,7 +328,13 @@ impl Followed {
                 poll.abort();
             }
             if pid.is_some() {
-                self.target.send_replace(Target::Coming);
+                // A blue-green switch (one process up, another after it, the service running
+                // throughout): callers go on to the old one, which drains, until the new one's
+                // address is found. Otherwise they wait for it.
+                let switch = matches!(*self.target.borrow(), Target::Up(_));
+                if !switch {
+                    self.target.send_replace(Target::Coming);
+                }
                 let poll = up_once_listening(
                     self.private,
                     self.target.clone(),

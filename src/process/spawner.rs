@@ -140,11 +140,12 @@ impl Spawner for Pty {
     fn watch_drain(&self, port: u16, report: DrainReport) -> AbortHandle {
         tokio::spawn(async move {
             loop {
+                // (First after a pause: the proxy turns to the new process meanwhile.)
+                tokio::time::sleep(DRAIN_POLL).await;
                 let open = tokio::task::spawn_blocking(move || super::connections_to(port));
                 if let Ok(Some(0)) = open.await {
                     return report();
                 }
-                tokio::time::sleep(DRAIN_POLL).await;
             }
         })
         .abort_handle()
