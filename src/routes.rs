@@ -8,7 +8,9 @@ use crate::config::{self, Config};
 use crate::engine::{ServiceId, ServiceView, Services, State};
 use crate::ignored::Ignore;
 use crate::logs::LogHub;
+use crate::sync::Locked;
 use crate::traffic::{self, Limits, Listener, Mark, Notice, Proxy, Route, Sessions, Stats, Target};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -190,11 +192,14 @@ impl Routes {
                 service: i,
                 name: svc.name.clone(),
                 private,
+                ports: [Some(private), svc.twin.as_ref().map(|t| t.private_port)],
                 notice: route_notice,
                 target: Arc::new(tx),
                 pid: None,
                 poll: None,
                 generation: Arc::default(),
+                next: None,
+                next_found: Arc::default(),
             });
         }
         if !errors.is_empty() {
@@ -290,6 +295,13 @@ struct Followed {
     /// Raised at each change of process: a poll for an earlier one (an abort does not stop one
     /// running at that moment on another thread) must not set the target.
     generation: Arc<AtomicU64>,
+    /// Its private ports: a blue-green service's two.
+    ports: [Option<u16>; 2],
+    /// A blue-green rollout's new process (its pid) and the poll finding where it listens,
+    /// so that the switch to it is immediate.
+    next: Option<(i32, tokio::task::AbortHandle)>,
+    /// Where that new process was found listening.
+    next_found: Arc<std::sync::Mutex<Option<(i32, SocketAddr)>>>,
 }
 
 /// What a route should do for a service in this state.
@@ -313,6 +325,7 @@ fn want(view: &ServiceView) -> Want {
 
 impl Followed {
     fn update(&mut self, view: &ServiceView) {
+        self.follow_next(view);
         let want = want(view);
         let pid = match want {
             Want::Up(pid) => Some(pid),
@@ -327,14 +340,15 @@ impl Followed {
             if let Some(poll) = self.poll.take() {
                 poll.abort();
             }
-            if pid.is_some() {
-                // A blue-green switch (one process up, another after it, the service running
-                // throughout): callers go on to the old one, which drains, until the new one's
-                // address is found. Otherwise they wait for it.
-                let switch = matches!(*self.target.borrow(), Target::Up(_));
-                if !switch {
-                    self.target.send_replace(Target::Coming);
-                }
+            let found = *self.next_found.locked();
+            if let (Some(pid), Some((next, addr))) = (pid, found)
+                && pid == next
+            {
+                // A blue-green switch to a new process already found listening: at once.
+                self.target.send_replace(Target::Up(addr));
+            } else if pid.is_some() {
+                // New connections wait for it: none goes to a process that serves no more.
+                self.target.send_replace(Target::Coming);
                 let poll = up_once_listening(
                     self.private,
                     self.target.clone(),
@@ -357,6 +371,37 @@ impl Followed {
 }
 
 impl Followed {
+    /// A blue-green rollout's new process, while it starts: where it listens is found ahead
+    /// (on the port the serving one does not use), for the switch.
+    fn follow_next(&mut self, view: &ServiceView) {
+        if view.next_pid == self.next.as_ref().map(|(pid, _)| *pid) {
+            return;
+        }
+        if let Some((_, poll)) = self.next.take() {
+            poll.abort();
+        }
+        let other = self
+            .ports
+            .into_iter()
+            .flatten()
+            .find(|p| Some(*p) != view.private_port);
+        let (Some(pid), Some(port)) = (view.next_pid, other) else {
+            return;
+        };
+        let found = self.next_found.clone();
+        let poll = tokio::spawn(async move {
+            loop {
+                let at = tokio::task::spawn_blocking(move || crate::process::reachable_at(port));
+                if let Ok(Some(addr)) = at.await {
+                    *found.locked() = Some((pid, addr));
+                    return;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        });
+        self.next = Some((pid, poll.abort_handle()));
+    }
+
     /// What to say when the process `pid` has not listened on its port for a while: where its
     /// session listens instead, if anywhere.
     fn not_listening(&self, pid: Option<i32>) -> impl FnOnce() + Send + 'static {

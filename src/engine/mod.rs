@@ -128,6 +128,13 @@ enum Msg {
     /// Nothing is connected any more to the old run process `id` a blue-green switch left
     /// draining.
     Drained { service: ServiceId, id: u64 },
+    /// Whether the run process `id` listens on its port (asked before a rollout without a
+    /// probe).
+    Listening {
+        service: ServiceId,
+        id: u64,
+        listening: bool,
+    },
 }
 
 /// Who waits to hear of a command.
@@ -281,6 +288,8 @@ struct Svc {
     rollout_failed: Option<String>,
     /// A rollout waits for the process the last switch replaced to leave its port.
     roll_next: bool,
+    /// Whether the serving process is known to listen (a rollout without a probe asks).
+    listens: rollout::Listens,
     /// Two run processes live (a rollout): their lines are marked with their pids.
     overlap: Arc<std::sync::atomic::AtomicBool>,
     /// The last build succeeded, so the run command can start without another one.
@@ -316,6 +325,7 @@ impl Svc {
             rollout_failed: None,
             overlap: Arc::default(),
             roll_next: false,
+            listens: rollout::Listens::Unknown,
             built: false,
             restarts: 0,
             backoff: 0,
@@ -499,6 +509,9 @@ impl Engine {
                     }
                     Some(Msg::Usage(loads)) => self.loads = loads,
                     Some(Msg::Drained { service, id }) => self.drained(service, id),
+                    Some(Msg::Listening { service, id, listening }) => {
+                        self.listening(service, id, listening)
+                    }
                     None => break,
                 },
                 _ = sleep_until(deadline) => self.timers(),

@@ -16,6 +16,17 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Whether the serving process is known to listen on its port (a service without a probe is
+/// rolled out only if it does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Listens {
+    #[default]
+    Unknown,
+    /// Asked of the spawner, for the process with this id.
+    Asked(u64),
+    Yes(u64),
+}
+
 /// How long a new process without a probe may take to listen.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
@@ -43,12 +54,55 @@ impl Engine {
             let then = format!("the new process starts once pid {old}, on its port, has drained");
             return self.say(i, then);
         }
-        let cmd = self.cfg.services[i].slot(slot).run.cloned();
+        // Without a probe, a new process is ready once it listens: one serving now that does
+        // not (a worker given a port) would never be replaced so; it is asked first.
+        let spec = &self.cfg.services[i];
+        let serving = svc.serving.up().expect("checked above");
+        let (id, port) = (serving.id, spec.slot(serving.slot).port);
+        if let (None, Some(port)) = (spec.slot(serving.slot).health, port)
+            && svc.listens != Listens::Yes(id)
+        {
+            self.svcs[i].listens = Listens::Asked(id);
+            let tx = self.tx.clone();
+            let report = move |holder: Option<crate::process::PortHolder>| {
+                let listening = holder.is_some();
+                drop(tx.send(super::Msg::Listening {
+                    service: i,
+                    id,
+                    listening,
+                }));
+            };
+            return self.spawner.check_port(port, Box::new(report));
+        }
+        let cmd = spec.slot(slot).run.cloned();
         self.spawn(
             i,
             super::lifecycle::Start::Beside(slot),
             &cmd.expect("has a run command"),
         );
+    }
+
+    /// Whether the serving process `id` listens on its port, as `replace` asked: if it does,
+    /// the rollout goes on; if not, it is restarted (stopped, then started).
+    pub(super) fn listening(&mut self, i: ServiceId, id: u64, listening: bool) {
+        let svc = &mut self.svcs[i];
+        if svc.listens != Listens::Asked(id) || svc.serving.up().is_none_or(|p| p.id != id) {
+            return; // asked again, or it changed meanwhile
+        }
+        if listening {
+            svc.listens = Listens::Yes(id);
+            return self.replace(i);
+        }
+        svc.listens = Listens::Unknown;
+        let port = self.cfg.services[i]
+            .slot(self.svcs[i].slot)
+            .port
+            .unwrap_or_default();
+        self.say(
+            i,
+            format!("it does not listen on its PORT {port}, so nothing could switch to a new process: restarting it"),
+        );
+        self.stop(i, Then::Run);
     }
 
     /// The new process started beside the serving one: probed until it is ready.
@@ -109,6 +163,8 @@ impl Engine {
             _ => None,
         };
         svc.status = Status::Running;
+        // It was found ready by its probe, or listening.
+        svc.listens = Listens::Yes(svc.serving.up().map_or(0, |p| p.id));
         let Some(mut old) = old else {
             return self.say(i, format!("pid {pid} serves (ready after {})", secs(took)));
         };

@@ -297,7 +297,10 @@ fn the_dashboard_row_shows_the_new_process_starting_then_the_old_one_draining() 
         example("http_echo")
     ));
     let tmux = Tmux::start(stack.path(), &format!("{BIN} ; sleep 30"));
-    tmux.wait(30, "the service ready", |s| s.contains("1/1 ready"));
+    // (Ready at once without a probe: it listens after its 2 s boot.)
+    tmux.wait(30, "the service listening", |s| {
+        s.contains("http_echo listening")
+    });
     let old = crate::common::tmux::pid_of(&tmux.screen(), "api").expect("a pid on the row");
     // A POST whose body is half sent: in flight on the old process, which drains until it ends.
     let mut busy = TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -156,6 +156,8 @@ async fn without_a_probe_the_new_process_serves_once_it_listens() {
     let rig = rig_proxied("[services.api]\nrun = \"api ${PORT}\"\nport = 8080\n");
     rig.until("api runs", |r| r.fake.is_running(OLD)).await;
     assert!(!rig.fake.probes_started("api"));
+    // It listens on its port (asked before the rollout).
+    rig.fake.hold_port_as(41000, Some("api"), Some("api"));
     rig.send(|service| Command::Restart { service }, "api")
         .await;
     rig.until("the new one starts", |r| r.fake.is_running(NEW))
@@ -253,4 +255,17 @@ async fn a_rollout_waits_for_the_old_process_still_on_its_port() {
         .await;
     let said = format!("the new process starts once pid {first}, on its port, has drained");
     assert!(rig.logged("api", &said));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_without_a_probe_that_does_not_listen_is_restarted_instead() {
+    let rig = rig_proxied("[services.worker]\nrun = \"api ${PORT}\"\nport = 8080\n");
+    rig.until("it runs", |r| r.fake.is_running(OLD)).await;
+    rig.send(|service| Command::Restart { service }, "worker")
+        .await;
+    rig.until("stopped", |r| r.fake.signals(OLD) == [Signal::SIGTERM])
+        .await;
+    rig.until("started again", |r| r.fake.count(OLD) == 2).await;
+    assert_eq!(rig.fake.count(NEW), 0, "nothing started beside it");
+    assert!(rig.logged("worker", "it does not listen on its PORT 41000"));
 }
