@@ -346,9 +346,20 @@ impl Followed {
             {
                 // A blue-green switch to a new process already found listening: at once.
                 self.target.send_replace(Target::Up(addr));
+                tracing::debug!(service = %self.name, pid, "route switched at once");
             } else if pid.is_some() {
-                // New connections wait for it: none goes to a process that serves no more.
-                self.target.send_replace(Target::Coming);
+                // A blue-green switch whose new process (its probe passed: it listens) was not
+                // found yet: to it at once on 127.0.0.1, where most listen, the poll below
+                // correcting that if it is elsewhere; a process coming up: new connections
+                // wait for it. None goes to a process that serves no more.
+                let switch = matches!(*self.target.borrow(), Target::Up(_));
+                let guess = SocketAddr::from(([127, 0, 0, 1], self.private));
+                self.target.send_replace(if switch {
+                    Target::Up(guess)
+                } else {
+                    Target::Coming
+                });
+                tracing::debug!(service = %self.name, ?pid, switch, "route waits for the address");
                 let poll = up_once_listening(
                     self.private,
                     self.target.clone(),
@@ -451,12 +462,14 @@ async fn up_once_listening(
         if let Some(addr) = found {
             // Checked under the target's lock: the follower raises the generation before it
             // sets the target, so a stale `Up` is either refused here or overwritten after.
+            // (Not news when it is where it was guessed: kept-alive connections stay.)
             target.send_if_modified(|t| {
                 let current = generation.load(Ordering::SeqCst) == mine;
-                if current {
+                let news = current && *t != Target::Up(addr);
+                if news {
                     *t = Target::Up(addr);
                 }
-                current
+                news
             });
             return;
         }
