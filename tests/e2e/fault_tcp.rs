@@ -68,18 +68,16 @@ async fn tcp_latency_holds_each_answer_and_leaves_another_edge_alone() {
     faults.add(parse(&["orders->lines", "reset"]).unwrap());
     faults.add(parse(&["lines", "latency=300ms", "method=GET"]).unwrap());
     let mut stream = TcpStream::connect(p.addr).await.unwrap();
-    // Neither fault is this connection's: the one for `orders`, the one for GET requests.
-    assert!(echoed(&mut stream, "PING\n").await < Duration::from_millis(250));
+    // Neither fault is this connection's: the one for `orders`, the one for GET requests
+    // (told by their counts below, not by a clock).
+    echoed(&mut stream, "PING\n").await;
     drop(stream);
     faults.add(parse(&["lines", "latency=300ms"]).unwrap());
     let mut stream = TcpStream::connect(p.addr).await.unwrap();
     for line in ["PING\n", "SET a b\n"] {
+        // Never sooner than asked (how close to it: a bench's question, not a test's).
         let took = echoed(&mut stream, line).await;
         assert!(took >= Duration::from_millis(300), "{took:?}");
-        assert!(
-            took < Duration::from_millis(800),
-            "each answer held once: {took:?}"
-        );
     }
     drop(stream);
     let edge = p
@@ -135,9 +133,9 @@ async fn tcp_reset_resets_at_once_and_timeout_holds_until_the_caller_leaves() {
     held.shutdown().await.unwrap();
     let read = read_within(&mut held, Duration::from_secs(5)).await;
     assert_eq!(read, Some(Ok(0)));
-    // Both spent: the next connection goes through.
+    // Both spent: the next connection goes through (its echo comes back).
     let mut fine = TcpStream::connect(p.addr).await.unwrap();
-    assert!(echoed(&mut fine, "PING\n").await < Duration::from_millis(250));
+    echoed(&mut fine, "PING\n").await;
     drop(fine);
     let edge = p
         .edge_when(&Caller::External, "lines", |e| e.requests == 3)
