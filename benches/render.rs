@@ -54,6 +54,8 @@ fn stack(dir: &std::path::Path) -> App {
             next_pid: None,
             draining_pid: None,
             rollout_failed: None,
+            image: None,
+            volumes: Vec::new(),
             restarts: 0,
             since: Some(tokio::time::Instant::now() - std::time::Duration::from_secs(300)),
             log_lost: None,

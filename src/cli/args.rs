@@ -171,7 +171,11 @@ pub(super) enum Cmd {
     },
     /// Stop the running stack gracefully
     #[command(after_help = examples::DOWN)]
-    Down,
+    Down {
+        /// Also remove the named volumes of the stack's image services (their data)
+        #[arg(long)]
+        volumes: bool,
+    },
     /// Rebuild a service of the running stack when its files change (auto), or only by hand
     #[command(after_help = examples::WATCH)]
     Watch {

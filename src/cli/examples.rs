@@ -126,7 +126,8 @@ Examples:
 
 pub const DOWN: &str = "\
 Examples:
-  devstack down                # stop the stack running here; returns once it has stopped";
+  devstack down                # stop the stack running here; returns once it has stopped
+  devstack down --volumes      # and remove the named volumes of its image services";
 
 pub const WATCH: &str = "\
 Examples:

@@ -62,13 +62,7 @@ pub fn init(file: &Path, force: bool, from: Option<&Path>) -> ExitCode {
 
 /// Is `program` an executable file in a folder of the PATH?
 fn on_path(program: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(program))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
+    std::env::var_os("PATH").is_some_and(|path| devstack::config::container::on_path(program, &path))
 }
 
 /// The config translated from `from`; its warnings on stderr.

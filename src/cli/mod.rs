@@ -131,7 +131,7 @@ fn run(command: Cmd, flags: &Flags) -> ExitCode {
             lines,
             ..
         } => logs(file, &services, lines, follow, stdout_color),
-        Cmd::Down => down(file),
+        Cmd::Down { volumes } => down(file, volumes),
         Cmd::Ci {
             services,
             timeout,
@@ -239,14 +239,52 @@ fn act(file: Option<&Path>, action: remote::Action, services: &[String]) -> Exit
 }
 
 /// `down`: the running stack stopped; nothing running is said, and is not an error.
-fn down(file: Option<&Path>) -> ExitCode {
-    match remote::find(file) {
-        Err(code) => code,
+fn down(file: Option<&Path>, volumes: bool) -> ExitCode {
+    let code = match remote::find(file) {
+        Err(code) => return code,
         Ok(Some(stack)) => remote::down(stack),
         Ok(None) => with_config(file, |cfg| {
             note(&format!("nothing is running in {}", cfg.root.display()));
+            // What a devstack killed with SIGKILL left running goes now.
+            if let Some(engine) = &cfg.container_engine {
+                for said in devstack::process::containers::remove_leftovers(engine, &cfg.stack_id) {
+                    note(&said);
+                }
+            }
             ExitCode::SUCCESS
         }),
+    };
+    if !volumes || code != ExitCode::SUCCESS {
+        return code;
+    }
+    with_config(file, remove_volumes)
+}
+
+/// `down --volumes`, once the stack has stopped: the named volumes of its image services.
+fn remove_volumes(cfg: Config) -> ExitCode {
+    let mut names: Vec<String> = (cfg.services.values())
+        .filter_map(|s| s.container.as_ref())
+        .flat_map(|c| c.named_volumes.iter().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        note("no named volumes to remove");
+        return ExitCode::SUCCESS;
+    }
+    let Some(engine) = &cfg.container_engine else {
+        note("error: no container engine (podman or docker) on the PATH to remove the volumes with");
+        return ExitCode::FAILURE;
+    };
+    match devstack::process::containers::remove_volumes(engine, &names) {
+        Ok(()) => {
+            note(&format!("removed volumes: {}", names.join(", ")));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            note(&format!("error: {engine} could not remove the volumes: {e}"));
+            ExitCode::FAILURE
+        }
     }
 }
 

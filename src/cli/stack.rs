@@ -181,6 +181,16 @@ impl Session {
             let engine = tokio::spawn(engine.run());
             let result = drive(handle, &self).await;
             let outcome = engine.await.expect("the engine task ends cleanly");
+            // Each container went with its engine process; one an engine lost is taken now.
+            if let Some(engine) = self.cfg.container_engine.clone() {
+                let id = self.cfg.stack_id.clone();
+                let removed = tokio::task::spawn_blocking(move || {
+                    devstack::process::containers::remove_leftovers(&engine, &id)
+                });
+                for said in removed.await.unwrap_or_default() {
+                    note(&said);
+                }
+            }
             if let Some(server) = server {
                 server.abort();
                 server

@@ -8,6 +8,7 @@
 //! `devstack.toml` from other formats.
 
 pub mod capture;
+pub mod container;
 pub mod diag;
 mod ids;
 pub mod import;
@@ -63,6 +64,8 @@ pub struct Config {
     pub order: Vec<ServiceId>,
     /// The fault scenarios (`[faults.NAME]`), set only when asked for by name.
     pub faults: scenarios::Scenarios,
+    /// The container engine, when a service runs an image (and one was found).
+    pub container_engine: Option<String>,
 }
 
 impl Config {
@@ -114,6 +117,8 @@ pub struct Service {
     pub capture: capture::Capture,
     /// The schemas its gRPC messages are shown with (`proto`, with `[stack.capture]`'s).
     pub protos: Option<prost_reflect::DescriptorPool>,
+    /// Run from an image (`image`): its `run` and `build` are the engine's (`container.rs`).
+    pub container: Option<container::Container>,
 }
 
 impl Service {
@@ -309,7 +314,7 @@ impl Config {
 }
 
 /// The last value of `name` in an ordered list of variables.
-fn last_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn last_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
     env.iter()
         .rev()
         .find(|(k, _)| k == name)

@@ -46,6 +46,12 @@ pub struct Service {
     /// Why the last rollout's new process never served (`pid` kept serving).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_failed: Option<String>,
+    /// The image it runs from (`image` services).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The stack's named volumes its container uses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
     pub restarts: u32,
     /// The whole seconds its process has run when sent; read back as the instant that long
     /// ago (the stack and its clients share the machine's clock).
@@ -78,6 +84,8 @@ impl From<&ServiceView> for Service {
             next_pid: v.next_pid,
             draining_pid: v.draining_pid,
             rollout_failed: v.rollout_failed.clone(),
+            image: v.image.clone(),
+            volumes: v.volumes.clone(),
             restarts: v.restarts,
             uptime_secs: v.uptime_secs(),
             log_lost: v.log_lost.clone(),
@@ -110,6 +118,8 @@ impl From<Service> for ServiceView {
             next_pid: s.next_pid,
             draining_pid: s.draining_pid,
             rollout_failed: s.rollout_failed,
+            image: s.image,
+            volumes: s.volumes,
             restarts: s.restarts,
             since: s
                 .uptime_secs
@@ -375,6 +385,8 @@ mod tests {
             next_pid: Some(43),
             draining_pid: Some(41),
             rollout_failed: None,
+            image: None,
+            volumes: Vec::new(),
             restarts: 2,
             since: Some(tokio::time::Instant::now() - Duration::from_secs(75)),
             log_lost: Some(crate::logs::LogLoss {

@@ -272,6 +272,12 @@ impl Engine {
             env: slot.as_ref().map_or(&spec.env, |s| s.env),
             stop_signal: spec.stop_signal,
             grace: spec.grace,
+            after: match start {
+                Start::Run(slot) | Start::Beside(slot) => {
+                    spec.container.as_ref().and_then(|c| c.remove(slot))
+                }
+                Start::Build => None,
+            },
         };
         let on_exit = Box::new(move |exit| {
             tx.send(Msg::Exited {

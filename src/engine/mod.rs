@@ -434,7 +434,14 @@ impl Engine {
 
     /// Kill what a previous run that died without cleaning up left behind.
     pub fn reap_leftovers(&self) -> Vec<String> {
-        self.record.reap_leftovers(&self.cfg.stack_id)
+        let mut said = self.record.reap_leftovers(&self.cfg.stack_id);
+        if let Some(engine) = &self.cfg.container_engine {
+            said.extend(crate::process::containers::remove_leftovers(
+                engine,
+                &self.cfg.stack_id,
+            ));
+        }
+        said
     }
 
     /// The keeper of escaped processes (and sampler of CPU and memory), reporting here.

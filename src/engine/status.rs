@@ -268,6 +268,10 @@ pub struct ServiceView {
     pub draining_pid: Option<i32>,
     /// Why the last rollout's new process never served (`pid` kept serving).
     pub rollout_failed: Option<String>,
+    /// The image it runs from (`image` services).
+    pub image: Option<String>,
+    /// The named volumes of the stack its container uses (kept until `down --volumes`).
+    pub volumes: Vec<String>,
     pub restarts: u32,
     /// When its running process started (on the wire, `uptime_secs`): a view never goes stale,
     /// so uptimes need no messages.

@@ -103,6 +103,11 @@ impl Engine {
             next_pid: s.coming.run().map(|p| p.pid),
             draining_pid: s.retiring.proc().map(|p| p.pid),
             rollout_failed: s.rollout_failed.clone().filter(|_| run.is_some()),
+            image: spec.container.as_ref().map(|c| c.image.clone()),
+            volumes: spec
+                .container
+                .as_ref()
+                .map_or_else(Vec::new, |c| c.named_volumes.clone()),
             restarts: s.restarts,
             since: run.map(|p| p.started),
         }

@@ -1,6 +1,7 @@
 //! Running one command in its own pseudo-terminal as the leader of its own session and process
 //! group; reading its output; waiting for it; signalling its whole group.
 
+pub mod containers;
 mod group;
 pub mod nofile;
 pub mod orphans;
@@ -148,6 +149,7 @@ pub fn spawn(
         env,
         stop_signal,
         grace,
+        ref after,
     } = *req;
     let pair = open_terminal()?;
     let script;
@@ -174,6 +176,7 @@ pub fn spawn(
         grace,
         tty,
         drained: drained_rx,
+        after: after.clone(),
     };
     wait_then_report(pid, end, on_exit)?;
     Ok(Spawned {
@@ -287,6 +290,7 @@ struct Ending {
     grace: Duration,
     tty: Option<PathBuf>,
     drained: mpsc::Receiver<()>,
+    after: Option<Vec<String>>,
 }
 
 /// The waiter thread: once `pid` has exited, the rest of its session is ended and its last
@@ -301,6 +305,7 @@ fn wait_then_report(
         grace,
         tty,
         drained,
+        after,
     } = end;
     std::thread::Builder::new()
         .name(format!("wait-{pid}"))
@@ -319,6 +324,9 @@ fn wait_then_report(
                 drained
                     .recv_timeout(DRAIN_WAIT)
                     .or_say("the exit is reported without the lines still to come");
+            }
+            if let Some(argv) = after {
+                containers::run_after(&argv);
             }
             on_exit(exit);
         })

@@ -466,6 +466,9 @@ fn adopted(tree: &mut Tree, owned: &HashSet<i32>, live: &mut HashSet<i32>) -> Ve
         let env = if stat.state == 'Z' {
             Default::default()
         } else {
+            if container_monitor(pid) {
+                continue;
+            }
             live.insert(pid);
             proc.environ().unwrap_or_default()
         };
@@ -511,7 +514,7 @@ fn walk_trees(
                     continue;
                 };
                 live.insert(child);
-                if stat.session != leader {
+                if stat.session != leader && !container_monitor(child) {
                     walked.push((child, stat.starttime, service.clone()));
                 }
                 stack.push((child, stat));
@@ -519,6 +522,15 @@ fn walk_trees(
         }
     }
     walked
+}
+
+/// Podman's container monitor (`conmon`): it leaves the session of the `podman run` that
+/// started it and comes back to devstack, but it is the container's, not an escaped process
+/// of the service. Killing it would leave the container running and its engine process
+/// waiting; the container is removed through the engine instead (`SpawnRequest::after`).
+#[cfg(target_os = "linux")]
+fn container_monitor(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_ascii_end() == b"conmon")
 }
 
 /// Signal an escaped process, and its whole session when it leads one (a daemon's helpers).

@@ -28,6 +28,9 @@ pub struct SpawnRequest<'a> {
     /// same (see `process::spawn`).
     pub stop_signal: Signal,
     pub grace: std::time::Duration,
+    /// Run once the process has exited and its session has ended, before the exit is reported:
+    /// what removes an `image` service's container (whose engine process may have been killed).
+    pub after: Option<Vec<String>>,
 }
 
 /// A started process's terminal: typed input and resizes go through it. Dropping it hangs the

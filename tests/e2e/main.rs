@@ -12,6 +12,7 @@ mod cli;
 mod completions;
 mod config_errors;
 mod config_props;
+mod containers;
 mod control;
 mod debuglog;
 mod decode;

@@ -37,6 +37,8 @@ fn view(name: &str, state: &str, detail: &str) -> ServiceView {
         next_pid: None,
         draining_pid: None,
         rollout_failed: None,
+        image: None,
+        volumes: Vec::new(),
         restarts: 0,
         since: running.then(|| tokio::time::Instant::now() - std::time::Duration::from_secs(75)),
         log_lost: None,

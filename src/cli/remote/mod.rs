@@ -143,6 +143,16 @@ pub fn ps(mut stack: Running, json_out: bool) -> ExitCode {
             });
         }
     }
+    let volumes: Vec<String> = services
+        .iter()
+        .flat_map(|s| s.volumes.iter().map(move |v| format!("{v} ({})", s.name)))
+        .collect();
+    if !volumes.is_empty() {
+        out(&format!(
+            "volumes kept (`devstack down --volumes` removes them): {}",
+            volumes.join(", ")
+        ));
+    }
     ExitCode::SUCCESS
 }
 
@@ -186,6 +196,8 @@ mod tests {
             next_pid: None,
             draining_pid: None,
             rollout_failed: None,
+            image: None,
+            volumes: Vec::new(),
             restarts: 0,
             since: Some(tokio::time::Instant::now() - std::time::Duration::from_secs(3)),
             log_lost: None,

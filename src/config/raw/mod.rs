@@ -124,6 +124,8 @@ pub struct RawStack {
     /// What the traffic proxy keeps of each request, in memory only (for `devstack traffic show`, the inspector, HAR).
     #[serde(default)]
     pub capture: super::capture::RawStackCapture,
+    /// The container engine that runs `image` services: "podman" or "docker" (default: the first of them on the PATH).
+    pub container_engine: Option<Spanned<String>>,
 }
 
 /// `[services.NAME]`: one service (with `run`), or a one-shot task (`build` only).
@@ -132,8 +134,13 @@ pub struct RawStack {
 pub struct RawService {
     /// Run before each start (a one-shot task without `run`: completed on exit 0); a failed build keeps the old process. A string runs through `sh -c`, an array is executed as is.
     pub build: Option<Spanned<CommandLine>>,
-    /// The service's command. A string runs through `sh -c`, an array is executed as is. Listen on $PORT.
+    /// The service's command. A string runs through `sh -c`, an array is executed as is. Listen on $PORT. With `image`: the command inside the container (a string split as a shell splits words), instead of the image's.
     pub run: Option<Spanned<CommandLine>>,
+    /// Run the service from a container image (podman or docker from the PATH, pulled when missing): its `port` is the container's, published on the private port behind the proxy; its `env` is the container's.
+    pub image: Option<Spanned<String>>,
+    /// With `image`: `name:/path` (a named volume of the stack, kept until `devstack down --volumes`) or `./folder:/path` (a folder bound in).
+    #[serde(default)]
+    pub volumes: Vec<Spanned<String>>,
     /// The folder the service runs in, relative to devstack.toml's folder (default: that folder).
     pub cwd: Option<Spanned<String>>,
     /// Where the others reach the service (as NAME_URL): devstack listens here and forwards to a private port it gives the service in $PORT.
@@ -182,6 +189,8 @@ pub struct RawHealth {
     pub tcp: Option<Spanned<bool>>,
     /// A command (through `sh -c`, in the service's cwd and env): exit 0 is healthy.
     pub cmd: Option<Spanned<String>>,
+    /// true: `cmd` runs inside the service's container (`image` services), through the engine's exec.
+    pub exec: Option<Spanned<bool>>,
     /// A regex over the service's output: healthy once it matches.
     pub log: Option<Spanned<String>>,
     /// Time between probes (default 1s).

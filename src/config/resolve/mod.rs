@@ -6,6 +6,7 @@
 //! its place in the file, and none stops the others from being found: the `Config` comes only
 //! when there is none.
 
+mod container;
 mod deps;
 mod env;
 mod faults;
@@ -75,6 +76,8 @@ impl Resolver<'_> {
         let shared = Shared {
             root: &root,
             stack_id: &stack_id,
+            stack_name: &settings.name,
+            engine: settings.engine.as_deref(),
             grace: settings.grace,
             capture: &raw.stack.capture,
             protos,
@@ -93,7 +96,9 @@ impl Resolver<'_> {
             return Err(ConfigErrors(self.errors));
         }
         let order = deps::start_order(&services);
+        let containers = services.values().any(|s| s.container.is_some());
         Ok(Config {
+            container_engine: settings.engine.filter(|_| containers),
             file: self.file.to_path_buf(),
             root,
             stack_id,

@@ -5,7 +5,10 @@ use super::Resolver;
 use super::env::Scope;
 use crate::config::raw::Rollout;
 use crate::config::raw::{RawService, Spanned};
-use crate::config::{CommandLine, SERVICE_VAR, STACK_VAR, Service, ServiceId, Services, Twin};
+use crate::config::container::Container;
+use crate::config::{
+    CommandLine, SERVICE_VAR, STACK_VAR, Service, ServiceId, Services, Slot, Twin,
+};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -52,6 +55,9 @@ const DRAIN: Duration = Duration::from_secs(30);
 pub(super) struct Shared<'a> {
     pub root: &'a Path,
     pub stack_id: &'a str,
+    pub stack_name: &'a str,
+    /// The container engine `image` services run through, if one was found.
+    pub engine: Option<&'a str>,
     /// The services' `grace` unless they set their own.
     pub grace: Duration,
     /// The services' capture defaults (`[stack.capture]`).
@@ -84,8 +90,13 @@ impl Resolver<'_> {
         let env = self.service_env(&name, raw, private_port.or(port), stack);
         let lookup = |n: &str| stack.scope.lookup(&env, n);
         let cwd = self.cwd(raw.cwd.as_ref(), stack.root, &lookup);
-        let build = raw.build.as_ref().map(|c| self.expand_command(c, &lookup));
-        let run = raw.run.as_ref().map(|c| self.expand_command(c, &lookup));
+        let mut build = raw.build.as_ref().map(|c| self.expand_command(c, &lookup));
+        let mut run = raw.run.as_ref().map(|c| self.expand_command(c, &lookup));
+        let container = self.container(&name, raw, run.as_ref(), &env, stack);
+        if let Some(c) = &container {
+            run = Some(c.run(Slot::A, private_port.or(port)));
+            build = build.or_else(|| Some(c.pull()));
+        }
         if build.is_none() && run.is_none() {
             self.error(name_span.span(), format!("service `{name}` has neither `run` nor `build`"))
                 .help = Some("add `run = \"...\"` (a long-running process) or `build = \"...\"` (a one-shot task)".into());
@@ -102,10 +113,11 @@ impl Resolver<'_> {
         let health = raw
             .health
             .as_ref()
-            .and_then(|h| self.health(h, port, &lookup));
+            .and_then(|h| self.health(h, port, &lookup))
+            .map(|h| self.inside(h, raw, container.as_ref(), Slot::A));
         let rollout = self.rollout(raw, proxied && run.is_some(), run.as_ref());
         let twin = match rollout {
-            Rollout::BlueGreen => self.twin(&name, raw, stack),
+            Rollout::BlueGreen => self.twin(&name, raw, container.as_ref(), stack),
             Rollout::Restart => None,
         };
         Service {
@@ -134,6 +146,7 @@ impl Resolver<'_> {
             health,
             capture: stack.capture.of(raw.capture.as_ref()),
             protos: self.service_protos(&stack.protos, raw.capture.as_ref(), stack.root),
+            container,
         }
     }
 
@@ -151,21 +164,35 @@ impl Resolver<'_> {
                 Rollout::Restart
             }
             Some(r) => *r.get_ref(),
-            None if can && !run.is_some_and(runs_alone) => Rollout::BlueGreen,
+            // An image is most often a database's or a broker's: two on one volume corrupt it.
+            None if can && raw.image.is_none() && !run.is_some_and(runs_alone) => {
+                Rollout::BlueGreen
+            }
             None => Rollout::Restart,
         }
     }
 
     /// A blue-green service's second private port, with its `PORT` and what it says (commands
     /// and probe read again with it). Problems in them were said for the first already.
-    fn twin(&mut self, name: &str, raw: &RawService, stack: &Shared) -> Option<Box<Twin>> {
+    fn twin(
+        &mut self,
+        name: &str,
+        raw: &RawService,
+        container: Option<&Container>,
+        stack: &Shared,
+    ) -> Option<Box<Twin>> {
         let private_port = self.pick_private_port(&stack.scope.table.ports)?;
         let said = self.errors.len();
         let env = self.service_env(name, raw, Some(private_port), stack);
         let lookup = |n: &str| stack.scope.lookup(&env, n);
-        let run = raw.run.as_ref().map(|c| self.expand_command(c, &lookup));
+        let run = match container {
+            Some(c) => Some(c.run(Slot::B, Some(private_port))),
+            None => raw.run.as_ref().map(|c| self.expand_command(c, &lookup)),
+        };
         let port = stack.scope.table.ports[stack.scope.table.id(name)?];
-        let health = (raw.health.as_ref()).and_then(|h| self.health(h, port, &lookup));
+        let health = (raw.health.as_ref())
+            .and_then(|h| self.health(h, port, &lookup))
+            .map(|h| self.inside(h, raw, container, Slot::B));
         self.errors.truncate(said);
         Some(Box::new(Twin {
             private_port,

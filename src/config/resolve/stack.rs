@@ -19,6 +19,8 @@ pub(super) struct Settings {
     pub debounce: Duration,
     pub scrollback: usize,
     pub capture: crate::config::capture::Bounds,
+    /// The container engine `image` services run through (None: none on the PATH).
+    pub engine: Option<String>,
 }
 
 /// The services in the order they are written, and what the others read of them.
@@ -84,12 +86,28 @@ impl Resolver<'_> {
             );
         }
         Settings {
+            engine: self.container_engine(stack),
             name,
             grace,
             debounce,
             scrollback,
             capture: stack.capture.bounds(),
         }
+    }
+
+    /// `[stack] container_engine`, or the first engine on the PATH.
+    fn container_engine(&mut self, stack: &RawStack) -> Option<String> {
+        use crate::config::container::{ENGINES, find_engine};
+        let named = stack.container_engine.as_ref();
+        if let Some(n) = named
+            && !ENGINES.contains(&n.get_ref().as_str())
+        {
+            self.error(n.span(), format!("`{}` is not a container engine devstack drives", n.get_ref()))
+                .help = Some("use \"podman\" or \"docker\"".into());
+            return None;
+        }
+        let path = (self.process_env)("PATH");
+        find_engine(named.map(|n| n.get_ref().as_str()), path.as_deref().map(std::ffi::OsStr::new))
     }
 
     /// The services in the order they are written, their names and ports checked.

@@ -1,0 +1,295 @@
+//! `image` services through a real podman: a small image built here offline (`podman import` of
+//! a rootfs holding Debian's static busybox; no registry is reachable), run as services: probed,
+//! called through the proxy, stopped with their grace, restarted after a crash, cleaned up after
+//! a SIGKILL of devstack by the next `up`; a missing image fails its service's build, plainly.
+//! Every test removes the containers of its own stack (by the stack's label) when it ends.
+
+use crate::common::{Stack, free_port, http_get};
+use crate::decode::{program, run};
+use crate::lifecycle::{run_within, service, wait_service};
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The image the tests run: busybox (`sh`, `httpd`, `nc` …) and `/www/index.html`.
+pub(crate) const IMAGE: &str = "devstack-test/busybox:2";
+
+/// `podman`, or the test fails saying how to get it.
+pub(crate) fn podman() -> Command {
+    Command::new(program("podman", &[], "podman runc"))
+}
+
+/// Build `IMAGE` once per test run, unless podman has it already.
+pub(crate) fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if podman()
+            .args(["image", "exists", IMAGE])
+            .status()
+            .unwrap()
+            .success()
+        {
+            return;
+        }
+        let busybox = program("busybox", &[], "busybox-static");
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("bin");
+        for dir in ["bin", "www", "tmp", "etc", "data"] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        std::fs::copy(&busybox, bin.join("busybox")).unwrap();
+        let applets = run(Command::new(&busybox).arg("--list"), true);
+        for applet in applets.lines().filter(|a| *a != "busybox") {
+            // Relative links: `busybox --install -s` would point at this machine's path.
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+        std::fs::write(root.path().join("www/index.html"), "hello from a container\n").unwrap();
+        std::fs::write(root.path().join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").unwrap();
+        let tar = root.path().join("rootfs.tar");
+        run(
+            Command::new("tar")
+                .arg("-C")
+                .arg(root.path())
+                .args(["--exclude", "./rootfs.tar", "-cf"])
+                .arg(&tar)
+                .arg("."),
+            true,
+        );
+        run(podman().arg("import").arg(&tar).arg(IMAGE), true);
+    });
+    IMAGE
+}
+
+/// The containers podman has for the stack in `dir` (by the label devstack gives them).
+pub(crate) fn containers_of(dir: &Path) -> Vec<String> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let filter = format!("label=devstack.stack={}", dir.display());
+    let out = podman()
+        .args(["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Removes the containers and volumes of one stack when dropped, even when the test failed.
+pub(crate) struct Cleanup {
+    dir: std::path::PathBuf,
+    volumes: Vec<String>,
+}
+
+impl Cleanup {
+    pub(crate) fn new(stack: &Stack, volumes: &[&str]) -> Cleanup {
+        Cleanup {
+            dir: stack.path().to_path_buf(),
+            volumes: volumes.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let names = containers_of(&self.dir);
+        if !names.is_empty() {
+            let _ = podman().args(["rm", "-f", "-t", "0"]).args(&names).output();
+        }
+        if !self.volumes.is_empty() {
+            let _ = podman().args(["volume", "rm", "-f"]).args(&self.volumes).output();
+        }
+    }
+}
+
+/// The full name of the stack's named volume `name`: the stack's name (its folder's, a leading
+/// `.` made `x.`) and the name.
+fn volume_of(stack: &Stack, name: &str) -> String {
+    let folder = stack.path().file_name().unwrap().to_string_lossy();
+    let folder = match folder.strip_prefix('.') {
+        Some(_) => format!("x{folder}"),
+        None => folder.into_owned(),
+    };
+    format!("{folder}_{name}")
+}
+
+/// Wait until `check` holds for the stack's containers; panics with them after `secs`.
+fn wait_containers(stack: &Stack, secs: u64, check: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let now = containers_of(stack.path());
+        if check(&now) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "containers now: {now:?}\n{}", stack.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Ctrl-C to devstack; it must exit (its containers removed) within a minute.
+fn stop(stack: &mut Stack) {
+    stack.signal(nix::sys::signal::Signal::SIGINT);
+    stack.wait_exit(60);
+}
+
+#[test]
+fn an_image_service_is_probed_called_through_the_proxy_and_leaves_no_container() {
+    let image = image();
+    let (web, port) = (free_port(), free_port());
+    let mut stack = Stack::new(&format!(
+        r#"
+        [services.web]
+        image = "{image}"
+        run = "httpd -f -v -p {port} -h /www"
+        port = {port}
+        [services.web.health]
+        http = "/index.html"
+        interval = "200ms"
+
+        [services.worker]
+        image = "{image}"
+        run = ["sh", "-c", "echo greeting=$GREETING; date > /data/seen; trap 'echo worker got TERM; exit 0' TERM; while true; do sleep 1; done"]
+        volumes = ["state:/data"]
+        env = {{ GREETING = "hi from the table" }}
+        [services.worker.health]
+        cmd = "test -s /data/seen"
+        exec = true
+        interval = "200ms"
+        "#,
+    ));
+    let _ = web;
+    let _cleanup = Cleanup::new(&stack, &[&volume_of(&stack, "state")]);
+    stack.start(&["up", "--headless"]);
+    stack.wait_ready(60);
+    let worker = service(&stack, "worker");
+    let volume = worker["volumes"][0].as_str().unwrap().to_string();
+    assert_eq!(volume, volume_of(&stack, "state"));
+    assert_eq!(worker["image"], image);
+    // Through the proxy: the public port answers with the container's file.
+    let (status, body) = http_get(port, "/index.html");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hello from a container"), "{body}");
+    // The container's env is the service's own `env`; its output is the service's log.
+    stack.wait_log("worker", "greeting=hi from the table", 10);
+    // Its traffic is seen like a process's.
+    let traffic = run_within(&stack, &["traffic", "--json"], 20);
+    let text = String::from_utf8_lossy(&traffic.stdout);
+    assert!(text.contains("\"web\""), "{text}");
+    // `ps` names the named volume the stack keeps.
+    let ps = run_within(&stack, &["ps"], 20);
+    let ps = String::from_utf8_lossy(&ps.stdout).into_owned();
+    assert!(ps.contains(&volume), "{ps}");
+    let names = containers_of(stack.path());
+    assert_eq!(names.len(), 2, "{names:?}");
+    stop(&mut stack);
+    assert!(
+        stack.log_lines("worker").iter().any(|l| l.contains("worker got TERM")),
+        "the stop signal reached the container's process"
+    );
+    assert_eq!(containers_of(stack.path()), Vec::<String>::new());
+    // The named volume stays until `down --volumes`.
+    let exists = |v: &str| podman().args(["volume", "exists", v]).status().unwrap().success();
+    assert!(exists(&volume));
+    let down = run_within(&stack, &["down", "--volumes"], 60);
+    assert!(down.status.success(), "{down:?}");
+    assert!(!exists(&volume), "{down:?}");
+}
+
+#[test]
+fn a_container_that_ignores_term_is_removed_after_its_grace_and_a_crashed_one_restarts() {
+    let image = image();
+    let mut stack = Stack::new(&format!(
+        r#"
+        [services.stubborn]
+        image = "{image}"
+        run = ["sh", "-c", "trap '' TERM; echo stubborn up; while true; do sleep 1; done"]
+        grace = "1s"
+
+        [services.crashy]
+        image = "{image}"
+        run = ["sh", "-c", "echo crashy up; sleep 1; exit 3"]
+        "#,
+    ));
+    let _cleanup = Cleanup::new(&stack, &[]);
+    stack.start(&["up", "--headless"]);
+    stack.wait_log("stubborn", "stubborn up", 60);
+    wait_containers(&stack, 30, |c| c.iter().any(|n| n.ends_with("-stubborn")));
+    // A crash is restarted, in a new container of the same name.
+    wait_service(&stack, "crashy", 60, |s| s["restarts"].as_u64() >= Some(1));
+    let asked = Instant::now();
+    let stopped = run_within(&stack, &["stop", "stubborn"], 60);
+    assert!(stopped.status.success(), "{stopped:?}");
+    let took = asked.elapsed();
+    assert!(took >= Duration::from_secs(1), "stopped before its grace: {took:?}");
+    let left = wait_containers(&stack, 30, |c| !c.iter().any(|n| n.ends_with("-stubborn")));
+    assert!(!left.iter().any(|n| n.ends_with("-stubborn")));
+    stop(&mut stack);
+    assert_eq!(containers_of(stack.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_devstack_killed_with_sigkill_leaves_containers_the_next_up_removes() {
+    let image = image();
+    let port = free_port();
+    let config = format!(
+        r#"
+        [services.web]
+        image = "{image}"
+        run = "httpd -f -p {port} -h /www"
+        port = {port}
+        [services.web.health]
+        tcp = true
+        interval = "200ms"
+        "#,
+    );
+    let mut stack = Stack::new(&config);
+    let _cleanup = Cleanup::new(&stack, &[]);
+    stack.start(&["up", "--headless"]);
+    stack.wait_ready(60);
+    assert_eq!(containers_of(stack.path()).len(), 1);
+    stack.signal(nix::sys::signal::Signal::SIGKILL);
+    stack.wait_exit(10);
+    // The engine process outlives the hang-up (it passes it on), and so does the container:
+    // `down` with nothing running removes it.
+    assert_eq!(containers_of(stack.path()).len(), 1);
+    let down = run_within(&stack, &["down"], 60);
+    let said = String::from_utf8_lossy(&down.stderr).into_owned();
+    assert!(said.contains("removed leftover container"), "{said}");
+    assert_eq!(containers_of(stack.path()), Vec::<String>::new());
+    stack.start(&["up", "--headless"]);
+    stack.wait_ready(60);
+    stack.signal(nix::sys::signal::Signal::SIGKILL);
+    stack.wait_exit(10);
+    // The next run removes what the killed one left before it starts its own.
+    stack.start(&["up", "--headless"]);
+    stack.wait_ready(60);
+    let said = stack.output();
+    assert!(
+        said.contains("removed leftover container") || said.contains("reaped leftover"),
+        "{said}"
+    );
+    assert_eq!(containers_of(stack.path()).len(), 1);
+    assert_eq!(http_get(port, "/index.html").0, 200);
+    stop(&mut stack);
+    assert_eq!(containers_of(stack.path()), Vec::<String>::new());
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_fails_the_service_s_build_saying_so() {
+    image();
+    let mut stack = Stack::new(
+        r#"
+        [services.db]
+        image = "devstack-test/not-here:1"
+        port = 5432
+        "#,
+    );
+    let _cleanup = Cleanup::new(&stack, &[]);
+    // With nothing else to run, the stack ends at once, saying why.
+    stack.start(&["up", "--headless"]);
+    let status = stack.wait_exit(60);
+    assert!(!status.success());
+    let out = stack.output();
+    assert!(out.contains("db build-failed"), "{out}");
+    stack.wait_log("db", "cannot pull devstack-test/not-here:1", 10);
+}
