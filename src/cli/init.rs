@@ -62,7 +62,8 @@ pub fn init(file: &Path, force: bool, from: Option<&Path>) -> ExitCode {
 
 /// Is `program` an executable file in a folder of the PATH?
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| devstack::config::container::on_path(program, &path))
+    std::env::var_os("PATH")
+        .is_some_and(|path| devstack::config::container::on_path(program, &path))
 }
 
 /// The config translated from `from`; its warnings on stderr.

@@ -273,7 +273,9 @@ fn remove_volumes(cfg: Config) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let Some(engine) = &cfg.container_engine else {
-        note("error: no container engine (podman or docker) on the PATH to remove the volumes with");
+        note(
+            "error: no container engine (podman or docker) on the PATH to remove the volumes with",
+        );
         return ExitCode::FAILURE;
     };
     match devstack::process::containers::remove_volumes(engine, &names) {
@@ -282,7 +284,9 @@ fn remove_volumes(cfg: Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            note(&format!("error: {engine} could not remove the volumes: {e}"));
+            note(&format!(
+                "error: {engine} could not remove the volumes: {e}"
+            ));
             ExitCode::FAILURE
         }
     }

@@ -168,12 +168,16 @@ impl Container {
         }
         // docker has no --replace: remove it first.
         CommandLine::Exec(
-            ["sh", "-c", "n=$1; shift; \"$0\" rm -f \"$n\" >/dev/null 2>&1; exec \"$0\" \"$@\""]
-                .into_iter()
-                .map(String::from)
-                .chain([engine, name])
-                .chain(argv.into_iter().skip(1))
-                .collect(),
+            [
+                "sh",
+                "-c",
+                "n=$1; shift; \"$0\" rm -f \"$n\" >/dev/null 2>&1; exec \"$0\" \"$@\"",
+            ]
+            .into_iter()
+            .map(String::from)
+            .chain([engine, name])
+            .chain(argv.into_iter().skip(1))
+            .collect(),
         )
     }
 
@@ -250,7 +254,10 @@ mod tests {
         let root = Path::new("/src/shop");
         assert_eq!(
             volume("pgdata:/data:Z", "my shop", root).unwrap(),
-            ("my-shop_pgdata:/data:Z".into(), Some("my-shop_pgdata".into()))
+            (
+                "my-shop_pgdata:/data:Z".into(),
+                Some("my-shop_pgdata".into())
+            )
         );
         assert_eq!(
             volume("./init:/docker-entrypoint-initdb.d", "shop", root).unwrap(),

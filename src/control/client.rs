@@ -138,7 +138,7 @@ impl Client {
     /// None when the request said not to wait.
     pub fn act(&mut self, request: &Request) -> Result<Option<ServiceView>, Error> {
         match self.call(request)? {
-            Answer::Service { service } => Ok(Some(service.into())),
+            Answer::Service { service } => Ok(Some((*service).into())),
             Answer::Done {} => Ok(None),
             _ => Err(Error::Garbled("not an answer to an action".into())),
         }

@@ -253,8 +253,9 @@ pub enum Answer {
     },
     /// `ps`, `restart-all` (once it took effect), and the first answer of `subscribe`.
     Services { services: Vec<wire::Service> },
-    /// An action on one service (once it took effect), `watch`.
-    Service { service: wire::Service },
+    /// An action on one service (once it took effect), `watch` (boxed: it is large beside the
+    /// others).
+    Service { service: Box<wire::Service> },
     /// `logs`: the tail (a follow's lines come after, as `Message::Line`).
     Lines { lines: Vec<WireLine> },
     /// `ready`: how the wait ended.

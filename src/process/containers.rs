@@ -94,7 +94,6 @@ pub fn run_bounded(engine: &str, args: &[&str]) -> Option<String> {
     status.filter(|s| s.success()).map(|_| out)
 }
 
-
 /// Run `argv` (a container's removal, after its engine process ended), waiting at most
 /// `ENGINE_WAIT`; a failure is logged, never fatal.
 pub fn run_after(argv: &[String]) {

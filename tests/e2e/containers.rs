@@ -44,8 +44,16 @@ pub(crate) fn image() -> &'static str {
             // Relative links: `busybox --install -s` would point at this machine's path.
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
         }
-        std::fs::write(root.path().join("www/index.html"), "hello from a container\n").unwrap();
-        std::fs::write(root.path().join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").unwrap();
+        std::fs::write(
+            root.path().join("www/index.html"),
+            "hello from a container\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0:root:/:/bin/sh\n",
+        )
+        .unwrap();
         let tar = root.path().join("rootfs.tar");
         run(
             Command::new("tar")
@@ -97,7 +105,10 @@ impl Drop for Cleanup {
             let _ = podman().args(["rm", "-f", "-t", "0"]).args(&names).output();
         }
         if !self.volumes.is_empty() {
-            let _ = podman().args(["volume", "rm", "-f"]).args(&self.volumes).output();
+            let _ = podman()
+                .args(["volume", "rm", "-f"])
+                .args(&self.volumes)
+                .output();
         }
     }
 }
@@ -121,7 +132,11 @@ fn wait_containers(stack: &Stack, secs: u64, check: impl Fn(&[String]) -> bool) 
         if check(&now) {
             return now;
         }
-        assert!(Instant::now() < deadline, "containers now: {now:?}\n{}", stack.output());
+        assert!(
+            Instant::now() < deadline,
+            "containers now: {now:?}\n{}",
+            stack.output()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -183,12 +198,21 @@ fn an_image_service_is_probed_called_through_the_proxy_and_leaves_no_container()
     assert_eq!(names.len(), 2, "{names:?}");
     stop(&mut stack);
     assert!(
-        stack.log_lines("worker").iter().any(|l| l.contains("worker got TERM")),
+        stack
+            .log_lines("worker")
+            .iter()
+            .any(|l| l.contains("worker got TERM")),
         "the stop signal reached the container's process"
     );
     assert_eq!(containers_of(stack.path()), Vec::<String>::new());
     // The named volume stays until `down --volumes`.
-    let exists = |v: &str| podman().args(["volume", "exists", v]).status().unwrap().success();
+    let exists = |v: &str| {
+        podman()
+            .args(["volume", "exists", v])
+            .status()
+            .unwrap()
+            .success()
+    };
     assert!(exists(&volume));
     let down = run_within(&stack, &["down", "--volumes"], 60);
     assert!(down.status.success(), "{down:?}");
@@ -220,7 +244,10 @@ fn a_container_that_ignores_term_is_removed_after_its_grace_and_a_crashed_one_re
     let stopped = run_within(&stack, &["stop", "stubborn"], 60);
     assert!(stopped.status.success(), "{stopped:?}");
     let took = asked.elapsed();
-    assert!(took >= Duration::from_secs(1), "stopped before its grace: {took:?}");
+    assert!(
+        took >= Duration::from_secs(1),
+        "stopped before its grace: {took:?}"
+    );
     let left = wait_containers(&stack, 30, |c| !c.iter().any(|n| n.ends_with("-stubborn")));
     assert!(!left.iter().any(|n| n.ends_with("-stubborn")));
     stop(&mut stack);

@@ -38,7 +38,7 @@ fn running() -> Stack {
 
 fn service(answer: Answer) -> ServiceView {
     match answer {
-        Answer::Service { service } => service.into(),
+        Answer::Service { service } => (*service).into(),
         other => panic!("not a service's view: {other:?}"),
     }
 }

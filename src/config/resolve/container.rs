@@ -21,8 +21,11 @@ impl Resolver<'_> {
     ) -> Option<Container> {
         let Some(image) = &raw.image else {
             if let Some(v) = raw.volumes.first() {
-                self.error(v.span(), "`volumes` are a container's: this service has no `image`")
-                    .help = Some("add `image = \"...\"`, or remove `volumes`".into());
+                self.error(
+                    v.span(),
+                    "`volumes` are a container's: this service has no `image`",
+                )
+                .help = Some("add `image = \"...\"`, or remove `volumes`".into());
             }
             return None;
         };
@@ -93,7 +96,10 @@ impl Resolver<'_> {
                     .help = Some("remove `exec`; the `cmd` runs on this machine".into());
             }
             (_, Some(_)) => {
-                self.error(exec.span(), "`exec` runs a `cmd` probe inside the container: this probe is not a `cmd`");
+                self.error(
+                    exec.span(),
+                    "`exec` runs a `cmd` probe inside the container: this probe is not a `cmd`",
+                );
             }
         }
         health

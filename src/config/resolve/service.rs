@@ -3,9 +3,9 @@
 
 use super::Resolver;
 use super::env::Scope;
+use crate::config::container::Container;
 use crate::config::raw::Rollout;
 use crate::config::raw::{RawService, Spanned};
-use crate::config::container::Container;
 use crate::config::{
     CommandLine, SERVICE_VAR, STACK_VAR, Service, ServiceId, Services, Slot, Twin,
 };

@@ -102,12 +102,21 @@ impl Resolver<'_> {
         if let Some(n) = named
             && !ENGINES.contains(&n.get_ref().as_str())
         {
-            self.error(n.span(), format!("`{}` is not a container engine devstack drives", n.get_ref()))
-                .help = Some("use \"podman\" or \"docker\"".into());
+            self.error(
+                n.span(),
+                format!(
+                    "`{}` is not a container engine devstack drives",
+                    n.get_ref()
+                ),
+            )
+            .help = Some("use \"podman\" or \"docker\"".into());
             return None;
         }
         let path = (self.process_env)("PATH");
-        find_engine(named.map(|n| n.get_ref().as_str()), path.as_deref().map(std::ffi::OsStr::new))
+        find_engine(
+            named.map(|n| n.get_ref().as_str()),
+            path.as_deref().map(std::ffi::OsStr::new),
+        )
     }
 
     /// The services in the order they are written, their names and ports checked.

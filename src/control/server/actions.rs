@@ -57,7 +57,7 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
                     ctx.handle
                         .apply(Command::SetAuto { service: id, auto })
                         .await;
-                    let service = (&ctx.handle.views().borrow()[id]).into();
+                    let service = Box::new((&ctx.handle.views().borrow()[id]).into());
                     done(Answer::Service { service })
                 }
                 Err(e) => error(e),
@@ -137,7 +137,7 @@ async fn act(ctx: &Context, what: &str, cmd: Command, wait: bool) -> Response {
         }),
         Ok(Some(TicketOutcome::Done(mut views))) => match views.pop() {
             Some(view) => done(Answer::Service {
-                service: (&view).into(),
+                service: Box::new((&view).into()),
             }),
             None => done(Answer::Done {}),
         },
