@@ -96,6 +96,11 @@ impl Cleanup {
             volumes: volumes.iter().map(|v| v.to_string()).collect(),
         }
     }
+
+    /// Remove this volume too.
+    pub(crate) fn volume(&mut self, name: &str) {
+        self.volumes.push(name.to_string());
+    }
 }
 
 impl Drop for Cleanup {

@@ -10,6 +10,7 @@ mod attach;
 mod chaos;
 mod cli;
 mod completions;
+mod compose_images;
 mod config_errors;
 mod config_props;
 mod containers;

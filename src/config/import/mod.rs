@@ -215,6 +215,8 @@ struct Health {
     timeout: Option<String>,
     retries: Option<u32>,
     start_period: Option<String>,
+    /// Run inside the service's container (`exec = true`).
+    exec: bool,
 }
 
 /// One service, as it will be written.
@@ -228,6 +230,10 @@ struct Svc {
     notes: Vec<Note>,
     build: Option<String>,
     run: Option<String>,
+    /// Run from this image through a container engine.
+    image: Option<String>,
+    /// An image service's volumes, as written.
+    volumes: Vec<String>,
     cwd: Option<String>,
     port: Option<u16>,
     proxy: Option<bool>,

@@ -72,8 +72,14 @@ fn write_service(out: &mut String, svc: &Svc) {
     if let Some(b) = &svc.build {
         kv("build", string(b));
     }
+    if let Some(i) = &svc.image {
+        kv("image", string(i));
+    }
     if let Some(r) = &svc.run {
         kv("run", string(r));
+    }
+    if !svc.volumes.is_empty() {
+        kv("volumes", list(&svc.volumes));
     }
     if let Some(c) = &svc.cwd {
         kv("cwd", string(c));
@@ -123,6 +129,9 @@ fn write_health(out: &mut String, name: &str, h: &Health) {
         out.push_str("tcp = true\n");
     } else {
         out.push_str(&format!("{} = {}\n", h.kind, string(&h.value)));
+    }
+    if h.exec {
+        out.push_str("exec = true\n");
     }
     if let Some(i) = &h.interval {
         out.push_str(&format!("interval = {}\n", string(i)));

@@ -6,8 +6,9 @@ use super::super::{Health, Svc, command_line, duration, shell_for_devstack, unes
 use super::text;
 use serde_norway::{Mapping, Value};
 
-/// A `healthcheck` as a `cmd` probe (`http` when it fetches a URL of the service's own port).
-pub(super) fn healthcheck(svc: &mut Svc, h: &Mapping) {
+/// A `healthcheck` as a `cmd` probe (`http` when it fetches a URL of the service's own port);
+/// `inside`: run in the service's container, as compose runs it.
+pub(super) fn healthcheck(svc: &mut Svc, h: &Mapping, inside: bool) {
     if h.get("disable") == Some(&Value::Bool(true)) {
         svc.note("healthcheck disabled");
         return;
@@ -36,11 +37,13 @@ pub(super) fn healthcheck(svc: &mut Svc, h: &Mapping) {
     };
     let mut probe = Health {
         kind: "cmd",
+        exec: inside,
         ..Health::default()
     };
     // A check of the service's own port would go through devstack's proxy (the port the service
     // listens on here is $PORT) and show as `external` traffic: it probes the service directly.
-    if let Some(port) = svc.port.filter(|_| svc.proxy != Some(false)) {
+    // Inside its container, the port is the container's own already.
+    if let Some(port) = svc.port.filter(|_| svc.proxy != Some(false) && !inside) {
         if let Some(path) = http_check(&cmd, port) {
             svc.note(format!(
                 "healthcheck `{cmd}` → an http probe of {path} (devstack probes the service's own port, not through the proxy)"

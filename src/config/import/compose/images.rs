@@ -9,7 +9,7 @@ use super::super::{Context, Health, Svc, command_line};
 pub(super) struct Known {
     names: &'static [&'static str],
     run: &'static str,
-    port: u16,
+    pub(super) port: u16,
     health: Option<&'static str>,
     first: Option<&'static str>,
     /// The folder `first` makes: it runs while that does not exist.
@@ -116,10 +116,18 @@ pub(in crate::config::import) fn programs() -> Vec<&'static str> {
         .iter()
         .flat_map(|k| [Some(k.run), k.first, k.health].into_iter().flatten())
         .map(program)
+        .chain(crate::config::container::ENGINES)
         .collect();
     all.sort();
     all.dedup();
     all
+}
+
+impl Known {
+    /// Its check run inside its own container, on `port` (the container's): its client is there.
+    pub(super) fn inside_check(&self, port: u16) -> Option<String> {
+        self.health.map(|h| h.replace("{port}", &port.to_string()))
+    }
 }
 
 /// The well-known server an image is, if any.

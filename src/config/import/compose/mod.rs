@@ -7,6 +7,7 @@
 //! `images.rs`, `environment` and `env_file` in `env.rs`, `ports` in `ports.rs`, `healthcheck`
 //! in `health.rs`, `develop.watch` in `watch.rs`.
 
+mod container;
 mod env;
 mod health;
 mod images;
@@ -49,6 +50,7 @@ const READ: &[&str] = &[
     "stop_grace_period",
     "profiles",
     "working_dir",
+    "volumes",
 ];
 
 pub(super) fn import(src: &str, cx: &Context) -> Result<Stack, SyntaxError> {
@@ -78,6 +80,10 @@ pub(super) fn import(src: &str, cx: &Context) -> Result<Stack, SyntaxError> {
             }),
             k if k.starts_with("x-") => stack.notes.push(super::Note {
                 text: format!("{k}: an extension field (its anchors are applied where used)"),
+                warn: false,
+            }),
+            "volumes" if container::engine(cx).is_some() => stack.notes.push(super::Note {
+                text: "volumes: each named volume is made when first used, named `<stack>_<name>`, and kept until `devstack down --volumes`".into(),
                 warn: false,
             }),
             other => stack.warn(format!(
@@ -127,14 +133,25 @@ fn service(
         .and_then(images::known)
         .filter(|_| get("build").is_none());
     let ports = ports::Ports::new(get("ports"));
-    // Its program installed here (`redis-server` on the PATH): it runs, as a native process.
-    let native = local.is_some_and(|k| images::installed(k, cx));
-    match local {
-        Some(k) => {
+    // An image without a build runs in a container when an engine is here; else a well-known
+    // server's program installed here (`redis-server` on the PATH) runs as a native process.
+    let engine = container::engine(cx).filter(|_| get("build").is_none());
+    let contained = image.as_deref().zip(engine);
+    let native = contained.is_none() && local.is_some_and(|k| images::installed(k, cx));
+    match (contained, local) {
+        (Some((image, engine)), _) => {
+            container::in_container(&mut svc, image, engine, &words, ports.container, local);
+        }
+        (None, Some(k)) => {
             let image = image.as_deref().unwrap_or_default();
             images::run_locally(&mut svc, k, image, ports.container, native, &words, cx);
         }
-        None => command(&mut svc, image.as_deref(), get("build").is_some(), &words),
+        (None, None) => command(&mut svc, image.as_deref(), get("build").is_some(), &words),
+    }
+    match get("volumes") {
+        Some(v) if contained.is_some() => container::volumes(&mut svc, v),
+        Some(_) => svc.warn("not translated (container settings): volumes"),
+        None => {}
     }
     if let Some(v) = get("environment") {
         env::environment(&mut svc, v, cx, names);
@@ -142,7 +159,7 @@ fn service(
     if let Some(v) = get("env_file") {
         env::env_file(&mut svc, v, cx, stack);
     }
-    ports.translate(&mut svc, native);
+    ports.translate(&mut svc, native || contained.is_some());
     if get("expose").is_some() {
         svc.note("expose: ports opened to other containers; here every port is on 127.0.0.1");
     }
@@ -153,7 +170,7 @@ fn service(
         && !svc.commented
         && !native
     {
-        health::healthcheck(&mut svc, h);
+        health::healthcheck(&mut svc, h, contained.is_some());
     }
     if let Some(rules) = get("develop")
         .and_then(|d| d.get("watch"))
