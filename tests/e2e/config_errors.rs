@@ -48,6 +48,30 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "devstack.toml:5:11",
     ),
     (
+        "volumes on a service without an image",
+        "[services.api]\nrun = \"x\"\nvolumes = [\"data:/data\"]\n",
+        "`volumes` are a container's",
+        "devstack.toml:3:12",
+    ),
+    (
+        "a probe run inside a container the service does not have",
+        "[services.api]\nrun = \"x\"\n[services.api.health]\ncmd = \"true\"\nexec = true\n",
+        "this service has no `image`",
+        "devstack.toml:5:8",
+    ),
+    (
+        "a volume without a path inside",
+        "[services.db]\nimage = \"postgres:16\"\nvolumes = [\"pgdata\"]\n",
+        "write `name:/path`",
+        "devstack.toml:3:12",
+    ),
+    (
+        "an engine devstack does not drive",
+        "[stack]\ncontainer_engine = \"lxc\"\n[services.db]\nimage = \"postgres:16\"\n",
+        "`lxc` is not a container engine",
+        "devstack.toml:2:20",
+    ),
+    (
         "a name the traffic views use",
         "[services.api]\nrun = \"x\"\n[services.external]\nrun = \"y\"\n",
         "`external` can't be a service's name",

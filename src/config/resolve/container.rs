@@ -105,3 +105,77 @@ impl Resolver<'_> {
         health
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Probe, Rollout, Slot, parse_with};
+    use std::path::Path;
+
+    #[test]
+    fn an_image_service_runs_its_container_on_its_private_port_and_pulls_as_its_build() {
+        let next = std::cell::Cell::new(41000);
+        let pick = || {
+            next.set(next.get() + 1);
+            Some(next.get())
+        };
+        let cfg = parse_with(
+            Path::new("/src/shop/devstack.toml"),
+            r#"
+            [env]
+            RUST_LOG = "debug"
+            [services.db]
+            image = "postgres:16"
+            run = "postgres -c 'fsync=off'"
+            port = 5432
+            volumes = ["pgdata:/var/lib/postgresql/data"]
+            env = { POSTGRES_PASSWORD = "${SECRET}" }
+            [services.db.health]
+            cmd = "pg_isready -U postgres"
+            exec = true
+            [services.web]
+            image = "nginx"
+            port = 8080
+            rollout = "blue-green"
+            "#,
+            &|n| match n {
+                "SECRET" => Some("pw".into()),
+                "PATH" => Some("/nonexistent".into()),
+                _ => None,
+            },
+            &pick,
+        )
+        .unwrap();
+        let db = &cfg.services[cfg.id_of("db").unwrap()];
+        let c = db.container.as_ref().unwrap();
+        // No engine on that PATH: the build says so, and the run names podman.
+        assert_eq!(c.engine, None);
+        assert!(
+            db.build
+                .as_ref()
+                .unwrap()
+                .to_string()
+                .contains("neither podman nor docker")
+        );
+        let run = db.run.as_ref().unwrap().to_string();
+        assert!(run.contains("-p 127.0.0.1:41001:5432"), "{run}");
+        assert!(run.ends_with("postgres:16 postgres -c fsync=off"), "{run}");
+        // Only its own env goes in, interpolated.
+        assert_eq!(c.env, [("POSTGRES_PASSWORD".to_string(), "pw".to_string())]);
+        assert_eq!(c.named_volumes, ["shop_pgdata"]);
+        assert_eq!(c.name, "devstack-shop-db");
+        let Some(Probe::Cmd(probe)) = db.health.as_ref().map(|h| &h.probe) else {
+            panic!("a cmd probe")
+        };
+        assert_eq!(
+            probe,
+            "podman exec devstack-shop-db sh -c 'pg_isready -U postgres'"
+        );
+        // An image restarts unless it says otherwise; its twin is a second container.
+        assert_eq!(db.rollout, Rollout::Restart);
+        let web = &cfg.services[cfg.id_of("web").unwrap()];
+        let b = web.slot(Slot::B).run.unwrap().to_string();
+        assert!(b.contains("--name devstack-shop-web-b"), "{b}");
+        assert!(b.contains("-p 127.0.0.1:41003:8080"), "{b}");
+        assert!(cfg.container_engine.is_none());
+    }
+}
