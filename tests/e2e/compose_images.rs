@@ -3,105 +3,15 @@
 //! stack starts, is probed inside the containers, carries Redis and Postgres traffic through the
 //! proxy, and stops leaving no container. No registry is reachable, so `postgres:16` and
 //! `redis:7` are built here (as `devstack-test/…`, never over a real image of that name): this machine's own PostgreSQL and Redis programs with the libraries
-//! they load, on the busybox of the test image.
+//! they load, on busybox (`containers::build_image`).
 
 use crate::common::{BIN, Stack, free_port};
-use crate::containers::{Cleanup, containers_of, podman};
+use crate::containers::{Cleanup, build_image, containers_of};
 use crate::decode::{program, run};
 use crate::lifecycle::run_within;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-
-/// Copy `from` (a file or a folder) into `root` at the same path, symlinks followed.
-fn copy_in(root: &Path, from: &Path) {
-    let to = root.join(from.strip_prefix("/").unwrap());
-    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    run(Command::new("cp").arg("-rL").arg(from).arg(&to), true);
-}
-
-/// The shared libraries `bin` loads, by `ldd`.
-fn libraries(bin: &Path) -> Vec<PathBuf> {
-    let out = run(Command::new("ldd").arg(bin), true);
-    out.lines()
-        .filter_map(|l| {
-            let path = l.split("=>").last()?.split_whitespace().next()?;
-            path.starts_with('/').then(|| PathBuf::from(path))
-        })
-        .collect()
-}
-
-/// An image `tag` of busybox, `programs` (with their libraries), `extra` files and folders, an
-/// `/entry.sh` of `entry` as its entrypoint and `cmd` as its command.
-fn build_image(tag: &str, programs: &[PathBuf], extra: &[&str], entry: &str, cmd: &str) {
-    if podman()
-        .args(["image", "exists", tag])
-        .status()
-        .unwrap()
-        .success()
-    {
-        return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let r = root.path();
-    for dir in ["bin", "tmp", "etc", "var/run"] {
-        std::fs::create_dir_all(r.join(dir)).unwrap();
-    }
-    let busybox = program("busybox", &[], "busybox-static");
-    std::fs::copy(&busybox, r.join("bin/busybox")).unwrap();
-    for applet in run(Command::new(&busybox).arg("--list"), true).lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
-        }
-    }
-    let mut files: Vec<PathBuf> = programs.to_vec();
-    for p in programs {
-        files.extend(libraries(p));
-    }
-    files.extend(extra.iter().map(PathBuf::from));
-    for f in &files {
-        copy_in(r, f);
-    }
-    std::fs::write(
-        r.join("etc/passwd"),
-        "root:x:0:0:root:/:/bin/sh\npostgres:x:999:999:postgres:/var/lib/postgresql:/bin/sh\n",
-    )
-    .unwrap();
-    std::fs::write(r.join("etc/group"), "root:x:0:\npostgres:x:999:\n").unwrap();
-    std::fs::write(r.join("entry.sh"), entry).unwrap();
-    run(
-        Command::new("chmod").arg("755").arg(r.join("entry.sh")),
-        true,
-    );
-    let chmod_tmp = Command::new("chmod")
-        .arg("1777")
-        .arg(r.join("tmp"))
-        .status();
-    assert!(chmod_tmp.unwrap().success());
-    let tar = tempfile::NamedTempFile::new().unwrap();
-    run(
-        Command::new("tar")
-            .arg("-C")
-            .arg(r)
-            .arg("-cf")
-            .arg(tar.path())
-            .arg("."),
-        true,
-    );
-    run(
-        podman()
-            .arg("import")
-            .args(["--change", "ENTRYPOINT=[\"/entry.sh\"]"])
-            .args(["--change", &format!("CMD={cmd}")])
-            .args([
-                "--change",
-                "ENV=PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin",
-            ])
-            .arg(tar.path())
-            .arg(tag),
-        true,
-    );
-}
 
 /// `postgres:16` and `redis:7`, made once per test run from this machine's programs.
 fn server_images() {
@@ -141,7 +51,7 @@ exec su postgres -c "exec $* -D $D -k /tmp"
             "devstack-test/postgres:16",
             &pg_programs,
             &extra,
-            entry,
+            &[("entry.sh", entry)],
             "[\"postgres\"]",
         );
         let redis: Vec<PathBuf> = ["redis-server", "redis-cli"]
@@ -153,7 +63,7 @@ exec su postgres -c "exec $* -D $D -k /tmp"
             "devstack-test/redis:7",
             &redis,
             &[],
-            entry,
+            &[("entry.sh", entry)],
             "[\"redis-server\"]",
         );
     });

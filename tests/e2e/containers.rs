@@ -7,13 +7,13 @@
 use crate::common::{Stack, free_port, http_get};
 use crate::decode::{program, run};
 use crate::lifecycle::{run_within, service, wait_service};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The image the tests run: busybox (`sh`, `httpd`, `nc` …) and `/www/index.html`.
-pub(crate) const IMAGE: &str = "devstack-test/busybox:2";
+pub(crate) const IMAGE: &str = "devstack-test/busybox:3";
 
 /// `podman`, or the test fails saying how to get it.
 pub(crate) fn podman() -> Command {
@@ -24,49 +24,117 @@ pub(crate) fn podman() -> Command {
 pub(crate) fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        if podman()
-            .args(["image", "exists", IMAGE])
-            .status()
-            .unwrap()
-            .success()
-        {
-            return;
-        }
-        let busybox = program("busybox", &[], "busybox-static");
-        let root = tempfile::tempdir().unwrap();
-        let bin = root.path().join("bin");
-        for dir in ["bin", "www", "tmp", "etc", "data"] {
-            std::fs::create_dir_all(root.path().join(dir)).unwrap();
-        }
-        std::fs::copy(&busybox, bin.join("busybox")).unwrap();
-        let applets = run(Command::new(&busybox).arg("--list"), true);
-        for applet in applets.lines().filter(|a| *a != "busybox") {
-            // Relative links: `busybox --install -s` would point at this machine's path.
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-        }
-        std::fs::write(
-            root.path().join("www/index.html"),
-            "hello from a container\n",
-        )
-        .unwrap();
-        std::fs::write(
-            root.path().join("etc/passwd"),
-            "root:x:0:0:root:/:/bin/sh\n",
-        )
-        .unwrap();
-        let tar = root.path().join("rootfs.tar");
-        run(
-            Command::new("tar")
-                .arg("-C")
-                .arg(root.path())
-                .args(["--exclude", "./rootfs.tar", "-cf"])
-                .arg(&tar)
-                .arg("."),
-            true,
-        );
-        run(podman().arg("import").arg(&tar).arg(IMAGE), true);
+        let page = ("www/index.html", "hello from a container\n");
+        build_image(IMAGE, &[], &[], &[page], "[\"sh\"]");
     });
     IMAGE
+}
+
+/// Copy `from` (a file or a folder) into `root` at the same path, symlinks followed.
+fn copy_in(root: &Path, from: &Path) {
+    let to = root.join(from.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    run(Command::new("cp").arg("-rL").arg(from).arg(&to), true);
+}
+
+/// The shared libraries `bin` loads, by `ldd`.
+fn libraries(bin: &Path) -> Vec<PathBuf> {
+    let out = run(Command::new("ldd").arg(bin), true);
+    out.lines()
+        .filter_map(|l| {
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// An image `tag` of busybox, `programs` (with their libraries), `extra` files and folders of this
+/// machine, `files` written (an executable `entry.sh` among them is its entrypoint) and `cmd` as
+/// its command; unless podman has it already.
+pub(crate) fn build_image(
+    tag: &str,
+    programs: &[PathBuf],
+    extra: &[&str],
+    files: &[(&str, &str)],
+    cmd: &str,
+) {
+    if podman()
+        .args(["image", "exists", tag])
+        .status()
+        .unwrap()
+        .success()
+    {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for dir in ["bin", "tmp", "etc", "var/run"] {
+        std::fs::create_dir_all(r.join(dir)).unwrap();
+    }
+    let busybox = program("busybox", &[], "busybox-static");
+    std::fs::copy(&busybox, r.join("bin/busybox")).unwrap();
+    for applet in run(Command::new(&busybox).arg("--list"), true).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
+        }
+    }
+    let mut copied: Vec<PathBuf> = programs.to_vec();
+    for p in programs {
+        copied.extend(libraries(p));
+    }
+    copied.extend(extra.iter().map(PathBuf::from));
+    for f in &copied {
+        copy_in(r, f);
+    }
+    std::fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0:root:/:/bin/sh\npostgres:x:999:999:postgres:/var/lib/postgresql:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(r.join("etc/group"), "root:x:0:\npostgres:x:999:\n").unwrap();
+    for (name, text) in files {
+        let path = r.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+    }
+    let entry = files.iter().any(|(n, _)| *n == "entry.sh");
+    if entry {
+        run(
+            Command::new("chmod").arg("755").arg(r.join("entry.sh")),
+            true,
+        );
+    }
+    let chmod_tmp = Command::new("chmod")
+        .arg("1777")
+        .arg(r.join("tmp"))
+        .status();
+    assert!(chmod_tmp.unwrap().success());
+    let tar = tempfile::NamedTempFile::new().unwrap();
+    run(
+        Command::new("tar")
+            .arg("-C")
+            .arg(r)
+            .arg("-cf")
+            .arg(tar.path())
+            .arg("."),
+        true,
+    );
+    let mut import = podman();
+    import.arg("import");
+    if entry {
+        import.args(["--change", "ENTRYPOINT=[\"/entry.sh\"]"]);
+    }
+    run(
+        import
+            .args(["--change", &format!("CMD={cmd}")])
+            .args([
+                "--change",
+                "ENV=PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin",
+            ])
+            .arg(tar.path())
+            .arg(tag),
+        true,
+    );
 }
 
 /// The containers podman has for the stack in `dir` (by the label devstack gives them).
