@@ -428,7 +428,13 @@ impl Backend {
                 Ok(Err(_)) => return Err(ErrorKind::Stopped), // the route was dropped
                 Err(_) => return Err(ErrorKind::Timeout),
             };
-            match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            // A connect to a process whose backlog is full waits; if the route moves meanwhile
+            // (a switch away from that process), it goes where the route is now.
+            let attempt = tokio::select! {
+                attempt = tokio::time::timeout_at(deadline, TcpStream::connect(addr)) => attempt,
+                _ = self.rx.changed() => continue,
+            };
+            match attempt {
                 Ok(Ok(stream)) => {
                     stream.set_nodelay(true).or_say(NODELAY);
                     return Ok(stream);

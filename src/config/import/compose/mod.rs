@@ -50,7 +50,6 @@ const READ: &[&str] = &[
     "stop_grace_period",
     "profiles",
     "working_dir",
-    "volumes",
 ];
 
 pub(super) fn import(src: &str, cx: &Context) -> Result<Stack, SyntaxError> {
@@ -148,10 +147,8 @@ fn service(
         }
         (None, None) => command(&mut svc, image.as_deref(), get("build").is_some(), &words),
     }
-    match get("volumes") {
-        Some(v) if contained.is_some() => container::volumes(&mut svc, v),
-        Some(_) => svc.warn("not translated (container settings): volumes"),
-        None => {}
+    if let Some(v) = get("volumes").filter(|_| contained.is_some()) {
+        container::volumes(&mut svc, v);
     }
     if let Some(v) = get("environment") {
         env::environment(&mut svc, v, cx, names);
@@ -365,6 +362,8 @@ fn unread(svc: &mut Svc, def: &Mapping) {
         .keys()
         .filter_map(Value::as_str)
         .filter(|k| !READ.contains(k))
+        // An image service's volumes are its own (`container::volumes`).
+        .filter(|k| !(*k == "volumes" && svc.image.is_some()))
         .collect();
     if !unread.is_empty() {
         svc.warn(format!(
