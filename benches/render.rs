@@ -55,6 +55,7 @@ fn stack(dir: &std::path::Path) -> App {
             draining_pid: None,
             rollout_failed: None,
             image: None,
+            remote: None,
             volumes: Vec::new(),
             restarts: 0,
             since: Some(tokio::time::Instant::now() - std::time::Duration::from_secs(300)),

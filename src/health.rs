@@ -5,6 +5,7 @@
 
 use crate::config::Probe;
 use crate::sync::Locked;
+use crate::traffic::upstream::{Alpn, RemoteEnd};
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -29,6 +30,8 @@ pub struct Target {
     pub env: Vec<(String, String)>,
     pub interval: Duration,
     pub timeout: Duration,
+    /// Probed at its remote end (`url`): `http` and `tcp` go there, not to a port here.
+    pub remote: Option<crate::config::remote::Remote>,
 }
 
 /// Probe `target` forever, calling `report` with each result. Abort the handle to stop.
@@ -43,8 +46,17 @@ pub fn spawn_loop(
         }
         .min(target.interval);
         let mut healthy_once = false;
+        // A remote end's TLS settings are made once, for every probe of it.
+        let end = target.remote.as_ref().map(|r| {
+            RemoteEnd::new(&r.host, r.port, r.tls, r.insecure)
+                .map_err(|e| format!("{}: {e}", r.url))
+        });
         loop {
-            let result = check(&target).await;
+            let result = match &end {
+                Some(Err(e)) => Err(e.clone()),
+                Some(Ok(end)) => check_remote(&target, end).await,
+                None => check(&target).await,
+            };
             healthy_once |= result.is_ok();
             report(result);
             tokio::time::sleep(if healthy_once {
@@ -83,6 +95,37 @@ pub async fn check(target: &Target) -> Result<(), String> {
     }
 }
 
+/// Run the probe of a remote end once, within its timeout: `tcp` connects (TLS's handshake
+/// too, for https), `http` GETs its path there (with the remote's own name as `Host`), `cmd`
+/// runs here as always.
+async fn check_remote(target: &Target, end: &RemoteEnd) -> Result<(), String> {
+    let url = target.remote.as_ref().map_or("", |r| r.url.as_str());
+    let run = async {
+        match &target.probe {
+            Probe::Tcp => end
+                .connect(Alpn::H1)
+                .await
+                .map(drop)
+                .map_err(|e| format!("{url}: {e}")),
+            Probe::Http(path) => {
+                let stream = end
+                    .connect(Alpn::H1)
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))?;
+                get(stream, path, &end.authority, &format!("{url}{path}")).await
+            }
+            _ => check(target).await,
+        }
+    };
+    match tokio::time::timeout(target.timeout, run).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "{url}: no answer within {}",
+            crate::format::secs(target.timeout)
+        )),
+    }
+}
+
 async fn http(url: &str, port: Option<u16>) -> Result<(), String> {
     let full = if url.starts_with('/') {
         format!(
@@ -103,16 +146,22 @@ async fn http(url: &str, port: Option<u16>) -> Result<(), String> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("GET {full}: {e}"))?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
+    get(stream, path, &authority, &full).await
+}
+
+/// GET `path` on `stream` as `authority`: 2xx and 3xx are healthy (`full`: the URL, to say).
+async fn get<S>(stream: S, path: &str, authority: &str, full: &str) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("GET {full}: {e}"))?;
     tokio::spawn(conn);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let request = hyper::Request::get(path)
-        .header(
-            hyper::header::HOST,
-            uri.authority().map_or(host.clone(), |a| a.to_string()),
-        )
+        .header(hyper::header::HOST, authority)
         .header(hyper::header::USER_AGENT, "devstack-health")
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;

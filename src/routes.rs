@@ -188,9 +188,17 @@ impl Routes {
                 Ok(listener) => listeners.push(listener),
                 Err(e) => errors.push(format!("`{}`: {e}", svc.name)),
             }
+            let remote = svc.remote.as_ref().and_then(|r| {
+                let end =
+                    crate::traffic::upstream::RemoteEnd::new(&r.host, r.port, r.tls, r.insecure);
+                end.map(Arc::new)
+                    .map_err(|e| route_notice(format!("its remote end can't be reached: {e}")))
+                    .ok()
+            });
             routed.push(Followed {
                 service: i,
                 name: svc.name.clone(),
+                remote,
                 private,
                 ports: [Some(private), svc.twin.as_ref().map(|t| t.private_port)],
                 notice: route_notice,
@@ -282,6 +290,8 @@ impl Routes {
 struct Followed {
     service: ServiceId,
     name: String,
+    /// Its remote end (`url`), forwarded to while the service is remote.
+    remote: Option<Arc<crate::traffic::upstream::RemoteEnd>>,
     /// The port its serving process is given (`PORT`): a blue-green service's changes with
     /// each rollout.
     private: u16,
@@ -325,6 +335,22 @@ fn want(view: &ServiceView) -> Want {
 
 impl Followed {
     fn update(&mut self, view: &ServiceView) {
+        if view.remote.is_some() {
+            // Served by its remote end: no process here to follow.
+            self.pid = None;
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            if let Some(poll) = self.poll.take() {
+                poll.abort();
+            }
+            let target = match (&self.remote, view.state) {
+                (Some(end), State::Running) => Target::Remote(end.clone()),
+                _ => Target::Down,
+            };
+            if *self.target.borrow() != target {
+                self.target.send_replace(target);
+            }
+            return;
+        }
         self.follow_next(view);
         let want = want(view);
         let pid = match want {

@@ -184,6 +184,15 @@ pub(super) enum Cmd {
         #[arg(value_parser = ["auto", "manual"])]
         mode: String,
     },
+    /// Serve a service that has both a `run` and a `url` by its local process or its remote end
+    /// (the proxy switches; its callers keep their NAME_URL)
+    #[command(name = "use", after_help = examples::USE)]
+    Use {
+        #[arg(add = ArgValueCandidates::new(complete::services))]
+        service: String,
+        #[arg(value_parser = ["local", "remote"])]
+        end: String,
+    },
     /// Serve the Model Context Protocol on stdio, for coding agents: tools to see and drive
     /// the stack running here (ps, logs, start/stop/restart/rebuild, wait_ready, traffic,
     /// faults)

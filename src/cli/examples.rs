@@ -129,6 +129,11 @@ Examples:
   devstack down                # stop the stack running here; returns once it has stopped
   devstack down --volumes      # and remove the named volumes of its image services";
 
+pub const USE: &str = "\
+Examples:
+  devstack use users remote    # callers of users now reach its url (the local process stops)
+  devstack use users local     # back to the local process; returns once it is ready";
+
 pub const WATCH: &str = "\
 Examples:
   devstack watch api manual    # stop rebuilding api on file changes

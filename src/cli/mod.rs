@@ -122,6 +122,9 @@ fn run(command: Cmd, flags: &Flags) -> ExitCode {
         Cmd::Restart { services, .. } => act(file, remote::Action::Restart, &services),
         Cmd::Rebuild { services } => act(file, remote::Action::Rebuild, &services),
         Cmd::Kill { services } => act(file, remote::Action::Kill, &services),
+        Cmd::Use { service, end } => {
+            with_stack(file, |s| remote::use_end(s, &service, end == "remote"))
+        }
         Cmd::Watch { service, mode } => {
             with_stack(file, |s| remote::watch(s, &service, mode == "auto"))
         }

@@ -153,6 +153,10 @@ impl Session {
                         proxied: self.cfg.services.map(|s| s.proxied()),
                         traffic: self.routes.as_ref().map(Routes::stats),
                         scenarios: self.cfg.faults.clone(),
+                        ends: self
+                            .cfg
+                            .services
+                            .map(|s| (s.remote.as_ref().map(|r| r.url.clone()), s.run.is_some())),
                     });
                     Some(tokio::spawn(control::server::serve(socket, ctx)))
                 }

@@ -16,6 +16,7 @@ mod interp;
 mod plan;
 pub mod protos;
 mod raw;
+pub mod remote;
 mod resolve;
 pub mod scenarios;
 mod urls;
@@ -119,6 +120,9 @@ pub struct Service {
     pub protos: Option<prost_reflect::DescriptorPool>,
     /// Run from an image (`image`): its `run` and `build` are the engine's (`container.rs`).
     pub container: Option<container::Container>,
+    /// Served elsewhere (`url`): the proxy forwards to it when the service is remote (always,
+    /// without a `run`; after `devstack use NAME remote` with one).
+    pub remote: Option<remote::Remote>,
 }
 
 impl Service {
@@ -138,9 +142,15 @@ impl Service {
         self.private_port.is_some()
     }
 
-    /// A service with a build but nothing to run: it is done once the build succeeds.
+    /// A service with a build but nothing to run (here or elsewhere): it is done once the
+    /// build succeeds.
     pub fn is_task(&self) -> bool {
-        self.run.is_none()
+        self.run.is_none() && self.remote.is_none()
+    }
+
+    /// Served only elsewhere: a `url` and nothing to run here.
+    pub fn remote_only(&self) -> bool {
+        self.run.is_none() && self.remote.is_some()
     }
 
     /// Whether a rebuild or restart starts the new process beside the old one.

@@ -15,6 +15,14 @@ use serde::{Deserialize, Serialize, Serializer};
 /// changes in a way the other side can't read; `hello` itself never changes.
 pub const PROTOCOL: u32 = 5;
 
+/// Which end serves a service with both a `run` and a `url`.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum End {
+    Local,
+    Remote,
+}
+
 /// A request. `wait` (default true) makes an action answer once it took effect.
 #[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
 #[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
@@ -85,6 +93,14 @@ pub enum Request {
     Watch {
         service: String,
         auto: bool,
+    },
+    /// Serve a service with both a `run` and a `url` by its remote end or its local process
+    /// (`devstack use`); with `wait`, answered once it does (and is ready).
+    Use {
+        service: String,
+        to: End,
+        #[serde(default = "yes")]
+        wait: bool,
     },
     /// The edge table; `recent` of the last requests with it; `follow`: then every request as
     /// it ends (`Message::Call`).
@@ -564,6 +580,14 @@ mod tests {
                     auto: true,
                 },
                 json!({"cmd": "watch", "service": "api", "auto": true}),
+            ),
+            (
+                Request::Use {
+                    service: "users".into(),
+                    to: End::Remote,
+                    wait: true,
+                },
+                json!({"cmd": "use", "service": "users", "to": "remote", "wait": true}),
             ),
             (
                 Request::Input {

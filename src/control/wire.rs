@@ -49,6 +49,9 @@ pub struct Service {
     /// The image it runs from (`image` services).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The `url` of the remote end serving it now, if one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
     /// The stack's named volumes its container uses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
@@ -85,6 +88,7 @@ impl From<&ServiceView> for Service {
             draining_pid: v.draining_pid,
             rollout_failed: v.rollout_failed.clone(),
             image: v.image.clone(),
+            remote: v.remote.clone(),
             volumes: v.volumes.clone(),
             restarts: v.restarts,
             uptime_secs: v.uptime_secs(),
@@ -119,6 +123,7 @@ impl From<Service> for ServiceView {
             draining_pid: s.draining_pid,
             rollout_failed: s.rollout_failed,
             image: s.image,
+            remote: s.remote,
             volumes: s.volumes,
             restarts: s.restarts,
             since: s
@@ -386,6 +391,7 @@ mod tests {
             draining_pid: Some(41),
             rollout_failed: None,
             image: None,
+            remote: None,
             volumes: Vec::new(),
             restarts: 2,
             since: Some(tokio::time::Instant::now() - Duration::from_secs(75)),

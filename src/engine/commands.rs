@@ -64,6 +64,7 @@ impl Engine {
                 self.files_changed(service, paths, at.into())
             }
             Command::SetAuto { service, auto } => self.set_auto(service, auto),
+            Command::Use { service, remote } => self.use_end(service, remote),
         }
     }
 
@@ -125,6 +126,7 @@ impl Engine {
             self.stop_build(i);
             self.stop_coming_run(i, false);
             self.stop_retiring(i, "the stack stops");
+            self.end_remote(i, Then::Rest);
             if self.svcs[i].serving.proc().is_none() && !self.svcs[i].status.is_settled() {
                 self.set(i, Status::Stopped);
             }
@@ -150,6 +152,7 @@ impl Engine {
 
     /// SIGKILL the service's processes, as a stop (their exits are not crashes).
     fn kill(&mut self, i: ServiceId) {
+        self.end_remote(i, Then::Rest);
         let svc = &mut self.svcs[i];
         svc.want_up = false;
         svc.restart_wave = false;
@@ -201,6 +204,7 @@ impl Engine {
         match &mut self.svcs[i].serving {
             Serving::Stopping { then: next, .. } => *next = then,
             Serving::Up(_) => self.stop_run(i, then),
+            Serving::Remote(_) => drop(self.end_remote(i, then)),
             Serving::None | Serving::Checking(_) => {
                 if matches!(
                     self.svcs[i].status,

@@ -80,9 +80,9 @@ impl Engine {
     pub(super) fn reconcile(&mut self) {
         if self.shutting_down {
             for i in self.cfg.order.clone().into_iter().rev() {
-                if self.svcs[i].serving.up().is_some()
-                    && !deps::has_live_dependent(&self.cfg, &self.svcs, i)
-                {
+                let serving =
+                    self.svcs[i].serving.up().is_some() || self.svcs[i].serving.remote().is_some();
+                if serving && !deps::has_live_dependent(&self.cfg, &self.svcs, i) {
                     self.stop(i, Then::Rest);
                 }
             }
@@ -103,7 +103,9 @@ impl Engine {
             match self.gate(i) {
                 Ok(()) => {
                     let spec = &self.cfg.services[i];
-                    if spec.build.is_some() && (!self.svcs[i].built || spec.is_task()) {
+                    if self.svcs[i].remote {
+                        self.start_remote(i);
+                    } else if spec.build.is_some() && (!self.svcs[i].built || spec.is_task()) {
                         self.spawn_build(i);
                     } else {
                         self.spawn_run(i);
@@ -459,6 +461,8 @@ impl Engine {
             self.say(i, format!("stopped ({exit})"));
             if self.svcs[i].want_up && !self.shutting_down {
                 match then {
+                    // Switched to its remote end meanwhile (`use`): served there from now.
+                    Then::Run if self.svcs[i].remote => return self.start_remote(i),
                     Then::Run => return self.spawn_run(i),
                     Then::Backoff => return self.schedule_restart(i, exit, ran),
                     Then::Rest => {}

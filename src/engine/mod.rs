@@ -19,6 +19,7 @@ mod phase;
 mod probes;
 pub mod ready;
 mod rebuild;
+mod remote;
 mod rollout;
 mod status;
 #[cfg(test)]
@@ -95,6 +96,12 @@ pub enum Command {
     SetAuto {
         service: ServiceId,
         auto: bool,
+    },
+    /// Serve a service with both a `run` and a `url` by its remote end (true) or its local
+    /// process (false) from now on (`devstack use`).
+    Use {
+        service: ServiceId,
+        remote: bool,
     },
 }
 
@@ -307,6 +314,9 @@ struct Svc {
     not_found: u32,
     /// Restart it once its dependencies are up again (`R`, restart all, in dependency order).
     restart_wave: bool,
+    /// Served by its remote end (`url`) rather than a process here: always without a `run`,
+    /// after `devstack use NAME remote` with one.
+    remote: bool,
 }
 
 impl Svc {
@@ -333,6 +343,7 @@ impl Svc {
             spawns: 0,
             auto: true,
             guard: rebuild::Guard::default(),
+            remote: false,
             not_found: 0,
             restart_wave: false,
         }
@@ -382,7 +393,10 @@ pub struct Engine {
 impl Engine {
     pub fn new(cfg: Arc<Config>, logs: Arc<LogHub>, opts: Options) -> (Engine, Handle) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let svcs = deps::wanted_set(&cfg, &opts.only).map(|&wanted| Svc::new(wanted));
+        let mut svcs = deps::wanted_set(&cfg, &opts.only).map(|&wanted| Svc::new(wanted));
+        for (svc, spec) in svcs.values_mut().zip(cfg.services.values()) {
+            svc.remote = spec.remote_only();
+        }
         let record = GroupRecord::new(StateDir::new(&cfg.root).groups());
         let (views, views_rx) = watch::channel(Services::default());
         let events = broadcast::channel(1024).0;

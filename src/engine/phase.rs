@@ -22,6 +22,23 @@ pub(super) enum Serving {
         then: Then,
         kill_at: Option<Instant>,
     },
+    /// Served by its remote end (`url`), not by a process here: probed as a process would be.
+    Remote(RemoteEnd),
+}
+
+/// A service served by its remote end: its probe's id and handle, and since when.
+pub(super) struct RemoteEnd {
+    pub id: u64,
+    pub since: Instant,
+    pub probe: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for RemoteEnd {
+    fn drop(&mut self) {
+        if let Some(probe) = self.probe.take() {
+            probe.abort();
+        }
+    }
 }
 
 impl Serving {
@@ -29,14 +46,22 @@ impl Serving {
     pub(super) fn proc(&self) -> Option<&Proc> {
         match self {
             Serving::Up(proc) | Serving::Stopping { proc, .. } => Some(proc),
-            Serving::None | Serving::Checking(_) => None,
+            Serving::None | Serving::Checking(_) | Serving::Remote(_) => None,
+        }
+    }
+
+    /// Its remote end, while it serves.
+    pub(super) fn remote(&self) -> Option<&RemoteEnd> {
+        match self {
+            Serving::Remote(end) => Some(end),
+            _ => None,
         }
     }
 
     pub(super) fn proc_mut(&mut self) -> Option<&mut Proc> {
         match self {
             Serving::Up(proc) | Serving::Stopping { proc, .. } => Some(proc),
-            Serving::None | Serving::Checking(_) => None,
+            Serving::None | Serving::Checking(_) | Serving::Remote(_) => None,
         }
     }
 
@@ -84,7 +109,9 @@ impl Serving {
         match std::mem::replace(self, Serving::None) {
             Serving::Up(proc) => Some((proc, None)),
             Serving::Stopping { proc, then, .. } => Some((proc, Some(then))),
-            Serving::None | Serving::Checking(_) => unreachable!("matched above"),
+            Serving::None | Serving::Checking(_) | Serving::Remote(_) => {
+                unreachable!("matched above")
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::phase::Serving;
 use super::{Engine, HealthState, Msg, ServiceId, Then};
-use crate::config::{Probe, Restart};
+use crate::config::{Probe, Restart, Slot};
 use crate::format::secs;
 use crate::health;
 use crate::ignored::Ignore;
@@ -17,12 +17,13 @@ impl Engine {
     pub(super) fn start_probe(&mut self, i: ServiceId, id: u64) {
         let spec = &self.cfg.services[i];
         let svc = &self.svcs[i];
-        let Some(proc) =
-            (svc.serving.up().into_iter().chain(svc.coming.run())).find(|p| p.id == id)
-        else {
-            return;
+        let remote = svc.serving.remote().is_some_and(|e| e.id == id);
+        let proc = (svc.serving.up().into_iter().chain(svc.coming.run())).find(|p| p.id == id);
+        let slot = match (proc, remote) {
+            (Some(proc), _) => spec.slot(proc.slot),
+            (None, true) => spec.slot(Slot::A),
+            (None, false) => return,
         };
-        let slot = spec.slot(proc.slot);
         let beside = svc.coming.run().is_some_and(|p| p.id == id);
         let (probe, interval, timeout) = match slot.health {
             Some(h) => (h.probe.clone(), h.interval, h.timeout),
@@ -40,6 +41,7 @@ impl Engine {
             env: slot.env.to_vec(),
             interval,
             timeout,
+            remote: spec.remote.clone().filter(|_| remote),
         };
         let tx = self.tx.clone();
         let report = Box::new(move |result| {
@@ -54,6 +56,10 @@ impl Engine {
         let svc = &mut self.svcs[i];
         let up = match &mut svc.serving {
             Serving::Up(proc) => Some(proc),
+            Serving::Remote(end) => {
+                end.probe = Some(handle);
+                return;
+            }
             _ => None,
         };
         if let Some(proc) = up
@@ -74,11 +80,16 @@ impl Engine {
             }
             return;
         }
-        let Some(proc) = self.svcs[i].serving.up().filter(|p| p.id == id) else {
-            return; // an older process, or one on its way out
+        let serving = &self.svcs[i].serving;
+        let remote = serving.remote().filter(|e| e.id == id);
+        let (ran, slot) = match (serving.up().filter(|p| p.id == id), remote) {
+            (Some(proc), _) => (proc.started.elapsed(), proc.slot),
+            (None, Some(end)) => (end.since.elapsed(), Slot::A),
+            // An older process, or one on its way out.
+            (None, None) => return,
         };
-        let ran = proc.started.elapsed();
-        let Some(spec) = self.cfg.services[i].slot(proc.slot).health else {
+        let remote = remote.is_some();
+        let Some(spec) = self.cfg.services[i].slot(slot).health else {
             return; // a new process's probe, until it listened
         };
         let (retries, start_period) = (spec.retries, spec.start_period);
@@ -106,7 +117,8 @@ impl Engine {
                 health.state = HealthState::Unhealthy;
                 let n = health.fails;
                 self.say(i, format!("health: unhealthy after {n} failed checks: {e}"));
-                let restart = self.cfg.services[i].restart != Restart::No;
+                // A remote end has nothing here to restart.
+                let restart = self.cfg.services[i].restart != Restart::No && !remote;
                 if was_healthy && restart {
                     self.say(
                         i,

@@ -108,6 +108,10 @@ impl Engine {
     /// Build again: beside a running process (which keeps running until the build succeeds), or
     /// as the first step of a start; one more after the running build.
     pub(super) fn rebuild(&mut self, i: ServiceId) {
+        if self.svcs[i].remote {
+            // Served by its remote end: what runs here is nothing to rebuild.
+            return self.command(Command::Restart { service: i });
+        }
         if self.cfg.services[i].build.is_none() {
             // Nothing to build: a rebuild is a restart.
             return self.command(Command::Restart { service: i });

@@ -270,6 +270,8 @@ pub struct ServiceView {
     pub rollout_failed: Option<String>,
     /// The image it runs from (`image` services).
     pub image: Option<String>,
+    /// The `url` of the remote end serving it now (no process here), if one does.
+    pub remote: Option<String>,
     /// The named volumes of the stack its container uses (kept until `down --volumes`).
     pub volumes: Vec<String>,
     pub restarts: u32,

@@ -44,6 +44,9 @@ pub(super) enum Goal {
     Ready { i: ServiceId, after: Option<u64> },
     /// The process `i` had (`had`, a process id) gone, and nothing of it stopping or building.
     Gone { i: ServiceId, had: Option<u64> },
+    /// `i` served by its remote end (`remote`) or its local process, and ready (or, not
+    /// wanted, with nothing of it running here).
+    Using { i: ServiceId, remote: bool },
     /// Restart all: each service that ran has a new process (`spawns` as they were), and the
     /// stack is ready.
     Renewed {
@@ -82,6 +85,7 @@ impl Engine {
                 i: service,
                 had: self.svcs[service].serving.proc().map(|p| p.id),
             },
+            Use { service, remote } => Goal::Using { i: service, remote },
             RestartAll => Goal::Renewed {
                 spawns: self.svcs.map(|s| s.spawns),
                 ran: self.svcs.map(|s| s.serving.proc().is_some()),
@@ -169,6 +173,23 @@ impl Engine {
                     .proc()
                     .is_none_or(|p| Some(p.id) != *had && !svc.serving.is_stopping());
                 (gone && svc.coming.is_none()).then(|| Outcome::Done(vec![views[*i].clone()]))
+            }
+            Goal::Using { i, remote } => {
+                let (i, view) = (*i, &views[*i]);
+                if view.remote.is_some() != *remote {
+                    return None; // the local process is still on its way out
+                }
+                if !view.wanted {
+                    return self.svcs[i]
+                        .idle()
+                        .then(|| Outcome::Done(vec![view.clone()]));
+                }
+                match verdict(std::slice::from_ref(view)) {
+                    Verdict::Ready => Some(Outcome::Done(vec![view.clone()])),
+                    Verdict::Failed { why, .. } => failed(i, why, FailureKind::Failed),
+                    _ if view.settled => failed(i, view.detail.clone(), FailureKind::Failed),
+                    _ => None,
+                }
             }
             Goal::Renewed { spawns, ran } => {
                 let renewed = views.iter().all(|(i, v)| {

@@ -38,7 +38,8 @@ impl Engine {
         let (run, build) = (s.serving.proc(), s.coming.build());
         let live = run.or(build);
         let load = run.and_then(|p| self.loads.get(&p.pid));
-        let probed = spec.health.is_some() && run.is_some();
+        let remote = s.serving.remote();
+        let probed = spec.health.is_some() && (run.is_some() || remote.is_some());
         let build_failed = spec.build.is_some() && !s.built && run.is_some() && build.is_none();
         // With a probe, a process is only starting until its first success.
         let starting = probed
@@ -56,6 +57,7 @@ impl Engine {
                 None => s.status.to_string(),
             },
             _ if build_failed => format!("{} · build failed", s.status),
+            _ if remote.is_some() => format!("{} · remote", s.status),
             _ => match (s.coming.run(), &s.rollout_failed, &s.retiring) {
                 (Some(next), ..) => format!("{} · pid {} starting beside", s.status, next.pid),
                 (None, Some(why), _) if run.is_some() => {
@@ -108,8 +110,9 @@ impl Engine {
                 .container
                 .as_ref()
                 .map_or_else(Vec::new, |c| c.named_volumes.clone()),
+            remote: remote.and(spec.remote.as_ref()).map(|r| r.url.clone()),
             restarts: s.restarts,
-            since: run.map(|p| p.started),
+            since: run.map(|p| p.started).or(remote.map(|e| e.since)),
         }
     }
 

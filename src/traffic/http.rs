@@ -9,6 +9,7 @@ use super::fault;
 use super::proxy::Backend;
 use super::sniff::Prefixed;
 use super::stats::{self, ErrorKind, Kind, Record};
+use super::upstream::Alpn;
 use super::{Conn, Recorder};
 use crate::ignored::Ignore;
 use crate::sync::Locked;
@@ -290,16 +291,19 @@ impl Shared {
     }
 
     /// Send on this connection's HTTP/2 backend connection (requests multiplexed on it).
-    async fn send_h2(&self, req: Request<RequestBody>) -> Result<Response<Incoming>, ErrorKind> {
-        let mut sender = {
+    async fn send_h2(
+        &self,
+        mut req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, ErrorKind> {
+        let (mut sender, authority) = {
             let mut up = self.upstream.lock().await;
             // A connection to a process that serves no more (a blue-green switch) takes no new
             // streams: those on it finish there, and it closes once they have.
             let moved = up.backend.moved();
-            match &up.h2 {
+            let sender = match &up.h2 {
                 Some(sender) if !sender.is_closed() && !moved => sender.clone(),
                 _ => {
-                    let stream = up.backend.connect().await?;
+                    let stream = up.backend.connect(Alpn::H2).await?;
                     let (sender, conn) = client_h2::Builder::new(TokioExecutor::new())
                         .handshake(TokioIo::new(stream))
                         .await
@@ -307,8 +311,20 @@ impl Shared {
                     tokio::spawn(conn);
                     up.h2.insert(sender).clone()
                 }
-            }
+            };
+            let remote = up.backend.authority().map(str::to_string);
+            (sender, remote.map(|a| (a, up.backend.scheme())))
         };
+        // A remote end is asked for by its own name (`:authority`) and scheme.
+        if let Some((authority, scheme)) = authority {
+            let mut parts = req.uri().clone().into_parts();
+            parts.scheme = scheme.parse().ok();
+            parts.authority = authority.parse().ok();
+            if let Ok(uri) = hyper::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+            req.headers_mut().remove(hyper::header::HOST);
+        }
         sender.ready().await.map_err(|_| ErrorKind::Reset)?;
         sender.send_request(req).await.map_err(|_| ErrorKind::Reset)
     }

@@ -27,6 +27,7 @@ pub mod replay;
 pub mod sniff;
 pub mod stats;
 mod tcp;
+pub mod upstream;
 
 pub use caller::{Attributor, Caller, Lookup, Mark, Sessions};
 pub use limits::{Limits, Notice};

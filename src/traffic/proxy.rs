@@ -7,6 +7,7 @@ use super::fault::On;
 use super::limits::{Limits, Notice, OpenConnections, Said, refuse};
 use super::sniff::{self, Detected, Prefixed};
 use super::stats::{ErrorKind, Stats};
+use super::upstream::{Alpn, RemoteEnd, Upstream};
 use crate::ignored::Ignore;
 use crate::process::PortHolder;
 use std::io;
@@ -46,15 +47,28 @@ pub enum Protocol {
 }
 
 /// Where a service can be reached now, as its route's `backend` says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Target {
     /// Listening at this (private) address.
     Up(SocketAddr),
+    /// Served by its remote end (`url`), not by a process here.
+    Remote(Arc<RemoteEnd>),
     /// Coming (starting, restarting, rebuilding): new connections wait for it, up to the route's
     /// `wait`.
     Coming,
     /// Stopped, and nothing will start it unless asked: new connections fail at once.
     Down,
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Target) -> bool {
+        match (self, other) {
+            (Target::Up(a), Target::Up(b)) => a == b,
+            (Target::Remote(a), Target::Remote(b)) => Arc::ptr_eq(a, b),
+            (Target::Coming, Target::Coming) | (Target::Down, Target::Down) => true,
+            _ => false,
+        }
+    }
 }
 
 /// One service's listener: where it listens and where it forwards.
@@ -363,9 +377,9 @@ async fn serve(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, ctx: 
 /// Who spoke first on a connection silent past `SNIFF_WAIT`.
 enum Speaker {
     /// The caller: its bytes are still unread (peeked); the service's connection is open.
-    Caller(TcpStream),
+    Caller(Upstream),
     /// The service: its bytes are still unread.
-    Service(TcpStream),
+    Service(Upstream),
 }
 
 /// Connect to the service and wait for either side to speak (or close).
@@ -373,11 +387,11 @@ async fn first_to_speak(
     client: &mut TcpStream,
     conn: &mut super::Conn,
 ) -> Result<Speaker, ErrorKind> {
-    let server = conn.backend.connect().await?;
+    let server = conn.backend.connect(Alpn::H1).await?;
     let (mut mine, mut theirs) = ([0u8; 1], [0u8; 1]);
     let caller_first = tokio::select! {
         _ = client.peek(&mut mine) => true,
-        _ = server.peek(&mut theirs) => false,
+        _ = server.tcp().peek(&mut theirs) => false,
     };
     Ok(if caller_first {
         Speaker::Caller(server)
@@ -390,6 +404,11 @@ async fn first_to_speak(
 pub(crate) struct Backend {
     rx: watch::Receiver<Target>,
     wait: Duration,
+    /// The remote end's authority (`staging.example.com`) when the last connection went to
+    /// one: requests carry it as their `Host`.
+    authority: Option<Arc<str>>,
+    /// Whether the last connection's remote end speaks TLS.
+    tls: bool,
 }
 
 impl Backend {
@@ -397,7 +416,20 @@ impl Backend {
         Backend {
             rx: route.backend.clone(),
             wait: route.wait,
+            authority: None,
+            tls: false,
         }
+    }
+
+    /// The `Host` requests on the last connection must carry: a remote end's name, or None (a
+    /// process here takes what the caller wrote).
+    pub fn authority(&self) -> Option<&str> {
+        self.authority.as_deref()
+    }
+
+    /// The scheme requests on the last connection are for: `https` to a remote end with TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
     }
 
     /// Whether the backend changed (another process, or none) since the last connection was
@@ -415,18 +447,26 @@ impl Backend {
 
     /// A connection to the current backend, waiting (up to the route's wait) while it is
     /// coming. A refused connection is retried only if the backend changed meanwhile (a restart
-    /// raced with it).
-    pub async fn connect(&mut self) -> Result<TcpStream, ErrorKind> {
+    /// raced with it). A remote end is dialled by name, with TLS when it has it (`alpn`: what
+    /// the connection carries).
+    pub async fn connect(&mut self, alpn: Alpn) -> Result<Upstream, ErrorKind> {
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
             let settled = self.rx.wait_for(|t| *t != Target::Coming);
-            let addr = match tokio::time::timeout_at(deadline, settled).await {
-                Ok(Ok(target)) => match *target {
-                    Target::Up(addr) => addr,
-                    _ => return Err(ErrorKind::Stopped),
-                },
+            let target = match tokio::time::timeout_at(deadline, settled).await {
+                Ok(Ok(target)) => target.clone(),
                 Ok(Err(_)) => return Err(ErrorKind::Stopped), // the route was dropped
                 Err(_) => return Err(ErrorKind::Timeout),
+            };
+            self.authority = None;
+            let addr = match target {
+                Target::Up(addr) => addr,
+                Target::Remote(end) => {
+                    self.authority = Some(end.authority.as_str().into());
+                    self.tls = end.tls.is_some();
+                    return remote(&end, alpn, deadline).await;
+                }
+                _ => return Err(ErrorKind::Stopped),
             };
             // A connect to a process whose backlog is full waits; if the route moves meanwhile
             // (a switch away from that process), it goes where the route is now.
@@ -437,7 +477,7 @@ impl Backend {
             match attempt {
                 Ok(Ok(stream)) => {
                     stream.set_nodelay(true).or_say(NODELAY);
-                    return Ok(stream);
+                    return Ok(Upstream::Tcp(stream));
                 }
                 Ok(Err(_)) if self.rx.has_changed().unwrap_or(false) => continue,
                 // Refused by the address it is meant to be at: the process is most likely on
@@ -446,7 +486,7 @@ impl Backend {
                 Ok(Err(_)) => {
                     let until = deadline.min(tokio::time::Instant::now() + REFUSED_GRACE);
                     match self.refused(addr, until).await {
-                        Some(Ok(stream)) => return Ok(stream),
+                        Some(Ok(stream)) => return Ok(Upstream::Tcp(stream)),
                         Some(Err(())) => continue,
                         None => return Err(ErrorKind::Refused),
                     }
@@ -454,6 +494,23 @@ impl Backend {
                 Err(_) => return Err(ErrorKind::Timeout),
             }
         }
+    }
+}
+
+/// A connection to a remote end, within the route's wait: refused, unreachable or a failed TLS
+/// handshake are the service's refusal (a 502 to an HTTP caller), said in devstack's log.
+async fn remote(
+    end: &RemoteEnd,
+    alpn: Alpn,
+    deadline: tokio::time::Instant,
+) -> Result<Upstream, ErrorKind> {
+    match tokio::time::timeout_at(deadline, end.connect(alpn)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => {
+            tracing::warn!(host = %end.host, port = end.port, error = %e, "the remote end refused");
+            Err(ErrorKind::Refused)
+        }
+        Err(_) => Err(ErrorKind::Timeout),
     }
 }
 

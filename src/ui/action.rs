@@ -68,4 +68,6 @@ pub enum Action {
     Type(Vec<u8>),
     /// Rebuild on file changes, or only by hand (`m`).
     ToggleAuto,
+    /// Serve it by its remote end (`url`), or by its process again (`U`).
+    ToggleEnd,
 }

@@ -301,7 +301,8 @@ impl App {
             | Action::EnterInput
             | Action::LeaveInput
             | Action::Type(..)
-            | Action::ToggleAuto => return self.on_service(action),
+            | Action::ToggleAuto
+            | Action::ToggleEnd => return self.on_service(action),
             Action::AskQuit
             | Action::Quit
             | Action::Interrupt
@@ -509,6 +510,14 @@ impl App {
                 }
                 None => self.message = Some("this service has no `watch` globs".into()),
             },
+            // Whether it has the other end is the stack's to say (in the service's log).
+            Action::ToggleEnd => {
+                let remote = self.views.get(id).is_none_or(|v| v.remote.is_none());
+                return engine(Command::Use {
+                    service: id,
+                    remote,
+                });
+            }
             _ => unreachable!("not a service action: {action:?}"),
         }
         Vec::new()

@@ -414,6 +414,14 @@ pub const KEYS: &[Binding] = &[
         A::ToggleAuto,
         ("m", "rebuild on file change on/off (⏸ = off)"),
     ),
+    both!(
+        &[k('U')],
+        A::ToggleEnd,
+        (
+            "U",
+            "serve it by its remote end (`url`), or by its process again"
+        ),
+    ),
     Binding {
         // Not in the help it opens.
         help: None,
@@ -501,6 +509,7 @@ mod tests {
                 ('?', Action::Help),
                 ('q', Action::AskQuit),
                 ('m', Action::ToggleAuto),
+                ('U', Action::ToggleEnd),
             ] {
                 assert_eq!(
                     map(&Mode::Normal, focus, key(KeyCode::Char(c))),

@@ -225,6 +225,15 @@ pub fn request(names: &Services<String>, cmd: Command) -> Option<Request> {
             wait,
         },
         Command::RestartAll => Request::RestartAll { wait },
+        Command::Use { service, remote } => Request::Use {
+            service: name(service)?,
+            to: if remote {
+                crate::control::End::Remote
+            } else {
+                crate::control::End::Local
+            },
+            wait,
+        },
         Command::Shutdown => Request::Down,
         Command::Input { service, bytes } => Request::Input {
             service: name(service)?,

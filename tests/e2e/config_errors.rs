@@ -72,6 +72,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "devstack.toml:2:20",
     ),
     (
+        "a url service with no port to be reached on",
+        "[services.billing]\nurl = \"https://billing.example.com\"\n",
+        "reached here on its `port`",
+        "devstack.toml:2:7",
+    ),
+    (
+        "insecure on a url without TLS",
+        "[services.billing]\nurl = \"http://billing.example.com\"\nport = 7300\ninsecure = true\n",
+        "only an https `url` has one",
+        "devstack.toml:4:12",
+    ),
+    (
+        "a url of a scheme devstack does not forward",
+        "[services.billing]\nurl = \"ftp://files.example.com\"\nport = 7300\n",
+        "`ftp://` is not a scheme",
+        "devstack.toml:2:7",
+    ),
+    (
         "a name the traffic views use",
         "[services.api]\nrun = \"x\"\n[services.external]\nrun = \"y\"\n",
         "`external` can't be a service's name",

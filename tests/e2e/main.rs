@@ -38,6 +38,7 @@ mod output;
 mod proxy_limits;
 mod ps;
 mod relay_props;
+mod remote;
 mod rollout;
 mod schema;
 mod socket_limits;

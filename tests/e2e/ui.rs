@@ -38,6 +38,7 @@ fn view(name: &str, state: &str, detail: &str) -> ServiceView {
         draining_pid: None,
         rollout_failed: None,
         image: None,
+        remote: None,
         volumes: Vec::new(),
         restarts: 0,
         since: running.then(|| tokio::time::Instant::now() - std::time::Duration::from_secs(75)),

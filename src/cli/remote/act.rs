@@ -5,8 +5,8 @@
 use super::locate::{Running, connect};
 use super::{fail, out};
 use crate::cli::{note, service_lines};
-use devstack::control::Request;
 use devstack::control::client;
+use devstack::control::{End, Request};
 use devstack::engine::ServiceView;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -103,6 +103,28 @@ pub fn watch(mut stack: Running, service: &str, auto: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+/// `use`: a service served by its remote end or its local process; waits until it is ready so.
+pub fn use_end(mut stack: Running, service: &str, remote: bool) -> ExitCode {
+    let to = if remote { End::Remote } else { End::Local };
+    let request = Request::Use {
+        service: service.to_string(),
+        to,
+        wait: true,
+    };
+    match stack.client.act(&request) {
+        Ok(Some(view)) => {
+            out(&match (&view.remote, view.pid) {
+                (Some(url), _) => format!("{service}: served by its remote end {url}"),
+                (None, Some(pid)) => format!("{service}: served by its local process (pid {pid})"),
+                (None, None) => format!("{service}: local ({})", view.detail),
+            });
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(error) => fail(&stack.state, error),
     }
 }
 

@@ -10,7 +10,7 @@ mod locate;
 mod logs;
 mod ready;
 
-pub use act::{Action, act, act_on, down, restart_all, watch};
+pub use act::{Action, act, act_on, down, restart_all, use_end, watch};
 pub use detach::detach;
 pub use locate::{Running, find, home, locate, not_running};
 pub use logs::{logs, logs_from_files};
@@ -197,6 +197,7 @@ mod tests {
             draining_pid: None,
             rollout_failed: None,
             image: None,
+            remote: None,
             volumes: Vec::new(),
             restarts: 0,
             since: Some(tokio::time::Instant::now() - std::time::Duration::from_secs(3)),

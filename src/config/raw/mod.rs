@@ -138,6 +138,10 @@ pub struct RawService {
     pub run: Option<Spanned<CommandLine>>,
     /// Run the service from a container image (podman or docker from the PATH, pulled when missing): its `port` is the container's, published on the private port behind the proxy; its `env` is the container's.
     pub image: Option<Spanned<String>>,
+    /// A service served elsewhere (`https://staging.example.com`, `http://host:port`, `tcp://host:port`): devstack forwards its `port` here to it, never runs it; with a `run` too, `devstack use NAME local|remote` switches between them.
+    pub url: Option<Spanned<String>>,
+    /// true: the `url`'s TLS certificate is not checked (a development certificate).
+    pub insecure: Option<Spanned<bool>>,
     /// With `image`: `name:/path` (a named volume of the stack, kept until `devstack down --volumes`) or `./folder:/path` (a folder bound in).
     #[serde(default)]
     pub volumes: Vec<Spanned<String>>,

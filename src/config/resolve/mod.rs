@@ -12,6 +12,7 @@ mod env;
 mod faults;
 mod health;
 mod protos;
+mod remote;
 mod service;
 mod stack;
 

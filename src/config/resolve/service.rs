@@ -97,7 +97,8 @@ impl Resolver<'_> {
             run = Some(c.run(Slot::A, private_port.or(port)));
             build = build.or_else(|| Some(c.pull()));
         }
-        if build.is_none() && run.is_none() {
+        let remote = self.remote(raw);
+        if build.is_none() && run.is_none() && raw.url.is_none() {
             self.error(name_span.span(), format!("service `{name}` has neither `run` nor `build`"))
                 .help = Some("add `run = \"...\"` (a long-running process) or `build = \"...\"` (a one-shot task)".into());
         }
@@ -114,7 +115,11 @@ impl Resolver<'_> {
             .health
             .as_ref()
             .and_then(|h| self.health(h, port, &lookup))
-            .map(|h| self.inside(h, raw, container.as_ref(), Slot::A));
+            .map(|h| self.inside(h, raw, container.as_ref(), Slot::A))
+            .or_else(|| {
+                let only_remote = remote.is_some() && run.is_none();
+                only_remote.then(super::remote::default_remote_health)
+            });
         let rollout = self.rollout(raw, proxied && run.is_some(), run.as_ref());
         let twin = match rollout {
             Rollout::BlueGreen => self.twin(&name, raw, container.as_ref(), stack),
@@ -130,7 +135,9 @@ impl Resolver<'_> {
             protocol: raw
                 .protocol
                 .as_ref()
-                .map_or_else(Default::default, |p| *p.get_ref()),
+                .map(|p| *p.get_ref())
+                .or(remote.as_ref().map(|r| r.protocol()))
+                .unwrap_or_default(),
             private_port,
             env,
             deps: Vec::new(),
@@ -147,6 +154,7 @@ impl Resolver<'_> {
             capture: stack.capture.of(raw.capture.as_ref()),
             protos: self.service_protos(&stack.protos, raw.capture.as_ref(), stack.root),
             container,
+            remote,
         }
     }
 

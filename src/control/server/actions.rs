@@ -6,7 +6,7 @@
 
 use super::streams::traffic;
 use super::{Context, done, error, faults, index};
-use crate::control::{Answer, PROTOCOL, Readiness, Request, Response, Waiting, wire};
+use crate::control::{Answer, End, PROTOCOL, Readiness, Request, Response, Waiting, wire};
 use crate::engine::ready::not_ready;
 use crate::engine::{
     Command, Failure, FailureKind, LINES_SHOWN, ServiceId, ServiceView, TicketOutcome,
@@ -61,6 +61,21 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
                     done(Answer::Service { service })
                 }
                 Err(e) => error(e),
+            };
+        }
+        Request::Use { service, to, wait } => {
+            return match (index(ctx, service), to) {
+                (Err(e), _) => error(e),
+                (Ok(i), End::Remote) if ctx.ends[i].0.is_none() => error(format!(
+                    "{service} has no `url`: there is no remote end to use"
+                )),
+                (Ok(i), End::Local) if !ctx.ends[i].1 => error(format!(
+                    "{service} has no `run`: it is served only by its remote end"
+                )),
+                (Ok(i), to) => {
+                    let remote = *to == End::Remote;
+                    act(ctx, service, Command::Use { service: i, remote }, *wait).await
+                }
             };
         }
         Request::Down => {

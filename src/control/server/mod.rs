@@ -45,6 +45,8 @@ pub struct Context {
     pub traffic: Option<Arc<Stats>>,
     /// The fault scenarios of the stack's `devstack.toml` (`fault_apply`).
     pub scenarios: crate::config::scenarios::Scenarios,
+    /// What `use` may switch each service to: its `url`, if any, and whether it has a `run`.
+    pub ends: Services<(Option<String>, bool)>,
 }
 
 async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {

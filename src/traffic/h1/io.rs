@@ -7,6 +7,7 @@
 
 use super::super::proxy::Backend;
 use super::super::stats::ErrorKind;
+use super::super::upstream::{Alpn, Upstream};
 use crate::ignored::Ignore;
 use std::future::Future;
 use std::pin::Pin;
@@ -75,21 +76,128 @@ pub(crate) trait Dial: Send {
         false
     }
 
+    /// The `Host` a request on the last connection must carry (a remote end's name), or None to
+    /// send it as the caller wrote it.
+    fn authority(&self) -> Option<&str> {
+        None
+    }
+
     /// Done once the service moves (never, for one that does not).
     fn changed(&mut self) -> impl Future<Output = ()> + Send {
         std::future::pending()
     }
 }
 
-impl Dial for Backend {
-    type Stream = TcpStream;
+/// A service's connection: a socket's halves borrowed, or TLS's through `tokio::io::split` (a
+/// TLS session reads and writes through one state).
+impl Stream for Upstream {
+    type Reader<'a> = UpReader<'a>;
+    type Writer<'a> = UpWriter<'a>;
 
-    fn dial(&mut self) -> impl Future<Output = Result<TcpStream, ErrorKind>> + Send {
-        self.connect()
+    fn halves(&mut self) -> (UpReader<'_>, UpWriter<'_>) {
+        match self {
+            Upstream::Tcp(s) => {
+                let (r, w) = s.split();
+                (UpReader::Tcp(r), UpWriter::Tcp(w))
+            }
+            Upstream::Tls(s) => {
+                let (r, w) = tokio::io::split(s.as_mut());
+                (UpReader::Tls(r), UpWriter::Tls(w))
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.tcp()
+            .set_zero_linger()
+            .or_say("a socket whose close can't be a reset closes plainly");
+    }
+
+    fn closed_while_idle(&mut self) -> bool {
+        match self {
+            Upstream::Tcp(s) => Stream::closed_while_idle(s),
+            // Read through TLS without waiting: a record with no data for the caller (a
+            // session ticket) is taken and leaves it pending.
+            Upstream::Tls(s) => {
+                let mut byte = [0u8; 1];
+                let mut buf = ReadBuf::new(&mut byte);
+                let mut cx = Context::from_waker(Waker::noop());
+                !matches!(
+                    Pin::new(s.as_mut()).poll_read(&mut cx, &mut buf),
+                    Poll::Pending
+                )
+            }
+        }
+    }
+}
+
+type TlsHalf<'a> = &'a mut tokio_rustls::client::TlsStream<TcpStream>;
+
+/// The read half of an `Upstream`.
+pub(crate) enum UpReader<'a> {
+    Tcp(ReadHalf<'a>),
+    Tls(tokio::io::ReadHalf<TlsHalf<'a>>),
+}
+
+/// The write half of an `Upstream`.
+pub(crate) enum UpWriter<'a> {
+    Tcp(WriteHalf<'a>),
+    Tls(tokio::io::WriteHalf<TlsHalf<'a>>),
+}
+
+impl AsyncRead for UpReader<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpReader::Tcp(r) => Pin::new(r).poll_read(cx, buf),
+            UpReader::Tls(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpWriter<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            UpWriter::Tcp(w) => Pin::new(w).poll_write(cx, buf),
+            UpWriter::Tls(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpWriter::Tcp(w) => Pin::new(w).poll_flush(cx),
+            UpWriter::Tls(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpWriter::Tcp(w) => Pin::new(w).poll_shutdown(cx),
+            UpWriter::Tls(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
+
+impl Dial for Backend {
+    type Stream = Upstream;
+
+    fn dial(&mut self) -> impl Future<Output = Result<Upstream, ErrorKind>> + Send {
+        self.connect(Alpn::H1)
     }
 
     fn moved(&mut self) -> bool {
         Backend::moved(self)
+    }
+
+    fn authority(&self) -> Option<&str> {
+        Backend::authority(self)
     }
 
     fn changed(&mut self) -> impl Future<Output = ()> + Send {

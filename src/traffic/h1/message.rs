@@ -252,6 +252,34 @@ fn parse_response_in<'b>(
 
 /// Whether a response with `status` to a request with `method` makes the connection a tunnel
 /// right after its head: a 101 (an upgrade), or a 2xx to CONNECT (RFC 9112 §6.3).
+/// A request head (`head`: its bytes, blank line included) with its `Host` field's value made
+/// `host` (added after the request line when it has none); every other byte as it came.
+pub fn with_host(head: &[u8], host: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len() + host.len());
+    let mut lines = head.split_inclusive(|&b| b == b'\n');
+    let Some(request_line) = lines.next() else {
+        return head.to_vec();
+    };
+    out.extend_from_slice(request_line);
+    let mut found = false;
+    for line in lines {
+        let is_host = line.len() > 5 && line[..5].eq_ignore_ascii_case(b"host:");
+        if is_host && !found {
+            found = true;
+            out.extend_from_slice(format!("Host: {host}\r\n").as_bytes());
+        } else if is_host {
+            continue; // a second Host field: one is sent
+        } else {
+            if !found && (line == b"\r\n" || line == b"\n") {
+                found = true;
+                out.extend_from_slice(format!("Host: {host}\r\n").as_bytes());
+            }
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
 pub fn opens_tunnel(method: &hyper::Method, status: u16) -> bool {
     status == 101 || (*method == hyper::Method::CONNECT && (200..300).contains(&status))
 }
@@ -431,6 +459,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_remote_end_gets_its_own_name_as_host() {
+        let head = b"GET /a HTTP/1.1\r\nhost: 127.0.0.1:7300\r\naccept: */*\r\n\r\n";
+        assert_eq!(
+            with_host(head, "billing.example.com"),
+            b"GET /a HTTP/1.1\r\nHost: billing.example.com\r\naccept: */*\r\n\r\n"
+        );
+        let none = b"GET / HTTP/1.0\r\naccept: */*\r\n\r\n";
+        assert_eq!(
+            with_host(none, "x:8443"),
+            b"GET / HTTP/1.0\r\naccept: */*\r\nHost: x:8443\r\n\r\n"
+        );
     }
 
     #[test]

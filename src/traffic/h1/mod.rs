@@ -134,7 +134,7 @@ pub(super) async fn relay(
     prefix: Vec<u8>,
     client: TcpStream,
     conn: Conn,
-    server: Option<TcpStream>,
+    server: Option<super::upstream::Upstream>,
 ) {
     let ends = (conn.records, conn.limits, conn.capture);
     relay_streams(prefix, client, server, conn.backend, ends).await
@@ -454,7 +454,15 @@ impl<C: Stream, D: Dial> Relay<C, D> {
                 self.up = None;
                 continue;
             }
-            if upstream.stream.write_all(request).await.is_err() {
+            let written = match self.backend.authority() {
+                None => upstream.stream.write_all(request).await,
+                // A remote end is asked for by its own name, not the caller's 127.0.0.1:PORT.
+                Some(host) => {
+                    let head = message::with_host(&request[..], host);
+                    upstream.stream.write_all(&head).await
+                }
+            };
+            if written.is_err() {
                 self.up = None;
                 continue;
             }

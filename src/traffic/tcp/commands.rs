@@ -15,6 +15,7 @@
 //! The decoder is fed both sides in the order the caller sees them, each exchange a fault
 //! touched marked with it; the service is dialled at the first run sent.
 
+use super::super::upstream::{Alpn, Upstream};
 use super::{Decoding, READ, Side, relay};
 use crate::traffic::Conn;
 use crate::traffic::decode::{self, RedisFrames};
@@ -48,7 +49,7 @@ struct Run {
 /// The connection's two ends and what is between them.
 struct Ends<'a> {
     client: &'a mut Counted<TcpStream>,
-    server: Option<TcpStream>,
+    server: Option<Upstream>,
     conn: &'a mut Conn,
     decoding: &'a Decoding,
     replies: RedisFrames,
@@ -213,7 +214,7 @@ impl Ends<'_> {
     /// The service's end, dialled the first time a command goes to it.
     async fn dial(&mut self) -> std::io::Result<()> {
         if self.server.is_none() {
-            let dialled = self.conn.backend.connect().await;
+            let dialled = self.conn.backend.connect(Alpn::H1).await;
             let stream = dialled.map_err(|kind| {
                 self.refused = Some(kind);
                 std::io::ErrorKind::ConnectionRefused

@@ -24,6 +24,7 @@ use super::fault::{Effect, On};
 use super::h1::Stream as _;
 use super::proxy::Counted;
 use super::stats::{self, Decoded, ErrorKind, Kind};
+use super::upstream::{Alpn, Upstream};
 use super::{Conn, Recorder};
 use crate::ignored::Ignore;
 use crate::sync::Locked;
@@ -42,7 +43,7 @@ pub(super) async fn forward(
     prefix: Vec<u8>,
     client: TcpStream,
     mut conn: Conn,
-    server: Option<TcpStream>,
+    server: Option<Upstream>,
 ) {
     let start = Instant::now();
     let mut record = conn.records.start(Kind::Tcp);
@@ -89,7 +90,7 @@ pub(super) async fn forward(
         (_, decoder) => {
             let connected = match server {
                 Some(server) => Ok(server),
-                None => conn.backend.connect().await,
+                None => conn.backend.connect(Alpn::H1).await,
             };
             match connected {
                 Err(kind) => {
@@ -178,7 +179,7 @@ pub(super) fn cut(mut client: TcpStream, records: &Recorder, effect: &Effect) {
 /// service's), or copied as they come. Whether every exchange was recorded on its own.
 async fn copy(
     (prefix, decoder): (&[u8], Option<Box<dyn Decoder>>),
-    (client, server): (&mut Counted<TcpStream>, &mut TcpStream),
+    (client, server): (&mut Counted<TcpStream>, &mut Upstream),
     conn: &Conn,
     shapes: (Shape, Shape),
     injected: &Option<String>,
@@ -206,7 +207,7 @@ async fn copy(
 async fn relay(
     prefix: &[u8],
     client: &mut Counted<TcpStream>,
-    server: &mut TcpStream,
+    server: &mut Upstream,
     decoding: Option<&Decoding>,
     (up, down): (Shape, Shape),
 ) -> std::io::Result<(u64, u64)> {
@@ -215,7 +216,7 @@ async fn relay(
     }
     server.write_all(prefix).await?;
     let (mut client_rx, mut client_tx) = tokio::io::split(client);
-    let (mut server_rx, mut server_tx) = server.split();
+    let (mut server_rx, mut server_tx) = super::h1::Stream::halves(server);
     let up = pump(&mut client_rx, &mut server_tx, (Side::Caller, up), decoding);
     let down = pump(
         &mut server_rx,

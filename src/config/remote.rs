@@ -1,0 +1,123 @@
+//! A service served elsewhere (`url = "https://billing.staging.example.com"`): where its remote
+//! end is, read from the `url`, and how callers here speak to it (plain HTTP to the local port
+//! for `http`/`https`, bytes for `tcp`).
+
+use super::Protocol;
+
+/// The remote end of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// As written.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// `https`: TLS to it (callers here speak plain HTTP).
+    pub tls: bool,
+    /// `tcp`: bytes, not HTTP.
+    pub tcp: bool,
+    /// The certificate is not checked (`insecure = true`: a development certificate).
+    pub insecure: bool,
+}
+
+impl Remote {
+    /// The `url` read: `http://`, `https://` or `tcp://`, a host, a port (the scheme's by
+    /// default; `tcp` needs one), nothing after but `/`.
+    pub fn parse(url: &str, insecure: bool) -> Result<Remote, String> {
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            format!("`{url}`: write `https://host`, `http://host:port` or `tcp://host:port`")
+        })?;
+        let (tls, tcp) = match scheme.to_ascii_lowercase().as_str() {
+            "https" => (true, false),
+            "http" => (false, false),
+            "tcp" => (false, true),
+            other => {
+                return Err(format!(
+                    "`{other}://` is not a scheme devstack forwards to: use https, http or tcp"
+                ));
+            }
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if !(path.is_empty() || path == "/") {
+            return Err(format!(
+                "`{url}`: a path is not supported (callers' paths go to the remote end as they are): write the URL up to its host and port"
+            ));
+        }
+        if authority.contains('@') {
+            return Err(format!("`{url}`: credentials in the URL are not supported"));
+        }
+        // `[::1]:8443`, `host:8080`, `host`: a port is what follows the last `:` outside brackets.
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p))
+                if !h.is_empty() && !p.contains(']') && (!h.contains(':') || h.ends_with(']')) =>
+            {
+                let port = p
+                    .parse::<u16>()
+                    .map_err(|_| format!("`{p}` in `{url}` is not a port"))?;
+                (h, port)
+            }
+            _ if tcp => return Err(format!("`{url}`: a tcp URL needs a port")),
+            _ => (authority, if tls { 443 } else { 80 }),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("`{url}` names no host"));
+        }
+        if insecure && !tls {
+            return Err(
+                "`insecure` skips the check of a TLS certificate: only an https `url` has one"
+                    .into(),
+            );
+        }
+        Ok(Remote {
+            url: url.to_string(),
+            host: host.to_string(),
+            port,
+            tls,
+            tcp,
+            insecure,
+        })
+    }
+
+    /// How the proxy reads callers' connections to it.
+    pub fn protocol(&self) -> Protocol {
+        if self.tcp {
+            Protocol::Tcp
+        } else {
+            Protocol::Http
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_read_with_the_scheme_s_port_by_default() {
+        let r = Remote::parse("https://billing.staging.example.com/", false).unwrap();
+        assert_eq!(
+            (r.host.as_str(), r.port, r.tls),
+            ("billing.staging.example.com", 443, true)
+        );
+        let r = Remote::parse("http://10.0.0.5:8080", false).unwrap();
+        assert_eq!((r.host.as_str(), r.port, r.tls), ("10.0.0.5", 8080, false));
+        let r = Remote::parse("tcp://db.internal:5432", false).unwrap();
+        assert_eq!((r.port, r.tcp, r.protocol()), (5432, true, Protocol::Tcp));
+        let r = Remote::parse("https://[::1]:8443", true).unwrap();
+        assert_eq!((r.host.as_str(), r.port, r.insecure), ("::1", 8443, true));
+        for bad in [
+            "billing.example.com",
+            "ftp://x",
+            "https://x/v1",
+            "tcp://db",
+            "https://u:p@x",
+            "http://x:http",
+        ] {
+            assert!(Remote::parse(bad, false).is_err(), "{bad}");
+        }
+        assert!(Remote::parse("http://x", true).is_err());
+    }
+}
