@@ -433,7 +433,6 @@ pub enum Inside {
         /// The request's number
         id: u64,
     },
-    /// The kept requests as a HAR 1.2 file (browsers' developer tools and HAR viewers open it)
     /// Send a kept request again through the proxy, as its caller would (recorded as
     /// `replay → SERVICE`), and show the answer beside the original's
     #[command(after_help = examples::TRAFFIC_REPLAY)]
@@ -444,6 +443,7 @@ pub enum Inside {
         #[arg(long)]
         edit: bool,
     },
+    /// The kept requests as a HAR 1.2 file (browsers' developer tools and HAR viewers open it)
     #[command(after_help = examples::TRAFFIC_EXPORT)]
     Export {
         /// The file to write (`-` for standard output)

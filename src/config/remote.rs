@@ -1,6 +1,6 @@
 //! A service served elsewhere (`url = "https://billing.staging.example.com"`): where its remote
 //! end is, read from the `url`, and how callers here speak to it (plain HTTP to the local port
-//! for `http`/`https`, bytes for `tcp`).
+//! for `http`/`https`, anything for `tcp`).
 
 use super::Protocol;
 
@@ -81,10 +81,11 @@ impl Remote {
         })
     }
 
-    /// How the proxy reads callers' connections to it.
+    /// How the proxy reads callers' connections to it: HTTP for an `http`/`https` end; sniffed
+    /// for a `tcp` one, as a local service's are (a Redis or Postgres caller is decoded).
     pub fn protocol(&self) -> Protocol {
         if self.tcp {
-            Protocol::Tcp
+            Protocol::Auto
         } else {
             Protocol::Http
         }
@@ -105,7 +106,7 @@ mod tests {
         let r = Remote::parse("http://10.0.0.5:8080", false).unwrap();
         assert_eq!((r.host.as_str(), r.port, r.tls), ("10.0.0.5", 8080, false));
         let r = Remote::parse("tcp://db.internal:5432", false).unwrap();
-        assert_eq!((r.port, r.tcp, r.protocol()), (5432, true, Protocol::Tcp));
+        assert_eq!((r.port, r.tcp, r.protocol()), (5432, true, Protocol::Auto));
         let r = Remote::parse("https://[::1]:8443", true).unwrap();
         assert_eq!((r.host.as_str(), r.port, r.insecure), ("::1", 8443, true));
         for bad in [

@@ -307,3 +307,34 @@ fn u_in_the_dashboard_switches_the_selected_service_to_its_remote_end_and_back()
     tmux.wait(30, "devstack to exit", |s| !s.contains("ready"));
     assert!(stack.leftovers().is_empty(), "{:?}", stack.leftovers());
 }
+
+#[test]
+fn a_tcp_url_forwards_bytes_and_a_remote_redis_is_decoded_as_a_local_one() {
+    let scratch = tempfile::tempdir().unwrap();
+    let redis = crate::decode::redis::redis_server(scratch.path());
+    let port = free_port();
+    let mut stack = Stack::new(&format!(
+        r#"
+        [services.cache]
+        url = "tcp://127.0.0.1:{remote}"
+        port = {port}
+        "#,
+        remote = redis.port,
+    ));
+    stack.start(&["up", "--headless"]);
+    stack.wait_ready(30);
+    let cli = crate::decode::program("redis-cli", &[], "redis-tools");
+    let set = run(
+        Command::new(&cli).args(["-p", &port.to_string(), "set", "greeting", "hi"]),
+        true,
+    );
+    assert_eq!(set.trim(), "OK");
+    // Decoded: the edge is Redis's, each command a request.
+    let traffic = run_within(&stack, &["traffic"], 20);
+    let traffic = String::from_utf8_lossy(&traffic.stdout).into_owned();
+    let edge = traffic
+        .lines()
+        .find(|l| l.contains("cache"))
+        .unwrap_or_default();
+    assert!(edge.contains("redis"), "{traffic}");
+}
