@@ -467,6 +467,12 @@ impl Engine {
             .values()
             .map(|s| process::orphans::Kept {
                 name: s.name.clone(),
+                containers: s.container.as_ref().map_or_else(Vec::new, |c| {
+                    vec![
+                        c.name_in(crate::config::Slot::A),
+                        c.name_in(crate::config::Slot::B),
+                    ]
+                }),
                 task: s.is_task(),
                 stop_signal: s.stop_signal,
                 grace: s.grace,

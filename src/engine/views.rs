@@ -51,9 +51,15 @@ impl Engine {
             (_, true) => "starting (waiting for its first healthy check)".to_string(),
             // Builds can be long: say for how long it has been building.
             _ if s.status == Status::Building => match s.guard.building_since() {
-                Some(start) => {
-                    format!("building for {}", whole_secs(start.elapsed()))
-                }
+                // An image service's build is its pull, when it has no build of its own.
+                Some(start) => match spec
+                    .container
+                    .as_ref()
+                    .filter(|c| spec.build == Some(c.pull()))
+                {
+                    Some(c) => format!("pulling {} for {}", c.image, whole_secs(start.elapsed())),
+                    None => format!("building for {}", whole_secs(start.elapsed())),
+                },
                 None => s.status.to_string(),
             },
             _ if build_failed => format!("{} · build failed", s.status),

@@ -1,6 +1,9 @@
 //! The container engine run by devstack itself, not as a service: what a killed run left (its
 //! containers, found by the stack's label) removed at the next `up`, and the stack's named
 //! volumes removed by `down --volumes`. The command lines a service runs are `config::container`'s.
+//! And podman's container monitors (`conmon`), which come back to devstack as subreaper: told
+//! apart (the keeper leaves them alone), and their containers' CPU and memory counted as their
+//! services'.
 
 use crate::config::container::LABEL;
 
@@ -104,4 +107,59 @@ pub fn run_after(argv: &[String]) {
     if run_bounded(engine, &args).is_none() {
         tracing::warn!(command = %argv.join(" "), "the container could not be removed");
     }
+}
+
+/// The container a `conmon` watches, by its command line's `-n NAME`.
+#[cfg(target_os = "linux")]
+pub(super) fn monitored(proc: &procfs::process::Process) -> Option<String> {
+    let args = proc.cmdline().ok()?;
+    let at = args.iter().position(|a| a == "-n" || a == "--name")?;
+    args.get(at + 1).cloned()
+}
+
+/// Each container's processes (the monitor's tree) added to the usage of its service's run
+/// leader (the engine process that runs it).
+#[cfg(target_os = "linux")]
+pub(super) fn add_usage(
+    tree: &mut super::tree::Tree,
+    services: &[super::orphans::Kept],
+    leaders: &[(i32, String)],
+    monitors: &[(i32, String)],
+    usage: &mut std::collections::HashMap<i32, super::usage::Usage>,
+) {
+    for (monitor, name) in monitors {
+        let Some(service) = services.iter().find(|s| s.containers.contains(name)) else {
+            continue;
+        };
+        // The newest leader of the service: its run process (a build ran before it).
+        let leader = leaders
+            .iter()
+            .filter(|(_, s)| *s == service.name)
+            .map(|(pid, _)| *pid)
+            .max();
+        let Some(total) = leader.and_then(|l| usage.get_mut(&l)) else {
+            continue;
+        };
+        let Some(first) = tree.stat(*monitor) else {
+            continue;
+        };
+        let mut stack = vec![first];
+        while let Some(stat) = stack.pop() {
+            total.add(&stat);
+            for child in tree.children_of(stat.pid, stat.threads) {
+                if let Some(stat) = tree.stat(child).filter(|s| s.state != 'Z') {
+                    stack.push(stat);
+                }
+            }
+        }
+    }
+}
+
+/// Podman's container monitor (`conmon`): it leaves the session of the `podman run` that
+/// started it and comes back to devstack, but it is the container's, not an escaped process
+/// of the service. Killing it would leave the container running and its engine process
+/// waiting; the container is removed through the engine instead (`SpawnRequest::after`).
+#[cfg(target_os = "linux")]
+pub(super) fn monitor(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_ascii_end() == b"conmon")
 }

@@ -60,6 +60,9 @@ pub struct Escaped {
 #[derive(Debug, Clone)]
 pub struct Kept {
     pub name: String,
+    /// Its containers' names (an `image` service's): their processes, under the engine's
+    /// monitor outside the session, count as the service's CPU and memory.
+    pub containers: Vec<String>,
     /// A one-shot task: what it starts may outlive it, until the stack stops.
     pub task: bool,
     pub stop_signal: Signal,
@@ -276,7 +279,8 @@ impl Sweep {
         }
         let (owned, leaders) = owned_and_leaders();
         let mut live = HashSet::new();
-        let mine = adopted(tree, &owned, &mut live);
+        let mut monitors = Vec::new();
+        let mine = adopted(tree, &owned, &mut live, &mut monitors);
         let walk = !all && (sample || self.walk_due());
         let mut usage: Option<HashMap<i32, Usage>> = sample.then(|| {
             leaders
@@ -290,7 +294,11 @@ impl Sweep {
             if !tree.scans() {
                 tree.pass();
             }
-            walk_trees(tree, &leaders, &mine, usage.as_mut(), &mut live)
+            let walked = walk_trees(tree, &leaders, &mine, usage.as_mut(), &mut live);
+            if let Some(usage) = usage.as_mut() {
+                super::containers::add_usage(tree, services, &leaders, &monitors, usage);
+            }
+            walked
         } else {
             Vec::new()
         };
@@ -448,7 +456,12 @@ fn owned_and_leaders() -> (HashSet<i32>, Vec<(i32, String)>) {
 /// The first look, without the lock: devstack's children that are not `owned` (checked again
 /// under the lock), with their environments; the live ones go into `live`.
 #[cfg(target_os = "linux")]
-fn adopted(tree: &mut Tree, owned: &HashSet<i32>, live: &mut HashSet<i32>) -> Vec<Child> {
+fn adopted(
+    tree: &mut Tree,
+    owned: &HashSet<i32>,
+    live: &mut HashSet<i32>,
+    monitors: &mut Vec<(i32, String)>,
+) -> Vec<Child> {
     let me = std::process::id() as i32;
     let mut mine = Vec::new();
     // An orphan comes back to the subreaper's main thread (the kernel picks its first live
@@ -466,7 +479,10 @@ fn adopted(tree: &mut Tree, owned: &HashSet<i32>, live: &mut HashSet<i32>) -> Ve
         let env = if stat.state == 'Z' {
             Default::default()
         } else {
-            if container_monitor(pid) {
+            if super::containers::monitor(pid) {
+                if let Some(name) = super::containers::monitored(&proc) {
+                    monitors.push((pid, name));
+                }
                 continue;
             }
             live.insert(pid);
@@ -514,7 +530,7 @@ fn walk_trees(
                     continue;
                 };
                 live.insert(child);
-                if stat.session != leader && !container_monitor(child) {
+                if stat.session != leader && !super::containers::monitor(child) {
                     walked.push((child, stat.starttime, service.clone()));
                 }
                 stack.push((child, stat));
@@ -522,15 +538,6 @@ fn walk_trees(
         }
     }
     walked
-}
-
-/// Podman's container monitor (`conmon`): it leaves the session of the `podman run` that
-/// started it and comes back to devstack, but it is the container's, not an escaped process
-/// of the service. Killing it would leave the container running and its engine process
-/// waiting; the container is removed through the engine instead (`SpawnRequest::after`).
-#[cfg(target_os = "linux")]
-fn container_monitor(pid: i32) -> bool {
-    std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_ascii_end() == b"conmon")
 }
 
 /// Signal an escaped process, and its whole session when it leads one (a daemon's helpers).
@@ -584,6 +591,7 @@ mod tests {
         super::own().add(sid, Some("svc"), true);
         let services = [Kept {
             name: "svc".into(),
+            containers: Vec::new(),
             task: false,
             stop_signal: Signal::SIGTERM,
             grace: Duration::from_secs(1),

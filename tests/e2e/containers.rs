@@ -393,3 +393,75 @@ fn an_image_that_cannot_be_pulled_fails_the_service_s_build_saying_so() {
     assert!(out.contains("db build-failed"), "{out}");
     stack.wait_log("db", "cannot pull devstack-test/not-here:1", 10);
 }
+
+#[test]
+fn a_pull_shows_on_the_row_and_its_progress_in_the_log() {
+    let image = image();
+    // A podman whose pull is slow (as over a network), the real one for the rest.
+    let bin = tempfile::tempdir().unwrap();
+    let real = crate::decode::program("podman", &[], "podman");
+    let fake = bin.path().join("podman");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$1 $2\" in\n\"image exists\") exit 1 ;;\n\"pull \"*) echo \"Copying blob 1 of 1\"; sleep 3; echo \"Writing manifest\"; exit 0 ;;\nesac\nexec {} \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let mut stack = Stack::new(&format!(
+        "[services.web]\nimage = \"{image}\"\nrun = [\"sh\", \"-c\", \"echo web container up; sleep 600\"]\n"
+    ));
+    let _cleanup = Cleanup::new(&stack, &[]);
+    stack.env("PATH", &path);
+    stack.start(&["up", "--headless"]);
+    stack.wait_socket(30);
+    let pulling = format!("pulling {image}");
+    let web = wait_service(&stack, "web", 30, |s| {
+        s["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with(&pulling))
+    });
+    assert_eq!(web["state"], "building", "{web}");
+    stack.wait_log("web", "Copying blob 1 of 1", 10);
+    stack.wait_log("web", "web container up", 30);
+    stop(&mut stack);
+    assert_eq!(containers_of(stack.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_container_s_cpu_and_memory_are_its_service_s() {
+    use std::io::{Read, Write};
+    let image = image();
+    let mut stack = Stack::new(&format!(
+        "[services.busy]\nimage = \"{image}\"\nrun = [\"sh\", \"-c\", \"while :; do :; done\"]\n"
+    ));
+    let _cleanup = Cleanup::new(&stack, &[]);
+    stack.start(&["up", "--headless"]);
+    stack.wait_ready(60);
+    // Someone watching (a subscriber), so the stack samples; its messages read and dropped.
+    let mut watcher =
+        std::os::unix::net::UnixStream::connect(stack.path().join(".devstack/devstack.sock"))
+            .unwrap();
+    watcher
+        .write_all(b"{\"cmd\":\"subscribe\",\"all\":true}\n")
+        .unwrap();
+    let mut reader = watcher.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while reader.read(&mut buf).is_ok_and(|n| n > 0) {}
+    });
+    // The engine process idles; only the container's spinning shell can make this busy.
+    let busy = wait_service(&stack, "busy", 30, |s| {
+        s["cpu_percent"].as_f64().is_some_and(|cpu| cpu > 30.0)
+    });
+    assert!(busy["mem_bytes"].as_u64().is_some_and(|m| m > 0), "{busy}");
+    drop(watcher);
+    stop(&mut stack);
+}
