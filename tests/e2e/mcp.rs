@@ -126,6 +126,7 @@ async fn the_tools_see_and_drive_a_running_stack() {
             "start",
             "stop",
             "traffic",
+            "use_end",
             "wait_ready"
         ]
     );
@@ -222,6 +223,15 @@ async fn the_tools_see_and_drive_a_running_stack() {
         "{text}"
     );
 
+    // use_end: a service without a `url` has no remote end to switch to.
+    let (text, error) = call(
+        &client,
+        "use_end",
+        json!({"service": "api", "end": "remote"}),
+    )
+    .await;
+    assert!(error && text.contains("api has no `url`"), "{text}");
+
     // stop: the service's callers get 502, a failed request.
     let (text, error) = call(&client, "stop", json!({"services": ["api"]})).await;
     assert!(!error && text.starts_with("api: stopped"), "{text}");
@@ -315,7 +325,7 @@ async fn without_a_stack_each_tool_says_so_and_the_server_stays_up() {
         );
         assert_eq!(text, said, "{tool}");
     }
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 16);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 17);
     client.cancel().await.unwrap();
 
     // With -f, the stack of that file's folder, wherever the server runs.

@@ -97,6 +97,23 @@ pub struct ScenarioParams {
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
+pub struct UseParams {
+    /// The service's name, as `ps` lists it
+    service: String,
+    /// `remote`: its `url` serves it (its local processes stop); `local`: its `run` again
+    end: End,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+#[serde(rename_all = "lowercase")]
+pub enum End {
+    Local,
+    Remote,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
 pub struct FaultIdParams {
     /// The fault's number (`fault 2: …`)
     id: u64,
@@ -203,6 +220,20 @@ impl Devstack {
         Parameters(p): Parameters<ServicesParams>,
     ) -> Result<CallToolResult, ErrorData> {
         self.act(Action::Rebuild, p.services).await
+    }
+
+    #[tool(
+        description = "Serve a service that has both a local `run` and a remote `url` by its remote end (its local processes stop; callers keep its port) or by its local process again; returns once it is ready so"
+    )]
+    async fn use_end(
+        &self,
+        Parameters(p): Parameters<UseParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let remote = matches!(p.end, End::Remote);
+        self.with_stack(move |mut stack| {
+            remote::use_on(&mut stack, &p.service, remote).map_err(|e| stack.describe(&e))
+        })
+        .await
     }
 
     #[tool(

@@ -106,24 +106,31 @@ pub fn watch(mut stack: Running, service: &str, auto: bool) -> ExitCode {
     }
 }
 
-/// `use`: a service served by its remote end or its local process; waits until it is ready so.
-pub fn use_end(mut stack: Running, service: &str, remote: bool) -> ExitCode {
+/// `use`: a service served by its remote end or its local process, waited for until it is ready
+/// so; the line saying which (`users: served by its remote end https://…`).
+pub fn use_on(stack: &mut Running, service: &str, remote: bool) -> Result<String, client::Error> {
     let to = if remote { End::Remote } else { End::Local };
     let request = Request::Use {
         service: service.to_string(),
         to,
         wait: true,
     };
-    match stack.client.act(&request) {
-        Ok(Some(view)) => {
-            out(&match (&view.remote, view.pid) {
-                (Some(url), _) => format!("{service}: served by its remote end {url}"),
-                (None, Some(pid)) => format!("{service}: served by its local process (pid {pid})"),
-                (None, None) => format!("{service}: local ({})", view.detail),
-            });
+    Ok(match stack.client.act(&request)? {
+        Some(view) => match (&view.remote, view.pid) {
+            (Some(url), _) => format!("{service}: served by its remote end {url}"),
+            (None, Some(pid)) => format!("{service}: served by its local process (pid {pid})"),
+            (None, None) => format!("{service}: local ({})", view.detail),
+        },
+        None => format!("{service}: switched"),
+    })
+}
+
+pub fn use_end(mut stack: Running, service: &str, remote: bool) -> ExitCode {
+    match use_on(&mut stack, service, remote) {
+        Ok(line) => {
+            out(&line);
             ExitCode::SUCCESS
         }
-        Ok(None) => ExitCode::SUCCESS,
         Err(error) => fail(&stack.state, error),
     }
 }

@@ -10,7 +10,7 @@ mod locate;
 mod logs;
 mod ready;
 
-pub use act::{Action, act, act_on, down, restart_all, use_end, watch};
+pub use act::{Action, act, act_on, down, restart_all, use_end, use_on, watch};
 pub use detach::detach;
 pub use locate::{Running, find, home, locate, not_running};
 pub use logs::{logs, logs_from_files};
