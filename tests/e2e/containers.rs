@@ -465,3 +465,20 @@ fn a_container_s_cpu_and_memory_are_its_service_s() {
     drop(watcher);
     stop(&mut stack);
 }
+
+#[test]
+fn without_a_container_engine_an_image_service_fails_its_build_saying_so() {
+    // A PATH with a shell and no engine.
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/bin/sh", bin.path().join("sh")).unwrap();
+    let mut stack = Stack::new("[services.db]\nimage = \"postgres:16\"\nport = 5432\n");
+    stack.env("PATH", bin.path().to_str().unwrap());
+    stack.start(&["up", "--headless"]);
+    assert!(!stack.wait_exit(60).success());
+    assert!(
+        stack.output().contains("db build-failed"),
+        "{}",
+        stack.output()
+    );
+    stack.wait_log("db", "neither podman nor docker is on the PATH", 10);
+}

@@ -140,6 +140,14 @@ fn a_url_service_forwards_plain_http_to_its_remote_end_over_tls_by_its_own_name(
     let traffic = run_within(&stack, &["traffic", "--json"], 20);
     let traffic = String::from_utf8_lossy(&traffic.stdout).into_owned();
     assert!(traffic.contains("\"billing\""), "{traffic}");
+    // Kept for the inspector: what was asked of the remote end, and its answer.
+    let id = traffic_id(&stack);
+    let shown = run_within(&stack, &["traffic", "show", &id.to_string()], 20);
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(
+        shown.contains("GET /invoices?n=3") && shown.contains("remote end: host="),
+        "{shown}"
+    );
     let fault = run_within(&stack, &["fault", "add", "billing", "error=503"], 20);
     assert!(fault.status.success(), "{fault:?}");
     assert_eq!(http_get(port, "/").0, 503);
@@ -161,6 +169,23 @@ fn a_url_service_forwards_plain_http_to_its_remote_end_over_tls_by_its_own_name(
     let log = stack.log_lines("billing").join("\n");
     assert!(log.contains("served by its remote end"), "{log}");
     assert!(!log.contains("spawned"), "{log}");
+}
+
+/// The id of the newest request the stack kept (`traffic --json`'s recent ones, through the
+/// socket's `traffic` request).
+fn traffic_id(stack: &Stack) -> u64 {
+    use std::io::{BufRead, Write};
+    let mut conn =
+        std::os::unix::net::UnixStream::connect(stack.path().join(".devstack/devstack.sock"))
+            .unwrap();
+    conn.write_all(b"{\"cmd\":\"traffic\",\"recent\":1}\n")
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(conn).read_line(&mut line).unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
+    answer["recent"][0]["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{answer}"))
 }
 
 #[test]
