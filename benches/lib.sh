@@ -18,3 +18,18 @@ wrk_run() { # port connections threads duration
         / requests in / { n = $1 }
         END { printf "%d %d %d %d\n", rps, p50, p99, n }'
 }
+# The start of an nginx.conf for a bench: one worker in the foreground, everything it writes in
+# $work, no access log; the caller writes the rest of its `http` block and closes it.
+nginx_preamble() {
+    cat <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/body; proxy_temp_path $work/proxy;
+    fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
+CONF
+}

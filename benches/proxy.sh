@@ -32,16 +32,7 @@ backend=$(free_port); proxied=$(free_port); nginxed=$(free_port)
 mkfifo "$work/ctl"
 "$BIN/proxy_bench" proxy "$proxied" "$backend" "$PROXY_THREADS" <"$work/ctl" >"$work/proxy.out" & proxy_pid=$!; pids+=($proxy_pid)
 exec 4>"$work/ctl"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/body; proxy_temp_path $work/proxy;
-    fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
+{ nginx_preamble; cat <<CONF
     upstream backend { server 127.0.0.1:$backend; keepalive 128; }
     server {
         listen 127.0.0.1:$nginxed;
@@ -53,6 +44,7 @@ http {
     }
 }
 CONF
+} >"$work/nginx.conf"
 "$NGINX" -c "$work/nginx.conf" -p "$work" -e "$work/error.log" & pids+=($!)
 wait_port "$backend"; wait_port "$proxied"; wait_port "$nginxed"
 

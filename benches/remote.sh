@@ -30,16 +30,7 @@ on_exit() {
 remote=$(free_port); local_port=$(free_port); nginxed=$(free_port)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
     -subj /CN=localhost -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/body; proxy_temp_path $work/proxy;
-    fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
+{ nginx_preamble; cat <<CONF
     keepalive_requests 1000000;
     server {
         listen 127.0.0.1:$remote ssl;
@@ -60,6 +51,7 @@ http {
     }
 }
 CONF
+} >"$work/nginx.conf"
 "$NGINX" -c "$work/nginx.conf" -p "$work" -e "$work/error.log" & pids+=($!)
 wait_port "$remote"; wait_port "$nginxed"
 mkdir -p "$work/stack"
