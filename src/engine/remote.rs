@@ -21,6 +21,8 @@ impl Engine {
         });
         svc.health = Health::default();
         svc.rollout_failed = None;
+        // Counted as a start: a restart's ticket waits for a new one.
+        svc.spawns += 1;
         let url = self.cfg.services[i].remote.as_ref().map(|r| r.url.clone());
         self.say(
             i,

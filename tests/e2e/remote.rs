@@ -166,6 +166,10 @@ fn a_url_service_forwards_plain_http_to_its_remote_end_over_tls_by_its_own_name(
             .success()
     );
     assert_eq!(http_get(port, "/").0, 200);
+    // A restart probes it anew, and returns once it is healthy again.
+    let restart = run_within(&stack, &["restart", "billing"], 20);
+    assert!(restart.status.success(), "{restart:?}");
+    assert_eq!(http_get(port, "/").0, 200);
     let log = stack.log_lines("billing").join("\n");
     assert!(log.contains("served by its remote end"), "{log}");
     assert!(!log.contains("spawned"), "{log}");
