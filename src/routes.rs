@@ -342,8 +342,10 @@ impl Followed {
             if let Some(poll) = self.poll.take() {
                 poll.abort();
             }
+            // Forwarded from its first probe on (a probe that has not passed yet says nothing
+            // against the end); stopping or stopped, nothing is.
             let target = match (&self.remote, view.state) {
-                (Some(end), State::Running) => Target::Remote(end.clone()),
+                (Some(end), State::Running | State::Starting) => Target::Remote(end.clone()),
                 _ => Target::Down,
             };
             if *self.target.borrow() != target {

@@ -367,3 +367,29 @@ fn a_tcp_url_forwards_bytes_and_a_remote_redis_is_decoded_as_a_local_one() {
         .unwrap_or_default();
     assert!(edge.contains("redis"), "{traffic}");
 }
+
+#[test]
+fn a_remote_end_is_forwarded_to_before_its_first_probe_passes() {
+    let scratch = tempfile::tempdir().unwrap();
+    let end = RemoteEnd::start(scratch.path());
+    let port = free_port();
+    // A probe that never passes within its long start period: the service stays `starting`.
+    let mut stack = Stack::new(&format!(
+        r#"
+        [services.billing]
+        url = "https://localhost:{remote}"
+        insecure = true
+        port = {port}
+        [services.billing.health]
+        cmd = "false"
+        start_period = "5m"
+        "#,
+        remote = end.port,
+    ));
+    stack.start(&["up", "--headless"]);
+    stack.wait_socket(30);
+    wait_service(&stack, "billing", 30, |s| s["state"] == "starting");
+    let (status, body) = http_get(port, "/early");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("path=/early"), "{body}");
+}
