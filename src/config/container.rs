@@ -62,6 +62,22 @@ pub fn sanitize(name: &str) -> String {
     out
 }
 
+/// Whether `engine` (a program name or path) is podman, whose flags differ from docker's.
+fn is_podman(engine: &str) -> bool {
+    engine.ends_with("podman")
+}
+
+/// The engine's line removing the containers `names`, whatever state they are in (podman: no
+/// wait for a stop, and a name already gone is no error).
+pub fn removal(engine: &str, names: &[String]) -> Vec<String> {
+    let mut argv = vec![engine.to_string(), "rm".into(), "-f".into()];
+    if is_podman(engine) {
+        argv.extend(["-t".into(), "0".into(), "--ignore".into()]);
+    }
+    argv.extend(names.iter().cloned());
+    argv
+}
+
 /// Whether `program` is an executable file in a folder of `path` (a PATH value).
 pub fn on_path(program: &str, path: &OsStr) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -127,7 +143,7 @@ impl Container {
             ));
         };
         let e = quote(engine);
-        let have = if engine.ends_with("podman") {
+        let have = if is_podman(engine) {
             format!("{e} image exists {image}")
         } else {
             format!("{e} image inspect {image} >/dev/null 2>&1")
@@ -161,7 +177,7 @@ impl Container {
         }
         argv.push(self.image.clone());
         argv.extend(self.args.iter().cloned());
-        if engine.ends_with("podman") {
+        if is_podman(&engine) {
             // A container of that name a killed run left is replaced.
             argv.insert(2, "--replace".into());
             return CommandLine::Exec(argv);
@@ -184,13 +200,8 @@ impl Container {
     /// What removes the container of `slot`, whatever state it is in (run once its engine
     /// process has ended).
     pub fn remove(&self, slot: Slot) -> Option<Vec<String>> {
-        let engine = self.engine.clone()?;
-        let mut argv = vec![engine.clone(), "rm".into(), "-f".into()];
-        if engine.ends_with("podman") {
-            argv.extend(["-t".into(), "0".into(), "--ignore".into()]);
-        }
-        argv.push(self.name_in(slot));
-        Some(argv)
+        let engine = self.engine.as_deref()?;
+        Some(removal(engine, &[self.name_in(slot)]))
     }
 
     /// A `cmd` probe run inside the container of `slot` (`exec = true`).

@@ -25,12 +25,7 @@ pub fn remove_leftovers(engine: &str, stack_id: &str) -> Vec<String> {
     if names.is_empty() {
         return Vec::new();
     }
-    let mut args = vec!["rm", "-f"];
-    if engine.ends_with("podman") {
-        args.extend(["-t", "0"]);
-    }
-    args.extend(names.iter().map(String::as_str));
-    match run_bounded(engine, &args) {
+    match run_argv(&crate::config::container::removal(engine, &names)) {
         Some(_) => names
             .iter()
             .map(|n| format!("removed leftover container {n}"))
@@ -65,7 +60,7 @@ pub fn remove_volumes(engine: &str, names: &[String]) -> Result<(), String> {
 const ENGINE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Run `engine args`, its output if it succeeded within `ENGINE_WAIT` (else it is killed).
-pub fn run_bounded(engine: &str, args: &[&str]) -> Option<String> {
+fn run_bounded(engine: &str, args: &[&str]) -> Option<String> {
     use std::io::Read;
     let mut child = std::process::Command::new(engine)
         .args(args)
@@ -97,14 +92,17 @@ pub fn run_bounded(engine: &str, args: &[&str]) -> Option<String> {
     status.filter(|s| s.success()).map(|_| out)
 }
 
+/// `run_bounded` of a whole command line (its program first).
+fn run_argv(argv: &[String]) -> Option<String> {
+    let (engine, args) = argv.split_first()?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_bounded(engine, &args)
+}
+
 /// Run `argv` (a container's removal, after its engine process ended), waiting at most
 /// `ENGINE_WAIT`; a failure is logged, never fatal.
 pub fn run_after(argv: &[String]) {
-    let Some((engine, args)) = argv.split_first() else {
-        return;
-    };
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    if run_bounded(engine, &args).is_none() {
+    if run_argv(argv).is_none() {
         tracing::warn!(command = %argv.join(" "), "the container could not be removed");
     }
 }
