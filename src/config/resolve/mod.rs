@@ -63,6 +63,8 @@ impl Resolver<'_> {
         let settings = self.settings(&raw.stack, &root);
         let protos = self.stack_protos(&raw.stack.capture, &root);
         let table = self.table(raw.services);
+        let images = table.services.values().any(|(_, s)| s.image.is_some());
+        let engine = self.container_engine(&raw.stack, images);
         let scope = Scope {
             table: &table,
             process_env: self.process_env,
@@ -78,7 +80,7 @@ impl Resolver<'_> {
             root: &root,
             stack_id: &stack_id,
             stack_name: &settings.name,
-            engine: settings.engine.as_deref(),
+            engine: engine.as_deref(),
             grace: settings.grace,
             capture: &raw.stack.capture,
             protos,
@@ -97,9 +99,8 @@ impl Resolver<'_> {
             return Err(ConfigErrors(self.errors));
         }
         let order = deps::start_order(&services);
-        let containers = services.values().any(|s| s.container.is_some());
         Ok(Config {
-            container_engine: settings.engine.filter(|_| containers),
+            container_engine: engine,
             file: self.file.to_path_buf(),
             root,
             stack_id,

@@ -19,8 +19,6 @@ pub(super) struct Settings {
     pub debounce: Duration,
     pub scrollback: usize,
     pub capture: crate::config::capture::Bounds,
-    /// The container engine `image` services run through (None: none on the PATH).
-    pub engine: Option<String>,
 }
 
 /// The services in the order they are written, and what the others read of them.
@@ -86,7 +84,6 @@ impl Resolver<'_> {
             );
         }
         Settings {
-            engine: self.container_engine(stack),
             name,
             grace,
             debounce,
@@ -95,8 +92,9 @@ impl Resolver<'_> {
         }
     }
 
-    /// `[stack] container_engine`, or the first engine on the PATH.
-    fn container_engine(&mut self, stack: &RawStack) -> Option<String> {
+    /// `[stack] container_engine`, or the first engine on the PATH; looked for only when a
+    /// service runs an `image` (`wanted`).
+    pub(super) fn container_engine(&mut self, stack: &RawStack, wanted: bool) -> Option<String> {
         use crate::config::container::{ENGINES, find_engine};
         let named = stack.container_engine.as_ref();
         if let Some(n) = named
@@ -110,6 +108,9 @@ impl Resolver<'_> {
                 ),
             )
             .help = Some("use \"podman\" or \"docker\"".into());
+            return None;
+        }
+        if !wanted {
             return None;
         }
         let path = (self.process_env)("PATH");
