@@ -122,17 +122,10 @@ impl Resolver<'_> {
             .services
             .values()
             .map(|(name, raw)| {
-                let protocol = raw.protocol.as_ref().map(|p| *p.get_ref());
-                // A remote end is spoken to as its URL says (plain HTTP here for https).
-                let from_url = raw
-                    .url
-                    .as_ref()
-                    .and_then(|u| crate::config::remote::Remote::parse(u.get_ref(), false).ok());
-                let protocol = protocol.or(from_url.map(|r| r.protocol()));
                 urls::scheme(
                     name.get_ref(),
                     raw.run.as_ref().map(|r| r.get_ref()),
-                    protocol.unwrap_or_default(),
+                    super::remote::protocol(raw),
                 )
             })
             .collect();

@@ -5,7 +5,7 @@
 use super::Resolver;
 use crate::config::raw::RawService;
 use crate::config::remote::Remote;
-use crate::config::{Health, Probe};
+use crate::config::{Health, Probe, Protocol};
 use std::time::Duration;
 
 impl Resolver<'_> {
@@ -53,6 +53,16 @@ impl Resolver<'_> {
         }
         Some(remote)
     }
+}
+
+/// How the proxy reads a service's traffic: its `protocol`, else what its `url` says (plain
+/// HTTP here for an https end), else sniffed.
+pub(super) fn protocol(raw: &RawService) -> Protocol {
+    let written = raw.protocol.as_ref().map(|p| *p.get_ref());
+    let from_url = || Remote::parse(raw.url.as_ref()?.get_ref(), false).ok();
+    written
+        .or_else(|| from_url().map(|r| r.protocol()))
+        .unwrap_or_default()
 }
 
 /// A remote-only service without a probe of its own: its end is checked by connecting to it

@@ -132,12 +132,7 @@ impl Resolver<'_> {
             cwd,
             port,
             proxy: raw.proxy.unwrap_or(true),
-            protocol: raw
-                .protocol
-                .as_ref()
-                .map(|p| *p.get_ref())
-                .or(remote.as_ref().map(|r| r.protocol()))
-                .unwrap_or_default(),
+            protocol: super::remote::protocol(raw),
             private_port,
             env,
             deps: Vec::new(),
