@@ -41,6 +41,8 @@ pub struct Container {
     pub env: Vec<(String, String)>,
     /// The command inside, when the service overrides the image's (`run`).
     pub args: Vec<String>,
+    /// Its service's `build` is the pull (`pull`): it wrote none of its own.
+    pub pulls: bool,
 }
 
 /// What an engine, stack or volume name may hold: letters, digits, `_`, `.`, `-`, starting with
@@ -236,6 +238,7 @@ mod tests {
             named_volumes: vec!["shop_pgdata".into()],
             env: vec![("POSTGRES_PASSWORD".into(), "pw".into())],
             args: vec!["postgres".into(), "-c".into(), "fsync=off".into()],
+            pulls: true,
         }
     }
 

@@ -52,11 +52,7 @@ impl Engine {
             // Builds can be long: say for how long it has been building.
             _ if s.status == Status::Building => match s.guard.building_since() {
                 // An image service's build is its pull, when it has no build of its own.
-                Some(start) => match spec
-                    .container
-                    .as_ref()
-                    .filter(|c| spec.build == Some(c.pull()))
-                {
+                Some(start) => match spec.container.as_ref().filter(|c| c.pulls) {
                     Some(c) => format!("pulling {} for {}", c.image, whole_secs(start.elapsed())),
                     None => format!("building for {}", whole_secs(start.elapsed())),
                 },

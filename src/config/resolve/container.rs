@@ -74,6 +74,7 @@ impl Resolver<'_> {
             named_volumes: named,
             env,
             args,
+            pulls: raw.build.is_none(),
         })
     }
 
