@@ -404,11 +404,9 @@ async fn first_to_speak(
 pub(crate) struct Backend {
     rx: watch::Receiver<Target>,
     wait: Duration,
-    /// The remote end's authority (`staging.example.com`) when the last connection went to
-    /// one: requests carry it as their `Host`.
-    authority: Option<Arc<str>>,
-    /// Whether the last connection's remote end speaks TLS.
-    tls: bool,
+    /// The remote end the last connection went to, if it went to one: requests carry its
+    /// authority as their `Host`, and its scheme.
+    remote: Option<Arc<RemoteEnd>>,
 }
 
 impl Backend {
@@ -416,20 +414,22 @@ impl Backend {
         Backend {
             rx: route.backend.clone(),
             wait: route.wait,
-            authority: None,
-            tls: false,
+            remote: None,
         }
     }
 
     /// The `Host` requests on the last connection must carry: a remote end's name, or None (a
     /// process here takes what the caller wrote).
     pub fn authority(&self) -> Option<&str> {
-        self.authority.as_deref()
+        self.remote.as_ref().map(|end| end.authority.as_str())
     }
 
     /// The scheme requests on the last connection are for: `https` to a remote end with TLS.
     pub fn scheme(&self) -> &'static str {
-        if self.tls { "https" } else { "http" }
+        match self.remote.as_ref().is_some_and(|end| end.tls.is_some()) {
+            true => "https",
+            false => "http",
+        }
     }
 
     /// Whether the backend changed (another process, or none) since the last connection was
@@ -458,13 +458,13 @@ impl Backend {
                 Ok(Err(_)) => return Err(ErrorKind::Stopped), // the route was dropped
                 Err(_) => return Err(ErrorKind::Timeout),
             };
-            self.authority = None;
+            self.remote = None;
             let addr = match target {
                 Target::Up(addr) => addr,
                 Target::Remote(end) => {
-                    self.authority = Some(end.authority.as_str().into());
-                    self.tls = end.tls.is_some();
-                    return remote(&end, alpn, deadline).await;
+                    let connected = remote(&end, alpn, deadline).await;
+                    self.remote = Some(end);
+                    return connected;
                 }
                 _ => return Err(ErrorKind::Stopped),
             };
