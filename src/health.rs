@@ -54,8 +54,8 @@ pub fn spawn_loop(
         loop {
             let result = match &end {
                 Some(Err(e)) => Err(e.clone()),
-                Some(Ok(end)) => check_remote(&target, end).await,
-                None => check(&target).await,
+                Some(Ok(end)) => check(&target, Some(end)).await,
+                None => check(&target, None).await,
             };
             healthy_once |= result.is_ok();
             report(result);
@@ -70,59 +70,46 @@ pub fn spawn_loop(
     .abort_handle()
 }
 
-/// Run the probe once, within its timeout.
-pub async fn check(target: &Target) -> Result<(), String> {
-    let run = async {
-        match &target.probe {
-            Probe::Http(url) => http(url, target.port).await,
-            Probe::Tcp => {
-                let port = target.port.ok_or("the service has no port")?;
-                TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .map(drop)
-                    .map_err(|e| format!("tcp 127.0.0.1:{port}: {e}"))
-            }
-            Probe::Cmd(cmd) => command(cmd, target).await,
-            Probe::Log(_) => Err("a log probe is matched by the output feed".into()),
-        }
-    };
-    match tokio::time::timeout(target.timeout, run).await {
-        Ok(result) => result,
-        Err(_) => Err(format!(
-            "no answer within {}",
-            crate::format::secs(target.timeout)
-        )),
-    }
-}
-
-/// Run the probe of a remote end once, within its timeout: `tcp` connects (TLS's handshake
-/// too, for https), `http` GETs its path there (with the remote's own name as `Host`), `cmd`
-/// runs here as always.
-async fn check_remote(target: &Target, end: &RemoteEnd) -> Result<(), String> {
+/// Run the probe once, within its timeout. With `end` (a remote end's), `tcp` connects there
+/// (TLS's handshake too, for https) and `http` GETs its path there (with the remote's own name
+/// as `Host`); `cmd` runs here as always.
+pub async fn check(target: &Target, end: Option<&RemoteEnd>) -> Result<(), String> {
     let url = target.remote.as_ref().map_or("", |r| r.url.as_str());
     let run = async {
-        match &target.probe {
-            Probe::Tcp => end
+        match (&target.probe, end) {
+            (Probe::Tcp, Some(end)) => end
                 .connect(Alpn::H1)
                 .await
                 .map(drop)
                 .map_err(|e| format!("{url}: {e}")),
-            Probe::Http(path) => {
+            (Probe::Http(path), Some(end)) => {
                 let stream = end
                     .connect(Alpn::H1)
                     .await
                     .map_err(|e| format!("{url}: {e}"))?;
                 get(stream, path, &end.authority, &format!("{url}{path}")).await
             }
-            _ => check(target).await,
+            (Probe::Http(url), None) => http(url, target.port).await,
+            (Probe::Tcp, None) => {
+                let port = target.port.ok_or("the service has no port")?;
+                TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("tcp 127.0.0.1:{port}: {e}"))
+            }
+            (Probe::Cmd(cmd), _) => command(cmd, target).await,
+            (Probe::Log(_), _) => Err("a log probe is matched by the output feed".into()),
         }
     };
     match tokio::time::timeout(target.timeout, run).await {
         Ok(result) => result,
-        Err(_) => Err(format!(
-            "{url}: no answer within {}",
-            crate::format::secs(target.timeout)
-        )),
+        Err(_) => {
+            let within = format!("no answer within {}", crate::format::secs(target.timeout));
+            Err(match end {
+                Some(_) => format!("{url}: {within}"),
+                None => within,
+            })
+        }
     }
 }
 
