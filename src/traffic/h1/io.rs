@@ -36,11 +36,17 @@ pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
     /// Whether a kept-alive connection has been closed (or has said something unasked) while
     /// nobody was reading it; never waits.
     fn closed_while_idle(&mut self) -> bool {
-        let mut byte = [0u8; 1];
-        let mut buf = ReadBuf::new(&mut byte);
-        let mut cx = Context::from_waker(Waker::noop());
-        !matches!(Pin::new(self).poll_read(&mut cx, &mut buf), Poll::Pending)
+        said_something(self)
     }
+}
+
+/// Whether a read of `stream` now, without waiting, would give anything (bytes, its end, an
+/// error); a byte it gives is taken.
+fn said_something<S: AsyncRead + Unpin + ?Sized>(stream: &mut S) -> bool {
+    let mut byte = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut byte);
+    let mut cx = Context::from_waker(Waker::noop());
+    !matches!(Pin::new(stream).poll_read(&mut cx, &mut buf), Poll::Pending)
 }
 
 impl Stream for TcpStream {
@@ -116,17 +122,9 @@ impl Stream for Upstream {
     fn closed_while_idle(&mut self) -> bool {
         match self {
             Upstream::Tcp(s) => Stream::closed_while_idle(s),
-            // Read through TLS without waiting: a record with no data for the caller (a
-            // session ticket) is taken and leaves it pending.
-            Upstream::Tls(s) => {
-                let mut byte = [0u8; 1];
-                let mut buf = ReadBuf::new(&mut byte);
-                let mut cx = Context::from_waker(Waker::noop());
-                !matches!(
-                    Pin::new(s.as_mut()).poll_read(&mut cx, &mut buf),
-                    Poll::Pending
-                )
-            }
+            // Read through TLS: a record with no data for the caller (a session ticket) is
+            // taken and leaves it pending.
+            Upstream::Tls(s) => said_something(s.as_mut()),
         }
     }
 }
