@@ -80,9 +80,10 @@ impl Engine {
     pub(super) fn reconcile(&mut self) {
         if self.shutting_down {
             for i in self.cfg.order.clone().into_iter().rev() {
-                let serving =
-                    self.svcs[i].serving.up().is_some() || self.svcs[i].serving.remote().is_some();
-                if serving && !deps::has_live_dependent(&self.cfg, &self.svcs, i) {
+                // (A remote end was let go of at once: `shutdown`.)
+                if self.svcs[i].serving.up().is_some()
+                    && !deps::has_live_dependent(&self.cfg, &self.svcs, i)
+                {
                     self.stop(i, Then::Rest);
                 }
             }
