@@ -153,10 +153,8 @@ impl Session {
                         proxied: self.cfg.services.map(|s| s.proxied()),
                         traffic: self.routes.as_ref().map(Routes::stats),
                         scenarios: self.cfg.faults.clone(),
-                        ends: self
-                            .cfg
-                            .services
-                            .map(|s| (s.remote.as_ref().map(|r| r.url.clone()), s.run.is_some())),
+                        cannot_use: (self.cfg.services)
+                            .map(|s| [s.cannot_use(false), s.cannot_use(true)]),
                     });
                     Some(tokio::spawn(control::server::serve(socket, ctx)))
                 }

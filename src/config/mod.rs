@@ -148,6 +148,18 @@ impl Service {
         self.run.is_none() && self.remote.is_none()
     }
 
+    /// Why `devstack use` can't serve it by its remote end (`remote`) or by its local process,
+    /// if it can't: it lacks that end.
+    pub fn cannot_use(&self, remote: bool) -> Option<&'static str> {
+        match remote {
+            true if self.remote.is_none() => Some("has no `url`: there is no remote end to use"),
+            false if self.run.is_none() => {
+                Some("has no `run`: it is served only by its remote end")
+            }
+            _ => None,
+        }
+    }
+
     /// Served only elsewhere: a `url` and nothing to run here.
     pub fn remote_only(&self) -> bool {
         self.run.is_none() && self.remote.is_some()

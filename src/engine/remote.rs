@@ -55,16 +55,8 @@ impl Engine {
     /// `devstack use`: serve `i` by its remote end (`remote`) or its local process from now on;
     /// what it does not have is said in its log.
     pub(super) fn use_end(&mut self, i: ServiceId, remote: bool) {
-        let spec = &self.cfg.services[i];
-        let missing = match remote {
-            true if spec.remote.is_none() => Some("it has no `url`: there is no remote end to use"),
-            false if spec.run.is_none() => {
-                Some("it has no `run`: it is served only by its remote end")
-            }
-            _ => None,
-        };
-        if let Some(why) = missing {
-            return self.say(i, format!("not switched: {why}"));
+        if let Some(why) = self.cfg.services[i].cannot_use(remote) {
+            return self.say(i, format!("not switched: it {why}"));
         }
         if self.svcs[i].remote == remote {
             return;

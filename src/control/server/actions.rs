@@ -64,18 +64,13 @@ pub(super) async fn answer(ctx: &Context, request: Request) -> Response {
             };
         }
         Request::Use { service, to, wait } => {
-            return match (index(ctx, service), to) {
-                (Err(e), _) => error(e),
-                (Ok(i), End::Remote) if ctx.ends[i].0.is_none() => error(format!(
-                    "{service} has no `url`: there is no remote end to use"
-                )),
-                (Ok(i), End::Local) if !ctx.ends[i].1 => error(format!(
-                    "{service} has no `run`: it is served only by its remote end"
-                )),
-                (Ok(i), to) => {
-                    let remote = *to == End::Remote;
-                    act(ctx, service, Command::Use { service: i, remote }, *wait).await
-                }
+            let remote = *to == End::Remote;
+            return match index(ctx, service) {
+                Err(e) => error(e),
+                Ok(i) => match ctx.cannot_use[i][usize::from(remote)] {
+                    Some(why) => error(format!("{service} {why}")),
+                    None => act(ctx, service, Command::Use { service: i, remote }, *wait).await,
+                },
             };
         }
         Request::Down => {

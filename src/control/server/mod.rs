@@ -45,8 +45,9 @@ pub struct Context {
     pub traffic: Option<Arc<Stats>>,
     /// The fault scenarios of the stack's `devstack.toml` (`fault_apply`).
     pub scenarios: crate::config::scenarios::Scenarios,
-    /// What `use` may switch each service to: its `url`, if any, and whether it has a `run`.
-    pub ends: Services<(Option<String>, bool)>,
+    /// Why `use` can't switch each service to its local process (`[0]`) or its remote end
+    /// (`[1]`), if it can't (`config::Service::cannot_use`).
+    pub cannot_use: Services<[Option<&'static str>; 2]>,
 }
 
 async fn connection(stream: UnixStream, ctx: Arc<Context>, slot: Slot) {
