@@ -23,9 +23,14 @@ impl Remote {
     /// The `url` read: `http://`, `https://` or `tcp://`, a host, a port (the scheme's by
     /// default; `tcp` needs one), nothing after but `/`.
     pub fn parse(url: &str, insecure: bool) -> Result<Remote, String> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            format!("`{url}`: write `https://host`, `http://host:port` or `tcp://host:port`")
-        })?;
+        let uri: hyper::Uri = url
+            .parse()
+            .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(format!(
+                "`{url}`: write `https://host`, `http://host:port` or `tcp://host:port`"
+            ));
+        };
         let (tls, tcp) = match scheme.to_ascii_lowercase().as_str() {
             "https" => (true, false),
             "http" => (false, false),
@@ -36,32 +41,28 @@ impl Remote {
                 ));
             }
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if !(path.is_empty() || path == "/") {
+        if uri.path() != "/" || uri.query().is_some() {
             return Err(format!(
                 "`{url}`: a path is not supported (callers' paths go to the remote end as they are): write the URL up to its host and port"
             ));
         }
-        if authority.contains('@') {
+        if authority.as_str().contains('@') {
             return Err(format!("`{url}`: credentials in the URL are not supported"));
         }
-        // `[::1]:8443`, `host:8080`, `host`: a port is what follows the last `:` outside brackets.
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p))
-                if !h.is_empty() && !p.contains(']') && (!h.contains(':') || h.ends_with(']')) =>
-            {
-                let port = p
-                    .parse::<u16>()
-                    .map_err(|_| format!("`{p}` in `{url}` is not a port"))?;
-                (h, port)
-            }
-            _ if tcp => return Err(format!("`{url}`: a tcp URL needs a port")),
-            _ => (authority, if tls { 443 } else { 80 }),
+        // Written after the host, but not a number (the URL type keeps it as text).
+        let written_port = authority.as_str().len() > authority.host().len();
+        let port = match authority.port_u16() {
+            Some(port) => port,
+            None if written_port => return Err(format!("`{url}`: its port is not a number")),
+            None if tcp => return Err(format!("`{url}`: a tcp URL needs a port")),
+            None if tls => 443,
+            None => 80,
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        // `[::1]` is the address `::1`.
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         if host.is_empty() {
             return Err(format!("`{url}` names no host"));
         }
