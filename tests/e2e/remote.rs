@@ -74,15 +74,19 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (p("ca.pem"), p("cert.pem"), p("key.pem"))
 }
 
-/// The stand-in remote end on its own port; killed (by its pid) when dropped.
+/// The stand-in remote end on its own port, its certificates in a folder of its own (`ca`:
+/// the CA that signed them); killed (by its pid) when dropped.
 struct RemoteEnd {
     child: Child,
     port: u16,
+    ca: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl RemoteEnd {
-    fn start(dir: &Path) -> RemoteEnd {
-        let (_, cert, key) = certificates(dir);
+    fn start() -> RemoteEnd {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = certificates(dir.path());
         let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/fixtures/tls_server.py");
         let mut child = Command::new("python3")
@@ -98,7 +102,12 @@ impl RemoteEnd {
             .read_line(&mut line)
             .unwrap();
         assert_eq!(line.trim(), "listening");
-        RemoteEnd { child, port }
+        RemoteEnd {
+            child,
+            port,
+            ca,
+            _dir: dir,
+        }
     }
 }
 
@@ -111,8 +120,7 @@ impl Drop for RemoteEnd {
 
 #[test]
 fn a_url_service_forwards_plain_http_to_its_remote_end_over_tls_by_its_own_name() {
-    let scratch = tempfile::tempdir().unwrap();
-    let end = RemoteEnd::start(scratch.path());
+    let end = RemoteEnd::start();
     let port = free_port();
     let mut stack = Stack::new(&format!(
         r#"
@@ -194,8 +202,7 @@ fn traffic_id(stack: &Stack) -> u64 {
 
 #[test]
 fn a_remote_end_s_certificate_is_checked_against_the_system_s_roots() {
-    let scratch = tempfile::tempdir().unwrap();
-    let end = RemoteEnd::start(scratch.path());
+    let end = RemoteEnd::start();
     let config = |port: u16| {
         format!(
             r#"
@@ -212,10 +219,7 @@ fn a_remote_end_s_certificate_is_checked_against_the_system_s_roots() {
     // Trusted (its CA among the roots, as SSL_CERT_FILE says): probed and forwarded.
     let port = free_port();
     let mut trusted = Stack::new(&config(port));
-    trusted.env(
-        "SSL_CERT_FILE",
-        scratch.path().join("ca.pem").to_str().unwrap(),
-    );
+    trusted.env("SSL_CERT_FILE", end.ca.to_str().unwrap());
     trusted.start(&["up", "--headless"]);
     trusted.wait_ready(30);
     assert_eq!(http_get(port, "/x").0, 200);
@@ -236,8 +240,7 @@ fn a_remote_end_s_certificate_is_checked_against_the_system_s_roots() {
 
 #[test]
 fn use_switches_a_service_between_its_process_and_its_remote_end() {
-    let scratch = tempfile::tempdir().unwrap();
-    let end = RemoteEnd::start(scratch.path());
+    let end = RemoteEnd::start();
     let port = free_port();
     let mut stack = Stack::new(&format!(
         r#"
@@ -305,8 +308,7 @@ fn use_says_what_a_service_cannot_be_switched_to() {
 #[test]
 fn u_in_the_dashboard_switches_the_selected_service_to_its_remote_end_and_back() {
     use crate::common::{BIN, tmux::Tmux};
-    let scratch = tempfile::tempdir().unwrap();
-    let end = RemoteEnd::start(scratch.path());
+    let end = RemoteEnd::start();
     let port = free_port();
     let stack = Stack::new(&format!(
         r#"
@@ -370,8 +372,7 @@ fn a_tcp_url_forwards_bytes_and_a_remote_redis_is_decoded_as_a_local_one() {
 
 #[test]
 fn a_remote_end_is_forwarded_to_before_its_first_probe_passes() {
-    let scratch = tempfile::tempdir().unwrap();
-    let end = RemoteEnd::start(scratch.path());
+    let end = RemoteEnd::start();
     let port = free_port();
     // A probe that never passes within its long start period: the service stays `starting`.
     let mut stack = Stack::new(&format!(
