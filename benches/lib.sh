@@ -33,3 +33,17 @@ http {
     fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
 CONF
 }
+# wrk and nginx, installed when missing; NGINX: nginx's path (Debian's is off a user's PATH).
+need_wrk_nginx() {
+    local missing=()
+    command -v wrk >/dev/null || missing+=(wrk)
+    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+    fi
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+}
+# Stop the nginx a bench started from its nginx_preamble (its pid file is in $work).
+stop_nginx() {
+    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+}

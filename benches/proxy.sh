@@ -14,18 +14,12 @@ DURATION=${1:-10s}
 CONNS=${2:-50}
 WRK_THREADS=${3:-2}
 PROXY_THREADS=${4:-1}
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+source benches/lib.sh
+need_wrk_nginx
 cargo build --release --quiet --example http_echo --example proxy_bench
 BIN=$PWD/target/release/examples
 
-source benches/lib.sh
-on_exit() { [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true; }
+on_exit() { stop_nginx; }
 
 backend=$(free_port); proxied=$(free_port); nginxed=$(free_port)
 "$BIN/http_echo" "$backend" 1 >/dev/null & pids+=($!)

@@ -12,19 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10s}
 ROUNDS=${2:-3}
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+source benches/lib.sh
+need_wrk_nginx
 CARGO_PROFILE_RELEASE_LTO=${CARGO_PROFILE_RELEASE_LTO:-false} cargo build --release --quiet --bin devstack
 BIN=$PWD/target/release
-source benches/lib.sh
 on_exit() {
     [ -f "$work/stack/devstack.toml" ] && "$BIN/devstack" -f "$work/stack/devstack.toml" down >/dev/null 2>&1 || true
-    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+    stop_nginx
 }
 
 remote=$(free_port); local_port=$(free_port); nginxed=$(free_port)
